@@ -1,0 +1,55 @@
+//! The application handle every adapter shares: storage, configuration, the event stream and
+//! the dispatcher's wake-up.
+
+use std::sync::Arc;
+
+use tokio::sync::{Notify, broadcast};
+
+use crate::config::Config;
+use crate::domain::status::{ConversationStatus, MessageStatus};
+use crate::store::Store;
+
+/// Something that happened to a message or conversation, published after it is committed.
+/// Tests and (later) status callbacks subscribe to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    MessageStatus {
+        message_id: String,
+        status: MessageStatus,
+    },
+    ConversationStatus {
+        conversation_id: String,
+        status: ConversationStatus,
+    },
+}
+
+#[derive(Clone)]
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<Config>,
+    pub events: broadcast::Sender<Event>,
+    /// Rung when a message is queued, so the dispatcher does not wait for its next tick.
+    pub wake: Arc<Notify>,
+}
+
+impl App {
+    pub async fn open(config: Config) -> anyhow::Result<App> {
+        let store = crate::store::open(&config).await?;
+        Ok(Self::with_store(store, config))
+    }
+
+    pub fn with_store(store: Arc<dyn Store>, config: Config) -> App {
+        let (events, _) = broadcast::channel(4096);
+        App {
+            store,
+            config: Arc::new(config),
+            events,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn publish(&self, event: Event) {
+        // No subscriber is fine.
+        let _ = self.events.send(event);
+    }
+}

@@ -1,0 +1,269 @@
+//! The command line: `serve`, `demo` and `admin`. Thin: it loads configuration and calls the
+//! same services as the HTTP API.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde_json::{Map, Value, json};
+use tokio::net::TcpListener;
+
+use crate::app::App;
+use crate::config::{Config, Secret};
+use crate::service::admin::{self, AdminError};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "plantilla",
+    version,
+    about = "WhatsApp template gateway with an AtomChat-compatible API"
+)]
+pub struct Cli {
+    /// TOML configuration file (also PLANTILLA_CONFIG). Environment variables override it.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the API, the webhook receiver and the dispatcher.
+    Serve,
+    /// Start a ready-to-try server: SQLite, a sandbox channel, a group and a sample template.
+    Demo {
+        /// The demo's SQLite file; it is recreated on every run.
+        #[arg(long, default_value = "plantilla-demo.db")]
+        db: PathBuf,
+        /// Address to listen on (default: the configured `listen`, 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Set up accounts, channels, groups and templates; look at conversations and messages.
+    ///
+    /// Fields are `key=value` (a string) or `key:=json` (a number, boolean, array, object or
+    /// null), named as in the admin API. Prints JSON.
+    ///
+    /// Examples:
+    ///   plantilla admin accounts create name=Acme conversationLimit:=1000
+    ///   plantilla admin channels create accountId=acc_… name=Main provider=sandbox
+    ///   plantilla admin channels update ch_… status=disconnected
+    ///   plantilla admin channels rotate-token ch_…
+    ///   plantilla admin groups create accountId=acc_… name=Ventas channelIds:='["ch_…"]'
+    ///   plantilla admin templates create accountId=acc_… name=order_update language=es appId=123 message='Hola {{name}}'
+    ///   plantilla admin messages get msg_…
+    #[command(verbatim_doc_comment)]
+    Admin {
+        /// accounts, channels, groups, templates, conversations or messages
+        resource: String,
+        /// create, get, update, rotate-token or close
+        action: String,
+        /// An id (for get, update, rotate-token, close), then fields.
+        args: Vec<String>,
+    },
+}
+
+pub fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub async fn main(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    init_tracing(&config.log);
+    match cli.command {
+        Command::Serve => serve(config).await,
+        Command::Demo { db, listen } => demo(config, db, listen).await,
+        Command::Admin {
+            resource,
+            action,
+            args,
+        } => {
+            let app = App::open(config).await?;
+            let out = run_admin(&app, &resource, &action, &args).await?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let app = App::open(config).await?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let server = crate::server::start(app, listener, true).await?;
+    tracing::info!(addr = %server.addr, "plantilla is serving");
+    server.run_until_signal().await
+}
+
+/// Splits `args` into an optional leading id and the fields object.
+pub fn parse_admin_args(args: &[String]) -> anyhow::Result<(Option<String>, Value)> {
+    let mut id = None;
+    let mut fields = Map::new();
+    for (i, arg) in args.iter().enumerate() {
+        if let Some((key, raw)) = arg.split_once(":=") {
+            let value: Value = serde_json::from_str(raw)
+                .with_context(|| format!("{key}:= must be followed by JSON, got '{raw}'"))?;
+            fields.insert(key.to_string(), value);
+        } else if let Some((key, value)) = arg.split_once('=') {
+            fields.insert(key.to_string(), Value::String(value.to_string()));
+        } else if i == 0 {
+            id = Some(arg.clone());
+        } else {
+            bail!("'{arg}' is not a field: write key=value or key:=json");
+        }
+    }
+    Ok((id, Value::Object(fields)))
+}
+
+pub async fn run_admin(
+    app: &App,
+    resource: &str,
+    action: &str,
+    args: &[String],
+) -> anyhow::Result<Value> {
+    let (id, body) = parse_admin_args(args)?;
+    let need_id = || {
+        id.clone()
+            .with_context(|| format!("{resource} {action} needs an id"))
+    };
+    let result = match (resource, action) {
+        ("accounts", "create") => admin::create_account(app, &body).await,
+        ("accounts", "get") => admin::get_account(app, &need_id()?).await,
+        ("channels", "create") => admin::create_channel(app, &body).await,
+        ("channels", "get") => admin::get_channel(app, &need_id()?).await,
+        ("channels", "update") => admin::update_channel(app, &need_id()?, &body).await,
+        ("channels", "rotate-token") => admin::rotate_channel_token(app, &need_id()?).await,
+        ("groups", "create") => admin::create_group(app, &body).await,
+        ("templates", "create") => admin::create_template(app, &body).await,
+        ("templates", "get") => admin::get_template(app, &need_id()?).await,
+        ("templates", "update") => admin::update_template(app, &need_id()?, &body).await,
+        ("conversations", "get") => admin::get_conversation(app, &need_id()?).await,
+        ("conversations", "close") => admin::close_conversation(app, &need_id()?).await,
+        ("messages", "get") => admin::get_message(app, &need_id()?).await,
+        _ => bail!("unknown admin command '{resource} {action}'; see plantilla admin --help"),
+    };
+    result.map_err(|e| match e {
+        AdminError::Invalid(f) => anyhow::anyhow!("invalid {}: {}", f.field, f.message),
+        other => anyhow::Error::from(other),
+    })
+}
+
+/// What `demo` set up.
+pub struct DemoSetup {
+    pub public_token: String,
+    pub template_id: String,
+}
+
+pub async fn seed_demo(app: &App) -> anyhow::Result<DemoSetup> {
+    let account = admin::create_account(
+        app,
+        &json!({"name": "Demo company", "conversationLimit": 1000}),
+    )
+    .await?;
+    let channel = admin::create_channel(
+        app,
+        &json!({"accountId": account["id"], "name": "Demo WhatsApp number", "provider": "sandbox",
+                "status": "connected", "messagesPerSecond": 80}),
+    )
+    .await?;
+    admin::create_group(
+        app,
+        &json!({"accountId": account["id"], "name": "Ventas", "channelIds": [channel["id"]]}),
+    )
+    .await?;
+    let template = admin::create_template(
+        app,
+        &json!({"accountId": account["id"], "name": "order_update", "language": "es",
+                "category": "UTILITY", "status": "APPROVED", "appId": "demo_order_update",
+                "message": "Hola {{customer_name}}, tu pedido {{order_id}} está en camino.",
+                "footer": "Gracias por tu compra"}),
+    )
+    .await?;
+    Ok(DemoSetup {
+        public_token: channel["publicToken"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        template_id: template["id"].as_str().unwrap_or_default().to_string(),
+    })
+}
+
+async fn demo(
+    mut config: Config,
+    db: PathBuf,
+    listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = db.clone().into_os_string();
+        path.push(suffix);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("cannot recreate {}", db.display()));
+            }
+            _ => {}
+        }
+    }
+    config.database_url = format!("sqlite://{}", db.display());
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    let admin_token = match &config.admin_token {
+        Some(t) => t.clone(),
+        None => Secret::new(crate::domain::ids::new_secret("adm_")),
+    };
+    config.admin_token = Some(admin_token.clone());
+    let listen = config.listen;
+    let app = App::open(config).await?;
+    let setup = seed_demo(&app).await?;
+    let listener = TcpListener::bind(listen).await.with_context(|| {
+        format!("cannot listen on {listen} (use --listen to pick another address)")
+    })?;
+    let server = crate::server::start(app, listener, true).await?;
+    let base = format!("http://{}", server.addr);
+    let body = json!({"templateId": setup.template_id, "phoneNumber": "50755667788", "clientName": "Ana",
+                      "params": {"customer_name": "Ana", "order_id": "A-1001"}});
+    println!(
+        "plantilla demo: serving on {base} with a sandbox channel (SQLite file {db})\n\n\
+         public token: {token}\nadmin token:  {admin}\n\n\
+         Send a template:\n\n  curl -sS -X POST {base}/api/Template/SendMessage \
+         -H 'Content-Type: application/json' -H 'Authorization: Bearer {token}' -d '{body}'\n\n\
+         Then follow the message (use data.message_id from the answer):\n\n  \
+         curl -sS {base}/v1/admin/messages/MESSAGE_ID -H 'Authorization: Bearer {admin}'\n\n\
+         Press Ctrl-C to stop.",
+        db = db.display(),
+        token = setup.public_token,
+        admin = admin_token.expose(),
+    );
+    server.run_until_signal().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_args_split_into_id_and_fields() {
+        let args: Vec<String> = ["ch_1", "name=Main", "messagesPerSecond:=10", "x:=null"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (id, body) = parse_admin_args(&args).unwrap();
+        assert_eq!(id.as_deref(), Some("ch_1"));
+        assert_eq!(
+            body,
+            json!({"name": "Main", "messagesPerSecond": 10, "x": null})
+        );
+        assert!(parse_admin_args(&["a".into(), "b".into()]).is_err());
+        assert!(parse_admin_args(&["n:=nope".into()]).is_err());
+        let (id, body) = parse_admin_args(&["message=Hola {{a}} = b".into()]).unwrap();
+        assert_eq!(id, None);
+        assert_eq!(body["message"], "Hola {{a}} = b");
+    }
+}

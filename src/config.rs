@@ -1,0 +1,241 @@
+//! Configuration: defaults, then an optional TOML file, then environment variables.
+//!
+//! Every key has the same name in the file (snake_case) and in the environment
+//! (upper case, `PLANTILLA_` prefix, except `DATABASE_URL`).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// A value that must never be printed: its `Debug` shows `[redacted]`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `sqlite://path/to/file.db` (created if missing) or, later, `postgres://…`.
+    pub database_url: String,
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Enables the admin API when set.
+    pub admin_token: Option<Secret>,
+    /// SQLite `synchronous` pragma: `full` (default, every commit is on disk before the
+    /// response) or `normal` (WAL: survives a process crash, may lose the last commits on
+    /// power loss).
+    pub sqlite_synchronous: String,
+    /// Delay between the sandbox provider's simulated statuses (sent, delivered, read).
+    pub sandbox_status_delay_ms: u64,
+    /// An open conversation with no activity for this long is closed as expired.
+    pub conversation_ttl_secs: u64,
+    /// How long a claimed delivery job is leased to the dispatcher that claimed it.
+    pub dispatch_lease_secs: u64,
+    /// Most messages the dispatcher claims for one channel at a time.
+    pub dispatch_batch: u32,
+    /// Retry policy for retryable provider errors.
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+    pub retry_max_attempts: u32,
+    /// `tracing` filter, e.g. `info` or `plantilla=debug`.
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://plantilla.db".into(),
+            listen: "127.0.0.1:8080".parse().expect("static address"),
+            admin_token: None,
+            sqlite_synchronous: "full".into(),
+            sandbox_status_delay_ms: 1000,
+            conversation_ttl_secs: 24 * 3600,
+            dispatch_lease_secs: 30,
+            dispatch_batch: 100,
+            retry_initial_ms: 1000,
+            retry_max_ms: 600_000,
+            retry_max_attempts: 10,
+            log: "info".into(),
+        }
+    }
+}
+
+/// Environment variable names, one per key.
+const ENV_KEYS: &[(&str, &str)] = &[
+    ("DATABASE_URL", "database_url"),
+    ("PLANTILLA_LISTEN", "listen"),
+    ("PLANTILLA_ADMIN_TOKEN", "admin_token"),
+    ("PLANTILLA_SQLITE_SYNCHRONOUS", "sqlite_synchronous"),
+    (
+        "PLANTILLA_SANDBOX_STATUS_DELAY_MS",
+        "sandbox_status_delay_ms",
+    ),
+    ("PLANTILLA_CONVERSATION_TTL_SECS", "conversation_ttl_secs"),
+    ("PLANTILLA_DISPATCH_LEASE_SECS", "dispatch_lease_secs"),
+    ("PLANTILLA_DISPATCH_BATCH", "dispatch_batch"),
+    ("PLANTILLA_RETRY_INITIAL_MS", "retry_initial_ms"),
+    ("PLANTILLA_RETRY_MAX_MS", "retry_max_ms"),
+    ("PLANTILLA_RETRY_MAX_ATTEMPTS", "retry_max_attempts"),
+    ("PLANTILLA_LOG", "log"),
+];
+
+impl Config {
+    /// Loads the configuration: defaults, then `file` (or `PLANTILLA_CONFIG`) if given, then
+    /// the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("PLANTILLA_CONFIG").map(Into::into));
+        let text = match &file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?,
+            ),
+            None => None,
+        };
+        Self::from_sources(text.as_deref(), &env)
+    }
+
+    /// Builds a configuration from a TOML text and environment pairs (testable without
+    /// touching the process environment).
+    pub fn from_sources(file: Option<&str>, env: &[(String, String)]) -> anyhow::Result<Config> {
+        let mut table: toml::Table = match file {
+            Some(text) => text.parse().context("config file is not valid TOML")?,
+            None => toml::Table::new(),
+        };
+        for (var, key) in ENV_KEYS {
+            if let Some((_, value)) = env.iter().find(|(k, _)| k == var) {
+                let value = if Self::is_number(key) {
+                    let n: i64 = value
+                        .trim()
+                        .parse()
+                        .with_context(|| format!("{var} must be a whole number, got '{value}'"))?;
+                    toml::Value::Integer(n)
+                } else {
+                    toml::Value::String(value.clone())
+                };
+                table.insert((*key).to_string(), value);
+            }
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .context("invalid configuration")?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn is_number(key: &str) -> bool {
+        key.ends_with("_ms")
+            || key.ends_with("_secs")
+            || key.ends_with("_attempts")
+            || key == "dispatch_batch"
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        if !matches!(self.sqlite_synchronous.as_str(), "full" | "normal") {
+            bail!(
+                "sqlite_synchronous must be 'full' or 'normal', got '{}'",
+                self.sqlite_synchronous
+            );
+        }
+        if let Some(token) = &self.admin_token
+            && token.expose().len() < 16
+        {
+            bail!("admin_token must be at least 16 characters long");
+        }
+        if self.dispatch_batch == 0 {
+            bail!("dispatch_batch must be at least 1");
+        }
+        if self.retry_initial_ms == 0 || self.retry_max_ms < self.retry_initial_ms {
+            bail!("retry_initial_ms must be > 0 and retry_max_ms >= retry_initial_ms");
+        }
+        Ok(())
+    }
+
+    pub fn sandbox_status_delay(&self) -> Duration {
+        Duration::from_millis(self.sandbox_status_delay_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply_without_sources() {
+        let c = Config::from_sources(None, &[]).unwrap();
+        assert_eq!(c.database_url, "sqlite://plantilla.db");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert!(c.admin_token.is_none());
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let file = "listen = \"0.0.0.0:9000\"\nretry_max_attempts = 3\n";
+        let c = Config::from_sources(
+            Some(file),
+            &env(&[
+                ("PLANTILLA_RETRY_MAX_ATTEMPTS", "5"),
+                ("DATABASE_URL", "sqlite://x.db"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(c.retry_max_attempts, 5);
+        assert_eq!(c.database_url, "sqlite://x.db");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = Config::from_sources(None, &env(&[("PLANTILLA_RETRY_MAX_MS", "soon")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("PLANTILLA_RETRY_MAX_MS"), "{err}");
+        let err = format!(
+            "{:#}",
+            Config::from_sources(Some("unknown_key = 1"), &[]).unwrap_err()
+        );
+        assert!(err.contains("unknown_key"), "{err}");
+        let err = Config::from_sources(None, &env(&[("PLANTILLA_ADMIN_TOKEN", "short")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("admin_token"), "{err}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = Config::from_sources(
+            None,
+            &env(&[("PLANTILLA_ADMIN_TOKEN", "super-secret-admin-token")]),
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("super-secret"));
+    }
+}

@@ -1,0 +1,232 @@
+//! The admin API (`/v1/admin/…`), mounted only when an admin token is configured.
+//! Errors are RFC 9457 problem documents that name the failing field.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{bearer, error_id, json_response};
+use crate::app::App;
+use crate::service::admin::{self, AdminError, AdminResult};
+
+pub fn routes(app: App) -> Router<App> {
+    Router::new()
+        .route("/v1/admin/accounts", post(create_account))
+        .route("/v1/admin/accounts/{id}", get(get_account))
+        .route("/v1/admin/channels", post(create_channel))
+        .route(
+            "/v1/admin/channels/{id}",
+            get(get_channel).patch(update_channel),
+        )
+        .route("/v1/admin/channels/{id}/rotate-token", post(rotate_token))
+        .route("/v1/admin/groups", post(create_group))
+        .route("/v1/admin/templates", post(create_template))
+        .route(
+            "/v1/admin/templates/{id}",
+            get(get_template).patch(update_template),
+        )
+        .route("/v1/admin/conversations/{id}", get(get_conversation))
+        .route(
+            "/v1/admin/conversations/{id}/close",
+            post(close_conversation),
+        )
+        .route("/v1/admin/messages/{id}", get(get_message))
+        .route_layer(middleware::from_fn_with_state(app, require_admin))
+}
+
+fn problem(status: StatusCode, kind: &str, title: &str, detail: &str, extra: Value) -> Response {
+    let mut body = json!({
+        "type": format!("/problems/{kind}"),
+        "title": title,
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+        b.extend(e);
+    }
+    let mut r = json_response(status, &body);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    r
+}
+
+/// Compares digests so the comparison takes the same time wherever the tokens differ.
+fn same_token(given: &str, expected: &str) -> bool {
+    let a = Sha256::digest(given.as_bytes());
+    let b = Sha256::digest(expected.as_bytes());
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+async fn require_admin(State(app): State<App>, req: Request, next: Next) -> Response {
+    let expected = app.config.admin_token.as_ref().map(|t| t.expose());
+    match (bearer(req.headers()), expected) {
+        (Some(given), Some(expected)) if !given.is_empty() && same_token(given, expected) => {
+            next.run(req).await
+        }
+        _ => problem(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Unauthorized",
+            "send the admin token as 'Authorization: Bearer <token>'",
+            json!({}),
+        ),
+    }
+}
+
+fn respond(result: AdminResult, created: bool) -> Response {
+    match result {
+        Ok(v) => json_response(
+            if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            },
+            &v,
+        ),
+        Err(AdminError::Invalid(e)) => problem(
+            StatusCode::BAD_REQUEST,
+            "invalid-field",
+            "Invalid field",
+            &e.to_string(),
+            json!({"errors": [{"field": e.field, "message": e.message}]}),
+        ),
+        Err(e @ AdminError::NotFound { .. }) => problem(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            &e.to_string(),
+            json!({}),
+        ),
+        Err(AdminError::Internal(e)) => {
+            let id = error_id();
+            tracing::error!(error_id = %id, error = format!("{e:#}"), "admin request failed");
+            problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal Server Error",
+                &format!("something went wrong; the log has the cause under {id}"),
+                json!({"errorId": id}),
+            )
+        }
+    }
+}
+
+fn parse_body(body: &[u8]) -> Result<Value, AdminError> {
+    serde_json::from_slice(body).map_err(|e| {
+        AdminError::Invalid(crate::service::input::FieldError::new(
+            "body",
+            format!("is not valid JSON: {e}"),
+        ))
+    })
+}
+
+async fn with_body<F, Fut>(body: &[u8], f: F) -> AdminResult
+where
+    F: FnOnce(Value) -> Fut,
+    Fut: Future<Output = AdminResult>,
+{
+    f(parse_body(body)?).await
+}
+
+async fn create_account(State(app): State<App>, body: Bytes) -> Response {
+    respond(
+        with_body(
+            &body,
+            |v| async move { admin::create_account(&app, &v).await },
+        )
+        .await,
+        true,
+    )
+}
+async fn get_account(State(app): State<App>, Path(id): Path<String>) -> Response {
+    respond(admin::get_account(&app, &id).await, false)
+}
+async fn create_channel(State(app): State<App>, body: Bytes) -> Response {
+    respond(
+        with_body(
+            &body,
+            |v| async move { admin::create_channel(&app, &v).await },
+        )
+        .await,
+        true,
+    )
+}
+async fn get_channel(State(app): State<App>, Path(id): Path<String>) -> Response {
+    respond(admin::get_channel(&app, &id).await, false)
+}
+async fn update_channel(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Response {
+    respond(
+        with_body(&body, |v| async move {
+            admin::update_channel(&app, &id, &v).await
+        })
+        .await,
+        false,
+    )
+}
+async fn rotate_token(State(app): State<App>, Path(id): Path<String>) -> Response {
+    respond(admin::rotate_channel_token(&app, &id).await, false)
+}
+async fn create_group(State(app): State<App>, body: Bytes) -> Response {
+    respond(
+        with_body(
+            &body,
+            |v| async move { admin::create_group(&app, &v).await },
+        )
+        .await,
+        true,
+    )
+}
+async fn create_template(State(app): State<App>, body: Bytes) -> Response {
+    respond(
+        with_body(
+            &body,
+            |v| async move { admin::create_template(&app, &v).await },
+        )
+        .await,
+        true,
+    )
+}
+async fn get_template(State(app): State<App>, Path(id): Path<String>) -> Response {
+    respond(admin::get_template(&app, &id).await, false)
+}
+async fn update_template(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Response {
+    respond(
+        with_body(&body, |v| async move {
+            admin::update_template(&app, &id, &v).await
+        })
+        .await,
+        false,
+    )
+}
+async fn get_conversation(State(app): State<App>, Path(id): Path<String>) -> Response {
+    respond(admin::get_conversation(&app, &id).await, false)
+}
+async fn close_conversation(State(app): State<App>, Path(id): Path<String>) -> Response {
+    respond(admin::close_conversation(&app, &id).await, false)
+}
+async fn get_message(State(app): State<App>, Path(id): Path<String>) -> Response {
+    respond(admin::get_message(&app, &id).await, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_token;
+
+    #[test]
+    fn tokens_compare_exactly() {
+        assert!(same_token("abc", "abc"));
+        assert!(!same_token("abc", "abd"));
+        assert!(!same_token("", "abc"));
+    }
+}

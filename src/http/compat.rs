@@ -1,0 +1,607 @@
+//! The AtomChat-compatible template API, both families:
+//! old `/api/Template…` and new `/templates…`. Same behaviour, different error envelopes.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use super::{bearer, error_id, json_response};
+use crate::app::App;
+use crate::domain::ids::hash_token;
+use crate::domain::phone::PhoneNumber;
+use crate::service::input::describe;
+use crate::service::send::{self, SendError, SendOutcome, SendRequest};
+use crate::service::views;
+use crate::store::{Channel, TemplateFilter};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// "API de Plantillas": `/api/Template…`.
+    Old,
+    /// `/templates…`: every error in the `{code, body}` envelope.
+    New,
+}
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/api/template/sendmessage", post(send_old))
+        .route("/api/template", get(list_old))
+        .route("/api/template/{id}", get(detail_old))
+        .route("/templates", post(send_new).get(list_new))
+        .route("/templates/{id}", get(detail_new))
+}
+
+async fn send_old(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    send_template(&app, Family::Old, &headers, &body).await
+}
+async fn send_new(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    send_template(&app, Family::New, &headers, &body).await
+}
+async fn list_old(
+    State(app): State<App>,
+    headers: HeaderMap,
+    q: Query<HashMap<String, String>>,
+) -> Response {
+    list(&app, Family::Old, &headers, &q).await
+}
+async fn list_new(
+    State(app): State<App>,
+    headers: HeaderMap,
+    q: Query<HashMap<String, String>>,
+) -> Response {
+    list(&app, Family::New, &headers, &q).await
+}
+async fn detail_old(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    detail(&app, Family::Old, &headers, &id).await
+}
+async fn detail_new(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    detail(&app, Family::New, &headers, &id).await
+}
+
+/// The `{code, body: {context, message, path, type}}` envelope.
+fn envelope(
+    status: StatusCode,
+    context: Value,
+    message: &str,
+    path: Value,
+    kind: &str,
+) -> Response {
+    json_response(
+        status,
+        &json!({
+            "code": status.as_u16(),
+            "body": {"context": context, "message": message, "path": path, "type": kind},
+        }),
+    )
+}
+
+fn internal_error(family: Family, controller: &str, error: &anyhow::Error) -> Response {
+    let id = error_id();
+    tracing::error!(error_id = %id, error = format!("{error:#}"), "{controller} failed");
+    let label = format!("api.{controller}");
+    let body = json!({
+        "context": {"key": "Api", "label": label, "value": id},
+        "message": "Something went wrong while the operation was executed",
+        "path": [label],
+        "type": "Internal Server Error",
+    });
+    match family {
+        Family::Old => json_response(StatusCode::INTERNAL_SERVER_ERROR, &body),
+        Family::New => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"code": 500, "body": body}),
+        ),
+    }
+}
+
+/// Rows 1 and 2 of the send table: the channel named by the bearer token.
+async fn authenticate(
+    app: &App,
+    family: Family,
+    headers: &HeaderMap,
+    controller: &str,
+) -> Result<Channel, Response> {
+    let Some(token) = bearer(headers) else {
+        return Err(match family {
+            Family::Old => {
+                let mut r =
+                    (StatusCode::UNAUTHORIZED, "No authorization token found.").into_response();
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                r
+            }
+            Family::New => envelope(
+                StatusCode::UNAUTHORIZED,
+                json!({"key": "Authorization", "label": "headers.authorization"}),
+                "No authorization token found",
+                json!(["headers.authorization"]),
+                "Unauthorized",
+            ),
+        });
+    };
+    let found = if token.is_empty() {
+        None
+    } else {
+        match app.store.channel_by_token(&hash_token(token)).await {
+            Ok(c) => c,
+            Err(e) => return Err(internal_error(family, controller, &e.into())),
+        }
+    };
+    found.ok_or_else(|| {
+        // The token itself is never echoed: `value` is the scheme only.
+        let body = json!({
+            "context": {"key": "Authorization", "label": "headers.authorization", "value": "Bearer"},
+            "message": "Cannot find a channel associated with the public token Bearer",
+            "path": ["headers.authorization"],
+            "type": "Bad format",
+        });
+        match family {
+            Family::Old => json_response(StatusCode::BAD_REQUEST, &body),
+            Family::New => json_response(StatusCode::BAD_REQUEST, &json!({"code": 400, "body": body})),
+        }
+    })
+}
+
+/// What is wrong with a send body (row 3): the field and a sentence for the integrator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyError {
+    pub field: String,
+    pub detail: String,
+}
+
+fn body_error(field: &str, detail: impl Into<String>) -> BodyError {
+    BodyError {
+        field: field.to_string(),
+        detail: detail.into(),
+    }
+}
+
+fn optional_string(
+    obj: &serde_json::Map<String, Value>,
+    key: &str,
+) -> Result<Option<String>, BodyError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(v) => Err(body_error(
+            key,
+            format!("{key} must be a string, got {}", describe(v)),
+        )),
+    }
+}
+
+fn required_string(obj: &serde_json::Map<String, Value>, key: &str) -> Result<String, BodyError> {
+    match optional_string(obj, key)? {
+        Some(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+        Some(_) => Err(body_error(key, format!("{key} must not be empty"))),
+        None => Err(body_error(key, format!("{key} is required"))),
+    }
+}
+
+/// Parses a send body of either family into a [`SendRequest`].
+pub fn parse_send_body(body: &[u8], family: Family) -> Result<SendRequest, BodyError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| body_error("body", format!("the body is not valid JSON: {e}")))?;
+    let Value::Object(obj) = &value else {
+        return Err(body_error(
+            "body",
+            format!("the body must be a JSON object, got {}", describe(&value)),
+        ));
+    };
+    let template_id = required_string(obj, "templateId")?;
+    let phone_raw = required_string(obj, "phoneNumber")?;
+    let phone =
+        PhoneNumber::parse(&phone_raw).map_err(|e| body_error("phoneNumber", e.to_string()))?;
+    let mut client_name = optional_string(obj, "clientName")?.filter(|s| !s.trim().is_empty());
+    if family == Family::New {
+        let first = optional_string(obj, "firstName")?;
+        let last = optional_string(obj, "lastName")?;
+        if client_name.is_none() {
+            let joined = [first, last]
+                .into_iter()
+                .flatten()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            client_name = Some(joined).filter(|s| !s.is_empty());
+        }
+    }
+    let group_name = optional_string(obj, "groupName")?
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    let assign = match obj.get("assign") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(v) => {
+            return Err(body_error(
+                "assign",
+                format!("assign must be true or false, got {}", describe(v)),
+            ));
+        }
+    };
+    let mut params = BTreeMap::new();
+    match obj.get("params") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (k, v) in map {
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    Value::Null => continue,
+                    other => {
+                        return Err(body_error(
+                            &format!("params.{k}"),
+                            format!(
+                                "params.{k} must be a string, number or boolean, got {}",
+                                describe(other)
+                            ),
+                        ));
+                    }
+                };
+                params.insert(k.clone(), text);
+            }
+        }
+        Some(v) => {
+            return Err(body_error(
+                "params",
+                format!(
+                    "params must be an object of {{name: value}}, got {}",
+                    describe(v)
+                ),
+            ));
+        }
+    }
+    Ok(SendRequest {
+        template_id,
+        phone,
+        client_name,
+        group_name,
+        assign,
+        params,
+    })
+}
+
+const SEND_CONTROLLER: &str = "SendTemplateController";
+
+async fn send_template(app: &App, family: Family, headers: &HeaderMap, body: &[u8]) -> Response {
+    let channel = match authenticate(app, family, headers, SEND_CONTROLLER).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let req = match parse_send_body(body, family) {
+        Ok(r) => r,
+        Err(e) => {
+            return match family {
+                Family::Old => json_response(
+                    StatusCode::BAD_REQUEST,
+                    &json!({"success": false, "message": "No hay datos para enviar", "detail": e.detail}),
+                ),
+                Family::New => {
+                    let label = format!(
+                        "body.{}",
+                        e.field.trim_start_matches("body").trim_start_matches('.')
+                    );
+                    let label = label.trim_end_matches('.').to_string();
+                    envelope(
+                        StatusCode::BAD_REQUEST,
+                        json!({"key": "Body", "label": label}),
+                        &e.detail,
+                        json!([label]),
+                        "Bad format",
+                    )
+                }
+            };
+        }
+    };
+    match send::send(app, &channel, req.clone()).await {
+        Ok(SendOutcome::Sent {
+            conversation_id,
+            message_id,
+        }) => json_response(
+            StatusCode::OK,
+            &json!({"success": true, "message": "Sent",
+                    "data": {"conversation_id": conversation_id, "message_id": message_id}}),
+        ),
+        Ok(SendOutcome::Pending {
+            conversation_id,
+            message_id,
+        }) => json_response(
+            StatusCode::OK,
+            &json!({"success": true, "message": "Pending",
+                    "data": {"conversation_id": conversation_id, "message_id": message_id}}),
+        ),
+        Ok(SendOutcome::AlreadyPending { conversation_id }) => json_response(
+            StatusCode::ACCEPTED,
+            &json!({"success": false, "conversationId": conversation_id, "status": 202}),
+        ),
+        Err(e) => send_error(family, &req, e),
+    }
+}
+
+fn send_error(family: Family, req: &SendRequest, e: SendError) -> Response {
+    let bad = StatusCode::BAD_REQUEST;
+    match e {
+        SendError::TemplateNotFound(id) => envelope(
+            StatusCode::NOT_FOUND,
+            json!({"key": "Body", "label": "body.templateId", "value": id}),
+            "Template not found",
+            json!(["body.templateId"]),
+            "Not found",
+        ),
+        SendError::TemplateIncomplete(missing) => envelope(
+            bad,
+            json!({"key": "Body", "label": missing}),
+            "No data to send",
+            json!(missing),
+            "Bad format",
+        ),
+        SendError::TemplateNotSendable { status, reason } => envelope(
+            bad,
+            json!({"key": "Template", "label": "template.status", "value": status}),
+            &reason,
+            json!(["template.status"]),
+            "Bad format",
+        ),
+        SendError::ChannelNotConnected(status) => envelope(
+            bad,
+            json!({"value": status, "key": "Channel", "label": "channel.status"}),
+            "The channel associated to the template is not configured yet, please contact the support team",
+            json!(["channel.status"]),
+            "Bad format",
+        ),
+        SendError::MissingParams { missing, detail } => {
+            let mut response = json!({
+                "code": 400,
+                "body": {
+                    "context": {"key": "Body", "label": "body.params"},
+                    "message": format!("Missing params:[{}] ", missing.join(",")),
+                    "path": ["body.params"],
+                    "type": "Bad format",
+                }
+            });
+            response["body"]["detail"] = json!(detail);
+            json_response(bad, &response)
+        }
+        SendError::GroupNotFound(name) => envelope(
+            bad,
+            json!({"key": "Body", "label": "body.groupName", "value": name}),
+            "Group not found",
+            json!(["body.groupName"]),
+            "Bad format",
+        ),
+        SendError::ConversationLimit => match family {
+            Family::Old => json_response(
+                StatusCode::UNAUTHORIZED,
+                &json!({"success": false, "message": "The client has reached conversations limit",
+                        "conversationId": null, "status": 401}),
+            ),
+            Family::New => envelope(
+                StatusCode::UNAUTHORIZED,
+                json!({"key": "Account", "label": "account.conversationLimit", "value": req.phone.as_str()}),
+                "The client has reached conversations limit",
+                json!(["account.conversationLimit"]),
+                "Unauthorized",
+            ),
+        },
+        SendError::Internal(e) => internal_error(family, SEND_CONTROLLER, &e),
+    }
+}
+
+const LIST_CONTROLLER: &str = "ListTemplatesController";
+const MAX_PAGE_SIZE: u32 = 200;
+
+fn query_error(field: &str, value: &str, message: &str) -> Response {
+    let label = format!("query.{field}");
+    envelope(
+        StatusCode::BAD_REQUEST,
+        json!({"key": "Query", "label": label, "value": value}),
+        message,
+        json!([label]),
+        "Bad format",
+    )
+}
+
+fn parse_number(
+    q: &HashMap<String, String>,
+    key: &str,
+    default: u32,
+    max: u32,
+) -> Result<u32, Response> {
+    match q.get(key).map(|s| s.trim()) {
+        None | Some("") => Ok(default),
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(query_error(
+                key,
+                raw,
+                &format!("{key} must be a whole number from 1 to {max}"),
+            )),
+        },
+    }
+}
+
+async fn list(
+    app: &App,
+    family: Family,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+) -> Response {
+    let channel = match authenticate(app, family, headers, LIST_CONTROLLER).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let page = match parse_number(q, "page", 1, 1_000_000) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let size = match parse_number(q, "size", 50, MAX_PAGE_SIZE) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let filter = TemplateFilter {
+        status: q
+            .get("status")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty()),
+        name: q
+            .get("name")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty()),
+        offset: (page - 1).saturating_mul(size),
+        limit: size,
+    };
+    match app.store.list_templates(&channel.account_id, &filter).await {
+        Ok((templates, total)) => json_response(
+            StatusCode::OK,
+            &json!({
+                "success": true,
+                "data": templates.iter().map(views::template).collect::<Vec<_>>(),
+                "page": page,
+                "size": size,
+                "total": total,
+            }),
+        ),
+        Err(e) => internal_error(family, LIST_CONTROLLER, &e.into()),
+    }
+}
+
+const DETAIL_CONTROLLER: &str = "GetTemplateController";
+
+async fn detail(app: &App, family: Family, headers: &HeaderMap, id: &str) -> Response {
+    let channel = match authenticate(app, family, headers, DETAIL_CONTROLLER).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match app.store.account_template(&channel.account_id, id).await {
+        Ok(Some(t)) => json_response(
+            StatusCode::OK,
+            &json!({"success": true, "data": views::template(&t)}),
+        ),
+        Ok(None) => envelope(
+            StatusCode::NOT_FOUND,
+            json!({"key": "Params", "label": "params.templateId", "value": id}),
+            "Template not found",
+            json!(["params.templateId"]),
+            "Not found",
+        ),
+        Err(e) => internal_error(family, DETAIL_CONTROLLER, &e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str, family: Family) -> Result<SendRequest, BodyError> {
+        parse_send_body(body.as_bytes(), family)
+    }
+
+    #[test]
+    fn well_formed_bodies_parse() {
+        let r = parse(
+            r#"{"templateId":"tpl_1","phoneNumber":"50755667788","assign":true,
+                "params":{"name":"Ana","n":3,"ok":true,"skip":null}}"#,
+            Family::Old,
+        )
+        .unwrap();
+        assert_eq!(r.phone.as_str(), "50755667788");
+        assert!(r.assign);
+        assert_eq!(r.params["n"], "3");
+        assert_eq!(r.params["ok"], "true");
+        assert!(!r.params.contains_key("skip"));
+        assert_eq!(r.client_name, None);
+    }
+
+    #[test]
+    fn new_family_joins_first_and_last_name() {
+        let body = r#"{"templateId":"t","phoneNumber":"50755667788","firstName":"Ana","lastName":"Pérez"}"#;
+        assert_eq!(
+            parse(body, Family::New).unwrap().client_name.as_deref(),
+            Some("Ana Pérez")
+        );
+        assert_eq!(parse(body, Family::Old).unwrap().client_name, None);
+        let only_first = r#"{"templateId":"t","phoneNumber":"50755667788","firstName":"Ana"}"#;
+        assert_eq!(
+            parse(only_first, Family::New)
+                .unwrap()
+                .client_name
+                .as_deref(),
+            Some("Ana")
+        );
+        let both =
+            r#"{"templateId":"t","phoneNumber":"50755667788","clientName":"X","firstName":"Ana"}"#;
+        assert_eq!(
+            parse(both, Family::New).unwrap().client_name.as_deref(),
+            Some("X")
+        );
+    }
+
+    #[test]
+    fn bad_bodies_name_the_field() {
+        let cases = [
+            ("not json", "body"),
+            ("[1,2]", "body"),
+            (r#"{"phoneNumber":"50755667788"}"#, "templateId"),
+            (
+                r#"{"templateId":5,"phoneNumber":"50755667788"}"#,
+                "templateId",
+            ),
+            (r#"{"templateId":"t"}"#, "phoneNumber"),
+            (
+                r#"{"templateId":"t","phoneNumber":"+50755667788"}"#,
+                "phoneNumber",
+            ),
+            (
+                r#"{"templateId":"t","phoneNumber":"507 55667788"}"#,
+                "phoneNumber",
+            ),
+            (
+                r#"{"templateId":"t","phoneNumber":"55667788"}"#,
+                "phoneNumber",
+            ),
+            (
+                r#"{"templateId":"t","phoneNumber":50755667788}"#,
+                "phoneNumber",
+            ),
+            (
+                r#"{"templateId":"t","phoneNumber":"50755667788","assign":"yes"}"#,
+                "assign",
+            ),
+            (
+                r#"{"templateId":"t","phoneNumber":"50755667788","clientName":1}"#,
+                "clientName",
+            ),
+            (
+                r#"{"templateId":"t","phoneNumber":"50755667788","params":[1]}"#,
+                "params",
+            ),
+            (
+                r#"{"templateId":"t","phoneNumber":"50755667788","params":{"a":{}}}"#,
+                "params.a",
+            ),
+        ];
+        for (body, field) in cases {
+            let e = parse(body, Family::Old).unwrap_err();
+            assert_eq!(e.field, field, "{body}: {}", e.detail);
+            assert!(!e.detail.is_empty());
+        }
+    }
+}

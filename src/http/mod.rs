@@ -1,0 +1,171 @@
+//! HTTP adapters: they map requests to service calls and results to the shapes each API
+//! promises, and nothing else.
+
+pub mod admin;
+pub mod compat;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderValue, Request, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use tower::Layer;
+use tower::util::{MapRequest, MapRequestLayer};
+
+use crate::app::App;
+
+/// The whole HTTP surface, matching paths case-insensitively (the original AtomChat server
+/// was Express, whose routing is) and ignoring a trailing slash: the path is rewritten before
+/// routing.
+pub type Service = MapRequest<Router, fn(Request<Body>) -> Request<Body>>;
+
+pub fn service(app: App) -> Service {
+    MapRequestLayer::new(canonical_request as fn(Request<Body>) -> Request<Body>).layer(router(app))
+}
+
+fn canonical_request(mut req: Request<Body>) -> Request<Body> {
+    if let Some(uri) = canonical_uri(req.uri()) {
+        *req.uri_mut() = uri;
+    }
+    req
+}
+
+pub fn router(app: App) -> Router {
+    let mut router = compat::routes();
+    if app.config.admin_token.is_some() {
+        router = router.merge(admin::routes(app.clone()));
+    }
+    router.fallback(not_found).with_state(app)
+}
+
+async fn not_found(uri: Uri) -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        &serde_json::json!({
+            "code": 404,
+            "body": {
+                "context": {"key": "Path", "label": "path", "value": uri.path()},
+                "message": "No such endpoint",
+                "path": ["path"],
+                "type": "Not found"
+            }
+        }),
+    )
+}
+
+/// The fixed words of our paths; a segment equal to one of them, ignoring case, is written
+/// the canonical (lowercase) way. Ids never collide: they are prefixed (`tpl_…`).
+const STATIC_SEGMENTS: &[&str] = &[
+    "api",
+    "template",
+    "sendmessage",
+    "templates",
+    "v1",
+    "admin",
+    "accounts",
+    "channels",
+    "rotate-token",
+    "groups",
+    "conversations",
+    "close",
+    "messages",
+    "webhooks",
+    "whatsapp",
+];
+
+fn canonical_uri(uri: &Uri) -> Option<Uri> {
+    let path = uri.path();
+    let mut canonical = String::with_capacity(path.len());
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        canonical.push('/');
+        match STATIC_SEGMENTS
+            .iter()
+            .find(|s| s.eq_ignore_ascii_case(segment))
+        {
+            Some(s) => canonical.push_str(s),
+            None => canonical.push_str(segment),
+        }
+    }
+    if canonical.is_empty() {
+        canonical.push('/');
+    }
+    if canonical == path {
+        return None;
+    }
+    if let Some(q) = uri.query() {
+        canonical.push('?');
+        canonical.push_str(q);
+    }
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(canonical.parse().ok()?);
+    Uri::from_parts(parts).ok()
+}
+
+pub const JSON_UTF8: &str = "application/json; charset=utf-8";
+
+/// A JSON response with the content type the original API sent.
+pub fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
+    response
+}
+
+/// The bearer token of a request: `None` without an `Authorization` header, `Some("")` when
+/// the header is there but carries no bearer token.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?;
+    let value = value.to_str().unwrap_or("").trim();
+    let token = match value.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        _ => "",
+    };
+    Some(token)
+}
+
+/// A short id to correlate a 500 response with its log line, without exposing internals.
+pub fn error_id() -> String {
+    crate::domain::ids::new_id("err")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn canon(p: &str) -> String {
+        let uri: Uri = p.parse().unwrap();
+        canonical_uri(&uri)
+            .map(|u| u.to_string())
+            .unwrap_or_else(|| p.to_string())
+    }
+
+    #[test]
+    fn static_segments_are_matched_ignoring_case() {
+        assert_eq!(
+            canon("/api/Template/SendMessage"),
+            "/api/template/sendmessage"
+        );
+        assert_eq!(canon("/API/TEMPLATE"), "/api/template");
+        assert_eq!(
+            canon("/Templates/tpl_ABC?page=2"),
+            "/templates/tpl_ABC?page=2"
+        );
+        assert_eq!(canon("/templates/"), "/templates");
+        assert_eq!(canon("/"), "/");
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_leniently() {
+        let mut h = axum::http::HeaderMap::new();
+        assert_eq!(bearer(&h), None);
+        h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert_eq!(bearer(&h), Some("abc"));
+        h.insert(header::AUTHORIZATION, "bearer   abc ".parse().unwrap());
+        assert_eq!(bearer(&h), Some("abc"));
+        h.insert(header::AUTHORIZATION, "Bearer".parse().unwrap());
+        assert_eq!(bearer(&h), Some(""));
+        h.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert_eq!(bearer(&h), Some(""));
+    }
+}

@@ -1,0 +1,27 @@
+//! plantilla: a self-hosted WhatsApp template gateway.
+//!
+//! Data flows one way: `http` (adapters) → `service` (use cases) → `store` / `provider`.
+//! `domain` holds the pure rules; `dispatch` moves queued messages to providers.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod dispatch;
+pub mod domain;
+pub mod http;
+pub mod provider;
+pub mod server;
+pub mod service;
+pub mod store;
+
+/// Milliseconds since the Unix epoch, the unit of every stored time.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Formats a stored time for JSON: RFC 3339 in UTC with milliseconds.
+pub fn format_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

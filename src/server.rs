@@ -1,0 +1,76 @@
+//! `serve`: the HTTP API and the dispatcher in one process, stopped by a cancellation token.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::dispatch::Dispatcher;
+use crate::provider::sandbox::Sandbox;
+
+pub struct Server {
+    pub app: App,
+    pub addr: SocketAddr,
+    pub dispatcher: Arc<Dispatcher>,
+    pub cancel: CancellationToken,
+    http: JoinHandle<std::io::Result<()>>,
+    worker: Option<JoinHandle<()>>,
+}
+
+/// Starts the server on `listener`. With `background_dispatch` false the dispatcher only runs
+/// when driven (`server.dispatcher.drain()`), which is what tests want.
+pub async fn start(
+    app: App,
+    listener: TcpListener,
+    background_dispatch: bool,
+) -> anyhow::Result<Server> {
+    let addr = listener.local_addr()?;
+    let sandbox = Arc::new(Sandbox::new(app.clone(), app.config.sandbox_status_delay()));
+    let dispatcher = Arc::new(Dispatcher::new(app.clone(), sandbox));
+    let cancel = CancellationToken::new();
+    let service = crate::http::service(app.clone());
+    let shutdown = cancel.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            axum::ServiceExt::<axum::extract::Request>::into_make_service(service),
+        )
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+    });
+    let worker = background_dispatch.then(|| tokio::spawn(dispatcher.clone().run(cancel.clone())));
+    Ok(Server {
+        app,
+        addr,
+        dispatcher,
+        cancel,
+        http,
+        worker,
+    })
+}
+
+impl Server {
+    /// Stops accepting, finishes in-flight requests and sends, then returns.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.cancel.cancel();
+        self.http.await??;
+        if let Some(worker) = self.worker {
+            worker.await?;
+        }
+        Ok(())
+    }
+
+    /// Runs until SIGINT or SIGTERM, then stops gracefully.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down");
+        self.stop().await
+    }
+}

@@ -1,0 +1,514 @@
+//! Setting up accounts, channels, groups and templates; looking at conversations and messages.
+//! The admin HTTP API and `plantilla admin` both call these with JSON objects.
+
+use serde_json::{Value, json};
+
+use super::input::{FieldError, Fields};
+use super::views;
+use crate::app::{App, Event};
+use crate::domain::ids::{hash_token, new_id, new_secret};
+use crate::domain::status::CloseReason;
+use crate::domain::template::{Button, Header, TemplateContent};
+use crate::now_ms;
+use crate::store::{Account, Channel, Group, ProviderKind, StoreError, Template};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    Invalid(FieldError),
+    #[error("no {kind} with id '{id}'")]
+    NotFound { kind: &'static str, id: String },
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<FieldError> for AdminError {
+    fn from(e: FieldError) -> Self {
+        AdminError::Invalid(e)
+    }
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => AdminError::Internal(anyhow::anyhow!("conflict: {m}")),
+            StoreError::Other(e) => AdminError::Internal(e),
+        }
+    }
+}
+
+pub type AdminResult = Result<Value, AdminError>;
+
+/// Template statuses Meta reports; only `APPROVED` can be sent.
+pub const TEMPLATE_STATUSES: &[&str] = &[
+    "APPROVED",
+    "PENDING",
+    "REJECTED",
+    "PAUSED",
+    "DISABLED",
+    "IN_APPEAL",
+    "PENDING_DELETION",
+    "DELETED",
+    "LIMIT_EXCEEDED",
+    "ARCHIVED",
+];
+pub const TEMPLATE_CATEGORIES: &[&str] = &["MARKETING", "UTILITY", "AUTHENTICATION"];
+const CHANNEL_STATUSES: &[&str] = &["connected", "disconnected"];
+const PROVIDERS: &[&str] = &["sandbox", "cloud"];
+
+fn invalid(field: &str, message: impl Into<String>) -> AdminError {
+    AdminError::Invalid(FieldError::new(field, message))
+}
+
+fn name_field(f: &Fields, key: &str) -> Result<String, AdminError> {
+    let name = f.str(key)?;
+    if name.chars().count() > 200 {
+        return Err(invalid(key, "must be at most 200 characters"));
+    }
+    Ok(name.to_string())
+}
+
+pub async fn create_account(app: &App, body: &Value) -> AdminResult {
+    let f = Fields::of(body)?;
+    f.only(&["name", "conversationLimit"])?;
+    let now = now_ms();
+    let account = Account {
+        id: new_id("acc"),
+        name: name_field(&f, "name")?,
+        conversation_limit: f
+            .opt_int("conversationLimit", 0, i64::from(i32::MAX))?
+            .unwrap_or(1000),
+        created_at: now,
+        updated_at: now,
+    };
+    app.store.insert_account(&account).await?;
+    Ok(views::account(&account))
+}
+
+pub async fn get_account(app: &App, id: &str) -> AdminResult {
+    let account = app
+        .store
+        .account(id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound {
+            kind: "account",
+            id: id.into(),
+        })?;
+    Ok(views::account(&account))
+}
+
+const CHANNEL_FIELDS: &[&str] = &[
+    "accountId",
+    "name",
+    "provider",
+    "phoneNumberId",
+    "wabaId",
+    "accessToken",
+    "appSecret",
+    "verifyToken",
+    "status",
+    "messagesPerSecond",
+];
+
+/// Applies the fields present in `f` to `c` (all of them on create, any on update).
+fn apply_channel_fields(c: &mut Channel, f: &Fields) -> Result<(), AdminError> {
+    if f.has("name") {
+        c.name = name_field(f, "name")?;
+    }
+    if let Some(p) = f.opt_choice("provider", PROVIDERS)? {
+        c.provider = ProviderKind::parse(p).expect("choice is a provider");
+    }
+    for (key, slot) in [
+        ("phoneNumberId", &mut c.phone_number_id),
+        ("wabaId", &mut c.waba_id),
+        ("accessToken", &mut c.access_token),
+        ("appSecret", &mut c.app_secret),
+        ("verifyToken", &mut c.verify_token),
+    ] {
+        if f.has(key) {
+            *slot = f.opt_str(key)?.unwrap_or_default().trim().to_string();
+        }
+    }
+    if let Some(s) = f.opt_choice("status", CHANNEL_STATUSES)? {
+        c.status = s.to_string();
+    }
+    if let Some(rate) = f.opt_int("messagesPerSecond", 1, 10_000)? {
+        c.messages_per_second = rate;
+    }
+    if c.provider == ProviderKind::Cloud {
+        for (key, value) in [
+            ("phoneNumberId", &c.phone_number_id),
+            ("accessToken", &c.access_token),
+        ] {
+            if value.is_empty() {
+                return Err(invalid(key, "is required for a cloud channel"));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn load_channel(app: &App, id: &str) -> Result<Channel, AdminError> {
+    app.store
+        .channel(id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound {
+            kind: "channel",
+            id: id.into(),
+        })
+}
+
+async fn existing_account(app: &App, f: &Fields<'_>) -> Result<Account, AdminError> {
+    let id = f.str("accountId")?;
+    app.store
+        .account(id)
+        .await?
+        .ok_or_else(|| invalid("accountId", format!("no account with id '{id}'")))
+}
+
+pub async fn create_channel(app: &App, body: &Value) -> AdminResult {
+    let f = Fields::of(body)?;
+    f.only(CHANNEL_FIELDS)?;
+    let account = existing_account(app, &f).await?;
+    if !f.has("provider") {
+        return Err(invalid("provider", "is required: sandbox or cloud"));
+    }
+    let now = now_ms();
+    let mut channel = Channel {
+        id: new_id("ch"),
+        account_id: account.id,
+        name: String::new(),
+        provider: ProviderKind::Sandbox,
+        phone_number_id: String::new(),
+        waba_id: String::new(),
+        access_token: String::new(),
+        app_secret: String::new(),
+        verify_token: String::new(),
+        status: "connected".into(),
+        messages_per_second: 80,
+        created_at: now,
+        updated_at: now,
+    };
+    f.str("name")?;
+    apply_channel_fields(&mut channel, &f)?;
+    let token = new_secret("pk_");
+    app.store
+        .insert_channel(&channel, &hash_token(&token))
+        .await?;
+    let mut view = views::channel(&channel);
+    view["publicToken"] = Value::String(token);
+    Ok(view)
+}
+
+pub async fn get_channel(app: &App, id: &str) -> AdminResult {
+    Ok(views::channel(&load_channel(app, id).await?))
+}
+
+pub async fn update_channel(app: &App, id: &str, body: &Value) -> AdminResult {
+    let f = Fields::of(body)?;
+    f.only(&CHANNEL_FIELDS[1..])?;
+    let mut channel = load_channel(app, id).await?;
+    apply_channel_fields(&mut channel, &f)?;
+    channel.updated_at = now_ms();
+    app.store.update_channel(&channel).await?;
+    Ok(views::channel(&channel))
+}
+
+pub async fn rotate_channel_token(app: &App, id: &str) -> AdminResult {
+    let token = new_secret("pk_");
+    if !app
+        .store
+        .set_channel_token(id, &hash_token(&token), now_ms())
+        .await?
+    {
+        return Err(AdminError::NotFound {
+            kind: "channel",
+            id: id.into(),
+        });
+    }
+    Ok(json!({ "id": id, "publicToken": token }))
+}
+
+pub async fn create_group(app: &App, body: &Value) -> AdminResult {
+    let f = Fields::of(body)?;
+    f.only(&["accountId", "name", "channelIds"])?;
+    let account = existing_account(app, &f).await?;
+    let name = name_field(&f, "name")?;
+    if app.store.group_by_name(&account.id, &name).await?.is_some() {
+        return Err(invalid(
+            "name",
+            format!("the account already has a group named '{name}'"),
+        ));
+    }
+    let channel_ids = f.opt_str_list("channelIds")?.unwrap_or_default();
+    for (i, id) in channel_ids.iter().enumerate() {
+        let field = format!("channelIds[{i}]");
+        match app.store.channel(id).await? {
+            Some(c) if c.account_id == account.id => {}
+            Some(_) => {
+                return Err(invalid(
+                    &field,
+                    format!("channel '{id}' belongs to another account"),
+                ));
+            }
+            None => return Err(invalid(&field, format!("no channel with id '{id}'"))),
+        }
+        if channel_ids[..i].contains(id) {
+            return Err(invalid(&field, format!("channel '{id}' is listed twice")));
+        }
+    }
+    let group = Group {
+        id: new_id("grp"),
+        account_id: account.id,
+        name,
+        channel_ids,
+        created_at: now_ms(),
+    };
+    app.store.insert_group(&group).await?;
+    Ok(views::group(&group))
+}
+
+const TEMPLATE_FIELDS: &[&str] = &[
+    "accountId",
+    "name",
+    "language",
+    "category",
+    "status",
+    "appId",
+    "message",
+    "header",
+    "footer",
+    "buttons",
+    "groupName",
+    "active",
+];
+
+fn valid_template_name(name: &str) -> bool {
+    name.len() <= 512
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Meta's language codes: `es`, `en_US`, `pt_BR`, `zh_CN`, `ha`, `fil`.
+fn valid_language(code: &str) -> bool {
+    let (lang, region) = code.split_once('_').unwrap_or((code, ""));
+    (2..=3).contains(&lang.len())
+        && lang.chars().all(|c| c.is_ascii_lowercase())
+        && (region.is_empty()
+            || (region.len() == 2 && region.chars().all(|c| c.is_ascii_uppercase())))
+}
+
+async fn apply_template_fields(
+    app: &App,
+    t: &mut Template,
+    f: &Fields<'_>,
+) -> Result<(), AdminError> {
+    if f.has("name") {
+        let name = f.str("name")?;
+        if !valid_template_name(name) {
+            return Err(invalid(
+                "name",
+                "must be Meta's template name: lowercase letters, digits and underscores",
+            ));
+        }
+        t.name = name.to_string();
+    }
+    if f.has("language") {
+        let language = f.str("language")?;
+        if !valid_language(language) {
+            return Err(invalid(
+                "language",
+                format!("'{language}' is not a language code such as es, en_US or pt_BR"),
+            ));
+        }
+        t.language = language.to_string();
+    }
+    if let Some(c) = f.opt_choice("category", TEMPLATE_CATEGORIES)? {
+        t.category = c.to_string();
+    }
+    if let Some(s) = f.opt_choice("status", TEMPLATE_STATUSES)? {
+        t.status = s.to_string();
+    }
+    if f.has("appId") {
+        t.app_id = f.opt_str("appId")?.unwrap_or_default().trim().to_string();
+    }
+    if f.has("message") {
+        t.message = f.opt_str("message")?.unwrap_or_default().to_string();
+    }
+    if f.has("header") {
+        t.header = match f.raw("header") {
+            None => None,
+            Some(v) => {
+                let header = Header::from_json(v).map_err(|m| invalid("header", m))?;
+                Some(serde_json::to_value(header).map_err(anyhow::Error::from)?)
+            }
+        };
+    }
+    if f.has("footer") {
+        t.footer = f
+            .opt_str("footer")?
+            .map(str::to_string)
+            .filter(|s| !s.is_empty());
+    }
+    if f.has("buttons") {
+        let buttons = Button::list_from_json(f.raw("buttons").unwrap_or(&Value::Null))
+            .map_err(|m| invalid("buttons", m))?;
+        t.buttons = serde_json::to_value(buttons).map_err(anyhow::Error::from)?;
+    }
+    if f.has("groupName") {
+        t.group_name = match f
+            .opt_str("groupName")?
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            None => None,
+            Some(name) => {
+                if app
+                    .store
+                    .group_by_name(&t.account_id, name)
+                    .await?
+                    .is_none()
+                {
+                    return Err(invalid(
+                        "groupName",
+                        format!("the account has no group named '{name}'"),
+                    ));
+                }
+                Some(name.to_string())
+            }
+        };
+    }
+    if let Some(active) = f.opt_bool("active")? {
+        t.active = active;
+    }
+    let content = TemplateContent {
+        header: t
+            .header
+            .as_ref()
+            .map(|h| serde_json::from_value(h.clone()))
+            .transpose()
+            .map_err(anyhow::Error::from)?,
+        body: t.message.clone(),
+        footer: t.footer.clone(),
+        buttons: serde_json::from_value(t.buttons.clone()).map_err(anyhow::Error::from)?,
+    };
+    content.validate().map_err(|m| {
+        let field = m.split([' ', ':']).next().unwrap_or("message").to_string();
+        AdminError::Invalid(FieldError::new(field, m))
+    })?;
+    Ok(())
+}
+
+pub async fn create_template(app: &App, body: &Value) -> AdminResult {
+    let f = Fields::of(body)?;
+    f.only(TEMPLATE_FIELDS)?;
+    let account = existing_account(app, &f).await?;
+    f.str("name")?;
+    f.str("language")?;
+    let now = now_ms();
+    let mut template = Template {
+        id: new_id("tpl"),
+        account_id: account.id,
+        name: String::new(),
+        language: String::new(),
+        category: "UTILITY".into(),
+        status: "APPROVED".into(),
+        app_id: String::new(),
+        message: String::new(),
+        header: None,
+        footer: None,
+        buttons: Value::Array(vec![]),
+        group_name: None,
+        active: true,
+        created_at: now,
+        updated_at: now,
+    };
+    apply_template_fields(app, &mut template, &f).await?;
+    app.store.insert_template(&template).await?;
+    Ok(views::template(&template))
+}
+
+async fn load_template(app: &App, id: &str) -> Result<Template, AdminError> {
+    app.store
+        .template(id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound {
+            kind: "template",
+            id: id.into(),
+        })
+}
+
+pub async fn get_template(app: &App, id: &str) -> AdminResult {
+    Ok(views::template(&load_template(app, id).await?))
+}
+
+pub async fn update_template(app: &App, id: &str, body: &Value) -> AdminResult {
+    let f = Fields::of(body)?;
+    f.only(&TEMPLATE_FIELDS[1..])?;
+    let mut template = load_template(app, id).await?;
+    apply_template_fields(app, &mut template, &f).await?;
+    template.updated_at = now_ms();
+    app.store.update_template(&template).await?;
+    Ok(views::template(&template))
+}
+
+pub async fn get_conversation(app: &App, id: &str) -> AdminResult {
+    let c = app
+        .store
+        .conversation(id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound {
+            kind: "conversation",
+            id: id.into(),
+        })?;
+    Ok(views::conversation(&c))
+}
+
+pub async fn close_conversation(app: &App, id: &str) -> AdminResult {
+    let before = app.store.conversation(id).await?;
+    let c = app
+        .store
+        .close_conversation(id, CloseReason::Operator, now_ms())
+        .await?
+        .ok_or_else(|| AdminError::NotFound {
+            kind: "conversation",
+            id: id.into(),
+        })?;
+    if before.is_some_and(|b| b.status != c.status) {
+        app.publish(Event::ConversationStatus {
+            conversation_id: c.id.clone(),
+            status: c.status,
+        });
+    }
+    Ok(views::conversation(&c))
+}
+
+pub async fn get_message(app: &App, id: &str) -> AdminResult {
+    let m = app
+        .store
+        .message(id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound {
+            kind: "message",
+            id: id.into(),
+        })?;
+    Ok(views::message(&m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_names_and_languages_follow_meta() {
+        assert!(valid_template_name("order_update_2"));
+        assert!(!valid_template_name("Order Update"));
+        for ok in ["es", "en_US", "pt_BR", "fil"] {
+            assert!(valid_language(ok), "{ok}");
+        }
+        for bad in ["", "e", "EN", "en-US", "en_us", "english"] {
+            assert!(!valid_language(bad), "{bad}");
+        }
+    }
+}

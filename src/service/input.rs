@@ -1,0 +1,213 @@
+//! Reading JSON objects field by field, so every bad input names its field.
+
+use serde_json::{Map, Value};
+
+/// A problem with one field of an input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+pub type FieldResult<T> = Result<T, FieldError>;
+
+/// A JSON object being read. `null` counts as absent for optional fields.
+pub struct Fields<'a> {
+    map: &'a Map<String, Value>,
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl<'a> Fields<'a> {
+    pub fn of(value: &'a Value) -> FieldResult<Self> {
+        match value {
+            Value::Object(map) => Ok(Self { map }),
+            other => Err(FieldError::new(
+                "body",
+                format!("must be a JSON object, got {}", type_name(other)),
+            )),
+        }
+    }
+
+    /// Rejects keys not in `known`, so a typo does not pass silently.
+    pub fn only(&self, known: &[&str]) -> FieldResult<()> {
+        match self.map.keys().find(|k| !known.contains(&k.as_str())) {
+            Some(k) => Err(FieldError::new(
+                k.as_str(),
+                format!("unknown field; expected one of: {}", known.join(", ")),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.map.contains_key(key)
+    }
+
+    pub fn raw(&self, key: &str) -> Option<&'a Value> {
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    pub fn opt_str(&self, key: &str) -> FieldResult<Option<&'a str>> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(v) => Err(FieldError::new(
+                key,
+                format!("must be a string, got {}", type_name(v)),
+            )),
+        }
+    }
+
+    /// A required string, trimmed, that must not be empty.
+    pub fn str(&self, key: &str) -> FieldResult<&'a str> {
+        match self.opt_str(key)? {
+            Some(s) if !s.trim().is_empty() => Ok(s.trim()),
+            Some(_) => Err(FieldError::new(key, "must not be empty")),
+            None => Err(FieldError::new(key, "is required")),
+        }
+    }
+
+    pub fn opt_bool(&self, key: &str) -> FieldResult<Option<bool>> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(v) => Err(FieldError::new(
+                key,
+                format!("must be true or false, got {}", type_name(v)),
+            )),
+        }
+    }
+
+    pub fn opt_int(&self, key: &str, min: i64, max: i64) -> FieldResult<Option<i64>> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(i) if (min..=max).contains(&i) => Ok(Some(i)),
+                _ => Err(FieldError::new(
+                    key,
+                    format!("must be a whole number from {min} to {max}, got {n}"),
+                )),
+            },
+            Some(v) => Err(FieldError::new(
+                key,
+                format!("must be a whole number, got {}", type_name(v)),
+            )),
+        }
+    }
+
+    pub fn opt_str_list(&self, key: &str) -> FieldResult<Option<Vec<String>>> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    other => Err(FieldError::new(
+                        format!("{key}[{i}]"),
+                        format!("must be a string, got {}", type_name(other)),
+                    )),
+                })
+                .collect::<FieldResult<Vec<_>>>()
+                .map(Some),
+            Some(v) => Err(FieldError::new(
+                key,
+                format!("must be an array of strings, got {}", type_name(v)),
+            )),
+        }
+    }
+
+    /// A string restricted to `choices`; the comparison ignores case and the result is the
+    /// canonical spelling from `choices`.
+    pub fn opt_choice(
+        &self,
+        key: &str,
+        choices: &[&'static str],
+    ) -> FieldResult<Option<&'static str>> {
+        match self.opt_str(key)? {
+            None => Ok(None),
+            Some(s) => choices
+                .iter()
+                .find(|c| c.eq_ignore_ascii_case(s.trim()))
+                .map(|c| Some(*c))
+                .ok_or_else(|| {
+                    FieldError::new(
+                        key,
+                        format!("must be one of {}, got '{s}'", choices.join(", ")),
+                    )
+                }),
+        }
+    }
+}
+
+pub fn describe(v: &Value) -> &'static str {
+    type_name(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn fields_name_themselves_in_errors() {
+        let v = json!({"name": 3, "limit": "x", "list": ["a", 1], "empty": " "});
+        let f = Fields::of(&v).unwrap();
+        assert_eq!(f.str("name").unwrap_err().field, "name");
+        assert_eq!(f.str("missing").unwrap_err().message, "is required");
+        assert_eq!(f.str("empty").unwrap_err().message, "must not be empty");
+        assert_eq!(f.opt_int("limit", 0, 10).unwrap_err().field, "limit");
+        assert_eq!(f.opt_str_list("list").unwrap_err().field, "list[1]");
+        assert_eq!(
+            f.only(&["name", "limit", "list"]).unwrap_err().field,
+            "empty"
+        );
+        assert!(Fields::of(&json!([1])).is_err());
+    }
+
+    #[test]
+    fn choices_are_case_insensitive_and_canonical() {
+        let v = json!({"p": "SandBox", "n": null});
+        let f = Fields::of(&v).unwrap();
+        assert_eq!(
+            f.opt_choice("p", &["sandbox", "cloud"]).unwrap(),
+            Some("sandbox")
+        );
+        assert_eq!(f.opt_choice("n", &["sandbox"]).unwrap(), None);
+        assert!(f.opt_choice("p", &["cloud"]).is_err());
+    }
+
+    #[test]
+    fn ints_are_range_checked() {
+        let v = json!({"a": 5, "b": 5.5, "c": -1});
+        let f = Fields::of(&v).unwrap();
+        assert_eq!(f.opt_int("a", 0, 10).unwrap(), Some(5));
+        assert!(f.opt_int("b", 0, 10).is_err());
+        assert!(f.opt_int("c", 0, 10).is_err());
+    }
+}

@@ -1,0 +1,8 @@
+//! Use cases. Every adapter (compatible API, admin API, command line, dispatcher) goes
+//! through these; they hold the rules, the adapters only map shapes.
+
+pub mod admin;
+pub mod input;
+pub mod send;
+pub mod status;
+pub mod views;

@@ -1,0 +1,225 @@
+//! Where a send is decided: the rules of the template API, in the contract's order, ending in
+//! one transaction that stores the message and its delivery job.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::views::template_content;
+use crate::app::App;
+use crate::domain::ids::new_id;
+use crate::domain::phone::PhoneNumber;
+use crate::domain::template::check_params;
+use crate::now_ms;
+use crate::store::{AcceptOutcome, AcceptSend, Channel, Group, StoreError};
+
+/// A well-formed send (the adapters parse request bodies into this).
+#[derive(Debug, Clone)]
+pub struct SendRequest {
+    pub template_id: String,
+    pub phone: PhoneNumber,
+    pub client_name: Option<String>,
+    pub group_name: Option<String>,
+    pub assign: bool,
+    pub params: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// Queued on the number's open conversation.
+    Sent {
+        conversation_id: String,
+        message_id: String,
+    },
+    /// A pending conversation was created with the message queued.
+    Pending {
+        conversation_id: String,
+        message_id: String,
+    },
+    /// An earlier template to this number is not confirmed yet; nothing was sent.
+    AlreadyPending { conversation_id: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("template '{0}' not found")]
+    TemplateNotFound(String),
+    /// The template lacks these of `template.appId`, `template.message`.
+    #[error("template has no {0:?}")]
+    TemplateIncomplete(Vec<&'static str>),
+    #[error("template cannot be sent: {reason}")]
+    TemplateNotSendable { status: String, reason: String },
+    #[error("channel is {0}")]
+    ChannelNotConnected(String),
+    #[error("missing params {missing:?}")]
+    MissingParams {
+        missing: Vec<String>,
+        detail: Vec<String>,
+    },
+    #[error("group '{0}' not found")]
+    GroupNotFound(String),
+    #[error("the account has reached its conversations limit")]
+    ConversationLimit,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for SendError {
+    fn from(e: StoreError) -> Self {
+        SendError::Internal(e.into())
+    }
+}
+
+/// `YYYY-MM` of a time, UTC: the plan limit's period.
+pub fn period_of(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m")
+        .to_string()
+}
+
+/// Decides and, when accepted, stores a send through `channel`.
+pub async fn send(
+    app: &App,
+    channel: &Channel,
+    req: SendRequest,
+) -> Result<SendOutcome, SendError> {
+    let store = &app.store;
+    let template = store
+        .account_template(&channel.account_id, &req.template_id)
+        .await?
+        .ok_or_else(|| SendError::TemplateNotFound(req.template_id.clone()))?;
+
+    let mut incomplete = Vec::new();
+    if template.app_id.trim().is_empty() {
+        incomplete.push("template.appId");
+    }
+    if template.message.trim().is_empty() {
+        incomplete.push("template.message");
+    }
+    if !incomplete.is_empty() {
+        return Err(SendError::TemplateIncomplete(incomplete));
+    }
+
+    if template.status != "APPROVED" {
+        return Err(SendError::TemplateNotSendable {
+            reason: format!(
+                "The template is not approved (status {}), only APPROVED templates can be sent",
+                template.status
+            ),
+            status: template.status,
+        });
+    }
+    if !template.active {
+        return Err(SendError::TemplateNotSendable {
+            status: template.status,
+            reason: "The template is deactivated".into(),
+        });
+    }
+
+    if channel.status != "connected" {
+        return Err(SendError::ChannelNotConnected(channel.status.clone()));
+    }
+
+    let required = template_content(&template).params();
+    if let Err(problems) = check_params(&required, &req.params) {
+        return Err(SendError::MissingParams {
+            detail: problems.detail(),
+            missing: problems.missing,
+        });
+    }
+
+    let group = resolve_group(app, channel, &req, template.group_name.as_deref()).await?;
+
+    let account = store
+        .account(&channel.account_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("channel {} has no account", channel.id))?;
+
+    let now = now_ms();
+    let accept = AcceptSend {
+        account_id: account.id,
+        channel_id: channel.id.clone(),
+        template_id: template.id,
+        phone_number: req.phone.as_str().to_string(),
+        client_name: req.client_name.filter(|n| !n.trim().is_empty()),
+        group_id: group.map(|g| g.id),
+        assignee: if req.assign { "agent" } else { "bot" },
+        params: req.params,
+        conversation_limit: account.conversation_limit,
+        period: period_of(now),
+        now,
+        expire_before: now.saturating_sub(
+            i64::try_from(app.config.conversation_ttl_secs.saturating_mul(1000))
+                .unwrap_or(i64::MAX),
+        ),
+        new_conversation_id: new_id("conv"),
+        new_message_id: new_id("msg"),
+    };
+    let outcome = match store.accept_send(&accept).await {
+        // A concurrent send created the conversation first (a database without a single
+        // writer reports the unique index): decide again, now seeing it.
+        Err(StoreError::Conflict(_)) => store.accept_send(&accept).await?,
+        other => other?,
+    };
+    Ok(match outcome {
+        AcceptOutcome::Sent {
+            conversation_id,
+            message_id,
+        } => {
+            app.wake.notify_one();
+            SendOutcome::Sent {
+                conversation_id,
+                message_id,
+            }
+        }
+        AcceptOutcome::Pending {
+            conversation_id,
+            message_id,
+        } => {
+            app.wake.notify_one();
+            SendOutcome::Pending {
+                conversation_id,
+                message_id,
+            }
+        }
+        AcceptOutcome::AlreadyPending { conversation_id } => {
+            SendOutcome::AlreadyPending { conversation_id }
+        }
+        AcceptOutcome::LimitReached => return Err(SendError::ConversationLimit),
+    })
+}
+
+/// The group a new conversation goes to: the one asked for, else the template's, else the
+/// channel's first.
+async fn resolve_group(
+    app: &App,
+    channel: &Channel,
+    req: &SendRequest,
+    template_group: Option<&str>,
+) -> Result<Option<Group>, SendError> {
+    if let Some(name) = req.group_name.as_deref() {
+        return match app.store.group_by_name(&channel.account_id, name).await? {
+            Some(g) => Ok(Some(g)),
+            None => Err(SendError::GroupNotFound(name.to_string())),
+        };
+    }
+    if let Some(name) = template_group
+        && let Some(g) = app.store.group_by_name(&channel.account_id, name).await?
+    {
+        return Ok(Some(g));
+    }
+    Ok(app.store.default_group(&channel.id).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn period_is_the_utc_calendar_month() {
+        // 2026-01-31T23:59:59.999Z and one millisecond later.
+        assert_eq!(period_of(1_769_903_999_999), "2026-01");
+        assert_eq!(period_of(1_769_904_000_000), "2026-02");
+    }
+}

@@ -1,0 +1,128 @@
+//! The JSON shapes of stored things, shared by every adapter that shows them.
+
+use serde_json::{Value, json};
+
+use crate::domain::template::{Button, Header, TemplateContent};
+use crate::format_ms;
+use crate::store::{Account, Channel, Conversation, Group, Message, Template};
+
+fn time(ms: Option<i64>) -> Value {
+    ms.map(|ms| Value::String(format_ms(ms)))
+        .unwrap_or(Value::Null)
+}
+
+/// The typed content of a stored template (its header and buttons were validated when stored).
+pub fn template_content(t: &Template) -> TemplateContent {
+    TemplateContent {
+        header: t
+            .header
+            .as_ref()
+            .and_then(|h| serde_json::from_value::<Header>(h.clone()).ok()),
+        body: t.message.clone(),
+        footer: t.footer.clone(),
+        buttons: serde_json::from_value::<Vec<Button>>(t.buttons.clone()).unwrap_or_default(),
+    }
+}
+
+pub fn template(t: &Template) -> Value {
+    json!({
+        "id": t.id,
+        "name": t.name,
+        "language": t.language,
+        "category": t.category,
+        "status": t.status,
+        "appId": if t.app_id.is_empty() { Value::Null } else { Value::String(t.app_id.clone()) },
+        "message": if t.message.is_empty() { Value::Null } else { Value::String(t.message.clone()) },
+        "params": template_content(t).params(),
+        "header": t.header,
+        "footer": t.footer,
+        "buttons": t.buttons,
+        "groupName": t.group_name,
+        "active": t.active,
+        "createdAt": format_ms(t.created_at),
+        "updatedAt": format_ms(t.updated_at),
+    })
+}
+
+pub fn account(a: &Account) -> Value {
+    json!({
+        "id": a.id,
+        "name": a.name,
+        "conversationLimit": a.conversation_limit,
+        "createdAt": format_ms(a.created_at),
+        "updatedAt": format_ms(a.updated_at),
+    })
+}
+
+/// A channel without its secrets: only whether each is set.
+pub fn channel(c: &Channel) -> Value {
+    json!({
+        "id": c.id,
+        "accountId": c.account_id,
+        "name": c.name,
+        "provider": c.provider,
+        "phoneNumberId": c.phone_number_id,
+        "wabaId": c.waba_id,
+        "accessTokenSet": !c.access_token.is_empty(),
+        "appSecretSet": !c.app_secret.is_empty(),
+        "verifyTokenSet": !c.verify_token.is_empty(),
+        "status": c.status,
+        "messagesPerSecond": c.messages_per_second,
+        "createdAt": format_ms(c.created_at),
+        "updatedAt": format_ms(c.updated_at),
+    })
+}
+
+pub fn group(g: &Group) -> Value {
+    json!({
+        "id": g.id,
+        "accountId": g.account_id,
+        "name": g.name,
+        "channelIds": g.channel_ids,
+        "createdAt": format_ms(g.created_at),
+    })
+}
+
+pub fn conversation(c: &Conversation) -> Value {
+    json!({
+        "id": c.id,
+        "accountId": c.account_id,
+        "channelId": c.channel_id,
+        "phoneNumber": c.phone_number,
+        "status": c.status.as_str(),
+        "assignee": c.assignee,
+        "groupName": c.group_name,
+        "clientName": c.client_name,
+        "closeReason": c.close_reason,
+        "createdAt": format_ms(c.created_at),
+        "openedAt": time(c.opened_at),
+        "closedAt": time(c.closed_at),
+        "lastActivityAt": format_ms(c.last_activity_at),
+    })
+}
+
+pub fn message(m: &Message) -> Value {
+    json!({
+        "id": m.id,
+        "conversationId": m.conversation_id,
+        "channelId": m.channel_id,
+        "templateId": m.template_id,
+        "phoneNumber": m.phone_number,
+        "status": m.status.as_str(),
+        "providerMessageId": m.provider_message_id,
+        "waId": m.wa_id,
+        "params": m.params,
+        "attempts": m.attempts,
+        "error": m.error,
+        "statusTimes": {
+            "queued": format_ms(m.queued_at),
+            "sending": time(m.sending_at),
+            "sent": time(m.sent_at),
+            "delivered": time(m.delivered_at),
+            "read": time(m.read_at),
+            "failed": time(m.failed_at),
+        },
+        "createdAt": format_ms(m.queued_at),
+        "updatedAt": format_ms(m.updated_at),
+    })
+}

@@ -1,0 +1,365 @@
+//! Storage: one interface, one implementation per database.
+//!
+//! Services speak to [`Store`]; `sqlite` implements it (PostgreSQL will too). Every write that
+//! decides something (accepting a send, claiming jobs, applying a status) is one method, so
+//! each implementation can make it one transaction.
+
+pub mod sqlite;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::domain::status::{CloseReason, ConversationStatus, MessageStatus};
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule of the data was broken (for example a group name taken).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e
+            && db.is_unique_violation()
+        {
+            return StoreError::Conflict(db.message().to_string());
+        }
+        StoreError::Other(e.into())
+    }
+}
+
+/// Opens the store named by a database URL and applies its migrations.
+pub async fn open(config: &crate::config::Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = config.database_url.as_str();
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(
+            sqlite::SqliteStore::open(url, &config.sqlite_synchronous).await?,
+        ))
+    } else {
+        anyhow::bail!(
+            "unsupported DATABASE_URL '{}': use sqlite://path/to/file.db",
+            url.split(':').next().unwrap_or_default()
+        )
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Account {
+    pub id: String,
+    pub name: String,
+    pub conversation_limit: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Sandbox,
+    Cloud,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sandbox => "sandbox",
+            Self::Cloud => "cloud",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "sandbox" => Some(Self::Sandbox),
+            "cloud" => Some(Self::Cloud),
+            _ => None,
+        }
+    }
+}
+
+/// A WhatsApp number of an account. Holds secrets: never serialize it directly.
+#[derive(Debug, Clone)]
+pub struct Channel {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub provider: ProviderKind,
+    pub phone_number_id: String,
+    pub waba_id: String,
+    pub access_token: String,
+    pub app_secret: String,
+    pub verify_token: String,
+    /// `connected` or `disconnected`.
+    pub status: String,
+    pub messages_per_second: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Group {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    /// Channels this group is associated with, in association order.
+    pub channel_ids: Vec<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub language: String,
+    pub category: String,
+    pub status: String,
+    pub app_id: String,
+    pub message: String,
+    pub header: Option<Value>,
+    pub footer: Option<String>,
+    pub buttons: Value,
+    pub group_name: Option<String>,
+    pub active: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TemplateFilter {
+    pub status: Option<String>,
+    pub name: Option<String>,
+    pub offset: u32,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Conversation {
+    pub id: String,
+    pub account_id: String,
+    pub channel_id: String,
+    pub phone_number: String,
+    pub status: ConversationStatus,
+    /// `agent` or `bot`.
+    pub assignee: String,
+    pub group_id: Option<String>,
+    pub group_name: Option<String>,
+    pub client_name: String,
+    pub first_message_id: Option<String>,
+    pub close_reason: Option<String>,
+    pub created_at: i64,
+    pub opened_at: Option<i64>,
+    pub closed_at: Option<i64>,
+    pub last_activity_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderError {
+    pub code: i64,
+    pub title: String,
+    pub details: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub id: String,
+    pub account_id: String,
+    pub channel_id: String,
+    pub conversation_id: String,
+    pub template_id: String,
+    pub phone_number: String,
+    pub params: BTreeMap<String, String>,
+    pub status: MessageStatus,
+    pub provider_message_id: Option<String>,
+    pub wa_id: Option<String>,
+    pub attempts: i64,
+    pub error: Option<ProviderError>,
+    pub queued_at: i64,
+    pub sending_at: Option<i64>,
+    pub sent_at: Option<i64>,
+    pub delivered_at: Option<i64>,
+    pub read_at: Option<i64>,
+    pub failed_at: Option<i64>,
+    pub updated_at: i64,
+}
+
+/// Everything needed to accept one send in one transaction.
+#[derive(Debug, Clone)]
+pub struct AcceptSend {
+    pub account_id: String,
+    pub channel_id: String,
+    pub template_id: String,
+    pub phone_number: String,
+    /// The name the sender gave, if any; otherwise the contact keeps the name it has.
+    pub client_name: Option<String>,
+    pub group_id: Option<String>,
+    pub assignee: &'static str,
+    pub params: BTreeMap<String, String>,
+    pub conversation_limit: i64,
+    /// Calendar month of `now`, `YYYY-MM` (UTC): the plan limit's period.
+    pub period: String,
+    pub now: i64,
+    /// Open conversations idle since before this instant are closed as expired first.
+    pub expire_before: i64,
+    pub new_conversation_id: String,
+    pub new_message_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AcceptOutcome {
+    /// Queued on an open conversation.
+    Sent {
+        conversation_id: String,
+        message_id: String,
+    },
+    /// A new pending conversation was created with the message queued.
+    Pending {
+        conversation_id: String,
+        message_id: String,
+    },
+    /// The number already has a pending conversation; nothing was stored.
+    AlreadyPending { conversation_id: String },
+    /// The account used its plan's conversations this period; nothing was stored.
+    LimitReached,
+}
+
+/// A delivery job claimed by a dispatcher, with what the provider needs.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub message: Message,
+    pub template: Template,
+    /// The attempt this claim is; outcomes are fenced by it.
+    pub attempt: i64,
+}
+
+#[derive(Debug, Clone)]
+pub enum AttemptResult {
+    /// The provider took the message.
+    Accepted {
+        provider_message_id: String,
+        wa_id: Option<String>,
+    },
+    /// Try again at `run_at`; `error` is kept as the last error.
+    Retry { run_at: i64, error: ProviderError },
+    /// Give up: the message fails with `error`.
+    Failed { error: ProviderError },
+}
+
+#[derive(Debug, Clone)]
+pub struct AttemptOutcome {
+    pub message_id: String,
+    pub attempt: i64,
+    pub now: i64,
+    pub result: AttemptResult,
+}
+
+/// A delivery status reported by the provider (a webhook or the sandbox).
+#[derive(Debug, Clone)]
+pub struct StatusUpdate {
+    pub provider_message_id: Option<String>,
+    /// plantilla's message id, from `biz_opaque_callback_data`.
+    pub message_id: Option<String>,
+    pub status: MessageStatus,
+    pub at: i64,
+    pub error: Option<ProviderError>,
+}
+
+#[derive(Debug, Clone)]
+pub enum StatusApplied {
+    /// No message matches the update.
+    UnknownMessage,
+    /// Matched; `changed` says whether the status moved.
+    Applied {
+        message_id: String,
+        status: MessageStatus,
+        changed: bool,
+        conversation: Option<(String, ConversationStatus)>,
+    },
+}
+
+/// What recording an attempt's outcome did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finished {
+    /// A newer claim owns the job; nothing was written.
+    Stale,
+    /// Recorded; a failure may have moved the message's conversation.
+    Recorded {
+        conversation: Option<(String, ConversationStatus)>,
+    },
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // Accounts
+    async fn insert_account(&self, account: &Account) -> StoreResult<()>;
+    async fn account(&self, id: &str) -> StoreResult<Option<Account>>;
+
+    // Channels
+    async fn insert_channel(&self, channel: &Channel, token_hash: &str) -> StoreResult<()>;
+    async fn update_channel(&self, channel: &Channel) -> StoreResult<()>;
+    async fn set_channel_token(&self, id: &str, token_hash: &str, now: i64) -> StoreResult<bool>;
+    async fn channel(&self, id: &str) -> StoreResult<Option<Channel>>;
+    async fn channel_by_token(&self, token_hash: &str) -> StoreResult<Option<Channel>>;
+
+    // Groups
+    async fn insert_group(&self, group: &Group) -> StoreResult<()>;
+    async fn group_by_name(&self, account_id: &str, name: &str) -> StoreResult<Option<Group>>;
+    /// The first group associated with the channel.
+    async fn default_group(&self, channel_id: &str) -> StoreResult<Option<Group>>;
+
+    // Templates
+    async fn insert_template(&self, template: &Template) -> StoreResult<()>;
+    async fn update_template(&self, template: &Template) -> StoreResult<()>;
+    async fn template(&self, id: &str) -> StoreResult<Option<Template>>;
+    /// A template of one account (tenant-scoped: another account's id is `None`).
+    async fn account_template(&self, account_id: &str, id: &str) -> StoreResult<Option<Template>>;
+    async fn list_templates(
+        &self,
+        account_id: &str,
+        filter: &TemplateFilter,
+    ) -> StoreResult<(Vec<Template>, u64)>;
+
+    // Conversations and messages
+    async fn conversation(&self, id: &str) -> StoreResult<Option<Conversation>>;
+    async fn close_conversation(
+        &self,
+        id: &str,
+        reason: CloseReason,
+        now: i64,
+    ) -> StoreResult<Option<Conversation>>;
+    async fn message(&self, id: &str) -> StoreResult<Option<Message>>;
+
+    /// Decides and stores one send in a single transaction: the conversation (found, expired or
+    /// created within the plan limit), the contact, the message and its delivery job.
+    async fn accept_send(&self, send: &AcceptSend) -> StoreResult<AcceptOutcome>;
+
+    // Delivery
+    /// Channels that have jobs due at `now`.
+    async fn due_channels(&self, now: i64) -> StoreResult<Vec<String>>;
+    /// The earliest `run_at` (or lease expiry) of any job, to sleep until.
+    async fn next_due(&self) -> StoreResult<Option<i64>>;
+    /// Leases up to `limit` of the channel's oldest due jobs until `now + lease_ms` and marks
+    /// their messages `sending`.
+    async fn claim_jobs(
+        &self,
+        channel_id: &str,
+        limit: u32,
+        now: i64,
+        lease_ms: i64,
+    ) -> StoreResult<Vec<ClaimedJob>>;
+    /// Records an attempt's outcome if the job is still at that attempt; `Stale` when a newer
+    /// claim owns the job (the outcome is dropped).
+    async fn finish_attempt(&self, outcome: &AttemptOutcome) -> StoreResult<Finished>;
+
+    /// Applies a provider status to its message and conversation, monotonically.
+    async fn apply_status(&self, update: &StatusUpdate) -> StoreResult<StatusApplied>;
+}

@@ -1,0 +1,984 @@
+//! SQLite implementation of [`Store`].
+//!
+//! One file in WAL mode. Writes go through a pool of exactly one connection, so every write
+//! transaction is serialized (SQLite has one writer anyway) and decisions such as "does this
+//! number have a conversation" cannot race; reads use a separate pool and never wait for
+//! writes.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::*;
+
+/// Embedded migrations, applied in order on open. Never edit one that has shipped: add a new one.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+)];
+
+pub struct SqliteStore {
+    write: SqlitePool,
+    read: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str, synchronous: &str) -> anyhow::Result<Self> {
+        let sync = match synchronous {
+            "normal" => SqliteSynchronous::Normal,
+            _ => SqliteSynchronous::Full,
+        };
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("invalid SQLite URL '{url}'"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(sync)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .with_context(|| format!("cannot open SQLite database '{url}'"))?;
+        migrate(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { write, read })
+    }
+}
+
+async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+    )
+    .execute(pool)
+    .await?;
+    for (version, name, sql) in MIGRATIONS {
+        let mut tx = pool.begin().await?;
+        let done: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if done.is_some() {
+            continue;
+        }
+        sqlx::raw_sql(sql)
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("migration {version} ({name}) failed"))?;
+        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)")
+            .bind(version)
+            .bind(name)
+            .bind(crate::now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(version, name, "applied migration");
+    }
+    Ok(())
+}
+
+fn channel_from_row(r: &SqliteRow) -> StoreResult<Channel> {
+    let provider: String = r.try_get("provider")?;
+    Ok(Channel {
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        name: r.try_get("name")?,
+        provider: ProviderKind::parse(&provider)
+            .with_context(|| format!("unknown provider '{provider}' in database"))?,
+        phone_number_id: r.try_get("phone_number_id")?,
+        waba_id: r.try_get("waba_id")?,
+        access_token: r.try_get("access_token")?,
+        app_secret: r.try_get("app_secret")?,
+        verify_token: r.try_get("verify_token")?,
+        status: r.try_get("status")?,
+        messages_per_second: r.try_get("messages_per_second")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn template_from_row(r: &SqliteRow) -> StoreResult<Template> {
+    let header: Option<String> = r.try_get("header")?;
+    let buttons: String = r.try_get("buttons")?;
+    Ok(Template {
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        name: r.try_get("name")?,
+        language: r.try_get("language")?,
+        category: r.try_get("category")?,
+        status: r.try_get("status")?,
+        app_id: r.try_get("app_id")?,
+        message: r.try_get("message")?,
+        header: header
+            .map(|h| serde_json::from_str(&h))
+            .transpose()
+            .context("template header")?,
+        footer: r.try_get("footer")?,
+        buttons: serde_json::from_str(&buttons).context("template buttons")?,
+        group_name: r.try_get("group_name")?,
+        active: r.try_get("active")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+const CONVERSATION_SELECT: &str = "SELECT c.*, g.name AS group_name FROM conversations c \
+     LEFT JOIN groups g ON g.id = c.group_id";
+
+fn conversation_from_row(r: &SqliteRow) -> StoreResult<Conversation> {
+    let status: String = r.try_get("status")?;
+    Ok(Conversation {
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        channel_id: r.try_get("channel_id")?,
+        phone_number: r.try_get("phone_number")?,
+        status: status.parse().map_err(anyhow::Error::msg)?,
+        assignee: r.try_get("assignee")?,
+        group_id: r.try_get("group_id")?,
+        group_name: r.try_get("group_name")?,
+        client_name: r.try_get("client_name")?,
+        first_message_id: r.try_get("first_message_id")?,
+        close_reason: r.try_get("close_reason")?,
+        created_at: r.try_get("created_at")?,
+        opened_at: r.try_get("opened_at")?,
+        closed_at: r.try_get("closed_at")?,
+        last_activity_at: r.try_get("last_activity_at")?,
+    })
+}
+
+fn message_from_row(r: &SqliteRow) -> StoreResult<Message> {
+    let status: String = r.try_get("status")?;
+    let params: String = r.try_get("params")?;
+    let error_code: Option<i64> = r.try_get("error_code")?;
+    Ok(Message {
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        channel_id: r.try_get("channel_id")?,
+        conversation_id: r.try_get("conversation_id")?,
+        template_id: r.try_get("template_id")?,
+        phone_number: r.try_get("phone_number")?,
+        params: serde_json::from_str(&params).context("message params")?,
+        status: status.parse().map_err(anyhow::Error::msg)?,
+        provider_message_id: r.try_get("provider_message_id")?,
+        wa_id: r.try_get("wa_id")?,
+        attempts: r.try_get("attempts")?,
+        error: match error_code {
+            Some(code) => Some(ProviderError {
+                code,
+                title: r
+                    .try_get::<Option<String>, _>("error_title")?
+                    .unwrap_or_default(),
+                details: r.try_get("error_details")?,
+            }),
+            None => None,
+        },
+        queued_at: r.try_get("queued_at")?,
+        sending_at: r.try_get("sending_at")?,
+        sent_at: r.try_get("sent_at")?,
+        delivered_at: r.try_get("delivered_at")?,
+        read_at: r.try_get("read_at")?,
+        failed_at: r.try_get("failed_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+async fn group_with_channels(
+    pool: &SqlitePool,
+    row: Option<SqliteRow>,
+) -> StoreResult<Option<Group>> {
+    let Some(r) = row else { return Ok(None) };
+    let id: String = r.try_get("id")?;
+    let channel_ids: Vec<String> =
+        sqlx::query_scalar("SELECT channel_id FROM channel_groups WHERE group_id = ? ORDER BY seq")
+            .bind(&id)
+            .fetch_all(pool)
+            .await?;
+    Ok(Some(Group {
+        id,
+        account_id: r.try_get("account_id")?,
+        name: r.try_get("name")?,
+        channel_ids,
+        created_at: r.try_get("created_at")?,
+    }))
+}
+
+/// The timestamp column a status sets.
+fn status_column(status: MessageStatus) -> &'static str {
+    match status {
+        MessageStatus::Queued => "queued_at",
+        MessageStatus::Sending => "sending_at",
+        MessageStatus::Sent => "sent_at",
+        MessageStatus::Delivered => "delivered_at",
+        MessageStatus::Read => "read_at",
+        MessageStatus::Failed => "failed_at",
+    }
+}
+
+async fn insert_message_and_job(
+    tx: &mut Transaction<'_, Sqlite>,
+    send: &AcceptSend,
+    conversation_id: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO messages (id, account_id, channel_id, conversation_id, template_id,
+            phone_number, params, status, queued_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+    )
+    .bind(&send.new_message_id)
+    .bind(&send.account_id)
+    .bind(&send.channel_id)
+    .bind(conversation_id)
+    .bind(&send.template_id)
+    .bind(&send.phone_number)
+    .bind(serde_json::to_string(&send.params).context("params")?)
+    .bind(send.now)
+    .bind(send.now)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("INSERT INTO delivery_jobs (message_id, channel_id, run_at) VALUES (?, ?, ?)")
+        .bind(&send.new_message_id)
+        .bind(&send.channel_id)
+        .bind(send.now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Moves a pending conversation along after a status of one of its messages.
+async fn conversation_follows(
+    tx: &mut Transaction<'_, Sqlite>,
+    message: &Message,
+    status: MessageStatus,
+    now: i64,
+) -> StoreResult<Option<(String, ConversationStatus)>> {
+    let row = sqlx::query("SELECT status, first_message_id FROM conversations WHERE id = ?")
+        .bind(&message.conversation_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let current: ConversationStatus = row
+        .try_get::<String, _>("status")?
+        .parse()
+        .map_err(anyhow::Error::msg)?;
+    let first: Option<String> = row.try_get("first_message_id")?;
+    let is_first = first.as_deref() == Some(message.id.as_str());
+    let Some((next, reason)) = current.on_message_status(status, is_first) else {
+        return Ok(None);
+    };
+    match next {
+        ConversationStatus::Open => {
+            sqlx::query(
+                "UPDATE conversations SET status = 'open', opened_at = ?, last_activity_at = ?
+                 WHERE id = ? AND status = 'pending'",
+            )
+            .bind(now)
+            .bind(now)
+            .bind(&message.conversation_id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        ConversationStatus::Closed => {
+            sqlx::query(
+                "UPDATE conversations SET status = 'closed', closed_at = ?, close_reason = ?
+                 WHERE id = ? AND status != 'closed'",
+            )
+            .bind(now)
+            .bind(reason.map(CloseReason::as_str))
+            .bind(&message.conversation_id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        ConversationStatus::Pending => return Ok(None),
+    }
+    Ok(Some((message.conversation_id.clone(), next)))
+}
+
+async fn fail_message(
+    tx: &mut Transaction<'_, Sqlite>,
+    message: &Message,
+    error: &ProviderError,
+    now: i64,
+) -> StoreResult<Option<(String, ConversationStatus)>> {
+    sqlx::query(
+        "UPDATE messages SET status = 'failed', failed_at = ?, updated_at = ?,
+            error_code = ?, error_title = ?, error_details = ?
+         WHERE id = ?",
+    )
+    .bind(now)
+    .bind(now)
+    .bind(error.code)
+    .bind(&error.title)
+    .bind(&error.details)
+    .bind(&message.id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM delivery_jobs WHERE message_id = ?")
+        .bind(&message.id)
+        .execute(&mut **tx)
+        .await?;
+    conversation_follows(tx, message, MessageStatus::Failed, now).await
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_account(&self, a: &Account) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO accounts (id, name, conversation_limit, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&a.id)
+        .bind(&a.name)
+        .bind(a.conversation_limit)
+        .bind(a.created_at)
+        .bind(a.updated_at)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn account(&self, id: &str) -> StoreResult<Option<Account>> {
+        let row = sqlx::query("SELECT * FROM accounts WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(|r| {
+            Ok(Account {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                conversation_limit: r.try_get("conversation_limit")?,
+                created_at: r.try_get("created_at")?,
+                updated_at: r.try_get("updated_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn insert_channel(&self, c: &Channel, token_hash: &str) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO channels (id, account_id, name, provider, phone_number_id, waba_id,
+                access_token, app_secret, verify_token, status, messages_per_second,
+                public_token_hash, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&c.id)
+        .bind(&c.account_id)
+        .bind(&c.name)
+        .bind(c.provider.as_str())
+        .bind(&c.phone_number_id)
+        .bind(&c.waba_id)
+        .bind(&c.access_token)
+        .bind(&c.app_secret)
+        .bind(&c.verify_token)
+        .bind(&c.status)
+        .bind(c.messages_per_second)
+        .bind(token_hash)
+        .bind(c.created_at)
+        .bind(c.updated_at)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn update_channel(&self, c: &Channel) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE channels SET name = ?, provider = ?, phone_number_id = ?, waba_id = ?,
+                access_token = ?, app_secret = ?, verify_token = ?, status = ?,
+                messages_per_second = ?, updated_at = ?
+             WHERE id = ?",
+        )
+        .bind(&c.name)
+        .bind(c.provider.as_str())
+        .bind(&c.phone_number_id)
+        .bind(&c.waba_id)
+        .bind(&c.access_token)
+        .bind(&c.app_secret)
+        .bind(&c.verify_token)
+        .bind(&c.status)
+        .bind(c.messages_per_second)
+        .bind(c.updated_at)
+        .bind(&c.id)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_channel_token(&self, id: &str, token_hash: &str, now: i64) -> StoreResult<bool> {
+        let done =
+            sqlx::query("UPDATE channels SET public_token_hash = ?, updated_at = ? WHERE id = ?")
+                .bind(token_hash)
+                .bind(now)
+                .bind(id)
+                .execute(&self.write)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn channel(&self, id: &str) -> StoreResult<Option<Channel>> {
+        sqlx::query("SELECT * FROM channels WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?
+            .as_ref()
+            .map(channel_from_row)
+            .transpose()
+    }
+
+    async fn channel_by_token(&self, token_hash: &str) -> StoreResult<Option<Channel>> {
+        sqlx::query("SELECT * FROM channels WHERE public_token_hash = ?")
+            .bind(token_hash)
+            .fetch_optional(&self.read)
+            .await?
+            .as_ref()
+            .map(channel_from_row)
+            .transpose()
+    }
+
+    async fn insert_group(&self, g: &Group) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query("INSERT INTO groups (id, account_id, name, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&g.id)
+            .bind(&g.account_id)
+            .bind(&g.name)
+            .bind(g.created_at)
+            .execute(&mut *tx)
+            .await?;
+        for channel_id in &g.channel_ids {
+            sqlx::query("INSERT INTO channel_groups (channel_id, group_id) VALUES (?, ?)")
+                .bind(channel_id)
+                .bind(&g.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn group_by_name(&self, account_id: &str, name: &str) -> StoreResult<Option<Group>> {
+        let row = sqlx::query("SELECT * FROM groups WHERE account_id = ? AND name = ?")
+            .bind(account_id)
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?;
+        group_with_channels(&self.read, row).await
+    }
+
+    async fn default_group(&self, channel_id: &str) -> StoreResult<Option<Group>> {
+        let row = sqlx::query(
+            "SELECT g.* FROM channel_groups cg JOIN groups g ON g.id = cg.group_id
+             WHERE cg.channel_id = ? ORDER BY cg.seq LIMIT 1",
+        )
+        .bind(channel_id)
+        .fetch_optional(&self.read)
+        .await?;
+        group_with_channels(&self.read, row).await
+    }
+
+    async fn insert_template(&self, t: &Template) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO templates (id, account_id, name, language, category, status, app_id,
+                message, header, footer, buttons, group_name, active, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&t.id)
+        .bind(&t.account_id)
+        .bind(&t.name)
+        .bind(&t.language)
+        .bind(&t.category)
+        .bind(&t.status)
+        .bind(&t.app_id)
+        .bind(&t.message)
+        .bind(t.header.as_ref().map(|h| h.to_string()))
+        .bind(&t.footer)
+        .bind(t.buttons.to_string())
+        .bind(&t.group_name)
+        .bind(t.active)
+        .bind(t.created_at)
+        .bind(t.updated_at)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn update_template(&self, t: &Template) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE templates SET name = ?, language = ?, category = ?, status = ?, app_id = ?,
+                message = ?, header = ?, footer = ?, buttons = ?, group_name = ?, active = ?,
+                updated_at = ?
+             WHERE id = ?",
+        )
+        .bind(&t.name)
+        .bind(&t.language)
+        .bind(&t.category)
+        .bind(&t.status)
+        .bind(&t.app_id)
+        .bind(&t.message)
+        .bind(t.header.as_ref().map(|h| h.to_string()))
+        .bind(&t.footer)
+        .bind(t.buttons.to_string())
+        .bind(&t.group_name)
+        .bind(t.active)
+        .bind(t.updated_at)
+        .bind(&t.id)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn template(&self, id: &str) -> StoreResult<Option<Template>> {
+        sqlx::query("SELECT * FROM templates WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?
+            .as_ref()
+            .map(template_from_row)
+            .transpose()
+    }
+
+    async fn account_template(&self, account_id: &str, id: &str) -> StoreResult<Option<Template>> {
+        sqlx::query("SELECT * FROM templates WHERE id = ? AND account_id = ?")
+            .bind(id)
+            .bind(account_id)
+            .fetch_optional(&self.read)
+            .await?
+            .as_ref()
+            .map(template_from_row)
+            .transpose()
+    }
+
+    async fn list_templates(
+        &self,
+        account_id: &str,
+        f: &TemplateFilter,
+    ) -> StoreResult<(Vec<Template>, u64)> {
+        const WHERE: &str = "WHERE account_id = ?1 AND (?2 IS NULL OR status = ?2 COLLATE NOCASE)
+             AND (?3 IS NULL OR instr(lower(name), lower(?3)) > 0)";
+        let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM templates {WHERE}"))
+            .bind(account_id)
+            .bind(&f.status)
+            .bind(&f.name)
+            .fetch_one(&self.read)
+            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT * FROM templates {WHERE} ORDER BY created_at, id LIMIT ?4 OFFSET ?5"
+        ))
+        .bind(account_id)
+        .bind(&f.status)
+        .bind(&f.name)
+        .bind(f.limit)
+        .bind(f.offset)
+        .fetch_all(&self.read)
+        .await?;
+        let templates = rows
+            .iter()
+            .map(template_from_row)
+            .collect::<StoreResult<_>>()?;
+        Ok((templates, total as u64))
+    }
+
+    async fn conversation(&self, id: &str) -> StoreResult<Option<Conversation>> {
+        sqlx::query(&format!("{CONVERSATION_SELECT} WHERE c.id = ?"))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?
+            .as_ref()
+            .map(conversation_from_row)
+            .transpose()
+    }
+
+    async fn close_conversation(
+        &self,
+        id: &str,
+        reason: CloseReason,
+        now: i64,
+    ) -> StoreResult<Option<Conversation>> {
+        sqlx::query(
+            "UPDATE conversations SET status = 'closed', closed_at = ?, close_reason = ?
+             WHERE id = ? AND status != 'closed'",
+        )
+        .bind(now)
+        .bind(reason.as_str())
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        sqlx::query(&format!("{CONVERSATION_SELECT} WHERE c.id = ?"))
+            .bind(id)
+            .fetch_optional(&self.write)
+            .await?
+            .as_ref()
+            .map(conversation_from_row)
+            .transpose()
+    }
+
+    async fn message(&self, id: &str) -> StoreResult<Option<Message>> {
+        sqlx::query("SELECT * FROM messages WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?
+            .as_ref()
+            .map(message_from_row)
+            .transpose()
+    }
+
+    async fn accept_send(&self, send: &AcceptSend) -> StoreResult<AcceptOutcome> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query(
+            "UPDATE conversations SET status = 'closed', closed_at = ?, close_reason = 'expired'
+             WHERE channel_id = ? AND phone_number = ? AND status = 'open'
+               AND last_activity_at < ?",
+        )
+        .bind(send.now)
+        .bind(&send.channel_id)
+        .bind(&send.phone_number)
+        .bind(send.expire_before)
+        .execute(&mut *tx)
+        .await?;
+        let active = sqlx::query(
+            "SELECT id, status FROM conversations
+             WHERE channel_id = ? AND phone_number = ? AND status IN ('pending', 'open')",
+        )
+        .bind(&send.channel_id)
+        .bind(&send.phone_number)
+        .fetch_optional(&mut *tx)
+        .await?;
+
+        if let Some(name) = &send.client_name {
+            sqlx::query(
+                "INSERT INTO contacts (account_id, phone_number, client_name, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (account_id, phone_number)
+                 DO UPDATE SET client_name = excluded.client_name, updated_at = excluded.updated_at",
+            )
+            .bind(&send.account_id)
+            .bind(&send.phone_number)
+            .bind(name)
+            .bind(send.now)
+            .bind(send.now)
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        if let Some(row) = active {
+            let conversation_id: String = row.try_get("id")?;
+            let status: String = row.try_get("status")?;
+            if status == "pending" {
+                // Nothing new is sent; the contact name change above is dropped with the
+                // transaction.
+                return Ok(AcceptOutcome::AlreadyPending { conversation_id });
+            }
+            insert_message_and_job(&mut tx, send, &conversation_id).await?;
+            sqlx::query("UPDATE conversations SET last_activity_at = ? WHERE id = ?")
+                .bind(send.now)
+                .bind(&conversation_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(AcceptOutcome::Sent {
+                conversation_id,
+                message_id: send.new_message_id.clone(),
+            });
+        }
+
+        sqlx::query(
+            "INSERT INTO conversation_usage (account_id, period, used) VALUES (?, ?, 0)
+             ON CONFLICT (account_id, period) DO NOTHING",
+        )
+        .bind(&send.account_id)
+        .bind(&send.period)
+        .execute(&mut *tx)
+        .await?;
+        let counted = sqlx::query(
+            "UPDATE conversation_usage SET used = used + 1
+             WHERE account_id = ? AND period = ? AND used < ?",
+        )
+        .bind(&send.account_id)
+        .bind(&send.period)
+        .bind(send.conversation_limit)
+        .execute(&mut *tx)
+        .await?;
+        if counted.rows_affected() == 0 {
+            return Ok(AcceptOutcome::LimitReached);
+        }
+
+        sqlx::query(
+            "INSERT INTO contacts (account_id, phone_number, client_name, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, phone_number) DO NOTHING",
+        )
+        .bind(&send.account_id)
+        .bind(&send.phone_number)
+        .bind(&send.phone_number)
+        .bind(send.now)
+        .bind(send.now)
+        .execute(&mut *tx)
+        .await?;
+        let client_name: String = sqlx::query_scalar(
+            "SELECT client_name FROM contacts WHERE account_id = ? AND phone_number = ?",
+        )
+        .bind(&send.account_id)
+        .bind(&send.phone_number)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO conversations (id, account_id, channel_id, phone_number, status,
+                assignee, group_id, client_name, first_message_id, created_at, last_activity_at)
+             VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&send.new_conversation_id)
+        .bind(&send.account_id)
+        .bind(&send.channel_id)
+        .bind(&send.phone_number)
+        .bind(send.assignee)
+        .bind(&send.group_id)
+        .bind(&client_name)
+        .bind(&send.new_message_id)
+        .bind(send.now)
+        .bind(send.now)
+        .execute(&mut *tx)
+        .await?;
+        insert_message_and_job(&mut tx, send, &send.new_conversation_id).await?;
+        tx.commit().await?;
+        Ok(AcceptOutcome::Pending {
+            conversation_id: send.new_conversation_id.clone(),
+            message_id: send.new_message_id.clone(),
+        })
+    }
+
+    async fn due_channels(&self, now: i64) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT channel_id FROM delivery_jobs
+             WHERE run_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)",
+        )
+        .bind(now)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn next_due(&self) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT min(CASE WHEN lease_until IS NULL OR lease_until < run_at
+                        THEN run_at ELSE lease_until END) FROM delivery_jobs",
+        )
+        .fetch_one(&self.read)
+        .await?)
+    }
+
+    async fn claim_jobs(
+        &self,
+        channel_id: &str,
+        limit: u32,
+        now: i64,
+        lease_ms: i64,
+    ) -> StoreResult<Vec<ClaimedJob>> {
+        let mut tx = self.write.begin().await?;
+        let claimed = sqlx::query(
+            "UPDATE delivery_jobs SET attempt = attempt + 1, lease_until = ?1
+             WHERE seq IN (
+                SELECT seq FROM delivery_jobs
+                WHERE channel_id = ?2 AND run_at <= ?3 AND (lease_until IS NULL OR lease_until <= ?3)
+                ORDER BY seq LIMIT ?4)
+             RETURNING seq, message_id, attempt",
+        )
+        .bind(now + lease_ms)
+        .bind(channel_id)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut claimed: Vec<(i64, String, i64)> = claimed
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("seq")?,
+                    r.try_get("message_id")?,
+                    r.try_get("attempt")?,
+                ))
+            })
+            .collect::<StoreResult<_>>()?;
+        claimed.sort_by_key(|(seq, _, _)| *seq);
+        let mut jobs = Vec::with_capacity(claimed.len());
+        for (_, message_id, attempt) in claimed {
+            let row = sqlx::query(
+                "UPDATE messages SET status = CASE WHEN status IN ('queued', 'sending')
+                        THEN 'sending' ELSE status END,
+                    sending_at = coalesce(sending_at, ?1), attempts = ?2, updated_at = ?1
+                 WHERE id = ?3 RETURNING *",
+            )
+            .bind(now)
+            .bind(attempt)
+            .bind(&message_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let message = message_from_row(&row)?;
+            let template = sqlx::query("SELECT * FROM templates WHERE id = ?")
+                .bind(&message.template_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            jobs.push(ClaimedJob {
+                template: template_from_row(&template)?,
+                message,
+                attempt,
+            });
+        }
+        tx.commit().await?;
+        Ok(jobs)
+    }
+
+    async fn finish_attempt(&self, o: &AttemptOutcome) -> StoreResult<Finished> {
+        let mut tx = self.write.begin().await?;
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT attempt FROM delivery_jobs WHERE message_id = ?")
+                .bind(&o.message_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if current != Some(o.attempt) {
+            return Ok(Finished::Stale);
+        }
+        let mut conversation = None;
+        match &o.result {
+            AttemptResult::Accepted {
+                provider_message_id,
+                wa_id,
+            } => {
+                sqlx::query("DELETE FROM delivery_jobs WHERE message_id = ?")
+                    .bind(&o.message_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "UPDATE messages SET provider_message_id = ?, wa_id = ?, updated_at = ?,
+                        error_code = NULL, error_title = NULL, error_details = NULL
+                     WHERE id = ?",
+                )
+                .bind(provider_message_id)
+                .bind(wa_id)
+                .bind(o.now)
+                .bind(&o.message_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            AttemptResult::Retry { run_at, error } => {
+                sqlx::query(
+                    "UPDATE delivery_jobs SET run_at = ?, lease_until = NULL WHERE message_id = ?",
+                )
+                .bind(run_at)
+                .bind(&o.message_id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE messages SET status = CASE WHEN status = 'sending' THEN 'queued'
+                            ELSE status END,
+                        error_code = ?, error_title = ?, error_details = ?, updated_at = ?
+                     WHERE id = ?",
+                )
+                .bind(error.code)
+                .bind(&error.title)
+                .bind(&error.details)
+                .bind(o.now)
+                .bind(&o.message_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            AttemptResult::Failed { error } => {
+                let row = sqlx::query("SELECT * FROM messages WHERE id = ?")
+                    .bind(&o.message_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let message = message_from_row(&row)?;
+                if message.status.advances_to(MessageStatus::Failed) {
+                    conversation = fail_message(&mut tx, &message, error, o.now).await?;
+                } else {
+                    sqlx::query("DELETE FROM delivery_jobs WHERE message_id = ?")
+                        .bind(&o.message_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(Finished::Recorded { conversation })
+    }
+
+    async fn apply_status(&self, u: &StatusUpdate) -> StoreResult<StatusApplied> {
+        let mut tx = self.write.begin().await?;
+        let mut row = None;
+        if let Some(wamid) = &u.provider_message_id {
+            row = sqlx::query("SELECT * FROM messages WHERE provider_message_id = ?")
+                .bind(wamid)
+                .fetch_optional(&mut *tx)
+                .await?;
+        }
+        if row.is_none()
+            && let Some(id) = &u.message_id
+        {
+            row = sqlx::query("SELECT * FROM messages WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        }
+        let Some(row) = row else {
+            return Ok(StatusApplied::UnknownMessage);
+        };
+        let message = message_from_row(&row)?;
+        if message.provider_message_id.is_none()
+            && let Some(wamid) = &u.provider_message_id
+        {
+            sqlx::query("UPDATE messages SET provider_message_id = ? WHERE id = ?")
+                .bind(wamid)
+                .bind(&message.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let changed = message.status.advances_to(u.status);
+        let mut conversation = None;
+        if changed {
+            if u.status == MessageStatus::Failed {
+                let error = u.error.clone().unwrap_or(ProviderError {
+                    code: 0,
+                    title: "Failed without an error from the provider".into(),
+                    details: None,
+                });
+                conversation = fail_message(&mut tx, &message, &error, u.at).await?;
+            } else {
+                sqlx::query(&format!(
+                    "UPDATE messages SET status = ?, {col} = coalesce({col}, ?), updated_at = ?
+                     WHERE id = ?",
+                    col = status_column(u.status)
+                ))
+                .bind(u.status.as_str())
+                .bind(u.at)
+                .bind(u.at)
+                .bind(&message.id)
+                .execute(&mut *tx)
+                .await?;
+                conversation = conversation_follows(&mut tx, &message, u.status, u.at).await?;
+            }
+        } else if message.status != MessageStatus::Failed && u.status != MessageStatus::Failed {
+            // A late status keeps its time for the timeline but does not move the status.
+            sqlx::query(&format!(
+                "UPDATE messages SET {col} = coalesce({col}, ?) WHERE id = ?",
+                col = status_column(u.status)
+            ))
+            .bind(u.at)
+            .bind(&message.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(StatusApplied::Applied {
+            status: if changed { u.status } else { message.status },
+            message_id: message.id,
+            changed,
+            conversation,
+        })
+    }
+}
