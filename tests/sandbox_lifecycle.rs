@@ -1,0 +1,125 @@
+//! The sandbox provider takes messages through sent, delivered and read, and its statuses
+//! drive conversations, through the same path real webhooks use.
+
+mod common;
+
+use common::*;
+use plantilla::app::Event;
+use plantilla::domain::status::{ConversationStatus, MessageStatus};
+use reqwest::StatusCode;
+
+#[tokio::test]
+async fn a_new_number_goes_pending_then_open_and_the_message_reaches_read() {
+    let t = spawn_app().await;
+    let seed = t.seed().await;
+    let mut events = t.app().events.subscribe();
+
+    let r = t.send_old(&seed.token, send_body(&seed, "50755667788")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["message"], "Pending");
+    let conversation_id = s(&r.json["data"]["conversation_id"]);
+    let message_id = s(&r.json["data"]["message_id"]);
+
+    let m = t.message(&message_id).await;
+    assert_eq!(m["status"], "queued");
+    assert_eq!(t.conversation(&conversation_id).await["status"], "pending");
+
+    t.drain().await;
+
+    let m = t.message(&message_id).await;
+    assert_eq!(m["status"], "read", "{m}");
+    assert!(s(&m["providerMessageId"]).starts_with("wamid."));
+    assert_eq!(m["attempts"], 1);
+    for step in ["queued", "sending", "sent", "delivered", "read"] {
+        assert!(m["statusTimes"][step].is_string(), "{step} time missing: {m}");
+    }
+    assert!(m["statusTimes"]["failed"].is_null());
+    let c = t.conversation(&conversation_id).await;
+    assert_eq!(c["status"], "open", "{c}");
+    assert!(c["openedAt"].is_string());
+
+    // The events were published in order, once each.
+    let mut seen = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        seen.push(e);
+    }
+    let statuses: Vec<_> = seen
+        .iter()
+        .filter_map(|e| match e {
+            Event::MessageStatus { message_id: id, status } if *id == message_id => Some(*status),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(statuses, vec![MessageStatus::Sent, MessageStatus::Delivered, MessageStatus::Read]);
+    assert!(seen.contains(&Event::ConversationStatus {
+        conversation_id: conversation_id.clone(),
+        status: ConversationStatus::Open
+    }));
+
+    // The next send to the number goes on the open conversation: "Sent".
+    let r = t.send_old(&seed.token, send_body(&seed, "50755667788")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json["message"], "Sent");
+    assert_eq!(r.json["data"]["conversation_id"], conversation_id.as_str());
+}
+
+#[tokio::test]
+async fn an_undeliverable_number_fails_with_131026_and_closes_its_conversation() {
+    let t = spawn_app().await;
+    let seed = t.seed().await;
+    let r = t.send_old(&seed.token, send_body(&seed, "50755660000")).await;
+    assert_eq!(r.json["message"], "Pending", "{}", r.text);
+    let conversation_id = s(&r.json["data"]["conversation_id"]);
+    let message_id = s(&r.json["data"]["message_id"]);
+
+    t.drain().await;
+
+    let m = t.message(&message_id).await;
+    assert_eq!(m["status"], "failed", "{m}");
+    assert_eq!(m["error"]["code"], 131026);
+    assert_eq!(m["error"]["title"], "Message undeliverable");
+    assert!(m["statusTimes"]["failed"].is_string());
+    let c = t.conversation(&conversation_id).await;
+    assert_eq!(c["status"], "closed");
+    assert_eq!(c["closeReason"], "first_message_failed");
+
+    // The next send to that number starts a new pending conversation.
+    let r = t.send_old(&seed.token, send_body(&seed, "50755660000")).await;
+    assert_eq!(r.json["message"], "Pending", "{}", r.text);
+    assert_ne!(s(&r.json["data"]["conversation_id"]), conversation_id);
+}
+
+#[tokio::test]
+async fn the_background_dispatcher_delivers_without_being_driven() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path());
+    let app = plantilla::app::App::open(config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = plantilla::server::start(app, listener, true).await.unwrap();
+    let t = TestApp {
+        base: format!("http://{}", server.addr),
+        server: Some(server),
+        client: reqwest::Client::new(),
+        dir,
+        config: test_config(std::path::Path::new(".")),
+    };
+    let seed = t.seed().await;
+    let mut events = t.app().events.subscribe();
+    let r = t.send_old(&seed.token, send_body(&seed, "50755667788")).await;
+    let message_id = s(&r.json["data"]["message_id"]);
+    // Wait on the event stream (a hook, not a sleep), bounded so a bug fails instead of hangs.
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            if let Event::MessageStatus { message_id: id, status: MessageStatus::Read } =
+                events.recv().await.unwrap()
+                && id == message_id
+            {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("message reached read");
+    assert_eq!(t.message(&message_id).await["status"], "read");
+    t.server.unwrap().stop().await.unwrap();
+}
