@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod domain;
+pub mod fake_graph;
 pub mod http;
 pub mod provider;
 pub mod server;

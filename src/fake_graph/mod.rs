@@ -1,0 +1,1 @@
+//! A fake WhatsApp Cloud API (Graph API) server for tests and benchmarks.
