@@ -7,6 +7,7 @@ use tokio::sync::{Notify, broadcast};
 
 use crate::config::Config;
 use crate::domain::status::{ConversationStatus, MessageStatus};
+use crate::provider::cloud::CloudProvider;
 use crate::store::Store;
 
 /// Something that happened to a message or conversation, published after it is committed.
@@ -30,22 +31,25 @@ pub struct App {
     pub events: broadcast::Sender<Event>,
     /// Rung when a message is queued, so the dispatcher does not wait for its next tick.
     pub wake: Arc<Notify>,
+    /// The WhatsApp Cloud API client (sends, template sync).
+    pub graph: Arc<CloudProvider>,
 }
 
 impl App {
     pub async fn open(config: Config) -> anyhow::Result<App> {
         let store = crate::store::open(&config).await?;
-        Ok(Self::with_store(store, config))
+        Self::with_store(store, config)
     }
 
-    pub fn with_store(store: Arc<dyn Store>, config: Config) -> App {
+    pub fn with_store(store: Arc<dyn Store>, config: Config) -> anyhow::Result<App> {
         let (events, _) = broadcast::channel(4096);
-        App {
+        Ok(App {
             store,
+            graph: Arc::new(CloudProvider::new(&config)?),
             config: Arc::new(config),
             events,
             wake: Arc::new(Notify::new()),
-        }
+        })
     }
 
     pub fn publish(&self, event: Event) {

@@ -51,14 +51,16 @@ pub enum Command {
     ///   plantilla admin channels rotate-token ch_…
     ///   plantilla admin groups create accountId=acc_… name=Ventas channelIds:='["ch_…"]'
     ///   plantilla admin templates create accountId=acc_… name=order_update language=es appId=123 message='Hola {{name}}'
+    ///   plantilla admin templates sync --channel ch_…
     ///   plantilla admin messages get msg_…
     #[command(verbatim_doc_comment)]
     Admin {
         /// accounts, channels, groups, templates, conversations or messages
         resource: String,
-        /// create, get, update, rotate-token or close
+        /// create, get, update, rotate-token, sync or close
         action: String,
         /// An id (for get, update, rotate-token, close), then fields.
+        #[arg(allow_hyphen_values = true)]
         args: Vec<String>,
     },
 }
@@ -106,8 +108,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 pub fn parse_admin_args(args: &[String]) -> anyhow::Result<(Option<String>, Value)> {
     let mut id = None;
     let mut fields = Map::new();
-    for (i, arg) in args.iter().enumerate() {
-        if let Some((key, raw)) = arg.split_once(":=") {
+    let mut args = args.iter().enumerate();
+    while let Some((i, arg)) = args.next() {
+        if let Some(key) = arg.strip_prefix("--") {
+            // `--channel ch_1` is the field `channel`.
+            let (_, value) = args
+                .next()
+                .with_context(|| format!("--{key} needs a value"))?;
+            fields.insert(key.to_string(), Value::String(value.clone()));
+        } else if let Some((key, raw)) = arg.split_once(":=") {
             let value: Value = serde_json::from_str(raw)
                 .with_context(|| format!("{key}:= must be followed by JSON, got '{raw}'"))?;
             fields.insert(key.to_string(), value);
@@ -144,6 +153,14 @@ pub async fn run_admin(
         ("templates", "create") => admin::create_template(app, &body).await,
         ("templates", "get") => admin::get_template(app, &need_id()?).await,
         ("templates", "update") => admin::update_template(app, &need_id()?, &body).await,
+        ("templates", "sync") => {
+            let channel = body["channel"]
+                .as_str()
+                .map(str::to_string)
+                .or(id.clone())
+                .context("templates sync needs --channel <channel id>")?;
+            admin::sync_templates(app, &channel).await
+        }
         ("conversations", "get") => admin::get_conversation(app, &need_id()?).await,
         ("conversations", "close") => admin::close_conversation(app, &need_id()?).await,
         ("messages", "get") => admin::get_message(app, &need_id()?).await,
@@ -261,6 +278,9 @@ mod tests {
             json!({"name": "Main", "messagesPerSecond": 10, "x": null})
         );
         assert!(parse_admin_args(&["a".into(), "b".into()]).is_err());
+        let (_, body) = parse_admin_args(&["--channel".into(), "ch_1".into()]).unwrap();
+        assert_eq!(body, json!({"channel": "ch_1"}));
+        assert!(parse_admin_args(&["--channel".into()]).is_err());
         assert!(parse_admin_args(&["n:=nope".into()]).is_err());
         let (id, body) = parse_admin_args(&["message=Hola {{a}} = b".into()]).unwrap();
         assert_eq!(id, None);

@@ -49,7 +49,10 @@ pub struct Config {
     /// An open conversation with no activity for this long is closed as expired.
     pub conversation_ttl_secs: u64,
     /// How long a claimed delivery job is leased to the dispatcher that claimed it.
-    pub dispatch_lease_secs: u64,
+    pub dispatch_lease_ms: u64,
+    /// A job whose lease expired while its message was being sent (a crash mid-call) waits
+    /// this long for a status webhook proving the send happened before it is sent again.
+    pub reconcile_window_ms: u64,
     /// Most messages the dispatcher claims for one channel at a time.
     pub dispatch_batch: u32,
     /// Retry policy for retryable provider errors.
@@ -58,6 +61,18 @@ pub struct Config {
     pub retry_max_attempts: u32,
     /// `tracing` filter, e.g. `info` or `plantilla=debug`.
     pub log: String,
+    /// WhatsApp Cloud API (Graph API) base URL and version.
+    pub graph_base_url: String,
+    pub graph_version: String,
+    /// Timeout of one call to the Graph API.
+    pub graph_timeout_ms: u64,
+    /// App secret and verify token of the Meta app whose webhooks arrive at
+    /// `/webhooks/whatsapp` (one app serving many channels).
+    pub meta_app_secret: Option<Secret>,
+    pub meta_verify_token: Option<Secret>,
+    /// How often `serve` syncs templates from each cloud channel's WhatsApp Business
+    /// Account; 0 turns it off.
+    pub template_sync_interval_secs: u64,
 }
 
 impl Default for Config {
@@ -69,12 +84,19 @@ impl Default for Config {
             sqlite_synchronous: "full".into(),
             sandbox_status_delay_ms: 1000,
             conversation_ttl_secs: 24 * 3600,
-            dispatch_lease_secs: 30,
+            dispatch_lease_ms: 30_000,
+            reconcile_window_ms: 120_000,
             dispatch_batch: 100,
             retry_initial_ms: 1000,
             retry_max_ms: 600_000,
             retry_max_attempts: 10,
             log: "info".into(),
+            graph_base_url: "https://graph.facebook.com".into(),
+            graph_version: "v23.0".into(),
+            graph_timeout_ms: 15_000,
+            meta_app_secret: None,
+            meta_verify_token: None,
+            template_sync_interval_secs: 900,
         }
     }
 }
@@ -90,12 +112,22 @@ const ENV_KEYS: &[(&str, &str)] = &[
         "sandbox_status_delay_ms",
     ),
     ("PLANTILLA_CONVERSATION_TTL_SECS", "conversation_ttl_secs"),
-    ("PLANTILLA_DISPATCH_LEASE_SECS", "dispatch_lease_secs"),
+    ("PLANTILLA_DISPATCH_LEASE_MS", "dispatch_lease_ms"),
+    ("PLANTILLA_RECONCILE_WINDOW_MS", "reconcile_window_ms"),
     ("PLANTILLA_DISPATCH_BATCH", "dispatch_batch"),
     ("PLANTILLA_RETRY_INITIAL_MS", "retry_initial_ms"),
     ("PLANTILLA_RETRY_MAX_MS", "retry_max_ms"),
     ("PLANTILLA_RETRY_MAX_ATTEMPTS", "retry_max_attempts"),
     ("PLANTILLA_LOG", "log"),
+    ("PLANTILLA_GRAPH_BASE_URL", "graph_base_url"),
+    ("PLANTILLA_GRAPH_VERSION", "graph_version"),
+    ("PLANTILLA_GRAPH_TIMEOUT_MS", "graph_timeout_ms"),
+    ("PLANTILLA_META_APP_SECRET", "meta_app_secret"),
+    ("PLANTILLA_META_VERIFY_TOKEN", "meta_verify_token"),
+    (
+        "PLANTILLA_TEMPLATE_SYNC_INTERVAL_SECS",
+        "template_sync_interval_secs",
+    ),
 ];
 
 impl Config {
@@ -162,6 +194,14 @@ impl Config {
             && token.expose().len() < 16
         {
             bail!("admin_token must be at least 16 characters long");
+        }
+        if !(self.graph_base_url.starts_with("http://")
+            || self.graph_base_url.starts_with("https://"))
+        {
+            bail!(
+                "graph_base_url must be an http:// or https:// URL, got '{}'",
+                self.graph_base_url
+            );
         }
         if self.dispatch_batch == 0 {
             bail!("dispatch_batch must be at least 1");

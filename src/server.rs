@@ -29,7 +29,7 @@ pub async fn start(
 ) -> anyhow::Result<Server> {
     let addr = listener.local_addr()?;
     let sandbox = Arc::new(Sandbox::new(app.clone(), app.config.sandbox_status_delay()));
-    let dispatcher = Arc::new(Dispatcher::new(app.clone(), sandbox));
+    let dispatcher = Arc::new(Dispatcher::new(app.clone(), sandbox, app.graph.clone()));
     let cancel = CancellationToken::new();
     let service = crate::http::service(app.clone());
     let shutdown = cancel.clone();
@@ -42,6 +42,14 @@ pub async fn start(
         .await
     });
     let worker = background_dispatch.then(|| tokio::spawn(dispatcher.clone().run(cancel.clone())));
+    let sync_every = app.config.template_sync_interval_secs;
+    if background_dispatch && sync_every > 0 {
+        tokio::spawn(crate::service::templates::sync_periodically(
+            app.clone(),
+            std::time::Duration::from_secs(sync_every),
+            cancel.clone(),
+        ));
+    }
     Ok(Server {
         app,
         addr,

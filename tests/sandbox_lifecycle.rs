@@ -14,7 +14,9 @@ async fn a_new_number_goes_pending_then_open_and_the_message_reaches_read() {
     let seed = t.seed().await;
     let mut events = t.app().events.subscribe();
 
-    let r = t.send_old(&seed.token, send_body(&seed, "50755667788")).await;
+    let r = t
+        .send_old(&seed.token, send_body(&seed, "50755667788"))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json["message"], "Pending");
     let conversation_id = s(&r.json["data"]["conversation_id"]);
@@ -31,7 +33,10 @@ async fn a_new_number_goes_pending_then_open_and_the_message_reaches_read() {
     assert!(s(&m["providerMessageId"]).starts_with("wamid."));
     assert_eq!(m["attempts"], 1);
     for step in ["queued", "sending", "sent", "delivered", "read"] {
-        assert!(m["statusTimes"][step].is_string(), "{step} time missing: {m}");
+        assert!(
+            m["statusTimes"][step].is_string(),
+            "{step} time missing: {m}"
+        );
     }
     assert!(m["statusTimes"]["failed"].is_null());
     let c = t.conversation(&conversation_id).await;
@@ -46,18 +51,30 @@ async fn a_new_number_goes_pending_then_open_and_the_message_reaches_read() {
     let statuses: Vec<_> = seen
         .iter()
         .filter_map(|e| match e {
-            Event::MessageStatus { message_id: id, status } if *id == message_id => Some(*status),
+            Event::MessageStatus {
+                message_id: id,
+                status,
+            } if *id == message_id => Some(*status),
             _ => None,
         })
         .collect();
-    assert_eq!(statuses, vec![MessageStatus::Sent, MessageStatus::Delivered, MessageStatus::Read]);
+    assert_eq!(
+        statuses,
+        vec![
+            MessageStatus::Sent,
+            MessageStatus::Delivered,
+            MessageStatus::Read
+        ]
+    );
     assert!(seen.contains(&Event::ConversationStatus {
         conversation_id: conversation_id.clone(),
         status: ConversationStatus::Open
     }));
 
     // The next send to the number goes on the open conversation: "Sent".
-    let r = t.send_old(&seed.token, send_body(&seed, "50755667788")).await;
+    let r = t
+        .send_old(&seed.token, send_body(&seed, "50755667788"))
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json["message"], "Sent");
     assert_eq!(r.json["data"]["conversation_id"], conversation_id.as_str());
@@ -67,7 +84,9 @@ async fn a_new_number_goes_pending_then_open_and_the_message_reaches_read() {
 async fn an_undeliverable_number_fails_with_131026_and_closes_its_conversation() {
     let t = spawn_app().await;
     let seed = t.seed().await;
-    let r = t.send_old(&seed.token, send_body(&seed, "50755660000")).await;
+    let r = t
+        .send_old(&seed.token, send_body(&seed, "50755660000"))
+        .await;
     assert_eq!(r.json["message"], "Pending", "{}", r.text);
     let conversation_id = s(&r.json["data"]["conversation_id"]);
     let message_id = s(&r.json["data"]["message_id"]);
@@ -84,7 +103,9 @@ async fn an_undeliverable_number_fails_with_131026_and_closes_its_conversation()
     assert_eq!(c["closeReason"], "first_message_failed");
 
     // The next send to that number starts a new pending conversation.
-    let r = t.send_old(&seed.token, send_body(&seed, "50755660000")).await;
+    let r = t
+        .send_old(&seed.token, send_body(&seed, "50755660000"))
+        .await;
     assert_eq!(r.json["message"], "Pending", "{}", r.text);
     assert_ne!(s(&r.json["data"]["conversation_id"]), conversation_id);
 }
@@ -105,13 +126,17 @@ async fn the_background_dispatcher_delivers_without_being_driven() {
     };
     let seed = t.seed().await;
     let mut events = t.app().events.subscribe();
-    let r = t.send_old(&seed.token, send_body(&seed, "50755667788")).await;
+    let r = t
+        .send_old(&seed.token, send_body(&seed, "50755667788"))
+        .await;
     let message_id = s(&r.json["data"]["message_id"]);
     // Wait on the event stream (a hook, not a sleep), bounded so a bug fails instead of hangs.
     tokio::time::timeout(std::time::Duration::from_secs(10), async {
         loop {
-            if let Event::MessageStatus { message_id: id, status: MessageStatus::Read } =
-                events.recv().await.unwrap()
+            if let Event::MessageStatus {
+                message_id: id,
+                status: MessageStatus::Read,
+            } = events.recv().await.unwrap()
                 && id == message_id
             {
                 break;

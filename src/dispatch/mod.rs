@@ -3,11 +3,14 @@
 //!
 //! A pass claims, per channel with due jobs, as many jobs as the channel's pacer allows now
 //! (a short write transaction that leases them), then sends each outside any transaction and
-//! records the outcome with an update fenced by the attempt number.
+//! records the outcome with an update fenced by the attempt number. What an error means is
+//! decided by Meta's error class (`domain::meta_error`) and the retry policy
+//! (`domain::retry`).
 
 pub mod pacer;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,25 +23,31 @@ use crate::domain::retry::RetryPolicy;
 use crate::domain::status::MessageStatus;
 use crate::now_ms;
 use crate::provider::Provider;
+use crate::provider::cloud::CloudProvider;
 use crate::provider::sandbox::Sandbox;
+use crate::service::status;
 use crate::store::{
     AttemptOutcome, AttemptResult, Channel, ClaimedJob, Finished, ProviderError, ProviderKind,
 };
 use pacer::Pacer;
 
-/// How long the dispatcher sleeps when it has nothing due and nobody wakes it.
+/// Longest the dispatcher sleeps when nothing wakes it.
 const IDLE_POLL: Duration = Duration::from_secs(1);
+
+type Pacers = Arc<Mutex<HashMap<String, Pacer>>>;
 
 pub struct Dispatcher {
     app: App,
     sandbox: Arc<Sandbox>,
-    pacers: Mutex<HashMap<String, Pacer>>,
+    cloud: Arc<CloudProvider>,
+    pacers: Pacers,
     policy: RetryPolicy,
     in_flight: TaskTracker,
+    crash_after_send: Arc<AtomicBool>,
 }
 
 impl Dispatcher {
-    pub fn new(app: App, sandbox: Arc<Sandbox>) -> Self {
+    pub fn new(app: App, sandbox: Arc<Sandbox>, cloud: Arc<CloudProvider>) -> Self {
         let c = &app.config;
         let policy = RetryPolicy {
             initial: Duration::from_millis(c.retry_initial_ms),
@@ -48,30 +57,48 @@ impl Dispatcher {
         Self {
             app,
             sandbox,
-            pacers: Mutex::new(HashMap::new()),
+            cloud,
+            pacers: Arc::new(Mutex::new(HashMap::new())),
             policy,
             in_flight: TaskTracker::new(),
+            crash_after_send: Arc::new(AtomicBool::new(false)),
         }
     }
 
-    fn provider_for(&self, kind: ProviderKind) -> Option<Arc<dyn Provider>> {
+    fn provider_for(&self, kind: ProviderKind) -> Arc<dyn Provider> {
         match kind {
-            ProviderKind::Sandbox => Some(self.sandbox.clone()),
-            ProviderKind::Cloud => None,
+            ProviderKind::Sandbox => self.sandbox.clone(),
+            ProviderKind::Cloud => self.cloud.clone(),
         }
+    }
+
+    fn orphan_wait_ms(&self) -> i64 {
+        i64::try_from(self.app.config.reconcile_window_ms).unwrap_or(i64::MAX / 4)
+    }
+
+    /// Test hook: when on, sends stop right after the provider call, before the outcome is
+    /// written, as if the process died there.
+    #[doc(hidden)]
+    pub fn set_crash_after_send(&self, on: bool) {
+        self.crash_after_send.store(on, Ordering::SeqCst);
+    }
+
+    /// The rate a channel is sending at now (lower than configured after 130429s).
+    pub fn effective_rate(&self, channel_id: &str) -> Option<f64> {
+        let pacers = self.pacers.lock().expect("pacers lock");
+        pacers.get(channel_id).map(Pacer::effective_rate)
     }
 
     /// Runs passes until `cancel`, then waits for in-flight sends to record their outcome.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
         loop {
             let wait = match self.pass().await {
-                Ok(wait) => wait,
+                Ok(pacing) => self.until_next(pacing).await,
                 Err(e) => {
                     tracing::error!(error = format!("{e:#}"), "dispatcher pass failed");
-                    Some(IDLE_POLL)
+                    IDLE_POLL
                 }
             };
-            let wait = wait.unwrap_or(IDLE_POLL).min(IDLE_POLL);
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = self.app.wake.notified() => {}
@@ -82,18 +109,36 @@ impl Dispatcher {
         self.in_flight.wait().await;
     }
 
-    /// Test hook: runs passes until no job is due or in flight, and the sandbox's statuses
-    /// are applied. Waits only for pacing (use generous rates in tests).
+    /// How long to sleep: until pacing allows more, or the next job is due, at most
+    /// `IDLE_POLL`.
+    async fn until_next(&self, pacing: Option<Duration>) -> Duration {
+        let due = match self.app.store.next_due(self.orphan_wait_ms()).await {
+            Ok(Some(at)) => Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)),
+            _ => IDLE_POLL,
+        };
+        pacing.unwrap_or(IDLE_POLL).min(due).min(IDLE_POLL)
+    }
+
+    /// Test hook: runs passes until no job is left (waiting for scheduled retries and for
+    /// pacing), then until the sandbox's statuses are applied.
     pub async fn drain(&self) -> anyhow::Result<()> {
         loop {
-            let wait = self.pass().await?;
+            let pacing = self.pass().await?;
             self.in_flight.close();
             self.in_flight.wait().await;
             self.in_flight.reopen();
-            if self.app.store.due_channels(now_ms()).await?.is_empty() {
+            // Jobs of halted or disconnected channels are not due: they do not hold this up.
+            if self
+                .app
+                .store
+                .next_due(self.orphan_wait_ms())
+                .await?
+                .is_none()
+            {
                 break;
             }
-            if let Some(wait) = wait {
+            let wait = self.until_next(pacing).await;
+            if !wait.is_zero() {
                 tokio::time::sleep(wait).await;
             }
         }
@@ -106,14 +151,9 @@ impl Dispatcher {
     pub async fn pass(&self) -> anyhow::Result<Option<Duration>> {
         let store = &self.app.store;
         let mut next: Option<Duration> = None;
-        for channel_id in store.due_channels(now_ms()).await? {
+        let mut note = |d: Duration| next = Some(next.map_or(d, |n: Duration| n.min(d)));
+        for channel_id in store.due_channels(now_ms(), self.orphan_wait_ms()).await? {
             let Some(channel) = store.channel(&channel_id).await? else {
-                continue;
-            };
-            if channel.status != "connected" {
-                continue;
-            }
-            let Some(provider) = self.provider_for(channel.provider) else {
                 continue;
             };
             let rate = u32::try_from(channel.messages_per_second).unwrap_or(1);
@@ -126,48 +166,49 @@ impl Dispatcher {
                 pacer.set_rate(rate);
                 let allowed = pacer.take(now, self.app.config.dispatch_batch);
                 if allowed == 0 {
-                    let wait = pacer.wait(now);
-                    next = Some(next.map_or(wait, |n| n.min(wait)));
+                    note(pacer.wait(now));
                 }
                 allowed
             };
             if allowed == 0 {
                 continue;
             }
-            let lease_ms =
-                i64::try_from(self.app.config.dispatch_lease_secs * 1000).unwrap_or(30_000);
+            let lease_ms = i64::try_from(self.app.config.dispatch_lease_ms).unwrap_or(30_000);
             let jobs = store
-                .claim_jobs(&channel.id, allowed, now_ms(), lease_ms)
+                .claim_jobs(
+                    &channel.id,
+                    allowed,
+                    now_ms(),
+                    lease_ms,
+                    self.orphan_wait_ms(),
+                )
                 .await?;
-            let claimed = u32::try_from(jobs.len()).unwrap_or(u32::MAX);
+            let claimed = u32::try_from(jobs.len()).unwrap_or(u32::MAX).min(allowed);
             {
                 let mut pacers = self.pacers.lock().expect("pacers lock");
                 if let Some(pacer) = pacers.get_mut(&channel.id) {
-                    pacer.give_back(allowed - claimed.min(allowed));
+                    pacer.give_back(allowed - claimed);
                     if claimed == allowed {
-                        let wait = pacer.wait(Instant::now());
-                        next = Some(next.map_or(wait, |n| n.min(wait)));
+                        note(pacer.wait(Instant::now()));
                     }
                 }
             }
+            let provider = self.provider_for(channel.provider);
             let channel = Arc::new(channel);
             for job in jobs {
-                let provider = provider.clone();
-                let channel = channel.clone();
-                let this = self.deliverer();
-                self.in_flight.spawn(async move {
-                    this.deliver(provider.as_ref(), &channel, job).await;
-                });
+                let deliverer = Deliverer {
+                    app: self.app.clone(),
+                    policy: self.policy.clone(),
+                    pacers: self.pacers.clone(),
+                    provider: provider.clone(),
+                    channel: channel.clone(),
+                    crash_after_send: self.crash_after_send.clone(),
+                };
+                self.in_flight
+                    .spawn(async move { deliverer.deliver(job).await });
             }
         }
         Ok(next)
-    }
-
-    fn deliverer(&self) -> Deliverer {
-        Deliverer {
-            app: self.app.clone(),
-            policy: self.policy.clone(),
-        }
     }
 }
 
@@ -175,18 +216,32 @@ impl Dispatcher {
 struct Deliverer {
     app: App,
     policy: RetryPolicy,
+    pacers: Pacers,
+    provider: Arc<dyn Provider>,
+    channel: Arc<Channel>,
+    crash_after_send: Arc<AtomicBool>,
 }
 
 impl Deliverer {
-    async fn deliver(&self, provider: &dyn Provider, channel: &Channel, job: ClaimedJob) {
+    async fn deliver(&self, job: ClaimedJob) {
         let message_id = job.message.id.clone();
         let attempt = job.attempt;
-        let result = match provider.send(channel, &job).await {
-            Ok(accepted) => AttemptResult::Accepted {
-                provider_message_id: accepted.provider_message_id,
-                wa_id: accepted.wa_id,
-            },
-            Err(e) => self.on_error(&e, attempt),
+        let sent = self.provider.send(&self.channel, &job).await;
+        if self.crash_after_send.load(Ordering::SeqCst) {
+            return;
+        }
+        let (result, accepted_id) = match sent {
+            Ok(accepted) => {
+                let id = accepted.provider_message_id.clone();
+                (
+                    AttemptResult::Accepted {
+                        provider_message_id: accepted.provider_message_id,
+                        wa_id: accepted.wa_id,
+                    },
+                    Some(id),
+                )
+            }
+            Err(e) => (self.on_error(&e, &job).await, None),
         };
         let failed = matches!(result, AttemptResult::Failed { .. });
         let outcome = AttemptOutcome {
@@ -199,7 +254,7 @@ impl Deliverer {
             Ok(Finished::Recorded { conversation }) => {
                 if failed {
                     self.app.publish(Event::MessageStatus {
-                        message_id,
+                        message_id: message_id.clone(),
                         status: MessageStatus::Failed,
                     });
                 }
@@ -208,6 +263,9 @@ impl Deliverer {
                         conversation_id,
                         status,
                     });
+                }
+                if let Some(wamid) = accepted_id {
+                    self.apply_early_statuses(&wamid, &message_id).await;
                 }
             }
             Ok(Finished::Stale) => {
@@ -219,29 +277,84 @@ impl Deliverer {
         }
     }
 
-    fn on_error(&self, e: &MetaError, attempt: i64) -> AttemptResult {
+    /// Statuses that arrived before the message's provider id was known.
+    async fn apply_early_statuses(&self, wamid: &str, message_id: &str) {
+        match self
+            .app
+            .store
+            .take_pending_statuses(wamid, message_id)
+            .await
+        {
+            Ok(updates) => {
+                for update in updates {
+                    if let Err(e) = status::apply(&self.app, &update).await {
+                        tracing::error!(message_id, error = %e, "cannot apply a kept status");
+                    }
+                }
+            }
+            Err(e) => tracing::error!(message_id, error = %e, "cannot read kept statuses"),
+        }
+    }
+
+    async fn on_error(&self, e: &MetaError, job: &ClaimedJob) -> AttemptResult {
         let error = ProviderError {
             code: e.code,
             title: e.title.clone(),
             details: Some(e.description().to_string()),
         };
         let class = e.class();
-        let attempt = u32::try_from(attempt).unwrap_or(u32::MAX);
-        let delay = match class {
-            ErrorClass::Permanent => None,
-            // Not counted against the message: the channel, not the message, is at fault.
-            ErrorClass::ChannelHalt => Some(self.policy.max),
-            _ => self
-                .policy
-                .next_delay(attempt, class, e.retry_after, &mut rand::thread_rng()),
-        };
-        tracing::warn!(code = e.code, class = %class, attempt, "provider error");
-        match delay {
-            Some(delay) => AttemptResult::Retry {
-                run_at: now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2),
-                error,
-            },
-            None => AttemptResult::Failed { error },
+        let tries = u32::try_from(job.message.attempts).unwrap_or(u32::MAX);
+        tracing::warn!(
+            message_id = job.message.id,
+            channel_id = self.channel.id,
+            code = e.code,
+            class = %class,
+            tries,
+            "provider error"
+        );
+        let at =
+            |delay: Duration| now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 4);
+        match class {
+            ErrorClass::Permanent => AttemptResult::Failed { error },
+            ErrorClass::ChannelHalt => {
+                tracing::error!(
+                    channel_id = self.channel.id,
+                    code = e.code,
+                    title = e.title,
+                    "channel halted: its messages stay queued until an operator updates the channel"
+                );
+                if let Err(err) = self
+                    .app
+                    .store
+                    .set_channel_health(&self.channel.id, Some(&error), now_ms())
+                    .await
+                {
+                    tracing::error!(error = %err, "cannot record the channel's health");
+                }
+                AttemptResult::Requeue {
+                    run_at: now_ms(),
+                    error,
+                }
+            }
+            _ => {
+                let delay =
+                    self.policy
+                        .next_delay(tries, class, e.retry_after, &mut rand::thread_rng());
+                if class == ErrorClass::RetryChannel {
+                    let pause = delay.unwrap_or(self.policy.initial);
+                    let mut pacers = self.pacers.lock().expect("pacers lock");
+                    if let Some(pacer) = pacers.get_mut(&self.channel.id) {
+                        pacer.throttle(Instant::now(), pause);
+                    }
+                }
+                match delay {
+                    Some(delay) => AttemptResult::Retry {
+                        run_at: at(delay),
+                        error,
+                    },
+                    None => AttemptResult::Failed { error },
+                }
+            }
         }
     }
 }

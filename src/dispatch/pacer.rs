@@ -10,7 +10,15 @@ pub struct Pacer {
     tat: Instant,
     interval: Duration,
     burst: u32,
+    /// The configured rate and the rate in force (lower after throughput errors).
+    rate: u32,
+    effective: f64,
+    adjusted_at: Instant,
 }
+
+/// After a throughput error the rate halves, then climbs back by this share of the configured
+/// rate per second (from half to full in ten seconds).
+const RECOVERY_PER_SEC: f64 = 0.05;
 
 /// The burst a rate gets: a tenth of a second's worth, at least one.
 pub fn default_burst(rate: u32) -> u32 {
@@ -24,14 +32,55 @@ impl Pacer {
             tat: now,
             interval: Duration::from_secs(1) / rate,
             burst: default_burst(rate),
+            rate,
+            effective: f64::from(rate),
+            adjusted_at: now,
         }
     }
 
-    /// Changes the rate, keeping the schedule already promised.
+    /// Changes the configured rate, keeping the schedule already promised.
     pub fn set_rate(&mut self, rate: u32) {
         let rate = rate.max(1);
-        self.interval = Duration::from_secs(1) / rate;
-        self.burst = default_burst(rate);
+        if rate != self.rate {
+            self.rate = rate;
+            self.effective = self.effective.min(f64::from(rate));
+            self.burst = default_burst(rate);
+            self.update_interval();
+        }
+    }
+
+    fn update_interval(&mut self) {
+        self.interval = Duration::from_secs_f64(1.0 / self.effective.max(1.0));
+    }
+
+    /// The rate in force now, in messages per second.
+    pub fn effective_rate(&self) -> f64 {
+        self.effective
+    }
+
+    /// A throughput error (Meta's 130429): halve the rate and hold sending for `pause`.
+    pub fn throttle(&mut self, now: Instant, pause: Duration) {
+        self.recover(now);
+        self.effective = (self.effective / 2.0).max(1.0);
+        self.burst = 1;
+        self.adjusted_at = now;
+        self.update_interval();
+        self.pause(now, pause);
+    }
+
+    fn recover(&mut self, now: Instant) {
+        let full = f64::from(self.rate);
+        if self.effective < full {
+            let secs = now
+                .saturating_duration_since(self.adjusted_at)
+                .as_secs_f64();
+            self.effective = (self.effective + full * RECOVERY_PER_SEC * secs).min(full);
+            if self.effective >= full {
+                self.burst = default_burst(self.rate);
+            }
+            self.update_interval();
+        }
+        self.adjusted_at = now;
     }
 
     fn tolerance(&self) -> Duration {
@@ -40,6 +89,7 @@ impl Pacer {
 
     /// How many messages may go now, at most `max`, and takes them.
     pub fn take(&mut self, now: Instant, max: u32) -> u32 {
+        self.recover(now);
         let mut n = 0;
         while n < max && self.tat.saturating_duration_since(now) <= self.tolerance() {
             self.tat = self.tat.max(now) + self.interval;
@@ -125,6 +175,20 @@ mod tests {
         assert_eq!(p.take(now, 10), 10);
         p.give_back(4);
         assert_eq!(p.take(now, 10), 4);
+    }
+
+    #[test]
+    fn throttling_halves_the_rate_then_recovers_gradually() {
+        let start = Instant::now();
+        let mut p = Pacer::new(100, start);
+        p.throttle(start, Duration::from_secs(1));
+        assert_eq!(p.effective_rate(), 50.0);
+        assert_eq!(p.take(start + Duration::from_millis(500), 10), 0, "paused");
+        p.take(start + Duration::from_secs(3), 0);
+        let mid = p.effective_rate();
+        assert!(mid > 50.0 && mid < 100.0, "partly recovered: {mid}");
+        p.take(start + Duration::from_secs(20), 0);
+        assert_eq!(p.effective_rate(), 100.0);
     }
 
     #[test]

@@ -9,9 +9,8 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
-use super::{bearer, error_id, json_response};
+use super::{bearer, error_id, json_response, same_secret};
 use crate::app::App;
 use crate::service::admin::{self, AdminError, AdminResult};
 
@@ -25,6 +24,10 @@ pub fn routes(app: App) -> Router<App> {
             get(get_channel).patch(update_channel),
         )
         .route("/v1/admin/channels/{id}/rotate-token", post(rotate_token))
+        .route(
+            "/v1/admin/channels/{id}/templates/sync",
+            post(sync_templates),
+        )
         .route("/v1/admin/groups", post(create_group))
         .route("/v1/admin/templates", post(create_template))
         .route(
@@ -58,20 +61,10 @@ fn problem(status: StatusCode, kind: &str, title: &str, detail: &str, extra: Val
     r
 }
 
-/// Compares digests so the comparison takes the same time wherever the tokens differ.
-fn same_token(given: &str, expected: &str) -> bool {
-    let a = Sha256::digest(given.as_bytes());
-    let b = Sha256::digest(expected.as_bytes());
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
-}
-
 async fn require_admin(State(app): State<App>, req: Request, next: Next) -> Response {
     let expected = app.config.admin_token.as_ref().map(|t| t.expose());
     match (bearer(req.headers()), expected) {
-        (Some(given), Some(expected)) if !given.is_empty() && same_token(given, expected) => {
+        (Some(given), Some(expected)) if !given.is_empty() && same_secret(given, expected) => {
             next.run(req).await
         }
         _ => problem(
@@ -106,6 +99,13 @@ fn respond(result: AdminResult, created: bool) -> Response {
             "not-found",
             "Not found",
             &e.to_string(),
+            json!({}),
+        ),
+        Err(AdminError::Upstream(detail)) => problem(
+            StatusCode::BAD_GATEWAY,
+            "upstream",
+            "The provider refused",
+            &detail,
             json!({}),
         ),
         Err(AdminError::Internal(e)) => {
@@ -177,6 +177,9 @@ async fn update_channel(State(app): State<App>, Path(id): Path<String>, body: By
 async fn rotate_token(State(app): State<App>, Path(id): Path<String>) -> Response {
     respond(admin::rotate_channel_token(&app, &id).await, false)
 }
+async fn sync_templates(State(app): State<App>, Path(id): Path<String>) -> Response {
+    respond(admin::sync_templates(&app, &id).await, false)
+}
 async fn create_group(State(app): State<App>, body: Bytes) -> Response {
     respond(
         with_body(
@@ -217,16 +220,4 @@ async fn close_conversation(State(app): State<App>, Path(id): Path<String>) -> R
 }
 async fn get_message(State(app): State<App>, Path(id): Path<String>) -> Response {
     respond(admin::get_message(&app, &id).await, false)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::same_token;
-
-    #[test]
-    fn tokens_compare_exactly() {
-        assert!(same_token("abc", "abc"));
-        assert!(!same_token("abc", "abd"));
-        assert!(!same_token("", "abc"));
-    }
 }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod compat;
+pub mod webhooks;
 
 use axum::Router;
 use axum::body::Body;
@@ -31,7 +32,7 @@ fn canonical_request(mut req: Request<Body>) -> Request<Body> {
 }
 
 pub fn router(app: App) -> Router {
-    let mut router = compat::routes();
+    let mut router = compat::routes().merge(webhooks::routes());
     if app.config.admin_token.is_some() {
         router = router.merge(admin::routes(app.clone()));
     }
@@ -65,6 +66,7 @@ const STATIC_SEGMENTS: &[&str] = &[
     "accounts",
     "channels",
     "rotate-token",
+    "sync",
     "groups",
     "conversations",
     "close",
@@ -124,6 +126,17 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
     Some(token)
 }
 
+/// Compares two secrets in time that does not depend on where they differ.
+pub fn same_secret(given: &str, expected: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    let a = Sha256::digest(given.as_bytes());
+    let b = Sha256::digest(expected.as_bytes());
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
 /// A short id to correlate a 500 response with its log line, without exposing internals.
 pub fn error_id() -> String {
     crate::domain::ids::new_id("err")
@@ -153,6 +166,13 @@ mod tests {
         );
         assert_eq!(canon("/templates/"), "/templates");
         assert_eq!(canon("/"), "/");
+    }
+
+    #[test]
+    fn secrets_compare_exactly() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abc", "abd"));
+        assert!(!same_secret("", "abc"));
     }
 
     #[test]

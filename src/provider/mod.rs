@@ -1,5 +1,6 @@
 //! Providers deliver a claimed message to WhatsApp (or pretend to).
 
+pub mod cloud;
 pub mod sandbox;
 
 use async_trait::async_trait;

@@ -83,6 +83,7 @@ impl Provider for Sandbox {
                     status,
                     at: now_ms(),
                     error,
+                    pricing_category: Some("utility".into()),
                 };
                 if let Err(e) = status::apply(&app, &update).await {
                     tracing::error!(error = %e, message_id, "sandbox could not apply a status");

@@ -18,6 +18,9 @@ pub enum AdminError {
     Invalid(FieldError),
     #[error("no {kind} with id '{id}'")]
     NotFound { kind: &'static str, id: String },
+    /// The provider (Meta's Graph API) refused or failed.
+    #[error("{0}")]
+    Upstream(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -186,6 +189,8 @@ pub async fn create_channel(app: &App, body: &Value) -> AdminResult {
         verify_token: String::new(),
         status: "connected".into(),
         messages_per_second: 80,
+        health: "ok".into(),
+        health_error: None,
         created_at: now,
         updated_at: now,
     };
@@ -211,6 +216,15 @@ pub async fn update_channel(app: &App, id: &str, body: &Value) -> AdminResult {
     apply_channel_fields(&mut channel, &f)?;
     channel.updated_at = now_ms();
     app.store.update_channel(&channel).await?;
+    if channel.health != "ok" {
+        // An operator acted on a halted channel (a new token, a paid bill): try again.
+        app.store
+            .set_channel_health(&channel.id, None, channel.updated_at)
+            .await?;
+        channel.health = "ok".into();
+        channel.health_error = None;
+        app.wake.notify_one();
+    }
     Ok(views::channel(&channel))
 }
 
@@ -227,6 +241,22 @@ pub async fn rotate_channel_token(app: &App, id: &str) -> AdminResult {
         });
     }
     Ok(json!({ "id": id, "publicToken": token }))
+}
+
+pub async fn sync_templates(app: &App, channel_id: &str) -> AdminResult {
+    use super::templates::{self, SyncError};
+    let channel = load_channel(app, channel_id).await?;
+    match templates::sync(app, &channel).await {
+        Ok(summary) => Ok(serde_json::to_value(summary).map_err(anyhow::Error::from)?),
+        Err(SyncError::NotSyncable(m)) => Err(invalid("channel", m)),
+        Err(SyncError::Graph(e)) => Err(AdminError::Upstream(format!(
+            "the Graph API answered {} ({}): {}",
+            e.code,
+            e.title,
+            e.description()
+        ))),
+        Err(SyncError::Internal(e)) => Err(AdminError::Internal(e)),
+    }
 }
 
 pub async fn create_group(app: &App, body: &Value) -> AdminResult {

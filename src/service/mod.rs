@@ -5,4 +5,6 @@ pub mod admin;
 pub mod input;
 pub mod send;
 pub mod status;
+pub mod templates;
 pub mod views;
+pub mod webhook;

@@ -68,6 +68,8 @@ pub fn channel(c: &Channel) -> Value {
         "verifyTokenSet": !c.verify_token.is_empty(),
         "status": c.status,
         "messagesPerSecond": c.messages_per_second,
+        "health": c.health,
+        "healthError": c.health_error,
         "createdAt": format_ms(c.created_at),
         "updatedAt": format_ms(c.updated_at),
     })
@@ -114,6 +116,7 @@ pub fn message(m: &Message) -> Value {
         "params": m.params,
         "attempts": m.attempts,
         "error": m.error,
+        "pricingCategory": m.pricing_category,
         "statusTimes": {
             "queued": format_ms(m.queued_at),
             "sending": time(m.sending_at),

@@ -100,6 +100,10 @@ pub struct Channel {
     /// `connected` or `disconnected`.
     pub status: String,
     pub messages_per_second: i64,
+    /// `ok`, or `halted` after an error that no retry fixes (expired token, locked or
+    /// unpaid account): the dispatcher leaves its messages queued until an operator acts.
+    pub health: String,
+    pub health_error: Option<ProviderError>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -189,7 +193,18 @@ pub struct Message {
     pub delivered_at: Option<i64>,
     pub read_at: Option<i64>,
     pub failed_at: Option<i64>,
+    pub pricing_category: Option<String>,
     pub updated_at: i64,
+}
+
+/// One recorded delivery attempt.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptRecord {
+    pub attempt: i64,
+    pub finished_at: i64,
+    pub outcome: String,
+    pub error: Option<ProviderError>,
 }
 
 /// Everything needed to accept one send in one transaction.
@@ -252,6 +267,9 @@ pub enum AttemptResult {
     Retry { run_at: i64, error: ProviderError },
     /// Give up: the message fails with `error`.
     Failed { error: ProviderError },
+    /// The channel cannot send (halted): back to the queue at `run_at` without counting
+    /// the attempt against the message.
+    Requeue { run_at: i64, error: ProviderError },
 }
 
 #[derive(Debug, Clone)]
@@ -271,6 +289,8 @@ pub struct StatusUpdate {
     pub status: MessageStatus,
     pub at: i64,
     pub error: Option<ProviderError>,
+    /// Meta's pricing category (`utility`, `marketing`, …), when reported.
+    pub pricing_category: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -309,6 +329,19 @@ pub trait Store: Send + Sync + 'static {
     async fn set_channel_token(&self, id: &str, token_hash: &str, now: i64) -> StoreResult<bool>;
     async fn channel(&self, id: &str) -> StoreResult<Option<Channel>>;
     async fn channel_by_token(&self, token_hash: &str) -> StoreResult<Option<Channel>>;
+    async fn channel_by_phone_number_id(
+        &self,
+        phone_number_id: &str,
+    ) -> StoreResult<Option<Channel>>;
+    async fn channels_by_waba(&self, waba_id: &str) -> StoreResult<Vec<Channel>>;
+    async fn list_channels(&self) -> StoreResult<Vec<Channel>>;
+    /// Halts a channel with the error that stopped it, or (`None`) marks it healthy again.
+    async fn set_channel_health(
+        &self,
+        id: &str,
+        halted: Option<&ProviderError>,
+        now: i64,
+    ) -> StoreResult<()>;
 
     // Groups
     async fn insert_group(&self, group: &Group) -> StoreResult<()>;
@@ -322,6 +355,17 @@ pub trait Store: Send + Sync + 'static {
     async fn template(&self, id: &str) -> StoreResult<Option<Template>>;
     /// A template of one account (tenant-scoped: another account's id is `None`).
     async fn account_template(&self, account_id: &str, id: &str) -> StoreResult<Option<Template>>;
+    async fn template_by_app_id(
+        &self,
+        account_id: &str,
+        app_id: &str,
+    ) -> StoreResult<Option<Template>>;
+    async fn template_by_name(
+        &self,
+        account_id: &str,
+        name: &str,
+        language: &str,
+    ) -> StoreResult<Option<Template>>;
     async fn list_templates(
         &self,
         account_id: &str,
@@ -337,16 +381,28 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> StoreResult<Option<Conversation>>;
     async fn message(&self, id: &str) -> StoreResult<Option<Message>>;
+    async fn message_attempts(&self, message_id: &str) -> StoreResult<Vec<AttemptRecord>>;
+    /// An inbound message from a contact: keeps the contact's name and the time of their
+    /// last message (WhatsApp's 24-hour window), and the conversation's activity.
+    async fn record_inbound(
+        &self,
+        channel: &Channel,
+        phone_number: &str,
+        name: Option<&str>,
+        at: i64,
+    ) -> StoreResult<()>;
 
     /// Decides and stores one send in a single transaction: the conversation (found, expired or
     /// created within the plan limit), the contact, the message and its delivery job.
     async fn accept_send(&self, send: &AcceptSend) -> StoreResult<AcceptOutcome>;
 
     // Delivery
-    /// Channels that have jobs due at `now`.
-    async fn due_channels(&self, now: i64) -> StoreResult<Vec<String>>;
-    /// The earliest `run_at` (or lease expiry) of any job, to sleep until.
-    async fn next_due(&self) -> StoreResult<Option<i64>>;
+    /// Connected, healthy channels that have jobs due at `now`. A job whose lease expired (its dispatcher died
+    /// mid-send) is due only `orphan_wait_ms` after the lease ended, giving a status webhook
+    /// time to prove the send happened.
+    async fn due_channels(&self, now: i64, orphan_wait_ms: i64) -> StoreResult<Vec<String>>;
+    /// When the earliest job becomes claimable (see `due_channels`), to sleep until.
+    async fn next_due(&self, orphan_wait_ms: i64) -> StoreResult<Option<i64>>;
     /// Leases up to `limit` of the channel's oldest due jobs until `now + lease_ms` and marks
     /// their messages `sending`.
     async fn claim_jobs(
@@ -355,11 +411,21 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
         now: i64,
         lease_ms: i64,
+        orphan_wait_ms: i64,
     ) -> StoreResult<Vec<ClaimedJob>>;
     /// Records an attempt's outcome if the job is still at that attempt; `Stale` when a newer
     /// claim owns the job (the outcome is dropped).
     async fn finish_attempt(&self, outcome: &AttemptOutcome) -> StoreResult<Finished>;
 
-    /// Applies a provider status to its message and conversation, monotonically.
+    /// Applies a provider status to its message and conversation, monotonically. A status
+    /// proves the provider took the message, so it also ends the message's delivery job.
     async fn apply_status(&self, update: &StatusUpdate) -> StoreResult<StatusApplied>;
+    /// Keeps a status whose message is not known (yet).
+    async fn store_pending_status(&self, update: &StatusUpdate, now: i64) -> StoreResult<()>;
+    /// Takes the kept statuses of a message, by provider id or plantilla id, oldest first.
+    async fn take_pending_statuses(
+        &self,
+        provider_message_id: &str,
+        message_id: &str,
+    ) -> StoreResult<Vec<StatusUpdate>>;
 }

@@ -19,11 +19,18 @@ use sqlx::{Row, Sqlite, Transaction};
 use super::*;
 
 /// Embedded migrations, applied in order on open. Never edit one that has shipped: add a new one.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "cloud",
+        include_str!("../../migrations/sqlite/0002_cloud.sql"),
+    ),
+];
 
 pub struct SqliteStore {
     write: SqlitePool,
@@ -105,6 +112,17 @@ fn channel_from_row(r: &SqliteRow) -> StoreResult<Channel> {
         verify_token: r.try_get("verify_token")?,
         status: r.try_get("status")?,
         messages_per_second: r.try_get("messages_per_second")?,
+        health: r.try_get("health")?,
+        health_error: match r.try_get::<Option<i64>, _>("health_code")? {
+            Some(code) => Some(ProviderError {
+                code,
+                title: r
+                    .try_get::<Option<String>, _>("health_detail")?
+                    .unwrap_or_default(),
+                details: None,
+            }),
+            None => None,
+        },
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
@@ -191,8 +209,54 @@ fn message_from_row(r: &SqliteRow) -> StoreResult<Message> {
         delivered_at: r.try_get("delivered_at")?,
         read_at: r.try_get("read_at")?,
         failed_at: r.try_get("failed_at")?,
+        pricing_category: r.try_get("pricing_category")?,
         updated_at: r.try_get("updated_at")?,
     })
+}
+
+fn status_from_pending_row(r: &SqliteRow) -> StoreResult<StatusUpdate> {
+    let status: String = r.try_get("status")?;
+    Ok(StatusUpdate {
+        provider_message_id: r.try_get("provider_message_id")?,
+        message_id: r.try_get("message_id")?,
+        status: status.parse().map_err(anyhow::Error::msg)?,
+        at: r.try_get("at")?,
+        error: match r.try_get::<Option<i64>, _>("error_code")? {
+            Some(code) => Some(ProviderError {
+                code,
+                title: r
+                    .try_get::<Option<String>, _>("error_title")?
+                    .unwrap_or_default(),
+                details: r.try_get("error_details")?,
+            }),
+            None => None,
+        },
+        pricing_category: r.try_get("pricing_category")?,
+    })
+}
+
+async fn record_attempt(
+    tx: &mut Transaction<'_, Sqlite>,
+    message_id: &str,
+    attempt: i64,
+    now: i64,
+    outcome: &str,
+    error: Option<&ProviderError>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO delivery_attempts (message_id, attempt, finished_at, outcome, error_code,
+            error_title, error_details) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(message_id)
+    .bind(attempt)
+    .bind(now)
+    .bind(outcome)
+    .bind(error.map(|e| e.code))
+    .bind(error.map(|e| e.title.as_str()))
+    .bind(error.and_then(|e| e.details.as_deref()))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn group_with_channels(
@@ -445,6 +509,55 @@ impl Store for SqliteStore {
             .transpose()
     }
 
+    async fn channel_by_phone_number_id(&self, pnid: &str) -> StoreResult<Option<Channel>> {
+        sqlx::query("SELECT * FROM channels WHERE phone_number_id = ? ORDER BY created_at LIMIT 1")
+            .bind(pnid)
+            .fetch_optional(&self.read)
+            .await?
+            .as_ref()
+            .map(channel_from_row)
+            .transpose()
+    }
+
+    async fn channels_by_waba(&self, waba_id: &str) -> StoreResult<Vec<Channel>> {
+        sqlx::query("SELECT * FROM channels WHERE waba_id = ? ORDER BY created_at")
+            .bind(waba_id)
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(channel_from_row)
+            .collect()
+    }
+
+    async fn list_channels(&self) -> StoreResult<Vec<Channel>> {
+        sqlx::query("SELECT * FROM channels ORDER BY created_at")
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(channel_from_row)
+            .collect()
+    }
+
+    async fn set_channel_health(
+        &self,
+        id: &str,
+        halted: Option<&ProviderError>,
+        now: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE channels SET health = ?, health_code = ?, health_detail = ?, health_at = ?
+             WHERE id = ?",
+        )
+        .bind(if halted.is_some() { "halted" } else { "ok" })
+        .bind(halted.map(|e| e.code))
+        .bind(halted.map(|e| e.title.as_str()))
+        .bind(now)
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
     async fn insert_group(&self, g: &Group) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         sqlx::query("INSERT INTO groups (id, account_id, name, created_at) VALUES (?, ?, ?, ?)")
@@ -557,6 +670,40 @@ impl Store for SqliteStore {
             .transpose()
     }
 
+    async fn template_by_app_id(
+        &self,
+        account_id: &str,
+        app_id: &str,
+    ) -> StoreResult<Option<Template>> {
+        sqlx::query("SELECT * FROM templates WHERE account_id = ? AND app_id = ? LIMIT 1")
+            .bind(account_id)
+            .bind(app_id)
+            .fetch_optional(&self.read)
+            .await?
+            .as_ref()
+            .map(template_from_row)
+            .transpose()
+    }
+
+    async fn template_by_name(
+        &self,
+        account_id: &str,
+        name: &str,
+        language: &str,
+    ) -> StoreResult<Option<Template>> {
+        sqlx::query(
+            "SELECT * FROM templates WHERE account_id = ? AND name = ? AND language = ? LIMIT 1",
+        )
+        .bind(account_id)
+        .bind(name)
+        .bind(language)
+        .fetch_optional(&self.read)
+        .await?
+        .as_ref()
+        .map(template_from_row)
+        .transpose()
+    }
+
     async fn list_templates(
         &self,
         account_id: &str,
@@ -629,6 +776,68 @@ impl Store for SqliteStore {
             .as_ref()
             .map(message_from_row)
             .transpose()
+    }
+
+    async fn message_attempts(&self, message_id: &str) -> StoreResult<Vec<AttemptRecord>> {
+        let rows = sqlx::query("SELECT * FROM delivery_attempts WHERE message_id = ? ORDER BY id")
+            .bind(message_id)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AttemptRecord {
+                    attempt: r.try_get("attempt")?,
+                    finished_at: r.try_get("finished_at")?,
+                    outcome: r.try_get("outcome")?,
+                    error: match r.try_get::<Option<i64>, _>("error_code")? {
+                        Some(code) => Some(ProviderError {
+                            code,
+                            title: r
+                                .try_get::<Option<String>, _>("error_title")?
+                                .unwrap_or_default(),
+                            details: r.try_get("error_details")?,
+                        }),
+                        None => None,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn record_inbound(
+        &self,
+        channel: &Channel,
+        phone: &str,
+        name: Option<&str>,
+        at: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query(
+            "INSERT INTO contacts (account_id, phone_number, client_name, last_inbound_at,
+                created_at, updated_at)
+             VALUES (?1, ?2, coalesce(?3, ?2), ?4, ?4, ?4)
+             ON CONFLICT (account_id, phone_number) DO UPDATE SET
+                client_name = coalesce(?3, client_name),
+                last_inbound_at = max(coalesce(last_inbound_at, 0), ?4),
+                updated_at = ?4",
+        )
+        .bind(&channel.account_id)
+        .bind(phone)
+        .bind(name)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE conversations SET last_activity_at = max(last_activity_at, ?)
+             WHERE channel_id = ? AND phone_number = ? AND status = 'open'",
+        )
+        .bind(at)
+        .bind(&channel.id)
+        .bind(phone)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn accept_send(&self, send: &AcceptSend) -> StoreResult<AcceptOutcome> {
@@ -754,21 +963,28 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn due_channels(&self, now: i64) -> StoreResult<Vec<String>> {
+    async fn due_channels(&self, now: i64, orphan_wait_ms: i64) -> StoreResult<Vec<String>> {
+        // Due, and not leased or leased by a dispatcher that died more than the wait ago; on
+        // a channel that can send.
         Ok(sqlx::query_scalar(
-            "SELECT DISTINCT channel_id FROM delivery_jobs
-             WHERE run_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)",
+            "SELECT DISTINCT j.channel_id FROM delivery_jobs j
+             JOIN channels c ON c.id = j.channel_id AND c.status = 'connected' AND c.health = 'ok'
+             WHERE j.run_at <= ?1 AND (j.lease_until IS NULL OR j.lease_until + ?2 <= ?1)",
         )
         .bind(now)
+        .bind(orphan_wait_ms)
         .fetch_all(&self.read)
         .await?)
     }
 
-    async fn next_due(&self) -> StoreResult<Option<i64>> {
+    async fn next_due(&self, orphan_wait_ms: i64) -> StoreResult<Option<i64>> {
         Ok(sqlx::query_scalar(
-            "SELECT min(CASE WHEN lease_until IS NULL OR lease_until < run_at
-                        THEN run_at ELSE lease_until END) FROM delivery_jobs",
+            "SELECT min(CASE WHEN j.lease_until IS NULL THEN j.run_at
+                        ELSE max(j.run_at, j.lease_until + ?) END)
+             FROM delivery_jobs j
+             JOIN channels c ON c.id = j.channel_id AND c.status = 'connected' AND c.health = 'ok'",
         )
+        .bind(orphan_wait_ms)
         .fetch_one(&self.read)
         .await?)
     }
@@ -779,35 +995,38 @@ impl Store for SqliteStore {
         limit: u32,
         now: i64,
         lease_ms: i64,
+        orphan_wait_ms: i64,
     ) -> StoreResult<Vec<ClaimedJob>> {
         let mut tx = self.write.begin().await?;
         let claimed = sqlx::query(
-            "UPDATE delivery_jobs SET attempt = attempt + 1, lease_until = ?1
+            "UPDATE delivery_jobs SET attempt = attempt + 1, tries = tries + 1, lease_until = ?1
              WHERE seq IN (
-                SELECT seq FROM delivery_jobs
-                WHERE channel_id = ?2 AND run_at <= ?3 AND (lease_until IS NULL OR lease_until <= ?3)
+                SELECT seq FROM delivery_jobs WHERE channel_id = ?2 AND run_at <= ?3
+                  AND (lease_until IS NULL OR lease_until + ?5 <= ?3)
                 ORDER BY seq LIMIT ?4)
-             RETURNING seq, message_id, attempt",
+             RETURNING seq, message_id, attempt, tries",
         )
         .bind(now + lease_ms)
         .bind(channel_id)
         .bind(now)
         .bind(limit)
+        .bind(orphan_wait_ms)
         .fetch_all(&mut *tx)
         .await?;
-        let mut claimed: Vec<(i64, String, i64)> = claimed
+        let mut claimed: Vec<(i64, String, i64, i64)> = claimed
             .iter()
             .map(|r| {
                 Ok((
                     r.try_get("seq")?,
                     r.try_get("message_id")?,
                     r.try_get("attempt")?,
+                    r.try_get("tries")?,
                 ))
             })
             .collect::<StoreResult<_>>()?;
-        claimed.sort_by_key(|(seq, _, _)| *seq);
+        claimed.sort_by_key(|(seq, ..)| *seq);
         let mut jobs = Vec::with_capacity(claimed.len());
-        for (_, message_id, attempt) in claimed {
+        for (_, message_id, attempt, tries) in claimed {
             let row = sqlx::query(
                 "UPDATE messages SET status = CASE WHEN status IN ('queued', 'sending')
                         THEN 'sending' ELSE status END,
@@ -815,7 +1034,7 @@ impl Store for SqliteStore {
                  WHERE id = ?3 RETURNING *",
             )
             .bind(now)
-            .bind(attempt)
+            .bind(tries)
             .bind(&message_id)
             .fetch_one(&mut *tx)
             .await?;
@@ -841,21 +1060,27 @@ impl Store for SqliteStore {
                 .bind(&o.message_id)
                 .fetch_optional(&mut *tx)
                 .await?;
-        if current != Some(o.attempt) {
-            return Ok(Finished::Stale);
-        }
         let mut conversation = None;
-        match &o.result {
-            AttemptResult::Accepted {
-                provider_message_id,
-                wa_id,
-            } => {
+        match (&o.result, current) {
+            (
+                AttemptResult::Accepted {
+                    provider_message_id,
+                    wa_id,
+                },
+                current,
+            ) => {
+                // The job may already be gone: a status webhook that outran this response
+                // ended it. The provider ids are still ours to record.
+                if current.is_some_and(|a| a != o.attempt) {
+                    return Ok(Finished::Stale);
+                }
                 sqlx::query("DELETE FROM delivery_jobs WHERE message_id = ?")
                     .bind(&o.message_id)
                     .execute(&mut *tx)
                     .await?;
                 sqlx::query(
-                    "UPDATE messages SET provider_message_id = ?, wa_id = ?, updated_at = ?,
+                    "UPDATE messages SET provider_message_id = coalesce(provider_message_id, ?),
+                        wa_id = coalesce(wa_id, ?), updated_at = ?,
                         error_code = NULL, error_title = NULL, error_details = NULL
                      WHERE id = ?",
                 )
@@ -865,21 +1090,29 @@ impl Store for SqliteStore {
                 .bind(&o.message_id)
                 .execute(&mut *tx)
                 .await?;
+                record_attempt(&mut tx, &o.message_id, o.attempt, o.now, "accepted", None).await?;
             }
-            AttemptResult::Retry { run_at, error } => {
+            (_, current) if current != Some(o.attempt) => return Ok(Finished::Stale),
+            (AttemptResult::Retry { run_at, error }, _)
+            | (AttemptResult::Requeue { run_at, error }, _) => {
+                let requeue = matches!(o.result, AttemptResult::Requeue { .. });
                 sqlx::query(
-                    "UPDATE delivery_jobs SET run_at = ?, lease_until = NULL WHERE message_id = ?",
+                    "UPDATE delivery_jobs SET run_at = ?, lease_until = NULL,
+                        tries = tries - ? WHERE message_id = ?",
                 )
                 .bind(run_at)
+                .bind(i64::from(requeue))
                 .bind(&o.message_id)
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query(
                     "UPDATE messages SET status = CASE WHEN status = 'sending' THEN 'queued'
                             ELSE status END,
+                        attempts = attempts - ?,
                         error_code = ?, error_title = ?, error_details = ?, updated_at = ?
                      WHERE id = ?",
                 )
+                .bind(i64::from(requeue))
                 .bind(error.code)
                 .bind(&error.title)
                 .bind(&error.details)
@@ -887,8 +1120,18 @@ impl Store for SqliteStore {
                 .bind(&o.message_id)
                 .execute(&mut *tx)
                 .await?;
+                let outcome = if requeue { "requeued" } else { "retry" };
+                record_attempt(
+                    &mut tx,
+                    &o.message_id,
+                    o.attempt,
+                    o.now,
+                    outcome,
+                    Some(error),
+                )
+                .await?;
             }
-            AttemptResult::Failed { error } => {
+            (AttemptResult::Failed { error }, _) => {
                 let row = sqlx::query("SELECT * FROM messages WHERE id = ?")
                     .bind(&o.message_id)
                     .fetch_one(&mut *tx)
@@ -902,6 +1145,15 @@ impl Store for SqliteStore {
                         .execute(&mut *tx)
                         .await?;
                 }
+                record_attempt(
+                    &mut tx,
+                    &o.message_id,
+                    o.attempt,
+                    o.now,
+                    "failed",
+                    Some(error),
+                )
+                .await?;
             }
         }
         tx.commit().await?;
@@ -934,6 +1186,20 @@ impl Store for SqliteStore {
         {
             sqlx::query("UPDATE messages SET provider_message_id = ? WHERE id = ?")
                 .bind(wamid)
+                .bind(&message.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if u.status != MessageStatus::Queued && u.status != MessageStatus::Sending {
+            // The provider has the message: no dispatcher may send it again.
+            sqlx::query("DELETE FROM delivery_jobs WHERE message_id = ?")
+                .bind(&message.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(category) = &u.pricing_category {
+            sqlx::query("UPDATE messages SET pricing_category = ? WHERE id = ?")
+                .bind(category)
                 .bind(&message.id)
                 .execute(&mut *tx)
                 .await?;
@@ -980,5 +1246,46 @@ impl Store for SqliteStore {
             changed,
             conversation,
         })
+    }
+
+    async fn store_pending_status(&self, u: &StatusUpdate, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO pending_statuses (provider_message_id, message_id, status, at,
+                error_code, error_title, error_details, pricing_category, received_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&u.provider_message_id)
+        .bind(&u.message_id)
+        .bind(u.status.as_str())
+        .bind(u.at)
+        .bind(u.error.as_ref().map(|e| e.code))
+        .bind(u.error.as_ref().map(|e| e.title.as_str()))
+        .bind(u.error.as_ref().and_then(|e| e.details.as_deref()))
+        .bind(&u.pricing_category)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn take_pending_statuses(
+        &self,
+        provider_message_id: &str,
+        message_id: &str,
+    ) -> StoreResult<Vec<StatusUpdate>> {
+        let rows = sqlx::query(
+            "DELETE FROM pending_statuses WHERE provider_message_id = ? OR message_id = ?
+             RETURNING *",
+        )
+        .bind(provider_message_id)
+        .bind(message_id)
+        .fetch_all(&self.write)
+        .await?;
+        let mut updates = rows
+            .iter()
+            .map(|r| Ok((r.try_get::<i64, _>("id")?, status_from_pending_row(r)?)))
+            .collect::<StoreResult<Vec<_>>>()?;
+        updates.sort_by_key(|(id, _)| *id);
+        Ok(updates.into_iter().map(|(_, u)| u).collect())
     }
 }

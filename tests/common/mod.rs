@@ -53,7 +53,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 
 async fn start(dir: tempfile::TempDir, config: Config) -> TestApp {
     let app = App::open(config.clone()).await.expect("open app");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let server = server::start(app, listener, false).await.expect("start");
     TestApp {
         base: format!("http://{}", server.addr),
@@ -75,17 +77,33 @@ impl TestApp {
 
     /// Runs the dispatcher until nothing is due and the sandbox's statuses are applied.
     pub async fn drain(&self) {
-        self.server.as_ref().expect("running").dispatcher.drain().await.expect("drain");
+        self.server
+            .as_ref()
+            .expect("running")
+            .dispatcher
+            .drain()
+            .await
+            .expect("drain");
     }
 
     /// Stops the server and starts a new one on the same database file.
     pub async fn restart(mut self) -> TestApp {
-        self.server.take().expect("running").stop().await.expect("stop");
+        self.server
+            .take()
+            .expect("running")
+            .stop()
+            .await
+            .expect("stop");
         let TestApp { dir, config, .. } = self;
         start(dir, config).await
     }
 
-    pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn admin(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let url = format!("{}{}", self.base, path);
         let mut req = self
             .client
@@ -97,7 +115,10 @@ impl TestApp {
         let res = req.send().await.expect("admin request");
         let status = res.status();
         let text = res.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// POSTs to the admin API and expects 201.
@@ -113,7 +134,10 @@ impl TestApp {
 
     pub async fn seed_with(&self, conversation_limit: i64, channel_status: &str) -> Seed {
         let account = self
-            .create("/v1/admin/accounts", json!({"name": "Acme", "conversationLimit": conversation_limit}))
+            .create(
+                "/v1/admin/accounts",
+                json!({"name": "Acme", "conversationLimit": conversation_limit}),
+            )
             .await;
         let channel = self
             .create(
@@ -146,7 +170,13 @@ impl TestApp {
     }
 
     /// A request to the template API with an optional bearer token and a raw body.
-    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Reply {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Reply {
         let mut req = self
             .client
             .request(method.parse().unwrap(), format!("{}{}", self.base, path));
@@ -154,7 +184,9 @@ impl TestApp {
             req = req.header("Authorization", format!("Bearer {token}"));
         }
         if let Some(body) = body {
-            req = req.header("Content-Type", "application/json").body(body.to_string());
+            req = req
+                .header("Content-Type", "application/json")
+                .body(body.to_string());
         }
         let res = req.send().await.expect("request");
         let status = res.status();
@@ -174,23 +206,33 @@ impl TestApp {
 
     /// `POST /api/Template/SendMessage` with a JSON body.
     pub async fn send_old(&self, token: &str, body: Value) -> Reply {
-        self.call("POST", "/api/Template/SendMessage", Some(token), Some(&body.to_string()))
-            .await
+        self.call(
+            "POST",
+            "/api/Template/SendMessage",
+            Some(token),
+            Some(&body.to_string()),
+        )
+        .await
     }
 
     /// `POST /templates` with a JSON body.
     pub async fn send_new(&self, token: &str, body: Value) -> Reply {
-        self.call("POST", "/templates", Some(token), Some(&body.to_string())).await
+        self.call("POST", "/templates", Some(token), Some(&body.to_string()))
+            .await
     }
 
     pub async fn message(&self, id: &str) -> Value {
-        let (status, v) = self.admin("GET", &format!("/v1/admin/messages/{id}"), None).await;
+        let (status, v) = self
+            .admin("GET", &format!("/v1/admin/messages/{id}"), None)
+            .await;
         assert_eq!(status, StatusCode::OK, "{v}");
         v
     }
 
     pub async fn conversation(&self, id: &str) -> Value {
-        let (status, v) = self.admin("GET", &format!("/v1/admin/conversations/{id}"), None).await;
+        let (status, v) = self
+            .admin("GET", &format!("/v1/admin/conversations/{id}"), None)
+            .await;
         assert_eq!(status, StatusCode::OK, "{v}");
         v
     }
@@ -205,7 +247,9 @@ pub struct Reply {
 }
 
 pub fn s(v: &Value) -> String {
-    v.as_str().unwrap_or_else(|| panic!("not a string: {v}")).to_string()
+    v.as_str()
+        .unwrap_or_else(|| panic!("not a string: {v}"))
+        .to_string()
 }
 
 /// A send body for the seeded template with both params.

@@ -1,0 +1,394 @@
+//! Where a webhook is applied: Meta's payloads (statuses, inbound messages, template status
+//! updates) turned into changes of messages, conversations, contacts and templates.
+//!
+//! Payload reference: developers.facebook.com/docs/whatsapp/cloud-api/webhooks/components
+//! (`entry[].changes[].value` with `metadata`, `statuses`, `messages`, `contacts`) and
+//! `message_template_status_update` (whose entry `id` is the WhatsApp Business Account).
+
+use std::collections::BTreeSet;
+
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+use super::status;
+use crate::app::App;
+use crate::domain::status::MessageStatus;
+use crate::now_ms;
+use crate::store::{Channel, ProviderError, StatusApplied, StatusUpdate, StoreResult};
+
+/// Whether `header` (`X-Hub-Signature-256: sha256=<hex>`) is the HMAC-SHA256 of `body` with
+/// `secret`. The comparison is constant-time.
+pub fn signature_valid(secret: &str, body: &[u8], header: Option<&str>) -> bool {
+    let Some(hex_sig) = header.and_then(|h| h.trim().strip_prefix("sha256=")) else {
+        return false;
+    };
+    let Ok(expected) = hex::decode(hex_sig) else {
+        return false;
+    };
+    if secret.is_empty() {
+        return false;
+    }
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    mac.update(body);
+    mac.verify_slice(&expected).is_ok()
+}
+
+/// One thing a webhook reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    Status {
+        phone_number_id: String,
+        update: StatusUpdateData,
+    },
+    Inbound {
+        phone_number_id: String,
+        from: String,
+        name: Option<String>,
+        at: i64,
+    },
+    TemplateStatus {
+        waba_id: String,
+        template_id: String,
+        event: String,
+    },
+}
+
+/// A status as reported (a `StatusUpdate` without store types, so parsing stays pure).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusUpdateData {
+    pub wamid: String,
+    pub callback: Option<String>,
+    pub status: MessageStatus,
+    pub at: i64,
+    pub error: Option<(i64, String, Option<String>)>,
+    pub pricing_category: Option<String>,
+}
+
+fn seconds_to_ms(v: &Value) -> i64 {
+    let secs = match v {
+        Value::String(s) => s.parse::<i64>().ok(),
+        Value::Number(n) => n.as_i64(),
+        _ => None,
+    };
+    secs.map(|s| s.saturating_mul(1000)).unwrap_or_else(now_ms)
+}
+
+fn text(v: &Value) -> Option<String> {
+    v.as_str().map(str::to_string)
+}
+
+/// Reads every report of a payload; anything unrecognised is skipped.
+pub fn parse(payload: &Value) -> Vec<Report> {
+    let mut reports = Vec::new();
+    for entry in payload["entry"].as_array().into_iter().flatten() {
+        for change in entry["changes"].as_array().into_iter().flatten() {
+            let value = &change["value"];
+            match change["field"].as_str() {
+                Some("messages") => {
+                    let Some(pnid) = text(&value["metadata"]["phone_number_id"]) else {
+                        continue;
+                    };
+                    for s in value["statuses"].as_array().into_iter().flatten() {
+                        let status = match s["status"].as_str() {
+                            Some("sent") => MessageStatus::Sent,
+                            Some("delivered") => MessageStatus::Delivered,
+                            Some("read") => MessageStatus::Read,
+                            Some("failed") => MessageStatus::Failed,
+                            _ => continue,
+                        };
+                        let Some(wamid) = text(&s["id"]) else {
+                            continue;
+                        };
+                        let error = s["errors"].get(0).map(|e| {
+                            (
+                                e["code"].as_i64().unwrap_or(0),
+                                text(&e["title"]).unwrap_or_default(),
+                                text(&e["error_data"]["details"]).or_else(|| text(&e["message"])),
+                            )
+                        });
+                        reports.push(Report::Status {
+                            phone_number_id: pnid.clone(),
+                            update: StatusUpdateData {
+                                wamid,
+                                callback: text(&s["biz_opaque_callback_data"]),
+                                status,
+                                at: seconds_to_ms(&s["timestamp"]),
+                                error,
+                                pricing_category: text(&s["pricing"]["category"]),
+                            },
+                        });
+                    }
+                    for m in value["messages"].as_array().into_iter().flatten() {
+                        let Some(from) = text(&m["from"]) else {
+                            continue;
+                        };
+                        let name = value["contacts"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .find(|c| c["wa_id"].as_str() == Some(from.as_str()))
+                            .and_then(|c| text(&c["profile"]["name"]));
+                        reports.push(Report::Inbound {
+                            phone_number_id: pnid.clone(),
+                            from,
+                            name,
+                            at: seconds_to_ms(&m["timestamp"]),
+                        });
+                    }
+                }
+                Some("message_template_status_update") => {
+                    let template_id = match &value["message_template_id"] {
+                        Value::Number(n) => Some(n.to_string()),
+                        Value::String(s) => Some(s.clone()),
+                        _ => None,
+                    };
+                    if let (Some(waba_id), Some(template_id), Some(event)) =
+                        (text(&entry["id"]), template_id, text(&value["event"]))
+                    {
+                        reports.push(Report::TemplateStatus {
+                            waba_id,
+                            template_id,
+                            event,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    reports
+}
+
+/// The template status a template-status event leaves, or `None` when the event does not
+/// change the status (`FLAGGED` warns while the template stays approved).
+pub fn template_status_of_event(event: &str) -> Option<&'static str> {
+    let upper = event.to_ascii_uppercase();
+    if upper == "REINSTATED" {
+        return Some("APPROVED");
+    }
+    crate::service::admin::TEMPLATE_STATUSES
+        .iter()
+        .find(|s| **s == upper)
+        .copied()
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub statuses: usize,
+    pub kept_for_later: usize,
+    pub inbound: usize,
+    pub templates: usize,
+    pub ignored: usize,
+}
+
+/// Applies a verified payload. `scope` is the channel of a per-channel endpoint: reports for
+/// other numbers are ignored there.
+pub async fn apply(app: &App, scope: Option<&Channel>, payload: &Value) -> StoreResult<Applied> {
+    let mut applied = Applied::default();
+    for report in parse(payload) {
+        match report {
+            Report::Status {
+                phone_number_id,
+                update,
+            } => {
+                if channel_for(app, scope, &phone_number_id).await?.is_none() {
+                    applied.ignored += 1;
+                    continue;
+                }
+                let update = StatusUpdate {
+                    provider_message_id: Some(update.wamid),
+                    message_id: update.callback,
+                    status: update.status,
+                    at: update.at,
+                    error: update.error.map(|(code, title, details)| ProviderError {
+                        code,
+                        title,
+                        details,
+                    }),
+                    pricing_category: update.pricing_category,
+                };
+                match status::apply(app, &update).await? {
+                    StatusApplied::Applied { .. } => applied.statuses += 1,
+                    StatusApplied::UnknownMessage => {
+                        app.store.store_pending_status(&update, now_ms()).await?;
+                        applied.kept_for_later += 1;
+                    }
+                }
+            }
+            Report::Inbound {
+                phone_number_id,
+                from,
+                name,
+                at,
+            } => match channel_for(app, scope, &phone_number_id).await? {
+                Some(channel) => {
+                    app.store
+                        .record_inbound(&channel, &from, name.as_deref(), at)
+                        .await?;
+                    applied.inbound += 1;
+                }
+                None => applied.ignored += 1,
+            },
+            Report::TemplateStatus {
+                waba_id,
+                template_id,
+                event,
+            } => {
+                let Some(status) = template_status_of_event(&event) else {
+                    applied.ignored += 1;
+                    continue;
+                };
+                let channels = match scope {
+                    Some(c) if c.waba_id == waba_id => vec![c.clone()],
+                    Some(_) => vec![],
+                    None => app.store.channels_by_waba(&waba_id).await?,
+                };
+                let accounts: BTreeSet<String> =
+                    channels.into_iter().map(|c| c.account_id).collect();
+                for account_id in accounts {
+                    if let Some(mut t) = app
+                        .store
+                        .template_by_app_id(&account_id, &template_id)
+                        .await?
+                    {
+                        t.status = status.to_string();
+                        t.updated_at = now_ms();
+                        app.store.update_template(&t).await?;
+                        applied.templates += 1;
+                    }
+                }
+            }
+        }
+    }
+    Ok(applied)
+}
+
+async fn channel_for(
+    app: &App,
+    scope: Option<&Channel>,
+    phone_number_id: &str,
+) -> StoreResult<Option<Channel>> {
+    match scope {
+        Some(c) if c.phone_number_id == phone_number_id => Ok(Some(c.clone())),
+        Some(_) => Ok(None),
+        None => app.store.channel_by_phone_number_id(phone_number_id).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sign(secret: &str, body: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(body);
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    #[test]
+    fn signatures_are_checked_against_the_raw_body() {
+        let body = br#"{"entry":[]}"#;
+        let good = sign("s3cret", body);
+        assert!(signature_valid("s3cret", body, Some(&good)));
+        assert!(!signature_valid("other", body, Some(&good)));
+        assert!(!signature_valid("s3cret", br#"{"entry":[1]}"#, Some(&good)));
+        assert!(!signature_valid("s3cret", body, None));
+        assert!(!signature_valid("s3cret", body, Some("sha256=zz")));
+        assert!(!signature_valid(
+            "s3cret",
+            body,
+            Some(good.trim_start_matches("sha256="))
+        ));
+        assert!(
+            !signature_valid("", body, Some(&sign("", body))),
+            "no secret, no trust"
+        );
+    }
+
+    #[test]
+    fn statuses_inbound_and_template_events_are_read() {
+        let payload = json!({"object": "whatsapp_business_account", "entry": [
+            {"id": "WABA1", "changes": [{"field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550001", "phone_number_id": "PN1"},
+                "contacts": [{"profile": {"name": "Ana"}, "wa_id": "50755667788"}],
+                "messages": [{"from": "50755667788", "id": "wamid.in", "timestamp": "1700000000",
+                              "type": "text", "text": {"body": "hola"}}],
+                "statuses": [
+                    {"id": "wamid.1", "status": "delivered", "timestamp": "1700000001",
+                     "recipient_id": "50755667788", "biz_opaque_callback_data": "msg_1",
+                     "pricing": {"billable": true, "pricing_model": "CBP", "category": "utility"}},
+                    {"id": "wamid.2", "status": "failed", "timestamp": "1700000002",
+                     "errors": [{"code": 131026, "title": "Message undeliverable",
+                                 "error_data": {"details": "not on WhatsApp"}}]},
+                    {"id": "wamid.3", "status": "deleted", "timestamp": "1700000003"}
+                ]}}]},
+            {"id": "WABA1", "changes": [{"field": "message_template_status_update", "value": {
+                "event": "PAUSED", "message_template_id": 12345,
+                "message_template_name": "order_update", "message_template_language": "es"}}]}
+        ]});
+        let reports = parse(&payload);
+        assert_eq!(reports.len(), 4, "{reports:?}");
+        assert_eq!(
+            reports[0],
+            Report::Status {
+                phone_number_id: "PN1".into(),
+                update: StatusUpdateData {
+                    wamid: "wamid.1".into(),
+                    callback: Some("msg_1".into()),
+                    status: MessageStatus::Delivered,
+                    at: 1_700_000_001_000,
+                    error: None,
+                    pricing_category: Some("utility".into()),
+                }
+            }
+        );
+        let Report::Status { update, .. } = &reports[1] else {
+            panic!()
+        };
+        assert_eq!(
+            update.error,
+            Some((
+                131026,
+                "Message undeliverable".into(),
+                Some("not on WhatsApp".into())
+            ))
+        );
+        assert_eq!(
+            reports[2],
+            Report::Inbound {
+                phone_number_id: "PN1".into(),
+                from: "50755667788".into(),
+                name: Some("Ana".into()),
+                at: 1_700_000_000_000
+            }
+        );
+        assert_eq!(
+            reports[3],
+            Report::TemplateStatus {
+                waba_id: "WABA1".into(),
+                template_id: "12345".into(),
+                event: "PAUSED".into()
+            }
+        );
+    }
+
+    #[test]
+    fn unrelated_payloads_yield_nothing() {
+        assert!(parse(&json!({"hello": "world"})).is_empty());
+        assert!(
+            parse(&json!({"entry": [{"changes": [{"field": "account_update", "value": {}}]}]}))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn template_events_map_to_statuses() {
+        assert_eq!(template_status_of_event("PAUSED"), Some("PAUSED"));
+        assert_eq!(template_status_of_event("disabled"), Some("DISABLED"));
+        assert_eq!(template_status_of_event("REINSTATED"), Some("APPROVED"));
+        assert_eq!(template_status_of_event("FLAGGED"), None);
+    }
+}
