@@ -1,0 +1,51 @@
+//! `plantilla demo` prints a curl command that works as printed.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+/// Kills the demo even when an assertion fails.
+struct Child(std::process::Child);
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run_demo_and_send(dir: &std::path::Path) -> serde_json::Value {
+    let mut child = Child(
+        Command::new(env!("CARGO_BIN_EXE_plantilla"))
+            .args(["demo", "--listen", "127.0.0.1:0"])
+            .current_dir(dir)
+            .env_remove("DATABASE_URL")
+            .env_remove("PLANTILLA_ADMIN_TOKEN")
+            .env("PLANTILLA_SANDBOX_STATUS_DELAY_MS", "0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start demo"),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let curl = BufReader::new(stdout)
+        .lines()
+        .map(|l| l.expect("demo output"))
+        .find(|l| l.trim_start().starts_with("curl -sS -X POST"))
+        .expect("the demo prints a send command");
+    let out = Command::new("sh")
+        .args(["-c", curl.trim()])
+        .output()
+        .expect("run the printed curl");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("JSON answer")
+}
+
+#[test]
+fn the_printed_curl_sends_a_template_and_the_demo_can_run_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let answer = run_demo_and_send(dir.path());
+        assert_eq!(answer["success"], true, "{answer}");
+        assert_eq!(answer["message"], "Pending", "{answer}");
+        assert!(answer["data"]["message_id"].as_str().unwrap().starts_with("msg_"));
+    }
+}
