@@ -198,7 +198,7 @@ impl Dispatcher {
             for job in jobs {
                 let deliverer = Deliverer {
                     app: self.app.clone(),
-                    policy: self.policy.clone(),
+                    policy: self.policy,
                     pacers: self.pacers.clone(),
                     provider: provider.clone(),
                     channel: channel.clone(),

@@ -424,16 +424,16 @@ fn parse_number(
     key: &str,
     default: u32,
     max: u32,
-) -> Result<u32, Response> {
+) -> Result<u32, Box<Response>> {
     match q.get(key).map(|s| s.trim()) {
         None | Some("") => Ok(default),
         Some(raw) => match raw.parse::<u32>() {
             Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(query_error(
+            _ => Err(Box::new(query_error(
                 key,
                 raw,
                 &format!("{key} must be a whole number from 1 to {max}"),
-            )),
+            ))),
         },
     }
 }
@@ -450,11 +450,11 @@ async fn list(
     };
     let page = match parse_number(q, "page", 1, 1_000_000) {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let size = match parse_number(q, "size", 50, MAX_PAGE_SIZE) {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let filter = TemplateFilter {
         status: q
