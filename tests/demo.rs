@@ -35,7 +35,11 @@ fn run_demo_and_send(dir: &std::path::Path) -> serde_json::Value {
         .args(["-c", curl.trim()])
         .output()
         .expect("run the printed curl");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("JSON answer")
 }
 
@@ -46,6 +50,11 @@ fn the_printed_curl_sends_a_template_and_the_demo_can_run_twice() {
         let answer = run_demo_and_send(dir.path());
         assert_eq!(answer["success"], true, "{answer}");
         assert_eq!(answer["message"], "Pending", "{answer}");
-        assert!(answer["data"]["message_id"].as_str().unwrap().starts_with("msg_"));
+        assert!(
+            answer["data"]["message_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("msg_")
+        );
     }
 }

@@ -311,7 +311,7 @@ async fn send_template(app: &App, family: Family, headers: &HeaderMap, body: &[u
             };
         }
     };
-    match send::send(app, &channel, req.clone()).await {
+    match send::send(app, &channel, req).await {
         Ok(SendOutcome::Sent {
             conversation_id,
             message_id,
@@ -332,11 +332,11 @@ async fn send_template(app: &App, family: Family, headers: &HeaderMap, body: &[u
             StatusCode::ACCEPTED,
             &json!({"success": false, "conversationId": conversation_id, "status": 202}),
         ),
-        Err(e) => send_error(family, &req, e),
+        Err(e) => send_error(family, e),
     }
 }
 
-fn send_error(family: Family, req: &SendRequest, e: SendError) -> Response {
+fn send_error(family: Family, e: SendError) -> Response {
     let bad = StatusCode::BAD_REQUEST;
     match e {
         SendError::TemplateNotFound(id) => envelope(
@@ -387,7 +387,7 @@ fn send_error(family: Family, req: &SendRequest, e: SendError) -> Response {
             json!(["body.groupName"]),
             "Bad format",
         ),
-        SendError::ConversationLimit => match family {
+        SendError::ConversationLimit { limit } => match family {
             Family::Old => json_response(
                 StatusCode::UNAUTHORIZED,
                 &json!({"success": false, "message": "The client has reached conversations limit",
@@ -395,7 +395,7 @@ fn send_error(family: Family, req: &SendRequest, e: SendError) -> Response {
             ),
             Family::New => envelope(
                 StatusCode::UNAUTHORIZED,
-                json!({"key": "Account", "label": "account.conversationLimit", "value": req.phone.as_str()}),
+                json!({"key": "Account", "label": "account.conversationLimit", "value": limit}),
                 "The client has reached conversations limit",
                 json!(["account.conversationLimit"]),
                 "Unauthorized",

@@ -59,7 +59,7 @@ pub enum SendError {
     #[error("group '{0}' not found")]
     GroupNotFound(String),
     #[error("the account has reached its conversations limit")]
-    ConversationLimit,
+    ConversationLimit { limit: i64 },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -186,7 +186,11 @@ pub async fn send(
         AcceptOutcome::AlreadyPending { conversation_id } => {
             SendOutcome::AlreadyPending { conversation_id }
         }
-        AcceptOutcome::LimitReached => return Err(SendError::ConversationLimit),
+        AcceptOutcome::LimitReached => {
+            return Err(SendError::ConversationLimit {
+                limit: accept.conversation_limit,
+            });
+        }
     })
 }
 

@@ -31,13 +31,16 @@ pub struct Seed {
 }
 
 pub fn test_config(dir: &std::path::Path) -> Config {
-    let mut config = Config::default();
-    config.database_url = format!("sqlite://{}", dir.join("plantilla.db").display());
-    config.admin_token = Some(Secret::new(ADMIN_TOKEN));
-    config.sandbox_status_delay_ms = 0;
-    config.sqlite_synchronous = "normal".into();
-    config.log = "warn".into();
-    config
+    Config {
+        database_url: format!("sqlite://{}", dir.join("plantilla.db").display()),
+        admin_token: Some(Secret::new(ADMIN_TOKEN)),
+        sandbox_status_delay_ms: 0,
+        sqlite_synchronous: "normal".into(),
+        retry_initial_ms: 10,
+        retry_max_ms: 200,
+        log: "warn".into(),
+        ..Config::default()
+    }
 }
 
 pub async fn spawn_app() -> TestApp {

@@ -1,0 +1,309 @@
+//! Webhook payloads shaped like Meta's (`object: "whatsapp_business_account"`,
+//! `entry[].changes[].value`), and their `X-Hub-Signature-256`.
+//!
+//! Shapes follow Meta's webhook references: "Status messages webhook
+//! reference", "messages webhook reference" (incoming messages + contacts)
+//! and "message_template_status_update webhook reference".
+
+use hmac::{Hmac, Mac};
+use rand::Rng;
+use serde_json::{Map, Value, json};
+use sha2::Sha256;
+
+/// The business side of a webhook: the WABA (`entry[].id`) and the phone
+/// number (`metadata`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusinessIds {
+    pub waba_id: String,
+    pub phone_number_id: String,
+    pub display_phone_number: String,
+}
+
+/// An error of a `failed` status: `{code, title, message, error_data: {details}}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusError {
+    pub code: i64,
+    pub title: String,
+    /// Defaults to the title.
+    pub message: Option<String>,
+    pub details: Option<String>,
+}
+
+impl StatusError {
+    pub fn new(code: i64, title: impl Into<String>, details: Option<String>) -> StatusError {
+        StatusError {
+            code,
+            title: title.into(),
+            message: None,
+            details,
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let mut error = Map::new();
+        error.insert("code".into(), Value::from(self.code));
+        error.insert("title".into(), Value::from(self.title.clone()));
+        error.insert(
+            "message".into(),
+            Value::from(self.message.clone().unwrap_or_else(|| self.title.clone())),
+        );
+        if let Some(details) = &self.details {
+            error.insert("error_data".into(), json!({ "details": details }));
+        }
+        error.insert(
+            "href".into(),
+            Value::from(
+                "https://developers.facebook.com/documentation/business-messaging/whatsapp/support/error-codes",
+            ),
+        );
+        Value::Object(error)
+    }
+}
+
+/// One entry of `statuses`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusEvent {
+    /// The wamid.
+    pub id: String,
+    /// `sent`, `delivered`, `read` or `failed`.
+    pub status: String,
+    /// Unix seconds (sent as a string, like Meta).
+    pub timestamp: i64,
+    pub recipient_id: String,
+    pub biz_opaque_callback_data: Option<String>,
+    /// `conversation.id`; no `conversation` object when `None` or when the
+    /// status is `failed`.
+    pub conversation_id: Option<String>,
+    /// `conversation.expiration_timestamp` (Meta sends it with `sent`).
+    pub conversation_expiration: Option<i64>,
+    /// Pricing category and conversation origin type, lowercase: `utility`,
+    /// `marketing`, `authentication`, `service`.
+    pub category: String,
+    /// `pricing.pricing_model`: `CBP` by default.
+    pub pricing_model: String,
+    /// `errors` (for `failed`).
+    pub errors: Vec<StatusError>,
+}
+
+impl StatusEvent {
+    /// A status with the current time, category `utility`, no conversation.
+    pub fn new(
+        wamid: impl Into<String>,
+        status: impl Into<String>,
+        recipient_id: impl Into<String>,
+    ) -> StatusEvent {
+        StatusEvent {
+            id: wamid.into(),
+            status: status.into(),
+            timestamp: chrono::Utc::now().timestamp(),
+            recipient_id: recipient_id.into(),
+            biz_opaque_callback_data: None,
+            conversation_id: None,
+            conversation_expiration: None,
+            category: "utility".to_string(),
+            pricing_model: "CBP".to_string(),
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn with_callback_data(mut self, data: Option<String>) -> StatusEvent {
+        self.biz_opaque_callback_data = data;
+        self
+    }
+
+    pub fn with_conversation(
+        mut self,
+        id: impl Into<String>,
+        expiration: Option<i64>,
+    ) -> StatusEvent {
+        self.conversation_id = Some(id.into());
+        self.conversation_expiration = expiration;
+        self
+    }
+
+    pub fn with_timestamp(mut self, unix_seconds: i64) -> StatusEvent {
+        self.timestamp = unix_seconds;
+        self
+    }
+
+    pub fn with_error(mut self, error: StatusError) -> StatusEvent {
+        self.errors.push(error);
+        self
+    }
+
+    /// The JSON object of `statuses[]`.
+    pub fn to_json(&self) -> Value {
+        let mut s = Map::new();
+        s.insert("id".into(), Value::from(self.id.clone()));
+        s.insert("status".into(), Value::from(self.status.clone()));
+        s.insert("timestamp".into(), Value::from(self.timestamp.to_string()));
+        s.insert(
+            "recipient_id".into(),
+            Value::from(self.recipient_id.clone()),
+        );
+        if let Some(data) = &self.biz_opaque_callback_data {
+            s.insert("biz_opaque_callback_data".into(), Value::from(data.clone()));
+        }
+        if self.status != "failed" {
+            if let Some(id) = &self.conversation_id {
+                let mut conversation = Map::new();
+                conversation.insert("id".into(), Value::from(id.clone()));
+                if let Some(expiration) = self.conversation_expiration {
+                    conversation.insert(
+                        "expiration_timestamp".into(),
+                        Value::from(expiration.to_string()),
+                    );
+                }
+                conversation.insert("origin".into(), json!({ "type": self.category }));
+                s.insert("conversation".into(), Value::Object(conversation));
+            }
+            s.insert(
+                "pricing".into(),
+                json!({
+                    "billable": true,
+                    "pricing_model": self.pricing_model,
+                    "category": self.category,
+                }),
+            );
+        }
+        if !self.errors.is_empty() {
+            s.insert(
+                "errors".into(),
+                Value::Array(self.errors.iter().map(StatusError::to_json).collect()),
+            );
+        }
+        Value::Object(s)
+    }
+}
+
+/// A template status change (`field: "message_template_status_update"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateStatusUpdate {
+    /// `APPROVED`, `REJECTED`, `PAUSED`, `DISABLED`, `PENDING_DELETION`, …
+    pub event: String,
+    pub message_template_id: String,
+    pub message_template_name: String,
+    pub message_template_language: String,
+    /// `NONE` when absent.
+    pub reason: Option<String>,
+    pub message_template_category: Option<String>,
+}
+
+fn envelope(waba_id: &str, field: &str, value: Value, time: Option<i64>) -> Value {
+    let mut entry = Map::new();
+    entry.insert("id".into(), Value::from(waba_id));
+    if let Some(time) = time {
+        entry.insert("time".into(), Value::from(time));
+    }
+    entry.insert(
+        "changes".into(),
+        json!([{ "value": value, "field": field }]),
+    );
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [Value::Object(entry)],
+    })
+}
+
+fn metadata(biz: &BusinessIds) -> Value {
+    json!({
+        "display_phone_number": biz.display_phone_number,
+        "phone_number_id": biz.phone_number_id,
+    })
+}
+
+/// A `messages` webhook carrying `statuses`.
+pub fn statuses_payload(biz: &BusinessIds, statuses: &[StatusEvent]) -> Value {
+    let value = json!({
+        "messaging_product": "whatsapp",
+        "metadata": metadata(biz),
+        "statuses": statuses.iter().map(StatusEvent::to_json).collect::<Vec<_>>(),
+    });
+    envelope(&biz.waba_id, "messages", value, None)
+}
+
+/// A `messages` webhook carrying one inbound text message from `from`, with
+/// `contacts[0].profile.name = profile_name`.
+pub fn inbound_text_payload(
+    biz: &BusinessIds,
+    from: &str,
+    profile_name: &str,
+    text: &str,
+    timestamp: i64,
+) -> Value {
+    let value = json!({
+        "messaging_product": "whatsapp",
+        "metadata": metadata(biz),
+        "contacts": [{ "profile": { "name": profile_name }, "wa_id": from }],
+        "messages": [{
+            "from": from,
+            "id": new_wamid(),
+            "timestamp": timestamp.to_string(),
+            "type": "text",
+            "text": { "body": text },
+        }],
+    });
+    envelope(&biz.waba_id, "messages", value, None)
+}
+
+/// A `message_template_status_update` webhook.
+pub fn template_status_payload(waba_id: &str, update: &TemplateStatusUpdate) -> Value {
+    // Meta sends the template id as a JSON number.
+    let id = update
+        .message_template_id
+        .parse::<u64>()
+        .map(Value::from)
+        .unwrap_or_else(|_| Value::from(update.message_template_id.clone()));
+    let mut value = Map::new();
+    value.insert("event".into(), Value::from(update.event.clone()));
+    value.insert("message_template_id".into(), id);
+    value.insert(
+        "message_template_name".into(),
+        Value::from(update.message_template_name.clone()),
+    );
+    value.insert(
+        "message_template_language".into(),
+        Value::from(update.message_template_language.clone()),
+    );
+    value.insert(
+        "reason".into(),
+        Value::from(update.reason.clone().unwrap_or_else(|| "NONE".to_string())),
+    );
+    if let Some(category) = &update.message_template_category {
+        value.insert(
+            "message_template_category".into(),
+            Value::from(category.clone()),
+        );
+    }
+    envelope(
+        waba_id,
+        "message_template_status_update",
+        Value::Object(value),
+        Some(chrono::Utc::now().timestamp()),
+    )
+}
+
+/// `sha256=<hex HMAC-SHA256 of body with secret>`: the `X-Hub-Signature-256`
+/// header value.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A fresh message id shaped like Meta's (`wamid.` + base64-ish text).
+pub fn new_wamid() -> String {
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    let tail: String = (0..44)
+        .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
+        .collect();
+    format!("wamid.HBgL{tail}=")
+}
+
+/// A random 32-hex-digit conversation id.
+pub fn new_conversation_id() -> String {
+    let bytes: [u8; 16] = rand::thread_rng().r#gen();
+    hex::encode(bytes)
+}
