@@ -36,6 +36,8 @@ impl fmt::Debug for Secret {
 pub struct Config {
     /// `sqlite://path/to/file.db` (created if missing) or, later, `postgres://…`.
     pub database_url: String,
+    /// Most connections in the PostgreSQL pool (per instance).
+    pub database_max_connections: u32,
     /// Address the HTTP server listens on.
     pub listen: SocketAddr,
     /// Enables the admin API when set.
@@ -73,12 +75,15 @@ pub struct Config {
     /// How often `serve` syncs templates from each cloud channel's WhatsApp Business
     /// Account; 0 turns it off.
     pub template_sync_interval_secs: u64,
+    /// Templates asked for per page when syncing.
+    pub template_sync_page_size: u32,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             database_url: "sqlite://plantilla.db".into(),
+            database_max_connections: 16,
             listen: "127.0.0.1:8080".parse().expect("static address"),
             admin_token: None,
             sqlite_synchronous: "full".into(),
@@ -97,6 +102,7 @@ impl Default for Config {
             meta_app_secret: None,
             meta_verify_token: None,
             template_sync_interval_secs: 900,
+            template_sync_page_size: 100,
         }
     }
 }
@@ -104,6 +110,10 @@ impl Default for Config {
 /// Environment variable names, one per key.
 const ENV_KEYS: &[(&str, &str)] = &[
     ("DATABASE_URL", "database_url"),
+    (
+        "PLANTILLA_DATABASE_MAX_CONNECTIONS",
+        "database_max_connections",
+    ),
     ("PLANTILLA_LISTEN", "listen"),
     ("PLANTILLA_ADMIN_TOKEN", "admin_token"),
     ("PLANTILLA_SQLITE_SYNCHRONOUS", "sqlite_synchronous"),
@@ -181,6 +191,8 @@ impl Config {
             || key.ends_with("_secs")
             || key.ends_with("_attempts")
             || key == "dispatch_batch"
+            || key == "template_sync_page_size"
+            || key == "database_max_connections"
     }
 
     fn check(&self) -> anyhow::Result<()> {

@@ -103,8 +103,9 @@ pub async fn sync(app: &App, channel: &Channel) -> Result<SyncSummary, SyncError
     }
     let mut summary = SyncSummary::default();
     let mut url = app.graph.url(&format!(
-        "{}/message_templates?limit=100&fields=id,name,language,status,category,components",
-        channel.waba_id
+        "{}/message_templates?limit={}&fields=id,name,language,status,category,components",
+        channel.waba_id,
+        app.config.template_sync_page_size.clamp(1, 1000)
     ));
     loop {
         let response = app
