@@ -685,5 +685,5 @@ async fn a_channel_never_exceeds_its_rate_plus_burst() {
     c.settle().await;
     assert_eq!(c.fake.sent().len(), 250);
     let max = c.fake.max_per_second(PN);
-    assert!(max <= 100 + 10, "at most rate + burst in any second: {max}");
+    assert!(max <= 100 + 10, "at most rate + burst (10) in any second: {max}");
 }

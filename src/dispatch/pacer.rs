@@ -20,9 +20,17 @@ pub struct Pacer {
 /// rate per second (from half to full in ten seconds).
 const RECOVERY_PER_SEC: f64 = 0.05;
 
-/// The burst a rate gets: a tenth of a second's worth, at least one.
+/// The burst a channel is allowed: a tenth of a second's worth, at least one. No one-second
+/// window sees more than `rate + default_burst(rate)` messages.
 pub fn default_burst(rate: u32) -> u32 {
     (rate / 10).max(1)
+}
+
+/// The burst the pacer schedules with: half the allowed one, keeping the other half as margin
+/// for the jitter between a message's slot and its arrival at the provider (messages claimed
+/// together leave a few milliseconds apart).
+fn pacing_burst(rate: u32) -> u32 {
+    (default_burst(rate) / 2).max(1)
 }
 
 impl Pacer {
@@ -31,7 +39,7 @@ impl Pacer {
         Self {
             tat: now,
             interval: Duration::from_secs(1) / rate,
-            burst: default_burst(rate),
+            burst: pacing_burst(rate),
             rate,
             effective: f64::from(rate),
             adjusted_at: now,
@@ -44,7 +52,7 @@ impl Pacer {
         if rate != self.rate {
             self.rate = rate;
             self.effective = self.effective.min(f64::from(rate));
-            self.burst = default_burst(rate);
+            self.burst = pacing_burst(rate);
             self.update_interval();
         }
     }
@@ -76,7 +84,7 @@ impl Pacer {
                 .as_secs_f64();
             self.effective = (self.effective + full * RECOVERY_PER_SEC * secs).min(full);
             if self.effective >= full {
-                self.burst = default_burst(self.rate);
+                self.burst = pacing_burst(self.rate);
             }
             self.update_interval();
         }
@@ -162,7 +170,7 @@ mod tests {
     fn burst_is_available_at_once_then_paced() {
         let now = Instant::now();
         let mut p = Pacer::new(100, now);
-        assert_eq!(p.take(now, 1000), 10);
+        assert_eq!(p.take(now, 1000), 5, "half of the allowed burst of 10");
         assert_eq!(p.take(now, 1000), 0);
         assert_eq!(p.wait(now), Duration::from_millis(10));
         assert_eq!(p.take(now + Duration::from_millis(10), 1000), 1);
@@ -172,9 +180,9 @@ mod tests {
     fn give_back_returns_unused_slots() {
         let now = Instant::now();
         let mut p = Pacer::new(100, now);
-        assert_eq!(p.take(now, 10), 10);
-        p.give_back(4);
-        assert_eq!(p.take(now, 10), 4);
+        assert_eq!(p.take(now, 10), 5);
+        p.give_back(3);
+        assert_eq!(p.take(now, 10), 3);
     }
 
     #[test]
