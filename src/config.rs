@@ -34,7 +34,7 @@ impl fmt::Debug for Secret {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// `sqlite://path/to/file.db` (created if missing) or, later, `postgres://…`.
+    /// `sqlite://path/to/file.db` (created if missing) or `postgres://user@host:port/db`.
     pub database_url: String,
     /// Most connections in the PostgreSQL pool (per instance).
     pub database_max_connections: u32,

@@ -1,5 +1,5 @@
-//! The admin API (`/v1/admin/…`): authentication, the shapes it returns, secrets it never
-//! shows, validation naming the field, and the effect of its operations on the template API.
+// The admin API (`/v1/admin/…`): authentication, the shapes it returns, secrets it never
+// shows, validation naming the field, and the effect of its operations on the template API.
 
 mod common;
 

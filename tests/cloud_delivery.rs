@@ -1,5 +1,5 @@
-//! Cloud channels against the fake Graph API over real HTTP: payloads, error classes,
-//! webhooks, template status, template sync, and the crash between send and write-back.
+// Cloud channels against the fake Graph API over real HTTP: payloads, error classes,
+// webhooks, template status, template sync, and the crash between send and write-back.
 
 mod common;
 
@@ -685,5 +685,8 @@ async fn a_channel_never_exceeds_its_rate_plus_burst() {
     c.settle().await;
     assert_eq!(c.fake.sent().len(), 250);
     let max = c.fake.max_per_second(PN);
-    assert!(max <= 100 + 10, "at most rate + burst (10) in any second: {max}");
+    assert!(
+        max <= 100 + 10,
+        "at most rate + burst (10) in any second: {max}"
+    );
 }

@@ -1,4 +1,4 @@
-//! The template API's list and detail, both families; case-insensitive paths.
+// The template API's list and detail, both families; case-insensitive paths.
 
 mod common;
 

@@ -1,12 +1,11 @@
-//! Concurrency of the send decision: one pending conversation per number, and the plan limit,
-//! under concurrent requests; and the limit's period, the current calendar month (UTC).
+// Concurrency of the send decision: one pending conversation per number, and the plan limit,
+// under concurrent requests; and the limit's period, the current calendar month (UTC).
 
 mod common;
 
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use tokio::task::JoinSet;
 
 /// `(status, body)` of each of `bodies` sent at once, alternating the two families.
@@ -44,18 +43,6 @@ async fn send_concurrently(
     replies
 }
 
-async fn db(t: &TestApp) -> SqlitePool {
-    SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(SqliteConnectOptions::new().filename(t.db_path()))
-        .await
-        .expect("open the test database")
-}
-
-async fn count(pool: &SqlitePool, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
-}
-
 fn current_period() -> String {
     chrono::Utc::now().format("%Y-%m").to_string()
 }
@@ -87,12 +74,12 @@ async fn thirty_concurrent_sends_to_one_new_number_give_one_pending_and_29_accep
         );
     }
 
-    let pool = db(&t).await;
-    assert_eq!(count(&pool, "SELECT count(*) FROM conversations").await, 1);
-    assert_eq!(count(&pool, "SELECT count(*) FROM messages").await, 1);
-    assert_eq!(count(&pool, "SELECT count(*) FROM delivery_jobs").await, 1);
+    assert_eq!(t.sql_i64("SELECT count(*) FROM conversations").await, 1);
+    assert_eq!(t.sql_i64("SELECT count(*) FROM messages").await, 1);
+    assert_eq!(t.sql_i64("SELECT count(*) FROM delivery_jobs").await, 1);
     assert_eq!(
-        count(&pool, "SELECT sum(used) FROM conversation_usage").await,
+        t.sql_i64("SELECT CAST(coalesce(sum(used), 0) AS BIGINT) FROM conversation_usage")
+            .await,
         1
     );
 }
@@ -120,11 +107,11 @@ async fn the_plan_limit_holds_under_concurrent_sends_to_new_numbers() {
         .count();
     assert_eq!((pending, refused), (5, 15), "{replies:?}");
 
-    let pool = db(&t).await;
-    assert_eq!(count(&pool, "SELECT count(*) FROM conversations").await, 5);
-    assert_eq!(count(&pool, "SELECT count(*) FROM messages").await, 5);
+    assert_eq!(t.sql_i64("SELECT count(*) FROM conversations").await, 5);
+    assert_eq!(t.sql_i64("SELECT count(*) FROM messages").await, 5);
     assert_eq!(
-        count(&pool, "SELECT sum(used) FROM conversation_usage").await,
+        t.sql_i64("SELECT CAST(coalesce(sum(used), 0) AS BIGINT) FROM conversation_usage")
+            .await,
         5
     );
 }
@@ -145,27 +132,20 @@ async fn the_limit_counts_the_current_calendar_month_only() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
 
     // Move this month's conversations and usage to an earlier month (January 2000, UTC).
-    let pool = db(&t).await;
     let january_2000_ms = 947_937_600_000_i64; // 2000-01-15T12:00:00Z
-    let moved = sqlx::query("UPDATE conversation_usage SET period = '2000-01' WHERE period = ?")
-        .bind(current_period())
-        .execute(&pool)
-        .await
-        .unwrap();
-    assert_eq!(moved.rows_affected(), 1);
-    sqlx::query("UPDATE conversations SET created_at = ?1, last_activity_at = ?1")
-        .bind(january_2000_ms)
-        .execute(&pool)
-        .await
-        .unwrap();
+    let moved = t
+        .sql(&format!(
+            "UPDATE conversation_usage SET period = '2000-01' WHERE period = '{}'",
+            current_period()
+        ))
+        .await;
+    assert_eq!(moved, 1);
     // Close them too: otherwise they are still the numbers' active conversations.
-    sqlx::query(
-        "UPDATE conversations SET status = 'closed', closed_at = ?1, close_reason = 'expired'",
-    )
-    .bind(january_2000_ms)
-    .execute(&pool)
-    .await
-    .unwrap();
+    t.sql(&format!(
+        "UPDATE conversations SET created_at = {january_2000_ms}, last_activity_at = {january_2000_ms},
+            status = 'closed', closed_at = {january_2000_ms}, close_reason = 'expired'"
+    ))
+    .await;
 
     // This month starts from zero: two new conversations again, then the limit.
     for phone in ["50755667703", "50755667701"] {
@@ -175,11 +155,9 @@ async fn the_limit_counts_the_current_calendar_month_only() {
     let r = send("50755667704").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
 
-    let used: Vec<(String, i64)> =
-        sqlx::query_as("SELECT period, used FROM conversation_usage ORDER BY period")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    let used = t
+        .sql_pairs("SELECT period, CAST(used AS BIGINT) FROM conversation_usage ORDER BY period")
+        .await;
     assert_eq!(
         used,
         vec![("2000-01".to_string(), 2), (current_period(), 2)]

@@ -1,13 +1,12 @@
-//! The template API's send, both families, one test per row of the contract's send table
-//! (contract §2, "Send: outcomes, checked in this order"), plus the 500 and the body fields
-//! that shape the conversation.
+// The template API's send, both families, one test per row of the contract's send table
+// (contract §2, "Send: outcomes, checked in this order"), plus the 500 and the body fields
+// that shape the conversation.
 
 mod common;
 
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
 const JSON_UTF8: &str = "application/json; charset=utf-8";
 
@@ -67,38 +66,15 @@ fn assert_pending(r: &Reply) -> (String, String) {
     (conversation_id, message_id)
 }
 
-async fn db(t: &TestApp) -> SqlitePool {
-    SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(SqliteConnectOptions::new().filename(t.db_path()))
-        .await
-        .expect("open the test database")
-}
-
 /// Rows in the tables a send writes: conversations, messages, delivery jobs, usage counted.
 async fn written(t: &TestApp) -> (i64, i64, i64, i64) {
-    let pool = db(t).await;
-    let count = |table: &'static str| {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM {table}"))
-                .fetch_one(&pool)
-                .await
-                .unwrap()
-        }
-    };
-    let used: i64 = sqlx::query_scalar("SELECT coalesce(sum(used), 0) FROM conversation_usage")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let counts = (
-        count("conversations").await,
-        count("messages").await,
-        count("delivery_jobs").await,
-        used,
-    );
-    pool.close().await;
-    counts
+    (
+        t.sql_i64("SELECT count(*) FROM conversations").await,
+        t.sql_i64("SELECT count(*) FROM messages").await,
+        t.sql_i64("SELECT count(*) FROM delivery_jobs").await,
+        t.sql_i64("SELECT CAST(coalesce(sum(used), 0) AS BIGINT) FROM conversation_usage")
+            .await,
+    )
 }
 
 /// After a refused send: nothing was written, and the number is still new (a valid send is
@@ -809,12 +785,7 @@ async fn row13_a_new_number_gets_pending_with_a_queued_message() {
 async fn a_database_failure_is_500_with_an_error_id_and_no_internals() {
     let t = spawn_app().await;
     let seed = t.seed().await;
-    let pool = db(&t).await;
-    sqlx::query("DROP TABLE delivery_jobs")
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
+    t.sql("DROP TABLE delivery_jobs").await;
 
     let mut ids = Vec::new();
     for (family, phone) in [(Old, "50755667701"), (New, "50755667702")] {
@@ -857,12 +828,8 @@ async fn a_database_failure_is_500_with_an_error_id_and_no_internals() {
     assert_ne!(ids[0], ids[1], "each failure has its own error id");
 
     // The failed transaction left nothing behind.
-    let pool = db(&t).await;
     for table in ["conversations", "messages"] {
-        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+        let n = t.sql_i64(&format!("SELECT count(*) FROM {table}")).await;
         assert_eq!(n, 0, "{table}");
     }
 }

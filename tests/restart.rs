@@ -1,5 +1,5 @@
-//! A restart on the same database keeps conversations, messages and tokens, and delivers what
-//! was queued before it.
+// A restart on the same database keeps conversations, messages and tokens, and delivers what
+// was queued before it.
 
 mod common;
 

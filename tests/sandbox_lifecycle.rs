@@ -1,5 +1,5 @@
-//! The sandbox provider takes messages through sent, delivered and read, and its statuses
-//! drive conversations, through the same path real webhooks use.
+// The sandbox provider takes messages through sent, delivered and read, and its statuses
+// drive conversations, through the same path real webhooks use.
 
 mod common;
 
@@ -112,18 +112,7 @@ async fn an_undeliverable_number_fails_with_131026_and_closes_its_conversation()
 
 #[tokio::test]
 async fn the_background_dispatcher_delivers_without_being_driven() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = test_config(dir.path());
-    let app = plantilla::app::App::open(config).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = plantilla::server::start(app, listener, true).await.unwrap();
-    let t = TestApp {
-        base: format!("http://{}", server.addr),
-        server: Some(server),
-        client: reqwest::Client::new(),
-        dir,
-        config: test_config(std::path::Path::new(".")),
-    };
+    let mut t = spawn_app_dispatching().await;
     let seed = t.seed().await;
     let mut events = t.app().events.subscribe();
     let r = t
@@ -146,5 +135,5 @@ async fn the_background_dispatcher_delivers_without_being_driven() {
     .await
     .expect("message reached read");
     assert_eq!(t.message(&message_id).await["status"], "read");
-    t.server.unwrap().stop().await.unwrap();
+    t.server.take().unwrap().stop().await.unwrap();
 }

@@ -1,9 +1,10 @@
 //! Storage: one interface, one implementation per database.
 //!
-//! Services speak to [`Store`]; `sqlite` implements it (PostgreSQL will too). Every write that
+//! Services speak to [`Store`]; `sqlite` and `postgres` implement it. Every write that
 //! decides something (accepting a send, claiming jobs, applying a status) is one method, so
 //! each implementation can make it one transaction.
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -44,9 +45,14 @@ pub async fn open(config: &crate::config::Config) -> anyhow::Result<Arc<dyn Stor
         Ok(Arc::new(
             sqlite::SqliteStore::open(url, &config.sqlite_synchronous).await?,
         ))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(
+            postgres::PgStore::open(url, config.database_max_connections).await?,
+        ))
     } else {
         anyhow::bail!(
-            "unsupported DATABASE_URL '{}': use sqlite://path/to/file.db",
+            "unsupported DATABASE_URL '{}': use sqlite://path/to/file.db or \
+             postgres://user:password@host:port/database",
             url.split(':').next().unwrap_or_default()
         )
     }

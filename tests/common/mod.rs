@@ -1,4 +1,10 @@
-//! Test harness: the real server on port 0 over a real SQLite file, driven over real HTTP.
+//! Test harness: the real server on port 0 over a real database, driven over real HTTP.
+//!
+//! Every test file runs on SQLite; its `pg_` twin (`tests/pg_<name>.rs`, which includes it)
+//! runs the same tests on PostgreSQL, each test in a fresh database. The PostgreSQL server is
+//! `PLANTILLA_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`). When it is
+//! unreachable the `pg_` tests fail in CI (`CI` set) and fall back to SQLite, with a notice,
+//! elsewhere.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -17,6 +23,94 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
     pub config: Config,
+    /// The PostgreSQL database this test created (dropped with the test), if any.
+    pg: Option<PgDatabase>,
+    background: bool,
+}
+
+/// Whether this test crate is a PostgreSQL twin (`pg_…`).
+pub const ON_POSTGRES: bool = {
+    let name = env!("CARGO_CRATE_NAME").as_bytes();
+    name.len() > 3 && name[0] == b'p' && name[1] == b'g' && name[2] == b'_'
+};
+
+pub fn pg_server_url() -> String {
+    std::env::var("PLANTILLA_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// `url` with its database name replaced.
+pub fn pg_url_for(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let root = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{root}/{database}?{q}"),
+        None => format!("{root}/{database}"),
+    }
+}
+
+struct PgDatabase {
+    server: String,
+    name: String,
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let server = self.server.clone();
+        let name = self.name.clone();
+        // A fresh runtime on another thread: drop may run inside the test's runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(pool) = sqlx::PgPool::connect(&server).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&pool)
+                        .await;
+                    pool.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Creates a fresh PostgreSQL database, or `None` (outside CI) when PostgreSQL is unreachable.
+async fn create_pg_database() -> Option<PgDatabase> {
+    let server = pg_server_url();
+    let pool = match sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        .connect(&server)
+        .await
+    {
+        Ok(pool) => pool,
+        Err(e) => {
+            if std::env::var_os("CI").is_some() {
+                panic!(
+                    "PostgreSQL is unreachable at PLANTILLA_TEST_PG_URL ({e}); CI must run the PostgreSQL tests"
+                );
+            }
+            eprintln!("notice: PostgreSQL unreachable ({e}); this pg_ test runs on SQLite instead");
+            return None;
+        }
+    };
+    let name = format!("plantilla_t_{}", uuid::Uuid::now_v7().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&pool)
+        .await
+        .expect("create the test database");
+    pool.close().await;
+    Some(PgDatabase { server, name })
 }
 
 /// What `seed` created: an account with a sandbox channel, a group and a template with named
@@ -48,24 +142,51 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = test_config(dir.path());
-    adjust(&mut config);
-    start(dir, config).await
+    spawn(adjust, false).await
 }
 
-async fn start(dir: tempfile::TempDir, config: Config) -> TestApp {
+/// The server with its dispatcher running in the background, as `serve` runs it.
+pub async fn spawn_app_dispatching() -> TestApp {
+    spawn(|_| {}, true).await
+}
+
+async fn spawn(adjust: impl FnOnce(&mut Config), background: bool) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = test_config(dir.path());
+    let pg = if ON_POSTGRES {
+        create_pg_database().await
+    } else {
+        None
+    };
+    if let Some(db) = &pg {
+        config.database_url = pg_url_for(&db.server, &db.name);
+        config.database_max_connections = 8;
+    }
+    adjust(&mut config);
+    start(dir, config, pg, background).await
+}
+
+async fn start(
+    dir: tempfile::TempDir,
+    config: Config,
+    pg: Option<PgDatabase>,
+    background: bool,
+) -> TestApp {
     let app = App::open(config.clone()).await.expect("open app");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let server = server::start(app, listener, false).await.expect("start");
+    let server = server::start(app, listener, background)
+        .await
+        .expect("start");
     TestApp {
         base: format!("http://{}", server.addr),
         server: Some(server),
         client: reqwest::Client::new(),
         dir,
         config,
+        pg,
+        background,
     }
 }
 
@@ -74,8 +195,76 @@ impl TestApp {
         &self.server.as_ref().expect("running").app
     }
 
-    pub fn db_path(&self) -> PathBuf {
-        self.dir.path().join("plantilla.db")
+    /// Runs a statement on the test's database (SQLite or PostgreSQL); rows affected.
+    pub async fn sql(&self, sql: &str) -> u64 {
+        if self.config.database_url.starts_with("postgres") {
+            let pool = sqlx::PgPool::connect(&self.config.database_url)
+                .await
+                .unwrap();
+            let n = sqlx::query(sql)
+                .execute(&pool)
+                .await
+                .unwrap()
+                .rows_affected();
+            pool.close().await;
+            n
+        } else {
+            let pool = self.sqlite_pool().await;
+            let n = sqlx::query(sql)
+                .execute(&pool)
+                .await
+                .unwrap()
+                .rows_affected();
+            pool.close().await;
+            n
+        }
+    }
+
+    /// One integer from a query on the test's database.
+    pub async fn sql_i64(&self, sql: &str) -> i64 {
+        if self.config.database_url.starts_with("postgres") {
+            let pool = sqlx::PgPool::connect(&self.config.database_url)
+                .await
+                .unwrap();
+            let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+            pool.close().await;
+            n
+        } else {
+            let pool = self.sqlite_pool().await;
+            let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+            pool.close().await;
+            n
+        }
+    }
+
+    /// `(text, integer)` rows from a query on the test's database.
+    pub async fn sql_pairs(&self, sql: &str) -> Vec<(String, i64)> {
+        if self.config.database_url.starts_with("postgres") {
+            let pool = sqlx::PgPool::connect(&self.config.database_url)
+                .await
+                .unwrap();
+            let rows = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            rows
+        } else {
+            let pool = self.sqlite_pool().await;
+            let rows = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            rows
+        }
+    }
+
+    async fn sqlite_pool(&self) -> sqlx::SqlitePool {
+        let path = self
+            .config
+            .database_url
+            .trim_start_matches("sqlite://")
+            .to_string();
+        sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(PathBuf::from(path)))
+            .await
+            .expect("open the test database")
     }
 
     /// Runs the dispatcher until nothing is due and the sandbox's statuses are applied.
@@ -97,8 +286,10 @@ impl TestApp {
             .stop()
             .await
             .expect("stop");
+        let pg = self.pg.take();
+        let background = self.background;
         let TestApp { dir, config, .. } = self;
-        start(dir, config).await
+        start(dir, config, pg, background).await
     }
 
     pub async fn admin(

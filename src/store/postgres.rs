@@ -1,0 +1,1446 @@
+//! PostgreSQL implementation of [`Store`].
+//!
+//! Several `plantilla` instances may share one database, so nothing here relies on a single
+//! writer (as `sqlite` does). Every decision is one short transaction in READ COMMITTED that
+//! locks what it decides on:
+//!
+//! - `accept_send` locks the number's active conversation and the account's
+//!   usage counter row (the plan limit); a concurrent creation of the same active conversation
+//!   is stopped by the partial unique index `conversations_one_active` and reported as
+//!   [`StoreError::Conflict`], which the send service retries once.
+//! - `claim_jobs` picks jobs with `FOR UPDATE SKIP LOCKED`, so two dispatchers never claim
+//!   the same job.
+//! - `finish_attempt` and `apply_status` lock the job, then the message, then the
+//!   conversation. Every method that locks more than one of these takes them in that order
+//!   (job → message → conversation; conversation → contact → usage counter), so they cannot
+//!   deadlock with one another.
+//!
+//! Conversations and messages are locked `FOR NO KEY UPDATE`, not `FOR UPDATE`: their keys
+//! never change and they are never deleted, and the stronger lock would conflict with the
+//! `FOR KEY SHARE` lock PostgreSQL's foreign-key checks take on them (a transaction that
+//! updates a message twice re-checks its `conversation_id`), which deadlocks two status
+//! updates of one conversation. Jobs, which are deleted, are locked `FOR UPDATE`.
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection, Executor, Postgres, Row, Transaction};
+
+use super::*;
+
+/// Embedded migrations, applied in order on open. Never edit one that has shipped: add a new one.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../migrations/postgres/0001_init.sql"),
+)];
+
+/// Key of the advisory lock that serializes migrations of instances starting together.
+const MIGRATION_LOCK: i64 = 0x706c_616e_7469_6c6c; // "plantill"
+
+/// How long `open` waits for PostgreSQL to accept connections.
+const STARTUP_WAIT: Duration = Duration::from_secs(30);
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects (waiting up to 30 s for the server to come up), applies the migrations and
+    /// returns a store over a pool of at most `max_connections`.
+    pub async fn open(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+        // The URL may hold a password: never print it, only host and port.
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| anyhow::anyhow!("invalid PostgreSQL URL: {}", redact(&e.to_string())))?;
+        let place = match options.get_socket() {
+            Some(socket) => socket.display().to_string(),
+            None => format!("{}:{}", options.get_host(), options.get_port()),
+        };
+        wait_for_server(&options, &place).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL at {place}: {e}"))?;
+        migrate(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The pool, for tests and tools.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// Removes anything that looks like a URL's user info from an error text.
+fn redact(text: &str) -> String {
+    match (text.find("://"), text.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://[redacted]{}", &text[..scheme], &text[at..])
+        }
+        _ => text.to_string(),
+    }
+}
+
+/// Whether a connection error may go away by itself (the server is not up yet).
+fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => true,
+        // 57P03 cannot_connect_now: "the database system is starting up"; 53300 too many
+        // connections.
+        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("57P03" | "53300")),
+        _ => false,
+    }
+}
+
+/// Tries to connect until the server answers or `STARTUP_WAIT` has passed.
+async fn wait_for_server(options: &PgConnectOptions, place: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut announced: Option<Instant> = None;
+    loop {
+        let attempt = tokio::time::timeout(
+            Duration::from_secs(5),
+            sqlx::PgConnection::connect_with(options),
+        )
+        .await;
+        let error = match attempt {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+                return Ok(());
+            }
+            Ok(Err(e)) if is_transient(&e) => e.to_string(),
+            Ok(Err(e)) => {
+                anyhow::bail!("cannot connect to PostgreSQL at {place}: {e}");
+            }
+            Err(_) => "connection attempt timed out".to_string(),
+        };
+        if started.elapsed() >= STARTUP_WAIT {
+            anyhow::bail!(
+                "PostgreSQL at {place} did not accept connections within {} s: {error}",
+                STARTUP_WAIT.as_secs()
+            );
+        }
+        if announced.is_none_or(|at| at.elapsed() >= Duration::from_secs(5)) {
+            tracing::warn!(error, "waiting for PostgreSQL at {place}…");
+            announced = Some(Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Applies the embedded migrations not applied yet, each in its own transaction under an
+/// advisory lock, so instances starting at once apply each migration exactly once.
+async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    {
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+    }
+    for (version, name, sql) in MIGRATIONS {
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let done: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if done.is_some() {
+            continue;
+        }
+        // Through `Executor` (a boxed future): `RawSql::execute` would make `open`'s future
+        // not `Send`.
+        (&mut *tx)
+            .execute(sqlx::raw_sql(sql))
+            .await
+            .with_context(|| format!("migration {version} ({name}) failed"))?;
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(version)
+        .bind(name)
+        .bind(crate::now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        tracing::info!(version, name, "applied migration");
+    }
+    Ok(())
+}
+
+// Ties in `created_at` (and "the first" row where SQLite takes the first in insertion order)
+// are broken by id: ids are time-ordered UUIDs, compared bytewise as SQLite compares text.
+fn channel_from_row(r: &PgRow) -> StoreResult<Channel> {
+    let provider: String = r.try_get("provider")?;
+    Ok(Channel {
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        name: r.try_get("name")?,
+        provider: ProviderKind::parse(&provider)
+            .with_context(|| format!("unknown provider '{provider}' in database"))?,
+        phone_number_id: r.try_get("phone_number_id")?,
+        waba_id: r.try_get("waba_id")?,
+        access_token: r.try_get("access_token")?,
+        app_secret: r.try_get("app_secret")?,
+        verify_token: r.try_get("verify_token")?,
+        status: r.try_get("status")?,
+        messages_per_second: r.try_get("messages_per_second")?,
+        health: r.try_get("health")?,
+        health_error: match r.try_get::<Option<i64>, _>("health_code")? {
+            Some(code) => Some(ProviderError {
+                code,
+                title: r
+                    .try_get::<Option<String>, _>("health_detail")?
+                    .unwrap_or_default(),
+                details: None,
+            }),
+            None => None,
+        },
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn template_from_row(r: &PgRow) -> StoreResult<Template> {
+    let header: Option<String> = r.try_get("header")?;
+    let buttons: String = r.try_get("buttons")?;
+    Ok(Template {
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        name: r.try_get("name")?,
+        language: r.try_get("language")?,
+        category: r.try_get("category")?,
+        status: r.try_get("status")?,
+        app_id: r.try_get("app_id")?,
+        message: r.try_get("message")?,
+        header: header
+            .map(|h| serde_json::from_str(&h))
+            .transpose()
+            .context("template header")?,
+        footer: r.try_get("footer")?,
+        buttons: serde_json::from_str(&buttons).context("template buttons")?,
+        group_name: r.try_get("group_name")?,
+        active: r.try_get("active")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+const CONVERSATION_SELECT: &str = "SELECT c.*, g.name AS group_name FROM conversations c \
+     LEFT JOIN groups g ON g.id = c.group_id";
+
+fn conversation_from_row(r: &PgRow) -> StoreResult<Conversation> {
+    let status: String = r.try_get("status")?;
+    Ok(Conversation {
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        channel_id: r.try_get("channel_id")?,
+        phone_number: r.try_get("phone_number")?,
+        status: status.parse().map_err(anyhow::Error::msg)?,
+        assignee: r.try_get("assignee")?,
+        group_id: r.try_get("group_id")?,
+        group_name: r.try_get("group_name")?,
+        client_name: r.try_get("client_name")?,
+        first_message_id: r.try_get("first_message_id")?,
+        close_reason: r.try_get("close_reason")?,
+        created_at: r.try_get("created_at")?,
+        opened_at: r.try_get("opened_at")?,
+        closed_at: r.try_get("closed_at")?,
+        last_activity_at: r.try_get("last_activity_at")?,
+    })
+}
+
+fn message_from_row(r: &PgRow) -> StoreResult<Message> {
+    let status: String = r.try_get("status")?;
+    let params: String = r.try_get("params")?;
+    let error_code: Option<i64> = r.try_get("error_code")?;
+    Ok(Message {
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        channel_id: r.try_get("channel_id")?,
+        conversation_id: r.try_get("conversation_id")?,
+        template_id: r.try_get("template_id")?,
+        phone_number: r.try_get("phone_number")?,
+        params: serde_json::from_str(&params).context("message params")?,
+        status: status.parse().map_err(anyhow::Error::msg)?,
+        provider_message_id: r.try_get("provider_message_id")?,
+        wa_id: r.try_get("wa_id")?,
+        attempts: r.try_get("attempts")?,
+        error: match error_code {
+            Some(code) => Some(ProviderError {
+                code,
+                title: r
+                    .try_get::<Option<String>, _>("error_title")?
+                    .unwrap_or_default(),
+                details: r.try_get("error_details")?,
+            }),
+            None => None,
+        },
+        queued_at: r.try_get("queued_at")?,
+        sending_at: r.try_get("sending_at")?,
+        sent_at: r.try_get("sent_at")?,
+        delivered_at: r.try_get("delivered_at")?,
+        read_at: r.try_get("read_at")?,
+        failed_at: r.try_get("failed_at")?,
+        pricing_category: r.try_get("pricing_category")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn status_from_pending_row(r: &PgRow) -> StoreResult<StatusUpdate> {
+    let status: String = r.try_get("status")?;
+    Ok(StatusUpdate {
+        provider_message_id: r.try_get("provider_message_id")?,
+        message_id: r.try_get("message_id")?,
+        status: status.parse().map_err(anyhow::Error::msg)?,
+        at: r.try_get("at")?,
+        error: match r.try_get::<Option<i64>, _>("error_code")? {
+            Some(code) => Some(ProviderError {
+                code,
+                title: r
+                    .try_get::<Option<String>, _>("error_title")?
+                    .unwrap_or_default(),
+                details: r.try_get("error_details")?,
+            }),
+            None => None,
+        },
+        pricing_category: r.try_get("pricing_category")?,
+    })
+}
+
+async fn record_attempt(
+    tx: &mut Transaction<'_, Postgres>,
+    message_id: &str,
+    attempt: i64,
+    now: i64,
+    outcome: &str,
+    error: Option<&ProviderError>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO delivery_attempts (message_id, attempt, finished_at, outcome, error_code,
+            error_title, error_details) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(message_id)
+    .bind(attempt)
+    .bind(now)
+    .bind(outcome)
+    .bind(error.map(|e| e.code))
+    .bind(error.map(|e| e.title.as_str()))
+    .bind(error.and_then(|e| e.details.as_deref()))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn group_with_channels(pool: &PgPool, row: Option<PgRow>) -> StoreResult<Option<Group>> {
+    let Some(r) = row else { return Ok(None) };
+    let id: String = r.try_get("id")?;
+    let channel_ids: Vec<String> = sqlx::query_scalar(
+        "SELECT channel_id FROM channel_groups WHERE group_id = $1 ORDER BY seq",
+    )
+    .bind(&id)
+    .fetch_all(pool)
+    .await?;
+    Ok(Some(Group {
+        id,
+        account_id: r.try_get("account_id")?,
+        name: r.try_get("name")?,
+        channel_ids,
+        created_at: r.try_get("created_at")?,
+    }))
+}
+
+/// The timestamp column a status sets.
+fn status_column(status: MessageStatus) -> &'static str {
+    match status {
+        MessageStatus::Queued => "queued_at",
+        MessageStatus::Sending => "sending_at",
+        MessageStatus::Sent => "sent_at",
+        MessageStatus::Delivered => "delivered_at",
+        MessageStatus::Read => "read_at",
+        MessageStatus::Failed => "failed_at",
+    }
+}
+
+async fn insert_message_and_job(
+    tx: &mut Transaction<'_, Postgres>,
+    send: &AcceptSend,
+    conversation_id: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO messages (id, account_id, channel_id, conversation_id, template_id,
+            phone_number, params, status, queued_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9)",
+    )
+    .bind(&send.new_message_id)
+    .bind(&send.account_id)
+    .bind(&send.channel_id)
+    .bind(conversation_id)
+    .bind(&send.template_id)
+    .bind(&send.phone_number)
+    .bind(serde_json::to_string(&send.params).context("params")?)
+    .bind(send.now)
+    .bind(send.now)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("INSERT INTO delivery_jobs (message_id, channel_id, run_at) VALUES ($1, $2, $3)")
+        .bind(&send.new_message_id)
+        .bind(&send.channel_id)
+        .bind(send.now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Moves a pending conversation along after a status of one of its messages. The caller holds
+/// the message's lock; the conversation is locked here before deciding.
+async fn conversation_follows(
+    tx: &mut Transaction<'_, Postgres>,
+    message: &Message,
+    status: MessageStatus,
+    now: i64,
+) -> StoreResult<Option<(String, ConversationStatus)>> {
+    let row = sqlx::query(
+        "SELECT status, first_message_id FROM conversations WHERE id = $1
+         FOR NO KEY UPDATE",
+    )
+    .bind(&message.conversation_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let current: ConversationStatus = row
+        .try_get::<String, _>("status")?
+        .parse()
+        .map_err(anyhow::Error::msg)?;
+    let first: Option<String> = row.try_get("first_message_id")?;
+    let is_first = first.as_deref() == Some(message.id.as_str());
+    let Some((next, reason)) = current.on_message_status(status, is_first) else {
+        return Ok(None);
+    };
+    match next {
+        ConversationStatus::Open => {
+            sqlx::query(
+                "UPDATE conversations SET status = 'open', opened_at = $1, last_activity_at = $2
+                 WHERE id = $3 AND status = 'pending'",
+            )
+            .bind(now)
+            .bind(now)
+            .bind(&message.conversation_id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        ConversationStatus::Closed => {
+            sqlx::query(
+                "UPDATE conversations SET status = 'closed', closed_at = $1, close_reason = $2
+                 WHERE id = $3 AND status != 'closed'",
+            )
+            .bind(now)
+            .bind(reason.map(CloseReason::as_str))
+            .bind(&message.conversation_id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        ConversationStatus::Pending => return Ok(None),
+    }
+    Ok(Some((message.conversation_id.clone(), next)))
+}
+
+async fn fail_message(
+    tx: &mut Transaction<'_, Postgres>,
+    message: &Message,
+    error: &ProviderError,
+    now: i64,
+) -> StoreResult<Option<(String, ConversationStatus)>> {
+    sqlx::query(
+        "UPDATE messages SET status = 'failed', failed_at = $1, updated_at = $2,
+            error_code = $3, error_title = $4, error_details = $5
+         WHERE id = $6",
+    )
+    .bind(now)
+    .bind(now)
+    .bind(error.code)
+    .bind(&error.title)
+    .bind(&error.details)
+    .bind(&message.id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM delivery_jobs WHERE message_id = $1")
+        .bind(&message.id)
+        .execute(&mut **tx)
+        .await?;
+    conversation_follows(tx, message, MessageStatus::Failed, now).await
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn insert_account(&self, a: &Account) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO accounts (id, name, conversation_limit, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&a.id)
+        .bind(&a.name)
+        .bind(a.conversation_limit)
+        .bind(a.created_at)
+        .bind(a.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn account(&self, id: &str) -> StoreResult<Option<Account>> {
+        let row = sqlx::query("SELECT * FROM accounts WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(Account {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                conversation_limit: r.try_get("conversation_limit")?,
+                created_at: r.try_get("created_at")?,
+                updated_at: r.try_get("updated_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn insert_channel(&self, c: &Channel, token_hash: &str) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO channels (id, account_id, name, provider, phone_number_id, waba_id,
+                access_token, app_secret, verify_token, status, messages_per_second,
+                public_token_hash, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(&c.id)
+        .bind(&c.account_id)
+        .bind(&c.name)
+        .bind(c.provider.as_str())
+        .bind(&c.phone_number_id)
+        .bind(&c.waba_id)
+        .bind(&c.access_token)
+        .bind(&c.app_secret)
+        .bind(&c.verify_token)
+        .bind(&c.status)
+        .bind(c.messages_per_second)
+        .bind(token_hash)
+        .bind(c.created_at)
+        .bind(c.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn update_channel(&self, c: &Channel) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE channels SET name = $1, provider = $2, phone_number_id = $3, waba_id = $4,
+                access_token = $5, app_secret = $6, verify_token = $7, status = $8,
+                messages_per_second = $9, updated_at = $10
+             WHERE id = $11",
+        )
+        .bind(&c.name)
+        .bind(c.provider.as_str())
+        .bind(&c.phone_number_id)
+        .bind(&c.waba_id)
+        .bind(&c.access_token)
+        .bind(&c.app_secret)
+        .bind(&c.verify_token)
+        .bind(&c.status)
+        .bind(c.messages_per_second)
+        .bind(c.updated_at)
+        .bind(&c.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_channel_token(&self, id: &str, token_hash: &str, now: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE channels SET public_token_hash = $1, updated_at = $2 WHERE id = $3",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn channel(&self, id: &str) -> StoreResult<Option<Channel>> {
+        sqlx::query("SELECT * FROM channels WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(channel_from_row)
+            .transpose()
+    }
+
+    async fn channel_by_token(&self, token_hash: &str) -> StoreResult<Option<Channel>> {
+        sqlx::query("SELECT * FROM channels WHERE public_token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(channel_from_row)
+            .transpose()
+    }
+
+    async fn channel_by_phone_number_id(&self, pnid: &str) -> StoreResult<Option<Channel>> {
+        sqlx::query(
+            "SELECT * FROM channels WHERE phone_number_id = $1
+             ORDER BY created_at, id COLLATE \"C\" LIMIT 1",
+        )
+        .bind(pnid)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(channel_from_row)
+        .transpose()
+    }
+
+    async fn channels_by_waba(&self, waba_id: &str) -> StoreResult<Vec<Channel>> {
+        sqlx::query(
+            "SELECT * FROM channels WHERE waba_id = $1 ORDER BY created_at, id COLLATE \"C\"",
+        )
+        .bind(waba_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(channel_from_row)
+        .collect()
+    }
+
+    async fn list_channels(&self) -> StoreResult<Vec<Channel>> {
+        sqlx::query("SELECT * FROM channels ORDER BY created_at, id COLLATE \"C\"")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(channel_from_row)
+            .collect()
+    }
+
+    async fn set_channel_health(
+        &self,
+        id: &str,
+        halted: Option<&ProviderError>,
+        now: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE channels SET health = $1, health_code = $2, health_detail = $3, health_at = $4
+             WHERE id = $5",
+        )
+        .bind(if halted.is_some() { "halted" } else { "ok" })
+        .bind(halted.map(|e| e.code))
+        .bind(halted.map(|e| e.title.as_str()))
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_group(&self, g: &Group) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO groups (id, account_id, name, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&g.id)
+        .bind(&g.account_id)
+        .bind(&g.name)
+        .bind(g.created_at)
+        .execute(&mut *tx)
+        .await?;
+        for channel_id in &g.channel_ids {
+            sqlx::query("INSERT INTO channel_groups (channel_id, group_id) VALUES ($1, $2)")
+                .bind(channel_id)
+                .bind(&g.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn group_by_name(&self, account_id: &str, name: &str) -> StoreResult<Option<Group>> {
+        let row = sqlx::query("SELECT * FROM groups WHERE account_id = $1 AND name = $2")
+            .bind(account_id)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        group_with_channels(&self.pool, row).await
+    }
+
+    async fn default_group(&self, channel_id: &str) -> StoreResult<Option<Group>> {
+        let row = sqlx::query(
+            "SELECT g.* FROM channel_groups cg JOIN groups g ON g.id = cg.group_id
+             WHERE cg.channel_id = $1 ORDER BY cg.seq LIMIT 1",
+        )
+        .bind(channel_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        group_with_channels(&self.pool, row).await
+    }
+
+    async fn insert_template(&self, t: &Template) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO templates (id, account_id, name, language, category, status, app_id,
+                message, header, footer, buttons, group_name, active, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        )
+        .bind(&t.id)
+        .bind(&t.account_id)
+        .bind(&t.name)
+        .bind(&t.language)
+        .bind(&t.category)
+        .bind(&t.status)
+        .bind(&t.app_id)
+        .bind(&t.message)
+        .bind(t.header.as_ref().map(|h| h.to_string()))
+        .bind(&t.footer)
+        .bind(t.buttons.to_string())
+        .bind(&t.group_name)
+        .bind(t.active)
+        .bind(t.created_at)
+        .bind(t.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn update_template(&self, t: &Template) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE templates SET name = $1, language = $2, category = $3, status = $4,
+                app_id = $5, message = $6, header = $7, footer = $8, buttons = $9,
+                group_name = $10, active = $11, updated_at = $12
+             WHERE id = $13",
+        )
+        .bind(&t.name)
+        .bind(&t.language)
+        .bind(&t.category)
+        .bind(&t.status)
+        .bind(&t.app_id)
+        .bind(&t.message)
+        .bind(t.header.as_ref().map(|h| h.to_string()))
+        .bind(&t.footer)
+        .bind(t.buttons.to_string())
+        .bind(&t.group_name)
+        .bind(t.active)
+        .bind(t.updated_at)
+        .bind(&t.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn template(&self, id: &str) -> StoreResult<Option<Template>> {
+        sqlx::query("SELECT * FROM templates WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(template_from_row)
+            .transpose()
+    }
+
+    async fn account_template(&self, account_id: &str, id: &str) -> StoreResult<Option<Template>> {
+        sqlx::query("SELECT * FROM templates WHERE id = $1 AND account_id = $2")
+            .bind(id)
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(template_from_row)
+            .transpose()
+    }
+
+    async fn template_by_app_id(
+        &self,
+        account_id: &str,
+        app_id: &str,
+    ) -> StoreResult<Option<Template>> {
+        sqlx::query(
+            "SELECT * FROM templates WHERE account_id = $1 AND app_id = $2
+             ORDER BY created_at, id COLLATE \"C\" LIMIT 1",
+        )
+        .bind(account_id)
+        .bind(app_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(template_from_row)
+        .transpose()
+    }
+
+    async fn template_by_name(
+        &self,
+        account_id: &str,
+        name: &str,
+        language: &str,
+    ) -> StoreResult<Option<Template>> {
+        sqlx::query(
+            "SELECT * FROM templates WHERE account_id = $1 AND name = $2 AND language = $3
+             ORDER BY created_at, id COLLATE \"C\" LIMIT 1",
+        )
+        .bind(account_id)
+        .bind(name)
+        .bind(language)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(template_from_row)
+        .transpose()
+    }
+
+    async fn list_templates(
+        &self,
+        account_id: &str,
+        f: &TemplateFilter,
+    ) -> StoreResult<(Vec<Template>, u64)> {
+        // SQLite's NOCASE and lower() fold ASCII letters only; lower() under the "C"
+        // collation does the same here, whatever the database's locale. Ids order bytewise,
+        // as in SQLite.
+        const WHERE: &str = "WHERE account_id = $1
+             AND ($2::text IS NULL OR lower(status COLLATE \"C\") = lower($2 COLLATE \"C\"))
+             AND ($3::text IS NULL
+                  OR strpos(lower(name COLLATE \"C\"), lower($3 COLLATE \"C\")) > 0)";
+        let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM templates {WHERE}"))
+            .bind(account_id)
+            .bind(&f.status)
+            .bind(&f.name)
+            .fetch_one(&self.pool)
+            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT * FROM templates {WHERE} ORDER BY created_at, id COLLATE \"C\"
+             LIMIT $4 OFFSET $5"
+        ))
+        .bind(account_id)
+        .bind(&f.status)
+        .bind(&f.name)
+        .bind(i64::from(f.limit))
+        .bind(i64::from(f.offset))
+        .fetch_all(&self.pool)
+        .await?;
+        let templates = rows
+            .iter()
+            .map(template_from_row)
+            .collect::<StoreResult<_>>()?;
+        Ok((templates, total as u64))
+    }
+
+    async fn conversation(&self, id: &str) -> StoreResult<Option<Conversation>> {
+        sqlx::query(&format!("{CONVERSATION_SELECT} WHERE c.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(conversation_from_row)
+            .transpose()
+    }
+
+    async fn close_conversation(
+        &self,
+        id: &str,
+        reason: CloseReason,
+        now: i64,
+    ) -> StoreResult<Option<Conversation>> {
+        sqlx::query(
+            "UPDATE conversations SET status = 'closed', closed_at = $1, close_reason = $2
+             WHERE id = $3 AND status != 'closed'",
+        )
+        .bind(now)
+        .bind(reason.as_str())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query(&format!("{CONVERSATION_SELECT} WHERE c.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(conversation_from_row)
+            .transpose()
+    }
+
+    async fn message(&self, id: &str) -> StoreResult<Option<Message>> {
+        sqlx::query("SELECT * FROM messages WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(message_from_row)
+            .transpose()
+    }
+
+    async fn message_attempts(&self, message_id: &str) -> StoreResult<Vec<AttemptRecord>> {
+        let rows = sqlx::query("SELECT * FROM delivery_attempts WHERE message_id = $1 ORDER BY id")
+            .bind(message_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AttemptRecord {
+                    attempt: r.try_get("attempt")?,
+                    finished_at: r.try_get("finished_at")?,
+                    outcome: r.try_get("outcome")?,
+                    error: match r.try_get::<Option<i64>, _>("error_code")? {
+                        Some(code) => Some(ProviderError {
+                            code,
+                            title: r
+                                .try_get::<Option<String>, _>("error_title")?
+                                .unwrap_or_default(),
+                            details: r.try_get("error_details")?,
+                        }),
+                        None => None,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn record_inbound(
+        &self,
+        channel: &Channel,
+        phone: &str,
+        name: Option<&str>,
+        at: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        // Conversation before contact: the order `accept_send` locks them in.
+        sqlx::query(
+            "UPDATE conversations SET last_activity_at = GREATEST(last_activity_at, $1)
+             WHERE channel_id = $2 AND phone_number = $3 AND status = 'open'",
+        )
+        .bind(at)
+        .bind(&channel.id)
+        .bind(phone)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO contacts (account_id, phone_number, client_name, last_inbound_at,
+                created_at, updated_at)
+             VALUES ($1, $2, coalesce($3, $2), $4, $4, $4)
+             ON CONFLICT (account_id, phone_number) DO UPDATE SET
+                client_name = coalesce($3, contacts.client_name),
+                last_inbound_at = GREATEST(coalesce(contacts.last_inbound_at, 0), $4),
+                updated_at = $4",
+        )
+        .bind(&channel.account_id)
+        .bind(phone)
+        .bind(name)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn accept_send(&self, send: &AcceptSend) -> StoreResult<AcceptOutcome> {
+        // Any early return or error drops `tx`, which rolls it back.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE conversations SET status = 'closed', closed_at = $1, close_reason = 'expired'
+             WHERE channel_id = $2 AND phone_number = $3 AND status = 'open'
+               AND last_activity_at < $4",
+        )
+        .bind(send.now)
+        .bind(&send.channel_id)
+        .bind(&send.phone_number)
+        .bind(send.expire_before)
+        .execute(&mut *tx)
+        .await?;
+        // Locked: it cannot be closed or moved while this send is decided. A conversation
+        // created by a concurrent, uncommitted send is not seen here; inserting ours then
+        // breaks `conversations_one_active`, a `Conflict` the caller retries.
+        let active = sqlx::query(
+            "SELECT id, status FROM conversations
+             WHERE channel_id = $1 AND phone_number = $2 AND status IN ('pending', 'open')
+             FOR NO KEY UPDATE",
+        )
+        .bind(&send.channel_id)
+        .bind(&send.phone_number)
+        .fetch_optional(&mut *tx)
+        .await?;
+
+        if let Some(name) = &send.client_name {
+            sqlx::query(
+                "INSERT INTO contacts (account_id, phone_number, client_name, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (account_id, phone_number)
+                 DO UPDATE SET client_name = excluded.client_name, updated_at = excluded.updated_at",
+            )
+            .bind(&send.account_id)
+            .bind(&send.phone_number)
+            .bind(name)
+            .bind(send.now)
+            .bind(send.now)
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        if let Some(row) = active {
+            let conversation_id: String = row.try_get("id")?;
+            let status: String = row.try_get("status")?;
+            if status == "pending" {
+                // Nothing new is sent; the contact name change above is dropped with the
+                // transaction.
+                return Ok(AcceptOutcome::AlreadyPending { conversation_id });
+            }
+            insert_message_and_job(&mut tx, send, &conversation_id).await?;
+            sqlx::query("UPDATE conversations SET last_activity_at = $1 WHERE id = $2")
+                .bind(send.now)
+                .bind(&conversation_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(AcceptOutcome::Sent {
+                conversation_id,
+                message_id: send.new_message_id.clone(),
+            });
+        }
+
+        // The contact before the usage counter, as a send with a client name has it (upserted
+        // above): every send locks the contact, then the counter, so two sends cannot wait on
+        // each other. Without the counter's approval this is rolled back.
+        sqlx::query(
+            "INSERT INTO contacts (account_id, phone_number, client_name, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, phone_number) DO NOTHING",
+        )
+        .bind(&send.account_id)
+        .bind(&send.phone_number)
+        .bind(&send.phone_number)
+        .bind(send.now)
+        .bind(send.now)
+        .execute(&mut *tx)
+        .await?;
+        let client_name: String = sqlx::query_scalar(
+            "SELECT client_name FROM contacts WHERE account_id = $1 AND phone_number = $2",
+        )
+        .bind(&send.account_id)
+        .bind(&send.phone_number)
+        .fetch_one(&mut *tx)
+        .await?;
+        // The counter's row lock serializes the account's new conversations: a waiting
+        // update sees the committed count.
+        sqlx::query(
+            "INSERT INTO conversation_usage (account_id, period, used) VALUES ($1, $2, 0)
+             ON CONFLICT (account_id, period) DO NOTHING",
+        )
+        .bind(&send.account_id)
+        .bind(&send.period)
+        .execute(&mut *tx)
+        .await?;
+        let counted = sqlx::query(
+            "UPDATE conversation_usage SET used = used + 1
+             WHERE account_id = $1 AND period = $2 AND used < $3",
+        )
+        .bind(&send.account_id)
+        .bind(&send.period)
+        .bind(send.conversation_limit)
+        .execute(&mut *tx)
+        .await?;
+        if counted.rows_affected() == 0 {
+            return Ok(AcceptOutcome::LimitReached);
+        }
+
+        sqlx::query(
+            "INSERT INTO conversations (id, account_id, channel_id, phone_number, status,
+                assignee, group_id, client_name, first_message_id, created_at, last_activity_at)
+             VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&send.new_conversation_id)
+        .bind(&send.account_id)
+        .bind(&send.channel_id)
+        .bind(&send.phone_number)
+        .bind(send.assignee)
+        .bind(&send.group_id)
+        .bind(&client_name)
+        .bind(&send.new_message_id)
+        .bind(send.now)
+        .bind(send.now)
+        .execute(&mut *tx)
+        .await?;
+        insert_message_and_job(&mut tx, send, &send.new_conversation_id).await?;
+        tx.commit().await?;
+        Ok(AcceptOutcome::Pending {
+            conversation_id: send.new_conversation_id.clone(),
+            message_id: send.new_message_id.clone(),
+        })
+    }
+
+    async fn due_channels(&self, now: i64, orphan_wait_ms: i64) -> StoreResult<Vec<String>> {
+        // Due, and not leased or leased by a dispatcher that died more than the wait ago; on
+        // a channel that can send.
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT j.channel_id FROM delivery_jobs j
+             JOIN channels c ON c.id = j.channel_id AND c.status = 'connected' AND c.health = 'ok'
+             WHERE j.run_at <= $1 AND (j.lease_until IS NULL OR j.lease_until + $2 <= $1)",
+        )
+        .bind(now)
+        .bind(orphan_wait_ms)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn next_due(&self, orphan_wait_ms: i64) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT min(CASE WHEN j.lease_until IS NULL THEN j.run_at
+                        ELSE GREATEST(j.run_at, j.lease_until + $1) END)
+             FROM delivery_jobs j
+             JOIN channels c ON c.id = j.channel_id AND c.status = 'connected' AND c.health = 'ok'",
+        )
+        .bind(orphan_wait_ms)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn claim_jobs(
+        &self,
+        channel_id: &str,
+        limit: u32,
+        now: i64,
+        lease_ms: i64,
+        orphan_wait_ms: i64,
+    ) -> StoreResult<Vec<ClaimedJob>> {
+        let mut tx = self.pool.begin().await?;
+        // SKIP LOCKED: jobs another dispatcher is claiming right now are left to it.
+        let claimed = sqlx::query(
+            "UPDATE delivery_jobs SET attempt = attempt + 1, tries = tries + 1, lease_until = $1
+             WHERE seq IN (
+                SELECT seq FROM delivery_jobs WHERE channel_id = $2 AND run_at <= $3
+                  AND (lease_until IS NULL OR lease_until + $5 <= $3)
+                ORDER BY seq LIMIT $4
+                FOR UPDATE SKIP LOCKED)
+             RETURNING seq, message_id, attempt, tries",
+        )
+        .bind(now + lease_ms)
+        .bind(channel_id)
+        .bind(now)
+        .bind(i64::from(limit))
+        .bind(orphan_wait_ms)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut claimed: Vec<(i64, String, i64, i64)> = claimed
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("seq")?,
+                    r.try_get("message_id")?,
+                    r.try_get("attempt")?,
+                    r.try_get("tries")?,
+                ))
+            })
+            .collect::<StoreResult<_>>()?;
+        claimed.sort_by_key(|(seq, ..)| *seq);
+        let mut jobs = Vec::with_capacity(claimed.len());
+        for (_, message_id, attempt, tries) in claimed {
+            let row = sqlx::query(
+                "UPDATE messages SET status = CASE WHEN status IN ('queued', 'sending')
+                        THEN 'sending' ELSE status END,
+                    sending_at = coalesce(sending_at, $1), attempts = $2, updated_at = $1
+                 WHERE id = $3 RETURNING *",
+            )
+            .bind(now)
+            .bind(tries)
+            .bind(&message_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let message = message_from_row(&row)?;
+            let template = sqlx::query("SELECT * FROM templates WHERE id = $1")
+                .bind(&message.template_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            jobs.push(ClaimedJob {
+                template: template_from_row(&template)?,
+                message,
+                attempt,
+            });
+        }
+        tx.commit().await?;
+        Ok(jobs)
+    }
+
+    async fn finish_attempt(&self, o: &AttemptOutcome) -> StoreResult<Finished> {
+        let mut tx = self.pool.begin().await?;
+        // The fence: holding the job's row, no claim or status can move it under us.
+        let current: Option<i64> = sqlx::query_scalar(
+            "SELECT attempt FROM delivery_jobs WHERE message_id = $1 FOR UPDATE",
+        )
+        .bind(&o.message_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let mut conversation = None;
+        match (&o.result, current) {
+            (
+                AttemptResult::Accepted {
+                    provider_message_id,
+                    wa_id,
+                },
+                current,
+            ) => {
+                // The job may already be gone: a status webhook that outran this response
+                // ended it. The provider ids are still ours to record.
+                if current.is_some_and(|a| a != o.attempt) {
+                    return Ok(Finished::Stale);
+                }
+                sqlx::query("DELETE FROM delivery_jobs WHERE message_id = $1")
+                    .bind(&o.message_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "UPDATE messages SET provider_message_id = coalesce(provider_message_id, $1),
+                        wa_id = coalesce(wa_id, $2), updated_at = $3,
+                        error_code = NULL, error_title = NULL, error_details = NULL
+                     WHERE id = $4",
+                )
+                .bind(provider_message_id)
+                .bind(wa_id)
+                .bind(o.now)
+                .bind(&o.message_id)
+                .execute(&mut *tx)
+                .await?;
+                record_attempt(&mut tx, &o.message_id, o.attempt, o.now, "accepted", None).await?;
+            }
+            (_, current) if current != Some(o.attempt) => return Ok(Finished::Stale),
+            (AttemptResult::Retry { run_at, error }, _)
+            | (AttemptResult::Requeue { run_at, error }, _) => {
+                let requeue = matches!(o.result, AttemptResult::Requeue { .. });
+                sqlx::query(
+                    "UPDATE delivery_jobs SET run_at = $1, lease_until = NULL,
+                        tries = tries - $2 WHERE message_id = $3",
+                )
+                .bind(run_at)
+                .bind(i64::from(requeue))
+                .bind(&o.message_id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE messages SET status = CASE WHEN status = 'sending' THEN 'queued'
+                            ELSE status END,
+                        attempts = attempts - $1,
+                        error_code = $2, error_title = $3, error_details = $4, updated_at = $5
+                     WHERE id = $6",
+                )
+                .bind(i64::from(requeue))
+                .bind(error.code)
+                .bind(&error.title)
+                .bind(&error.details)
+                .bind(o.now)
+                .bind(&o.message_id)
+                .execute(&mut *tx)
+                .await?;
+                let outcome = if requeue { "requeued" } else { "retry" };
+                record_attempt(
+                    &mut tx,
+                    &o.message_id,
+                    o.attempt,
+                    o.now,
+                    outcome,
+                    Some(error),
+                )
+                .await?;
+            }
+            (AttemptResult::Failed { error }, _) => {
+                let row = sqlx::query("SELECT * FROM messages WHERE id = $1 FOR NO KEY UPDATE")
+                    .bind(&o.message_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let message = message_from_row(&row)?;
+                if message.status.advances_to(MessageStatus::Failed) {
+                    conversation = fail_message(&mut tx, &message, error, o.now).await?;
+                } else {
+                    sqlx::query("DELETE FROM delivery_jobs WHERE message_id = $1")
+                        .bind(&o.message_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                record_attempt(
+                    &mut tx,
+                    &o.message_id,
+                    o.attempt,
+                    o.now,
+                    "failed",
+                    Some(error),
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(Finished::Recorded { conversation })
+    }
+
+    async fn apply_status(&self, u: &StatusUpdate) -> StoreResult<StatusApplied> {
+        let mut tx = self.pool.begin().await?;
+        let mut id: Option<String> = None;
+        if let Some(wamid) = &u.provider_message_id {
+            id = sqlx::query_scalar("SELECT id FROM messages WHERE provider_message_id = $1")
+                .bind(wamid)
+                .fetch_optional(&mut *tx)
+                .await?;
+        }
+        if id.is_none()
+            && let Some(message_id) = &u.message_id
+        {
+            id = sqlx::query_scalar("SELECT id FROM messages WHERE id = $1")
+                .bind(message_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        }
+        let Some(id) = id else {
+            return Ok(StatusApplied::UnknownMessage);
+        };
+        // Lock the job (if any), then the message, the order `claim_jobs` and
+        // `finish_attempt` take them in, and decide on the message as it is now: two statuses
+        // for one message are applied one after the other.
+        sqlx::query("SELECT seq FROM delivery_jobs WHERE message_id = $1 FOR UPDATE")
+            .bind(&id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let row = sqlx::query("SELECT * FROM messages WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(&id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let message = message_from_row(&row)?;
+        if message.provider_message_id.is_none()
+            && let Some(wamid) = &u.provider_message_id
+        {
+            sqlx::query("UPDATE messages SET provider_message_id = $1 WHERE id = $2")
+                .bind(wamid)
+                .bind(&message.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if u.status != MessageStatus::Queued && u.status != MessageStatus::Sending {
+            // The provider has the message: no dispatcher may send it again.
+            sqlx::query("DELETE FROM delivery_jobs WHERE message_id = $1")
+                .bind(&message.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(category) = &u.pricing_category {
+            sqlx::query("UPDATE messages SET pricing_category = $1 WHERE id = $2")
+                .bind(category)
+                .bind(&message.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let changed = message.status.advances_to(u.status);
+        let mut conversation = None;
+        if changed {
+            if u.status == MessageStatus::Failed {
+                let error = u.error.clone().unwrap_or(ProviderError {
+                    code: 0,
+                    title: "Failed without an error from the provider".into(),
+                    details: None,
+                });
+                conversation = fail_message(&mut tx, &message, &error, u.at).await?;
+            } else {
+                sqlx::query(&format!(
+                    "UPDATE messages SET status = $1, {col} = coalesce({col}, $2), updated_at = $3
+                     WHERE id = $4",
+                    col = status_column(u.status)
+                ))
+                .bind(u.status.as_str())
+                .bind(u.at)
+                .bind(u.at)
+                .bind(&message.id)
+                .execute(&mut *tx)
+                .await?;
+                conversation = conversation_follows(&mut tx, &message, u.status, u.at).await?;
+            }
+        } else if message.status != MessageStatus::Failed && u.status != MessageStatus::Failed {
+            // A late status keeps its time for the timeline but does not move the status.
+            sqlx::query(&format!(
+                "UPDATE messages SET {col} = coalesce({col}, $1) WHERE id = $2",
+                col = status_column(u.status)
+            ))
+            .bind(u.at)
+            .bind(&message.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(StatusApplied::Applied {
+            status: if changed { u.status } else { message.status },
+            message_id: message.id,
+            changed,
+            conversation,
+        })
+    }
+
+    async fn store_pending_status(&self, u: &StatusUpdate, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO pending_statuses (provider_message_id, message_id, status, at,
+                error_code, error_title, error_details, pricing_category, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&u.provider_message_id)
+        .bind(&u.message_id)
+        .bind(u.status.as_str())
+        .bind(u.at)
+        .bind(u.error.as_ref().map(|e| e.code))
+        .bind(u.error.as_ref().map(|e| e.title.as_str()))
+        .bind(u.error.as_ref().and_then(|e| e.details.as_deref()))
+        .bind(&u.pricing_category)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn take_pending_statuses(
+        &self,
+        provider_message_id: &str,
+        message_id: &str,
+    ) -> StoreResult<Vec<StatusUpdate>> {
+        let rows = sqlx::query(
+            "DELETE FROM pending_statuses WHERE provider_message_id = $1 OR message_id = $2
+             RETURNING *",
+        )
+        .bind(provider_message_id)
+        .bind(message_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut updates = rows
+            .iter()
+            .map(|r| Ok((r.try_get::<i64, _>("id")?, status_from_pending_row(r)?)))
+            .collect::<StoreResult<Vec<_>>>()?;
+        updates.sort_by_key(|(id, _)| *id);
+        Ok(updates.into_iter().map(|(_, u)| u).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_errors() {
+        let text = redact("bad url postgres://user:hunter2@db:5432/x");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("@db:5432"), "{text}");
+        assert_eq!(redact("no url here"), "no url here");
+    }
+
+    /// `serve` may open the store in a spawned task: the future must be `Send`.
+    #[test]
+    fn opening_is_send() {
+        fn is_send<T: Send>(_: &T) {}
+        let open = PgStore::open("postgres://localhost/x", 1);
+        is_send(&open);
+    }
+}

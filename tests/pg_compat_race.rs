@@ -1,0 +1,2 @@
+//! The compat_race tests on PostgreSQL (see tests/common/mod.rs).
+include!("compat_race.rs");

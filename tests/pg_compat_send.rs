@@ -1,0 +1,2 @@
+//! The compat_send tests on PostgreSQL (see tests/common/mod.rs).
+include!("compat_send.rs");

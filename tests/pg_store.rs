@@ -1,0 +1,1334 @@
+//! The PostgreSQL store against the machine's PostgreSQL: migrations, every method once, and
+//! the rules that must hold without a single writer (one pending conversation per number, the
+//! plan limit, claims, fenced outcomes, monotonic statuses).
+//!
+//! Each test creates its own database (`plantilla_test_<random>`) through the server named by
+//! `PLANTILLA_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`) and drops it
+//! at the end. When PostgreSQL is unreachable the tests print a notice and pass, except under
+//! CI (`CI` set), where they fail.
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use plantilla::app::App;
+use plantilla::config::Config;
+use plantilla::domain::ids::{hash_token, new_id};
+use plantilla::domain::phone::PhoneNumber;
+use plantilla::domain::status::{CloseReason, ConversationStatus, MessageStatus};
+use plantilla::service::send::{SendError, SendOutcome, SendRequest, period_of, send};
+use plantilla::store::postgres::PgStore;
+use plantilla::store::*;
+use serde_json::json;
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use tokio::sync::Barrier;
+use tokio::task::JoinSet;
+
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const ORPHAN_WAIT: i64 = 120_000;
+const LEASE: i64 = 30_000;
+
+fn server_url() -> String {
+    std::env::var("PLANTILLA_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_URL.to_string())
+}
+
+/// `url` with its database replaced by `database`.
+fn url_for_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{database}?{q}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+/// Runs `body` with the URL of a fresh database, which is dropped afterwards even when the
+/// body panics.
+async fn with_database<F, Fut>(body: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let url = server_url();
+    let options: PgConnectOptions = url
+        .parse()
+        .expect("PLANTILLA_TEST_PG_URL is not a PostgreSQL URL");
+    let place = format!("{}:{}", options.get_host(), options.get_port());
+    let connected =
+        tokio::time::timeout(Duration::from_secs(5), PgConnection::connect_with(&options)).await;
+    let mut admin = match connected {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => return unreachable_server(&place, &e.to_string()),
+        Err(_) => return unreachable_server(&place, "connection timed out"),
+    };
+    let name = format!("plantilla_test_{}", uuid::Uuid::now_v7().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("create the test database");
+    let outcome = tokio::spawn(body(url_for_database(&url, &name))).await;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .expect("drop the test database");
+    let _ = admin.close().await;
+    if let Err(e) = outcome {
+        match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("test body did not finish: {e}"),
+        }
+    }
+}
+
+fn unreachable_server(place: &str, why: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!(
+            "PostgreSQL is unreachable at {place} ({why}): the PostgreSQL tests must run in CI. \
+             Start PostgreSQL or set PLANTILLA_TEST_PG_URL."
+        );
+    }
+    // Straight to stderr, past the test harness's capture, so the skip is seen.
+    let _ = writeln!(
+        std::io::stderr(),
+        "notice: PostgreSQL is unreachable at {place} ({why}); skipping this PostgreSQL test. \
+         Set PLANTILLA_TEST_PG_URL to run it."
+    );
+}
+
+async fn open(url: &str) -> Arc<PgStore> {
+    Arc::new(PgStore::open(url, 16).await.expect("open PgStore"))
+}
+
+async fn count(store: &PgStore, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(store.pool())
+        .await
+        .expect(sql)
+}
+
+struct Seeded {
+    account: Account,
+    channel: Channel,
+    template: Template,
+}
+
+async fn seed(store: &PgStore, conversation_limit: i64) -> Seeded {
+    let now = plantilla::now_ms();
+    let account = Account {
+        id: new_id("acc"),
+        name: "Acme".into(),
+        conversation_limit,
+        created_at: now,
+        updated_at: now,
+    };
+    store.insert_account(&account).await.unwrap();
+    let channel = Channel {
+        id: new_id("chn"),
+        account_id: account.id.clone(),
+        name: "Main".into(),
+        provider: ProviderKind::Sandbox,
+        phone_number_id: new_id("pnid"),
+        waba_id: "waba_1".into(),
+        access_token: String::new(),
+        app_secret: String::new(),
+        verify_token: String::new(),
+        status: "connected".into(),
+        messages_per_second: 1000,
+        health: "ok".into(),
+        health_error: None,
+        created_at: now,
+        updated_at: now,
+    };
+    store
+        .insert_channel(&channel, &hash_token(&channel.id))
+        .await
+        .unwrap();
+    let template = Template {
+        id: new_id("tpl"),
+        account_id: account.id.clone(),
+        name: "order_update".into(),
+        language: "es".into(),
+        category: "UTILITY".into(),
+        status: "APPROVED".into(),
+        app_id: "app_1".into(),
+        message: "Hola {{name}}".into(),
+        header: None,
+        footer: None,
+        buttons: json!([]),
+        group_name: None,
+        active: true,
+        created_at: now,
+        updated_at: now,
+    };
+    store.insert_template(&template).await.unwrap();
+    Seeded {
+        account,
+        channel,
+        template,
+    }
+}
+
+fn accept(s: &Seeded, phone: &str, now: i64) -> AcceptSend {
+    AcceptSend {
+        account_id: s.account.id.clone(),
+        channel_id: s.channel.id.clone(),
+        template_id: s.template.id.clone(),
+        phone_number: phone.to_string(),
+        client_name: None,
+        group_id: None,
+        assignee: "bot",
+        params: BTreeMap::from([("name".to_string(), "Ana".to_string())]),
+        conversation_limit: s.account.conversation_limit,
+        period: period_of(now),
+        now,
+        expire_before: now - 24 * 3600 * 1000,
+        new_conversation_id: new_id("conv"),
+        new_message_id: new_id("msg"),
+    }
+}
+
+fn request(s: &Seeded, phone: &str, client_name: Option<&str>) -> SendRequest {
+    SendRequest {
+        template_id: s.template.id.clone(),
+        phone: PhoneNumber::parse(phone).expect("valid phone"),
+        client_name: client_name.map(str::to_string),
+        group_name: None,
+        assign: false,
+        params: BTreeMap::from([("name".to_string(), "Ana".to_string())]),
+    }
+}
+
+fn app(store: Arc<PgStore>, url: &str) -> App {
+    let config = Config {
+        database_url: url.to_string(),
+        ..Config::default()
+    };
+    App::with_store(store, config).expect("app")
+}
+
+/// A new pending conversation's message, claimed and accepted by the provider as `wamid`.
+async fn sent_message(store: &PgStore, s: &Seeded, phone: &str, wamid: &str) -> (String, String) {
+    let now = plantilla::now_ms();
+    let AcceptOutcome::Pending {
+        conversation_id,
+        message_id,
+    } = store.accept_send(&accept(s, phone, now)).await.unwrap()
+    else {
+        panic!("expected a pending conversation");
+    };
+    let jobs = store
+        .claim_jobs(&s.channel.id, 100, now, LEASE, ORPHAN_WAIT)
+        .await
+        .unwrap();
+    let job = jobs
+        .iter()
+        .find(|j| j.message.id == message_id)
+        .expect("claimed");
+    let finished = store
+        .finish_attempt(&AttemptOutcome {
+            message_id: message_id.clone(),
+            attempt: job.attempt,
+            now,
+            result: AttemptResult::Accepted {
+                provider_message_id: wamid.to_string(),
+                wa_id: Some(phone.to_string()),
+            },
+        })
+        .await
+        .unwrap();
+    assert_eq!(finished, Finished::Recorded { conversation: None });
+    (conversation_id, message_id)
+}
+
+fn status(wamid: &str, status: MessageStatus, at: i64) -> StatusUpdate {
+    StatusUpdate {
+        provider_message_id: Some(wamid.to_string()),
+        message_id: None,
+        status,
+        at,
+        error: None,
+        pricing_category: None,
+    }
+}
+
+#[tokio::test]
+async fn migrations_apply_twice_and_from_instances_starting_together() {
+    with_database(|url| async move {
+        let first = open(&url).await;
+        drop(first);
+        let second = open(&url).await;
+        assert_eq!(
+            count(&second, "SELECT count(*) FROM schema_migrations").await,
+            1
+        );
+
+        // Instances starting at once on a migrated database.
+        let mut starting = JoinSet::new();
+        for _ in 0..4 {
+            let url = url.clone();
+            starting.spawn(async move { PgStore::open(&url, 2).await.map(|_| ()) });
+        }
+        while let Some(done) = starting.join_next().await {
+            done.unwrap().expect("concurrent open");
+        }
+        assert_eq!(
+            count(&second, "SELECT count(*) FROM schema_migrations").await,
+            1
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn migrations_race_on_an_empty_database() {
+    with_database(|url| async move {
+        // Nothing applied yet: four instances race to create the schema.
+        let mut starting = JoinSet::new();
+        for _ in 0..4 {
+            let url = url.clone();
+            starting.spawn(async move { PgStore::open(&url, 2).await.map(|_| ()) });
+        }
+        while let Some(done) = starting.join_next().await {
+            done.unwrap().expect("concurrent first open");
+        }
+        let store = open(&url).await;
+        assert_eq!(
+            count(&store, "SELECT count(*) FROM schema_migrations").await,
+            1
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forty_concurrent_sends_to_one_new_number_give_one_pending() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        let s = Arc::new(seed(&store, 1000).await);
+        let app = app(store.clone(), &url);
+        let barrier = Arc::new(Barrier::new(40));
+        let mut tasks = JoinSet::new();
+        for i in 0..40 {
+            let (app, s, barrier) = (app.clone(), s.clone(), barrier.clone());
+            tasks.spawn(async move {
+                // Half give a name (the contact upsert path), half do not.
+                let name = (i % 2 == 0).then_some("Ana");
+                barrier.wait().await;
+                send(&app, &s.channel, request(&s, "50755667788", name)).await
+            });
+        }
+        let mut pending = Vec::new();
+        let mut already = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            match done.unwrap().expect("send") {
+                SendOutcome::Pending {
+                    conversation_id, ..
+                } => pending.push(conversation_id),
+                SendOutcome::AlreadyPending { conversation_id } => already.push(conversation_id),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(pending.len(), 1, "pending {pending:?}, already {already:?}");
+        assert_eq!(already.len(), 39);
+        assert!(already.iter().all(|c| *c == pending[0]));
+        assert_eq!(count(&store, "SELECT count(*) FROM conversations").await, 1);
+        assert_eq!(count(&store, "SELECT count(*) FROM messages").await, 1);
+        assert_eq!(count(&store, "SELECT count(*) FROM delivery_jobs").await, 1);
+        assert_eq!(
+            count(&store, "SELECT sum(used)::bigint FROM conversation_usage").await,
+            1
+        );
+    })
+    .await;
+}
+
+/// Starts a transaction that creates a pending conversation for `phone` and leaves it
+/// uncommitted, as a concurrent send on another instance would.
+async fn conversation_in_flight(
+    store: &PgStore,
+    s: &Seeded,
+    phone: &str,
+) -> (sqlx::Transaction<'static, sqlx::Postgres>, String) {
+    let id = new_id("conv");
+    let mut tx = store.pool().begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO conversations (id, account_id, channel_id, phone_number, status, assignee,
+            client_name, created_at, last_activity_at)
+         VALUES ($1, $2, $3, $4, 'pending', 'bot', $4, 0, 0)",
+    )
+    .bind(&id)
+    .bind(&s.account.id)
+    .bind(&s.channel.id)
+    .bind(phone)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    (tx, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_concurrent_conversation_is_a_conflict_that_the_send_retries() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        let s = Arc::new(seed(&store, 1000).await);
+
+        // The store: the second insert waits for the first, then reports a conflict and
+        // keeps nothing of its transaction (the usage count, the contact).
+        let (tx, _) = conversation_in_flight(&store, &s, "50755667788").await;
+        let racing = {
+            let (store, mut send) = (
+                store.clone(),
+                accept(&s, "50755667788", plantilla::now_ms()),
+            );
+            send.client_name = Some("Ana".into());
+            tokio::spawn(async move { store.accept_send(&send).await })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !racing.is_finished(),
+            "the insert should wait for the other transaction"
+        );
+        tx.commit().await.unwrap();
+        let outcome = racing.await.unwrap();
+        assert!(
+            matches!(outcome, Err(StoreError::Conflict(_))),
+            "{outcome:?}"
+        );
+        assert_eq!(
+            count(
+                &store,
+                "SELECT count(*) FROM conversation_usage WHERE used > 0"
+            )
+            .await,
+            0
+        );
+        assert_eq!(count(&store, "SELECT count(*) FROM contacts").await, 0);
+        assert_eq!(count(&store, "SELECT count(*) FROM messages").await, 0);
+
+        // The send service retries once and reports the conversation that won.
+        let app = app(store.clone(), &url);
+        let (tx, winner) = conversation_in_flight(&store, &s, "50766778899").await;
+        let racing = {
+            let (app, s) = (app.clone(), s.clone());
+            tokio::spawn(
+                async move { send(&app, &s.channel, request(&s, "50766778899", None)).await },
+            )
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!racing.is_finished());
+        tx.commit().await.unwrap();
+        assert_eq!(
+            racing.await.unwrap().expect("send"),
+            SendOutcome::AlreadyPending {
+                conversation_id: winner
+            }
+        );
+        assert_eq!(count(&store, "SELECT count(*) FROM messages").await, 0);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn plan_limit_holds_for_concurrent_new_numbers() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        let s = Arc::new(seed(&store, 5).await);
+        let app = app(store.clone(), &url);
+        let barrier = Arc::new(Barrier::new(20));
+        let mut tasks = JoinSet::new();
+        for i in 0..20 {
+            let (app, s, barrier) = (app.clone(), s.clone(), barrier.clone());
+            tasks.spawn(async move {
+                let phone = format!("5076{i:07}");
+                barrier.wait().await;
+                send(&app, &s.channel, request(&s, &phone, None)).await
+            });
+        }
+        let (mut pending, mut limited) = (0, 0);
+        while let Some(done) = tasks.join_next().await {
+            match done.unwrap() {
+                Ok(SendOutcome::Pending { .. }) => pending += 1,
+                Err(SendError::ConversationLimit { .. }) => limited += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!((pending, limited), (5, 15));
+        assert_eq!(count(&store, "SELECT count(*) FROM conversations").await, 5);
+        assert_eq!(count(&store, "SELECT count(*) FROM delivery_jobs").await, 5);
+        assert_eq!(
+            count(&store, "SELECT sum(used)::bigint FROM conversation_usage").await,
+            5
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_claims_never_return_the_same_job() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        let s = seed(&store, 1000).await;
+        let now = plantilla::now_ms();
+        for i in 0..200 {
+            let outcome = store
+                .accept_send(&accept(&s, &format!("5076{i:07}"), now))
+                .await
+                .unwrap();
+            assert!(matches!(outcome, AcceptOutcome::Pending { .. }));
+        }
+        let barrier = Arc::new(Barrier::new(2));
+        let mut claimers = JoinSet::new();
+        for _ in 0..2 {
+            let (store, channel_id, barrier) =
+                (store.clone(), s.channel.id.clone(), barrier.clone());
+            claimers.spawn(async move {
+                barrier.wait().await;
+                let mut mine = Vec::new();
+                loop {
+                    let jobs = store
+                        .claim_jobs(&channel_id, 7, now, LEASE, ORPHAN_WAIT)
+                        .await
+                        .expect("claim");
+                    if jobs.is_empty() {
+                        break;
+                    }
+                    for job in jobs {
+                        assert_eq!(job.attempt, 1);
+                        assert_eq!(job.message.status, MessageStatus::Sending);
+                        mine.push(job.message.id);
+                    }
+                }
+                mine
+            });
+        }
+        let mut all = Vec::new();
+        let mut per_claimer = Vec::new();
+        while let Some(done) = claimers.join_next().await {
+            let mine = done.unwrap();
+            per_claimer.push(mine.len());
+            all.extend(mine);
+        }
+        let distinct: HashSet<&String> = all.iter().collect();
+        assert_eq!(distinct.len(), all.len(), "a job was claimed twice");
+        assert_eq!(all.len(), 200, "claims per caller: {per_claimer:?}");
+        assert_eq!(
+            count(
+                &store,
+                "SELECT count(*) FROM delivery_jobs WHERE attempt = 1 AND lease_until IS NOT NULL"
+            )
+            .await,
+            200
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_stale_attempt_is_fenced_off() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        let s = seed(&store, 1000).await;
+        let now = plantilla::now_ms();
+        let AcceptOutcome::Pending { message_id, .. } = store
+            .accept_send(&accept(&s, "50755667788", now))
+            .await
+            .unwrap()
+        else {
+            panic!("expected pending");
+        };
+        let first = store
+            .claim_jobs(&s.channel.id, 10, now, 1000, 0)
+            .await
+            .unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].attempt, 1);
+        // Still leased: nobody else gets it.
+        assert!(
+            store
+                .claim_jobs(&s.channel.id, 10, now + 500, 1000, 0)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // The lease runs out (the first dispatcher is presumed dead): a second claim.
+        let second = store
+            .claim_jobs(&s.channel.id, 10, now + 2000, 1000, 0)
+            .await
+            .unwrap();
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].attempt, 2);
+
+        let error = ProviderError {
+            code: 131000,
+            title: "Something went wrong".into(),
+            details: None,
+        };
+        for result in [
+            AttemptResult::Accepted {
+                provider_message_id: "wamid.old".into(),
+                wa_id: None,
+            },
+            AttemptResult::Retry {
+                run_at: now + 5000,
+                error: error.clone(),
+            },
+            AttemptResult::Failed {
+                error: error.clone(),
+            },
+        ] {
+            let stale = store
+                .finish_attempt(&AttemptOutcome {
+                    message_id: message_id.clone(),
+                    attempt: 1,
+                    now: now + 2100,
+                    result,
+                })
+                .await
+                .unwrap();
+            assert_eq!(stale, Finished::Stale);
+        }
+        let message = store.message(&message_id).await.unwrap().unwrap();
+        assert_eq!(message.status, MessageStatus::Sending);
+        assert_eq!(message.provider_message_id, None);
+        assert!(
+            store
+                .message_attempts(&message_id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        // The current attempt retries, then succeeds.
+        let retried = store
+            .finish_attempt(&AttemptOutcome {
+                message_id: message_id.clone(),
+                attempt: 2,
+                now: now + 2200,
+                result: AttemptResult::Retry {
+                    run_at: now + 3000,
+                    error: error.clone(),
+                },
+            })
+            .await
+            .unwrap();
+        assert_eq!(retried, Finished::Recorded { conversation: None });
+        let queued = store.message(&message_id).await.unwrap().unwrap();
+        assert_eq!(queued.status, MessageStatus::Queued);
+        assert_eq!(queued.error.as_ref().map(|e| e.code), Some(131000));
+        assert_eq!(store.next_due(0).await.unwrap(), Some(now + 3000));
+        let third = store
+            .claim_jobs(&s.channel.id, 10, now + 3000, 1000, 0)
+            .await
+            .unwrap();
+        assert_eq!(third[0].attempt, 3);
+        assert_eq!(third[0].message.attempts, 3);
+        let accepted = store
+            .finish_attempt(&AttemptOutcome {
+                message_id: message_id.clone(),
+                attempt: 3,
+                now: now + 3100,
+                result: AttemptResult::Accepted {
+                    provider_message_id: "wamid.new".into(),
+                    wa_id: Some("50755667788".into()),
+                },
+            })
+            .await
+            .unwrap();
+        assert_eq!(accepted, Finished::Recorded { conversation: None });
+        let message = store.message(&message_id).await.unwrap().unwrap();
+        assert_eq!(message.provider_message_id.as_deref(), Some("wamid.new"));
+        assert_eq!(message.error.as_ref().map(|e| e.code), None);
+        assert_eq!(store.next_due(0).await.unwrap(), None);
+        let attempts = store.message_attempts(&message_id).await.unwrap();
+        let outcomes: Vec<(i64, &str)> = attempts
+            .iter()
+            .map(|a| (a.attempt, a.outcome.as_str()))
+            .collect();
+        assert_eq!(outcomes, [(2, "retry"), (3, "accepted")]);
+        // Too late for the fence: the job is gone, the old attempt is stale.
+        let late = store
+            .finish_attempt(&AttemptOutcome {
+                message_id: message_id.clone(),
+                attempt: 1,
+                now: now + 4000,
+                result: AttemptResult::Failed { error },
+            })
+            .await
+            .unwrap();
+        assert_eq!(late, Finished::Stale);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn statuses_are_monotonic_and_failed_is_final() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        let s = seed(&store, 1000).await;
+        let now = plantilla::now_ms();
+
+        // read, then a late delivered: stays read, keeps the delivered time.
+        let (conv_a, msg_a) = sent_message(&store, &s, "50755667788", "wamid.a").await;
+        let StatusApplied::Applied {
+            status: st,
+            changed,
+            conversation,
+            ..
+        } = store
+            .apply_status(&status("wamid.a", MessageStatus::Read, now + 10))
+            .await
+            .unwrap()
+        else {
+            panic!("unknown message");
+        };
+        assert_eq!((st, changed), (MessageStatus::Read, true));
+        assert_eq!(
+            conversation,
+            Some((conv_a.clone(), ConversationStatus::Open))
+        );
+        let StatusApplied::Applied {
+            status: st,
+            changed,
+            ..
+        } = store
+            .apply_status(&status("wamid.a", MessageStatus::Delivered, now + 5))
+            .await
+            .unwrap()
+        else {
+            panic!("unknown message");
+        };
+        assert_eq!((st, changed), (MessageStatus::Read, false));
+        let m = store.message(&msg_a).await.unwrap().unwrap();
+        assert_eq!(m.status, MessageStatus::Read);
+        assert_eq!((m.read_at, m.delivered_at), (Some(now + 10), Some(now + 5)));
+        let c = store.conversation(&conv_a).await.unwrap().unwrap();
+        assert_eq!(c.status, ConversationStatus::Open);
+
+        // failed: final, closes the pending conversation of its first message.
+        let (conv_b, msg_b) = sent_message(&store, &s, "50766778899", "wamid.b").await;
+        let mut failed = status("wamid.b", MessageStatus::Failed, now + 20);
+        failed.error = Some(ProviderError {
+            code: 131026,
+            title: "Message undeliverable".into(),
+            details: Some("not on WhatsApp".into()),
+        });
+        let StatusApplied::Applied {
+            status: st,
+            changed,
+            conversation,
+            ..
+        } = store.apply_status(&failed).await.unwrap()
+        else {
+            panic!("unknown message");
+        };
+        assert_eq!((st, changed), (MessageStatus::Failed, true));
+        assert_eq!(
+            conversation,
+            Some((conv_b.clone(), ConversationStatus::Closed))
+        );
+        for late in [
+            MessageStatus::Sent,
+            MessageStatus::Delivered,
+            MessageStatus::Read,
+        ] {
+            let StatusApplied::Applied {
+                status: st,
+                changed,
+                ..
+            } = store
+                .apply_status(&status("wamid.b", late, now + 30))
+                .await
+                .unwrap()
+            else {
+                panic!("unknown message");
+            };
+            assert_eq!((st, changed), (MessageStatus::Failed, false));
+        }
+        let m = store.message(&msg_b).await.unwrap().unwrap();
+        assert_eq!(m.status, MessageStatus::Failed);
+        assert_eq!(m.delivered_at, None);
+        assert_eq!(m.error.map(|e| e.code), Some(131026));
+        let c = store.conversation(&conv_b).await.unwrap().unwrap();
+        assert_eq!(c.status, ConversationStatus::Closed);
+        assert_eq!(c.close_reason.as_deref(), Some("first_message_failed"));
+
+        // Many webhooks for one message at once: the furthest status wins, each applied once.
+        let (_, msg_c) = sent_message(&store, &s, "50777889900", "wamid.c").await;
+        let mut webhooks = JoinSet::new();
+        for i in 0..30 {
+            let store = store.clone();
+            let st = [
+                MessageStatus::Sent,
+                MessageStatus::Delivered,
+                MessageStatus::Read,
+            ][i % 3];
+            webhooks.spawn(async move {
+                store
+                    .apply_status(&status("wamid.c", st, now + 100 + i as i64))
+                    .await
+                    .expect("apply")
+            });
+        }
+        let mut changes = 0;
+        while let Some(done) = webhooks.join_next().await {
+            if let StatusApplied::Applied { changed: true, .. } = done.unwrap() {
+                changes += 1;
+            }
+        }
+        assert!((1..=3).contains(&changes), "{changes} changes");
+        let m = store.message(&msg_c).await.unwrap().unwrap();
+        assert_eq!(m.status, MessageStatus::Read);
+
+        assert!(matches!(
+            store
+                .apply_status(&status("wamid.unknown", MessageStatus::Sent, now))
+                .await
+                .unwrap(),
+            StatusApplied::UnknownMessage
+        ));
+    })
+    .await;
+}
+
+/// Sends (with and without a name), inbound messages, two dispatchers and webhooks on the same
+/// numbers at once: every call succeeds (no deadlock between the methods' locks) and no
+/// message is left queued or sending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mixed_concurrent_traffic_never_deadlocks() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        let s = Arc::new(seed(&store, 1000).await);
+        let app = app(store.clone(), &url);
+        let phones: Arc<Vec<String>> = Arc::new((0..6).map(|i| format!("5076{i:07}")).collect());
+        let senders_done = Arc::new(AtomicBool::new(false));
+
+        let mut senders = JoinSet::new();
+        for i in 0..24 {
+            let (app, s, phones) = (app.clone(), s.clone(), phones.clone());
+            senders.spawn(async move {
+                for round in 0..6 {
+                    let phone = &phones[(i + round) % phones.len()];
+                    let name = (i % 2 == 0).then_some("Ana");
+                    send(&app, &s.channel, request(&s, phone, name))
+                        .await
+                        .expect("send");
+                }
+            });
+        }
+        for i in 0..6 {
+            let (store, s, phones) = (store.clone(), s.clone(), phones.clone());
+            senders.spawn(async move {
+                for round in 0..20 {
+                    let name = (round % 3 == 0).then_some("Inbound");
+                    store
+                        .record_inbound(&s.channel, &phones[i], name, plantilla::now_ms())
+                        .await
+                        .expect("record inbound");
+                }
+            });
+        }
+        let mut dispatchers = JoinSet::new();
+        // Webhooks for messages in any state, queued ones and ones being claimed included (a
+        // send whose response was lost): they race the claims for the same job.
+        {
+            let (store, done) = (store.clone(), senders_done.clone());
+            dispatchers.spawn(async move {
+                while !done.load(Ordering::SeqCst) {
+                    let ids: Vec<String> = sqlx::query_scalar(
+                        "SELECT id FROM messages WHERE status IN ('queued', 'sending')",
+                    )
+                    .fetch_all(store.pool())
+                    .await
+                    .expect("messages");
+                    for id in ids.iter().step_by(2) {
+                        let mut webhook = status("", MessageStatus::Sent, plantilla::now_ms());
+                        webhook.provider_message_id = None;
+                        webhook.message_id = Some(id.clone());
+                        store.apply_status(&webhook).await.expect("stray status");
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            });
+        }
+        for _ in 0..2 {
+            let (store, s, done) = (store.clone(), s.clone(), senders_done.clone());
+            dispatchers.spawn(async move {
+                loop {
+                    let finished = done.load(Ordering::SeqCst);
+                    let now = plantilla::now_ms();
+                    let jobs = store
+                        .claim_jobs(&s.channel.id, 5, now, LEASE, ORPHAN_WAIT)
+                        .await
+                        .expect("claim");
+                    if jobs.is_empty() {
+                        if finished {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        continue;
+                    }
+                    for (n, job) in jobs.into_iter().enumerate() {
+                        let id = job.message.id.clone();
+                        let wamid = format!("wamid.{id}");
+                        let outcome = |result| AttemptOutcome {
+                            message_id: id.clone(),
+                            attempt: job.attempt,
+                            now,
+                            result,
+                        };
+                        let accepted = AttemptResult::Accepted {
+                            provider_message_id: wamid.clone(),
+                            wa_id: None,
+                        };
+                        let mut webhook = status(&wamid, MessageStatus::Delivered, now);
+                        webhook.message_id = Some(id.clone());
+                        match n % 3 {
+                            // The webhook outruns the provider's response.
+                            0 => {
+                                store.apply_status(&webhook).await.expect("status");
+                                store
+                                    .finish_attempt(&outcome(accepted))
+                                    .await
+                                    .expect("finish");
+                            }
+                            1 => {
+                                store
+                                    .finish_attempt(&outcome(accepted))
+                                    .await
+                                    .expect("finish");
+                                store.apply_status(&webhook).await.expect("status");
+                            }
+                            _ => {
+                                let error = ProviderError {
+                                    code: 131026,
+                                    title: "Message undeliverable".into(),
+                                    details: None,
+                                };
+                                let failed = AttemptResult::Failed { error };
+                                store
+                                    .finish_attempt(&outcome(failed))
+                                    .await
+                                    .expect("finish");
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        while let Some(done) = senders.join_next().await {
+            done.unwrap();
+        }
+        senders_done.store(true, Ordering::SeqCst);
+        while let Some(done) = dispatchers.join_next().await {
+            done.unwrap();
+        }
+        assert_eq!(count(&store, "SELECT count(*) FROM delivery_jobs").await, 0);
+        assert_eq!(
+            count(
+                &store,
+                "SELECT count(*) FROM messages WHERE status IN ('queued', 'sending')"
+            )
+            .await,
+            0
+        );
+        assert!(count(&store, "SELECT count(*) FROM messages").await >= 6);
+        assert_eq!(
+            count(
+                &store,
+                "SELECT count(*) FROM (SELECT channel_id, phone_number FROM conversations
+                 WHERE status IN ('pending', 'open') GROUP BY 1, 2 HAVING count(*) > 1) dup"
+            )
+            .await,
+            0
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_method_round_trips() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        let s = seed(&store, 1000).await;
+        let now = plantilla::now_ms();
+
+        // Accounts and channels.
+        let account = store.account(&s.account.id).await.unwrap().unwrap();
+        assert_eq!(account.conversation_limit, 1000);
+        assert!(store.account("acc_missing").await.unwrap().is_none());
+        let token = hash_token(&s.channel.id);
+        let by_token = store.channel_by_token(&token).await.unwrap().unwrap();
+        assert_eq!(by_token.id, s.channel.id);
+        assert_eq!(by_token.provider, ProviderKind::Sandbox);
+        let by_pnid = store
+            .channel_by_phone_number_id(&s.channel.phone_number_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(by_pnid.id, s.channel.id);
+        assert_eq!(store.channels_by_waba("waba_1").await.unwrap().len(), 1);
+        assert_eq!(store.list_channels().await.unwrap().len(), 1);
+        let mut channel = s.channel.clone();
+        channel.name = "Renamed".into();
+        channel.messages_per_second = 20;
+        channel.updated_at = now + 1;
+        store.update_channel(&channel).await.unwrap();
+        let got = store.channel(&channel.id).await.unwrap().unwrap();
+        assert_eq!(
+            (got.name.as_str(), got.messages_per_second),
+            ("Renamed", 20)
+        );
+        assert!(
+            store
+                .set_channel_token(&channel.id, "newhash", now)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .set_channel_token("chn_missing", "x", now)
+                .await
+                .unwrap()
+        );
+        assert!(store.channel_by_token("newhash").await.unwrap().is_some());
+        let halt = ProviderError {
+            code: 190,
+            title: "Access token expired".into(),
+            details: None,
+        };
+        store
+            .set_channel_health(&channel.id, Some(&halt), now)
+            .await
+            .unwrap();
+        let got = store.channel(&channel.id).await.unwrap().unwrap();
+        assert_eq!(got.health, "halted");
+        assert_eq!(
+            got.health_error.map(|e| (e.code, e.title)),
+            Some((190, halt.title.clone()))
+        );
+
+        // Groups: the first association is the default.
+        let second_channel = Channel {
+            id: new_id("chn"),
+            ..s.channel.clone()
+        };
+        store
+            .insert_channel(&second_channel, &hash_token(&second_channel.id))
+            .await
+            .unwrap();
+        for (name, channels) in [
+            (
+                "Ventas",
+                vec![channel.id.clone(), second_channel.id.clone()],
+            ),
+            ("Soporte", vec![channel.id.clone()]),
+        ] {
+            store
+                .insert_group(&Group {
+                    id: new_id("grp"),
+                    account_id: s.account.id.clone(),
+                    name: name.into(),
+                    channel_ids: channels,
+                    created_at: now,
+                })
+                .await
+                .unwrap();
+        }
+        let ventas = store
+            .group_by_name(&s.account.id, "Ventas")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            ventas.channel_ids,
+            [channel.id.clone(), second_channel.id.clone()]
+        );
+        let default = store.default_group(&channel.id).await.unwrap().unwrap();
+        assert_eq!(default.name, "Ventas");
+        assert!(
+            store
+                .group_by_name(&s.account.id, "Nope")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let duplicate = store
+            .insert_group(&Group {
+                id: new_id("grp"),
+                account_id: s.account.id.clone(),
+                name: "Ventas".into(),
+                channel_ids: vec![],
+                created_at: now,
+            })
+            .await;
+        assert!(
+            matches!(duplicate, Err(StoreError::Conflict(_))),
+            "{duplicate:?}"
+        );
+
+        // Templates and the list filters (ASCII case folding, as SQLite).
+        let mut t2 = Template {
+            id: new_id("tpl"),
+            name: "Promo_Verano".into(),
+            status: "PENDING".into(),
+            app_id: "app_2".into(),
+            header: Some(json!({"type": "text", "text": "Hola"})),
+            footer: Some("Gracias".into()),
+            group_name: Some("Ventas".into()),
+            created_at: now + 1,
+            ..s.template.clone()
+        };
+        store.insert_template(&t2).await.unwrap();
+        t2.active = false;
+        t2.buttons = json!([{"type": "QUICK_REPLY", "text": "OK"}]);
+        store.update_template(&t2).await.unwrap();
+        let got = store.template(&t2.id).await.unwrap().unwrap();
+        assert!(!got.active);
+        assert_eq!(got.header, t2.header);
+        assert_eq!(got.buttons, t2.buttons);
+        assert!(
+            store
+                .account_template("acc_other", &t2.id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .account_template(&s.account.id, &t2.id)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            store
+                .template_by_app_id(&s.account.id, "app_2")
+                .await
+                .unwrap()
+                .map(|t| t.id),
+            Some(t2.id.clone())
+        );
+        assert_eq!(
+            store
+                .template_by_name(&s.account.id, "order_update", "es")
+                .await
+                .unwrap()
+                .map(|t| t.id),
+            Some(s.template.id.clone())
+        );
+        let list = |status: Option<&str>, name: Option<&str>, offset: u32, limit: u32| {
+            let store = store.clone();
+            let account_id = s.account.id.clone();
+            let filter = TemplateFilter {
+                status: status.map(str::to_string),
+                name: name.map(str::to_string),
+                offset,
+                limit,
+            };
+            async move {
+                let (templates, total) = store.list_templates(&account_id, &filter).await.unwrap();
+                (
+                    templates.into_iter().map(|t| t.name).collect::<Vec<_>>(),
+                    total,
+                )
+            }
+        };
+        assert_eq!(
+            list(None, None, 0, 10).await,
+            (
+                vec!["order_update".to_string(), "Promo_Verano".to_string()],
+                2
+            )
+        );
+        assert_eq!(
+            list(None, None, 1, 1).await,
+            (vec!["Promo_Verano".to_string()], 2)
+        );
+        assert_eq!(list(Some("approved"), None, 0, 10).await.1, 1);
+        assert_eq!(list(None, Some("VERANO"), 0, 10).await.0, ["Promo_Verano"]);
+        assert_eq!(list(Some("pending"), Some("order"), 0, 10).await.1, 0);
+
+        // Conversations: sent on an open conversation, inbound activity, expiry, closing.
+        store
+            .set_channel_health(&channel.id, None, now)
+            .await
+            .unwrap();
+        let phone = "50755667788";
+        let mut first = accept(&s, phone, now);
+        first.client_name = Some("Ana".into());
+        let AcceptOutcome::Pending {
+            conversation_id,
+            message_id,
+        } = store.accept_send(&first).await.unwrap()
+        else {
+            panic!("expected pending");
+        };
+        assert_eq!(
+            store.due_channels(now, ORPHAN_WAIT).await.unwrap(),
+            [channel.id.clone()]
+        );
+        assert_eq!(store.next_due(ORPHAN_WAIT).await.unwrap(), Some(now));
+        let conversation = store.conversation(&conversation_id).await.unwrap().unwrap();
+        assert_eq!(conversation.client_name, "Ana");
+        assert_eq!(conversation.status, ConversationStatus::Pending);
+        assert_eq!(
+            conversation.first_message_id.as_deref(),
+            Some(message_id.as_str())
+        );
+        // Delivered: the conversation opens.
+        store
+            .apply_status(&StatusUpdate {
+                provider_message_id: Some("wamid.1".into()),
+                message_id: Some(message_id.clone()),
+                status: MessageStatus::Delivered,
+                at: now + 10,
+                error: None,
+                pricing_category: Some("utility".into()),
+            })
+            .await
+            .unwrap();
+        let m = store.message(&message_id).await.unwrap().unwrap();
+        assert_eq!(m.provider_message_id.as_deref(), Some("wamid.1"));
+        assert_eq!(m.pricing_category.as_deref(), Some("utility"));
+        assert_eq!(store.next_due(ORPHAN_WAIT).await.unwrap(), None);
+        let open = store.conversation(&conversation_id).await.unwrap().unwrap();
+        assert_eq!(open.status, ConversationStatus::Open);
+
+        // An inbound message renames the contact and moves the activity forward only.
+        store
+            .record_inbound(&channel, phone, Some("Ana María"), now + 50)
+            .await
+            .unwrap();
+        store
+            .record_inbound(&channel, phone, None, now + 40)
+            .await
+            .unwrap();
+        let (name, last): (String, Option<i64>) = sqlx::query_as(
+            "SELECT client_name, last_inbound_at FROM contacts WHERE phone_number = $1",
+        )
+        .bind(phone)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!((name.as_str(), last), ("Ana María", Some(now + 50)));
+        let c = store.conversation(&conversation_id).await.unwrap().unwrap();
+        assert_eq!(c.last_activity_at, now + 50);
+        store
+            .record_inbound(&channel, "50799990000", None, now)
+            .await
+            .unwrap();
+
+        // A send on the open conversation is queued on it.
+        let again = accept(&s, phone, now + 60);
+        let outcome = store.accept_send(&again).await.unwrap();
+        assert_eq!(
+            outcome,
+            AcceptOutcome::Sent {
+                conversation_id: conversation_id.clone(),
+                message_id: again.new_message_id.clone(),
+            }
+        );
+        // Much later the conversation has expired: a new pending one.
+        let mut later = accept(&s, phone, now + 48 * 3600 * 1000);
+        later.expire_before = now + 1000;
+        let AcceptOutcome::Pending {
+            conversation_id: newer,
+            ..
+        } = store.accept_send(&later).await.unwrap()
+        else {
+            panic!("expected pending after expiry");
+        };
+        let expired = store.conversation(&conversation_id).await.unwrap().unwrap();
+        assert_eq!(expired.status, ConversationStatus::Closed);
+        assert_eq!(expired.close_reason.as_deref(), Some("expired"));
+        let closed = store
+            .close_conversation(&newer, CloseReason::Operator, now + 70)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(closed.status, ConversationStatus::Closed);
+        assert_eq!(closed.close_reason.as_deref(), Some("operator"));
+        assert!(
+            store
+                .close_conversation("conv_missing", CloseReason::Operator, now)
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        // The plan limit of a period (this one has one conversation already).
+        let mut limited = accept(&s, "50711112222", now);
+        limited.conversation_limit = 1;
+        assert_eq!(
+            store.accept_send(&limited).await.unwrap(),
+            AcceptOutcome::LimitReached
+        );
+
+        // Statuses kept for messages not known yet, taken oldest first.
+        for (i, st) in [MessageStatus::Delivered, MessageStatus::Sent]
+            .into_iter()
+            .enumerate()
+        {
+            store
+                .store_pending_status(
+                    &StatusUpdate {
+                        provider_message_id: Some("wamid.early".into()),
+                        message_id: None,
+                        status: st,
+                        at: now + i as i64,
+                        error: Some(ProviderError {
+                            code: 1,
+                            title: "t".into(),
+                            details: Some("d".into()),
+                        }),
+                        pricing_category: None,
+                    },
+                    now,
+                )
+                .await
+                .unwrap();
+        }
+        let taken = store
+            .take_pending_statuses("wamid.early", "msg_none")
+            .await
+            .unwrap();
+        let statuses: Vec<MessageStatus> = taken.iter().map(|u| u.status).collect();
+        assert_eq!(statuses, [MessageStatus::Delivered, MessageStatus::Sent]);
+        assert_eq!(
+            taken[0].error.as_ref().and_then(|e| e.details.as_deref()),
+            Some("d")
+        );
+        assert!(
+            store
+                .take_pending_statuses("wamid.early", "msg_none")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    })
+    .await;
+}
+
+#[test]
+fn test_database_urls_keep_the_server_and_options() {
+    assert_eq!(
+        url_for_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+        "postgres://postgres@127.0.0.1:5432/x"
+    );
+    assert_eq!(
+        url_for_database("postgres://u:p@h/postgres?sslmode=disable", "x"),
+        "postgres://u:p@h/x?sslmode=disable"
+    );
+    assert_eq!(url_for_database("postgres://h:1", "x"), "postgres://h:1/x");
+}
