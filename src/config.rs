@@ -55,6 +55,9 @@ pub struct Config {
     /// A job whose lease expired while its message was being sent (a crash mid-call) waits
     /// this long for a status webhook proving the send happened before it is sent again.
     pub reconcile_window_ms: u64,
+    /// How long an instance holds the right to send for a channel without renewing it; when
+    /// an instance dies its channels move to another after this long.
+    pub channel_lease_ms: u64,
     /// Most messages the dispatcher claims for one channel at a time.
     pub dispatch_batch: u32,
     /// Retry policy for retryable provider errors.
@@ -91,6 +94,7 @@ impl Default for Config {
             conversation_ttl_secs: 24 * 3600,
             dispatch_lease_ms: 30_000,
             reconcile_window_ms: 120_000,
+            channel_lease_ms: 5_000,
             dispatch_batch: 100,
             retry_initial_ms: 1000,
             retry_max_ms: 600_000,
@@ -124,6 +128,7 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("PLANTILLA_CONVERSATION_TTL_SECS", "conversation_ttl_secs"),
     ("PLANTILLA_DISPATCH_LEASE_MS", "dispatch_lease_ms"),
     ("PLANTILLA_RECONCILE_WINDOW_MS", "reconcile_window_ms"),
+    ("PLANTILLA_CHANNEL_LEASE_MS", "channel_lease_ms"),
     ("PLANTILLA_DISPATCH_BATCH", "dispatch_batch"),
     ("PLANTILLA_RETRY_INITIAL_MS", "retry_initial_ms"),
     ("PLANTILLA_RETRY_MAX_MS", "retry_max_ms"),

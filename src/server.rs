@@ -41,6 +41,9 @@ pub async fn start(
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
     });
+    if background_dispatch {
+        app.store.listen_for_work(app.wake.clone(), cancel.clone());
+    }
     let worker = background_dispatch.then(|| tokio::spawn(dispatcher.clone().run(cancel.clone())));
     let sync_every = app.config.template_sync_interval_secs;
     if background_dispatch && sync_every > 0 {

@@ -262,6 +262,9 @@ fn status(wamid: &str, status: MessageStatus, at: i64) -> StatusUpdate {
     }
 }
 
+/// Migrations embedded for PostgreSQL (one row each in `schema_migrations`).
+const MIGRATIONS: i64 = 2;
+
 #[tokio::test]
 async fn migrations_apply_twice_and_from_instances_starting_together() {
     with_database(|url| async move {
@@ -270,7 +273,7 @@ async fn migrations_apply_twice_and_from_instances_starting_together() {
         let second = open(&url).await;
         assert_eq!(
             count(&second, "SELECT count(*) FROM schema_migrations").await,
-            1
+            MIGRATIONS
         );
 
         // Instances starting at once on a migrated database.
@@ -284,7 +287,7 @@ async fn migrations_apply_twice_and_from_instances_starting_together() {
         }
         assert_eq!(
             count(&second, "SELECT count(*) FROM schema_migrations").await,
-            1
+            MIGRATIONS
         );
     })
     .await;
@@ -305,7 +308,7 @@ async fn migrations_race_on_an_empty_database() {
         let store = open(&url).await;
         assert_eq!(
             count(&store, "SELECT count(*) FROM schema_migrations").await,
-            1
+            MIGRATIONS
         );
     })
     .await;

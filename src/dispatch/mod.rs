@@ -38,6 +38,11 @@ type Pacers = Arc<Mutex<HashMap<String, Pacer>>>;
 
 pub struct Dispatcher {
     app: App,
+    /// This instance's name in `channel_owners`.
+    owner: String,
+    /// Channels this instance holds, and until when (ms): renewed at half-life, so a busy
+    /// channel costs one write per half lease, not one per pass.
+    owned: Mutex<HashMap<String, i64>>,
     sandbox: Arc<Sandbox>,
     cloud: Arc<CloudProvider>,
     pacers: Pacers,
@@ -56,6 +61,8 @@ impl Dispatcher {
         };
         Self {
             app,
+            owner: crate::domain::ids::new_id("inst"),
+            owned: Mutex::new(HashMap::new()),
             sandbox,
             cloud,
             pacers: Arc::new(Mutex::new(HashMap::new())),
@@ -107,6 +114,36 @@ impl Dispatcher {
         }
         self.in_flight.close();
         self.in_flight.wait().await;
+        if let Err(e) = self.app.store.release_channels(&self.owner).await {
+            tracing::warn!(error = %e, "could not release this instance's channels");
+        }
+    }
+
+    /// Whether this instance may send for `channel_id` now (taking or renewing the lease).
+    async fn owns(&self, channel_id: &str) -> anyhow::Result<bool> {
+        let ttl = i64::try_from(self.app.config.channel_lease_ms).unwrap_or(5_000);
+        let now = now_ms();
+        let held_until = self
+            .owned
+            .lock()
+            .expect("owned lock")
+            .get(channel_id)
+            .copied();
+        if held_until.is_some_and(|until| until - now > ttl / 2) {
+            return Ok(true);
+        }
+        let owns = self
+            .app
+            .store
+            .own_channel(channel_id, &self.owner, now, ttl)
+            .await?;
+        let mut owned = self.owned.lock().expect("owned lock");
+        if owns {
+            owned.insert(channel_id.to_string(), now + ttl);
+        } else {
+            owned.remove(channel_id);
+        }
+        Ok(owns)
     }
 
     /// How long to sleep: until pacing allows more, or the next job is due, at most
@@ -153,6 +190,9 @@ impl Dispatcher {
         let mut next: Option<Duration> = None;
         let mut note = |d: Duration| next = Some(next.map_or(d, |n: Duration| n.min(d)));
         for channel_id in store.due_channels(now_ms(), self.orphan_wait_ms()).await? {
+            if !self.owns(&channel_id).await? {
+                continue;
+            }
             let Some(channel) = store.channel(&channel_id).await? else {
                 continue;
             };

@@ -426,6 +426,26 @@ pub trait Store: Send + Sync + 'static {
     /// Applies a provider status to its message and conversation, monotonically. A status
     /// proves the provider took the message, so it also ends the message's delivery job.
     async fn apply_status(&self, update: &StatusUpdate) -> StoreResult<StatusApplied>;
+    /// Takes or renews the right to send for a channel until `now + ttl_ms`: `true` when
+    /// `owner` holds it (it was free, lapsed, or already `owner`'s). One instance sends for a
+    /// channel at a time, so the channel's rate holds across instances.
+    async fn own_channel(
+        &self,
+        channel_id: &str,
+        owner: &str,
+        now: i64,
+        ttl_ms: i64,
+    ) -> StoreResult<bool>;
+    /// Gives up every channel `owner` holds (on shutdown).
+    async fn release_channels(&self, owner: &str) -> StoreResult<()>;
+    /// Rings `wake` whenever another instance queues work, until `cancel` (a no-op where
+    /// only one process sends).
+    fn listen_for_work(
+        &self,
+        wake: Arc<tokio::sync::Notify>,
+        cancel: tokio_util::sync::CancellationToken,
+    );
+
     /// Keeps a status whose message is not known (yet).
     async fn store_pending_status(&self, update: &StatusUpdate, now: i64) -> StoreResult<()>;
     /// Takes the kept statuses of a message, by provider id or plantilla id, oldest first.

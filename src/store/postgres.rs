@@ -30,13 +30,25 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Executor, Postgres, Row, Transaction};
 
 use super::*;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 /// Embedded migrations, applied in order on open. Never edit one that has shipped: add a new one.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "channel_owners",
+        include_str!("../../migrations/postgres/0002_channel_owners.sql"),
+    ),
+];
+
+/// The channel every instance listens on; accepted sends notify it (on commit).
+const WORK_CHANNEL: &str = "plantilla_work";
 
 /// Key of the advisory lock that serializes migrations of instances starting together.
 const MIGRATION_LOCK: i64 = 0x706c_616e_7469_6c6c; // "plantill"
@@ -402,6 +414,12 @@ async fn insert_message_and_job(
         .bind(&send.new_message_id)
         .bind(&send.channel_id)
         .bind(send.now)
+        .execute(&mut **tx)
+        .await?;
+    // Wakes the dispatchers of every instance when the transaction commits.
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(WORK_CHANNEL)
+        .bind(&send.channel_id)
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -1204,7 +1222,11 @@ impl Store for PgStore {
                 sqlx::query(
                     "UPDATE messages SET provider_message_id = coalesce(provider_message_id, $1),
                         wa_id = coalesce(wa_id, $2), updated_at = $3,
-                        error_code = NULL, error_title = NULL, error_details = NULL
+                        -- A success clears the last retry's error, unless a status webhook
+                        -- that outran this response already failed the message.
+                        error_code = CASE WHEN status = 'failed' THEN error_code END,
+                        error_title = CASE WHEN status = 'failed' THEN error_title END,
+                        error_details = CASE WHEN status = 'failed' THEN error_details END
                      WHERE id = $4",
                 )
                 .bind(provider_message_id)
@@ -1421,6 +1443,68 @@ impl Store for PgStore {
             .collect::<StoreResult<Vec<_>>>()?;
         updates.sort_by_key(|(id, _)| *id);
         Ok(updates.into_iter().map(|(_, u)| u).collect())
+    }
+
+    async fn own_channel(
+        &self,
+        channel_id: &str,
+        owner: &str,
+        now: i64,
+        ttl_ms: i64,
+    ) -> StoreResult<bool> {
+        let row = sqlx::query(
+            "INSERT INTO channel_owners (channel_id, owner, until) VALUES ($1, $2, $3 + $4)
+             ON CONFLICT (channel_id) DO UPDATE SET owner = excluded.owner, until = excluded.until
+             WHERE channel_owners.owner = excluded.owner OR channel_owners.until <= $3
+             RETURNING owner",
+        )
+        .bind(channel_id)
+        .bind(owner)
+        .bind(now)
+        .bind(ttl_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    async fn release_channels(&self, owner: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM channel_owners WHERE owner = $1")
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    fn listen_for_work(&self, wake: Arc<Notify>, cancel: CancellationToken) {
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            loop {
+                let listener = async {
+                    let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+                    listener.listen(WORK_CHANNEL).await?;
+                    loop {
+                        // `try_recv` reconnects after a lost connection and says so with `None`:
+                        // work may have arrived meanwhile, so wake either way.
+                        listener.try_recv().await?;
+                        wake.notify_one();
+                    }
+                    #[allow(unreachable_code)]
+                    Ok::<(), sqlx::Error>(())
+                };
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    result = listener => {
+                        if let Err(e) = result {
+                            tracing::warn!(error = %e, "work notifications interrupted; reconnecting");
+                        }
+                    }
+                }
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                }
+            }
+        });
     }
 }
 

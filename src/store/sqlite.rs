@@ -17,6 +17,9 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::*;
+use std::sync::Arc;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 /// Embedded migrations, applied in order on open. Never edit one that has shipped: add a new one.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -29,6 +32,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "cloud",
         include_str!("../../migrations/sqlite/0002_cloud.sql"),
+    ),
+    (
+        3,
+        "channel_owners",
+        include_str!("../../migrations/sqlite/0003_channel_owners.sql"),
     ),
 ];
 
@@ -1081,7 +1089,11 @@ impl Store for SqliteStore {
                 sqlx::query(
                     "UPDATE messages SET provider_message_id = coalesce(provider_message_id, ?),
                         wa_id = coalesce(wa_id, ?), updated_at = ?,
-                        error_code = NULL, error_title = NULL, error_details = NULL
+                        -- A success clears the last retry's error, unless a status webhook
+                        -- that outran this response already failed the message.
+                        error_code = CASE WHEN status = 'failed' THEN error_code END,
+                        error_title = CASE WHEN status = 'failed' THEN error_title END,
+                        error_details = CASE WHEN status = 'failed' THEN error_details END
                      WHERE id = ?",
                 )
                 .bind(provider_message_id)
@@ -1287,5 +1299,39 @@ impl Store for SqliteStore {
             .collect::<StoreResult<Vec<_>>>()?;
         updates.sort_by_key(|(id, _)| *id);
         Ok(updates.into_iter().map(|(_, u)| u).collect())
+    }
+
+    async fn own_channel(
+        &self,
+        channel_id: &str,
+        owner: &str,
+        now: i64,
+        ttl_ms: i64,
+    ) -> StoreResult<bool> {
+        let row = sqlx::query(
+            "INSERT INTO channel_owners (channel_id, owner, until) VALUES (?1, ?2, ?3 + ?4)
+             ON CONFLICT (channel_id) DO UPDATE SET owner = excluded.owner, until = excluded.until
+             WHERE channel_owners.owner = excluded.owner OR channel_owners.until <= ?3
+             RETURNING owner",
+        )
+        .bind(channel_id)
+        .bind(owner)
+        .bind(now)
+        .bind(ttl_ms)
+        .fetch_optional(&self.write)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    async fn release_channels(&self, owner: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM channel_owners WHERE owner = ?")
+            .bind(owner)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    fn listen_for_work(&self, _wake: Arc<Notify>, _cancel: CancellationToken) {
+        // One process per SQLite file sends: accepted sends ring `App::wake` directly.
     }
 }

@@ -150,6 +150,10 @@ pub async fn spawn_app_dispatching() -> TestApp {
     spawn(|_| {}, true).await
 }
 
+pub async fn spawn_app_dispatching_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    spawn(adjust, true).await
+}
+
 async fn spawn(adjust: impl FnOnce(&mut Config), background: bool) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = test_config(dir.path());
