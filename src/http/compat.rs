@@ -16,7 +16,7 @@ use crate::app::App;
 use crate::domain::ids::hash_token;
 use crate::domain::phone::PhoneNumber;
 use crate::service::input::describe;
-use crate::service::send::{self, SendError, SendOutcome, SendRequest};
+use crate::service::send::{self, SendError, SendOutcome, SendRequest, TemplateRef};
 use crate::service::views;
 use crate::store::{Channel, TemplateFilter};
 
@@ -270,12 +270,11 @@ pub fn parse_send_body(body: &[u8], family: Family) -> Result<SendRequest, BodyE
         }
     }
     Ok(SendRequest {
-        template_id,
-        phone,
         client_name,
         group_name,
         assign,
         params,
+        ..SendRequest::new(TemplateRef::Id(template_id), phone)
     })
 }
 
@@ -401,6 +400,12 @@ fn send_error(family: Family, e: SendError) -> Response {
                 "Unauthorized",
             ),
         },
+        // The compatible API takes no idempotency keys.
+        SendError::IdempotencyKeyReused => internal_error(
+            family,
+            SEND_CONTROLLER,
+            &anyhow::anyhow!("idempotency key on a compatible send"),
+        ),
         SendError::Internal(e) => internal_error(family, SEND_CONTROLLER, &e),
     }
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::status::{CloseReason, ConversationStatus, MessageStatus};
@@ -200,6 +200,9 @@ pub struct Message {
     pub read_at: Option<i64>,
     pub failed_at: Option<i64>,
     pub pricing_category: Option<String>,
+    pub batch_id: Option<String>,
+    pub callback_url: Option<String>,
+    pub metadata: Option<Value>,
     pub updated_at: i64,
 }
 
@@ -233,9 +236,26 @@ pub struct AcceptSend {
     pub expire_before: i64,
     pub new_conversation_id: String,
     pub new_message_id: String,
+    pub batch_id: Option<String>,
+    pub callback_url: Option<String>,
+    pub metadata: Option<Value>,
+    /// The caller's idempotency key: written in the same transaction, so a retry with the
+    /// same key replays this decision instead of deciding again.
+    pub idempotency: Option<IdempotencyKey>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    /// Whose key it is (a channel or an account): keys of different callers never meet.
+    pub scope: String,
+    pub key: String,
+    /// A hash of the request the key was first used with.
+    pub fingerprint: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum AcceptOutcome {
     /// Queued on an open conversation.
     Sent {
@@ -251,6 +271,68 @@ pub enum AcceptOutcome {
     AlreadyPending { conversation_id: String },
     /// The account used its plan's conversations this period; nothing was stored.
     LimitReached,
+    /// The idempotency key was used before with this request: what was decided then.
+    Replayed { original: Box<AcceptOutcome> },
+    /// The idempotency key was used before with a different request; nothing was stored.
+    KeyReused,
+}
+
+/// What an idempotency key seen before means for a request with `fingerprint`.
+pub(crate) fn replay(
+    fingerprint: &str,
+    stored_fingerprint: &str,
+    stored: &str,
+) -> StoreResult<AcceptOutcome> {
+    if fingerprint != stored_fingerprint {
+        return Ok(AcceptOutcome::KeyReused);
+    }
+    let original: AcceptOutcome = serde_json::from_str(stored)
+        .map_err(|e| StoreError::Other(anyhow::anyhow!("stored idempotent outcome: {e}")))?;
+    Ok(AcceptOutcome::Replayed {
+        original: Box::new(original),
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKey {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub id: String,
+    pub account_id: String,
+    pub channel_id: String,
+    pub total: i64,
+    pub accepted: i64,
+    pub rejected: i64,
+    pub created_at: i64,
+}
+
+/// Filters of a message list; `after` is the cursor (the last `(queued_at, id)` seen).
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    pub channel_id: Option<String>,
+    pub status: Option<String>,
+    pub phone_number: Option<String>,
+    pub batch_id: Option<String>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub after: Option<(i64, String)>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ConversationFilter {
+    pub channel_id: Option<String>,
+    pub status: Option<String>,
+    pub phone_number: Option<String>,
+    pub after: Option<(i64, String)>,
+    pub limit: u32,
 }
 
 /// A delivery job claimed by a dispatcher, with what the provider needs.
@@ -401,6 +483,34 @@ pub trait Store: Send + Sync + 'static {
     /// Decides and stores one send in a single transaction: the conversation (found, expired or
     /// created within the plan limit), the contact, the message and its delivery job.
     async fn accept_send(&self, send: &AcceptSend) -> StoreResult<AcceptOutcome>;
+    /// Decides and stores many sends in one transaction, each as `accept_send` would; a send
+    /// that meets a concurrent conversation gets `Err(Conflict)` and the others stand.
+    async fn accept_batch(
+        &self,
+        sends: &[AcceptSend],
+    ) -> StoreResult<Vec<StoreResult<AcceptOutcome>>>;
+    async fn insert_batch(&self, batch: &Batch) -> StoreResult<()>;
+    async fn batch(&self, id: &str) -> StoreResult<Option<Batch>>;
+    /// Messages of a batch by status.
+    async fn batch_counts(&self, id: &str) -> StoreResult<Vec<(String, i64)>>;
+    async fn list_messages(
+        &self,
+        account_id: &str,
+        filter: &MessageFilter,
+    ) -> StoreResult<Vec<Message>>;
+    async fn list_conversations(
+        &self,
+        account_id: &str,
+        filter: &ConversationFilter,
+    ) -> StoreResult<Vec<Conversation>>;
+    /// When a queued message's next attempt is due, if it has a delivery job.
+    async fn next_attempt_at(&self, message_id: &str) -> StoreResult<Option<i64>>;
+    async fn delete_expired_idempotency_keys(&self, now: i64) -> StoreResult<u64>;
+
+    // API keys
+    async fn insert_api_key(&self, key: &ApiKey, key_hash: &str) -> StoreResult<()>;
+    /// The live key with this hash.
+    async fn api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKey>>;
 
     // Delivery
     /// Connected, healthy channels that have jobs due at `now`. A job whose lease expired (its dispatcher died

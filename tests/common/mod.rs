@@ -155,6 +155,12 @@ pub async fn spawn_app_dispatching_with(adjust: impl FnOnce(&mut Config)) -> Tes
 }
 
 async fn spawn(adjust: impl FnOnce(&mut Config), background: bool) -> TestApp {
+    // Server-side warnings and errors go to the test's captured output (shown on failure).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("plantilla=warn")
+        .with_ansi(false)
+        .with_test_writer()
+        .try_init();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = test_config(dir.path());
     let pg = if ON_POSTGRES {
