@@ -145,6 +145,7 @@ pub async fn run_admin(
     let result = match (resource, action) {
         ("accounts", "create") => admin::create_account(app, &body).await,
         ("accounts", "get") => admin::get_account(app, &need_id()?).await,
+        ("accounts", "api-key") => admin::create_api_key(app, &need_id()?, &body).await,
         ("channels", "create") => admin::create_channel(app, &body).await,
         ("channels", "get") => admin::get_channel(app, &need_id()?).await,
         ("channels", "update") => admin::update_channel(app, &need_id()?, &body).await,

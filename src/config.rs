@@ -80,6 +80,8 @@ pub struct Config {
     pub template_sync_interval_secs: u64,
     /// Templates asked for per page when syncing.
     pub template_sync_page_size: u32,
+    /// How long an `Idempotency-Key` of the native API is remembered.
+    pub idempotency_ttl_secs: u64,
 }
 
 impl Default for Config {
@@ -107,6 +109,7 @@ impl Default for Config {
             meta_verify_token: None,
             template_sync_interval_secs: 900,
             template_sync_page_size: 100,
+            idempotency_ttl_secs: 24 * 3600,
         }
     }
 }

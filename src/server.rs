@@ -45,6 +45,9 @@ pub async fn start(
         app.store.listen_for_work(app.wake.clone(), cancel.clone());
     }
     let worker = background_dispatch.then(|| tokio::spawn(dispatcher.clone().run(cancel.clone())));
+    if background_dispatch {
+        tokio::spawn(forget_idempotency_keys(app.clone(), cancel.clone()));
+    }
     let sync_every = app.config.template_sync_interval_secs;
     if background_dispatch && sync_every > 0 {
         tokio::spawn(crate::service::templates::sync_periodically(
@@ -61,6 +64,25 @@ pub async fn start(
         http,
         worker,
     })
+}
+
+/// Deletes expired idempotency keys every hour.
+async fn forget_idempotency_keys(app: App, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+        }
+        match app
+            .store
+            .delete_expired_idempotency_keys(crate::now_ms())
+            .await
+        {
+            Ok(n) if n > 0 => tracing::debug!(deleted = n, "expired idempotency keys deleted"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot delete expired idempotency keys"),
+        }
+    }
 }
 
 impl Server {

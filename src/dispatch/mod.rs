@@ -156,6 +156,15 @@ impl Dispatcher {
         pacing.unwrap_or(IDLE_POLL).min(due).min(IDLE_POLL)
     }
 
+    /// Test hook: one pass, then waits until its sends have recorded their outcome.
+    pub async fn pass_and_settle(&self) -> anyhow::Result<()> {
+        self.pass().await?;
+        self.in_flight.close();
+        self.in_flight.wait().await;
+        self.in_flight.reopen();
+        Ok(())
+    }
+
     /// Test hook: runs passes until no job is left (waiting for scheduled retries and for
     /// pacing), then until the sandbox's statuses are applied.
     pub async fn drain(&self) -> anyhow::Result<()> {

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod compat;
+pub mod native;
 pub mod webhooks;
 
 use axum::Router;
@@ -32,7 +33,9 @@ fn canonical_request(mut req: Request<Body>) -> Request<Body> {
 }
 
 pub fn router(app: App) -> Router {
-    let mut router = compat::routes().merge(webhooks::routes());
+    let mut router = compat::routes()
+        .merge(native::routes())
+        .merge(webhooks::routes());
     if app.config.admin_token.is_some() {
         router = router.merge(admin::routes(app.clone()));
     }
@@ -67,6 +70,9 @@ const STATIC_SEGMENTS: &[&str] = &[
     "channels",
     "rotate-token",
     "sync",
+    "batch",
+    "batches",
+    "api-keys",
     "groups",
     "conversations",
     "close",
