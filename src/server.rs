@@ -93,6 +93,7 @@ impl Server {
         if let Some(worker) = self.worker {
             worker.await?;
         }
+        self.dispatcher.release().await;
         Ok(())
     }
 

@@ -245,6 +245,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
     }
 
     print_table(&rows);
+    println!("\nLoad average at the end: {}", load_average());
     let failed: Vec<&Row> = rows.iter().filter(|r| !r.failures.is_empty()).collect();
     if failed.is_empty() {
         println!("\nAll checks passed.");
@@ -300,7 +301,7 @@ fn print_machine(cli: &Cli, opts: &Options) {
                 .ok()
         })
     });
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load_average();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("# plantilla-bench");
     println!();
@@ -311,10 +312,7 @@ fn print_machine(cli: &Cli, opts: &Options) {
     println!(
         "- machine: {cores} cores, {cpu}, {:.1} GB RAM, load average at start {}",
         mem_kb.unwrap_or(0) as f64 / 1024.0 / 1024.0,
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        load
     );
     println!(
         "- command: plantilla-bench {}",
@@ -326,7 +324,31 @@ fn print_machine(cli: &Cli, opts: &Options) {
         opts.connections,
         if cli.quick { "; quick" } else { "" }
     );
+    if let Some(rev) = git_revision() {
+        println!("- source: {rev}");
+    }
     println!();
+}
+
+/// `git describe` of the working tree the bench runs from, when there is one.
+fn git_revision() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty", "--abbrev=10"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn f(v: Option<f64>, digits: usize) -> String {
