@@ -80,6 +80,11 @@ pub struct Config {
     pub template_sync_interval_secs: u64,
     /// Templates asked for per page when syncing.
     pub template_sync_page_size: u32,
+    /// Key that encrypts channel secrets at rest: 32 bytes, hex or base64. Unset: secrets are
+    /// stored unencrypted (a warning says so at start-up).
+    pub encryption_key: Option<Secret>,
+    /// Comma-separated keys that still decrypt what they encrypted (key rotation).
+    pub encryption_old_keys: Option<Secret>,
 }
 
 impl Default for Config {
@@ -107,6 +112,8 @@ impl Default for Config {
             meta_verify_token: None,
             template_sync_interval_secs: 900,
             template_sync_page_size: 100,
+            encryption_key: None,
+            encryption_old_keys: None,
         }
     }
 }
@@ -143,6 +150,8 @@ const ENV_KEYS: &[(&str, &str)] = &[
         "PLANTILLA_TEMPLATE_SYNC_INTERVAL_SECS",
         "template_sync_interval_secs",
     ),
+    ("PLANTILLA_ENCRYPTION_KEY", "encryption_key"),
+    ("PLANTILLA_ENCRYPTION_OLD_KEYS", "encryption_old_keys"),
 ];
 
 impl Config {
@@ -226,6 +235,7 @@ impl Config {
         if self.retry_initial_ms == 0 || self.retry_max_ms < self.retry_initial_ms {
             bail!("retry_initial_ms must be > 0 and retry_max_ms >= retry_initial_ms");
         }
+        crate::secrets::Cipher::from_config(self)?;
         Ok(())
     }
 
@@ -294,5 +304,47 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{c:?}").contains("super-secret"));
+    }
+
+    #[test]
+    fn encryption_keys_are_checked_without_being_shown() {
+        let key = "a".repeat(64);
+        let c = Config::from_sources(
+            None,
+            &env(&[
+                ("PLANTILLA_ENCRYPTION_KEY", &key),
+                (
+                    "PLANTILLA_ENCRYPTION_OLD_KEYS",
+                    &format!(" {}, ", "b".repeat(64)),
+                ),
+            ]),
+        )
+        .unwrap();
+        assert!(c.encryption_key.is_some() && c.encryption_old_keys.is_some());
+        assert!(!format!("{c:?}").contains("aaaaaaaa"));
+        let bad = "not-a-key-but-a-secret";
+        let err = Config::from_sources(None, &env(&[("PLANTILLA_ENCRYPTION_KEY", bad)]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("encryption_key") && err.contains("32 bytes"),
+            "{err}"
+        );
+        assert!(!err.contains(bad), "{err}");
+        let err = Config::from_sources(
+            None,
+            &env(&[
+                ("PLANTILLA_ENCRYPTION_KEY", &key),
+                ("PLANTILLA_ENCRYPTION_OLD_KEYS", &format!("{key},{bad}")),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("key 2 of 2"), "{err}");
+        assert!(!err.contains(bad), "{err}");
+        let err = Config::from_sources(None, &env(&[("PLANTILLA_ENCRYPTION_OLD_KEYS", &key)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("without encryption_key"), "{err}");
     }
 }
