@@ -11,6 +11,7 @@ pub mod domain;
 pub mod fake_graph;
 pub mod http;
 pub mod provider;
+pub mod secrets;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -274,6 +274,27 @@ pub async fn rotate_channel_token(app: &App, id: &str) -> AdminResult {
     Ok(json!({ "id": id, "publicToken": token }))
 }
 
+/// Rewrites every channel's secrets under the current encryption key, the step of a key
+/// rotation after which the old key can be removed. Answers what it did and how the secrets
+/// are stored afterwards.
+pub async fn reencrypt_secrets(app: &App) -> AdminResult {
+    let cipher = crate::secrets::Cipher::from_config(&app.config)?;
+    let Some(key_id) = cipher.current_key_id() else {
+        return Err(invalid(
+            "encryption_key",
+            "is not set: set PLANTILLA_ENCRYPTION_KEY to the key to encrypt with",
+        ));
+    };
+    let done = app.store.reseal_channel_secrets().await?;
+    let census = app.store.seal_census().await?;
+    Ok(json!({
+        "keyId": key_id,
+        "channels": done.channels,
+        "rewritten": done.rewritten,
+        "stored": census,
+    }))
+}
+
 pub async fn sync_templates(app: &App, channel_id: &str) -> AdminResult {
     use super::templates::{self, SyncError};
     let channel = load_channel(app, channel_id).await?;

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::status::{CloseReason, ConversationStatus, MessageStatus};
+use crate::secrets::{Cipher, SealCensus, channel_context};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -38,24 +39,99 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// Opens the store named by a database URL and applies its migrations.
+/// Opens the store named by a database URL, applies its migrations and checks that every
+/// key the stored channel secrets need is configured.
 pub async fn open(config: &crate::config::Config) -> anyhow::Result<Arc<dyn Store>> {
+    let cipher = Arc::new(Cipher::from_config(config)?);
     let url = config.database_url.as_str();
-    if url.starts_with("sqlite:") {
-        Ok(Arc::new(
-            sqlite::SqliteStore::open(url, &config.sqlite_synchronous).await?,
-        ))
+    let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
+        Arc::new(
+            sqlite::SqliteStore::open(url, &config.sqlite_synchronous)
+                .await?
+                .with_cipher(cipher.clone()),
+        )
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(
-            postgres::PgStore::open(url, config.database_max_connections).await?,
-        ))
+        Arc::new(
+            postgres::PgStore::open(url, config.database_max_connections)
+                .await?
+                .with_cipher(cipher.clone()),
+        )
     } else {
         anyhow::bail!(
             "unsupported DATABASE_URL '{}': use sqlite://path/to/file.db or \
              postgres://user:password@host:port/database",
             url.split(':').next().unwrap_or_default()
         )
+    };
+    let census = store.seal_census().await?;
+    match cipher.check(&census) {
+        Err(e) => anyhow::bail!("cannot read the stored channel secrets: {e}"),
+        Ok(_) if cipher.current_key_id().is_none() => tracing::warn!(
+            "PLANTILLA_ENCRYPTION_KEY is not set: channel secrets (access tokens, app secrets, \
+             verify tokens) are stored unencrypted; generate a key with `openssl rand -hex 32`"
+        ),
+        Ok(Some(stale)) => tracing::warn!("{stale}"),
+        Ok(None) => {}
     }
+    Ok(store)
+}
+
+/// The columns of `channels` that hold secrets, in the order the helpers below use.
+const SECRET_COLUMNS: [&str; 3] = ["access_token", "app_secret", "verify_token"];
+
+/// A channel's secrets, in `SECRET_COLUMNS` order.
+fn secrets_of(c: &Channel) -> [&str; 3] {
+    [&c.access_token, &c.app_secret, &c.verify_token]
+}
+
+/// How a channel's secrets are stored.
+fn seal_secrets(cipher: &Cipher, channel_id: &str, open: [&str; 3]) -> [String; 3] {
+    std::array::from_fn(|i| cipher.seal(&channel_context(channel_id, SECRET_COLUMNS[i]), open[i]))
+}
+
+/// Opens a channel's stored secrets; the error names the channel, the column and the key
+/// needed, never a value.
+fn open_secrets(cipher: &Cipher, channel_id: &str, stored: [&str; 3]) -> StoreResult<[String; 3]> {
+    let mut open: [String; 3] = Default::default();
+    for (i, column) in SECRET_COLUMNS.iter().enumerate() {
+        open[i] = cipher
+            .open(&channel_context(channel_id, column), stored[i])
+            .map_err(|e| {
+                anyhow::anyhow!("cannot decrypt the {column} of channel {channel_id}: {e}")
+            })?;
+    }
+    Ok(open)
+}
+
+/// What resealing a channel writes: `None` when its stored secrets are already as the cipher
+/// would write them now.
+fn reseal(
+    cipher: &Cipher,
+    channel_id: &str,
+    stored: [&str; 3],
+) -> StoreResult<Option<[String; 3]>> {
+    if stored.iter().all(|s| cipher.is_current(s)) {
+        return Ok(None);
+    }
+    let open = open_secrets(cipher, channel_id, stored)?;
+    Ok(Some(seal_secrets(
+        cipher,
+        channel_id,
+        [&open[0], &open[1], &open[2]],
+    )))
+}
+
+/// How many times resealing retries a channel that changed under it.
+const RESEAL_TRIES: u32 = 5;
+
+/// What `reseal_channel_secrets` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resealed {
+    /// Channels looked at.
+    pub channels: u64,
+    /// Channels whose secrets were rewritten under the current key.
+    pub rewritten: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -91,8 +167,9 @@ impl ProviderKind {
     }
 }
 
-/// A WhatsApp number of an account. Holds secrets: never serialize it directly.
-#[derive(Debug, Clone)]
+/// A WhatsApp number of an account. Holds its secrets decrypted: never serialize it
+/// directly (`views::channel` shows it); its `Debug` leaves the secrets out.
+#[derive(Clone)]
 pub struct Channel {
     pub id: String,
     pub account_id: String,
@@ -112,6 +189,29 @@ pub struct Channel {
     pub health_error: Option<ProviderError>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |s: &str| if s.is_empty() { "unset" } else { "[redacted]" };
+        f.debug_struct("Channel")
+            .field("id", &self.id)
+            .field("account_id", &self.account_id)
+            .field("name", &self.name)
+            .field("provider", &self.provider)
+            .field("phone_number_id", &self.phone_number_id)
+            .field("waba_id", &self.waba_id)
+            .field("access_token", &set(&self.access_token))
+            .field("app_secret", &set(&self.app_secret))
+            .field("verify_token", &set(&self.verify_token))
+            .field("status", &self.status)
+            .field("messages_per_second", &self.messages_per_second)
+            .field("health", &self.health)
+            .field("health_error", &self.health_error)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -430,6 +530,12 @@ pub trait Store: Send + Sync + 'static {
         halted: Option<&ProviderError>,
         now: i64,
     ) -> StoreResult<()>;
+    /// Rewrites the secrets of every channel whose secrets are not under the current
+    /// encryption key (key rotation). Each rewrite is a compare-and-set on the stored values,
+    /// so a concurrent change of the channel is never overwritten.
+    async fn reseal_channel_secrets(&self) -> StoreResult<Resealed>;
+    /// How the channels' secrets are stored: unencrypted, or under which key.
+    async fn seal_census(&self) -> StoreResult<SealCensus>;
 
     // Groups
     async fn insert_group(&self, group: &Group) -> StoreResult<()>;

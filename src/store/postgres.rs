@@ -63,6 +63,8 @@ const STARTUP_WAIT: Duration = Duration::from_secs(30);
 
 pub struct PgStore {
     pool: PgPool,
+    /// Seals channel secrets on write and opens them on read.
+    cipher: Arc<Cipher>,
 }
 
 impl PgStore {
@@ -84,7 +86,16 @@ impl PgStore {
             .await
             .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL at {place}: {e}"))?;
         migrate(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            cipher: Arc::new(Cipher::none()),
+        })
+    }
+
+    /// Seals channel secrets with `cipher` (without one they are stored as given).
+    pub fn with_cipher(mut self, cipher: Arc<Cipher>) -> Self {
+        self.cipher = cipher;
+        self
     }
 
     /// The pool, for tests and tools.
@@ -202,19 +213,27 @@ async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
 
 // Ties in `created_at` (and "the first" row where SQLite takes the first in insertion order)
 // are broken by id: ids are time-ordered UUIDs, compared bytewise as SQLite compares text.
-fn channel_from_row(r: &PgRow) -> StoreResult<Channel> {
+fn channel_from_row(cipher: &Cipher, r: &PgRow) -> StoreResult<Channel> {
     let provider: String = r.try_get("provider")?;
+    let id: String = r.try_get("id")?;
+    let stored: [String; 3] = [
+        r.try_get("access_token")?,
+        r.try_get("app_secret")?,
+        r.try_get("verify_token")?,
+    ];
+    let [access_token, app_secret, verify_token] =
+        open_secrets(cipher, &id, [&stored[0], &stored[1], &stored[2]])?;
     Ok(Channel {
-        id: r.try_get("id")?,
+        id,
         account_id: r.try_get("account_id")?,
         name: r.try_get("name")?,
         provider: ProviderKind::parse(&provider)
             .with_context(|| format!("unknown provider '{provider}' in database"))?,
         phone_number_id: r.try_get("phone_number_id")?,
         waba_id: r.try_get("waba_id")?,
-        access_token: r.try_get("access_token")?,
-        app_secret: r.try_get("app_secret")?,
-        verify_token: r.try_get("verify_token")?,
+        access_token,
+        app_secret,
+        verify_token,
         status: r.try_get("status")?,
         messages_per_second: r.try_get("messages_per_second")?,
         health: r.try_get("health")?,
@@ -722,6 +741,8 @@ impl Store for PgStore {
     }
 
     async fn insert_channel(&self, c: &Channel, token_hash: &str) -> StoreResult<()> {
+        let [access_token, app_secret, verify_token] =
+            seal_secrets(&self.cipher, &c.id, secrets_of(c));
         sqlx::query(
             "INSERT INTO channels (id, account_id, name, provider, phone_number_id, waba_id,
                 access_token, app_secret, verify_token, status, messages_per_second,
@@ -734,9 +755,9 @@ impl Store for PgStore {
         .bind(c.provider.as_str())
         .bind(&c.phone_number_id)
         .bind(&c.waba_id)
-        .bind(&c.access_token)
-        .bind(&c.app_secret)
-        .bind(&c.verify_token)
+        .bind(&access_token)
+        .bind(&app_secret)
+        .bind(&verify_token)
         .bind(&c.status)
         .bind(c.messages_per_second)
         .bind(token_hash)
@@ -748,6 +769,8 @@ impl Store for PgStore {
     }
 
     async fn update_channel(&self, c: &Channel) -> StoreResult<()> {
+        let [access_token, app_secret, verify_token] =
+            seal_secrets(&self.cipher, &c.id, secrets_of(c));
         sqlx::query(
             "UPDATE channels SET name = $1, provider = $2, phone_number_id = $3, waba_id = $4,
                 access_token = $5, app_secret = $6, verify_token = $7, status = $8,
@@ -758,9 +781,9 @@ impl Store for PgStore {
         .bind(c.provider.as_str())
         .bind(&c.phone_number_id)
         .bind(&c.waba_id)
-        .bind(&c.access_token)
-        .bind(&c.app_secret)
-        .bind(&c.verify_token)
+        .bind(&access_token)
+        .bind(&app_secret)
+        .bind(&verify_token)
         .bind(&c.status)
         .bind(c.messages_per_second)
         .bind(c.updated_at)
@@ -788,7 +811,7 @@ impl Store for PgStore {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(channel_from_row)
+            .map(|r| channel_from_row(&self.cipher, r))
             .transpose()
     }
 
@@ -798,7 +821,7 @@ impl Store for PgStore {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(channel_from_row)
+            .map(|r| channel_from_row(&self.cipher, r))
             .transpose()
     }
 
@@ -811,7 +834,7 @@ impl Store for PgStore {
         .fetch_optional(&self.pool)
         .await?
         .as_ref()
-        .map(channel_from_row)
+        .map(|r| channel_from_row(&self.cipher, r))
         .transpose()
     }
 
@@ -823,7 +846,7 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(channel_from_row)
+        .map(|r| channel_from_row(&self.cipher, r))
         .collect()
     }
 
@@ -832,8 +855,70 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(channel_from_row)
+            .map(|r| channel_from_row(&self.cipher, r))
             .collect()
+    }
+
+    async fn reseal_channel_secrets(&self) -> StoreResult<Resealed> {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM channels ORDER BY created_at, id COLLATE \"C\"")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut done = Resealed::default();
+        for id in ids {
+            done.channels += 1;
+            for attempt in 1..=RESEAL_TRIES {
+                let stored: Option<(String, String, String)> = sqlx::query_as(
+                    "SELECT access_token, app_secret, verify_token FROM channels WHERE id = $1",
+                )
+                .bind(&id)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some((a, s, v)) = stored else { break };
+                let Some([na, ns, nv]) = reseal(&self.cipher, &id, [&a, &s, &v])? else {
+                    break;
+                };
+                let written = sqlx::query(
+                    "UPDATE channels SET access_token = $1, app_secret = $2, verify_token = $3
+                     WHERE id = $4 AND access_token = $5 AND app_secret = $6
+                       AND verify_token = $7",
+                )
+                .bind(&na)
+                .bind(&ns)
+                .bind(&nv)
+                .bind(&id)
+                .bind(&a)
+                .bind(&s)
+                .bind(&v)
+                .execute(&self.pool)
+                .await?;
+                if written.rows_affected() == 1 {
+                    done.rewritten += 1;
+                    break;
+                }
+                if attempt == RESEAL_TRIES {
+                    return Err(anyhow::anyhow!(
+                        "channel {id} kept changing while its secrets were re-encrypted; run again"
+                    )
+                    .into());
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    async fn seal_census(&self) -> StoreResult<SealCensus> {
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT access_token, app_secret, verify_token FROM channels")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut census = SealCensus::default();
+        for (a, s, v) in &rows {
+            for stored in [a, s, v] {
+                census.count(stored);
+            }
+        }
+        Ok(census)
     }
 
     async fn set_channel_health(

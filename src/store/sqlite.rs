@@ -48,6 +48,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
+    /// Seals channel secrets on write and opens them on read.
+    cipher: Arc<Cipher>,
 }
 
 impl SqliteStore {
@@ -73,7 +75,17 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { write, read })
+        Ok(Self {
+            write,
+            read,
+            cipher: Arc::new(Cipher::none()),
+        })
+    }
+
+    /// Seals channel secrets with `cipher` (without one they are stored as given).
+    pub fn with_cipher(mut self, cipher: Arc<Cipher>) -> Self {
+        self.cipher = cipher;
+        self
     }
 }
 
@@ -110,19 +122,27 @@ async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn channel_from_row(r: &SqliteRow) -> StoreResult<Channel> {
+fn channel_from_row(cipher: &Cipher, r: &SqliteRow) -> StoreResult<Channel> {
     let provider: String = r.try_get("provider")?;
+    let id: String = r.try_get("id")?;
+    let stored: [String; 3] = [
+        r.try_get("access_token")?,
+        r.try_get("app_secret")?,
+        r.try_get("verify_token")?,
+    ];
+    let [access_token, app_secret, verify_token] =
+        open_secrets(cipher, &id, [&stored[0], &stored[1], &stored[2]])?;
     Ok(Channel {
-        id: r.try_get("id")?,
+        id,
         account_id: r.try_get("account_id")?,
         name: r.try_get("name")?,
         provider: ProviderKind::parse(&provider)
             .with_context(|| format!("unknown provider '{provider}' in database"))?,
         phone_number_id: r.try_get("phone_number_id")?,
         waba_id: r.try_get("waba_id")?,
-        access_token: r.try_get("access_token")?,
-        app_secret: r.try_get("app_secret")?,
-        verify_token: r.try_get("verify_token")?,
+        access_token,
+        app_secret,
+        verify_token,
         status: r.try_get("status")?,
         messages_per_second: r.try_get("messages_per_second")?,
         health: r.try_get("health")?,
@@ -619,6 +639,8 @@ impl Store for SqliteStore {
     }
 
     async fn insert_channel(&self, c: &Channel, token_hash: &str) -> StoreResult<()> {
+        let [access_token, app_secret, verify_token] =
+            seal_secrets(&self.cipher, &c.id, secrets_of(c));
         sqlx::query(
             "INSERT INTO channels (id, account_id, name, provider, phone_number_id, waba_id,
                 access_token, app_secret, verify_token, status, messages_per_second,
@@ -631,9 +653,9 @@ impl Store for SqliteStore {
         .bind(c.provider.as_str())
         .bind(&c.phone_number_id)
         .bind(&c.waba_id)
-        .bind(&c.access_token)
-        .bind(&c.app_secret)
-        .bind(&c.verify_token)
+        .bind(&access_token)
+        .bind(&app_secret)
+        .bind(&verify_token)
         .bind(&c.status)
         .bind(c.messages_per_second)
         .bind(token_hash)
@@ -645,6 +667,8 @@ impl Store for SqliteStore {
     }
 
     async fn update_channel(&self, c: &Channel) -> StoreResult<()> {
+        let [access_token, app_secret, verify_token] =
+            seal_secrets(&self.cipher, &c.id, secrets_of(c));
         sqlx::query(
             "UPDATE channels SET name = ?, provider = ?, phone_number_id = ?, waba_id = ?,
                 access_token = ?, app_secret = ?, verify_token = ?, status = ?,
@@ -655,9 +679,9 @@ impl Store for SqliteStore {
         .bind(c.provider.as_str())
         .bind(&c.phone_number_id)
         .bind(&c.waba_id)
-        .bind(&c.access_token)
-        .bind(&c.app_secret)
-        .bind(&c.verify_token)
+        .bind(&access_token)
+        .bind(&app_secret)
+        .bind(&verify_token)
         .bind(&c.status)
         .bind(c.messages_per_second)
         .bind(c.updated_at)
@@ -684,7 +708,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.read)
             .await?
             .as_ref()
-            .map(channel_from_row)
+            .map(|r| channel_from_row(&self.cipher, r))
             .transpose()
     }
 
@@ -694,7 +718,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.read)
             .await?
             .as_ref()
-            .map(channel_from_row)
+            .map(|r| channel_from_row(&self.cipher, r))
             .transpose()
     }
 
@@ -704,7 +728,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.read)
             .await?
             .as_ref()
-            .map(channel_from_row)
+            .map(|r| channel_from_row(&self.cipher, r))
             .transpose()
     }
 
@@ -714,7 +738,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.read)
             .await?
             .iter()
-            .map(channel_from_row)
+            .map(|r| channel_from_row(&self.cipher, r))
             .collect()
     }
 
@@ -723,8 +747,69 @@ impl Store for SqliteStore {
             .fetch_all(&self.read)
             .await?
             .iter()
-            .map(channel_from_row)
+            .map(|r| channel_from_row(&self.cipher, r))
             .collect()
+    }
+
+    async fn reseal_channel_secrets(&self) -> StoreResult<Resealed> {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM channels ORDER BY created_at, id")
+                .fetch_all(&self.write)
+                .await?;
+        let mut done = Resealed::default();
+        for id in ids {
+            done.channels += 1;
+            for attempt in 1..=RESEAL_TRIES {
+                let stored: Option<(String, String, String)> = sqlx::query_as(
+                    "SELECT access_token, app_secret, verify_token FROM channels WHERE id = ?",
+                )
+                .bind(&id)
+                .fetch_optional(&self.write)
+                .await?;
+                let Some((a, s, v)) = stored else { break };
+                let Some([na, ns, nv]) = reseal(&self.cipher, &id, [&a, &s, &v])? else {
+                    break;
+                };
+                let written = sqlx::query(
+                    "UPDATE channels SET access_token = ?, app_secret = ?, verify_token = ?
+                     WHERE id = ? AND access_token = ? AND app_secret = ? AND verify_token = ?",
+                )
+                .bind(&na)
+                .bind(&ns)
+                .bind(&nv)
+                .bind(&id)
+                .bind(&a)
+                .bind(&s)
+                .bind(&v)
+                .execute(&self.write)
+                .await?;
+                if written.rows_affected() == 1 {
+                    done.rewritten += 1;
+                    break;
+                }
+                if attempt == RESEAL_TRIES {
+                    return Err(anyhow::anyhow!(
+                        "channel {id} kept changing while its secrets were re-encrypted; run again"
+                    )
+                    .into());
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    async fn seal_census(&self) -> StoreResult<SealCensus> {
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT access_token, app_secret, verify_token FROM channels")
+                .fetch_all(&self.read)
+                .await?;
+        let mut census = SealCensus::default();
+        for (a, s, v) in &rows {
+            for stored in [a, s, v] {
+                census.count(stored);
+            }
+        }
+        Ok(census)
     }
 
     async fn set_channel_health(
