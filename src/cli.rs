@@ -30,6 +30,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the API, the webhook receiver and the dispatcher.
     Serve,
+    /// Print the OpenAPI 3.1 document of the HTTP API (as served at /openapi.json).
+    ///
+    /// The repository commits it: `cargo run -- openapi > openapi.json`.
+    Openapi,
     /// Start a ready-to-try server: SQLite, a sandbox channel, a group and a sample template.
     Demo {
         /// The demo's SQLite file; it is recreated on every run.
@@ -76,10 +80,19 @@ pub fn init_tracing(filter: &str) {
 }
 
 pub async fn main(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Openapi = cli.command {
+        // No configuration needed: the document depends on the code only.
+        use std::io::Write;
+        return match std::io::stdout().write_all(crate::http::openapi::document_text().as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+            _ => Ok(()),
+        };
+    }
     let config = Config::load(cli.config.as_deref())?;
     init_tracing(&config.log);
     match cli.command {
         Command::Serve => serve(config).await,
+        Command::Openapi => unreachable!("handled above"),
         Command::Demo { db, listen } => demo(config, db, listen).await,
         Command::Admin {
             resource,

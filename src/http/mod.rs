@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod compat;
 pub mod native;
+pub mod openapi;
 pub mod webhooks;
 
 use axum::Router;
@@ -35,7 +36,8 @@ fn canonical_request(mut req: Request<Body>) -> Request<Body> {
 pub fn router(app: App) -> Router {
     let mut router = compat::routes()
         .merge(native::routes())
-        .merge(webhooks::routes());
+        .merge(webhooks::routes())
+        .merge(openapi::routes());
     if app.config.admin_token.is_some() {
         router = router.merge(admin::routes(app.clone()));
     }
@@ -60,6 +62,8 @@ async fn not_found(uri: Uri) -> Response {
 /// The fixed words of our paths; a segment equal to one of them, ignoring case, is written
 /// the canonical (lowercase) way. Ids never collide: they are prefixed (`tpl_…`).
 const STATIC_SEGMENTS: &[&str] = &[
+    "openapi.json",
+    "docs",
     "api",
     "template",
     "sendmessage",
