@@ -67,7 +67,7 @@ pub enum Command {
         args: Vec<String>,
     },
     /// Send a template through a server's API: to one number (--to) or to each row of a CSV.
-    Send(send::SendArgs),
+    Send(Box<send::SendArgs>),
 }
 
 pub fn init_tracing(filter: &str) {
@@ -82,7 +82,7 @@ pub fn init_tracing(filter: &str) {
 pub async fn main(cli: Cli) -> anyhow::Result<()> {
     if let Command::Send(args) = cli.command {
         // A client: it needs no server configuration.
-        return send::main(args).await;
+        return send::main(*args).await;
     }
     let config = Config::load(cli.config.as_deref())?;
     init_tracing(&config.log);
