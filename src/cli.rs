@@ -1,5 +1,8 @@
 //! The command line: `serve`, `demo` and `admin`. Thin: it loads configuration and calls the
-//! same services as the HTTP API.
+//! same services as the HTTP API. `send` is different: a client of a server's API (`cli/send.rs`).
+
+pub mod csv;
+pub mod send;
 
 use std::path::PathBuf;
 
@@ -68,6 +71,8 @@ pub enum Command {
         #[arg(allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Send a template through a server's API: to one number (--to) or to each row of a CSV.
+    Send(Box<send::SendArgs>),
 }
 
 pub fn init_tracing(filter: &str) {
@@ -88,6 +93,10 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             _ => Ok(()),
         };
     }
+    if let Command::Send(args) = cli.command {
+        // A client: it needs no server configuration.
+        return send::main(*args).await;
+    }
     let config = Config::load(cli.config.as_deref())?;
     init_tracing(&config.log);
     match cli.command {
@@ -104,6 +113,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
         }
+        Command::Send(_) => unreachable!("handled above"),
     }
 }
 
