@@ -82,6 +82,15 @@ pub struct Config {
     pub template_sync_page_size: u32,
     /// How long an `Idempotency-Key` of the native API is remembered.
     pub idempotency_ttl_secs: u64,
+    /// Timeout of one status callback delivery (connect and answer).
+    pub callback_timeout_ms: u64,
+    /// A callback not delivered this long after its event is given up (`failed`).
+    pub callback_max_age_secs: u64,
+    /// Retry schedule of callbacks: first delay, doubling (equal jitter) up to the longest.
+    pub callback_retry_initial_ms: u64,
+    pub callback_retry_max_ms: u64,
+    /// Most callback deliveries in flight at once (per instance).
+    pub callback_concurrency: u32,
 }
 
 impl Default for Config {
@@ -110,6 +119,11 @@ impl Default for Config {
             template_sync_interval_secs: 900,
             template_sync_page_size: 100,
             idempotency_ttl_secs: 24 * 3600,
+            callback_timeout_ms: 10_000,
+            callback_max_age_secs: 24 * 3600,
+            callback_retry_initial_ms: 5_000,
+            callback_retry_max_ms: 3_600_000,
+            callback_concurrency: 16,
         }
     }
 }
@@ -146,6 +160,11 @@ const ENV_KEYS: &[(&str, &str)] = &[
         "PLANTILLA_TEMPLATE_SYNC_INTERVAL_SECS",
         "template_sync_interval_secs",
     ),
+    ("PLANTILLA_CALLBACK_TIMEOUT_MS", "callback_timeout_ms"),
+    ("PLANTILLA_CALLBACK_MAX_AGE_SECS", "callback_max_age_secs"),
+    ("PLANTILLA_CALLBACK_RETRY_INITIAL_MS", "callback_retry_initial_ms"),
+    ("PLANTILLA_CALLBACK_RETRY_MAX_MS", "callback_retry_max_ms"),
+    ("PLANTILLA_CALLBACK_CONCURRENCY", "callback_concurrency"),
 ];
 
 impl Config {
@@ -201,6 +220,7 @@ impl Config {
             || key == "dispatch_batch"
             || key == "template_sync_page_size"
             || key == "database_max_connections"
+            || key == "callback_concurrency"
     }
 
     fn check(&self) -> anyhow::Result<()> {
@@ -228,6 +248,16 @@ impl Config {
         }
         if self.retry_initial_ms == 0 || self.retry_max_ms < self.retry_initial_ms {
             bail!("retry_initial_ms must be > 0 and retry_max_ms >= retry_initial_ms");
+        }
+        if self.callback_retry_initial_ms == 0
+            || self.callback_retry_max_ms < self.callback_retry_initial_ms
+        {
+            bail!(
+                "callback_retry_initial_ms must be > 0 and callback_retry_max_ms >= callback_retry_initial_ms"
+            );
+        }
+        if self.callback_timeout_ms == 0 || self.callback_concurrency == 0 {
+            bail!("callback_timeout_ms and callback_concurrency must be at least 1");
         }
         Ok(())
     }
