@@ -66,8 +66,8 @@ impl CallbackWorker {
             // The age limit ends the retries, not a count.
             max_attempts: u32::MAX,
         };
-        let max_age_ms = i64::try_from(c.callback_max_age_secs.saturating_mul(1000))
-            .unwrap_or(i64::MAX / 4);
+        let max_age_ms =
+            i64::try_from(c.callback_max_age_secs.saturating_mul(1000)).unwrap_or(i64::MAX / 4);
         let timeout_ms = i64::try_from(c.callback_timeout_ms).unwrap_or(i64::MAX / 8);
         Ok(Self {
             permits: Arc::new(Semaphore::new(
@@ -303,6 +303,12 @@ impl CallbackWorker {
 
 /// `Retry-After` in seconds, when the answer has one.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let secs: u64 = headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    let secs: u64 = headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     Some(Duration::from_secs(secs))
 }

@@ -162,7 +162,10 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ),
     ("PLANTILLA_CALLBACK_TIMEOUT_MS", "callback_timeout_ms"),
     ("PLANTILLA_CALLBACK_MAX_AGE_SECS", "callback_max_age_secs"),
-    ("PLANTILLA_CALLBACK_RETRY_INITIAL_MS", "callback_retry_initial_ms"),
+    (
+        "PLANTILLA_CALLBACK_RETRY_INITIAL_MS",
+        "callback_retry_initial_ms",
+    ),
     ("PLANTILLA_CALLBACK_RETRY_MAX_MS", "callback_retry_max_ms"),
     ("PLANTILLA_CALLBACK_CONCURRENCY", "callback_concurrency"),
 ];

@@ -121,7 +121,9 @@ pub fn next_attempt_at(
     created_at: i64,
     max_age_ms: i64,
 ) -> Option<i64> {
-    let delay = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 4).max(1);
+    let delay = i64::try_from(delay.as_millis())
+        .unwrap_or(i64::MAX / 4)
+        .max(1);
     let at = now.saturating_add(delay);
     (at <= created_at.saturating_add(max_age_ms)).then_some(at)
 }
@@ -145,7 +147,10 @@ mod tests {
             EventType::of_conversation(ConversationStatus::Closed),
             Some(EventType::ConversationClosed)
         );
-        assert_eq!(EventType::of_conversation(ConversationStatus::Pending), None);
+        assert_eq!(
+            EventType::of_conversation(ConversationStatus::Pending),
+            None
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! promises, and nothing else.
 
 pub mod admin;
+pub mod callbacks;
 pub mod compat;
 pub mod native;
 pub mod webhooks;
@@ -35,6 +36,7 @@ fn canonical_request(mut req: Request<Body>) -> Request<Body> {
 pub fn router(app: App) -> Router {
     let mut router = compat::routes()
         .merge(native::routes())
+        .merge(callbacks::routes())
         .merge(webhooks::routes());
     if app.config.admin_token.is_some() {
         router = router.merge(admin::routes(app.clone()));
@@ -79,6 +81,9 @@ const STATIC_SEGMENTS: &[&str] = &[
     "messages",
     "webhooks",
     "whatsapp",
+    "webhook-endpoints",
+    "deliveries",
+    "callback-secret",
 ];
 
 fn canonical_uri(uri: &Uri) -> Option<Uri> {

@@ -1907,15 +1907,13 @@ impl Store for PgStore {
     }
 
     async fn webhook_endpoints(&self, account_id: &str) -> StoreResult<Vec<WebhookEndpoint>> {
-        sqlx::query(
-            "SELECT * FROM webhook_endpoints WHERE account_id = $1 ORDER BY created_at, id",
-        )
-        .bind(account_id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(endpoint_from_row)
-        .collect()
+        sqlx::query("SELECT * FROM webhook_endpoints WHERE account_id = $1 ORDER BY created_at, id")
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(endpoint_from_row)
+            .collect()
     }
 
     async fn webhook_endpoint(
