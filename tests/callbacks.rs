@@ -606,6 +606,13 @@ async fn a_messages_later_events_wait_while_an_earlier_one_is_retried() {
             ("message.read".into(), "pending".into(), 0)
         ]
     );
+    // They wait for its retry: not due before it.
+    let retry_at: Vec<&Value> = deliveries
+        .iter()
+        .filter(|d| d["messageId"] == a.as_str())
+        .map(|d| &d["nextAttemptAt"])
+        .collect();
+    assert!(retry_at.iter().all(|at| *at == retry_at[0]), "{retry_at:?}");
 
     // The retry goes through, and only then the rest, in order.
     cb.t.drain_callbacks().await;

@@ -791,6 +791,7 @@ pub trait Store: Send + Sync + 'static {
         lease_ms: i64,
     ) -> StoreResult<Vec<ClaimedCallback>>;
     /// Records an attempt's outcome if the delivery is still at that attempt; `false` when
-    /// it is not (a newer claim owns it, or it is gone).
+    /// it is not (a newer claim owns it, or it is gone). A retry moves the later pending
+    /// deliveries of its stream to its next attempt time too.
     async fn finish_callback(&self, outcome: &CallbackOutcome) -> StoreResult<bool>;
 }

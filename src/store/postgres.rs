@@ -18,8 +18,9 @@
 //! - Status callbacks add no lock to that order. The transactions that change a message or a
 //!   conversation (and `set_template_status`, which locks the template's row alone) insert
 //!   outbox rows and read webhook endpoints without locking them. The delivery worker locks
-//!   only outbox rows (`claim_callbacks` with `FOR UPDATE SKIP LOCKED`, `finish_callback` one
-//!   row), and the account's row when it creates the account's callback secret;
+//!   only outbox rows (`claim_callbacks` with `FOR UPDATE SKIP LOCKED`; `finish_callback` the
+//!   delivery, then the later ones of its stream when it is retried, which no claim takes
+//!   while it is pending), and the account's row when it creates the account's callback secret;
 //!   `delete_webhook_endpoint` locks the endpoint, then its outbox rows. None of them waits
 //!   for a lock the sending path holds, so a slow receiver cannot hold up a send.
 //!
@@ -2082,11 +2083,13 @@ impl Store for PgStore {
                 error,
             } => ("failed", None, None, *response_status, Some(error.as_str())),
         };
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE callback_outbox SET status = $1, delivered_at = $2,
                 next_attempt_at = coalesce($3, next_attempt_at), lease_until = NULL,
                 last_response_status = $4, last_error = $5
-             WHERE id = $6 AND attempts = $7 AND status = 'pending'",
+             WHERE id = $6 AND attempts = $7 AND status = 'pending'
+             RETURNING endpoint_id, ordering_key, seq",
         )
         .bind(status)
         .bind(delivered_at)
@@ -2095,9 +2098,31 @@ impl Store for PgStore {
         .bind(error)
         .bind(&o.id)
         .bind(o.attempt)
-        .execute(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let Some(row) = done else {
+            return Ok(false);
+        };
+        if let Some(at) = next_attempt_at {
+            // The stream's later deliveries wait for this one: out of the due rows with it,
+            // so a failing receiver's backlog is not scanned by every claim.
+            let endpoint_id: String = row.try_get("endpoint_id")?;
+            let ordering_key: String = row.try_get("ordering_key")?;
+            let seq: i64 = row.try_get("seq")?;
+            sqlx::query(
+                "UPDATE callback_outbox SET next_attempt_at = $1
+                 WHERE endpoint_id = $2 AND ordering_key = $3 AND seq > $4
+                   AND status = 'pending' AND next_attempt_at < $1",
+            )
+            .bind(at)
+            .bind(endpoint_id)
+            .bind(ordering_key)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 }
 

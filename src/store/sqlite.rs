@@ -1897,11 +1897,13 @@ impl Store for SqliteStore {
                 error,
             } => ("failed", None, None, *response_status, Some(error.as_str())),
         };
+        let mut tx = self.write.begin().await?;
         let done = sqlx::query(
             "UPDATE callback_outbox SET status = ?, delivered_at = ?,
                 next_attempt_at = coalesce(?, next_attempt_at), lease_until = NULL,
                 last_response_status = ?, last_error = ?
-             WHERE id = ? AND attempts = ? AND status = 'pending'",
+             WHERE id = ? AND attempts = ? AND status = 'pending'
+             RETURNING endpoint_id, ordering_key, seq",
         )
         .bind(status)
         .bind(delivered_at)
@@ -1910,8 +1912,30 @@ impl Store for SqliteStore {
         .bind(error)
         .bind(&o.id)
         .bind(o.attempt)
-        .execute(&self.write)
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let Some(row) = done else {
+            return Ok(false);
+        };
+        if let Some(at) = next_attempt_at {
+            // The stream's later deliveries wait for this one: out of the due rows with it,
+            // so a failing receiver's backlog is not scanned by every claim.
+            let endpoint_id: String = row.try_get("endpoint_id")?;
+            let ordering_key: String = row.try_get("ordering_key")?;
+            let seq: i64 = row.try_get("seq")?;
+            sqlx::query(
+                "UPDATE callback_outbox SET next_attempt_at = ?1
+                 WHERE endpoint_id = ?2 AND ordering_key = ?3 AND seq > ?4
+                   AND status = 'pending' AND next_attempt_at < ?1",
+            )
+            .bind(at)
+            .bind(endpoint_id)
+            .bind(ordering_key)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 }
