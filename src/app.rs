@@ -11,7 +11,8 @@ use crate::provider::cloud::CloudProvider;
 use crate::store::Store;
 
 /// Something that happened to a message or conversation, published after it is committed.
-/// Tests and (later) status callbacks subscribe to it.
+/// Tests subscribe to it; the callback worker takes it as a wake-up (the callbacks themselves
+/// are written to the outbox in the change's own transaction).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     MessageStatus {

@@ -87,6 +87,15 @@ pub struct Config {
     pub encryption_key: Option<Secret>,
     /// Comma-separated keys that still decrypt what they encrypted (key rotation).
     pub encryption_old_keys: Option<Secret>,
+    /// Timeout of one status callback delivery (connect and answer).
+    pub callback_timeout_ms: u64,
+    /// A callback not delivered this long after its event is given up (`failed`).
+    pub callback_max_age_secs: u64,
+    /// Retry schedule of callbacks: first delay, doubling (equal jitter) up to the longest.
+    pub callback_retry_initial_ms: u64,
+    pub callback_retry_max_ms: u64,
+    /// Most callback deliveries in flight at once (per instance).
+    pub callback_concurrency: u32,
 }
 
 impl Default for Config {
@@ -117,6 +126,11 @@ impl Default for Config {
             idempotency_ttl_secs: 24 * 3600,
             encryption_key: None,
             encryption_old_keys: None,
+            callback_timeout_ms: 10_000,
+            callback_max_age_secs: 24 * 3600,
+            callback_retry_initial_ms: 5_000,
+            callback_retry_max_ms: 3_600_000,
+            callback_concurrency: 16,
         }
     }
 }
@@ -160,6 +174,14 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("PLANTILLA_IDEMPOTENCY_TTL_SECS", "idempotency_ttl_secs"),
     ("PLANTILLA_ENCRYPTION_KEY", "encryption_key"),
     ("PLANTILLA_ENCRYPTION_OLD_KEYS", "encryption_old_keys"),
+    ("PLANTILLA_CALLBACK_TIMEOUT_MS", "callback_timeout_ms"),
+    ("PLANTILLA_CALLBACK_MAX_AGE_SECS", "callback_max_age_secs"),
+    (
+        "PLANTILLA_CALLBACK_RETRY_INITIAL_MS",
+        "callback_retry_initial_ms",
+    ),
+    ("PLANTILLA_CALLBACK_RETRY_MAX_MS", "callback_retry_max_ms"),
+    ("PLANTILLA_CALLBACK_CONCURRENCY", "callback_concurrency"),
 ];
 
 impl Config {
@@ -215,6 +237,7 @@ impl Config {
             || key == "dispatch_batch"
             || key == "template_sync_page_size"
             || key == "database_max_connections"
+            || key == "callback_concurrency"
     }
 
     fn check(&self) -> anyhow::Result<()> {
@@ -244,6 +267,16 @@ impl Config {
             bail!("retry_initial_ms must be > 0 and retry_max_ms >= retry_initial_ms");
         }
         crate::secrets::Cipher::from_config(self)?;
+        if self.callback_retry_initial_ms == 0
+            || self.callback_retry_max_ms < self.callback_retry_initial_ms
+        {
+            bail!(
+                "callback_retry_initial_ms must be > 0 and callback_retry_max_ms >= callback_retry_initial_ms"
+            );
+        }
+        if self.callback_timeout_ms == 0 || self.callback_concurrency == 0 {
+            bail!("callback_timeout_ms and callback_concurrency must be at least 1");
+        }
         Ok(())
     }
 

@@ -1,9 +1,11 @@
 //! plantilla: a self-hosted WhatsApp template gateway.
 //!
 //! Data flows one way: `http` (adapters) → `service` (use cases) → `store` / `provider`.
-//! `domain` holds the pure rules; `dispatch` moves queued messages to providers.
+//! `domain` holds the pure rules; `dispatch` moves queued messages to providers; `callbacks`
+//! delivers status callbacks to integrators.
 
 pub mod app;
+pub mod callbacks;
 pub mod cli;
 pub mod config;
 pub mod dispatch;

@@ -1,4 +1,5 @@
-//! `serve`: the HTTP API and the dispatcher in one process, stopped by a cancellation token.
+//! `serve`: the HTTP API, the dispatcher and the callback worker in one process, stopped by a
+//! cancellation token.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
+use crate::callbacks::CallbackWorker;
 use crate::dispatch::Dispatcher;
 use crate::provider::sandbox::Sandbox;
 
@@ -15,13 +17,16 @@ pub struct Server {
     pub app: App,
     pub addr: SocketAddr,
     pub dispatcher: Arc<Dispatcher>,
+    pub callbacks: Arc<CallbackWorker>,
     pub cancel: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
     worker: Option<JoinHandle<()>>,
+    callback_worker: Option<JoinHandle<()>>,
 }
 
-/// Starts the server on `listener`. With `background_dispatch` false the dispatcher only runs
-/// when driven (`server.dispatcher.drain()`), which is what tests want.
+/// Starts the server on `listener`. With `background_dispatch` false the dispatcher and the
+/// callback worker only run when driven (`server.dispatcher.drain()`,
+/// `server.callbacks.drain()`), which is what tests want.
 pub async fn start(
     app: App,
     listener: TcpListener,
@@ -30,6 +35,7 @@ pub async fn start(
     let addr = listener.local_addr()?;
     let sandbox = Arc::new(Sandbox::new(app.clone(), app.config.sandbox_status_delay()));
     let dispatcher = Arc::new(Dispatcher::new(app.clone(), sandbox, app.graph.clone()));
+    let callbacks = Arc::new(CallbackWorker::new(app.clone())?);
     let cancel = CancellationToken::new();
     let service = crate::http::service(app.clone());
     let shutdown = cancel.clone();
@@ -45,6 +51,9 @@ pub async fn start(
         app.store.listen_for_work(app.wake.clone(), cancel.clone());
     }
     let worker = background_dispatch.then(|| tokio::spawn(dispatcher.clone().run(cancel.clone())));
+    // A task of its own: a slow receiver never holds up the dispatcher.
+    let callback_worker =
+        background_dispatch.then(|| tokio::spawn(callbacks.clone().run(cancel.clone())));
     if background_dispatch {
         tokio::spawn(forget_idempotency_keys(app.clone(), cancel.clone()));
     }
@@ -60,9 +69,11 @@ pub async fn start(
         app,
         addr,
         dispatcher,
+        callbacks,
         cancel,
         http,
         worker,
+        callback_worker,
     })
 }
 
@@ -94,6 +105,9 @@ impl Server {
             worker.await?;
         }
         self.dispatcher.release().await;
+        if let Some(worker) = self.callback_worker {
+            worker.await?;
+        }
         Ok(())
     }
 

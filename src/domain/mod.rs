@@ -1,6 +1,8 @@
 //! The domain: pure rules with no I/O. Phone numbers, templates and their placeholders, the
-//! message and conversation state machines, Meta's error classes and the retry schedule.
+//! message and conversation state machines, Meta's error classes, the retry schedule and
+//! status callbacks' events and signatures.
 
+pub mod callback;
 pub mod ids;
 pub mod meta_error;
 pub mod phone;

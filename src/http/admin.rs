@@ -19,6 +19,10 @@ pub fn routes(app: App) -> Router<App> {
         .route("/v1/admin/accounts", post(create_account))
         .route("/v1/admin/accounts/{id}", get(get_account))
         .route("/v1/admin/accounts/{id}/api-keys", post(create_api_key))
+        .route(
+            "/v1/admin/accounts/{id}/callback-secret",
+            post(rotate_callback_secret),
+        )
         .route("/v1/admin/channels", post(create_channel))
         .route(
             "/v1/admin/channels/{id}",
@@ -162,6 +166,12 @@ async fn create_api_key(State(app): State<App>, Path(id): Path<String>, body: By
         })
         .await,
         true,
+    )
+}
+async fn rotate_callback_secret(State(app): State<App>, Path(id): Path<String>) -> Response {
+    respond(
+        crate::service::callbacks::rotate_callback_secret(&app, &id).await,
+        false,
     )
 }
 async fn get_account(State(app): State<App>, Path(id): Path<String>) -> Response {

@@ -2,6 +2,7 @@
 //! promises, and nothing else.
 
 pub mod admin;
+pub mod callbacks;
 pub mod compat;
 pub mod native;
 pub mod openapi;
@@ -36,6 +37,7 @@ fn canonical_request(mut req: Request<Body>) -> Request<Body> {
 pub fn router(app: App) -> Router {
     let mut router = compat::routes()
         .merge(native::routes())
+        .merge(callbacks::routes())
         .merge(webhooks::routes())
         .merge(openapi::routes());
     if app.config.admin_token.is_some() {
@@ -83,6 +85,9 @@ const STATIC_SEGMENTS: &[&str] = &[
     "messages",
     "webhooks",
     "whatsapp",
+    "webhook-endpoints",
+    "deliveries",
+    "callback-secret",
 ];
 
 fn canonical_uri(uri: &Uri) -> Option<Uri> {

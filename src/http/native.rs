@@ -74,7 +74,7 @@ impl Problem {
         self
     }
 
-    fn validation(errors: Vec<FieldError>) -> Self {
+    pub(crate) fn validation(errors: Vec<FieldError>) -> Self {
         let detail = errors
             .iter()
             .map(ToString::to_string)
@@ -93,11 +93,11 @@ impl Problem {
         .with("errors", Value::Array(list))
     }
 
-    fn field(field: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn field(field: &str, message: impl Into<String>) -> Self {
         Problem::validation(vec![FieldError::new(field, message)])
     }
 
-    fn not_found(kind: &str, id: &str) -> Self {
+    pub(crate) fn not_found(kind: &str, id: &str) -> Self {
         Problem::new(
             StatusCode::NOT_FOUND,
             "not-found",
@@ -106,7 +106,7 @@ impl Problem {
         )
     }
 
-    fn internal(e: &anyhow::Error) -> Self {
+    pub(crate) fn internal(e: &anyhow::Error) -> Self {
         let id = error_id();
         tracing::error!(error_id = %id, error = format!("{e:#}"), "native API request failed");
         Problem::new(
@@ -131,7 +131,7 @@ impl Problem {
         body
     }
 
-    fn response(self) -> Response {
+    pub(crate) fn response(self) -> Response {
         let mut r = json_response(self.status, &self.body());
         r.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -244,7 +244,7 @@ pub enum Caller {
 }
 
 impl Caller {
-    fn account_id(&self) -> &str {
+    pub(crate) fn account_id(&self) -> &str {
         match self {
             Caller::Channel(c) => &c.account_id,
             Caller::Account(a) => a,
@@ -290,7 +290,7 @@ impl Caller {
     }
 }
 
-async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Caller, Problem> {
+pub(crate) async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Caller, Problem> {
     let unauthorized = |detail: &str| {
         Problem::new(
             StatusCode::UNAUTHORIZED,
@@ -352,7 +352,7 @@ fn idempotency(
 
 // --- Parsing -------------------------------------------------------------------------------
 
-fn parse_json(body: &[u8]) -> Result<Value, Problem> {
+pub(crate) fn parse_json(body: &[u8]) -> Result<Value, Problem> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| Problem::field("body", format!("is not valid JSON: {e}")))?;
     if !value.is_object() {
@@ -765,7 +765,7 @@ fn native_message(m: &crate::store::Message, next_attempt_at: Option<i64>) -> Va
 
 const MAX_LIMIT: u32 = 200;
 
-fn parse_limit(q: &HashMap<String, String>) -> Result<u32, Problem> {
+pub(crate) fn parse_limit(q: &HashMap<String, String>) -> Result<u32, Problem> {
     match q.get("limit") {
         None => Ok(50),
         Some(raw) => match raw.parse::<u32>() {
@@ -796,11 +796,11 @@ fn parse_time(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, Pro
 }
 
 /// Cursors are opaque to callers: hex of `<ms>.<id>` of the last item seen.
-fn encode_cursor(ms: i64, id: &str) -> String {
+pub(crate) fn encode_cursor(ms: i64, id: &str) -> String {
     hex::encode(format!("{ms}.{id}"))
 }
 
-fn parse_cursor(q: &HashMap<String, String>) -> Result<Option<(i64, String)>, Problem> {
+pub(crate) fn parse_cursor(q: &HashMap<String, String>) -> Result<Option<(i64, String)>, Problem> {
     let Some(raw) = q.get("cursor") else {
         return Ok(None);
     };

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod batch;
+pub mod callbacks;
 pub mod input;
 pub mod send;
 pub mod status;

@@ -189,6 +189,12 @@ async fn upsert(
     let now = now_ms();
     match existing {
         Some(mut existing) => {
+            if existing.status != status {
+                // First on its own, so the change queues `template.status_changed`.
+                app.store
+                    .set_template_status(&existing.id, &status, now)
+                    .await?;
+            }
             existing.name = name.to_string();
             existing.language = language.to_string();
             existing.category = category;

@@ -247,14 +247,15 @@ pub async fn apply(app: &App, scope: Option<&Channel>, payload: &Value) -> Store
                 let accounts: BTreeSet<String> =
                     channels.into_iter().map(|c| c.account_id).collect();
                 for account_id in accounts {
-                    if let Some(mut t) = app
+                    if let Some(t) = app
                         .store
                         .template_by_app_id(&account_id, &template_id)
                         .await?
                     {
-                        t.status = status.to_string();
-                        t.updated_at = now_ms();
-                        app.store.update_template(&t).await?;
+                        // Queues `template.status_changed` when the status moves.
+                        app.store
+                            .set_template_status(&t.id, status, now_ms())
+                            .await?;
                         applied.templates += 1;
                     }
                 }

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::domain::callback::EventType;
 use crate::domain::status::{CloseReason, ConversationStatus, MessageStatus};
 use crate::secrets::{Cipher, SealCensus, channel_context};
 
@@ -508,6 +509,195 @@ pub enum Finished {
     },
 }
 
+/// An account's webhook endpoint. Holds its signing secret: never serialize it directly.
+#[derive(Debug, Clone)]
+pub struct WebhookEndpoint {
+    pub id: String,
+    pub account_id: String,
+    pub url: String,
+    /// Event type names (`message.read`, …) it receives.
+    pub event_types: Vec<String>,
+    pub description: Option<String>,
+    /// `whsec_<base64>`: signs its deliveries.
+    pub secret: String,
+    pub created_at: i64,
+}
+
+/// One event for one receiver, as the outbox holds it.
+#[derive(Debug, Clone)]
+pub struct CallbackDelivery {
+    /// Outbox order: a stream's rows are delivered in this order.
+    pub seq: i64,
+    /// Sent as `webhook-id`; the same on every attempt.
+    pub id: String,
+    pub account_id: String,
+    /// `None` for a message's own `callbackUrl`.
+    pub endpoint_id: Option<String>,
+    pub url: String,
+    pub message_id: Option<String>,
+    pub event_type: String,
+    /// The JSON body, exactly as signed.
+    pub payload: String,
+    /// `pending`, `delivered` or `failed` (given up).
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_response_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+}
+
+/// A delivery leased to a worker, with the secret to sign it with (`None` when its endpoint
+/// was deleted meanwhile).
+#[derive(Debug, Clone)]
+pub struct ClaimedCallback {
+    pub delivery: CallbackDelivery,
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum CallbackResult {
+    /// The receiver answered 2xx.
+    Delivered { response_status: i64 },
+    /// Try again at `next_attempt_at`.
+    Retry {
+        response_status: Option<i64>,
+        error: String,
+        next_attempt_at: i64,
+    },
+    /// Given up.
+    Failed {
+        response_status: Option<i64>,
+        error: String,
+    },
+}
+
+/// The outcome of one delivery attempt, fenced by the attempt number.
+#[derive(Debug, Clone)]
+pub struct CallbackOutcome {
+    pub id: String,
+    pub attempt: i64,
+    pub now: i64,
+    pub result: CallbackResult,
+}
+
+/// An event to queue for an account's receivers, built where the change is decided and
+/// written in the same transaction.
+#[derive(Debug, Clone)]
+pub(crate) struct OutboxEvent {
+    pub event_type: EventType,
+    /// The stream it is ordered in: the message's id when a message caused it.
+    pub ordering_key: String,
+    pub message_id: Option<String>,
+    /// The message's own `callbackUrl`, which receives the event too.
+    pub callback_url: Option<String>,
+    pub payload: String,
+}
+
+fn event_payload(event_type: EventType, at: i64, data: Value) -> String {
+    serde_json::json!({
+        "type": event_type.as_str(),
+        "timestamp": crate::format_ms(at),
+        "data": data,
+    })
+    .to_string()
+}
+
+/// The event of `message` reaching `status` (with its error, if it failed).
+pub(crate) fn message_event(
+    message: &Message,
+    status: MessageStatus,
+    error: Option<&ProviderError>,
+    at: i64,
+) -> Option<OutboxEvent> {
+    let event_type = EventType::of_message(status)?;
+    let data = serde_json::json!({
+        "messageId": message.id,
+        "conversationId": message.conversation_id,
+        "channelId": message.channel_id,
+        "to": message.phone_number,
+        "status": status.as_str(),
+        "error": error.map(|e| serde_json::json!({"code": e.code, "title": e.title, "details": e.details})),
+        "metadata": message.metadata,
+    });
+    Some(OutboxEvent {
+        event_type,
+        ordering_key: message.id.clone(),
+        message_id: Some(message.id.clone()),
+        callback_url: message.callback_url.clone(),
+        payload: event_payload(event_type, at, data),
+    })
+}
+
+/// A conversation of `channel_id` with `phone_number` reaching `status`. When `message`
+/// caused it, the event joins that message's stream and callback.
+pub(crate) fn conversation_event(
+    conversation_id: &str,
+    channel_id: &str,
+    phone_number: &str,
+    status: ConversationStatus,
+    close_reason: Option<&str>,
+    message: Option<&Message>,
+    at: i64,
+) -> Option<OutboxEvent> {
+    let event_type = EventType::of_conversation(status)?;
+    let data = serde_json::json!({
+        "conversationId": conversation_id,
+        "channelId": channel_id,
+        "to": phone_number,
+        "status": status.as_str(),
+        "closeReason": close_reason,
+        "messageId": message.map(|m| &m.id),
+    });
+    Some(OutboxEvent {
+        event_type,
+        ordering_key: message.map_or(conversation_id, |m| &m.id).to_string(),
+        message_id: message.map(|m| m.id.clone()),
+        callback_url: message.and_then(|m| m.callback_url.clone()),
+        payload: event_payload(event_type, at, data),
+    })
+}
+
+/// A template's status moving from `previous` to its current one.
+pub(crate) fn template_event(template: &Template, previous: &str, at: i64) -> OutboxEvent {
+    let event_type = EventType::TemplateStatusChanged;
+    let data = serde_json::json!({
+        "templateId": template.id,
+        "name": template.name,
+        "language": template.language,
+        "status": template.status,
+        "previousStatus": previous,
+    });
+    OutboxEvent {
+        event_type,
+        ordering_key: template.id.clone(),
+        message_id: None,
+        callback_url: None,
+        payload: event_payload(event_type, at, data),
+    }
+}
+
+/// Who receives `event`: `(endpoint id, url)` of each endpoint subscribed to its type (from
+/// `(id, url, event types JSON)` rows of the account), then `("", callbackUrl)`.
+pub(crate) fn receivers(
+    endpoints: &[(String, String, String)],
+    event: &OutboxEvent,
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = endpoints
+        .iter()
+        .filter(|(_, _, types)| {
+            serde_json::from_str::<Vec<String>>(types)
+                .is_ok_and(|t| t.iter().any(|t| t == event.event_type.as_str()))
+        })
+        .map(|(id, url, _)| (id.clone(), url.clone()))
+        .collect();
+    if let Some(url) = &event.callback_url {
+        out.push((String::new(), url.clone()));
+    }
+    out
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     // Accounts
@@ -673,4 +863,44 @@ pub trait Store: Send + Sync + 'static {
         provider_message_id: &str,
         message_id: &str,
     ) -> StoreResult<Vec<StatusUpdate>>;
+
+    // Status callbacks
+    async fn insert_webhook_endpoint(&self, endpoint: &WebhookEndpoint) -> StoreResult<()>;
+    /// The account's endpoints, oldest first.
+    async fn webhook_endpoints(&self, account_id: &str) -> StoreResult<Vec<WebhookEndpoint>>;
+    /// An endpoint of one account (tenant-scoped: another account's id is `None`).
+    async fn webhook_endpoint(
+        &self,
+        account_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<WebhookEndpoint>>;
+    /// Deletes an endpoint of the account with its deliveries; `false` when it has none.
+    async fn delete_webhook_endpoint(&self, account_id: &str, id: &str) -> StoreResult<bool>;
+    /// An endpoint's deliveries in outbox order, after the one numbered `after_seq`.
+    async fn callback_deliveries(
+        &self,
+        endpoint_id: &str,
+        after_seq: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<CallbackDelivery>>;
+    /// Replaces the secret that signs deliveries to messages' `callbackUrl`; `false` when no
+    /// such account.
+    async fn set_callback_secret(&self, account_id: &str, secret: &str) -> StoreResult<bool>;
+    /// Sets a template's status and, when it changed, queues `template.status_changed` in the
+    /// same transaction. Returns whether it changed.
+    async fn set_template_status(&self, id: &str, status: &str, now: i64) -> StoreResult<bool>;
+    /// Leases until `now + lease_ms` up to `limit` due deliveries, each the oldest pending
+    /// one of its stream (endpoint and message), so a stream is never delivered out of order.
+    /// A delivery to a `callbackUrl` comes with the account's callback secret, created here
+    /// the first time.
+    async fn claim_callbacks(
+        &self,
+        now: i64,
+        limit: u32,
+        lease_ms: i64,
+    ) -> StoreResult<Vec<ClaimedCallback>>;
+    /// Records an attempt's outcome if the delivery is still at that attempt; `false` when
+    /// it is not (a newer claim owns it, or it is gone). A retry moves the later pending
+    /// deliveries of its stream to its next attempt time too.
+    async fn finish_callback(&self, outcome: &CallbackOutcome) -> StoreResult<bool>;
 }

@@ -15,6 +15,15 @@
 //!   (job → message → conversation; conversation → contact → usage counter), so they cannot
 //!   deadlock with one another.
 //!
+//! - Status callbacks add no lock to that order. The transactions that change a message or a
+//!   conversation (and `set_template_status`, which locks the template's row alone) insert
+//!   outbox rows and read webhook endpoints without locking them. The delivery worker locks
+//!   only outbox rows (`claim_callbacks` with `FOR UPDATE SKIP LOCKED`; `finish_callback` the
+//!   delivery, then the later ones of its stream when it is retried, which no claim takes
+//!   while it is pending), and the account's row when it creates the account's callback secret;
+//!   `delete_webhook_endpoint` locks the endpoint, then its outbox rows. None of them waits
+//!   for a lock the sending path holds, so a slow receiver cannot hold up a send.
+//!
 //! Conversations and messages are locked `FOR NO KEY UPDATE`, not `FOR UPDATE`: their keys
 //! never change and they are never deleted, and the stronger lock would conflict with the
 //! `FOR KEY SHARE` lock PostgreSQL's foreign-key checks take on them (a transaction that
@@ -49,6 +58,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "native_api",
         include_str!("../../migrations/postgres/0003_native_api.sql"),
+    ),
+    (
+        4,
+        "callbacks",
+        include_str!("../../migrations/postgres/0004_callbacks.sql"),
     ),
 ];
 
@@ -545,7 +559,124 @@ async fn conversation_follows(
         }
         ConversationStatus::Pending => return Ok(None),
     }
+    let event = conversation_event(
+        &message.conversation_id,
+        &message.channel_id,
+        &message.phone_number,
+        next,
+        reason.map(CloseReason::as_str),
+        Some(message),
+        now,
+    );
+    queue_events(tx, &message.account_id, event.as_slice()).await?;
     Ok(Some((message.conversation_id.clone(), next)))
+}
+
+/// Writes `events` to the outbox, in the caller's transaction, once per receiver: each of
+/// the account's endpoints subscribed to the event's type, and the message's `callbackUrl`.
+/// Endpoints are read without a lock and outbox rows only inserted: this adds no lock to the
+/// caller's order.
+async fn queue_events(
+    tx: &mut Transaction<'_, Postgres>,
+    account_id: &str,
+    events: &[OutboxEvent],
+) -> StoreResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let endpoints: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT id, url, event_types FROM webhook_endpoints WHERE account_id = $1
+         ORDER BY created_at, id",
+    )
+    .bind(account_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let now = crate::now_ms();
+    for event in events {
+        for (endpoint_id, url) in receivers(&endpoints, event) {
+            sqlx::query(
+                "INSERT INTO callback_outbox (id, account_id, endpoint_id, url, ordering_key,
+                    message_id, event_type, payload, next_attempt_at, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(crate::domain::ids::new_id("evt"))
+            .bind(account_id)
+            .bind(endpoint_id)
+            .bind(url)
+            .bind(&event.ordering_key)
+            .bind(&event.message_id)
+            .bind(event.event_type.as_str())
+            .bind(&event.payload)
+            .bind(now)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The account's callback secret, created the first time it is needed (the account's row is
+/// locked only then).
+async fn account_callback_secret(
+    tx: &mut Transaction<'_, Postgres>,
+    account_id: &str,
+) -> StoreResult<Option<String>> {
+    let query = "SELECT callback_secret FROM accounts WHERE id = $1";
+    let secret: Option<String> = sqlx::query_scalar(query)
+        .bind(account_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .flatten();
+    if secret.is_some() {
+        return Ok(secret);
+    }
+    sqlx::query(
+        "UPDATE accounts SET callback_secret = $1 WHERE id = $2 AND callback_secret IS NULL",
+    )
+    .bind(crate::domain::callback::new_signing_secret())
+    .bind(account_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(sqlx::query_scalar(query)
+        .bind(account_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .flatten())
+}
+
+fn delivery_from_row(r: &PgRow) -> StoreResult<CallbackDelivery> {
+    let endpoint_id: String = r.try_get("endpoint_id")?;
+    Ok(CallbackDelivery {
+        seq: r.try_get("seq")?,
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        endpoint_id: (!endpoint_id.is_empty()).then_some(endpoint_id),
+        url: r.try_get("url")?,
+        message_id: r.try_get("message_id")?,
+        event_type: r.try_get("event_type")?,
+        payload: r.try_get("payload")?,
+        status: r.try_get("status")?,
+        attempts: r.try_get("attempts")?,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+        last_response_status: r.try_get("last_response_status")?,
+        last_error: r.try_get("last_error")?,
+        created_at: r.try_get("created_at")?,
+        delivered_at: r.try_get("delivered_at")?,
+    })
+}
+
+fn endpoint_from_row(r: &PgRow) -> StoreResult<WebhookEndpoint> {
+    let types: String = r.try_get("event_types")?;
+    Ok(WebhookEndpoint {
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        url: r.try_get("url")?,
+        event_types: serde_json::from_str(&types).context("endpoint event types")?,
+        description: r.try_get("description")?,
+        secret: r.try_get("secret")?,
+        created_at: r.try_get("created_at")?,
+    })
 }
 
 async fn fail_message(
@@ -571,6 +702,8 @@ async fn fail_message(
         .bind(&message.id)
         .execute(&mut **tx)
         .await?;
+    let event = message_event(message, MessageStatus::Failed, Some(error), now);
+    queue_events(tx, &message.account_id, event.as_slice()).await?;
     conversation_follows(tx, message, MessageStatus::Failed, now).await
 }
 
@@ -1182,22 +1315,39 @@ impl Store for PgStore {
         reason: CloseReason,
         now: i64,
     ) -> StoreResult<Option<Conversation>> {
-        sqlx::query(
+        let mut tx = self.pool.begin().await?;
+        let closed = sqlx::query(
             "UPDATE conversations SET status = 'closed', closed_at = $1, close_reason = $2
              WHERE id = $3 AND status != 'closed'",
         )
         .bind(now)
         .bind(reason.as_str())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        sqlx::query(&format!("{CONVERSATION_SELECT} WHERE c.id = $1"))
+        let conversation = sqlx::query(&format!("{CONVERSATION_SELECT} WHERE c.id = $1"))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await?
             .as_ref()
             .map(conversation_from_row)
-            .transpose()
+            .transpose()?;
+        if let Some(c) = &conversation
+            && closed.rows_affected() == 1
+        {
+            let event = conversation_event(
+                &c.id,
+                &c.channel_id,
+                &c.phone_number,
+                c.status,
+                c.close_reason.as_deref(),
+                None,
+                now,
+            );
+            queue_events(&mut tx, &c.account_id, event.as_slice()).await?;
+        }
+        tx.commit().await?;
+        Ok(conversation)
     }
 
     async fn message(&self, id: &str) -> StoreResult<Option<Message>> {
@@ -1717,6 +1867,8 @@ impl Store for PgStore {
                 .bind(&message.id)
                 .execute(&mut *tx)
                 .await?;
+                let event = message_event(&message, u.status, None, u.at);
+                queue_events(&mut tx, &message.account_id, event.as_slice()).await?;
                 conversation = conversation_follows(&mut tx, &message, u.status, u.at).await?;
             }
         } else if message.status != MessageStatus::Failed && u.status != MessageStatus::Failed {
@@ -1840,6 +1992,240 @@ impl Store for PgStore {
                 }
             }
         });
+    }
+    async fn insert_webhook_endpoint(&self, e: &WebhookEndpoint) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO webhook_endpoints (id, account_id, url, event_types, description,
+                secret, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&e.id)
+        .bind(&e.account_id)
+        .bind(&e.url)
+        .bind(serde_json::to_string(&e.event_types).context("event types")?)
+        .bind(&e.description)
+        .bind(&e.secret)
+        .bind(e.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn webhook_endpoints(&self, account_id: &str) -> StoreResult<Vec<WebhookEndpoint>> {
+        sqlx::query("SELECT * FROM webhook_endpoints WHERE account_id = $1 ORDER BY created_at, id")
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(endpoint_from_row)
+            .collect()
+    }
+
+    async fn webhook_endpoint(
+        &self,
+        account_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<WebhookEndpoint>> {
+        sqlx::query("SELECT * FROM webhook_endpoints WHERE id = $1 AND account_id = $2")
+            .bind(id)
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(endpoint_from_row)
+            .transpose()
+    }
+
+    async fn delete_webhook_endpoint(&self, account_id: &str, id: &str) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let deleted =
+            sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1 AND account_id = $2")
+                .bind(id)
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+        if deleted {
+            sqlx::query("DELETE FROM callback_outbox WHERE endpoint_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn callback_deliveries(
+        &self,
+        endpoint_id: &str,
+        after_seq: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<CallbackDelivery>> {
+        sqlx::query(
+            "SELECT * FROM callback_outbox
+             WHERE endpoint_id = $1 AND ($2::BIGINT IS NULL OR seq > $2)
+             ORDER BY seq LIMIT $3",
+        )
+        .bind(endpoint_id)
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(delivery_from_row)
+        .collect()
+    }
+
+    async fn set_callback_secret(&self, account_id: &str, secret: &str) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE accounts SET callback_secret = $1 WHERE id = $2")
+            .bind(secret)
+            .bind(account_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_template_status(&self, id: &str, status: &str, now: i64) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        // The template's row alone is locked: two status updates of it are applied one after
+        // the other, so their events are queued in the order they happened.
+        let Some(row) = sqlx::query("SELECT * FROM templates WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let mut template = template_from_row(&row)?;
+        if template.status == status {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE templates SET status = $1, updated_at = $2 WHERE id = $3")
+            .bind(status)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let previous = std::mem::replace(&mut template.status, status.to_string());
+        let event = template_event(&template, &previous, now);
+        queue_events(&mut tx, &template.account_id, &[event]).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn claim_callbacks(
+        &self,
+        now: i64,
+        limit: u32,
+        lease_ms: i64,
+    ) -> StoreResult<Vec<ClaimedCallback>> {
+        let mut tx = self.pool.begin().await?;
+        // Due, not leased (or the lease lapsed), and the oldest pending row of its stream.
+        // A stream's rows are inserted under the lock of what they report (the message, the
+        // template), so an older row of a stream is always committed before a newer one.
+        let rows = sqlx::query(
+            "WITH due AS (
+                SELECT o.seq FROM callback_outbox o
+                WHERE o.status = 'pending' AND o.next_attempt_at <= $2
+                  AND (o.lease_until IS NULL OR o.lease_until <= $2)
+                  AND NOT EXISTS (
+                    SELECT 1 FROM callback_outbox p
+                    WHERE p.status = 'pending' AND p.endpoint_id = o.endpoint_id
+                      AND p.ordering_key = o.ordering_key AND p.seq < o.seq)
+                ORDER BY o.seq LIMIT $3
+                FOR UPDATE OF o SKIP LOCKED)
+             UPDATE callback_outbox c SET attempts = c.attempts + 1, lease_until = $1
+             FROM due WHERE c.seq = due.seq
+             RETURNING c.*",
+        )
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut deliveries = rows
+            .iter()
+            .map(delivery_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        deliveries.sort_by_key(|d| d.seq);
+        let mut claimed = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            let secret: Option<String> = match &delivery.endpoint_id {
+                Some(endpoint_id) => {
+                    sqlx::query_scalar("SELECT secret FROM webhook_endpoints WHERE id = $1")
+                        .bind(endpoint_id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                }
+                None => account_callback_secret(&mut tx, &delivery.account_id).await?,
+            };
+            claimed.push(ClaimedCallback { delivery, secret });
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn finish_callback(&self, o: &CallbackOutcome) -> StoreResult<bool> {
+        let (status, delivered_at, next_attempt_at, response_status, error) = match &o.result {
+            CallbackResult::Delivered { response_status } => {
+                ("delivered", Some(o.now), None, Some(*response_status), None)
+            }
+            CallbackResult::Retry {
+                response_status,
+                error,
+                next_attempt_at,
+            } => (
+                "pending",
+                None,
+                Some(*next_attempt_at),
+                *response_status,
+                Some(error.as_str()),
+            ),
+            CallbackResult::Failed {
+                response_status,
+                error,
+            } => ("failed", None, None, *response_status, Some(error.as_str())),
+        };
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE callback_outbox SET status = $1, delivered_at = $2,
+                next_attempt_at = coalesce($3, next_attempt_at), lease_until = NULL,
+                last_response_status = $4, last_error = $5
+             WHERE id = $6 AND attempts = $7 AND status = 'pending'
+             RETURNING endpoint_id, ordering_key, seq",
+        )
+        .bind(status)
+        .bind(delivered_at)
+        .bind(next_attempt_at)
+        .bind(response_status)
+        .bind(error)
+        .bind(&o.id)
+        .bind(o.attempt)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = done else {
+            return Ok(false);
+        };
+        if let Some(at) = next_attempt_at {
+            // The stream's later deliveries wait for this one: out of the due rows with it,
+            // so a failing receiver's backlog is not scanned by every claim.
+            let endpoint_id: String = row.try_get("endpoint_id")?;
+            let ordering_key: String = row.try_get("ordering_key")?;
+            let seq: i64 = row.try_get("seq")?;
+            sqlx::query(
+                "UPDATE callback_outbox SET next_attempt_at = $1
+                 WHERE endpoint_id = $2 AND ordering_key = $3 AND seq > $4
+                   AND status = 'pending' AND next_attempt_at < $1",
+            )
+            .bind(at)
+            .bind(endpoint_id)
+            .bind(ordering_key)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 }
 

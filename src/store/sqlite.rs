@@ -43,6 +43,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "native_api",
         include_str!("../../migrations/sqlite/0004_native_api.sql"),
     ),
+    (
+        5,
+        "callbacks",
+        include_str!("../../migrations/sqlite/0005_callbacks.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -409,7 +414,119 @@ async fn conversation_follows(
         }
         ConversationStatus::Pending => return Ok(None),
     }
+    let event = conversation_event(
+        &message.conversation_id,
+        &message.channel_id,
+        &message.phone_number,
+        next,
+        reason.map(CloseReason::as_str),
+        Some(message),
+        now,
+    );
+    queue_events(tx, &message.account_id, event.as_slice()).await?;
     Ok(Some((message.conversation_id.clone(), next)))
+}
+
+/// Writes `events` to the outbox, in the caller's transaction, once per receiver: each of
+/// the account's endpoints subscribed to the event's type, and the message's `callbackUrl`.
+async fn queue_events(
+    tx: &mut Transaction<'_, Sqlite>,
+    account_id: &str,
+    events: &[OutboxEvent],
+) -> StoreResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let endpoints: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT id, url, event_types FROM webhook_endpoints WHERE account_id = ?
+         ORDER BY created_at, id",
+    )
+    .bind(account_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let now = crate::now_ms();
+    for event in events {
+        for (endpoint_id, url) in receivers(&endpoints, event) {
+            sqlx::query(
+                "INSERT INTO callback_outbox (id, account_id, endpoint_id, url, ordering_key,
+                    message_id, event_type, payload, next_attempt_at, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(crate::domain::ids::new_id("evt"))
+            .bind(account_id)
+            .bind(endpoint_id)
+            .bind(url)
+            .bind(&event.ordering_key)
+            .bind(&event.message_id)
+            .bind(event.event_type.as_str())
+            .bind(&event.payload)
+            .bind(now)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The account's callback secret, created the first time it is needed.
+async fn account_callback_secret(
+    tx: &mut Transaction<'_, Sqlite>,
+    account_id: &str,
+) -> StoreResult<Option<String>> {
+    let query = "SELECT callback_secret FROM accounts WHERE id = ?";
+    let secret: Option<String> = sqlx::query_scalar(query)
+        .bind(account_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .flatten();
+    if secret.is_some() {
+        return Ok(secret);
+    }
+    sqlx::query("UPDATE accounts SET callback_secret = ? WHERE id = ? AND callback_secret IS NULL")
+        .bind(crate::domain::callback::new_signing_secret())
+        .bind(account_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(sqlx::query_scalar(query)
+        .bind(account_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .flatten())
+}
+
+fn delivery_from_row(r: &SqliteRow) -> StoreResult<CallbackDelivery> {
+    let endpoint_id: String = r.try_get("endpoint_id")?;
+    Ok(CallbackDelivery {
+        seq: r.try_get("seq")?,
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        endpoint_id: (!endpoint_id.is_empty()).then_some(endpoint_id),
+        url: r.try_get("url")?,
+        message_id: r.try_get("message_id")?,
+        event_type: r.try_get("event_type")?,
+        payload: r.try_get("payload")?,
+        status: r.try_get("status")?,
+        attempts: r.try_get("attempts")?,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+        last_response_status: r.try_get("last_response_status")?,
+        last_error: r.try_get("last_error")?,
+        created_at: r.try_get("created_at")?,
+        delivered_at: r.try_get("delivered_at")?,
+    })
+}
+
+fn endpoint_from_row(r: &SqliteRow) -> StoreResult<WebhookEndpoint> {
+    let types: String = r.try_get("event_types")?;
+    Ok(WebhookEndpoint {
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        url: r.try_get("url")?,
+        event_types: serde_json::from_str(&types).context("endpoint event types")?,
+        description: r.try_get("description")?,
+        secret: r.try_get("secret")?,
+        created_at: r.try_get("created_at")?,
+    })
 }
 
 async fn fail_message(
@@ -435,6 +552,8 @@ async fn fail_message(
         .bind(&message.id)
         .execute(&mut **tx)
         .await?;
+    let event = message_event(message, MessageStatus::Failed, Some(error), now);
+    queue_events(tx, &message.account_id, event.as_slice()).await?;
     conversation_follows(tx, message, MessageStatus::Failed, now).await
 }
 
@@ -1024,22 +1143,39 @@ impl Store for SqliteStore {
         reason: CloseReason,
         now: i64,
     ) -> StoreResult<Option<Conversation>> {
-        sqlx::query(
+        let mut tx = self.write.begin().await?;
+        let closed = sqlx::query(
             "UPDATE conversations SET status = 'closed', closed_at = ?, close_reason = ?
              WHERE id = ? AND status != 'closed'",
         )
         .bind(now)
         .bind(reason.as_str())
         .bind(id)
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
-        sqlx::query(&format!("{CONVERSATION_SELECT} WHERE c.id = ?"))
+        let conversation = sqlx::query(&format!("{CONVERSATION_SELECT} WHERE c.id = ?"))
             .bind(id)
-            .fetch_optional(&self.write)
+            .fetch_optional(&mut *tx)
             .await?
             .as_ref()
             .map(conversation_from_row)
-            .transpose()
+            .transpose()?;
+        if let Some(c) = &conversation
+            && closed.rows_affected() == 1
+        {
+            let event = conversation_event(
+                &c.id,
+                &c.channel_id,
+                &c.phone_number,
+                c.status,
+                c.close_reason.as_deref(),
+                None,
+                now,
+            );
+            queue_events(&mut tx, &c.account_id, event.as_slice()).await?;
+        }
+        tx.commit().await?;
+        Ok(conversation)
     }
 
     async fn message(&self, id: &str) -> StoreResult<Option<Message>> {
@@ -1562,6 +1698,8 @@ impl Store for SqliteStore {
                 .bind(&message.id)
                 .execute(&mut *tx)
                 .await?;
+                let event = message_event(&message, u.status, None, u.at);
+                queue_events(&mut tx, &message.account_id, event.as_slice()).await?;
                 conversation = conversation_follows(&mut tx, &message, u.status, u.at).await?;
             }
         } else if message.status != MessageStatus::Failed && u.status != MessageStatus::Failed {
@@ -1657,5 +1795,232 @@ impl Store for SqliteStore {
 
     fn listen_for_work(&self, _wake: Arc<Notify>, _cancel: CancellationToken) {
         // One process per SQLite file sends: accepted sends ring `App::wake` directly.
+    }
+
+    async fn insert_webhook_endpoint(&self, e: &WebhookEndpoint) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO webhook_endpoints (id, account_id, url, event_types, description,
+                secret, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&e.id)
+        .bind(&e.account_id)
+        .bind(&e.url)
+        .bind(serde_json::to_string(&e.event_types).context("event types")?)
+        .bind(&e.description)
+        .bind(&e.secret)
+        .bind(e.created_at)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn webhook_endpoints(&self, account_id: &str) -> StoreResult<Vec<WebhookEndpoint>> {
+        sqlx::query("SELECT * FROM webhook_endpoints WHERE account_id = ? ORDER BY created_at, id")
+            .bind(account_id)
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(endpoint_from_row)
+            .collect()
+    }
+
+    async fn webhook_endpoint(
+        &self,
+        account_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<WebhookEndpoint>> {
+        sqlx::query("SELECT * FROM webhook_endpoints WHERE id = ? AND account_id = ?")
+            .bind(id)
+            .bind(account_id)
+            .fetch_optional(&self.read)
+            .await?
+            .as_ref()
+            .map(endpoint_from_row)
+            .transpose()
+    }
+
+    async fn delete_webhook_endpoint(&self, account_id: &str, id: &str) -> StoreResult<bool> {
+        let mut tx = self.write.begin().await?;
+        let deleted = sqlx::query("DELETE FROM webhook_endpoints WHERE id = ? AND account_id = ?")
+            .bind(id)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if deleted {
+            sqlx::query("DELETE FROM callback_outbox WHERE endpoint_id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn callback_deliveries(
+        &self,
+        endpoint_id: &str,
+        after_seq: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<CallbackDelivery>> {
+        sqlx::query(
+            "SELECT * FROM callback_outbox WHERE endpoint_id = ?1 AND (?2 IS NULL OR seq > ?2)
+             ORDER BY seq LIMIT ?3",
+        )
+        .bind(endpoint_id)
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(delivery_from_row)
+        .collect()
+    }
+
+    async fn set_callback_secret(&self, account_id: &str, secret: &str) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE accounts SET callback_secret = ? WHERE id = ?")
+            .bind(secret)
+            .bind(account_id)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_template_status(&self, id: &str, status: &str, now: i64) -> StoreResult<bool> {
+        let mut tx = self.write.begin().await?;
+        let Some(row) = sqlx::query("SELECT * FROM templates WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let mut template = template_from_row(&row)?;
+        if template.status == status {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE templates SET status = ?, updated_at = ? WHERE id = ?")
+            .bind(status)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let previous = std::mem::replace(&mut template.status, status.to_string());
+        let event = template_event(&template, &previous, now);
+        queue_events(&mut tx, &template.account_id, &[event]).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn claim_callbacks(
+        &self,
+        now: i64,
+        limit: u32,
+        lease_ms: i64,
+    ) -> StoreResult<Vec<ClaimedCallback>> {
+        let mut tx = self.write.begin().await?;
+        // Due, not leased (or the lease lapsed), and the oldest pending row of its stream.
+        let rows = sqlx::query(
+            "UPDATE callback_outbox SET attempts = attempts + 1, lease_until = ?1
+             WHERE seq IN (
+                SELECT o.seq FROM callback_outbox o
+                WHERE o.status = 'pending' AND o.next_attempt_at <= ?2
+                  AND (o.lease_until IS NULL OR o.lease_until <= ?2)
+                  AND NOT EXISTS (
+                    SELECT 1 FROM callback_outbox p
+                    WHERE p.status = 'pending' AND p.endpoint_id = o.endpoint_id
+                      AND p.ordering_key = o.ordering_key AND p.seq < o.seq)
+                ORDER BY o.seq LIMIT ?3)
+             RETURNING *",
+        )
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut deliveries = rows
+            .iter()
+            .map(delivery_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        deliveries.sort_by_key(|d| d.seq);
+        let mut claimed = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            let secret: Option<String> = match &delivery.endpoint_id {
+                Some(endpoint_id) => {
+                    sqlx::query_scalar("SELECT secret FROM webhook_endpoints WHERE id = ?")
+                        .bind(endpoint_id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                }
+                None => account_callback_secret(&mut tx, &delivery.account_id).await?,
+            };
+            claimed.push(ClaimedCallback { delivery, secret });
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn finish_callback(&self, o: &CallbackOutcome) -> StoreResult<bool> {
+        let (status, delivered_at, next_attempt_at, response_status, error) = match &o.result {
+            CallbackResult::Delivered { response_status } => {
+                ("delivered", Some(o.now), None, Some(*response_status), None)
+            }
+            CallbackResult::Retry {
+                response_status,
+                error,
+                next_attempt_at,
+            } => (
+                "pending",
+                None,
+                Some(*next_attempt_at),
+                *response_status,
+                Some(error.as_str()),
+            ),
+            CallbackResult::Failed {
+                response_status,
+                error,
+            } => ("failed", None, None, *response_status, Some(error.as_str())),
+        };
+        let mut tx = self.write.begin().await?;
+        let done = sqlx::query(
+            "UPDATE callback_outbox SET status = ?, delivered_at = ?,
+                next_attempt_at = coalesce(?, next_attempt_at), lease_until = NULL,
+                last_response_status = ?, last_error = ?
+             WHERE id = ? AND attempts = ? AND status = 'pending'
+             RETURNING endpoint_id, ordering_key, seq",
+        )
+        .bind(status)
+        .bind(delivered_at)
+        .bind(next_attempt_at)
+        .bind(response_status)
+        .bind(error)
+        .bind(&o.id)
+        .bind(o.attempt)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = done else {
+            return Ok(false);
+        };
+        if let Some(at) = next_attempt_at {
+            // The stream's later deliveries wait for this one: out of the due rows with it,
+            // so a failing receiver's backlog is not scanned by every claim.
+            let endpoint_id: String = row.try_get("endpoint_id")?;
+            let ordering_key: String = row.try_get("ordering_key")?;
+            let seq: i64 = row.try_get("seq")?;
+            sqlx::query(
+                "UPDATE callback_outbox SET next_attempt_at = ?1
+                 WHERE endpoint_id = ?2 AND ordering_key = ?3 AND seq > ?4
+                   AND status = 'pending' AND next_attempt_at < ?1",
+            )
+            .bind(at)
+            .bind(endpoint_id)
+            .bind(ordering_key)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 }

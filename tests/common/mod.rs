@@ -305,6 +305,18 @@ impl TestApp {
             .expect("drain");
     }
 
+    /// Runs the callback worker until no delivery is due now and waits for the outcomes; a
+    /// delivery that fails waits for its backoff and a later call. How many were attempted.
+    pub async fn drain_callbacks(&self) -> usize {
+        self.server
+            .as_ref()
+            .expect("running")
+            .callbacks
+            .drain()
+            .await
+            .expect("drain callbacks")
+    }
+
     /// Stops the server and starts a new one on the same database file.
     pub async fn restart(mut self) -> TestApp {
         self.server

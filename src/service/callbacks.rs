@@ -1,0 +1,224 @@
+//! Status callbacks, the use cases: an account's webhook endpoints (register, list, read,
+//! delete), what was delivered to them, and the account's secret for messages' own
+//! `callbackUrl`. Every call is scoped to one account.
+
+use serde_json::{Value, json};
+
+use super::admin::{AdminError, AdminResult};
+use super::input::{FieldError, describe};
+use crate::app::App;
+use crate::domain::callback::{EventType, new_signing_secret, url_problem};
+use crate::domain::ids::new_id;
+use crate::format_ms;
+use crate::now_ms;
+use crate::store::{CallbackDelivery, StoreError, WebhookEndpoint};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallbackError {
+    #[error("invalid request")]
+    Invalid(Vec<FieldError>),
+    #[error("no {kind} with id '{id}'")]
+    NotFound { kind: &'static str, id: String },
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for CallbackError {
+    fn from(e: StoreError) -> Self {
+        CallbackError::Internal(e.into())
+    }
+}
+
+pub type CallbackResult<T> = Result<T, CallbackError>;
+
+const MAX_DESCRIPTION: usize = 500;
+
+/// Registers an endpoint from `{url, eventTypes, description?}`; every bad field is named.
+/// The answer is the only time its secret is shown.
+pub async fn create_endpoint(app: &App, account_id: &str, body: &Value) -> CallbackResult<Value> {
+    let mut errors = Vec::new();
+    let url = match body.get("url") {
+        Some(Value::String(u)) => match url_problem(u.trim()) {
+            None => Some(u.trim().to_string()),
+            Some(problem) => {
+                errors.push(FieldError::new("url", problem));
+                None
+            }
+        },
+        None | Some(Value::Null) => {
+            errors.push(FieldError::new("url", "is required: an http(s) URL"));
+            None
+        }
+        Some(v) => {
+            errors.push(FieldError::new(
+                "url",
+                format!("must be a string, got {}", describe(v)),
+            ));
+            None
+        }
+    };
+    let all = || {
+        EventType::ALL
+            .iter()
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut event_types: Vec<String> = Vec::new();
+    match body.get("eventTypes") {
+        Some(Value::Array(list)) if !list.is_empty() => {
+            for (i, v) in list.iter().enumerate() {
+                let field = format!("eventTypes[{i}]");
+                match v.as_str().map(|s| (s, EventType::parse(s))) {
+                    Some((s, Some(_))) if event_types.iter().any(|t| t == s) => {
+                        errors.push(FieldError::new(field, format!("'{s}' is listed twice")));
+                    }
+                    Some((s, Some(_))) => event_types.push(s.to_string()),
+                    Some((s, None)) => errors.push(FieldError::new(
+                        field,
+                        format!("'{s}' is not an event type ({})", all()),
+                    )),
+                    None => errors.push(FieldError::new(
+                        field,
+                        format!("must be a string, got {}", describe(v)),
+                    )),
+                }
+            }
+        }
+        Some(Value::Array(_)) | None | Some(Value::Null) => errors.push(FieldError::new(
+            "eventTypes",
+            format!("is required: a non-empty array of event types ({})", all()),
+        )),
+        Some(v) => errors.push(FieldError::new(
+            "eventTypes",
+            format!("must be an array, got {}", describe(v)),
+        )),
+    }
+    let description = match body.get("description") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(d)) if d.chars().count() <= MAX_DESCRIPTION => {
+            Some(d.trim().to_string()).filter(|d| !d.is_empty())
+        }
+        Some(Value::String(_)) => {
+            errors.push(FieldError::new(
+                "description",
+                format!("must be at most {MAX_DESCRIPTION} characters"),
+            ));
+            None
+        }
+        Some(v) => {
+            errors.push(FieldError::new(
+                "description",
+                format!("must be a string, got {}", describe(v)),
+            ));
+            None
+        }
+    };
+    let (Some(url), true) = (url, errors.is_empty()) else {
+        return Err(CallbackError::Invalid(errors));
+    };
+    let endpoint = WebhookEndpoint {
+        id: new_id("we"),
+        account_id: account_id.to_string(),
+        url,
+        event_types,
+        description,
+        secret: new_signing_secret(),
+        created_at: now_ms(),
+    };
+    app.store.insert_webhook_endpoint(&endpoint).await?;
+    let mut view = endpoint_view(&endpoint);
+    view["secret"] = Value::String(endpoint.secret.clone());
+    Ok(view)
+}
+
+pub async fn list_endpoints(app: &App, account_id: &str) -> CallbackResult<Value> {
+    let list = app.store.webhook_endpoints(account_id).await?;
+    Ok(json!({"data": list.iter().map(endpoint_view).collect::<Vec<_>>()}))
+}
+
+async fn load(app: &App, account_id: &str, id: &str) -> CallbackResult<WebhookEndpoint> {
+    app.store
+        .webhook_endpoint(account_id, id)
+        .await?
+        .ok_or_else(|| CallbackError::NotFound {
+            kind: "webhook endpoint",
+            id: id.into(),
+        })
+}
+
+pub async fn get_endpoint(app: &App, account_id: &str, id: &str) -> CallbackResult<Value> {
+    Ok(endpoint_view(&load(app, account_id, id).await?))
+}
+
+/// Deletes the endpoint and its deliveries: nothing more is sent to it.
+pub async fn delete_endpoint(app: &App, account_id: &str, id: &str) -> CallbackResult<()> {
+    if app.store.delete_webhook_endpoint(account_id, id).await? {
+        Ok(())
+    } else {
+        Err(CallbackError::NotFound {
+            kind: "webhook endpoint",
+            id: id.into(),
+        })
+    }
+}
+
+/// A page of an endpoint's deliveries, oldest first, after the delivery numbered `after`.
+/// The second value is the number to continue after, when the page is full.
+pub async fn deliveries(
+    app: &App,
+    account_id: &str,
+    endpoint_id: &str,
+    after: Option<i64>,
+    limit: u32,
+) -> CallbackResult<(Vec<Value>, Option<i64>)> {
+    load(app, account_id, endpoint_id).await?;
+    let list = app
+        .store
+        .callback_deliveries(endpoint_id, after, limit)
+        .await?;
+    let next = (list.len() == limit as usize)
+        .then(|| list.last().map(|d| d.seq))
+        .flatten();
+    Ok((list.iter().map(delivery_view).collect(), next))
+}
+
+/// A new secret for the account's deliveries to messages' `callbackUrl` (admin API): the
+/// old one stops signing at once.
+pub async fn rotate_callback_secret(app: &App, account_id: &str) -> AdminResult {
+    let secret = new_signing_secret();
+    if !app.store.set_callback_secret(account_id, &secret).await? {
+        return Err(AdminError::NotFound {
+            kind: "account",
+            id: account_id.into(),
+        });
+    }
+    Ok(json!({"accountId": account_id, "secret": secret}))
+}
+
+/// An endpoint without its secret.
+pub fn endpoint_view(e: &WebhookEndpoint) -> Value {
+    json!({
+        "id": e.id,
+        "url": e.url,
+        "eventTypes": e.event_types,
+        "description": e.description,
+        "createdAt": format_ms(e.created_at),
+    })
+}
+
+pub fn delivery_view(d: &CallbackDelivery) -> Value {
+    json!({
+        "id": d.id,
+        "eventType": d.event_type,
+        "messageId": d.message_id,
+        "status": d.status,
+        "attempts": d.attempts,
+        "lastResponseStatus": d.last_response_status,
+        "lastError": d.last_error,
+        "nextAttemptAt": (d.status == "pending").then(|| format_ms(d.next_attempt_at)),
+        "createdAt": format_ms(d.created_at),
+        "deliveredAt": d.delivered_at.map(format_ms),
+        "payload": serde_json::from_str::<Value>(&d.payload).unwrap_or(Value::Null),
+    })
+}

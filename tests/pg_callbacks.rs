@@ -1,0 +1,2 @@
+// The status callback tests on PostgreSQL (see tests/common/mod.rs).
+include!("callbacks.rs");
