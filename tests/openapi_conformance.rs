@@ -606,6 +606,23 @@ async fn admin_api(c: &Checker) -> Setup {
         .admin()
         .expect(404)
         .await;
+    c.req(
+        "POST",
+        format!("/v1/admin/accounts/{account_id}/callback-secret"),
+    )
+    .admin()
+    .expect(200)
+    .await;
+    c.req("POST", "/v1/admin/accounts/acc_nope/callback-secret")
+        .admin()
+        .expect(404)
+        .await;
+    c.req(
+        "POST",
+        format!("/v1/admin/accounts/{account_id}/callback-secret"),
+    )
+    .expect(401)
+    .await;
     let key = c
         .req("POST", format!("/v1/admin/accounts/{account_id}/api-keys"))
         .admin()
@@ -910,6 +927,18 @@ async fn native_api(c: &Checker, setup: &Setup) {
         .token("pk_nope")
         .expect(401)
         .await;
+    // A webhook endpoint, registered before the sends so their events are delivered to it
+    // (nothing listens there: the deliveries fail and wait for a retry).
+    let endpoint = c
+        .req("POST", "/v1/webhook-endpoints")
+        .token(token)
+        .json(
+            json!({"url": "http://127.0.0.1:9/events", "description": "CRM",
+                     "eventTypes": ["message.sent", "message.delivered", "conversation.opened"]}),
+        )
+        .expect(201)
+        .await;
+    let endpoint_id = s(&endpoint["id"]);
     // Sends: a new number, then again on its open conversation; by name; idempotent.
     let first = c
         .req("POST", "/v1/messages")
@@ -1177,6 +1206,105 @@ async fn native_api(c: &Checker, setup: &Setup) {
         .expect(502)
         .await;
     c.req("POST", "/v1/templates/sync").expect(401).await;
+
+    // Webhook endpoints and their deliveries.
+    c.t.drain().await;
+    c.t.drain_callbacks().await;
+    c.req("POST", "/v1/webhook-endpoints")
+        .token(token)
+        .json(json!({"url": "ftp://example.com", "eventTypes": ["message.queued"]}))
+        .expect(400)
+        .await;
+    c.req("POST", "/v1/webhook-endpoints")
+        .token(token)
+        .raw("{not json")
+        .expect(400)
+        .await;
+    c.req("POST", "/v1/webhook-endpoints")
+        .json(json!({"url": "https://example.com/events", "eventTypes": ["message.read"]}))
+        .expect(401)
+        .await;
+    let by_key = c
+        .req("POST", "/v1/webhook-endpoints")
+        .token(&setup.api_key)
+        .json(json!({"url": "https://example.com/events", "eventTypes": ["message.read"]}))
+        .expect(201)
+        .await;
+    c.req("GET", "/v1/webhook-endpoints")
+        .token(token)
+        .expect(200)
+        .await;
+    c.req("GET", "/v1/webhook-endpoints").expect(401).await;
+    c.req("GET", format!("/v1/webhook-endpoints/{endpoint_id}"))
+        .token(&setup.api_key)
+        .expect(200)
+        .await;
+    c.req("GET", "/v1/webhook-endpoints/we_nope")
+        .token(token)
+        .expect(404)
+        .await;
+    c.req("GET", format!("/v1/webhook-endpoints/{endpoint_id}"))
+        .expect(401)
+        .await;
+    let page = c
+        .req(
+            "GET",
+            format!("/v1/webhook-endpoints/{endpoint_id}/deliveries?limit=1"),
+        )
+        .token(token)
+        .expect(200)
+        .await;
+    assert!(
+        !page["data"].as_array().unwrap().is_empty(),
+        "the sends' events are deliveries: {page}"
+    );
+    if let Some(cursor) = page["nextCursor"].as_str() {
+        c.req(
+            "GET",
+            format!("/v1/webhook-endpoints/{endpoint_id}/deliveries?cursor={cursor}"),
+        )
+        .token(token)
+        .expect(200)
+        .await;
+    }
+    c.req(
+        "GET",
+        format!("/v1/webhook-endpoints/{endpoint_id}/deliveries?limit=0"),
+    )
+    .token(token)
+    .expect(400)
+    .await;
+    c.req(
+        "GET",
+        format!("/v1/webhook-endpoints/{endpoint_id}/deliveries?cursor=zz"),
+    )
+    .token(token)
+    .expect(400)
+    .await;
+    c.req("GET", "/v1/webhook-endpoints/we_nope/deliveries")
+        .token(token)
+        .expect(404)
+        .await;
+    c.req(
+        "GET",
+        format!("/v1/webhook-endpoints/{endpoint_id}/deliveries"),
+    )
+    .expect(401)
+    .await;
+    c.req(
+        "DELETE",
+        format!("/v1/webhook-endpoints/{}", s(&by_key["id"])),
+    )
+    .token(token)
+    .expect(204)
+    .await;
+    c.req("DELETE", "/v1/webhook-endpoints/we_nope")
+        .token(token)
+        .expect(404)
+        .await;
+    c.req("DELETE", format!("/v1/webhook-endpoints/{endpoint_id}"))
+        .expect(401)
+        .await;
 }
 
 async fn compatible_api(c: &Checker, setup: &Setup, send: &str, list: &str, old: bool) {

@@ -163,6 +163,40 @@ fn native() -> Vec<Op> {
                 .problem(400, "The channel cannot sync (not a connected cloud channel with a WABA id), or channelId is wrong.", &["validation"])
                 .problem(502, "Meta's Graph API refused.", &["upstream"]),
         ),
+        internal(
+            v1("POST", "/v1/webhook-endpoints", "createWebhookEndpoint", "Register a webhook endpoint")
+                .doc("The endpoint receives the account's events of the types given, signed as Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`) with its secret, retried with backoff, in order per message. The secret is shown only in this answer.")
+                .body(r("WebhookEndpointCreate"), "The endpoint.")
+                .json(201, "Created, with its secret.", r("WebhookEndpointCreated"))
+                .problem(400, "The body is wrong; `errors` names each failing field.", &["validation"]),
+        ),
+        internal(
+            v1("GET", "/v1/webhook-endpoints", "listWebhookEndpoints", "List webhook endpoints")
+                .doc("The caller's account's endpoints, without their secrets.")
+                .json(200, "The endpoints.", r("WebhookEndpointList")),
+        ),
+        internal(
+            v1("GET", "/v1/webhook-endpoints/{id}", "getWebhookEndpoint", "Get a webhook endpoint")
+                .path_param("id", "The endpoint id.")
+                .json(200, "The endpoint, without its secret.", r("WebhookEndpoint"))
+                .problem(404, "The account has no such endpoint.", &["not-found"]),
+        ),
+        internal(
+            v1("DELETE", "/v1/webhook-endpoints/{id}", "deleteWebhookEndpoint", "Delete a webhook endpoint")
+                .doc("Deletes the endpoint and its deliveries: nothing more is sent to it.")
+                .path_param("id", "The endpoint id.")
+                .answer(204, "Deleted.", &[])
+                .problem(404, "The account has no such endpoint.", &["not-found"]),
+        ),
+        internal(limit_param(
+            v1("GET", "/v1/webhook-endpoints/{id}/deliveries", "listWebhookDeliveries", "List an endpoint's deliveries")
+                .doc("What was sent, or is still to be sent, to the endpoint, oldest first: status, attempts, the last answer or error, and the payload.")
+                .path_param("id", "The endpoint id.")
+                .query("cursor", string(), "`nextCursor` of the previous page (oldest first).")
+                .json(200, "A page of deliveries.", r("CallbackDeliveryPage"))
+                .problem(400, "`limit` or `cursor` is wrong.", &["validation"])
+                .problem(404, "The account has no such endpoint.", &["not-found"]),
+        )),
     ]
 }
 
@@ -387,6 +421,13 @@ fn admin() -> Vec<Op> {
                     .body(r("ApiKeyCreate"), "The key's name.")
                     .json(201, "Created.", r("ApiKey")),
             ),
+            "account",
+        )),
+        internal(not_found(
+            adm("POST", "/v1/admin/accounts/{id}/callback-secret", "adminRotateCallbackSecret", "Rotate an account's callback secret")
+                .doc("A new secret for the account's deliveries to messages' own `callbackUrl` (endpoints have their own secrets). The old secret stops signing at once.")
+                .path_param("id", "The account id.")
+                .json(200, "The new secret.", r("CallbackSecret")),
             "account",
         )),
         internal(invalid(

@@ -178,6 +178,16 @@ fn problem() -> Value {
     )
 }
 
+fn webhook_endpoint_props() -> Vec<(&'static str, Value)> {
+    vec![
+        ("id", id("we")),
+        ("url", string()),
+        ("eventTypes", array(r("EventType"))),
+        ("description", nullable(string())),
+        ("createdAt", time()),
+    ]
+}
+
 fn template_props() -> Vec<(&'static str, Value)> {
     vec![
         ("id", id("tpl")),
@@ -1248,6 +1258,157 @@ pub(super) fn all() -> Value {
                 record(message_props(false)),
                 "A message, as the operator sees it.",
             ),
+        ),
+        // Status callbacks.
+        (
+            "EventType",
+            d(
+                one_of_strings(&[
+                    "message.sent",
+                    "message.delivered",
+                    "message.read",
+                    "message.failed",
+                    "conversation.opened",
+                    "conversation.closed",
+                    "template.status_changed",
+                ]),
+                "An event a webhook endpoint can subscribe to.",
+            ),
+        ),
+        (
+            "WebhookEndpointCreate",
+            d(
+                open_object(
+                    vec![
+                        (
+                            "url",
+                            d(string(), "An http(s) URL, at most 2048 characters."),
+                        ),
+                        (
+                            "eventTypes",
+                            d(
+                                json!({"type": "array", "items": r("EventType"), "minItems": 1}),
+                                "The events to receive, each once.",
+                            ),
+                        ),
+                        (
+                            "description",
+                            d(
+                                nullable(json!({"type": "string", "maxLength": 500})),
+                                "A note for people.",
+                            ),
+                        ),
+                    ],
+                    &["url", "eventTypes"],
+                ),
+                "A new webhook endpoint.",
+            ),
+        ),
+        (
+            "WebhookEndpoint",
+            d(
+                record(webhook_endpoint_props()),
+                "An endpoint that receives the account's events (its secret is shown only on creation).",
+            ),
+        ),
+        (
+            "WebhookEndpointCreated",
+            d(
+                record({
+                    let mut props = webhook_endpoint_props();
+                    props.push((
+                        "secret",
+                        d(
+                            string(),
+                            "The signing secret (`whsec_…`, Standard Webhooks): shown only now.",
+                        ),
+                    ));
+                    props
+                }),
+                "A new webhook endpoint, with its signing secret.",
+            ),
+        ),
+        (
+            "WebhookEndpointList",
+            record(vec![("data", array(r("WebhookEndpoint")))]),
+        ),
+        (
+            "CallbackDelivery",
+            d(
+                record(vec![
+                    (
+                        "id",
+                        d(string(), "Sent as `webhook-id`; the same on every attempt."),
+                    ),
+                    ("eventType", r("EventType")),
+                    (
+                        "messageId",
+                        d(
+                            nullable(string()),
+                            "The message the event is about, if any.",
+                        ),
+                    ),
+                    (
+                        "status",
+                        d(
+                            one_of_strings(&["pending", "delivered", "failed"]),
+                            "`failed`: given up.",
+                        ),
+                    ),
+                    ("attempts", d(integer(), "Attempts made so far.")),
+                    (
+                        "lastResponseStatus",
+                        d(
+                            nullable(integer()),
+                            "The HTTP status of the last attempt's answer.",
+                        ),
+                    ),
+                    (
+                        "lastError",
+                        d(nullable(string()), "Why the last attempt failed."),
+                    ),
+                    (
+                        "nextAttemptAt",
+                        d(nullable(time()), "When it is tried next (`pending` only)."),
+                    ),
+                    ("createdAt", time()),
+                    ("deliveredAt", nullable(time())),
+                    (
+                        "payload",
+                        d(
+                            json!({"type": "object"}),
+                            "The JSON body, as signed and sent.",
+                        ),
+                    ),
+                ]),
+                "One event sent (or to be sent) to an endpoint.",
+            ),
+        ),
+        (
+            "CallbackDeliveryPage",
+            record(vec![
+                ("data", d(array(r("CallbackDelivery")), "Oldest first.")),
+                (
+                    "nextCursor",
+                    d(
+                        nullable(string()),
+                        "Pass as `cursor` for the next page; null on the last.",
+                    ),
+                ),
+            ]),
+        ),
+        (
+            "CallbackSecret",
+            record(vec![
+                ("accountId", string()),
+                (
+                    "secret",
+                    d(
+                        string(),
+                        "The new secret (`whsec_…`) signing deliveries to messages' `callbackUrl`: shown only now; the old one stops signing at once.",
+                    ),
+                ),
+            ]),
         ),
         // Webhooks.
         (
