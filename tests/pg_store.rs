@@ -259,6 +259,7 @@ fn status(wamid: &str, status: MessageStatus, at: i64) -> StatusUpdate {
         at,
         error: None,
         pricing_category: None,
+        channel_id: None,
     }
 }
 
@@ -1198,6 +1199,7 @@ async fn every_method_round_trips() {
                 at: now + 10,
                 error: None,
                 pricing_category: Some("utility".into()),
+                channel_id: None,
             })
             .await
             .unwrap();
@@ -1296,6 +1298,7 @@ async fn every_method_round_trips() {
                             details: Some("d".into()),
                         }),
                         pricing_category: None,
+                        channel_id: None,
                     },
                     now,
                 )

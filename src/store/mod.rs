@@ -297,12 +297,18 @@ pub struct StatusUpdate {
     pub error: Option<ProviderError>,
     /// Meta's pricing category (`utility`, `marketing`, …), when reported.
     pub pricing_category: Option<String>,
+    /// The channel the status came for (the webhook's phone number): when set, only a message
+    /// of that channel matches, so one channel's webhook cannot touch another's messages.
+    pub channel_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 pub enum StatusApplied {
     /// No message matches the update.
     UnknownMessage,
+    /// The message belongs to another channel than the update's: nothing was written (and
+    /// the update must not be kept for later).
+    OtherChannel,
     /// Matched; `changed` says whether the status moved.
     Applied {
         message_id: String,

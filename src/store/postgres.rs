@@ -332,6 +332,9 @@ fn status_from_pending_row(r: &PgRow) -> StoreResult<StatusUpdate> {
             None => None,
         },
         pricing_category: r.try_get("pricing_category")?,
+        // A kept status matched no message when it came; it is taken by its own message's
+        // wamid or id only.
+        channel_id: None,
     })
 }
 
@@ -1337,6 +1340,12 @@ impl Store for PgStore {
             .fetch_one(&mut *tx)
             .await?;
         let message = message_from_row(&row)?;
+        if u.channel_id
+            .as_ref()
+            .is_some_and(|channel| *channel != message.channel_id)
+        {
+            return Ok(StatusApplied::OtherChannel);
+        }
         if message.provider_message_id.is_none()
             && let Some(wamid) = &u.provider_message_id
         {

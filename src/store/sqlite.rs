@@ -240,6 +240,9 @@ fn status_from_pending_row(r: &SqliteRow) -> StoreResult<StatusUpdate> {
             None => None,
         },
         pricing_category: r.try_get("pricing_category")?,
+        // A kept status matched no message when it came; it is taken by its own message's
+        // wamid or id only.
+        channel_id: None,
     })
 }
 
@@ -1193,6 +1196,12 @@ impl Store for SqliteStore {
             return Ok(StatusApplied::UnknownMessage);
         };
         let message = message_from_row(&row)?;
+        if u.channel_id
+            .as_ref()
+            .is_some_and(|channel| *channel != message.channel_id)
+        {
+            return Ok(StatusApplied::OtherChannel);
+        }
         if message.provider_message_id.is_none()
             && let Some(wamid) = &u.provider_message_id
         {
