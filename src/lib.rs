@@ -10,6 +10,7 @@ pub mod dispatch;
 pub mod domain;
 pub mod fake_graph;
 pub mod http;
+pub mod metrics;
 pub mod provider;
 pub mod server;
 pub mod service;

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod compat;
+pub mod ops;
 pub mod webhooks;
 
 use axum::Router;
@@ -32,7 +33,9 @@ fn canonical_request(mut req: Request<Body>) -> Request<Body> {
 }
 
 pub fn router(app: App) -> Router {
-    let mut router = compat::routes().merge(webhooks::routes());
+    let mut router = compat::routes()
+        .merge(webhooks::routes())
+        .merge(ops::routes());
     if app.config.admin_token.is_some() {
         router = router.merge(admin::routes(app.clone()));
     }
@@ -73,6 +76,9 @@ const STATIC_SEGMENTS: &[&str] = &[
     "messages",
     "webhooks",
     "whatsapp",
+    "healthz",
+    "readyz",
+    "metrics",
 ];
 
 fn canonical_uri(uri: &Uri) -> Option<Uri> {

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod input;
+pub mod ops;
 pub mod send;
 pub mod status;
 pub mod templates;

@@ -210,7 +210,10 @@ pub async fn apply(app: &App, scope: Option<&Channel>, payload: &Value) -> Store
                     channel_id: Some(channel.id),
                 };
                 match status::apply(app, &update).await? {
-                    StatusApplied::Applied { .. } => applied.statuses += 1,
+                    StatusApplied::Applied { .. } => {
+                        app.metrics.webhook_lag(now_ms() - update.at);
+                        applied.statuses += 1;
+                    }
                     StatusApplied::UnknownMessage => {
                         app.store.store_pending_status(&update, now_ms()).await?;
                         applied.kept_for_later += 1;
