@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{Notify, broadcast};
 
 use crate::config::Config;
+use crate::domain::rate_limit::RateLimiter;
 use crate::domain::status::{ConversationStatus, MessageStatus};
 use crate::metrics::Metrics;
 use crate::provider::cloud::CloudProvider;
@@ -39,6 +40,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// What `GET /readyz` reports besides the database.
     pub run_state: Arc<RunState>,
+    /// The template API's per-token request limit.
+    pub rate_limiter: Arc<RateLimiter>,
 }
 
 /// Whether the process is doing its work: set by the dispatcher and the shutdown.
@@ -76,6 +79,7 @@ impl App {
             graph: Arc::new(CloudProvider::new(&config)?),
             metrics: Arc::new(Metrics::default()),
             run_state: Arc::new(RunState::default()),
+            rate_limiter: Arc::new(RateLimiter::new(config.token_rate_per_sec)),
             config: Arc::new(config),
             events,
             wake: Arc::new(Notify::new()),

@@ -3,11 +3,13 @@
 
 pub mod admin;
 pub mod compat;
+pub mod guard;
 pub mod ops;
 pub mod webhooks;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Request, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -39,7 +41,15 @@ pub fn router(app: App) -> Router {
     if app.config.admin_token.is_some() {
         router = router.merge(admin::routes(app.clone()));
     }
-    router.fallback(not_found).with_state(app)
+    router
+        .fallback(not_found)
+        // The guard enforces the configured body limit, in each API's error shape.
+        .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            guard::guard,
+        ))
+        .with_state(app)
 }
 
 async fn not_found(uri: Uri) -> Response {

@@ -133,6 +133,8 @@ pub fn test_config(dir: &std::path::Path) -> Config {
         retry_initial_ms: 10,
         retry_max_ms: 200,
         log: "warn".into(),
+        // Tests send in bursts; the rate limit's own tests turn it on.
+        token_rate_per_sec: 0,
         ..Config::default()
     }
 }
