@@ -1,5 +1,9 @@
 //! The real `plantilla serve` binary as a child process: started on port 0 with JSON logs,
 //! its address read from its "serving" log line, its log lines kept, stopped by signal.
+//!
+//! The binary is cargo's (`CARGO_BIN_EXE_plantilla`), or `PLANTILLA_TEST_BIN` when set: where
+//! several checkouts share one target directory, each build replaces `target/debug/plantilla`,
+//! so a copy taken right after building keeps the binary under test the right one.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -20,7 +24,9 @@ impl ServeProcess {
     /// `PLANTILLA_*` or `DATABASE_URL`), listening on a free loopback port, and waits (at most
     /// 60 s) until it serves.
     pub fn start(env: &[(&str, String)]) -> ServeProcess {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_plantilla"));
+        let binary = std::env::var("PLANTILLA_TEST_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_plantilla").to_string());
+        let mut command = Command::new(binary);
         for (key, _) in std::env::vars() {
             if key.starts_with("PLANTILLA_") || key == "DATABASE_URL" {
                 command.env_remove(key);
