@@ -56,11 +56,12 @@ pub enum Command {
     ///   plantilla admin templates create accountId=acc_… name=order_update language=es appId=123 message='Hola {{name}}'
     ///   plantilla admin templates sync --channel ch_…
     ///   plantilla admin messages get msg_…
+    ///   plantilla admin secrets reencrypt      (after changing PLANTILLA_ENCRYPTION_KEY)
     #[command(verbatim_doc_comment)]
     Admin {
-        /// accounts, channels, groups, templates, conversations or messages
+        /// accounts, channels, groups, templates, conversations, messages or secrets
         resource: String,
-        /// create, get, update, rotate-token, sync or close
+        /// create, get, update, rotate-token, sync, close or reencrypt
         action: String,
         /// An id (for get, update, rotate-token, close), then fields.
         #[arg(allow_hyphen_values = true)]
@@ -161,6 +162,7 @@ pub async fn run_admin(
     let result = match (resource, action) {
         ("accounts", "create") => admin::create_account(app, &body).await,
         ("accounts", "get") => admin::get_account(app, &need_id()?).await,
+        ("accounts", "api-key") => admin::create_api_key(app, &need_id()?, &body).await,
         ("channels", "create") => admin::create_channel(app, &body).await,
         ("channels", "get") => admin::get_channel(app, &need_id()?).await,
         ("channels", "update") => admin::update_channel(app, &need_id()?, &body).await,
@@ -180,6 +182,7 @@ pub async fn run_admin(
         ("conversations", "get") => admin::get_conversation(app, &need_id()?).await,
         ("conversations", "close") => admin::close_conversation(app, &need_id()?).await,
         ("messages", "get") => admin::get_message(app, &need_id()?).await,
+        ("secrets", "reencrypt") => admin::reencrypt_secrets(app).await,
         _ => bail!("unknown admin command '{resource} {action}'; see plantilla admin --help"),
     };
     result.map_err(|e| match e {

@@ -80,6 +80,13 @@ pub struct Config {
     pub template_sync_interval_secs: u64,
     /// Templates asked for per page when syncing.
     pub template_sync_page_size: u32,
+    /// How long an `Idempotency-Key` of the native API is remembered.
+    pub idempotency_ttl_secs: u64,
+    /// Key that encrypts channel secrets at rest: 32 bytes, hex or base64. Unset: secrets are
+    /// stored unencrypted (a warning says so at start-up).
+    pub encryption_key: Option<Secret>,
+    /// Comma-separated keys that still decrypt what they encrypted (key rotation).
+    pub encryption_old_keys: Option<Secret>,
     /// Log lines as `text` (human-readable) or `json` (one object per line).
     pub log_format: String,
     /// On SIGTERM, how long in-flight requests and provider calls may take to finish before
@@ -121,6 +128,9 @@ impl Default for Config {
             meta_verify_token: None,
             template_sync_interval_secs: 900,
             template_sync_page_size: 100,
+            idempotency_ttl_secs: 24 * 3600,
+            encryption_key: None,
+            encryption_old_keys: None,
             log_format: "text".into(),
             shutdown_timeout_ms: 30_000,
             max_body_bytes: 256 * 1024,
@@ -163,6 +173,13 @@ const ENV_KEYS: &[(&str, &str)] = &[
         "PLANTILLA_TEMPLATE_SYNC_INTERVAL_SECS",
         "template_sync_interval_secs",
     ),
+    (
+        "PLANTILLA_TEMPLATE_SYNC_PAGE_SIZE",
+        "template_sync_page_size",
+    ),
+    ("PLANTILLA_IDEMPOTENCY_TTL_SECS", "idempotency_ttl_secs"),
+    ("PLANTILLA_ENCRYPTION_KEY", "encryption_key"),
+    ("PLANTILLA_ENCRYPTION_OLD_KEYS", "encryption_old_keys"),
     ("PLANTILLA_LOG_FORMAT", "log_format"),
     ("PLANTILLA_SHUTDOWN_TIMEOUT_MS", "shutdown_timeout_ms"),
     ("PLANTILLA_MAX_BODY_BYTES", "max_body_bytes"),
@@ -271,6 +288,7 @@ impl Config {
         if self.retry_initial_ms == 0 || self.retry_max_ms < self.retry_initial_ms {
             bail!("retry_initial_ms must be > 0 and retry_max_ms >= retry_initial_ms");
         }
+        crate::secrets::Cipher::from_config(self)?;
         Ok(())
     }
 
@@ -296,6 +314,23 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn every_environment_variable_is_a_key_and_is_documented() {
+        let readme = include_str!("../README.md");
+        for (var, key) in ENV_KEYS {
+            assert!(
+                readme.contains(var),
+                "README's configuration table lacks {var}"
+            );
+            let value = if Config::is_number(key) { "1" } else { "\"x\"" };
+            let parsed: Result<Config, _> = toml::from_str(&format!("{key} = {value}"));
+            assert!(
+                parsed.is_ok() || !format!("{:?}", parsed.as_ref().err()).contains("unknown field"),
+                "{var} names no configuration key ({key})"
+            );
+        }
     }
 
     #[test]
@@ -379,5 +414,47 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{c:?}").contains("super-secret"));
+    }
+
+    #[test]
+    fn encryption_keys_are_checked_without_being_shown() {
+        let key = "a".repeat(64);
+        let c = Config::from_sources(
+            None,
+            &env(&[
+                ("PLANTILLA_ENCRYPTION_KEY", &key),
+                (
+                    "PLANTILLA_ENCRYPTION_OLD_KEYS",
+                    &format!(" {}, ", "b".repeat(64)),
+                ),
+            ]),
+        )
+        .unwrap();
+        assert!(c.encryption_key.is_some() && c.encryption_old_keys.is_some());
+        assert!(!format!("{c:?}").contains("aaaaaaaa"));
+        let bad = "not-a-key-but-a-secret";
+        let err = Config::from_sources(None, &env(&[("PLANTILLA_ENCRYPTION_KEY", bad)]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("encryption_key") && err.contains("32 bytes"),
+            "{err}"
+        );
+        assert!(!err.contains(bad), "{err}");
+        let err = Config::from_sources(
+            None,
+            &env(&[
+                ("PLANTILLA_ENCRYPTION_KEY", &key),
+                ("PLANTILLA_ENCRYPTION_OLD_KEYS", &format!("{key},{bad}")),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("key 2 of 2"), "{err}");
+        assert!(!err.contains(bad), "{err}");
+        let err = Config::from_sources(None, &env(&[("PLANTILLA_ENCRYPTION_OLD_KEYS", &key)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("without encryption_key"), "{err}");
     }
 }

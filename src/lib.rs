@@ -12,6 +12,7 @@ pub mod fake_graph;
 pub mod http;
 pub mod metrics;
 pub mod provider;
+pub mod secrets;
 pub mod server;
 pub mod service;
 pub mod store;

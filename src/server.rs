@@ -45,6 +45,9 @@ pub async fn start(
         app.store.listen_for_work(app.wake.clone(), cancel.clone());
     }
     let worker = background_dispatch.then(|| tokio::spawn(dispatcher.clone().run(cancel.clone())));
+    if background_dispatch {
+        tokio::spawn(forget_idempotency_keys(app.clone(), cancel.clone()));
+    }
     let sync_every = app.config.template_sync_interval_secs;
     if background_dispatch && sync_every > 0 {
         tokio::spawn(crate::service::templates::sync_periodically(
@@ -61,6 +64,25 @@ pub async fn start(
         http,
         worker,
     })
+}
+
+/// Deletes expired idempotency keys every hour.
+async fn forget_idempotency_keys(app: App, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+        }
+        match app
+            .store
+            .delete_expired_idempotency_keys(crate::now_ms())
+            .await
+        {
+            Ok(n) if n > 0 => tracing::debug!(deleted = n, "expired idempotency keys deleted"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot delete expired idempotency keys"),
+        }
+    }
 }
 
 impl Server {
@@ -84,7 +106,7 @@ impl Server {
             dispatched?;
             Ok::<(), anyhow::Error>(())
         };
-        match tokio::time::timeout(timeout, finish).await {
+        let finished = match tokio::time::timeout(timeout, finish).await {
             Ok(result) => result,
             Err(_) => {
                 tracing::warn!(
@@ -94,7 +116,10 @@ impl Server {
                 );
                 Ok(())
             }
-        }
+        };
+        // Either way this instance stops sending: another takes its channels at once.
+        self.dispatcher.release().await;
+        finished
     }
 
     /// Runs until SIGINT or SIGTERM, then stops gracefully.

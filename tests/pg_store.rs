@@ -19,7 +19,7 @@ use plantilla::config::Config;
 use plantilla::domain::ids::{hash_token, new_id};
 use plantilla::domain::phone::PhoneNumber;
 use plantilla::domain::status::{CloseReason, ConversationStatus, MessageStatus};
-use plantilla::service::send::{SendError, SendOutcome, SendRequest, period_of, send};
+use plantilla::service::send::{SendError, SendOutcome, SendRequest, TemplateRef, period_of, send};
 use plantilla::store::postgres::PgStore;
 use plantilla::store::*;
 use serde_json::json;
@@ -195,17 +195,21 @@ fn accept(s: &Seeded, phone: &str, now: i64) -> AcceptSend {
         expire_before: now - 24 * 3600 * 1000,
         new_conversation_id: new_id("conv"),
         new_message_id: new_id("msg"),
+        batch_id: None,
+        callback_url: None,
+        metadata: None,
+        idempotency: None,
     }
 }
 
 fn request(s: &Seeded, phone: &str, client_name: Option<&str>) -> SendRequest {
     SendRequest {
-        template_id: s.template.id.clone(),
-        phone: PhoneNumber::parse(phone).expect("valid phone"),
         client_name: client_name.map(str::to_string),
-        group_name: None,
-        assign: false,
         params: BTreeMap::from([("name".to_string(), "Ana".to_string())]),
+        ..SendRequest::new(
+            TemplateRef::Id(s.template.id.clone()),
+            PhoneNumber::parse(phone).expect("valid phone"),
+        )
     }
 }
 
@@ -264,7 +268,7 @@ fn status(wamid: &str, status: MessageStatus, at: i64) -> StatusUpdate {
 }
 
 /// Migrations embedded for PostgreSQL (one row each in `schema_migrations`).
-const MIGRATIONS: i64 = 2;
+const MIGRATIONS: i64 = 3;
 
 #[tokio::test]
 async fn migrations_apply_twice_and_from_instances_starting_together() {

@@ -115,6 +115,12 @@ impl Dispatcher {
         }
         self.in_flight.close();
         self.in_flight.wait().await;
+        self.release().await;
+    }
+
+    /// Gives up this instance's channels, so another instance sends for them at once.
+    pub async fn release(&self) {
+        self.owned.lock().expect("owned lock").clear();
         if let Err(e) = self.app.store.release_channels(&self.owner).await {
             tracing::warn!(error = %e, "could not release this instance's channels");
         }
@@ -147,14 +153,28 @@ impl Dispatcher {
         Ok(owns)
     }
 
-    /// How long to sleep: until pacing allows more, or the next job is due, at most
-    /// `IDLE_POLL`.
-    async fn until_next(&self, pacing: Option<Duration>) -> Duration {
-        let due = match self.app.store.next_due(self.orphan_wait_ms()).await {
-            Ok(Some(at)) => Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)),
+    /// How long to sleep, at most `IDLE_POLL`: until pacing allows more or another instance's
+    /// channel may be free (`waiting`), else until the next job is due.
+    async fn until_next(&self, waiting: Option<Duration>) -> Duration {
+        if let Some(wait) = waiting {
+            // Jobs are due but not ours to send now: looking at `next_due` would spin.
+            return wait.min(IDLE_POLL);
+        }
+        match self.app.store.next_due(self.orphan_wait_ms()).await {
+            Ok(Some(at)) => {
+                Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)).min(IDLE_POLL)
+            }
             _ => IDLE_POLL,
-        };
-        pacing.unwrap_or(IDLE_POLL).min(due).min(IDLE_POLL)
+        }
+    }
+
+    /// Test hook: one pass, then waits until its sends have recorded their outcome.
+    pub async fn pass_and_settle(&self) -> anyhow::Result<()> {
+        self.pass().await?;
+        self.in_flight.close();
+        self.in_flight.wait().await;
+        self.in_flight.reopen();
+        Ok(())
     }
 
     /// Test hook: runs passes until no job is left (waiting for scheduled retries and for
@@ -184,14 +204,19 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// One pass over the channels with due jobs. Returns how long until pacing lets more go,
-    /// when a channel still had jobs waiting for its rate.
+    /// One pass over the channels with due jobs. Returns how long until more may go, when a
+    /// channel still had jobs waiting for its rate or for another instance's lease.
     pub async fn pass(&self) -> anyhow::Result<Option<Duration>> {
         let store = &self.app.store;
         let mut next: Option<Duration> = None;
         let mut note = |d: Duration| next = Some(next.map_or(d, |n: Duration| n.min(d)));
         for channel_id in store.due_channels(now_ms(), self.orphan_wait_ms()).await? {
             if !self.owns(&channel_id).await? {
+                // Another instance sends for it; look again when its lease may have lapsed.
+                note(
+                    Duration::from_millis(self.app.config.channel_lease_ms / 4)
+                        .max(Duration::from_millis(10)),
+                );
                 continue;
             }
             let Some(channel) = store.channel(&channel_id).await? else {

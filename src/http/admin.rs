@@ -19,6 +19,7 @@ pub fn routes(app: App) -> Router<App> {
     Router::new()
         .route("/v1/admin/accounts", post(create_account))
         .route("/v1/admin/accounts/{id}", get(get_account))
+        .route("/v1/admin/accounts/{id}/api-keys", post(create_api_key))
         .route("/v1/admin/channels", post(create_channel))
         .route(
             "/v1/admin/channels/{id}",
@@ -155,6 +156,20 @@ async fn create_account(State(app): State<App>, body: Bytes) -> Response {
             &body,
             |v| async move { admin::create_account(&app, &v).await },
         )
+        .await,
+        true,
+    )
+}
+async fn create_api_key(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Response {
+    let body = if body.is_empty() {
+        Bytes::from_static(b"{}")
+    } else {
+        body
+    };
+    respond(
+        with_body(&body, |v| async move {
+            admin::create_api_key(&app, &id, &v).await
+        })
         .await,
         true,
     )

@@ -18,7 +18,7 @@ use crate::domain::ids::hash_token;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::rate_limit::retry_after_secs;
 use crate::service::input::{MAX_JSON_DEPTH, describe, json_too_deep, too_deep_detail};
-use crate::service::send::{self, SendError, SendOutcome, SendRequest};
+use crate::service::send::{self, SendError, SendOutcome, SendRequest, TemplateRef};
 use crate::service::views;
 use crate::store::{Channel, TemplateFilter};
 
@@ -303,12 +303,11 @@ pub fn parse_send_body(body: &[u8], family: Family) -> Result<SendRequest, BodyE
         }
     }
     Ok(SendRequest {
-        template_id,
-        phone,
         client_name,
         group_name,
         assign,
         params,
+        ..SendRequest::new(TemplateRef::Id(template_id), phone)
     })
 }
 
@@ -434,6 +433,12 @@ fn send_error(family: Family, e: SendError) -> Response {
                 "Unauthorized",
             ),
         },
+        // The compatible API takes no idempotency keys.
+        SendError::IdempotencyKeyReused => internal_error(
+            family,
+            SEND_CONTROLLER,
+            &anyhow::anyhow!("idempotency key on a compatible send"),
+        ),
         SendError::Internal(e) => internal_error(family, SEND_CONTROLLER, &e),
     }
 }

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod compat;
 pub mod guard;
+pub mod native;
 pub mod ops;
 pub mod webhooks;
 
@@ -36,6 +37,7 @@ fn canonical_request(mut req: Request<Body>) -> Request<Body> {
 
 pub fn router(app: App) -> Router {
     let mut router = compat::routes()
+        .merge(native::routes())
         .merge(webhooks::routes())
         .merge(ops::routes());
     if app.config.admin_token.is_some() {
@@ -80,6 +82,9 @@ const STATIC_SEGMENTS: &[&str] = &[
     "channels",
     "rotate-token",
     "sync",
+    "batch",
+    "batches",
+    "api-keys",
     "groups",
     "conversations",
     "close",

@@ -74,13 +74,22 @@ pub fn message_payload(job: &ClaimedJob) -> Value {
     })
 }
 
-/// Turns a transport failure into Meta's shape so it is classified like any error.
+/// Turns a transport failure into Meta's shape so it is classified like any error. The
+/// error's text names the URL; its query is cut off, since a URL Meta hands back (a paging
+/// link) can carry an access token, and this text is logged and shown to operators.
 pub fn transport_error(e: &reqwest::Error) -> MetaError {
     if e.is_timeout() {
-        MetaError::timeout()
-    } else {
-        MetaError::connection(e.to_string())
+        return MetaError::timeout();
     }
+    let mut text = e.to_string();
+    if let Some(url) = e.url()
+        && url.query().is_some()
+    {
+        let mut bare = url.clone();
+        bare.set_query(None);
+        text = text.replace(url.as_str(), bare.as_str());
+    }
+    MetaError::connection(text)
 }
 
 #[async_trait]
@@ -119,5 +128,29 @@ impl Provider for CloudProvider {
             // tell; retry (the callback data lets a late status reconcile it).
             None => Err(MetaError::from_response(502, &body, None)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn transport_errors_do_not_repeat_the_query() {
+        // Nothing listens on port 1 of loopback: the connection is refused.
+        let err = reqwest::Client::new()
+            .get("http://127.0.0.1:1/v23.0/123/message_templates?access_token=EAAGsecret&after=x")
+            .send()
+            .await
+            .unwrap_err();
+        let shown = transport_error(&err).description().to_string();
+        assert!(
+            shown.contains("127.0.0.1:1/v23.0/123/message_templates"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("EAAGsecret") && !shown.contains("after="),
+            "{shown}"
+        );
     }
 }

@@ -100,6 +100,37 @@ pub async fn get_account(app: &App, id: &str) -> AdminResult {
     Ok(views::account(&account))
 }
 
+/// A new API key for an account: account-wide access to the native API. The key is shown
+/// only here; its SHA-256 is stored.
+pub async fn create_api_key(app: &App, account_id: &str, body: &Value) -> AdminResult {
+    let f = Fields::of(body)?;
+    f.only(&["name"])?;
+    let account = app
+        .store
+        .account(account_id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound {
+            kind: "account",
+            id: account_id.into(),
+        })?;
+    let name = match f.opt_str("name")? {
+        Some(n) if !n.trim().is_empty() => n.trim().to_string(),
+        _ => "default".to_string(),
+    };
+    let key = crate::store::ApiKey {
+        id: new_id("key"),
+        account_id: account.id,
+        name,
+        created_at: now_ms(),
+    };
+    let secret = new_secret("ak_");
+    app.store.insert_api_key(&key, &hash_token(&secret)).await?;
+    Ok(
+        json!({"id": key.id, "accountId": key.account_id, "name": key.name, "key": secret,
+              "createdAt": crate::format_ms(key.created_at)}),
+    )
+}
+
 const CHANNEL_FIELDS: &[&str] = &[
     "accountId",
     "name",
@@ -241,6 +272,27 @@ pub async fn rotate_channel_token(app: &App, id: &str) -> AdminResult {
         });
     }
     Ok(json!({ "id": id, "publicToken": token }))
+}
+
+/// Rewrites every channel's secrets under the current encryption key, the step of a key
+/// rotation after which the old key can be removed. Answers what it did and how the secrets
+/// are stored afterwards.
+pub async fn reencrypt_secrets(app: &App) -> AdminResult {
+    let cipher = crate::secrets::Cipher::from_config(&app.config)?;
+    let Some(key_id) = cipher.current_key_id() else {
+        return Err(invalid(
+            "encryption_key",
+            "is not set: set PLANTILLA_ENCRYPTION_KEY to the key to encrypt with",
+        ));
+    };
+    let done = app.store.reseal_channel_secrets().await?;
+    let census = app.store.seal_census().await?;
+    Ok(json!({
+        "keyId": key_id,
+        "channels": done.channels,
+        "rewritten": done.rewritten,
+        "stored": census,
+    }))
 }
 
 pub async fn sync_templates(app: &App, channel_id: &str) -> AdminResult {

@@ -2,6 +2,7 @@
 //! through these; they hold the rules, the adapters only map shapes.
 
 pub mod admin;
+pub mod batch;
 pub mod input;
 pub mod ops;
 pub mod send;

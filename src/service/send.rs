@@ -13,17 +13,61 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::template::check_params;
 use crate::metrics::SendResult;
 use crate::now_ms;
-use crate::store::{AcceptOutcome, AcceptSend, Channel, Group, StoreError};
+use crate::store::{AcceptOutcome, AcceptSend, Channel, Group, IdempotencyKey, StoreError};
+
+/// Which template a send uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateRef {
+    Id(String),
+    /// Meta's template name and language, as the native API also accepts.
+    Name {
+        name: String,
+        language: String,
+    },
+}
+
+impl TemplateRef {
+    fn describe(&self) -> String {
+        match self {
+            TemplateRef::Id(id) => id.clone(),
+            TemplateRef::Name { name, language } => format!("{name} ({language})"),
+        }
+    }
+}
 
 /// A well-formed send (the adapters parse request bodies into this).
 #[derive(Debug, Clone)]
 pub struct SendRequest {
-    pub template_id: String,
+    pub template: TemplateRef,
     pub phone: PhoneNumber,
     pub client_name: Option<String>,
     pub group_name: Option<String>,
     pub assign: bool,
     pub params: BTreeMap<String, String>,
+    /// Where status callbacks for this message go, besides the account's endpoints.
+    pub callback_url: Option<String>,
+    /// The integrator's own data, returned with the message.
+    pub metadata: Option<serde_json::Value>,
+    pub batch_id: Option<String>,
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+impl SendRequest {
+    /// A send with only what the compatible API carries.
+    pub fn new(template: TemplateRef, phone: PhoneNumber) -> Self {
+        SendRequest {
+            template,
+            phone,
+            client_name: None,
+            group_name: None,
+            assign: false,
+            params: BTreeMap::new(),
+            callback_url: None,
+            metadata: None,
+            batch_id: None,
+            idempotency: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +106,9 @@ pub enum SendError {
     GroupNotFound(String),
     #[error("the account has reached its conversations limit")]
     ConversationLimit { limit: i64 },
+    /// The idempotency key was first used with a different request.
+    #[error("the idempotency key was used with a different request")]
+    IdempotencyKeyReused,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -102,11 +149,32 @@ pub async fn send(
 }
 
 async fn decide(app: &App, channel: &Channel, req: SendRequest) -> Result<SendOutcome, SendError> {
+    let prepared = prepare(app, channel, req).await?;
+    let outcome = match app.store.accept_send(&prepared).await {
+        // A concurrent send created the conversation (or used the idempotency key) first: the
+        // database reports its unique index; decide again, now seeing it.
+        Err(StoreError::Conflict(_)) => app.store.accept_send(&prepared).await?,
+        other => other?,
+    };
+    finish(app, &prepared, outcome)
+}
+
+/// Everything a send needs checked before its transaction (rows 4 to 9 of the contract).
+pub async fn prepare(
+    app: &App,
+    channel: &Channel,
+    req: SendRequest,
+) -> Result<AcceptSend, SendError> {
     let store = &app.store;
-    let template = store
-        .account_template(&channel.account_id, &req.template_id)
-        .await?
-        .ok_or_else(|| SendError::TemplateNotFound(req.template_id.clone()))?;
+    let template = match &req.template {
+        TemplateRef::Id(id) => store.account_template(&channel.account_id, id).await?,
+        TemplateRef::Name { name, language } => {
+            store
+                .template_by_name(&channel.account_id, name, language)
+                .await?
+        }
+    }
+    .ok_or_else(|| SendError::TemplateNotFound(req.template.describe()))?;
 
     let mut incomplete = Vec::new();
     if template.app_id.trim().is_empty() {
@@ -155,7 +223,7 @@ async fn decide(app: &App, channel: &Channel, req: SendRequest) -> Result<SendOu
         .ok_or_else(|| anyhow::anyhow!("channel {} has no account", channel.id))?;
 
     let now = now_ms();
-    let accept = AcceptSend {
+    Ok(AcceptSend {
         account_id: account.id,
         channel_id: channel.id.clone(),
         template_id: template.id,
@@ -173,13 +241,19 @@ async fn decide(app: &App, channel: &Channel, req: SendRequest) -> Result<SendOu
         ),
         new_conversation_id: new_id("conv"),
         new_message_id: new_id("msg"),
-    };
-    let outcome = match store.accept_send(&accept).await {
-        // A concurrent send created the conversation first (a database without a single
-        // writer reports the unique index): decide again, now seeing it.
-        Err(StoreError::Conflict(_)) => store.accept_send(&accept).await?,
-        other => other?,
-    };
+        batch_id: req.batch_id,
+        callback_url: req.callback_url,
+        metadata: req.metadata,
+        idempotency: req.idempotency,
+    })
+}
+
+/// Maps a stored decision to the send's outcome, waking the dispatcher for a queued message.
+pub fn finish(
+    app: &App,
+    prepared: &AcceptSend,
+    outcome: AcceptOutcome,
+) -> Result<SendOutcome, SendError> {
     Ok(match outcome {
         AcceptOutcome::Sent {
             conversation_id,
@@ -206,9 +280,11 @@ async fn decide(app: &App, channel: &Channel, req: SendRequest) -> Result<SendOu
         }
         AcceptOutcome::LimitReached => {
             return Err(SendError::ConversationLimit {
-                limit: accept.conversation_limit,
+                limit: prepared.conversation_limit,
             });
         }
+        AcceptOutcome::Replayed { original } => return finish(app, prepared, *original),
+        AcceptOutcome::KeyReused => return Err(SendError::IdempotencyKeyReused),
     })
 }
 

@@ -133,7 +133,7 @@ pub async fn sync(app: &App, channel: &Channel) -> Result<SyncSummary, SyncError
             upsert(app, channel, t, &mut summary).await?;
         }
         match page["paging"]["next"].as_str() {
-            Some(next) if summary.pages < MAX_PAGES => url = next.to_string(),
+            Some(next) if summary.pages < MAX_PAGES => url = without_access_token(next),
             _ => break,
         }
     }
@@ -256,9 +256,43 @@ pub async fn sync_periodically(
     }
 }
 
+/// Meta's paging links repeat the access token in their query. It is sent as a header
+/// instead, so it never sits in a URL, which errors and proxies print.
+fn without_access_token(link: &str) -> String {
+    let Ok(mut url) = reqwest::Url::parse(link) else {
+        return link.to_string();
+    };
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "access_token")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    url.set_query(None);
+    if !kept.is_empty() {
+        url.query_pairs_mut().extend_pairs(kept);
+    }
+    url.into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paging_links_lose_their_access_token() {
+        assert_eq!(
+            without_access_token(
+                "https://graph.facebook.com/v23.0/55/message_templates?access_token=EAAGx&limit=100&after=QVFI"
+            ),
+            "https://graph.facebook.com/v23.0/55/message_templates?limit=100&after=QVFI"
+        );
+        assert_eq!(
+            without_access_token("http://127.0.0.1:9/v1/55/message_templates?access_token=EAAGx"),
+            "http://127.0.0.1:9/v1/55/message_templates"
+        );
+        let plain = "http://127.0.0.1:9/v1/55/message_templates?limit=2&after=b";
+        assert_eq!(without_access_token(plain), plain);
+    }
 
     #[test]
     fn meta_components_become_content() {

@@ -11,10 +11,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::status::{CloseReason, ConversationStatus, MessageStatus};
+use crate::secrets::{Cipher, SealCensus, channel_context};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -38,24 +39,99 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// Opens the store named by a database URL and applies its migrations.
+/// Opens the store named by a database URL, applies its migrations and checks that every
+/// key the stored channel secrets need is configured.
 pub async fn open(config: &crate::config::Config) -> anyhow::Result<Arc<dyn Store>> {
+    let cipher = Arc::new(Cipher::from_config(config)?);
     let url = config.database_url.as_str();
-    if url.starts_with("sqlite:") {
-        Ok(Arc::new(
-            sqlite::SqliteStore::open(url, &config.sqlite_synchronous).await?,
-        ))
+    let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
+        Arc::new(
+            sqlite::SqliteStore::open(url, &config.sqlite_synchronous)
+                .await?
+                .with_cipher(cipher.clone()),
+        )
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(
-            postgres::PgStore::open(url, config.database_max_connections).await?,
-        ))
+        Arc::new(
+            postgres::PgStore::open(url, config.database_max_connections)
+                .await?
+                .with_cipher(cipher.clone()),
+        )
     } else {
         anyhow::bail!(
             "unsupported DATABASE_URL '{}': use sqlite://path/to/file.db or \
              postgres://user:password@host:port/database",
             url.split(':').next().unwrap_or_default()
         )
+    };
+    let census = store.seal_census().await?;
+    match cipher.check(&census) {
+        Err(e) => anyhow::bail!("cannot read the stored channel secrets: {e}"),
+        Ok(_) if cipher.current_key_id().is_none() => tracing::warn!(
+            "PLANTILLA_ENCRYPTION_KEY is not set: channel secrets (access tokens, app secrets, \
+             verify tokens) are stored unencrypted; generate a key with `openssl rand -hex 32`"
+        ),
+        Ok(Some(stale)) => tracing::warn!("{stale}"),
+        Ok(None) => {}
     }
+    Ok(store)
+}
+
+/// The columns of `channels` that hold secrets, in the order the helpers below use.
+const SECRET_COLUMNS: [&str; 3] = ["access_token", "app_secret", "verify_token"];
+
+/// A channel's secrets, in `SECRET_COLUMNS` order.
+fn secrets_of(c: &Channel) -> [&str; 3] {
+    [&c.access_token, &c.app_secret, &c.verify_token]
+}
+
+/// How a channel's secrets are stored.
+fn seal_secrets(cipher: &Cipher, channel_id: &str, open: [&str; 3]) -> [String; 3] {
+    std::array::from_fn(|i| cipher.seal(&channel_context(channel_id, SECRET_COLUMNS[i]), open[i]))
+}
+
+/// Opens a channel's stored secrets; the error names the channel, the column and the key
+/// needed, never a value.
+fn open_secrets(cipher: &Cipher, channel_id: &str, stored: [&str; 3]) -> StoreResult<[String; 3]> {
+    let mut open: [String; 3] = Default::default();
+    for (i, column) in SECRET_COLUMNS.iter().enumerate() {
+        open[i] = cipher
+            .open(&channel_context(channel_id, column), stored[i])
+            .map_err(|e| {
+                anyhow::anyhow!("cannot decrypt the {column} of channel {channel_id}: {e}")
+            })?;
+    }
+    Ok(open)
+}
+
+/// What resealing a channel writes: `None` when its stored secrets are already as the cipher
+/// would write them now.
+fn reseal(
+    cipher: &Cipher,
+    channel_id: &str,
+    stored: [&str; 3],
+) -> StoreResult<Option<[String; 3]>> {
+    if stored.iter().all(|s| cipher.is_current(s)) {
+        return Ok(None);
+    }
+    let open = open_secrets(cipher, channel_id, stored)?;
+    Ok(Some(seal_secrets(
+        cipher,
+        channel_id,
+        [&open[0], &open[1], &open[2]],
+    )))
+}
+
+/// How many times resealing retries a channel that changed under it.
+const RESEAL_TRIES: u32 = 5;
+
+/// What `reseal_channel_secrets` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resealed {
+    /// Channels looked at.
+    pub channels: u64,
+    /// Channels whose secrets were rewritten under the current key.
+    pub rewritten: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -91,8 +167,9 @@ impl ProviderKind {
     }
 }
 
-/// A WhatsApp number of an account. Holds secrets: never serialize it directly.
-#[derive(Debug, Clone)]
+/// A WhatsApp number of an account. Holds its secrets decrypted: never serialize it
+/// directly (`views::channel` shows it); its `Debug` leaves the secrets out.
+#[derive(Clone)]
 pub struct Channel {
     pub id: String,
     pub account_id: String,
@@ -112,6 +189,29 @@ pub struct Channel {
     pub health_error: Option<ProviderError>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |s: &str| if s.is_empty() { "unset" } else { "[redacted]" };
+        f.debug_struct("Channel")
+            .field("id", &self.id)
+            .field("account_id", &self.account_id)
+            .field("name", &self.name)
+            .field("provider", &self.provider)
+            .field("phone_number_id", &self.phone_number_id)
+            .field("waba_id", &self.waba_id)
+            .field("access_token", &set(&self.access_token))
+            .field("app_secret", &set(&self.app_secret))
+            .field("verify_token", &set(&self.verify_token))
+            .field("status", &self.status)
+            .field("messages_per_second", &self.messages_per_second)
+            .field("health", &self.health)
+            .field("health_error", &self.health_error)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -200,6 +300,9 @@ pub struct Message {
     pub read_at: Option<i64>,
     pub failed_at: Option<i64>,
     pub pricing_category: Option<String>,
+    pub batch_id: Option<String>,
+    pub callback_url: Option<String>,
+    pub metadata: Option<Value>,
     pub updated_at: i64,
 }
 
@@ -233,9 +336,26 @@ pub struct AcceptSend {
     pub expire_before: i64,
     pub new_conversation_id: String,
     pub new_message_id: String,
+    pub batch_id: Option<String>,
+    pub callback_url: Option<String>,
+    pub metadata: Option<Value>,
+    /// The caller's idempotency key: written in the same transaction, so a retry with the
+    /// same key replays this decision instead of deciding again.
+    pub idempotency: Option<IdempotencyKey>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    /// Whose key it is (a channel or an account): keys of different callers never meet.
+    pub scope: String,
+    pub key: String,
+    /// A hash of the request the key was first used with.
+    pub fingerprint: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum AcceptOutcome {
     /// Queued on an open conversation.
     Sent {
@@ -251,6 +371,68 @@ pub enum AcceptOutcome {
     AlreadyPending { conversation_id: String },
     /// The account used its plan's conversations this period; nothing was stored.
     LimitReached,
+    /// The idempotency key was used before with this request: what was decided then.
+    Replayed { original: Box<AcceptOutcome> },
+    /// The idempotency key was used before with a different request; nothing was stored.
+    KeyReused,
+}
+
+/// What an idempotency key seen before means for a request with `fingerprint`.
+pub(crate) fn replay(
+    fingerprint: &str,
+    stored_fingerprint: &str,
+    stored: &str,
+) -> StoreResult<AcceptOutcome> {
+    if fingerprint != stored_fingerprint {
+        return Ok(AcceptOutcome::KeyReused);
+    }
+    let original: AcceptOutcome = serde_json::from_str(stored)
+        .map_err(|e| StoreError::Other(anyhow::anyhow!("stored idempotent outcome: {e}")))?;
+    Ok(AcceptOutcome::Replayed {
+        original: Box::new(original),
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKey {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub id: String,
+    pub account_id: String,
+    pub channel_id: String,
+    pub total: i64,
+    pub accepted: i64,
+    pub rejected: i64,
+    pub created_at: i64,
+}
+
+/// Filters of a message list; `after` is the cursor (the last `(queued_at, id)` seen).
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    pub channel_id: Option<String>,
+    pub status: Option<String>,
+    pub phone_number: Option<String>,
+    pub batch_id: Option<String>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub after: Option<(i64, String)>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ConversationFilter {
+    pub channel_id: Option<String>,
+    pub status: Option<String>,
+    pub phone_number: Option<String>,
+    pub after: Option<(i64, String)>,
+    pub limit: u32,
 }
 
 /// A delivery job claimed by a dispatcher, with what the provider needs.
@@ -374,6 +556,12 @@ pub trait Store: Send + Sync + 'static {
         halted: Option<&ProviderError>,
         now: i64,
     ) -> StoreResult<()>;
+    /// Rewrites the secrets of every channel whose secrets are not under the current
+    /// encryption key (key rotation). Each rewrite is a compare-and-set on the stored values,
+    /// so a concurrent change of the channel is never overwritten.
+    async fn reseal_channel_secrets(&self) -> StoreResult<Resealed>;
+    /// How the channels' secrets are stored: unencrypted, or under which key.
+    async fn seal_census(&self) -> StoreResult<SealCensus>;
 
     // Groups
     async fn insert_group(&self, group: &Group) -> StoreResult<()>;
@@ -427,6 +615,34 @@ pub trait Store: Send + Sync + 'static {
     /// Decides and stores one send in a single transaction: the conversation (found, expired or
     /// created within the plan limit), the contact, the message and its delivery job.
     async fn accept_send(&self, send: &AcceptSend) -> StoreResult<AcceptOutcome>;
+    /// Decides and stores many sends in one transaction, each as `accept_send` would; a send
+    /// that meets a concurrent conversation gets `Err(Conflict)` and the others stand.
+    async fn accept_batch(
+        &self,
+        sends: &[AcceptSend],
+    ) -> StoreResult<Vec<StoreResult<AcceptOutcome>>>;
+    async fn insert_batch(&self, batch: &Batch) -> StoreResult<()>;
+    async fn batch(&self, id: &str) -> StoreResult<Option<Batch>>;
+    /// Messages of a batch by status.
+    async fn batch_counts(&self, id: &str) -> StoreResult<Vec<(String, i64)>>;
+    async fn list_messages(
+        &self,
+        account_id: &str,
+        filter: &MessageFilter,
+    ) -> StoreResult<Vec<Message>>;
+    async fn list_conversations(
+        &self,
+        account_id: &str,
+        filter: &ConversationFilter,
+    ) -> StoreResult<Vec<Conversation>>;
+    /// When a queued message's next attempt is due, if it has a delivery job.
+    async fn next_attempt_at(&self, message_id: &str) -> StoreResult<Option<i64>>;
+    async fn delete_expired_idempotency_keys(&self, now: i64) -> StoreResult<u64>;
+
+    // API keys
+    async fn insert_api_key(&self, key: &ApiKey, key_hash: &str) -> StoreResult<()>;
+    /// The live key with this hash.
+    async fn api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKey>>;
 
     // Delivery
     /// Connected, healthy channels that have jobs due at `now`. A job whose lease expired (its dispatcher died

@@ -45,6 +45,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "channel_owners",
         include_str!("../../migrations/postgres/0002_channel_owners.sql"),
     ),
+    (
+        3,
+        "native_api",
+        include_str!("../../migrations/postgres/0003_native_api.sql"),
+    ),
 ];
 
 /// The channel every instance listens on; accepted sends notify it (on commit).
@@ -58,6 +63,8 @@ const STARTUP_WAIT: Duration = Duration::from_secs(30);
 
 pub struct PgStore {
     pool: PgPool,
+    /// Seals channel secrets on write and opens them on read.
+    cipher: Arc<Cipher>,
 }
 
 impl PgStore {
@@ -79,7 +86,16 @@ impl PgStore {
             .await
             .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL at {place}: {e}"))?;
         migrate(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            cipher: Arc::new(Cipher::none()),
+        })
+    }
+
+    /// Seals channel secrets with `cipher` (without one they are stored as given).
+    pub fn with_cipher(mut self, cipher: Arc<Cipher>) -> Self {
+        self.cipher = cipher;
+        self
     }
 
     /// The pool, for tests and tools.
@@ -197,19 +213,27 @@ async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
 
 // Ties in `created_at` (and "the first" row where SQLite takes the first in insertion order)
 // are broken by id: ids are time-ordered UUIDs, compared bytewise as SQLite compares text.
-fn channel_from_row(r: &PgRow) -> StoreResult<Channel> {
+fn channel_from_row(cipher: &Cipher, r: &PgRow) -> StoreResult<Channel> {
     let provider: String = r.try_get("provider")?;
+    let id: String = r.try_get("id")?;
+    let stored: [String; 3] = [
+        r.try_get("access_token")?,
+        r.try_get("app_secret")?,
+        r.try_get("verify_token")?,
+    ];
+    let [access_token, app_secret, verify_token] =
+        open_secrets(cipher, &id, [&stored[0], &stored[1], &stored[2]])?;
     Ok(Channel {
-        id: r.try_get("id")?,
+        id,
         account_id: r.try_get("account_id")?,
         name: r.try_get("name")?,
         provider: ProviderKind::parse(&provider)
             .with_context(|| format!("unknown provider '{provider}' in database"))?,
         phone_number_id: r.try_get("phone_number_id")?,
         waba_id: r.try_get("waba_id")?,
-        access_token: r.try_get("access_token")?,
-        app_secret: r.try_get("app_secret")?,
-        verify_token: r.try_get("verify_token")?,
+        access_token,
+        app_secret,
+        verify_token,
         status: r.try_get("status")?,
         messages_per_second: r.try_get("messages_per_second")?,
         health: r.try_get("health")?,
@@ -310,6 +334,13 @@ fn message_from_row(r: &PgRow) -> StoreResult<Message> {
         read_at: r.try_get("read_at")?,
         failed_at: r.try_get("failed_at")?,
         pricing_category: r.try_get("pricing_category")?,
+        batch_id: r.try_get("batch_id")?,
+        callback_url: r.try_get("callback_url")?,
+        metadata: r
+            .try_get::<Option<String>, _>("metadata")?
+            .map(|m| serde_json::from_str(&m))
+            .transpose()
+            .context("message metadata")?,
         updated_at: r.try_get("updated_at")?,
     })
 }
@@ -399,8 +430,8 @@ async fn insert_message_and_job(
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO messages (id, account_id, channel_id, conversation_id, template_id,
-            phone_number, params, status, queued_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9)",
+            phone_number, params, status, queued_at, updated_at, batch_id, callback_url, metadata)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, $12)",
     )
     .bind(&send.new_message_id)
     .bind(&send.account_id)
@@ -411,6 +442,9 @@ async fn insert_message_and_job(
     .bind(serde_json::to_string(&send.params).context("params")?)
     .bind(send.now)
     .bind(send.now)
+    .bind(&send.batch_id)
+    .bind(&send.callback_url)
+    .bind(send.metadata.as_ref().map(|m| m.to_string()))
     .execute(&mut **tx)
     .await?;
     sqlx::query("INSERT INTO delivery_jobs (message_id, channel_id, run_at) VALUES ($1, $2, $3)")
@@ -506,6 +540,175 @@ async fn fail_message(
     conversation_follows(tx, message, MessageStatus::Failed, now).await
 }
 
+/// One send's decision inside the caller's transaction (see `Store::accept_send`).
+async fn accept_in(
+    tx: &mut Transaction<'_, Postgres>,
+    send: &AcceptSend,
+) -> StoreResult<AcceptOutcome> {
+    if let Some(idem) = &send.idempotency {
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at <= $3",
+        )
+        .bind(&idem.scope)
+        .bind(&idem.key)
+        .bind(send.now)
+        .execute(&mut **tx)
+        .await?;
+        let seen = sqlx::query(
+            "SELECT fingerprint, outcome FROM idempotency_keys WHERE scope = $1 AND key = $2",
+        )
+        .bind(&idem.scope)
+        .bind(&idem.key)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(row) = seen {
+            return replay(
+                &idem.fingerprint,
+                &row.try_get::<String, _>("fingerprint")?,
+                &row.try_get::<String, _>("outcome")?,
+            );
+        }
+        sqlx::query(
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, outcome, created_at, expires_at)
+             VALUES ($1, $2, $3, '{}', $4, $5)",
+        )
+        .bind(&idem.scope)
+        .bind(&idem.key)
+        .bind(&idem.fingerprint)
+        .bind(send.now)
+        .bind(idem.expires_at)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let outcome = decide_send(tx, send).await?;
+    if let Some(idem) = &send.idempotency {
+        sqlx::query("UPDATE idempotency_keys SET outcome = $1 WHERE scope = $2 AND key = $3")
+            .bind(serde_json::to_string(&outcome).context("outcome")?)
+            .bind(&idem.scope)
+            .bind(&idem.key)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(outcome)
+}
+
+async fn decide_send(
+    tx: &mut Transaction<'_, Postgres>,
+    send: &AcceptSend,
+) -> StoreResult<AcceptOutcome> {
+    sqlx::query(
+        "UPDATE conversations SET status = 'closed', closed_at = $1, close_reason = 'expired'
+         WHERE channel_id = $2 AND phone_number = $3 AND status = 'open'
+           AND last_activity_at < $4",
+    )
+    .bind(send.now)
+    .bind(&send.channel_id)
+    .bind(&send.phone_number)
+    .bind(send.expire_before)
+    .execute(&mut **tx)
+    .await?;
+    let active = sqlx::query(
+        "SELECT id, status FROM conversations
+         WHERE channel_id = $1 AND phone_number = $2 AND status IN ('pending', 'open')
+         FOR NO KEY UPDATE",
+    )
+    .bind(&send.channel_id)
+    .bind(&send.phone_number)
+    .fetch_optional(&mut **tx)
+    .await?;
+
+    if let Some(row) = active {
+        let conversation_id: String = row.try_get("id")?;
+        let status: String = row.try_get("status")?;
+        if status == "pending" {
+            // Nothing new is sent.
+            return Ok(AcceptOutcome::AlreadyPending { conversation_id });
+        }
+        upsert_contact(tx, send).await?;
+        insert_message_and_job(tx, send, &conversation_id).await?;
+        sqlx::query("UPDATE conversations SET last_activity_at = $1 WHERE id = $2")
+            .bind(send.now)
+            .bind(&conversation_id)
+            .execute(&mut **tx)
+            .await?;
+        return Ok(AcceptOutcome::Sent {
+            conversation_id,
+            message_id: send.new_message_id.clone(),
+        });
+    }
+
+    // The plan's counter first (every new conversation takes it before the contact).
+    sqlx::query(
+        "INSERT INTO conversation_usage (account_id, period, used) VALUES ($1, $2, 0)
+         ON CONFLICT (account_id, period) DO NOTHING",
+    )
+    .bind(&send.account_id)
+    .bind(&send.period)
+    .execute(&mut **tx)
+    .await?;
+    let counted = sqlx::query(
+        "UPDATE conversation_usage SET used = used + 1
+         WHERE account_id = $1 AND period = $2 AND used < $3",
+    )
+    .bind(&send.account_id)
+    .bind(&send.period)
+    .bind(send.conversation_limit)
+    .execute(&mut **tx)
+    .await?;
+    if counted.rows_affected() == 0 {
+        return Ok(AcceptOutcome::LimitReached);
+    }
+
+    upsert_contact(tx, send).await?;
+    let client_name: String = sqlx::query_scalar(
+        "SELECT client_name FROM contacts WHERE account_id = $1 AND phone_number = $2",
+    )
+    .bind(&send.account_id)
+    .bind(&send.phone_number)
+    .fetch_one(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO conversations (id, account_id, channel_id, phone_number, status,
+            assignee, group_id, client_name, first_message_id, created_at, last_activity_at)
+         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&send.new_conversation_id)
+    .bind(&send.account_id)
+    .bind(&send.channel_id)
+    .bind(&send.phone_number)
+    .bind(send.assignee)
+    .bind(&send.group_id)
+    .bind(&client_name)
+    .bind(&send.new_message_id)
+    .bind(send.now)
+    .bind(send.now)
+    .execute(&mut **tx)
+    .await?;
+    insert_message_and_job(tx, send, &send.new_conversation_id).await?;
+    Ok(AcceptOutcome::Pending {
+        conversation_id: send.new_conversation_id.clone(),
+        message_id: send.new_message_id.clone(),
+    })
+}
+
+/// The contact of a send: its name when the sender gave one, else the number (kept if the
+/// contact exists).
+async fn upsert_contact(tx: &mut Transaction<'_, Postgres>, send: &AcceptSend) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO contacts (account_id, phone_number, client_name, created_at, updated_at)
+         VALUES ($1, $2, coalesce($3, $2), $4, $4)
+         ON CONFLICT (account_id, phone_number) DO UPDATE
+         SET client_name = coalesce($3, contacts.client_name), updated_at = $4",
+    )
+    .bind(&send.account_id)
+    .bind(&send.phone_number)
+    .bind(&send.client_name)
+    .bind(send.now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl Store for PgStore {
     async fn ping(&self) -> StoreResult<bool> {
@@ -578,6 +781,8 @@ impl Store for PgStore {
     }
 
     async fn insert_channel(&self, c: &Channel, token_hash: &str) -> StoreResult<()> {
+        let [access_token, app_secret, verify_token] =
+            seal_secrets(&self.cipher, &c.id, secrets_of(c));
         sqlx::query(
             "INSERT INTO channels (id, account_id, name, provider, phone_number_id, waba_id,
                 access_token, app_secret, verify_token, status, messages_per_second,
@@ -590,9 +795,9 @@ impl Store for PgStore {
         .bind(c.provider.as_str())
         .bind(&c.phone_number_id)
         .bind(&c.waba_id)
-        .bind(&c.access_token)
-        .bind(&c.app_secret)
-        .bind(&c.verify_token)
+        .bind(&access_token)
+        .bind(&app_secret)
+        .bind(&verify_token)
         .bind(&c.status)
         .bind(c.messages_per_second)
         .bind(token_hash)
@@ -604,6 +809,8 @@ impl Store for PgStore {
     }
 
     async fn update_channel(&self, c: &Channel) -> StoreResult<()> {
+        let [access_token, app_secret, verify_token] =
+            seal_secrets(&self.cipher, &c.id, secrets_of(c));
         sqlx::query(
             "UPDATE channels SET name = $1, provider = $2, phone_number_id = $3, waba_id = $4,
                 access_token = $5, app_secret = $6, verify_token = $7, status = $8,
@@ -614,9 +821,9 @@ impl Store for PgStore {
         .bind(c.provider.as_str())
         .bind(&c.phone_number_id)
         .bind(&c.waba_id)
-        .bind(&c.access_token)
-        .bind(&c.app_secret)
-        .bind(&c.verify_token)
+        .bind(&access_token)
+        .bind(&app_secret)
+        .bind(&verify_token)
         .bind(&c.status)
         .bind(c.messages_per_second)
         .bind(c.updated_at)
@@ -644,7 +851,7 @@ impl Store for PgStore {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(channel_from_row)
+            .map(|r| channel_from_row(&self.cipher, r))
             .transpose()
     }
 
@@ -654,7 +861,7 @@ impl Store for PgStore {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(channel_from_row)
+            .map(|r| channel_from_row(&self.cipher, r))
             .transpose()
     }
 
@@ -667,7 +874,7 @@ impl Store for PgStore {
         .fetch_optional(&self.pool)
         .await?
         .as_ref()
-        .map(channel_from_row)
+        .map(|r| channel_from_row(&self.cipher, r))
         .transpose()
     }
 
@@ -679,7 +886,7 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(channel_from_row)
+        .map(|r| channel_from_row(&self.cipher, r))
         .collect()
     }
 
@@ -688,8 +895,70 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(channel_from_row)
+            .map(|r| channel_from_row(&self.cipher, r))
             .collect()
+    }
+
+    async fn reseal_channel_secrets(&self) -> StoreResult<Resealed> {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM channels ORDER BY created_at, id COLLATE \"C\"")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut done = Resealed::default();
+        for id in ids {
+            done.channels += 1;
+            for attempt in 1..=RESEAL_TRIES {
+                let stored: Option<(String, String, String)> = sqlx::query_as(
+                    "SELECT access_token, app_secret, verify_token FROM channels WHERE id = $1",
+                )
+                .bind(&id)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some((a, s, v)) = stored else { break };
+                let Some([na, ns, nv]) = reseal(&self.cipher, &id, [&a, &s, &v])? else {
+                    break;
+                };
+                let written = sqlx::query(
+                    "UPDATE channels SET access_token = $1, app_secret = $2, verify_token = $3
+                     WHERE id = $4 AND access_token = $5 AND app_secret = $6
+                       AND verify_token = $7",
+                )
+                .bind(&na)
+                .bind(&ns)
+                .bind(&nv)
+                .bind(&id)
+                .bind(&a)
+                .bind(&s)
+                .bind(&v)
+                .execute(&self.pool)
+                .await?;
+                if written.rows_affected() == 1 {
+                    done.rewritten += 1;
+                    break;
+                }
+                if attempt == RESEAL_TRIES {
+                    return Err(anyhow::anyhow!(
+                        "channel {id} kept changing while its secrets were re-encrypted; run again"
+                    )
+                    .into());
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    async fn seal_census(&self) -> StoreResult<SealCensus> {
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT access_token, app_secret, verify_token FROM channels")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut census = SealCensus::default();
+        for (a, s, v) in &rows {
+            for stored in [a, s, v] {
+                census.count(stored);
+            }
+        }
+        Ok(census)
     }
 
     async fn set_channel_health(
@@ -1008,136 +1277,184 @@ impl Store for PgStore {
     }
 
     async fn accept_send(&self, send: &AcceptSend) -> StoreResult<AcceptOutcome> {
-        // Any early return or error drops `tx`, which rolls it back.
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE conversations SET status = 'closed', closed_at = $1, close_reason = 'expired'
-             WHERE channel_id = $2 AND phone_number = $3 AND status = 'open'
-               AND last_activity_at < $4",
-        )
-        .bind(send.now)
-        .bind(&send.channel_id)
-        .bind(&send.phone_number)
-        .bind(send.expire_before)
-        .execute(&mut *tx)
-        .await?;
-        // Locked: it cannot be closed or moved while this send is decided. A conversation
-        // created by a concurrent, uncommitted send is not seen here; inserting ours then
-        // breaks `conversations_one_active`, a `Conflict` the caller retries.
-        let active = sqlx::query(
-            "SELECT id, status FROM conversations
-             WHERE channel_id = $1 AND phone_number = $2 AND status IN ('pending', 'open')
-             FOR NO KEY UPDATE",
-        )
-        .bind(&send.channel_id)
-        .bind(&send.phone_number)
-        .fetch_optional(&mut *tx)
-        .await?;
-
-        if let Some(name) = &send.client_name {
-            sqlx::query(
-                "INSERT INTO contacts (account_id, phone_number, client_name, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (account_id, phone_number)
-                 DO UPDATE SET client_name = excluded.client_name, updated_at = excluded.updated_at",
-            )
-            .bind(&send.account_id)
-            .bind(&send.phone_number)
-            .bind(name)
-            .bind(send.now)
-            .bind(send.now)
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        if let Some(row) = active {
-            let conversation_id: String = row.try_get("id")?;
-            let status: String = row.try_get("status")?;
-            if status == "pending" {
-                // Nothing new is sent; the contact name change above is dropped with the
-                // transaction.
-                return Ok(AcceptOutcome::AlreadyPending { conversation_id });
-            }
-            insert_message_and_job(&mut tx, send, &conversation_id).await?;
-            sqlx::query("UPDATE conversations SET last_activity_at = $1 WHERE id = $2")
-                .bind(send.now)
-                .bind(&conversation_id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            return Ok(AcceptOutcome::Sent {
-                conversation_id,
-                message_id: send.new_message_id.clone(),
-            });
-        }
-
-        // The contact before the usage counter, as a send with a client name has it (upserted
-        // above): every send locks the contact, then the counter, so two sends cannot wait on
-        // each other. Without the counter's approval this is rolled back.
-        sqlx::query(
-            "INSERT INTO contacts (account_id, phone_number, client_name, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, phone_number) DO NOTHING",
-        )
-        .bind(&send.account_id)
-        .bind(&send.phone_number)
-        .bind(&send.phone_number)
-        .bind(send.now)
-        .bind(send.now)
-        .execute(&mut *tx)
-        .await?;
-        let client_name: String = sqlx::query_scalar(
-            "SELECT client_name FROM contacts WHERE account_id = $1 AND phone_number = $2",
-        )
-        .bind(&send.account_id)
-        .bind(&send.phone_number)
-        .fetch_one(&mut *tx)
-        .await?;
-        // The counter's row lock serializes the account's new conversations: a waiting
-        // update sees the committed count.
-        sqlx::query(
-            "INSERT INTO conversation_usage (account_id, period, used) VALUES ($1, $2, 0)
-             ON CONFLICT (account_id, period) DO NOTHING",
-        )
-        .bind(&send.account_id)
-        .bind(&send.period)
-        .execute(&mut *tx)
-        .await?;
-        let counted = sqlx::query(
-            "UPDATE conversation_usage SET used = used + 1
-             WHERE account_id = $1 AND period = $2 AND used < $3",
-        )
-        .bind(&send.account_id)
-        .bind(&send.period)
-        .bind(send.conversation_limit)
-        .execute(&mut *tx)
-        .await?;
-        if counted.rows_affected() == 0 {
-            return Ok(AcceptOutcome::LimitReached);
-        }
-
-        sqlx::query(
-            "INSERT INTO conversations (id, account_id, channel_id, phone_number, status,
-                assignee, group_id, client_name, first_message_id, created_at, last_activity_at)
-             VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&send.new_conversation_id)
-        .bind(&send.account_id)
-        .bind(&send.channel_id)
-        .bind(&send.phone_number)
-        .bind(send.assignee)
-        .bind(&send.group_id)
-        .bind(&client_name)
-        .bind(&send.new_message_id)
-        .bind(send.now)
-        .bind(send.now)
-        .execute(&mut *tx)
-        .await?;
-        insert_message_and_job(&mut tx, send, &send.new_conversation_id).await?;
+        let outcome = accept_in(&mut tx, send).await?;
         tx.commit().await?;
-        Ok(AcceptOutcome::Pending {
-            conversation_id: send.new_conversation_id.clone(),
-            message_id: send.new_message_id.clone(),
+        Ok(outcome)
+    }
+
+    async fn accept_batch(
+        &self,
+        sends: &[AcceptSend],
+    ) -> StoreResult<Vec<StoreResult<AcceptOutcome>>> {
+        let mut tx = self.pool.begin().await?;
+        let mut outcomes = Vec::with_capacity(sends.len());
+        for send in sends {
+            // A savepoint per send: one send's failure leaves the others standing.
+            let mut one = sqlx::Acquire::begin(&mut tx).await?;
+            match accept_in(&mut one, send).await {
+                Ok(outcome) => {
+                    one.commit().await?;
+                    outcomes.push(Ok(outcome));
+                }
+                Err(e) => {
+                    one.rollback().await?;
+                    outcomes.push(Err(e));
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn insert_batch(&self, b: &Batch) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO batches (id, account_id, channel_id, total, accepted, rejected, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (id) DO UPDATE SET total = excluded.total,
+                accepted = excluded.accepted, rejected = excluded.rejected",
+        )
+        .bind(&b.id)
+        .bind(&b.account_id)
+        .bind(&b.channel_id)
+        .bind(b.total)
+        .bind(b.accepted)
+        .bind(b.rejected)
+        .bind(b.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn batch(&self, id: &str) -> StoreResult<Option<Batch>> {
+        let row = sqlx::query("SELECT * FROM batches WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(Batch {
+                id: r.try_get("id")?,
+                account_id: r.try_get("account_id")?,
+                channel_id: r.try_get("channel_id")?,
+                total: r.try_get("total")?,
+                accepted: r.try_get("accepted")?,
+                rejected: r.try_get("rejected")?,
+                created_at: r.try_get("created_at")?,
+            })
         })
+        .transpose()
+    }
+
+    async fn batch_counts(&self, id: &str) -> StoreResult<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT status, count(*) FROM messages WHERE batch_id = $1 GROUP BY status ORDER BY status",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn list_messages(
+        &self,
+        account_id: &str,
+        f: &MessageFilter,
+    ) -> StoreResult<Vec<Message>> {
+        let (after_time, after_id) = f.after.clone().unzip();
+        let rows = sqlx::query(
+            "SELECT * FROM messages WHERE account_id = $1
+               AND ($2 IS NULL OR channel_id = $2) AND ($3 IS NULL OR status = $3)
+               AND ($4 IS NULL OR phone_number = $4) AND ($5 IS NULL OR batch_id = $5)
+               AND ($6 IS NULL OR queued_at >= $6) AND ($7 IS NULL OR queued_at < $7)
+               AND ($8 IS NULL OR queued_at > $8 OR (queued_at = $8 AND id > $9))
+             ORDER BY queued_at, id LIMIT $10",
+        )
+        .bind(account_id)
+        .bind(&f.channel_id)
+        .bind(&f.status)
+        .bind(&f.phone_number)
+        .bind(&f.batch_id)
+        .bind(f.from)
+        .bind(f.to)
+        .bind(after_time)
+        .bind(after_id)
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    async fn list_conversations(
+        &self,
+        account_id: &str,
+        f: &ConversationFilter,
+    ) -> StoreResult<Vec<Conversation>> {
+        let (after_time, after_id) = f.after.clone().unzip();
+        let rows = sqlx::query(&format!(
+            "{CONVERSATION_SELECT} WHERE c.account_id = $1
+               AND ($2 IS NULL OR c.channel_id = $2) AND ($3 IS NULL OR c.status = $3)
+               AND ($4 IS NULL OR c.phone_number = $4)
+               AND ($5 IS NULL OR c.created_at > $5 OR (c.created_at = $5 AND c.id > $6))
+             ORDER BY c.created_at, c.id LIMIT $7"
+        ))
+        .bind(account_id)
+        .bind(&f.channel_id)
+        .bind(&f.status)
+        .bind(&f.phone_number)
+        .bind(after_time)
+        .bind(after_id)
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(conversation_from_row).collect()
+    }
+
+    async fn next_attempt_at(&self, message_id: &str) -> StoreResult<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT run_at FROM delivery_jobs WHERE message_id = $1")
+                .bind(message_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn delete_expired_idempotency_keys(&self, now: i64) -> StoreResult<u64> {
+        Ok(
+            sqlx::query("DELETE FROM idempotency_keys WHERE expires_at <= $1")
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+
+    async fn insert_api_key(&self, k: &ApiKey, key_hash: &str) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, account_id, name, key_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&k.id)
+        .bind(&k.account_id)
+        .bind(&k.name)
+        .bind(key_hash)
+        .bind(k.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKey>> {
+        let row = sqlx::query("SELECT * FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+            .bind(key_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(ApiKey {
+                id: r.try_get("id")?,
+                account_id: r.try_get("account_id")?,
+                name: r.try_get("name")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .transpose()
     }
 
     async fn due_channels(&self, now: i64, orphan_wait_ms: i64) -> StoreResult<Vec<String>> {

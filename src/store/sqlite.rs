@@ -38,11 +38,18 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "channel_owners",
         include_str!("../../migrations/sqlite/0003_channel_owners.sql"),
     ),
+    (
+        4,
+        "native_api",
+        include_str!("../../migrations/sqlite/0004_native_api.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
+    /// Seals channel secrets on write and opens them on read.
+    cipher: Arc<Cipher>,
 }
 
 impl SqliteStore {
@@ -68,7 +75,17 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { write, read })
+        Ok(Self {
+            write,
+            read,
+            cipher: Arc::new(Cipher::none()),
+        })
+    }
+
+    /// Seals channel secrets with `cipher` (without one they are stored as given).
+    pub fn with_cipher(mut self, cipher: Arc<Cipher>) -> Self {
+        self.cipher = cipher;
+        self
     }
 }
 
@@ -105,19 +122,27 @@ async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn channel_from_row(r: &SqliteRow) -> StoreResult<Channel> {
+fn channel_from_row(cipher: &Cipher, r: &SqliteRow) -> StoreResult<Channel> {
     let provider: String = r.try_get("provider")?;
+    let id: String = r.try_get("id")?;
+    let stored: [String; 3] = [
+        r.try_get("access_token")?,
+        r.try_get("app_secret")?,
+        r.try_get("verify_token")?,
+    ];
+    let [access_token, app_secret, verify_token] =
+        open_secrets(cipher, &id, [&stored[0], &stored[1], &stored[2]])?;
     Ok(Channel {
-        id: r.try_get("id")?,
+        id,
         account_id: r.try_get("account_id")?,
         name: r.try_get("name")?,
         provider: ProviderKind::parse(&provider)
             .with_context(|| format!("unknown provider '{provider}' in database"))?,
         phone_number_id: r.try_get("phone_number_id")?,
         waba_id: r.try_get("waba_id")?,
-        access_token: r.try_get("access_token")?,
-        app_secret: r.try_get("app_secret")?,
-        verify_token: r.try_get("verify_token")?,
+        access_token,
+        app_secret,
+        verify_token,
         status: r.try_get("status")?,
         messages_per_second: r.try_get("messages_per_second")?,
         health: r.try_get("health")?,
@@ -218,6 +243,13 @@ fn message_from_row(r: &SqliteRow) -> StoreResult<Message> {
         read_at: r.try_get("read_at")?,
         failed_at: r.try_get("failed_at")?,
         pricing_category: r.try_get("pricing_category")?,
+        batch_id: r.try_get("batch_id")?,
+        callback_url: r.try_get("callback_url")?,
+        metadata: r
+            .try_get::<Option<String>, _>("metadata")?
+            .map(|m| serde_json::from_str(&m))
+            .transpose()
+            .context("message metadata")?,
         updated_at: r.try_get("updated_at")?,
     })
 }
@@ -309,8 +341,8 @@ async fn insert_message_and_job(
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO messages (id, account_id, channel_id, conversation_id, template_id,
-            phone_number, params, status, queued_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+            phone_number, params, status, queued_at, updated_at, batch_id, callback_url, metadata)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
     )
     .bind(&send.new_message_id)
     .bind(&send.account_id)
@@ -321,6 +353,9 @@ async fn insert_message_and_job(
     .bind(serde_json::to_string(&send.params).context("params")?)
     .bind(send.now)
     .bind(send.now)
+    .bind(&send.batch_id)
+    .bind(&send.callback_url)
+    .bind(send.metadata.as_ref().map(|m| m.to_string()))
     .execute(&mut **tx)
     .await?;
     sqlx::query("INSERT INTO delivery_jobs (message_id, channel_id, run_at) VALUES (?, ?, ?)")
@@ -406,6 +441,172 @@ async fn fail_message(
     conversation_follows(tx, message, MessageStatus::Failed, now).await
 }
 
+/// One send's decision inside the caller's transaction (see `Store::accept_send`).
+async fn accept_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    send: &AcceptSend,
+) -> StoreResult<AcceptOutcome> {
+    if let Some(idem) = &send.idempotency {
+        sqlx::query("DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND expires_at <= ?")
+            .bind(&idem.scope)
+            .bind(&idem.key)
+            .bind(send.now)
+            .execute(&mut **tx)
+            .await?;
+        let seen = sqlx::query(
+            "SELECT fingerprint, outcome FROM idempotency_keys WHERE scope = ? AND key = ?",
+        )
+        .bind(&idem.scope)
+        .bind(&idem.key)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(row) = seen {
+            return replay(
+                &idem.fingerprint,
+                &row.try_get::<String, _>("fingerprint")?,
+                &row.try_get::<String, _>("outcome")?,
+            );
+        }
+        sqlx::query(
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, outcome, created_at, expires_at)
+             VALUES (?, ?, ?, '{}', ?, ?)",
+        )
+        .bind(&idem.scope)
+        .bind(&idem.key)
+        .bind(&idem.fingerprint)
+        .bind(send.now)
+        .bind(idem.expires_at)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let outcome = decide_send(tx, send).await?;
+    if let Some(idem) = &send.idempotency {
+        sqlx::query("UPDATE idempotency_keys SET outcome = ? WHERE scope = ? AND key = ?")
+            .bind(serde_json::to_string(&outcome).context("outcome")?)
+            .bind(&idem.scope)
+            .bind(&idem.key)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(outcome)
+}
+
+async fn decide_send(
+    tx: &mut Transaction<'_, Sqlite>,
+    send: &AcceptSend,
+) -> StoreResult<AcceptOutcome> {
+    sqlx::query(
+        "UPDATE conversations SET status = 'closed', closed_at = ?, close_reason = 'expired'
+         WHERE channel_id = ? AND phone_number = ? AND status = 'open'
+           AND last_activity_at < ?",
+    )
+    .bind(send.now)
+    .bind(&send.channel_id)
+    .bind(&send.phone_number)
+    .bind(send.expire_before)
+    .execute(&mut **tx)
+    .await?;
+    let active = sqlx::query(
+        "SELECT id, status FROM conversations
+         WHERE channel_id = ? AND phone_number = ? AND status IN ('pending', 'open')",
+    )
+    .bind(&send.channel_id)
+    .bind(&send.phone_number)
+    .fetch_optional(&mut **tx)
+    .await?;
+
+    if let Some(row) = active {
+        let conversation_id: String = row.try_get("id")?;
+        let status: String = row.try_get("status")?;
+        if status == "pending" {
+            // Nothing new is sent.
+            return Ok(AcceptOutcome::AlreadyPending { conversation_id });
+        }
+        upsert_contact(tx, send).await?;
+        insert_message_and_job(tx, send, &conversation_id).await?;
+        sqlx::query("UPDATE conversations SET last_activity_at = ? WHERE id = ?")
+            .bind(send.now)
+            .bind(&conversation_id)
+            .execute(&mut **tx)
+            .await?;
+        return Ok(AcceptOutcome::Sent {
+            conversation_id,
+            message_id: send.new_message_id.clone(),
+        });
+    }
+
+    // The plan's counter first (every new conversation takes it before the contact).
+    sqlx::query(
+        "INSERT INTO conversation_usage (account_id, period, used) VALUES (?, ?, 0)
+         ON CONFLICT (account_id, period) DO NOTHING",
+    )
+    .bind(&send.account_id)
+    .bind(&send.period)
+    .execute(&mut **tx)
+    .await?;
+    let counted = sqlx::query(
+        "UPDATE conversation_usage SET used = used + 1
+         WHERE account_id = ? AND period = ? AND used < ?",
+    )
+    .bind(&send.account_id)
+    .bind(&send.period)
+    .bind(send.conversation_limit)
+    .execute(&mut **tx)
+    .await?;
+    if counted.rows_affected() == 0 {
+        return Ok(AcceptOutcome::LimitReached);
+    }
+
+    upsert_contact(tx, send).await?;
+    let client_name: String = sqlx::query_scalar(
+        "SELECT client_name FROM contacts WHERE account_id = ? AND phone_number = ?",
+    )
+    .bind(&send.account_id)
+    .bind(&send.phone_number)
+    .fetch_one(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO conversations (id, account_id, channel_id, phone_number, status,
+            assignee, group_id, client_name, first_message_id, created_at, last_activity_at)
+         VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&send.new_conversation_id)
+    .bind(&send.account_id)
+    .bind(&send.channel_id)
+    .bind(&send.phone_number)
+    .bind(send.assignee)
+    .bind(&send.group_id)
+    .bind(&client_name)
+    .bind(&send.new_message_id)
+    .bind(send.now)
+    .bind(send.now)
+    .execute(&mut **tx)
+    .await?;
+    insert_message_and_job(tx, send, &send.new_conversation_id).await?;
+    Ok(AcceptOutcome::Pending {
+        conversation_id: send.new_conversation_id.clone(),
+        message_id: send.new_message_id.clone(),
+    })
+}
+
+/// The contact of a send: its name when the sender gave one, else the number (kept if the
+/// contact exists).
+async fn upsert_contact(tx: &mut Transaction<'_, Sqlite>, send: &AcceptSend) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO contacts (account_id, phone_number, client_name, created_at, updated_at)
+         VALUES (?1, ?2, coalesce(?3, ?2), ?4, ?4)
+         ON CONFLICT (account_id, phone_number) DO UPDATE
+         SET client_name = coalesce(?3, contacts.client_name), updated_at = ?4",
+    )
+    .bind(&send.account_id)
+    .bind(&send.phone_number)
+    .bind(&send.client_name)
+    .bind(send.now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<bool> {
@@ -478,6 +679,8 @@ impl Store for SqliteStore {
     }
 
     async fn insert_channel(&self, c: &Channel, token_hash: &str) -> StoreResult<()> {
+        let [access_token, app_secret, verify_token] =
+            seal_secrets(&self.cipher, &c.id, secrets_of(c));
         sqlx::query(
             "INSERT INTO channels (id, account_id, name, provider, phone_number_id, waba_id,
                 access_token, app_secret, verify_token, status, messages_per_second,
@@ -490,9 +693,9 @@ impl Store for SqliteStore {
         .bind(c.provider.as_str())
         .bind(&c.phone_number_id)
         .bind(&c.waba_id)
-        .bind(&c.access_token)
-        .bind(&c.app_secret)
-        .bind(&c.verify_token)
+        .bind(&access_token)
+        .bind(&app_secret)
+        .bind(&verify_token)
         .bind(&c.status)
         .bind(c.messages_per_second)
         .bind(token_hash)
@@ -504,6 +707,8 @@ impl Store for SqliteStore {
     }
 
     async fn update_channel(&self, c: &Channel) -> StoreResult<()> {
+        let [access_token, app_secret, verify_token] =
+            seal_secrets(&self.cipher, &c.id, secrets_of(c));
         sqlx::query(
             "UPDATE channels SET name = ?, provider = ?, phone_number_id = ?, waba_id = ?,
                 access_token = ?, app_secret = ?, verify_token = ?, status = ?,
@@ -514,9 +719,9 @@ impl Store for SqliteStore {
         .bind(c.provider.as_str())
         .bind(&c.phone_number_id)
         .bind(&c.waba_id)
-        .bind(&c.access_token)
-        .bind(&c.app_secret)
-        .bind(&c.verify_token)
+        .bind(&access_token)
+        .bind(&app_secret)
+        .bind(&verify_token)
         .bind(&c.status)
         .bind(c.messages_per_second)
         .bind(c.updated_at)
@@ -543,7 +748,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.read)
             .await?
             .as_ref()
-            .map(channel_from_row)
+            .map(|r| channel_from_row(&self.cipher, r))
             .transpose()
     }
 
@@ -553,7 +758,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.read)
             .await?
             .as_ref()
-            .map(channel_from_row)
+            .map(|r| channel_from_row(&self.cipher, r))
             .transpose()
     }
 
@@ -563,7 +768,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.read)
             .await?
             .as_ref()
-            .map(channel_from_row)
+            .map(|r| channel_from_row(&self.cipher, r))
             .transpose()
     }
 
@@ -573,7 +778,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.read)
             .await?
             .iter()
-            .map(channel_from_row)
+            .map(|r| channel_from_row(&self.cipher, r))
             .collect()
     }
 
@@ -582,8 +787,69 @@ impl Store for SqliteStore {
             .fetch_all(&self.read)
             .await?
             .iter()
-            .map(channel_from_row)
+            .map(|r| channel_from_row(&self.cipher, r))
             .collect()
+    }
+
+    async fn reseal_channel_secrets(&self) -> StoreResult<Resealed> {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM channels ORDER BY created_at, id")
+                .fetch_all(&self.write)
+                .await?;
+        let mut done = Resealed::default();
+        for id in ids {
+            done.channels += 1;
+            for attempt in 1..=RESEAL_TRIES {
+                let stored: Option<(String, String, String)> = sqlx::query_as(
+                    "SELECT access_token, app_secret, verify_token FROM channels WHERE id = ?",
+                )
+                .bind(&id)
+                .fetch_optional(&self.write)
+                .await?;
+                let Some((a, s, v)) = stored else { break };
+                let Some([na, ns, nv]) = reseal(&self.cipher, &id, [&a, &s, &v])? else {
+                    break;
+                };
+                let written = sqlx::query(
+                    "UPDATE channels SET access_token = ?, app_secret = ?, verify_token = ?
+                     WHERE id = ? AND access_token = ? AND app_secret = ? AND verify_token = ?",
+                )
+                .bind(&na)
+                .bind(&ns)
+                .bind(&nv)
+                .bind(&id)
+                .bind(&a)
+                .bind(&s)
+                .bind(&v)
+                .execute(&self.write)
+                .await?;
+                if written.rows_affected() == 1 {
+                    done.rewritten += 1;
+                    break;
+                }
+                if attempt == RESEAL_TRIES {
+                    return Err(anyhow::anyhow!(
+                        "channel {id} kept changing while its secrets were re-encrypted; run again"
+                    )
+                    .into());
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    async fn seal_census(&self) -> StoreResult<SealCensus> {
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT access_token, app_secret, verify_token FROM channels")
+                .fetch_all(&self.read)
+                .await?;
+        let mut census = SealCensus::default();
+        for (a, s, v) in &rows {
+            for stored in [a, s, v] {
+                census.count(stored);
+            }
+        }
+        Ok(census)
     }
 
     async fn set_channel_health(
@@ -890,125 +1156,183 @@ impl Store for SqliteStore {
 
     async fn accept_send(&self, send: &AcceptSend) -> StoreResult<AcceptOutcome> {
         let mut tx = self.write.begin().await?;
-        sqlx::query(
-            "UPDATE conversations SET status = 'closed', closed_at = ?, close_reason = 'expired'
-             WHERE channel_id = ? AND phone_number = ? AND status = 'open'
-               AND last_activity_at < ?",
-        )
-        .bind(send.now)
-        .bind(&send.channel_id)
-        .bind(&send.phone_number)
-        .bind(send.expire_before)
-        .execute(&mut *tx)
-        .await?;
-        let active = sqlx::query(
-            "SELECT id, status FROM conversations
-             WHERE channel_id = ? AND phone_number = ? AND status IN ('pending', 'open')",
-        )
-        .bind(&send.channel_id)
-        .bind(&send.phone_number)
-        .fetch_optional(&mut *tx)
-        .await?;
-
-        if let Some(name) = &send.client_name {
-            sqlx::query(
-                "INSERT INTO contacts (account_id, phone_number, client_name, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?)
-                 ON CONFLICT (account_id, phone_number)
-                 DO UPDATE SET client_name = excluded.client_name, updated_at = excluded.updated_at",
-            )
-            .bind(&send.account_id)
-            .bind(&send.phone_number)
-            .bind(name)
-            .bind(send.now)
-            .bind(send.now)
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        if let Some(row) = active {
-            let conversation_id: String = row.try_get("id")?;
-            let status: String = row.try_get("status")?;
-            if status == "pending" {
-                // Nothing new is sent; the contact name change above is dropped with the
-                // transaction.
-                return Ok(AcceptOutcome::AlreadyPending { conversation_id });
-            }
-            insert_message_and_job(&mut tx, send, &conversation_id).await?;
-            sqlx::query("UPDATE conversations SET last_activity_at = ? WHERE id = ?")
-                .bind(send.now)
-                .bind(&conversation_id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            return Ok(AcceptOutcome::Sent {
-                conversation_id,
-                message_id: send.new_message_id.clone(),
-            });
-        }
-
-        sqlx::query(
-            "INSERT INTO conversation_usage (account_id, period, used) VALUES (?, ?, 0)
-             ON CONFLICT (account_id, period) DO NOTHING",
-        )
-        .bind(&send.account_id)
-        .bind(&send.period)
-        .execute(&mut *tx)
-        .await?;
-        let counted = sqlx::query(
-            "UPDATE conversation_usage SET used = used + 1
-             WHERE account_id = ? AND period = ? AND used < ?",
-        )
-        .bind(&send.account_id)
-        .bind(&send.period)
-        .bind(send.conversation_limit)
-        .execute(&mut *tx)
-        .await?;
-        if counted.rows_affected() == 0 {
-            return Ok(AcceptOutcome::LimitReached);
-        }
-
-        sqlx::query(
-            "INSERT INTO contacts (account_id, phone_number, client_name, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, phone_number) DO NOTHING",
-        )
-        .bind(&send.account_id)
-        .bind(&send.phone_number)
-        .bind(&send.phone_number)
-        .bind(send.now)
-        .bind(send.now)
-        .execute(&mut *tx)
-        .await?;
-        let client_name: String = sqlx::query_scalar(
-            "SELECT client_name FROM contacts WHERE account_id = ? AND phone_number = ?",
-        )
-        .bind(&send.account_id)
-        .bind(&send.phone_number)
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO conversations (id, account_id, channel_id, phone_number, status,
-                assignee, group_id, client_name, first_message_id, created_at, last_activity_at)
-             VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&send.new_conversation_id)
-        .bind(&send.account_id)
-        .bind(&send.channel_id)
-        .bind(&send.phone_number)
-        .bind(send.assignee)
-        .bind(&send.group_id)
-        .bind(&client_name)
-        .bind(&send.new_message_id)
-        .bind(send.now)
-        .bind(send.now)
-        .execute(&mut *tx)
-        .await?;
-        insert_message_and_job(&mut tx, send, &send.new_conversation_id).await?;
+        let outcome = accept_in(&mut tx, send).await?;
         tx.commit().await?;
-        Ok(AcceptOutcome::Pending {
-            conversation_id: send.new_conversation_id.clone(),
-            message_id: send.new_message_id.clone(),
+        Ok(outcome)
+    }
+
+    async fn accept_batch(
+        &self,
+        sends: &[AcceptSend],
+    ) -> StoreResult<Vec<StoreResult<AcceptOutcome>>> {
+        let mut tx = self.write.begin().await?;
+        let mut outcomes = Vec::with_capacity(sends.len());
+        for send in sends {
+            // A savepoint per send: one send's failure leaves the others standing.
+            let mut one = sqlx::Acquire::begin(&mut tx).await?;
+            match accept_in(&mut one, send).await {
+                Ok(outcome) => {
+                    one.commit().await?;
+                    outcomes.push(Ok(outcome));
+                }
+                Err(e) => {
+                    one.rollback().await?;
+                    outcomes.push(Err(e));
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn insert_batch(&self, b: &Batch) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO batches (id, account_id, channel_id, total, accepted, rejected, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET total = excluded.total,
+                accepted = excluded.accepted, rejected = excluded.rejected",
+        )
+        .bind(&b.id)
+        .bind(&b.account_id)
+        .bind(&b.channel_id)
+        .bind(b.total)
+        .bind(b.accepted)
+        .bind(b.rejected)
+        .bind(b.created_at)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn batch(&self, id: &str) -> StoreResult<Option<Batch>> {
+        let row = sqlx::query("SELECT * FROM batches WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(|r| {
+            Ok(Batch {
+                id: r.try_get("id")?,
+                account_id: r.try_get("account_id")?,
+                channel_id: r.try_get("channel_id")?,
+                total: r.try_get("total")?,
+                accepted: r.try_get("accepted")?,
+                rejected: r.try_get("rejected")?,
+                created_at: r.try_get("created_at")?,
+            })
         })
+        .transpose()
+    }
+
+    async fn batch_counts(&self, id: &str) -> StoreResult<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT status, count(*) FROM messages WHERE batch_id = ? GROUP BY status ORDER BY status",
+        )
+        .bind(id)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    async fn list_messages(
+        &self,
+        account_id: &str,
+        f: &MessageFilter,
+    ) -> StoreResult<Vec<Message>> {
+        let (after_time, after_id) = f.after.clone().unzip();
+        let rows = sqlx::query(
+            "SELECT * FROM messages WHERE account_id = ?1
+               AND (?2 IS NULL OR channel_id = ?2) AND (?3 IS NULL OR status = ?3)
+               AND (?4 IS NULL OR phone_number = ?4) AND (?5 IS NULL OR batch_id = ?5)
+               AND (?6 IS NULL OR queued_at >= ?6) AND (?7 IS NULL OR queued_at < ?7)
+               AND (?8 IS NULL OR queued_at > ?8 OR (queued_at = ?8 AND id > ?9))
+             ORDER BY queued_at, id LIMIT ?10",
+        )
+        .bind(account_id)
+        .bind(&f.channel_id)
+        .bind(&f.status)
+        .bind(&f.phone_number)
+        .bind(&f.batch_id)
+        .bind(f.from)
+        .bind(f.to)
+        .bind(after_time)
+        .bind(after_id)
+        .bind(f.limit)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    async fn list_conversations(
+        &self,
+        account_id: &str,
+        f: &ConversationFilter,
+    ) -> StoreResult<Vec<Conversation>> {
+        let (after_time, after_id) = f.after.clone().unzip();
+        let rows = sqlx::query(&format!(
+            "{CONVERSATION_SELECT} WHERE c.account_id = ?1
+               AND (?2 IS NULL OR c.channel_id = ?2) AND (?3 IS NULL OR c.status = ?3)
+               AND (?4 IS NULL OR c.phone_number = ?4)
+               AND (?5 IS NULL OR c.created_at > ?5 OR (c.created_at = ?5 AND c.id > ?6))
+             ORDER BY c.created_at, c.id LIMIT ?7"
+        ))
+        .bind(account_id)
+        .bind(&f.channel_id)
+        .bind(&f.status)
+        .bind(&f.phone_number)
+        .bind(after_time)
+        .bind(after_id)
+        .bind(f.limit)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(conversation_from_row).collect()
+    }
+
+    async fn next_attempt_at(&self, message_id: &str) -> StoreResult<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT run_at FROM delivery_jobs WHERE message_id = ?")
+                .bind(message_id)
+                .fetch_optional(&self.read)
+                .await?,
+        )
+    }
+
+    async fn delete_expired_idempotency_keys(&self, now: i64) -> StoreResult<u64> {
+        Ok(
+            sqlx::query("DELETE FROM idempotency_keys WHERE expires_at <= ?")
+                .bind(now)
+                .execute(&self.write)
+                .await?
+                .rows_affected(),
+        )
+    }
+
+    async fn insert_api_key(&self, k: &ApiKey, key_hash: &str) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, account_id, name, key_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&k.id)
+        .bind(&k.account_id)
+        .bind(&k.name)
+        .bind(key_hash)
+        .bind(k.created_at)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKey>> {
+        let row = sqlx::query("SELECT * FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL")
+            .bind(key_hash)
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(|r| {
+            Ok(ApiKey {
+                id: r.try_get("id")?,
+                account_id: r.try_get("account_id")?,
+                name: r.try_get("name")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .transpose()
     }
 
     async fn due_channels(&self, now: i64, orphan_wait_ms: i64) -> StoreResult<Vec<String>> {

@@ -200,6 +200,12 @@ pub async fn spawn_app_dispatching_with(adjust: impl FnOnce(&mut Config)) -> Tes
 }
 
 async fn spawn(adjust: impl FnOnce(&mut Config), background: bool) -> TestApp {
+    // Server-side warnings and errors go to the test's captured output (shown on failure).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("plantilla=warn")
+        .with_ansi(false)
+        .with_test_writer()
+        .try_init();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = test_config(dir.path());
     let pg = if ON_POSTGRES {
@@ -303,6 +309,23 @@ impl TestApp {
         }
     }
 
+    /// The first column of every row of a query, as text, on the test's database.
+    pub async fn sql_strings(&self, sql: &str) -> Vec<String> {
+        if self.config.database_url.starts_with("postgres") {
+            let pool = sqlx::PgPool::connect(&self.config.database_url)
+                .await
+                .unwrap();
+            let rows = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            rows
+        } else {
+            let pool = self.sqlite_pool().await;
+            let rows = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            rows
+        }
+    }
+
     async fn sqlite_pool(&self) -> sqlx::SqlitePool {
         let path = self
             .config
@@ -339,6 +362,13 @@ impl TestApp {
         let background = self.background;
         let TestApp { dir, config, .. } = self;
         start(dir, config, pg, background).await
+    }
+
+    /// Stops the server and starts a new one on the same database with a changed
+    /// configuration (for example another encryption key).
+    pub async fn restart_with(mut self, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        adjust(&mut self.config);
+        self.restart().await
     }
 
     pub async fn admin(

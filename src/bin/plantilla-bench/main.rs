@@ -1,0 +1,475 @@
+//! `plantilla-bench`: throughput, latency and memory of plantilla against the machine's
+//! limit (issue 5).
+//!
+//! ```text
+//! cargo build --release --bins
+//! target/release/plantilla-bench all [--pg postgres://user@host:5432/postgres] [--quick]
+//! target/release/plantilla-bench accept full-cycle      # some scenarios
+//! ```
+//!
+//! It builds nothing: it runs `plantilla serve` and `fake-graph` from its own directory
+//! (or `--bin-dir`) as separate processes on loopback, each scenario on a fresh SQLite file
+//! (or a fresh PostgreSQL database, dropped afterwards), seeds them through the admin API,
+//! drives load over HTTP with many connections, reads the results back from the fake's
+//! `/_fake/stats` and from the database, and prints a table. A scenario whose counts do not
+//! match (fake, database, accepted sends) is FAILED and the exit status is 1. Targets of
+//! the issue are reported separately (met / not met) and do not change the exit status.
+
+mod db;
+mod load;
+mod procs;
+mod scenarios;
+mod stack;
+mod trivial;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+
+use scenarios::Sizes;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "plantilla-bench",
+    about = "Benchmarks plantilla (serve + fake-graph as separate processes) and checks the counts"
+)]
+struct Cli {
+    /// Scenarios: all, baseline, accept, pending, webhooks, full-cycle, memory, rate-1000,
+    /// rate-100x80, full-cycle-pg (with --pg).
+    #[arg(required_unless_present = "trivial_server")]
+    scenarios: Vec<String>,
+    /// A PostgreSQL server URL: adds full-cycle-pg to `all` (a database
+    /// plantilla_bench_<random> is created on it and dropped afterwards).
+    #[arg(long)]
+    pg: Option<String>,
+    /// A few hundred messages per scenario (smoke test).
+    #[arg(long)]
+    quick: bool,
+    /// Multiplies every scenario's message count.
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Directory holding the `plantilla` and `fake-graph` executables (default: this
+    /// program's own directory).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Concurrent HTTP connections of the load generator.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// How long the timed scenarios (baseline, accept, pending) send, in seconds.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Longest a counted load phase may run before it stops asking (seconds).
+    #[arg(long, default_value_t = 300)]
+    max_secs: u64,
+    /// Extra environment for `plantilla serve` (repeatable), e.g.
+    /// `--plantilla-env PLANTILLA_SQLITE_SYNCHRONOUS=normal`.
+    #[arg(long = "plantilla-env", value_parser = parse_kv)]
+    plantilla_env: Vec<(String, String)>,
+    /// Keep each scenario's temp directory (databases, logs).
+    #[arg(long)]
+    keep: bool,
+    /// Internal: run the baseline's trivial server.
+    #[arg(long, hide = true)]
+    trivial_server: bool,
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("want KEY=VALUE, got {s:?}"))
+}
+
+/// What every scenario needs to know.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub bin_dir: PathBuf,
+    pub connections: usize,
+    pub deadline: Duration,
+    pub plantilla_env: Vec<(String, String)>,
+    pub keep: bool,
+}
+
+/// One line of the table, plus what was checked and the issue's targets.
+#[derive(Debug, Clone, Default)]
+pub struct Row {
+    pub name: String,
+    pub ops: Option<f64>,
+    pub unit: &'static str,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p99: Option<f64>,
+    /// ms
+    pub e2e_sent_p50: Option<f64>,
+    /// ms
+    pub e2e_read_p99: Option<f64>,
+    pub errors: u64,
+    pub idle_rss_mb: Option<f64>,
+    pub peak_rss_mb: Option<f64>,
+    pub failures: Vec<String>,
+    pub notes: Vec<String>,
+    pub targets: Vec<Target>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub what: String,
+    pub measured: String,
+    pub met: bool,
+}
+
+impl Row {
+    pub fn new(name: &str) -> Row {
+        Row {
+            name: name.to_string(),
+            unit: "",
+            ..Row::default()
+        }
+    }
+
+    pub fn fail(&mut self, why: String) {
+        self.failures.push(why);
+    }
+
+    pub fn note(&mut self, what: String) {
+        self.notes.push(what);
+    }
+
+    pub fn target(&mut self, what: &str, measured: String, met: bool) {
+        self.targets.push(Target {
+            what: what.to_string(),
+            measured,
+            met,
+        });
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if cli.trivial_server {
+        return trivial::serve();
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let code = rt.block_on(run(cli))?;
+    drop(rt);
+    std::process::exit(code);
+}
+
+async fn run(cli: Cli) -> anyhow::Result<i32> {
+    for s in &cli.scenarios {
+        scenarios::check_name(s)?;
+    }
+    let bin_dir = match cli.bin_dir.clone() {
+        Some(d) => d,
+        None => std::env::current_exe()?
+            .parent()
+            .context("the executable has no directory")?
+            .to_path_buf(),
+    };
+    for exe in ["plantilla", "fake-graph"] {
+        if !bin_dir.join(exe).is_file() {
+            bail!(
+                "no {exe} in {} (run `cargo build --release --bins` first, or pass --bin-dir)",
+                bin_dir.display()
+            );
+        }
+    }
+    let opts = Options {
+        bin_dir,
+        connections: cli.connections.max(1),
+        deadline: Duration::from_secs(cli.max_secs),
+        plantilla_env: cli.plantilla_env.clone(),
+        keep: cli.keep,
+    };
+    let sizes = Sizes::new(cli.quick, cli.scale, cli.seconds.max(1));
+
+    let wanted: Vec<&str> = if cli.scenarios.iter().any(|s| s == "all") {
+        scenarios::ALL
+            .iter()
+            .copied()
+            .filter(|s| *s != "full-cycle-pg" || cli.pg.is_some())
+            .collect()
+    } else {
+        scenarios::ALL
+            .iter()
+            .copied()
+            .filter(|s| cli.scenarios.iter().any(|w| w == s))
+            .collect()
+    };
+    if wanted.contains(&"full-cycle-pg") && cli.pg.is_none() {
+        bail!("full-cycle-pg needs --pg postgres://…");
+    }
+
+    print_machine(&cli, &opts);
+    let mut rows: Vec<Row> = Vec::new();
+    for name in &wanted {
+        eprintln!("▶ {name} …");
+        let started = std::time::Instant::now();
+        let row = match *name {
+            "baseline" => scenarios::baseline(&opts, &sizes).await,
+            "accept" => scenarios::accept(&opts, &sizes).await,
+            "pending" => scenarios::pending(&opts, &sizes).await,
+            "webhooks" => scenarios::webhooks(&opts, &sizes).await,
+            "full-cycle" => scenarios::full_cycle(&opts, &sizes, None).await,
+            "memory" => {
+                if !rows.iter().any(|r| r.name == "full-cycle") {
+                    let full = scenarios::full_cycle(&opts, &sizes, None).await;
+                    report_progress(&full, started);
+                    rows.push(full);
+                }
+                let full = rows
+                    .iter()
+                    .find(|r| r.name == "full-cycle")
+                    .expect("full-cycle row");
+                scenarios::memory(full)
+            }
+            "rate-1000" => scenarios::rate(&opts, "rate-1000", 1, 1000, sizes.rate1000).await,
+            "rate-100x80" => {
+                scenarios::rate(
+                    &opts,
+                    "rate-100x80",
+                    sizes.r100_channels,
+                    80,
+                    sizes.r100_per_channel,
+                )
+                .await
+            }
+            "full-cycle-pg" => scenarios::full_cycle(&opts, &sizes, cli.pg.as_deref()).await,
+            other => bail!("unknown scenario {other}"),
+        };
+        report_progress(&row, started);
+        rows.push(row);
+    }
+
+    print_table(&rows);
+    println!("\nLoad average at the end: {}", load_average());
+    let failed: Vec<&Row> = rows.iter().filter(|r| !r.failures.is_empty()).collect();
+    if failed.is_empty() {
+        println!("\nAll checks passed.");
+        Ok(0)
+    } else {
+        println!(
+            "\nFAILED: {}",
+            failed
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Ok(1)
+    }
+}
+
+fn report_progress(row: &Row, started: std::time::Instant) {
+    let status = if row.failures.is_empty() {
+        "ok"
+    } else {
+        "FAILED"
+    };
+    eprintln!(
+        "  {} {status} in {:.1} s{}",
+        row.name,
+        started.elapsed().as_secs_f64(),
+        row.ops
+            .map(|o| format!(": {o:.0} {}", row.unit))
+            .unwrap_or_default()
+    );
+    for f in &row.failures {
+        eprintln!("  ✗ {f}");
+    }
+}
+
+fn print_machine(cli: &Cli, opts: &Options) {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let mem_kb = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| {
+        t.lines().find_map(|l| {
+            l.strip_prefix("MemTotal:")?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+    });
+    let load = load_average();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("# plantilla-bench");
+    println!();
+    println!(
+        "- date: {}",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    println!(
+        "- machine: {cores} cores, {cpu}, {:.1} GB RAM, load average at start {}",
+        mem_kb.unwrap_or(0) as f64 / 1024.0 / 1024.0,
+        load
+    );
+    println!(
+        "- command: plantilla-bench {}",
+        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+    );
+    println!(
+        "- binaries: {}; {} connections{}",
+        opts.bin_dir.display(),
+        opts.connections,
+        if cli.quick { "; quick" } else { "" }
+    );
+    if let Some(rev) = git_revision() {
+        println!("- source: {rev}");
+    }
+    println!();
+}
+
+/// `git describe` of the working tree the bench runs from, when there is one.
+fn git_revision() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty", "--abbrev=10"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn f(v: Option<f64>, digits: usize) -> String {
+    v.map_or("–".into(), |v| format!("{v:.digits$}"))
+}
+
+fn print_table(rows: &[Row]) {
+    let baseline = rows
+        .iter()
+        .find(|r| r.name == "baseline")
+        .and_then(|r| r.ops);
+    let header = [
+        "scenario",
+        "ops/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "e2e p50 accepted→sent ms",
+        "e2e p99 accepted→read ms",
+        "errors",
+        "peak RSS MB",
+        "× baseline",
+        "check",
+    ];
+    let mut lines: Vec<Vec<String>> = Vec::new();
+    for r in rows {
+        let ratio = match (r.ops, baseline) {
+            (Some(o), Some(b)) if b > 0.0 && r.name != "baseline" => format!("{:.3}", o / b),
+            (Some(_), Some(_)) => "1".into(),
+            _ => "–".into(),
+        };
+        lines.push(vec![
+            r.name.clone(),
+            r.ops.map_or("–".into(), |o| format!("{o:.0} {}", r.unit)),
+            f(r.p50, 2),
+            f(r.p90, 2),
+            f(r.p99, 2),
+            f(r.e2e_sent_p50, 0),
+            f(r.e2e_read_p99, 0),
+            r.errors.to_string(),
+            match (r.name.as_str(), r.idle_rss_mb, r.peak_rss_mb) {
+                ("memory", Some(i), Some(p)) => format!("idle {i:.1} / peak {p:.1}"),
+                (_, _, p) => f(p, 1),
+            },
+            ratio,
+            if r.failures.is_empty() {
+                "ok".into()
+            } else {
+                "FAILED".into()
+            },
+        ]);
+    }
+    println!();
+    print_markdown(&header, &lines);
+
+    let targets: Vec<Vec<String>> = rows
+        .iter()
+        .flat_map(|r| {
+            r.targets.iter().map(|t| {
+                vec![
+                    r.name.clone(),
+                    t.what.clone(),
+                    t.measured.clone(),
+                    if t.met { "met" } else { "NOT met" }.into(),
+                ]
+            })
+        })
+        .collect();
+    if !targets.is_empty() {
+        println!("\nIssue 5 targets:\n");
+        print_markdown(&["scenario", "target", "measured", "met"], &targets);
+    }
+
+    println!("\nDetails:\n");
+    for r in rows {
+        for n in &r.notes {
+            println!("- {}: {n}", r.name);
+        }
+        for fl in &r.failures {
+            println!("- {}: FAILED: {fl}", r.name);
+        }
+    }
+}
+
+fn print_markdown(header: &[&str], lines: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for l in lines {
+        for (i, c) in l.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let row = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let pad = widths[i] - c.chars().count();
+                if i == 0 {
+                    format!("{c}{}", " ".repeat(pad))
+                } else {
+                    format!("{}{c}", " ".repeat(pad))
+                }
+            })
+            .collect();
+        format!("| {} |", padded.join(" | "))
+    };
+    println!("{}", row(header.iter().map(|h| h.to_string()).collect()));
+    println!(
+        "|{}|",
+        widths
+            .iter()
+            .enumerate()
+            .map(|(i, w)| if i == 0 {
+                format!(":{}", "-".repeat(w + 1))
+            } else {
+                format!("{}:", "-".repeat(w + 1))
+            })
+            .collect::<Vec<_>>()
+            .join("|")
+    );
+    for l in lines {
+        println!("{}", row(l.clone()));
+    }
+}

@@ -1,0 +1,1045 @@
+//! The native API (`/v1`): message status, idempotent sends, bulk sends, conversations and
+//! templates, for new integrations. Same services as the compatible API; errors are RFC 9457
+//! problem documents with a stable `type`.
+//!
+//! Authentication: a channel's public token (calls scoped to that channel) or an account API
+//! key (`ak_…`, account-wide; sends name their `channelId`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{bearer, error_id, json_response};
+use crate::app::App;
+use crate::domain::ids::hash_token;
+use crate::domain::phone::PhoneNumber;
+use crate::now_ms;
+use crate::service::batch::{self, MAX_RECIPIENTS, RecipientResult};
+use crate::service::input::{FieldError, describe};
+use crate::service::send::{self, SendError, SendOutcome, SendRequest, TemplateRef};
+use crate::service::views;
+use crate::store::{Channel, ConversationFilter, IdempotencyKey, MessageFilter, TemplateFilter};
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/v1/messages", post(create_message).get(list_messages))
+        .route("/v1/messages/batch", post(create_batch))
+        .route("/v1/messages/{id}", get(get_message))
+        .route("/v1/batches/{id}", get(get_batch))
+        .route("/v1/conversations", get(list_conversations))
+        .route("/v1/conversations/{id}", get(get_conversation))
+        .route("/v1/conversations/{id}/close", post(close_conversation))
+        .route("/v1/templates", get(list_templates))
+        .route("/v1/templates/sync", post(sync_templates))
+        .route("/v1/templates/{id}", get(get_template))
+}
+
+// --- Problems -----------------------------------------------------------------------------
+
+/// An RFC 9457 problem: `type` is stable (`/problems/<slug>`), `detail` says exactly what is
+/// wrong, `errors` names failing fields.
+pub struct Problem {
+    status: StatusCode,
+    slug: &'static str,
+    title: &'static str,
+    detail: String,
+    extra: Map<String, Value>,
+}
+
+impl Problem {
+    pub fn new(
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Problem {
+            status,
+            slug,
+            title,
+            detail: detail.into(),
+            extra: Map::new(),
+        }
+    }
+
+    fn with(mut self, key: &str, value: Value) -> Self {
+        self.extra.insert(key.to_string(), value);
+        self
+    }
+
+    fn validation(errors: Vec<FieldError>) -> Self {
+        let detail = errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        let list: Vec<Value> = errors
+            .iter()
+            .map(|e| json!({"field": e.field, "message": e.message}))
+            .collect();
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "validation",
+            "Invalid request",
+            detail,
+        )
+        .with("errors", Value::Array(list))
+    }
+
+    fn field(field: &str, message: impl Into<String>) -> Self {
+        Problem::validation(vec![FieldError::new(field, message)])
+    }
+
+    fn not_found(kind: &str, id: &str) -> Self {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            format!("no {kind} with id '{id}'"),
+        )
+    }
+
+    fn internal(e: &anyhow::Error) -> Self {
+        let id = error_id();
+        tracing::error!(error_id = %id, error = format!("{e:#}"), "native API request failed");
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal Server Error",
+            format!("something went wrong; the log has the cause under {id}"),
+        )
+        .with("errorId", Value::String(id))
+    }
+
+    pub fn body(&self) -> Value {
+        let mut body = json!({
+            "type": format!("/problems/{}", self.slug),
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        if let Value::Object(b) = &mut body {
+            b.extend(self.extra.clone());
+        }
+        body
+    }
+
+    fn response(self) -> Response {
+        let mut r = json_response(self.status, &self.body());
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        r
+    }
+}
+
+impl From<anyhow::Error> for Problem {
+    fn from(e: anyhow::Error) -> Self {
+        Problem::internal(&e)
+    }
+}
+
+impl From<crate::store::StoreError> for Problem {
+    fn from(e: crate::store::StoreError) -> Self {
+        Problem::internal(&e.into())
+    }
+}
+
+/// The problem of a refused send; `field_prefix` locates fields of a batch recipient.
+pub fn send_problem(e: SendError, field_prefix: &str) -> Problem {
+    let f = |name: &str| format!("{field_prefix}{name}");
+    match e {
+        SendError::TemplateNotFound(t) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "template-not-found",
+            "Template not found",
+            format!("the account has no template {t}"),
+        )
+        .with(
+            "errors",
+            json!([{"field": f("templateId"), "message": "no such template"}]),
+        ),
+        SendError::TemplateIncomplete(missing) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "template-incomplete",
+            "Template incomplete",
+            format!("the template has no {}", missing.join(" and ")),
+        )
+        .with("missing", json!(missing)),
+        SendError::TemplateNotSendable { status, reason } => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "template-not-sendable",
+            "Template cannot be sent",
+            reason,
+        )
+        .with("templateStatus", Value::String(status)),
+        SendError::ChannelNotConnected(status) => Problem::new(
+            StatusCode::CONFLICT,
+            "channel-not-connected",
+            "Channel not connected",
+            format!("the channel is {status}; ask the operator to connect it"),
+        )
+        .with("channelStatus", Value::String(status)),
+        SendError::MissingParams { missing, detail } => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "missing-params",
+            "Template params missing or refused",
+            detail.join("; "),
+        )
+        .with(
+            "errors",
+            Value::Array(
+                missing
+                    .iter()
+                    .zip(detail.iter())
+                    .map(|(m, d)| json!({"field": f(&format!("params.{m}")), "message": d}))
+                    .collect(),
+            ),
+        ),
+        SendError::GroupNotFound(name) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "group-not-found",
+            "Group not found",
+            format!("the account has no group named '{name}'"),
+        )
+        .with(
+            "errors",
+            json!([{"field": f("groupName"), "message": "no such group"}]),
+        ),
+        SendError::ConversationLimit { limit } => Problem::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "conversation-limit",
+            "Conversation limit reached",
+            format!(
+                "the account has used the {limit} new conversations of its plan this month (UTC)"
+            ),
+        )
+        .with("conversationLimit", json!(limit)),
+        SendError::IdempotencyKeyReused => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency-key-reused",
+            "Idempotency key reused",
+            "this Idempotency-Key was used with a different request; use a new key for a new request",
+        ),
+        SendError::Internal(e) => Problem::internal(&e),
+    }
+}
+
+// --- Authentication ------------------------------------------------------------------------
+
+/// Who is calling.
+pub enum Caller {
+    /// A channel's public token: calls see that channel only.
+    Channel(Box<Channel>),
+    /// An account API key: calls see the account's channels.
+    Account(String),
+}
+
+impl Caller {
+    fn account_id(&self) -> &str {
+        match self {
+            Caller::Channel(c) => &c.account_id,
+            Caller::Account(a) => a,
+        }
+    }
+
+    fn scope(&self) -> String {
+        match self {
+            Caller::Channel(c) => format!("ch:{}", c.id),
+            Caller::Account(a) => format!("acc:{a}"),
+        }
+    }
+
+    /// The channel a call works through: the token's, or `channelId` of an account's call.
+    async fn channel(&self, app: &App, channel_id: Option<&str>) -> Result<Channel, Problem> {
+        match (self, channel_id) {
+            (Caller::Channel(c), None) => Ok((**c).clone()),
+            (Caller::Channel(c), Some(id)) if id == c.id => Ok((**c).clone()),
+            (Caller::Channel(_), Some(_)) => Err(Problem::field(
+                "channelId",
+                "a channel token can only use its own channel; omit channelId or use an account API key",
+            )),
+            (Caller::Account(_), None) => Err(Problem::field(
+                "channelId",
+                "is required with an account API key",
+            )),
+            (Caller::Account(account), Some(id)) => match app.store.channel(id).await? {
+                Some(c) if &c.account_id == account => Ok(c),
+                _ => Err(Problem::field(
+                    "channelId",
+                    format!("the account has no channel '{id}'"),
+                )),
+            },
+        }
+    }
+
+    /// Whether a thing of `channel_id` in `account_id` is visible to this caller.
+    fn sees(&self, account_id: &str, channel_id: &str) -> bool {
+        match self {
+            Caller::Channel(c) => c.id == channel_id,
+            Caller::Account(a) => a == account_id,
+        }
+    }
+}
+
+async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Caller, Problem> {
+    let unauthorized = |detail: &str| {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Unauthorized",
+            detail,
+        )
+    };
+    let Some(token) = bearer(headers).filter(|t| !t.is_empty()) else {
+        return Err(unauthorized(
+            "send a channel's public token or an account API key as 'Authorization: Bearer <token>'",
+        ));
+    };
+    let hash = hash_token(token);
+    if let Some(channel) = app.store.channel_by_token(&hash).await? {
+        return Ok(Caller::Channel(Box::new(channel)));
+    }
+    if let Some(key) = app.store.api_key(&hash).await? {
+        return Ok(Caller::Account(key.account_id));
+    }
+    Err(unauthorized(
+        "the token is not a channel token or API key of this server",
+    ))
+}
+
+// --- Idempotency ---------------------------------------------------------------------------
+
+/// The request's `Idempotency-Key`, with the fingerprint of the request it comes with.
+fn idempotency(
+    app: &App,
+    caller: &Caller,
+    headers: &HeaderMap,
+    path: &str,
+    body: &Value,
+) -> Result<Option<IdempotencyKey>, Problem> {
+    let Some(raw) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = raw.to_str().unwrap_or_default().trim();
+    if key.is_empty() || key.len() > 255 || !key.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "idempotency-key-invalid",
+            "Invalid Idempotency-Key",
+            "the Idempotency-Key header must be 1 to 255 visible ASCII characters",
+        ));
+    }
+    // serde_json's maps are sorted, so the same body always prints the same.
+    let fingerprint = hex::encode(Sha256::digest(format!("POST {path}\n{body}").as_bytes()));
+    let ttl =
+        i64::try_from(app.config.idempotency_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX / 4);
+    Ok(Some(IdempotencyKey {
+        scope: caller.scope(),
+        key: key.to_string(),
+        fingerprint,
+        expires_at: now_ms().saturating_add(ttl),
+    }))
+}
+
+// --- Parsing -------------------------------------------------------------------------------
+
+fn parse_json(body: &[u8]) -> Result<Value, Problem> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| Problem::field("body", format!("is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(Problem::field(
+            "body",
+            format!("must be a JSON object, got {}", describe(&value)),
+        ));
+    }
+    Ok(value)
+}
+
+fn opt_string(
+    obj: &Map<String, Value>,
+    key: &str,
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    match obj.get(key) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Some(Value::String(_)) => {
+            errors.push(FieldError::new(
+                format!("{prefix}{key}"),
+                "must not be empty",
+            ));
+            None
+        }
+        Some(v) => {
+            errors.push(FieldError::new(
+                format!("{prefix}{key}"),
+                format!("must be a string, got {}", describe(v)),
+            ));
+            None
+        }
+    }
+}
+
+/// The template of a send: `templateId`, or `templateName` with `language`.
+fn template_ref(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<TemplateRef> {
+    let id = opt_string(obj, "templateId", "", errors);
+    let name = opt_string(obj, "templateName", "", errors);
+    let language = opt_string(obj, "language", "", errors);
+    match (id, name, language) {
+        (Some(id), None, None) => Some(TemplateRef::Id(id)),
+        (None, Some(name), Some(language)) => Some(TemplateRef::Name { name, language }),
+        (None, Some(_), None) => {
+            errors.push(FieldError::new("language", "is required with templateName"));
+            None
+        }
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            errors.push(FieldError::new(
+                "templateId",
+                "give templateId or templateName with language, not both",
+            ));
+            None
+        }
+        _ => {
+            errors.push(FieldError::new(
+                "templateId",
+                "is required (or templateName with language)",
+            ));
+            None
+        }
+    }
+}
+
+/// One recipient's fields: `to`, `params`, `clientName`, `groupName`, `assign`, `callbackUrl`,
+/// `metadata`. Errors are collected with `prefix` (e.g. `recipients[3].`).
+fn recipient(
+    obj: &Map<String, Value>,
+    template: Option<TemplateRef>,
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<SendRequest> {
+    let before = errors.len();
+    let phone = match obj.get("to") {
+        Some(Value::String(s)) => match PhoneNumber::parse(s) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                errors.push(FieldError::new(format!("{prefix}to"), e.to_string()));
+                None
+            }
+        },
+        None | Some(Value::Null) => {
+            errors.push(FieldError::new(
+                format!("{prefix}to"),
+                "is required: the recipient's number, country code first, digits only",
+            ));
+            None
+        }
+        Some(v) => {
+            errors.push(FieldError::new(
+                format!("{prefix}to"),
+                format!("must be a string, got {}", describe(v)),
+            ));
+            None
+        }
+    };
+    let mut params = BTreeMap::new();
+    match obj.get("params") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (k, v) in map {
+                match v {
+                    Value::String(s) => {
+                        params.insert(k.clone(), s.clone());
+                    }
+                    Value::Number(n) => {
+                        params.insert(k.clone(), n.to_string());
+                    }
+                    Value::Bool(b) => {
+                        params.insert(k.clone(), b.to_string());
+                    }
+                    Value::Null => {}
+                    other => errors.push(FieldError::new(
+                        format!("{prefix}params.{k}"),
+                        format!(
+                            "must be a string, number or boolean, got {}",
+                            describe(other)
+                        ),
+                    )),
+                }
+            }
+        }
+        Some(v) => errors.push(FieldError::new(
+            format!("{prefix}params"),
+            format!("must be an object, got {}", describe(v)),
+        )),
+    }
+    let client_name = opt_string(obj, "clientName", prefix, errors);
+    let group_name = opt_string(obj, "groupName", prefix, errors);
+    let assign = match obj.get("assign") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(v) => {
+            errors.push(FieldError::new(
+                format!("{prefix}assign"),
+                format!("must be true or false, got {}", describe(v)),
+            ));
+            false
+        }
+    };
+    let callback_url = opt_string(obj, "callbackUrl", prefix, errors);
+    if let Some(url) = &callback_url
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        errors.push(FieldError::new(
+            format!("{prefix}callbackUrl"),
+            "must be an http:// or https:// URL",
+        ));
+    }
+    let metadata = match obj.get("metadata") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) if Value::Object(m.clone()).to_string().len() <= 4096 => {
+            Some(Value::Object(m.clone()))
+        }
+        Some(Value::Object(_)) => {
+            errors.push(FieldError::new(
+                format!("{prefix}metadata"),
+                "must be at most 4 KiB of JSON",
+            ));
+            None
+        }
+        Some(v) => {
+            errors.push(FieldError::new(
+                format!("{prefix}metadata"),
+                format!("must be an object, got {}", describe(v)),
+            ));
+            None
+        }
+    };
+    if errors.len() > before {
+        return None;
+    }
+    Some(SendRequest {
+        client_name,
+        group_name,
+        assign,
+        params,
+        callback_url,
+        metadata,
+        ..SendRequest::new(template?, phone?)
+    })
+}
+
+// --- Messages ------------------------------------------------------------------------------
+
+/// The answer to an accepted send: built from the decision alone, so a replay answers the same.
+fn accepted_body(outcome: &SendOutcome, channel_id: &str, to: &str) -> Value {
+    let (message_id, conversation_id, conversation_status) = match outcome {
+        SendOutcome::Sent {
+            conversation_id,
+            message_id,
+        } => (message_id, conversation_id, "open"),
+        SendOutcome::Pending {
+            conversation_id,
+            message_id,
+        } => (message_id, conversation_id, "pending"),
+        SendOutcome::AlreadyPending { .. } => unreachable!("not an accepted send"),
+    };
+    json!({
+        "id": message_id,
+        "status": "queued",
+        "channelId": channel_id,
+        "to": to,
+        "conversation": {"id": conversation_id, "status": conversation_status},
+    })
+}
+
+fn pending_problem(conversation_id: &str, prefix: &str) -> Problem {
+    Problem::new(
+        StatusCode::CONFLICT,
+        "conversation-pending",
+        "Conversation pending",
+        "an earlier template to this number is not confirmed by WhatsApp yet; nothing was sent",
+    )
+    .with("conversationId", Value::String(conversation_id.to_string()))
+    .with("field", Value::String(format!("{prefix}to")))
+}
+
+async fn create_message(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    match create_message_inner(&app, &headers, &body).await {
+        Ok(r) => r,
+        Err(p) => p.response(),
+    }
+}
+
+async fn create_message_inner(
+    app: &App,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, Problem> {
+    let caller = authenticate(app, headers).await?;
+    let value = parse_json(body)?;
+    let idem = idempotency(app, &caller, headers, "/v1/messages", &value)?;
+    let obj = value.as_object().expect("checked object");
+    let mut errors = Vec::new();
+    let channel_id = opt_string(obj, "channelId", "", &mut errors);
+    let template = template_ref(obj, &mut errors);
+    let request = recipient(obj, template, "", &mut errors);
+    let (Some(mut request), true) = (request, errors.is_empty()) else {
+        return Err(Problem::validation(errors));
+    };
+    let channel = caller.channel(app, channel_id.as_deref()).await?;
+    request.idempotency = idem;
+    let to = request.phone.as_str().to_string();
+    match send::send(app, &channel, request).await {
+        Ok(SendOutcome::AlreadyPending { conversation_id }) => {
+            Err(pending_problem(&conversation_id, ""))
+        }
+        Ok(outcome) => Ok(json_response(
+            StatusCode::ACCEPTED,
+            &accepted_body(&outcome, &channel.id, &to),
+        )),
+        Err(e) => Err(send_problem(e, "")),
+    }
+}
+
+async fn create_batch(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    match create_batch_inner(&app, &headers, &body).await {
+        Ok(r) => r,
+        Err(p) => p.response(),
+    }
+}
+
+async fn create_batch_inner(
+    app: &App,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, Problem> {
+    let caller = authenticate(app, headers).await?;
+    let value = parse_json(body)?;
+    let idem = idempotency(app, &caller, headers, "/v1/messages/batch", &value)?;
+    let obj = value.as_object().expect("checked object");
+    let mut errors = Vec::new();
+    let channel_id = opt_string(obj, "channelId", "", &mut errors);
+    let template = template_ref(obj, &mut errors);
+    let recipients = match obj.get("recipients") {
+        Some(Value::Array(items)) if !items.is_empty() && items.len() <= MAX_RECIPIENTS => {
+            items.clone()
+        }
+        Some(Value::Array(items)) => {
+            errors.push(FieldError::new(
+                "recipients",
+                format!(
+                    "must hold 1 to {MAX_RECIPIENTS} recipients, got {}",
+                    items.len()
+                ),
+            ));
+            vec![]
+        }
+        _ => {
+            errors.push(FieldError::new(
+                "recipients",
+                "is required: an array of {to, params, …}",
+            ));
+            vec![]
+        }
+    };
+    let (Some(template), true) = (template, errors.is_empty()) else {
+        return Err(Problem::validation(errors));
+    };
+    let channel = caller.channel(app, channel_id.as_deref()).await?;
+    // Each recipient is parsed on its own: a bad one is rejected, the others go.
+    let mut parse_errors: HashMap<usize, Problem> = HashMap::new();
+    let requests: Vec<Option<SendRequest>> = recipients
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let prefix = format!("recipients[{i}].");
+            let mut errors = Vec::new();
+            let parsed = match r {
+                Value::Object(o) => recipient(o, Some(template.clone()), &prefix, &mut errors),
+                other => {
+                    errors.push(FieldError::new(
+                        format!("recipients[{i}]"),
+                        format!("must be an object, got {}", describe(other)),
+                    ));
+                    None
+                }
+            };
+            if parsed.is_none() {
+                parse_errors.insert(i, Problem::validation(errors));
+            }
+            parsed
+        })
+        .collect();
+    let outcome = batch::send_batch(app, &channel, requests, idem)
+        .await
+        .map_err(|e| send_problem(e, ""))?;
+    let mut accepted = 0;
+    let results: Vec<Value> = outcome
+        .results
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let to = recipients[i]["to"].as_str().unwrap_or_default();
+            let prefix = format!("recipients[{i}].");
+            match r {
+                RecipientResult::Unparsed => {
+                    let problem = parse_errors.get(&i).map(Problem::body);
+                    json!({"index": i, "status": "rejected", "problem": problem})
+                }
+                RecipientResult::Accepted(SendOutcome::AlreadyPending { conversation_id }) => {
+                    json!({"index": i, "status": "rejected", "problem": pending_problem(&conversation_id, &prefix).body()})
+                }
+                RecipientResult::Accepted(o) => {
+                    accepted += 1;
+                    let mut body = accepted_body(&o, &channel.id, to);
+                    body["index"] = json!(i);
+                    body["messageId"] = body["id"].take();
+                    body.as_object_mut().map(|b| b.remove("id"));
+                    body["status"] = json!("accepted");
+                    body
+                }
+                RecipientResult::Rejected(e) => {
+                    json!({"index": i, "status": "rejected", "problem": send_problem(e, &prefix).body()})
+                }
+            }
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        &json!({
+            "batchId": outcome.batch_id,
+            "total": results.len(),
+            "accepted": accepted,
+            "rejected": results.len() - accepted,
+            "results": results,
+        }),
+    ))
+}
+
+async fn get_message(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let result = async {
+        let caller = authenticate(&app, &headers).await?;
+        let m = app.store.message(&id).await?;
+        let m = m
+            .filter(|m| caller.sees(&m.account_id, &m.channel_id))
+            .ok_or_else(|| Problem::not_found("message", &id))?;
+        let next = app.store.next_attempt_at(&m.id).await?;
+        Ok::<_, Problem>(json_response(StatusCode::OK, &native_message(&m, next)))
+    }
+    .await;
+    result.unwrap_or_else(Problem::response)
+}
+
+/// A message with its timeline and, when it has one, the provider's error and what comes next.
+fn native_message(m: &crate::store::Message, next_attempt_at: Option<i64>) -> Value {
+    let mut v = views::message(m);
+    v["batchId"] = json!(m.batch_id);
+    v["metadata"] = json!(m.metadata);
+    v["callbackUrl"] = json!(m.callback_url);
+    let will_retry = next_attempt_at.is_some() && m.error.is_some();
+    if let Some(error) = &m.error {
+        v["error"] = json!({
+            "code": error.code,
+            "title": error.title,
+            "details": error.details,
+            "willRetry": will_retry,
+            "nextAttemptAt": if will_retry { next_attempt_at.map(crate::format_ms) } else { None },
+        });
+    }
+    v
+}
+
+const MAX_LIMIT: u32 = 200;
+
+fn parse_limit(q: &HashMap<String, String>) -> Result<u32, Problem> {
+    match q.get("limit") {
+        None => Ok(50),
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(Problem::field(
+                "limit",
+                format!("must be a whole number from 1 to {MAX_LIMIT}, got '{raw}'"),
+            )),
+        },
+    }
+}
+
+fn parse_time(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, Problem> {
+    q.get(key)
+        .map(|raw| {
+            chrono::DateTime::parse_from_rfc3339(raw)
+                .map(|t| t.timestamp_millis())
+                .map_err(|_| {
+                    Problem::field(
+                        key,
+                        format!(
+                            "must be an RFC 3339 time such as 2026-11-25T09:00:00Z, got '{raw}'"
+                        ),
+                    )
+                })
+        })
+        .transpose()
+}
+
+/// Cursors are opaque to callers: hex of `<ms>.<id>` of the last item seen.
+fn encode_cursor(ms: i64, id: &str) -> String {
+    hex::encode(format!("{ms}.{id}"))
+}
+
+fn parse_cursor(q: &HashMap<String, String>) -> Result<Option<(i64, String)>, Problem> {
+    let Some(raw) = q.get("cursor") else {
+        return Ok(None);
+    };
+    let bad = || Problem::field("cursor", "is not a cursor this API returned");
+    let text = String::from_utf8(hex::decode(raw).map_err(|_| bad())?).map_err(|_| bad())?;
+    let (ms, id) = text.split_once('.').ok_or_else(bad)?;
+    Ok(Some((ms.parse().map_err(|_| bad())?, id.to_string())))
+}
+
+async fn list_messages(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let result = async {
+        let caller = authenticate(&app, &headers).await?;
+        let mut filter = MessageFilter {
+            channel_id: q.get("channelId").cloned(),
+            status: q.get("status").cloned(),
+            phone_number: q.get("phoneNumber").cloned(),
+            batch_id: q.get("batchId").cloned(),
+            from: parse_time(&q, "from")?,
+            to: parse_time(&q, "to")?,
+            after: parse_cursor(&q)?,
+            limit: parse_limit(&q)?,
+        };
+        if let Some(status) = &filter.status
+            && status.parse::<crate::domain::status::MessageStatus>().is_err()
+        {
+            return Err(Problem::field("status", format!("'{status}' is not a message status (queued, sending, sent, delivered, read, failed)")));
+        }
+        if let Caller::Channel(c) = &caller {
+            if filter.channel_id.as_deref().is_some_and(|id| id != c.id) {
+                return Err(Problem::field("channelId", "a channel token sees only its own channel"));
+            }
+            filter.channel_id = Some(c.id.clone());
+        }
+        let messages = app.store.list_messages(caller.account_id(), &filter).await?;
+        let next = (messages.len() == filter.limit as usize)
+            .then(|| messages.last().map(|m| encode_cursor(m.queued_at, &m.id)))
+            .flatten();
+        Ok::<_, Problem>(json_response(
+            StatusCode::OK,
+            &json!({"data": messages.iter().map(|m| native_message(m, None)).collect::<Vec<_>>(), "nextCursor": next}),
+        ))
+    }
+    .await;
+    result.unwrap_or_else(Problem::response)
+}
+
+async fn get_batch(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let result = async {
+        let caller = authenticate(&app, &headers).await?;
+        let b = app.store.batch(&id).await?;
+        let b = b.filter(|b| caller.sees(&b.account_id, &b.channel_id)).ok_or_else(|| Problem::not_found("batch", &id))?;
+        let counts: Map<String, Value> = app
+            .store
+            .batch_counts(&id)
+            .await?
+            .into_iter()
+            .map(|(status, n)| (status, json!(n)))
+            .collect();
+        Ok::<_, Problem>(json_response(
+            StatusCode::OK,
+            &json!({"id": b.id, "channelId": b.channel_id, "total": b.total, "accepted": b.accepted,
+                    "rejected": b.rejected, "byStatus": counts, "createdAt": crate::format_ms(b.created_at)}),
+        ))
+    }
+    .await;
+    result.unwrap_or_else(Problem::response)
+}
+
+// --- Conversations -------------------------------------------------------------------------
+
+async fn list_conversations(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let result = async {
+        let caller = authenticate(&app, &headers).await?;
+        let mut filter = ConversationFilter {
+            channel_id: q.get("channelId").cloned(),
+            status: q.get("status").cloned(),
+            phone_number: q.get("phoneNumber").cloned(),
+            after: parse_cursor(&q)?,
+            limit: parse_limit(&q)?,
+        };
+        if let Some(status) = &filter.status
+            && status.parse::<crate::domain::status::ConversationStatus>().is_err()
+        {
+            return Err(Problem::field("status", format!("'{status}' is not a conversation status (pending, open, closed)")));
+        }
+        if let Caller::Channel(c) = &caller {
+            if filter.channel_id.as_deref().is_some_and(|id| id != c.id) {
+                return Err(Problem::field("channelId", "a channel token sees only its own channel"));
+            }
+            filter.channel_id = Some(c.id.clone());
+        }
+        let list = app.store.list_conversations(caller.account_id(), &filter).await?;
+        let next = (list.len() == filter.limit as usize)
+            .then(|| list.last().map(|c| encode_cursor(c.created_at, &c.id)))
+            .flatten();
+        Ok::<_, Problem>(json_response(
+            StatusCode::OK,
+            &json!({"data": list.iter().map(views::conversation).collect::<Vec<_>>(), "nextCursor": next}),
+        ))
+    }
+    .await;
+    result.unwrap_or_else(Problem::response)
+}
+
+async fn visible_conversation(
+    app: &App,
+    caller: &Caller,
+    id: &str,
+) -> Result<crate::store::Conversation, Problem> {
+    app.store
+        .conversation(id)
+        .await?
+        .filter(|c| caller.sees(&c.account_id, &c.channel_id))
+        .ok_or_else(|| Problem::not_found("conversation", id))
+}
+
+async fn get_conversation(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let result = async {
+        let caller = authenticate(&app, &headers).await?;
+        let c = visible_conversation(&app, &caller, &id).await?;
+        Ok::<_, Problem>(json_response(StatusCode::OK, &views::conversation(&c)))
+    }
+    .await;
+    result.unwrap_or_else(Problem::response)
+}
+
+async fn close_conversation(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let result = async {
+        let caller = authenticate(&app, &headers).await?;
+        visible_conversation(&app, &caller, &id).await?;
+        // Closing twice is harmless: the answer is the closed conversation either way.
+        let closed = crate::service::admin::close_conversation(&app, &id)
+            .await
+            .map_err(|e| match e {
+                crate::service::admin::AdminError::NotFound { .. } => {
+                    Problem::not_found("conversation", &id)
+                }
+                other => Problem::internal(&anyhow::anyhow!(other)),
+            })?;
+        Ok::<_, Problem>(json_response(StatusCode::OK, &closed))
+    }
+    .await;
+    result.unwrap_or_else(Problem::response)
+}
+
+// --- Templates -----------------------------------------------------------------------------
+
+async fn list_templates(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let result = async {
+        let caller = authenticate(&app, &headers).await?;
+        let limit = parse_limit(&q)?;
+        let page = match q.get("page") {
+            None => 1,
+            Some(raw) => raw
+                .parse::<u32>()
+                .ok()
+                .filter(|p| *p >= 1)
+                .ok_or_else(|| Problem::field("page", format!("must be a whole number from 1, got '{raw}'")))?,
+        };
+        let filter = TemplateFilter {
+            status: q.get("status").cloned(),
+            name: q.get("name").cloned(),
+            offset: (page - 1).saturating_mul(limit),
+            limit,
+        };
+        let (list, total) = app.store.list_templates(caller.account_id(), &filter).await?;
+        Ok::<_, Problem>(json_response(
+            StatusCode::OK,
+            &json!({"data": list.iter().map(views::template).collect::<Vec<_>>(), "page": page, "limit": limit, "total": total}),
+        ))
+    }
+    .await;
+    result.unwrap_or_else(Problem::response)
+}
+
+async fn get_template(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let result = async {
+        let caller = authenticate(&app, &headers).await?;
+        let t = app
+            .store
+            .account_template(caller.account_id(), &id)
+            .await?
+            .ok_or_else(|| Problem::not_found("template", &id))?;
+        Ok::<_, Problem>(json_response(StatusCode::OK, &views::template(&t)))
+    }
+    .await;
+    result.unwrap_or_else(Problem::response)
+}
+
+async fn sync_templates(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let result = async {
+        let caller = authenticate(&app, &headers).await?;
+        let channel = caller
+            .channel(&app, q.get("channelId").map(String::as_str))
+            .await?;
+        let summary = crate::service::admin::sync_templates(&app, &channel.id)
+            .await
+            .map_err(|e| match e {
+                crate::service::admin::AdminError::Invalid(f) => {
+                    Problem::field("channelId", f.message)
+                }
+                crate::service::admin::AdminError::Upstream(detail) => Problem::new(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream",
+                    "The provider refused",
+                    detail,
+                ),
+                other => Problem::internal(&anyhow::anyhow!(other)),
+            })?;
+        Ok::<_, Problem>(json_response(StatusCode::OK, &summary))
+    }
+    .await;
+    result.unwrap_or_else(Problem::response)
+}
