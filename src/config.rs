@@ -96,8 +96,9 @@ pub struct Config {
     pub max_body_bytes: u64,
     /// Longest a request may take, reading its body included; then 408 (body) or 503.
     pub request_timeout_ms: u64,
-    /// Requests per second one public token may make to the template API (burst: as many);
-    /// 0 turns the limit off. Kept in memory, per instance.
+    /// Requests per second one token (a channel's public token or an account API key) may
+    /// make to the template and native APIs (burst: as many); 0 turns the limit off. Kept in
+    /// memory, per instance.
     pub token_rate_per_sec: u64,
     /// When set, `GET /metrics` requires `Authorization: Bearer <metrics_token>`.
     pub metrics_token: Option<Secret>,

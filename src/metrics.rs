@@ -228,7 +228,7 @@ impl Metrics {
         header(
             out,
             "plantilla_rate_limited_total",
-            "Template API requests refused with 429 by the per-token rate limit.",
+            "Template and native API requests refused with 429 by the per-token rate limit.",
             "counter",
         );
         let _ = writeln!(

@@ -548,6 +548,23 @@ async fn deeply_nested_json_is_refused_before_parsing() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["errors"][0]["field"], "body", "{v}");
+    // The native API too.
+    let r = t
+        .client
+        .post(format!("{}/v1/messages", t.base))
+        .bearer_auth(&seed.token)
+        .body(format!(
+            r#"{{"templateId":"{}","to":"50755667799","metadata":{{"x":{}}}}}"#,
+            seed.template_id,
+            deep(40)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["errors"][0]["field"], "body", "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("32 levels"), "{v}");
     assert_eq!(t.sql_i64("SELECT COUNT(*) FROM messages").await, 1);
 }
 
@@ -672,6 +689,20 @@ async fn each_token_is_rate_limited_on_the_template_api() {
     assert!((1..=2).contains(&retry), "{retry}");
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["type"], "Too Many Requests", "{v}");
+
+    // The native API shares the token's budget, and answers with a problem.
+    let r = t
+        .client
+        .get(format!("{}/v1/templates", t.base))
+        .bearer_auth(&a.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["type"], "/problems/rate-limited", "{v}");
 
     // Another token has its own budget; sends count against the same one.
     let r = t.send_old(&b.token, send_body(&b, "50755667788")).await;

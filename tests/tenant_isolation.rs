@@ -410,3 +410,157 @@ async fn a_public_token_never_opens_the_global_admin_api() {
         assert!(!v.to_string().contains(&w.b.message_id));
     }
 }
+
+/// A request to the native API with a bearer token; (status, JSON body).
+async fn native(
+    t: &TestApp,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+    idempotency_key: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut req = t
+        .client
+        .request(method.parse().unwrap(), format!("{}{path}", t.base))
+        .bearer_auth(token);
+    if let Some(key) = idempotency_key {
+        req = req.header("Idempotency-Key", key);
+    }
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn native_body(tenant: &Tenant, to: &str) -> Value {
+    json!({"templateId": tenant.seed.template_id, "to": to,
+           "params": {"name": "Ana", "order": "A-1"}})
+}
+
+#[tokio::test]
+async fn native_api_ids_of_another_account_are_not_found() {
+    let w = world().await;
+    let t = &w.t;
+    let key = s(&t
+        .create(
+            &format!("/v1/admin/accounts/{}/api-keys", w.a.seed.account_id),
+            json!({}),
+        )
+        .await["key"]);
+    let (status, batch) = native(
+        t,
+        "POST",
+        "/v1/messages/batch",
+        &w.b.seed.token,
+        Some(json!({"templateId": w.b.seed.template_id,
+                    "recipients": [{"to": "50755664444", "params": {"name": "Ana", "order": "A-1"}}]})),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{batch}");
+    let b_batch = s(&batch["batchId"]);
+    let b_ids = [
+        w.b.message_id.clone(),
+        w.b.conversation_id.clone(),
+        w.b.seed.template_id.clone(),
+        b_batch.clone(),
+    ];
+    let before = w.counts().await;
+
+    for token in [w.a.seed.token.as_str(), key.as_str()] {
+        for path in [
+            format!("/v1/messages/{}", w.b.message_id),
+            format!("/v1/conversations/{}", w.b.conversation_id),
+            format!("/v1/templates/{}", w.b.seed.template_id),
+            format!("/v1/batches/{b_batch}"),
+        ] {
+            let (status, body) = native(t, "GET", &path, token, None, None).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+            assert_eq!(body["type"], "/problems/not-found");
+        }
+        let (status, body) = native(
+            t,
+            "POST",
+            &format!("/v1/conversations/{}/close", w.b.conversation_id),
+            token,
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        // Lists show only the account's own things, whatever the filter asks.
+        for path in [
+            "/v1/messages".to_string(),
+            format!("/v1/messages?channelId={}", w.b.channel_id),
+            format!("/v1/messages?batchId={b_batch}"),
+            format!("/v1/messages?phoneNumber={}", w.b.phone),
+            "/v1/conversations".to_string(),
+            format!("/v1/conversations?channelId={}", w.b.channel_id),
+            "/v1/templates".to_string(),
+        ] {
+            let (status, body) = native(t, "GET", &path, token, None, None).await;
+            let text = body.to_string();
+            assert!(
+                status == StatusCode::OK || status == StatusCode::BAD_REQUEST,
+                "{path}: {status} {body}"
+            );
+            for id in &b_ids {
+                assert!(!text.contains(id.as_str()), "{path} shows B's {id}: {body}");
+            }
+        }
+        // Sends: B's template by id or by name, through B's channel.
+        let mut by_name = native_body(&w.a, "50755665555");
+        by_name.as_object_mut().unwrap().remove("templateId");
+        by_name["templateName"] = json!(w.b.template_name);
+        by_name["language"] = json!("es");
+        let mut b_channel = native_body(&w.a, "50755665555");
+        b_channel["channelId"] = json!(w.b.channel_id);
+        let mut b_template = native_body(&w.b, "50755665555");
+        b_template["channelId"] = json!(w.a.channel_id);
+        for body in [by_name, b_channel, b_template] {
+            let mut body = body;
+            if token == key && body.get("channelId").is_none() {
+                body["channelId"] = json!(w.a.channel_id);
+            }
+            let (status, answer) =
+                native(t, "POST", "/v1/messages", token, Some(body.clone()), None).await;
+            assert!(
+                status == StatusCode::BAD_REQUEST || status == StatusCode::UNPROCESSABLE_ENTITY,
+                "{body} → {status} {answer}"
+            );
+        }
+    }
+    assert_eq!(w.counts().await, before, "nothing created");
+    assert_eq!(
+        t.conversation(&w.b.conversation_id).await["status"],
+        "pending"
+    );
+
+    // The same Idempotency-Key in two accounts names two requests.
+    let (status, a) = native(
+        t,
+        "POST",
+        "/v1/messages",
+        &w.a.seed.token,
+        Some(native_body(&w.a, "50755666666")),
+        Some("same-key"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{a}");
+    let (status, b) = native(
+        t,
+        "POST",
+        "/v1/messages",
+        &w.b.seed.token,
+        Some(native_body(&w.b, "50755666666")),
+        Some("same-key"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{b}");
+    assert_ne!(a["id"], b["id"]);
+    assert_eq!(b["channelId"], json!(w.b.channel_id));
+}

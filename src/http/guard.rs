@@ -47,8 +47,8 @@ pub enum Surface {
     CompatOld,
     /// `/templates…`: the new family, `{code, body}` envelopes.
     CompatNew,
-    /// `/v1/admin/…`: problem documents.
-    Admin,
+    /// `/v1/…`, the admin and the native APIs: problem documents.
+    Problems,
     /// `/webhooks/…`: Meta reads only the status.
     Webhooks,
     /// The rest (`/healthz`, `/metrics`, unknown paths): `{code, body}` envelopes.
@@ -62,7 +62,7 @@ impl Surface {
         match first {
             "api" => Surface::CompatOld,
             "templates" => Surface::CompatNew,
-            "v1" => Surface::Admin,
+            "v1" => Surface::Problems,
             "webhooks" => Surface::Webhooks,
             _ => Surface::Other,
         }
@@ -101,7 +101,7 @@ fn refuse(surface: Surface, r: Refusal) -> Response {
         Surface::CompatNew | Surface::Other => {
             compat::envelope(r.status, context, &r.message, json!([r.label]), r.kind)
         }
-        Surface::Admin => admin::problem(
+        Surface::Problems => admin::problem(
             r.status,
             &r.kind.to_ascii_lowercase().replace(' ', "-"),
             r.kind,
@@ -252,7 +252,8 @@ mod tests {
     fn paths_belong_to_surfaces() {
         assert_eq!(Surface::of("/api/template/sendmessage"), Surface::CompatOld);
         assert_eq!(Surface::of("/templates/tpl_1"), Surface::CompatNew);
-        assert_eq!(Surface::of("/v1/admin/messages/m"), Surface::Admin);
+        assert_eq!(Surface::of("/v1/admin/messages/m"), Surface::Problems);
+        assert_eq!(Surface::of("/v1/messages"), Surface::Problems);
         assert_eq!(Surface::of("/webhooks/whatsapp"), Surface::Webhooks);
         assert_eq!(Surface::of("/metrics"), Surface::Other);
         assert_eq!(Surface::of("/"), Surface::Other);
