@@ -1,5 +1,8 @@
 //! The command line: `serve`, `demo` and `admin`. Thin: it loads configuration and calls the
-//! same services as the HTTP API.
+//! same services as the HTTP API. `send` is different: a client of a server's API (`cli/send.rs`).
+
+pub mod csv;
+pub mod send;
 
 use std::path::PathBuf;
 
@@ -33,6 +36,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the API, the webhook receiver and the dispatcher.
     Serve,
+    /// Print the OpenAPI 3.1 document of the HTTP API (as served at /openapi.json).
+    ///
+    /// The repository commits it: `cargo run -- openapi > openapi.json`.
+    Openapi,
     /// Start a ready-to-try server: SQLite, a sandbox channel, a group and a sample template.
     Demo {
         /// The demo's SQLite file; it is recreated on every run.
@@ -67,6 +74,8 @@ pub enum Command {
         #[arg(allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Send a template through a server's API: to one number (--to) or to each row of a CSV.
+    Send(Box<send::SendArgs>),
 }
 
 /// Logs to stderr, as text or as one JSON object per line (with the fields of the current
@@ -89,6 +98,18 @@ pub fn init_tracing(filter: &str, format: &str) {
 }
 
 pub async fn main(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Openapi = cli.command {
+        // No configuration needed: the document depends on the code only.
+        use std::io::Write;
+        return match std::io::stdout().write_all(crate::http::openapi::document_text().as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+            _ => Ok(()),
+        };
+    }
+    if let Command::Send(args) = cli.command {
+        // A client: it needs no server configuration.
+        return send::main(*args).await;
+    }
     let mut config = Config::load(cli.config.as_deref())?;
     if let Some(format) = cli.log_format {
         config.log_format = format;
@@ -96,6 +117,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
     init_tracing(&config.log, &config.log_format);
     match cli.command {
         Command::Serve => serve(config).await,
+        Command::Openapi => unreachable!("handled above"),
         Command::Demo { db, listen } => demo(config, db, listen).await,
         Command::Admin {
             resource,
@@ -107,6 +129,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
         }
+        Command::Send(_) => unreachable!("handled above"),
     }
 }
 

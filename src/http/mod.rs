@@ -5,6 +5,7 @@ pub mod admin;
 pub mod compat;
 pub mod guard;
 pub mod native;
+pub mod openapi;
 pub mod ops;
 pub mod webhooks;
 
@@ -39,6 +40,7 @@ pub fn router(app: App) -> Router {
     let mut router = compat::routes()
         .merge(native::routes())
         .merge(webhooks::routes())
+        .merge(openapi::routes())
         .merge(ops::routes());
     if app.config.admin_token.is_some() {
         router = router.merge(admin::routes(app.clone()));
@@ -72,6 +74,8 @@ async fn not_found(uri: Uri) -> Response {
 /// The fixed words of our paths; a segment equal to one of them, ignoring case, is written
 /// the canonical (lowercase) way. Ids never collide: they are prefixed (`tpl_…`).
 const STATIC_SEGMENTS: &[&str] = &[
+    "openapi.json",
+    "docs",
     "api",
     "template",
     "sendmessage",

@@ -30,10 +30,13 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        if let sqlx::Error::Database(db) = &e
-            && db.is_unique_violation()
-        {
-            return StoreError::Conflict(db.message().to_string());
+        if let sqlx::Error::Database(db) = &e {
+            // A unique index broken by a concurrent writer, or PostgreSQL choosing this
+            // transaction as a deadlock or serialization victim: the caller may decide again.
+            let retryable = matches!(db.code().as_deref(), Some("40P01" | "40001"));
+            if db.is_unique_violation() || retryable {
+                return StoreError::Conflict(db.message().to_string());
+            }
         }
         StoreError::Other(e.into())
     }

@@ -68,6 +68,43 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    async fn record_inbound_once(
+        &self,
+        channel: &Channel,
+        phone: &str,
+        name: Option<&str>,
+        at: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        // Conversation before contact: the order `accept_send` locks them in.
+        sqlx::query(
+            "UPDATE conversations SET last_activity_at = GREATEST(last_activity_at, $1)
+             WHERE channel_id = $2 AND phone_number = $3 AND status = 'open'",
+        )
+        .bind(at)
+        .bind(&channel.id)
+        .bind(phone)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO contacts (account_id, phone_number, client_name, last_inbound_at,
+                created_at, updated_at)
+             VALUES ($1, $2, coalesce($3, $2), $4, $4, $4)
+             ON CONFLICT (account_id, phone_number) DO UPDATE SET
+                client_name = coalesce($3, contacts.client_name),
+                last_inbound_at = GREATEST(coalesce(contacts.last_inbound_at, 0), $4),
+                updated_at = $4",
+        )
+        .bind(&channel.account_id)
+        .bind(phone)
+        .bind(name)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Connects (waiting up to 30 s for the server to come up), applies the migrations and
     /// returns a store over a pool of at most `max_connections`.
     pub async fn open(url: &str, max_connections: u32) -> anyhow::Result<Self> {
@@ -1246,34 +1283,15 @@ impl Store for PgStore {
         name: Option<&str>,
         at: i64,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        // Conversation before contact: the order `accept_send` locks them in.
-        sqlx::query(
-            "UPDATE conversations SET last_activity_at = GREATEST(last_activity_at, $1)
-             WHERE channel_id = $2 AND phone_number = $3 AND status = 'open'",
-        )
-        .bind(at)
-        .bind(&channel.id)
-        .bind(phone)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO contacts (account_id, phone_number, client_name, last_inbound_at,
-                created_at, updated_at)
-             VALUES ($1, $2, coalesce($3, $2), $4, $4, $4)
-             ON CONFLICT (account_id, phone_number) DO UPDATE SET
-                client_name = coalesce($3, contacts.client_name),
-                last_inbound_at = GREATEST(coalesce(contacts.last_inbound_at, 0), $4),
-                updated_at = $4",
-        )
-        .bind(&channel.account_id)
-        .bind(phone)
-        .bind(name)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        // PostgreSQL may pick this short transaction as a deadlock victim against a send to
+        // the same number; it only touches two rows, so trying again is safe.
+        let mut tries = 0;
+        loop {
+            match self.record_inbound_once(channel, phone, name, at).await {
+                Err(StoreError::Conflict(_)) if tries < 3 => tries += 1,
+                other => return other,
+            }
+        }
     }
 
     async fn accept_send(&self, send: &AcceptSend) -> StoreResult<AcceptOutcome> {

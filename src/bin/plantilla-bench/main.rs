@@ -324,6 +324,21 @@ fn print_machine(cli: &Cli, opts: &Options) {
         opts.connections,
         if cli.quick { "; quick" } else { "" }
     );
+    let built = |exe: &str| {
+        std::fs::metadata(opts.bin_dir.join(exe))
+            .and_then(|m| m.modified())
+            .map(|t| {
+                chrono::DateTime::<chrono::Utc>::from(t)
+                    .format("%Y-%m-%d %H:%M UTC")
+                    .to_string()
+            })
+            .unwrap_or_else(|_| "?".into())
+    };
+    println!(
+        "- built: plantilla {}, fake-graph {} (the bench builds nothing: `cargo build --release --bins` first)",
+        built("plantilla"),
+        built("fake-graph")
+    );
     if let Some(rev) = git_revision() {
         println!("- source: {rev}");
     }

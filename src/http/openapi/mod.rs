@@ -1,0 +1,590 @@
+//! The OpenAPI 3.1 document of the HTTP surface (`GET /openapi.json`) and a reference page
+//! rendered from it (`GET /docs`, self-contained HTML, no scripts).
+//!
+//! The document is built here, in code, from a table of operations (`operations.rs`) and
+//! component schemas (`schemas.rs`). Three tests keep it true:
+//! - `tests/openapi.rs`: every route of the router is an operation of the document and every
+//!   operation a route (methods included), and the committed `openapi.json` is the document;
+//! - `tests/openapi_conformance.rs`: live responses of every operation validate against the
+//!   schema the document declares for their path, method and status, and a status the document
+//!   does not declare fails;
+//! - the unit tests below: ids are unique, every `$ref` resolves, path parameters are declared.
+//!
+//! **Documenting a new route**: add an [`Op`] to `operations.rs` (its schemas to
+//! `schemas.rs`), exercise it in `tests/openapi_conformance.rs`, then regenerate the committed
+//! copy with `cargo run -- openapi > openapi.json`.
+
+mod html;
+mod operations;
+mod schemas;
+
+use std::collections::BTreeSet;
+use std::sync::LazyLock;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Map, Value, json};
+
+use crate::app::App;
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/openapi.json", get(serve_document))
+        .route("/docs", get(serve_docs))
+}
+
+static DOCUMENT: LazyLock<Value> = LazyLock::new(build);
+static DOCUMENT_TEXT: LazyLock<String> = LazyLock::new(|| to_text(&DOCUMENT));
+static DOCS: LazyLock<String> = LazyLock::new(|| html::render(&DOCUMENT));
+
+/// The OpenAPI document.
+pub fn document() -> &'static Value {
+    &DOCUMENT
+}
+
+/// The document as committed in `openapi.json` and printed by `plantilla openapi`: pretty JSON
+/// with a final newline.
+pub fn document_text() -> &'static str {
+    &DOCUMENT_TEXT
+}
+
+/// The HTML reference page.
+pub fn docs_html() -> &'static str {
+    &DOCS
+}
+
+fn to_text(doc: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(doc).expect("a JSON value prints");
+    text.push('\n');
+    text
+}
+
+async fn serve_document() -> Response {
+    let mut r = (StatusCode::OK, document_text()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(super::JSON_UTF8),
+    );
+    r
+}
+
+async fn serve_docs() -> Response {
+    let mut r = (StatusCode::OK, docs_html()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
+}
+
+// --- Operations ----------------------------------------------------------------------------
+
+/// Who may call an operation (`Authorization: Bearer …`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Auth {
+    Public,
+    /// A channel's public token.
+    Channel,
+    /// A channel's public token or an account API key.
+    ChannelOrKey,
+    /// The admin token.
+    Admin,
+}
+
+impl Auth {
+    fn security(self) -> Value {
+        match self {
+            Auth::Public => json!([]),
+            Auth::Channel => json!([{"channelToken": []}]),
+            Auth::ChannelOrKey => json!([{"channelToken": []}, {"apiKey": []}]),
+            Auth::Admin => json!([{"adminToken": []}]),
+        }
+    }
+}
+
+/// One operation: a method on a path, what it takes and every status it answers.
+pub(crate) struct Op {
+    method: &'static str,
+    path: &'static str,
+    id: &'static str,
+    tag: &'static str,
+    summary: &'static str,
+    description: String,
+    auth: Auth,
+    params: Vec<Value>,
+    body: Option<Value>,
+    responses: Vec<(u16, Value)>,
+}
+
+pub(crate) const JSON: &str = "application/json";
+pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
+pub(crate) const TEXT: &str = "text/plain";
+
+impl Op {
+    pub(crate) fn new(
+        method: &'static str,
+        path: &'static str,
+        id: &'static str,
+        tag: &'static str,
+        auth: Auth,
+        summary: &'static str,
+    ) -> Op {
+        Op {
+            method,
+            path,
+            id,
+            tag,
+            summary,
+            description: String::new(),
+            auth,
+            params: Vec::new(),
+            body: None,
+            responses: Vec::new(),
+        }
+    }
+
+    pub(crate) fn doc(mut self, text: &str) -> Op {
+        self.description = text.to_string();
+        self
+    }
+
+    pub(crate) fn path_param(mut self, name: &str, description: &str) -> Op {
+        self.params
+            .push(json!({"name": name, "in": "path", "required": true,
+                                "description": description, "schema": {"type": "string"}}));
+        self
+    }
+
+    pub(crate) fn query(mut self, name: &str, schema: Value, description: &str) -> Op {
+        self.params.push(
+            json!({"name": name, "in": "query", "description": description, "schema": schema}),
+        );
+        self
+    }
+
+    pub(crate) fn header(mut self, name: &str, schema: Value, description: &str) -> Op {
+        self.params.push(
+            json!({"name": name, "in": "header", "description": description, "schema": schema}),
+        );
+        self
+    }
+
+    /// A JSON request body.
+    pub(crate) fn body(mut self, schema: Value, description: &str) -> Op {
+        self.body = Some(json!({"required": true, "description": description,
+                                "content": {JSON: {"schema": schema}}}));
+        self
+    }
+
+    /// A response with one or more media types (`(media type, schema)`); none: no body.
+    pub(crate) fn answer(mut self, status: u16, description: &str, media: &[(&str, Value)]) -> Op {
+        let mut response = json!({"description": description});
+        if !media.is_empty() {
+            let content: Map<String, Value> = media
+                .iter()
+                .map(|(mt, schema)| (mt.to_string(), json!({"schema": schema})))
+                .collect();
+            response["content"] = Value::Object(content);
+        }
+        self.responses.push((status, response));
+        self
+    }
+
+    /// An `application/json` response.
+    pub(crate) fn json(self, status: u16, description: &str, schema: Value) -> Op {
+        self.answer(status, description, &[(JSON, schema)])
+    }
+
+    /// An `application/problem+json` response whose `type` is one of `types` (slugs of
+    /// [`PROBLEMS`], which must have this status).
+    pub(crate) fn problem(self, status: u16, description: &str, types: &[&str]) -> Op {
+        let uris: Vec<String> = types.iter().map(|t| format!("/problems/{t}")).collect();
+        let list = types
+            .iter()
+            .map(|t| {
+                let title = PROBLEMS
+                    .iter()
+                    .find(|p| p.slug == *t)
+                    .map_or("?", |p| p.title);
+                format!("`/problems/{t}` ({title})")
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let schema =
+            json!({"allOf": [schemas::r("Problem"), {"properties": {"type": {"enum": uris}}}]});
+        self.answer(
+            status,
+            &format!("{description} Problem types: {list}."),
+            &[(PROBLEM_JSON, schema)],
+        )
+    }
+
+    /// A `text/plain` response.
+    pub(crate) fn text(self, status: u16, description: &str) -> Op {
+        self.answer(status, description, &[(TEXT, json!({"type": "string"}))])
+    }
+
+    fn to_json(&self) -> Value {
+        let mut op = json!({
+            "operationId": self.id,
+            "tags": [self.tag],
+            "summary": self.summary,
+            "security": self.auth.security(),
+            "responses": self
+                .responses
+                .iter()
+                .map(|(status, r)| (status.to_string(), r.clone()))
+                .collect::<Map<String, Value>>(),
+        });
+        if !self.description.is_empty() {
+            op["description"] = json!(self.description);
+        }
+        if !self.params.is_empty() {
+            op["parameters"] = json!(self.params);
+        }
+        if let Some(body) = &self.body {
+            op["requestBody"] = body.clone();
+        }
+        op
+    }
+}
+
+// --- Problem types -------------------------------------------------------------------------
+
+/// A problem type of the native and admin APIs: `type` is `/problems/<slug>`.
+pub(crate) struct ProblemType {
+    pub slug: &'static str,
+    pub status: u16,
+    pub title: &'static str,
+    pub when: &'static str,
+}
+
+const fn problem(
+    slug: &'static str,
+    status: u16,
+    title: &'static str,
+    when: &'static str,
+) -> ProblemType {
+    ProblemType {
+        slug,
+        status,
+        title,
+        when,
+    }
+}
+
+/// Every problem type the API answers, with the title it carries.
+pub(crate) const PROBLEMS: &[ProblemType] = &[
+    problem(
+        "validation",
+        400,
+        "Invalid request",
+        "the body, a query parameter or a header is wrong; `errors` names each failing field",
+    ),
+    problem(
+        "idempotency-key-invalid",
+        400,
+        "Invalid Idempotency-Key",
+        "the `Idempotency-Key` header is not 1 to 255 visible ASCII characters",
+    ),
+    problem(
+        "invalid-field",
+        400,
+        "Invalid field",
+        "admin API: a field is missing, unknown or wrong; `errors` names it",
+    ),
+    problem(
+        "unauthorized",
+        401,
+        "Unauthorized",
+        "no bearer token, or not one of this server",
+    ),
+    problem(
+        "conversation-limit",
+        402,
+        "Conversation limit reached",
+        "the send needs a new conversation and the account has used its plan's conversations this month (UTC); `conversationLimit` is the plan",
+    ),
+    problem(
+        "not-found",
+        404,
+        "Not found",
+        "no such thing, or not visible to the caller",
+    ),
+    problem(
+        "conversation-pending",
+        409,
+        "Conversation pending",
+        "an earlier template to the number is not confirmed by WhatsApp yet; nothing was sent; `conversationId` is that conversation",
+    ),
+    problem(
+        "channel-not-connected",
+        409,
+        "Channel not connected",
+        "the channel's status is not `connected`; `channelStatus` is its status",
+    ),
+    problem(
+        "template-not-found",
+        422,
+        "Template not found",
+        "the account has no such template (by id, or by name and language)",
+    ),
+    problem(
+        "template-incomplete",
+        422,
+        "Template incomplete",
+        "the template has no `appId` or no `message`; `missing` lists them",
+    ),
+    problem(
+        "template-not-sendable",
+        422,
+        "Template cannot be sent",
+        "the template is not APPROVED or is deactivated; `templateStatus` is its status",
+    ),
+    problem(
+        "missing-params",
+        422,
+        "Template params missing or refused",
+        "a placeholder has no value, or a value WhatsApp refuses (newline, tab, more than 4 spaces in a row); `errors` names each param",
+    ),
+    problem(
+        "group-not-found",
+        422,
+        "Group not found",
+        "`groupName` names no group of the account",
+    ),
+    problem(
+        "idempotency-key-reused",
+        422,
+        "Idempotency key reused",
+        "the `Idempotency-Key` was used with a different request",
+    ),
+    problem(
+        "internal",
+        500,
+        "Internal Server Error",
+        "something unexpected; `errorId` finds the cause in the server's log",
+    ),
+    problem(
+        "upstream",
+        502,
+        "The provider refused",
+        "Meta's Graph API refused or failed; `detail` has its answer",
+    ),
+];
+
+// --- The document --------------------------------------------------------------------------
+
+/// Tags in the order the reference page shows them, with their descriptions.
+const TAGS: &[(&str, &str)] = &[
+    (
+        operations::NATIVE,
+        "The native API for new integrations: sends with idempotency keys, bulk sends, message \
+         status and timelines, conversations and templates. Authenticate with a channel's \
+         public token (calls see that channel) or an account API key (`ak_…`, account-wide; \
+         sends name their `channelId`). Errors are RFC 9457 `application/problem+json`.",
+    ),
+    (
+        operations::COMPAT_OLD,
+        "The AtomChat-compatible Template API, old family (`/api/Template…`). Authenticate \
+         with a channel's public token. Paths are case-insensitive. Bodies follow AtomChat's \
+         contract exactly, including its error shapes.",
+    ),
+    (
+        operations::COMPAT_NEW,
+        "The AtomChat-compatible Template API, new family (`/templates…`): the same \
+         behaviour as the old family; every error is the `{code, body}` envelope.",
+    ),
+    (
+        operations::ADMIN,
+        "Setting up accounts, channels, groups, templates and API keys; looking at \
+         conversations and messages. Mounted only when `PLANTILLA_ADMIN_TOKEN` is set; \
+         authenticate with it. Errors are `application/problem+json` naming the field.",
+    ),
+    (
+        operations::WEBHOOKS,
+        "Where Meta delivers WhatsApp notifications (statuses, inbound messages, template \
+         status updates). Not for integrators; subscribe these URLs in Meta's app dashboard.",
+    ),
+    (
+        operations::REFERENCE,
+        "This document and its reference page.",
+    ),
+];
+
+fn description() -> String {
+    let mut text = String::from(
+        "plantilla sends WhatsApp template messages through an official WhatsApp number. \
+         This document describes its whole HTTP surface: the native API (`/v1`), the \
+         AtomChat-compatible Template API (both families), the admin API (`/v1/admin`), \
+         Meta's webhooks, and this reference.\n\n\
+         Every JSON body is UTF-8. Times are RFC 3339 in UTC with milliseconds. Ids are \
+         opaque strings with a prefix (`msg_…`, `conv_…`, `tpl_…`). Response schemas \
+         describe every field the server sends today; new fields may be added, so clients \
+         should ignore fields they do not know. A path the server does not have answers 404 \
+         with the compatible API's `{code, body}` envelope.\n\n\
+         Problem types of the native and admin APIs (`type`, HTTP status, title: when):\n\n",
+    );
+    for p in PROBLEMS {
+        text.push_str(&format!(
+            "- `/problems/{}` {} {}: {}\n",
+            p.slug, p.status, p.title, p.when
+        ));
+    }
+    text
+}
+
+fn build() -> Value {
+    let ops = operations::all();
+    let mut paths = Map::new();
+    for op in &ops {
+        let item = paths
+            .entry(op.path.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        item[op.method.to_ascii_lowercase()] = op.to_json();
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "plantilla",
+            "version": env!("CARGO_PKG_VERSION"),
+            "summary": env!("CARGO_PKG_DESCRIPTION"),
+            "description": description(),
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
+        "tags": TAGS.iter().map(|(name, d)| json!({"name": name, "description": d})).collect::<Vec<_>>(),
+        "paths": paths,
+        "components": {
+            "schemas": schemas::all(),
+            "securitySchemes": {
+                "channelToken": {
+                    "type": "http", "scheme": "bearer",
+                    "description": "A channel's public token (`pk_…`), shown when the channel is created or its token rotated. Calls see that channel and its account's templates.",
+                },
+                "apiKey": {
+                    "type": "http", "scheme": "bearer",
+                    "description": "An account API key (`ak_…`) from `POST /v1/admin/accounts/{id}/api-keys`. Account-wide: sends name their `channelId`.",
+                },
+                "adminToken": {
+                    "type": "http", "scheme": "bearer",
+                    "description": "The operator's `PLANTILLA_ADMIN_TOKEN`.",
+                },
+            },
+        },
+    })
+}
+
+/// `(METHOD, path)` of every operation, e.g. `("GET", "/v1/messages/{id}")`.
+pub fn operations() -> BTreeSet<(String, String)> {
+    operations::all()
+        .iter()
+        .map(|op| (op.method.to_string(), op.path.to_string()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r.clone());
+                }
+                m.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_ref_resolves_and_every_schema_is_used() {
+        let doc = document();
+        let mut found = Vec::new();
+        refs(doc, &mut found);
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for r in &found {
+            let name = r
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("{r}"));
+            assert!(schemas.contains_key(name), "{r} does not resolve");
+        }
+        for name in schemas.keys() {
+            let r = format!("#/components/schemas/{name}");
+            assert!(found.contains(&r), "schema {name} is never used");
+        }
+    }
+
+    #[test]
+    fn operations_are_unique_and_declare_their_path_parameters() {
+        let ops = operations::all();
+        let mut ids = BTreeSet::new();
+        let mut routes = BTreeSet::new();
+        for op in &ops {
+            assert!(ids.insert(op.id), "operationId {} twice", op.id);
+            assert!(
+                routes.insert((op.method, op.path)),
+                "{} {} twice",
+                op.method,
+                op.path
+            );
+            let in_path: BTreeSet<&str> = op
+                .path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                .collect();
+            let declared: BTreeSet<&str> = op
+                .params
+                .iter()
+                .filter(|p| p["in"] == "path")
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(in_path, declared, "{} {}", op.method, op.path);
+            assert!(!op.responses.is_empty(), "{}", op.id);
+            let statuses: BTreeSet<u16> = op.responses.iter().map(|(s, _)| *s).collect();
+            assert_eq!(
+                statuses.len(),
+                op.responses.len(),
+                "{}: a status twice",
+                op.id
+            );
+            assert!(TAGS.iter().any(|(t, _)| *t == op.tag), "{}", op.id);
+        }
+    }
+
+    #[test]
+    fn problem_types_are_known_and_answered_with_their_status() {
+        for op in operations::all() {
+            for (status, response) in &op.responses {
+                let Some(schema) = response["content"].get(PROBLEM_JSON) else {
+                    continue;
+                };
+                for uri in schema["schema"]["allOf"][1]["properties"]["type"]["enum"]
+                    .as_array()
+                    .unwrap()
+                {
+                    let slug = uri.as_str().unwrap().trim_start_matches("/problems/");
+                    let p = PROBLEMS
+                        .iter()
+                        .find(|p| p.slug == slug)
+                        .unwrap_or_else(|| panic!("{}: unknown problem type {slug}", op.id));
+                    assert_eq!(p.status, *status, "{}: {slug}", op.id);
+                }
+            }
+        }
+        let slugs: BTreeSet<&str> = PROBLEMS.iter().map(|p| p.slug).collect();
+        assert_eq!(slugs.len(), PROBLEMS.len());
+    }
+
+    #[test]
+    fn the_document_is_openapi_3_1_with_the_crate_version() {
+        let doc = document();
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+        assert!(document_text().ends_with("}\n"));
+    }
+}

@@ -1,0 +1,598 @@
+//! Every operation of the HTTP surface: one [`Op`] per method and path of the router
+//! (`tests/openapi.rs` checks that the two agree).
+
+use serde_json::json;
+
+use super::schemas::{d, one_of_strings, r, string, time};
+use super::{Auth, JSON, Op, TEXT};
+
+pub(super) const NATIVE: &str = "Native API";
+pub(super) const COMPAT_OLD: &str = "Compatible API (old family)";
+pub(super) const COMPAT_NEW: &str = "Compatible API (new family)";
+pub(super) const ADMIN: &str = "Admin API";
+pub(super) const WEBHOOKS: &str = "Meta webhooks";
+pub(super) const REFERENCE: &str = "Reference";
+
+pub(super) fn all() -> Vec<Op> {
+    let mut ops = native();
+    ops.extend(compat());
+    ops.extend(admin());
+    ops.extend(webhooks());
+    ops.extend(reference());
+    ops
+}
+
+// --- Native API ----------------------------------------------------------------------------
+
+const IDEMPOTENCY: &str = "Makes a retry safe: the same key with the same body answers the \
+    first response (and sends nothing new); the same key with a different body is a 422 \
+    `idempotency-key-reused`. Keys are scoped to the caller (channel token or API key) and \
+    expire after 24 hours (configurable).";
+
+fn v1(method: &'static str, path: &'static str, id: &'static str, summary: &'static str) -> Op {
+    Op::new(method, path, id, NATIVE, Auth::ChannelOrKey, summary).problem(
+        401,
+        "No bearer token, or not a channel token or API key of this server.",
+        &["unauthorized"],
+    )
+}
+
+fn internal(op: Op) -> Op {
+    op.problem(500, "Something unexpected happened.", &["internal"])
+}
+
+fn limit_param(op: Op) -> Op {
+    op.query(
+        "limit",
+        json!({"type": "integer", "minimum": 1, "maximum": 200, "default": 50}),
+        "Items per page.",
+    )
+}
+
+fn cursor_param(op: Op) -> Op {
+    op.query(
+        "cursor",
+        string(),
+        "`nextCursor` of the previous page (newest first).",
+    )
+}
+
+fn native() -> Vec<Op> {
+    vec![
+        internal(
+            v1("POST", "/v1/messages", "createMessage", "Send a template")
+                .doc(
+                    "Accepts one template send: the message is stored and queued before the \
+                     answer, then delivered at the channel's rate. The same rules as the \
+                     compatible API, as problem types. A number with no conversation gets a \
+                     `pending` conversation, opened when WhatsApp confirms the message; a \
+                     number with an open conversation gets the message on it.",
+                )
+                .header("Idempotency-Key", json!({"type": "string", "minLength": 1, "maxLength": 255}), IDEMPOTENCY)
+                .body(r("SendRequest"), "The send.")
+                .json(202, "Accepted: stored and queued.", r("MessageAccepted"))
+                .problem(400, "The body or the Idempotency-Key is wrong.", &["validation", "idempotency-key-invalid"])
+                .problem(402, "The plan's conversations are used up this month.", &["conversation-limit"])
+                .problem(409, "The number has a pending conversation (nothing was sent), or the channel is not connected.", &["conversation-pending", "channel-not-connected"])
+                .problem(422, "The template or params cannot be sent, or the Idempotency-Key was used with another body.", &[
+                    "template-not-found", "template-incomplete", "template-not-sendable",
+                    "missing-params", "group-not-found", "idempotency-key-reused",
+                ]),
+        ),
+        internal(
+            v1("POST", "/v1/messages/batch", "createBatch", "Send a template to many recipients")
+                .doc(
+                    "Up to 10,000 recipients, each with its own params, accepted in one \
+                     transaction per chunk. Each recipient is accepted or rejected on its own \
+                     (a rejected one carries the problem a single send would have answered); \
+                     results come in the request's order. With an Idempotency-Key, a retried \
+                     batch resumes where it stopped and answers the same batch id.",
+                )
+                .header("Idempotency-Key", json!({"type": "string", "minLength": 1, "maxLength": 255}), IDEMPOTENCY)
+                .body(r("BatchRequest"), "The batch.")
+                .json(202, "Accepted: per-recipient results.", r("BatchAccepted"))
+                .problem(400, "The body (template, channel, recipients list) or the Idempotency-Key is wrong.", &["validation", "idempotency-key-invalid"]),
+        ),
+        internal(limit_param(cursor_param(
+            v1("GET", "/v1/messages", "listMessages", "List messages")
+                .doc("Newest first, filtered; a channel token sees its channel's messages, an API key its account's.")
+                .query("channelId", string(), "Only this channel's.")
+                .query("status", r("MessageStatus"), "Only messages in this status.")
+                .query("phoneNumber", string(), "Only to this number.")
+                .query("batchId", string(), "Only this batch's.")
+                .query("from", time(), "Accepted at or after (RFC 3339).")
+                .query("to", time(), "Accepted before (RFC 3339).")
+                .json(200, "A page of messages.", r("MessagePage"))
+                .problem(400, "A filter is wrong.", &["validation"]),
+        ))),
+        internal(
+            v1("GET", "/v1/messages/{id}", "getMessage", "Get a message")
+                .doc("The message with its status timeline and the provider's error: its code, title and details, whether it will be retried and when.")
+                .path_param("id", "The message id.")
+                .json(200, "The message.", r("Message"))
+                .problem(404, "No such message visible to the caller.", &["not-found"]),
+        ),
+        internal(
+            v1("GET", "/v1/batches/{id}", "getBatch", "Get a batch's counts")
+                .path_param("id", "The batch id.")
+                .json(200, "The batch.", r("Batch"))
+                .problem(404, "No such batch visible to the caller.", &["not-found"]),
+        ),
+        internal(limit_param(cursor_param(
+            v1("GET", "/v1/conversations", "listConversations", "List conversations")
+                .doc("Newest first, filtered.")
+                .query("channelId", string(), "Only this channel's.")
+                .query("status", one_of_strings(&["pending", "open", "closed"]), "Only in this status.")
+                .query("phoneNumber", string(), "Only with this number.")
+                .json(200, "A page of conversations.", r("ConversationPage"))
+                .problem(400, "A filter is wrong.", &["validation"]),
+        ))),
+        internal(
+            v1("GET", "/v1/conversations/{id}", "getConversation", "Get a conversation")
+                .path_param("id", "The conversation id.")
+                .json(200, "The conversation.", r("Conversation"))
+                .problem(404, "No such conversation visible to the caller.", &["not-found"]),
+        ),
+        internal(
+            v1("POST", "/v1/conversations/{id}/close", "closeConversation", "Close a conversation")
+                .doc("Closing a closed conversation is harmless: the answer is the closed conversation either way. The next template to the number opens a new one.")
+                .path_param("id", "The conversation id.")
+                .json(200, "The closed conversation.", r("Conversation"))
+                .problem(404, "No such conversation visible to the caller.", &["not-found"]),
+        ),
+        internal(limit_param(
+            v1("GET", "/v1/templates", "listTemplates", "List templates")
+                .doc("The account's templates, by page.")
+                .query("page", json!({"type": "integer", "minimum": 1, "default": 1}), "Page number.")
+                .query("status", string(), "Only templates with this status (e.g. APPROVED).")
+                .query("name", string(), "Only templates with this name.")
+                .json(200, "A page of templates.", r("TemplatePage"))
+                .problem(400, "A parameter is wrong.", &["validation"]),
+        )),
+        internal(
+            v1("GET", "/v1/templates/{id}", "getTemplate", "Get a template")
+                .path_param("id", "The template id.")
+                .json(200, "The template.", r("Template"))
+                .problem(404, "The account has no such template.", &["not-found"]),
+        ),
+        internal(
+            v1("POST", "/v1/templates/sync", "syncTemplates", "Sync templates from WhatsApp")
+                .doc("Reads the channel's WhatsApp Business Account templates from Meta and creates or updates plantilla's. Only cloud channels with a WABA id that are connected can sync.")
+                .query("channelId", string(), "The channel: required with an account API key; with a channel token, omit it or give that channel.")
+                .json(200, "What the sync did.", r("SyncSummary"))
+                .problem(400, "The channel cannot sync (not a connected cloud channel with a WABA id), or channelId is wrong.", &["validation"])
+                .problem(502, "Meta's Graph API refused.", &["upstream"]),
+        ),
+    ]
+}
+
+// --- Compatible API ------------------------------------------------------------------------
+
+/// The routes of one family: `old` uses `/api/Template…`, the new one `/templates…`.
+fn compat_family(old: bool) -> Vec<Op> {
+    let (tag, send_path, list_path, detail_path) = if old {
+        (
+            COMPAT_OLD,
+            "/api/Template/SendMessage",
+            "/api/Template",
+            "/api/Template/{templateId}",
+        )
+    } else {
+        (
+            COMPAT_NEW,
+            "/templates",
+            "/templates",
+            "/templates/{templateId}",
+        )
+    };
+    let ids = if old {
+        ["sendTemplateOld", "listTemplatesOld", "getTemplateOld"]
+    } else {
+        ["sendTemplateNew", "listTemplatesNew", "getTemplateNew"]
+    };
+    let envelope = || r("CompatEnvelope");
+    let internal_compat = |op: Op| -> Op {
+        op.json(
+            500,
+            "Something unexpected happened; `context.value` is the id of the log line with the cause.",
+            if old { r("CompatError") } else { envelope() },
+        )
+    };
+    // Row 1 of the contract's send table, and anything unexpected.
+    let auth_and_internal = |op: Op| -> Op {
+        internal_compat(if old {
+            op.text(
+                401,
+                "No Authorization header: the text `No authorization token found.`",
+            )
+        } else {
+            op.json(401, "No Authorization header.", envelope())
+        })
+    };
+    let unknown_token = "The token names no channel (`Cannot find a channel associated with the public token Bearer`; the token is never echoed).";
+
+    let send_doc = "Sends a template to a number. Outcomes, checked in this order: no token \
+        (401), unknown token (400), bad body (400), template not found (404), template without \
+        appId or message (400), template not sendable (400), channel not connected (400), \
+        params missing or refused (400), unknown group (400); then by the number's \
+        conversation: open → 200 `Sent`, pending → 202 (nothing sent), none and the plan's \
+        conversations used up → 401, none → 200 `Pending` (a pending conversation is created; \
+        it opens when WhatsApp confirms the message, and closes if it fails).";
+    let send = Op::new(
+        "POST",
+        send_path,
+        ids[0],
+        tag,
+        Auth::Channel,
+        "Send a template",
+    )
+    .doc(send_doc)
+    .body(
+        if old {
+            r("CompatSendRequest")
+        } else {
+            r("CompatSendRequestNew")
+        },
+        "The send.",
+    )
+    .json(
+        200,
+        "Stored and queued: `Pending` (new conversation) or `Sent` (open conversation).",
+        r("CompatSendAccepted"),
+    )
+    .json(
+        202,
+        "The number has a pending conversation: nothing new is sent.",
+        r("CompatAlreadyPending"),
+    );
+    let send = if old {
+        send.json(
+            400,
+            &format!(
+                "{unknown_token} Or the body is wrong (`No hay datos para enviar` with `detail`). \
+                 Or the template, channel, params or group refuse the send (the envelope)."
+            ),
+            json!({"oneOf": [r("CompatError"), r("CompatInvalidBody"), envelope()]}),
+        )
+        .answer(
+            401,
+            "No Authorization header (the text `No authorization token found.`), or the plan's \
+             conversations are used up this month (JSON).",
+            &[
+                (TEXT, json!({"type": "string"})),
+                (JSON, r("CompatLimitReached")),
+            ],
+        )
+    } else {
+        send.json(
+            400,
+            &format!(
+                "{unknown_token} Or the body is wrong, or the template, channel, params or \
+                 group refuse the send."
+            ),
+            envelope(),
+        )
+        .json(
+            401,
+            "No Authorization header, or the plan's conversations are used up this month \
+             (`context.label` `account.conversationLimit`).",
+            envelope(),
+        )
+    };
+    let send = internal_compat(send.json(404, "The account has no such template.", envelope()));
+
+    let list = auth_and_internal(
+        Op::new(
+            "GET",
+            list_path,
+            ids[1],
+            tag,
+            Auth::Channel,
+            "List templates",
+        )
+        .doc("The templates of the token's account, by page.")
+        .query(
+            "page",
+            json!({"type": "integer", "minimum": 1, "default": 1}),
+            "Page number.",
+        )
+        .query(
+            "size",
+            json!({"type": "integer", "minimum": 1, "maximum": 200, "default": 50}),
+            "Templates per page.",
+        )
+        .query("status", string(), "Only templates with this status.")
+        .query("name", string(), "Only templates with this name.")
+        .json(200, "A page of templates.", r("CompatTemplateList"))
+        .json(
+            400,
+            &format!(
+                "{unknown_token} Or `page`/`size` is not a whole number in range (the envelope)."
+            ),
+            if old {
+                json!({"oneOf": [r("CompatError"), envelope()]})
+            } else {
+                envelope()
+            },
+        ),
+    );
+
+    let detail = auth_and_internal(
+        Op::new(
+            "GET",
+            detail_path,
+            ids[2],
+            tag,
+            Auth::Channel,
+            "Get a template",
+        )
+        .path_param("templateId", "The template id.")
+        .json(200, "The template.", r("CompatTemplateDetail"))
+        .json(
+            400,
+            unknown_token,
+            if old { r("CompatError") } else { envelope() },
+        )
+        .json(404, "The account has no such template.", envelope()),
+    );
+    vec![send, list, detail]
+}
+
+fn compat() -> Vec<Op> {
+    let mut ops = compat_family(true);
+    ops.extend(compat_family(false));
+    ops
+}
+
+// --- Admin API -----------------------------------------------------------------------------
+
+fn adm(method: &'static str, path: &'static str, id: &'static str, summary: &'static str) -> Op {
+    Op::new(method, path, id, ADMIN, Auth::Admin, summary).problem(
+        401,
+        "No bearer token, or not the admin token.",
+        &["unauthorized"],
+    )
+}
+
+fn invalid(op: Op) -> Op {
+    op.problem(
+        400,
+        "A field is missing, unknown or wrong; `errors` names it.",
+        &["invalid-field"],
+    )
+}
+
+fn not_found(op: Op, what: &str) -> Op {
+    op.problem(404, &format!("No such {what}."), &["not-found"])
+}
+
+fn admin() -> Vec<Op> {
+    vec![
+        internal(invalid(
+            adm("POST", "/v1/admin/accounts", "adminCreateAccount", "Create an account")
+                .body(r("AccountCreate"), "The account.")
+                .json(201, "Created.", r("Account")),
+        )),
+        internal(not_found(
+            adm("GET", "/v1/admin/accounts/{id}", "adminGetAccount", "Get an account")
+                .path_param("id", "The account id.")
+                .json(200, "The account.", r("Account")),
+            "account",
+        )),
+        internal(not_found(
+            invalid(
+                adm("POST", "/v1/admin/accounts/{id}/api-keys", "adminCreateApiKey", "Create an account API key")
+                    .doc("An API key gives account-wide access to the native API. The key is shown only in this answer; its SHA-256 is stored. An empty body is `{}`.")
+                    .path_param("id", "The account id.")
+                    .body(r("ApiKeyCreate"), "The key's name.")
+                    .json(201, "Created.", r("ApiKey")),
+            ),
+            "account",
+        )),
+        internal(invalid(
+            adm("POST", "/v1/admin/channels", "adminCreateChannel", "Create a channel")
+                .doc("The public token is shown only in this answer (and on rotation); only its SHA-256 is stored. Secrets are never shown.")
+                .body(r("ChannelCreate"), "The channel.")
+                .json(201, "Created, with its public token.", r("ChannelCreated")),
+        )),
+        internal(not_found(
+            adm("GET", "/v1/admin/channels/{id}", "adminGetChannel", "Get a channel")
+                .doc("Shows `health` and, when halted, the error that halted it.")
+                .path_param("id", "The channel id.")
+                .json(200, "The channel.", r("Channel")),
+            "channel",
+        )),
+        internal(not_found(
+            invalid(
+                adm("PATCH", "/v1/admin/channels/{id}", "adminUpdateChannel", "Update a channel")
+                    .doc("Changes the fields given. Any PATCH of a halted channel resumes it.")
+                    .path_param("id", "The channel id.")
+                    .body(r("ChannelUpdate"), "The fields to change.")
+                    .json(200, "The channel.", r("Channel")),
+            ),
+            "channel",
+        )),
+        internal(not_found(
+            adm("POST", "/v1/admin/channels/{id}/rotate-token", "adminRotateChannelToken", "Rotate a channel's public token")
+                .path_param("id", "The channel id.")
+                .json(200, "The new token.", r("TokenRotated")),
+            "channel",
+        )),
+        internal(not_found(
+            adm("POST", "/v1/admin/channels/{id}/templates/sync", "adminSyncTemplates", "Sync a channel's templates")
+                .doc("Reads the channel's WABA templates from Meta (following paging) and creates or updates plantilla's.")
+                .path_param("id", "The channel id.")
+                .json(200, "What the sync did.", r("SyncSummary"))
+                .problem(400, "The channel cannot sync (not a connected cloud channel with a WABA id).", &["invalid-field"])
+                .problem(502, "Meta's Graph API refused.", &["upstream"]),
+            "channel",
+        )),
+        internal(invalid(
+            adm("POST", "/v1/admin/groups", "adminCreateGroup", "Create a group")
+                .doc("A channel's first group is its default group.")
+                .body(r("GroupCreate"), "The group.")
+                .json(201, "Created.", r("Group")),
+        )),
+        internal(invalid(
+            adm("POST", "/v1/admin/templates", "adminCreateTemplate", "Create a template")
+                .doc("Header, body and buttons are checked as Meta would (placeholders, lengths, button rules).")
+                .body(r("TemplateCreate"), "The template.")
+                .json(201, "Created.", r("Template")),
+        )),
+        internal(not_found(
+            adm("GET", "/v1/admin/templates/{id}", "adminGetTemplate", "Get a template")
+                .path_param("id", "The template id.")
+                .json(200, "The template.", r("Template")),
+            "template",
+        )),
+        internal(not_found(
+            invalid(
+                adm("PATCH", "/v1/admin/templates/{id}", "adminUpdateTemplate", "Update a template")
+                    .path_param("id", "The template id.")
+                    .body(r("TemplateUpdate"), "The fields to change.")
+                    .json(200, "The template.", r("Template")),
+            ),
+            "template",
+        )),
+        internal(not_found(
+            adm("GET", "/v1/admin/conversations/{id}", "adminGetConversation", "Get a conversation")
+                .path_param("id", "The conversation id.")
+                .json(200, "The conversation.", r("Conversation")),
+            "conversation",
+        )),
+        internal(not_found(
+            adm("POST", "/v1/admin/conversations/{id}/close", "adminCloseConversation", "Close a conversation")
+                .path_param("id", "The conversation id.")
+                .json(200, "The closed conversation.", r("Conversation")),
+            "conversation",
+        )),
+        internal(not_found(
+            adm("GET", "/v1/admin/messages/{id}", "adminGetMessage", "Get a message")
+                .doc("Status, provider ids, params, attempts, the last error and when each status was reached.")
+                .path_param("id", "The message id.")
+                .json(200, "The message.", r("AdminMessage")),
+            "message",
+        )),
+    ]
+}
+
+// --- Webhooks ------------------------------------------------------------------------------
+
+fn webhook_pair(per_channel: bool) -> Vec<Op> {
+    let (path, ids, secret, token) = if per_channel {
+        (
+            "/webhooks/whatsapp/{channelId}",
+            ["verifyChannelWebhook", "receiveChannelWebhook"],
+            "the channel's `appSecret`",
+            "the channel's `verifyToken`",
+        )
+    } else {
+        (
+            "/webhooks/whatsapp",
+            ["verifyWebhook", "receiveWebhook"],
+            "`PLANTILLA_META_APP_SECRET`",
+            "`PLANTILLA_META_VERIFY_TOKEN`",
+        )
+    };
+    let with_channel = |op: Op| {
+        if per_channel {
+            op.path_param("channelId", "The channel whose secrets check the call.")
+        } else {
+            op
+        }
+    };
+    let verify = with_channel(Op::new(
+        "GET",
+        path,
+        ids[0],
+        WEBHOOKS,
+        Auth::Public,
+        "Answer Meta's subscription check",
+    ))
+    .doc(&format!(
+        "Meta's verification request when the callback URL is subscribed: answers \
+         `hub.challenge` when `hub.mode` is `subscribe` and `hub.verify_token` is {token}."
+    ))
+    .query("hub.mode", string(), "`subscribe`.")
+    .query("hub.verify_token", string(), "The verify token.")
+    .query("hub.challenge", string(), "Echoed back.")
+    .text(200, "The challenge.")
+    .text(403, "`verification failed`.");
+    let verify = if per_channel {
+        verify.text(500, "Something unexpected happened: an error id.")
+    } else {
+        verify
+    };
+    let receive = with_channel(Op::new(
+        "POST",
+        path,
+        ids[1],
+        WEBHOOKS,
+        Auth::Public,
+        "Receive a WhatsApp notification",
+    ))
+    .doc(&format!(
+        "Statuses update messages and conversations (idempotent, never backwards); inbound \
+         messages keep the contact's name; `message_template_status_update` updates template \
+         statuses. The signature is checked, in constant time, before the body is parsed, \
+         with {secret}. {}",
+        if per_channel {
+            ""
+        } else {
+            "Notifications are routed to channels by `phone_number_id`."
+        }
+    ))
+    .header(
+        "X-Hub-Signature-256",
+        d(string(), "`sha256=<hex>`"),
+        "HMAC-SHA256 of the raw body with the app secret.",
+    )
+    .body(r("MetaNotification"), "Meta's notification.")
+    .answer(200, "Applied.", &[])
+    .text(400, "`body is not JSON`.")
+    .text(401, "`invalid signature`.")
+    .text(
+        500,
+        "Something unexpected happened: an error id. Meta retries the notification.",
+    );
+    vec![verify, receive]
+}
+
+fn webhooks() -> Vec<Op> {
+    let mut ops = webhook_pair(false);
+    ops.extend(webhook_pair(true));
+    ops
+}
+
+// --- Reference -----------------------------------------------------------------------------
+
+fn reference() -> Vec<Op> {
+    vec![
+        Op::new(
+            "GET",
+            "/openapi.json",
+            "getOpenApi",
+            REFERENCE,
+            Auth::Public,
+            "This OpenAPI document",
+        )
+        .json(
+            200,
+            "The OpenAPI 3.1 document.",
+            d(json!({"type": "object"}), "An OpenAPI 3.1 document."),
+        ),
+        Op::new(
+            "GET",
+            "/docs",
+            "getDocs",
+            REFERENCE,
+            Auth::Public,
+            "This reference as a page",
+        )
+        .answer(
+            200,
+            "A self-contained HTML page rendered from this document.",
+            &[("text/html", json!({"type": "string"}))],
+        ),
+    ]
+}
