@@ -94,6 +94,8 @@ pub struct Config {
     pub shutdown_timeout_ms: u64,
     /// Largest request body accepted on any route; larger ones get 413.
     pub max_body_bytes: u64,
+    /// Largest body of a bulk send (`POST /v1/messages/batch`, up to 10,000 recipients).
+    pub max_batch_body_bytes: u64,
     /// Longest a request may take, reading its body included; then 408 (body) or 503.
     pub request_timeout_ms: u64,
     /// Requests per second one token (a channel's public token or an account API key) may
@@ -135,6 +137,7 @@ impl Default for Config {
             log_format: "text".into(),
             shutdown_timeout_ms: 30_000,
             max_body_bytes: 256 * 1024,
+            max_batch_body_bytes: 8 * 1024 * 1024,
             request_timeout_ms: 30_000,
             token_rate_per_sec: 100,
             metrics_token: None,
@@ -184,6 +187,7 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("PLANTILLA_LOG_FORMAT", "log_format"),
     ("PLANTILLA_SHUTDOWN_TIMEOUT_MS", "shutdown_timeout_ms"),
     ("PLANTILLA_MAX_BODY_BYTES", "max_body_bytes"),
+    ("PLANTILLA_MAX_BATCH_BODY_BYTES", "max_batch_body_bytes"),
     ("PLANTILLA_REQUEST_TIMEOUT_MS", "request_timeout_ms"),
     ("PLANTILLA_TOKEN_RATE_PER_SEC", "token_rate_per_sec"),
     ("PLANTILLA_METRICS_TOKEN", "metrics_token"),
@@ -243,6 +247,7 @@ impl Config {
             || key == "template_sync_page_size"
             || key == "database_max_connections"
             || key == "max_body_bytes"
+            || key == "max_batch_body_bytes"
             || key == "token_rate_per_sec"
     }
 
@@ -384,6 +389,7 @@ mod tests {
         let c = Config::from_sources(None, &[]).unwrap();
         assert_eq!(c.shutdown_timeout_ms, 30_000);
         assert_eq!(c.max_body_bytes, 256 * 1024);
+        assert_eq!(c.max_batch_body_bytes, 8 * 1024 * 1024);
         assert_eq!(c.request_timeout_ms, 30_000);
         assert_eq!(c.token_rate_per_sec, 100);
         assert_eq!(c.log_format, "text");
@@ -393,6 +399,7 @@ mod tests {
                 ("PLANTILLA_LOG_FORMAT", "json"),
                 ("PLANTILLA_SHUTDOWN_TIMEOUT_MS", "5000"),
                 ("PLANTILLA_MAX_BODY_BYTES", "1024"),
+                ("PLANTILLA_MAX_BATCH_BODY_BYTES", "4096"),
                 ("PLANTILLA_REQUEST_TIMEOUT_MS", "2000"),
                 ("PLANTILLA_TOKEN_RATE_PER_SEC", "0"),
                 ("PLANTILLA_METRICS_TOKEN", "metrics-token-0123456789"),
@@ -402,6 +409,7 @@ mod tests {
         assert_eq!(c.log_format, "json");
         assert_eq!(c.shutdown_timeout_ms, 5000);
         assert_eq!(c.max_body_bytes, 1024);
+        assert_eq!(c.max_batch_body_bytes, 4096);
         assert_eq!(c.request_timeout_ms, 2000);
         assert_eq!(c.token_rate_per_sec, 0);
         assert!(c.metrics_token.is_some());

@@ -408,7 +408,11 @@ async fn metrics_can_require_a_token() {
 
 #[tokio::test]
 async fn bodies_over_the_limit_get_413_in_each_api_shape() {
-    let t = spawn_app_with(|c| c.max_body_bytes = 1024).await;
+    let t = spawn_app_with(|c| {
+        c.max_body_bytes = 1024;
+        c.max_batch_body_bytes = 4096;
+    })
+    .await;
     let seed = t.seed().await;
     let mut big = send_body(&seed, "50755667788");
     big["clientName"] = json!("x".repeat(2000));
@@ -477,8 +481,38 @@ async fn bodies_over_the_limit_get_413_in_each_api_shape() {
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["code"], 413);
 
-    // Nothing was stored; a body within the limit still works.
+    // Nothing was stored.
     assert_eq!(t.sql_i64("SELECT COUNT(*) FROM messages").await, 0);
+
+    // Bulk sends have their own, larger limit.
+    let batch = |n: usize| {
+        let recipients: Vec<Value> = (0..n)
+            .map(|i| json!({"to": format!("507556{i:05}"), "params": {"name": "Ana", "order": "A-1"}}))
+            .collect();
+        json!({"templateId": seed.template_id, "recipients": recipients}).to_string()
+    };
+    let post_batch = |body: String| {
+        t.client
+            .post(format!("{}/v1/messages/batch", t.base))
+            .bearer_auth(&seed.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let body = batch(30);
+    assert!(body.len() > 1024 && body.len() < 4096, "{}", body.len());
+    let r = post_batch(body).await.unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let body = batch(80);
+    assert!(body.len() > 4096);
+    let r = post_batch(body).await.unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["type"], "/problems/payload-too-large", "{v}");
+    assert_eq!(t.sql_i64("SELECT COUNT(*) FROM messages").await, 30);
+
+    // A body within the limit still works.
     let ok = t
         .send_old(&seed.token, send_body(&seed, "50755667788"))
         .await;

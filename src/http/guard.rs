@@ -154,7 +154,7 @@ pub async fn guard(State(app): State<App>, req: Request, next: Next) -> Response
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
     let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
-    let mut response = handle(&app, &id, &path, req, next)
+    let mut response = handle(&app, &id, &path, &route, req, next)
         .instrument(span.clone())
         .await;
     let status = response.status().as_u16();
@@ -174,15 +174,35 @@ pub async fn guard(State(app): State<App>, req: Request, next: Next) -> Response
     response
 }
 
-async fn handle(app: &App, id: &str, path: &str, req: Request, next: Next) -> Response {
+/// The route of bulk sends, whose bodies (up to 10,000 recipients) have their own limit.
+const BATCH_ROUTE: &str = "/v1/messages/batch";
+
+/// The largest body a route accepts.
+fn body_limit(config: &crate::config::Config, route: &str) -> u64 {
+    if route == BATCH_ROUTE {
+        config.max_batch_body_bytes.max(config.max_body_bytes)
+    } else {
+        config.max_body_bytes
+    }
+}
+
+async fn handle(
+    app: &App,
+    id: &str,
+    path: &str,
+    route: &str,
+    req: Request,
+    next: Next,
+) -> Response {
     let surface = Surface::of(path);
-    let limit = usize::try_from(app.config.max_body_bytes).unwrap_or(usize::MAX);
+    let max = body_limit(&app.config, route);
+    let limit = usize::try_from(max).unwrap_or(usize::MAX);
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > app.config.max_body_bytes) {
+    if declared.is_some_and(|n| n > max) {
         return refuse(surface, too_large(limit));
     }
     let timeout = app.config.request_timeout();
