@@ -2,11 +2,14 @@
 //! the dispatcher's wake-up.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{Notify, broadcast};
 
 use crate::config::Config;
+use crate::domain::rate_limit::RateLimiter;
 use crate::domain::status::{ConversationStatus, MessageStatus};
+use crate::metrics::Metrics;
 use crate::provider::cloud::CloudProvider;
 use crate::store::Store;
 
@@ -34,6 +37,34 @@ pub struct App {
     pub wake: Arc<Notify>,
     /// The WhatsApp Cloud API client (sends, template sync).
     pub graph: Arc<CloudProvider>,
+    /// Counters and histograms for `GET /metrics`.
+    pub metrics: Arc<Metrics>,
+    /// What `GET /readyz` reports besides the database.
+    pub run_state: Arc<RunState>,
+    /// The template API's per-token request limit.
+    pub rate_limiter: Arc<RateLimiter>,
+}
+
+/// Whether the process is doing its work: set by the dispatcher and the shutdown.
+#[derive(Debug, Default)]
+pub struct RunState {
+    dispatcher_running: AtomicBool,
+    stopping: AtomicBool,
+}
+
+impl RunState {
+    pub fn dispatcher_running(&self) -> bool {
+        self.dispatcher_running.load(Ordering::SeqCst)
+    }
+    pub fn set_dispatcher_running(&self, running: bool) {
+        self.dispatcher_running.store(running, Ordering::SeqCst);
+    }
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+    pub fn set_stopping(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
 }
 
 impl App {
@@ -47,6 +78,9 @@ impl App {
         Ok(App {
             store,
             graph: Arc::new(CloudProvider::new(&config)?),
+            metrics: Arc::new(Metrics::default()),
+            run_state: Arc::new(RunState::default()),
+            rate_limiter: Arc::new(RateLimiter::new(config.token_rate_per_sec)),
             config: Arc::new(config),
             events,
             wake: Arc::new(Notify::new()),

@@ -25,6 +25,9 @@ pub struct Cli {
     /// TOML configuration file (also PLANTILLA_CONFIG). Environment variables override it.
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
+    /// Log format: text or json (also PLANTILLA_LOG_FORMAT); overrides the configuration.
+    #[arg(long, global = true, value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -75,13 +78,23 @@ pub enum Command {
     Send(Box<send::SendArgs>),
 }
 
-pub fn init_tracing(filter: &str) {
+/// Logs to stderr, as text or as one JSON object per line (with the fields of the current
+/// span and its parents, so a request's lines carry its `request_id`).
+pub fn init_tracing(filter: &str, format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if format == "json" {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 pub async fn main(cli: Cli) -> anyhow::Result<()> {
@@ -97,8 +110,11 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
         // A client: it needs no server configuration.
         return send::main(*args).await;
     }
-    let config = Config::load(cli.config.as_deref())?;
-    init_tracing(&config.log);
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(format) = cli.log_format {
+        config.log_format = format;
+    }
+    init_tracing(&config.log, &config.log_format);
     match cli.command {
         Command::Serve => serve(config).await,
         Command::Openapi => unreachable!("handled above"),
@@ -311,5 +327,20 @@ mod tests {
         let (id, body) = parse_admin_args(&["message=Hola {{a}} = b".into()]).unwrap();
         assert_eq!(id, None);
         assert_eq!(body["message"], "Hola {{a}} = b");
+    }
+
+    #[test]
+    fn log_format_is_a_global_flag() {
+        let cli = Cli::try_parse_from(["plantilla", "serve", "--log-format", "json"]).unwrap();
+        assert_eq!(cli.log_format.as_deref(), Some("json"));
+        let cli = Cli::try_parse_from(["plantilla", "--log-format", "text", "serve"]).unwrap();
+        assert_eq!(cli.log_format.as_deref(), Some("text"));
+        assert!(Cli::try_parse_from(["plantilla", "--log-format", "xml", "serve"]).is_err());
+        assert_eq!(
+            Cli::try_parse_from(["plantilla", "serve"])
+                .unwrap()
+                .log_format,
+            None
+        );
     }
 }

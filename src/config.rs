@@ -96,6 +96,23 @@ pub struct Config {
     pub callback_retry_max_ms: u64,
     /// Most callback deliveries in flight at once (per instance).
     pub callback_concurrency: u32,
+    /// Log lines as `text` (human-readable) or `json` (one object per line).
+    pub log_format: String,
+    /// On SIGTERM, how long in-flight requests and provider calls may take to finish before
+    /// the process exits anyway.
+    pub shutdown_timeout_ms: u64,
+    /// Largest request body accepted on any route; larger ones get 413.
+    pub max_body_bytes: u64,
+    /// Largest body of a bulk send (`POST /v1/messages/batch`, up to 10,000 recipients).
+    pub max_batch_body_bytes: u64,
+    /// Longest a request may take, reading its body included; then 408 (body) or 503.
+    pub request_timeout_ms: u64,
+    /// Requests per second one token (a channel's public token or an account API key) may
+    /// make to the template and native APIs (burst: as many); 0 turns the limit off. Kept in
+    /// memory, per instance.
+    pub token_rate_per_sec: u64,
+    /// When set, `GET /metrics` requires `Authorization: Bearer <metrics_token>`.
+    pub metrics_token: Option<Secret>,
 }
 
 impl Default for Config {
@@ -131,6 +148,13 @@ impl Default for Config {
             callback_retry_initial_ms: 5_000,
             callback_retry_max_ms: 3_600_000,
             callback_concurrency: 16,
+            log_format: "text".into(),
+            shutdown_timeout_ms: 30_000,
+            max_body_bytes: 256 * 1024,
+            max_batch_body_bytes: 8 * 1024 * 1024,
+            request_timeout_ms: 30_000,
+            token_rate_per_sec: 100,
+            metrics_token: None,
         }
     }
 }
@@ -182,6 +206,13 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ),
     ("PLANTILLA_CALLBACK_RETRY_MAX_MS", "callback_retry_max_ms"),
     ("PLANTILLA_CALLBACK_CONCURRENCY", "callback_concurrency"),
+    ("PLANTILLA_LOG_FORMAT", "log_format"),
+    ("PLANTILLA_SHUTDOWN_TIMEOUT_MS", "shutdown_timeout_ms"),
+    ("PLANTILLA_MAX_BODY_BYTES", "max_body_bytes"),
+    ("PLANTILLA_MAX_BATCH_BODY_BYTES", "max_batch_body_bytes"),
+    ("PLANTILLA_REQUEST_TIMEOUT_MS", "request_timeout_ms"),
+    ("PLANTILLA_TOKEN_RATE_PER_SEC", "token_rate_per_sec"),
+    ("PLANTILLA_METRICS_TOKEN", "metrics_token"),
 ];
 
 impl Config {
@@ -238,6 +269,9 @@ impl Config {
             || key == "template_sync_page_size"
             || key == "database_max_connections"
             || key == "callback_concurrency"
+            || key == "max_body_bytes"
+            || key == "max_batch_body_bytes"
+            || key == "token_rate_per_sec"
     }
 
     fn check(&self) -> anyhow::Result<()> {
@@ -259,6 +293,23 @@ impl Config {
                 "graph_base_url must be an http:// or https:// URL, got '{}'",
                 self.graph_base_url
             );
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            bail!(
+                "log_format must be 'text' or 'json', got '{}'",
+                self.log_format
+            );
+        }
+        if self.max_body_bytes == 0 {
+            bail!("max_body_bytes must be at least 1");
+        }
+        if self.request_timeout_ms == 0 {
+            bail!("request_timeout_ms must be at least 1");
+        }
+        if let Some(token) = &self.metrics_token
+            && token.expose().len() < 16
+        {
+            bail!("metrics_token must be at least 16 characters long");
         }
         if self.dispatch_batch == 0 {
             bail!("dispatch_batch must be at least 1");
@@ -282,6 +333,14 @@ impl Config {
 
     pub fn sandbox_status_delay(&self) -> Duration {
         Duration::from_millis(self.sandbox_status_delay_ms)
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
     }
 }
 
@@ -352,6 +411,41 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("admin_token"), "{err}");
+        let err = Config::from_sources(None, &env(&[("PLANTILLA_LOG_FORMAT", "xml")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("log_format"), "{err}");
+    }
+
+    #[test]
+    fn operations_keys_have_defaults_and_read_the_environment() {
+        let c = Config::from_sources(None, &[]).unwrap();
+        assert_eq!(c.shutdown_timeout_ms, 30_000);
+        assert_eq!(c.max_body_bytes, 256 * 1024);
+        assert_eq!(c.max_batch_body_bytes, 8 * 1024 * 1024);
+        assert_eq!(c.request_timeout_ms, 30_000);
+        assert_eq!(c.token_rate_per_sec, 100);
+        assert_eq!(c.log_format, "text");
+        let c = Config::from_sources(
+            None,
+            &env(&[
+                ("PLANTILLA_LOG_FORMAT", "json"),
+                ("PLANTILLA_SHUTDOWN_TIMEOUT_MS", "5000"),
+                ("PLANTILLA_MAX_BODY_BYTES", "1024"),
+                ("PLANTILLA_MAX_BATCH_BODY_BYTES", "4096"),
+                ("PLANTILLA_REQUEST_TIMEOUT_MS", "2000"),
+                ("PLANTILLA_TOKEN_RATE_PER_SEC", "0"),
+                ("PLANTILLA_METRICS_TOKEN", "metrics-token-0123456789"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.log_format, "json");
+        assert_eq!(c.shutdown_timeout_ms, 5000);
+        assert_eq!(c.max_body_bytes, 1024);
+        assert_eq!(c.max_batch_body_bytes, 4096);
+        assert_eq!(c.request_timeout_ms, 2000);
+        assert_eq!(c.token_rate_per_sec, 0);
+        assert!(c.metrics_token.is_some());
     }
 
     #[test]

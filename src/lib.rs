@@ -12,6 +12,7 @@ pub mod dispatch;
 pub mod domain;
 pub mod fake_graph;
 pub mod http;
+pub mod metrics;
 pub mod provider;
 pub mod secrets;
 pub mod server;

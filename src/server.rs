@@ -97,18 +97,44 @@ async fn forget_idempotency_keys(app: App, cancel: CancellationToken) {
 }
 
 impl Server {
-    /// Stops accepting, finishes in-flight requests and sends, then returns.
+    /// Stops accepting, lets in-flight requests and provider calls finish and record their
+    /// outcome, then returns; after `shutdown_timeout_ms` it returns anyway (what was not
+    /// recorded is reconciled after a restart: the lease and webhook window).
     pub async fn stop(self) -> anyhow::Result<()> {
+        let timeout = self.app.config.shutdown_timeout();
+        self.app.run_state.set_stopping();
         self.cancel.cancel();
-        self.http.await??;
-        if let Some(worker) = self.worker {
-            worker.await?;
-        }
+        let http = self.http;
+        let worker = self.worker;
+        let finish = async move {
+            let (served, dispatched) = tokio::join!(http, async move {
+                match worker {
+                    Some(worker) => worker.await,
+                    None => Ok(()),
+                }
+            });
+            served??;
+            dispatched?;
+            Ok::<(), anyhow::Error>(())
+        };
+        let finished = match tokio::time::timeout(timeout, finish).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(
+                    timeout_ms = self.app.config.shutdown_timeout_ms,
+                    "shutdown deadline passed with requests or sends still in flight; \
+                     exiting anyway (unrecorded sends are reconciled after a restart)"
+                );
+                Ok(())
+            }
+        };
+        // Either way this instance stops sending: another takes its channels at once.
         self.dispatcher.release().await;
         if let Some(worker) = self.callback_worker {
-            worker.await?;
+            // Bounded by the callback timeout: deliveries in flight finish or are retried.
+            let _ = tokio::time::timeout(timeout, worker).await;
         }
-        Ok(())
+        finished
     }
 
     /// Runs until SIGINT or SIGTERM, then stops gracefully.
@@ -118,7 +144,12 @@ impl Server {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
         }
-        tracing::info!("shutting down");
-        self.stop().await
+        tracing::info!(
+            timeout_ms = self.app.config.shutdown_timeout_ms,
+            "shutting down: finishing in-flight requests and sends"
+        );
+        self.stop().await?;
+        tracing::info!("stopped");
+        Ok(())
     }
 }

@@ -520,6 +520,11 @@ async fn live_responses_match_the_openapi_document() {
     webhooks(&c, &setup).await;
     c.req("GET", "/openapi.json").expect(200).await;
     c.req("GET", "/docs").expect(200).await;
+    // Operations: this server's dispatcher is driven by hand, so it is not ready.
+    c.req("GET", "/healthz").expect(200).await;
+    let readiness = c.req("GET", "/readyz").expect(503).await;
+    assert_eq!(readiness["notReady"], json!(["dispatcher"]), "{readiness}");
+    c.req("GET", "/metrics").expect(200).await;
 
     // Every operation was exercised.
     let seen = c.seen.lock().unwrap().clone();

@@ -263,6 +263,7 @@ fn status(wamid: &str, status: MessageStatus, at: i64) -> StatusUpdate {
         at,
         error: None,
         pricing_category: None,
+        channel_id: None,
     }
 }
 
@@ -1202,6 +1203,7 @@ async fn every_method_round_trips() {
                 at: now + 10,
                 error: None,
                 pricing_category: Some("utility".into()),
+                channel_id: None,
             })
             .await
             .unwrap();
@@ -1300,6 +1302,7 @@ async fn every_method_round_trips() {
                             details: Some("d".into()),
                         }),
                         pricing_category: None,
+                        channel_id: None,
                     },
                     now,
                 )

@@ -98,6 +98,7 @@ impl Dispatcher {
 
     /// Runs passes until `cancel`, then waits for in-flight sends to record their outcome.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        let _running = Running::mark(&self.app);
         loop {
             let wait = match self.pass().await {
                 Ok(pacing) => self.until_next(pacing).await,
@@ -277,6 +278,22 @@ impl Dispatcher {
     }
 }
 
+/// Marks the dispatcher running (for `/readyz`) until dropped, however `run` ends.
+struct Running(App);
+
+impl Running {
+    fn mark(app: &App) -> Self {
+        app.run_state.set_dispatcher_running(true);
+        Self(app.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.run_state.set_dispatcher_running(false);
+    }
+}
+
 /// What a spawned send needs.
 struct Deliverer {
     app: App,
@@ -368,6 +385,7 @@ impl Deliverer {
             details: Some(e.description().to_string()),
         };
         let class = e.class();
+        self.app.metrics.provider_error(e.code);
         let tries = u32::try_from(job.message.attempts).unwrap_or(u32::MAX);
         tracing::warn!(
             message_id = job.message.id,

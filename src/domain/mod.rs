@@ -7,6 +7,7 @@ pub mod ids;
 pub mod meta_error;
 pub mod phone;
 mod phone_data;
+pub mod rate_limit;
 pub mod retry;
 pub mod status;
 pub mod template;

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::{bearer, error_id, json_response, same_secret};
 use crate::app::App;
 use crate::service::admin::{self, AdminError, AdminResult};
+use crate::service::input::{FieldError, MAX_JSON_DEPTH, json_too_deep, too_deep_detail};
 
 pub fn routes(app: App) -> Router<App> {
     Router::new()
@@ -48,7 +49,13 @@ pub fn routes(app: App) -> Router<App> {
         .route_layer(middleware::from_fn_with_state(app, require_admin))
 }
 
-fn problem(status: StatusCode, kind: &str, title: &str, detail: &str, extra: Value) -> Response {
+pub(crate) fn problem(
+    status: StatusCode,
+    kind: &str,
+    title: &str,
+    detail: &str,
+    extra: Value,
+) -> Response {
     let mut body = json!({
         "type": format!("/problems/{kind}"),
         "title": title,
@@ -128,11 +135,14 @@ fn respond(result: AdminResult, created: bool) -> Response {
 }
 
 fn parse_body(body: &[u8]) -> Result<Value, AdminError> {
-    serde_json::from_slice(body).map_err(|e| {
-        AdminError::Invalid(crate::service::input::FieldError::new(
+    if json_too_deep(body, MAX_JSON_DEPTH) {
+        return Err(AdminError::Invalid(FieldError::new(
             "body",
-            format!("is not valid JSON: {e}"),
-        ))
+            too_deep_detail(),
+        )));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        AdminError::Invalid(FieldError::new("body", format!("is not valid JSON: {e}")))
     })
 }
 

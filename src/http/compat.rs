@@ -2,6 +2,7 @@
 //! old `/api/Template…` and new `/templates…`. Same behaviour, different error envelopes.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -15,7 +16,8 @@ use super::{bearer, error_id, json_response};
 use crate::app::App;
 use crate::domain::ids::hash_token;
 use crate::domain::phone::PhoneNumber;
-use crate::service::input::describe;
+use crate::domain::rate_limit::retry_after_secs;
+use crate::service::input::{MAX_JSON_DEPTH, describe, json_too_deep, too_deep_detail};
 use crate::service::send::{self, SendError, SendOutcome, SendRequest, TemplateRef};
 use crate::service::views;
 use crate::store::{Channel, TemplateFilter};
@@ -73,7 +75,7 @@ async fn detail_new(
 }
 
 /// The `{code, body: {context, message, path, type}}` envelope.
-fn envelope(
+pub(crate) fn envelope(
     status: StatusCode,
     context: Value,
     message: &str,
@@ -138,7 +140,14 @@ async fn authenticate(
     let found = if token.is_empty() {
         None
     } else {
-        match app.store.channel_by_token(&hash_token(token)).await {
+        // Limited by the token's hash (never the token), before the lookup, so a flood
+        // does not reach the database.
+        let hash = hash_token(token);
+        if let Err(wait) = app.rate_limiter.check(&hash, Instant::now()) {
+            app.metrics.rate_limited();
+            return Err(too_many_requests(family, wait));
+        }
+        match app.store.channel_by_token(&hash).await {
             Ok(c) => c,
             Err(e) => return Err(internal_error(family, controller, &e.into())),
         }
@@ -156,6 +165,27 @@ async fn authenticate(
             Family::New => json_response(StatusCode::BAD_REQUEST, &json!({"code": 400, "body": body})),
         }
     })
+}
+
+/// 429: the token made more requests than its rate allows; `Retry-After` says when to retry.
+fn too_many_requests(family: Family, wait: Duration) -> Response {
+    let secs = retry_after_secs(wait);
+    let context =
+        json!({"key": "Authorization", "label": "headers.authorization", "value": "Bearer"});
+    let message = format!("Too many requests with this token: retry in {secs} s");
+    let body = json!({"context": context, "message": message,
+                      "path": ["headers.authorization"], "type": "Too Many Requests"});
+    let mut response = match family {
+        Family::Old => json_response(StatusCode::TOO_MANY_REQUESTS, &body),
+        Family::New => json_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            &json!({"code": 429, "body": body}),
+        ),
+    };
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    response
 }
 
 /// What is wrong with a send body (row 3): the field and a sentence for the integrator.
@@ -196,6 +226,9 @@ fn required_string(obj: &serde_json::Map<String, Value>, key: &str) -> Result<St
 
 /// Parses a send body of either family into a [`SendRequest`].
 pub fn parse_send_body(body: &[u8], family: Family) -> Result<SendRequest, BodyError> {
+    if json_too_deep(body, MAX_JSON_DEPTH) {
+        return Err(body_error("body", too_deep_detail()));
+    }
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| body_error("body", format!("the body is not valid JSON: {e}")))?;
     let Value::Object(obj) = &value else {
@@ -608,5 +641,17 @@ mod tests {
             assert_eq!(e.field, field, "{body}: {}", e.detail);
             assert!(!e.detail.is_empty());
         }
+    }
+
+    #[test]
+    fn deeply_nested_bodies_are_refused_before_parsing() {
+        let body = format!(
+            r#"{{"templateId":"t","phoneNumber":"50755667788","x":{}1{}}}"#,
+            "[".repeat(40),
+            "]".repeat(40)
+        );
+        let e = parse(&body, Family::Old).unwrap_err();
+        assert_eq!(e.field, "body");
+        assert!(e.detail.contains("32 levels"), "{}", e.detail);
     }
 }

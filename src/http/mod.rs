@@ -4,12 +4,15 @@
 pub mod admin;
 pub mod callbacks;
 pub mod compat;
+pub mod guard;
 pub mod native;
 pub mod openapi;
+pub mod ops;
 pub mod webhooks;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Request, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -39,11 +42,20 @@ pub fn router(app: App) -> Router {
         .merge(native::routes())
         .merge(callbacks::routes())
         .merge(webhooks::routes())
-        .merge(openapi::routes());
+        .merge(openapi::routes())
+        .merge(ops::routes());
     if app.config.admin_token.is_some() {
         router = router.merge(admin::routes(app.clone()));
     }
-    router.fallback(not_found).with_state(app)
+    router
+        .fallback(not_found)
+        // The guard enforces the configured body limit, in each API's error shape.
+        .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            guard::guard,
+        ))
+        .with_state(app)
 }
 
 async fn not_found(uri: Uri) -> Response {
@@ -88,6 +100,9 @@ const STATIC_SEGMENTS: &[&str] = &[
     "webhook-endpoints",
     "deliveries",
     "callback-secret",
+    "healthz",
+    "readyz",
+    "metrics",
 ];
 
 fn canonical_uri(uri: &Uri) -> Option<Uri> {

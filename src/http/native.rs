@@ -6,6 +6,7 @@
 //! key (`ak_…`, account-wide; sends name their `channelId`).
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -20,9 +21,10 @@ use super::{bearer, error_id, json_response};
 use crate::app::App;
 use crate::domain::ids::hash_token;
 use crate::domain::phone::PhoneNumber;
+use crate::domain::rate_limit::retry_after_secs;
 use crate::now_ms;
 use crate::service::batch::{self, MAX_RECIPIENTS, RecipientResult};
-use crate::service::input::{FieldError, describe};
+use crate::service::input::{FieldError, MAX_JSON_DEPTH, describe, json_too_deep, too_deep_detail};
 use crate::service::send::{self, SendError, SendOutcome, SendRequest, TemplateRef};
 use crate::service::views;
 use crate::store::{Channel, ConversationFilter, IdempotencyKey, MessageFilter, TemplateFilter};
@@ -51,6 +53,8 @@ pub struct Problem {
     title: &'static str,
     detail: String,
     extra: Map<String, Value>,
+    /// `Retry-After` seconds (429).
+    retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -66,7 +70,13 @@ impl Problem {
             title,
             detail: detail.into(),
             extra: Map::new(),
+            retry_after: None,
         }
+    }
+
+    fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     fn with(mut self, key: &str, value: Value) -> Self {
@@ -137,6 +147,10 @@ impl Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(secs) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         r
     }
 }
@@ -305,6 +319,18 @@ pub(crate) async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Calle
         ));
     };
     let hash = hash_token(token);
+    // Limited by the token's hash (never the token), before the lookup, as the template API.
+    if let Err(wait) = app.rate_limiter.check(&hash, Instant::now()) {
+        app.metrics.rate_limited();
+        let secs = retry_after_secs(wait);
+        return Err(Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too many requests",
+            format!("too many requests with this token: retry in {secs} s"),
+        )
+        .retry_after(secs));
+    }
     if let Some(channel) = app.store.channel_by_token(&hash).await? {
         return Ok(Caller::Channel(Box::new(channel)));
     }
@@ -353,6 +379,9 @@ fn idempotency(
 // --- Parsing -------------------------------------------------------------------------------
 
 pub(crate) fn parse_json(body: &[u8]) -> Result<Value, Problem> {
+    if json_too_deep(body, MAX_JSON_DEPTH) {
+        return Err(Problem::field("body", too_deep_detail()));
+    }
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| Problem::field("body", format!("is not valid JSON: {e}")))?;
     if !value.is_object() {

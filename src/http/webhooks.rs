@@ -13,6 +13,7 @@ use axum::routing::get;
 use serde_json::Value;
 
 use crate::app::App;
+use crate::service::input::{MAX_JSON_DEPTH, json_too_deep, too_deep_detail};
 use crate::service::webhook;
 use crate::store::Channel;
 
@@ -98,6 +99,9 @@ async fn receive(
     // Checked before anything is parsed.
     if !secret.is_some_and(|s| webhook::signature_valid(s, body, signature)) {
         return (StatusCode::UNAUTHORIZED, "invalid signature").into_response();
+    }
+    if json_too_deep(body, MAX_JSON_DEPTH) {
+        return (StatusCode::BAD_REQUEST, too_deep_detail()).into_response();
     }
     let Ok(payload) = serde_json::from_slice::<Value>(body) else {
         return (StatusCode::BAD_REQUEST, "body is not JSON").into_response();

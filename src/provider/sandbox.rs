@@ -54,7 +54,7 @@ impl Sandbox {
 
 #[async_trait]
 impl Provider for Sandbox {
-    async fn send(&self, _channel: &Channel, job: &ClaimedJob) -> Result<Accepted, MetaError> {
+    async fn send(&self, channel: &Channel, job: &ClaimedJob) -> Result<Accepted, MetaError> {
         let mut bytes = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut bytes);
         let wamid = format!("wamid.{}", hex::encode(bytes));
@@ -71,6 +71,7 @@ impl Provider for Sandbox {
         let app = self.app.clone();
         let delay = self.delay;
         let message_id = job.message.id.clone();
+        let channel_id = channel.id.clone();
         let provider_message_id = wamid.clone();
         self.tasks.spawn(async move {
             for (status, error) in steps {
@@ -84,6 +85,7 @@ impl Provider for Sandbox {
                     at: now_ms(),
                     error,
                     pricing_category: Some("utility".into()),
+                    channel_id: Some(channel_id.clone()),
                 };
                 if let Err(e) = status::apply(&app, &update).await {
                     tracing::error!(error = %e, message_id, "sandbox could not apply a status");

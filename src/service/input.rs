@@ -169,6 +169,48 @@ pub fn describe(v: &Value) -> &'static str {
     type_name(v)
 }
 
+/// Deepest nesting of arrays and objects a JSON body may have. Real bodies (a send, an admin
+/// object, Meta's webhook) nest fewer than ten levels; a deep one is only good for exhausting
+/// a parser.
+pub const MAX_JSON_DEPTH: usize = 32;
+
+/// Whether `body` nests arrays and objects deeper than `max`: a byte scan, done before parsing,
+/// that skips brackets inside strings. Says nothing about whether the body is valid JSON.
+pub fn json_too_deep(body: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in body {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// The sentence for a body [`json_too_deep`] refused.
+pub fn too_deep_detail() -> String {
+    format!("the body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,5 +251,21 @@ mod tests {
         assert_eq!(f.opt_int("a", 0, 10).unwrap(), Some(5));
         assert!(f.opt_int("b", 0, 10).is_err());
         assert!(f.opt_int("c", 0, 10).is_err());
+    }
+
+    #[test]
+    fn depth_counts_brackets_outside_strings() {
+        assert!(!json_too_deep(br#"{"a":[1,{"b":2}]}"#, 3));
+        assert!(json_too_deep(br#"{"a":[1,{"b":[2]}]}"#, 3));
+        // Brackets in strings, escaped quotes included, do not count.
+        assert!(!json_too_deep(br#"{"a":"[[[[{{{{"}"#, 1));
+        assert!(!json_too_deep(br#"{"a":"\"[[[[\\"}"#, 1));
+        assert!(json_too_deep(br#"{"a":"\\",   "b":[[1]]}"#, 2));
+        let deep = "[".repeat(MAX_JSON_DEPTH + 1) + &"]".repeat(MAX_JSON_DEPTH + 1);
+        assert!(json_too_deep(deep.as_bytes(), MAX_JSON_DEPTH));
+        let ok = "[".repeat(MAX_JSON_DEPTH) + &"]".repeat(MAX_JSON_DEPTH);
+        assert!(!json_too_deep(ok.as_bytes(), MAX_JSON_DEPTH));
+        // Closing brackets first never go below zero.
+        assert!(!json_too_deep(b"]]]]{}", 1));
     }
 }

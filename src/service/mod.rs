@@ -5,6 +5,7 @@ pub mod admin;
 pub mod batch;
 pub mod callbacks;
 pub mod input;
+pub mod ops;
 pub mod send;
 pub mod status;
 pub mod templates;

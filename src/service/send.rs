@@ -2,6 +2,7 @@
 //! one transaction that stores the message and its delivery job.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
@@ -10,6 +11,7 @@ use crate::app::App;
 use crate::domain::ids::new_id;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::template::check_params;
+use crate::metrics::SendResult;
 use crate::now_ms;
 use crate::store::{AcceptOutcome, AcceptSend, Channel, Group, IdempotencyKey, StoreError};
 
@@ -125,12 +127,28 @@ pub fn period_of(ms: i64) -> String {
         .to_string()
 }
 
-/// Decides and, when accepted, stores a send through `channel`.
+/// Decides and, when accepted, stores a send through `channel`; counted and timed in the
+/// metrics.
 pub async fn send(
     app: &App,
     channel: &Channel,
     req: SendRequest,
 ) -> Result<SendOutcome, SendError> {
+    let started = Instant::now();
+    let outcome = decide(app, channel, req).await;
+    let result = match &outcome {
+        Ok(SendOutcome::Pending { .. }) => SendResult::Pending,
+        Ok(SendOutcome::Sent { .. }) => SendResult::Sent,
+        Ok(SendOutcome::AlreadyPending { .. }) => SendResult::AlreadyPending,
+        Err(SendError::ConversationLimit { .. }) => SendResult::LimitReached,
+        Err(SendError::Internal(_)) => SendResult::Error,
+        Err(_) => SendResult::Rejected,
+    };
+    app.metrics.send(result, started.elapsed());
+    outcome
+}
+
+async fn decide(app: &App, channel: &Channel, req: SendRequest) -> Result<SendOutcome, SendError> {
     let prepared = prepare(app, channel, req).await?;
     let outcome = match app.store.accept_send(&prepared).await {
         // A concurrent send created the conversation (or used the idempotency key) first: the

@@ -25,6 +25,14 @@ pub async fn apply(app: &App, update: &StatusUpdate) -> StoreResult<StatusApplie
                 });
             }
         }
+        StatusApplied::OtherChannel => {
+            tracing::warn!(
+                channel_id = update.channel_id.as_deref(),
+                message_id = update.message_id.as_deref(),
+                status = %update.status,
+                "status for a message of another channel ignored"
+            );
+        }
         StatusApplied::UnknownMessage => {
             tracing::warn!(
                 provider_message_id = update.provider_message_id.as_deref(),

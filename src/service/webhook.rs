@@ -192,10 +192,10 @@ pub async fn apply(app: &App, scope: Option<&Channel>, payload: &Value) -> Store
                 phone_number_id,
                 update,
             } => {
-                if channel_for(app, scope, &phone_number_id).await?.is_none() {
+                let Some(channel) = channel_for(app, scope, &phone_number_id).await? else {
                     applied.ignored += 1;
                     continue;
-                }
+                };
                 let update = StatusUpdate {
                     provider_message_id: Some(update.wamid),
                     message_id: update.callback,
@@ -207,13 +207,19 @@ pub async fn apply(app: &App, scope: Option<&Channel>, payload: &Value) -> Store
                         details,
                     }),
                     pricing_category: update.pricing_category,
+                    channel_id: Some(channel.id),
                 };
                 match status::apply(app, &update).await? {
-                    StatusApplied::Applied { .. } => applied.statuses += 1,
+                    StatusApplied::Applied { .. } => {
+                        app.metrics.webhook_lag(now_ms() - update.at);
+                        applied.statuses += 1;
+                    }
                     StatusApplied::UnknownMessage => {
                         app.store.store_pending_status(&update, now_ms()).await?;
                         applied.kept_for_later += 1;
                     }
+                    // Another channel's message: never applied, never kept.
+                    StatusApplied::OtherChannel => applied.ignored += 1,
                 }
             }
             Report::Inbound {

@@ -472,6 +472,16 @@ pub struct AttemptOutcome {
     pub result: AttemptResult,
 }
 
+/// A channel's queue: messages not yet taken by the provider (queued, sending or waiting for
+/// a retry), for monitoring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelQueue {
+    pub channel_id: String,
+    pub depth: i64,
+    /// `queued_at` of the oldest message in the queue.
+    pub oldest_queued_at: i64,
+}
+
 /// A delivery status reported by the provider (a webhook or the sandbox).
 #[derive(Debug, Clone)]
 pub struct StatusUpdate {
@@ -483,12 +493,18 @@ pub struct StatusUpdate {
     pub error: Option<ProviderError>,
     /// Meta's pricing category (`utility`, `marketing`, …), when reported.
     pub pricing_category: Option<String>,
+    /// The channel the status came for (the webhook's phone number): when set, only a message
+    /// of that channel matches, so one channel's webhook cannot touch another's messages.
+    pub channel_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 pub enum StatusApplied {
     /// No message matches the update.
     UnknownMessage,
+    /// The message belongs to another channel than the update's: nothing was written (and
+    /// the update must not be kept for later).
+    OtherChannel,
     /// Matched; `changed` says whether the status moved.
     Applied {
         message_id: String,
@@ -700,6 +716,16 @@ pub(crate) fn receivers(
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    // Operations
+    /// A trivial round trip: `Ok(true)` when the database answers and has every migration this
+    /// binary embeds, `Ok(false)` when it answers but its schema is behind, `Err` when it does
+    /// not answer.
+    async fn ping(&self) -> StoreResult<bool>;
+    /// Per channel with messages not yet taken by the provider: how many and since when.
+    async fn queues(&self) -> StoreResult<Vec<ChannelQueue>>;
+    /// How many messages are in each status (statuses with none are left out).
+    async fn message_counts(&self) -> StoreResult<Vec<(String, i64)>>;
+
     // Accounts
     async fn insert_account(&self, account: &Account) -> StoreResult<()>;
     async fn account(&self, id: &str) -> StoreResult<Option<Account>>;

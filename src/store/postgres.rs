@@ -414,6 +414,9 @@ fn status_from_pending_row(r: &PgRow) -> StoreResult<StatusUpdate> {
             None => None,
         },
         pricing_category: r.try_get("pricing_category")?,
+        // A kept status matched no message when it came; it is taken by its own message's
+        // wamid or id only.
+        channel_id: None,
     })
 }
 
@@ -878,6 +881,43 @@ async fn upsert_contact(tx: &mut Transaction<'_, Postgres>, send: &AcceptSend) -
 
 #[async_trait]
 impl Store for PgStore {
+    async fn ping(&self) -> StoreResult<bool> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        let latest = MIGRATIONS.last().map_or(0, |(version, _, _)| *version);
+        let applied: Result<i64, sqlx::Error> =
+            sqlx::query_scalar("SELECT COUNT(*) FROM schema_migrations WHERE version = $1")
+                .bind(latest)
+                .fetch_one(&self.pool)
+                .await;
+        Ok(matches!(applied, Ok(n) if n > 0))
+    }
+
+    async fn queues(&self) -> StoreResult<Vec<ChannelQueue>> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT j.channel_id, COUNT(*), MIN(m.queued_at) FROM delivery_jobs j
+             JOIN messages m ON m.id = j.message_id
+             GROUP BY j.channel_id ORDER BY j.channel_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(channel_id, depth, oldest_queued_at)| ChannelQueue {
+                channel_id,
+                depth,
+                oldest_queued_at,
+            })
+            .collect())
+    }
+
+    async fn message_counts(&self) -> StoreResult<Vec<(String, i64)>> {
+        Ok(
+            sqlx::query_as("SELECT status, COUNT(*) FROM messages GROUP BY status ORDER BY status")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     async fn insert_account(&self, a: &Account) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO accounts (id, name, conversation_limit, created_at, updated_at)
@@ -1822,6 +1862,12 @@ impl Store for PgStore {
             .fetch_one(&mut *tx)
             .await?;
         let message = message_from_row(&row)?;
+        if u.channel_id
+            .as_ref()
+            .is_some_and(|channel| *channel != message.channel_id)
+        {
+            return Ok(StatusApplied::OtherChannel);
+        }
         if message.provider_message_id.is_none()
             && let Some(wamid) = &u.provider_message_id
         {

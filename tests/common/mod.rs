@@ -7,6 +7,8 @@
 //! elsewhere.
 #![allow(dead_code)]
 
+pub mod serve;
+
 use std::path::PathBuf;
 
 use plantilla::app::App;
@@ -113,6 +115,47 @@ async fn create_pg_database() -> Option<PgDatabase> {
     Some(PgDatabase { server, name })
 }
 
+/// A fresh database for a test that runs the `plantilla` binary itself: a SQLite file in
+/// `dir`, or in a `pg_` twin a new PostgreSQL database, dropped with this value.
+pub struct FreshDatabase {
+    pub url: String,
+    _pg: Option<PgDatabase>,
+}
+
+pub async fn fresh_database(dir: &std::path::Path) -> FreshDatabase {
+    let pg = if ON_POSTGRES {
+        create_pg_database().await
+    } else {
+        None
+    };
+    let url = match &pg {
+        Some(db) => pg_url_for(&db.server, &db.name),
+        None => format!("sqlite://{}", dir.join("plantilla.db").display()),
+    };
+    FreshDatabase { url, _pg: pg }
+}
+
+/// `(text, optional text)` rows from a query on the database at `url` (SQLite or PostgreSQL).
+pub async fn query_text_pairs(url: &str, sql: &str) -> Vec<(String, Option<String>)> {
+    if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let rows = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        rows
+    } else {
+        let options =
+            sqlx::sqlite::SqliteConnectOptions::new().filename(url.trim_start_matches("sqlite://"));
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        let rows = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        rows
+    }
+}
+
 /// What `seed` created: an account with a sandbox channel, a group and a template with named
 /// params (`{{name}}`, `{{order}}`).
 #[derive(Debug, Clone)]
@@ -133,6 +176,8 @@ pub fn test_config(dir: &std::path::Path) -> Config {
         retry_initial_ms: 10,
         retry_max_ms: 200,
         log: "warn".into(),
+        // Tests send in bursts; the rate limit's own tests turn it on.
+        token_rate_per_sec: 0,
         ..Config::default()
     }
 }

@@ -99,6 +99,9 @@ impl Stack {
             .env("PLANTILLA_GRAPH_BASE_URL", &fake_url)
             .env("PLANTILLA_META_APP_SECRET", APP_SECRET)
             .env("PLANTILLA_TEMPLATE_SYNC_INTERVAL_SECS", "0")
+            // The load comes from one token: measure the server, not its per-token limit
+            // (`--plantilla-env PLANTILLA_TOKEN_RATE_PER_SEC=100` measures with it).
+            .env("PLANTILLA_TOKEN_RATE_PER_SEC", "0")
             .env("PLANTILLA_LOG", "warn");
         for (k, v) in &opts.plantilla_env {
             cmd.env(k, v);

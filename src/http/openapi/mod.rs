@@ -362,6 +362,24 @@ pub(crate) const PROBLEMS: &[ProblemType] = &[
         "the `Idempotency-Key` was used with a different request",
     ),
     problem(
+        "request-timeout",
+        408,
+        "Request Timeout",
+        "the body did not arrive within the request timeout (`PLANTILLA_REQUEST_TIMEOUT_MS`)",
+    ),
+    problem(
+        "payload-too-large",
+        413,
+        "Payload Too Large",
+        "the body is larger than the limit (`PLANTILLA_MAX_BODY_BYTES`, 256 KiB by default)",
+    ),
+    problem(
+        "rate-limited",
+        429,
+        "Too many requests",
+        "the token made more requests than its rate allows (`PLANTILLA_TOKEN_RATE_PER_SEC`); `Retry-After` says in how many seconds to retry",
+    ),
+    problem(
         "internal",
         500,
         "Internal Server Error",
@@ -372,6 +390,12 @@ pub(crate) const PROBLEMS: &[ProblemType] = &[
         502,
         "The provider refused",
         "Meta's Graph API refused or failed; `detail` has its answer",
+    ),
+    problem(
+        "service-unavailable",
+        503,
+        "Service Unavailable",
+        "the request took longer than the request timeout; `Retry-After` is 1",
     ),
 ];
 
@@ -412,6 +436,11 @@ const TAGS: &[(&str, &str)] = &[
         operations::REFERENCE,
         "This document and its reference page.",
     ),
+    (
+        operations::OPERATIONS,
+        "Liveness, readiness and Prometheus metrics for operators. No token (`/metrics` \
+         takes one when `PLANTILLA_METRICS_TOKEN` is set): do not expose them publicly.",
+    ),
 ];
 
 fn description() -> String {
@@ -425,6 +454,11 @@ fn description() -> String {
          describe every field the server sends today; new fields may be added, so clients \
          should ignore fields they do not know. A path the server does not have answers 404 \
          with the compatible API's `{code, body}` envelope.\n\n\
+         Every response carries `X-Request-Id` (the request's own when it is 1 to 64 of \
+         `[A-Za-z0-9._-]`, else a new one). Every operation may also answer 413 (body larger \
+         than the limit), 408 (body not received in time) or 503 with `Retry-After` (the \
+         request took longer than the timeout), in the error shape of its API; the native and \
+         compatible APIs answer 429 with `Retry-After` when a token exceeds its rate.\n\n\
          Problem types of the native and admin APIs (`type`, HTTP status, title: when):\n\n",
     );
     for p in PROBLEMS {

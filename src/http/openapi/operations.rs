@@ -12,6 +12,7 @@ pub(super) const COMPAT_NEW: &str = "Compatible API (new family)";
 pub(super) const ADMIN: &str = "Admin API";
 pub(super) const WEBHOOKS: &str = "Meta webhooks";
 pub(super) const REFERENCE: &str = "Reference";
+pub(super) const OPERATIONS: &str = "Operations";
 
 pub(super) fn all() -> Vec<Op> {
     let mut ops = native();
@@ -19,6 +20,7 @@ pub(super) fn all() -> Vec<Op> {
     ops.extend(admin());
     ops.extend(webhooks());
     ops.extend(reference());
+    ops.extend(operations());
     ops
 }
 
@@ -30,11 +32,17 @@ const IDEMPOTENCY: &str = "Makes a retry safe: the same key with the same body a
     expire after 24 hours (configurable).";
 
 fn v1(method: &'static str, path: &'static str, id: &'static str, summary: &'static str) -> Op {
-    Op::new(method, path, id, NATIVE, Auth::ChannelOrKey, summary).problem(
-        401,
-        "No bearer token, or not a channel token or API key of this server.",
-        &["unauthorized"],
-    )
+    Op::new(method, path, id, NATIVE, Auth::ChannelOrKey, summary)
+        .problem(
+            401,
+            "No bearer token, or not a channel token or API key of this server.",
+            &["unauthorized"],
+        )
+        .problem(
+            429,
+            "The token made more requests than its rate allows; `Retry-After` says when to retry.",
+            &["rate-limited"],
+        )
 }
 
 fn internal(op: Op) -> Op {
@@ -243,6 +251,15 @@ fn compat_family(old: bool) -> Vec<Op> {
             op.json(401, "No Authorization header.", envelope())
         })
     };
+    // The per-token rate limit, checked before the token is looked up.
+    let rate_limited = |op: Op| -> Op {
+        op.json(
+            429,
+            "The token made more requests than its rate allows (`type` `Too Many Requests`); \
+             `Retry-After` says in how many seconds to retry.",
+            if old { r("CompatError") } else { envelope() },
+        )
+    };
     let unknown_token = "The token names no channel (`Cannot find a channel associated with the public token Bearer`; the token is never echoed).";
 
     let send_doc = "Sends a template to a number. Outcomes, checked in this order: no token \
@@ -369,7 +386,7 @@ fn compat_family(old: bool) -> Vec<Op> {
         )
         .json(404, "The account has no such template.", envelope()),
     );
-    vec![send, list, detail]
+    vec![rate_limited(send), rate_limited(list), rate_limited(detail)]
 }
 
 fn compat() -> Vec<Op> {
@@ -634,6 +651,81 @@ fn reference() -> Vec<Op> {
             200,
             "A self-contained HTML page rendered from this document.",
             &[("text/html", json!({"type": "string"}))],
+        ),
+    ]
+}
+
+// --- Operations ----------------------------------------------------------------------------
+
+fn operations() -> Vec<Op> {
+    let check = d(
+        string(),
+        "`ok`, or why not (`unreachable`, `timed out`, `not applied`, `not running`, `in progress`).",
+    );
+    let readiness = d(
+        json!({
+            "type": "object",
+            "properties": {
+                "status": one_of_strings(&["ready", "not ready"]),
+                "checks": {
+                    "type": "object",
+                    "properties": {"database": check, "migrations": check, "dispatcher": check, "shutdown": check},
+                    "required": ["database", "migrations", "dispatcher"],
+                },
+                "notReady": {"type": "array", "items": string()},
+            },
+            "required": ["status", "checks", "notReady"],
+        }),
+        "Each check, and the names of those not `ok`.",
+    );
+    vec![
+        Op::new(
+            "GET",
+            "/healthz",
+            "getHealth",
+            OPERATIONS,
+            Auth::Public,
+            "Liveness",
+        )
+        .doc("Answers while the process runs.")
+        .json(
+            200,
+            "The process is up.",
+            json!({"type": "object", "properties": {"status": {"const": "ok"}}, "required": ["status"]}),
+        ),
+        Op::new(
+            "GET",
+            "/readyz",
+            "getReadiness",
+            OPERATIONS,
+            Auth::Public,
+            "Readiness",
+        )
+        .doc(
+            "Ready when the database answers (within 2 s), has every migration this binary \
+             embeds, the dispatcher loop runs and no shutdown is under way.",
+        )
+        .json(200, "Ready.", readiness.clone())
+        .json(503, "Not ready: `notReady` names what is not.", readiness),
+        Op::new(
+            "GET",
+            "/metrics",
+            "getMetrics",
+            OPERATIONS,
+            Auth::Public,
+            "Prometheus metrics",
+        )
+        .doc(
+            "Prometheus' text format: requests by route template and status, send latency, \
+             messages by status, queue depth and oldest age per channel, provider errors by \
+             code, channel health, webhook lag. Never a token, a secret or a phone number. \
+             With `PLANTILLA_METRICS_TOKEN` set it takes `Authorization: Bearer <that token>`.",
+        )
+        .text(200, "The metrics (`text/plain; version=0.0.4`).")
+        .json(
+            401,
+            "`PLANTILLA_METRICS_TOKEN` is set and the request does not carry it.",
+            r("CompatEnvelope"),
         ),
     ]
 }

@@ -1,0 +1,179 @@
+//! What an operator's probes and scrapers ask: is the process ready to serve, and the metrics.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::app::App;
+use crate::metrics::{escape, header};
+use crate::now_ms;
+
+/// Longest a readiness probe or a scrape waits for the database.
+const STORE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The readiness checks: each `"ok"` or a short reason; ready when all are `"ok"`.
+#[derive(Debug, Clone)]
+pub struct Readiness {
+    pub checks: Vec<(&'static str, String)>,
+}
+
+impl Readiness {
+    pub fn ready(&self) -> bool {
+        self.checks.iter().all(|(_, state)| state == "ok")
+    }
+
+    /// `{"status": "ready" | "not ready", "checks": {name: state}, "notReady": [names]}`.
+    pub fn to_json(&self) -> Value {
+        let checks: serde_json::Map<String, Value> = self
+            .checks
+            .iter()
+            .map(|(name, state)| ((*name).to_string(), json!(state)))
+            .collect();
+        let not_ready: Vec<&str> = self
+            .checks
+            .iter()
+            .filter(|(_, state)| state != "ok")
+            .map(|(name, _)| *name)
+            .collect();
+        json!({
+            "status": if self.ready() { "ready" } else { "not ready" },
+            "checks": checks,
+            "notReady": not_ready,
+        })
+    }
+}
+
+/// Ready: the database answers, its migrations are applied, the dispatcher loop runs and the
+/// process is not shutting down.
+pub async fn readiness(app: &App) -> Readiness {
+    let (database, migrations) = match tokio::time::timeout(STORE_TIMEOUT, app.store.ping()).await {
+        Ok(Ok(true)) => ("ok".to_string(), "ok".to_string()),
+        Ok(Ok(false)) => ("ok".to_string(), "not applied".to_string()),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: the database does not answer");
+            ("unreachable".to_string(), "unknown".to_string())
+        }
+        Err(_) => {
+            tracing::warn!("readiness: the database did not answer in time");
+            ("timed out".to_string(), "unknown".to_string())
+        }
+    };
+    let dispatcher = if app.run_state.dispatcher_running() {
+        "ok"
+    } else {
+        "not running"
+    };
+    let mut checks = vec![
+        ("database", database),
+        ("migrations", migrations),
+        ("dispatcher", dispatcher.to_string()),
+    ];
+    if app.run_state.stopping() {
+        checks.push(("shutdown", "in progress".to_string()));
+    }
+    Readiness { checks }
+}
+
+/// The whole `/metrics` document: the in-process counters, then gauges read from the store
+/// now (messages by status, queues, channel health). When the store does not answer, its
+/// gauges are left out and `plantilla_database_up` is 0.
+pub async fn render_metrics(app: &App) -> String {
+    let mut out = String::new();
+    app.metrics.render(&mut out);
+    let snapshot = tokio::time::timeout(STORE_TIMEOUT, async {
+        let counts = app.store.message_counts().await?;
+        let queues = app.store.queues().await?;
+        let channels = app.store.list_channels().await?;
+        Ok::<_, crate::store::StoreError>((counts, queues, channels))
+    })
+    .await;
+    let up = match snapshot {
+        Ok(Ok((counts, queues, channels))) => {
+            header(
+                &mut out,
+                "plantilla_messages",
+                "Messages stored, by status.",
+                "gauge",
+            );
+            for (status, n) in counts {
+                let _ = writeln!(
+                    out,
+                    "plantilla_messages{{status=\"{}\"}} {n}",
+                    escape(&status)
+                );
+            }
+            let now = now_ms();
+            header(
+                &mut out,
+                "plantilla_queue_depth",
+                "Messages not yet taken by the provider (queued, sending or awaiting a retry), by channel.",
+                "gauge",
+            );
+            for q in &queues {
+                let _ = writeln!(
+                    out,
+                    "plantilla_queue_depth{{channel=\"{}\"}} {}",
+                    escape(&q.channel_id),
+                    q.depth
+                );
+            }
+            header(
+                &mut out,
+                "plantilla_queue_oldest_age_seconds",
+                "Age of the oldest message not yet taken by the provider, by channel.",
+                "gauge",
+            );
+            for q in &queues {
+                let age = (now - q.oldest_queued_at).max(0) as f64 / 1000.0;
+                let _ = writeln!(
+                    out,
+                    "plantilla_queue_oldest_age_seconds{{channel=\"{}\"}} {age}",
+                    escape(&q.channel_id)
+                );
+            }
+            header(
+                &mut out,
+                "plantilla_channel_halted",
+                "1 when a channel is halted by an error no retry fixes (its messages wait), else 0.",
+                "gauge",
+            );
+            for c in &channels {
+                let halted = u8::from(c.health != "ok");
+                let _ = writeln!(
+                    out,
+                    "plantilla_channel_halted{{channel=\"{}\"}} {halted}",
+                    escape(&c.id)
+                );
+            }
+            1
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "metrics: cannot read the store");
+            0
+        }
+        Err(_) => {
+            tracing::warn!("metrics: the store did not answer in time");
+            0
+        }
+    };
+    header(
+        &mut out,
+        "plantilla_database_up",
+        "1 when the last scrape could read the database.",
+        "gauge",
+    );
+    let _ = writeln!(out, "plantilla_database_up {up}");
+    header(
+        &mut out,
+        "plantilla_dispatcher_running",
+        "1 while the dispatcher loop runs.",
+        "gauge",
+    );
+    let _ = writeln!(
+        out,
+        "plantilla_dispatcher_running {}",
+        u8::from(app.run_state.dispatcher_running())
+    );
+    out
+}

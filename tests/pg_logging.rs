@@ -1,0 +1,2 @@
+//! The logging tests on PostgreSQL (see tests/common/mod.rs).
+include!("logging.rs");

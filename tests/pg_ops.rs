@@ -1,0 +1,2 @@
+//! The ops tests on PostgreSQL (see tests/common/mod.rs).
+include!("ops.rs");

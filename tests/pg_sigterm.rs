@@ -1,0 +1,2 @@
+//! The sigterm tests on PostgreSQL (see tests/common/mod.rs).
+include!("sigterm.rs");
