@@ -174,6 +174,11 @@ impl CallbackWorker {
             },
             Some(secret) => self.post(d, secret).await,
         };
+        self.app.metrics.callback(match &result {
+            CallbackResult::Delivered { .. } => "delivered",
+            CallbackResult::Retry { .. } => "retry",
+            CallbackResult::Failed { .. } => "failed",
+        });
         match &result {
             CallbackResult::Delivered { .. } => {}
             CallbackResult::Retry { error, .. } => tracing::debug!(

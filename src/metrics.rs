@@ -114,6 +114,8 @@ pub struct Metrics {
     provider_errors: Mutex<BTreeMap<i64, u64>>,
     webhook_lag: Histogram,
     rate_limited: AtomicU64,
+    /// Status callback attempts to integrators: delivered, retried, failed (given up).
+    callbacks: [AtomicU64; 3],
 }
 
 impl Default for Metrics {
@@ -126,9 +128,12 @@ impl Default for Metrics {
             provider_errors: Mutex::new(BTreeMap::new()),
             webhook_lag: Histogram::new(LAG_BUCKETS),
             rate_limited: AtomicU64::new(0),
+            callbacks: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
         }
     }
 }
+
+const CALLBACK_RESULTS: [&str; 3] = ["delivered", "retry", "failed"];
 
 /// The route label of a request that matched no route: raw paths would be unbounded (and
 /// may hold ids).
@@ -169,6 +174,15 @@ impl Metrics {
     pub fn webhook_lag(&self, lag_ms: i64) {
         let ms = u64::try_from(lag_ms).unwrap_or(0);
         self.webhook_lag.observe(Duration::from_millis(ms));
+    }
+
+    /// A status callback attempt ended: `result` is `delivered`, `retry` or `failed`.
+    pub fn callback(&self, result: &str) {
+        let i = CALLBACK_RESULTS
+            .iter()
+            .position(|r| *r == result)
+            .unwrap_or(1);
+        self.callbacks[i].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn rate_limited(&self) {
@@ -253,18 +267,17 @@ impl Metrics {
             "plantilla_webhook_lag_seconds",
             "Time from a provider status's timestamp to its being applied.",
         );
-        // Status callbacks to integrators come with issue 6; the family exists (at zero) so
-        // dashboards and alerts can be written now.
         header(
             out,
             "plantilla_callback_deliveries_total",
-            "Status callbacks delivered to integrators, by result.",
+            "Status callback attempts to integrators, by result (retry: will be tried again).",
             "counter",
         );
-        for result in ["delivered", "failed"] {
+        for (i, result) in CALLBACK_RESULTS.iter().enumerate() {
+            let n = self.callbacks[i].load(Ordering::Relaxed);
             let _ = writeln!(
                 out,
-                "plantilla_callback_deliveries_total{{result=\"{result}\"}} 0"
+                "plantilla_callback_deliveries_total{{result=\"{result}\"}} {n}"
             );
         }
     }
