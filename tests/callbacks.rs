@@ -536,6 +536,23 @@ async fn an_endpoint_that_fails_twice_then_succeeds_is_delivered_with_three_atte
     }
     assert_eq!(ids.len(), 1, "every attempt carries the same webhook-id");
     assert_eq!(cb.t.drain_callbacks().await, 0);
+    // The attempts are counted by result.
+    let metrics =
+        cb.t.client
+            .get(format!("{}/metrics", cb.t.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+    for line in [
+        "plantilla_callback_deliveries_total{result=\"delivered\"} 1",
+        "plantilla_callback_deliveries_total{result=\"retry\"} 2",
+        "plantilla_callback_deliveries_total{result=\"failed\"} 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line}:\n{metrics}");
+    }
 }
 
 #[tokio::test]
