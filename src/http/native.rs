@@ -295,6 +295,21 @@ impl Caller {
         }
     }
 
+    /// Restricts a list's `channelId` filter to the caller's channel when it has a channel
+    /// token; another channel asked for is a validation problem.
+    fn scope_channel_filter(&self, channel_id: &mut Option<String>) -> Result<(), Problem> {
+        if let Caller::Channel(c) = self {
+            if channel_id.as_deref().is_some_and(|id| id != c.id) {
+                return Err(Problem::field(
+                    "channelId",
+                    "a channel token sees only its own channel",
+                ));
+            }
+            *channel_id = Some(c.id.clone());
+        }
+        Ok(())
+    }
+
     /// Whether a thing of `channel_id` in `account_id` is visible to this caller.
     fn sees(&self, account_id: &str, channel_id: &str) -> bool {
         match self {
@@ -861,12 +876,7 @@ async fn list_messages(
         {
             return Err(Problem::field("status", format!("'{status}' is not a message status (queued, sending, sent, delivered, read, failed)")));
         }
-        if let Caller::Channel(c) = &caller {
-            if filter.channel_id.as_deref().is_some_and(|id| id != c.id) {
-                return Err(Problem::field("channelId", "a channel token sees only its own channel"));
-            }
-            filter.channel_id = Some(c.id.clone());
-        }
+        caller.scope_channel_filter(&mut filter.channel_id)?;
         let messages = app.store.list_messages(caller.account_id(), &filter).await?;
         let next = (messages.len() == filter.limit as usize)
             .then(|| messages.last().map(|m| encode_cursor(m.queued_at, &m.id)))
@@ -923,12 +933,7 @@ async fn list_conversations(
         {
             return Err(Problem::field("status", format!("'{status}' is not a conversation status (pending, open, closed)")));
         }
-        if let Caller::Channel(c) = &caller {
-            if filter.channel_id.as_deref().is_some_and(|id| id != c.id) {
-                return Err(Problem::field("channelId", "a channel token sees only its own channel"));
-            }
-            filter.channel_id = Some(c.id.clone());
-        }
+        caller.scope_channel_filter(&mut filter.channel_id)?;
         let list = app.store.list_conversations(caller.account_id(), &filter).await?;
         let next = (list.len() == filter.limit as usize)
             .then(|| list.last().map(|c| encode_cursor(c.created_at, &c.id)))
