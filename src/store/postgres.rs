@@ -64,6 +64,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "callbacks",
         include_str!("../../migrations/postgres/0004_callbacks.sql"),
     ),
+    (
+        5,
+        "leased_jobs",
+        include_str!("../../migrations/postgres/0005_leased_jobs.sql"),
+    ),
 ];
 
 /// The channel every instance listens on; accepted sends notify it (on commit).
@@ -1627,11 +1632,13 @@ impl Store for PgStore {
 
     async fn due_channels(&self, now: i64, orphan_wait_ms: i64) -> StoreResult<Vec<String>> {
         // Due, and not leased or leased by a dispatcher that died more than the wait ago; on
-        // a channel that can send.
+        // a channel that can send. Per channel, so a long queue is not read on every pass:
+        // the index walk stops at the first due job.
         Ok(sqlx::query_scalar(
-            "SELECT DISTINCT j.channel_id FROM delivery_jobs j
-             JOIN channels c ON c.id = j.channel_id AND c.status = 'connected' AND c.health = 'ok'
-             WHERE j.run_at <= $1 AND (j.lease_until IS NULL OR j.lease_until + $2 <= $1)",
+            "SELECT c.id FROM channels c
+             WHERE c.status = 'connected' AND c.health = 'ok' AND EXISTS (
+                SELECT 1 FROM delivery_jobs j WHERE j.channel_id = c.id AND j.run_at <= $1
+                  AND (j.lease_until IS NULL OR j.lease_until + $2 <= $1))",
         )
         .bind(now)
         .bind(orphan_wait_ms)
@@ -1640,11 +1647,18 @@ impl Store for PgStore {
     }
 
     async fn next_due(&self, orphan_wait_ms: i64) -> StoreResult<Option<i64>> {
+        // The first unleased job of each channel, and the leases (few: the sends in flight).
         Ok(sqlx::query_scalar(
-            "SELECT min(CASE WHEN j.lease_until IS NULL THEN j.run_at
-                        ELSE GREATEST(j.run_at, j.lease_until + $1) END)
-             FROM delivery_jobs j
-             JOIN channels c ON c.id = j.channel_id AND c.status = 'connected' AND c.health = 'ok'",
+            "SELECT min(t) FROM (
+                SELECT (SELECT j.run_at FROM delivery_jobs j
+                        WHERE j.channel_id = c.id AND j.lease_until IS NULL
+                        ORDER BY j.run_at LIMIT 1) AS t
+                FROM channels c WHERE c.status = 'connected' AND c.health = 'ok'
+                UNION ALL
+                SELECT GREATEST(j.run_at, j.lease_until + $1) FROM delivery_jobs j
+                JOIN channels c ON c.id = j.channel_id AND c.status = 'connected'
+                    AND c.health = 'ok'
+                WHERE j.lease_until IS NOT NULL) due",
         )
         .bind(orphan_wait_ms)
         .fetch_one(&self.pool)
@@ -1690,6 +1704,8 @@ impl Store for PgStore {
             .collect::<StoreResult<_>>()?;
         claimed.sort_by_key(|(seq, ..)| *seq);
         let mut jobs = Vec::with_capacity(claimed.len());
+        let mut templates: std::collections::HashMap<String, Template> =
+            std::collections::HashMap::new();
         for (_, message_id, attempt, tries) in claimed {
             let row = sqlx::query(
                 "UPDATE messages SET status = CASE WHEN status IN ('queued', 'sending')
@@ -1703,12 +1719,21 @@ impl Store for PgStore {
             .fetch_one(&mut *tx)
             .await?;
             let message = message_from_row(&row)?;
-            let template = sqlx::query("SELECT * FROM templates WHERE id = $1")
-                .bind(&message.template_id)
-                .fetch_one(&mut *tx)
-                .await?;
+            // A claim's messages mostly share a template: read each once.
+            let template = match templates.get(&message.template_id) {
+                Some(t) => Clone::clone(t),
+                None => {
+                    let row = sqlx::query("SELECT * FROM templates WHERE id = $1")
+                        .bind(&message.template_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    let t = template_from_row(&row)?;
+                    templates.insert(t.id.clone(), t.clone());
+                    t
+                }
+            };
             jobs.push(ClaimedJob {
-                template: template_from_row(&template)?,
+                template,
                 message,
                 attempt,
             });

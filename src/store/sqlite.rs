@@ -5,6 +5,7 @@
 //! number have a conversation" cannot race; reads use a separate pool and never wait for
 //! writes.
 
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -18,7 +19,8 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::*;
 use std::sync::Arc;
-use tokio::sync::Notify;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// Embedded migrations, applied in order on open. Never edit one that has shipped: add a new one.
@@ -48,13 +50,35 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "callbacks",
         include_str!("../../migrations/sqlite/0005_callbacks.sql"),
     ),
+    (
+        6,
+        "leased_jobs",
+        include_str!("../../migrations/sqlite/0006_leased_jobs.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
+    /// The hot writes (sends, outcomes, statuses), committed in groups by `combine`.
+    writes: mpsc::Sender<WriteOp>,
+    /// Rows in `pending_statuses` (this process is the file's only sender): while there are
+    /// none, a recorded send does not look for early statuses, a write saved per message.
+    kept_statuses: AtomicI64,
     /// Seals channel secrets on write and opens them on read.
     cipher: Arc<Cipher>,
+    stats: Arc<GroupStats>,
+}
+
+/// What the group-commit task has done since the store opened.
+#[derive(Debug, Default)]
+pub struct GroupStats {
+    /// Transactions committed for more than one write.
+    pub groups: AtomicU64,
+    /// Writes committed in those transactions.
+    pub grouped_writes: AtomicU64,
+    /// Groups rolled back because one of their writes failed (each write then ran alone).
+    pub split: AtomicU64,
 }
 
 impl SqliteStore {
@@ -80,17 +104,166 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
+        let (writes, queue) = mpsc::channel(MAX_GROUP * 4);
+        let stats = Arc::new(GroupStats::default());
+        tokio::spawn(combine(write.clone(), queue, stats.clone()));
+        let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM pending_statuses")
+            .fetch_one(&write)
+            .await?;
         Ok(Self {
             write,
             read,
+            writes,
+            kept_statuses: AtomicI64::new(kept),
+            stats,
             cipher: Arc::new(Cipher::none()),
         })
+    }
+
+    /// How the hot writes were grouped (for tests and benchmarks).
+    pub fn group_stats(&self) -> &GroupStats {
+        &self.stats
     }
 
     /// Seals channel secrets with `cipher` (without one they are stored as given).
     pub fn with_cipher(mut self, cipher: Arc<Cipher>) -> Self {
         self.cipher = cipher;
         self
+    }
+}
+
+// --- Group commit ----------------------------------------------------------------------------
+//
+// SQLite has one writer and every commit is an fsync (with `synchronous=full`). Sends,
+// delivery outcomes and statuses are the writes that come by the thousand, so they go to one
+// task that takes everything waiting (up to `MAX_GROUP`) and runs it in one transaction, in
+// arrival order: the same decisions as one transaction each, because each operation sees the
+// ones before it, with one commit for the group. Nobody waits for a group to fill: a lone
+// write goes at once, and the writes that arrive during a commit make the next group. If any
+// operation of a group fails, the group is rolled back and each operation runs again in its
+// own transaction, so one failure is reported to its caller only.
+
+/// Most operations committed together.
+const MAX_GROUP: usize = 256;
+
+enum WriteOp {
+    Accept(Box<AcceptSend>, oneshot::Sender<StoreResult<AcceptOutcome>>),
+    Finish(AttemptOutcome, oneshot::Sender<StoreResult<Finished>>),
+    Status(StatusUpdate, oneshot::Sender<StoreResult<StatusApplied>>),
+}
+
+enum Written {
+    Accept(AcceptOutcome),
+    Finish(Finished),
+    Status(StatusApplied),
+}
+
+impl WriteOp {
+    async fn run(&self, tx: &mut Transaction<'_, Sqlite>) -> StoreResult<Written> {
+        Ok(match self {
+            WriteOp::Accept(send, _) => Written::Accept(accept_in(tx, send).await?),
+            WriteOp::Finish(outcome, _) => Written::Finish(finish_in(tx, outcome).await?),
+            WriteOp::Status(update, _) => Written::Status(apply_in(tx, update).await?),
+        })
+    }
+
+    /// Answers the caller (who may have gone: then nobody is told).
+    fn reply(self, result: StoreResult<Written>) {
+        fn pick<T>(
+            r: StoreResult<Written>,
+            f: impl FnOnce(Written) -> Option<T>,
+        ) -> StoreResult<T> {
+            r.and_then(|w| f(w).ok_or_else(|| anyhow::anyhow!("mismatched write result").into()))
+        }
+        match self {
+            WriteOp::Accept(_, to) => {
+                let _ = to.send(pick(result, |w| match w {
+                    Written::Accept(o) => Some(o),
+                    _ => None,
+                }));
+            }
+            WriteOp::Finish(_, to) => {
+                let _ = to.send(pick(result, |w| match w {
+                    Written::Finish(o) => Some(o),
+                    _ => None,
+                }));
+            }
+            WriteOp::Status(_, to) => {
+                let _ = to.send(pick(result, |w| match w {
+                    Written::Status(o) => Some(o),
+                    _ => None,
+                }));
+            }
+        }
+    }
+}
+
+/// Runs `op` in a transaction of its own.
+async fn write_alone(pool: &SqlitePool, op: WriteOp) {
+    let result = async {
+        let mut tx = pool.begin().await?;
+        let written = op.run(&mut tx).await?;
+        tx.commit().await?;
+        Ok(written)
+    }
+    .await;
+    op.reply(result);
+}
+
+/// Commits the queued writes in groups until every sender is gone.
+async fn combine(pool: SqlitePool, mut queue: mpsc::Receiver<WriteOp>, stats: Arc<GroupStats>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
+        if group.len() == 1 {
+            write_alone(&pool, group.pop().expect("one")).await;
+            continue;
+        }
+        match write_group(&pool, &group).await {
+            Ok(results) => {
+                stats.groups.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .grouped_writes
+                    .fetch_add(results.len() as u64, Ordering::Relaxed);
+                for (op, result) in group.drain(..).zip(results) {
+                    op.reply(Ok(result));
+                }
+            }
+            Err(e) => {
+                stats.split.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, writes = group.len(), "group commit failed; writing one by one");
+                for op in group.drain(..) {
+                    write_alone(&pool, op).await;
+                }
+            }
+        }
+    }
+}
+
+/// `group` in one transaction; nothing is kept if any of it fails.
+async fn write_group(pool: &SqlitePool, group: &[WriteOp]) -> StoreResult<Vec<Written>> {
+    let mut tx = pool.begin().await?;
+    let mut results = Vec::with_capacity(group.len());
+    for op in group {
+        results.push(op.run(&mut tx).await?);
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
+impl SqliteStore {
+    /// Queues `op` for the group-commit task and waits for its answer.
+    async fn write<T>(
+        &self,
+        op: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> WriteOp,
+    ) -> StoreResult<T> {
+        let (to, answer) = oneshot::channel();
+        self.writes
+            .send(op(to))
+            .await
+            .map_err(|_| anyhow::anyhow!("the SQLite writer has stopped"))?;
+        answer
+            .await
+            .map_err(|_| anyhow::anyhow!("the SQLite writer dropped a write"))?
     }
 }
 
@@ -614,25 +787,29 @@ async fn decide_send(
     tx: &mut Transaction<'_, Sqlite>,
     send: &AcceptSend,
 ) -> StoreResult<AcceptOutcome> {
-    sqlx::query(
-        "UPDATE conversations SET status = 'closed', closed_at = ?, close_reason = 'expired'
-         WHERE channel_id = ? AND phone_number = ? AND status = 'open'
-           AND last_activity_at < ?",
-    )
-    .bind(send.now)
-    .bind(&send.channel_id)
-    .bind(&send.phone_number)
-    .bind(send.expire_before)
-    .execute(&mut **tx)
-    .await?;
-    let active = sqlx::query(
-        "SELECT id, status FROM conversations
+    let mut active = sqlx::query(
+        "SELECT id, status, last_activity_at FROM conversations
          WHERE channel_id = ? AND phone_number = ? AND status IN ('pending', 'open')",
     )
     .bind(&send.channel_id)
     .bind(&send.phone_number)
     .fetch_optional(&mut **tx)
     .await?;
+    if let Some(row) = &active
+        && row.try_get::<String, _>("status")? == "open"
+        && row.try_get::<i64, _>("last_activity_at")? < send.expire_before
+    {
+        // Its 24 hours are over: closed now, and this send opens a new one.
+        sqlx::query(
+            "UPDATE conversations SET status = 'closed', closed_at = ?, close_reason = 'expired'
+             WHERE id = ?",
+        )
+        .bind(send.now)
+        .bind(row.try_get::<String, _>("id")?)
+        .execute(&mut **tx)
+        .await?;
+        active = None;
+    }
 
     if let Some(row) = active {
         let conversation_id: String = row.try_get("id")?;
@@ -641,7 +818,10 @@ async fn decide_send(
             // Nothing new is sent.
             return Ok(AcceptOutcome::AlreadyPending { conversation_id });
         }
-        upsert_contact(tx, send).await?;
+        // The conversation's contact exists: only a new name changes it.
+        if send.client_name.is_some() {
+            upsert_contact(tx, send).await?;
+        }
         insert_message_and_job(tx, send, &conversation_id).await?;
         sqlx::query("UPDATE conversations SET last_activity_at = ? WHERE id = ?")
             .bind(send.now)
@@ -726,8 +906,208 @@ async fn upsert_contact(tx: &mut Transaction<'_, Sqlite>, send: &AcceptSend) -> 
     Ok(())
 }
 
+/// Records a send's outcome (see `Store::finish_attempt`) in the caller's transaction.
+async fn finish_in(tx: &mut Transaction<'_, Sqlite>, o: &AttemptOutcome) -> StoreResult<Finished> {
+    let current: Option<i64> =
+        sqlx::query_scalar("SELECT attempt FROM delivery_jobs WHERE message_id = ?")
+            .bind(&o.message_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let mut conversation = None;
+    match (&o.result, current) {
+        (
+            AttemptResult::Accepted {
+                provider_message_id,
+                wa_id,
+            },
+            current,
+        ) => {
+            // The job may already be gone: a status webhook that outran this response
+            // ended it. The provider ids are still ours to record.
+            if current.is_some_and(|a| a != o.attempt) {
+                return Ok(Finished::Stale);
+            }
+            sqlx::query("DELETE FROM delivery_jobs WHERE message_id = ?")
+                .bind(&o.message_id)
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query(
+                "UPDATE messages SET provider_message_id = coalesce(provider_message_id, ?),
+                    wa_id = coalesce(wa_id, ?), updated_at = ?,
+                    -- A success clears the last retry's error, unless a status webhook
+                    -- that outran this response already failed the message.
+                    error_code = CASE WHEN status = 'failed' THEN error_code END,
+                    error_title = CASE WHEN status = 'failed' THEN error_title END,
+                    error_details = CASE WHEN status = 'failed' THEN error_details END
+                 WHERE id = ?",
+            )
+            .bind(provider_message_id)
+            .bind(wa_id)
+            .bind(o.now)
+            .bind(&o.message_id)
+            .execute(&mut **tx)
+            .await?;
+            record_attempt(tx, &o.message_id, o.attempt, o.now, "accepted", None).await?;
+        }
+        (_, current) if current != Some(o.attempt) => return Ok(Finished::Stale),
+        (AttemptResult::Retry { run_at, error }, _)
+        | (AttemptResult::Requeue { run_at, error }, _) => {
+            let requeue = matches!(o.result, AttemptResult::Requeue { .. });
+            sqlx::query(
+                "UPDATE delivery_jobs SET run_at = ?, lease_until = NULL,
+                    tries = tries - ? WHERE message_id = ?",
+            )
+            .bind(run_at)
+            .bind(i64::from(requeue))
+            .bind(&o.message_id)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query(
+                "UPDATE messages SET status = CASE WHEN status = 'sending' THEN 'queued'
+                        ELSE status END,
+                    attempts = attempts - ?,
+                    error_code = ?, error_title = ?, error_details = ?, updated_at = ?
+                 WHERE id = ?",
+            )
+            .bind(i64::from(requeue))
+            .bind(error.code)
+            .bind(&error.title)
+            .bind(&error.details)
+            .bind(o.now)
+            .bind(&o.message_id)
+            .execute(&mut **tx)
+            .await?;
+            let outcome = if requeue { "requeued" } else { "retry" };
+            record_attempt(tx, &o.message_id, o.attempt, o.now, outcome, Some(error)).await?;
+        }
+        (AttemptResult::Failed { error }, _) => {
+            let row = sqlx::query("SELECT * FROM messages WHERE id = ?")
+                .bind(&o.message_id)
+                .fetch_one(&mut **tx)
+                .await?;
+            let message = message_from_row(&row)?;
+            if message.status.advances_to(MessageStatus::Failed) {
+                conversation = fail_message(tx, &message, error, o.now).await?;
+            } else {
+                sqlx::query("DELETE FROM delivery_jobs WHERE message_id = ?")
+                    .bind(&o.message_id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            record_attempt(tx, &o.message_id, o.attempt, o.now, "failed", Some(error)).await?;
+        }
+    }
+    Ok(Finished::Recorded { conversation })
+}
+
+/// Applies a status (see `Store::apply_status`) in the caller's transaction.
+async fn apply_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    u: &StatusUpdate,
+) -> StoreResult<StatusApplied> {
+    let mut row = None;
+    if let Some(wamid) = &u.provider_message_id {
+        row = sqlx::query("SELECT * FROM messages WHERE provider_message_id = ?")
+            .bind(wamid)
+            .fetch_optional(&mut **tx)
+            .await?;
+    }
+    if row.is_none()
+        && let Some(id) = &u.message_id
+    {
+        row = sqlx::query("SELECT * FROM messages WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    }
+    let Some(row) = row else {
+        return Ok(StatusApplied::UnknownMessage);
+    };
+    let message = message_from_row(&row)?;
+    if u.channel_id
+        .as_ref()
+        .is_some_and(|channel| *channel != message.channel_id)
+    {
+        return Ok(StatusApplied::OtherChannel);
+    }
+    if message.provider_message_id.is_none()
+        && let Some(wamid) = &u.provider_message_id
+    {
+        sqlx::query("UPDATE messages SET provider_message_id = ? WHERE id = ?")
+            .bind(wamid)
+            .bind(&message.id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    if u.status != MessageStatus::Queued && u.status != MessageStatus::Sending {
+        // The provider has the message: no dispatcher may send it again.
+        sqlx::query("DELETE FROM delivery_jobs WHERE message_id = ?")
+            .bind(&message.id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    if let Some(category) = &u.pricing_category {
+        sqlx::query("UPDATE messages SET pricing_category = ? WHERE id = ?")
+            .bind(category)
+            .bind(&message.id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    let changed = message.status.advances_to(u.status);
+    let mut conversation = None;
+    if changed {
+        if u.status == MessageStatus::Failed {
+            let error = u.error.clone().unwrap_or(ProviderError {
+                code: 0,
+                title: "Failed without an error from the provider".into(),
+                details: None,
+            });
+            conversation = fail_message(tx, &message, &error, u.at).await?;
+        } else {
+            sqlx::query(&format!(
+                "UPDATE messages SET status = ?, {col} = coalesce({col}, ?), updated_at = ?
+                 WHERE id = ?",
+                col = status_column(u.status)
+            ))
+            .bind(u.status.as_str())
+            .bind(u.at)
+            .bind(u.at)
+            .bind(&message.id)
+            .execute(&mut **tx)
+            .await?;
+            let event = message_event(&message, u.status, None, u.at);
+            queue_events(tx, &message.account_id, event.as_slice()).await?;
+            conversation = conversation_follows(tx, &message, u.status, u.at).await?;
+        }
+    } else if message.status != MessageStatus::Failed && u.status != MessageStatus::Failed {
+        // A late status keeps its time for the timeline but does not move the status.
+        sqlx::query(&format!(
+            "UPDATE messages SET {col} = coalesce({col}, ?) WHERE id = ?",
+            col = status_column(u.status)
+        ))
+        .bind(u.at)
+        .bind(&message.id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(StatusApplied::Applied {
+        status: if changed { u.status } else { message.status },
+        message_id: message.id,
+        changed,
+        conversation,
+    })
+}
+
 #[async_trait]
 impl Store for SqliteStore {
+    async fn finish_attempt(&self, o: &AttemptOutcome) -> StoreResult<Finished> {
+        self.write(|to| WriteOp::Finish(o.clone(), to)).await
+    }
+
+    async fn apply_status(&self, u: &StatusUpdate) -> StoreResult<StatusApplied> {
+        self.write(|to| WriteOp::Status(u.clone(), to)).await
+    }
+
     async fn ping(&self) -> StoreResult<bool> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         let latest = MIGRATIONS.last().map_or(0, |(version, _, _)| *version);
@@ -1291,10 +1671,7 @@ impl Store for SqliteStore {
     }
 
     async fn accept_send(&self, send: &AcceptSend) -> StoreResult<AcceptOutcome> {
-        let mut tx = self.write.begin().await?;
-        let outcome = accept_in(&mut tx, send).await?;
-        tx.commit().await?;
-        Ok(outcome)
+        self.write(|to| WriteOp::Accept(Box::new(send.clone()), to)).await
     }
 
     async fn accept_batch(
@@ -1473,11 +1850,13 @@ impl Store for SqliteStore {
 
     async fn due_channels(&self, now: i64, orphan_wait_ms: i64) -> StoreResult<Vec<String>> {
         // Due, and not leased or leased by a dispatcher that died more than the wait ago; on
-        // a channel that can send.
+        // a channel that can send. Per channel, so a long queue is not read on every pass:
+        // the index walk stops at the first due job.
         Ok(sqlx::query_scalar(
-            "SELECT DISTINCT j.channel_id FROM delivery_jobs j
-             JOIN channels c ON c.id = j.channel_id AND c.status = 'connected' AND c.health = 'ok'
-             WHERE j.run_at <= ?1 AND (j.lease_until IS NULL OR j.lease_until + ?2 <= ?1)",
+            "SELECT c.id FROM channels c
+             WHERE c.status = 'connected' AND c.health = 'ok' AND EXISTS (
+                SELECT 1 FROM delivery_jobs j WHERE j.channel_id = c.id AND j.run_at <= ?1
+                  AND (j.lease_until IS NULL OR j.lease_until + ?2 <= ?1))",
         )
         .bind(now)
         .bind(orphan_wait_ms)
@@ -1486,11 +1865,18 @@ impl Store for SqliteStore {
     }
 
     async fn next_due(&self, orphan_wait_ms: i64) -> StoreResult<Option<i64>> {
+        // The first unleased job of each channel, and the leases (few: the sends in flight).
         Ok(sqlx::query_scalar(
-            "SELECT min(CASE WHEN j.lease_until IS NULL THEN j.run_at
-                        ELSE max(j.run_at, j.lease_until + ?) END)
-             FROM delivery_jobs j
-             JOIN channels c ON c.id = j.channel_id AND c.status = 'connected' AND c.health = 'ok'",
+            "SELECT min(t) FROM (
+                SELECT (SELECT j.run_at FROM delivery_jobs j
+                        WHERE j.channel_id = c.id AND j.lease_until IS NULL
+                        ORDER BY j.run_at LIMIT 1) AS t
+                FROM channels c WHERE c.status = 'connected' AND c.health = 'ok'
+                UNION ALL
+                SELECT max(j.run_at, j.lease_until + ?) FROM delivery_jobs j
+                JOIN channels c ON c.id = j.channel_id AND c.status = 'connected'
+                    AND c.health = 'ok'
+                WHERE j.lease_until IS NOT NULL)",
         )
         .bind(orphan_wait_ms)
         .fetch_one(&self.read)
@@ -1533,239 +1919,65 @@ impl Store for SqliteStore {
             })
             .collect::<StoreResult<_>>()?;
         claimed.sort_by_key(|(seq, ..)| *seq);
+        if claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The claimed messages and their templates in one statement each, whatever the count.
+        let ids = serde_json::to_string(
+            &claimed
+                .iter()
+                .map(|(_, id, ..)| id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .context("claimed ids")?;
+        let rows = sqlx::query(
+            "UPDATE messages SET status = CASE WHEN status IN ('queued', 'sending')
+                    THEN 'sending' ELSE status END,
+                sending_at = coalesce(sending_at, ?1),
+                attempts = (SELECT tries FROM delivery_jobs j WHERE j.message_id = messages.id),
+                updated_at = ?1
+             WHERE id IN (SELECT value FROM json_each(?2)) RETURNING *",
+        )
+        .bind(now)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut messages = rows
+            .iter()
+            .map(|r| message_from_row(r).map(|m| (m.id.clone(), m)))
+            .collect::<StoreResult<HashMap<_, _>>>()?;
+        let template_ids = serde_json::to_string(
+            &messages
+                .values()
+                .map(|m| m.template_id.as_str())
+                .collect::<HashSet<_>>(),
+        )
+        .context("template ids")?;
+        let templates =
+            sqlx::query("SELECT * FROM templates WHERE id IN (SELECT value FROM json_each(?))")
+                .bind(&template_ids)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| template_from_row(r).map(|t| (t.id.clone(), t)))
+                .collect::<StoreResult<HashMap<_, _>>>()?;
         let mut jobs = Vec::with_capacity(claimed.len());
-        for (_, message_id, attempt, tries) in claimed {
-            let row = sqlx::query(
-                "UPDATE messages SET status = CASE WHEN status IN ('queued', 'sending')
-                        THEN 'sending' ELSE status END,
-                    sending_at = coalesce(sending_at, ?1), attempts = ?2, updated_at = ?1
-                 WHERE id = ?3 RETURNING *",
-            )
-            .bind(now)
-            .bind(tries)
-            .bind(&message_id)
-            .fetch_one(&mut *tx)
-            .await?;
-            let message = message_from_row(&row)?;
-            let template = sqlx::query("SELECT * FROM templates WHERE id = ?")
-                .bind(&message.template_id)
-                .fetch_one(&mut *tx)
-                .await?;
+        for (_, message_id, attempt, _) in claimed {
+            let message = messages
+                .remove(&message_id)
+                .with_context(|| format!("claimed job without message {message_id}"))?;
+            let template = templates
+                .get(&message.template_id)
+                .with_context(|| format!("message {message_id} without its template"))?
+                .clone();
             jobs.push(ClaimedJob {
-                template: template_from_row(&template)?,
+                template,
                 message,
                 attempt,
             });
         }
         tx.commit().await?;
         Ok(jobs)
-    }
-
-    async fn finish_attempt(&self, o: &AttemptOutcome) -> StoreResult<Finished> {
-        let mut tx = self.write.begin().await?;
-        let current: Option<i64> =
-            sqlx::query_scalar("SELECT attempt FROM delivery_jobs WHERE message_id = ?")
-                .bind(&o.message_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let mut conversation = None;
-        match (&o.result, current) {
-            (
-                AttemptResult::Accepted {
-                    provider_message_id,
-                    wa_id,
-                },
-                current,
-            ) => {
-                // The job may already be gone: a status webhook that outran this response
-                // ended it. The provider ids are still ours to record.
-                if current.is_some_and(|a| a != o.attempt) {
-                    return Ok(Finished::Stale);
-                }
-                sqlx::query("DELETE FROM delivery_jobs WHERE message_id = ?")
-                    .bind(&o.message_id)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(
-                    "UPDATE messages SET provider_message_id = coalesce(provider_message_id, ?),
-                        wa_id = coalesce(wa_id, ?), updated_at = ?,
-                        -- A success clears the last retry's error, unless a status webhook
-                        -- that outran this response already failed the message.
-                        error_code = CASE WHEN status = 'failed' THEN error_code END,
-                        error_title = CASE WHEN status = 'failed' THEN error_title END,
-                        error_details = CASE WHEN status = 'failed' THEN error_details END
-                     WHERE id = ?",
-                )
-                .bind(provider_message_id)
-                .bind(wa_id)
-                .bind(o.now)
-                .bind(&o.message_id)
-                .execute(&mut *tx)
-                .await?;
-                record_attempt(&mut tx, &o.message_id, o.attempt, o.now, "accepted", None).await?;
-            }
-            (_, current) if current != Some(o.attempt) => return Ok(Finished::Stale),
-            (AttemptResult::Retry { run_at, error }, _)
-            | (AttemptResult::Requeue { run_at, error }, _) => {
-                let requeue = matches!(o.result, AttemptResult::Requeue { .. });
-                sqlx::query(
-                    "UPDATE delivery_jobs SET run_at = ?, lease_until = NULL,
-                        tries = tries - ? WHERE message_id = ?",
-                )
-                .bind(run_at)
-                .bind(i64::from(requeue))
-                .bind(&o.message_id)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE messages SET status = CASE WHEN status = 'sending' THEN 'queued'
-                            ELSE status END,
-                        attempts = attempts - ?,
-                        error_code = ?, error_title = ?, error_details = ?, updated_at = ?
-                     WHERE id = ?",
-                )
-                .bind(i64::from(requeue))
-                .bind(error.code)
-                .bind(&error.title)
-                .bind(&error.details)
-                .bind(o.now)
-                .bind(&o.message_id)
-                .execute(&mut *tx)
-                .await?;
-                let outcome = if requeue { "requeued" } else { "retry" };
-                record_attempt(
-                    &mut tx,
-                    &o.message_id,
-                    o.attempt,
-                    o.now,
-                    outcome,
-                    Some(error),
-                )
-                .await?;
-            }
-            (AttemptResult::Failed { error }, _) => {
-                let row = sqlx::query("SELECT * FROM messages WHERE id = ?")
-                    .bind(&o.message_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let message = message_from_row(&row)?;
-                if message.status.advances_to(MessageStatus::Failed) {
-                    conversation = fail_message(&mut tx, &message, error, o.now).await?;
-                } else {
-                    sqlx::query("DELETE FROM delivery_jobs WHERE message_id = ?")
-                        .bind(&o.message_id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                record_attempt(
-                    &mut tx,
-                    &o.message_id,
-                    o.attempt,
-                    o.now,
-                    "failed",
-                    Some(error),
-                )
-                .await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(Finished::Recorded { conversation })
-    }
-
-    async fn apply_status(&self, u: &StatusUpdate) -> StoreResult<StatusApplied> {
-        let mut tx = self.write.begin().await?;
-        let mut row = None;
-        if let Some(wamid) = &u.provider_message_id {
-            row = sqlx::query("SELECT * FROM messages WHERE provider_message_id = ?")
-                .bind(wamid)
-                .fetch_optional(&mut *tx)
-                .await?;
-        }
-        if row.is_none()
-            && let Some(id) = &u.message_id
-        {
-            row = sqlx::query("SELECT * FROM messages WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        }
-        let Some(row) = row else {
-            return Ok(StatusApplied::UnknownMessage);
-        };
-        let message = message_from_row(&row)?;
-        if u.channel_id
-            .as_ref()
-            .is_some_and(|channel| *channel != message.channel_id)
-        {
-            return Ok(StatusApplied::OtherChannel);
-        }
-        if message.provider_message_id.is_none()
-            && let Some(wamid) = &u.provider_message_id
-        {
-            sqlx::query("UPDATE messages SET provider_message_id = ? WHERE id = ?")
-                .bind(wamid)
-                .bind(&message.id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        if u.status != MessageStatus::Queued && u.status != MessageStatus::Sending {
-            // The provider has the message: no dispatcher may send it again.
-            sqlx::query("DELETE FROM delivery_jobs WHERE message_id = ?")
-                .bind(&message.id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        if let Some(category) = &u.pricing_category {
-            sqlx::query("UPDATE messages SET pricing_category = ? WHERE id = ?")
-                .bind(category)
-                .bind(&message.id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let changed = message.status.advances_to(u.status);
-        let mut conversation = None;
-        if changed {
-            if u.status == MessageStatus::Failed {
-                let error = u.error.clone().unwrap_or(ProviderError {
-                    code: 0,
-                    title: "Failed without an error from the provider".into(),
-                    details: None,
-                });
-                conversation = fail_message(&mut tx, &message, &error, u.at).await?;
-            } else {
-                sqlx::query(&format!(
-                    "UPDATE messages SET status = ?, {col} = coalesce({col}, ?), updated_at = ?
-                     WHERE id = ?",
-                    col = status_column(u.status)
-                ))
-                .bind(u.status.as_str())
-                .bind(u.at)
-                .bind(u.at)
-                .bind(&message.id)
-                .execute(&mut *tx)
-                .await?;
-                let event = message_event(&message, u.status, None, u.at);
-                queue_events(&mut tx, &message.account_id, event.as_slice()).await?;
-                conversation = conversation_follows(&mut tx, &message, u.status, u.at).await?;
-            }
-        } else if message.status != MessageStatus::Failed && u.status != MessageStatus::Failed {
-            // A late status keeps its time for the timeline but does not move the status.
-            sqlx::query(&format!(
-                "UPDATE messages SET {col} = coalesce({col}, ?) WHERE id = ?",
-                col = status_column(u.status)
-            ))
-            .bind(u.at)
-            .bind(&message.id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(StatusApplied::Applied {
-            status: if changed { u.status } else { message.status },
-            message_id: message.id,
-            changed,
-            conversation,
-        })
     }
 
     async fn store_pending_status(&self, u: &StatusUpdate, now: i64) -> StoreResult<()> {
@@ -1785,6 +1997,7 @@ impl Store for SqliteStore {
         .bind(now)
         .execute(&self.write)
         .await?;
+        self.kept_statuses.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
@@ -1793,6 +2006,9 @@ impl Store for SqliteStore {
         provider_message_id: &str,
         message_id: &str,
     ) -> StoreResult<Vec<StatusUpdate>> {
+        if self.kept_statuses.load(Ordering::SeqCst) <= 0 {
+            return Ok(Vec::new());
+        }
         let rows = sqlx::query(
             "DELETE FROM pending_statuses WHERE provider_message_id = ? OR message_id = ?
              RETURNING *",
@@ -1801,6 +2017,8 @@ impl Store for SqliteStore {
         .bind(message_id)
         .fetch_all(&self.write)
         .await?;
+        let taken = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+        self.kept_statuses.fetch_sub(taken, Ordering::SeqCst);
         let mut updates = rows
             .iter()
             .map(|r| Ok((r.try_get::<i64, _>("id")?, status_from_pending_row(r)?)))

@@ -1,0 +1,333 @@
+//! The SQLite store's group commit: concurrent sends, outcomes and statuses are committed
+//! together, and still decide exactly as one transaction each would; a write that fails in a
+//! group fails alone.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use plantilla::domain::ids::{hash_token, new_id};
+use plantilla::domain::status::MessageStatus;
+use plantilla::service::send::period_of;
+use plantilla::store::sqlite::SqliteStore;
+use plantilla::store::*;
+use serde_json::json;
+use tokio::task::JoinSet;
+
+const LEASE: i64 = 30_000;
+const ORPHAN_WAIT: i64 = 120_000;
+
+struct Seeded {
+    account: Account,
+    channel: Channel,
+    template: Template,
+}
+
+async fn open(dir: &tempfile::TempDir) -> Arc<SqliteStore> {
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    Arc::new(SqliteStore::open(&url, "full").await.expect("open"))
+}
+
+async fn seed(store: &SqliteStore, conversation_limit: i64) -> Seeded {
+    let now = plantilla::now_ms();
+    let account = Account {
+        id: new_id("acc"),
+        name: "Acme".into(),
+        conversation_limit,
+        created_at: now,
+        updated_at: now,
+    };
+    store.insert_account(&account).await.unwrap();
+    let channel = Channel {
+        id: new_id("chn"),
+        account_id: account.id.clone(),
+        name: "Main".into(),
+        provider: ProviderKind::Sandbox,
+        phone_number_id: new_id("pnid"),
+        waba_id: "waba_1".into(),
+        access_token: String::new(),
+        app_secret: String::new(),
+        verify_token: String::new(),
+        status: "connected".into(),
+        messages_per_second: 1000,
+        health: "ok".into(),
+        health_error: None,
+        created_at: now,
+        updated_at: now,
+    };
+    store
+        .insert_channel(&channel, &hash_token(&channel.id))
+        .await
+        .unwrap();
+    let template = Template {
+        id: new_id("tpl"),
+        account_id: account.id.clone(),
+        name: "order_update".into(),
+        language: "es".into(),
+        category: "UTILITY".into(),
+        status: "APPROVED".into(),
+        app_id: "app_1".into(),
+        message: "Hola {{name}}".into(),
+        header: None,
+        footer: None,
+        buttons: json!([]),
+        group_name: None,
+        active: true,
+        created_at: now,
+        updated_at: now,
+    };
+    store.insert_template(&template).await.unwrap();
+    Seeded {
+        account,
+        channel,
+        template,
+    }
+}
+
+fn accept(s: &Seeded, phone: &str) -> AcceptSend {
+    let now = plantilla::now_ms();
+    AcceptSend {
+        account_id: s.account.id.clone(),
+        channel_id: s.channel.id.clone(),
+        template_id: s.template.id.clone(),
+        phone_number: phone.to_string(),
+        client_name: None,
+        group_id: None,
+        assignee: "bot",
+        params: BTreeMap::from([("name".to_string(), "Ana".to_string())]),
+        conversation_limit: s.account.conversation_limit,
+        period: period_of(now),
+        now,
+        expire_before: now - 24 * 3600 * 1000,
+        new_conversation_id: new_id("conv"),
+        new_message_id: new_id("msg"),
+        batch_id: None,
+        callback_url: None,
+        metadata: None,
+        idempotency: None,
+    }
+}
+
+/// Messages stored, whatever their status.
+async fn messages(store: &SqliteStore) -> i64 {
+    let counts = store.message_counts().await.expect("counts");
+    counts.iter().map(|(_, n)| n).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_sends_are_grouped_and_decide_as_if_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    // Room for 150 new conversations: of 200 new numbers, 50 must be refused.
+    let s = Arc::new(seed(&store, 150).await);
+    let mut tasks = JoinSet::new();
+    for i in 0..200 {
+        let (store, s) = (store.clone(), s.clone());
+        tasks.spawn(async move {
+            let outcome = store
+                .accept_send(&accept(&s, &format!("5075500{i:04}")))
+                .await;
+            ("new", outcome)
+        });
+    }
+    for _ in 0..20 {
+        let (store, s) = (store.clone(), s.clone());
+        tasks.spawn(async move {
+            let outcome = store.accept_send(&accept(&s, "50766660000")).await;
+            ("same", outcome)
+        });
+    }
+    let (mut pending, mut limit, mut already, mut same_pending, mut same_limit) = (0, 0, 0, 0, 0);
+    while let Some(joined) = tasks.join_next().await {
+        match joined.unwrap() {
+            (kind, Ok(AcceptOutcome::Pending { .. })) => {
+                pending += 1;
+                if kind == "same" {
+                    same_pending += 1;
+                }
+            }
+            ("same", Ok(AcceptOutcome::AlreadyPending { .. })) => already += 1,
+            ("new", Ok(AcceptOutcome::LimitReached)) => limit += 1,
+            ("same", Ok(AcceptOutcome::LimitReached)) => same_limit += 1,
+            (kind, other) => panic!("{kind}: unexpected {other:?}"),
+        }
+    }
+    // The repeated number got one pending conversation and 19 "already pending", or came
+    // after the limit and was refused 20 times: never two conversations.
+    assert!(same_pending <= 1);
+    assert_eq!(same_pending + already + same_limit, 20);
+    assert_eq!(
+        already,
+        19 * same_pending,
+        "one pending conversation for the repeated number"
+    );
+    assert_eq!(pending, 150, "the plan limit holds inside a group");
+    assert_eq!(pending + limit + same_limit.min(1), 201);
+    assert_eq!(messages(&store).await, 150);
+
+    let stats = store.group_stats();
+    let groups = stats.groups.load(Ordering::Relaxed);
+    let grouped = stats.grouped_writes.load(Ordering::Relaxed);
+    assert!(groups > 0, "221 concurrent sends made no group: {stats:?}");
+    assert!(
+        grouped > groups,
+        "groups of one are not groups: {grouped} in {groups}"
+    );
+    assert_eq!(stats.split.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_that_fails_in_a_group_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let s = Arc::new(seed(&store, 100_000).await);
+    // Until the failing send shares a group (the first wave almost always does).
+    for wave in 0..10 {
+        let mut tasks = JoinSet::new();
+        for i in 0..50 {
+            let (store, s) = (store.clone(), s.clone());
+            tasks.spawn(async move {
+                let phone = format!("50755{wave:02}{i:04}");
+                (false, store.accept_send(&accept(&s, &phone)).await)
+            });
+        }
+        // A send for an account that does not exist breaks a foreign key (before any rule
+        // could refuse it).
+        let (store2, s2) = (store.clone(), s.clone());
+        tasks.spawn(async move {
+            let mut bad = accept(&s2, &format!("50766{wave:02}0000"));
+            bad.account_id = "acc_missing".into();
+            (true, store2.accept_send(&bad).await)
+        });
+        while let Some(joined) = tasks.join_next().await {
+            match joined.unwrap() {
+                (true, outcome) => assert!(outcome.is_err(), "accepted: {outcome:?}"),
+                (false, Ok(AcceptOutcome::Pending { .. })) => {}
+                (false, other) => panic!("a good send suffered: {other:?}"),
+            }
+        }
+        assert_eq!(messages(&store).await, 50 * (wave + 1));
+        if store.group_stats().split.load(Ordering::Relaxed) > 0 {
+            return;
+        }
+    }
+    panic!("in ten waves the failing send never shared a group: nothing was tested");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grouped_outcomes_and_statuses_keep_their_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let s = Arc::new(seed(&store, 1000).await);
+    let mut ids = Vec::new();
+    for i in 0..100 {
+        match store
+            .accept_send(&accept(&s, &format!("5075511{i:04}")))
+            .await
+            .unwrap()
+        {
+            AcceptOutcome::Pending { message_id, .. } => ids.push(message_id),
+            other => panic!("{other:?}"),
+        }
+    }
+    let now = plantilla::now_ms();
+    let jobs = store
+        .claim_jobs(&s.channel.id, 100, now, LEASE, ORPHAN_WAIT)
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 100, "one claim takes all the due jobs");
+    assert!(
+        jobs.iter().all(|j| j.template.id == s.template.id
+            && j.message.status == MessageStatus::Sending
+            && j.message.attempts == 1),
+        "claimed jobs carry their message (now sending, one attempt) and template"
+    );
+    assert_eq!(
+        jobs.iter()
+            .map(|j| j.message.id.clone())
+            .collect::<Vec<_>>(),
+        ids,
+        "claimed oldest first"
+    );
+
+    // All outcomes and, racing them, `read` then a late `sent` for every message.
+    let mut tasks = JoinSet::new();
+    for job in &jobs {
+        let store = store.clone();
+        let (id, attempt) = (job.message.id.clone(), job.attempt);
+        tasks.spawn(async move {
+            let wamid = format!("wamid.{id}");
+            let finished = store
+                .finish_attempt(&AttemptOutcome {
+                    message_id: id.clone(),
+                    attempt,
+                    now: plantilla::now_ms(),
+                    result: AttemptResult::Accepted {
+                        provider_message_id: wamid.clone(),
+                        wa_id: None,
+                    },
+                })
+                .await
+                .unwrap();
+            assert!(
+                matches!(finished, Finished::Recorded { .. }),
+                "{finished:?}"
+            );
+            for status in [MessageStatus::Read, MessageStatus::Sent] {
+                let applied = store
+                    .apply_status(&StatusUpdate {
+                        provider_message_id: Some(wamid.clone()),
+                        message_id: Some(id.clone()),
+                        channel_id: None,
+                        status,
+                        at: plantilla::now_ms(),
+                        error: None,
+                        pricing_category: None,
+                    })
+                    .await
+                    .unwrap();
+                assert!(
+                    matches!(
+                        applied,
+                        StatusApplied::Applied {
+                            status: MessageStatus::Read,
+                            ..
+                        }
+                    ),
+                    "{status}: {applied:?}"
+                );
+            }
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.unwrap();
+    }
+    for id in &ids {
+        let m = store.message(id).await.unwrap().expect("stored");
+        assert_eq!(
+            m.status,
+            MessageStatus::Read,
+            "read is not undone by a late sent"
+        );
+        assert_eq!(
+            m.provider_message_id.as_deref(),
+            Some(format!("wamid.{id}").as_str())
+        );
+        assert!(m.sent_at.is_some(), "the late sent keeps its time");
+    }
+    assert!(
+        store
+            .claim_jobs(
+                &s.channel.id,
+                100,
+                plantilla::now_ms() + ORPHAN_WAIT + LEASE,
+                LEASE,
+                ORPHAN_WAIT
+            )
+            .await
+            .unwrap()
+            .is_empty(),
+        "a recorded send leaves no job behind"
+    );
+    assert!(store.group_stats().groups.load(Ordering::Relaxed) > 0);
+}
