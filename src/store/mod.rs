@@ -4,6 +4,7 @@
 //! decides something (accepting a send, claiming jobs, applying a status) is one method, so
 //! each implementation can make it one transaction.
 
+mod lookups;
 pub mod postgres;
 pub mod sqlite;
 

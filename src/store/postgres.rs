@@ -84,6 +84,7 @@ pub struct PgStore {
     pool: PgPool,
     /// Seals channel secrets on write and opens them on read.
     cipher: Arc<Cipher>,
+    lookups: super::lookups::Lookups,
 }
 
 impl PgStore {
@@ -145,6 +146,7 @@ impl PgStore {
         Ok(Self {
             pool,
             cipher: Arc::new(Cipher::none()),
+            lookups: Default::default(),
         })
     }
 
@@ -924,6 +926,7 @@ impl Store for PgStore {
     }
 
     async fn insert_account(&self, a: &Account) -> StoreResult<()> {
+        let _changed = self.lookups.writing();
         sqlx::query(
             "INSERT INTO accounts (id, name, conversation_limit, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5)",
@@ -939,23 +942,29 @@ impl Store for PgStore {
     }
 
     async fn account(&self, id: &str) -> StoreResult<Option<Account>> {
-        let row = sqlx::query("SELECT * FROM accounts WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| {
-            Ok(Account {
-                id: r.try_get("id")?,
-                name: r.try_get("name")?,
-                conversation_limit: r.try_get("conversation_limit")?,
-                created_at: r.try_get("created_at")?,
-                updated_at: r.try_get("updated_at")?,
+        self.lookups
+            .account
+            .get_or(&self.lookups, id, async {
+                let row = sqlx::query("SELECT * FROM accounts WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| {
+                    Ok(Account {
+                        id: r.try_get("id")?,
+                        name: r.try_get("name")?,
+                        conversation_limit: r.try_get("conversation_limit")?,
+                        created_at: r.try_get("created_at")?,
+                        updated_at: r.try_get("updated_at")?,
+                    })
+                })
+                .transpose()
             })
-        })
-        .transpose()
+            .await
     }
 
     async fn insert_channel(&self, c: &Channel, token_hash: &str) -> StoreResult<()> {
+        let _changed = self.lookups.writing();
         let [access_token, app_secret, verify_token] =
             seal_secrets(&self.cipher, &c.id, secrets_of(c));
         sqlx::query(
@@ -984,6 +993,7 @@ impl Store for PgStore {
     }
 
     async fn update_channel(&self, c: &Channel) -> StoreResult<()> {
+        let _changed = self.lookups.writing();
         let [access_token, app_secret, verify_token] =
             seal_secrets(&self.cipher, &c.id, secrets_of(c));
         sqlx::query(
@@ -1009,6 +1019,7 @@ impl Store for PgStore {
     }
 
     async fn set_channel_token(&self, id: &str, token_hash: &str, now: i64) -> StoreResult<bool> {
+        let _changed = self.lookups.writing();
         let done = sqlx::query(
             "UPDATE channels SET public_token_hash = $1, updated_at = $2 WHERE id = $3",
         )
@@ -1031,13 +1042,18 @@ impl Store for PgStore {
     }
 
     async fn channel_by_token(&self, token_hash: &str) -> StoreResult<Option<Channel>> {
-        sqlx::query("SELECT * FROM channels WHERE public_token_hash = $1")
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(|r| channel_from_row(&self.cipher, r))
-            .transpose()
+        self.lookups
+            .channel_by_token
+            .get_or(&self.lookups, token_hash, async {
+                sqlx::query("SELECT * FROM channels WHERE public_token_hash = $1")
+                    .bind(token_hash)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(|r| channel_from_row(&self.cipher, r))
+                    .transpose()
+            })
+            .await
     }
 
     async fn channel_by_phone_number_id(&self, pnid: &str) -> StoreResult<Option<Channel>> {
@@ -1075,6 +1091,7 @@ impl Store for PgStore {
     }
 
     async fn reseal_channel_secrets(&self) -> StoreResult<Resealed> {
+        let _changed = self.lookups.writing();
         let ids: Vec<String> =
             sqlx::query_scalar("SELECT id FROM channels ORDER BY created_at, id COLLATE \"C\"")
                 .fetch_all(&self.pool)
@@ -1142,6 +1159,7 @@ impl Store for PgStore {
         halted: Option<&ProviderError>,
         now: i64,
     ) -> StoreResult<()> {
+        let _changed = self.lookups.writing();
         sqlx::query(
             "UPDATE channels SET health = $1, health_code = $2, health_detail = $3, health_at = $4
              WHERE id = $5",
@@ -1157,6 +1175,7 @@ impl Store for PgStore {
     }
 
     async fn insert_group(&self, g: &Group) -> StoreResult<()> {
+        let _changed = self.lookups.writing();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO groups (id, account_id, name, created_at) VALUES ($1, $2, $3, $4)",
@@ -1188,17 +1207,23 @@ impl Store for PgStore {
     }
 
     async fn default_group(&self, channel_id: &str) -> StoreResult<Option<Group>> {
-        let row = sqlx::query(
-            "SELECT g.* FROM channel_groups cg JOIN groups g ON g.id = cg.group_id
+        self.lookups
+            .default_group
+            .get_or(&self.lookups, channel_id, async {
+                let row = sqlx::query(
+                    "SELECT g.* FROM channel_groups cg JOIN groups g ON g.id = cg.group_id
              WHERE cg.channel_id = $1 ORDER BY cg.seq LIMIT 1",
-        )
-        .bind(channel_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        group_with_channels(&self.pool, row).await
+                )
+                .bind(channel_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                group_with_channels(&self.pool, row).await
+            })
+            .await
     }
 
     async fn insert_template(&self, t: &Template) -> StoreResult<()> {
+        let _changed = self.lookups.writing();
         sqlx::query(
             "INSERT INTO templates (id, account_id, name, language, category, status, app_id,
                 message, header, footer, buttons, group_name, active, created_at, updated_at)
@@ -1225,6 +1250,7 @@ impl Store for PgStore {
     }
 
     async fn update_template(&self, t: &Template) -> StoreResult<()> {
+        let _changed = self.lookups.writing();
         sqlx::query(
             "UPDATE templates SET name = $1, language = $2, category = $3, status = $4,
                 app_id = $5, message = $6, header = $7, footer = $8, buttons = $9,
@@ -1260,14 +1286,19 @@ impl Store for PgStore {
     }
 
     async fn account_template(&self, account_id: &str, id: &str) -> StoreResult<Option<Template>> {
-        sqlx::query("SELECT * FROM templates WHERE id = $1 AND account_id = $2")
-            .bind(id)
-            .bind(account_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(template_from_row)
-            .transpose()
+        self.lookups
+            .account_template
+            .get_or(&self.lookups, &format!("{account_id}\n{id}"), async {
+                sqlx::query("SELECT * FROM templates WHERE id = $1 AND account_id = $2")
+                    .bind(id)
+                    .bind(account_id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(template_from_row)
+                    .transpose()
+            })
+            .await
     }
 
     async fn template_by_app_id(
@@ -2157,6 +2188,7 @@ impl Store for PgStore {
     }
 
     async fn set_template_status(&self, id: &str, status: &str, now: i64) -> StoreResult<bool> {
+        let _changed = self.lookups.writing();
         let mut tx = self.pool.begin().await?;
         // The template's row alone is locked: two status updates of it are applied one after
         // the other, so their events are queued in the order they happened.

@@ -68,6 +68,7 @@ pub struct SqliteStore {
     /// Seals channel secrets on write and opens them on read.
     cipher: Arc<Cipher>,
     stats: Arc<GroupStats>,
+    lookups: super::lookups::Lookups,
 }
 
 /// What the group-commit task has done since the store opened.
@@ -116,6 +117,7 @@ impl SqliteStore {
             writes,
             kept_statuses: AtomicI64::new(kept),
             stats,
+            lookups: Default::default(),
             cipher: Arc::new(Cipher::none()),
         })
     }
@@ -545,22 +547,49 @@ async fn insert_message_and_job(
     Ok(())
 }
 
-/// Moves a pending conversation along after a status of one of its messages.
+/// A message's conversation as read in the same transaction.
+struct KnownConversation {
+    status: ConversationStatus,
+    first_message_id: Option<String>,
+}
+
+impl KnownConversation {
+    /// From the columns `conversation_status` and `conversation_first`.
+    fn from_row(r: &SqliteRow) -> StoreResult<Self> {
+        Ok(Self {
+            status: r
+                .try_get::<String, _>("conversation_status")?
+                .parse()
+                .map_err(anyhow::Error::msg)?,
+            first_message_id: r.try_get("conversation_first")?,
+        })
+    }
+}
+
+/// Moves a pending conversation along after a status of one of its messages (`known`: its
+/// conversation, when the caller has read it already).
 async fn conversation_follows(
     tx: &mut Transaction<'_, Sqlite>,
     message: &Message,
     status: MessageStatus,
     now: i64,
+    known: Option<KnownConversation>,
 ) -> StoreResult<Option<(String, ConversationStatus)>> {
-    let row = sqlx::query("SELECT status, first_message_id FROM conversations WHERE id = ?")
-        .bind(&message.conversation_id)
-        .fetch_one(&mut **tx)
-        .await?;
-    let current: ConversationStatus = row
-        .try_get::<String, _>("status")?
-        .parse()
-        .map_err(anyhow::Error::msg)?;
-    let first: Option<String> = row.try_get("first_message_id")?;
+    let KnownConversation {
+        status: current,
+        first_message_id: first,
+    } = match known {
+        Some(known) => known,
+        None => KnownConversation::from_row(
+            &sqlx::query(
+                "SELECT status AS conversation_status, first_message_id AS conversation_first
+                 FROM conversations WHERE id = ?",
+            )
+            .bind(&message.conversation_id)
+            .fetch_one(&mut **tx)
+            .await?,
+        )?,
+    };
     let is_first = first.as_deref() == Some(message.id.as_str());
     let Some((next, reason)) = current.on_message_status(status, is_first) else {
         return Ok(None);
@@ -730,7 +759,7 @@ async fn fail_message(
         .await?;
     let event = message_event(message, MessageStatus::Failed, Some(error), now);
     queue_events(tx, &message.account_id, event.as_slice()).await?;
-    conversation_follows(tx, message, MessageStatus::Failed, now).await
+    conversation_follows(tx, message, MessageStatus::Failed, now, None).await
 }
 
 /// One send's decision inside the caller's transaction (see `Store::accept_send`).
@@ -908,11 +937,29 @@ async fn upsert_contact(tx: &mut Transaction<'_, Sqlite>, send: &AcceptSend) -> 
 
 /// Records a send's outcome (see `Store::finish_attempt`) in the caller's transaction.
 async fn finish_in(tx: &mut Transaction<'_, Sqlite>, o: &AttemptOutcome) -> StoreResult<Finished> {
-    let current: Option<i64> =
+    // A success ends this attempt's job; when there was none to end, the job is another
+    // attempt's (stale) or gone (a status webhook that outran this response ended it: the
+    // provider ids are still ours to record).
+    let ended = match &o.result {
+        AttemptResult::Accepted { .. } => {
+            sqlx::query("DELETE FROM delivery_jobs WHERE message_id = ? AND attempt = ?")
+                .bind(&o.message_id)
+                .bind(o.attempt)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected()
+                > 0
+        }
+        _ => false,
+    };
+    let current: Option<i64> = if ended {
+        Some(o.attempt)
+    } else {
         sqlx::query_scalar("SELECT attempt FROM delivery_jobs WHERE message_id = ?")
             .bind(&o.message_id)
             .fetch_optional(&mut **tx)
-            .await?;
+            .await?
+    };
     let mut conversation = None;
     match (&o.result, current) {
         (
@@ -922,15 +969,9 @@ async fn finish_in(tx: &mut Transaction<'_, Sqlite>, o: &AttemptOutcome) -> Stor
             },
             current,
         ) => {
-            // The job may already be gone: a status webhook that outran this response
-            // ended it. The provider ids are still ours to record.
             if current.is_some_and(|a| a != o.attempt) {
                 return Ok(Finished::Stale);
             }
-            sqlx::query("DELETE FROM delivery_jobs WHERE message_id = ?")
-                .bind(&o.message_id)
-                .execute(&mut **tx)
-                .await?;
             sqlx::query(
                 "UPDATE messages SET provider_message_id = coalesce(provider_message_id, ?),
                     wa_id = coalesce(wa_id, ?), updated_at = ?,
@@ -1005,17 +1046,23 @@ async fn apply_in(
     tx: &mut Transaction<'_, Sqlite>,
     u: &StatusUpdate,
 ) -> StoreResult<StatusApplied> {
+    // The message with its conversation, found by provider id else by our id.
+    const WITH_CONVERSATION: &str = "SELECT m.*, c.status AS conversation_status,
+            c.first_message_id AS conversation_first
+         FROM messages m JOIN conversations c ON c.id = m.conversation_id";
     let mut row = None;
     if let Some(wamid) = &u.provider_message_id {
-        row = sqlx::query("SELECT * FROM messages WHERE provider_message_id = ?")
-            .bind(wamid)
-            .fetch_optional(&mut **tx)
-            .await?;
+        row = sqlx::query(&format!(
+            "{WITH_CONVERSATION} WHERE m.provider_message_id = ?"
+        ))
+        .bind(wamid)
+        .fetch_optional(&mut **tx)
+        .await?;
     }
     if row.is_none()
         && let Some(id) = &u.message_id
     {
-        row = sqlx::query("SELECT * FROM messages WHERE id = ?")
+        row = sqlx::query(&format!("{WITH_CONVERSATION} WHERE m.id = ?"))
             .bind(id)
             .fetch_optional(&mut **tx)
             .await?;
@@ -1024,6 +1071,7 @@ async fn apply_in(
         return Ok(StatusApplied::UnknownMessage);
     };
     let message = message_from_row(&row)?;
+    let known = KnownConversation::from_row(&row)?;
     if u.channel_id
         .as_ref()
         .is_some_and(|channel| *channel != message.channel_id)
@@ -1039,22 +1087,24 @@ async fn apply_in(
             .execute(&mut **tx)
             .await?;
     }
-    if u.status != MessageStatus::Queued && u.status != MessageStatus::Sending {
-        // The provider has the message: no dispatcher may send it again.
+    if u.status != MessageStatus::Queued
+        && u.status != MessageStatus::Sending
+        && matches!(
+            message.status,
+            MessageStatus::Queued | MessageStatus::Sending
+        )
+    {
+        // The provider has the message: no dispatcher may send it again. (A job lives only
+        // while its message is queued or sending.)
         sqlx::query("DELETE FROM delivery_jobs WHERE message_id = ?")
-            .bind(&message.id)
-            .execute(&mut **tx)
-            .await?;
-    }
-    if let Some(category) = &u.pricing_category {
-        sqlx::query("UPDATE messages SET pricing_category = ? WHERE id = ?")
-            .bind(category)
             .bind(&message.id)
             .execute(&mut **tx)
             .await?;
     }
     let changed = message.status.advances_to(u.status);
     let mut conversation = None;
+    // The pricing category goes with the status's own update, or alone when there is none.
+    let mut pricing_kept = false;
     if changed {
         if u.status == MessageStatus::Failed {
             let error = u.error.clone().unwrap_or(ProviderError {
@@ -1065,30 +1115,44 @@ async fn apply_in(
             conversation = fail_message(tx, &message, &error, u.at).await?;
         } else {
             sqlx::query(&format!(
-                "UPDATE messages SET status = ?, {col} = coalesce({col}, ?), updated_at = ?
+                "UPDATE messages SET status = ?, {col} = coalesce({col}, ?), updated_at = ?,
+                    pricing_category = coalesce(?, pricing_category)
                  WHERE id = ?",
                 col = status_column(u.status)
             ))
             .bind(u.status.as_str())
             .bind(u.at)
             .bind(u.at)
+            .bind(&u.pricing_category)
             .bind(&message.id)
             .execute(&mut **tx)
             .await?;
+            pricing_kept = true;
             let event = message_event(&message, u.status, None, u.at);
             queue_events(tx, &message.account_id, event.as_slice()).await?;
-            conversation = conversation_follows(tx, &message, u.status, u.at).await?;
+            conversation = conversation_follows(tx, &message, u.status, u.at, Some(known)).await?;
         }
     } else if message.status != MessageStatus::Failed && u.status != MessageStatus::Failed {
         // A late status keeps its time for the timeline but does not move the status.
         sqlx::query(&format!(
-            "UPDATE messages SET {col} = coalesce({col}, ?) WHERE id = ?",
+            "UPDATE messages SET {col} = coalesce({col}, ?),
+                pricing_category = coalesce(?, pricing_category)
+             WHERE id = ?",
             col = status_column(u.status)
         ))
         .bind(u.at)
+        .bind(&u.pricing_category)
         .bind(&message.id)
         .execute(&mut **tx)
         .await?;
+        pricing_kept = true;
+    }
+    if !pricing_kept && let Some(category) = &u.pricing_category {
+        sqlx::query("UPDATE messages SET pricing_category = ? WHERE id = ?")
+            .bind(category)
+            .bind(&message.id)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(StatusApplied::Applied {
         status: if changed { u.status } else { message.status },
@@ -1146,6 +1210,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_account(&self, a: &Account) -> StoreResult<()> {
+        let _changed = self.lookups.writing();
         sqlx::query(
             "INSERT INTO accounts (id, name, conversation_limit, created_at, updated_at)
              VALUES (?, ?, ?, ?, ?)",
@@ -1161,23 +1226,29 @@ impl Store for SqliteStore {
     }
 
     async fn account(&self, id: &str) -> StoreResult<Option<Account>> {
-        let row = sqlx::query("SELECT * FROM accounts WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?;
-        row.map(|r| {
-            Ok(Account {
-                id: r.try_get("id")?,
-                name: r.try_get("name")?,
-                conversation_limit: r.try_get("conversation_limit")?,
-                created_at: r.try_get("created_at")?,
-                updated_at: r.try_get("updated_at")?,
+        self.lookups
+            .account
+            .get_or(&self.lookups, id, async {
+                let row = sqlx::query("SELECT * FROM accounts WHERE id = ?")
+                    .bind(id)
+                    .fetch_optional(&self.read)
+                    .await?;
+                row.map(|r| {
+                    Ok(Account {
+                        id: r.try_get("id")?,
+                        name: r.try_get("name")?,
+                        conversation_limit: r.try_get("conversation_limit")?,
+                        created_at: r.try_get("created_at")?,
+                        updated_at: r.try_get("updated_at")?,
+                    })
+                })
+                .transpose()
             })
-        })
-        .transpose()
+            .await
     }
 
     async fn insert_channel(&self, c: &Channel, token_hash: &str) -> StoreResult<()> {
+        let _changed = self.lookups.writing();
         let [access_token, app_secret, verify_token] =
             seal_secrets(&self.cipher, &c.id, secrets_of(c));
         sqlx::query(
@@ -1206,6 +1277,7 @@ impl Store for SqliteStore {
     }
 
     async fn update_channel(&self, c: &Channel) -> StoreResult<()> {
+        let _changed = self.lookups.writing();
         let [access_token, app_secret, verify_token] =
             seal_secrets(&self.cipher, &c.id, secrets_of(c));
         sqlx::query(
@@ -1231,6 +1303,7 @@ impl Store for SqliteStore {
     }
 
     async fn set_channel_token(&self, id: &str, token_hash: &str, now: i64) -> StoreResult<bool> {
+        let _changed = self.lookups.writing();
         let done =
             sqlx::query("UPDATE channels SET public_token_hash = ?, updated_at = ? WHERE id = ?")
                 .bind(token_hash)
@@ -1252,13 +1325,18 @@ impl Store for SqliteStore {
     }
 
     async fn channel_by_token(&self, token_hash: &str) -> StoreResult<Option<Channel>> {
-        sqlx::query("SELECT * FROM channels WHERE public_token_hash = ?")
-            .bind(token_hash)
-            .fetch_optional(&self.read)
-            .await?
-            .as_ref()
-            .map(|r| channel_from_row(&self.cipher, r))
-            .transpose()
+        self.lookups
+            .channel_by_token
+            .get_or(&self.lookups, token_hash, async {
+                sqlx::query("SELECT * FROM channels WHERE public_token_hash = ?")
+                    .bind(token_hash)
+                    .fetch_optional(&self.read)
+                    .await?
+                    .as_ref()
+                    .map(|r| channel_from_row(&self.cipher, r))
+                    .transpose()
+            })
+            .await
     }
 
     async fn channel_by_phone_number_id(&self, pnid: &str) -> StoreResult<Option<Channel>> {
@@ -1291,6 +1369,7 @@ impl Store for SqliteStore {
     }
 
     async fn reseal_channel_secrets(&self) -> StoreResult<Resealed> {
+        let _changed = self.lookups.writing();
         let ids: Vec<String> =
             sqlx::query_scalar("SELECT id FROM channels ORDER BY created_at, id")
                 .fetch_all(&self.write)
@@ -1357,6 +1436,7 @@ impl Store for SqliteStore {
         halted: Option<&ProviderError>,
         now: i64,
     ) -> StoreResult<()> {
+        let _changed = self.lookups.writing();
         sqlx::query(
             "UPDATE channels SET health = ?, health_code = ?, health_detail = ?, health_at = ?
              WHERE id = ?",
@@ -1372,6 +1452,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_group(&self, g: &Group) -> StoreResult<()> {
+        let _changed = self.lookups.writing();
         let mut tx = self.write.begin().await?;
         sqlx::query("INSERT INTO groups (id, account_id, name, created_at) VALUES (?, ?, ?, ?)")
             .bind(&g.id)
@@ -1401,17 +1482,23 @@ impl Store for SqliteStore {
     }
 
     async fn default_group(&self, channel_id: &str) -> StoreResult<Option<Group>> {
-        let row = sqlx::query(
-            "SELECT g.* FROM channel_groups cg JOIN groups g ON g.id = cg.group_id
+        self.lookups
+            .default_group
+            .get_or(&self.lookups, channel_id, async {
+                let row = sqlx::query(
+                    "SELECT g.* FROM channel_groups cg JOIN groups g ON g.id = cg.group_id
              WHERE cg.channel_id = ? ORDER BY cg.seq LIMIT 1",
-        )
-        .bind(channel_id)
-        .fetch_optional(&self.read)
-        .await?;
-        group_with_channels(&self.read, row).await
+                )
+                .bind(channel_id)
+                .fetch_optional(&self.read)
+                .await?;
+                group_with_channels(&self.read, row).await
+            })
+            .await
     }
 
     async fn insert_template(&self, t: &Template) -> StoreResult<()> {
+        let _changed = self.lookups.writing();
         sqlx::query(
             "INSERT INTO templates (id, account_id, name, language, category, status, app_id,
                 message, header, footer, buttons, group_name, active, created_at, updated_at)
@@ -1438,6 +1525,7 @@ impl Store for SqliteStore {
     }
 
     async fn update_template(&self, t: &Template) -> StoreResult<()> {
+        let _changed = self.lookups.writing();
         sqlx::query(
             "UPDATE templates SET name = ?, language = ?, category = ?, status = ?, app_id = ?,
                 message = ?, header = ?, footer = ?, buttons = ?, group_name = ?, active = ?,
@@ -1473,14 +1561,19 @@ impl Store for SqliteStore {
     }
 
     async fn account_template(&self, account_id: &str, id: &str) -> StoreResult<Option<Template>> {
-        sqlx::query("SELECT * FROM templates WHERE id = ? AND account_id = ?")
-            .bind(id)
-            .bind(account_id)
-            .fetch_optional(&self.read)
-            .await?
-            .as_ref()
-            .map(template_from_row)
-            .transpose()
+        self.lookups
+            .account_template
+            .get_or(&self.lookups, &format!("{account_id}\n{id}"), async {
+                sqlx::query("SELECT * FROM templates WHERE id = ? AND account_id = ?")
+                    .bind(id)
+                    .bind(account_id)
+                    .fetch_optional(&self.read)
+                    .await?
+                    .as_ref()
+                    .map(template_from_row)
+                    .transpose()
+            })
+            .await
     }
 
     async fn template_by_app_id(
@@ -1671,7 +1764,8 @@ impl Store for SqliteStore {
     }
 
     async fn accept_send(&self, send: &AcceptSend) -> StoreResult<AcceptOutcome> {
-        self.write(|to| WriteOp::Accept(Box::new(send.clone()), to)).await
+        self.write(|to| WriteOp::Accept(Box::new(send.clone()), to))
+            .await
     }
 
     async fn accept_batch(
@@ -2152,6 +2246,7 @@ impl Store for SqliteStore {
     }
 
     async fn set_template_status(&self, id: &str, status: &str, now: i64) -> StoreResult<bool> {
+        let _changed = self.lookups.writing();
         let mut tx = self.write.begin().await?;
         let Some(row) = sqlx::query("SELECT * FROM templates WHERE id = ?")
             .bind(id)

@@ -222,3 +222,60 @@ impl Drop for RssSampler {
         self.stop.store(true, Ordering::Relaxed);
     }
 }
+
+/// CPU seconds (user + system, all threads) a process has used, from `/proc/<pid>/stat`
+/// (in clock ticks of 1/100 s, Linux's fixed `USER_HZ`).
+pub fn cpu_secs(pid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14,
+    // stime 15.
+    let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// Where the machine's CPU went during a run: plantilla, the fake Graph API and the load
+/// generator (this process), against the wall time × cores available.
+pub struct CpuMeter {
+    started: std::time::Instant,
+    procs: Vec<(&'static str, u32, f64)>,
+}
+
+impl CpuMeter {
+    pub fn start(procs: &[(&'static str, u32)]) -> CpuMeter {
+        CpuMeter {
+            started: std::time::Instant::now(),
+            procs: procs
+                .iter()
+                .map(|&(name, pid)| (name, pid, cpu_secs(pid).unwrap_or(0.0)))
+                .collect(),
+        }
+    }
+
+    /// One line: each process's CPU seconds, plantilla's per operation, and how busy the
+    /// machine's cores were.
+    pub fn finish(&self, ops: u64, unit: &str) -> String {
+        let wall = self.started.elapsed().as_secs_f64();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let mut parts = Vec::new();
+        let mut total = 0.0;
+        for &(name, pid, before) in &self.procs {
+            let used = cpu_secs(pid).map_or(0.0, |now| now - before);
+            total += used;
+            if name == "plantilla" && ops > 0 {
+                parts.push(format!(
+                    "{name} {used:.2} s ({:.0} µs per {unit})",
+                    used * 1e6 / ops as f64
+                ));
+            } else {
+                parts.push(format!("{name} {used:.2} s"));
+            }
+        }
+        format!(
+            "CPU over {wall:.1} s: {}; together {:.0} % of {cores} cores",
+            parts.join(", "),
+            100.0 * total / (wall * cores)
+        )
+    }
+}

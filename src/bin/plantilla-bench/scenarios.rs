@@ -11,7 +11,7 @@ use anyhow::Context;
 use serde_json::{Value, json};
 
 use crate::load::{self, Job, LoadResult, Samples};
-use crate::procs::{self, Proc, RssSampler};
+use crate::procs::{self, CpuMeter, Proc, RssSampler};
 use crate::stack::{
     self, APP_SECRET, BAD_TOKEN, ChannelSeed, GOOD_TOKEN, Probe, Stack, StackConfig,
 };
@@ -348,6 +348,11 @@ pub async fn accept(opts: &Options, sizes: &Sizes) -> Row {
         tokio::time::sleep(Duration::from_millis(300)).await;
 
         let sampler = RssSampler::start(st.plantilla.pid);
+        let cpu = CpuMeter::start(&[
+            ("plantilla", st.plantilla.pid),
+            ("fake-graph", st.fake.pid),
+            ("load generator", std::process::id()),
+        ]);
         let r = load::run(
             conns,
             n,
@@ -355,6 +360,7 @@ pub async fn accept(opts: &Options, sizes: &Sizes) -> Row {
             send_job(st, &tpl, &channels, move |i| open_phone(i % k), "Sent"),
         )
         .await;
+        row.note(cpu.finish(r.done as u64, "request"));
         row.peak_rss_mb = Some(mb(sampler.finish()));
         row.ops = Some(r.ops_per_sec());
         row.unit = "req/s";
@@ -420,6 +426,11 @@ pub async fn pending(opts: &Options, sizes: &Sizes) -> Row {
         let channels = [ch];
         tokio::time::sleep(Duration::from_millis(300)).await;
         let sampler = RssSampler::start(st.plantilla.pid);
+        let cpu = CpuMeter::start(&[
+            ("plantilla", st.plantilla.pid),
+            ("fake-graph", st.fake.pid),
+            ("load generator", std::process::id()),
+        ]);
         let r = load::run(
             conns,
             n,
@@ -427,6 +438,7 @@ pub async fn pending(opts: &Options, sizes: &Sizes) -> Row {
             send_job(st, &tpl, &channels, new_phone, "Pending"),
         )
         .await;
+        row.note(cpu.finish(r.done as u64, "request"));
         row.peak_rss_mb = Some(mb(sampler.finish()));
         row.ops = Some(r.ops_per_sec());
         row.unit = "req/s";
@@ -538,7 +550,13 @@ pub async fn webhooks(opts: &Options, sizes: &Sizes) -> Row {
             })
         };
         let sampler = RssSampler::start(st.plantilla.pid);
+        let cpu = CpuMeter::start(&[
+            ("plantilla", st.plantilla.pid),
+            ("fake-graph", st.fake.pid),
+            ("load generator", std::process::id()),
+        ]);
         let r = load::run(conns, total_requests, deadline, job).await;
+        row.note(cpu.finish(r.done as u64, "request"));
         row.peak_rss_mb = Some(mb(sampler.finish()));
         row.ops = Some(r.ops_per_sec());
         row.unit = "req/s";
@@ -617,6 +635,11 @@ pub async fn full_cycle(opts: &Options, sizes: &Sizes, pg: Option<&str>) -> Row 
             row.idle_rss_mb = st.rss_kb().map(mb);
 
             let sampler = RssSampler::start(st.plantilla.pid);
+            let cpu = CpuMeter::start(&[
+                ("plantilla", st.plantilla.pid),
+                ("fake-graph", st.fake.pid),
+                ("load generator", std::process::id()),
+            ]);
             let t0 = Instant::now();
             let r = load::run(
                 conns,
@@ -628,6 +651,7 @@ pub async fn full_cycle(opts: &Options, sizes: &Sizes, pg: Option<&str>) -> Row 
             request_columns(row, &r, false);
             let accepted = r.ok() as i64;
             let waited = st.wait_for(Probe::Read, accepted, POLL, STALL).await;
+            row.note(cpu.finish(accepted as u64, "message"));
             let peak = sampler.finish();
             row.peak_rss_mb = Some(mb(peak));
             let t_read = match waited {
