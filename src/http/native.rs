@@ -995,6 +995,8 @@ async fn close_conversation(
 ) -> Response {
     let result = async {
         let caller = authenticate(&app, &headers).await?;
+        // A key is checked but not stored: closing is idempotent by nature.
+        idempotency_key(&headers)?;
         visible_conversation(&app, &caller, &id).await?;
         // Closing twice is harmless: the answer is the closed conversation either way.
         let closed = crate::service::admin::close_conversation(&app, &id)
@@ -1070,6 +1072,9 @@ async fn sync_templates(
 ) -> Response {
     let result = async {
         let caller = authenticate(&app, &headers).await?;
+        // A repeated sync updates the same templates and creates none, so a key is checked
+        // but not stored.
+        idempotency_key(&headers)?;
         let channel = caller
             .channel(&app, q.get("channelId").map(String::as_str))
             .await?;
