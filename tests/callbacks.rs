@@ -218,11 +218,26 @@ impl Cb {
         token: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value, String) {
+        self.request_keyed(method, path, token, None, body).await
+    }
+
+    /// A request with an optional `Idempotency-Key`.
+    async fn request_keyed(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value, String) {
         let mut req = self
             .t
             .client
             .request(method.parse().unwrap(), format!("{}{path}", self.t.base))
             .bearer_auth(token);
+        if let Some(key) = key {
+            req = req.header("Idempotency-Key", key);
+        }
         if let Some(body) = body {
             req = req.json(&body);
         }
@@ -273,6 +288,29 @@ impl Cb {
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{r}");
         (s(&r["id"]), s(&r["conversation"]["id"]))
+    }
+
+    /// `POST /v1/webhook-endpoints` with an `Idempotency-Key`.
+    async fn register_keyed(
+        &self,
+        token: &str,
+        key: &str,
+        body: Value,
+    ) -> (StatusCode, Value, String) {
+        self.request_keyed(
+            "POST",
+            "/v1/webhook-endpoints",
+            token,
+            Some(key),
+            Some(body),
+        )
+        .await
+    }
+
+    async fn endpoint_count(&self) -> i64 {
+        self.t
+            .sql_i64("SELECT count(*) FROM webhook_endpoints")
+            .await
     }
 
     async fn deliveries(&self, token: &str, endpoint_id: &str) -> Vec<Value> {
@@ -1076,4 +1114,282 @@ async fn concurrent_claims_never_overlap_and_take_one_delivery_per_stream() {
         ..stale
     };
     assert!(store.finish_callback(&current).await.unwrap());
+}
+
+// --- Idempotent registration ---------------------------------------------------------------
+
+fn endpoint_body(url: &str) -> Value {
+    json!({"url": url, "eventTypes": ["message.sent", "message.read"], "description": "CRM"})
+}
+
+#[tokio::test]
+async fn a_retried_registration_with_its_idempotency_key_gets_the_same_endpoint_and_secret() {
+    let cb = setup().await;
+    let token = cb.seed.token.clone();
+    let mut rx = receiver().await;
+    let (s1, first, _) = cb
+        .register_keyed(&token, "crm-hook-1", endpoint_body(&rx.url))
+        .await;
+    assert_eq!(s1, StatusCode::CREATED, "{first}");
+    assert!(s(&first["secret"]).starts_with("whsec_"), "{first}");
+    let (s2, again, _) = cb
+        .register_keyed(&token, "crm-hook-1", endpoint_body(&rx.url))
+        .await;
+    assert_eq!(
+        (s2, &again),
+        (StatusCode::CREATED, &first),
+        "the first answer: same id, same secret"
+    );
+    assert_eq!(cb.endpoint_count().await, 1);
+
+    // The key keeps the endpoint's id, never its secret.
+    let secret = s(&first["secret"]);
+    let outcomes =
+        cb.t.sql_strings("SELECT outcome FROM idempotency_keys")
+            .await;
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    assert!(
+        outcomes[0].contains(s(&first["id"]).as_str()),
+        "{outcomes:?}"
+    );
+    let key_part = secret.trim_start_matches("whsec_");
+    assert!(
+        !outcomes[0].contains("whsec_") && !outcomes[0].contains(key_part),
+        "a secret in idempotency_keys: {outcomes:?}"
+    );
+
+    // The replayed secret is the one that signs the endpoint's deliveries.
+    cb.send(&token, "50755667790", json!({})).await;
+    cb.t.drain().await;
+    cb.t.drain_callbacks().await;
+    let got = rx.take();
+    assert!(!got.is_empty(), "the send's events are delivered");
+    for r in &got {
+        assert_signed(&secret, r);
+    }
+
+    // The same key with another body: a problem, and nothing registered.
+    for other in [
+        endpoint_body("https://example.com/b"),
+        json!({"url": rx.url, "eventTypes": ["message.sent"]}),
+    ] {
+        let (status, body, ct) = cb.register_keyed(&token, "crm-hook-1", other).await;
+        assert_problem(
+            status,
+            &body,
+            &ct,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency-key-reused",
+        );
+        assert!(body.get("secret").is_none(), "{body}");
+    }
+    assert_eq!(cb.endpoint_count().await, 1);
+
+    // A malformed key is refused before anything is registered.
+    for bad in ["has space", ""] {
+        let (status, body, ct) = cb
+            .register_keyed(&token, bad, endpoint_body("https://example.com/c"))
+            .await;
+        assert_problem(
+            status,
+            &body,
+            &ct,
+            StatusCode::BAD_REQUEST,
+            "idempotency-key-invalid",
+        );
+    }
+    let long = "k".repeat(256);
+    let (status, body, ct) = cb
+        .register_keyed(&token, &long, endpoint_body("https://example.com/c"))
+        .await;
+    assert_problem(
+        status,
+        &body,
+        &ct,
+        StatusCode::BAD_REQUEST,
+        "idempotency-key-invalid",
+    );
+    assert_eq!(cb.endpoint_count().await, 1);
+
+    // A bad body with a used key is a validation problem; the key still replays after it.
+    let (status, body, ct) = cb
+        .register_keyed(
+            &token,
+            "crm-hook-1",
+            json!({"url": "ftp://x", "eventTypes": []}),
+        )
+        .await;
+    assert_problem(status, &body, &ct, StatusCode::BAD_REQUEST, "validation");
+    let (status, again, _) = cb
+        .register_keyed(&token, "crm-hook-1", endpoint_body(&rx.url))
+        .await;
+    assert_eq!((status, &again), (StatusCode::CREATED, &first));
+
+    // Without a key, every registration is a new endpoint, as before.
+    cb.register(&token, "https://example.com/a", &["message.sent"])
+        .await;
+    cb.register(&token, "https://example.com/a", &["message.sent"])
+        .await;
+    assert_eq!(cb.endpoint_count().await, 3);
+}
+
+#[tokio::test]
+async fn a_retry_after_the_endpoint_was_deleted_registers_nothing() {
+    let cb = setup().await;
+    let token = cb.seed.token.clone();
+    let (status, first, _) = cb
+        .register_keyed(&token, "crm-hook-2", endpoint_body("https://example.com/a"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let id = s(&first["id"]);
+    let (status, _, _) = cb
+        .request(
+            "DELETE",
+            &format!("/v1/webhook-endpoints/{id}"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body, ct) = cb
+        .register_keyed(&token, "crm-hook-2", endpoint_body("https://example.com/a"))
+        .await;
+    assert_problem(status, &body, &ct, StatusCode::NOT_FOUND, "not-found");
+    assert!(s(&body["detail"]).contains(&id), "{body}");
+    assert_eq!(cb.endpoint_count().await, 0);
+    // Another body with that key is still a reuse; a new key registers again.
+    let (status, body, ct) = cb
+        .register_keyed(&token, "crm-hook-2", endpoint_body("https://example.com/b"))
+        .await;
+    assert_problem(
+        status,
+        &body,
+        &ct,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency-key-reused",
+    );
+    let (status, body, _) = cb
+        .register_keyed(&token, "crm-hook-3", endpoint_body("https://example.com/a"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_ne!(body["id"], first["id"]);
+    assert_eq!(cb.endpoint_count().await, 1);
+}
+
+#[tokio::test]
+async fn an_expired_idempotency_key_registers_a_new_endpoint() {
+    let cb = setup().await;
+    let token = cb.seed.token.clone();
+    let (_, first, _) = cb
+        .register_keyed(&token, "crm-hook-4", endpoint_body("https://example.com/a"))
+        .await;
+    cb.t.sql("UPDATE idempotency_keys SET expires_at = 0").await;
+    // Expired: forgotten in the same transaction, so even another body is a new request.
+    let (status, second, _) = cb
+        .register_keyed(&token, "crm-hook-4", endpoint_body("https://example.com/b"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    assert_ne!(second["id"], first["id"]);
+    assert_ne!(second["secret"], first["secret"]);
+    assert_eq!(cb.endpoint_count().await, 2);
+    let (status, again, _) = cb
+        .register_keyed(&token, "crm-hook-4", endpoint_body("https://example.com/b"))
+        .await;
+    assert_eq!((status, &again), (StatusCode::CREATED, &second));
+    assert_eq!(
+        cb.t.sql_i64("SELECT count(*) FROM idempotency_keys").await,
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_registrations_with_one_key_make_exactly_one_endpoint() {
+    let cb = std::sync::Arc::new(setup().await);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let cb = cb.clone();
+        tasks.spawn(async move {
+            cb.register_keyed(
+                &cb.seed.token,
+                "crm-hook-dup",
+                endpoint_body("https://example.com/a"),
+            )
+            .await
+        });
+    }
+    let mut bodies = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        let (status, body, _) = r.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        bodies.push(body);
+    }
+    assert!(
+        bodies.iter().all(|b| b == &bodies[0]),
+        "every duplicate got the first answer: {bodies:?}"
+    );
+    assert!(s(&bodies[0]["secret"]).starts_with("whsec_"));
+    assert_eq!(cb.endpoint_count().await, 1);
+    assert_eq!(
+        cb.t.sql_i64("SELECT count(*) FROM idempotency_keys").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn idempotency_keys_of_different_callers_are_independent() {
+    let cb = setup().await;
+    let other = cb.t.seed().await;
+    let key =
+        cb.t.create(
+            &format!("/v1/admin/accounts/{}/api-keys", cb.seed.account_id),
+            json!({"name": "crm"}),
+        )
+        .await;
+    let api_key = s(&key["key"]);
+    let body = endpoint_body("https://example.com/a");
+    // The same key and body from three callers: this account's channel token and API key,
+    // and another account's channel token.
+    let mut created = Vec::new();
+    for token in [&cb.seed.token, &api_key, &other.token] {
+        let (status, r, _) = cb.register_keyed(token, "shared-key", body.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "{r}");
+        created.push(r);
+    }
+    let ids: HashSet<&str> = created.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let secrets: HashSet<&str> = created
+        .iter()
+        .map(|r| r["secret"].as_str().unwrap())
+        .collect();
+    assert_eq!((ids.len(), secrets.len()), (3, 3), "{created:?}");
+    assert_eq!(cb.endpoint_count().await, 3);
+    // Each caller's retry answers its own endpoint; another body is a reuse for that caller
+    // only.
+    for (token, first) in [&cb.seed.token, &api_key, &other.token]
+        .into_iter()
+        .zip(&created)
+    {
+        let (status, again, _) = cb.register_keyed(token, "shared-key", body.clone()).await;
+        assert_eq!((status, &again), (StatusCode::CREATED, first));
+    }
+    let (status, r, ct) = cb
+        .register_keyed(
+            &other.token,
+            "shared-key",
+            endpoint_body("https://example.com/b"),
+        )
+        .await;
+    assert_problem(
+        status,
+        &r,
+        &ct,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency-key-reused",
+    );
+    // Each account sees its own endpoints only.
+    let (_, theirs, _) = cb
+        .request("GET", "/v1/webhook-endpoints", &other.token, None)
+        .await;
+    assert_eq!(theirs["data"].as_array().unwrap().len(), 1, "{theirs}");
+    assert_eq!(theirs["data"][0]["id"], created[2]["id"]);
+    assert_eq!(cb.endpoint_count().await, 3);
 }

@@ -564,6 +564,70 @@ async fn conversations_and_templates_are_listed_read_and_closed() {
 }
 
 #[tokio::test]
+async fn closing_and_syncing_check_an_idempotency_key_and_are_safe_to_repeat() {
+    let n = native().await;
+    let (_, sent, _) = n
+        .post("/v1/messages", &n.seed.token, None, n.body("50755667701"))
+        .await;
+    let conversation = s(&sent["conversation"]["id"]);
+    let close = format!("/v1/conversations/{conversation}/close");
+    // A malformed key is refused before anything is closed.
+    let (status, body, ct) = n
+        .post(&close, &n.seed.token, Some("has space"), json!({}))
+        .await;
+    assert_problem(
+        status,
+        &body,
+        &ct,
+        StatusCode::BAD_REQUEST,
+        "idempotency-key-invalid",
+    );
+    let (_, c) = n
+        .get(&format!("/v1/conversations/{conversation}"), &n.seed.token)
+        .await;
+    assert_eq!(c["status"], "pending", "{c}");
+    // Closing is idempotent by nature: the same answer with the key, again, and without it.
+    let (status, first, _) = n
+        .post(&close, &n.seed.token, Some("close-1"), json!({}))
+        .await;
+    assert_eq!(
+        (status, &first["status"]),
+        (StatusCode::OK, &json!("closed"))
+    );
+    for key in [Some("close-1"), Some("close-2"), None] {
+        let (status, again, _) = n.post(&close, &n.seed.token, key, json!({})).await;
+        assert_eq!((status, &again), (StatusCode::OK, &first), "{key:?}");
+    }
+    // The key is checked, not stored.
+    assert_eq!(
+        n.t.sql_i64("SELECT count(*) FROM idempotency_keys").await,
+        0
+    );
+
+    // Sync: a malformed key is refused before the channel is looked at; a good one changes
+    // nothing (this sandbox channel cannot sync).
+    let (status, body, ct) = n
+        .post("/v1/templates/sync", &n.seed.token, Some(""), json!({}))
+        .await;
+    assert_problem(
+        status,
+        &body,
+        &ct,
+        StatusCode::BAD_REQUEST,
+        "idempotency-key-invalid",
+    );
+    let (status, body, ct) = n
+        .post(
+            "/v1/templates/sync",
+            &n.seed.token,
+            Some("sync-1"),
+            json!({}),
+        )
+        .await;
+    assert_problem(status, &body, &ct, StatusCode::BAD_REQUEST, "validation");
+}
+
+#[tokio::test]
 async fn a_message_being_retried_says_so_with_its_next_attempt() {
     let fake = FakeGraph::start(FakeGraphConfig::default().with_phone("PN1", "TOKEN1")).await;
     fake.add_rule(Rule::always(Action::server_error()));

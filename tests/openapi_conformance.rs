@@ -1169,6 +1169,17 @@ async fn native_api(c: &Checker, setup: &Setup) {
         .token(token)
         .expect(200)
         .await;
+    // Safe to repeat: a key is checked, not needed.
+    c.req("POST", format!("/v1/conversations/{conversation}/close"))
+        .token(token)
+        .header("Idempotency-Key", "close-1")
+        .expect(200)
+        .await;
+    c.req("POST", format!("/v1/conversations/{conversation}/close"))
+        .token(token)
+        .header("Idempotency-Key", "has space")
+        .expect(400)
+        .await;
     c.req("POST", "/v1/conversations/conv_nope/close")
         .token(token)
         .expect(404)
@@ -1194,6 +1205,16 @@ async fn native_api(c: &Checker, setup: &Setup) {
     c.req("POST", "/v1/templates/sync")
         .token(&setup.cloud_token)
         .expect(200)
+        .await;
+    c.req("POST", "/v1/templates/sync")
+        .token(&setup.cloud_token)
+        .header("Idempotency-Key", "sync-1")
+        .expect(200)
+        .await;
+    c.req("POST", "/v1/templates/sync")
+        .token(&setup.cloud_token)
+        .header("Idempotency-Key", "has space")
+        .expect(400)
         .await;
     c.req(
         "POST",
@@ -1234,6 +1255,49 @@ async fn native_api(c: &Checker, setup: &Setup) {
         .token(&setup.api_key)
         .json(json!({"url": "https://example.com/events", "eventTypes": ["message.read"]}))
         .expect(201)
+        .await;
+    // Idempotent registration: a retry replays the endpoint (with its secret), another body
+    // is refused, a malformed key too, and a retry after the endpoint's deletion is a 404.
+    let hook = json!({"url": "https://example.com/keyed", "eventTypes": ["message.read"]});
+    let keyed = c
+        .req("POST", "/v1/webhook-endpoints")
+        .token(token)
+        .header("Idempotency-Key", "hook-1")
+        .json(hook.clone())
+        .expect(201)
+        .await;
+    let replayed = c
+        .req("POST", "/v1/webhook-endpoints")
+        .token(token)
+        .header("Idempotency-Key", "hook-1")
+        .json(hook.clone())
+        .expect(201)
+        .await;
+    assert_eq!(replayed, keyed);
+    c.req("POST", "/v1/webhook-endpoints")
+        .token(token)
+        .header("Idempotency-Key", "hook-1")
+        .json(json!({"url": "https://example.com/other", "eventTypes": ["message.read"]}))
+        .expect(422)
+        .await;
+    c.req("POST", "/v1/webhook-endpoints")
+        .token(token)
+        .header("Idempotency-Key", "has space")
+        .json(hook.clone())
+        .expect(400)
+        .await;
+    c.req(
+        "DELETE",
+        format!("/v1/webhook-endpoints/{}", s(&keyed["id"])),
+    )
+    .token(token)
+    .expect(204)
+    .await;
+    c.req("POST", "/v1/webhook-endpoints")
+        .token(token)
+        .header("Idempotency-Key", "hook-1")
+        .json(hook)
+        .expect(404)
         .await;
     c.req("GET", "/v1/webhook-endpoints")
         .token(token)

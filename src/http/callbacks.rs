@@ -1,7 +1,8 @@
 //! Status callbacks in the native API (`/v1/webhook-endpoints`): an account registers the
 //! endpoints that receive its events and looks at what was delivered to them. Authentication
 //! and problem documents as in the rest of `/v1`; endpoints belong to the caller's account
-//! (a channel token's account, or an API key's).
+//! (a channel token's account, or an API key's). A create honours `Idempotency-Key` as the
+//! sends do: a retry with the same key and body gets the endpoint the first one created.
 
 use std::collections::HashMap;
 
@@ -14,7 +15,9 @@ use axum::routing::get;
 use serde_json::json;
 
 use super::json_response;
-use super::native::{Problem, authenticate, encode_cursor, parse_cursor, parse_json, parse_limit};
+use super::native::{
+    Problem, authenticate, encode_cursor, idempotency, parse_cursor, parse_json, parse_limit,
+};
 use crate::app::App;
 use crate::service::callbacks::{self, CallbackError};
 
@@ -38,6 +41,16 @@ fn problem(e: CallbackError) -> Problem {
     match e {
         CallbackError::Invalid(errors) => Problem::validation(errors),
         CallbackError::NotFound { kind, id } => Problem::not_found(kind, &id),
+        CallbackError::IdempotencyKeyReused => Problem::idempotency_key_reused(),
+        CallbackError::CreatedEndpointDeleted(id) => Problem::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            format!(
+                "the webhook endpoint '{id}' this Idempotency-Key created was deleted since; \
+                 use a new key to register an endpoint again"
+            ),
+        ),
         CallbackError::Internal(e) => Problem::internal(&e),
     }
 }
@@ -46,7 +59,8 @@ async fn create_endpoint(State(app): State<App>, headers: HeaderMap, body: Bytes
     let result = async {
         let caller = authenticate(&app, &headers).await?;
         let body = parse_json(&body)?;
-        let created = callbacks::create_endpoint(&app, caller.account_id(), &body)
+        let idem = idempotency(&app, &caller, &headers, "/v1/webhook-endpoints", &body)?;
+        let created = callbacks::create_endpoint(&app, caller.account_id(), &body, idem)
             .await
             .map_err(problem)?;
         Ok::<_, Problem>(json_response(StatusCode::CREATED, &created))

@@ -116,6 +116,15 @@ impl Problem {
         )
     }
 
+    pub(crate) fn idempotency_key_reused() -> Self {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency-key-reused",
+            "Idempotency key reused",
+            "this Idempotency-Key was used with a different request; use a new key for a new request",
+        )
+    }
+
     pub(crate) fn internal(e: &anyhow::Error) -> Self {
         let id = error_id();
         tracing::error!(error_id = %id, error = format!("{e:#}"), "native API request failed");
@@ -237,12 +246,7 @@ pub fn send_problem(e: SendError, field_prefix: &str) -> Problem {
             ),
         )
         .with("conversationLimit", json!(limit)),
-        SendError::IdempotencyKeyReused => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency-key-reused",
-            "Idempotency key reused",
-            "this Idempotency-Key was used with a different request; use a new key for a new request",
-        ),
+        SendError::IdempotencyKeyReused => Problem::idempotency_key_reused(),
         SendError::Internal(e) => Problem::internal(&e),
     }
 }
@@ -359,14 +363,11 @@ pub(crate) async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Calle
 
 // --- Idempotency ---------------------------------------------------------------------------
 
-/// The request's `Idempotency-Key`, with the fingerprint of the request it comes with.
-fn idempotency(
-    app: &App,
-    caller: &Caller,
-    headers: &HeaderMap,
-    path: &str,
-    body: &Value,
-) -> Result<Option<IdempotencyKey>, Problem> {
+/// The request's `Idempotency-Key`, checked: 1 to 255 visible ASCII characters.
+///
+/// Operations that are safe to repeat by nature (closing a conversation, syncing templates)
+/// check the key only, so every `POST` of `/v1` treats the header alike; they store nothing.
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, Problem> {
     let Some(raw) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -379,6 +380,20 @@ fn idempotency(
             "the Idempotency-Key header must be 1 to 255 visible ASCII characters",
         ));
     }
+    Ok(Some(key))
+}
+
+/// The request's `Idempotency-Key`, with the fingerprint of the request it comes with.
+pub(crate) fn idempotency(
+    app: &App,
+    caller: &Caller,
+    headers: &HeaderMap,
+    path: &str,
+    body: &Value,
+) -> Result<Option<IdempotencyKey>, Problem> {
+    let Some(key) = idempotency_key(headers)? else {
+        return Ok(None);
+    };
     // serde_json's maps are sorted, so the same body always prints the same.
     let fingerprint = hex::encode(Sha256::digest(format!("POST {path}\n{body}").as_bytes()));
     let ttl =
@@ -980,6 +995,8 @@ async fn close_conversation(
 ) -> Response {
     let result = async {
         let caller = authenticate(&app, &headers).await?;
+        // A key is checked but not stored: closing is idempotent by nature.
+        idempotency_key(&headers)?;
         visible_conversation(&app, &caller, &id).await?;
         // Closing twice is harmless: the answer is the closed conversation either way.
         let closed = crate::service::admin::close_conversation(&app, &id)
@@ -1055,6 +1072,9 @@ async fn sync_templates(
 ) -> Response {
     let result = async {
         let caller = authenticate(&app, &headers).await?;
+        // A repeated sync updates the same templates and creates none, so a key is checked
+        // but not stored.
+        idempotency_key(&headers)?;
         let channel = caller
             .channel(&app, q.get("channelId").map(String::as_str))
             .await?;

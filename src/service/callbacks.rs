@@ -11,7 +11,7 @@ use crate::domain::callback::{EventType, new_signing_secret, url_problem};
 use crate::domain::ids::new_id;
 use crate::format_ms;
 use crate::now_ms;
-use crate::store::{CallbackDelivery, StoreError, WebhookEndpoint};
+use crate::store::{CallbackDelivery, EndpointInsert, IdempotencyKey, StoreError, WebhookEndpoint};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CallbackError {
@@ -19,6 +19,12 @@ pub enum CallbackError {
     Invalid(Vec<FieldError>),
     #[error("no {kind} with id '{id}'")]
     NotFound { kind: &'static str, id: String },
+    /// The idempotency key was first used with a different request; nothing was created.
+    #[error("the idempotency key was used with a different request")]
+    IdempotencyKeyReused,
+    /// The idempotency key created this endpoint, which was deleted since.
+    #[error("the webhook endpoint '{0}' created with this idempotency key was deleted")]
+    CreatedEndpointDeleted(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -34,8 +40,14 @@ pub type CallbackResult<T> = Result<T, CallbackError>;
 const MAX_DESCRIPTION: usize = 500;
 
 /// Registers an endpoint from `{url, eventTypes, description?}`; every bad field is named.
-/// The answer is the only time its secret is shown.
-pub async fn create_endpoint(app: &App, account_id: &str, body: &Value) -> CallbackResult<Value> {
+/// The answer is the only time its secret is shown, except to a retry with the same
+/// idempotency key and body, which is answered the endpoint the first request created.
+pub async fn create_endpoint(
+    app: &App,
+    account_id: &str,
+    body: &Value,
+    idempotency: Option<IdempotencyKey>,
+) -> CallbackResult<Value> {
     let mut errors = Vec::new();
     let url = match body.get("url") {
         Some(Value::String(u)) => match url_problem(u.trim()) {
@@ -126,7 +138,29 @@ pub async fn create_endpoint(app: &App, account_id: &str, body: &Value) -> Callb
         secret: new_signing_secret(),
         created_at: now_ms(),
     };
-    app.store.insert_webhook_endpoint(&endpoint).await?;
+    let idempotency = idempotency.as_ref();
+    let inserted = match app
+        .store
+        .insert_webhook_endpoint(&endpoint, idempotency)
+        .await
+    {
+        // A concurrent writer of the same key got in the way (on PostgreSQL, an expired key
+        // forgotten between two statements): decide again, now seeing what it left.
+        Err(StoreError::Conflict(_)) => {
+            app.store
+                .insert_webhook_endpoint(&endpoint, idempotency)
+                .await?
+        }
+        other => other?,
+    };
+    let endpoint = match inserted {
+        EndpointInsert::Created => endpoint,
+        EndpointInsert::Replayed(first) => first,
+        EndpointInsert::ReplayedDeleted { id } => {
+            return Err(CallbackError::CreatedEndpointDeleted(id));
+        }
+        EndpointInsert::KeyReused => return Err(CallbackError::IdempotencyKeyReused),
+    };
     let mut view = endpoint_view(&endpoint);
     view["secret"] = Value::String(endpoint.secret.clone());
     Ok(view)

@@ -398,6 +398,54 @@ pub(crate) fn replay(
     })
 }
 
+/// What `insert_webhook_endpoint` did.
+#[derive(Debug, Clone)]
+pub enum EndpointInsert {
+    /// The endpoint was stored, with the idempotency key if one came.
+    Created,
+    /// The idempotency key was used before with this request: the endpoint created then.
+    Replayed(WebhookEndpoint),
+    /// The idempotency key was used before with this request, but the endpoint it created
+    /// (this id) was deleted since; nothing was stored.
+    ReplayedDeleted { id: String },
+    /// The idempotency key was used before with a different request; nothing was stored.
+    KeyReused,
+}
+
+/// What an endpoint creation keeps with its idempotency key: the endpoint's id only, never
+/// its secret (a replay reads the endpoint). Tagged like [`AcceptOutcome`]; a key's
+/// fingerprint includes the request's path, so a message's key never reads as this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub(crate) enum EndpointOutcome {
+    WebhookEndpointCreated { endpoint_id: String },
+}
+
+impl EndpointOutcome {
+    pub(crate) fn stored(endpoint_id: &str) -> StoreResult<String> {
+        let outcome = EndpointOutcome::WebhookEndpointCreated {
+            endpoint_id: endpoint_id.to_string(),
+        };
+        serde_json::to_string(&outcome)
+            .map_err(|e| StoreError::Other(anyhow::anyhow!("endpoint outcome: {e}")))
+    }
+}
+
+/// What an idempotency key seen before means for an endpoint creation with `fingerprint`:
+/// the id of the endpoint the key created, or `None` when it came with a different request.
+pub(crate) fn endpoint_replay(
+    fingerprint: &str,
+    stored_fingerprint: &str,
+    stored: &str,
+) -> StoreResult<Option<String>> {
+    if fingerprint != stored_fingerprint {
+        return Ok(None);
+    }
+    let EndpointOutcome::WebhookEndpointCreated { endpoint_id } = serde_json::from_str(stored)
+        .map_err(|e| StoreError::Other(anyhow::anyhow!("stored endpoint outcome: {e}")))?;
+    Ok(Some(endpoint_id))
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKey {
@@ -892,7 +940,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<StatusUpdate>>;
 
     // Status callbacks
-    async fn insert_webhook_endpoint(&self, endpoint: &WebhookEndpoint) -> StoreResult<()>;
+    /// Stores an endpoint. With an idempotency key, in the same transaction: an expired key
+    /// is forgotten; a key seen before answers what it created (`Replayed`) or `KeyReused`
+    /// and stores nothing; a new key is stored with the endpoint's id (never its secret). Of
+    /// concurrent creations with one key, exactly one stores an endpoint.
+    async fn insert_webhook_endpoint(
+        &self,
+        endpoint: &WebhookEndpoint,
+        idempotency: Option<&IdempotencyKey>,
+    ) -> StoreResult<EndpointInsert>;
     /// The account's endpoints, oldest first.
     async fn webhook_endpoints(&self, account_id: &str) -> StoreResult<Vec<WebhookEndpoint>>;
     /// An endpoint of one account (tenant-scoped: another account's id is `None`).

@@ -8,6 +8,9 @@
 //!   usage counter row (the plan limit); a concurrent creation of the same active conversation
 //!   is stopped by the partial unique index `conversations_one_active` and reported as
 //!   [`StoreError::Conflict`], which the send service retries once.
+//! - `insert_webhook_endpoint` with an idempotency key inserts the key first, `ON CONFLICT DO
+//!   NOTHING`: a concurrent creation with the same key waits on the key's primary key until
+//!   the first commits, then answers what the first created. It locks nothing else.
 //! - `claim_jobs` picks jobs with `FOR UPDATE SKIP LOCKED`, so two dispatchers never claim
 //!   the same job.
 //! - `finish_attempt` and `apply_status` lock the job, then the message, then the
@@ -2095,7 +2098,73 @@ impl Store for PgStore {
             }
         });
     }
-    async fn insert_webhook_endpoint(&self, e: &WebhookEndpoint) -> StoreResult<()> {
+    async fn insert_webhook_endpoint(
+        &self,
+        e: &WebhookEndpoint,
+        idempotency: Option<&IdempotencyKey>,
+    ) -> StoreResult<EndpointInsert> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(idem) = idempotency {
+            sqlx::query(
+                "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at <= $3",
+            )
+            .bind(&idem.scope)
+            .bind(&idem.key)
+            .bind(e.created_at)
+            .execute(&mut *tx)
+            .await?;
+            // The key's primary key decides between concurrent creations: an insert that
+            // meets a concurrent one waits for it to commit, then inserts nothing.
+            let stored = sqlx::query(
+                "INSERT INTO idempotency_keys (scope, key, fingerprint, outcome, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, key) DO NOTHING",
+            )
+            .bind(&idem.scope)
+            .bind(&idem.key)
+            .bind(&idem.fingerprint)
+            .bind(EndpointOutcome::stored(&e.id)?)
+            .bind(e.created_at)
+            .bind(idem.expires_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if !stored {
+                // READ COMMITTED: this statement sees the key the conflict waited for.
+                let seen = sqlx::query(
+                    "SELECT fingerprint, outcome FROM idempotency_keys WHERE scope = $1 AND key = $2",
+                )
+                .bind(&idem.scope)
+                .bind(&idem.key)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = seen else {
+                    // Forgotten (expired) between the two statements: decide again.
+                    return Err(StoreError::Conflict(
+                        "the idempotency key was forgotten meanwhile".into(),
+                    ));
+                };
+                let Some(id) = endpoint_replay(
+                    &idem.fingerprint,
+                    &row.try_get::<String, _>("fingerprint")?,
+                    &row.try_get::<String, _>("outcome")?,
+                )?
+                else {
+                    return Ok(EndpointInsert::KeyReused);
+                };
+                let created = sqlx::query(
+                    "SELECT * FROM webhook_endpoints WHERE id = $1 AND account_id = $2",
+                )
+                .bind(&id)
+                .bind(&e.account_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                return Ok(match created {
+                    Some(row) => EndpointInsert::Replayed(endpoint_from_row(&row)?),
+                    None => EndpointInsert::ReplayedDeleted { id },
+                });
+            }
+        }
         sqlx::query(
             "INSERT INTO webhook_endpoints (id, account_id, url, event_types, description,
                 secret, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -2107,9 +2176,10 @@ impl Store for PgStore {
         .bind(&e.description)
         .bind(&e.secret)
         .bind(e.created_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(EndpointInsert::Created)
     }
 
     async fn webhook_endpoints(&self, account_id: &str) -> StoreResult<Vec<WebhookEndpoint>> {

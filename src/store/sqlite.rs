@@ -2155,7 +2155,63 @@ impl Store for SqliteStore {
         // One process per SQLite file sends: accepted sends ring `App::wake` directly.
     }
 
-    async fn insert_webhook_endpoint(&self, e: &WebhookEndpoint) -> StoreResult<()> {
+    async fn insert_webhook_endpoint(
+        &self,
+        e: &WebhookEndpoint,
+        idempotency: Option<&IdempotencyKey>,
+    ) -> StoreResult<EndpointInsert> {
+        // The single writer serializes this transaction with every other write, so of
+        // concurrent creations with one key the first stores it and the others see it.
+        let mut tx = self.write.begin().await?;
+        if let Some(idem) = idempotency {
+            sqlx::query(
+                "DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND expires_at <= ?",
+            )
+            .bind(&idem.scope)
+            .bind(&idem.key)
+            .bind(e.created_at)
+            .execute(&mut *tx)
+            .await?;
+            let seen = sqlx::query(
+                "SELECT fingerprint, outcome FROM idempotency_keys WHERE scope = ? AND key = ?",
+            )
+            .bind(&idem.scope)
+            .bind(&idem.key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = seen {
+                let Some(id) = endpoint_replay(
+                    &idem.fingerprint,
+                    &row.try_get::<String, _>("fingerprint")?,
+                    &row.try_get::<String, _>("outcome")?,
+                )?
+                else {
+                    return Ok(EndpointInsert::KeyReused);
+                };
+                let created =
+                    sqlx::query("SELECT * FROM webhook_endpoints WHERE id = ? AND account_id = ?")
+                        .bind(&id)
+                        .bind(&e.account_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                return Ok(match created {
+                    Some(row) => EndpointInsert::Replayed(endpoint_from_row(&row)?),
+                    None => EndpointInsert::ReplayedDeleted { id },
+                });
+            }
+            sqlx::query(
+                "INSERT INTO idempotency_keys (scope, key, fingerprint, outcome, created_at, expires_at)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&idem.scope)
+            .bind(&idem.key)
+            .bind(&idem.fingerprint)
+            .bind(EndpointOutcome::stored(&e.id)?)
+            .bind(e.created_at)
+            .bind(idem.expires_at)
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query(
             "INSERT INTO webhook_endpoints (id, account_id, url, event_types, description,
                 secret, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -2167,9 +2223,10 @@ impl Store for SqliteStore {
         .bind(&e.description)
         .bind(&e.secret)
         .bind(e.created_at)
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(EndpointInsert::Created)
     }
 
     async fn webhook_endpoints(&self, account_id: &str) -> StoreResult<Vec<WebhookEndpoint>> {

@@ -31,6 +31,21 @@ const IDEMPOTENCY: &str = "Makes a retry safe: the same key with the same body a
     `idempotency-key-reused`. Keys are scoped to the caller (channel token or API key) and \
     expire after 24 hours (configurable).";
 
+const IDEMPOTENCY_ENDPOINT: &str = "Makes a retry safe: the same key with the same body \
+    answers 201 with the endpoint the first request registered, the same id and secret (nothing \
+    new is registered, even for retries sent at once); the same key with a different body is a \
+    422 `idempotency-key-reused` and registers nothing; a 404 `not-found` if that endpoint was \
+    deleted since. The key keeps only the endpoint's id, never its secret. Keys are scoped to \
+    the caller (channel token or API key) and expire after 24 hours (configurable).";
+
+const IDEMPOTENT_BY_NATURE: &str = "Accepted like on every POST and checked (a malformed key \
+    is a 400 `idempotency-key-invalid`), but not stored: this operation is safe to repeat by \
+    nature, so a retry with or without the key does no harm.";
+
+fn idempotency_key_schema() -> serde_json::Value {
+    json!({"type": "string", "minLength": 1, "maxLength": 255})
+}
+
 fn v1(method: &'static str, path: &'static str, id: &'static str, summary: &'static str) -> Op {
     Op::new(method, path, id, NATIVE, Auth::ChannelOrKey, summary)
         .problem(
@@ -76,7 +91,7 @@ fn native() -> Vec<Op> {
                      `pending` conversation, opened when WhatsApp confirms the message; a \
                      number with an open conversation gets the message on it.",
                 )
-                .header("Idempotency-Key", json!({"type": "string", "minLength": 1, "maxLength": 255}), IDEMPOTENCY)
+                .header("Idempotency-Key", idempotency_key_schema(), IDEMPOTENCY)
                 .body(r("SendRequest"), "The send.")
                 .json(202, "Accepted: stored and queued.", r("MessageAccepted"))
                 .problem(400, "The body or the Idempotency-Key is wrong.", &["validation", "idempotency-key-invalid"])
@@ -96,7 +111,7 @@ fn native() -> Vec<Op> {
                      results come in the request's order. With an Idempotency-Key, a retried \
                      batch resumes where it stopped and answers the same batch id.",
                 )
-                .header("Idempotency-Key", json!({"type": "string", "minLength": 1, "maxLength": 255}), IDEMPOTENCY)
+                .header("Idempotency-Key", idempotency_key_schema(), IDEMPOTENCY)
                 .body(r("BatchRequest"), "The batch.")
                 .json(202, "Accepted: per-recipient results.", r("BatchAccepted"))
                 .problem(400, "The body (template, channel, recipients list) or the Idempotency-Key is wrong.", &["validation", "idempotency-key-invalid"]),
@@ -143,9 +158,11 @@ fn native() -> Vec<Op> {
         ),
         internal(
             v1("POST", "/v1/conversations/{id}/close", "closeConversation", "Close a conversation")
-                .doc("Closing a closed conversation is harmless: the answer is the closed conversation either way. The next template to the number opens a new one.")
+                .doc("Closing a closed conversation is harmless: the answer is the closed conversation either way, so repeating a close is safe (an Idempotency-Key is checked, not needed). The next template to the number opens a new one.")
                 .path_param("id", "The conversation id.")
+                .header("Idempotency-Key", idempotency_key_schema(), IDEMPOTENT_BY_NATURE)
                 .json(200, "The closed conversation.", r("Conversation"))
+                .problem(400, "The Idempotency-Key is wrong.", &["idempotency-key-invalid"])
                 .problem(404, "No such conversation visible to the caller.", &["not-found"]),
         ),
         internal(limit_param(
@@ -165,18 +182,22 @@ fn native() -> Vec<Op> {
         ),
         internal(
             v1("POST", "/v1/templates/sync", "syncTemplates", "Sync templates from WhatsApp")
-                .doc("Reads the channel's WhatsApp Business Account templates from Meta and creates or updates plantilla's. Only cloud channels with a WABA id that are connected can sync.")
+                .doc("Reads the channel's WhatsApp Business Account templates from Meta and creates or updates plantilla's. Only cloud channels with a WABA id that are connected can sync. Repeating a sync is safe: templates are matched by name and language, so a repeat creates no duplicates; it reads Meta again and its summary counts what that run did (an Idempotency-Key is checked, not needed).")
                 .query("channelId", string(), "The channel: required with an account API key; with a channel token, omit it or give that channel.")
+                .header("Idempotency-Key", idempotency_key_schema(), IDEMPOTENT_BY_NATURE)
                 .json(200, "What the sync did.", r("SyncSummary"))
-                .problem(400, "The channel cannot sync (not a connected cloud channel with a WABA id), or channelId is wrong.", &["validation"])
+                .problem(400, "The channel cannot sync (not a connected cloud channel with a WABA id), channelId is wrong, or the Idempotency-Key is wrong.", &["validation", "idempotency-key-invalid"])
                 .problem(502, "Meta's Graph API refused.", &["upstream"]),
         ),
         internal(
             v1("POST", "/v1/webhook-endpoints", "createWebhookEndpoint", "Register a webhook endpoint")
-                .doc("The endpoint receives the account's events of the types given, signed as Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`) with its secret, retried with backoff, in order per message. The secret is shown only in this answer.")
+                .doc("The endpoint receives the account's events of the types given, signed as Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`) with its secret, retried with backoff, in order per message. The secret is shown only in this answer (and to a retry with the same Idempotency-Key and body).")
+                .header("Idempotency-Key", idempotency_key_schema(), IDEMPOTENCY_ENDPOINT)
                 .body(r("WebhookEndpointCreate"), "The endpoint.")
-                .json(201, "Created, with its secret.", r("WebhookEndpointCreated"))
-                .problem(400, "The body is wrong; `errors` names each failing field.", &["validation"]),
+                .json(201, "Created, with its secret; or, for a retry with the same Idempotency-Key and body, the endpoint that request created.", r("WebhookEndpointCreated"))
+                .problem(400, "The body is wrong (`errors` names each failing field), or the Idempotency-Key is.", &["validation", "idempotency-key-invalid"])
+                .problem(404, "The endpoint this Idempotency-Key created was deleted since.", &["not-found"])
+                .problem(422, "The Idempotency-Key was used with another body; nothing was registered.", &["idempotency-key-reused"]),
         ),
         internal(
             v1("GET", "/v1/webhook-endpoints", "listWebhookEndpoints", "List webhook endpoints")
