@@ -107,6 +107,9 @@ pub struct Config {
     pub max_batch_body_bytes: u64,
     /// Longest a request may take, reading its body included; then 408 (body) or 503.
     pub request_timeout_ms: u64,
+    /// The same for a bulk send (`POST /v1/messages/batch`): 10,000 recipients are decided
+    /// one by one in the database.
+    pub batch_request_timeout_ms: u64,
     /// Requests per second one token (a channel's public token or an account API key) may
     /// make to the template and native APIs (burst: as many); 0 turns the limit off. Kept in
     /// memory, per instance.
@@ -153,6 +156,7 @@ impl Default for Config {
             max_body_bytes: 256 * 1024,
             max_batch_body_bytes: 8 * 1024 * 1024,
             request_timeout_ms: 30_000,
+            batch_request_timeout_ms: 120_000,
             token_rate_per_sec: 100,
             metrics_token: None,
         }
@@ -211,6 +215,10 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("PLANTILLA_MAX_BODY_BYTES", "max_body_bytes"),
     ("PLANTILLA_MAX_BATCH_BODY_BYTES", "max_batch_body_bytes"),
     ("PLANTILLA_REQUEST_TIMEOUT_MS", "request_timeout_ms"),
+    (
+        "PLANTILLA_BATCH_REQUEST_TIMEOUT_MS",
+        "batch_request_timeout_ms",
+    ),
     ("PLANTILLA_TOKEN_RATE_PER_SEC", "token_rate_per_sec"),
     ("PLANTILLA_METRICS_TOKEN", "metrics_token"),
 ];
@@ -306,6 +314,9 @@ impl Config {
         if self.request_timeout_ms == 0 {
             bail!("request_timeout_ms must be at least 1");
         }
+        if self.batch_request_timeout_ms == 0 {
+            bail!("batch_request_timeout_ms must be at least 1");
+        }
         if let Some(token) = &self.metrics_token
             && token.expose().len() < 16
         {
@@ -341,6 +352,10 @@ impl Config {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn batch_request_timeout(&self) -> Duration {
+        Duration::from_millis(self.batch_request_timeout_ms)
     }
 }
 

@@ -675,6 +675,50 @@ async fn slow_requests_time_out_with_a_json_answer() {
 }
 
 #[tokio::test]
+async fn a_bulk_send_has_its_own_longer_timeout() {
+    let t = spawn_app_with(|c| {
+        c.request_timeout_ms = 400;
+        c.batch_request_timeout_ms = 60_000;
+    })
+    .await;
+    let seed = t.seed().await;
+    let lock = hold_database(&t).await;
+    let body = json!({"templateId": seed.template_id, "recipients": [
+        {"to": "50755667711", "params": {"name": "Ana", "order": "A-1"}}]})
+    .to_string();
+    let batch = t.call("POST", "/v1/messages/batch", Some(&seed.token), Some(&body));
+    let single = async {
+        // While the database is held, an ordinary send runs out of its 400 ms…
+        let r = t
+            .send_new(&seed.token, send_body(&seed, "50755667722"))
+            .await;
+        drop(lock);
+        r
+    };
+    let (batch, single) = tokio::join!(batch, single);
+    assert_eq!(
+        single.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        single.text
+    );
+    // …and the bulk send, older than that, waited and went through once it was free.
+    assert_eq!(batch.status, StatusCode::ACCEPTED, "{}", batch.text);
+    assert_eq!(
+        batch.json["results"][0]["status"], "accepted",
+        "{}",
+        batch.text
+    );
+    // The send that timed out was not stored behind its caller's back.
+    assert_eq!(
+        t.sql_i64("SELECT COUNT(*) FROM messages WHERE phone_number = '50755667722'")
+            .await,
+        0
+    );
+    assert_eq!(t.sql_i64("SELECT COUNT(*) FROM messages").await, 1);
+}
+
+#[tokio::test]
 async fn each_token_is_rate_limited_on_the_template_api() {
     let t = spawn_app_with(|c| c.token_rate_per_sec = 3).await;
     let a = t.seed().await;

@@ -205,7 +205,11 @@ async fn handle(
     if declared.is_some_and(|n| n > max) {
         return refuse(surface, too_large(limit));
     }
-    let timeout = app.config.request_timeout();
+    let timeout = if route == BATCH_ROUTE {
+        app.config.batch_request_timeout()
+    } else {
+        app.config.request_timeout()
+    };
     let deadline = tokio::time::Instant::now() + timeout;
     let (mut parts, body) = req.into_parts();
     let bytes = match tokio::time::timeout_at(deadline, read_body(body, limit)).await {

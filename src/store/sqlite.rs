@@ -169,6 +169,15 @@ impl WriteOp {
         })
     }
 
+    /// Whether the caller has stopped waiting for the answer.
+    fn abandoned(&self) -> bool {
+        match self {
+            WriteOp::Accept(_, to) => to.is_closed(),
+            WriteOp::Finish(_, to) => to.is_closed(),
+            WriteOp::Status(_, to) => to.is_closed(),
+        }
+    }
+
     /// Answers the caller (who may have gone: then nobody is told).
     fn reply(self, result: StoreResult<Written>) {
         fn pick<T>(
@@ -200,22 +209,49 @@ impl WriteOp {
     }
 }
 
-/// Runs `op` in a transaction of its own.
+/// A write transaction, holding SQLite's write lock from its first statement: one that
+/// began by reading could not wait for another writer (SQLite answers "database is locked"
+/// at once rather than let a stale snapshot write), so it takes the lock up front and waits
+/// for it (`busy_timeout`).
+async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}
+
+/// Runs `op` in a transaction of its own. A caller that stopped waiting before the commit
+/// (its request timed out, so it was told nothing was done) gets its write rolled back, as
+/// when its own future held the transaction.
 async fn write_alone(pool: &SqlitePool, op: WriteOp) {
+    if op.abandoned() {
+        return;
+    }
     let result = async {
-        let mut tx = pool.begin().await?;
+        let mut tx = begin_write(pool).await?;
         let written = op.run(&mut tx).await?;
+        if op.abandoned() {
+            tx.rollback().await?;
+            return Ok(None);
+        }
         tx.commit().await?;
-        Ok(written)
+        Ok(Some(written))
     }
     .await;
-    op.reply(result);
+    match result {
+        Ok(Some(written)) => op.reply(Ok(written)),
+        Ok(None) => {}
+        Err(e) => op.reply(Err(e)),
+    }
 }
 
 /// Commits the queued writes in groups until every sender is gone.
 async fn combine(pool: SqlitePool, mut queue: mpsc::Receiver<WriteOp>, stats: Arc<GroupStats>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
+        // A caller that stopped waiting (its request timed out) was told nothing was done:
+        // its write must not happen later behind its back.
+        group.retain(|op| !op.abandoned());
+        if group.is_empty() {
+            continue;
+        }
         if group.len() == 1 {
             write_alone(&pool, group.pop().expect("one")).await;
             continue;
@@ -243,10 +279,15 @@ async fn combine(pool: SqlitePool, mut queue: mpsc::Receiver<WriteOp>, stats: Ar
 
 /// `group` in one transaction; nothing is kept if any of it fails.
 async fn write_group(pool: &SqlitePool, group: &[WriteOp]) -> StoreResult<Vec<Written>> {
-    let mut tx = pool.begin().await?;
+    let mut tx = begin_write(pool).await?;
     let mut results = Vec::with_capacity(group.len());
     for op in group {
         results.push(op.run(&mut tx).await?);
+    }
+    if group.iter().any(WriteOp::abandoned) {
+        // Someone stopped waiting: their write must not commit, the others' may.
+        tx.rollback().await?;
+        return Err(anyhow::anyhow!("a caller stopped waiting").into());
     }
     tx.commit().await?;
     Ok(results)
@@ -277,7 +318,7 @@ async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
     .execute(pool)
     .await?;
     for (version, name, sql) in MIGRATIONS {
-        let mut tx = pool.begin().await?;
+        let mut tx = begin_write(pool).await?;
         let done: Option<i64> =
             sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
                 .bind(version)
@@ -1453,7 +1494,7 @@ impl Store for SqliteStore {
 
     async fn insert_group(&self, g: &Group) -> StoreResult<()> {
         let _changed = self.lookups.writing();
-        let mut tx = self.write.begin().await?;
+        let mut tx = begin_write(&self.write).await?;
         sqlx::query("INSERT INTO groups (id, account_id, name, created_at) VALUES (?, ?, ?, ?)")
             .bind(&g.id)
             .bind(&g.account_id)
@@ -1656,7 +1697,7 @@ impl Store for SqliteStore {
         reason: CloseReason,
         now: i64,
     ) -> StoreResult<Option<Conversation>> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = begin_write(&self.write).await?;
         let closed = sqlx::query(
             "UPDATE conversations SET status = 'closed', closed_at = ?, close_reason = ?
              WHERE id = ? AND status != 'closed'",
@@ -1734,7 +1775,7 @@ impl Store for SqliteStore {
         name: Option<&str>,
         at: i64,
     ) -> StoreResult<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = begin_write(&self.write).await?;
         sqlx::query(
             "INSERT INTO contacts (account_id, phone_number, client_name, last_inbound_at,
                 created_at, updated_at)
@@ -1772,7 +1813,7 @@ impl Store for SqliteStore {
         &self,
         sends: &[AcceptSend],
     ) -> StoreResult<Vec<StoreResult<AcceptOutcome>>> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = begin_write(&self.write).await?;
         let mut outcomes = Vec::with_capacity(sends.len());
         for send in sends {
             // A savepoint per send: one send's failure leaves the others standing.
@@ -1985,7 +2026,7 @@ impl Store for SqliteStore {
         lease_ms: i64,
         orphan_wait_ms: i64,
     ) -> StoreResult<Vec<ClaimedJob>> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = begin_write(&self.write).await?;
         let claimed = sqlx::query(
             "UPDATE delivery_jobs SET attempt = attempt + 1, tries = tries + 1, lease_until = ?1
              WHERE seq IN (
@@ -2162,7 +2203,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<EndpointInsert> {
         // The single writer serializes this transaction with every other write, so of
         // concurrent creations with one key the first stores it and the others see it.
-        let mut tx = self.write.begin().await?;
+        let mut tx = begin_write(&self.write).await?;
         if let Some(idem) = idempotency {
             sqlx::query(
                 "DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND expires_at <= ?",
@@ -2255,7 +2296,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_webhook_endpoint(&self, account_id: &str, id: &str) -> StoreResult<bool> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = begin_write(&self.write).await?;
         let deleted = sqlx::query("DELETE FROM webhook_endpoints WHERE id = ? AND account_id = ?")
             .bind(id)
             .bind(account_id)
@@ -2304,7 +2345,7 @@ impl Store for SqliteStore {
 
     async fn set_template_status(&self, id: &str, status: &str, now: i64) -> StoreResult<bool> {
         let _changed = self.lookups.writing();
-        let mut tx = self.write.begin().await?;
+        let mut tx = begin_write(&self.write).await?;
         let Some(row) = sqlx::query("SELECT * FROM templates WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -2335,7 +2376,7 @@ impl Store for SqliteStore {
         limit: u32,
         lease_ms: i64,
     ) -> StoreResult<Vec<ClaimedCallback>> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = begin_write(&self.write).await?;
         // Due, not leased (or the lease lapsed), and the oldest pending row of its stream.
         let rows = sqlx::query(
             "UPDATE callback_outbox SET attempts = attempts + 1, lease_until = ?1
@@ -2398,7 +2439,7 @@ impl Store for SqliteStore {
                 error,
             } => ("failed", None, None, *response_status, Some(error.as_str())),
         };
-        let mut tx = self.write.begin().await?;
+        let mut tx = begin_write(&self.write).await?;
         let done = sqlx::query(
             "UPDATE callback_outbox SET status = ?, delivered_at = ?,
                 next_attempt_at = coalesce(?, next_attempt_at), lease_until = NULL,
