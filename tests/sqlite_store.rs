@@ -331,3 +331,154 @@ async fn grouped_outcomes_and_statuses_keep_their_rules() {
     );
     assert!(store.group_stats().groups.load(Ordering::Relaxed) > 0);
 }
+
+/// Rows that a send decides, as text, in a stable order.
+async fn dump(store: &SqliteStore) -> Vec<String> {
+    let pool = store.read_pool();
+    let mut out = Vec::new();
+    for (what, sql) in [
+        (
+            "conversation",
+            "SELECT id || ' ' || status || ' ' || client_name || ' ' || coalesce(close_reason, '-')
+                || ' ' || coalesce(closed_at, '-') || ' ' || last_activity_at || ' '
+                || coalesce(first_message_id, '-') || ' ' || created_at
+             FROM conversations ORDER BY id",
+        ),
+        (
+            "message",
+            "SELECT id || ' ' || conversation_id || ' ' || status || ' ' || phone_number || ' '
+                || params || ' ' || queued_at
+             FROM messages ORDER BY id",
+        ),
+        (
+            "job",
+            "SELECT message_id || ' ' || channel_id || ' ' || run_at FROM delivery_jobs
+             ORDER BY message_id",
+        ),
+        (
+            "contact",
+            "SELECT phone_number || ' ' || client_name || ' ' || created_at || ' ' || updated_at
+             FROM contacts ORDER BY phone_number",
+        ),
+        (
+            "usage",
+            "SELECT period || ' ' || used FROM conversation_usage WHERE used > 0 ORDER BY period",
+        ),
+    ] {
+        let rows: Vec<String> = sqlx::query_scalar(sql).fetch_all(pool).await.unwrap();
+        out.extend(rows.into_iter().map(|r| format!("{what}: {r}")));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_group_of_sends_decides_exactly_as_the_same_sends_one_by_one() {
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (grouped, alone) = (open(&dirs.0).await, open(&dirs.1).await);
+    // Room for 40 new conversations in the group: the limit is reached part way.
+    let limit = 60;
+    let s = seed(&grouped, limit).await;
+    // The same account, channel and template rows in the second store.
+    alone.insert_account(&s.account).await.unwrap();
+    alone
+        .insert_channel(&s.channel, &hash_token(&s.channel.id))
+        .await
+        .unwrap();
+    alone.insert_template(&s.template).await.unwrap();
+
+    let base = plantilla::now_ms() - 10_000;
+    let mut n = 0;
+    let mut send = |phone: String, name: Option<&str>, expire: bool| {
+        n += 1;
+        let mut a = accept(&s, &phone);
+        a.now = base + n;
+        a.period = period_of(a.now);
+        a.client_name = name.map(str::to_string);
+        a.new_conversation_id = format!("conv_{n:05}");
+        a.new_message_id = format!("msg_{n:05}");
+        a.params = BTreeMap::from([("name".to_string(), format!("N{n}"))]);
+        // Open conversations idle since before this are closed first.
+        a.expire_before = if expire { a.now } else { base - 1 };
+        a
+    };
+    // Before: 20 conversations, 10 of them opened by a delivered first message.
+    let mut before = Vec::new();
+    for i in 0..20 {
+        before.push(send(format!("50761000{i:03}"), Some("Old name"), false));
+    }
+    for store in [&grouped, &alone] {
+        for a in &before {
+            store.accept_send(a).await.unwrap();
+        }
+        for a in &before[..10] {
+            store
+                .apply_status(&StatusUpdate {
+                    provider_message_id: None,
+                    message_id: Some(a.new_message_id.clone()),
+                    channel_id: None,
+                    status: MessageStatus::Delivered,
+                    at: a.now,
+                    error: None,
+                    pricing_category: None,
+                })
+                .await
+                .unwrap();
+        }
+    }
+    // The group: open conversations (named and not), one of them expired; pending ones;
+    // the same new number three times; 60 new numbers past the plan limit; names kept.
+    let mut sends = Vec::new();
+    for i in 0..10 {
+        let name = if i % 2 == 0 { Some("New name") } else { None };
+        sends.push(send(format!("50761000{i:03}"), name, i == 3));
+    }
+    for i in 10..20 {
+        sends.push(send(format!("50761000{i:03}"), None, false));
+    }
+    for _ in 0..3 {
+        sends.push(send("50762000000".into(), Some("Repeated"), false));
+    }
+    for i in 0..60 {
+        let name = if i % 3 == 0 { None } else { Some("Fresh") };
+        sends.push(send(format!("50763000{i:03}"), name, false));
+    }
+    // Again: to a conversation this group created, to one it expired and created again,
+    // and to open ones (a name given twice in the group, then none).
+    sends.push(send("50763000001".into(), Some("Again"), false));
+    sends.push(send("50761000003".into(), None, false));
+    sends.push(send("50761000000".into(), None, false));
+    sends.push(send("50761000002".into(), Some("Third"), false));
+
+    let together = grouped.accept_group(&sends).await.unwrap();
+    let mut one_by_one = Vec::new();
+    for a in &sends {
+        one_by_one.push(alone.accept_send(a).await.unwrap());
+    }
+    assert_eq!(together, one_by_one);
+    let kinds = |outcomes: &[AcceptOutcome]| {
+        let mut k = BTreeMap::new();
+        for o in outcomes {
+            let name = match o {
+                AcceptOutcome::Sent { .. } => "sent",
+                AcceptOutcome::Pending { .. } => "pending",
+                AcceptOutcome::AlreadyPending { .. } => "already pending",
+                AcceptOutcome::LimitReached => "limit",
+                _ => "other",
+            };
+            *k.entry(name).or_insert(0) += 1;
+        }
+        k
+    };
+    // Every kind of decision was made (or the comparison above proved little).
+    assert_eq!(
+        kinds(&together),
+        BTreeMap::from([
+            ("already pending", 14),
+            ("limit", 22),
+            ("pending", 40),
+            ("sent", 11),
+        ]),
+        "{together:?}"
+    );
+    assert_eq!(dump(&grouped).await, dump(&alone).await);
+}

@@ -1,5 +1,6 @@
-//! Short-lived copies of what every send reads and almost nothing writes: the channel of a
-//! token, the account, the template, the default group.
+//! Short-lived copies of what every send, webhook and dispatcher pass reads and almost
+//! nothing writes: channels (by id, token and phone number id), the account, the template,
+//! the default group.
 //!
 //! A send used to read these four with five statements before its transaction. Here each is
 //! kept for [`TTL`] and dropped as soon as this process writes any of them (every store
@@ -64,6 +65,9 @@ impl<V: Clone> Table<V> {
 pub struct Lookups {
     version: AtomicU64,
     pub channel_by_token: Table<Option<Channel>>,
+    pub channel: Table<Option<Channel>>,
+    /// Where a webhook for a phone number id goes.
+    pub channel_by_phone_number_id: Table<Option<Channel>>,
     pub account: Table<Option<Account>>,
     /// Keyed by account id and template id.
     pub account_template: Table<Option<Template>>,

@@ -1035,13 +1035,18 @@ impl Store for PgStore {
     }
 
     async fn channel(&self, id: &str) -> StoreResult<Option<Channel>> {
-        sqlx::query("SELECT * FROM channels WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(|r| channel_from_row(&self.cipher, r))
-            .transpose()
+        self.lookups
+            .channel
+            .get_or(&self.lookups, id, async {
+                sqlx::query("SELECT * FROM channels WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(|r| channel_from_row(&self.cipher, r))
+                    .transpose()
+            })
+            .await
     }
 
     async fn channel_by_token(&self, token_hash: &str) -> StoreResult<Option<Channel>> {
@@ -1060,16 +1065,21 @@ impl Store for PgStore {
     }
 
     async fn channel_by_phone_number_id(&self, pnid: &str) -> StoreResult<Option<Channel>> {
-        sqlx::query(
-            "SELECT * FROM channels WHERE phone_number_id = $1
+        self.lookups
+            .channel_by_phone_number_id
+            .get_or(&self.lookups, pnid, async {
+                sqlx::query(
+                    "SELECT * FROM channels WHERE phone_number_id = $1
              ORDER BY created_at, id COLLATE \"C\" LIMIT 1",
-        )
-        .bind(pnid)
-        .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(|r| channel_from_row(&self.cipher, r))
-        .transpose()
+                )
+                .bind(pnid)
+                .fetch_optional(&self.pool)
+                .await?
+                .as_ref()
+                .map(|r| channel_from_row(&self.cipher, r))
+                .transpose()
+            })
+            .await
     }
 
     async fn channels_by_waba(&self, waba_id: &str) -> StoreResult<Vec<Channel>> {

@@ -127,6 +127,34 @@ impl SqliteStore {
         &self.stats
     }
 
+    /// The read-only pool (tests and tools look at the rows through it).
+    pub fn read_pool(&self) -> &SqlitePool {
+        &self.read
+    }
+
+    /// Test hook: decides `sends` as one group, the way concurrent sends are (no commit is
+    /// shared with anything else).
+    #[doc(hidden)]
+    pub async fn accept_group(&self, sends: &[AcceptSend]) -> StoreResult<Vec<AcceptOutcome>> {
+        let mut answers = Vec::with_capacity(sends.len());
+        let ops: Vec<WriteOp> = sends
+            .iter()
+            .map(|send| {
+                let (to, answer) = oneshot::channel();
+                answers.push(answer);
+                WriteOp::Accept(Box::new(send.clone()), to)
+            })
+            .collect();
+        write_group(&self.write, &ops)
+            .await?
+            .into_iter()
+            .map(|w| match w {
+                Written::Accept(outcome) => Ok(outcome),
+                _ => Err(anyhow::anyhow!("a send answered as another write").into()),
+            })
+            .collect()
+    }
+
     /// Seals channel secrets with `cipher` (without one they are stored as given).
     pub fn with_cipher(mut self, cipher: Arc<Cipher>) -> Self {
         self.cipher = cipher;
@@ -280,10 +308,26 @@ async fn combine(pool: SqlitePool, mut queue: mpsc::Receiver<WriteOp>, stats: Ar
 /// `group` in one transaction; nothing is kept if any of it fails.
 async fn write_group(pool: &SqlitePool, group: &[WriteOp]) -> StoreResult<Vec<Written>> {
     let mut tx = begin_write(pool).await?;
-    let mut results = Vec::with_capacity(group.len());
-    for op in group {
-        results.push(op.run(&mut tx).await?);
+    let mut results: Vec<Option<Written>> = group.iter().map(|_| None).collect();
+    // Plain sends are decided together, after the group's other writes: all of them were
+    // waiting at once, so any order is one they could have arrived in.
+    let mut plain: Vec<(usize, &AcceptSend)> = Vec::new();
+    for (i, op) in group.iter().enumerate() {
+        match op {
+            WriteOp::Accept(send, _) if send.idempotency.is_none() => plain.push((i, send)),
+            _ => results[i] = Some(op.run(&mut tx).await?),
+        }
     }
+    if !plain.is_empty() {
+        let sends: Vec<&AcceptSend> = plain.iter().map(|&(_, send)| send).collect();
+        for ((i, _), outcome) in plain.iter().zip(accept_many(&mut tx, &sends).await?) {
+            results[*i] = Some(Written::Accept(outcome));
+        }
+    }
+    let results: Vec<Written> = results
+        .into_iter()
+        .map(|r| r.expect("every write ran"))
+        .collect();
     if group.iter().any(WriteOp::abandoned) {
         // Someone stopped waiting: their write must not commit, the others' may.
         tx.rollback().await?;
@@ -958,6 +1002,283 @@ async fn decide_send(
     })
 }
 
+/// A conversation `accept_many` knows about.
+struct ActiveConversation {
+    id: String,
+    pending: bool,
+    last_activity_at: i64,
+}
+
+/// Sends without an idempotency key, decided in order exactly as `decide_send` decides each
+/// one, in a fixed number of statements whatever their count: what they need is read in
+/// one statement per kind, the decisions are made in memory (each seeing the ones before
+/// it), and what they wrote goes in one multi-row statement per table.
+async fn accept_many(
+    tx: &mut Transaction<'_, Sqlite>,
+    sends: &[&AcceptSend],
+) -> StoreResult<Vec<AcceptOutcome>> {
+    use serde_json::json;
+    let keys = serde_json::to_string(
+        &sends
+            .iter()
+            .map(|s| json!({"c": s.channel_id, "p": s.phone_number, "a": s.account_id}))
+            .collect::<Vec<_>>(),
+    )
+    .context("keys")?;
+    let mut active: HashMap<(String, String), ActiveConversation> = HashMap::new();
+    for r in sqlx::query(
+        "SELECT DISTINCT c.id, c.channel_id, c.phone_number, c.status, c.last_activity_at
+         FROM json_each(?) j JOIN conversations c
+           ON c.channel_id = json_extract(j.value, '$.c')
+          AND c.phone_number = json_extract(j.value, '$.p')
+          AND c.status IN ('pending', 'open')",
+    )
+    .bind(&keys)
+    .fetch_all(&mut **tx)
+    .await?
+    {
+        active.insert(
+            (r.try_get("channel_id")?, r.try_get("phone_number")?),
+            ActiveConversation {
+                id: r.try_get("id")?,
+                pending: r.try_get::<String, _>("status")? == "pending",
+                last_activity_at: r.try_get("last_activity_at")?,
+            },
+        );
+    }
+    // Contacts: `Some(name)` when the row exists.
+    let mut contacts: HashMap<(String, String), Option<String>> = HashMap::new();
+    for r in sqlx::query(
+        "SELECT DISTINCT k.account_id, k.phone_number, k.client_name
+         FROM json_each(?) j JOIN contacts k
+           ON k.account_id = json_extract(j.value, '$.a')
+          AND k.phone_number = json_extract(j.value, '$.p')",
+    )
+    .bind(&keys)
+    .fetch_all(&mut **tx)
+    .await?
+    {
+        contacts.insert(
+            (r.try_get("account_id")?, r.try_get("phone_number")?),
+            Some(r.try_get("client_name")?),
+        );
+    }
+    // The plan's counters, read when first needed.
+    let mut usage: HashMap<(String, String), (i64, i64)> = HashMap::new(); // (used, added)
+
+    let mut outcomes = Vec::with_capacity(sends.len());
+    let mut expired: Vec<(String, i64)> = Vec::new();
+    let mut touched_contacts: Vec<((String, String), i64)> = Vec::new();
+    let mut new_conversations: Vec<(&AcceptSend, String)> = Vec::new();
+    let mut messages: Vec<(&AcceptSend, String)> = Vec::new();
+    let mut activity: serde_json::Map<String, Value> = serde_json::Map::new();
+    for &send in sends {
+        let key = (send.channel_id.clone(), send.phone_number.clone());
+        if let Some(c) = active.get(&key)
+            && !c.pending
+            && c.last_activity_at < send.expire_before
+        {
+            // Its 24 hours are over: closed now, and this send opens a new one.
+            expired.push((c.id.clone(), send.now));
+            active.remove(&key);
+        }
+        let contact_key = (send.account_id.clone(), send.phone_number.clone());
+        let mut upsert_contact = |contacts: &mut HashMap<_, Option<String>>| {
+            let current = contacts.entry(contact_key.clone()).or_insert(None);
+            let name = match (&send.client_name, current.as_ref()) {
+                (Some(given), _) => given.clone(),
+                (None, Some(kept)) => kept.clone(),
+                (None, None) => send.phone_number.clone(),
+            };
+            *current = Some(name.clone());
+            touched_contacts.push((contact_key.clone(), send.now));
+            name
+        };
+        match active.get_mut(&key) {
+            Some(c) if c.pending => {
+                outcomes.push(AcceptOutcome::AlreadyPending {
+                    conversation_id: c.id.clone(),
+                });
+            }
+            Some(c) => {
+                if send.client_name.is_some() {
+                    upsert_contact(&mut contacts);
+                }
+                c.last_activity_at = send.now;
+                activity.insert(c.id.clone(), send.now.into());
+                messages.push((send, c.id.clone()));
+                outcomes.push(AcceptOutcome::Sent {
+                    conversation_id: c.id.clone(),
+                    message_id: send.new_message_id.clone(),
+                });
+            }
+            None => {
+                let usage_key = (send.account_id.clone(), send.period.clone());
+                if !usage.contains_key(&usage_key) {
+                    let used: Option<i64> = sqlx::query_scalar(
+                        "SELECT used FROM conversation_usage WHERE account_id = ? AND period = ?",
+                    )
+                    .bind(&send.account_id)
+                    .bind(&send.period)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                    usage.insert(usage_key.clone(), (used.unwrap_or(0), 0));
+                }
+                let (used, added) = usage.get_mut(&usage_key).expect("read above");
+                if *used + *added >= send.conversation_limit {
+                    outcomes.push(AcceptOutcome::LimitReached);
+                    continue;
+                }
+                *added += 1;
+                let name = upsert_contact(&mut contacts);
+                active.insert(
+                    key,
+                    ActiveConversation {
+                        id: send.new_conversation_id.clone(),
+                        pending: true,
+                        last_activity_at: send.now,
+                    },
+                );
+                new_conversations.push((send, name));
+                messages.push((send, send.new_conversation_id.clone()));
+                outcomes.push(AcceptOutcome::Pending {
+                    conversation_id: send.new_conversation_id.clone(),
+                    message_id: send.new_message_id.clone(),
+                });
+            }
+        }
+    }
+
+    // The writes, in the order `decide_send` makes them.
+    for (id, now) in &expired {
+        sqlx::query(
+            "UPDATE conversations SET status = 'closed', closed_at = ?, close_reason = 'expired'
+             WHERE id = ?",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for ((account_id, period), (_, added)) in &usage {
+        if *added > 0 {
+            sqlx::query(
+                "INSERT INTO conversation_usage (account_id, period, used) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (account_id, period) DO UPDATE SET used = used + ?3",
+            )
+            .bind(account_id)
+            .bind(period)
+            .bind(added)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    // Each contact once, with its name after the group; created when first touched.
+    let mut written: HashMap<&(String, String), (i64, i64)> = HashMap::new();
+    for (key, now) in &touched_contacts {
+        written
+            .entry(key)
+            .and_modify(|(_, last)| *last = *now)
+            .or_insert((*now, *now));
+    }
+    for chunk in written.iter().collect::<Vec<_>>().chunks(CHUNK) {
+        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO contacts (account_id, phone_number, client_name, created_at, updated_at) ",
+        );
+        q.push_values(chunk, |mut b, ((account_id, phone), (first, last))| {
+            let name = contacts
+                .get(&(account_id.clone(), phone.clone()))
+                .cloned()
+                .flatten()
+                .unwrap_or_else(|| phone.clone());
+            b.push_bind(account_id.clone())
+                .push_bind(phone.clone())
+                .push_bind(name)
+                .push_bind(*first)
+                .push_bind(*last);
+        });
+        q.push(
+            " ON CONFLICT (account_id, phone_number) DO UPDATE
+              SET client_name = excluded.client_name, updated_at = excluded.updated_at",
+        );
+        q.build().execute(&mut **tx).await?;
+    }
+    for chunk in new_conversations.chunks(CHUNK) {
+        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO conversations (id, account_id, channel_id, phone_number, status,
+                assignee, group_id, client_name, first_message_id, created_at, last_activity_at) ",
+        );
+        q.push_values(chunk, |mut b, (send, name)| {
+            b.push_bind(send.new_conversation_id.clone())
+                .push_bind(send.account_id.clone())
+                .push_bind(send.channel_id.clone())
+                .push_bind(send.phone_number.clone())
+                .push_bind("pending")
+                .push_bind(send.assignee)
+                .push_bind(send.group_id.clone())
+                .push_bind(name.clone())
+                .push_bind(send.new_message_id.clone())
+                .push_bind(send.now)
+                .push_bind(send.now);
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    for chunk in messages.chunks(CHUNK) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (send, conversation_id) in chunk {
+            rows.push((
+                *send,
+                conversation_id,
+                serde_json::to_string(&send.params).context("params")?,
+            ));
+        }
+        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO messages (id, account_id, channel_id, conversation_id, template_id,
+                phone_number, params, status, queued_at, updated_at, batch_id, callback_url,
+                metadata) ",
+        );
+        q.push_values(&rows, |mut b, (send, conversation_id, params)| {
+            b.push_bind(send.new_message_id.clone())
+                .push_bind(send.account_id.clone())
+                .push_bind(send.channel_id.clone())
+                .push_bind((*conversation_id).clone())
+                .push_bind(send.template_id.clone())
+                .push_bind(send.phone_number.clone())
+                .push_bind(params.clone())
+                .push_bind("queued")
+                .push_bind(send.now)
+                .push_bind(send.now)
+                .push_bind(send.batch_id.clone())
+                .push_bind(send.callback_url.clone())
+                .push_bind(send.metadata.as_ref().map(|m| m.to_string()));
+        });
+        q.build().execute(&mut **tx).await?;
+        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO delivery_jobs (message_id, channel_id, run_at) ",
+        );
+        q.push_values(chunk, |mut b, (send, _)| {
+            b.push_bind(send.new_message_id.clone())
+                .push_bind(send.channel_id.clone())
+                .push_bind(send.now);
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    if !activity.is_empty() {
+        sqlx::query(
+            "UPDATE conversations
+             SET last_activity_at = (SELECT value FROM json_each(?1) WHERE key = conversations.id)
+             WHERE id IN (SELECT key FROM json_each(?1))",
+        )
+        .bind(Value::Object(activity).to_string())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(outcomes)
+}
+
+/// Rows per multi-row statement (SQLite allows 32,766 bound values; messages take 13 each).
+const CHUNK: usize = 256;
+
 /// The contact of a send: its name when the sender gave one, else the number (kept if the
 /// contact exists).
 async fn upsert_contact(tx: &mut Transaction<'_, Sqlite>, send: &AcceptSend) -> StoreResult<()> {
@@ -1356,13 +1677,18 @@ impl Store for SqliteStore {
     }
 
     async fn channel(&self, id: &str) -> StoreResult<Option<Channel>> {
-        sqlx::query("SELECT * FROM channels WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?
-            .as_ref()
-            .map(|r| channel_from_row(&self.cipher, r))
-            .transpose()
+        self.lookups
+            .channel
+            .get_or(&self.lookups, id, async {
+                sqlx::query("SELECT * FROM channels WHERE id = ?")
+                    .bind(id)
+                    .fetch_optional(&self.read)
+                    .await?
+                    .as_ref()
+                    .map(|r| channel_from_row(&self.cipher, r))
+                    .transpose()
+            })
+            .await
     }
 
     async fn channel_by_token(&self, token_hash: &str) -> StoreResult<Option<Channel>> {
@@ -1381,13 +1707,20 @@ impl Store for SqliteStore {
     }
 
     async fn channel_by_phone_number_id(&self, pnid: &str) -> StoreResult<Option<Channel>> {
-        sqlx::query("SELECT * FROM channels WHERE phone_number_id = ? ORDER BY created_at LIMIT 1")
-            .bind(pnid)
-            .fetch_optional(&self.read)
-            .await?
-            .as_ref()
-            .map(|r| channel_from_row(&self.cipher, r))
-            .transpose()
+        self.lookups
+            .channel_by_phone_number_id
+            .get_or(&self.lookups, pnid, async {
+                sqlx::query(
+                    "SELECT * FROM channels WHERE phone_number_id = ? ORDER BY created_at LIMIT 1",
+                )
+                .bind(pnid)
+                .fetch_optional(&self.read)
+                .await?
+                .as_ref()
+                .map(|r| channel_from_row(&self.cipher, r))
+                .transpose()
+            })
+            .await
     }
 
     async fn channels_by_waba(&self, waba_id: &str) -> StoreResult<Vec<Channel>> {
