@@ -482,3 +482,52 @@ async fn a_group_of_sends_decides_exactly_as_the_same_sends_one_by_one() {
     );
     assert_eq!(dump(&grouped).await, dump(&alone).await);
 }
+
+#[tokio::test]
+async fn one_claim_for_several_channels_keeps_each_channels_limit_and_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let a = seed(&store, 1000).await;
+    let b = seed(&store, 1000).await;
+    let mut queued: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for i in 0..10 {
+        for s in [&a, &b] {
+            let AcceptOutcome::Pending { message_id, .. } = store
+                .accept_send(&accept(s, &format!("5075522{i:04}")))
+                .await
+                .unwrap()
+            else {
+                panic!("a new number opens a pending conversation");
+            };
+            queued
+                .entry(s.channel.id.clone())
+                .or_default()
+                .push(message_id);
+        }
+    }
+    let now = plantilla::now_ms();
+    let asks = [(a.channel.id.clone(), 4), (b.channel.id.clone(), 7)];
+    let first = store
+        .claim_many(&asks, now, LEASE, ORPHAN_WAIT)
+        .await
+        .unwrap();
+    let ids = |jobs: &[ClaimedJob]| {
+        jobs.iter()
+            .map(|j| j.message.id.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&first[0]), queued[&a.channel.id][..4]);
+    assert_eq!(ids(&first[1]), queued[&b.channel.id][..7]);
+    assert!(
+        first[0]
+            .iter()
+            .all(|j| j.message.channel_id == a.channel.id)
+    );
+    // Leased jobs are not claimed again: the next claim takes what is left.
+    let second = store
+        .claim_many(&asks, now, LEASE, ORPHAN_WAIT)
+        .await
+        .unwrap();
+    assert_eq!(ids(&second[0]), queued[&a.channel.id][4..8]);
+    assert_eq!(ids(&second[1]), queued[&b.channel.id][7..]);
+}

@@ -210,6 +210,7 @@ impl Dispatcher {
         let store = &self.app.store;
         let mut next: Option<Duration> = None;
         let mut note = |d: Duration| next = Some(next.map_or(d, |n: Duration| n.min(d)));
+        let mut wanted: Vec<(Channel, u32)> = Vec::new();
         for channel_id in store.due_channels(now_ms(), self.orphan_wait_ms()).await? {
             if !self.owns(&channel_id).await? {
                 // Another instance sends for it; look again when its lease may have lapsed.
@@ -239,16 +240,21 @@ impl Dispatcher {
             if allowed == 0 {
                 continue;
             }
-            let lease_ms = i64::try_from(self.app.config.dispatch_lease_ms).unwrap_or(30_000);
-            let jobs = store
-                .claim_jobs(
-                    &channel.id,
-                    allowed,
-                    now_ms(),
-                    lease_ms,
-                    self.orphan_wait_ms(),
-                )
-                .await?;
+            wanted.push((channel, allowed));
+        }
+        if wanted.is_empty() {
+            return Ok(next);
+        }
+        // One claim for every channel that may send now (one transaction on SQLite).
+        let lease_ms = i64::try_from(self.app.config.dispatch_lease_ms).unwrap_or(30_000);
+        let asks: Vec<(String, u32)> = wanted
+            .iter()
+            .map(|(channel, allowed)| (channel.id.clone(), *allowed))
+            .collect();
+        let claimed = store
+            .claim_many(&asks, now_ms(), lease_ms, self.orphan_wait_ms())
+            .await?;
+        for ((channel, allowed), jobs) in wanted.into_iter().zip(claimed) {
             let claimed = u32::try_from(jobs.len()).unwrap_or(u32::MAX).min(allowed);
             {
                 let mut pacers = self.pacers.lock().expect("pacers lock");

@@ -903,6 +903,24 @@ pub trait Store: Send + Sync + 'static {
         lease_ms: i64,
         orphan_wait_ms: i64,
     ) -> StoreResult<Vec<ClaimedJob>>;
+    /// `claim_jobs` for several channels, `(channel id, limit)` each; the answers in the same
+    /// order. A store with one writer claims them all in one transaction.
+    async fn claim_many(
+        &self,
+        claims: &[(String, u32)],
+        now: i64,
+        lease_ms: i64,
+        orphan_wait_ms: i64,
+    ) -> StoreResult<Vec<Vec<ClaimedJob>>> {
+        let mut out = Vec::with_capacity(claims.len());
+        for (channel_id, limit) in claims {
+            out.push(
+                self.claim_jobs(channel_id, *limit, now, lease_ms, orphan_wait_ms)
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
     /// Records an attempt's outcome if the job is still at that attempt; `Stale` when a newer
     /// claim owns the job (the outcome is dropped).
     async fn finish_attempt(&self, outcome: &AttemptOutcome) -> StoreResult<Finished>;

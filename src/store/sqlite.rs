@@ -1524,6 +1524,102 @@ async fn apply_in(
     })
 }
 
+/// Claims a channel's due jobs (see `Store::claim_jobs`) in the caller's transaction.
+async fn claim_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    channel_id: &str,
+    limit: u32,
+    now: i64,
+    lease_ms: i64,
+    orphan_wait_ms: i64,
+) -> StoreResult<Vec<ClaimedJob>> {
+    let claimed = sqlx::query(
+        "UPDATE delivery_jobs SET attempt = attempt + 1, tries = tries + 1, lease_until = ?1
+         WHERE seq IN (
+            SELECT seq FROM delivery_jobs WHERE channel_id = ?2 AND run_at <= ?3
+              AND (lease_until IS NULL OR lease_until + ?5 <= ?3)
+            ORDER BY seq LIMIT ?4)
+         RETURNING seq, message_id, attempt, tries",
+    )
+    .bind(now + lease_ms)
+    .bind(channel_id)
+    .bind(now)
+    .bind(limit)
+    .bind(orphan_wait_ms)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut claimed: Vec<(i64, String, i64, i64)> = claimed
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get("seq")?,
+                r.try_get("message_id")?,
+                r.try_get("attempt")?,
+                r.try_get("tries")?,
+            ))
+        })
+        .collect::<StoreResult<_>>()?;
+    claimed.sort_by_key(|(seq, ..)| *seq);
+    if claimed.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The claimed messages and their templates in one statement each, whatever the count.
+    let ids = serde_json::to_string(
+        &claimed
+            .iter()
+            .map(|(_, id, ..)| id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .context("claimed ids")?;
+    let rows = sqlx::query(
+        "UPDATE messages SET status = CASE WHEN status IN ('queued', 'sending')
+                THEN 'sending' ELSE status END,
+            sending_at = coalesce(sending_at, ?1),
+            attempts = (SELECT tries FROM delivery_jobs j WHERE j.message_id = messages.id),
+            updated_at = ?1
+         WHERE id IN (SELECT value FROM json_each(?2)) RETURNING *",
+    )
+    .bind(now)
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut messages = rows
+        .iter()
+        .map(|r| message_from_row(r).map(|m| (m.id.clone(), m)))
+        .collect::<StoreResult<HashMap<_, _>>>()?;
+    let template_ids = serde_json::to_string(
+        &messages
+            .values()
+            .map(|m| m.template_id.as_str())
+            .collect::<HashSet<_>>(),
+    )
+    .context("template ids")?;
+    let templates =
+        sqlx::query("SELECT * FROM templates WHERE id IN (SELECT value FROM json_each(?))")
+            .bind(&template_ids)
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(|r| template_from_row(r).map(|t| (t.id.clone(), t)))
+            .collect::<StoreResult<HashMap<_, _>>>()?;
+    let mut jobs = Vec::with_capacity(claimed.len());
+    for (_, message_id, attempt, _) in claimed {
+        let message = messages
+            .remove(&message_id)
+            .with_context(|| format!("claimed job without message {message_id}"))?;
+        let template = templates
+            .get(&message.template_id)
+            .with_context(|| format!("message {message_id} without its template"))?
+            .clone();
+        jobs.push(ClaimedJob {
+            template,
+            message,
+            attempt,
+        });
+    }
+    Ok(jobs)
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn finish_attempt(&self, o: &AttemptOutcome) -> StoreResult<Finished> {
@@ -2360,92 +2456,25 @@ impl Store for SqliteStore {
         orphan_wait_ms: i64,
     ) -> StoreResult<Vec<ClaimedJob>> {
         let mut tx = begin_write(&self.write).await?;
-        let claimed = sqlx::query(
-            "UPDATE delivery_jobs SET attempt = attempt + 1, tries = tries + 1, lease_until = ?1
-             WHERE seq IN (
-                SELECT seq FROM delivery_jobs WHERE channel_id = ?2 AND run_at <= ?3
-                  AND (lease_until IS NULL OR lease_until + ?5 <= ?3)
-                ORDER BY seq LIMIT ?4)
-             RETURNING seq, message_id, attempt, tries",
-        )
-        .bind(now + lease_ms)
-        .bind(channel_id)
-        .bind(now)
-        .bind(limit)
-        .bind(orphan_wait_ms)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut claimed: Vec<(i64, String, i64, i64)> = claimed
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("seq")?,
-                    r.try_get("message_id")?,
-                    r.try_get("attempt")?,
-                    r.try_get("tries")?,
-                ))
-            })
-            .collect::<StoreResult<_>>()?;
-        claimed.sort_by_key(|(seq, ..)| *seq);
-        if claimed.is_empty() {
-            return Ok(Vec::new());
-        }
-        // The claimed messages and their templates in one statement each, whatever the count.
-        let ids = serde_json::to_string(
-            &claimed
-                .iter()
-                .map(|(_, id, ..)| id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .context("claimed ids")?;
-        let rows = sqlx::query(
-            "UPDATE messages SET status = CASE WHEN status IN ('queued', 'sending')
-                    THEN 'sending' ELSE status END,
-                sending_at = coalesce(sending_at, ?1),
-                attempts = (SELECT tries FROM delivery_jobs j WHERE j.message_id = messages.id),
-                updated_at = ?1
-             WHERE id IN (SELECT value FROM json_each(?2)) RETURNING *",
-        )
-        .bind(now)
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut messages = rows
-            .iter()
-            .map(|r| message_from_row(r).map(|m| (m.id.clone(), m)))
-            .collect::<StoreResult<HashMap<_, _>>>()?;
-        let template_ids = serde_json::to_string(
-            &messages
-                .values()
-                .map(|m| m.template_id.as_str())
-                .collect::<HashSet<_>>(),
-        )
-        .context("template ids")?;
-        let templates =
-            sqlx::query("SELECT * FROM templates WHERE id IN (SELECT value FROM json_each(?))")
-                .bind(&template_ids)
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|r| template_from_row(r).map(|t| (t.id.clone(), t)))
-                .collect::<StoreResult<HashMap<_, _>>>()?;
-        let mut jobs = Vec::with_capacity(claimed.len());
-        for (_, message_id, attempt, _) in claimed {
-            let message = messages
-                .remove(&message_id)
-                .with_context(|| format!("claimed job without message {message_id}"))?;
-            let template = templates
-                .get(&message.template_id)
-                .with_context(|| format!("message {message_id} without its template"))?
-                .clone();
-            jobs.push(ClaimedJob {
-                template,
-                message,
-                attempt,
-            });
-        }
+        let jobs = claim_in(&mut tx, channel_id, limit, now, lease_ms, orphan_wait_ms).await?;
         tx.commit().await?;
         Ok(jobs)
+    }
+
+    async fn claim_many(
+        &self,
+        claims: &[(String, u32)],
+        now: i64,
+        lease_ms: i64,
+        orphan_wait_ms: i64,
+    ) -> StoreResult<Vec<Vec<ClaimedJob>>> {
+        let mut tx = begin_write(&self.write).await?;
+        let mut out = Vec::with_capacity(claims.len());
+        for (channel_id, limit) in claims {
+            out.push(claim_in(&mut tx, channel_id, *limit, now, lease_ms, orphan_wait_ms).await?);
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 
     async fn store_pending_status(&self, u: &StatusUpdate, now: i64) -> StoreResult<()> {
