@@ -166,9 +166,10 @@ impl SqliteStore {
 //
 // SQLite has one writer and every commit is an fsync (with `synchronous=full`). Sends,
 // delivery outcomes and statuses are the writes that come by the thousand, so they go to one
-// task that takes everything waiting (up to `MAX_GROUP`) and runs it in one transaction, in
-// arrival order: the same decisions as one transaction each, because each operation sees the
-// ones before it, with one commit for the group. Nobody waits for a group to fill: a lone
+// task that takes everything waiting (up to `MAX_GROUP`) and runs it in one transaction:
+// outcomes and statuses in arrival order, then the plain sends together (`accept_many`). The
+// decisions are those of one transaction each in that order, since each operation sees the
+// ones before it; only the commit is shared. Nobody waits for a group to fill: a lone
 // write goes at once, and the writes that arrive during a commit make the next group. If any
 // operation of a group fails, the group is rolled back and each operation runs again in its
 // own transaction, so one failure is reported to its caller only.
