@@ -1266,9 +1266,8 @@ async fn accept_many(
     }
     if !activity.is_empty() {
         sqlx::query(
-            "UPDATE conversations
-             SET last_activity_at = (SELECT value FROM json_each(?1) WHERE key = conversations.id)
-             WHERE id IN (SELECT key FROM json_each(?1))",
+            "UPDATE conversations SET last_activity_at = j.value
+             FROM json_each(?) AS j WHERE conversations.id = j.key",
         )
         .bind(Value::Object(activity).to_string())
         .execute(&mut **tx)
