@@ -720,33 +720,44 @@ async fn fail_message(
     conversation_follows(tx, message, MessageStatus::Failed, now).await
 }
 
+/// Forgets `idem` if it has expired, so its next use counts as a first.
+async fn forget_expired_key(
+    tx: &mut Transaction<'_, Postgres>,
+    idem: &IdempotencyKey,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at <= $3")
+        .bind(&idem.scope)
+        .bind(&idem.key)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// What an idempotency key was stored with: (fingerprint, outcome).
+async fn stored_key(
+    tx: &mut Transaction<'_, Postgres>,
+    idem: &IdempotencyKey,
+) -> StoreResult<Option<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT fingerprint, outcome FROM idempotency_keys WHERE scope = $1 AND key = $2",
+    )
+    .bind(&idem.scope)
+    .bind(&idem.key)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
 /// One send's decision inside the caller's transaction (see `Store::accept_send`).
 async fn accept_in(
     tx: &mut Transaction<'_, Postgres>,
     send: &AcceptSend,
 ) -> StoreResult<AcceptOutcome> {
     if let Some(idem) = &send.idempotency {
-        sqlx::query(
-            "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at <= $3",
-        )
-        .bind(&idem.scope)
-        .bind(&idem.key)
-        .bind(send.now)
-        .execute(&mut **tx)
-        .await?;
-        let seen = sqlx::query(
-            "SELECT fingerprint, outcome FROM idempotency_keys WHERE scope = $1 AND key = $2",
-        )
-        .bind(&idem.scope)
-        .bind(&idem.key)
-        .fetch_optional(&mut **tx)
-        .await?;
-        if let Some(row) = seen {
-            return replay(
-                &idem.fingerprint,
-                &row.try_get::<String, _>("fingerprint")?,
-                &row.try_get::<String, _>("outcome")?,
-            );
+        forget_expired_key(tx, idem, send.now).await?;
+        if let Some((fingerprint, outcome)) = stored_key(tx, idem).await? {
+            return replay(&idem.fingerprint, &fingerprint, &outcome);
         }
         sqlx::query(
             "INSERT INTO idempotency_keys (scope, key, fingerprint, outcome, created_at, expires_at)
@@ -2115,14 +2126,7 @@ impl Store for PgStore {
     ) -> StoreResult<EndpointInsert> {
         let mut tx = self.pool.begin().await?;
         if let Some(idem) = idempotency {
-            sqlx::query(
-                "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at <= $3",
-            )
-            .bind(&idem.scope)
-            .bind(&idem.key)
-            .bind(e.created_at)
-            .execute(&mut *tx)
-            .await?;
+            forget_expired_key(&mut tx, idem, e.created_at).await?;
             // The key's primary key decides between concurrent creations: an insert that
             // meets a concurrent one waits for it to commit, then inserts nothing.
             let stored = sqlx::query(
@@ -2141,25 +2145,13 @@ impl Store for PgStore {
                 == 1;
             if !stored {
                 // READ COMMITTED: this statement sees the key the conflict waited for.
-                let seen = sqlx::query(
-                    "SELECT fingerprint, outcome FROM idempotency_keys WHERE scope = $1 AND key = $2",
-                )
-                .bind(&idem.scope)
-                .bind(&idem.key)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(row) = seen else {
+                let Some((fingerprint, outcome)) = stored_key(&mut tx, idem).await? else {
                     // Forgotten (expired) between the two statements: decide again.
                     return Err(StoreError::Conflict(
                         "the idempotency key was forgotten meanwhile".into(),
                     ));
                 };
-                let Some(id) = endpoint_replay(
-                    &idem.fingerprint,
-                    &row.try_get::<String, _>("fingerprint")?,
-                    &row.try_get::<String, _>("outcome")?,
-                )?
-                else {
+                let Some(id) = endpoint_replay(&idem.fingerprint, &fingerprint, &outcome)? else {
                     return Ok(EndpointInsert::KeyReused);
                 };
                 let created = sqlx::query(

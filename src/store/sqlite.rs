@@ -848,43 +848,60 @@ async fn fail_message(
     conversation_follows(tx, message, MessageStatus::Failed, now, None).await
 }
 
+/// What an idempotency key was stored with (fingerprint, outcome), once an expired one is
+/// forgotten.
+async fn earlier_use(
+    tx: &mut Transaction<'_, Sqlite>,
+    idem: &IdempotencyKey,
+    now: i64,
+) -> StoreResult<Option<(String, String)>> {
+    sqlx::query("DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND expires_at <= ?")
+        .bind(&idem.scope)
+        .bind(&idem.key)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(sqlx::query_as(
+        "SELECT fingerprint, outcome FROM idempotency_keys WHERE scope = ? AND key = ?",
+    )
+    .bind(&idem.scope)
+    .bind(&idem.key)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+/// Stores a key's first use with `outcome`.
+async fn remember_key(
+    tx: &mut Transaction<'_, Sqlite>,
+    idem: &IdempotencyKey,
+    outcome: &str,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO idempotency_keys (scope, key, fingerprint, outcome, created_at, expires_at)
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&idem.scope)
+    .bind(&idem.key)
+    .bind(&idem.fingerprint)
+    .bind(outcome)
+    .bind(now)
+    .bind(idem.expires_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// One send's decision inside the caller's transaction (see `Store::accept_send`).
 async fn accept_in(
     tx: &mut Transaction<'_, Sqlite>,
     send: &AcceptSend,
 ) -> StoreResult<AcceptOutcome> {
     if let Some(idem) = &send.idempotency {
-        sqlx::query("DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND expires_at <= ?")
-            .bind(&idem.scope)
-            .bind(&idem.key)
-            .bind(send.now)
-            .execute(&mut **tx)
-            .await?;
-        let seen = sqlx::query(
-            "SELECT fingerprint, outcome FROM idempotency_keys WHERE scope = ? AND key = ?",
-        )
-        .bind(&idem.scope)
-        .bind(&idem.key)
-        .fetch_optional(&mut **tx)
-        .await?;
-        if let Some(row) = seen {
-            return replay(
-                &idem.fingerprint,
-                &row.try_get::<String, _>("fingerprint")?,
-                &row.try_get::<String, _>("outcome")?,
-            );
+        if let Some((fingerprint, outcome)) = earlier_use(tx, idem, send.now).await? {
+            return replay(&idem.fingerprint, &fingerprint, &outcome);
         }
-        sqlx::query(
-            "INSERT INTO idempotency_keys (scope, key, fingerprint, outcome, created_at, expires_at)
-             VALUES (?, ?, ?, '{}', ?, ?)",
-        )
-        .bind(&idem.scope)
-        .bind(&idem.key)
-        .bind(&idem.fingerprint)
-        .bind(send.now)
-        .bind(idem.expires_at)
-        .execute(&mut **tx)
-        .await?;
+        remember_key(tx, idem, "{}", send.now).await?;
     }
     let outcome = decide_send(tx, send).await?;
     if let Some(idem) = &send.idempotency {
@@ -2567,28 +2584,8 @@ impl Store for SqliteStore {
         // concurrent creations with one key the first stores it and the others see it.
         let mut tx = begin_write(&self.write).await?;
         if let Some(idem) = idempotency {
-            sqlx::query(
-                "DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND expires_at <= ?",
-            )
-            .bind(&idem.scope)
-            .bind(&idem.key)
-            .bind(e.created_at)
-            .execute(&mut *tx)
-            .await?;
-            let seen = sqlx::query(
-                "SELECT fingerprint, outcome FROM idempotency_keys WHERE scope = ? AND key = ?",
-            )
-            .bind(&idem.scope)
-            .bind(&idem.key)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = seen {
-                let Some(id) = endpoint_replay(
-                    &idem.fingerprint,
-                    &row.try_get::<String, _>("fingerprint")?,
-                    &row.try_get::<String, _>("outcome")?,
-                )?
-                else {
+            if let Some((fingerprint, outcome)) = earlier_use(&mut tx, idem, e.created_at).await? {
+                let Some(id) = endpoint_replay(&idem.fingerprint, &fingerprint, &outcome)? else {
                     return Ok(EndpointInsert::KeyReused);
                 };
                 let created =
@@ -2602,17 +2599,12 @@ impl Store for SqliteStore {
                     None => EndpointInsert::ReplayedDeleted { id },
                 });
             }
-            sqlx::query(
-                "INSERT INTO idempotency_keys (scope, key, fingerprint, outcome, created_at, expires_at)
-                 VALUES (?, ?, ?, ?, ?, ?)",
+            remember_key(
+                &mut tx,
+                idem,
+                &EndpointOutcome::stored(&e.id)?,
+                e.created_at,
             )
-            .bind(&idem.scope)
-            .bind(&idem.key)
-            .bind(&idem.fingerprint)
-            .bind(EndpointOutcome::stored(&e.id)?)
-            .bind(e.created_at)
-            .bind(idem.expires_at)
-            .execute(&mut *tx)
             .await?;
         }
         sqlx::query(
