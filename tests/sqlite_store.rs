@@ -6,22 +6,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use plantilla::domain::ids::{hash_token, new_id};
+use plantilla::domain::ids::hash_token;
 use plantilla::domain::status::MessageStatus;
 use plantilla::service::send::period_of;
 use plantilla::store::sqlite::SqliteStore;
 use plantilla::store::*;
-use serde_json::json;
 use tokio::task::JoinSet;
 
 const LEASE: i64 = 30_000;
 const ORPHAN_WAIT: i64 = 120_000;
 
-struct Seeded {
-    account: Account,
-    channel: Channel,
-    template: Template,
-}
+#[path = "common/store_seed.rs"]
+mod store_seed;
+use store_seed::{Seeded, accept};
 
 async fn open(dir: &tempfile::TempDir) -> Arc<SqliteStore> {
     let url = format!("sqlite://{}", dir.path().join("store.db").display());
@@ -29,83 +26,7 @@ async fn open(dir: &tempfile::TempDir) -> Arc<SqliteStore> {
 }
 
 async fn seed(store: &SqliteStore, conversation_limit: i64) -> Seeded {
-    let now = plantilla::now_ms();
-    let account = Account {
-        id: new_id("acc"),
-        name: "Acme".into(),
-        conversation_limit,
-        created_at: now,
-        updated_at: now,
-    };
-    store.insert_account(&account).await.unwrap();
-    let channel = Channel {
-        id: new_id("chn"),
-        account_id: account.id.clone(),
-        name: "Main".into(),
-        provider: ProviderKind::Sandbox,
-        phone_number_id: new_id("pnid"),
-        waba_id: "waba_1".into(),
-        access_token: String::new(),
-        app_secret: String::new(),
-        verify_token: String::new(),
-        status: "connected".into(),
-        messages_per_second: 1000,
-        health: "ok".into(),
-        health_error: None,
-        created_at: now,
-        updated_at: now,
-    };
-    store
-        .insert_channel(&channel, &hash_token(&channel.id))
-        .await
-        .unwrap();
-    let template = Template {
-        id: new_id("tpl"),
-        account_id: account.id.clone(),
-        name: "order_update".into(),
-        language: "es".into(),
-        category: "UTILITY".into(),
-        status: "APPROVED".into(),
-        app_id: "app_1".into(),
-        message: "Hola {{name}}".into(),
-        header: None,
-        footer: None,
-        buttons: json!([]),
-        group_name: None,
-        active: true,
-        created_at: now,
-        updated_at: now,
-    };
-    store.insert_template(&template).await.unwrap();
-    Seeded {
-        account,
-        channel,
-        template,
-    }
-}
-
-fn accept(s: &Seeded, phone: &str) -> AcceptSend {
-    let now = plantilla::now_ms();
-    AcceptSend {
-        account_id: s.account.id.clone(),
-        channel_id: s.channel.id.clone(),
-        template_id: s.template.id.clone(),
-        phone_number: phone.to_string(),
-        client_name: None,
-        group_id: None,
-        assignee: "bot",
-        params: BTreeMap::from([("name".to_string(), "Ana".to_string())]),
-        conversation_limit: s.account.conversation_limit,
-        period: period_of(now),
-        now,
-        expire_before: now - 24 * 3600 * 1000,
-        new_conversation_id: new_id("conv"),
-        new_message_id: new_id("msg"),
-        batch_id: None,
-        callback_url: None,
-        metadata: None,
-        idempotency: None,
-    }
+    store_seed::seed(store, conversation_limit).await
 }
 
 /// Messages stored, whatever their status.
@@ -125,7 +46,7 @@ async fn concurrent_sends_are_grouped_and_decide_as_if_alone() {
         let (store, s) = (store.clone(), s.clone());
         tasks.spawn(async move {
             let outcome = store
-                .accept_send(&accept(&s, &format!("5075500{i:04}")))
+                .accept_send(&accept(&s, &format!("5075500{i:04}"), plantilla::now_ms()))
                 .await;
             ("new", outcome)
         });
@@ -133,7 +54,9 @@ async fn concurrent_sends_are_grouped_and_decide_as_if_alone() {
     for _ in 0..20 {
         let (store, s) = (store.clone(), s.clone());
         tasks.spawn(async move {
-            let outcome = store.accept_send(&accept(&s, "50766660000")).await;
+            let outcome = store
+                .accept_send(&accept(&s, "50766660000", plantilla::now_ms()))
+                .await;
             ("same", outcome)
         });
     }
@@ -188,14 +111,19 @@ async fn a_write_that_fails_in_a_group_fails_alone() {
             let (store, s) = (store.clone(), s.clone());
             tasks.spawn(async move {
                 let phone = format!("50755{wave:02}{i:04}");
-                (false, store.accept_send(&accept(&s, &phone)).await)
+                (
+                    false,
+                    store
+                        .accept_send(&accept(&s, &phone, plantilla::now_ms()))
+                        .await,
+                )
             });
         }
         // A send for an account that does not exist breaks a foreign key (before any rule
         // could refuse it).
         let (store2, s2) = (store.clone(), s.clone());
         tasks.spawn(async move {
-            let mut bad = accept(&s2, &format!("50766{wave:02}0000"));
+            let mut bad = accept(&s2, &format!("50766{wave:02}0000"), plantilla::now_ms());
             bad.account_id = "acc_missing".into();
             (true, store2.accept_send(&bad).await)
         });
@@ -222,7 +150,7 @@ async fn grouped_outcomes_and_statuses_keep_their_rules() {
     let mut ids = Vec::new();
     for i in 0..100 {
         match store
-            .accept_send(&accept(&s, &format!("5075511{i:04}")))
+            .accept_send(&accept(&s, &format!("5075511{i:04}"), plantilla::now_ms()))
             .await
             .unwrap()
         {
@@ -390,7 +318,7 @@ async fn a_group_of_sends_decides_exactly_as_the_same_sends_one_by_one() {
     let mut n = 0;
     let mut send = |phone: String, name: Option<&str>, expire: bool| {
         n += 1;
-        let mut a = accept(&s, &phone);
+        let mut a = accept(&s, &phone, plantilla::now_ms());
         a.now = base + n;
         a.period = period_of(a.now);
         a.client_name = name.map(str::to_string);
@@ -493,7 +421,7 @@ async fn one_claim_for_several_channels_keeps_each_channels_limit_and_order() {
     for i in 0..10 {
         for s in [&a, &b] {
             let AcceptOutcome::Pending { message_id, .. } = store
-                .accept_send(&accept(s, &format!("5075522{i:04}")))
+                .accept_send(&accept(s, &format!("5075522{i:04}"), plantilla::now_ms()))
                 .await
                 .unwrap()
             else {
