@@ -735,6 +735,94 @@ async fn statuses_are_monotonic_and_failed_is_final() {
 /// Sends (with and without a name), inbound messages, two dispatchers and webhooks on the same
 /// numbers at once: every call succeeds (no deadlock between the methods' locks) and no
 /// message is left queued or sending.
+#[tokio::test]
+async fn a_status_naming_another_channel_changes_nothing() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        let s = seed(&store, 1000).await;
+        let now = plantilla::now_ms();
+        let AcceptOutcome::Pending { message_id, .. } = store
+            .accept_send(&accept(&s, "50755660001", now))
+            .await
+            .unwrap()
+        else {
+            panic!("expected pending");
+        };
+        // The status ends the job before it reads the message; naming another channel, it
+        // must leave the job (and the message) as they were.
+        let forged = StatusUpdate {
+            provider_message_id: None,
+            message_id: Some(message_id.clone()),
+            channel_id: Some("ch_someone_else".into()),
+            pricing_category: Some("marketing".into()),
+            ..status("wamid.none", MessageStatus::Delivered, now)
+        };
+        assert!(matches!(
+            store.apply_status(&forged).await.unwrap(),
+            StatusApplied::OtherChannel
+        ));
+        let message = store.message(&message_id).await.unwrap().unwrap();
+        assert_eq!(message.status, MessageStatus::Queued);
+        assert_eq!(message.pricing_category, None);
+        let jobs = store
+            .claim_jobs(&s.channel.id, 10, now, LEASE, ORPHAN_WAIT)
+            .await
+            .unwrap();
+        assert_eq!(jobs.len(), 1, "the job is still there to send");
+        assert_eq!(jobs[0].message.id, message_id);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_endpoint_deleted_by_another_instance_gets_no_more_events() {
+    with_database(|url| async move {
+        // Two instances on one database; `a` keeps a copy of the account's endpoints.
+        let a = open(&url).await;
+        let b = open(&url).await;
+        let s = seed(&a, 1000).await;
+        let endpoint = WebhookEndpoint {
+            id: new_id("we"),
+            account_id: s.account.id.clone(),
+            url: "http://127.0.0.1:9/hook".into(),
+            event_types: vec!["message.sent".into(), "message.delivered".into()],
+            description: None,
+            secret: "whsec_test".into(),
+            created_at: plantilla::now_ms(),
+        };
+        a.insert_webhook_endpoint(&endpoint, None).await.unwrap();
+        let (_, message_id) = sent_message(&a, &s, "50755660002", "wamid.EP1").await;
+        let rows = "SELECT count(*) FROM callback_outbox WHERE endpoint_id <> ''";
+        let started = std::time::Instant::now();
+        let now = plantilla::now_ms();
+        a.apply_status(&status("wamid.EP1", MessageStatus::Sent, now))
+            .await
+            .unwrap();
+        assert_eq!(count(&a, rows).await, 1, "the sent event for the endpoint");
+        // `b` deletes the endpoint (and its outbox rows); `a`'s copy still lists it.
+        assert!(
+            b.delete_webhook_endpoint(&s.account.id, &endpoint.id)
+                .await
+                .unwrap()
+        );
+        a.apply_status(&status("wamid.EP1", MessageStatus::Delivered, now + 1))
+            .await
+            .unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(1), // the copies' lifetime
+            "the test must run within one copy's lifetime to test anything"
+        );
+        assert_eq!(
+            count(&a, rows).await,
+            0,
+            "no event queued for the deleted endpoint"
+        );
+        let message = a.message(&message_id).await.unwrap().unwrap();
+        assert_eq!(message.status, MessageStatus::Delivered);
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mixed_concurrent_traffic_never_deadlocks() {
     with_database(|url| async move {

@@ -1,6 +1,6 @@
 //! Short-lived copies of what every send, webhook and dispatcher pass reads and almost
 //! nothing writes: channels (by id, token and phone number id), the account, the template,
-//! the default group.
+//! the default group, an account's webhook endpoints.
 //!
 //! A send used to read these four with five statements before its transaction. Here each is
 //! kept for [`TTL`] and dropped as soon as this process writes any of them (every store
@@ -72,11 +72,14 @@ pub struct Lookups {
     /// Keyed by account id and template id.
     pub account_template: Table<Option<Template>>,
     pub default_group: Table<Option<Group>>,
+    /// An account's webhook endpoints as (id, url, event types), read by every status that
+    /// queues an event. Outbox rows for a copied endpoint are inserted only if it still exists.
+    pub endpoints: Table<Vec<(String, String, String)>>,
 }
 
 impl Lookups {
-    /// Called after every write to accounts, channels, groups or templates: no copy read
-    /// before it is used again.
+    /// Called after every write to accounts, channels, groups, templates or webhook
+    /// endpoints: no copy read before it is used again.
     pub fn changed(&self) {
         self.version.fetch_add(1, Ordering::SeqCst);
     }

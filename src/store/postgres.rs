@@ -41,6 +41,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Executor, Postgres, Row, Transaction};
 
+use super::lookups::Lookups;
 use super::*;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -472,6 +473,12 @@ async fn group_with_channels(pool: &PgPool, row: Option<PgRow>) -> StoreResult<O
     }))
 }
 
+/// A message locked for a status or an outcome (`$1` its id), with whether its conversation
+/// is pending (read without the conversation's lock; see [`conversation_follows`]).
+const MESSAGE_TO_MOVE: &str = "SELECT m.*, c.status = 'pending' AS conversation_pending
+     FROM messages m JOIN conversations c ON c.id = m.conversation_id
+     WHERE m.id = $1 FOR NO KEY UPDATE OF m";
+
 /// The timestamp column a status sets.
 fn status_column(status: MessageStatus) -> &'static str {
     match status {
@@ -484,93 +491,54 @@ fn status_column(status: MessageStatus) -> &'static str {
     }
 }
 
-async fn insert_message_and_job(
-    tx: &mut Transaction<'_, Postgres>,
-    send: &AcceptSend,
-    conversation_id: &str,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO messages (id, account_id, channel_id, conversation_id, template_id,
-            phone_number, params, status, queued_at, updated_at, batch_id, callback_url, metadata)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, $12)",
-    )
-    .bind(&send.new_message_id)
-    .bind(&send.account_id)
-    .bind(&send.channel_id)
-    .bind(conversation_id)
-    .bind(&send.template_id)
-    .bind(&send.phone_number)
-    .bind(serde_json::to_string(&send.params).context("params")?)
-    .bind(send.now)
-    .bind(send.now)
-    .bind(&send.batch_id)
-    .bind(&send.callback_url)
-    .bind(send.metadata.as_ref().map(|m| m.to_string()))
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query("INSERT INTO delivery_jobs (message_id, channel_id, run_at) VALUES ($1, $2, $3)")
-        .bind(&send.new_message_id)
-        .bind(&send.channel_id)
-        .bind(send.now)
-        .execute(&mut **tx)
-        .await?;
-    // Wakes the dispatchers of every instance when the transaction commits.
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(WORK_CHANNEL)
-        .bind(&send.channel_id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
 /// Moves a pending conversation along after a status of one of its messages. The caller holds
-/// the message's lock; the conversation is locked here before deciding.
+/// the message's lock; `pending` is whether the conversation was pending when the caller read
+/// it (unlocked: a conversation only moves forward, so one read as open or closed stays so).
+///
+/// Only a pending conversation moves on a message status (see
+/// `ConversationStatus::on_message_status`), so the move is one update guarded by
+/// `status = 'pending'`: it takes the conversation's lock, and changes nothing when another
+/// transaction moved the conversation first.
 async fn conversation_follows(
     tx: &mut Transaction<'_, Postgres>,
+    lookups: &Lookups,
     message: &Message,
     status: MessageStatus,
     now: i64,
+    pending: bool,
 ) -> StoreResult<Option<(String, ConversationStatus)>> {
-    let row = sqlx::query(
-        "SELECT status, first_message_id FROM conversations WHERE id = $1
-         FOR NO KEY UPDATE",
-    )
-    .bind(&message.conversation_id)
-    .fetch_one(&mut **tx)
-    .await?;
-    let current: ConversationStatus = row
-        .try_get::<String, _>("status")?
-        .parse()
-        .map_err(anyhow::Error::msg)?;
-    let first: Option<String> = row.try_get("first_message_id")?;
-    let is_first = first.as_deref() == Some(message.id.as_str());
-    let Some((next, reason)) = current.on_message_status(status, is_first) else {
+    if !pending {
+        return Ok(None);
+    }
+    let Some((next, reason)) = ConversationStatus::Pending.on_message_status(status, true) else {
         return Ok(None);
     };
-    match next {
+    // Whether the move holds only for the conversation's first message.
+    let first_only = ConversationStatus::Pending
+        .on_message_status(status, false)
+        .is_none();
+    let sql = match next {
         ConversationStatus::Open => {
-            sqlx::query(
-                "UPDATE conversations SET status = 'open', opened_at = $1, last_activity_at = $2
-                 WHERE id = $3 AND status = 'pending'",
-            )
-            .bind(now)
-            .bind(now)
-            .bind(&message.conversation_id)
-            .execute(&mut **tx)
-            .await?;
+            "UPDATE conversations SET status = 'open', opened_at = $1, last_activity_at = $1
+             WHERE id = $2 AND status = 'pending' AND (NOT $3 OR first_message_id = $4)"
         }
         ConversationStatus::Closed => {
-            sqlx::query(
-                "UPDATE conversations SET status = 'closed', closed_at = $1, close_reason = $2
-                 WHERE id = $3 AND status != 'closed'",
-            )
-            .bind(now)
-            .bind(reason.map(CloseReason::as_str))
-            .bind(&message.conversation_id)
-            .execute(&mut **tx)
-            .await?;
+            "UPDATE conversations SET status = 'closed', closed_at = $1, close_reason = $5
+             WHERE id = $2 AND status = 'pending' AND (NOT $3 OR first_message_id = $4)"
         }
         ConversationStatus::Pending => return Ok(None),
+    };
+    let mut query = sqlx::query(sql)
+        .bind(now)
+        .bind(&message.conversation_id)
+        .bind(first_only)
+        .bind(&message.id);
+    if next == ConversationStatus::Closed {
+        query = query.bind(reason.map(CloseReason::as_str));
+    }
+    let moved = query.execute(&mut **tx).await?.rows_affected() == 1;
+    if !moved {
+        return Ok(None);
     }
     let event = conversation_event(
         &message.conversation_id,
@@ -581,36 +549,45 @@ async fn conversation_follows(
         Some(message),
         now,
     );
-    queue_events(tx, &message.account_id, event.as_slice()).await?;
+    queue_events(tx, lookups, &message.account_id, event.as_slice()).await?;
     Ok(Some((message.conversation_id.clone(), next)))
 }
 
 /// Writes `events` to the outbox, in the caller's transaction, once per receiver: each of
 /// the account's endpoints subscribed to the event's type, and the message's `callbackUrl`.
-/// Endpoints are read without a lock and outbox rows only inserted: this adds no lock to the
-/// caller's order.
+/// Endpoints come from a copy of at most [`lookups::TTL`] (most accounts have none, and a
+/// status then costs no statement here); a row for an endpoint is inserted only if the
+/// endpoint still exists. Endpoints are read without a lock and outbox rows only inserted:
+/// this adds no lock to the caller's order.
 async fn queue_events(
     tx: &mut Transaction<'_, Postgres>,
+    lookups: &Lookups,
     account_id: &str,
     events: &[OutboxEvent],
 ) -> StoreResult<()> {
     if events.is_empty() {
         return Ok(());
     }
-    let endpoints: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT id, url, event_types FROM webhook_endpoints WHERE account_id = $1
-         ORDER BY created_at, id",
-    )
-    .bind(account_id)
-    .fetch_all(&mut **tx)
-    .await?;
+    let endpoints = lookups
+        .endpoints
+        .get_or(lookups, account_id, async {
+            Ok(sqlx::query_as(
+                "SELECT id, url, event_types FROM webhook_endpoints WHERE account_id = $1
+                 ORDER BY created_at, id",
+            )
+            .bind(account_id)
+            .fetch_all(&mut **tx)
+            .await?)
+        })
+        .await?;
     let now = crate::now_ms();
     for event in events {
         for (endpoint_id, url) in receivers(&endpoints, event) {
             sqlx::query(
                 "INSERT INTO callback_outbox (id, account_id, endpoint_id, url, ordering_key,
                     message_id, event_type, payload, next_attempt_at, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
+                 WHERE $3 = '' OR EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = $3)",
             )
             .bind(crate::domain::ids::new_id("evt"))
             .bind(account_id)
@@ -692,18 +669,21 @@ fn endpoint_from_row(r: &PgRow) -> StoreResult<WebhookEndpoint> {
     })
 }
 
+/// Fails `message` (whose lock the caller holds, its job already gone) and moves its
+/// conversation; `pending` as in [`conversation_follows`].
 async fn fail_message(
     tx: &mut Transaction<'_, Postgres>,
+    lookups: &Lookups,
     message: &Message,
     error: &ProviderError,
     now: i64,
+    pending: bool,
 ) -> StoreResult<Option<(String, ConversationStatus)>> {
     sqlx::query(
-        "UPDATE messages SET status = 'failed', failed_at = $1, updated_at = $2,
-            error_code = $3, error_title = $4, error_details = $5
-         WHERE id = $6",
+        "UPDATE messages SET status = 'failed', failed_at = $1, updated_at = $1,
+            error_code = $2, error_title = $3, error_details = $4
+         WHERE id = $5",
     )
-    .bind(now)
     .bind(now)
     .bind(error.code)
     .bind(&error.title)
@@ -711,13 +691,9 @@ async fn fail_message(
     .bind(&message.id)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("DELETE FROM delivery_jobs WHERE message_id = $1")
-        .bind(&message.id)
-        .execute(&mut **tx)
-        .await?;
     let event = message_event(message, MessageStatus::Failed, Some(error), now);
-    queue_events(tx, &message.account_id, event.as_slice()).await?;
-    conversation_follows(tx, message, MessageStatus::Failed, now).await
+    queue_events(tx, lookups, &message.account_id, event.as_slice()).await?;
+    conversation_follows(tx, lookups, message, MessageStatus::Failed, now, pending).await
 }
 
 /// Forgets `idem` if it has expired, so its next use counts as a first.
@@ -783,23 +759,82 @@ async fn accept_in(
     Ok(outcome)
 }
 
+/// The statement that writes an accepted send: the contact (its name when the sender gave
+/// one, else the number, kept if the contact exists), the message, its job, and the wake-up of
+/// every instance's dispatcher (`pg_notify`, delivered on commit), in one round trip.
+/// `$1`–`$13` are bound by [`write_send`]; the caller's part (`{conversation}`) says what
+/// the send does to its conversation.
+const WRITE_SEND: &str = "WITH contact AS (
+        INSERT INTO contacts (account_id, phone_number, client_name, created_at, updated_at)
+        VALUES ($1, $2, coalesce($3, $2), $4, $4)
+        ON CONFLICT (account_id, phone_number) DO UPDATE
+        SET client_name = coalesce($3, contacts.client_name), updated_at = $4
+        RETURNING client_name),
+     conversation AS ({conversation}),
+     message AS (
+        INSERT INTO messages (id, account_id, channel_id, conversation_id, template_id,
+            phone_number, params, status, queued_at, updated_at, batch_id, callback_url, metadata)
+        VALUES ($9, $1, $6, $5, $7, $2, $8, 'queued', $4, $4, $10, $11, $12)),
+     job AS (INSERT INTO delivery_jobs (message_id, channel_id, run_at) VALUES ($9, $6, $4))
+     SELECT pg_notify($13, $6)";
+
+/// [`WRITE_SEND`] on an open conversation: its activity moves.
+static WRITE_SEND_OPEN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    WRITE_SEND.replace(
+        "{conversation}",
+        "UPDATE conversations SET last_activity_at = $4 WHERE id = $5",
+    )
+});
+
+/// [`WRITE_SEND`] with a new pending conversation, named after the contact.
+static WRITE_SEND_NEW: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    WRITE_SEND.replace(
+        "{conversation}",
+        "INSERT INTO conversations (id, account_id, channel_id, phone_number, status,
+            assignee, group_id, client_name, first_message_id, created_at, last_activity_at)
+         SELECT $5, $1, $6, $2, 'pending', $14, $15, contact.client_name, $9, $4, $4
+         FROM contact",
+    )
+});
+
+async fn write_send(
+    tx: &mut Transaction<'_, Postgres>,
+    send: &AcceptSend,
+    conversation_id: &str,
+    new_conversation: bool,
+) -> StoreResult<()> {
+    let sql: &str = if new_conversation {
+        &WRITE_SEND_NEW
+    } else {
+        &WRITE_SEND_OPEN
+    };
+    let mut query = sqlx::query(sql)
+        .bind(&send.account_id)
+        .bind(&send.phone_number)
+        .bind(&send.client_name)
+        .bind(send.now)
+        .bind(conversation_id)
+        .bind(&send.channel_id)
+        .bind(&send.template_id)
+        .bind(serde_json::to_string(&send.params).context("params")?)
+        .bind(&send.new_message_id)
+        .bind(&send.batch_id)
+        .bind(&send.callback_url)
+        .bind(send.metadata.as_ref().map(|m| m.to_string()))
+        .bind(WORK_CHANNEL);
+    if new_conversation {
+        query = query.bind(send.assignee).bind(&send.group_id);
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
 async fn decide_send(
     tx: &mut Transaction<'_, Postgres>,
     send: &AcceptSend,
 ) -> StoreResult<AcceptOutcome> {
-    sqlx::query(
-        "UPDATE conversations SET status = 'closed', closed_at = $1, close_reason = 'expired'
-         WHERE channel_id = $2 AND phone_number = $3 AND status = 'open'
-           AND last_activity_at < $4",
-    )
-    .bind(send.now)
-    .bind(&send.channel_id)
-    .bind(&send.phone_number)
-    .bind(send.expire_before)
-    .execute(&mut **tx)
-    .await?;
     let active = sqlx::query(
-        "SELECT id, status FROM conversations
+        "SELECT id, status, last_activity_at FROM conversations
          WHERE channel_id = $1 AND phone_number = $2 AND status IN ('pending', 'open')
          FOR NO KEY UPDATE",
     )
@@ -811,35 +846,36 @@ async fn decide_send(
     if let Some(row) = active {
         let conversation_id: String = row.try_get("id")?;
         let status: String = row.try_get("status")?;
+        let last_activity_at: i64 = row.try_get("last_activity_at")?;
         if status == "pending" {
             // Nothing new is sent.
             return Ok(AcceptOutcome::AlreadyPending { conversation_id });
         }
-        upsert_contact(tx, send).await?;
-        insert_message_and_job(tx, send, &conversation_id).await?;
-        sqlx::query("UPDATE conversations SET last_activity_at = $1 WHERE id = $2")
-            .bind(send.now)
-            .bind(&conversation_id)
-            .execute(&mut **tx)
-            .await?;
-        return Ok(AcceptOutcome::Sent {
-            conversation_id,
-            message_id: send.new_message_id.clone(),
-        });
+        if last_activity_at >= send.expire_before {
+            write_send(tx, send, &conversation_id, false).await?;
+            return Ok(AcceptOutcome::Sent {
+                conversation_id,
+                message_id: send.new_message_id.clone(),
+            });
+        }
+        // Open past its window: closed as expired, and the send starts a new one.
+        sqlx::query(
+            "UPDATE conversations SET status = 'closed', closed_at = $1, close_reason = 'expired'
+             WHERE id = $2",
+        )
+        .bind(send.now)
+        .bind(&conversation_id)
+        .execute(&mut **tx)
+        .await?;
     }
 
-    // The plan's counter first (every new conversation takes it before the contact).
-    sqlx::query(
-        "INSERT INTO conversation_usage (account_id, period, used) VALUES ($1, $2, 0)
-         ON CONFLICT (account_id, period) DO NOTHING",
-    )
-    .bind(&send.account_id)
-    .bind(&send.period)
-    .execute(&mut **tx)
-    .await?;
+    // The plan's counter first (every new conversation takes it before the contact): counted
+    // in one statement, unless the period has used the limit.
     let counted = sqlx::query(
-        "UPDATE conversation_usage SET used = used + 1
-         WHERE account_id = $1 AND period = $2 AND used < $3",
+        "INSERT INTO conversation_usage (account_id, period, used)
+         SELECT $1, $2, 1 WHERE $3 > 0
+         ON CONFLICT (account_id, period) DO UPDATE SET used = conversation_usage.used + 1
+         WHERE conversation_usage.used < $3",
     )
     .bind(&send.account_id)
     .bind(&send.period)
@@ -849,55 +885,11 @@ async fn decide_send(
     if counted.rows_affected() == 0 {
         return Ok(AcceptOutcome::LimitReached);
     }
-
-    upsert_contact(tx, send).await?;
-    let client_name: String = sqlx::query_scalar(
-        "SELECT client_name FROM contacts WHERE account_id = $1 AND phone_number = $2",
-    )
-    .bind(&send.account_id)
-    .bind(&send.phone_number)
-    .fetch_one(&mut **tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO conversations (id, account_id, channel_id, phone_number, status,
-            assignee, group_id, client_name, first_message_id, created_at, last_activity_at)
-         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(&send.new_conversation_id)
-    .bind(&send.account_id)
-    .bind(&send.channel_id)
-    .bind(&send.phone_number)
-    .bind(send.assignee)
-    .bind(&send.group_id)
-    .bind(&client_name)
-    .bind(&send.new_message_id)
-    .bind(send.now)
-    .bind(send.now)
-    .execute(&mut **tx)
-    .await?;
-    insert_message_and_job(tx, send, &send.new_conversation_id).await?;
+    write_send(tx, send, &send.new_conversation_id, true).await?;
     Ok(AcceptOutcome::Pending {
         conversation_id: send.new_conversation_id.clone(),
         message_id: send.new_message_id.clone(),
     })
-}
-
-/// The contact of a send: its name when the sender gave one, else the number (kept if the
-/// contact exists).
-async fn upsert_contact(tx: &mut Transaction<'_, Postgres>, send: &AcceptSend) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO contacts (account_id, phone_number, client_name, created_at, updated_at)
-         VALUES ($1, $2, coalesce($3, $2), $4, $4)
-         ON CONFLICT (account_id, phone_number) DO UPDATE
-         SET client_name = coalesce($3, contacts.client_name), updated_at = $4",
-    )
-    .bind(&send.account_id)
-    .bind(&send.phone_number)
-    .bind(&send.client_name)
-    .bind(send.now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 #[async_trait]
@@ -1444,7 +1436,7 @@ impl Store for PgStore {
                 None,
                 now,
             );
-            queue_events(&mut tx, &c.account_id, event.as_slice()).await?;
+            queue_events(&mut tx, &self.lookups, &c.account_id, event.as_slice()).await?;
         }
         tx.commit().await?;
         Ok(conversation)
@@ -1816,16 +1808,17 @@ impl Store for PgStore {
                 current,
             ) => {
                 // The job may already be gone: a status webhook that outran this response
-                // ended it. The provider ids are still ours to record.
+                // ended it. The provider ids are still ours to record. One statement ends
+                // the job, records the ids and the attempt (the job's lock is held already).
                 if current.is_some_and(|a| a != o.attempt) {
                     return Ok(Finished::Stale);
                 }
-                sqlx::query("DELETE FROM delivery_jobs WHERE message_id = $1")
-                    .bind(&o.message_id)
-                    .execute(&mut *tx)
-                    .await?;
                 sqlx::query(
-                    "UPDATE messages SET provider_message_id = coalesce(provider_message_id, $1),
+                    "WITH gone AS (DELETE FROM delivery_jobs WHERE message_id = $4),
+                     attempt AS (
+                        INSERT INTO delivery_attempts (message_id, attempt, finished_at, outcome)
+                        VALUES ($4, $5, $3, 'accepted'))
+                     UPDATE messages SET provider_message_id = coalesce(provider_message_id, $1),
                         wa_id = coalesce(wa_id, $2), updated_at = $3,
                         -- A success clears the last retry's error, unless a status webhook
                         -- that outran this response already failed the message.
@@ -1838,9 +1831,9 @@ impl Store for PgStore {
                 .bind(wa_id)
                 .bind(o.now)
                 .bind(&o.message_id)
+                .bind(o.attempt)
                 .execute(&mut *tx)
                 .await?;
-                record_attempt(&mut tx, &o.message_id, o.attempt, o.now, "accepted", None).await?;
             }
             (_, current) if current != Some(o.attempt) => return Ok(Finished::Stale),
             (AttemptResult::Retry { run_at, error }, _)
@@ -1882,18 +1875,20 @@ impl Store for PgStore {
                 .await?;
             }
             (AttemptResult::Failed { error }, _) => {
-                let row = sqlx::query("SELECT * FROM messages WHERE id = $1 FOR NO KEY UPDATE")
+                sqlx::query("DELETE FROM delivery_jobs WHERE message_id = $1")
+                    .bind(&o.message_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let row = sqlx::query(MESSAGE_TO_MOVE)
                     .bind(&o.message_id)
                     .fetch_one(&mut *tx)
                     .await?;
                 let message = message_from_row(&row)?;
                 if message.status.advances_to(MessageStatus::Failed) {
-                    conversation = fail_message(&mut tx, &message, error, o.now).await?;
-                } else {
-                    sqlx::query("DELETE FROM delivery_jobs WHERE message_id = $1")
-                        .bind(&o.message_id)
-                        .execute(&mut *tx)
-                        .await?;
+                    let pending = row.try_get("conversation_pending")?;
+                    conversation =
+                        fail_message(&mut tx, &self.lookups, &message, error, o.now, pending)
+                            .await?;
                 }
                 record_attempt(
                     &mut tx,
@@ -1912,101 +1907,119 @@ impl Store for PgStore {
 
     async fn apply_status(&self, u: &StatusUpdate) -> StoreResult<StatusApplied> {
         let mut tx = self.pool.begin().await?;
-        let mut id: Option<String> = None;
-        if let Some(wamid) = &u.provider_message_id {
-            id = sqlx::query_scalar("SELECT id FROM messages WHERE provider_message_id = $1")
-                .bind(wamid)
-                .fetch_optional(&mut *tx)
-                .await?;
-        }
-        if id.is_none()
-            && let Some(message_id) = &u.message_id
-        {
-            id = sqlx::query_scalar("SELECT id FROM messages WHERE id = $1")
-                .bind(message_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        }
+        // The message by its wamid, else by our id. Its job is locked first, the order
+        // `claim_jobs` and `finish_attempt` take them in; a status past `sending` ends the job
+        // (the provider has the message: no dispatcher may send it again), in the same
+        // statement. If the status turns out not to apply, the transaction is rolled back.
+        let ends_job = u.status != MessageStatus::Queued && u.status != MessageStatus::Sending;
+        let id: Option<String> = sqlx::query_scalar(if ends_job {
+            "WITH target AS (
+                SELECT coalesce((SELECT id FROM messages WHERE provider_message_id = $1),
+                                (SELECT id FROM messages WHERE id = $2)) AS id),
+             gone AS (DELETE FROM delivery_jobs WHERE message_id = (SELECT id FROM target))
+             SELECT id FROM target"
+        } else {
+            "SELECT coalesce((SELECT id FROM messages WHERE provider_message_id = $1),
+                             (SELECT id FROM messages WHERE id = $2))"
+        })
+        .bind(&u.provider_message_id)
+        .bind(&u.message_id)
+        .fetch_one(&mut *tx)
+        .await?;
         let Some(id) = id else {
             return Ok(StatusApplied::UnknownMessage);
         };
-        // Lock the job (if any), then the message, the order `claim_jobs` and
-        // `finish_attempt` take them in, and decide on the message as it is now: two statuses
-        // for one message are applied one after the other.
-        sqlx::query("SELECT seq FROM delivery_jobs WHERE message_id = $1 FOR UPDATE")
-            .bind(&id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let row = sqlx::query("SELECT * FROM messages WHERE id = $1 FOR NO KEY UPDATE")
+        if !ends_job {
+            sqlx::query("SELECT seq FROM delivery_jobs WHERE message_id = $1 FOR UPDATE")
+                .bind(&id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        }
+        // Then the message, decided on as it is now: two statuses for one message are applied
+        // one after the other.
+        let row = sqlx::query(MESSAGE_TO_MOVE)
             .bind(&id)
             .fetch_one(&mut *tx)
             .await?;
         let message = message_from_row(&row)?;
+        let pending: bool = row.try_get("conversation_pending")?;
         if u.channel_id
             .as_ref()
             .is_some_and(|channel| *channel != message.channel_id)
         {
             return Ok(StatusApplied::OtherChannel);
         }
-        if message.provider_message_id.is_none()
-            && let Some(wamid) = &u.provider_message_id
-        {
-            sqlx::query("UPDATE messages SET provider_message_id = $1 WHERE id = $2")
-                .bind(wamid)
-                .bind(&message.id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        if u.status != MessageStatus::Queued && u.status != MessageStatus::Sending {
-            // The provider has the message: no dispatcher may send it again.
-            sqlx::query("DELETE FROM delivery_jobs WHERE message_id = $1")
-                .bind(&message.id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        if let Some(category) = &u.pricing_category {
-            sqlx::query("UPDATE messages SET pricing_category = $1 WHERE id = $2")
-                .bind(category)
-                .bind(&message.id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        // The wamid when the message has none yet, the pricing when the status has one: in
+        // the status's own update where there is one.
+        let learns = (message.provider_message_id.is_none() && u.provider_message_id.is_some())
+            || u.pricing_category.is_some();
         let changed = message.status.advances_to(u.status);
         let mut conversation = None;
-        if changed {
-            if u.status == MessageStatus::Failed {
+        let timestamp_only =
+            message.status != MessageStatus::Failed && u.status != MessageStatus::Failed;
+        if changed && u.status != MessageStatus::Failed {
+            sqlx::query(&format!(
+                "UPDATE messages SET status = $1, {col} = coalesce({col}, $2), updated_at = $2,
+                    provider_message_id = coalesce(provider_message_id, $4),
+                    pricing_category = coalesce($5, pricing_category)
+                 WHERE id = $3",
+                col = status_column(u.status)
+            ))
+            .bind(u.status.as_str())
+            .bind(u.at)
+            .bind(&message.id)
+            .bind(&u.provider_message_id)
+            .bind(&u.pricing_category)
+            .execute(&mut *tx)
+            .await?;
+            let event = message_event(&message, u.status, None, u.at);
+            queue_events(
+                &mut tx,
+                &self.lookups,
+                &message.account_id,
+                event.as_slice(),
+            )
+            .await?;
+            conversation =
+                conversation_follows(&mut tx, &self.lookups, &message, u.status, u.at, pending)
+                    .await?;
+        } else if !changed && timestamp_only {
+            // A late status keeps its time for the timeline but does not move the status.
+            sqlx::query(&format!(
+                "UPDATE messages SET {col} = coalesce({col}, $1),
+                    provider_message_id = coalesce(provider_message_id, $3),
+                    pricing_category = coalesce($4, pricing_category)
+                 WHERE id = $2",
+                col = status_column(u.status)
+            ))
+            .bind(u.at)
+            .bind(&message.id)
+            .bind(&u.provider_message_id)
+            .bind(&u.pricing_category)
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            if learns {
+                sqlx::query(
+                    "UPDATE messages SET provider_message_id = coalesce(provider_message_id, $1),
+                        pricing_category = coalesce($2, pricing_category)
+                     WHERE id = $3",
+                )
+                .bind(&u.provider_message_id)
+                .bind(&u.pricing_category)
+                .bind(&message.id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            if changed {
                 let error = u.error.clone().unwrap_or(ProviderError {
                     code: 0,
                     title: "Failed without an error from the provider".into(),
                     details: None,
                 });
-                conversation = fail_message(&mut tx, &message, &error, u.at).await?;
-            } else {
-                sqlx::query(&format!(
-                    "UPDATE messages SET status = $1, {col} = coalesce({col}, $2), updated_at = $3
-                     WHERE id = $4",
-                    col = status_column(u.status)
-                ))
-                .bind(u.status.as_str())
-                .bind(u.at)
-                .bind(u.at)
-                .bind(&message.id)
-                .execute(&mut *tx)
-                .await?;
-                let event = message_event(&message, u.status, None, u.at);
-                queue_events(&mut tx, &message.account_id, event.as_slice()).await?;
-                conversation = conversation_follows(&mut tx, &message, u.status, u.at).await?;
+                conversation =
+                    fail_message(&mut tx, &self.lookups, &message, &error, u.at, pending).await?;
             }
-        } else if message.status != MessageStatus::Failed && u.status != MessageStatus::Failed {
-            // A late status keeps its time for the timeline but does not move the status.
-            sqlx::query(&format!(
-                "UPDATE messages SET {col} = coalesce({col}, $1) WHERE id = $2",
-                col = status_column(u.status)
-            ))
-            .bind(u.at)
-            .bind(&message.id)
-            .execute(&mut *tx)
-            .await?;
         }
         tx.commit().await?;
         Ok(StatusApplied::Applied {
@@ -2124,6 +2137,7 @@ impl Store for PgStore {
         e: &WebhookEndpoint,
         idempotency: Option<&IdempotencyKey>,
     ) -> StoreResult<EndpointInsert> {
+        let _changed = self.lookups.writing();
         let mut tx = self.pool.begin().await?;
         if let Some(idem) = idempotency {
             forget_expired_key(&mut tx, idem, e.created_at).await?;
@@ -2210,6 +2224,7 @@ impl Store for PgStore {
     }
 
     async fn delete_webhook_endpoint(&self, account_id: &str, id: &str) -> StoreResult<bool> {
+        let _changed = self.lookups.writing();
         let mut tx = self.pool.begin().await?;
         let deleted =
             sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1 AND account_id = $2")
@@ -2283,7 +2298,7 @@ impl Store for PgStore {
             .await?;
         let previous = std::mem::replace(&mut template.status, status.to_string());
         let event = template_event(&template, &previous, now);
-        queue_events(&mut tx, &template.account_id, &[event]).await?;
+        queue_events(&mut tx, &self.lookups, &template.account_id, &[event]).await?;
         tx.commit().await?;
         Ok(true)
     }
