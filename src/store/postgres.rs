@@ -7,7 +7,10 @@
 //! - `accept_send` locks the number's active conversation and the account's
 //!   usage counter row (the plan limit); a concurrent creation of the same active conversation
 //!   is stopped by the partial unique index `conversations_one_active` and reported as
-//!   [`StoreError::Conflict`], which the send service retries once.
+//!   [`StoreError::Conflict`], which the send service retries once. A send to a number with no
+//!   active conversation is one statement in no transaction: the counter row is held only
+//!   while that statement and its commit run, since every new conversation of the account
+//!   waits for it.
 //! - `insert_webhook_endpoint` with an idempotency key inserts the key first, `ON CONFLICT DO
 //!   NOTHING`: a concurrent creation with the same key waits on the key's primary key until
 //!   the first commits, then answers what the first created. It locks nothing else.
@@ -15,7 +18,7 @@
 //!   the same job.
 //! - `finish_attempt` and `apply_status` lock the job, then the message, then the
 //!   conversation. Every method that locks more than one of these takes them in that order
-//!   (job → message → conversation; conversation → contact → usage counter), so they cannot
+//!   (job → message → conversation; conversation → usage counter → contact), so they cannot
 //!   deadlock with one another.
 //!
 //! - Status callbacks add no lock to that order. The transactions that change a message or a
@@ -762,11 +765,13 @@ async fn accept_in(
 /// The statement that writes an accepted send: the contact (its name when the sender gave
 /// one, else the number, kept if the contact exists), the message, its job, and the wake-up of
 /// every instance's dispatcher (`pg_notify`, delivered on commit), in one round trip.
-/// `$1`–`$13` are bound by [`write_send`]; the caller's part (`{conversation}`) says what
-/// the send does to its conversation.
-const WRITE_SEND: &str = "WITH contact AS (
+/// `$1`–`$13` are bound by [`write_send`]. `{gate}` and `{conversation}` are what the send
+/// does to its conversation; `{from}` gates every insert; the statement returns one row
+/// when it wrote the send.
+const WRITE_SEND: &str = "WITH {gate}
+     contact AS (
         INSERT INTO contacts (account_id, phone_number, client_name, created_at, updated_at)
-        VALUES ($1, $2, coalesce($3, $2), $4, $4)
+        SELECT $1, $2, coalesce($3, $2), $4, $4 {from}
         ON CONFLICT (account_id, phone_number) DO UPDATE
         SET client_name = coalesce($3, contacts.client_name), updated_at = $4
         RETURNING client_name),
@@ -774,46 +779,65 @@ const WRITE_SEND: &str = "WITH contact AS (
      message AS (
         INSERT INTO messages (id, account_id, channel_id, conversation_id, template_id,
             phone_number, params, status, queued_at, updated_at, batch_id, callback_url, metadata)
-        VALUES ($9, $1, $6, $5, $7, $2, $8, 'queued', $4, $4, $10, $11, $12)),
-     job AS (INSERT INTO delivery_jobs (message_id, channel_id, run_at) VALUES ($9, $6, $4))
-     SELECT pg_notify($13, $6)";
+        SELECT $9, $1, $6, $5, $7, $2, $8, 'queued', $4, $4, $10, $11, $12 {from}),
+     job AS (
+        INSERT INTO delivery_jobs (message_id, channel_id, run_at) SELECT $9, $6, $4 {from})
+     SELECT pg_notify($13, $6) {from}";
 
 /// [`WRITE_SEND`] on an open conversation: its activity moves.
 static WRITE_SEND_OPEN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    WRITE_SEND.replace(
-        "{conversation}",
-        "UPDATE conversations SET last_activity_at = $4 WHERE id = $5",
-    )
+    WRITE_SEND
+        .replace("{gate}", "")
+        .replace("{from}", "")
+        .replace(
+            "{conversation}",
+            "UPDATE conversations SET last_activity_at = $4 WHERE id = $5",
+        )
 });
 
-/// [`WRITE_SEND`] with a new pending conversation, named after the contact.
+/// [`WRITE_SEND`] with a new pending conversation, named after the contact, if the plan's
+/// counter for the period (`$16`) is below the limit (`$17`): counted first, so it is the
+/// first lock the statement takes (plan counter → contact), and held only while this one
+/// statement and the commit run. Nothing is written when the limit is reached.
 static WRITE_SEND_NEW: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    WRITE_SEND.replace(
-        "{conversation}",
-        "INSERT INTO conversations (id, account_id, channel_id, phone_number, status,
-            assignee, group_id, client_name, first_message_id, created_at, last_activity_at)
-         SELECT $5, $1, $6, $2, 'pending', $14, $15, contact.client_name, $9, $4, $4
-         FROM contact",
-    )
+    WRITE_SEND
+        .replace(
+            "{gate}",
+            "counted AS (
+                INSERT INTO conversation_usage (account_id, period, used)
+                SELECT $1, $16, 1 WHERE $17 > 0
+                ON CONFLICT (account_id, period) DO UPDATE SET used = conversation_usage.used + 1
+                WHERE conversation_usage.used < $17
+                RETURNING 1),",
+        )
+        .replace("{from}", "FROM counted")
+        .replace(
+            "{conversation}",
+            "INSERT INTO conversations (id, account_id, channel_id, phone_number, status,
+                assignee, group_id, client_name, first_message_id, created_at, last_activity_at)
+             SELECT $5, $1, $6, $2, 'pending', $14, $15, contact.client_name, $9, $4, $4
+             FROM contact",
+        )
 });
 
-async fn write_send(
-    tx: &mut Transaction<'_, Postgres>,
+/// Writes `send` on the open conversation `open`, or with a new conversation when `open` is
+/// `None`; `false` when a new conversation was over the plan's limit (nothing written).
+async fn write_send<'e>(
+    executor: impl Executor<'e, Database = Postgres>,
     send: &AcceptSend,
-    conversation_id: &str,
-    new_conversation: bool,
-) -> StoreResult<()> {
-    let sql: &str = if new_conversation {
-        &WRITE_SEND_NEW
-    } else {
+    open: Option<&str>,
+) -> StoreResult<bool> {
+    let sql: &str = if open.is_some() {
         &WRITE_SEND_OPEN
+    } else {
+        &WRITE_SEND_NEW
     };
     let mut query = sqlx::query(sql)
         .bind(&send.account_id)
         .bind(&send.phone_number)
         .bind(&send.client_name)
         .bind(send.now)
-        .bind(conversation_id)
+        .bind(open.unwrap_or(&send.new_conversation_id))
         .bind(&send.channel_id)
         .bind(&send.template_id)
         .bind(serde_json::to_string(&send.params).context("params")?)
@@ -822,11 +846,26 @@ async fn write_send(
         .bind(&send.callback_url)
         .bind(send.metadata.as_ref().map(|m| m.to_string()))
         .bind(WORK_CHANNEL);
-    if new_conversation {
-        query = query.bind(send.assignee).bind(&send.group_id);
+    if open.is_none() {
+        query = query
+            .bind(send.assignee)
+            .bind(&send.group_id)
+            .bind(&send.period)
+            .bind(send.conversation_limit);
     }
-    query.execute(&mut **tx).await?;
-    Ok(())
+    Ok(query.fetch_optional(executor).await?.is_some())
+}
+
+/// What writing a send with a new conversation decided.
+fn pending_or_limit(send: &AcceptSend, written: bool) -> AcceptOutcome {
+    if written {
+        AcceptOutcome::Pending {
+            conversation_id: send.new_conversation_id.clone(),
+            message_id: send.new_message_id.clone(),
+        }
+    } else {
+        AcceptOutcome::LimitReached
+    }
 }
 
 async fn decide_send(
@@ -852,7 +891,7 @@ async fn decide_send(
             return Ok(AcceptOutcome::AlreadyPending { conversation_id });
         }
         if last_activity_at >= send.expire_before {
-            write_send(tx, send, &conversation_id, false).await?;
+            write_send(&mut **tx, send, Some(&conversation_id)).await?;
             return Ok(AcceptOutcome::Sent {
                 conversation_id,
                 message_id: send.new_message_id.clone(),
@@ -868,28 +907,8 @@ async fn decide_send(
         .execute(&mut **tx)
         .await?;
     }
-
-    // The plan's counter first (every new conversation takes it before the contact): counted
-    // in one statement, unless the period has used the limit.
-    let counted = sqlx::query(
-        "INSERT INTO conversation_usage (account_id, period, used)
-         SELECT $1, $2, 1 WHERE $3 > 0
-         ON CONFLICT (account_id, period) DO UPDATE SET used = conversation_usage.used + 1
-         WHERE conversation_usage.used < $3",
-    )
-    .bind(&send.account_id)
-    .bind(&send.period)
-    .bind(send.conversation_limit)
-    .execute(&mut **tx)
-    .await?;
-    if counted.rows_affected() == 0 {
-        return Ok(AcceptOutcome::LimitReached);
-    }
-    write_send(tx, send, &send.new_conversation_id, true).await?;
-    Ok(AcceptOutcome::Pending {
-        conversation_id: send.new_conversation_id.clone(),
-        message_id: send.new_message_id.clone(),
-    })
+    let written = write_send(&mut **tx, send, None).await?;
+    Ok(pending_or_limit(send, written))
 }
 
 #[async_trait]
@@ -1497,6 +1516,25 @@ impl Store for PgStore {
     }
 
     async fn accept_send(&self, send: &AcceptSend) -> StoreResult<AcceptOutcome> {
+        if send.idempotency.is_none() {
+            // A send to a number with no active conversation (read without a lock), the
+            // first message of every conversation, is one statement outside a transaction:
+            // counter, contact, conversation, message and job commit together. A conversation
+            // another send created meanwhile makes it fail on `conversations_one_active`
+            // (`StoreError::Conflict`), and the send service decides it again.
+            let active: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM conversations
+                 WHERE channel_id = $1 AND phone_number = $2 AND status IN ('pending', 'open')",
+            )
+            .bind(&send.channel_id)
+            .bind(&send.phone_number)
+            .fetch_optional(&self.pool)
+            .await?;
+            if active.is_none() {
+                let written = write_send(&self.pool, send, None).await?;
+                return Ok(pending_or_limit(send, written));
+            }
+        }
         let mut tx = self.pool.begin().await?;
         let outcome = accept_in(&mut tx, send).await?;
         tx.commit().await?;

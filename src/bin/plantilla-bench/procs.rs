@@ -224,22 +224,55 @@ impl Drop for RssSampler {
 }
 
 /// CPU seconds (user + system, all threads) a process has used, from `/proc/<pid>/stat`
-/// (in clock ticks of 1/100 s, Linux's fixed `USER_HZ`).
-pub fn cpu_secs(pid: u32) -> Option<f64> {
+/// (in clock ticks of 1/100 s, Linux's fixed `USER_HZ`); with `reaped`, also what its
+/// children that have exited used (`cutime`, `cstime`).
+fn stat_cpu_secs(pid: u32, reaped: bool) -> Option<f64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces): state is field 3, utime 14,
-    // stime 15.
+    // stime 15, cutime 16, cstime 17.
     let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
+    let take = if reaped { 4 } else { 2 };
+    let mut ticks = 0.0;
+    for field in fields.get(11..11 + take)? {
+        ticks += field.parse::<f64>().ok()?;
+    }
+    Some(ticks / 100.0)
+}
+
+pub fn cpu_secs(pid: u32) -> Option<f64> {
+    stat_cpu_secs(pid, false)
+}
+
+/// CPU seconds of a PostgreSQL server on this machine: every `postgres` process, and the
+/// backends that have exited (counted in their parent's `cutime`). `None` when no such
+/// process is visible (a server elsewhere).
+pub fn postgres_cpu_secs() -> Option<f64> {
+    let mut total = None;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim_end() == "postgres"
+            && let Some(secs) = stat_cpu_secs(pid, true)
+        {
+            *total.get_or_insert(0.0) += secs;
+        }
+    }
+    total
 }
 
 /// Where the machine's CPU went during a run: plantilla, the fake Graph API and the load
-/// generator (this process), against the wall time × cores available.
+/// generator (this process), and the PostgreSQL server when it runs here, against the wall
+/// time × cores available.
 pub struct CpuMeter {
     started: std::time::Instant,
     procs: Vec<(&'static str, u32, f64)>,
+    postgres: Option<f64>,
 }
 
 impl CpuMeter {
@@ -250,20 +283,26 @@ impl CpuMeter {
                 .iter()
                 .map(|&(name, pid)| (name, pid, cpu_secs(pid).unwrap_or(0.0)))
                 .collect(),
+            postgres: None,
         }
     }
 
-    /// One line: each process's CPU seconds, plantilla's per operation, and how busy the
-    /// machine's cores were.
+    /// Also counts the local PostgreSQL server (all its processes, whoever they serve).
+    pub fn with_postgres(mut self) -> CpuMeter {
+        self.postgres = postgres_cpu_secs();
+        self
+    }
+
+    /// One line: each process's CPU seconds, plantilla's (and PostgreSQL's) per operation,
+    /// and how busy the machine's cores were.
     pub fn finish(&self, ops: u64, unit: &str) -> String {
         let wall = self.started.elapsed().as_secs_f64();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
         let mut parts = Vec::new();
         let mut total = 0.0;
-        for &(name, pid, before) in &self.procs {
-            let used = cpu_secs(pid).map_or(0.0, |now| now - before);
+        let mut used_by = |name: &str, used: f64, per_op: bool| {
             total += used;
-            if name == "plantilla" && ops > 0 {
+            if per_op && ops > 0 {
                 parts.push(format!(
                     "{name} {used:.2} s ({:.0} µs per {unit})",
                     used * 1e6 / ops as f64
@@ -271,6 +310,15 @@ impl CpuMeter {
             } else {
                 parts.push(format!("{name} {used:.2} s"));
             }
+        };
+        for &(name, pid, before) in &self.procs {
+            let used = cpu_secs(pid).map_or(0.0, |now| now - before);
+            used_by(name, used, name == "plantilla");
+        }
+        if let Some(before) = self.postgres
+            && let Some(now) = postgres_cpu_secs()
+        {
+            used_by("PostgreSQL", now - before, true);
         }
         format!(
             "CPU over {wall:.1} s: {}; together {:.0} % of {cores} cores",

@@ -635,11 +635,14 @@ pub async fn full_cycle(opts: &Options, sizes: &Sizes, pg: Option<&str>) -> Row 
             row.idle_rss_mb = st.rss_kb().map(mb);
 
             let sampler = RssSampler::start(st.plantilla.pid);
-            let cpu = CpuMeter::start(&[
+            let mut cpu = CpuMeter::start(&[
                 ("plantilla", st.plantilla.pid),
                 ("fake-graph", st.fake.pid),
                 ("load generator", std::process::id()),
             ]);
+            if on_pg {
+                cpu = cpu.with_postgres();
+            }
             let t0 = Instant::now();
             let r = load::run(
                 conns,
