@@ -17,6 +17,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, Transaction};
 
+use super::lookups::Lookups;
 use super::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -68,7 +69,7 @@ pub struct SqliteStore {
     /// Seals channel secrets on write and opens them on read.
     cipher: Arc<Cipher>,
     stats: Arc<GroupStats>,
-    lookups: super::lookups::Lookups,
+    lookups: Arc<Lookups>,
 }
 
 /// What the group-commit task has done since the store opened.
@@ -107,7 +108,13 @@ impl SqliteStore {
             .await?;
         let (writes, queue) = mpsc::channel(MAX_GROUP * 4);
         let stats = Arc::new(GroupStats::default());
-        tokio::spawn(combine(write.clone(), queue, stats.clone()));
+        let lookups = Arc::new(Lookups::default());
+        tokio::spawn(combine(
+            write.clone(),
+            queue,
+            stats.clone(),
+            lookups.clone(),
+        ));
         let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM pending_statuses")
             .fetch_one(&write)
             .await?;
@@ -117,7 +124,7 @@ impl SqliteStore {
             writes,
             kept_statuses: AtomicI64::new(kept),
             stats,
-            lookups: Default::default(),
+            lookups,
             cipher: Arc::new(Cipher::none()),
         })
     }
@@ -145,7 +152,7 @@ impl SqliteStore {
                 WriteOp::Accept(Box::new(send.clone()), to)
             })
             .collect();
-        write_group(&self.write, &ops)
+        write_group(&self.write, &ops, &self.lookups)
             .await?
             .into_iter()
             .map(|w| match w {
@@ -190,11 +197,15 @@ enum Written {
 }
 
 impl WriteOp {
-    async fn run(&self, tx: &mut Transaction<'_, Sqlite>) -> StoreResult<Written> {
+    async fn run(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        lookups: &Lookups,
+    ) -> StoreResult<Written> {
         Ok(match self {
             WriteOp::Accept(send, _) => Written::Accept(accept_in(tx, send).await?),
-            WriteOp::Finish(outcome, _) => Written::Finish(finish_in(tx, outcome).await?),
-            WriteOp::Status(update, _) => Written::Status(apply_in(tx, update).await?),
+            WriteOp::Finish(outcome, _) => Written::Finish(finish_in(tx, lookups, outcome).await?),
+            WriteOp::Status(update, _) => Written::Status(apply_in(tx, lookups, update).await?),
         })
     }
 
@@ -249,13 +260,13 @@ async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, 
 /// Runs `op` in a transaction of its own. A caller that stopped waiting before the commit
 /// (its request timed out, so it was told nothing was done) gets its write rolled back, as
 /// when its own future held the transaction.
-async fn write_alone(pool: &SqlitePool, op: WriteOp) {
+async fn write_alone(pool: &SqlitePool, op: WriteOp, lookups: &Lookups) {
     if op.abandoned() {
         return;
     }
     let result = async {
         let mut tx = begin_write(pool).await?;
-        let written = op.run(&mut tx).await?;
+        let written = op.run(&mut tx, lookups).await?;
         if op.abandoned() {
             tx.rollback().await?;
             return Ok(None);
@@ -272,7 +283,12 @@ async fn write_alone(pool: &SqlitePool, op: WriteOp) {
 }
 
 /// Commits the queued writes in groups until every sender is gone.
-async fn combine(pool: SqlitePool, mut queue: mpsc::Receiver<WriteOp>, stats: Arc<GroupStats>) {
+async fn combine(
+    pool: SqlitePool,
+    mut queue: mpsc::Receiver<WriteOp>,
+    stats: Arc<GroupStats>,
+    lookups: Arc<Lookups>,
+) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
         // A caller that stopped waiting (its request timed out) was told nothing was done:
@@ -282,10 +298,10 @@ async fn combine(pool: SqlitePool, mut queue: mpsc::Receiver<WriteOp>, stats: Ar
             continue;
         }
         if group.len() == 1 {
-            write_alone(&pool, group.pop().expect("one")).await;
+            write_alone(&pool, group.pop().expect("one"), &lookups).await;
             continue;
         }
-        match write_group(&pool, &group).await {
+        match write_group(&pool, &group, &lookups).await {
             Ok(results) => {
                 stats.groups.fetch_add(1, Ordering::Relaxed);
                 stats
@@ -299,7 +315,7 @@ async fn combine(pool: SqlitePool, mut queue: mpsc::Receiver<WriteOp>, stats: Ar
                 stats.split.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, writes = group.len(), "group commit failed; writing one by one");
                 for op in group.drain(..) {
-                    write_alone(&pool, op).await;
+                    write_alone(&pool, op, &lookups).await;
                 }
             }
         }
@@ -307,7 +323,11 @@ async fn combine(pool: SqlitePool, mut queue: mpsc::Receiver<WriteOp>, stats: Ar
 }
 
 /// `group` in one transaction; nothing is kept if any of it fails.
-async fn write_group(pool: &SqlitePool, group: &[WriteOp]) -> StoreResult<Vec<Written>> {
+async fn write_group(
+    pool: &SqlitePool,
+    group: &[WriteOp],
+    lookups: &Lookups,
+) -> StoreResult<Vec<Written>> {
     let mut tx = begin_write(pool).await?;
     let mut results: Vec<Option<Written>> = group.iter().map(|_| None).collect();
     // Plain sends are decided together, after the group's other writes: all of them were
@@ -316,7 +336,7 @@ async fn write_group(pool: &SqlitePool, group: &[WriteOp]) -> StoreResult<Vec<Wr
     for (i, op) in group.iter().enumerate() {
         match op {
             WriteOp::Accept(send, _) if send.idempotency.is_none() => plain.push((i, send)),
-            _ => results[i] = Some(op.run(&mut tx).await?),
+            _ => results[i] = Some(op.run(&mut tx, lookups).await?),
         }
     }
     if !plain.is_empty() {
@@ -656,6 +676,7 @@ impl KnownConversation {
 /// conversation, when the caller has read it already).
 async fn conversation_follows(
     tx: &mut Transaction<'_, Sqlite>,
+    lookups: &Lookups,
     message: &Message,
     status: MessageStatus,
     now: i64,
@@ -714,7 +735,7 @@ async fn conversation_follows(
         Some(message),
         now,
     );
-    queue_events(tx, &message.account_id, event.as_slice()).await?;
+    queue_events(tx, lookups, &message.account_id, event.as_slice()).await?;
     Ok(Some((message.conversation_id.clone(), next)))
 }
 
@@ -722,26 +743,33 @@ async fn conversation_follows(
 /// the account's endpoints subscribed to the event's type, and the message's `callbackUrl`.
 async fn queue_events(
     tx: &mut Transaction<'_, Sqlite>,
+    lookups: &Lookups,
     account_id: &str,
     events: &[OutboxEvent],
 ) -> StoreResult<()> {
     if events.is_empty() {
         return Ok(());
     }
-    let endpoints: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT id, url, event_types FROM webhook_endpoints WHERE account_id = ?
-         ORDER BY created_at, id",
-    )
-    .bind(account_id)
-    .fetch_all(&mut **tx)
-    .await?;
+    let endpoints = lookups
+        .endpoints
+        .get_or(lookups, account_id, async {
+            Ok(sqlx::query_as(
+                "SELECT id, url, event_types FROM webhook_endpoints WHERE account_id = ?
+                 ORDER BY created_at, id",
+            )
+            .bind(account_id)
+            .fetch_all(&mut **tx)
+            .await?)
+        })
+        .await?;
     let now = crate::now_ms();
     for event in events {
         for (endpoint_id, url) in receivers(&endpoints, event) {
             sqlx::query(
                 "INSERT INTO callback_outbox (id, account_id, endpoint_id, url, ordering_key,
                     message_id, event_type, payload, next_attempt_at, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
+                 WHERE ?3 = '' OR EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = ?3)",
             )
             .bind(crate::domain::ids::new_id("evt"))
             .bind(account_id)
@@ -822,6 +850,7 @@ fn endpoint_from_row(r: &SqliteRow) -> StoreResult<WebhookEndpoint> {
 
 async fn fail_message(
     tx: &mut Transaction<'_, Sqlite>,
+    lookups: &Lookups,
     message: &Message,
     error: &ProviderError,
     now: i64,
@@ -844,8 +873,8 @@ async fn fail_message(
         .execute(&mut **tx)
         .await?;
     let event = message_event(message, MessageStatus::Failed, Some(error), now);
-    queue_events(tx, &message.account_id, event.as_slice()).await?;
-    conversation_follows(tx, message, MessageStatus::Failed, now, None).await
+    queue_events(tx, lookups, &message.account_id, event.as_slice()).await?;
+    conversation_follows(tx, lookups, message, MessageStatus::Failed, now, None).await
 }
 
 /// What an idempotency key was stored with (fingerprint, outcome), once an expired one is
@@ -1315,7 +1344,11 @@ async fn upsert_contact(tx: &mut Transaction<'_, Sqlite>, send: &AcceptSend) -> 
 }
 
 /// Records a send's outcome (see `Store::finish_attempt`) in the caller's transaction.
-async fn finish_in(tx: &mut Transaction<'_, Sqlite>, o: &AttemptOutcome) -> StoreResult<Finished> {
+async fn finish_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    lookups: &Lookups,
+    o: &AttemptOutcome,
+) -> StoreResult<Finished> {
     // A success ends this attempt's job; when there was none to end, the job is another
     // attempt's (stale) or gone (a status webhook that outran this response ended it: the
     // provider ids are still ours to record).
@@ -1407,7 +1440,7 @@ async fn finish_in(tx: &mut Transaction<'_, Sqlite>, o: &AttemptOutcome) -> Stor
                 .await?;
             let message = message_from_row(&row)?;
             if message.status.advances_to(MessageStatus::Failed) {
-                conversation = fail_message(tx, &message, error, o.now).await?;
+                conversation = fail_message(tx, lookups, &message, error, o.now).await?;
             } else {
                 sqlx::query("DELETE FROM delivery_jobs WHERE message_id = ?")
                     .bind(&o.message_id)
@@ -1423,6 +1456,7 @@ async fn finish_in(tx: &mut Transaction<'_, Sqlite>, o: &AttemptOutcome) -> Stor
 /// Applies a status (see `Store::apply_status`) in the caller's transaction.
 async fn apply_in(
     tx: &mut Transaction<'_, Sqlite>,
+    lookups: &Lookups,
     u: &StatusUpdate,
 ) -> StoreResult<StatusApplied> {
     // The message with its conversation, found by provider id else by our id.
@@ -1491,7 +1525,7 @@ async fn apply_in(
                 title: "Failed without an error from the provider".into(),
                 details: None,
             });
-            conversation = fail_message(tx, &message, &error, u.at).await?;
+            conversation = fail_message(tx, lookups, &message, &error, u.at).await?;
         } else {
             sqlx::query(&format!(
                 "UPDATE messages SET status = ?, {col} = coalesce({col}, ?), updated_at = ?,
@@ -1508,8 +1542,9 @@ async fn apply_in(
             .await?;
             pricing_kept = true;
             let event = message_event(&message, u.status, None, u.at);
-            queue_events(tx, &message.account_id, event.as_slice()).await?;
-            conversation = conversation_follows(tx, &message, u.status, u.at, Some(known)).await?;
+            queue_events(tx, lookups, &message.account_id, event.as_slice()).await?;
+            conversation =
+                conversation_follows(tx, lookups, &message, u.status, u.at, Some(known)).await?;
         }
     } else if message.status != MessageStatus::Failed && u.status != MessageStatus::Failed {
         // A late status keeps its time for the timeline but does not move the status.
@@ -2172,7 +2207,7 @@ impl Store for SqliteStore {
                 None,
                 now,
             );
-            queue_events(&mut tx, &c.account_id, event.as_slice()).await?;
+            queue_events(&mut tx, &self.lookups, &c.account_id, event.as_slice()).await?;
         }
         tx.commit().await?;
         Ok(conversation)
@@ -2580,6 +2615,7 @@ impl Store for SqliteStore {
         e: &WebhookEndpoint,
         idempotency: Option<&IdempotencyKey>,
     ) -> StoreResult<EndpointInsert> {
+        let _changed = self.lookups.writing();
         // The single writer serializes this transaction with every other write, so of
         // concurrent creations with one key the first stores it and the others see it.
         let mut tx = begin_write(&self.write).await?;
@@ -2650,6 +2686,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_webhook_endpoint(&self, account_id: &str, id: &str) -> StoreResult<bool> {
+        let _changed = self.lookups.writing();
         let mut tx = begin_write(&self.write).await?;
         let deleted = sqlx::query("DELETE FROM webhook_endpoints WHERE id = ? AND account_id = ?")
             .bind(id)
@@ -2719,7 +2756,7 @@ impl Store for SqliteStore {
             .await?;
         let previous = std::mem::replace(&mut template.status, status.to_string());
         let event = template_event(&template, &previous, now);
-        queue_events(&mut tx, &template.account_id, &[event]).await?;
+        queue_events(&mut tx, &self.lookups, &template.account_id, &[event]).await?;
         tx.commit().await?;
         Ok(true)
     }
