@@ -976,6 +976,19 @@ async fn mixed_concurrent_traffic_never_deadlocks() {
 }
 
 #[tokio::test]
+async fn connections_plan_their_statements_once() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        let mode: String = sqlx::query_scalar("SELECT current_setting('plan_cache_mode')")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(mode, "force_generic_plan");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn every_method_round_trips() {
     with_database(|url| async move {
         let store = open(&url).await;
