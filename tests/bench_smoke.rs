@@ -1,5 +1,5 @@
-//! Smoke test of the benchmark program (issue 5): a `--quick` run of a few scenarios, a few
-//! hundred messages each, must pass its own checks and print the table. Benchmarks proper are
+//! Smoke test of the benchmark program (issue 5): a `--quick` run of a few scenarios, twice
+//! each, a few hundred messages each, must pass its own checks and print the table. Benchmarks proper are
 //! not part of CI; see BENCHMARKS.md.
 
 use std::path::Path;
@@ -17,6 +17,7 @@ fn quick_bench_run_passes_its_checks_and_prints_the_table() {
     );
     let out = Command::new(env!("CARGO_BIN_EXE_plantilla-bench"))
         .arg("--quick")
+        .args(["--repeat", "2"])
         .arg("--bin-dir")
         .arg(bin_dir)
         .args(["baseline", "pending", "full-cycle"])
@@ -34,6 +35,7 @@ fn quick_bench_run_passes_its_checks_and_prints_the_table() {
         "| baseline ",
         "| pending ",
         "| full-cycle ",
+        "- pending: 2 runs, ",
         "All checks passed.",
     ] {
         assert!(stdout.contains(needle), "no {needle:?} in:\n{stdout}");
