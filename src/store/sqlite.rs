@@ -741,6 +741,8 @@ async fn conversation_follows(
 
 /// Writes `events` to the outbox, in the caller's transaction, once per receiver: each of
 /// the account's endpoints subscribed to the event's type, and the message's `callbackUrl`.
+/// Endpoints come from the lookups' copy (most accounts have none, and a status then costs
+/// no statement here); a row for an endpoint is inserted only if it still exists.
 async fn queue_events(
     tx: &mut Transaction<'_, Sqlite>,
     lookups: &Lookups,
