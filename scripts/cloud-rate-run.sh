@@ -16,7 +16,7 @@ PORT=$((20000 + RANDOM % 20000))
 ADMIN=rate-run-admin-token-0123456789
 SECRET=rate-run-app-secret
 
-$BIN/fake-graph --listen 127.0.0.1:0 --phone PN1:TOKEN1 --accept-unknown-templates \
+$BIN/fake-graph --listen 127.0.0.1:0 --phone 1000001:TOKEN1 --accept-unknown-templates \
   --app-secret "$SECRET" --webhook-url "http://127.0.0.1:$PORT/webhooks/whatsapp" > "$WORK/fake.out" &
 until grep -q "listening on" "$WORK/fake.out" 2>/dev/null; do sleep 0.05; done
 FAKE=http://$(head -1 "$WORK/fake.out" | awk '{print $3}')
@@ -29,8 +29,8 @@ until curl -s "http://127.0.0.1:$PORT/" > /dev/null; do sleep 0.05; done
 
 admin() { $BIN/plantilla admin "$@"; }
 ACC=$(admin accounts create name=RateRun conversationLimit:=1000000 | sed -n 's/.*"id": "\(acc_[^"]*\)".*/\1/p')
-CH_JSON=$(admin channels create accountId=$ACC name=Cloud provider=cloud phoneNumberId=PN1 \
-  wabaId=W1 accessToken=TOKEN1 messagesPerSecond:=$RATE)
+CH_JSON=$(admin channels create accountId=$ACC name=Cloud provider=cloud phoneNumberId=1000001 \
+  wabaId=2000001 accessToken=TOKEN1 messagesPerSecond:=$RATE)
 TOKEN=$(echo "$CH_JSON" | sed -n 's/.*"publicToken": "\([^"]*\)".*/\1/p')
 TPL=$(admin templates create accountId=$ACC name=order_update language=es appId=1 \
   message='Hola {{name}}' | sed -n 's/.*"id": "\(tpl_[^"]*\)".*/\1/p')

@@ -8,6 +8,7 @@ pub mod app;
 pub mod callbacks;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod dispatch;
 pub mod domain;
 pub mod fake_graph;

@@ -137,3 +137,50 @@ async fn the_background_dispatcher_delivers_without_being_driven() {
     assert_eq!(t.message(&message_id).await["status"], "read");
     t.server.take().unwrap().stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn simulated_statuses_survive_a_restart() {
+    // The first process accepts the sends and dies before any simulated status is due.
+    let t = spawn_app_with(|c| c.sandbox_status_delay_ms = 3_600_000).await;
+    let seed = t.seed().await;
+    let mut messages = Vec::new();
+    for phone in ["50755667701", "50755667702", "50755660000"] {
+        let r = t.send_old(&seed.token, send_body(&seed, phone)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        messages.push(s(&r.json["data"]["message_id"]));
+    }
+    // Sent to the sandbox (each has its wamid); its statuses are only timers now.
+    t.server
+        .as_ref()
+        .unwrap()
+        .dispatcher
+        .pass_and_settle()
+        .await
+        .unwrap();
+    for id in &messages {
+        let m = t.message(id).await;
+        assert_eq!(m["status"], "sending", "{m}");
+        assert!(m["providerMessageId"].is_string(), "{m}");
+    }
+    // One of them was further along: delivered.
+    t.sql(&format!(
+        "UPDATE messages SET status = 'delivered', sent_at = updated_at, delivered_at = updated_at
+          WHERE id = '{}'",
+        messages[1]
+    ))
+    .await;
+
+    // A new process (its delay long past for these messages) finishes every simulation.
+    let t = t.restart_with(|c| c.sandbox_status_delay_ms = 0).await;
+    t.drain().await;
+    let read = t.message(&messages[0]).await;
+    assert_eq!(read["status"], "read", "{read}");
+    for step in ["sent", "delivered", "read"] {
+        assert!(read["statusTimes"][step].is_string(), "{step}: {read}");
+    }
+    assert_eq!(t.message(&messages[1]).await["status"], "read");
+    let failed = t.message(&messages[2]).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["error"]["code"], 131026, "{failed}");
+    assert_eq!(read["attempts"], 1, "resumed, not sent again");
+}

@@ -13,6 +13,7 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tracing::Instrument;
 
+use super::native::Problem;
 use super::{admin, compat, json_response};
 use crate::app::App;
 use crate::metrics::UNMATCHED_ROUTE;
@@ -177,12 +178,22 @@ pub async fn guard(State(app): State<App>, req: Request, next: Next) -> Response
 /// The route of bulk sends, whose bodies (up to 10,000 recipients) have their own limit.
 const BATCH_ROUTE: &str = "/v1/messages/batch";
 
+/// The route of media uploads, whose bodies (files up to 100 MB) have their own limit.
+const MEDIA_ROUTE: &str = "/v1/media";
+
+/// The routes that submit templates, whose bodies carry media samples in base64: they take
+/// the bulk send's limit.
+const TEMPLATE_SUBMIT_ROUTES: [&str; 2] = ["/v1/templates", "/v1/admin/channels/{id}/templates"];
+
 /// The largest body a route accepts.
 fn body_limit(config: &crate::config::Config, route: &str) -> u64 {
-    if route == BATCH_ROUTE {
-        config.max_batch_body_bytes.max(config.max_body_bytes)
-    } else {
-        config.max_body_bytes
+    match route {
+        BATCH_ROUTE => config.max_batch_body_bytes.max(config.max_body_bytes),
+        r if TEMPLATE_SUBMIT_ROUTES.contains(&r) => {
+            config.max_batch_body_bytes.max(config.max_body_bytes)
+        }
+        MEDIA_ROUTE => config.max_media_bytes.max(config.max_body_bytes),
+        _ => config.max_body_bytes,
     }
 }
 
@@ -195,6 +206,18 @@ async fn handle(
     next: Next,
 ) -> Response {
     let surface = Surface::of(path);
+    let head_limit = usize::try_from(app.config.max_header_bytes).unwrap_or(usize::MAX);
+    if head_size(&req) > head_limit {
+        return refuse(surface, head_too_large(head_limit));
+    }
+    if let Some(response) = bad_path(surface, route, path) {
+        return response;
+    }
+    if surface == Surface::Problems
+        && let Some(response) = unsupported_content_type(route, &req)
+    {
+        return response;
+    }
     let max = body_limit(&app.config, route);
     let limit = usize::try_from(max).unwrap_or(usize::MAX);
     let declared = req
@@ -205,7 +228,7 @@ async fn handle(
     if declared.is_some_and(|n| n > max) {
         return refuse(surface, too_large(limit));
     }
-    let timeout = if route == BATCH_ROUTE {
+    let timeout = if route == BATCH_ROUTE || route == MEDIA_ROUTE {
         app.config.batch_request_timeout()
     } else {
         app.config.request_timeout()
@@ -243,6 +266,188 @@ async fn handle(
     }
 }
 
+/// About the size of the request head as it came: request line, header lines, blank line.
+fn head_size(req: &Request) -> usize {
+    let line = req.method().as_str().len() + 1 + req.uri().to_string().len() + 11;
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
+        .sum();
+    line + headers + 2
+}
+
+fn head_too_large(limit: usize) -> Refusal {
+    Refusal {
+        status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        kind: "Request Header Fields Too Large",
+        label: "headers",
+        message: format!("the request line and headers are larger than {limit} bytes"),
+        value: json!(limit),
+        body_problem: false,
+    }
+}
+
+/// Decodes `%XX` escapes as the router's path extractor does (a `%` not followed by two hex
+/// digits stays as it is).
+fn percent_decode(segment: &str) -> Vec<u8> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
+}
+
+/// A path parameter whose percent-decoding is not UTF-8 (`/v1/messages/%ff`), answered in the
+/// shape of its API instead of the router's plain-text `Invalid URL`: the parameter named as
+/// the API reference names it.
+fn bad_path(surface: Surface, route: &str, path: &str) -> Option<Response> {
+    let segments = path.split('/').filter(|s| !s.is_empty());
+    let (param, value) = route
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .zip(segments)
+        .find_map(|(template, segment)| {
+            let name = template.strip_prefix('{')?.strip_suffix('}')?;
+            std::str::from_utf8(&percent_decode(segment))
+                .is_err()
+                .then_some((name, segment))
+        })?;
+    let name = match (surface, param) {
+        (Surface::CompatOld | Surface::CompatNew, "id") => "templateId".to_string(),
+        _ => camel_case(param),
+    };
+    let message = format!("{name} is not valid percent-encoded UTF-8");
+    Some(match surface {
+        Surface::Problems => Problem::field(&name, "is not valid percent-encoded UTF-8").response(),
+        Surface::CompatOld | Surface::CompatNew | Surface::Other => {
+            let label = format!("params.{name}");
+            let body = json!({
+                "context": {"key": "Params", "label": label, "value": value},
+                "message": message,
+                "path": [label],
+                "type": "Bad format",
+            });
+            if surface == Surface::CompatOld {
+                json_response(StatusCode::BAD_REQUEST, &body)
+            } else {
+                json_response(StatusCode::BAD_REQUEST, &json!({"code": 400, "body": body}))
+            }
+        }
+        Surface::Webhooks => (StatusCode::BAD_REQUEST, message).into_response(),
+    })
+}
+
+fn camel_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The body types a route of the native and admin APIs takes: JSON (`charset` UTF-8 if
+/// given; `application/*+json` too), or `multipart/form-data` for media uploads. `None`: the
+/// request carries no body, or an accepted type; otherwise the 415 problem.
+fn unsupported_content_type(route: &str, req: &Request) -> Option<Response> {
+    if !matches!(req.method().as_str(), "POST" | "PUT" | "PATCH") {
+        return None;
+    }
+    let headers = req.headers();
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > 0);
+    if !has_body {
+        return None;
+    }
+    let given = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let multipart = route == MEDIA_ROUTE;
+    let accepted = if multipart {
+        json!(["multipart/form-data"])
+    } else {
+        json!(["application/json"])
+    };
+    if given
+        .as_deref()
+        .is_some_and(|ct| content_type_accepted(ct, multipart))
+    {
+        return None;
+    }
+    let detail = match &given {
+        Some(ct) => format!(
+            "the body's Content-Type '{ct}' is not {}",
+            if multipart {
+                "multipart/form-data"
+            } else {
+                "application/json (UTF-8)"
+            }
+        ),
+        None => format!(
+            "the body has no Content-Type; send it as {}",
+            if multipart {
+                "multipart/form-data"
+            } else {
+                "application/json"
+            }
+        ),
+    };
+    Some(
+        Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            detail,
+        )
+        .with("contentType", given.map_or(Value::Null, Value::String))
+        .with("accepted", accepted)
+        .response(),
+    )
+}
+
+fn content_type_accepted(content_type: &str, multipart: bool) -> bool {
+    let mut parts = content_type.split(';');
+    let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    if multipart {
+        return essence == "multipart/form-data";
+    }
+    let json = essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|sub| sub.len() > "+json".len() && sub.ends_with("+json"));
+    json && parts.all(|param| match param.split_once('=') {
+        Some((k, v)) if k.trim().eq_ignore_ascii_case("charset") => {
+            let v = v.trim().trim_matches('"');
+            v.eq_ignore_ascii_case("utf-8") || v.eq_ignore_ascii_case("utf8")
+        }
+        _ => true,
+    })
+}
+
 fn timed_out(status: StatusCode, kind: &'static str, timeout: Duration) -> Refusal {
     let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
     Refusal {
@@ -260,6 +465,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn bulk_sends_and_media_have_their_own_body_limits() {
+        let config = crate::config::Config {
+            max_body_bytes: 10,
+            max_batch_body_bytes: 20,
+            max_media_bytes: 30,
+            ..crate::config::Config::default()
+        };
+        assert_eq!(body_limit(&config, "/v1/messages"), 10);
+        assert_eq!(body_limit(&config, BATCH_ROUTE), 20);
+        assert_eq!(body_limit(&config, MEDIA_ROUTE), 30);
+        let small = crate::config::Config {
+            max_body_bytes: 50,
+            ..config
+        };
+        assert_eq!(body_limit(&small, MEDIA_ROUTE), 50);
+    }
+
+    #[test]
     fn sane_request_ids_are_kept() {
         let keep = |s: &str| request_id_of(Some(&HeaderValue::from_str(s).unwrap()));
         assert_eq!(keep("abc-123_X.y"), "abc-123_X.y");
@@ -270,6 +493,45 @@ mod tests {
         assert!(keep("a\"b").starts_with("req_"));
         assert!(keep("").starts_with("req_"));
         assert!(request_id_of(None).starts_with("req_"));
+    }
+
+    #[test]
+    fn json_bodies_are_recognised_by_their_content_type() {
+        for ok in [
+            "application/json",
+            "APPLICATION/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=\"UTF-8\"",
+            "application/problem+json",
+        ] {
+            assert!(content_type_accepted(ok, false), "{ok}");
+        }
+        for refused in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "application/xml",
+            "application/json; charset=utf-16",
+            "application/+json",
+            "application/jsonp",
+            "multipart/form-data; boundary=x",
+        ] {
+            assert!(!content_type_accepted(refused, false), "{refused}");
+        }
+        assert!(content_type_accepted(
+            "Multipart/Form-Data; boundary=x",
+            true
+        ));
+        assert!(!content_type_accepted("application/json", true));
+    }
+
+    #[test]
+    fn path_segments_are_percent_decoded_as_the_router_does() {
+        assert_eq!(percent_decode("a%41b"), b"aAb");
+        assert_eq!(percent_decode("%ff"), [0xff]);
+        assert_eq!(percent_decode("%zz%4"), b"%zz%4");
+        assert_eq!(percent_decode("%C3%A9"), "é".as_bytes());
+        assert_eq!(camel_case("channel_id"), "channelId");
+        assert_eq!(camel_case("id"), "id");
     }
 
     #[test]
