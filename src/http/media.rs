@@ -1,0 +1,264 @@
+//! `POST /v1/media` (native API): uploads a file through a channel and answers the media id
+//! a send can use as a template header's `id`. The body is `multipart/form-data` with a
+//! `file` part (its `Content-Type` is the file's MIME type) and, with an account API key,
+//! `channelId` (a text part or a query parameter).
+//!
+//! The file's type and size are checked against WhatsApp's limits while it is read, before
+//! anything reaches Meta: 415 `unsupported-media-type`, 413 `media-too-large`.
+
+use std::collections::HashMap;
+
+use axum::extract::multipart::{MultipartError, MultipartRejection};
+use axum::extract::{Multipart, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use bytes::BytesMut;
+use serde_json::{Value, json};
+
+use super::json_response;
+use super::native::{Problem, authenticate, idempotency_key};
+use crate::app::App;
+use crate::domain::media::{self, MediaRefusal};
+use crate::provider::MediaFile;
+use crate::service::media::{self as service, UploadError};
+
+/// Longest `channelId` read from a part (ids are far shorter).
+const MAX_CHANNEL_ID: usize = 200;
+/// Bytes of a file's start kept to tell its kind (WebP's animation flag is byte 20).
+const HEAD: usize = 32;
+/// Longest file name kept; longer ones are cut (Meta shows at most 240 characters).
+const MAX_FILENAME: usize = 240;
+
+pub(crate) async fn upload(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Response {
+    let result = async {
+        let caller = authenticate(&app, &headers).await?;
+        // Each upload makes a new media id, harmless to repeat: a key is checked, not stored.
+        idempotency_key(&headers)?;
+        let mut multipart = multipart.map_err(|_| {
+            Problem::field(
+                "file",
+                "is required: send the body as multipart/form-data with the file in a part named 'file'",
+            )
+        })?;
+        let form = read_form(&mut multipart).await?;
+        let channel_id = match (q.get("channelId"), form.channel_id) {
+            (Some(a), Some(b)) if a != &b => {
+                return Err(Problem::field(
+                    "channelId",
+                    "is given twice (query and form) with different values",
+                ));
+            }
+            (Some(a), _) => Some(a.clone()),
+            (None, b) => b,
+        };
+        let channel = caller.channel(&app, channel_id.as_deref()).await?;
+        let file = form.file.ok_or_else(|| {
+            Problem::field(
+                "file",
+                "is required: a part named 'file' with the file, its MIME type as the part's Content-Type",
+            )
+        })?;
+        let id = service::upload(&app, &channel, &file)
+            .await
+            .map_err(upload_problem)?;
+        Ok::<_, Problem>(json_response(
+            StatusCode::CREATED,
+            &json!({
+                "id": id,
+                "mimeType": file.mime_type,
+                "size": file.bytes.len(),
+                "channelId": channel.id,
+            }),
+        ))
+    }
+    .await;
+    result.unwrap_or_else(Problem::response)
+}
+
+/// What the form carried.
+struct Form {
+    file: Option<MediaFile>,
+    channel_id: Option<String>,
+}
+
+fn bad_multipart(e: &MultipartError) -> Problem {
+    Problem::field(
+        "file",
+        format!(
+            "the multipart/form-data body cannot be read: {}",
+            e.body_text()
+        ),
+    )
+}
+
+/// Reads the parts: `file` (checked as it arrives: its type first, then its size) and
+/// `channelId`; other parts are skipped.
+async fn read_form(multipart: &mut Multipart) -> Result<Form, Problem> {
+    let mut form = Form {
+        file: None,
+        channel_id: None,
+    };
+    while let Some(mut field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| bad_multipart(&e))?
+    {
+        match field.name() {
+            Some("file") => {
+                if form.file.is_some() {
+                    return Err(Problem::field(
+                        "file",
+                        "is given twice; upload one file per request",
+                    ));
+                }
+                let filename = field
+                    .file_name()
+                    .map(clean_filename)
+                    .filter(|n| !n.is_empty());
+                let media_type = media::resolve(field.content_type(), filename.as_deref())
+                    .map_err(refusal_problem)?;
+                // Read up to the largest size of the type; past it, only count.
+                let cap = media_type.kind.max_size();
+                let mut bytes = BytesMut::new();
+                // The first bytes, kept even past the cap (an animated sticker says so there).
+                let mut head = Vec::with_capacity(HEAD);
+                let mut size: u64 = 0;
+                while let Some(chunk) = field.chunk().await.map_err(|e| bad_multipart(&e))? {
+                    if head.len() < HEAD {
+                        let take = (HEAD - head.len()).min(chunk.len());
+                        head.extend_from_slice(&chunk[..take]);
+                    }
+                    size += chunk.len() as u64;
+                    if size <= cap {
+                        bytes.extend_from_slice(&chunk);
+                    }
+                }
+                if size > cap {
+                    let limit = media::size_limit(media_type, &head);
+                    return Err(refusal_problem(MediaRefusal::TooLarge {
+                        mime: media_type.mime,
+                        kind: media_type.kind,
+                        animated: limit == media::STICKER_ANIMATED_MAX
+                            && media_type.kind == media::MediaKind::Sticker,
+                        size,
+                        limit,
+                    }));
+                }
+                if size == 0 {
+                    return Err(Problem::field("file", "is empty"));
+                }
+                media::check_size(media_type, &bytes).map_err(refusal_problem)?;
+                form.file = Some(MediaFile {
+                    bytes: bytes.freeze(),
+                    mime_type: media_type.mime.to_string(),
+                    filename,
+                });
+            }
+            Some("channelId") => {
+                let text = field.text().await.map_err(|e| bad_multipart(&e))?;
+                let text = text.trim();
+                if text.is_empty() || text.len() > MAX_CHANNEL_ID {
+                    return Err(Problem::field("channelId", "must be a channel id"));
+                }
+                form.channel_id = Some(text.to_string());
+            }
+            _ => {}
+        }
+    }
+    Ok(form)
+}
+
+/// A file name as given, without any directory part or control characters, at most
+/// [`MAX_FILENAME`] characters.
+fn clean_filename(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    base.chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_FILENAME)
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+fn refusal_problem(r: MediaRefusal) -> Problem {
+    let detail = r.to_string();
+    match r {
+        MediaRefusal::Unsupported { mime } => Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            detail,
+        )
+        .with(
+            "mimeType",
+            if mime.is_empty() {
+                Value::Null
+            } else {
+                json!(mime)
+            },
+        )
+        .with("accepted", json!(media::accepted())),
+        MediaRefusal::TooLarge {
+            mime,
+            kind,
+            size,
+            limit,
+            ..
+        } => Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "media-too-large",
+            "Media too large",
+            detail,
+        )
+        .with("mimeType", json!(mime))
+        .with("mediaKind", json!(kind.as_str()))
+        .with("size", json!(size))
+        .with("limit", json!(limit)),
+    }
+}
+
+fn upload_problem(e: UploadError) -> Problem {
+    match e {
+        UploadError::Refused(r) => refusal_problem(r),
+        UploadError::ChannelNotConnected(status) => Problem::new(
+            StatusCode::CONFLICT,
+            "channel-not-connected",
+            "Channel not connected",
+            format!("the channel is {status}; ask the operator to connect it"),
+        )
+        .with("channelStatus", Value::String(status)),
+        UploadError::Provider(e) => Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream",
+            "The provider refused",
+            format!(
+                "the Graph API answered {} ({}): {}",
+                e.code,
+                e.title,
+                e.description()
+            ),
+        )
+        .with(
+            "providerError",
+            json!({"code": e.code, "title": e.title, "details": e.details}),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_lose_directories_and_control_characters() {
+        assert_eq!(clean_filename("C:\\docs\\invoice.pdf"), "invoice.pdf");
+        assert_eq!(clean_filename("../../etc/passwd"), "passwd");
+        assert_eq!(clean_filename("a\r\nb.pdf"), "ab.pdf");
+        assert_eq!(clean_filename(&"x".repeat(300)).len(), MAX_FILENAME);
+    }
+}

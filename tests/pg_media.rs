@@ -1,0 +1,2 @@
+//! The media tests on PostgreSQL (see tests/common/mod.rs).
+include!("media.rs");

@@ -1,0 +1,2 @@
+//! The template authoring tests on PostgreSQL (see tests/common/mod.rs).
+include!("template_authoring.rs");
