@@ -62,13 +62,17 @@ pub enum Command {
     ///   plantilla admin groups create accountId=acc_… name=Ventas channelIds:='["ch_…"]'
     ///   plantilla admin templates create accountId=acc_… name=order_update language=es appId=123 message='Hola {{name}}'
     ///   plantilla admin templates sync --channel ch_…
+    ///   plantilla admin templates submit --channel ch_… name=promo language=es category=MARKETING \
+    ///       message='Hola {{name}}' examples:='{"name":"Ana"}' header:='{"format":"IMAGE"}' \
+    ///       --sample-file promo.png      (submits to WhatsApp; the file is the header's sample)
+    ///   plantilla admin templates delete tpl_…   (at Meta too; atMeta:=false: only here)
     ///   plantilla admin messages get msg_…
     ///   plantilla admin secrets reencrypt      (after changing PLANTILLA_ENCRYPTION_KEY)
     #[command(verbatim_doc_comment)]
     Admin {
         /// accounts, channels, groups, templates, conversations, messages or secrets
         resource: String,
-        /// create, get, update, rotate-token, sync, close or reencrypt
+        /// create, get, update, rotate-token, sync, submit, delete, close or reencrypt
         action: String,
         /// An id (for get, update, rotate-token, close), then fields.
         #[arg(allow_hyphen_values = true)]
@@ -202,6 +206,43 @@ pub async fn run_admin(
                 .context("templates sync needs --channel <channel id>")?;
             admin::sync_templates(app, &channel).await
         }
+        ("templates", "submit") => {
+            let mut body = body;
+            let fields = body.as_object_mut().expect("fields are an object");
+            let channel = fields
+                .remove("channel")
+                .and_then(|c| c.as_str().map(str::to_string))
+                .context("templates submit needs --channel <channel id>")?;
+            if let Some(path) = fields.remove("sample-file") {
+                let path = path.as_str().unwrap_or_default().to_string();
+                let bytes = std::fs::read(&path).with_context(|| format!("cannot read {path}"))?;
+                let mime = crate::domain::media::from_filename(&path)
+                    .map(|m| m.mime)
+                    .with_context(|| format!("cannot tell the media type of {path}"))?;
+                let header = fields
+                    .entry("header")
+                    .or_insert_with(|| serde_json::json!({}));
+                let Some(header) = header.as_object_mut() else {
+                    bail!("--sample-file needs header:='{{\"format\":\"IMAGE\"}}' (an object)");
+                };
+                use base64::Engine;
+                header.insert(
+                    "sample".into(),
+                    serde_json::json!({
+                        "data": base64::engine::general_purpose::STANDARD.encode(bytes),
+                        "mimeType": mime,
+                        "filename": std::path::Path::new(&path).file_name().map(|n| n.to_string_lossy().to_string()),
+                    }),
+                );
+            }
+            admin::submit_template(app, &channel, &body).await
+        }
+        ("templates", "delete") => {
+            let at_meta = body["atMeta"].as_bool().unwrap_or(true);
+            admin::delete_template(app, &need_id()?, at_meta)
+                .await
+                .map(|()| serde_json::json!({"id": id, "deleted": true}))
+        }
         ("conversations", "get") => admin::get_conversation(app, &need_id()?).await,
         ("conversations", "close") => admin::close_conversation(app, &need_id()?).await,
         ("messages", "get") => admin::get_message(app, &need_id()?).await,
@@ -218,6 +259,8 @@ pub async fn run_admin(
 pub struct DemoSetup {
     pub public_token: String,
     pub template_id: String,
+    /// A MARKETING template with an IMAGE header and a quick-reply button.
+    pub image_template_id: String,
 }
 
 pub async fn seed_demo(app: &App) -> anyhow::Result<DemoSetup> {
@@ -245,12 +288,24 @@ pub async fn seed_demo(app: &App) -> anyhow::Result<DemoSetup> {
                 "footer": "Gracias por tu compra"}),
     )
     .await?;
+    let image_template = admin::create_template(
+        app,
+        &json!({"accountId": account["id"], "name": "promo_image", "language": "es",
+                "category": "MARKETING", "status": "APPROVED", "appId": "demo_promo_image",
+                "header": {"format": "IMAGE"},
+                "message": "Hola {{customer_name}}, mira lo nuevo de esta semana.",
+                "buttons": [{"type": "QUICK_REPLY", "text": "Me interesa"},
+                            {"type": "QUICK_REPLY", "text": "No, gracias"}]}),
+    )
+    .await?;
+    let id = |v: &serde_json::Value| v["id"].as_str().unwrap_or_default().to_string();
     Ok(DemoSetup {
         public_token: channel["publicToken"]
             .as_str()
             .unwrap_or_default()
             .to_string(),
-        template_id: template["id"].as_str().unwrap_or_default().to_string(),
+        template_id: id(&template),
+        image_template_id: id(&image_template),
     })
 }
 
@@ -288,17 +343,30 @@ async fn demo(
     let base = format!("http://{}", server.addr);
     let body = json!({"templateId": setup.template_id, "phoneNumber": "50755667788", "clientName": "Ana",
                       "params": {"customer_name": "Ana", "order_id": "A-1001"}});
+    let image_body = json!({"templateId": setup.image_template_id, "phoneNumber": "50766778899",
+                            "clientName": "Luis",
+                            "params": {"customer_name": "Luis",
+                                       "header.link": "https://example.com/promos/semana.jpg",
+                                       "button.0.payload": "promo-semana-si"}});
     println!(
         "plantilla demo: serving on {base} with a sandbox channel (SQLite file {db})\n\n\
          public token: {token}\nadmin token:  {admin}\n\n\
          Send a template:\n\n  curl -sS -X POST {base}/api/Template/SendMessage \
          -H 'Content-Type: application/json' -H 'Authorization: Bearer {token}' -d '{body}'\n\n\
+         Send one with an image header chosen per send and a quick-reply payload:\n\n  \
+         curl -sS -X POST {base}/api/Template/SendMessage \
+         -H 'Content-Type: application/json' -H 'Authorization: Bearer {token}' -d '{image_body}'\n\n\
+         Preview a send without sending it (what the recipient sees, what goes to Meta):\n\n  \
+         curl -sS -X POST {base}/v1/templates/{image_id}/preview \
+         -H 'Content-Type: application/json' -H 'Authorization: Bearer {token}' -d '{preview}'\n\n\
          Then follow the message (use data.message_id from the answer):\n\n  \
          curl -sS {base}/v1/admin/messages/MESSAGE_ID -H 'Authorization: Bearer {admin}'\n\n\
          Press Ctrl-C to stop.",
         db = db.display(),
         token = setup.public_token,
         admin = admin_token.expose(),
+        image_id = setup.image_template_id,
+        preview = json!({"params": image_body["params"]}),
     );
     server.run_until_signal().await
 }

@@ -55,6 +55,9 @@ pub struct Config {
     /// A job whose lease expired while its message was being sent (a crash mid-call) waits
     /// this long for a status webhook proving the send happened before it is sent again.
     pub reconcile_window_ms: u64,
+    /// A status for a message plantilla does not know (yet) is kept this long for its send's
+    /// response (a little longer than the reconcile window), then forgotten.
+    pub pending_status_ttl_ms: u64,
     /// How long an instance holds the right to send for a channel without renewing it; when
     /// an instance dies its channels move to another after this long.
     pub channel_lease_ms: u64,
@@ -75,6 +78,13 @@ pub struct Config {
     /// `/webhooks/whatsapp` (one app serving many channels).
     pub meta_app_secret: Option<Secret>,
     pub meta_verify_token: Option<Secret>,
+    /// The id of that Meta app: templates authored from plantilla upload their media samples
+    /// through the app's resumable upload API (`POST /{app-id}/uploads`). Needed only to
+    /// submit templates with a media header to cloud channels.
+    pub meta_app_id: Option<String>,
+    /// A template authored on a sandbox channel is approved this long after its submission
+    /// (as Meta's review would, queueing `template.status_changed`).
+    pub sandbox_approve_delay_ms: u64,
     /// How often `serve` syncs templates from each cloud channel's WhatsApp Business
     /// Account; 0 turns it off.
     pub template_sync_interval_secs: u64,
@@ -105,10 +115,14 @@ pub struct Config {
     pub max_body_bytes: u64,
     /// Largest body of a bulk send (`POST /v1/messages/batch`, up to 10,000 recipients).
     pub max_batch_body_bytes: u64,
+    /// Largest body of a media upload (`POST /v1/media`): WhatsApp's largest file (100 MB
+    /// documents) and the multipart envelope around it.
+    pub max_media_bytes: u64,
     /// Longest a request may take, reading its body included; then 408 (body) or 503.
     pub request_timeout_ms: u64,
     /// The same for a bulk send (`POST /v1/messages/batch`): 10,000 recipients are decided
-    /// one by one in the database.
+    /// one by one in the database; and for a media upload (`POST /v1/media`), whose file can
+    /// be 100 MB.
     pub batch_request_timeout_ms: u64,
     /// Requests per second one token (a channel's public token or an account API key) may
     /// make to the template and native APIs (burst: as many); 0 turns the limit off. Kept in
@@ -116,6 +130,16 @@ pub struct Config {
     pub token_rate_per_sec: u64,
     /// When set, `GET /metrics` requires `Authorization: Bearer <metrics_token>`.
     pub metrics_token: Option<Secret>,
+    /// A connection that has not sent a whole request head (request line and headers) this
+    /// long after it opened, or after the first byte of its next request, is closed.
+    pub header_read_timeout_ms: u64,
+    /// A kept-alive connection with no request for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// Most connections open at once; more wait to be accepted until one closes.
+    pub max_connections: u64,
+    /// Largest request head (request line and headers) answered normally; larger ones get
+    /// 431 in the error shape of their API.
+    pub max_header_bytes: u64,
 }
 
 impl Default for Config {
@@ -130,6 +154,7 @@ impl Default for Config {
             conversation_ttl_secs: 24 * 3600,
             dispatch_lease_ms: 30_000,
             reconcile_window_ms: 120_000,
+            pending_status_ttl_ms: 300_000,
             channel_lease_ms: 5_000,
             dispatch_batch: 100,
             retry_initial_ms: 1000,
@@ -141,6 +166,8 @@ impl Default for Config {
             graph_timeout_ms: 15_000,
             meta_app_secret: None,
             meta_verify_token: None,
+            meta_app_id: None,
+            sandbox_approve_delay_ms: 2000,
             template_sync_interval_secs: 900,
             template_sync_page_size: 100,
             idempotency_ttl_secs: 24 * 3600,
@@ -155,13 +182,22 @@ impl Default for Config {
             shutdown_timeout_ms: 30_000,
             max_body_bytes: 256 * 1024,
             max_batch_body_bytes: 8 * 1024 * 1024,
+            max_media_bytes: DEFAULT_MAX_MEDIA_BYTES,
             request_timeout_ms: 30_000,
             batch_request_timeout_ms: 120_000,
             token_rate_per_sec: 100,
             metrics_token: None,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 75_000,
+            max_connections: 10_000,
+            max_header_bytes: 64 * 1024,
         }
     }
 }
+
+/// The default `max_media_bytes`: 100 MiB (WhatsApp's largest document) and 64 KiB for the
+/// multipart envelope (boundaries, part headers, `channelId`).
+pub const DEFAULT_MAX_MEDIA_BYTES: u64 = 100 * 1024 * 1024 + 64 * 1024;
 
 /// Environment variable names, one per key.
 const ENV_KEYS: &[(&str, &str)] = &[
@@ -180,6 +216,7 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("PLANTILLA_CONVERSATION_TTL_SECS", "conversation_ttl_secs"),
     ("PLANTILLA_DISPATCH_LEASE_MS", "dispatch_lease_ms"),
     ("PLANTILLA_RECONCILE_WINDOW_MS", "reconcile_window_ms"),
+    ("PLANTILLA_PENDING_STATUS_TTL_MS", "pending_status_ttl_ms"),
     ("PLANTILLA_CHANNEL_LEASE_MS", "channel_lease_ms"),
     ("PLANTILLA_DISPATCH_BATCH", "dispatch_batch"),
     ("PLANTILLA_RETRY_INITIAL_MS", "retry_initial_ms"),
@@ -191,6 +228,11 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("PLANTILLA_GRAPH_TIMEOUT_MS", "graph_timeout_ms"),
     ("PLANTILLA_META_APP_SECRET", "meta_app_secret"),
     ("PLANTILLA_META_VERIFY_TOKEN", "meta_verify_token"),
+    ("PLANTILLA_META_APP_ID", "meta_app_id"),
+    (
+        "PLANTILLA_SANDBOX_APPROVE_DELAY_MS",
+        "sandbox_approve_delay_ms",
+    ),
     (
         "PLANTILLA_TEMPLATE_SYNC_INTERVAL_SECS",
         "template_sync_interval_secs",
@@ -214,6 +256,7 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("PLANTILLA_SHUTDOWN_TIMEOUT_MS", "shutdown_timeout_ms"),
     ("PLANTILLA_MAX_BODY_BYTES", "max_body_bytes"),
     ("PLANTILLA_MAX_BATCH_BODY_BYTES", "max_batch_body_bytes"),
+    ("PLANTILLA_MAX_MEDIA_BYTES", "max_media_bytes"),
     ("PLANTILLA_REQUEST_TIMEOUT_MS", "request_timeout_ms"),
     (
         "PLANTILLA_BATCH_REQUEST_TIMEOUT_MS",
@@ -221,6 +264,10 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ),
     ("PLANTILLA_TOKEN_RATE_PER_SEC", "token_rate_per_sec"),
     ("PLANTILLA_METRICS_TOKEN", "metrics_token"),
+    ("PLANTILLA_HEADER_READ_TIMEOUT_MS", "header_read_timeout_ms"),
+    ("PLANTILLA_IDLE_TIMEOUT_MS", "idle_timeout_ms"),
+    ("PLANTILLA_MAX_CONNECTIONS", "max_connections"),
+    ("PLANTILLA_MAX_HEADER_BYTES", "max_header_bytes"),
 ];
 
 impl Config {
@@ -279,7 +326,10 @@ impl Config {
             || key == "callback_concurrency"
             || key == "max_body_bytes"
             || key == "max_batch_body_bytes"
+            || key == "max_media_bytes"
             || key == "token_rate_per_sec"
+            || key == "max_connections"
+            || key == "max_header_bytes"
     }
 
     fn check(&self) -> anyhow::Result<()> {
@@ -316,6 +366,15 @@ impl Config {
         }
         if self.batch_request_timeout_ms == 0 {
             bail!("batch_request_timeout_ms must be at least 1");
+        }
+        if self.header_read_timeout_ms == 0 || self.idle_timeout_ms == 0 {
+            bail!("header_read_timeout_ms and idle_timeout_ms must be at least 1");
+        }
+        if self.max_connections == 0 {
+            bail!("max_connections must be at least 1");
+        }
+        if self.max_header_bytes < 1024 {
+            bail!("max_header_bytes must be at least 1024");
         }
         if let Some(token) = &self.metrics_token
             && token.expose().len() < 16
@@ -356,6 +415,14 @@ impl Config {
 
     pub fn batch_request_timeout(&self) -> Duration {
         Duration::from_millis(self.batch_request_timeout_ms)
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
     }
 }
 
@@ -438,9 +505,14 @@ mod tests {
         assert_eq!(c.shutdown_timeout_ms, 30_000);
         assert_eq!(c.max_body_bytes, 256 * 1024);
         assert_eq!(c.max_batch_body_bytes, 8 * 1024 * 1024);
+        assert_eq!(c.max_media_bytes, 100 * 1024 * 1024 + 64 * 1024);
         assert_eq!(c.request_timeout_ms, 30_000);
         assert_eq!(c.token_rate_per_sec, 100);
         assert_eq!(c.log_format, "text");
+        assert_eq!(c.header_read_timeout_ms, 10_000);
+        assert_eq!(c.idle_timeout_ms, 75_000);
+        assert_eq!(c.max_connections, 10_000);
+        assert_eq!(c.max_header_bytes, 64 * 1024);
         let c = Config::from_sources(
             None,
             &env(&[
@@ -448,9 +520,14 @@ mod tests {
                 ("PLANTILLA_SHUTDOWN_TIMEOUT_MS", "5000"),
                 ("PLANTILLA_MAX_BODY_BYTES", "1024"),
                 ("PLANTILLA_MAX_BATCH_BODY_BYTES", "4096"),
+                ("PLANTILLA_MAX_MEDIA_BYTES", "8192"),
                 ("PLANTILLA_REQUEST_TIMEOUT_MS", "2000"),
                 ("PLANTILLA_TOKEN_RATE_PER_SEC", "0"),
                 ("PLANTILLA_METRICS_TOKEN", "metrics-token-0123456789"),
+                ("PLANTILLA_HEADER_READ_TIMEOUT_MS", "500"),
+                ("PLANTILLA_IDLE_TIMEOUT_MS", "700"),
+                ("PLANTILLA_MAX_CONNECTIONS", "3"),
+                ("PLANTILLA_MAX_HEADER_BYTES", "2048"),
             ]),
         )
         .unwrap();
@@ -458,9 +535,14 @@ mod tests {
         assert_eq!(c.shutdown_timeout_ms, 5000);
         assert_eq!(c.max_body_bytes, 1024);
         assert_eq!(c.max_batch_body_bytes, 4096);
+        assert_eq!(c.max_media_bytes, 8192);
         assert_eq!(c.request_timeout_ms, 2000);
         assert_eq!(c.token_rate_per_sec, 0);
         assert!(c.metrics_token.is_some());
+        assert_eq!(c.header_read_timeout_ms, 500);
+        assert_eq!(c.idle_timeout_ms, 700);
+        assert_eq!(c.max_connections, 3);
+        assert_eq!(c.max_header_bytes, 2048);
     }
 
     #[test]

@@ -34,19 +34,17 @@ pub async fn start(
 ) -> anyhow::Result<Server> {
     let addr = listener.local_addr()?;
     let sandbox = Arc::new(Sandbox::new(app.clone(), app.config.sandbox_status_delay()));
+    // Simulated statuses are timers: pick up those a previous process did not finish.
+    sandbox.resume();
     let dispatcher = Arc::new(Dispatcher::new(app.clone(), sandbox, app.graph.clone()));
     let callbacks = Arc::new(CallbackWorker::new(app.clone())?);
     let cancel = CancellationToken::new();
     let service = crate::http::service(app.clone());
     let shutdown = cancel.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            axum::ServiceExt::<axum::extract::Request>::into_make_service(service),
-        )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-    });
+    let limits = crate::connections::Limits::of(&app.config);
+    let http = tokio::spawn(crate::connections::serve(
+        listener, service, limits, shutdown,
+    ));
     if background_dispatch {
         app.store.listen_for_work(app.wake.clone(), cancel.clone());
     }
@@ -57,6 +55,10 @@ pub async fn start(
     if background_dispatch {
         tokio::spawn(forget_idempotency_keys(app.clone(), cancel.clone()));
     }
+    // Sandbox templates still PENDING from before a restart get their approval.
+    tokio::spawn(crate::service::authoring::resume_sandbox_approvals(
+        app.clone(),
+    ));
     let sync_every = app.config.template_sync_interval_secs;
     if background_dispatch && sync_every > 0 {
         tokio::spawn(crate::service::templates::sync_periodically(

@@ -637,6 +637,64 @@ async fn bad_input_is_400_naming_the_field() {
     assert_eq!(admin_json(&t, "GET", &path, None).await.json, before);
 }
 
+/// `provider` is a string in openapi.json, never null: a null is refused on create (it used to
+/// make a sandbox channel) and on update, naming the field. A whole number written `1000.0` is
+/// an integer to JSON Schema, so the server takes it as one.
+#[tokio::test]
+async fn a_null_provider_is_refused_and_a_whole_float_is_an_integer() {
+    let t = spawn_app().await;
+    let seed = t.seed().await;
+    let r = admin_json(
+        &t,
+        "POST",
+        "/v1/admin/channels",
+        Some(json!({"accountId": seed.account_id, "name": "Null", "provider": null})),
+    )
+    .await;
+    assert_invalid(&r, "provider");
+    let r = admin_json(
+        &t,
+        "PATCH",
+        &format!("/v1/admin/channels/{}", seed.channel_id),
+        Some(json!({"provider": null})),
+    )
+    .await;
+    assert_invalid(&r, "provider");
+    let r = admin_json(
+        &t,
+        "GET",
+        &format!("/v1/admin/channels/{}", seed.channel_id),
+        None,
+    )
+    .await;
+    assert_eq!(r.json["provider"], "sandbox");
+    let doc = plantilla::http::openapi::document();
+    for schema in ["ChannelCreate", "ChannelUpdate"] {
+        assert_eq!(
+            doc["components"]["schemas"][schema]["properties"]["provider"]["type"], "string",
+            "{schema}"
+        );
+    }
+
+    let r = admin_json(
+        &t,
+        "POST",
+        "/v1/admin/accounts",
+        Some(json!({"name": "Whole", "conversationLimit": 1000.0})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.json["conversationLimit"], 1000);
+    let r = admin_json(
+        &t,
+        "POST",
+        "/v1/admin/accounts",
+        Some(json!({"name": "Half", "conversationLimit": 1000.5})),
+    )
+    .await;
+    assert_invalid(&r, "conversationLimit");
+}
+
 #[tokio::test]
 async fn unknown_ids_are_404() {
     let t = spawn_app().await;
@@ -884,4 +942,147 @@ async fn a_message_shows_its_status_timeline() {
     assert_eq!(m["error"]["code"], 131026);
     assert!(m["error"]["title"].as_str().is_some_and(|s| !s.is_empty()));
     assert!(is_time(&m["statusTimes"]["failed"]));
+}
+
+/// A Graph API stand-in: answers every request with an empty template page and hands back
+/// each request's method and target (path and query, as sent).
+async fn recording_graph() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let app =
+        axum::Router::new().fallback(move |method: axum::http::Method, uri: axum::http::Uri| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(format!("{method} {uri}"));
+                axum::Json(json!({"data": []}))
+            }
+        });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, rx)
+}
+
+#[tokio::test]
+async fn graph_ids_are_digits_and_nothing_in_a_channel_has_control_characters() {
+    let (graph, mut seen) = recording_graph().await;
+    let t = spawn_app_with(|c| c.graph_base_url = graph.clone()).await;
+    let seed = t.seed().await;
+    let acc = seed.account_id.clone();
+    let cloud = |extra: Value| {
+        let mut body = json!({"accountId": acc, "name": "C", "provider": "cloud",
+                              "phoneNumberId": "106540352242922", "wabaId": "102290129340398",
+                              "accessToken": "EAAG"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let sandbox = |extra: Value| {
+        let mut body = json!({"accountId": acc, "name": "S", "provider": "sandbox"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let channels = "/v1/admin/channels";
+    for (body, field) in [
+        // The probe's traversal: it made template sync call …/me/accounts.
+        (cloud(json!({"wabaId": "../../me/accounts?z="})), "wabaId"),
+        (cloud(json!({"wabaId": "1/2"})), "wabaId"),
+        (cloud(json!({"phoneNumberId": "PN1"})), "phoneNumberId"),
+        (cloud(json!({"phoneNumberId": "123?x=1"})), "phoneNumberId"),
+        (
+            cloud(json!({"phoneNumberId": "1".repeat(33)})),
+            "phoneNumberId",
+        ),
+        (
+            cloud(json!({"accessToken": "EAAG\r\nX-Injected: 1"})),
+            "accessToken",
+        ),
+        (cloud(json!({"appSecret": "s\u{0}"})), "appSecret"),
+        (
+            sandbox(json!({"phoneNumberId": "PN\u{0}1"})),
+            "phoneNumberId",
+        ),
+        (sandbox(json!({"wabaId": "W\u{1b}[2J"})), "wabaId"),
+        (sandbox(json!({"name": "Main\u{7f}"})), "name"),
+        (sandbox(json!({"verifyToken": "v\u{85}x"})), "verifyToken"),
+    ] {
+        let r = admin_json(&t, "POST", channels, Some(body.clone())).await;
+        assert_invalid(&r, field);
+    }
+    let r = admin_json(&t, "POST", channels, Some(cloud(json!({"wabaId": "../x"})))).await;
+    assert!(
+        r.json["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("digits")),
+        "{}",
+        r.text
+    );
+    // Sandbox channels keep free-form ids (no Graph API call uses them).
+    let r = admin_json(
+        &t,
+        "POST",
+        channels,
+        Some(sandbox(json!({"phoneNumberId": "PN-1", "wabaId": "WABA1"}))),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let sandbox_id = r.json["id"].as_str().unwrap().to_string();
+    // … until one becomes a cloud channel: then its ids are checked.
+    let path = format!("{channels}/{sandbox_id}");
+    let r = admin_json(
+        &t,
+        "PATCH",
+        &path,
+        Some(json!({"provider": "cloud", "accessToken": "EAAG"})),
+    )
+    .await;
+    assert_invalid(&r, "phoneNumberId");
+
+    // Updates are checked the same way, and a refused one changes nothing.
+    let r = admin_json(&t, "POST", channels, Some(cloud(json!({})))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let cloud_id = r.json["id"].as_str().unwrap().to_string();
+    let path = format!("{channels}/{cloud_id}");
+    let before = admin_json(&t, "GET", &path, None).await.json;
+    for (body, field) in [
+        (json!({"wabaId": "../../me/accounts?z="}), "wabaId"),
+        (json!({"phoneNumberId": "1 2"}), "phoneNumberId"),
+        (json!({"name": "a\nb"}), "name"),
+    ] {
+        assert_invalid(&admin_json(&t, "PATCH", &path, Some(body)).await, field);
+    }
+    assert_eq!(admin_json(&t, "GET", &path, None).await.json, before);
+
+    // A template's appId (Meta's template id) refuses control characters too.
+    let r = admin_json(
+        &t,
+        "PATCH",
+        &format!("/v1/admin/templates/{}", seed.template_id),
+        Some(json!({"appId": "app\u{0}1"})),
+    )
+    .await;
+    assert_invalid(&r, "appId");
+
+    // A traversal stored before this rule (straight through the store) still cannot leave
+    // the version prefix: sync sends it as one encoded path segment.
+    let mut stored = t.app().store.channel(&cloud_id).await.unwrap().unwrap();
+    stored.waba_id = "../../me/accounts?z=".into();
+    t.app().store.update_channel(&stored).await.unwrap();
+    let r = admin_json(
+        &t,
+        "POST",
+        &format!("{path}/templates/sync"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let line = seen.recv().await.unwrap();
+    assert_eq!(
+        line,
+        "GET /v23.0/..%2F..%2Fme%2Faccounts%3Fz=/message_templates\
+         ?limit=100&fields=id%2Cname%2Clanguage%2Cstatus%2Ccategory%2Ccomponents"
+    );
+    assert!(seen.try_recv().is_err(), "one request only");
 }

@@ -995,7 +995,7 @@ async fn closing_a_conversation_and_template_status_updates_are_reported() {
 
 #[tokio::test]
 async fn a_send_the_provider_refuses_is_reported_failed() {
-    let fake = FakeGraph::start(FakeGraphConfig::default().with_phone("PN1", "TOKEN1")).await;
+    let fake = FakeGraph::start(FakeGraphConfig::default().with_phone("1000001", "TOKEN1")).await;
     fake.add_rule(Rule::always(Action::error(132001)));
     let base = fake.base_url().to_string();
     let t = spawn_app_with(|c| {
@@ -1010,7 +1010,7 @@ async fn a_send_the_provider_refuses_is_reported_failed() {
         .create(
             "/v1/admin/channels",
             json!({"accountId": account["id"], "name": "C", "provider": "cloud",
-                   "phoneNumberId": "PN1", "accessToken": "TOKEN1"}),
+                   "phoneNumberId": "1000001", "accessToken": "TOKEN1"}),
         )
         .await;
     let template = t

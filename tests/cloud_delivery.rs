@@ -12,7 +12,7 @@ use plantilla::fake_graph::{
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const PN: &str = "PN1";
+const PN: &str = "1000001";
 const TOKEN: &str = "EAAG-test-token";
 const APP_SECRET: &str = "app-secret-for-tests";
 const VERIFY: &str = "verify-me";
@@ -689,4 +689,116 @@ async fn a_channel_never_exceeds_its_rate_plus_burst() {
         max <= 100 + 10,
         "at most rate + burst (10) in any second: {max}"
     );
+}
+
+/// A signed-ready status payload for `wamid` on phone number id `pnid`.
+fn status_for(pnid: &str, wamid: &str, status: &str) -> Value {
+    json!({"object": "whatsapp_business_account", "entry": [{"id": DEFAULT_WABA_ID, "changes": [{
+        "field": "messages", "value": {"messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550000001", "phone_number_id": pnid},
+            "statuses": [{"id": wamid, "status": status, "timestamp": "1700000000",
+                          "recipient_id": "50755667701"}]}}]}]})
+}
+
+async fn pending_gauge(t: &TestApp) -> i64 {
+    let text = t
+        .client
+        .get(format!("{}/metrics", t.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("plantilla_pending_statuses "))
+        .unwrap_or_else(|| panic!("no plantilla_pending_statuses in {text}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn statuses_for_unknown_messages_are_kept_once_and_expire() {
+    let c = spawn_cloud_with(|cfg| cfg.pending_status_ttl_ms = 60_000).await;
+    let count = || c.t.sql_i64("SELECT COUNT(*) FROM pending_statuses");
+
+    // One payload and 5 replays (Meta retries; a shared number reports forever): one row.
+    let payload = status_for(PN, "wamid.not-ours-1", "delivered");
+    for _ in 0..6 {
+        assert_eq!(c.fake.post_webhook(&payload).await, StatusCode::OK);
+    }
+    assert_eq!(count().await, 1);
+    // Another status of the same message is another row, kept once too.
+    for _ in 0..3 {
+        let read = status_for(PN, "wamid.not-ours-1", "read");
+        assert_eq!(c.fake.post_webhook(&read).await, StatusCode::OK);
+    }
+    assert_eq!(count().await, 2);
+    assert_eq!(pending_gauge(&c.t).await, 2);
+
+    // Older than the TTL: forgotten when the next one is kept.
+    c.t.sql("UPDATE pending_statuses SET received_at = received_at - 61000")
+        .await;
+    let other = status_for(PN, "wamid.not-ours-2", "sent");
+    assert_eq!(c.fake.post_webhook(&other).await, StatusCode::OK);
+    assert_eq!(
+        c.t.sql_strings("SELECT provider_message_id FROM pending_statuses")
+            .await,
+        ["wamid.not-ours-2"]
+    );
+    assert_eq!(pending_gauge(&c.t).await, 1);
+
+    // The expiry itself: only what was received before the cutoff goes.
+    let store = &c.t.app().store;
+    let now = plantilla::now_ms();
+    assert_eq!(
+        store.expire_pending_statuses(now - 60_000).await.unwrap(),
+        0
+    );
+    assert_eq!(store.expire_pending_statuses(now + 1).await.unwrap(), 1);
+    assert_eq!(count().await, 0);
+    assert_eq!(pending_gauge(&c.t).await, 0);
+
+    // A status that beats its send's response is still applied when the response arrives.
+    c.fake.add_rule(Rule::once(Action::StatusBeforeResponse));
+    let (_, message) = c.send("50755667702").await;
+    c.settle().await;
+    assert_eq!(c.t.message(&message).await["status"], "read");
+    assert_eq!(count().await, 0, "taken by the send's response");
+}
+
+#[tokio::test]
+async fn a_webhook_with_an_empty_phone_number_id_matches_no_channel() {
+    let c = spawn_cloud().await;
+    // A sandbox channel has no phone number id: it used to take these.
+    let sandbox = c.t.seed().await;
+    let r =
+        c.t.send_old(&sandbox.token, send_body(&sandbox, "50755667703"))
+            .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    c.t.drain().await;
+    let contacts = || {
+        c.t.sql_i64("SELECT COUNT(*) FROM contacts WHERE client_name = 'Mallory'")
+    };
+
+    let status = status_for("", "wamid.nobody", "delivered");
+    assert_eq!(c.fake.post_webhook(&status).await, StatusCode::OK);
+    let mut inbound = status_for("", "wamid.x", "sent");
+    let value = &mut inbound["entry"][0]["changes"][0]["value"];
+    value.as_object_mut().unwrap().remove("statuses");
+    value["contacts"] = json!([{"profile": {"name": "Mallory"}, "wa_id": "50755667703"}]);
+    value["messages"] = json!([{"from": "50755667703", "id": "wamid.in", "timestamp": "1700000000",
+                                "type": "text", "text": {"body": "hola"}}]);
+    assert_eq!(c.fake.post_webhook(&inbound).await, StatusCode::OK);
+    assert_eq!(
+        c.t.sql_i64("SELECT COUNT(*) FROM pending_statuses").await,
+        0,
+        "nothing kept for an empty phone number id"
+    );
+    assert_eq!(contacts().await, 0, "no inbound recorded");
+    // The same payload with the channel's id is applied (the test sees what it should).
+    let mut ours = inbound.clone();
+    ours["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = json!(PN);
+    assert_eq!(c.fake.post_webhook(&ours).await, StatusCode::OK);
+    assert_eq!(contacts().await, 1);
 }

@@ -117,6 +117,8 @@ async fn a_template_has_every_documented_field_and_its_params_in_order() {
         ],
         "groupName": null,
         "active": true,
+        "sendable": true,
+        "unsendableReason": null,
         "createdAt": created_at,
         "updatedAt": updated_at,
     });
@@ -298,6 +300,52 @@ async fn bad_page_or_size_is_400_naming_the_query_field() {
             );
             assert!(message.contains(field), "{message}");
         }
+    }
+}
+
+/// `page` and `size` are integers, as openapi.json says: an empty or padded value is a 400
+/// like any other non-number (it used to be taken as the default), an absent one the default,
+/// and `page` goes up to 1,000,000, the bound the document states and `/v1/templates` shares.
+#[tokio::test]
+async fn empty_or_padded_page_and_size_are_400_and_page_stops_at_a_million() {
+    let t = spawn_app().await;
+    let seed = t.seed().await;
+    let doc = plantilla::http::openapi::document();
+    for (path, _) in FAMILIES {
+        for (field, value) in [
+            ("size", ""),
+            ("page", ""),
+            ("size", "%205"),
+            ("page", "1%20"),
+            ("page", "1000001"),
+            ("size", "+5"),
+        ] {
+            let r = get(&t, &format!("{path}?{field}={value}"), &seed.token).await;
+            assert_eq!(
+                r.status,
+                StatusCode::BAD_REQUEST,
+                "{path}?{field}={value}: {}",
+                r.text
+            );
+            assert_eq!(
+                r.json["body"]["path"],
+                json!([format!("query.{field}")]),
+                "{}",
+                r.text
+            );
+        }
+        // Absent: the defaults. The largest page: an empty one, not a 400.
+        list(&t, path, &seed.token, "", 1, 50, 1).await;
+        let r = get(&t, &format!("{path}?page=1000000&size=200"), &seed.token).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.json["page"], 1_000_000);
+        assert_eq!(r.json["data"], json!([]));
+        // The document says the same bounds.
+        let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
+        let page = params.iter().find(|p| p["name"] == "page").unwrap();
+        assert_eq!(page["schema"]["type"], "integer");
+        assert_eq!(page["schema"]["maximum"], 1_000_000);
+        assert_eq!(page["schema"]["minimum"], 1);
     }
 }
 

@@ -962,3 +962,75 @@ async fn params_given_as_numbers_or_booleans_are_stored_as_text() {
         json!({"name": "false", "order": "2.5"})
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Control characters (NUL, escape, …): WhatsApp refuses them; so does plantilla, first.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn control_characters_in_names_and_params_are_400_and_store_nothing() {
+    let t = spawn_app().await;
+    let seed = t.seed().await;
+    let params = json!({"name": "Ana", "order": "A-1"});
+    // A contact name: row 3's shapes, naming the field.
+    for (family, key, value) in [
+        (Old, "clientName", "Ana\u{0}"),
+        (New, "clientName", "Ana\u{1b}[31m"),
+        (New, "firstName", "Ana\u{7}"),
+        (New, "lastName", "Pérez\u{0}"),
+    ] {
+        let mut body = json!({"templateId": seed.template_id, "phoneNumber": "50755667788",
+                              "params": params});
+        body[key] = json!(value);
+        let r = send(&t, family, &seed.token, &body).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{key}: {}", r.text);
+        let detail = format!(
+            "{key} contains a control character (U+{:04X}), which WhatsApp does not accept",
+            u32::from(value.chars().find(|c| c.is_control()).unwrap())
+        );
+        let label = format!("body.{key}");
+        let expected = match family {
+            Old => {
+                json!({"success": false, "message": "No hay datos para enviar", "detail": detail})
+            }
+            New => envelope(
+                400,
+                json!({"key": "Body", "label": label}),
+                &detail,
+                json!([label]),
+                "Bad format",
+            ),
+        };
+        assert_reply(&r, StatusCode::BAD_REQUEST, &expected);
+    }
+    // A param's value: like a newline (row 8), whether the template uses it or not.
+    for family in FAMILIES {
+        let body = json!({"templateId": seed.template_id, "phoneNumber": "50755667788",
+                          "params": {"name": "Ana\u{0}", "order": "A-1"}});
+        let r = send(&t, family, &seed.token, &body).await;
+        assert_reply(
+            &r,
+            StatusCode::BAD_REQUEST,
+            &missing_params(
+                &["name"],
+                &["params.name contains a control character (U+0000), which WhatsApp does not accept".into()],
+            ),
+        );
+        let body = json!({"templateId": seed.template_id, "phoneNumber": "50755667788",
+                          "params": {"name": "Ana", "order": "A-1", "nota": "x\u{0}y"}});
+        let r = send(&t, family, &seed.token, &body).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+        assert_eq!(r.json["code"], 400, "{}", r.text);
+        assert_eq!(
+            r.json["body"]["path"],
+            json!(["body.params.nota"]),
+            "{}",
+            r.text
+        );
+        assert_eq!(
+            r.json["body"]["message"],
+            "nota contains a control character (U+0000), which WhatsApp does not accept"
+        );
+    }
+    assert_nothing_created(&t, &seed, "50755667788").await;
+}

@@ -48,7 +48,7 @@ async fn sigkill_under_load_loses_nothing_and_sends_nothing_twice() {
             webhook_retries: 8,
             ..FakeGraphConfig::default()
         }
-        .with_phone("PN1", "TOKEN1"),
+        .with_phone("1000001", "TOKEN1"),
     )
     .await;
     // Every call is accepted at once and answered 250 ms later: the calls of the last quarter
@@ -70,7 +70,7 @@ async fn sigkill_under_load_loses_nothing_and_sends_nothing_twice() {
     fake.set_webhook_url(Some(format!("{}/webhooks/whatsapp", serve.base)));
 
     let client = reqwest::Client::new();
-    let (token, template_id) = seed_cloud(&client, &serve.base, "PN1", "TOKEN1", 200).await;
+    let (token, template_id) = seed_cloud(&client, &serve.base, "1000001", "TOKEN1", 200).await;
     let target = Arc::new(Mutex::new(serve.base.clone()));
     let load = Load::start(
         LoadConfig {

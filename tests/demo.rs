@@ -12,7 +12,8 @@ impl Drop for Child {
     }
 }
 
-fn run_demo_and_send(dir: &std::path::Path) -> serde_json::Value {
+/// Runs every `curl -sS -X POST` line the demo prints and answers their JSON answers.
+fn run_demo_and_send(dir: &std::path::Path) -> Vec<serde_json::Value> {
     let mut child = Child(
         Command::new(env!("CARGO_BIN_EXE_plantilla"))
             .args(["demo", "--listen", "127.0.0.1:0"])
@@ -26,35 +27,57 @@ fn run_demo_and_send(dir: &std::path::Path) -> serde_json::Value {
             .expect("start demo"),
     );
     let stdout = child.0.stdout.take().unwrap();
-    let curl = BufReader::new(stdout)
+    let curls: Vec<String> = BufReader::new(stdout)
         .lines()
         .map(|l| l.expect("demo output"))
-        .find(|l| l.trim_start().starts_with("curl -sS -X POST"))
-        .expect("the demo prints a send command");
-    let out = Command::new("sh")
-        .args(["-c", curl.trim()])
-        .output()
-        .expect("run the printed curl");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON answer")
+        .take_while(|l| !l.contains("Press Ctrl-C"))
+        .filter(|l| l.trim_start().starts_with("curl -sS -X POST"))
+        .collect();
+    assert_eq!(curls.len(), 3, "two sends and a preview: {curls:?}");
+    curls
+        .iter()
+        .map(|curl| {
+            let out = Command::new("sh")
+                .args(["-c", curl.trim()])
+                .output()
+                .expect("run the printed curl");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_slice(&out.stdout).expect("JSON answer")
+        })
+        .collect()
 }
 
 #[test]
 fn the_printed_curl_sends_a_template_and_the_demo_can_run_twice() {
     let dir = tempfile::tempdir().unwrap();
     for _ in 0..2 {
-        let answer = run_demo_and_send(dir.path());
-        assert_eq!(answer["success"], true, "{answer}");
-        assert_eq!(answer["message"], "Pending", "{answer}");
-        assert!(
-            answer["data"]["message_id"]
-                .as_str()
-                .unwrap()
-                .starts_with("msg_")
+        let answers = run_demo_and_send(dir.path());
+        for answer in &answers[..2] {
+            assert_eq!(answer["success"], true, "{answer}");
+            assert_eq!(answer["message"], "Pending", "{answer}");
+            assert!(
+                answer["data"]["message_id"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("msg_")
+            );
+        }
+        // The preview of the image send: valid, with the link and the payload in Meta's shape.
+        let preview = &answers[2];
+        assert_eq!(preview["valid"], true, "{preview}");
+        assert_eq!(
+            preview["components"][0],
+            serde_json::json!({"type": "header", "parameters": [{"type": "image",
+                "image": {"link": "https://example.com/promos/semana.jpg"}}]}),
+            "{preview}"
+        );
+        assert_eq!(
+            preview["components"][2]["parameters"][0]["payload"], "promo-semana-si",
+            "{preview}"
         );
     }
 }

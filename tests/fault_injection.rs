@@ -49,7 +49,7 @@ async fn thirty_percent_faults_lose_nothing_and_duplicate_only_timed_out_calls()
             seed: 2024,
             ..FakeGraphConfig::default()
         }
-        .with_phone("PN1", "TOKEN1"),
+        .with_phone("1000001", "TOKEN1"),
     )
     .await;
     for (number, code, by_answer) in PERMANENT {
@@ -82,7 +82,7 @@ async fn thirty_percent_faults_lose_nothing_and_duplicate_only_timed_out_calls()
         .create(
             "/v1/admin/channels",
             json!({"accountId": account["id"], "name": "Main", "provider": "cloud",
-                   "phoneNumberId": "PN1", "accessToken": "TOKEN1", "messagesPerSecond": 100}),
+                   "phoneNumberId": "1000001", "accessToken": "TOKEN1", "messagesPerSecond": 100}),
         )
         .await;
     let template = t

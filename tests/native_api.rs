@@ -114,6 +114,77 @@ async fn a_send_is_accepted_with_the_message_and_its_conversation() {
     assert_eq!(body["conversation"]["status"], "open");
 }
 
+/// What openapi.json states, the server holds to: `/v1/templates` pages go up to 1,000,000 like
+/// the compatible lists (any u32 used to pass); a header's `type` is one of the document's
+/// values (an unknown one used to pass a preview); null is absent for a send's values.
+#[tokio::test]
+async fn template_pages_stop_at_a_million_and_header_types_are_the_documents() {
+    let n = native().await;
+    let token = n.seed.token.clone();
+    let (status, body) = n.get("/v1/templates?page=1000000", &token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["page"], 1_000_000);
+    for page in ["1000001", "4294967295", "0", ""] {
+        let (status, body) = n.get(&format!("/v1/templates?page={page}"), &token).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "page={page}: {body}");
+        assert_eq!(body["errors"][0]["field"], "page", "{body}");
+    }
+    let doc = plantilla::http::openapi::document();
+    let page = doc["paths"]["/v1/templates"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "page")
+        .unwrap()["schema"]
+        .clone();
+    assert_eq!(
+        (page["minimum"].clone(), page["maximum"].clone()),
+        (json!(1), json!(1_000_000))
+    );
+
+    let preview = format!("/v1/templates/{}/preview", n.seed.template_id);
+    let (status, body, ct) = n
+        .post(&preview, &token, None, json!({"header": {"type": "AAA"}}))
+        .await;
+    assert_problem(status, &body, &ct, StatusCode::BAD_REQUEST, "validation");
+    assert_eq!(body["errors"][0]["field"], "header.type", "{body}");
+    let mut send = n.body("50755667799");
+    send["header"] = json!({"type": "pdf"});
+    let (status, body, ct) = n.post("/v1/messages", &token, None, send).await;
+    assert_problem(status, &body, &ct, StatusCode::BAD_REQUEST, "validation");
+    assert_eq!(body["errors"][0]["field"], "header.type", "{body}");
+    for field in ["link", "id"] {
+        let (status, body, ct) = n
+            .post(&preview, &token, None, json!({"header": {field: ""}}))
+            .await;
+        assert_problem(status, &body, &ct, StatusCode::BAD_REQUEST, "validation");
+        assert_eq!(
+            body["errors"][0]["field"],
+            format!("header.{field}"),
+            "{body}"
+        );
+        let schema = &doc["components"]["schemas"]["SendHeader"]["properties"][field];
+        assert_eq!(schema["minLength"], 1, "{schema}");
+    }
+    let types = &doc["components"]["schemas"]["SendHeader"]["properties"]["type"]["enum"];
+    assert!(
+        !types.as_array().unwrap().contains(&json!("AAA")),
+        "{types}"
+    );
+    for ty in ["image", "VIDEO"] {
+        assert!(types.as_array().unwrap().contains(&json!(ty)), "{types}");
+        let (status, body, _) = n
+            .post(
+                &preview,
+                &token,
+                None,
+                json!({"header": {"type": ty}, "params": null}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{ty}: {body}");
+    }
+}
+
 #[tokio::test]
 async fn templates_can_be_named_by_name_and_language() {
     let n = native().await;
@@ -629,7 +700,7 @@ async fn closing_and_syncing_check_an_idempotency_key_and_are_safe_to_repeat() {
 
 #[tokio::test]
 async fn a_message_being_retried_says_so_with_its_next_attempt() {
-    let fake = FakeGraph::start(FakeGraphConfig::default().with_phone("PN1", "TOKEN1")).await;
+    let fake = FakeGraph::start(FakeGraphConfig::default().with_phone("1000001", "TOKEN1")).await;
     fake.add_rule(Rule::always(Action::server_error()));
     let base = fake.base_url().to_string();
     let t = spawn_app_with(|c| {
@@ -645,7 +716,7 @@ async fn a_message_being_retried_says_so_with_its_next_attempt() {
         .create(
             "/v1/admin/channels",
             json!({"accountId": account["id"], "name": "C", "provider": "cloud",
-                                             "phoneNumberId": "PN1", "accessToken": "TOKEN1"}),
+                                             "phoneNumberId": "1000001", "accessToken": "TOKEN1"}),
         )
         .await;
     let template = t
@@ -692,4 +763,66 @@ async fn a_message_being_retried_says_so_with_its_next_attempt() {
         "{next}"
     );
     let _ = Duration::ZERO;
+}
+
+#[tokio::test]
+async fn control_characters_in_a_client_name_or_a_param_are_refused_before_anything_is_stored() {
+    let n = native().await;
+    let token = n.seed.token.clone();
+    // A single send: 400 naming the field.
+    let mut b = n.body("50755667701");
+    b["clientName"] = json!("Ana\u{0}");
+    let (status, body, ct) = n.post("/v1/messages", &token, None, b).await;
+    assert_problem(status, &body, &ct, StatusCode::BAD_REQUEST, "validation");
+    assert_eq!(body["errors"][0]["field"], "clientName", "{body}");
+    assert!(
+        s(&body["errors"][0]["message"]).contains("control character"),
+        "{body}"
+    );
+
+    // A param the template uses: like a newline (422, missing-params naming it).
+    let mut b = n.body("50755667701");
+    b["params"]["name"] = json!("Ana\u{1b}[2J");
+    let (status, body, ct) = n.post("/v1/messages", &token, None, b).await;
+    assert_problem(
+        status,
+        &body,
+        &ct,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "missing-params",
+    );
+    assert_eq!(body["errors"][0]["field"], "params.name", "{body}");
+    // A value the template does not use is stored with the message: refused too.
+    let mut b = n.body("50755667701");
+    b["params"]["nota"] = json!("x\u{0}");
+    let (status, body, _) = n.post("/v1/messages", &token, None, b).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.to_string().contains("nota"), "{body}");
+
+    // A batch: each recipient on its own, naming the recipient's field.
+    let recipients = json!([
+        {"to": "50755667702", "clientName": "Luis\u{7}", "params": {"name": "Luis", "order": "1"}},
+        {"to": "50755667703", "params": {"name": "Eva", "order": "2\u{0}"}},
+        {"to": "50755667704", "clientName": "Ana", "params": {"name": "Ana", "order": "3"}},
+    ]);
+    let body = json!({"templateId": n.seed.template_id, "recipients": recipients});
+    let (status, batch, _) = n
+        .post("/v1/messages/batch", &token, Some("ctl-1"), body)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{batch}");
+    let results = &batch["results"];
+    assert_eq!(results[0]["status"], "rejected", "{batch}");
+    assert_eq!(
+        results[0]["problem"]["errors"][0]["field"],
+        "recipients[0].clientName"
+    );
+    assert_eq!(results[1]["status"], "rejected", "{batch}");
+    assert_eq!(results[1]["problem"]["type"], "/problems/missing-params");
+    assert_eq!(results[2]["status"], "accepted", "{batch}");
+    assert_eq!(n.t.sql_i64("SELECT count(*) FROM messages").await, 1);
+    assert_eq!(
+        n.t.sql_i64("SELECT count(*) FROM contacts WHERE client_name <> 'Ana'")
+            .await,
+        0
+    );
 }

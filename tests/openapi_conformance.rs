@@ -5,7 +5,8 @@
 //
 // The validator covers the JSON Schema the document uses: `$ref`, `type` (and type arrays),
 // `enum`, `const`, `properties`, `required`, `additionalProperties`, `items`, `oneOf`,
-// `anyOf`, `allOf` and numeric, length and item-count bounds; `format` and annotations are
+// `anyOf`, `allOf`, `if`/`then`, `pattern`, `uniqueItems` and numeric, length and item-count
+// bounds; `format` and annotations are
 // ignored, and any other keyword fails the test (so the document cannot use a keyword the
 // validator would silently skip).
 
@@ -172,6 +173,32 @@ impl Validator<'_> {
                         errors.push(format!("{at}: length {len} is out of {keyword} {bound}"));
                     }
                 }
+                "pattern" => {
+                    if let Value::String(text) = value {
+                        let re = regex_automata::meta::Regex::new(arg.as_str().unwrap())
+                            .unwrap_or_else(|e| panic!("bad pattern {arg}: {e}"));
+                        if !re.is_match(text) {
+                            errors.push(format!("{at}: {} does not match {arg}", short(value)));
+                        }
+                    }
+                }
+                "uniqueItems" => {
+                    if let (Value::Array(items), Value::Bool(true)) = (value, arg) {
+                        for (i, v) in items.iter().enumerate() {
+                            if items[..i].contains(v) {
+                                errors.push(format!("{at}[{i}]: {} is listed twice", short(v)));
+                            }
+                        }
+                    }
+                }
+                "if" => {
+                    if self.errors(arg, value).is_empty()
+                        && let Some(then) = schema.get("then")
+                    {
+                        self.check(then, value, at, errors);
+                    }
+                }
+                "then" => {} // with `if`
                 k if ANNOTATIONS.contains(&k) => {}
                 k => panic!("the validator does not support the keyword {k} (at {at})"),
             }
@@ -252,6 +279,26 @@ fn the_validator_accepts_and_rejects_what_json_schema_does() {
     let map = json!({"type": "object", "additionalProperties": {"type": "integer"}});
     assert!(v.errors(&map, &json!({"a": 1})).is_empty());
     assert!(!v.errors(&map, &json!({"a": "1"})).is_empty(), "map values");
+    let digits = json!({"type": "string", "pattern": "^[1-9][0-9]*$"});
+    assert!(v.errors(&digits, &json!("507")).is_empty());
+    assert!(!v.errors(&digits, &json!("0507")).is_empty(), "pattern");
+    let unique = json!({"type": "array", "uniqueItems": true});
+    assert!(v.errors(&unique, &json!(["a", "b"])).is_empty());
+    assert!(
+        !v.errors(&unique, &json!(["a", "a"])).is_empty(),
+        "uniqueItems"
+    );
+    let cond = json!({"if": {"properties": {"k": {"const": "cloud"}}, "required": ["k"]},
+                      "then": {"required": ["id"]}});
+    assert!(v.errors(&cond, &json!({"k": "sandbox"})).is_empty());
+    assert!(
+        v.errors(&cond, &json!({"k": "cloud", "id": "1"}))
+            .is_empty()
+    );
+    assert!(
+        !v.errors(&cond, &json!({"k": "cloud"})).is_empty(),
+        "if/then"
+    );
 }
 
 // --- Matching requests to operations -------------------------------------------------------
@@ -298,6 +345,36 @@ struct Checker {
 enum Body {
     Json(Value),
     Raw(String),
+    /// A body with its own content type (multipart uploads).
+    Typed(String, Vec<u8>),
+}
+
+/// One part of a multipart body: its name, for a file part `(file name, content type)`, and
+/// its bytes.
+type Part<'a> = (&'a str, Option<(&'a str, &'a str)>, &'a [u8]);
+
+/// A `multipart/form-data` body of these parts.
+fn multipart(parts: &[Part]) -> Body {
+    let boundary = "conformance-boundary-7f3a";
+    let mut bytes = Vec::new();
+    for (name, file, data) in parts {
+        bytes.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match file {
+            Some((filename, content_type)) => bytes.extend_from_slice(
+                format!(
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"
+                )
+                .as_bytes(),
+            ),
+            None => bytes.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            ),
+        }
+        bytes.extend_from_slice(data);
+        bytes.extend_from_slice(b"\r\n");
+    }
+    bytes.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    Body::Typed(format!("multipart/form-data; boundary={boundary}"), bytes)
 }
 
 struct Call<'a> {
@@ -423,6 +500,11 @@ impl Call<'_> {
         self
     }
 
+    fn body(mut self, body: Body) -> Self {
+        self.body = Some(body);
+        self
+    }
+
     /// Sends the request, checks the answer against the document and expects `status`;
     /// returns the body (JSON, or the text as a JSON string).
     async fn expect(self, status: u16) -> Value {
@@ -443,6 +525,11 @@ impl Call<'_> {
                 req = req
                     .header("Content-Type", "application/json")
                     .body(s.clone())
+            }
+            Some(Body::Typed(content_type, bytes)) => {
+                req = req
+                    .header("Content-Type", content_type.as_str())
+                    .body(bytes.clone())
             }
             None => {}
         }
@@ -466,7 +553,7 @@ impl Call<'_> {
 
 // --- The tour ------------------------------------------------------------------------------
 
-const PN: &str = "PN_CONFORMANCE";
+const PN: &str = "1000006";
 const GRAPH_TOKEN: &str = "graph-token";
 const APP_SECRET: &str = "meta-app-secret";
 const VERIFY_TOKEN: &str = "meta-verify-token";
@@ -518,6 +605,7 @@ async fn live_responses_match_the_openapi_document() {
     .await;
     compatible_api(&c, &setup, "/templates", "/templates", false).await;
     webhooks(&c, &setup).await;
+    authoring(&c, &setup).await;
     c.req("GET", "/openapi.json").expect(200).await;
     c.req("GET", "/docs").expect(200).await;
     // Operations: this server's dispatcher is driven by hand, so it is not ready.
@@ -603,6 +691,17 @@ async fn admin_api(c: &Checker) -> Setup {
         .raw("{not json")
         .expect(400)
         .await;
+    // A body that is not JSON, or JSON in another charset: 415, naming the type.
+    let refused = c
+        .req("POST", "/v1/admin/accounts")
+        .admin()
+        .body(Body::Typed(
+            "application/json; charset=utf-16".into(),
+            br#"{"name":"Acme"}"#.to_vec(),
+        ))
+        .expect(415)
+        .await;
+    assert_eq!(refused["contentType"], "application/json; charset=utf-16");
     c.req("GET", format!("/v1/admin/accounts/{account_id}"))
         .admin()
         .expect(200)
@@ -928,6 +1027,20 @@ async fn native_api(c: &Checker, setup: &Setup) {
         .json(send("50755661001"))
         .expect(401)
         .await;
+    let refused = c
+        .req("POST", "/v1/messages")
+        .token(token)
+        .body(Body::Typed(
+            "text/plain".into(),
+            send("50755661001").to_string().into_bytes(),
+        ))
+        .expect(415)
+        .await;
+    assert_eq!(
+        refused["accepted"],
+        json!(["application/json"]),
+        "{refused}"
+    );
     c.req("GET", "/v1/messages")
         .token("pk_nope")
         .expect(401)
@@ -1202,6 +1315,40 @@ async fn native_api(c: &Checker, setup: &Setup) {
         .token(token)
         .expect(404)
         .await;
+    // Previews: valid, refused values, a malformed body, another template.
+    let preview = c
+        .req(
+            "POST",
+            format!("/v1/templates/{}/preview", setup.template_id),
+        )
+        .token(token)
+        .json(json!({"params": {"name": "Ana", "order": "A-1"}}))
+        .expect(200)
+        .await;
+    assert_eq!(preview["valid"], true, "{preview}");
+    let preview = c
+        .req(
+            "POST",
+            format!("/v1/templates/{}/preview", setup.template_id),
+        )
+        .token(token)
+        .json(json!({"params": {"name": "Ana"}, "buttons": [{"index": 9, "payload": "x"}]}))
+        .expect(200)
+        .await;
+    assert_eq!(preview["valid"], false, "{preview}");
+    c.req(
+        "POST",
+        format!("/v1/templates/{}/preview", setup.template_id),
+    )
+    .token(token)
+    .json(json!({"header": "nope"}))
+    .expect(400)
+    .await;
+    c.req("POST", "/v1/templates/tpl_nope/preview")
+        .token(token)
+        .json(json!({}))
+        .expect(404)
+        .await;
     c.req("POST", "/v1/templates/sync")
         .token(&setup.cloud_token)
         .expect(200)
@@ -1232,6 +1379,86 @@ async fn native_api(c: &Checker, setup: &Setup) {
         .expect(502)
         .await;
     c.req("POST", "/v1/templates/sync").expect(401).await;
+
+    // Media uploads.
+    let pdf = b"%PDF-1.7 conformance".as_slice();
+    let pdf_part = || multipart(&[("file", Some(("invoice.pdf", "application/pdf")), pdf)]);
+    c.req("POST", "/v1/media")
+        .token(token)
+        .body(pdf_part())
+        .expect(201)
+        .await;
+    c.req("POST", "/v1/media")
+        .token(&setup.cloud_token)
+        .body(multipart(&[(
+            "file",
+            Some(("logo.png", "image/png")),
+            b"\x89PNG....",
+        )]))
+        .expect(201)
+        .await;
+    c.req("POST", "/v1/media")
+        .token(&setup.api_key)
+        .body(multipart(&[
+            ("channelId", None, setup.cloud_id.as_bytes()),
+            ("file", Some(("invoice.pdf", "application/pdf")), pdf),
+        ]))
+        .expect(201)
+        .await;
+    c.req("POST", format!("/v1/media?channelId={}", setup.channel_id))
+        .token(&setup.api_key)
+        .header("Idempotency-Key", "media-1")
+        .body(pdf_part())
+        .expect(201)
+        .await;
+    c.req("POST", "/v1/media")
+        .token(&setup.api_key)
+        .body(pdf_part())
+        .expect(400)
+        .await;
+    c.req("POST", "/v1/media")
+        .token(token)
+        .json(json!({"file": "invoice.pdf"}))
+        .expect(415)
+        .await;
+    c.req("POST", "/v1/media")
+        .token(token)
+        .header("Idempotency-Key", "has space")
+        .body(pdf_part())
+        .expect(400)
+        .await;
+    c.req("POST", "/v1/media")
+        .token(&setup.disconnected_token)
+        .body(pdf_part())
+        .expect(409)
+        .await;
+    c.req("POST", "/v1/media")
+        .token(token)
+        .body(multipart(&[(
+            "file",
+            Some(("big.png", "image/png")),
+            &vec![0u8; 5 * 1024 * 1024 + 1],
+        )]))
+        .expect(413)
+        .await;
+    c.req("POST", "/v1/media")
+        .token(token)
+        .body(multipart(&[(
+            "file",
+            Some(("a.gif", "image/gif")),
+            b"GIF89a",
+        )]))
+        .expect(415)
+        .await;
+    c.req("POST", "/v1/media")
+        .token(&setup.broken_cloud_token)
+        .body(pdf_part())
+        .expect(502)
+        .await;
+    c.req("POST", "/v1/media")
+        .body(pdf_part())
+        .expect(401)
+        .await;
 
     // Webhook endpoints and their deliveries.
     c.t.drain().await;
@@ -1554,4 +1781,433 @@ async fn webhooks(c: &Checker, setup: &Setup) {
     )
     .expect(403)
     .await;
+}
+
+/// Templates authored from plantilla: submit and delete, native and admin.
+async fn authoring(c: &Checker, setup: &Setup) {
+    let body = |name: &str| {
+        json!({"name": name, "language": "es", "category": "UTILITY",
+               "message": "Hola {{name}}", "examples": {"name": "Ana"},
+               "buttons": [{"type": "QUICK_REPLY", "text": "Ok"}]})
+    };
+    let created = c
+        .req("POST", "/v1/templates")
+        .token(&setup.token)
+        .header("Idempotency-Key", "author-1")
+        .json(body("authored_one"))
+        .expect(201)
+        .await;
+    c.req("POST", "/v1/templates")
+        .token(&setup.token)
+        .json(json!({"name": "x", "language": "es", "category": "UTILITY", "message": "Hola {{name}}"}))
+        .expect(400)
+        .await;
+    c.req("POST", "/v1/templates")
+        .token(&setup.broken_cloud_token)
+        .json(body("authored_broken"))
+        .expect(502)
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    c.req("DELETE", format!("/v1/templates/{id}"))
+        .token(&setup.token)
+        .expect(204)
+        .await;
+    c.req("DELETE", format!("/v1/templates/{id}"))
+        .token(&setup.token)
+        .expect(404)
+        .await;
+
+    let created = c
+        .req(
+            "POST",
+            format!("/v1/admin/channels/{}/templates", setup.channel_id),
+        )
+        .admin()
+        .json(body("authored_two"))
+        .expect(201)
+        .await;
+    c.req(
+        "POST",
+        format!("/v1/admin/channels/{}/templates", setup.channel_id),
+    )
+    .admin()
+    .json(json!({"name": "Bad Name", "language": "es", "category": "UTILITY", "message": "Hola"}))
+    .expect(400)
+    .await;
+    c.req("POST", "/v1/admin/channels/ch_missing/templates")
+        .admin()
+        .json(body("authored_three"))
+        .expect(404)
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    c.req("DELETE", format!("/v1/admin/templates/{id}?atMeta=maybe"))
+        .admin()
+        .expect(400)
+        .await;
+    c.req("DELETE", format!("/v1/admin/templates/{id}?atMeta=false"))
+        .admin()
+        .expect(204)
+        .await;
+    c.req("DELETE", format!("/v1/admin/templates/{id}"))
+        .admin()
+        .expect(404)
+        .await;
+}
+
+// --- Requests: the document as strict as the server, the server as strict as the document ----
+
+/// The JSON body schema the document declares for `method` `path` (a path template).
+fn body_schema(doc: &Value, method: &str, path: &str) -> Value {
+    doc["paths"][path][method.to_lowercase()]["requestBody"]["content"]["application/json"]
+        ["schema"]
+        .clone()
+}
+
+/// The schema of the parameter `name` of `method` `path`.
+fn param_schema(doc: &Value, method: &str, path: &str, name: &str) -> Value {
+    doc["paths"][path][method.to_lowercase()]["parameters"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{method} {path} has no parameters"))
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("{method} {path} has no parameter {name}"))["schema"]
+        .clone()
+}
+
+/// A query or header value as JSON Schema sees it: a whole number is an integer, anything else
+/// (the empty string too) a string.
+fn raw_value(raw: &str) -> Value {
+    if !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) {
+        json!(raw.parse::<u64>().unwrap())
+    } else {
+        json!(raw)
+    }
+}
+
+async fn request(
+    t: &TestApp,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&Value>,
+    idempotency_key: Option<&str>,
+) -> (reqwest::StatusCode, Value) {
+    let mut req = t
+        .client
+        .request(method.parse().unwrap(), format!("{}{path}", t.base))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        req = req.json(body);
+    }
+    if let Some(key) = idempotency_key {
+        req = req.header("Idempotency-Key", key);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    let text = res.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(json!(text)))
+}
+
+/// The document accepts `value` exactly when the server did: a value the document refuses got
+/// a 400, one it accepts a 2xx.
+fn assert_agree(
+    v: &Validator,
+    schema: &Value,
+    value: &Value,
+    answer: &(reqwest::StatusCode, Value),
+    what: &str,
+) {
+    let errors = v.errors(schema, value);
+    let (status, body) = answer;
+    if errors.is_empty() {
+        assert!(
+            status.is_success(),
+            "{what}: the document accepts {value}, the server answered {status} {body}"
+        );
+    } else {
+        assert_eq!(
+            *status,
+            reqwest::StatusCode::BAD_REQUEST,
+            "{what}: the document refuses {value} ({errors:?}), the server answered {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_document_and_the_server_refuse_and_accept_the_same_requests() {
+    let t = spawn_app().await;
+    let seed = t.seed().await;
+    let doc = openapi::document();
+    let v = Validator { doc };
+    let admin = ADMIN_TOKEN;
+    let token = seed.token.as_str();
+    let tpl = seed.template_id.as_str();
+    let acc = seed.account_id.as_str();
+
+    // Admin bodies: non-empty names and ids, a provider that is never null, a cloud channel's
+    // required fields, Meta's name and language formats, whole numbers written as 1000.0.
+    let bodies: Vec<(&str, &str, Value)> = vec![
+        ("POST", "/v1/admin/accounts", json!({"name": ""})),
+        (
+            "POST",
+            "/v1/admin/accounts",
+            json!({"name": "Fraction", "conversationLimit": 15394.0}),
+        ),
+        (
+            "POST",
+            "/v1/admin/accounts",
+            json!({"name": "Half", "conversationLimit": 1.5}),
+        ),
+        (
+            "POST",
+            "/v1/admin/channels",
+            json!({"accountId": acc, "name": "N", "provider": null}),
+        ),
+        (
+            "POST",
+            "/v1/admin/channels",
+            json!({"accountId": acc, "name": "S", "provider": "sandbox"}),
+        ),
+        (
+            "POST",
+            "/v1/admin/channels",
+            json!({"accountId": "", "name": "E", "provider": "sandbox"}),
+        ),
+        (
+            "POST",
+            "/v1/admin/channels",
+            json!({"accountId": acc, "name": "", "provider": "sandbox"}),
+        ),
+        (
+            "POST",
+            "/v1/admin/channels",
+            json!({"accountId": acc, "name": "C", "provider": "cloud"}),
+        ),
+        (
+            "POST",
+            "/v1/admin/channels",
+            json!({"accountId": acc, "name": "C", "provider": "cloud",
+                                              "phoneNumberId": "123456", "accessToken": "  "}),
+        ),
+        (
+            "POST",
+            "/v1/admin/channels",
+            json!({"accountId": acc, "name": "C", "provider": "cloud",
+                                              "phoneNumberId": "123456", "accessToken": "tok"}),
+        ),
+        (
+            "POST",
+            "/v1/admin/groups",
+            json!({"accountId": acc, "name": ""}),
+        ),
+        (
+            "POST",
+            "/v1/admin/groups",
+            json!({"accountId": acc, "name": "Soporte", "channelIds": [""]}),
+        ),
+        (
+            "POST",
+            "/v1/admin/groups",
+            json!({"accountId": acc, "name": "Soporte"}),
+        ),
+        (
+            "POST",
+            "/v1/admin/templates",
+            json!({"accountId": acc, "name": "promo", "language": "0", "message": "Hola"}),
+        ),
+        (
+            "POST",
+            "/v1/admin/templates",
+            json!({"accountId": acc, "name": "Promo", "language": "es", "message": "Hola"}),
+        ),
+        (
+            "POST",
+            "/v1/admin/templates",
+            json!({"accountId": acc, "name": "", "language": "es", "message": "Hola"}),
+        ),
+        (
+            "POST",
+            "/v1/admin/templates",
+            json!({"accountId": acc, "name": "promo", "language": "pt_BR", "message": "Hola"}),
+        ),
+        (
+            "POST",
+            "/v1/admin/templates",
+            json!({"accountId": acc, "name": "carrusel", "language": "es", "message": "Hola", "carousel": []}),
+        ),
+        (
+            "POST",
+            "/v1/admin/templates",
+            json!({"accountId": acc, "name": "cabecera", "language": "es", "message": "Hola",
+                   "header": {"format": "IMAGE", "size": 1}}),
+        ),
+        (
+            "POST",
+            "/v1/admin/templates",
+            json!({"accountId": acc, "name": "cabecera", "language": "es", "message": "Hola",
+                   "header": {"format": "IMAGE", "example": null, "sample": null, "defaultMedia": null}}),
+        ),
+    ];
+    for (method, path, body) in &bodies {
+        let answer = request(&t, method, path, admin, Some(body), None).await;
+        assert_agree(
+            &v,
+            &body_schema(doc, method, path),
+            body,
+            &answer,
+            &format!("{method} {path}"),
+        );
+    }
+    // A PATCH's provider is never null either.
+    let patch = json!({"provider": null});
+    let answer = request(
+        &t,
+        "PATCH",
+        &format!("/v1/admin/channels/{}", seed.channel_id),
+        admin,
+        Some(&patch),
+        None,
+    )
+    .await;
+    assert_agree(
+        &v,
+        &body_schema(doc, "PATCH", "/v1/admin/channels/{id}"),
+        &patch,
+        &answer,
+        "PATCH channel",
+    );
+    // An API key's body may be left out: the document says so and the server takes it.
+    let op = &doc["paths"]["/v1/admin/accounts/{id}/api-keys"]["post"];
+    assert_eq!(op["requestBody"]["required"], json!(false));
+    let (status, _) = request(
+        &t,
+        "POST",
+        &format!("/v1/admin/accounts/{acc}/api-keys"),
+        admin,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED);
+
+    // Native sends: a recipient, its names and callback URL non-empty, the template by id or
+    // by name and language (not both), null as absent for the send's values.
+    let params = json!({"name": "Ana", "order": "A-1"});
+    let sends: Vec<Value> = vec![
+        json!({"templateId": tpl, "to": ""}),
+        json!({"templateId": tpl, "to": "050755667788", "params": params}),
+        json!({"templateId": tpl, "to": "50755667701", "params": params, "clientName": ""}),
+        json!({"templateId": tpl, "to": "50755667702", "params": params, "groupName": ""}),
+        json!({"templateId": tpl, "to": "50755667703", "params": params, "channelId": ""}),
+        json!({"templateId": tpl, "to": "50755667704", "params": params, "callbackUrl": ""}),
+        json!({"templateId": tpl, "to": "50755667705", "params": params, "callbackUrl": "ftp://example.com/x"}),
+        json!({"templateId": tpl, "templateName": "order_update", "language": "es", "to": "50755667706", "params": params}),
+        json!({"templateId": "", "to": "50755667707", "params": params}),
+        json!({"templateName": "order_update", "language": "es", "to": "50755667708", "params": params,
+               "templateId": null}),
+        json!({"templateId": tpl, "to": "50755667709", "params": params, "header": null, "buttons": null,
+               "cards": null, "offerExpiresAt": null, "callbackUrl": "https://example.com/status"}),
+        json!({"templateId": tpl, "to": "50755667710", "params": null}),
+        json!({"templateId": tpl, "to": "50755667711", "params": params, "header": {"type": "AAA"}}),
+    ];
+    let schema = body_schema(doc, "POST", "/v1/messages");
+    for body in &sends {
+        let mut answer = request(&t, "POST", "/v1/messages", token, Some(body), None).await;
+        if answer.0 == reqwest::StatusCode::UNPROCESSABLE_ENTITY && body["params"].is_null() {
+            // Valid for both; the template then misses its params (a 422, not a 400).
+            answer.0 = reqwest::StatusCode::ACCEPTED;
+        }
+        assert_agree(&v, &schema, body, &answer, "POST /v1/messages");
+    }
+    let preview = json!({"params": null, "header": null});
+    let answer = request(
+        &t,
+        "POST",
+        &format!("/v1/templates/{tpl}/preview"),
+        token,
+        Some(&preview),
+        None,
+    )
+    .await;
+    assert_agree(
+        &v,
+        &body_schema(doc, "POST", "/v1/templates/{id}/preview"),
+        &preview,
+        &answer,
+        "preview",
+    );
+
+    // Webhook endpoints: an http(s) URL, each event type once.
+    let endpoints = [
+        json!({"url": "", "eventTypes": ["message.sent"]}),
+        json!({"url": "mailto:ops@example.com", "eventTypes": ["message.sent"]}),
+        json!({"url": "https://example.com/hook", "eventTypes": ["message.sent", "message.sent"]}),
+        json!({"url": "https://example.com/hook", "eventTypes": ["message.sent", "message.read"]}),
+    ];
+    for body in &endpoints {
+        let answer = request(&t, "POST", "/v1/webhook-endpoints", token, Some(body), None).await;
+        assert_agree(
+            &v,
+            &body_schema(doc, "POST", "/v1/webhook-endpoints"),
+            body,
+            &answer,
+            "POST /v1/webhook-endpoints",
+        );
+    }
+
+    // The Idempotency-Key: 1 to 255 visible ASCII characters.
+    let key_schema = param_schema(doc, "POST", "/v1/messages", "Idempotency-Key");
+    for (i, key) in ["has space", "order-7/ok~", &"k".repeat(256)]
+        .into_iter()
+        .enumerate()
+    {
+        let body = json!({"templateId": tpl, "to": format!("5075566772{i}"), "params": params});
+        let answer = request(&t, "POST", "/v1/messages", token, Some(&body), Some(key)).await;
+        assert_agree(&v, &key_schema, &json!(key), &answer, "Idempotency-Key");
+    }
+
+    // Pages of the template lists: 1 to 1,000,000 on every family; an empty or padded value is
+    // not a number (never the default).
+    for path in ["/api/Template", "/templates", "/v1/templates"] {
+        for (name, raw) in [
+            ("page", "1000000"),
+            ("page", "1000001"),
+            ("page", ""),
+            ("page", "0"),
+            ("size", ""),
+            ("size", " 5"),
+            ("size", "200"),
+            ("limit", ""),
+            ("limit", "200"),
+        ] {
+            let Some(schema) = doc["paths"][path]["get"]["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .map(|p| p["schema"].clone())
+            else {
+                continue;
+            };
+            let q = format!("{path}?{name}={}", raw.replace(' ', "%20"));
+            let answer = request(&t, "GET", &q, token, None, None).await;
+            assert_agree(&v, &schema, &raw_value(raw), &answer, &q);
+        }
+    }
+
+    // Cursors: the nextCursor of a page is one; anything else is refused by both.
+    let (status, page) = request(&t, "GET", "/v1/messages?limit=1", token, None, None).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let next = page["nextCursor"]
+        .as_str()
+        .expect("more than one message")
+        .to_string();
+    for path in ["/v1/messages", "/v1/conversations"] {
+        let schema = param_schema(doc, "GET", path, "cursor");
+        for cursor in [next.as_str(), "", "zz", "30302e30", "abc"] {
+            let q = format!("{path}?cursor={cursor}");
+            let answer = request(&t, "GET", &q, token, None, None).await;
+            assert_agree(&v, &schema, &json!(cursor), &answer, &q);
+        }
+    }
 }

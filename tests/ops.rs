@@ -272,7 +272,7 @@ async fn metrics_count_requests_by_route_template_and_read_the_store() {
     }
 }
 
-const PN: &str = "PN-OPS";
+const PN: &str = "1000002";
 const ACCESS_TOKEN: &str = "EAAG-ops-access-token";
 const APP_SECRET: &str = "ops-app-secret-value";
 
@@ -575,6 +575,7 @@ async fn deeply_nested_json_is_refused_before_parsing() {
         .client
         .post(format!("{}/v1/admin/accounts", t.base))
         .bearer_auth(ADMIN_TOKEN)
+        .header("Content-Type", "application/json")
         .body(format!(r#"{{"name":"A","x":{}}}"#, deep(40)))
         .send()
         .await
@@ -587,6 +588,7 @@ async fn deeply_nested_json_is_refused_before_parsing() {
         .client
         .post(format!("{}/v1/messages", t.base))
         .bearer_auth(&seed.token)
+        .header("Content-Type", "application/json")
         .body(format!(
             r#"{{"templateId":"{}","to":"50755667799","metadata":{{"x":{}}}}}"#,
             seed.template_id,

@@ -21,7 +21,7 @@ async fn accepted_sends_survive_dropped_database_connections() {
             accept_unknown_templates: true,
             ..FakeGraphConfig::default()
         }
-        .with_phone("PN1", "TOKEN1"),
+        .with_phone("1000001", "TOKEN1"),
     )
     .await;
     let graph = fake.base_url().to_string();
@@ -45,7 +45,7 @@ async fn accepted_sends_survive_dropped_database_connections() {
         .create(
             "/v1/admin/channels",
             json!({"accountId": account["id"], "name": "Main", "provider": "cloud",
-                   "phoneNumberId": "PN1", "accessToken": "TOKEN1", "messagesPerSecond": 1000}),
+                   "phoneNumberId": "1000001", "accessToken": "TOKEN1", "messagesPerSecond": 1000}),
         )
         .await;
     let template = t

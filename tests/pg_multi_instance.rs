@@ -116,7 +116,7 @@ async fn three_instances_share_the_work_and_survive_a_sigkill() {
         ..FakeGraphConfig::default()
     };
     for c in 0..CHANNELS {
-        config = config.with_phone(&format!("PN{c}"), &format!("TOKEN{c}"));
+        config = config.with_phone(&format!("20000{c}"), &format!("TOKEN{c}"));
     }
     let fake = FakeGraph::start(config).await;
 
@@ -151,7 +151,7 @@ async fn three_instances_share_the_work_and_survive_a_sigkill() {
             &base0,
             "/v1/admin/channels",
             json!({"accountId": account["id"], "name": format!("ch{c}"), "provider": "cloud",
-                   "phoneNumberId": format!("PN{c}"), "accessToken": format!("TOKEN{c}"),
+                   "phoneNumberId": format!("20000{c}"), "accessToken": format!("TOKEN{c}"),
                    "messagesPerSecond": RATE}),
         )
         .await;
@@ -263,11 +263,11 @@ async fn three_instances_share_the_work_and_survive_a_sigkill() {
     let burst = RATE / 10;
     let mut report = Vec::new();
     for c in 0..CHANNELS {
-        let max = fake.max_per_second(&format!("PN{c}"));
+        let max = fake.max_per_second(&format!("20000{c}"));
         report.push(max);
         assert!(
             max <= RATE + burst,
-            "PN{c}: {max} in one second (limit {RATE} + {burst})"
+            "phone {c}: {max} in one second (limit {RATE} + {burst})"
         );
     }
     eprintln!(

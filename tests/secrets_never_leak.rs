@@ -22,8 +22,8 @@ use plantilla::fake_graph::{DEFAULT_WABA_ID, FakeGraph, FakeGraphConfig, FakeTem
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const PN1: &str = "PN-LEAK-1";
-const PN2: &str = "PN-LEAK-2";
+const PN1: &str = "1000003";
+const PN2: &str = "1000004";
 const ACCESS_1: &str = "EAAGYQ5Q8xbfyK6QhDJmqgmJlcMXTkUfvt";
 const ACCESS_2: &str = "EAAGLpzO2tg85xm1VqcSH9jR9QV8NIfFTK";
 const WRONG_ACCESS: &str = "EAAGUn2Vm64gyOyyubwarMKI8PRsweSrV0";

@@ -17,7 +17,7 @@ use plantilla::fake_graph::{
 };
 use serde_json::{Value, json};
 
-const PN: &str = "PN-SIGTERM";
+const PN: &str = "1000005";
 const ACCESS_TOKEN: &str = "EAAG-sigterm-access-token";
 const PROVIDER_DELAY: Duration = Duration::from_millis(300);
 const SHUTDOWN_TIMEOUT_MS: u64 = 10_000;

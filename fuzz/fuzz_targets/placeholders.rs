@@ -10,12 +10,14 @@ use libfuzzer_sys::fuzz_target;
 use plantilla::domain::template::{
     Button, Header, TemplateContent, check_params, cloud_components, parse_placeholders, render,
 };
+use plantilla::domain::template_send::{check_send, preview};
 
 #[derive(Arbitrary, Debug)]
 enum HeaderIn {
     Text(String),
     Image(Option<String>),
     Video(Option<String>),
+    Gif(Option<String>),
     Document(Option<String>),
     Location(Option<String>),
 }
@@ -26,6 +28,8 @@ enum ButtonIn {
     Url(String, String),
     PhoneNumber(String, String),
     CopyCode(String),
+    Otp(String),
+    Flow(String),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -66,9 +70,10 @@ fuzz_target!(|input: Input| {
     // A template of arbitrary content.
     let header = input.header.map(|h| match h {
         HeaderIn::Text(text) => Header::Text { text },
-        HeaderIn::Image(example) => Header::Image { example },
-        HeaderIn::Video(example) => Header::Video { example },
-        HeaderIn::Document(example) => Header::Document { example },
+        HeaderIn::Image(example) => Header::media("IMAGE", example).unwrap(),
+        HeaderIn::Video(example) => Header::media("VIDEO", example).unwrap(),
+        HeaderIn::Gif(example) => Header::media("GIF", example).unwrap(),
+        HeaderIn::Document(example) => Header::media("DOCUMENT", example).unwrap(),
         HeaderIn::Location(example) => Header::Location { example },
     });
     let buttons = input
@@ -80,6 +85,16 @@ fuzz_target!(|input: Input| {
             ButtonIn::Url(text, url) => Button::Url { text, url },
             ButtonIn::PhoneNumber(text, phone_number) => Button::PhoneNumber { text, phone_number },
             ButtonIn::CopyCode(example) => Button::CopyCode { example },
+            ButtonIn::Otp(otp_type) => Button::Otp {
+                otp_type,
+                text: None,
+            },
+            ButtonIn::Flow(text) => Button::Flow {
+                text,
+                flow_id: None,
+                flow_action: None,
+                navigate_screen: None,
+            },
         })
         .collect();
     let content = TemplateContent {
@@ -87,6 +102,7 @@ fuzz_target!(|input: Input| {
         body: input.body,
         footer: input.footer,
         buttons,
+        ..Default::default()
     };
     let required = content.params();
     for name in &required {
@@ -111,6 +127,12 @@ fuzz_target!(|input: Input| {
         }
         Err(problems) => assert!(!problems.detail().is_empty()),
     }
+    // The whole send check (reserved keys too) never panics; every refusal says why.
+    if let Err(problems) = check_send(&content, &params, 0) {
+        assert!(!problems.missing.is_empty() || !problems.invalid.is_empty());
+        assert_eq!(problems.missing.len(), problems.missing_detail.len());
+    }
+    let _ = preview(&content, &params);
     let components = cloud_components(&content, &params);
     assert!(components.len() <= 2 + content.buttons.len());
 });

@@ -4,8 +4,12 @@
 //! ```text
 //! cargo run --bin fake-graph -- --listen 127.0.0.1:9999 \
 //!     --webhook-url http://127.0.0.1:8080/webhooks/whatsapp --app-secret S \
-//!     [--status-delay-ms N] [--max-rps N] [--templates-file F]
+//!     [--status-delay-ms N] [--max-rps N] [--templates-file F] [--auto-approve-ms N]
 //! ```
+//!
+//! The templates file is a JSON array of `FakeTemplate`s: the fake's builder
+//! shape (`body`, `header`, `buttons`…) or Meta's own (`components` exactly
+//! as `GET /{waba-id}/message_templates` returns them, `parameter_format`).
 //!
 //! The first line on stdout is `listening on ADDR`. On Ctrl-C / SIGTERM it
 //! prints a JSON summary (the same as `GET /_fake/stats`) on stdout and exits.
@@ -39,9 +43,14 @@ struct Args {
     /// Accepted sends per phone number per second; above it 130429.
     #[arg(long)]
     max_rps: Option<u32>,
-    /// JSON array of templates (the fake's FakeTemplate shape).
+    /// JSON array of templates (FakeTemplate: the builder shape, or Meta's
+    /// `components` with `parameter_format`).
     #[arg(long)]
     templates_file: Option<PathBuf>,
+    /// Approve templates created through the API after this many
+    /// milliseconds (with a message_template_status_update webhook).
+    #[arg(long)]
+    auto_approve_ms: Option<u64>,
     /// A phone number: `ID:TOKEN[:WABA_ID[:DISPLAY_NUMBER]]` (repeatable).
     #[arg(long = "phone")]
     phones: Vec<String>,
@@ -129,6 +138,7 @@ async fn main() -> anyhow::Result<()> {
         fail_ratio: args.fail_ratio.clamp(0.0, 1.0),
         fault_delay: Duration::from_millis(args.fault_delay_ms),
         seed: args.seed,
+        auto_approve_after: args.auto_approve_ms.map(Duration::from_millis),
         ..FakeGraphConfig::default()
     };
     let fake = FakeGraph::try_start(config).await?;

@@ -4,6 +4,7 @@
 
 pub mod callback;
 pub mod ids;
+pub mod media;
 pub mod meta_error;
 pub mod phone;
 mod phone_data;
@@ -11,3 +12,4 @@ pub mod rate_limit;
 pub mod retry;
 pub mod status;
 pub mod template;
+pub mod template_send;

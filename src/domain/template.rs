@@ -31,15 +31,17 @@ use std::fmt;
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 // ---------------------------------------------------------------------------
 // Template content
 // ---------------------------------------------------------------------------
 
 /// What a template says: optional header, body (the contract's `message`),
-/// optional footer and buttons.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// optional footer and buttons; and what Meta's richer templates add: a
+/// carousel of cards, a limited-time offer, the declared parameter format,
+/// and why plantilla cannot send it, when it cannot.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TemplateContent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,16 +49,346 @@ pub struct TemplateContent {
     pub body: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub footer: Option<String>,
+    /// Every button, in Meta's order: a button's position here is the `index`
+    /// Meta counts it by.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buttons: Vec<Button>,
+    #[serde(default, skip_serializing_if = "TemplateExtra::is_empty")]
+    pub extra: TemplateExtra,
+}
+
+/// The parts of a template beyond header, body, footer and buttons (stored
+/// in the template's `extra` column).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateExtra {
+    /// Meta's `parameter_format`: `NAMED` or `POSITIONAL` (None: inferred).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameter_format: Option<String>,
+    /// A carousel's cards, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub carousel: Vec<Card>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limited_time_offer: Option<Offer>,
+    /// Why plantilla cannot send this template (a component it does not know).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsupported: Option<String>,
+}
+
+impl TemplateExtra {
+    pub fn is_empty(&self) -> bool {
+        self == &TemplateExtra::default()
+    }
+}
+
+/// One card of a carousel template: a media header, a body and buttons.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Card {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<Header>,
+    #[serde(default)]
+    pub body: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub buttons: Vec<Button>,
 }
 
+/// A limited-time offer: the offer's text and whether it shows an expiry
+/// (then every send gives the expiry time).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Offer {
+    pub text: String,
+    #[serde(default)]
+    pub has_expiration: bool,
+}
+
+/// A media file as a send gives it: a public link or a media id, and for
+/// documents the file name the recipient sees.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+}
+
+impl Card {
+    /// Reads the `carousel` of operator input: `null` is none, otherwise an array of
+    /// `{"header": {"format": "IMAGE"|"VIDEO", …}, "body": "…", "buttons": […]}` (2 to 10
+    /// cards, Meta's bounds). Errors name the card and field, e.g. `carousel[1].header …`.
+    pub fn list_from_json(value: &Value) -> Result<Vec<Card>, String> {
+        let items = match value {
+            Value::Null => return Ok(Vec::new()),
+            Value::Array(items) => items,
+            other => {
+                return Err(format!(
+                    "carousel must be an array, got {}",
+                    json_kind(other)
+                ));
+            }
+        };
+        if !(MIN_CARDS..=MAX_CARDS).contains(&items.len()) {
+            return Err(format!(
+                "carousel has {} cards; WhatsApp allows {MIN_CARDS} to {MAX_CARDS}",
+                items.len()
+            ));
+        }
+        items
+            .iter()
+            .enumerate()
+            .map(|(c, item)| {
+                let at = format!("carousel[{c}]");
+                let Value::Object(obj) = item else {
+                    return Err(format!("{at} must be an object, got {}", json_kind(item)));
+                };
+                if let Some(key) = obj
+                    .keys()
+                    .find(|k| !["header", "body", "buttons"].contains(&k.as_str()))
+                {
+                    return Err(format!(
+                        "{at}.{key} is not a field of a card (header, body, buttons)"
+                    ));
+                }
+                if let Some((key, _)) = obj.iter().find(|(_, v)| v.is_null()) {
+                    return Err(format!(
+                        "{at}.{key} must not be null (leave the field out instead)"
+                    ));
+                }
+                let header = match obj.get("header") {
+                    None | Some(Value::Null) => {
+                        return Err(format!(
+                            "{at}.header is required (an IMAGE or VIDEO header)"
+                        ));
+                    }
+                    Some(h) => Header::from_json(h).map_err(|e| format!("{at}.{e}"))?,
+                };
+                if !matches!(header, Header::Image { .. } | Header::Video { .. }) {
+                    return Err(format!(
+                        "{at}.header must be IMAGE or VIDEO, got {}",
+                        header.format()
+                    ));
+                }
+                Ok(Card {
+                    header: Some(header),
+                    body: optional_string(obj, "body", &format!("{at}.body"))?.unwrap_or_default(),
+                    buttons: Button::list_from_json_at(
+                        obj.get("buttons").unwrap_or(&Value::Null),
+                        &format!("{at}.buttons"),
+                    )?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Fewest and most cards of a carousel (Meta's bounds).
+const MIN_CARDS: usize = 2;
+const MAX_CARDS: usize = 10;
+
+impl Offer {
+    /// Reads `{"text": "…", "hasExpiration": true}` of operator input.
+    pub fn from_json(value: &Value) -> Result<Offer, String> {
+        let Value::Object(obj) = value else {
+            return Err(format!(
+                "limitedTimeOffer must be an object with a text, got {}",
+                json_kind(value)
+            ));
+        };
+        if let Some(key) = obj
+            .keys()
+            .find(|k| !["text", "hasExpiration"].contains(&k.as_str()))
+        {
+            return Err(format!(
+                "limitedTimeOffer.{key} is not a field of an offer (text, hasExpiration)"
+            ));
+        }
+        let text = optional_string(obj, "text", "limitedTimeOffer.text")?
+            .filter(|t| !t.trim().is_empty())
+            .ok_or_else(|| "limitedTimeOffer.text is required".to_string())?;
+        let has_expiration = match obj.get("hasExpiration") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                return Err(format!(
+                    "limitedTimeOffer.hasExpiration must be true or false, got {}",
+                    json_kind(other)
+                ));
+            }
+        };
+        Ok(Offer {
+            text,
+            has_expiration,
+        })
+    }
+}
+
+impl MediaRef {
+    /// Reads `{"link": …}` or `{"id": …}` with an optional `filename`; errors
+    /// start with `field`.
+    pub fn from_json(value: &Value, field: &str) -> Result<MediaRef, String> {
+        let Value::Object(obj) = value else {
+            return Err(format!(
+                "{field} must be an object with a link or an id, got {}",
+                json_kind(value)
+            ));
+        };
+        for key in obj.keys() {
+            if !["link", "id", "filename"].contains(&key.as_str()) {
+                return Err(format!(
+                    "{field}.{key} is not a field of a media (link, id, filename)"
+                ));
+            }
+        }
+        let media = MediaRef {
+            link: optional_string(obj, "link", &format!("{field}.link"))?,
+            id: optional_string(obj, "id", &format!("{field}.id"))?,
+            filename: optional_string(obj, "filename", &format!("{field}.filename"))?,
+        };
+        match (&media.link, &media.id) {
+            (Some(_), Some(_)) => Err(format!("{field}: give a link or an id, not both")),
+            (None, None) => Err(format!("{field} needs a link or an id")),
+            (Some(link), None) => {
+                check_media_link(link).map_err(|m| format!("{field}.link {m}"))?;
+                Ok(media)
+            }
+            (None, Some(id)) => {
+                check_media_id(id).map_err(|m| format!("{field}.id {m}"))?;
+                Ok(media)
+            }
+        }
+    }
+
+    /// Checks that this media suits a header of `format`; errors start with `field`.
+    pub fn check_for(&self, format: &str, field: &str) -> Result<(), String> {
+        if self.filename.is_some() && format != "DOCUMENT" {
+            return Err(format!(
+                "{field}.filename is only for DOCUMENT headers, this one is {format}"
+            ));
+        }
+        if let Some(filename) = &self.filename {
+            check_filename(filename).map_err(|m| format!("{field}.filename {m}"))?;
+        }
+        if let Some(link) = &self.link {
+            check_link_kind(link, format).map_err(|m| format!("{field}.link {m}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Longest media link accepted (Meta gives no figure; 2,048 is what browsers and CDNs keep).
+pub const MAX_LINK_LEN: usize = 2048;
+/// Longest document file name accepted (Meta shows it under the document; 240 is a common file-system bound).
+pub const MAX_FILENAME_LEN: usize = 240;
+
+/// A media link: an absolute http(s) URL with a host, no spaces or control characters.
+pub fn check_media_link(link: &str) -> Result<(), String> {
+    if link.len() > MAX_LINK_LEN {
+        return Err(format!("is longer than {MAX_LINK_LEN} characters"));
+    }
+    if link.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("must not contain spaces or control characters".into());
+    }
+    let lower = link.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+        .ok_or_else(|| {
+            format!(
+                "must be an http:// or https:// URL, got \"{}\"",
+                short(link)
+            )
+        })?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() || host.starts_with(':') {
+        return Err(format!("must name a host, got \"{}\"", short(link)));
+    }
+    Ok(())
+}
+
+/// A media id (Meta's are digits; the sandbox's are `sandbox-media-…`): 1 to 128 of
+/// `[A-Za-z0-9_.:-]`.
+pub fn check_media_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > 128 {
+        return Err("must be 1 to 128 characters".into());
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b))
+    {
+        return Err(
+            "must be letters, digits, '_', '.', ':' or '-' (a media id from POST /v1/media)".into(),
+        );
+    }
+    Ok(())
+}
+
+fn check_filename(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.chars().count() > MAX_FILENAME_LEN {
+        return Err(format!("is longer than {MAX_FILENAME_LEN} characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(())
+}
+
+/// File extensions by header format (Meta's supported media types); a link
+/// whose path ends in another format's extension is media of the wrong kind.
+const EXTENSIONS: &[(&str, &[&str])] = &[
+    ("IMAGE", &["jpg", "jpeg", "png"]),
+    ("VIDEO", &["mp4", "3gp", "3gpp"]),
+    ("GIF", &["mp4", "gif"]),
+    (
+        "DOCUMENT",
+        &["pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "txt"],
+    ),
+];
+
+fn check_link_kind(link: &str, format: &str) -> Result<(), String> {
+    let path = link.split(['?', '#']).next().unwrap_or(link);
+    let last = path.rsplit('/').next().unwrap_or("");
+    let Some((_, ext)) = last.rsplit_once('.') else {
+        return Ok(());
+    };
+    let ext = ext.to_ascii_lowercase();
+    let Some((_, allowed)) = EXTENSIONS.iter().find(|(f, _)| *f == format) else {
+        return Ok(());
+    };
+    if allowed.contains(&ext.as_str()) {
+        return Ok(());
+    }
+    if let Some((other, _)) = EXTENSIONS
+        .iter()
+        .find(|(f, exts)| *f != format && exts.contains(&ext.as_str()))
+    {
+        return Err(format!(
+            "points to a .{ext} file, which is {other} media, but the template's header is {format} ({})",
+            allowed.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+fn short(text: &str) -> String {
+    text.chars().take(60).collect()
+}
+
 /// A template header. JSON: `{"format":"TEXT","text":"Hola {{name}}"}` or
-/// `{"format":"IMAGE"|"VIDEO"|"DOCUMENT"|"LOCATION","example":"https://…"}`.
+/// `{"format":"IMAGE"|"VIDEO"|"GIF"|"DOCUMENT","example":"https://…","defaultMedia":{…},"sample":"…"}`
+/// or `{"format":"LOCATION"}`.
 ///
-/// For media headers `example` is a public URL of the media; when present,
-/// [`cloud_components`] sends it as the header's media `link` (Meta requires
-/// the media of a media header at send time).
+/// For media headers the media is chosen per send (`header.link` /
+/// `header.id`); when a send gives none, the operator's default is used:
+/// `defaultMedia`, else `example` (a public URL the operator gave, sent as
+/// the link, as before). `sample` is Meta's sample (`header_handle`) of a
+/// synced template: shown, never sent (Meta's links to it expire).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
     tag = "format",
@@ -70,14 +402,34 @@ pub enum Header {
     Image {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         example: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sample: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        default_media: Option<MediaRef>,
     },
     Video {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         example: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sample: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        default_media: Option<MediaRef>,
+    },
+    Gif {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        example: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sample: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        default_media: Option<MediaRef>,
     },
     Document {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         example: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sample: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        default_media: Option<MediaRef>,
     },
     Location {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -85,7 +437,7 @@ pub enum Header {
     },
 }
 
-const HEADER_FORMATS: &str = "TEXT, IMAGE, VIDEO, DOCUMENT or LOCATION";
+const HEADER_FORMATS: &str = "TEXT, IMAGE, VIDEO, GIF, DOCUMENT or LOCATION";
 
 impl Header {
     /// Reads a header as an operator would write it: a plain JSON string is a
@@ -131,14 +483,147 @@ impl Header {
         }
         let example =
             optional_string(obj, "example", "header.example")?.filter(|e| !e.trim().is_empty());
+        let sample =
+            optional_string(obj, "sample", "header.sample")?.filter(|e| !e.trim().is_empty());
+        let default_media = match obj.get("defaultMedia") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(MediaRef::from_json(v, "header.defaultMedia")?),
+        };
+        if format == "LOCATION" {
+            return Ok(Header::Location { example });
+        }
+        if let Some(m) = &default_media {
+            m.check_for(&format, "header.defaultMedia")?;
+        }
         match format.as_str() {
-            "IMAGE" => Ok(Header::Image { example }),
-            "VIDEO" => Ok(Header::Video { example }),
-            "DOCUMENT" => Ok(Header::Document { example }),
-            "LOCATION" => Ok(Header::Location { example }),
+            "IMAGE" => Ok(Header::Image {
+                example,
+                sample,
+                default_media,
+            }),
+            "VIDEO" => Ok(Header::Video {
+                example,
+                sample,
+                default_media,
+            }),
+            "GIF" => Ok(Header::Gif {
+                example,
+                sample,
+                default_media,
+            }),
+            "DOCUMENT" => Ok(Header::Document {
+                example,
+                sample,
+                default_media,
+            }),
             _ => Err(format!(
                 "header.format must be one of {HEADER_FORMATS}, got \"{format}\""
             )),
+        }
+    }
+
+    /// A media header of `format` (IMAGE, VIDEO, GIF, DOCUMENT) with only an example link.
+    pub fn media(format: &str, example: Option<String>) -> Option<Header> {
+        let (sample, default_media) = (None, None);
+        Some(match format {
+            "IMAGE" => Header::Image {
+                example,
+                sample,
+                default_media,
+            },
+            "VIDEO" => Header::Video {
+                example,
+                sample,
+                default_media,
+            },
+            "GIF" => Header::Gif {
+                example,
+                sample,
+                default_media,
+            },
+            "DOCUMENT" => Header::Document {
+                example,
+                sample,
+                default_media,
+            },
+            _ => return None,
+        })
+    }
+
+    /// `TEXT`, `IMAGE`, `VIDEO`, `GIF`, `DOCUMENT` or `LOCATION`.
+    pub fn format(&self) -> &'static str {
+        match self {
+            Header::Text { .. } => "TEXT",
+            Header::Image { .. } => "IMAGE",
+            Header::Video { .. } => "VIDEO",
+            Header::Gif { .. } => "GIF",
+            Header::Document { .. } => "DOCUMENT",
+            Header::Location { .. } => "LOCATION",
+        }
+    }
+
+    /// The parameter type of a media header as Meta names it at send time
+    /// (`image`, `video`, `gif`, `document`); None for TEXT and LOCATION.
+    pub fn media_kind(&self) -> Option<&'static str> {
+        match self {
+            Header::Image { .. } => Some("image"),
+            Header::Video { .. } => Some("video"),
+            Header::Gif { .. } => Some("gif"),
+            Header::Document { .. } => Some("document"),
+            _ => None,
+        }
+    }
+
+    /// The media a send without its own uses: `defaultMedia`, else the
+    /// operator's `example` link.
+    pub fn default_media(&self) -> Option<MediaRef> {
+        match self {
+            Header::Image {
+                example,
+                default_media,
+                ..
+            }
+            | Header::Video {
+                example,
+                default_media,
+                ..
+            }
+            | Header::Gif {
+                example,
+                default_media,
+                ..
+            }
+            | Header::Document {
+                example,
+                default_media,
+                ..
+            } => default_media.clone().or_else(|| {
+                example.as_ref().map(|link| MediaRef {
+                    link: Some(link.clone()),
+                    ..MediaRef::default()
+                })
+            }),
+            _ => None,
+        }
+    }
+
+    /// Meta's sample of a synced media header, or the operator's example.
+    pub fn sample(&self) -> Option<&str> {
+        match self {
+            Header::Image {
+                example, sample, ..
+            }
+            | Header::Video {
+                example, sample, ..
+            }
+            | Header::Gif {
+                example, sample, ..
+            }
+            | Header::Document {
+                example, sample, ..
+            } => sample.as_deref().or(example.as_deref()),
+            Header::Location { example } => example.as_deref(),
+            Header::Text { .. } => None,
         }
     }
 
@@ -154,7 +639,10 @@ impl Header {
 /// A template button. JSON: `{"type":"QUICK_REPLY","text":..}`,
 /// `{"type":"URL","text":..,"url":"https://x.com/track/{{1}}"}`,
 /// `{"type":"PHONE_NUMBER","text":..,"phoneNumber":..}`,
-/// `{"type":"COPY_CODE","example":..}`.
+/// `{"type":"COPY_CODE","example":..}`, `{"type":"OTP","otpType":"COPY_CODE"}`,
+/// `{"type":"FLOW","text":..,"flowId":..}`, `{"type":"CATALOG","text":..}`,
+/// `{"type":"MPM","text":..}`, `{"type":"VOICE_CALL","text":..}`; a type Meta
+/// adds later is kept as `{"type":"OTHER","kind":"<Meta's type>","raw":{…}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
     tag = "type",
@@ -162,66 +650,177 @@ impl Header {
     rename_all_fields = "camelCase"
 )]
 pub enum Button {
-    QuickReply { text: String },
-    Url { text: String, url: String },
-    PhoneNumber { text: String, phone_number: String },
-    CopyCode { example: String },
+    QuickReply {
+        text: String,
+    },
+    Url {
+        text: String,
+        url: String,
+    },
+    PhoneNumber {
+        text: String,
+        phone_number: String,
+    },
+    CopyCode {
+        example: String,
+    },
+    /// An authentication template's code button (`otp_type` COPY_CODE,
+    /// ONE_TAP or ZERO_TAP): sent as a `url` button carrying the code.
+    Otp {
+        otp_type: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+    },
+    Flow {
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        flow_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        flow_action: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        navigate_screen: Option<String>,
+    },
+    Catalog {
+        text: String,
+    },
+    Mpm {
+        text: String,
+    },
+    VoiceCall {
+        text: String,
+    },
+    /// A button type plantilla does not know: kept as Meta listed it, so the
+    /// indexes of the buttons after it stay right; the template is not sendable.
+    Other {
+        kind: String,
+        raw: Value,
+    },
 }
 
-const BUTTON_TYPES: &str = "QUICK_REPLY, URL, PHONE_NUMBER or COPY_CODE";
+const BUTTON_TYPES: &str =
+    "QUICK_REPLY, URL, PHONE_NUMBER, COPY_CODE, OTP, FLOW, CATALOG, MPM or VOICE_CALL";
 /// Meta allows at most 10 buttons on a template.
 const MAX_BUTTONS: usize = 10;
+/// OTP button kinds.
+const OTP_TYPES: [&str; 3] = ["COPY_CODE", "ONE_TAP", "ZERO_TAP"];
 
 impl Button {
+    /// Meta's name of the button's type (`QUICK_REPLY`, `URL`, …).
+    pub fn kind(&self) -> &str {
+        match self {
+            Button::QuickReply { .. } => "QUICK_REPLY",
+            Button::Url { .. } => "URL",
+            Button::PhoneNumber { .. } => "PHONE_NUMBER",
+            Button::CopyCode { .. } => "COPY_CODE",
+            Button::Otp { .. } => "OTP",
+            Button::Flow { .. } => "FLOW",
+            Button::Catalog { .. } => "CATALOG",
+            Button::Mpm { .. } => "MPM",
+            Button::VoiceCall { .. } => "VOICE_CALL",
+            Button::Other { kind, .. } => kind,
+        }
+    }
+
+    /// The label the recipient sees.
+    pub fn label(&self) -> String {
+        match self {
+            Button::QuickReply { text }
+            | Button::Url { text, .. }
+            | Button::PhoneNumber { text, .. }
+            | Button::Flow { text, .. }
+            | Button::Catalog { text }
+            | Button::Mpm { text }
+            | Button::VoiceCall { text } => text.clone(),
+            Button::CopyCode { .. } => "Copy offer code".into(),
+            Button::Otp { text, otp_type } => {
+                text.clone().unwrap_or_else(|| match otp_type.as_str() {
+                    "ONE_TAP" => "Autofill".into(),
+                    _ => "Copy code".into(),
+                })
+            }
+            Button::Other { raw, kind } => raw["text"].as_str().unwrap_or(kind).to_string(),
+        }
+    }
+
     /// Reads the `buttons` of operator input: `null` is no buttons, otherwise
     /// an array of button objects. `type` is case-insensitive; `phoneNumber`
-    /// may also be written `phone_number`. Errors name the index and field,
-    /// e.g. `buttons[1].url is required for URL buttons`.
+    /// may also be written `phone_number` (and `otpType` `otp_type`, `flowId`
+    /// `flow_id`). Errors name the index and field, e.g.
+    /// `buttons[1].url is required for URL buttons`.
     pub fn list_from_json(value: &Value) -> Result<Vec<Button>, String> {
+        Button::list_from_json_at(value, "buttons")
+    }
+
+    /// [`Button::list_from_json`] for buttons at `field` (e.g. `carousel[0].buttons`).
+    pub fn list_from_json_at(value: &Value, field: &str) -> Result<Vec<Button>, String> {
         let items = match value {
             Value::Null => return Ok(Vec::new()),
             Value::Array(items) => items,
             other => {
                 return Err(format!(
-                    "buttons must be an array, got {}",
+                    "{field} must be an array, got {}",
                     json_kind(other)
                 ));
             }
         };
         if items.len() > MAX_BUTTONS {
             return Err(format!(
-                "buttons has {} entries; WhatsApp allows at most {MAX_BUTTONS}",
+                "{field} has {} entries; WhatsApp allows at most {MAX_BUTTONS}",
                 items.len()
             ));
         }
         items
             .iter()
             .enumerate()
-            .map(|(i, item)| Button::from_json_at(i, item))
+            .map(|(i, item)| Button::from_json_at(&format!("{field}[{i}]"), item))
             .collect()
     }
 
-    fn from_json_at(i: usize, value: &Value) -> Result<Button, String> {
+    fn from_json_at(at: &str, value: &Value) -> Result<Button, String> {
         let Value::Object(obj) = value else {
-            return Err(format!(
-                "buttons[{i}] must be an object, got {}",
-                json_kind(value)
-            ));
+            return Err(format!("{at} must be an object, got {}", json_kind(value)));
         };
-        let kind = optional_string(obj, "type", &format!("buttons[{i}].type"))?
-            .ok_or_else(|| format!("buttons[{i}].type is required ({BUTTON_TYPES})"))?;
+        let kind = optional_string(obj, "type", &format!("{at}.type"))?
+            .ok_or_else(|| format!("{at}.type is required ({BUTTON_TYPES})"))?;
         let kind = kind.trim().to_ascii_uppercase();
-        let required = |key: &str, alias: Option<&str>| -> Result<String, String> {
-            let field = format!("buttons[{i}].{key}");
-            let mut found = optional_string(obj, key, &field)?;
+        let fields: &[&str] = match kind.as_str() {
+            "URL" => &["url"],
+            "PHONE_NUMBER" => &["phoneNumber", "phone_number"],
+            "COPY_CODE" => &["example"],
+            "OTP" => &["otpType", "otp_type"],
+            "FLOW" => &[
+                "flowId",
+                "flow_id",
+                "flowAction",
+                "flow_action",
+                "navigateScreen",
+                "navigate_screen",
+            ],
+            _ => &[],
+        };
+        if let Some(key) = obj.keys().find(|k| {
+            let k = k.as_str();
+            k != "type" && (k != "text" || kind == "COPY_CODE") && !fields.contains(&k)
+        }) {
+            return Err(format!("{at}.{key} is not a field of a {kind} button"));
+        }
+        if let Some((key, _)) = obj.iter().find(|(_, v)| v.is_null()) {
+            return Err(format!(
+                "{at}.{key} must be a string, got null (leave the field out instead)"
+            ));
+        }
+        let optional = |key: &str, alias: Option<&str>| -> Result<Option<String>, String> {
+            let mut found = optional_string(obj, key, &format!("{at}.{key}"))?;
             if found.is_none()
                 && let Some(alias) = alias
             {
-                found = optional_string(obj, alias, &format!("buttons[{i}].{alias}"))?;
+                found = optional_string(obj, alias, &format!("{at}.{alias}"))?;
             }
-            found
-                .filter(|s| !s.trim().is_empty())
-                .ok_or_else(|| format!("{field} is required for {kind} buttons"))
+            Ok(found.filter(|s| !s.trim().is_empty()))
+        };
+        let required = |key: &str, alias: Option<&str>| -> Result<String, String> {
+            optional(key, alias)?
+                .ok_or_else(|| format!("{at}.{key} is required for {kind} buttons"))
         };
         match kind.as_str() {
             "QUICK_REPLY" => Ok(Button::QuickReply {
@@ -238,8 +837,35 @@ impl Button {
             "COPY_CODE" => Ok(Button::CopyCode {
                 example: required("example", None)?,
             }),
+            "OTP" => {
+                let otp_type = required("otpType", Some("otp_type"))?.to_ascii_uppercase();
+                if !OTP_TYPES.contains(&otp_type.as_str()) {
+                    return Err(format!(
+                        "{at}.otpType must be COPY_CODE, ONE_TAP or ZERO_TAP, got \"{otp_type}\""
+                    ));
+                }
+                Ok(Button::Otp {
+                    otp_type,
+                    text: optional("text", None)?,
+                })
+            }
+            "FLOW" => Ok(Button::Flow {
+                text: required("text", None)?,
+                flow_id: optional("flowId", Some("flow_id"))?,
+                flow_action: optional("flowAction", Some("flow_action"))?,
+                navigate_screen: optional("navigateScreen", Some("navigate_screen"))?,
+            }),
+            "CATALOG" => Ok(Button::Catalog {
+                text: required("text", None)?,
+            }),
+            "MPM" => Ok(Button::Mpm {
+                text: required("text", None)?,
+            }),
+            "VOICE_CALL" => Ok(Button::VoiceCall {
+                text: required("text", None)?,
+            }),
             _ => Err(format!(
-                "buttons[{i}].type must be one of {BUTTON_TYPES}, got \"{kind}\""
+                "{at}.type must be one of {BUTTON_TYPES}, got \"{kind}\""
             )),
         }
     }
@@ -435,7 +1061,7 @@ pub fn parse_placeholders(text: &str) -> Result<Vec<Placeholder>, PlaceholderErr
 
 /// The valid placeholders of `text`, first appearance only, skipping invalid
 /// ones. For texts already validated; never panics.
-fn distinct_placeholders(text: &str) -> Vec<Placeholder> {
+pub(crate) fn distinct_placeholders(text: &str) -> Vec<Placeholder> {
     let mut seen = BTreeSet::new();
     scan(text)
         .into_iter()
@@ -490,7 +1116,46 @@ impl TemplateContent {
                 }
             }
         }
+        // A carousel card's placeholders are its own: `card.<c>.<name>`.
+        for (c, card) in self.extra.carousel.iter().enumerate() {
+            let urls = card.buttons.iter().filter_map(|b| match b {
+                Button::Url { url, .. } => Some(url.as_str()),
+                _ => None,
+            });
+            for text in std::iter::once(card.body.as_str()).chain(urls) {
+                for placeholder in distinct_placeholders(text) {
+                    let name = format!("card.{c}.{}", placeholder.name());
+                    if seen.insert(name.clone()) {
+                        out.push(name);
+                    }
+                }
+            }
+        }
         out
+    }
+
+    /// Why plantilla cannot send this template, if it cannot: a component or button type it
+    /// does not know (kept so the indexes of the others stay right).
+    pub fn unsendable_reason(&self) -> Option<String> {
+        if let Some(reason) = &self.extra.unsupported {
+            return Some(reason.clone());
+        }
+        let unknown = |buttons: &[Button], at: &str| {
+            buttons.iter().enumerate().find_map(|(i, b)| match b {
+                Button::Other { kind, .. } => Some(format!(
+                    "{at}[{i}] is a {kind} button, which plantilla cannot send yet"
+                )),
+                _ => None,
+            })
+        };
+        if let Some(reason) = unknown(&self.buttons, "buttons") {
+            return Some(reason);
+        }
+        self.extra
+            .carousel
+            .iter()
+            .enumerate()
+            .find_map(|(c, card)| unknown(&card.buttons, &format!("carousel[{c}].buttons")))
     }
 
     /// Checks operator input: every placeholder parses; a text header has at most one placeholder (Meta's limit) and the
@@ -530,6 +1195,7 @@ impl TemplateContent {
                 }
                 Header::Image { .. }
                 | Header::Video { .. }
+                | Header::Gif { .. }
                 | Header::Document { .. }
                 | Header::Location { .. } => {}
             }
@@ -605,33 +1271,70 @@ impl TemplateContent {
             }
         }
 
-        for (i, button) in self.buttons.iter().enumerate() {
-            if let Button::Url { url, .. } = button {
-                let field = format!("buttons[{i}].url");
-                let found = scan(url)
-                    .into_iter()
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| field_err(&field, e))?;
-                match found.as_slice() {
-                    [] => {}
-                    [(range, p)] => {
-                        if range.end != url.trim_end().len() {
-                            return Err(format!(
-                                "{field}: the placeholder {p} must be at the end of the url (e.g. https://example.com/track/{p})"
-                            ));
-                        }
-                    }
-                    _ => {
-                        return Err(format!(
-                            "{field} has {} placeholders; a URL button has at most one, at the end of the url",
-                            found.len()
-                        ));
-                    }
+        check_url_buttons(&self.buttons, "buttons")?;
+
+        for (c, card) in self.extra.carousel.iter().enumerate() {
+            let at = format!("carousel[{c}]");
+            match &card.header {
+                Some(h) if h.media_kind().is_some() => {}
+                _ => {
+                    return Err(format!(
+                        "{at}.header must be a media header (IMAGE or VIDEO) in a carousel card"
+                    ));
                 }
             }
+            let found =
+                parse_placeholders(&card.body).map_err(|e| field_err(&format!("{at}.body"), e))?;
+            if let Some(p) = found.iter().find(|p| !p.is_positional()) {
+                return Err(format!(
+                    "{at}.body: {p} is named; carousel cards use positional placeholders ({{{{1}}}})"
+                ));
+            }
+            check_url_buttons(&card.buttons, &format!("{at}.buttons"))?;
+        }
+        if let Some(offer) = &self.extra.limited_time_offer
+            && offer.text.chars().count() > MAX_OFFER_TEXT
+        {
+            return Err(format!(
+                "limitedTimeOffer.text is {} characters long; WhatsApp allows {MAX_OFFER_TEXT}",
+                offer.text.chars().count()
+            ));
         }
         Ok(())
     }
+}
+
+/// Longest limited-time offer text (Meta: 16 characters).
+const MAX_OFFER_TEXT: usize = 16;
+
+/// A URL button has at most one placeholder, at the end of its url.
+fn check_url_buttons(buttons: &[Button], at: &str) -> Result<(), String> {
+    for (i, button) in buttons.iter().enumerate() {
+        if let Button::Url { url, .. } = button {
+            let field = format!("{at}[{i}].url");
+            let found = scan(url)
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("{field}: {e}"))?;
+            match found.as_slice() {
+                [] => {}
+                [(range, p)] => {
+                    if range.end != url.trim_end().len() {
+                        return Err(format!(
+                            "{field}: the placeholder {p} must be at the end of the url (e.g. https://example.com/track/{p})"
+                        ));
+                    }
+                }
+                _ => {
+                    return Err(format!(
+                        "{field} has {} placeholders; a URL button has at most one, at the end of the url",
+                        found.len()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Most missing positional placeholders an error names.
@@ -660,6 +1363,8 @@ pub enum ParamIssue {
     Newline,
     /// Contains a tab.
     Tab,
+    /// Contains another control character (NUL, escape, …).
+    Control(char),
     /// More than 4 consecutive spaces.
     TooManySpaces,
 }
@@ -698,6 +1403,10 @@ impl ParamProblems {
                     ParamIssue::Tab => {
                         format!("params.{name} contains a tab, which WhatsApp does not accept")
                     }
+                    ParamIssue::Control(c) => format!(
+                        "params.{name} contains a control character (U+{:04X}), which WhatsApp does not accept",
+                        u32::from(c)
+                    ),
                     ParamIssue::TooManySpaces => format!(
                         "params.{name} contains more than 4 consecutive spaces, which WhatsApp does not accept"
                     ),
@@ -715,6 +1424,14 @@ impl fmt::Display for ParamProblems {
 
 impl std::error::Error for ParamProblems {}
 
+/// The first control character of `text` (Unicode's Cc: U+0000 to U+001F and U+007F to
+/// U+009F, newline and tab included), if any: WhatsApp refuses them in every text plantilla
+/// passes on, so every way in (compatible, native and batch sends, the CLI, the admin API)
+/// refuses them before anything is stored.
+pub fn first_control(text: &str) -> Option<char> {
+    text.chars().find(|c| c.is_control())
+}
+
 /// What WhatsApp would refuse in a param value, if anything.
 fn value_issue(value: &str) -> Option<ParamIssue> {
     if value.trim().is_empty() {
@@ -723,6 +1440,8 @@ fn value_issue(value: &str) -> Option<ParamIssue> {
         Some(ParamIssue::Newline)
     } else if value.contains('\t') {
         Some(ParamIssue::Tab)
+    } else if let Some(c) = first_control(value) {
+        Some(ParamIssue::Control(c))
     } else if value.contains("     ") {
         Some(ParamIssue::TooManySpaces)
     } else {
@@ -761,114 +1480,7 @@ pub fn check_params(
     }
 }
 
-// ---------------------------------------------------------------------------
-// WhatsApp Cloud API components
-// ---------------------------------------------------------------------------
-
-/// Text parameters for the placeholders of one component: named ones in
-/// order of first appearance, each with `parameter_name`; positional ones in
-/// number order (Meta maps the n-th parameter to `{{n}}`).
-fn text_parameters(text: &str, params: &BTreeMap<String, String>, named: bool) -> Vec<Value> {
-    let mut placeholders = distinct_placeholders(text);
-    if placeholders.iter().all(Placeholder::is_positional) {
-        placeholders.sort_by_key(|p| p.position());
-    }
-    placeholders
-        .iter()
-        .map(|p| {
-            let value = params.get(p.name()).map(String::as_str).unwrap_or("");
-            if named && !p.is_positional() {
-                json!({"type": "text", "parameter_name": p.name(), "text": value})
-            } else {
-                json!({"type": "text", "text": value})
-            }
-        })
-        .collect()
-}
-
-/// The `components` array of a Cloud API template send
-/// (`POST /{phone-number-id}/messages` with `type: "template"`).
-///
-/// - `header`: for a TEXT header with a placeholder, its text parameter; for
-///   an IMAGE / VIDEO / DOCUMENT header with an `example` URL, that media as
-///   `{"type":"image","image":{"link":url}}` (Meta needs the media at send
-///   time). LOCATION headers and media headers without a URL send nothing.
-/// - `body`: one text parameter per distinct placeholder.
-/// - `button`: for each URL button with a placeholder,
-///   `{"type":"button","sub_type":"url","index":"<i>","parameters":[{"type":"text","text":..}]}`,
-///   and for each COPY_CODE button its code as a `coupon_code` parameter;
-///   `index` is the button's position among all buttons.
-///
-/// Named placeholders of the header and body carry `parameter_name`; URL
-/// suffixes never do. Components with no parameters are left out. A param
-/// absent from `params` is sent as empty text (callers run [`check_params`]
-/// first).
-///
-/// Shapes per Meta's "Template components" page (the send-time syntax given
-/// for each component) and "Template fundamentals" (named parameters):
-/// <https://developers.facebook.com/documentation/business-messaging/whatsapp/templates/components>,
-/// <https://developers.facebook.com/documentation/business-messaging/whatsapp/templates/overview>.
-pub fn cloud_components(
-    content: &TemplateContent,
-    params: &BTreeMap<String, String>,
-) -> Vec<Value> {
-    let mut components = Vec::new();
-
-    let header_param = match &content.header {
-        Some(Header::Text { text }) => text_parameters(text, params, true).into_iter().next(),
-        Some(Header::Image {
-            example: Some(link),
-        }) => Some(media_parameter("image", link)),
-        Some(Header::Video {
-            example: Some(link),
-        }) => Some(media_parameter("video", link)),
-        Some(Header::Document {
-            example: Some(link),
-        }) => Some(media_parameter("document", link)),
-        _ => None,
-    };
-    if let Some(parameter) = header_param {
-        components.push(json!({"type": "header", "parameters": [parameter]}));
-    }
-
-    let body = text_parameters(&content.body, params, true);
-    if !body.is_empty() {
-        components.push(json!({"type": "body", "parameters": body}));
-    }
-
-    for (index, button) in content.buttons.iter().enumerate() {
-        let index = index.to_string();
-        match button {
-            Button::Url { url, .. } => {
-                if let Some(suffix) = text_parameters(url, params, false).into_iter().next() {
-                    components.push(json!({
-                        "type": "button",
-                        "sub_type": "url",
-                        "index": index,
-                        "parameters": [suffix],
-                    }));
-                }
-            }
-            Button::CopyCode { example } if !example.trim().is_empty() => {
-                components.push(json!({
-                    "type": "button",
-                    "sub_type": "copy_code",
-                    "index": index,
-                    "parameters": [{"type": "coupon_code", "coupon_code": example}],
-                }));
-            }
-            _ => {}
-        }
-    }
-    components
-}
-
-fn media_parameter(kind: &str, link: &str) -> Value {
-    let mut parameter = Map::new();
-    parameter.insert("type".into(), Value::from(kind));
-    parameter.insert(kind.into(), json!({ "link": link }));
-    Value::Object(parameter)
-}
+pub use super::template_send::cloud_components;
 
 // ---------------------------------------------------------------------------
 // Tests
@@ -877,6 +1489,7 @@ fn media_parameter(kind: &str, link: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
@@ -895,6 +1508,7 @@ mod tests {
             body: body.to_string(),
             footer: None,
             buttons: vec![],
+            ..Default::default()
         }
     }
 
@@ -995,6 +1609,7 @@ mod tests {
                     phone_number: "+50755667788".into(),
                 },
             ],
+            ..Default::default()
         };
         assert_eq!(content.params(), ["name", "order_id", "date", "tracking"]);
     }
@@ -1002,10 +1617,11 @@ mod tests {
     #[test]
     fn positional_params_in_order_of_first_appearance() {
         let content = TemplateContent {
-            header: Some(Header::Image { example: None }),
+            header: Some(Header::media("IMAGE", None).unwrap()),
             body: "Order {{2}} for {{1}} ({{2}})".into(),
             footer: None,
             buttons: vec![url_button("https://x.com/track/{{3}}")],
+            ..Default::default()
         };
         assert_eq!(content.params(), ["2", "1", "3"]);
     }
@@ -1032,6 +1648,7 @@ mod tests {
                     example: "SAVE10".into(),
                 },
             ],
+            ..Default::default()
         };
         assert_eq!(named.validate(), Ok(()));
         assert_eq!(body_only("{{2}} then {{1}} then {{2}}").validate(), Ok(()));
@@ -1287,6 +1904,7 @@ mod tests {
             body: "Tu pedido {{order_id}}".into(),
             footer: None,
             buttons: vec![],
+            ..Default::default()
         };
         let params = map(&[("name", "Ana"), ("order_id", "A-1")]);
         assert_eq!(
@@ -1324,6 +1942,7 @@ mod tests {
                 url_button("https://x.com/help"),
                 url_button("https://x.com/track/{{1}}"),
             ],
+            ..Default::default()
         };
         let params = map(&[("name", "Ana"), ("1", "TRK9")]);
         assert_eq!(
@@ -1358,6 +1977,7 @@ mod tests {
                     phone_number: "+50755667788".into(),
                 },
             ],
+            ..Default::default()
         };
         assert_eq!(
             cloud_components(&content, &BTreeMap::new()),
@@ -1368,14 +1988,13 @@ mod tests {
     #[test]
     fn components_with_media_header_and_copy_code() {
         let content = TemplateContent {
-            header: Some(Header::Image {
-                example: Some("https://cdn.x.com/a.png".into()),
-            }),
+            header: Some(Header::media("IMAGE", Some("https://cdn.x.com/a.png".into())).unwrap()),
             body: "Oferta".into(),
             footer: None,
             buttons: vec![Button::CopyCode {
                 example: "SAVE10".into(),
             }],
+            ..Default::default()
         };
         assert_eq!(
             cloud_components(&content, &BTreeMap::new()),
@@ -1392,10 +2011,13 @@ mod tests {
             ]
         );
         let no_link = TemplateContent {
-            header: Some(Header::Location { example: None }),
+            header: Some(Header::media("VIDEO", None).unwrap()),
             ..body_only("Hi")
         };
-        assert!(cloud_components(&no_link, &BTreeMap::new()).is_empty());
+        assert!(
+            cloud_components(&no_link, &BTreeMap::new()).is_empty(),
+            "a media header with no media given and no default sends nothing (check_send refuses it first)"
+        );
     }
 
     #[test]
@@ -1421,12 +2043,10 @@ mod tests {
                 .unwrap();
         assert_eq!(
             image,
-            Header::Image {
-                example: Some("https://x/a.png".into())
-            }
+            Header::media("IMAGE", Some("https://x/a.png".into())).unwrap()
         );
         assert_eq!(
-            serde_json::to_value(Header::Video { example: None }).unwrap(),
+            serde_json::to_value(Header::media("VIDEO", None).unwrap()).unwrap(),
             json!({"format": "VIDEO"})
         );
     }
@@ -1450,9 +2070,7 @@ mod tests {
         assert_eq!(
             Header::from_json(&json!({"format": "DOCUMENT", "example": "https://x/a.pdf"}))
                 .unwrap(),
-            Header::Document {
-                example: Some("https://x/a.pdf".into())
-            }
+            Header::media("DOCUMENT", Some("https://x/a.pdf".into())).unwrap()
         );
         assert_eq!(
             Header::from_json(&json!({"format": "LOCATION"})).unwrap(),
@@ -1526,7 +2144,7 @@ mod tests {
         let e = Button::list_from_json(&json!([{"text": "x"}])).unwrap_err();
         assert!(e.starts_with("buttons[0].type is required"), "{e}");
 
-        let e = Button::list_from_json(&json!([{"type": "FLOW", "text": "x"}])).unwrap_err();
+        let e = Button::list_from_json(&json!([{"type": "BOGUS", "text": "x"}])).unwrap_err();
         assert!(e.starts_with("buttons[0].type must be one of"), "{e}");
 
         let e =
@@ -1544,6 +2162,32 @@ mod tests {
             Button::list_from_json(&eleven)
                 .unwrap_err()
                 .contains("at most 10")
+        );
+    }
+
+    #[test]
+    fn buttons_cards_and_offers_refuse_fields_they_do_not_have() {
+        let e = Button::list_from_json(&json!([{"type": "QUICK_REPLY", "text": "a", "url": "x"}]))
+            .unwrap_err();
+        assert_eq!(e, "buttons[0].url is not a field of a QUICK_REPLY button");
+        let e =
+            Button::list_from_json(&json!([{"type": "COPY_CODE", "example": "A", "text": "t"}]))
+                .unwrap_err();
+        assert_eq!(e, "buttons[0].text is not a field of a COPY_CODE button");
+        let e = Card::list_from_json(&json!([
+            {"header": {"format": "IMAGE"}, "body": "a", "extra": 1},
+            {"header": {"format": "IMAGE"}, "body": "b"}
+        ]))
+        .unwrap_err();
+        assert!(e.starts_with("carousel[0].extra is not a field"), "{e}");
+        let e = Offer::from_json(&json!({"text": "a", "x": 1})).unwrap_err();
+        assert!(e.starts_with("limitedTimeOffer.x is not a field"), "{e}");
+        let e =
+            Button::list_from_json(&json!([{"type": "OTP", "otpType": "COPY_CODE", "text": null}]))
+                .unwrap_err();
+        assert!(
+            e.starts_with("buttons[0].text must be a string, got null"),
+            "{e}"
         );
     }
 
@@ -1583,6 +2227,7 @@ mod tests {
             body: "Pedido {{order_id}}".into(),
             footer: None,
             buttons: vec![url_button("https://x.com/{{order_id}}")],
+            ..Default::default()
         };
         let value = serde_json::to_value(&content).unwrap();
         assert!(value.get("footer").is_none());

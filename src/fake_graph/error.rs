@@ -157,6 +157,10 @@ pub fn standard(code: i64) -> (u16, String) {
             "Parameter format does not match format in the created template",
         ),
         132015 => (400, "Template is Paused"),
+        132018 => (
+            400,
+            "There was an issue with the parameters in your template.",
+        ),
         132016 => (400, "Template is disabled"),
         133010 => (400, "Phone number Not registered"),
         _ => (400, "Error"),

@@ -23,11 +23,28 @@
 //! received is recorded for assertions ([`FakeGraph::sent`],
 //! [`FakeGraph::requests`], [`FakeGraph::max_per_second`]…).
 //!
+//! Template sends are checked against Meta-shaped templates
+//! ([`FakeTemplate::from_meta`]) of every kind: media / location headers,
+//! typed body parameters, every button type at Meta's index, OTP,
+//! limited-time offers and carousels (see `check.rs` for the rules and the
+//! pages they follow).
+//!
+//! Template authoring (see `authoring.rs`): `POST` / `DELETE
+//! /{version}/{waba-id}/message_templates`, the resumable upload API
+//! (`POST /{version}/{app-id}/uploads`, `POST /{version}/upload:…`), and
+//! review through [`FakeGraph::review_template`] or
+//! `POST /_fake/templates/{id}/review` (signed
+//! `message_template_status_update` webhook), or automatically after
+//! [`FakeGraphConfig::auto_approve_after`].
+//!
 //! `GET /_fake/stats` answers a JSON summary (for benchmark scripts).
 //!
 //! The `fake-graph` binary (`src/bin/fake-graph.rs`) runs it as a process.
 
+mod authoring;
+mod check;
 pub mod error;
+mod media;
 pub mod payload;
 mod server;
 pub mod template;
@@ -49,7 +66,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use authoring::{CreatedTemplate, DeletedTemplate, UPLOAD_FILE_TYPES, UploadRecord};
 pub use error::GraphError;
+pub use media::MediaUpload;
 pub use payload::{BusinessIds, StatusError, StatusEvent, TemplateStatusUpdate, signature};
 pub use template::{FakeButton, FakeTemplate};
 
@@ -184,6 +203,10 @@ pub struct FakeGraphConfig {
     pub fault_delay: Duration,
     /// Seed of the fault RNG.
     pub seed: u64,
+    /// Templates created through `POST /{waba-id}/message_templates` are
+    /// approved (with a `message_template_status_update` webhook) after this
+    /// delay; `None`: they stay `PENDING` until reviewed.
+    pub auto_approve_after: Option<Duration>,
 }
 
 impl Default for FakeGraphConfig {
@@ -209,6 +232,7 @@ impl Default for FakeGraphConfig {
             fail_ratio: 0.0,
             fault_delay: Duration::from_secs(3),
             seed: 0,
+            auto_approve_after: None,
         }
     }
 }
@@ -529,6 +553,8 @@ pub(crate) struct State {
     pub(crate) webhooks: Vec<WebhookRecord>,
     pub(crate) rng: StdRng,
     pub(crate) template_list_requests: u64,
+    pub(crate) media_uploads: Vec<MediaUpload>,
+    pub(crate) authoring: authoring::AuthoringState,
 }
 
 impl State {
@@ -648,6 +674,8 @@ impl FakeGraph {
             webhooks: Vec::new(),
             rng: StdRng::seed_from_u64(config.seed),
             template_list_requests: 0,
+            media_uploads: Vec::new(),
+            authoring: Default::default(),
             config: config.clone(),
         };
         for phone in config.phone_numbers {

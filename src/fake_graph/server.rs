@@ -163,7 +163,7 @@ impl Connected<IncomingStream<'_, KillableListener>> for Conn {
 
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let cancel = shared.cancel.clone();
-    let app = router(shared);
+    let app = router(shared.clone()).merge(super::authoring::router(shared));
     let result = axum::serve(
         KillableListener(listener),
         app.into_make_service_with_connect_info::<Conn>(),
@@ -185,6 +185,7 @@ fn router(shared: Arc<Shared>) -> Router {
             get(templates_versioned),
         )
         .route("/{id}/message_templates", get(templates_unversioned))
+        .route("/{version}/{id}/media", super::media::route())
         .fallback(fallback)
         .with_state(shared)
 }
@@ -197,6 +198,14 @@ async fn fallback(method: Method, uri: Uri) -> Response {
             method,
             uri.path()
         ))
+        .into_response()
+}
+
+/// Meta's answer to a path it does not serve.
+pub(crate) fn unsupported(request: &str) -> Response {
+    GraphError::meta(100)
+        .with_subcode(33)
+        .with_details(format!("Unsupported request {request}"))
         .into_response()
 }
 
@@ -233,7 +242,7 @@ async fn messages_unversioned(
 }
 
 /// The request's access token: `Authorization: Bearer …` or `?access_token=`.
-fn token(headers: &HeaderMap, query: &HashMap<String, String>) -> Option<String> {
+pub(crate) fn token(headers: &HeaderMap, query: &HashMap<String, String>) -> Option<String> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -246,11 +255,11 @@ fn token(headers: &HeaderMap, query: &HashMap<String, String>) -> Option<String>
         .filter(|t| !t.is_empty())
 }
 
-fn invalid_token() -> GraphError {
+pub(crate) fn invalid_token() -> GraphError {
     GraphError::meta(190)
 }
 
-fn unknown_object(id: &str) -> GraphError {
+pub(crate) fn unknown_object(id: &str) -> GraphError {
     GraphError::new(
         400,
         100,
@@ -907,6 +916,7 @@ pub(crate) fn stats(shared: &Shared) -> Value {
         "dropped": dropped,
         "phone_numbers": phones,
         "template_list_requests": state.template_list_requests,
+        "templates": super::authoring::stats(&state),
         "webhooks": {
             "delivered": delivered,
             "undelivered": state.webhooks.len() - delivered,

@@ -1,8 +1,6 @@
 //! Templates the fake knows: how `message_templates` lists them and how a
 //! send's `components` are checked against them, the way Meta checks them.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -30,6 +28,19 @@ fn utility() -> String {
 /// `header` holds the text) or `IMAGE` / `VIDEO` / `DOCUMENT` / `LOCATION`.
 /// `waba_id`, when set, limits the template to that WhatsApp Business Account
 /// (and the phone numbers of that account); otherwise every account has it.
+///
+/// A template can also be given in Meta's own shape: `components` is the
+/// `components` array exactly as `GET /{waba-id}/message_templates` returns it
+/// (then `body`, `header*`, `footer` and `buttons` are ignored) and
+/// `parameter_format` is `NAMED` or `POSITIONAL` (derived from the
+/// placeholders when absent):
+///
+/// ```json
+/// {"name": "invoice", "language": "es", "category": "UTILITY",
+///  "components": [{"type": "HEADER", "format": "DOCUMENT"},
+///                 {"type": "BODY", "text": "Factura {{1}}"},
+///                 {"type": "BUTTONS", "buttons": [{"type": "QUICK_REPLY", "text": "Ok"}]}]}
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FakeTemplate {
     #[serde(default)]
@@ -44,6 +55,7 @@ pub struct FakeTemplate {
     pub header_format: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<String>,
+    #[serde(default)]
     pub body: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub footer: Option<String>,
@@ -51,6 +63,12 @@ pub struct FakeTemplate {
     pub buttons: Vec<FakeButton>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waba_id: Option<String>,
+    /// Meta's `components` array; when set it is the template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub components: Option<Value>,
+    /// `NAMED` or `POSITIONAL`; derived from the placeholders when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameter_format: Option<String>,
 }
 
 /// A template button. JSON: `{"type":"URL","text":..,"url":..}`,
@@ -84,7 +102,30 @@ impl FakeTemplate {
             footer: None,
             buttons: Vec::new(),
             waba_id: None,
+            components: None,
+            parameter_format: None,
         }
+    }
+
+    /// An approved template in Meta's shape: `components` as
+    /// `message_templates` lists them (HEADER of any format, BODY, FOOTER,
+    /// BUTTONS of any type, CAROUSEL, LIMITED_TIME_OFFER).
+    pub fn from_meta(
+        name: impl Into<String>,
+        language: impl Into<String>,
+        category: impl Into<String>,
+        components: Value,
+    ) -> FakeTemplate {
+        let mut template = FakeTemplate::new(name, language, "");
+        template.category = category.into().to_ascii_uppercase();
+        template.components = Some(components);
+        template
+    }
+
+    /// Sets `parameter_format` (`NAMED` or `POSITIONAL`).
+    pub fn with_parameter_format(mut self, format: impl Into<String>) -> Self {
+        self.parameter_format = Some(format.into().to_ascii_uppercase());
+        self
     }
 
     pub fn with_id(mut self, id: impl Into<String>) -> Self {
@@ -169,14 +210,27 @@ impl FakeTemplate {
         placeholders(&self.body)
     }
 
-    /// `NAMED` when the header or body has a non-numeric placeholder, else
-    /// `POSITIONAL`.
+    /// The set `parameter_format`, else `NAMED` when the header or body has a
+    /// non-numeric placeholder, else `POSITIONAL`.
     pub fn parameter_format(&self) -> &'static str {
-        let named = self
-            .header_params()
-            .iter()
-            .chain(self.body_params().iter())
-            .any(|p| !is_positional(p));
+        if let Some(format) = &self.parameter_format {
+            return if format.eq_ignore_ascii_case("NAMED") {
+                "NAMED"
+            } else {
+                "POSITIONAL"
+            };
+        }
+        let named = match &self.components {
+            Some(components) => meta_texts(components)
+                .iter()
+                .flat_map(|t| placeholders(t))
+                .any(|p| !is_positional(&p)),
+            None => self
+                .header_params()
+                .iter()
+                .chain(self.body_params().iter())
+                .any(|p| !is_positional(p)),
+        };
         if named { "NAMED" } else { "POSITIONAL" }
     }
 
@@ -186,6 +240,26 @@ impl FakeTemplate {
 
     /// The template as `GET /{waba-id}/message_templates` lists it.
     pub fn to_graph_json(&self) -> Value {
+        json!({
+            "name": self.name,
+            "parameter_format": self.parameter_format(),
+            "components": self.meta_components(),
+            "language": self.language,
+            "status": self.status,
+            "category": self.category,
+            "id": self.id,
+        })
+    }
+
+    /// The template's components in Meta's shape: `components` verbatim, or
+    /// built from the builder fields.
+    pub fn meta_components(&self) -> Vec<Value> {
+        if let Some(components) = &self.components {
+            return match components {
+                Value::Array(list) => list.clone(),
+                other => vec![other.clone()],
+            };
+        }
         let named = self.is_named();
         let mut components = Vec::new();
         if let Some(kind) = self.header_kind() {
@@ -252,231 +326,44 @@ impl FakeTemplate {
                 .collect();
             components.push(json!({"type": "BUTTONS", "buttons": buttons}));
         }
-        json!({
-            "name": self.name,
-            "parameter_format": self.parameter_format(),
-            "components": components,
-            "language": self.language,
-            "status": self.status,
-            "category": self.category,
-            "id": self.id,
-        })
+        components
     }
 
-    /// Checks a send's `template.components` against this template: the
-    /// number of header, body and URL-button parameters, `parameter_name`
-    /// for named templates, text values present.
+    /// Checks a send's `template.components` against this template as Meta
+    /// does (see [`super::check`]): header, body, buttons, limited-time
+    /// offer and carousel, each with Meta's error code.
     pub(crate) fn check_components(&self, components: Option<&Value>) -> Result<(), GraphError> {
-        let list: &[Value] = match components {
-            None | Some(Value::Null) => &[],
-            Some(Value::Array(list)) => list,
-            Some(_) => {
-                return Err(GraphError::meta(100)
-                    .with_details("template.components must be an array of components"));
-            }
-        };
-        let mut header: Option<&[Value]> = None;
-        let mut body: Option<&[Value]> = None;
-        let mut buttons: BTreeMap<usize, (String, &[Value])> = BTreeMap::new();
-        for (i, component) in list.iter().enumerate() {
-            let kind = component
-                .get("type")
-                .and_then(Value::as_str)
-                .map(str::to_ascii_lowercase)
-                .ok_or_else(|| {
-                    GraphError::meta(131008)
-                        .with_details(format!("components[{i}]: the parameter type is required"))
-                })?;
-            let params: &[Value] = match component.get("parameters") {
-                None | Some(Value::Null) => &[],
-                Some(Value::Array(p)) => p,
-                Some(_) => {
-                    return Err(GraphError::meta(100)
-                        .with_details(format!("components[{i}]: parameters must be an array")));
-                }
-            };
-            match kind.as_str() {
-                "header" => header = Some(params),
-                "body" => body = Some(params),
-                "button" => {
-                    let sub_type = component
-                        .get("sub_type")
-                        .and_then(Value::as_str)
-                        .map(str::to_ascii_lowercase)
-                        .ok_or_else(|| {
-                            GraphError::meta(131008).with_details(format!(
-                                "components[{i}]: the parameter sub_type is required for buttons"
-                            ))
-                        })?;
-                    let index = component
-                        .get("index")
-                        .and_then(|v| match v {
-                            Value::String(s) => s.trim().parse::<usize>().ok(),
-                            Value::Number(n) => n.as_u64().map(|n| n as usize),
-                            _ => None,
-                        })
-                        .ok_or_else(|| {
-                            GraphError::meta(131008).with_details(format!(
-                                "components[{i}]: the parameter index is required for buttons"
-                            ))
-                        })?;
-                    buttons.insert(index, (sub_type, params));
-                }
-                other => {
-                    return Err(GraphError::meta(100).with_details(format!(
-                        "components[{i}]: unsupported component type '{other}'"
-                    )));
-                }
-            }
-        }
-
-        let named = self.is_named();
-        // Header.
-        match self.header_kind().as_deref() {
-            Some("TEXT") | None => check_text_params(
-                "header",
-                &self.header_params(),
-                header.unwrap_or(&[]),
-                named,
-            )?,
-            Some(media) => check_media_header(media, header.unwrap_or(&[]))?,
-        }
-        // Body.
-        check_text_params("body", &self.body_params(), body.unwrap_or(&[]), named)?;
-        // Buttons.
-        for (index, (sub_type, params)) in &buttons {
-            let Some(button) = self.buttons.get(*index) else {
-                return Err(GraphError::meta(132000).with_details(format!(
-                    "buttons: the template has no button at index {index}"
-                )));
-            };
-            let section = format!("button at index {index}");
-            match (button, sub_type.as_str()) {
-                (FakeButton::Url { url, .. }, "url") => {
-                    let expected = placeholders(url).len().min(1);
-                    check_count(&section, params.len(), expected)?;
-                    for p in params.iter() {
-                        check_text_value(&section, p)?;
-                    }
-                }
-                (FakeButton::QuickReply { .. }, "quick_reply") => {}
-                (FakeButton::CopyCode { .. }, "copy_code") => {
-                    check_count(&section, params.len(), 1)?;
-                    let code = params[0].get("coupon_code").and_then(Value::as_str);
-                    if code.is_none_or(|c| c.trim().is_empty()) {
-                        return Err(GraphError::meta(131008).with_details(format!(
-                            "{section}: parameter of type coupon_code is missing coupon_code value"
-                        )));
-                    }
-                }
-                (_, other) => {
-                    return Err(GraphError::meta(132012).with_details(format!(
-                        "{section}: sub_type '{other}' does not match the template's button"
-                    )));
-                }
-            }
-        }
-        for (index, button) in self.buttons.iter().enumerate() {
-            let needs = match button {
-                FakeButton::Url { url, .. } => !placeholders(url).is_empty(),
-                FakeButton::CopyCode { .. } => true,
-                _ => false,
-            };
-            if needs && !buttons.contains_key(&index) {
-                return Err(GraphError::meta(132000).with_details(format!(
-                    "button at index {index}: number of params (0) does not match the expected number of params (1)"
-                )));
-            }
-        }
-        Ok(())
+        let shape = super::check::Shape::of_template(self);
+        super::check::check_send(&shape, components, self.is_named())
     }
 }
 
-fn check_count(section: &str, given: usize, expected: usize) -> Result<(), GraphError> {
-    if given != expected {
-        return Err(GraphError::meta(132000).with_details(format!(
-            "{section}: number of localizable_params ({given}) does not match the expected number of params ({expected})"
-        )));
-    }
-    Ok(())
-}
-
-fn check_text_value(section: &str, param: &Value) -> Result<(), GraphError> {
-    let kind = param.get("type").and_then(Value::as_str).unwrap_or("");
-    if !kind.eq_ignore_ascii_case("text") {
-        return Err(GraphError::meta(132012).with_details(format!(
-            "{section}: parameter of type '{kind}' does not match the expected type text"
-        )));
-    }
-    match param.get("text").and_then(Value::as_str) {
-        Some(text) if !text.trim().is_empty() => Ok(()),
-        _ => Err(GraphError::meta(131008).with_details(format!(
-            "{section}: Parameter of type text is missing text value"
-        ))),
-    }
-}
-
-fn check_text_params(
-    section: &str,
-    expected: &[String],
-    given: &[Value],
-    named: bool,
-) -> Result<(), GraphError> {
-    check_count(section, given.len(), expected.len())?;
-    for p in given {
-        check_text_value(section, p)?;
-    }
-    let names: Vec<Option<&str>> = given
-        .iter()
-        .map(|p| p.get("parameter_name").and_then(Value::as_str))
-        .collect();
-    if named {
-        let mut seen = BTreeSet::new();
-        for name in &names {
-            let Some(name) = name else {
-                return Err(GraphError::meta(100).with_details(format!(
-                    "{section}: parameter_name is required for templates with named parameters"
-                )));
-            };
-            if !expected.iter().any(|e| e == name) || !seen.insert(*name) {
-                return Err(GraphError::meta(132000).with_details(format!(
-                    "{section}: parameter_name '{name}' does not match the expected params ({})",
-                    expected.join(", ")
-                )));
+/// Texts that may hold placeholders: HEADER (TEXT) and BODY texts, also of
+/// carousel cards.
+fn meta_texts(components: &Value) -> Vec<String> {
+    let mut texts = Vec::new();
+    let list = components.as_array().cloned().unwrap_or_default();
+    for c in &list {
+        let kind = c.get("type").and_then(Value::as_str).unwrap_or("");
+        if kind.eq_ignore_ascii_case("HEADER") || kind.eq_ignore_ascii_case("BODY") {
+            if let Some(t) = c.get("text").and_then(Value::as_str) {
+                texts.push(t.to_string());
             }
         }
-    } else if names.iter().any(Option::is_some) {
-        return Err(GraphError::meta(100).with_details(format!(
-            "{section}: parameter_name is only allowed for templates with named parameters"
-        )));
+        if kind.eq_ignore_ascii_case("CAROUSEL") {
+            for card in c
+                .get("cards")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(inner) = card.get("components") {
+                    texts.extend(meta_texts(inner));
+                }
+            }
+        }
     }
-    Ok(())
-}
-
-fn check_media_header(format: &str, given: &[Value]) -> Result<(), GraphError> {
-    check_count("header", given.len(), 1)?;
-    let param = &given[0];
-    let expected = format.to_ascii_lowercase();
-    let kind = param.get("type").and_then(Value::as_str).unwrap_or("");
-    if !kind.eq_ignore_ascii_case(&expected) {
-        return Err(GraphError::meta(132012).with_details(format!(
-            "header: parameter of type '{kind}' does not match the expected type {expected}"
-        )));
-    }
-    if expected == "location" {
-        return Ok(());
-    }
-    let media = param.get(expected.as_str());
-    let has_source = media.is_some_and(|m| {
-        m.get("link").and_then(Value::as_str).is_some()
-            || m.get("id").and_then(Value::as_str).is_some()
-    });
-    if !has_source {
-        return Err(GraphError::meta(131008).with_details(format!(
-            "header: parameter of type {expected} needs a link or an id"
-        )));
-    }
-    Ok(())
+    texts
 }
 
 /// The distinct placeholders of a text, in order of first appearance
@@ -502,7 +389,7 @@ pub fn placeholders(text: &str) -> Vec<String> {
     found
 }
 
-fn is_positional(name: &str) -> bool {
+pub(crate) fn is_positional(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_ascii_digit())
 }
 

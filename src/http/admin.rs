@@ -3,7 +3,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -34,11 +34,14 @@ pub fn routes(app: App) -> Router<App> {
             "/v1/admin/channels/{id}/templates/sync",
             post(sync_templates),
         )
+        .route("/v1/admin/channels/{id}/templates", post(submit_template))
         .route("/v1/admin/groups", post(create_group))
         .route("/v1/admin/templates", post(create_template))
         .route(
             "/v1/admin/templates/{id}",
-            get(get_template).patch(update_template),
+            get(get_template)
+                .patch(update_template)
+                .delete(delete_template),
         )
         .route("/v1/admin/conversations/{id}", get(get_conversation))
         .route(
@@ -234,6 +237,42 @@ async fn create_template(State(app): State<App>, body: Bytes) -> Response {
         .await,
         true,
     )
+}
+async fn submit_template(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Response {
+    respond(
+        with_body(&body, |v| async move {
+            admin::submit_template(&app, &id, &v).await
+        })
+        .await,
+        true,
+    )
+}
+/// `?atMeta=false` deletes only plantilla's copy (a template already gone at Meta).
+async fn delete_template(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let at_meta = match q.get("atMeta").map(String::as_str) {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => {
+            return respond(
+                Err(AdminError::Invalid(FieldError::new(
+                    "atMeta",
+                    format!("must be true or false, got '{other}'"),
+                ))),
+                false,
+            );
+        }
+    };
+    match admin::delete_template(&app, &id, at_meta).await {
+        Ok(()) => Response::builder()
+            .status(StatusCode::NO_CONTENT)
+            .body(axum::body::Body::empty())
+            .expect("a static response"),
+        Err(e) => respond(Err(e), false),
+    }
 }
 async fn get_template(State(app): State<App>, Path(id): Path<String>) -> Response {
     respond(admin::get_template(&app, &id).await, false)

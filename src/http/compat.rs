@@ -17,6 +17,7 @@ use crate::app::App;
 use crate::domain::ids::hash_token;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::rate_limit::retry_after_secs;
+use crate::domain::template::first_control;
 use crate::service::input::{MAX_JSON_DEPTH, describe, json_too_deep, too_deep_detail};
 use crate::service::send::{self, SendError, SendOutcome, SendRequest, TemplateRef};
 use crate::service::views;
@@ -225,6 +226,25 @@ fn required_string(obj: &serde_json::Map<String, Value>, key: &str) -> Result<St
 }
 
 /// Parses a send body of either family into a [`SendRequest`].
+/// An optional string that is stored (a contact's name): refused with a control character,
+/// which WhatsApp does not accept either.
+fn no_control(
+    obj: &serde_json::Map<String, Value>,
+    key: &str,
+) -> Result<Option<String>, BodyError> {
+    let value = optional_string(obj, key)?;
+    if let Some(c) = value.as_deref().and_then(first_control) {
+        return Err(body_error(
+            key,
+            format!(
+                "{key} contains a control character (U+{:04X}), which WhatsApp does not accept",
+                u32::from(c)
+            ),
+        ));
+    }
+    Ok(value)
+}
+
 pub fn parse_send_body(body: &[u8], family: Family) -> Result<SendRequest, BodyError> {
     if json_too_deep(body, MAX_JSON_DEPTH) {
         return Err(body_error("body", too_deep_detail()));
@@ -241,10 +261,10 @@ pub fn parse_send_body(body: &[u8], family: Family) -> Result<SendRequest, BodyE
     let phone_raw = required_string(obj, "phoneNumber")?;
     let phone =
         PhoneNumber::parse(&phone_raw).map_err(|e| body_error("phoneNumber", e.to_string()))?;
-    let mut client_name = optional_string(obj, "clientName")?.filter(|s| !s.trim().is_empty());
+    let mut client_name = no_control(obj, "clientName")?.filter(|s| !s.trim().is_empty());
     if family == Family::New {
-        let first = optional_string(obj, "firstName")?;
-        let last = optional_string(obj, "lastName")?;
+        let first = no_control(obj, "firstName")?;
+        let last = no_control(obj, "lastName")?;
         if client_name.is_none() {
             let joined = [first, last]
                 .into_iter()
@@ -392,6 +412,31 @@ fn send_error(family: Family, e: SendError) -> Response {
             json!(["template.status"]),
             "Bad format",
         ),
+        SendError::TemplateUnsupported(reason) => envelope(
+            bad,
+            json!({"key": "Template", "label": "template.components"}),
+            &format!("The template cannot be sent: {reason}"),
+            json!(["template.components"]),
+            "Bad format",
+        ),
+        SendError::InvalidParams(invalid) => {
+            let labels: Vec<String> = invalid
+                .iter()
+                .map(|v| format!("body.params.{}", v.key))
+                .collect();
+            let messages: Vec<&str> = invalid.iter().map(|v| v.message.as_str()).collect();
+            let mut response = json!({
+                "code": 400,
+                "body": {
+                    "context": {"key": "Body", "label": labels[0]},
+                    "message": messages.join("; "),
+                    "path": labels,
+                    "type": "Bad format",
+                }
+            });
+            response["body"]["detail"] = json!(messages);
+            json_response(bad, &response)
+        }
         SendError::ChannelNotConnected(status) => envelope(
             bad,
             json!({"value": status, "key": "Channel", "label": "channel.status"}),
@@ -445,6 +490,8 @@ fn send_error(family: Family, e: SendError) -> Response {
 
 const LIST_CONTROLLER: &str = "ListTemplatesController";
 const MAX_PAGE_SIZE: u32 = 200;
+/// The largest `page` of a template list, here and on `GET /v1/templates` (and in openapi.json).
+pub(crate) const MAX_PAGE: u32 = 1_000_000;
 
 fn query_error(field: &str, value: &str, message: &str) -> Response {
     let label = format!("query.{field}");
@@ -463,10 +510,12 @@ fn parse_number(
     default: u32,
     max: u32,
 ) -> Result<u32, Box<Response>> {
-    match q.get(key).map(|s| s.trim()) {
-        None | Some("") => Ok(default),
+    // Strict, as openapi.json says (an integer): `size=` (empty) or ` 5` is a 400 like `ten`,
+    // not the default; only an absent parameter takes the default.
+    match q.get(key).map(String::as_str) {
+        None => Ok(default),
         Some(raw) => match raw.parse::<u32>() {
-            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            Ok(n) if (1..=max).contains(&n) && raw.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
             _ => Err(Box::new(query_error(
                 key,
                 raw,
@@ -486,7 +535,7 @@ async fn list(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let page = match parse_number(q, "page", 1, 1_000_000) {
+    let page = match parse_number(q, "page", 1, MAX_PAGE) {
         Ok(n) => n,
         Err(r) => return *r,
     };

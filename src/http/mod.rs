@@ -5,6 +5,7 @@ pub mod admin;
 pub mod callbacks;
 pub mod compat;
 pub mod guard;
+pub mod media;
 pub mod native;
 pub mod openapi;
 pub mod ops;
@@ -103,6 +104,7 @@ const STATIC_SEGMENTS: &[&str] = &[
     "healthz",
     "readyz",
     "metrics",
+    "media",
 ];
 
 fn canonical_uri(uri: &Uri) -> Option<Uri> {

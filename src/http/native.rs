@@ -22,11 +22,12 @@ use crate::app::App;
 use crate::domain::ids::hash_token;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::rate_limit::retry_after_secs;
+use crate::domain::template::first_control;
 use crate::now_ms;
 use crate::service::batch::{self, MAX_RECIPIENTS, RecipientResult};
 use crate::service::input::{FieldError, MAX_JSON_DEPTH, describe, json_too_deep, too_deep_detail};
 use crate::service::send::{self, SendError, SendOutcome, SendRequest, TemplateRef};
-use crate::service::views;
+use crate::service::{authoring, templates, views};
 use crate::store::{Channel, ConversationFilter, IdempotencyKey, MessageFilter, TemplateFilter};
 
 pub fn routes() -> Router<App> {
@@ -38,9 +39,14 @@ pub fn routes() -> Router<App> {
         .route("/v1/conversations", get(list_conversations))
         .route("/v1/conversations/{id}", get(get_conversation))
         .route("/v1/conversations/{id}/close", post(close_conversation))
-        .route("/v1/templates", get(list_templates))
+        .route("/v1/templates", get(list_templates).post(create_template))
         .route("/v1/templates/sync", post(sync_templates))
-        .route("/v1/templates/{id}", get(get_template))
+        .route(
+            "/v1/templates/{id}",
+            get(get_template).delete(delete_template),
+        )
+        .route("/v1/templates/{id}/preview", post(preview_template))
+        .route("/v1/media", post(super::media::upload))
 }
 
 // --- Problems -----------------------------------------------------------------------------
@@ -79,7 +85,7 @@ impl Problem {
         self
     }
 
-    fn with(mut self, key: &str, value: Value) -> Self {
+    pub(crate) fn with(mut self, key: &str, value: Value) -> Self {
         self.extra.insert(key.to_string(), value);
         self
     }
@@ -204,6 +210,35 @@ pub fn send_problem(e: SendError, field_prefix: &str) -> Problem {
             reason,
         )
         .with("templateStatus", Value::String(status)),
+        SendError::TemplateUnsupported(reason) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "template-not-sendable",
+            "Template cannot be sent",
+            format!("the template cannot be sent: {reason}"),
+        )
+        .with(
+            "errors",
+            json!([{"field": "template.components", "message": reason}]),
+        ),
+        SendError::InvalidParams(invalid) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-params",
+            "Template values refused",
+            invalid
+                .iter()
+                .map(|v| v.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+        .with(
+            "errors",
+            Value::Array(
+                invalid
+                    .iter()
+                    .map(|v| json!({"field": f(&native_field(&v.key)), "message": v.message}))
+                    .collect(),
+            ),
+        ),
         SendError::ChannelNotConnected(status) => Problem::new(
             StatusCode::CONFLICT,
             "channel-not-connected",
@@ -223,7 +258,7 @@ pub fn send_problem(e: SendError, field_prefix: &str) -> Problem {
                 missing
                     .iter()
                     .zip(detail.iter())
-                    .map(|(m, d)| json!({"field": f(&format!("params.{m}")), "message": d}))
+                    .map(|(m, d)| json!({"field": f(&native_field(m)), "message": d}))
                     .collect(),
             ),
         ),
@@ -248,6 +283,44 @@ pub fn send_problem(e: SendError, field_prefix: &str) -> Problem {
         .with("conversationLimit", json!(limit)),
         SendError::IdempotencyKeyReused => Problem::idempotency_key_reused(),
         SendError::Internal(e) => Problem::internal(&e),
+    }
+}
+
+/// The native field a send value came from: `header.link` → `header.link`,
+/// `button.1.coupon_code` → `buttons[index=1].couponCode`, `card.0.1` → `cards[0].params.1`,
+/// `offer.expiration_time_ms` → `offerExpiresAt`, a placeholder → `params.<name>`.
+pub fn native_field(key: &str) -> String {
+    fn camel(s: &str) -> String {
+        let mut out = String::new();
+        let mut up = false;
+        for c in s.chars() {
+            if c == '_' {
+                up = true;
+            } else if up {
+                out.extend(c.to_uppercase());
+                up = false;
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+    let parts: Vec<&str> = key.split('.').collect();
+    match parts.as_slice() {
+        ["header", field] => format!("header.{}", camel(field)),
+        ["header"] => "header".into(),
+        ["button", i, field] => format!("buttons[index={i}].{}", camel(field)),
+        ["offer", _] => "offerExpiresAt".into(),
+        ["card", c] => format!("cards[{c}]"),
+        ["cards", ..] => "cards".into(),
+        ["card", c, "header"] => format!("cards[{c}].header"),
+        ["card", c, "header", field] => format!("cards[{c}].header.{}", camel(field)),
+        ["card", c, "button", i, field] => {
+            format!("cards[{c}].buttons[index={i}].{}", camel(field))
+        }
+        ["card", c, name] => format!("cards[{c}].params.{name}"),
+        ["params"] => "params".into(),
+        _ => format!("params.{key}"),
     }
 }
 
@@ -277,7 +350,11 @@ impl Caller {
     }
 
     /// The channel a call works through: the token's, or `channelId` of an account's call.
-    async fn channel(&self, app: &App, channel_id: Option<&str>) -> Result<Channel, Problem> {
+    pub(crate) async fn channel(
+        &self,
+        app: &App,
+        channel_id: Option<&str>,
+    ) -> Result<Channel, Problem> {
         match (self, channel_id) {
             (Caller::Channel(c), None) => Ok((**c).clone()),
             (Caller::Channel(c), Some(id)) if id == c.id => Ok((**c).clone()),
@@ -510,38 +587,17 @@ fn recipient(
             None
         }
     };
-    let mut params = BTreeMap::new();
-    match obj.get("params") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(map)) => {
-            for (k, v) in map {
-                match v {
-                    Value::String(s) => {
-                        params.insert(k.clone(), s.clone());
-                    }
-                    Value::Number(n) => {
-                        params.insert(k.clone(), n.to_string());
-                    }
-                    Value::Bool(b) => {
-                        params.insert(k.clone(), b.to_string());
-                    }
-                    Value::Null => {}
-                    other => errors.push(FieldError::new(
-                        format!("{prefix}params.{k}"),
-                        format!(
-                            "must be a string, number or boolean, got {}",
-                            describe(other)
-                        ),
-                    )),
-                }
-            }
-        }
-        Some(v) => errors.push(FieldError::new(
-            format!("{prefix}params"),
-            format!("must be an object, got {}", describe(v)),
-        )),
-    }
+    let params = send_values(obj, prefix, errors);
     let client_name = opt_string(obj, "clientName", prefix, errors);
+    if let Some(c) = client_name.as_deref().and_then(first_control) {
+        errors.push(FieldError::new(
+            format!("{prefix}clientName"),
+            format!(
+                "contains a control character (U+{:04X}), which WhatsApp does not accept",
+                u32::from(c)
+            ),
+        ));
+    }
     let group_name = opt_string(obj, "groupName", prefix, errors);
     let assign = match obj.get("assign") {
         None | Some(Value::Null) => false,
@@ -595,6 +651,378 @@ fn recipient(
         metadata,
         ..SendRequest::new(template?, phone?)
     })
+}
+
+/// The values of a send (`params`, `header`, `buttons`, `cards`, `offerExpiresAt`) as one
+/// map of params with reserved keys (see `domain::template_send`).
+fn send_values(
+    obj: &Map<String, Value>,
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> BTreeMap<String, String> {
+    let mut params = BTreeMap::new();
+    match obj.get("params") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (k, v) in map {
+                if let Some(text) = param_text(v) {
+                    params.insert(k.clone(), text);
+                    continue;
+                }
+                match v {
+                    Value::Null => {}
+                    Value::Object(typed) => {
+                        typed_param(k, typed, &format!("{prefix}params.{k}"), &mut params, errors)
+                    }
+                    other => errors.push(FieldError::new(
+                        format!("{prefix}params.{k}"),
+                        format!(
+                            "must be a string, number, boolean or a typed parameter ({{\"currency\": …}} or {{\"dateTime\": …}}), got {}",
+                            describe(other)
+                        ),
+                    )),
+                }
+            }
+        }
+        Some(v) => errors.push(FieldError::new(
+            format!("{prefix}params"),
+            format!("must be an object, got {}", describe(v)),
+        )),
+    }
+    rich_values(obj, prefix, &mut params, errors);
+    params
+}
+
+/// A typed parameter: `{"currency": {"fallbackValue", "code", "amount1000"}}` or
+/// `{"dateTime": {"fallbackValue"}}`, kept as the placeholder's text (the fallback) plus a
+/// `<name>.currency` / `<name>.date_time` key (see `domain::template_send`).
+fn typed_param(
+    name: &str,
+    typed: &Map<String, Value>,
+    field: &str,
+    params: &mut BTreeMap<String, String>,
+    errors: &mut Vec<FieldError>,
+) {
+    let fallback = |v: &Value, at: &str, errors: &mut Vec<FieldError>| match v.get("fallbackValue")
+    {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+        _ => {
+            errors.push(FieldError::new(
+                format!("{at}.fallbackValue"),
+                "is required: the text shown where the value cannot be localized",
+            ));
+            None
+        }
+    };
+    match (typed.get("currency"), typed.get("dateTime"), typed.len()) {
+        (Some(c), None, 1) => {
+            let at = format!("{field}.currency");
+            let Some(text) = fallback(c, &at, errors) else {
+                return;
+            };
+            let code = c.get("code").and_then(Value::as_str);
+            let amount = c.get("amount1000").and_then(Value::as_i64);
+            let valid = |c: &str| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase());
+            match (code, amount) {
+                (Some(code), Some(amount)) if valid(code) => {
+                    params.insert(name.to_string(), text);
+                    params.insert(
+                        format!("{name}.currency"),
+                        json!({"code": code, "amount_1000": amount}).to_string(),
+                    );
+                }
+                (Some(code), _) if !valid(code) => errors.push(FieldError::new(
+                    format!("{at}.code"),
+                    "must be an ISO 4217 code in capitals, such as USD",
+                )),
+                _ => errors.push(FieldError::new(
+                    at,
+                    "needs code (ISO 4217, e.g. USD) and amount1000 (the amount times 1000, an integer)",
+                )),
+            }
+        }
+        (None, Some(d), 1) => {
+            let at = format!("{field}.dateTime");
+            if let Some(text) = fallback(d, &at, errors) {
+                params.insert(name.to_string(), text);
+                params.insert(format!("{name}.date_time"), "1".into());
+            }
+        }
+        _ => errors.push(FieldError::new(
+            field,
+            "an object must be a typed parameter: {\"currency\": {…}} or {\"dateTime\": {…}}",
+        )),
+    }
+}
+
+/// A JSON scalar as the text a param carries (strings as they are, numbers as written,
+/// booleans as `true`/`false`); None for anything else.
+fn param_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// `header`, `buttons`, `cards` and `offerExpiresAt` of a send, as reserved param keys
+/// (`header.link`, `button.1.coupon_code`, `card.0.header.link`, …; see
+/// `domain::template_send`). Shapes are checked here; whether they fit the template is checked
+/// with the template, before anything is queued.
+fn rich_values(
+    obj: &Map<String, Value>,
+    prefix: &str,
+    params: &mut BTreeMap<String, String>,
+    errors: &mut Vec<FieldError>,
+) {
+    if let Some(v) = obj.get("header").filter(|v| !v.is_null()) {
+        header_values(v, &format!("{prefix}header"), "header", params, errors);
+    }
+    if let Some(v) = obj.get("buttons").filter(|v| !v.is_null()) {
+        button_values(v, &format!("{prefix}buttons"), "button", params, errors);
+    }
+    match obj.get("cards") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(cards)) => {
+            for (c, card) in cards.iter().enumerate() {
+                let at = format!("{prefix}cards[{c}]");
+                let Value::Object(card) = card else {
+                    errors.push(FieldError::new(
+                        at,
+                        format!("must be an object, got {}", describe(card)),
+                    ));
+                    continue;
+                };
+                for key in card.keys() {
+                    if !["header", "params", "buttons"].contains(&key.as_str()) {
+                        errors.push(FieldError::new(
+                            format!("{at}.{key}"),
+                            "is not a field of a card (header, params, buttons)",
+                        ));
+                    }
+                }
+                // Present even when empty, so a card given with nothing is still counted.
+                if let Some(h) = card.get("header").filter(|v| !v.is_null()) {
+                    header_values(
+                        h,
+                        &format!("{at}.header"),
+                        &format!("card.{c}.header"),
+                        params,
+                        errors,
+                    );
+                }
+                match card.get("params") {
+                    None | Some(Value::Null) => {}
+                    Some(Value::Object(map)) => {
+                        for (k, v) in map {
+                            match param_text(v) {
+                                Some(text) => {
+                                    params.insert(format!("card.{c}.{k}"), text);
+                                }
+                                None if v.is_null() => {}
+                                None => errors.push(FieldError::new(
+                                    format!("{at}.params.{k}"),
+                                    format!(
+                                        "must be a string, number or boolean, got {}",
+                                        describe(v)
+                                    ),
+                                )),
+                            }
+                        }
+                    }
+                    Some(v) => errors.push(FieldError::new(
+                        format!("{at}.params"),
+                        format!("must be an object, got {}", describe(v)),
+                    )),
+                }
+                if let Some(b) = card.get("buttons").filter(|v| !v.is_null()) {
+                    button_values(
+                        b,
+                        &format!("{at}.buttons"),
+                        &format!("card.{c}.button"),
+                        params,
+                        errors,
+                    );
+                }
+            }
+            // The number of cards given is checked against the template's.
+            params.insert("cards.given".into(), cards.len().to_string());
+        }
+        Some(v) => errors.push(FieldError::new(
+            format!("{prefix}cards"),
+            format!("must be an array of cards, got {}", describe(v)),
+        )),
+    }
+    match obj.get("offerExpiresAt") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => match chrono::DateTime::parse_from_rfc3339(s) {
+            Ok(t) => {
+                params.insert(
+                    "offer.expiration_time_ms".into(),
+                    t.timestamp_millis().to_string(),
+                );
+            }
+            Err(_) => errors.push(FieldError::new(
+                format!("{prefix}offerExpiresAt"),
+                format!("must be an RFC 3339 time such as 2026-12-31T23:59:00Z, got \"{s}\""),
+            )),
+        },
+        Some(v) => errors.push(FieldError::new(
+            format!("{prefix}offerExpiresAt"),
+            format!("must be an RFC 3339 time as a string, got {}", describe(v)),
+        )),
+    }
+}
+
+fn header_values(
+    v: &Value,
+    at: &str,
+    key: &str,
+    params: &mut BTreeMap<String, String>,
+    errors: &mut Vec<FieldError>,
+) {
+    let Value::Object(h) = v else {
+        errors.push(FieldError::new(
+            at,
+            format!(
+                "must be an object: {{\"link\"|\"id\", \"filename\"}} for media, {{\"latitude\", \"longitude\", \"name\", \"address\"}} for a location; got {}",
+                describe(v)
+            ),
+        ));
+        return;
+    };
+    for (k, value) in h {
+        let known = [
+            "type",
+            "link",
+            "id",
+            "filename",
+            "latitude",
+            "longitude",
+            "name",
+            "address",
+        ];
+        if !known.contains(&k.as_str()) {
+            errors.push(FieldError::new(
+                format!("{at}.{k}"),
+                "is not a field of a header (type, link, id, filename, latitude, longitude, name, address)",
+            ));
+            continue;
+        }
+        if value.is_null() {
+            continue;
+        }
+        const TYPES: [&str; 8] = [
+            "image", "video", "gif", "document", "IMAGE", "VIDEO", "GIF", "DOCUMENT",
+        ];
+        let numeric = k == "latitude" || k == "longitude";
+        match (numeric, value) {
+            // The header's media type, as openapi.json lists it (a 400 here, as the document
+            // says, rather than a mismatch found later against the template).
+            // A media link or id is never empty (openapi.json: minLength 1).
+            (_, Value::String(s)) if (k == "link" || k == "id") && s.trim().is_empty() => {
+                errors.push(FieldError::new(format!("{at}.{k}"), "must not be empty"));
+            }
+            (_, Value::String(s)) if k == "type" && !TYPES.contains(&s.as_str()) => {
+                errors.push(FieldError::new(
+                    format!("{at}.{k}"),
+                    format!("must be image, video, gif or document, got '{s}'"),
+                ));
+            }
+            (_, Value::String(s)) => {
+                params.insert(format!("{key}.{k}"), s.clone());
+            }
+            (true, Value::Number(n)) => {
+                params.insert(format!("{key}.{k}"), n.to_string());
+            }
+            _ => errors.push(FieldError::new(
+                format!("{at}.{k}"),
+                format!(
+                    "must be a {}, got {}",
+                    if numeric { "number" } else { "string" },
+                    describe(value)
+                ),
+            )),
+        }
+    }
+}
+
+fn button_values(
+    v: &Value,
+    at: &str,
+    key: &str,
+    params: &mut BTreeMap<String, String>,
+    errors: &mut Vec<FieldError>,
+) {
+    let Value::Array(buttons) = v else {
+        errors.push(FieldError::new(
+            at,
+            format!("must be an array of {{\"index\", …}}, got {}", describe(v)),
+        ));
+        return;
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for (n, b) in buttons.iter().enumerate() {
+        let here = format!("{at}[{n}]");
+        let Value::Object(b) = b else {
+            errors.push(FieldError::new(
+                here,
+                format!("must be an object, got {}", describe(b)),
+            ));
+            continue;
+        };
+        let Some(index) = b.get("index").and_then(Value::as_u64).filter(|i| *i < 10) else {
+            errors.push(FieldError::new(
+                format!("{here}.index"),
+                "is required: the button's position among the template's buttons, 0 to 9",
+            ));
+            continue;
+        };
+        if !seen.insert(index) {
+            errors.push(FieldError::new(
+                format!("{here}.index"),
+                format!("gives button {index} twice"),
+            ));
+            continue;
+        }
+        for (k, value) in b {
+            let target = match k.as_str() {
+                "index" => continue,
+                "payload" => "payload",
+                "couponCode" => "coupon_code",
+                "flowToken" => "flow_token",
+                "flowActionData" => "flow_action_data",
+                "action" => "action",
+                _ => {
+                    errors.push(FieldError::new(
+                        format!("{here}.{k}"),
+                        "is not a field of a button value (index, payload, couponCode, flowToken, flowActionData, action)",
+                    ));
+                    continue;
+                }
+            };
+            let text = match (target, value) {
+                ("flow_action_data" | "action", Value::Object(_)) => value.to_string(),
+                ("flow_action_data" | "action", _) => {
+                    errors.push(FieldError::new(
+                        format!("{here}.{k}"),
+                        format!("must be an object, got {}", describe(value)),
+                    ));
+                    continue;
+                }
+                (_, Value::String(s)) => s.clone(),
+                _ => {
+                    errors.push(FieldError::new(
+                        format!("{here}.{k}"),
+                        format!("must be a string, got {}", describe(value)),
+                    ));
+                    continue;
+                }
+            };
+            params.insert(format!("{key}.{index}.{target}"), text);
+        }
+    }
 }
 
 // --- Messages ------------------------------------------------------------------------------
@@ -1028,8 +1456,13 @@ async fn list_templates(
             Some(raw) => raw
                 .parse::<u32>()
                 .ok()
-                .filter(|p| *p >= 1)
-                .ok_or_else(|| Problem::field("page", format!("must be a whole number from 1, got '{raw}'")))?,
+                .filter(|p| (1..=crate::http::compat::MAX_PAGE).contains(p))
+                .ok_or_else(|| {
+                    Problem::field(
+                        "page",
+                        format!("must be a whole number from 1 to {}, got '{raw}'", crate::http::compat::MAX_PAGE),
+                    )
+                })?,
         };
         let filter = TemplateFilter {
             status: q.get("status").cloned(),
@@ -1065,6 +1498,60 @@ async fn get_template(
     result.unwrap_or_else(Problem::response)
 }
 
+/// `POST /v1/templates/{id}/preview`: what a send with these values would show and send,
+/// without sending anything.
+async fn preview_template(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let caller = authenticate(&app, &headers).await?;
+        let value = parse_json(&body)?;
+        let Value::Object(obj) = &value else {
+            return Err(Problem::field("body", "must be a JSON object"));
+        };
+        for key in obj.keys() {
+            if !["params", "header", "buttons", "cards", "offerExpiresAt"].contains(&key.as_str()) {
+                return Err(Problem::field(
+                    key,
+                    "is not a field of a preview (params, header, buttons, cards, offerExpiresAt)",
+                ));
+            }
+        }
+        let mut errors = Vec::new();
+        let params = send_values(obj, "", &mut errors);
+        if !errors.is_empty() {
+            return Err(Problem::validation(errors));
+        }
+        let t = app
+            .store
+            .account_template(caller.account_id(), &id)
+            .await?
+            .ok_or_else(|| Problem::not_found("template", &id))?;
+        let p = templates::preview(&t, &params, crate::now_ms());
+        let errors: Vec<Value> = p
+            .problems
+            .iter()
+            .map(|(key, message)| json!({"field": native_field(key), "message": message}))
+            .collect();
+        Ok::<_, Problem>(json_response(
+            StatusCode::OK,
+            &json!({
+                "templateId": t.id,
+                "sendable": p.sendable,
+                "valid": errors.is_empty() && p.sendable,
+                "errors": errors,
+                "preview": p.preview,
+                "components": p.components,
+            }),
+        ))
+    }
+    .await;
+    result.unwrap_or_else(Problem::response)
+}
+
 async fn sync_templates(
     State(app): State<App>,
     headers: HeaderMap,
@@ -1093,6 +1580,81 @@ async fn sync_templates(
                 other => Problem::internal(&anyhow::anyhow!(other)),
             })?;
         Ok::<_, Problem>(json_response(StatusCode::OK, &summary))
+    }
+    .await;
+    result.unwrap_or_else(Problem::response)
+}
+
+// --- Templates authored from plantilla -------------------------------------------------------
+
+/// The problem of a failed submission or deletion.
+pub(crate) fn authoring_problem(e: authoring::AuthorError) -> Problem {
+    match e {
+        authoring::AuthorError::Invalid(errors) => Problem::validation(errors),
+        authoring::AuthorError::NotFound(id) => Problem::not_found("template", &id),
+        authoring::AuthorError::Upstream(meta) => Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream",
+            "The provider refused",
+            authoring::upstream_detail(&meta),
+        )
+        .with("metaCode", json!(meta.code))
+        .with("metaMessage", json!(meta.description())),
+        authoring::AuthorError::Internal(e) => Problem::internal(&e),
+    }
+}
+
+/// `POST /v1/templates`: submits a template to WhatsApp through a channel (the token's, or
+/// `channelId` with an account API key) and stores it `PENDING` with Meta's id.
+async fn create_template(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    let result = async {
+        let caller = authenticate(&app, &headers).await?;
+        // A repeat of a submission is refused (the name exists); a key is checked, not stored.
+        idempotency_key(&headers)?;
+        let mut value = parse_json(&body)?;
+        let channel_id = match value.as_object_mut().and_then(|o| o.remove("channelId")) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(id)) => Some(id),
+            Some(_) => return Err(Problem::field("channelId", "must be a string")),
+        };
+        let channel = caller.channel(&app, channel_id.as_deref()).await?;
+        let draft = authoring::parse(&app, &channel.account_id, &value)
+            .await
+            .map_err(authoring_problem)?;
+        let template = authoring::submit(&app, &channel, draft)
+            .await
+            .map_err(authoring_problem)?;
+        Ok::<_, Problem>(json_response(
+            StatusCode::CREATED,
+            &views::template(&template),
+        ))
+    }
+    .await;
+    result.unwrap_or_else(Problem::response)
+}
+
+/// `DELETE /v1/templates/{id}`: removes the template at Meta, then locally.
+async fn delete_template(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let result = async {
+        let caller = authenticate(&app, &headers).await?;
+        let t = app
+            .store
+            .account_template(caller.account_id(), &id)
+            .await?
+            .ok_or_else(|| Problem::not_found("template", &id))?;
+        authoring::delete(&app, &t, true)
+            .await
+            .map_err(authoring_problem)?;
+        Ok::<_, Problem>(
+            Response::builder()
+                .status(StatusCode::NO_CONTENT)
+                .body(axum::body::Body::empty())
+                .expect("a static response"),
+        )
     }
     .await;
     result.unwrap_or_else(Problem::response)

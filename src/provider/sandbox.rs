@@ -1,7 +1,8 @@
 //! The sandbox: an in-process simulator of WhatsApp. It accepts every send, answers with a
 //! `wamid.…`, and then reports `sent`, `delivered` and `read` a configurable delay apart
 //! through the same status path as real webhooks. Numbers ending in `0000` are reported
-//! `failed` with Meta's 131026 (message undeliverable).
+//! `failed` with Meta's 131026 (message undeliverable). Media uploads are accepted (after the
+//! same type and size checks as for cloud channels) and answer a simulated id.
 
 use std::time::Duration;
 
@@ -9,13 +10,16 @@ use async_trait::async_trait;
 use rand::RngCore;
 use tokio_util::task::TaskTracker;
 
-use super::{Accepted, Provider};
+use super::{Accepted, MediaFile, Provider};
 use crate::app::App;
 use crate::domain::meta_error::MetaError;
 use crate::domain::status::MessageStatus;
 use crate::now_ms;
 use crate::service::status;
-use crate::store::{Channel, ClaimedJob, ProviderError, StatusUpdate};
+use crate::store::{Channel, ClaimedJob, ProviderError, SimulatedMessage, StatusUpdate};
+
+/// Most unfinished simulations picked up on start (the oldest first).
+const RESUME_LIMIT: i64 = 100_000;
 
 pub struct Sandbox {
     app: App,
@@ -44,6 +48,82 @@ impl Sandbox {
         }
     }
 
+    /// Reports the statuses `message` has still to go through (`sent`, `delivered`, `read`;
+    /// or `failed` for a number ending in 0000), the first after `first_wait`, the next ones
+    /// `delay` apart.
+    fn simulate(&self, message: SimulatedMessage, first_wait: Duration) {
+        let steps: Vec<(MessageStatus, Option<ProviderError>)> =
+            if message.phone_number.ends_with("0000") {
+                vec![(MessageStatus::Failed, Some(undeliverable()))]
+            } else {
+                [
+                    MessageStatus::Sent,
+                    MessageStatus::Delivered,
+                    MessageStatus::Read,
+                ]
+                .into_iter()
+                .filter(|s| message.status.advances_to(*s))
+                .map(|s| (s, None))
+                .collect()
+            };
+        let app = self.app.clone();
+        let delay = self.delay;
+        self.tasks.spawn(async move {
+            let mut wait = first_wait;
+            for (status, error) in steps {
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+                wait = delay;
+                let update = StatusUpdate {
+                    provider_message_id: Some(message.provider_message_id.clone()),
+                    message_id: Some(message.message_id.clone()),
+                    status,
+                    at: now_ms(),
+                    error,
+                    pricing_category: Some("utility".into()),
+                    channel_id: Some(message.channel_id.clone()),
+                };
+                if let Err(e) = status::apply(&app, &update).await {
+                    tracing::error!(error = %e, message_id = message.message_id, "sandbox could not apply a status");
+                }
+            }
+        });
+    }
+
+    /// Picks up the simulations a previous process left unfinished (a kill -9 loses the
+    /// timers, not the messages): every accepted sandbox message short of `read` gets its
+    /// remaining statuses, the next one `delay` after its last change (at once when that has
+    /// passed). Runs in the background; `settle` waits for it.
+    pub fn resume(&self) {
+        let this = Self {
+            app: self.app.clone(),
+            delay: self.delay,
+            tasks: self.tasks.clone(),
+        };
+        self.tasks.spawn(async move {
+            let unfinished = match this.app.store.sandbox_in_flight(RESUME_LIMIT).await {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::error!(error = %e, "sandbox cannot resume its simulated statuses");
+                    return;
+                }
+            };
+            if !unfinished.is_empty() {
+                tracing::info!(
+                    messages = unfinished.len(),
+                    "sandbox resumes the simulated statuses of accepted messages"
+                );
+            }
+            let now = now_ms();
+            for m in unfinished {
+                let since = u64::try_from(now.saturating_sub(m.updated_at)).unwrap_or(0);
+                let wait = this.delay.saturating_sub(Duration::from_millis(since));
+                this.simulate(m, wait);
+            }
+        });
+    }
+
     /// Waits until every status the sandbox has scheduled so far has been applied.
     pub async fn settle(&self) {
         self.tasks.close();
@@ -52,46 +132,37 @@ impl Sandbox {
     }
 }
 
+/// The sandbox's answer to an upload: a simulated media id (nothing is stored; sandbox sends
+/// accept any id).
+pub fn upload_media(_file: &MediaFile) -> String {
+    format!("sandbox-media-{}", uuid::Uuid::now_v7().simple())
+}
+
 #[async_trait]
 impl Provider for Sandbox {
+    async fn upload_media(
+        &self,
+        _channel: &Channel,
+        file: &MediaFile,
+    ) -> Result<String, MetaError> {
+        Ok(upload_media(file))
+    }
+
     async fn send(&self, channel: &Channel, job: &ClaimedJob) -> Result<Accepted, MetaError> {
         let mut bytes = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut bytes);
         let wamid = format!("wamid.{}", hex::encode(bytes));
-        let fails = job.message.phone_number.ends_with("0000");
-        let steps: Vec<(MessageStatus, Option<ProviderError>)> = if fails {
-            vec![(MessageStatus::Failed, Some(undeliverable()))]
-        } else {
-            vec![
-                (MessageStatus::Sent, None),
-                (MessageStatus::Delivered, None),
-                (MessageStatus::Read, None),
-            ]
-        };
-        let app = self.app.clone();
-        let delay = self.delay;
-        let message_id = job.message.id.clone();
-        let channel_id = channel.id.clone();
-        let provider_message_id = wamid.clone();
-        self.tasks.spawn(async move {
-            for (status, error) in steps {
-                if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
-                }
-                let update = StatusUpdate {
-                    provider_message_id: Some(provider_message_id.clone()),
-                    message_id: Some(message_id.clone()),
-                    status,
-                    at: now_ms(),
-                    error,
-                    pricing_category: Some("utility".into()),
-                    channel_id: Some(channel_id.clone()),
-                };
-                if let Err(e) = status::apply(&app, &update).await {
-                    tracing::error!(error = %e, message_id, "sandbox could not apply a status");
-                }
-            }
-        });
+        self.simulate(
+            SimulatedMessage {
+                message_id: job.message.id.clone(),
+                channel_id: channel.id.clone(),
+                provider_message_id: wamid.clone(),
+                phone_number: job.message.phone_number.clone(),
+                status: MessageStatus::Sending,
+                updated_at: now_ms(),
+            },
+            self.delay,
+        );
         Ok(Accepted {
             provider_message_id: wamid,
             wa_id: Some(job.message.phone_number.clone()),

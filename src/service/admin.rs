@@ -8,7 +8,9 @@ use super::views;
 use crate::app::{App, Event};
 use crate::domain::ids::{hash_token, new_id, new_secret};
 use crate::domain::status::CloseReason;
-use crate::domain::template::{Button, Header, TemplateContent};
+use crate::domain::template::{
+    Button, Card, Header, Offer, TemplateContent, TemplateExtra, first_control,
+};
 use crate::now_ms;
 use crate::store::{Account, Channel, Group, ProviderKind, StoreError, Template};
 
@@ -68,7 +70,28 @@ fn name_field(f: &Fields, key: &str) -> Result<String, AdminError> {
     if name.chars().count() > 200 {
         return Err(invalid(key, "must be at most 200 characters"));
     }
+    no_control(key, name)?;
     Ok(name.to_string())
+}
+
+/// Refuses a value with a control character (Meta refuses them; an id or token with one
+/// would change the URL or header it goes into).
+fn no_control(key: &str, value: &str) -> Result<(), AdminError> {
+    match first_control(value) {
+        Some(c) => Err(invalid(
+            key,
+            format!(
+                "must not contain control characters (found U+{:04X})",
+                u32::from(c)
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Meta's node ids (phone number ids, WhatsApp Business Account ids) are decimal digits.
+pub fn is_graph_id(value: &str) -> bool {
+    (1..=32).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_digit())
 }
 
 pub async fn create_account(app: &App, body: &Value) -> AdminResult {
@@ -149,6 +172,11 @@ fn apply_channel_fields(c: &mut Channel, f: &Fields) -> Result<(), AdminError> {
     if f.has("name") {
         c.name = name_field(f, "name")?;
     }
+    // A provider is never null: openapi.json says a string (sandbox or cloud), so a null is
+    // refused rather than read as absent (on create that would quietly make a sandbox).
+    if f.has("provider") && f.raw("provider").is_none() {
+        return Err(invalid("provider", "must be sandbox or cloud, not null"));
+    }
     if let Some(p) = f.opt_choice("provider", PROVIDERS)? {
         c.provider = ProviderKind::parse(p).expect("choice is a provider");
     }
@@ -160,7 +188,9 @@ fn apply_channel_fields(c: &mut Channel, f: &Fields) -> Result<(), AdminError> {
         ("verifyToken", &mut c.verify_token),
     ] {
         if f.has(key) {
-            *slot = f.opt_str(key)?.unwrap_or_default().trim().to_string();
+            let value = f.opt_str(key)?.unwrap_or_default().trim().to_string();
+            no_control(key, &value)?;
+            *slot = value;
         }
     }
     if let Some(s) = f.opt_choice("status", CHANNEL_STATUSES)? {
@@ -178,11 +208,27 @@ fn apply_channel_fields(c: &mut Channel, f: &Fields) -> Result<(), AdminError> {
                 return Err(invalid(key, "is required for a cloud channel"));
             }
         }
+        // These go into Graph API URLs. Checked when given or when the channel becomes a
+        // cloud channel, so a channel stored before this rule can still be patched.
+        for (key, value) in [
+            ("phoneNumberId", &c.phone_number_id),
+            ("wabaId", &c.waba_id),
+        ] {
+            if (f.has(key) || f.has("provider")) && !value.is_empty() && !is_graph_id(value) {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "must be Meta's id of the number or account: digits only, at most 32 (got '{}')",
+                        value.escape_default()
+                    ),
+                ));
+            }
+        }
     }
     Ok(())
 }
 
-async fn load_channel(app: &App, id: &str) -> Result<Channel, AdminError> {
+pub(crate) async fn load_channel(app: &App, id: &str) -> Result<Channel, AdminError> {
     app.store
         .channel(id)
         .await?
@@ -363,6 +409,9 @@ const TEMPLATE_FIELDS: &[&str] = &[
     "buttons",
     "groupName",
     "active",
+    "carousel",
+    "limitedTimeOffer",
+    "parameterFormat",
 ];
 
 fn valid_template_name(name: &str) -> bool {
@@ -381,7 +430,7 @@ fn valid_language(code: &str) -> bool {
             || (region.len() == 2 && region.chars().all(|c| c.is_ascii_uppercase())))
 }
 
-async fn apply_template_fields(
+pub(crate) async fn apply_template_fields(
     app: &App,
     t: &mut Template,
     f: &Fields<'_>,
@@ -414,6 +463,7 @@ async fn apply_template_fields(
     }
     if f.has("appId") {
         t.app_id = f.opt_str("appId")?.unwrap_or_default().trim().to_string();
+        no_control("appId", &t.app_id)?;
     }
     if f.has("message") {
         t.message = f.opt_str("message")?.unwrap_or_default().to_string();
@@ -422,6 +472,20 @@ async fn apply_template_fields(
         t.header = match f.raw("header") {
             None => None,
             Some(v) => {
+                // Only the fields openapi.json lists (TemplateHeader is a closed object).
+                const FIELDS: [&str; 5] = ["format", "text", "example", "sample", "defaultMedia"];
+                if let Some(unknown) = v
+                    .as_object()
+                    .and_then(|o| o.keys().find(|k| !FIELDS.contains(&k.as_str())))
+                {
+                    return Err(invalid(
+                        "header",
+                        format!(
+                            "header.{unknown} is not a field of a header ({})",
+                            FIELDS.join(", ")
+                        ),
+                    ));
+                }
                 let header = Header::from_json(v).map_err(|m| invalid("header", m))?;
                 Some(serde_json::to_value(header).map_err(anyhow::Error::from)?)
             }
@@ -464,7 +528,26 @@ async fn apply_template_fields(
     if let Some(active) = f.opt_bool("active")? {
         t.active = active;
     }
+    let mut extra: TemplateExtra =
+        serde_json::from_value(t.extra.clone()).map_err(anyhow::Error::from)?;
+    if f.has("carousel") {
+        extra.carousel = Card::list_from_json(f.raw("carousel").unwrap_or(&Value::Null))
+            .map_err(|m| invalid("carousel", m))?;
+    }
+    if f.has("limitedTimeOffer") {
+        extra.limited_time_offer = match f.raw("limitedTimeOffer") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(Offer::from_json(v).map_err(|m| invalid("limitedTimeOffer", m))?),
+        };
+    }
+    if f.has("parameterFormat") {
+        extra.parameter_format = f
+            .opt_choice("parameterFormat", &["NAMED", "POSITIONAL"])?
+            .map(str::to_string);
+    }
+    t.extra = serde_json::to_value(&extra).map_err(anyhow::Error::from)?;
     let content = TemplateContent {
+        extra,
         header: t
             .header
             .as_ref()
@@ -501,6 +584,7 @@ pub async fn create_template(app: &App, body: &Value) -> AdminResult {
         header: None,
         footer: None,
         buttons: Value::Array(vec![]),
+        extra: Value::Object(Default::default()),
         group_name: None,
         active: true,
         created_at: now,
@@ -511,7 +595,7 @@ pub async fn create_template(app: &App, body: &Value) -> AdminResult {
     Ok(views::template(&template))
 }
 
-async fn load_template(app: &App, id: &str) -> Result<Template, AdminError> {
+pub(crate) async fn load_template(app: &App, id: &str) -> Result<Template, AdminError> {
     app.store
         .template(id)
         .await?
@@ -533,6 +617,31 @@ pub async fn update_template(app: &App, id: &str, body: &Value) -> AdminResult {
     template.updated_at = now_ms();
     app.store.update_template(&template).await?;
     Ok(views::template(&template))
+}
+
+/// Submits a template to WhatsApp through a channel (see `service::authoring`): stored
+/// `PENDING` with Meta's id, followed to APPROVED/REJECTED by the status webhook and sync.
+/// `create_template` still registers a template locally without Meta.
+pub async fn submit_template(app: &App, channel_id: &str, body: &Value) -> AdminResult {
+    use super::authoring;
+    let channel = load_channel(app, channel_id).await?;
+    let draft = authoring::parse(app, &channel.account_id, body)
+        .await
+        .map_err(authoring::AuthorError::into_admin)?;
+    let template = authoring::submit(app, &channel, draft)
+        .await
+        .map_err(authoring::AuthorError::into_admin)?;
+    Ok(views::template(&template))
+}
+
+/// Deletes a template: at Meta first when `at_meta` and it was submitted there, then locally
+/// (status `DELETED`, inactive; messages keep referring to it).
+pub async fn delete_template(app: &App, id: &str, at_meta: bool) -> Result<(), AdminError> {
+    use super::authoring;
+    let template = load_template(app, id).await?;
+    authoring::delete(app, &template, at_meta)
+        .await
+        .map_err(authoring::AuthorError::into_admin)
 }
 
 pub async fn get_conversation(app: &App, id: &str) -> AdminResult {

@@ -106,7 +106,13 @@ impl<'a> Fields<'a> {
     pub fn opt_int(&self, key: &str, min: i64, max: i64) -> FieldResult<Option<i64>> {
         match self.raw(key) {
             None => Ok(None),
-            Some(Value::Number(n)) => match n.as_i64() {
+            // A whole number written with a fraction (`15394.0`) is an integer to JSON Schema,
+            // so it is one here too.
+            Some(Value::Number(n)) => match n.as_i64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                    .map(|f| f as i64)
+            }) {
                 Some(i) if (min..=max).contains(&i) => Ok(Some(i)),
                 _ => Err(FieldError::new(
                     key,

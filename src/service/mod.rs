@@ -2,9 +2,11 @@
 //! through these; they hold the rules, the adapters only map shapes.
 
 pub mod admin;
+pub mod authoring;
 pub mod batch;
 pub mod callbacks;
 pub mod input;
+pub mod media;
 pub mod ops;
 pub mod send;
 pub mod status;

@@ -85,11 +85,19 @@ pub async fn render_metrics(app: &App) -> String {
         let counts = app.store.message_counts().await?;
         let queues = app.store.queues().await?;
         let channels = app.store.list_channels().await?;
-        Ok::<_, crate::store::StoreError>((counts, queues, channels))
+        let pending = app.store.pending_status_count().await?;
+        Ok::<_, crate::store::StoreError>((counts, queues, channels, pending))
     })
     .await;
     let up = match snapshot {
-        Ok(Ok((counts, queues, channels))) => {
+        Ok(Ok((counts, queues, channels, pending))) => {
+            header(
+                &mut out,
+                "plantilla_pending_statuses",
+                "Statuses kept for messages not known (yet), each until its send's response or its TTL.",
+                "gauge",
+            );
+            let _ = writeln!(out, "plantilla_pending_statuses {pending}");
             header(
                 &mut out,
                 "plantilla_messages",

@@ -10,7 +10,7 @@ use super::views::template_content;
 use crate::app::App;
 use crate::domain::ids::new_id;
 use crate::domain::phone::PhoneNumber;
-use crate::domain::template::check_params;
+use crate::domain::template_send::{InvalidValue, check_send};
 use crate::metrics::SendResult;
 use crate::now_ms;
 use crate::store::{AcceptOutcome, AcceptSend, Channel, Group, IdempotencyKey, StoreError};
@@ -95,6 +95,9 @@ pub enum SendError {
     TemplateIncomplete(Vec<&'static str>),
     #[error("template cannot be sent: {reason}")]
     TemplateNotSendable { status: String, reason: String },
+    /// The template has a component plantilla cannot send (kept so nothing is half-sent).
+    #[error("template cannot be sent: {0}")]
+    TemplateUnsupported(String),
     #[error("channel is {0}")]
     ChannelNotConnected(String),
     #[error("missing params {missing:?}")]
@@ -102,6 +105,9 @@ pub enum SendError {
         missing: Vec<String>,
         detail: Vec<String>,
     },
+    /// Values given for the template that Meta would refuse, each with its key.
+    #[error("invalid params {0:?}")]
+    InvalidParams(Vec<InvalidValue>),
     #[error("group '{0}' not found")]
     GroupNotFound(String),
     #[error("the account has reached its conversations limit")]
@@ -203,16 +209,24 @@ pub async fn prepare(
         });
     }
 
+    // Decoded once: the unsendable check and the values check both read it.
+    let content = template_content(&template);
+    if let Some(reason) = content.unsendable_reason() {
+        return Err(SendError::TemplateUnsupported(reason));
+    }
+
     if channel.status != "connected" {
         return Err(SendError::ChannelNotConnected(channel.status.clone()));
     }
 
-    let required = template_content(&template).params();
-    if let Err(problems) = check_params(&required, &req.params) {
-        return Err(SendError::MissingParams {
-            detail: problems.detail(),
-            missing: problems.missing,
-        });
+    if let Err(problems) = check_send(&content, &req.params, now_ms()) {
+        if !problems.missing.is_empty() {
+            return Err(SendError::MissingParams {
+                detail: problems.missing_detail,
+                missing: problems.missing,
+            });
+        }
+        return Err(SendError::InvalidParams(problems.invalid));
     }
 
     let group = resolve_group(app, channel, &req, template.group_name.as_deref()).await?;

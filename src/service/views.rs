@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::domain::template::{Button, Header, TemplateContent};
+use crate::domain::template::{Button, Header, TemplateContent, TemplateExtra};
 use crate::format_ms;
 use crate::store::{Account, Channel, Conversation, Group, Message, Template};
 
@@ -11,7 +11,8 @@ fn time(ms: Option<i64>) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// The typed content of a stored template (its header and buttons were validated when stored).
+/// The typed content of a stored template (its header, buttons and extra were validated when
+/// stored).
 pub fn template_content(t: &Template) -> TemplateContent {
     TemplateContent {
         header: t
@@ -21,11 +22,14 @@ pub fn template_content(t: &Template) -> TemplateContent {
         body: t.message.clone(),
         footer: t.footer.clone(),
         buttons: serde_json::from_value::<Vec<Button>>(t.buttons.clone()).unwrap_or_default(),
+        extra: serde_json::from_value::<TemplateExtra>(t.extra.clone()).unwrap_or_default(),
     }
 }
 
 pub fn template(t: &Template) -> Value {
-    json!({
+    let content = template_content(t);
+    let unsendable = content.unsendable_reason();
+    let mut view = json!({
         "id": t.id,
         "name": t.name,
         "language": t.language,
@@ -33,15 +37,29 @@ pub fn template(t: &Template) -> Value {
         "status": t.status,
         "appId": if t.app_id.is_empty() { Value::Null } else { Value::String(t.app_id.clone()) },
         "message": if t.message.is_empty() { Value::Null } else { Value::String(t.message.clone()) },
-        "params": template_content(t).params(),
+        "params": content.params(),
         "header": t.header,
         "footer": t.footer,
         "buttons": t.buttons,
         "groupName": t.group_name,
         "active": t.active,
+        "sendable": unsendable.is_none(),
+        "unsendableReason": unsendable,
         "createdAt": format_ms(t.created_at),
         "updatedAt": format_ms(t.updated_at),
-    })
+    });
+    if let Value::Object(fields) = &mut view {
+        if !content.extra.carousel.is_empty() {
+            fields.insert("carousel".into(), json!(content.extra.carousel));
+        }
+        if let Some(offer) = &content.extra.limited_time_offer {
+            fields.insert("limitedTimeOffer".into(), json!(offer));
+        }
+        if let Some(format) = &content.extra.parameter_format {
+            fields.insert("parameterFormat".into(), json!(format));
+        }
+    }
+    view
 }
 
 pub fn account(a: &Account) -> Value {

@@ -215,7 +215,15 @@ pub async fn apply(app: &App, scope: Option<&Channel>, payload: &Value) -> Store
                         applied.statuses += 1;
                     }
                     StatusApplied::UnknownMessage => {
-                        app.store.store_pending_status(&update, now_ms()).await?;
+                        // Expired here, where the table grows: a cheap indexed delete, and
+                        // no kept status outlives its TTL by more than the next one's wait.
+                        let now = now_ms();
+                        let ttl =
+                            i64::try_from(app.config.pending_status_ttl_ms).unwrap_or(i64::MAX);
+                        app.store
+                            .expire_pending_statuses(now.saturating_sub(ttl))
+                            .await?;
+                        app.store.store_pending_status(&update, now).await?;
                         applied.kept_for_later += 1;
                     }
                     // Another channel's message: never applied, never kept.
@@ -246,6 +254,8 @@ pub async fn apply(app: &App, scope: Option<&Channel>, payload: &Value) -> Store
                     continue;
                 };
                 let channels = match scope {
+                    // An empty account id names no account: it matches nothing.
+                    _ if waba_id.trim().is_empty() => vec![],
                     Some(c) if c.waba_id == waba_id => vec![c.clone()],
                     Some(_) => vec![],
                     None => app.store.channels_by_waba(&waba_id).await?,
@@ -276,6 +286,10 @@ async fn channel_for(
     scope: Option<&Channel>,
     phone_number_id: &str,
 ) -> StoreResult<Option<Channel>> {
+    // An empty id names no number (sandbox channels have none): it matches nothing.
+    if phone_number_id.trim().is_empty() {
+        return Ok(None);
+    }
     match scope {
         Some(c) if c.phone_number_id == phone_number_id => Ok(Some(c.clone())),
         Some(_) => Ok(None),

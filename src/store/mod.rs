@@ -243,6 +243,8 @@ pub struct Template {
     pub header: Option<Value>,
     pub footer: Option<String>,
     pub buttons: Value,
+    /// The rest of the template's content (`domain::template::TemplateExtra` as JSON).
+    pub extra: Value,
     pub group_name: Option<String>,
     pub active: bool,
     pub created_at: i64,
@@ -495,6 +497,50 @@ pub struct ClaimedJob {
     pub template: Template,
     /// The attempt this claim is; outcomes are fenced by it.
     pub attempt: i64,
+}
+
+/// A sandbox message whose simulated statuses are not all applied (see `provider::sandbox`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimulatedMessage {
+    pub message_id: String,
+    pub channel_id: String,
+    pub provider_message_id: String,
+    pub phone_number: String,
+    pub status: MessageStatus,
+    /// When the message last changed.
+    pub updated_at: i64,
+}
+
+/// The SQL of [`Store::sandbox_in_flight`] with the backend's placeholder for its limit: the
+/// two backends run the same query.
+pub(crate) fn sandbox_in_flight_sql(limit_placeholder: &str) -> String {
+    format!(
+        "SELECT m.id, m.channel_id, m.provider_message_id, m.phone_number, m.status, m.updated_at
+           FROM messages m
+          WHERE m.status IN ('sending', 'sent', 'delivered')
+            AND m.provider_message_id IS NOT NULL
+            AND m.channel_id IN (SELECT id FROM channels WHERE provider = 'sandbox')
+            AND NOT EXISTS (SELECT 1 FROM delivery_jobs j WHERE j.message_id = m.id)
+          ORDER BY m.updated_at LIMIT {limit_placeholder}"
+    )
+}
+
+/// A row of [`sandbox_in_flight_sql`]: id, channel, wamid, number, status, last change.
+pub(crate) type SimulatedRow = (String, String, String, String, String, i64);
+
+impl SimulatedMessage {
+    pub(crate) fn from_row(
+        (message_id, channel_id, provider_message_id, phone_number, status, updated_at): SimulatedRow,
+    ) -> StoreResult<SimulatedMessage> {
+        Ok(SimulatedMessage {
+            message_id,
+            channel_id,
+            provider_message_id,
+            phone_number,
+            status: status.parse().map_err(anyhow::Error::msg)?,
+            updated_at,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -822,12 +868,14 @@ pub trait Store: Send + Sync + 'static {
         account_id: &str,
         app_id: &str,
     ) -> StoreResult<Option<Template>>;
+    /// The template with this name and language (one that is not `DELETED` first).
     async fn template_by_name(
         &self,
         account_id: &str,
         name: &str,
         language: &str,
     ) -> StoreResult<Option<Template>>;
+    /// The account's templates by page; `DELETED` ones only when `filter.status` asks for them.
     async fn list_templates(
         &self,
         account_id: &str,
@@ -948,8 +996,16 @@ pub trait Store: Send + Sync + 'static {
         cancel: tokio_util::sync::CancellationToken,
     );
 
-    /// Keeps a status whose message is not known (yet).
+    /// Keeps a status whose message is not known (yet), once per (wamid, status): a replay
+    /// of a kept status changes nothing.
     async fn store_pending_status(&self, update: &StatusUpdate, now: i64) -> StoreResult<()>;
+    /// Forgets kept statuses received before `received_before`; how many.
+    async fn expire_pending_statuses(&self, received_before: i64) -> StoreResult<u64>;
+    /// How many statuses are kept for messages not known (yet).
+    async fn pending_status_count(&self) -> StoreResult<i64>;
+    /// Sandbox messages the simulator has not finished: accepted (a wamid, no delivery job)
+    /// and `sending`, `sent` or `delivered`, oldest change first, at most `limit`.
+    async fn sandbox_in_flight(&self, limit: i64) -> StoreResult<Vec<SimulatedMessage>>;
     /// Takes the kept statuses of a message, by provider id or plantilla id, oldest first.
     async fn take_pending_statuses(
         &self,

@@ -76,6 +76,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "leased_jobs",
         include_str!("../../migrations/postgres/0005_leased_jobs.sql"),
     ),
+    (
+        6,
+        "template_extra",
+        include_str!("../../migrations/postgres/0006_template_extra.sql"),
+    ),
+    (
+        7,
+        "pending_once",
+        include_str!("../../migrations/postgres/0007_pending_once.sql"),
+    ),
 ];
 
 /// The channel every instance listens on; accepted sends notify it (on commit).
@@ -343,6 +353,7 @@ fn template_from_row(r: &PgRow) -> StoreResult<Template> {
             .context("template header")?,
         footer: r.try_get("footer")?,
         buttons: serde_json::from_str(&buttons).context("template buttons")?,
+        extra: serde_json::from_str(&r.try_get::<String, _>("extra")?).context("template extra")?,
         group_name: r.try_get("group_name")?,
         active: r.try_get("active")?,
         created_at: r.try_get("created_at")?,
@@ -1269,8 +1280,8 @@ impl Store for PgStore {
         let _changed = self.lookups.writing();
         sqlx::query(
             "INSERT INTO templates (id, account_id, name, language, category, status, app_id,
-                message, header, footer, buttons, group_name, active, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                message, header, footer, buttons, group_name, active, created_at, updated_at, extra)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(&t.id)
         .bind(&t.account_id)
@@ -1287,6 +1298,7 @@ impl Store for PgStore {
         .bind(t.active)
         .bind(t.created_at)
         .bind(t.updated_at)
+        .bind(t.extra.to_string())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -1297,7 +1309,7 @@ impl Store for PgStore {
         sqlx::query(
             "UPDATE templates SET name = $1, language = $2, category = $3, status = $4,
                 app_id = $5, message = $6, header = $7, footer = $8, buttons = $9,
-                group_name = $10, active = $11, updated_at = $12
+                group_name = $10, active = $11, updated_at = $12, extra = $14
              WHERE id = $13",
         )
         .bind(&t.name)
@@ -1313,6 +1325,7 @@ impl Store for PgStore {
         .bind(t.active)
         .bind(t.updated_at)
         .bind(&t.id)
+        .bind(t.extra.to_string())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -1370,7 +1383,7 @@ impl Store for PgStore {
     ) -> StoreResult<Option<Template>> {
         sqlx::query(
             "SELECT * FROM templates WHERE account_id = $1 AND name = $2 AND language = $3
-             ORDER BY created_at, id COLLATE \"C\" LIMIT 1",
+             ORDER BY (status = 'DELETED'), created_at, id COLLATE \"C\" LIMIT 1",
         )
         .bind(account_id)
         .bind(name)
@@ -1393,7 +1406,8 @@ impl Store for PgStore {
         const WHERE: &str = "WHERE account_id = $1
              AND ($2::text IS NULL OR lower(status COLLATE \"C\") = lower($2 COLLATE \"C\"))
              AND ($3::text IS NULL
-                  OR strpos(lower(name COLLATE \"C\"), lower($3 COLLATE \"C\")) > 0)";
+                  OR strpos(lower(name COLLATE \"C\"), lower($3 COLLATE \"C\")) > 0)
+             AND ($2::text IS NOT NULL OR status <> 'DELETED')";
         let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM templates {WHERE}"))
             .bind(account_id)
             .bind(&f.status)
@@ -2090,7 +2104,8 @@ impl Store for PgStore {
         sqlx::query(
             "INSERT INTO pending_statuses (provider_message_id, message_id, status, at,
                 error_code, error_title, error_details, pricing_category, received_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (provider_message_id, status) DO NOTHING",
         )
         .bind(&u.provider_message_id)
         .bind(&u.message_id)
@@ -2104,6 +2119,30 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn expire_pending_statuses(&self, received_before: i64) -> StoreResult<u64> {
+        Ok(
+            sqlx::query("DELETE FROM pending_statuses WHERE received_at < $1")
+                .bind(received_before)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+
+    async fn pending_status_count(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM pending_statuses")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn sandbox_in_flight(&self, limit: i64) -> StoreResult<Vec<SimulatedMessage>> {
+        let rows: Vec<SimulatedRow> = sqlx::query_as(&sandbox_in_flight_sql("$1"))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(SimulatedMessage::from_row).collect()
     }
 
     async fn take_pending_statuses(

@@ -56,6 +56,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "leased_jobs",
         include_str!("../../migrations/sqlite/0006_leased_jobs.sql"),
     ),
+    (
+        7,
+        "template_extra",
+        include_str!("../../migrations/sqlite/0007_template_extra.sql"),
+    ),
+    (
+        8,
+        "pending_once",
+        include_str!("../../migrations/sqlite/0008_pending_once.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -465,6 +475,7 @@ fn template_from_row(r: &SqliteRow) -> StoreResult<Template> {
             .context("template header")?,
         footer: r.try_get("footer")?,
         buttons: serde_json::from_str(&buttons).context("template buttons")?,
+        extra: serde_json::from_str(&r.try_get::<String, _>("extra")?).context("template extra")?,
         group_name: r.try_get("group_name")?,
         active: r.try_get("active")?,
         created_at: r.try_get("created_at")?,
@@ -2025,8 +2036,8 @@ impl Store for SqliteStore {
         let _changed = self.lookups.writing();
         sqlx::query(
             "INSERT INTO templates (id, account_id, name, language, category, status, app_id,
-                message, header, footer, buttons, group_name, active, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                message, header, footer, buttons, group_name, active, created_at, updated_at, extra)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&t.id)
         .bind(&t.account_id)
@@ -2043,6 +2054,7 @@ impl Store for SqliteStore {
         .bind(t.active)
         .bind(t.created_at)
         .bind(t.updated_at)
+        .bind(t.extra.to_string())
         .execute(&self.write)
         .await?;
         Ok(())
@@ -2053,7 +2065,7 @@ impl Store for SqliteStore {
         sqlx::query(
             "UPDATE templates SET name = ?, language = ?, category = ?, status = ?, app_id = ?,
                 message = ?, header = ?, footer = ?, buttons = ?, group_name = ?, active = ?,
-                updated_at = ?
+                updated_at = ?, extra = ?
              WHERE id = ?",
         )
         .bind(&t.name)
@@ -2068,6 +2080,7 @@ impl Store for SqliteStore {
         .bind(&t.group_name)
         .bind(t.active)
         .bind(t.updated_at)
+        .bind(t.extra.to_string())
         .bind(&t.id)
         .execute(&self.write)
         .await?;
@@ -2122,7 +2135,8 @@ impl Store for SqliteStore {
         language: &str,
     ) -> StoreResult<Option<Template>> {
         sqlx::query(
-            "SELECT * FROM templates WHERE account_id = ? AND name = ? AND language = ? LIMIT 1",
+            "SELECT * FROM templates WHERE account_id = ? AND name = ? AND language = ?
+             ORDER BY (status = 'DELETED'), created_at, id LIMIT 1",
         )
         .bind(account_id)
         .bind(name)
@@ -2140,7 +2154,8 @@ impl Store for SqliteStore {
         f: &TemplateFilter,
     ) -> StoreResult<(Vec<Template>, u64)> {
         const WHERE: &str = "WHERE account_id = ?1 AND (?2 IS NULL OR status = ?2 COLLATE NOCASE)
-             AND (?3 IS NULL OR instr(lower(name), lower(?3)) > 0)";
+             AND (?3 IS NULL OR instr(lower(name), lower(?3)) > 0)
+             AND (?2 IS NOT NULL OR status <> 'DELETED')";
         let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM templates {WHERE}"))
             .bind(account_id)
             .bind(&f.status)
@@ -2532,10 +2547,11 @@ impl Store for SqliteStore {
     }
 
     async fn store_pending_status(&self, u: &StatusUpdate, now: i64) -> StoreResult<()> {
-        sqlx::query(
+        let done = sqlx::query(
             "INSERT INTO pending_statuses (provider_message_id, message_id, status, at,
                 error_code, error_title, error_details, pricing_category, received_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (provider_message_id, status) DO NOTHING",
         )
         .bind(&u.provider_message_id)
         .bind(&u.message_id)
@@ -2548,8 +2564,34 @@ impl Store for SqliteStore {
         .bind(now)
         .execute(&self.write)
         .await?;
-        self.kept_statuses.fetch_add(1, Ordering::SeqCst);
+        let kept = i64::try_from(done.rows_affected()).unwrap_or(0);
+        self.kept_statuses.fetch_add(kept, Ordering::SeqCst);
         Ok(())
+    }
+
+    async fn expire_pending_statuses(&self, received_before: i64) -> StoreResult<u64> {
+        let n = sqlx::query("DELETE FROM pending_statuses WHERE received_at < ?")
+            .bind(received_before)
+            .execute(&self.write)
+            .await?
+            .rows_affected();
+        self.kept_statuses
+            .fetch_sub(i64::try_from(n).unwrap_or(0), Ordering::SeqCst);
+        Ok(n)
+    }
+
+    async fn pending_status_count(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM pending_statuses")
+            .fetch_one(&self.read)
+            .await?)
+    }
+
+    async fn sandbox_in_flight(&self, limit: i64) -> StoreResult<Vec<SimulatedMessage>> {
+        let rows: Vec<SimulatedRow> = sqlx::query_as(&sandbox_in_flight_sql("?"))
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await?;
+        rows.into_iter().map(SimulatedMessage::from_row).collect()
     }
 
     async fn take_pending_statuses(

@@ -60,6 +60,7 @@ pub async fn seed(store: &dyn Store, conversation_limit: i64) -> Seeded {
         header: None,
         footer: None,
         buttons: json!([]),
+        extra: json!({}),
         group_name: None,
         active: true,
         created_at: now,

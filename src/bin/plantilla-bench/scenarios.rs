@@ -327,7 +327,7 @@ pub async fn accept(opts: &Options, sizes: &Sizes) -> Row {
     with_stack(opts, "accept", cfg, async move |st: &mut Stack, row: &mut Row| {
         let account = st.create_account().await?;
         let ch = st
-            .create_channel(&account, "PN-ACCEPT", GOOD_TOKEN, 2000)
+            .create_channel(&account, "3000001", GOOD_TOKEN, 2000)
             .await?;
         let tpl = st.create_template(&account).await?;
         let channels = [ch];
@@ -420,7 +420,7 @@ pub async fn pending(opts: &Options, sizes: &Sizes) -> Row {
     with_stack(opts, "pending", cfg, async move |st: &mut Stack, row: &mut Row| {
         let account = st.create_account().await?;
         let ch = st
-            .create_channel(&account, "PN-PENDING", GOOD_TOKEN, 1)
+            .create_channel(&account, "3000002", GOOD_TOKEN, 1)
             .await?;
         let tpl = st.create_template(&account).await?;
         let channels = [ch];
@@ -491,7 +491,7 @@ pub async fn webhooks(opts: &Options, sizes: &Sizes) -> Row {
     with_stack(opts, "webhooks", cfg, async move |st: &mut Stack, row: &mut Row| {
         let account = st.create_account().await?;
         let ch = st
-            .create_channel(&account, "PN-WEBHOOKS", GOOD_TOKEN, 10_000)
+            .create_channel(&account, "3000003", GOOD_TOKEN, 10_000)
             .await?;
         let tpl = st.create_template(&account).await?;
         let pn = ch.phone_number_id.clone();
@@ -626,7 +626,7 @@ pub async fn full_cycle(opts: &Options, sizes: &Sizes, pg: Option<&str>) -> Row 
             let mut channels = Vec::new();
             for i in 0..channels_n {
                 channels.push(
-                    st.create_channel(&account, &format!("PN-FULL-{i:02}"), GOOD_TOKEN, rate)
+                    st.create_channel(&account, &format!("31000{i:02}"), GOOD_TOKEN, rate)
                         .await?,
                 );
             }
@@ -819,7 +819,7 @@ pub async fn rate(
         let mut channels = Vec::new();
         for i in 0..channels_n {
             channels.push(
-                st.create_channel(&account, &format!("PN-RATE-{i:03}"), BAD_TOKEN, rate)
+                st.create_channel(&account, &format!("3200{i:03}"), BAD_TOKEN, rate)
                     .await?,
             );
         }

@@ -121,6 +121,7 @@ pub(crate) struct Op {
 pub(crate) const JSON: &str = "application/json";
 pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
 pub(crate) const TEXT: &str = "text/plain";
+pub(crate) const MULTIPART: &str = "multipart/form-data";
 
 impl Op {
     pub(crate) fn new(
@@ -175,6 +176,26 @@ impl Op {
     pub(crate) fn body(mut self, schema: Value, description: &str) -> Op {
         self.body = Some(json!({"required": true, "description": description,
                                 "content": {JSON: {"schema": schema}}}));
+        self
+    }
+
+    /// A JSON request body that may be left out (the server reads none as `{}`).
+    pub(crate) fn optional_body(mut self, schema: Value, description: &str) -> Op {
+        self = self.body(schema, description);
+        if let Some(body) = self.body.as_mut() {
+            body["required"] = json!(false);
+        }
+        self
+    }
+
+    /// A `multipart/form-data` request body; a part named `file` carries its own type.
+    pub(crate) fn multipart_body(mut self, schema: Value, description: &str) -> Op {
+        self.body = Some(json!({"required": true, "description": description,
+        "content": {MULTIPART: {
+            "schema": schema,
+            // The types WhatsApp accepts, the only ones the server takes (a 415 otherwise).
+            "encoding": {"file": {"contentType": crate::domain::media::accepted().join(", ")}},
+        }}}));
         self
     }
 
@@ -341,13 +362,19 @@ pub(crate) const PROBLEMS: &[ProblemType] = &[
         "template-not-sendable",
         422,
         "Template cannot be sent",
-        "the template is not APPROVED or is deactivated; `templateStatus` is its status",
+        "the template is not APPROVED or is deactivated (`templateStatus` is its status), or it has a component plantilla cannot send (`errors` names `template.components` with the reason)",
     ),
     problem(
         "missing-params",
         422,
         "Template params missing or refused",
-        "a placeholder has no value, or a value WhatsApp refuses (newline, tab, more than 4 spaces in a row); `errors` names each param",
+        "a placeholder has no value, or a value WhatsApp refuses (newline, tab, more than 4 spaces in a row), or a media header has no media (`header`); `errors` names each param",
+    ),
+    problem(
+        "invalid-params",
+        422,
+        "Template values refused",
+        "a value Meta would refuse: a media link that is not http(s) or of the wrong kind, a button value on an index whose button is of another type or that the template lacks, a coupon over 15 characters, coordinates out of range, the wrong number of carousel cards, an offer expiry in the past; `errors` names each field",
     ),
     problem(
         "group-not-found",
@@ -371,7 +398,25 @@ pub(crate) const PROBLEMS: &[ProblemType] = &[
         "payload-too-large",
         413,
         "Payload Too Large",
-        "the body is larger than the limit (`PLANTILLA_MAX_BODY_BYTES`, 256 KiB by default)",
+        "the body is larger than the limit (`PLANTILLA_MAX_BODY_BYTES`, 256 KiB by default; bulk sends and media uploads have their own)",
+    ),
+    problem(
+        "media-too-large",
+        413,
+        "Media too large",
+        "the uploaded file is larger than WhatsApp takes for its type; `limit` is that limit in bytes, `size` the file's",
+    ),
+    problem(
+        "unsupported-media-type",
+        415,
+        "Unsupported media type",
+        "the body's `Content-Type` is not one the operation takes (JSON, or `multipart/form-data` for media uploads; `contentType` is the given one, `accepted` lists those taken), or the uploaded file's type is not one WhatsApp takes (`mimeType` is its type, `accepted` lists those WhatsApp takes)",
+    ),
+    problem(
+        "request-header-fields-too-large",
+        431,
+        "Request Header Fields Too Large",
+        "the request line and headers are larger than `PLANTILLA_MAX_HEADER_BYTES` (64 KiB by default)",
     ),
     problem(
         "rate-limited",
@@ -456,9 +501,11 @@ fn description() -> String {
          with the compatible API's `{code, body}` envelope.\n\n\
          Every response carries `X-Request-Id` (the request's own when it is 1 to 64 of \
          `[A-Za-z0-9._-]`, else a new one). Every operation may also answer 413 (body larger \
-         than the limit), 408 (body not received in time) or 503 with `Retry-After` (the \
-         request took longer than the timeout), in the error shape of its API; the native and \
-         compatible APIs answer 429 with `Retry-After` when a token exceeds its rate.\n\n\
+         than the limit), 408 (body not received in time), 503 with `Retry-After` (the \
+         request took longer than the timeout), 431 (request line and headers larger than \
+         `PLANTILLA_MAX_HEADER_BYTES`) or 400 (a path parameter whose percent-decoding is \
+         not UTF-8, named as this document names it), in the error shape of its API; the \
+         native and compatible APIs answer 429 with `Retry-After` when a token exceeds its rate.\n\n\
          Problem types of the native and admin APIs (`type`, HTTP status, title: when):\n\n",
     );
     for p in PROBLEMS {

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::schemas::{d, one_of_strings, r, string, time};
+use super::schemas::{cursor, d, one_of_strings, r, string, text, time};
 use super::{Auth, JSON, Op, TEXT};
 
 pub(super) const NATIVE: &str = "Native API";
@@ -21,7 +21,25 @@ pub(super) fn all() -> Vec<Op> {
     ops.extend(webhooks());
     ops.extend(reference());
     ops.extend(operations());
-    ops
+    ops.into_iter().map(json_content_type).collect()
+}
+
+/// An operation of the native or admin API that takes a JSON body refuses any other body type.
+fn json_content_type(op: Op) -> Op {
+    let takes_json = op.path.starts_with("/v1/")
+        && op
+            .body
+            .as_ref()
+            .is_some_and(|b| b["content"].get(JSON).is_some());
+    if !takes_json || op.responses.iter().any(|(status, _)| *status == 415) {
+        return op;
+    }
+    op.problem(
+        415,
+        "The body's `Content-Type` is not `application/json` (a `charset` other than UTF-8 \
+         included; `application/*+json` is taken); `contentType` is the given one.",
+        &["unsupported-media-type"],
+    )
 }
 
 // --- Native API ----------------------------------------------------------------------------
@@ -43,7 +61,13 @@ const IDEMPOTENT_BY_NATURE: &str = "Accepted like on every POST and checked (a m
     nature, so a retry with or without the key does no harm.";
 
 fn idempotency_key_schema() -> serde_json::Value {
-    json!({"type": "string", "minLength": 1, "maxLength": 255})
+    // 1 to 255 visible ASCII characters (no spaces): a 400 `idempotency-key-invalid` otherwise.
+    json!({"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"})
+}
+
+/// `page` of the template lists (native and compatible alike): 1 to 1,000,000.
+fn page_schema() -> serde_json::Value {
+    json!({"type": "integer", "minimum": 1, "maximum": crate::http::compat::MAX_PAGE, "default": 1})
 }
 
 fn v1(method: &'static str, path: &'static str, id: &'static str, summary: &'static str) -> Op {
@@ -75,7 +99,7 @@ fn limit_param(op: Op) -> Op {
 fn cursor_param(op: Op) -> Op {
     op.query(
         "cursor",
-        string(),
+        cursor(),
         "`nextCursor` of the previous page (newest first).",
     )
 }
@@ -99,7 +123,7 @@ fn native() -> Vec<Op> {
                 .problem(409, "The number has a pending conversation (nothing was sent), or the channel is not connected.", &["conversation-pending", "channel-not-connected"])
                 .problem(422, "The template or params cannot be sent, or the Idempotency-Key was used with another body.", &[
                     "template-not-found", "template-incomplete", "template-not-sendable",
-                    "missing-params", "group-not-found", "idempotency-key-reused",
+                    "missing-params", "invalid-params", "group-not-found", "idempotency-key-reused",
                 ]),
         ),
         internal(
@@ -119,7 +143,7 @@ fn native() -> Vec<Op> {
         internal(limit_param(cursor_param(
             v1("GET", "/v1/messages", "listMessages", "List messages")
                 .doc("Newest first, filtered; a channel token sees its channel's messages, an API key its account's.")
-                .query("channelId", string(), "Only this channel's.")
+                .query("channelId", text(), "Only this channel's.")
                 .query("status", r("MessageStatus"), "Only messages in this status.")
                 .query("phoneNumber", string(), "Only to this number.")
                 .query("batchId", string(), "Only this batch's.")
@@ -144,7 +168,7 @@ fn native() -> Vec<Op> {
         internal(limit_param(cursor_param(
             v1("GET", "/v1/conversations", "listConversations", "List conversations")
                 .doc("Newest first, filtered.")
-                .query("channelId", string(), "Only this channel's.")
+                .query("channelId", text(), "Only this channel's.")
                 .query("status", one_of_strings(&["pending", "open", "closed"]), "Only in this status.")
                 .query("phoneNumber", string(), "Only with this number.")
                 .json(200, "A page of conversations.", r("ConversationPage"))
@@ -168,12 +192,29 @@ fn native() -> Vec<Op> {
         internal(limit_param(
             v1("GET", "/v1/templates", "listTemplates", "List templates")
                 .doc("The account's templates, by page.")
-                .query("page", json!({"type": "integer", "minimum": 1, "default": 1}), "Page number.")
-                .query("status", string(), "Only templates with this status (e.g. APPROVED).")
+                .query("page", page_schema(), "Page number.")
+                .query("status", string(), "Only templates with this status (e.g. APPROVED). Deleted templates are listed only with status=DELETED.")
                 .query("name", string(), "Only templates with this name.")
                 .json(200, "A page of templates.", r("TemplatePage"))
                 .problem(400, "A parameter is wrong.", &["validation"]),
         )),
+        internal(
+            v1("POST", "/v1/templates", "submitTemplate", "Submit a template to WhatsApp")
+                .doc("Checks the template as Meta reviews its shape (name, category rules, placeholders and their `examples`, button limits, a `sample` file for media headers), uploads media samples through Meta's resumable upload API (the app of `PLANTILLA_META_APP_ID`), submits it to the channel's WhatsApp Business Account and stores it `PENDING` with Meta's id as `appId`. Meta's review webhook (and sync) then moves it to APPROVED or REJECTED; only APPROVED templates can be sent. Sandbox channels submit nothing and approve it after `PLANTILLA_SANDBOX_APPROVE_DELAY_MS`. The body may be up to `PLANTILLA_MAX_BATCH_BODY_BYTES` (samples are inline). A repeat is refused (the name exists), so an Idempotency-Key is checked, not stored. Example: `{\"name\": \"promo_verano\", \"language\": \"es\", \"category\": \"MARKETING\", \"header\": {\"format\": \"IMAGE\", \"sample\": {\"data\": \"iVBORw0KGgo…\", \"mimeType\": \"image/png\", \"filename\": \"promo.png\"}}, \"message\": \"Hola {{name}}\", \"examples\": {\"name\": \"Ana\"}}`.")
+                .header("Idempotency-Key", idempotency_key_schema(), IDEMPOTENT_BY_NATURE)
+                .body(r("TemplateSubmit"), "The template.")
+                .json(201, "Submitted: the template, `PENDING`.", r("Template"))
+                .problem(400, "A field is wrong (`errors` names it: `examples.name`, `header.sample`, `buttons[1].text`…), channelId is missing or wrong, or the Idempotency-Key is wrong. Nothing reached Meta.", &["validation", "idempotency-key-invalid"])
+                .problem(502, "Meta refused the template or the upload (`metaCode`, `metaMessage`); nothing was stored.", &["upstream"]),
+        ),
+        internal(
+            v1("DELETE", "/v1/templates/{id}", "deleteTemplate", "Delete a template")
+                .doc("Deletes the template at Meta (`DELETE /{waba-id}/message_templates?name=…&hsm_id=<appId>`, when it was submitted there), then here: it stays readable by id with status `DELETED` (messages refer to it) but leaves lists and cannot be sent.")
+                .path_param("id", "The template id.")
+                .answer(204, "Deleted.", &[])
+                .problem(404, "The account has no such template (or it is already deleted).", &["not-found"])
+                .problem(502, "Meta refused the deletion; nothing changed here.", &["upstream"]),
+        ),
         internal(
             v1("GET", "/v1/templates/{id}", "getTemplate", "Get a template")
                 .path_param("id", "The template id.")
@@ -181,13 +222,35 @@ fn native() -> Vec<Op> {
                 .problem(404, "The account has no such template.", &["not-found"]),
         ),
         internal(
+            v1("POST", "/v1/templates/{id}/preview", "previewTemplate", "Preview a send")
+                .doc("Takes the values a send would give (`params`, `header`, `buttons`, `cards`, `offerExpiresAt`, as in `POST /v1/messages`) and answers what the recipient would see and the `components` plantilla would send to Meta, with every problem a send would be refused for. Nothing is stored or sent.")
+                .path_param("id", "The template id.")
+                .body(r("TemplatePreviewRequest"), "The values of a send.")
+                .json(200, "The preview; `valid` is false when a send with these values would be refused (`errors` says why).", r("TemplatePreview"))
+                .problem(400, "The body is not JSON or a value has the wrong shape.", &["validation"])
+                .problem(404, "The account has no such template.", &["not-found"]),
+        ),
+        internal(
             v1("POST", "/v1/templates/sync", "syncTemplates", "Sync templates from WhatsApp")
                 .doc("Reads the channel's WhatsApp Business Account templates from Meta and creates or updates plantilla's. Only cloud channels with a WABA id that are connected can sync. Repeating a sync is safe: templates are matched by name and language, so a repeat creates no duplicates; it reads Meta again and its summary counts what that run did (an Idempotency-Key is checked, not needed).")
-                .query("channelId", string(), "The channel: required with an account API key; with a channel token, omit it or give that channel.")
+                .query("channelId", text(), "The channel: required with an account API key; with a channel token, omit it or give that channel.")
                 .header("Idempotency-Key", idempotency_key_schema(), IDEMPOTENT_BY_NATURE)
                 .json(200, "What the sync did.", r("SyncSummary"))
                 .problem(400, "The channel cannot sync (not a connected cloud channel with a WABA id), channelId is wrong, or the Idempotency-Key is wrong.", &["validation", "idempotency-key-invalid"])
                 .problem(502, "Meta's Graph API refused.", &["upstream"]),
+        ),
+        internal(
+            v1("POST", "/v1/media", "uploadMedia", "Upload a media file")
+                .doc("Uploads a file through a channel and answers its media id, to use as a template header's media (`header.id`). The body is `multipart/form-data` with the file in a part named `file`, its MIME type as the part's `Content-Type` (`curl -F 'file=@invoice.pdf;type=application/pdf'`; a part sent as `application/octet-stream` or without a type is typed by its file name's extension). WhatsApp's types and limits are checked while the file is read, before anything reaches Meta: audio 16 MB (`audio/aac`, `audio/amr`, `audio/mpeg`, `audio/mp4`, `audio/ogg` with OPUS), documents 100 MB (`text/plain`, `application/pdf`, Word, Excel and PowerPoint), images 5 MB (`image/jpeg`, `image/png`), stickers (`image/webp`) 100 KB or 500 KB animated, video 16 MB (`video/mp4`, `video/3gpp`). Cloud channels upload to Meta (`POST /{phone-number-id}/media`); Meta keeps the file 30 days. Sandbox channels answer a simulated id (`sandbox-media-…`). The body may be up to `PLANTILLA_MAX_MEDIA_BYTES` (100 MiB and the envelope). Each upload makes a new id (an Idempotency-Key is checked, not stored).")
+                .query("channelId", text(), "The channel: required with an account API key (here or as a `channelId` part); with a channel token, omit it or give that channel.")
+                .header("Idempotency-Key", idempotency_key_schema(), IDEMPOTENT_BY_NATURE)
+                .multipart_body(r("MediaUpload"), "The file, and with an API key the channel.")
+                .json(201, "Uploaded: the media id, its type and size.", r("Media"))
+                .problem(400, "No `file` part (or a multipart body that cannot be read, or an empty file), channelId is missing or wrong, or the Idempotency-Key is wrong.", &["validation", "idempotency-key-invalid"])
+                .problem(409, "The channel is not connected.", &["channel-not-connected"])
+                .problem(413, "The file is larger than WhatsApp takes for its type (`limit`), or the body is larger than `PLANTILLA_MAX_MEDIA_BYTES`.", &["media-too-large", "payload-too-large"])
+                .problem(415, "The body is not `multipart/form-data` (`contentType` is its type), or the file's type is not one WhatsApp takes; `accepted` lists those it does.", &["unsupported-media-type"])
+                .problem(502, "Meta's Graph API refused or failed the upload; `providerError` is its error.", &["upstream"]),
         ),
         internal(
             v1("POST", "/v1/webhook-endpoints", "createWebhookEndpoint", "Register a webhook endpoint")
@@ -221,7 +284,7 @@ fn native() -> Vec<Op> {
             v1("GET", "/v1/webhook-endpoints/{id}/deliveries", "listWebhookDeliveries", "List an endpoint's deliveries")
                 .doc("What was sent, or is still to be sent, to the endpoint, oldest first: status, attempts, the last answer or error, and the payload.")
                 .path_param("id", "The endpoint id.")
-                .query("cursor", string(), "`nextCursor` of the previous page (oldest first).")
+                .query("cursor", cursor(), "`nextCursor` of the previous page (oldest first).")
                 .json(200, "A page of deliveries.", r("CallbackDeliveryPage"))
                 .problem(400, "`limit` or `cursor` is wrong.", &["validation"])
                 .problem(404, "The account has no such endpoint.", &["not-found"]),
@@ -363,11 +426,7 @@ fn compat_family(old: bool) -> Vec<Op> {
             "List templates",
         )
         .doc("The templates of the token's account, by page.")
-        .query(
-            "page",
-            json!({"type": "integer", "minimum": 1, "default": 1}),
-            "Page number.",
-        )
+        .query("page", page_schema(), "Page number.")
         .query(
             "size",
             json!({"type": "integer", "minimum": 1, "maximum": 200, "default": 50}),
@@ -456,7 +515,7 @@ fn admin() -> Vec<Op> {
                 adm("POST", "/v1/admin/accounts/{id}/api-keys", "adminCreateApiKey", "Create an account API key")
                     .doc("An API key gives account-wide access to the native API. The key is shown only in this answer; its SHA-256 is stored. An empty body is `{}`.")
                     .path_param("id", "The account id.")
-                    .body(r("ApiKeyCreate"), "The key's name.")
+                    .optional_body(r("ApiKeyCreate"), "The key's name.")
                     .json(201, "Created.", r("ApiKey")),
             ),
             "account",
@@ -506,6 +565,17 @@ fn admin() -> Vec<Op> {
                 .problem(502, "Meta's Graph API refused.", &["upstream"]),
             "channel",
         )),
+        internal(not_found(
+            invalid(
+                adm("POST", "/v1/admin/channels/{id}/templates", "adminSubmitTemplate", "Submit a template to WhatsApp")
+                    .doc("As `POST /v1/templates`, through the channel of the path. (`POST /v1/admin/templates` still registers a template here without Meta.)")
+                    .path_param("id", "The channel id.")
+                    .body(r("AdminTemplateSubmit"), "The template.")
+                    .json(201, "Submitted: the template, `PENDING`.", r("Template"))
+                    .problem(502, "Meta refused the template or the upload; nothing was stored.", &["upstream"]),
+            ),
+            "channel",
+        )),
         internal(invalid(
             adm("POST", "/v1/admin/groups", "adminCreateGroup", "Create a group")
                 .doc("A channel's first group is its default group.")
@@ -517,6 +587,17 @@ fn admin() -> Vec<Op> {
                 .doc("Header, body and buttons are checked as Meta would (placeholders, lengths, button rules).")
                 .body(r("TemplateCreate"), "The template.")
                 .json(201, "Created.", r("Template")),
+        )),
+        internal(not_found(
+            invalid(
+                adm("DELETE", "/v1/admin/templates/{id}", "adminDeleteTemplate", "Delete a template")
+                    .doc("At Meta first when it was submitted there (`atMeta=false`: only here), then here: status `DELETED`, inactive, hidden from lists; messages keep referring to it.")
+                    .path_param("id", "The template id.")
+                    .query("atMeta", json!({"type": "boolean", "default": true}), "Delete it at Meta too.")
+                    .answer(204, "Deleted.", &[])
+                    .problem(502, "Meta refused the deletion; nothing changed here.", &["upstream"]),
+            ),
+            "template",
         )),
         internal(not_found(
             adm("GET", "/v1/admin/templates/{id}", "adminGetTemplate", "Get a template")

@@ -16,6 +16,44 @@ pub(crate) fn string() -> Value {
     json!({"type": "string"})
 }
 
+/// A string the server requires non-empty (an id, a name, a code).
+pub(crate) fn text() -> Value {
+    json!({"type": "string", "minLength": 1})
+}
+
+/// A name the admin API takes (an account's, a channel's, a group's): 1 to 200 characters, not
+/// only spaces, no control characters (the server trims it and refuses control characters).
+pub(crate) fn name_text() -> Value {
+    const CONTROL: &str = "\\u0000-\\u001F\\u007F-\\u009F";
+    const SPACE: &str = " \\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000";
+    json!({"type": "string", "minLength": 1, "maxLength": 200,
+           "pattern": format!("^[^{CONTROL}]*[^{CONTROL}{SPACE}][^{CONTROL}]*$")})
+}
+
+/// A phone number as the send paths take it: country code and national number, digits only,
+/// no leading 0, at most 15 digits (E.164). The numbering plan is checked too (a 400 naming
+/// the field); no pattern can say that.
+pub(crate) fn phone_number() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": 15, "pattern": "^[1-9][0-9]*$"})
+}
+
+/// An absolute http:// or https:// URL (the scheme in any case). The pattern gives the usual
+/// shape, a host name or an IPv4 address and an optional port, path and query; the server takes
+/// any URL of those schemes it can parse (an IPv6 host too).
+pub(crate) fn http_url(max: u32) -> Value {
+    const OCTET: &str = "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
+    const PORT: &str =
+        "[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]";
+    let host = format!("(([A-Za-z0-9-]+[.])*[A-Za-z][A-Za-z0-9-]*|({OCTET}[.]){{3}}{OCTET})");
+    json!({"type": "string", "maxLength": max,
+           "pattern": format!("^[Hh][Tt][Tt][Pp]([Ss])?://{host}(:({PORT}))?([/?#][!-~]*)?$")})
+}
+
+/// A list cursor: the `nextCursor` of a previous page, opaque (hex of `<ms>.<id>`).
+pub(crate) fn cursor() -> Value {
+    json!({"type": "string", "minLength": 6, "pattern": "^(3[0-9]){1,18}2e(3[0-9]|[46][1-9a-f]|[57][0-9a]|5f)+$"})
+}
+
 pub(crate) fn integer() -> Value {
     json!({"type": "integer"})
 }
@@ -48,6 +86,12 @@ pub(crate) fn map(values: Value) -> Value {
 /// `schema` with a description.
 pub(crate) fn d(mut schema: Value, description: &str) -> Value {
     schema["description"] = json!(description);
+    schema
+}
+
+/// `schema` with an example (JSON Schema's `examples`).
+pub(crate) fn ex(mut schema: Value, example: Value) -> Value {
+    schema["examples"] = json!([example]);
     schema
 }
 
@@ -154,6 +198,20 @@ fn problem() -> Value {
                     d(string(), "`template-not-sendable`: the template's status."),
                 ),
                 (
+                    "metaCode",
+                    d(
+                        integer(),
+                        "`upstream` of a template submission or deletion: Meta's error code.",
+                    ),
+                ),
+                (
+                    "metaMessage",
+                    d(
+                        string(),
+                        "`upstream` of a template submission or deletion: Meta's error message.",
+                    ),
+                ),
+                (
                     "channelStatus",
                     d(string(), "`channel-not-connected`: the channel's status."),
                 ),
@@ -169,6 +227,52 @@ fn problem() -> Value {
                     d(
                         string(),
                         "`internal`: the id of the log line with the cause.",
+                    ),
+                ),
+                (
+                    "mimeType",
+                    d(
+                        nullable(string()),
+                        "`unsupported-media-type`, `media-too-large`: the file's type (null when it had none).",
+                    ),
+                ),
+                (
+                    "contentType",
+                    d(
+                        nullable(string()),
+                        "`unsupported-media-type` (request body): the request's `Content-Type` (null when it had none).",
+                    ),
+                ),
+                (
+                    "accepted",
+                    d(
+                        array(string()),
+                        "`unsupported-media-type`: the body types the operation takes, or the MIME types WhatsApp takes for an uploaded file.",
+                    ),
+                ),
+                (
+                    "mediaKind",
+                    d(
+                        one_of_strings(&["audio", "document", "image", "sticker", "video"]),
+                        "`media-too-large`: the kind of media the type is.",
+                    ),
+                ),
+                (
+                    "size",
+                    d(integer(), "`media-too-large`: the file's size in bytes."),
+                ),
+                (
+                    "limit",
+                    d(
+                        integer(),
+                        "`media-too-large`: the largest file of its type WhatsApp takes, in bytes.",
+                    ),
+                ),
+                (
+                    "providerError",
+                    d(
+                        r("ProviderError"),
+                        "`upstream` (media uploads): the Graph API's error.",
                     ),
                 ),
             ],
@@ -230,7 +334,13 @@ fn template_props() -> Vec<(&'static str, Value)> {
         ),
         ("header", nullable(r("TemplateHeader"))),
         ("footer", nullable(string())),
-        ("buttons", array(r("TemplateButton"))),
+        (
+            "buttons",
+            d(
+                array(r("TemplateButton")),
+                "Every button, in Meta's order: a button's position is the `index` a send uses for it.",
+            ),
+        ),
         (
             "groupName",
             d(
@@ -242,9 +352,288 @@ fn template_props() -> Vec<(&'static str, Value)> {
             "active",
             d(boolean(), "A deactivated template is not sent."),
         ),
+        (
+            "sendable",
+            d(
+                boolean(),
+                "false when the template has a component or button plantilla cannot send (`unsendableReason` says which); a send of it is refused before anything is queued.",
+            ),
+        ),
+        ("unsendableReason", nullable(string())),
         ("createdAt", time()),
         ("updatedAt", time()),
     ]
+}
+
+/// Template fields shown only when the template has them.
+fn template_optional_props() -> Vec<(&'static str, Value)> {
+    vec![
+        (
+            "carousel",
+            d(
+                array(r("TemplateCard")),
+                "A carousel's cards, in order; a send gives each card's values (`cards`, or `card.<n>.…` params).",
+            ),
+        ),
+        ("limitedTimeOffer", r("TemplateOffer")),
+        (
+            "parameterFormat",
+            d(
+                one_of_strings(&["NAMED", "POSITIONAL"]),
+                "Meta's `parameter_format`.",
+            ),
+        ),
+    ]
+}
+
+fn media_ref() -> Value {
+    d(
+        object(
+            vec![
+                (
+                    "link",
+                    d(
+                        json!({"type": "string", "minLength": 1}),
+                        "An http(s) URL of the media.",
+                    ),
+                ),
+                (
+                    "id",
+                    d(
+                        json!({"type": "string", "minLength": 1}),
+                        "A media id (from `POST /v1/media`).",
+                    ),
+                ),
+                (
+                    "filename",
+                    d(
+                        string(),
+                        "A document's file name, as the recipient sees it.",
+                    ),
+                ),
+            ],
+            &[],
+        ),
+        "A media file: `link` or `id`, and for documents an optional `filename`.",
+    )
+}
+
+fn template_card() -> Value {
+    d(
+        object(
+            vec![
+                (
+                    "header",
+                    d(
+                        json!({"allOf": [r("TemplateHeader"), {"properties": {"format": {"enum": ["IMAGE", "VIDEO"]}}}]}),
+                        "An IMAGE or VIDEO header, the same kind on every card.",
+                    ),
+                ),
+                (
+                    "body",
+                    d(
+                        string(),
+                        "The card's text; positional placeholders. Empty when left out.",
+                    ),
+                ),
+                (
+                    "buttons",
+                    d(nullable(array(r("TemplateButton"))), "None when null."),
+                ),
+            ],
+            &["header"],
+        ),
+        "One card of a carousel template.",
+    )
+}
+
+fn template_offer() -> Value {
+    d(
+        object(
+            vec![
+                (
+                    "text",
+                    d(string(), "The offer's headline (at most 16 characters)."),
+                ),
+                (
+                    "hasExpiration",
+                    d(
+                        nullable(boolean()),
+                        "true: every send gives `offerExpiresAt` (`offer.expiration_time_ms` in the compatible API).",
+                    ),
+                ),
+            ],
+            &["text"],
+        ),
+        "A limited-time offer.",
+    )
+}
+
+const SEND_HEADER_DOC: &str = "The header's values for this send: for an IMAGE, VIDEO, GIF or \
+    DOCUMENT header `link` (http or https) or `id` (a media id from `POST /v1/media`), \
+    `filename` (documents) and an optional `type` that must match the template's; for a \
+    LOCATION header `latitude`, `longitude` (numbers), `name`, `address`. Without it a media \
+    header uses the template's default media, if the operator set one.";
+
+fn send_header() -> Value {
+    d(
+        object(
+            vec![
+                (
+                    "type",
+                    nullable(one_of_strings(&[
+                        "image", "video", "gif", "document", "IMAGE", "VIDEO", "GIF", "DOCUMENT",
+                    ])),
+                ),
+                // A null field is absent, as the server reads it.
+                ("link", nullable(json!({"type": "string", "minLength": 1}))),
+                ("id", nullable(json!({"type": "string", "minLength": 1}))),
+                ("filename", nullable(string())),
+                ("latitude", json!({"type": ["number", "string", "null"]})),
+                ("longitude", json!({"type": ["number", "string", "null"]})),
+                ("name", nullable(string())),
+                ("address", nullable(string())),
+            ],
+            &[],
+        ),
+        SEND_HEADER_DOC,
+    )
+}
+
+fn send_button() -> Value {
+    d(
+        object(
+            vec![
+                (
+                    "index",
+                    d(
+                        json!({"type": "integer", "minimum": 0, "maximum": 9}),
+                        "The button's position among the template's buttons, as Meta counts it.",
+                    ),
+                ),
+                (
+                    "payload",
+                    d(
+                        string(),
+                        "QUICK_REPLY: the payload returned when the button is clicked.",
+                    ),
+                ),
+                (
+                    "couponCode",
+                    d(
+                        json!({"type": "string", "maxLength": 15}),
+                        "COPY_CODE: the code to copy (at most 15 characters).",
+                    ),
+                ),
+                ("flowToken", d(string(), "FLOW: the flow token.")),
+                (
+                    "flowActionData",
+                    d(
+                        json!({"type": "object"}),
+                        "FLOW: the data for the flow's first screen.",
+                    ),
+                ),
+                (
+                    "action",
+                    d(
+                        json!({"type": "object"}),
+                        "CATALOG / MPM: Meta's action object (thumbnail_product_retailer_id, sections).",
+                    ),
+                ),
+            ],
+            &["index"],
+        ),
+        "A value for one button of the template. A URL button's suffix is its placeholder's param; an OTP button takes the body's code.",
+    )
+}
+
+fn send_card() -> Value {
+    d(
+        object(
+            vec![
+                // Each is absent when null, as the server reads it.
+                ("header", nullable(r("SendHeader"))),
+                (
+                    "params",
+                    nullable(map(
+                        json!({"type": ["string", "number", "boolean", "null"]}),
+                    )),
+                ),
+                ("buttons", nullable(array(r("SendButton")))),
+            ],
+            &[],
+        ),
+        "One carousel card's values, in the template's card order (as many cards as the template has).",
+    )
+}
+
+fn typed_param() -> Value {
+    d(
+        json!({"oneOf": [
+            record(vec![("currency", record(vec![
+                ("fallbackValue", string()),
+                ("code", d(json!({"type": "string", "pattern": "^[A-Z]{3}$"}), "ISO 4217.")),
+                ("amount1000", d(integer(), "The amount times 1000.")),
+            ]))]),
+            record(vec![("dateTime", record(vec![("fallbackValue", string())]))]),
+        ]}),
+        "A typed parameter (Meta's currency or date_time); its fallbackValue is the text shown.",
+    )
+}
+
+/// `params`, `header`, `buttons`, `cards`, `offerExpiresAt`: the values of a send.
+fn send_value_props() -> Vec<(&'static str, Value)> {
+    vec![
+        (
+            "params",
+            d(
+                nullable(map(
+                    json!({"anyOf": [{"type": ["string", "number", "boolean", "null"]}, r("TypedParam")]}),
+                )),
+                "`{name: value}` for each placeholder (`params: null` is no params); numbers and booleans are taken as their text; null is absent; an object is a typed parameter. The compatible API's reserved keys (`header.link`, `button.1.payload`, …) work here too.",
+            ),
+        ),
+        // Each of these is absent when null, as the server reads them.
+        ("header", nullable(r("SendHeader"))),
+        ("buttons", nullable(array(r("SendButton")))),
+        ("cards", nullable(array(r("SendCard")))),
+        (
+            "offerExpiresAt",
+            d(
+                nullable(json!({"type": "string", "format": "date-time", "minLength": 20})),
+                "A limited-time offer's expiry (RFC 3339), when the template's offer shows one.",
+            ),
+        ),
+    ]
+}
+
+fn template_preview() -> Value {
+    record(vec![
+        ("templateId", id("tpl")),
+        ("sendable", boolean()),
+        (
+            "valid",
+            d(
+                boolean(),
+                "true when a send with these values would be accepted.",
+            ),
+        ),
+        ("errors", array(r("FieldError"))),
+        (
+            "preview",
+            d(
+                json!({"type": "object"}),
+                "What the recipient would see: `header` (text, media or location), `body`, `footer`, `buttons` (index, type, text, value), `cards`, `offer`.",
+            ),
+        ),
+        (
+            "components",
+            d(
+                array(json!({"type": "object"})),
+                "The `template.components` plantilla would send to Meta.",
+            ),
+        ),
+    ])
 }
 
 fn template_header() -> Value {
@@ -253,20 +642,23 @@ fn template_header() -> Value {
             record(vec![("format", constant(json!("TEXT"))), ("text", string())]),
             object(
                 vec![
-                    ("format", one_of_strings(&["IMAGE", "VIDEO", "DOCUMENT", "LOCATION"])),
-                    ("example", d(string(), "Public URL of the media, sent as the header's media link.")),
+                    ("format", one_of_strings(&["IMAGE", "VIDEO", "GIF", "DOCUMENT", "LOCATION"])),
+                    ("example", d(nullable(string()), "Public URL of the media, sent as the header's media when a send gives none (unless `defaultMedia` is set).")),
+                    ("sample", d(nullable(string()), "Meta's sample of a synced template (`header_handle`): shown, never sent.")),
+                    ("defaultMedia", nullable(r("MediaRef"))),
                 ],
                 &["format"],
             ),
         ]}),
-        "A template header: text (with placeholders) or media.",
+        "A template header: text (with placeholders), media chosen per send, or a location.",
     )
 }
 
 fn template_button() -> Value {
+    let labelled = |kind: &str| record(vec![("type", constant(json!(kind))), ("text", string())]);
     d(
         json!({"oneOf": [
-            record(vec![("type", constant(json!("QUICK_REPLY"))), ("text", string())]),
+            labelled("QUICK_REPLY"),
             record(vec![
                 ("type", constant(json!("URL"))),
                 ("text", string()),
@@ -278,6 +670,26 @@ fn template_button() -> Value {
                 ("phoneNumber", string()),
             ]),
             record(vec![("type", constant(json!("COPY_CODE"))), ("example", string())]),
+            object(vec![
+                ("type", constant(json!("OTP"))),
+                ("otpType", one_of_strings(&["COPY_CODE", "ONE_TAP", "ZERO_TAP"])),
+                ("text", string()),
+            ], &["type", "otpType"]),
+            object(vec![
+                ("type", constant(json!("FLOW"))),
+                ("text", string()),
+                ("flowId", string()),
+                ("flowAction", string()),
+                ("navigateScreen", string()),
+            ], &["type", "text"]),
+            labelled("CATALOG"),
+            labelled("MPM"),
+            labelled("VOICE_CALL"),
+            d(record(vec![
+                ("type", constant(json!("OTHER"))),
+                ("kind", d(string(), "Meta's type of the button.")),
+                ("raw", json!({"type": "object"})),
+            ]), "A button type plantilla does not know yet: kept so the other buttons keep their index; the template is not sendable."),
         ]}),
         "A template button.",
     )
@@ -289,21 +701,21 @@ fn template_input(create: bool) -> Value {
     if create {
         props.push((
             "accountId",
-            d(string(), "The account the template belongs to."),
+            d(text(), "The account the template belongs to."),
         ));
     }
     props.extend([
         (
             "name",
             d(
-                string(),
+                json!({"type": "string", "minLength": 1, "maxLength": 512, "pattern": "^[a-z0-9_]+$"}),
                 "Meta's template name: lowercase letters, digits and underscores.",
             ),
         ),
         (
             "language",
             d(
-                string(),
+                json!({"type": "string", "pattern": "^[a-z]{2,3}(_[A-Z]{2})?$"}),
                 "Meta's language code: `es`, `en_US`, `pt_BR`, `fil`…",
             ),
         ),
@@ -366,6 +778,18 @@ fn template_input(create: bool) -> Value {
             d(nullable(string()), "A group of the account."),
         ),
         ("active", nullable(boolean())),
+        (
+            "carousel",
+            d(
+                nullable(json!({"type": "array", "items": r("TemplateCard"), "minItems": 2, "maxItems": 10})),
+                "A carousel's cards (2 to 10), each with an IMAGE or VIDEO header.",
+            ),
+        ),
+        ("limitedTimeOffer", nullable(r("TemplateOffer"))),
+        (
+            "parameterFormat",
+            nullable(one_of_strings(&["NAMED", "POSITIONAL"])),
+        ),
     ]);
     let required: &[&str] = if create {
         &["accountId", "name", "language"]
@@ -373,6 +797,125 @@ fn template_input(create: bool) -> Value {
         &[]
     };
     object(props, required)
+}
+
+/// A template submission: the admin template fields (without `accountId`, `status`,
+/// `appId`, `groupName`, `active`), `examples`, and each media header's `sample` file.
+fn template_submit(native: bool) -> Value {
+    let media_header = open_object(
+        vec![
+            (
+                "format",
+                one_of_strings(&["TEXT", "IMAGE", "VIDEO", "GIF", "DOCUMENT", "LOCATION"]),
+            ),
+            (
+                "text",
+                d(
+                    string(),
+                    "TEXT headers: at most 60 characters, one placeholder.",
+                ),
+            ),
+            (
+                "sample",
+                d(
+                    r("TemplateSample"),
+                    "Required for IMAGE, VIDEO, GIF and DOCUMENT headers.",
+                ),
+            ),
+            ("example", string()),
+            ("defaultMedia", r("MediaRef")),
+        ],
+        &["format"],
+    );
+    let mut props = vec![];
+    if native {
+        props.push((
+            "channelId",
+            d(
+                string(),
+                "The channel to submit through: required with an account API key; with a channel token, omit it or give that channel.",
+            ),
+        ));
+    }
+    props.extend([
+        (
+            "name",
+            d(
+                json!({"type": "string", "minLength": 1, "maxLength": 512, "pattern": "^[a-z0-9_]+$"}),
+                "At most 512 lowercase letters, digits and underscores.",
+            ),
+        ),
+        ("language", d(text(), "Meta's language code: `es`, `en_US`…")),
+        (
+            "category",
+            one_of_strings(&["MARKETING", "UTILITY", "AUTHENTICATION"]),
+        ),
+        (
+            "parameterFormat",
+            d(
+                nullable(one_of_strings(&["NAMED", "POSITIONAL"])),
+                "Default: NAMED when the header or body has named placeholders.",
+            ),
+        ),
+        (
+            "header",
+            d(
+                json!({"anyOf": [string(), media_header, {"type": "null"}]}),
+                "A string is a text header. Not for AUTHENTICATION templates.",
+            ),
+        ),
+        (
+            "message",
+            d(
+                nullable(string()),
+                "The body (at most 1024 characters); required except for AUTHENTICATION templates, whose body is Meta's.",
+            ),
+        ),
+        (
+            "footer",
+            d(
+                nullable(string()),
+                "At most 60 characters, no placeholders; not with a limited-time offer.",
+            ),
+        ),
+        (
+            "buttons",
+            d(
+                nullable(array(r("TemplateButton"))),
+                "At most 10: 2 URL, 1 PHONE_NUMBER, 1 COPY_CODE; quick replies grouped together; AUTHENTICATION: exactly one OTP (COPY_CODE).",
+            ),
+        ),
+        (
+            "carousel",
+            d(
+                nullable(array(r("TemplateCard"))),
+                "2 to 10 cards; each card's header takes a `sample` like the template's.",
+            ),
+        ),
+        (
+            "limitedTimeOffer",
+            d(nullable(r("TemplateOffer")), "MARKETING templates only."),
+        ),
+        (
+            "examples",
+            d(
+                nullable(map(string())),
+                "One example per placeholder, keyed as the template's `params`: `{\"name\": \"Ana\", \"1\": \"A-1\", \"card.0.1\": \"Tenis\"}`. Required for every placeholder.",
+            ),
+        ),
+        (
+            "addSecurityRecommendation",
+            d(nullable(boolean()), "AUTHENTICATION templates only."),
+        ),
+        (
+            "codeExpirationMinutes",
+            d(
+                nullable(json!({"type": "integer", "minimum": 1, "maximum": 90})),
+                "AUTHENTICATION templates only.",
+            ),
+        ),
+    ]);
+    open_object(props, &["name", "language", "category", "message"])
 }
 
 fn channel_props(with_token: bool) -> Vec<(&'static str, Value)> {
@@ -441,10 +984,10 @@ fn channel_props(with_token: bool) -> Vec<(&'static str, Value)> {
 fn channel_input(create: bool) -> Value {
     let mut props = vec![];
     if create {
-        props.push(("accountId", string()));
+        props.push(("accountId", text()));
     }
     props.extend([
-        ("name", d(string(), "At most 200 characters.")),
+        ("name", d(name_text(), "At most 200 characters.")),
         (
             "provider",
             d(
@@ -488,7 +1031,17 @@ fn channel_input(create: bool) -> Value {
     } else {
         "Fields to change; any PATCH also resumes a halted channel."
     };
-    d(object(props, required), description)
+    let mut schema = object(props, required);
+    if create {
+        // A cloud channel is created with its phone number id and access token (a 400 naming
+        // the missing one otherwise). An update's rule depends on the stored channel.
+        let filled = json!({"type": "string", "pattern": "\\S"});
+        schema["if"] =
+            json!({"required": ["provider"], "properties": {"provider": {"const": "cloud"}}});
+        schema["then"] = json!({"required": ["phoneNumberId", "accessToken"],
+                                "properties": {"phoneNumberId": filled, "accessToken": filled}});
+    }
+    d(schema, description)
 }
 
 fn status_times() -> Value {
@@ -561,32 +1114,22 @@ fn message_props(native: bool) -> Vec<(&'static str, Value)> {
 
 /// The fields of one recipient (of `POST /v1/messages`, or of a batch).
 fn recipient_props() -> Vec<(&'static str, Value)> {
-    vec![
+    let mut props = vec![
         (
             "to",
             d(
-                string(),
+                phone_number(),
                 "The recipient: country code and number, digits only (`50755667788`).",
             ),
         ),
         (
-            "params",
-            d(
-                map(json!({"type": ["string", "number", "boolean", "null"]})),
-                "`{name: value}` for each placeholder; numbers and booleans are taken as their text; null is absent.",
-            ),
-        ),
-        (
             "clientName",
-            d(
-                nullable(string()),
-                "The contact's name; default the number.",
-            ),
+            d(nullable(text()), "The contact's name; default the number."),
         ),
         (
             "groupName",
             d(
-                nullable(string()),
+                nullable(text()),
                 "The group to route the conversation to; default the channel's first group.",
             ),
         ),
@@ -600,7 +1143,7 @@ fn recipient_props() -> Vec<(&'static str, Value)> {
         (
             "callbackUrl",
             d(
-                nullable(json!({"type": "string", "format": "uri"})),
+                nullable(json!({"type": "string", "pattern": "^https?://"})),
                 "http:// or https:// URL told about this message's statuses.",
             ),
         ),
@@ -611,7 +1154,9 @@ fn recipient_props() -> Vec<(&'static str, Value)> {
                 "Your own data, at most 4 KiB of JSON, returned with the message.",
             ),
         ),
-    ]
+    ];
+    props.splice(1..1, send_value_props());
+    props
 }
 
 fn template_choice() -> Vec<(&'static str, Value)> {
@@ -619,30 +1164,37 @@ fn template_choice() -> Vec<(&'static str, Value)> {
         (
             "channelId",
             d(
-                nullable(string()),
+                nullable(text()),
                 "The channel to send through: required with an account API key; with a channel token, omit it or give that channel.",
             ),
         ),
-        ("templateId", d(nullable(string()), "The template, by id…")),
+        ("templateId", d(nullable(text()), "The template, by id…")),
         (
             "templateName",
-            d(nullable(string()), "…or by name, with `language`."),
+            d(nullable(text()), "…or by name, with `language`."),
         ),
-        ("language", nullable(string())),
+        ("language", nullable(text())),
     ]
 }
 
 fn template_choice_rule() -> Value {
-    json!([{"required": ["templateId"]}, {"required": ["templateName", "language"]}])
+    // One or the other, never both (a 400 "give templateId or templateName with language, not
+    // both"); null is absent.
+    json!([
+        {"required": ["templateId"],
+         "properties": {"templateId": {"type": "string"}, "templateName": {"type": "null"}, "language": {"type": "null"}}},
+        {"required": ["templateName", "language"],
+         "properties": {"templateId": {"type": "null"}, "templateName": {"type": "string"}, "language": {"type": "string"}}}
+    ])
 }
 
 fn compat_send_request(new_family: bool) -> Value {
     let mut props = vec![
-        ("templateId", d(string(), "plantilla's template id.")),
+        ("templateId", d(text(), "plantilla's template id.")),
         (
             "phoneNumber",
             d(
-                string(),
+                phone_number(),
                 "Country code and national number, digits only, no `+` or spaces: `50755667788`.",
             ),
         ),
@@ -669,9 +1221,12 @@ fn compat_send_request(new_family: bool) -> Value {
     props.extend([
         ("groupName", d(nullable(string()), "The group to route the conversation to; default the channel's first group.")),
         ("assign", d(nullable(boolean()), "true: assign to an agent; otherwise the bot. Default false.")),
-        ("params", d(
+        ("params", ex(d(
             nullable(map(json!({"type": ["string", "number", "boolean", "null"]}))),
-            "`{name: value}` for each placeholder; numbers and booleans are taken as their text.",
+            "`{name: value}` for each placeholder; numbers and booleans are taken as their text. Reserved dotted keys give the rest of a send's values: `header.link` or `header.id` and `header.filename` (media headers), `header.latitude`, `header.longitude`, `header.name`, `header.address` (location headers), `button.<index>.payload` (quick reply), `button.<index>.coupon_code` (copy code), `button.<index>.flow_token` (flow), `card.<n>.<placeholder>`, `card.<n>.header.link`/`.id`, `card.<n>.button.<index>.payload` (carousels), `offer.expiration_time_ms` (limited-time offers).",
+            ),
+            json!({"customer_name": "Ana", "header.link": "https://files.example.com/f-77.pdf",
+                   "header.filename": "Factura F-77.pdf", "button.0.payload": "pay:F-77"}),
         )),
     ]);
     open_object(props, &["templateId", "phoneNumber"])
@@ -718,10 +1273,79 @@ pub(super) fn all() -> Value {
         ),
         (
             "Template",
-            d(record(template_props()), "A template known to plantilla."),
+            d(
+                {
+                    let required: Vec<&str> = template_props().iter().map(|(k, _)| *k).collect();
+                    let mut props = template_props();
+                    props.extend(template_optional_props());
+                    object(props, &required)
+                },
+                "A template known to plantilla.",
+            ),
         ),
         ("TemplateHeader", template_header()),
         ("TemplateButton", template_button()),
+        (
+            "TemplateCard",
+            ex(
+                template_card(),
+                json!({"header": {"format": "IMAGE"}, "body": "Producto {{1}}",
+                       "buttons": [{"type": "QUICK_REPLY", "text": "Lo quiero"}]}),
+            ),
+        ),
+        (
+            "TemplateOffer",
+            ex(
+                template_offer(),
+                json!({"text": "¡Solo hoy!", "hasExpiration": true}),
+            ),
+        ),
+        (
+            "MediaRef",
+            ex(
+                media_ref(),
+                json!({"id": "1234567890", "filename": "catalogo.pdf"}),
+            ),
+        ),
+        (
+            "SendHeader",
+            ex(
+                send_header(),
+                json!({"link": "https://files.example.com/f-77.pdf", "filename": "Factura F-77.pdf"}),
+            ),
+        ),
+        (
+            "SendButton",
+            ex(send_button(), json!({"index": 0, "payload": "pay:F-77"})),
+        ),
+        (
+            "SendCard",
+            ex(
+                send_card(),
+                json!({"header": {"link": "https://shop.example.com/a.jpg"}, "params": {"1": "camisa"},
+                       "buttons": [{"index": 0, "payload": "want:a"}]}),
+            ),
+        ),
+        (
+            "TypedParam",
+            ex(
+                typed_param(),
+                json!({"currency": {"fallbackValue": "$10.50", "code": "USD", "amount1000": 10500}}),
+            ),
+        ),
+        (
+            "TemplatePreviewRequest",
+            ex(
+                d(
+                    object(send_value_props(), &[]),
+                    "The values of a send, as in `POST /v1/messages`.",
+                ),
+                json!({"params": {"1": "Ana", "2": "F-77"},
+                       "header": {"link": "https://files.example.com/f-77.pdf", "filename": "Factura F-77.pdf"},
+                       "buttons": [{"index": 0, "payload": "pay:F-77"}]}),
+            ),
+        ),
+        ("TemplatePreview", template_preview()),
         (
             "Conversation",
             d(
@@ -757,6 +1381,56 @@ pub(super) fn all() -> Value {
             ),
         ),
         ("StatusTimes", status_times()),
+        // Media.
+        (
+            "MediaUpload",
+            d(
+                open_object(
+                    vec![
+                        (
+                            "file",
+                            d(
+                                json!({"type": "string", "format": "binary"}),
+                                "The file; its part's `Content-Type` is its MIME type, its file name is kept.",
+                            ),
+                        ),
+                        (
+                            "channelId",
+                            d(
+                                text(),
+                                "The channel (with an account API key, unless given as a query parameter).",
+                            ),
+                        ),
+                    ],
+                    &["file"],
+                ),
+                "A media upload (`multipart/form-data`).",
+            ),
+        ),
+        (
+            "Media",
+            d(
+                record(vec![
+                    (
+                        "id",
+                        d(
+                            string(),
+                            "The media id: Meta's for cloud channels, `sandbox-media-…` for sandbox ones. Use it as a template header's `id`.",
+                        ),
+                    ),
+                    (
+                        "mimeType",
+                        d(string(), "The file's MIME type, as sent to Meta."),
+                    ),
+                    ("size", d(integer(), "The file's size in bytes.")),
+                    (
+                        "channelId",
+                        d(string(), "The channel it was uploaded through."),
+                    ),
+                ]),
+                "An uploaded file.",
+            ),
+        ),
         // Native API.
         (
             "SendRequest",
@@ -1153,7 +1827,7 @@ pub(super) fn all() -> Value {
             "AccountCreate",
             object(
                 vec![
-                    ("name", d(string(), "At most 200 characters.")),
+                    ("name", d(name_text(), "At most 200 characters.")),
                     (
                         "conversationLimit",
                         d(
@@ -1237,17 +1911,61 @@ pub(super) fn all() -> Value {
             "GroupCreate",
             object(
                 vec![
-                    ("accountId", string()),
-                    ("name", d(string(), "Unique in the account.")),
+                    ("accountId", text()),
+                    ("name", d(name_text(), "Unique in the account.")),
                     (
                         "channelIds",
-                        d(nullable(array(string())), "Channels of the account."),
+                        d(nullable(array(text())), "Channels of the account."),
                     ),
                 ],
                 &["accountId", "name"],
             ),
         ),
         ("TemplateCreate", d(template_input(true), "A new template.")),
+        (
+            "TemplateSubmit",
+            ex(
+                d(
+                    template_submit(true),
+                    "A template to submit to WhatsApp (`POST /v1/templates`).",
+                ),
+                json!({"name": "invoice_ready", "language": "es", "category": "UTILITY",
+                       "header": {"format": "DOCUMENT", "sample": {"data": "JVBERi0xLjQK",
+                                  "mimeType": "application/pdf", "filename": "sample.pdf"}},
+                       "message": "Hola {{name}}, tu factura {{invoice}} está lista.",
+                       "examples": {"name": "Ana", "invoice": "F-77"},
+                       "buttons": [{"type": "QUICK_REPLY", "text": "Pagar"}]}),
+            ),
+        ),
+        (
+            "AdminTemplateSubmit",
+            d(
+                template_submit(false),
+                "A template to submit to WhatsApp through the channel of the path.",
+            ),
+        ),
+        (
+            "TemplateSample",
+            d(
+                record(vec![
+                    ("data", d(string(), "The file's bytes, base64.")),
+                    (
+                        "mimeType",
+                        d(
+                            one_of_strings(&[
+                                "image/jpeg",
+                                "image/png",
+                                "video/mp4",
+                                "application/pdf",
+                            ]),
+                            "IMAGE: image/jpeg or image/png; VIDEO and GIF: video/mp4; DOCUMENT: application/pdf.",
+                        ),
+                    ),
+                    ("filename", nullable(string())),
+                ]),
+                "A media header's sample file, uploaded to Meta through its resumable upload API; Meta reviews the template with it.",
+            ),
+        ),
         (
             "TemplateUpdate",
             d(template_input(false), "Fields to change."),
@@ -1282,12 +2000,12 @@ pub(super) fn all() -> Value {
                     vec![
                         (
                             "url",
-                            d(string(), "An http(s) URL, at most 2048 characters."),
+                            d(http_url(2048), "An http(s) URL, at most 2048 characters."),
                         ),
                         (
                             "eventTypes",
                             d(
-                                json!({"type": "array", "items": r("EventType"), "minItems": 1}),
+                                json!({"type": "array", "items": r("EventType"), "minItems": 1, "uniqueItems": true}),
                                 "The events to receive, each once.",
                             ),
                         ),
