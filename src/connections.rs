@@ -13,6 +13,9 @@
 //! At most `max_connections` are open at once: the loop accepts the next one only when one
 //! has closed, so the rest wait in the listen backlog (the process never runs out of file
 //! descriptors to them).
+//!
+//! Written here rather than taken from a crate: `axum::serve` has neither timeouts nor a bound,
+//! and hyper 1's HTTP/1 builder times the request head but never an idle kept-alive connection.
 
 use std::future::Future;
 use std::io;
