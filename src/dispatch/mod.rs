@@ -21,13 +21,14 @@ use crate::app::{App, Event};
 use crate::domain::meta_error::{ErrorClass, MetaError};
 use crate::domain::retry::RetryPolicy;
 use crate::domain::status::MessageStatus;
-use crate::now_ms;
 use crate::provider::Provider;
 use crate::provider::cloud::CloudProvider;
 use crate::provider::sandbox::Sandbox;
 use crate::service::status;
+use crate::domain::quiet_hours;
 use crate::store::{
-    AttemptOutcome, AttemptResult, Channel, ClaimedJob, Finished, ProviderError, ProviderKind,
+    AttemptOutcome, AttemptResult, Channel, ClaimedJob, Finished, HELD_MESSAGING_LIMIT,
+    HELD_QUIET_HOURS, ProviderError, ProviderKind,
 };
 use pacer::Pacer;
 
@@ -129,7 +130,7 @@ impl Dispatcher {
     /// Whether this instance may send for `channel_id` now (taking or renewing the lease).
     async fn owns(&self, channel_id: &str) -> anyhow::Result<bool> {
         let ttl = i64::try_from(self.app.config.channel_lease_ms).unwrap_or(5_000);
-        let now = now_ms();
+        let now = self.app.clock.now_ms();
         let held_until = self
             .owned
             .lock()
@@ -162,7 +163,7 @@ impl Dispatcher {
         }
         match self.app.store.next_due(self.orphan_wait_ms()).await {
             Ok(Some(at)) => {
-                Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)).min(IDLE_POLL)
+                Duration::from_millis(u64::try_from(at - self.app.clock.now_ms()).unwrap_or(0)).min(IDLE_POLL)
             }
             _ => IDLE_POLL,
         }
@@ -211,7 +212,7 @@ impl Dispatcher {
         let mut next: Option<Duration> = None;
         let mut note = |d: Duration| next = Some(next.map_or(d, |n: Duration| n.min(d)));
         let mut wanted: Vec<(Channel, u32)> = Vec::new();
-        for channel_id in store.due_channels(now_ms(), self.orphan_wait_ms()).await? {
+        for channel_id in store.due_channels(self.app.clock.now_ms(), self.orphan_wait_ms()).await? {
             if !self.owns(&channel_id).await? {
                 // Another instance sends for it; look again when its lease may have lapsed.
                 note(
@@ -251,10 +252,12 @@ impl Dispatcher {
             .iter()
             .map(|(channel, allowed)| (channel.id.clone(), *allowed))
             .collect();
+        let now = self.app.clock.now_ms();
         let claimed = store
-            .claim_many(&asks, now_ms(), lease_ms, self.orphan_wait_ms())
+            .claim_many(&asks, now, lease_ms, self.orphan_wait_ms())
             .await?;
         for ((channel, allowed), jobs) in wanted.into_iter().zip(claimed) {
+            let jobs = self.hold(&channel, jobs, now).await?;
             let claimed = u32::try_from(jobs.len()).unwrap_or(u32::MAX).min(allowed);
             {
                 let mut pacers = self.pacers.lock().expect("pacers lock");
@@ -281,6 +284,98 @@ impl Dispatcher {
             }
         }
         Ok(next)
+    }
+}
+
+/// The messaging limit's rolling window.
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+impl Dispatcher {
+    /// Gives back, until they may go, claimed jobs that must wait: MARKETING ones inside the
+    /// account's quiet hours in the recipient's local time, and new conversations beyond the
+    /// channel's messaging limit. Returns the jobs to send now.
+    async fn hold(
+        &self,
+        channel: &Channel,
+        jobs: Vec<ClaimedJob>,
+        now: i64,
+    ) -> anyhow::Result<Vec<ClaimedJob>> {
+        if jobs.is_empty() {
+            return Ok(jobs);
+        }
+        let store = &self.app.store;
+        let quiet = if jobs
+            .iter()
+            .any(|j| j.template.category.eq_ignore_ascii_case("MARKETING"))
+        {
+            store
+                .account(&channel.account_id)
+                .await?
+                .and_then(|a| a.quiet_hours)
+        } else {
+            None
+        };
+        let mut keep = Vec::with_capacity(jobs.len());
+        let mut held: Vec<(ClaimedJob, i64, &'static str)> = Vec::new();
+        for job in jobs {
+            let until = quiet
+                .filter(|_| job.template.category.eq_ignore_ascii_case("MARKETING"))
+                .and_then(|(start, end)| {
+                    let zone = quiet_hours::zone_of(&job.message.phone_number, now)?;
+                    quiet_hours::release_at(start, end, zone, now)
+                });
+            match until {
+                Some(until) => held.push((job, until, HELD_QUIET_HOURS)),
+                None => keep.push(job),
+            }
+        }
+        if let Some(limit) = channel.messaging_limit {
+            // The claim counted its own new conversations already (their `sending_at` is now).
+            let mut new = Vec::new();
+            for (i, job) in keep.iter().enumerate() {
+                let conversation = store.conversation(&job.message.conversation_id).await?;
+                if conversation.is_some_and(|c| {
+                    c.first_message_id.as_deref() == Some(job.message.id.as_str())
+                }) {
+                    new.push(i);
+                }
+            }
+            if !new.is_empty() {
+                let recent = store.new_recipients(&channel.id, now - DAY_MS).await?;
+                let before = recent.count - i64::try_from(new.len()).unwrap_or(0);
+                let room = usize::try_from((limit - before).max(0)).unwrap_or(0);
+                if new.len() > room {
+                    let until = recent
+                        .oldest
+                        .map(|t| t + DAY_MS)
+                        .filter(|t| *t > now)
+                        .unwrap_or(now + 1000);
+                    let over: std::collections::HashSet<usize> =
+                        new[room..].iter().copied().collect();
+                    let mut sending = Vec::with_capacity(keep.len());
+                    for (i, job) in keep.into_iter().enumerate() {
+                        if over.contains(&i) {
+                            held.push((job, until, HELD_MESSAGING_LIMIT));
+                        } else {
+                            sending.push(job);
+                        }
+                    }
+                    keep = sending;
+                }
+            }
+        }
+        for (job, until, reason) in held {
+            tracing::info!(
+                message_id = job.message.id,
+                until = crate::format_ms(until),
+                reason,
+                "message held"
+            );
+            store
+                .hold_job(&job.message.id, job.attempt, until, reason, now)
+                .await?;
+        }
+        Ok(keep)
     }
 }
 
@@ -335,7 +430,7 @@ impl Deliverer {
         let outcome = AttemptOutcome {
             message_id: message_id.clone(),
             attempt,
-            now: now_ms(),
+            now: self.app.clock.now_ms(),
             result,
         };
         match self.app.store.finish_attempt(&outcome).await {
@@ -401,8 +496,8 @@ impl Deliverer {
             tries,
             "provider error"
         );
-        let at =
-            |delay: Duration| now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 4);
+        let now = self.app.clock.now_ms();
+        let at = |delay: Duration| now + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 4);
         match class {
             ErrorClass::Permanent => AttemptResult::Failed { error },
             ErrorClass::ChannelHalt => {
@@ -415,13 +510,13 @@ impl Deliverer {
                 if let Err(err) = self
                     .app
                     .store
-                    .set_channel_health(&self.channel.id, Some(&error), now_ms())
+                    .set_channel_health(&self.channel.id, Some(&error), self.app.clock.now_ms())
                     .await
                 {
                     tracing::error!(error = %err, "cannot record the channel's health");
                 }
                 AttemptResult::Requeue {
-                    run_at: now_ms(),
+                    run_at: self.app.clock.now_ms(),
                     error,
                 }
             }
