@@ -186,13 +186,15 @@ impl Dispatcher {
             self.in_flight.close();
             self.in_flight.wait().await;
             self.in_flight.reopen();
-            // Jobs of halted or disconnected channels are not due: they do not hold this up.
+            // Jobs of halted or disconnected channels are not due: they do not hold this up;
+            // nor do scheduled and held ones (due later than a retry's backoff in tests).
+            let horizon = self.app.clock.now_ms() + DRAIN_HORIZON_MS;
             if self
                 .app
                 .store
                 .next_due(self.orphan_wait_ms())
                 .await?
-                .is_none()
+                .is_none_or(|at| at > horizon)
             {
                 break;
             }
@@ -286,6 +288,9 @@ impl Dispatcher {
         Ok(next)
     }
 }
+
+/// `drain` does not wait for jobs due later than this (scheduled or held messages).
+const DRAIN_HORIZON_MS: i64 = 5_000;
 
 /// The messaging limit's rolling window.
 const DAY_MS: i64 = 24 * 3600 * 1000;
