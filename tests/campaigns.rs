@@ -209,7 +209,11 @@ async fn send_at_in_the_past_means_now_and_beyond_the_horizon_is_refused() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
     assert_eq!(p["type"], "/problems/send-at-beyond-horizon");
     assert_eq!(p["errors"][0]["field"], "sendAt");
-    for bad in [json!("tomorrow 9:00"), json!(12), json!("2026-13-01T00:00:00Z")] {
+    for bad in [
+        json!("tomorrow 9:00"),
+        json!(12),
+        json!("2026-13-01T00:00:00Z"),
+    ] {
         let (status, p) = c
             .post(
                 "/v1/messages",
@@ -237,7 +241,9 @@ async fn a_cancelled_message_is_final_closes_its_conversation_and_queues_its_eve
             json!({"sendAt": at, "callbackUrl": "http://127.0.0.1:9/hook"}),
         )
         .await;
-    let (status, v) = c.post(&format!("/v1/messages/{id}/cancel"), json!({})).await;
+    let (status, v) = c
+        .post(&format!("/v1/messages/{id}/cancel"), json!({}))
+        .await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["status"], "cancelled");
     assert!(v["statusTimes"]["cancelled"].is_string(), "{v}");
@@ -254,7 +260,9 @@ async fn a_cancelled_message_is_final_closes_its_conversation_and_queues_its_eve
     );
 
     // Final: a second cancel says so, and its time never sends it.
-    let (status, p) = c.post(&format!("/v1/messages/{id}/cancel"), json!({})).await;
+    let (status, p) = c
+        .post(&format!("/v1/messages/{id}/cancel"), json!({}))
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{p}");
     assert_eq!(p["type"], "/problems/message-not-cancellable");
     assert_eq!(p["messageStatus"], "cancelled");
@@ -407,7 +415,8 @@ async fn a_scheduled_batch_is_counted_and_cancelled_at_once() {
     let at = c.now() + HOUR;
     let recipients: Vec<Value> = (0..10)
         .map(|i| {
-            let mut r = json!({"to": format!("5076300{:04}", i + 1), "params": {"name": "N", "order": i}});
+            let mut r =
+                json!({"to": format!("5076300{:04}", i + 1), "params": {"name": "N", "order": i}});
             if i == 0 {
                 // A recipient's own time wins over the batch's.
                 r["sendAt"] = json!(rfc3339(at + HOUR));
@@ -451,11 +460,16 @@ async fn marketing_at_night_in_the_recipients_zone_is_held_until_morning_utility
     let path = format!("/v1/admin/accounts/{}", c.seed.account_id);
     // Bad input names its field and changes nothing.
     for (bad, field) in [
-        (json!({"start": "25:00", "end": "08:00"}), "quietHours.start"),
+        (
+            json!({"start": "25:00", "end": "08:00"}),
+            "quietHours.start",
+        ),
         (json!({"start": "21:00"}), "quietHours.end"),
         (json!("21-08"), "quietHours"),
     ] {
-        let (status, p) = c.t.admin("PATCH", &path, Some(json!({"quietHours": bad}))).await;
+        let (status, p) =
+            c.t.admin("PATCH", &path, Some(json!({"quietHours": bad})))
+                .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{p}");
         assert!(p.to_string().contains(field), "{p}");
     }
@@ -497,7 +511,10 @@ async fn marketing_at_night_in_the_recipients_zone_is_held_until_morning_utility
     assert_eq!(m["heldReason"], "quiet-hours");
     assert_eq!(m["heldUntil"], "2026-07-02T12:00:00.000Z");
     assert_eq!(c.attempts_of(&marketing).await, 0);
-    assert!(handed_over(&c.status(&utility).await), "utility is not held");
+    assert!(
+        handed_over(&c.status(&utility).await),
+        "utility is not held"
+    );
     // Buenos Aires is 00:30 (UTC-3): held until 08:00 there, 11:00Z.
     let a = c.message(&argentina).await;
     assert_eq!(a["heldUntil"], "2026-07-02T11:00:00.000Z", "{a}");
@@ -559,7 +576,10 @@ async fn a_messaging_limit_of_250_holds_the_251st_new_recipient_until_the_window
     let m = c.message(&held).await;
     assert_eq!(m["heldReason"], "messaging-limit", "{m}");
     let until = ms(m["heldUntil"].as_str().unwrap());
-    assert!(until >= start + 24 * HOUR && until < c.now() + 24 * HOUR + 1_000, "{m}");
+    assert!(
+        until >= start + 24 * HOUR && until < c.now() + 24 * HOUR + 1_000,
+        "{m}"
+    );
 
     // A number with an open conversation is not a new one: not held.
     let again = c.send("50764000001", json!({})).await;
@@ -579,4 +599,53 @@ async fn a_messaging_limit_of_250_holds_the_251st_new_recipient_until_the_window
         "messaging limit 250: 251 new recipients, 250 sent, the 251st held for {:.1} h",
         (until - start) as f64 / HOUR as f64
     );
+}
+
+#[tokio::test]
+async fn the_number_health_webhook_sets_the_messaging_limit() {
+    use hmac::{Hmac, Mac};
+    const META_SECRET: &str = "meta-app-secret";
+    let t =
+        spawn_app_with(|c| c.meta_app_secret = Some(plantilla::config::Secret::new(META_SECRET)))
+            .await;
+    let seed = t.seed().await;
+    let path = format!("/v1/admin/channels/{}", seed.channel_id);
+    let (status, _) = t
+        .admin("PATCH", &path, Some(json!({"wabaId": "WABA1"})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for (field, value, expected) in [
+        (
+            "phone_number_quality_update",
+            json!({"display_phone_number": "15550001111", "event": "DOWNGRADE",
+                   "current_limit": "TIER_250"}),
+            json!(250),
+        ),
+        (
+            "account_update",
+            json!({"whatsapp_business_manager_messaging_limit": "TIER_UNLIMITED"}),
+            Value::Null,
+        ),
+    ] {
+        let payload = json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA1",
+            "changes": [{"field": field, "value": value}]}]})
+        .to_string();
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(META_SECRET.as_bytes()).unwrap();
+        mac.update(payload.as_bytes());
+        let r = t
+            .client
+            .post(format!("{}/webhooks/whatsapp", t.base))
+            .header(
+                "X-Hub-Signature-256",
+                format!("sha256={}", hex::encode(mac.finalize().into_bytes())),
+            )
+            .header("Content-Type", "application/json")
+            .body(payload)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let (_, channel) = t.admin("GET", &path, None).await;
+        assert_eq!(channel["messagingLimit"], expected, "{field}: {channel}");
+    }
 }

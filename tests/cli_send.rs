@@ -601,14 +601,24 @@ async fn a_csv_sent_with_at_is_scheduled_and_a_bad_time_is_refused_before_sendin
     let t = spawn_app().await;
     let seed = t.seed().await;
     let path = t.dir.path().join("tomorrow.csv");
-    std::fs::write(&path, "to,name,param.order\n50761110001,Ana,A-1\n50761110002,Eva,A-2\n")
-        .unwrap();
+    std::fs::write(
+        &path,
+        "to,name,param.order\n50761110001,Ana,A-1\n50761110002,Eva,A-2\n",
+    )
+    .unwrap();
     let at = plantilla::format_ms(plantilla::now_ms() + 24 * 3_600_000);
     let csv_arg = path.to_str().unwrap();
     let bad = send(
         &t.base,
         &seed.token,
-        &["--template", &seed.template_id, "--csv", csv_arg, "--at", "tomorrow 9:00"],
+        &[
+            "--template",
+            &seed.template_id,
+            "--csv",
+            csv_arg,
+            "--at",
+            "tomorrow 9:00",
+        ],
     )
     .await;
     assert_ne!(bad.code, 0, "{}", bad.output());
@@ -618,7 +628,14 @@ async fn a_csv_sent_with_at_is_scheduled_and_a_bad_time_is_refused_before_sendin
     let run = send(
         &t.base,
         &seed.token,
-        &["--template", &seed.template_id, "--csv", csv_arg, "--at", &at],
+        &[
+            "--template",
+            &seed.template_id,
+            "--csv",
+            csv_arg,
+            "--at",
+            &at,
+        ],
     )
     .await;
     assert_eq!(run.code, 0, "{}", run.output());

@@ -124,7 +124,9 @@ fn send_time(s: &str) -> Result<String, String> {
     chrono::DateTime::parse_from_rfc3339(s.trim())
         .map(|_| s.trim().to_string())
         .map_err(|_| {
-            format!("'{s}' is not an RFC 3339 time with its offset, such as 2026-12-05T09:00:00-05:00")
+            format!(
+                "'{s}' is not an RFC 3339 time with its offset, such as 2026-12-05T09:00:00-05:00"
+            )
         })
 }
 

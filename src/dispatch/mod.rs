@@ -19,13 +19,13 @@ use tokio_util::task::TaskTracker;
 
 use crate::app::{App, Event};
 use crate::domain::meta_error::{ErrorClass, MetaError};
+use crate::domain::quiet_hours;
 use crate::domain::retry::RetryPolicy;
 use crate::domain::status::MessageStatus;
 use crate::provider::Provider;
 use crate::provider::cloud::CloudProvider;
 use crate::provider::sandbox::Sandbox;
 use crate::service::status;
-use crate::domain::quiet_hours;
 use crate::store::{
     AttemptOutcome, AttemptResult, Channel, ClaimedJob, Finished, HELD_MESSAGING_LIMIT,
     HELD_QUIET_HOURS, ProviderError, ProviderKind,
@@ -163,7 +163,8 @@ impl Dispatcher {
         }
         match self.app.store.next_due(self.orphan_wait_ms()).await {
             Ok(Some(at)) => {
-                Duration::from_millis(u64::try_from(at - self.app.clock.now_ms()).unwrap_or(0)).min(IDLE_POLL)
+                Duration::from_millis(u64::try_from(at - self.app.clock.now_ms()).unwrap_or(0))
+                    .min(IDLE_POLL)
             }
             _ => IDLE_POLL,
         }
@@ -214,7 +215,10 @@ impl Dispatcher {
         let mut next: Option<Duration> = None;
         let mut note = |d: Duration| next = Some(next.map_or(d, |n: Duration| n.min(d)));
         let mut wanted: Vec<(Channel, u32)> = Vec::new();
-        for channel_id in store.due_channels(self.app.clock.now_ms(), self.orphan_wait_ms()).await? {
+        for channel_id in store
+            .due_channels(self.app.clock.now_ms(), self.orphan_wait_ms())
+            .await?
+        {
             if !self.owns(&channel_id).await? {
                 // Another instance sends for it; look again when its lease may have lapsed.
                 note(
@@ -339,9 +343,9 @@ impl Dispatcher {
             let mut new = Vec::new();
             for (i, job) in keep.iter().enumerate() {
                 let conversation = store.conversation(&job.message.conversation_id).await?;
-                if conversation.is_some_and(|c| {
-                    c.first_message_id.as_deref() == Some(job.message.id.as_str())
-                }) {
+                if conversation
+                    .is_some_and(|c| c.first_message_id.as_deref() == Some(job.message.id.as_str()))
+                {
                     new.push(i);
                 }
             }

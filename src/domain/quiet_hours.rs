@@ -73,7 +73,11 @@ pub fn release_at(start: i64, end: i64, zone: Tz, at_ms: i64) -> Option<i64> {
     } else {
         local.date_naive() + Duration::days(1)
     };
-    let end_time = NaiveTime::from_hms_opt(u32::try_from(end / 60).ok()?, u32::try_from(end % 60).ok()?, 0)?;
+    let end_time = NaiveTime::from_hms_opt(
+        u32::try_from(end / 60).ok()?,
+        u32::try_from(end % 60).ok()?,
+        0,
+    )?;
     let mut naive = day.and_time(end_time);
     // The end may fall in a daylight-saving gap: the first local time after it.
     for _ in 0..4 {
@@ -90,7 +94,9 @@ mod tests {
     use super::*;
 
     fn ms(rfc3339: &str) -> i64 {
-        DateTime::parse_from_rfc3339(rfc3339).unwrap().timestamp_millis()
+        DateTime::parse_from_rfc3339(rfc3339)
+            .unwrap()
+            .timestamp_millis()
     }
 
     #[test]
@@ -109,8 +115,16 @@ mod tests {
         assert_eq!(zone_of("12125550100", at), Some(Tz::America__New_York));
         assert_eq!(zone_of("12065550100", at), Some(Tz::America__Los_Angeles));
         assert_eq!(zone_of("50755667788", at), Some(Tz::America__Panama));
-        assert_eq!(zone_of("34612345678", at), None, "Madrid and the Canaries differ");
-        assert_eq!(zone_of("19995550100", at), None, "+1 alone spans many zones");
+        assert_eq!(
+            zone_of("34612345678", at),
+            None,
+            "Madrid and the Canaries differ"
+        );
+        assert_eq!(
+            zone_of("19995550100", at),
+            None,
+            "+1 alone spans many zones"
+        );
     }
 
     #[test]
@@ -127,7 +141,10 @@ mod tests {
             Some(ms("2026-07-02T12:00:00Z"))
         );
         // Noon local: not held.
-        assert_eq!(release_at(21 * 60, 8 * 60, ny, ms("2026-07-02T16:00:00Z")), None);
+        assert_eq!(
+            release_at(21 * 60, 8 * 60, ny, ms("2026-07-02T16:00:00Z")),
+            None
+        );
         // A day window.
         assert_eq!(
             release_at(12 * 60, 14 * 60, ny, ms("2026-07-02T16:30:00Z")),

@@ -19,10 +19,10 @@ use sha2::{Digest, Sha256};
 
 use super::{bearer, error_id, json_response};
 use crate::app::{App, Event};
-use crate::domain::status::MessageStatus;
 use crate::domain::ids::hash_token;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::rate_limit::retry_after_secs;
+use crate::domain::status::MessageStatus;
 use crate::domain::template::first_control;
 use crate::now_ms;
 use crate::service::batch::{self, MAX_RECIPIENTS, RecipientResult};
@@ -1419,7 +1419,11 @@ async fn cancel_batch(
     batch_action(app, headers, id, BatchAction::Cancel).await
 }
 
-async fn pause_batch(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn pause_batch(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     batch_action(app, headers, id, BatchAction::Pause).await
 }
 
@@ -1469,7 +1473,10 @@ async fn batch_action(app: App, headers: HeaderMap, id: String, action: BatchAct
                 app.wake.notify_one();
             }
         }
-        Ok::<_, Problem>(json_response(StatusCode::OK, &batch_report(&app, &id).await?))
+        Ok::<_, Problem>(json_response(
+            StatusCode::OK,
+            &batch_report(&app, &id).await?,
+        ))
     }
     .await;
     result.unwrap_or_else(Problem::response)
@@ -1506,7 +1513,11 @@ async fn batch_report(app: &App, id: &str) -> Result<Value, Problem> {
             .entry(template_id.clone())
             .or_insert_with(|| json!({}))[status] = json!(n);
     }
-    let held: Map<String, Value> = report.held.iter().map(|(r, n)| (r.clone(), json!(n))).collect();
+    let held: Map<String, Value> = report
+        .held
+        .iter()
+        .map(|(r, n)| (r.clone(), json!(n)))
+        .collect();
     let estimate = if waiting == 0 || b.paused {
         None
     } else {

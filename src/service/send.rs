@@ -180,7 +180,10 @@ pub async fn prepare(
     let now = app.clock.now_ms();
     let horizon_ms = i64::try_from(app.config.schedule_horizon_days.saturating_mul(86_400_000))
         .unwrap_or(i64::MAX / 4);
-    if req.send_at.is_some_and(|at| at > now.saturating_add(horizon_ms)) {
+    if req
+        .send_at
+        .is_some_and(|at| at > now.saturating_add(horizon_ms))
+    {
         return Err(SendError::SendAtBeyondHorizon {
             horizon_days: app.config.schedule_horizon_days,
         });

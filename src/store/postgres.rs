@@ -971,13 +971,12 @@ async fn cancel_in(
     }
     // Only a job no dispatcher holds. A claim that locked it first makes this wait, then
     // see its lease and delete nothing; one that comes after skips the locked row.
-    let taken = sqlx::query(
-        "DELETE FROM delivery_jobs WHERE message_id = $1 AND lease_until IS NULL",
-    )
-    .bind(id)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
+    let taken =
+        sqlx::query("DELETE FROM delivery_jobs WHERE message_id = $1 AND lease_until IS NULL")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
     let row = if taken == 0 {
         None
     } else {
@@ -1959,16 +1958,16 @@ impl Store for PgStore {
         now: i64,
     ) -> StoreResult<bool> {
         let _changed = self.lookups.writing();
-        Ok(sqlx::query(
-            "UPDATE channels SET messaging_limit = $1, updated_at = $2 WHERE id = $3",
+        Ok(
+            sqlx::query("UPDATE channels SET messaging_limit = $1, updated_at = $2 WHERE id = $3")
+                .bind(limit)
+                .bind(now)
+                .bind(channel_id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                > 0,
         )
-        .bind(limit)
-        .bind(now)
-        .bind(channel_id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected()
-            > 0)
     }
 
     async fn batch_report(&self, batch_id: &str) -> StoreResult<BatchReport> {

@@ -1708,11 +1708,13 @@ async fn cancel_in(
     id: &str,
     now: i64,
 ) -> StoreResult<CancelOutcome> {
-    let Some(row) = sqlx::query("SELECT * FROM messages WHERE id = ?1 AND account_id = coalesce(?2, account_id)")
-        .bind(id)
-        .bind(account_id)
-        .fetch_optional(&mut **tx)
-        .await?
+    let Some(row) = sqlx::query(
+        "SELECT * FROM messages WHERE id = ?1 AND account_id = coalesce(?2, account_id)",
+    )
+    .bind(id)
+    .bind(account_id)
+    .fetch_optional(&mut **tx)
+    .await?
     else {
         return Ok(CancelOutcome::NotFound);
     };
@@ -1721,11 +1723,12 @@ async fn cancel_in(
         return Ok(CancelOutcome::NotCancellable(message.status));
     }
     // Only a job no dispatcher holds: a claimed one is the provider's to answer.
-    let taken = sqlx::query("DELETE FROM delivery_jobs WHERE message_id = ? AND lease_until IS NULL")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+    let taken =
+        sqlx::query("DELETE FROM delivery_jobs WHERE message_id = ? AND lease_until IS NULL")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
     if taken == 0 {
         return Ok(CancelOutcome::NotCancellable(message.status));
     }

@@ -110,9 +110,17 @@ fn batch_op(path: &'static str, id: &'static str, summary: &'static str, doc: &'
         v1("POST", path, id, summary)
             .doc(doc)
             .path_param("id", "The batch id.")
-            .header("Idempotency-Key", idempotency_key_schema(), IDEMPOTENT_BY_NATURE)
+            .header(
+                "Idempotency-Key",
+                idempotency_key_schema(),
+                IDEMPOTENT_BY_NATURE,
+            )
             .json(200, "The batch's report.", r("Batch"))
-            .problem(400, "The Idempotency-Key is wrong.", &["idempotency-key-invalid"])
+            .problem(
+                400,
+                "The Idempotency-Key is wrong.",
+                &["idempotency-key-invalid"],
+            )
             .problem(404, "No such batch visible to the caller.", &["not-found"]),
     )
 }

@@ -1118,7 +1118,10 @@ fn message_props(native: bool) -> Vec<(&'static str, Value)> {
         ("statusTimes", r("StatusTimes")),
         (
             "scheduledFor",
-            d(nullable(time()), "When a scheduled send goes (its `sendAt`)."),
+            d(
+                nullable(time()),
+                "When a scheduled send goes (its `sendAt`).",
+            ),
         ),
         (
             "heldUntil",
@@ -1683,7 +1686,10 @@ pub(super) fn all() -> Value {
                         record(vec![
                             (
                                 "done",
-                                d(integer(), "Messages in a final status or handed to WhatsApp."),
+                                d(
+                                    integer(),
+                                    "Messages in a final status or handed to WhatsApp.",
+                                ),
                             ),
                             (
                                 "waiting",
@@ -1970,10 +1976,7 @@ pub(super) fn all() -> Value {
             "QuietHours",
             ex(
                 d(
-                    record(vec![
-                        ("start", time_of_day()),
-                        ("end", time_of_day()),
-                    ]),
+                    record(vec![("start", time_of_day()), ("end", time_of_day())]),
                     "A daily window in the recipient's local time (its zone from the number's country and area code); it may cross midnight. `start` and `end` differ.",
                 ),
                 json!({"start": "21:00", "end": "08:00"}),
