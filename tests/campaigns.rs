@@ -151,6 +151,10 @@ async fn a_scheduled_send_waits_for_its_time_and_goes_once_across_a_restart_and_
     assert_eq!(m["scheduledFor"], rfc3339(at));
     let list = c.get("/v1/messages?status=scheduled").await;
     assert_eq!(list["data"][0]["id"], id.as_str());
+    assert!(
+        c.app().store.queues().await.unwrap().is_empty(),
+        "a send not due yet is not a backlog"
+    );
 
     // Not sent early, even a second before its time.
     c.t.drain().await;

@@ -184,6 +184,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_a_message_not_handed_over_is_cancelled_and_cancelled_is_final() {
+        assert!(Scheduled.advances_to(Cancelled));
+        assert!(Queued.advances_to(Cancelled));
+        for later in [Sending, Sent, Delivered, Read, Failed, Cancelled] {
+            assert!(!later.advances_to(Cancelled), "{later}");
+        }
+        for next in MessageStatus::ALL {
+            assert!(!Cancelled.advances_to(next), "{next}");
+        }
+        assert!(Scheduled.advances_to(Sending));
+        assert!(Cancelled.is_final());
+        assert_eq!(
+            ConversationStatus::Pending.on_message_status(Cancelled, true),
+            Some((
+                ConversationStatus::Closed,
+                Some(CloseReason::FirstMessageCancelled)
+            ))
+        );
+        assert_eq!(
+            ConversationStatus::Pending.on_message_status(Cancelled, false),
+            None
+        );
+        assert_eq!("scheduled".parse::<MessageStatus>(), Ok(Scheduled));
+    }
+
+    #[test]
     fn statuses_move_forward_only() {
         assert!(Queued.advances_to(Sending));
         assert!(Sending.advances_to(Sent));

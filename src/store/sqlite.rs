@@ -1775,8 +1775,13 @@ impl Store for SqliteStore {
 
     async fn queues(&self) -> StoreResult<Vec<ChannelQueue>> {
         let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT j.channel_id, COUNT(*), MIN(m.queued_at) FROM delivery_jobs j
-             JOIN messages m ON m.id = j.message_id
+            // Scheduled and held messages not due yet, and paused batches' messages, wait by
+            // design: they are not a backlog. A due one counts from its time.
+            "SELECT j.channel_id, COUNT(*),
+                    MIN(coalesce(m.held_until, m.scheduled_for, m.queued_at))
+             FROM delivery_jobs j JOIN messages m ON m.id = j.message_id
+             WHERE j.paused = 0 AND j.run_at <= CAST(strftime('%s', 'now') AS INTEGER) * 1000 + 1000
+                OR (m.status <> 'scheduled' AND m.held_until IS NULL AND j.paused = 0)
              GROUP BY j.channel_id ORDER BY j.channel_id",
         )
         .fetch_all(&self.read)
