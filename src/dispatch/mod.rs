@@ -324,54 +324,52 @@ impl Dispatcher {
         } else {
             None
         };
+        // Which claimed jobs start a new conversation (only counted when there is a limit).
+        let mut new = Vec::with_capacity(jobs.len());
+        if channel.messaging_limit.is_some() {
+            for job in &jobs {
+                let conversation = store.conversation(&job.message.conversation_id).await?;
+                new.push(conversation.is_some_and(|c| {
+                    c.first_message_id.as_deref() == Some(job.message.id.as_str())
+                }));
+            }
+        }
+        let claimed_new = i64::try_from(new.iter().filter(|n| **n).count()).unwrap_or(0);
         let mut keep = Vec::with_capacity(jobs.len());
         let mut held: Vec<(ClaimedJob, i64, &'static str)> = Vec::new();
-        for job in jobs {
-            let until = quiet
+        let mut room: Option<(i64, i64)> = None;
+        for (i, job) in jobs.into_iter().enumerate() {
+            let quiet_until = quiet
                 .filter(|_| job.template.category.eq_ignore_ascii_case("MARKETING"))
                 .and_then(|(start, end)| {
                     let zone = quiet_hours::zone_of(&job.message.phone_number, now)?;
                     quiet_hours::release_at(start, end, zone, now)
                 });
-            match until {
-                Some(until) => held.push((job, until, HELD_QUIET_HOURS)),
-                None => keep.push(job),
+            if let Some(until) = quiet_until {
+                held.push((job, until, HELD_QUIET_HOURS));
+                continue;
             }
-        }
-        if let Some(limit) = channel.messaging_limit {
-            // The claim counted its own new conversations already (their `sending_at` is now).
-            let mut new = Vec::new();
-            for (i, job) in keep.iter().enumerate() {
-                let conversation = store.conversation(&job.message.conversation_id).await?;
-                if conversation
-                    .is_some_and(|c| c.first_message_id.as_deref() == Some(job.message.id.as_str()))
-                {
-                    new.push(i);
-                }
-            }
-            if !new.is_empty() {
-                let recent = store.new_recipients(&channel.id, now - DAY_MS).await?;
-                let before = recent.count - i64::try_from(new.len()).unwrap_or(0);
-                let room = usize::try_from((limit - before).max(0)).unwrap_or(0);
-                if new.len() > room {
+            if let (Some(limit), true) = (channel.messaging_limit, new.get(i) == Some(&true)) {
+                if room.is_none() {
+                    // The claim counted its own new conversations already (their
+                    // `sending_at` is now): the room is what was left before it.
+                    let recent = store.new_recipients(&channel.id, now - DAY_MS).await?;
                     let until = recent
                         .oldest
                         .map(|t| t + DAY_MS)
                         .filter(|t| *t > now)
                         .unwrap_or(now + 1000);
-                    let over: std::collections::HashSet<usize> =
-                        new[room..].iter().copied().collect();
-                    let mut sending = Vec::with_capacity(keep.len());
-                    for (i, job) in keep.into_iter().enumerate() {
-                        if over.contains(&i) {
-                            held.push((job, until, HELD_MESSAGING_LIMIT));
-                        } else {
-                            sending.push(job);
-                        }
-                    }
-                    keep = sending;
+                    room = Some((limit - (recent.count - claimed_new), until));
                 }
+                let (left, until) = room.as_mut().expect("set above");
+                if *left <= 0 {
+                    let until = *until;
+                    held.push((job, until, HELD_MESSAGING_LIMIT));
+                    continue;
+                }
+                *left -= 1;
             }
+            keep.push(job);
         }
         for (job, until, reason) in held {
             tracing::info!(
