@@ -653,3 +653,38 @@ async fn the_number_health_webhook_sets_the_messaging_limit() {
         assert_eq!(channel["messagingLimit"], expected, "{field}: {channel}");
     }
 }
+
+#[tokio::test]
+async fn a_scheduled_batch_of_5000_is_cancelled_in_one_call() {
+    let c = campaign().await;
+    let recipients: Vec<Value> = (0..5_000)
+        .map(|i| json!({"to": format!("5076500{:04}", i + 1), "params": {"name": "N", "order": i}}))
+        .collect();
+    let (status, batch) = c
+        .post(
+            "/v1/messages/batch",
+            json!({"templateId": c.seed.template_id, "recipients": recipients,
+                   "sendAt": rfc3339(c.now() + HOUR)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let id = s(&batch["batchId"]);
+    let started = Instant::now();
+    let (status, report) = c.post(&format!("/v1/batches/{id}/cancel"), json!({})).await;
+    let cancel_secs = started.elapsed().as_secs_f64();
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["byStatus"]["cancelled"], 5_000, "{report}");
+    assert_eq!(
+        c.t.sql_i64("SELECT count(*) FROM conversations WHERE status = 'pending'")
+            .await,
+        0,
+        "every conversation they opened is closed"
+    );
+    c.app().clock.advance(2 * HOUR);
+    c.t.drain().await;
+    assert_eq!(
+        c.t.sql_i64("SELECT count(*) FROM delivery_attempts").await,
+        0
+    );
+    eprintln!("scheduled batch of 5,000 cancelled in {cancel_secs:.2} s");
+}
