@@ -508,6 +508,13 @@ async fn marketing_at_night_in_the_recipients_zone_is_held_until_morning_utility
         )
         .await;
     let argentina = s(&v["id"]);
+    let (_, v) = c
+        .post(
+            "/v1/messages",
+            json!({"templateId": promo, "to": "12125550102", "params": {"name": "Eva"}}),
+        )
+        .await;
+    let taken_back = s(&v["id"]);
     c.t.drain().await;
 
     let m = c.message(&marketing).await;
@@ -524,6 +531,13 @@ async fn marketing_at_night_in_the_recipients_zone_is_held_until_morning_utility
     assert_eq!(a["heldUntil"], "2026-07-02T11:00:00.000Z", "{a}");
 
     // A cancel takes a held message back as well; the others go when the window ends.
+    let held = c.message(&taken_back).await;
+    assert_eq!(held["heldReason"], "quiet-hours", "{held}");
+    let (status, v) = c
+        .post(&format!("/v1/messages/{taken_back}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert!(v["heldUntil"].is_null(), "{v}");
     c.app().clock.set(ms("2026-07-02T11:59:00Z"));
     c.t.drain().await;
     assert_eq!(c.status(&marketing).await, "queued");
@@ -534,6 +548,8 @@ async fn marketing_at_night_in_the_recipients_zone_is_held_until_morning_utility
     assert!(handed_over(m["status"].as_str().unwrap()), "{m}");
     assert!(m["heldUntil"].is_null(), "{m}");
     assert_eq!(m["attempts"], 1);
+    assert_eq!(c.status(&taken_back).await, "cancelled");
+    assert_eq!(c.attempts_of(&taken_back).await, 0);
 }
 
 #[tokio::test]
