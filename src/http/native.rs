@@ -1100,10 +1100,11 @@ async fn scheduled(app: &App, body: &mut Value, outcome: &SendOutcome) -> Result
     else {
         return Ok(());
     };
+    // Accepted as scheduled, whatever it became since (the dispatcher may have taken it).
     let message = app.store.message(message_id).await?;
-    if let Some(m) = message {
-        body["status"] = json!(m.status.as_str());
-        body["scheduledFor"] = json!(m.scheduled_for.map(crate::format_ms));
+    if let Some(at) = message.and_then(|m| m.scheduled_for) {
+        body["status"] = json!("scheduled");
+        body["scheduledFor"] = json!(crate::format_ms(at));
     }
     Ok(())
 }
