@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{Notify, broadcast};
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::rate_limit::RateLimiter;
 use crate::domain::status::{ConversationStatus, MessageStatus};
@@ -43,6 +44,8 @@ pub struct App {
     pub run_state: Arc<RunState>,
     /// The template API's per-token request limit.
     pub rate_limiter: Arc<RateLimiter>,
+    /// The time sends are scheduled and dispatched by (tests move it).
+    pub clock: Arc<Clock>,
 }
 
 /// Whether the process is doing its work: set by the dispatcher and the shutdown.
@@ -84,6 +87,7 @@ impl App {
             config: Arc::new(config),
             events,
             wake: Arc::new(Notify::new()),
+            clock: Arc::new(Clock::default()),
         })
     }
 

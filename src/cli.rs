@@ -58,6 +58,7 @@ pub enum Command {
     ///   plantilla admin accounts create name=Acme conversationLimit:=1000
     ///   plantilla admin channels create accountId=acc_… name=Main provider=sandbox
     ///   plantilla admin channels update ch_… status=disconnected
+    ///   plantilla admin accounts update acc_… quietHours:='{"start":"21:00","end":"08:00"}'
     ///   plantilla admin channels rotate-token ch_…
     ///   plantilla admin groups create accountId=acc_… name=Ventas channelIds:='["ch_…"]'
     ///   plantilla admin templates create accountId=acc_… name=order_update language=es appId=123 message='Hola {{name}}'
@@ -189,6 +190,7 @@ pub async fn run_admin(
     let result = match (resource, action) {
         ("accounts", "create") => admin::create_account(app, &body).await,
         ("accounts", "get") => admin::get_account(app, &need_id()?).await,
+        ("accounts", "update") => admin::update_account(app, &need_id()?, &body).await,
         ("accounts", "api-key") => admin::create_api_key(app, &need_id()?, &body).await,
         ("channels", "create") => admin::create_channel(app, &body).await,
         ("channels", "get") => admin::get_channel(app, &need_id()?).await,

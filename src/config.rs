@@ -50,6 +50,8 @@ pub struct Config {
     pub sandbox_status_delay_ms: u64,
     /// An open conversation with no activity for this long is closed as expired.
     pub conversation_ttl_secs: u64,
+    /// Farthest ahead a send may be scheduled (`sendAt`), in days.
+    pub schedule_horizon_days: u64,
     /// How long a claimed delivery job is leased to the dispatcher that claimed it.
     pub dispatch_lease_ms: u64,
     /// A job whose lease expired while its message was being sent (a crash mid-call) waits
@@ -152,6 +154,7 @@ impl Default for Config {
             sqlite_synchronous: "full".into(),
             sandbox_status_delay_ms: 1000,
             conversation_ttl_secs: 24 * 3600,
+            schedule_horizon_days: 35,
             dispatch_lease_ms: 30_000,
             reconcile_window_ms: 120_000,
             pending_status_ttl_ms: 300_000,
@@ -214,6 +217,7 @@ const ENV_KEYS: &[(&str, &str)] = &[
         "sandbox_status_delay_ms",
     ),
     ("PLANTILLA_CONVERSATION_TTL_SECS", "conversation_ttl_secs"),
+    ("PLANTILLA_SCHEDULE_HORIZON_DAYS", "schedule_horizon_days"),
     ("PLANTILLA_DISPATCH_LEASE_MS", "dispatch_lease_ms"),
     ("PLANTILLA_RECONCILE_WINDOW_MS", "reconcile_window_ms"),
     ("PLANTILLA_PENDING_STATUS_TTL_MS", "pending_status_ttl_ms"),

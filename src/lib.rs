@@ -7,6 +7,7 @@
 pub mod app;
 pub mod callbacks;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod connections;
 pub mod dispatch;

@@ -595,3 +595,59 @@ async fn a_csv_takes_header_and_button_values_as_dotted_columns() {
     assert!(results[3][5].starts_with("missing-params: "), "{results:?}");
     assert_eq!(count_messages(&t).await, 1);
 }
+
+#[tokio::test]
+async fn a_csv_sent_with_at_is_scheduled_and_a_bad_time_is_refused_before_sending() {
+    let t = spawn_app().await;
+    let seed = t.seed().await;
+    let path = t.dir.path().join("tomorrow.csv");
+    std::fs::write(
+        &path,
+        "to,name,param.order\n50761110001,Ana,A-1\n50761110002,Eva,A-2\n",
+    )
+    .unwrap();
+    let at = plantilla::format_ms(plantilla::now_ms() + 24 * 3_600_000);
+    let csv_arg = path.to_str().unwrap();
+    let bad = send(
+        &t.base,
+        &seed.token,
+        &[
+            "--template",
+            &seed.template_id,
+            "--csv",
+            csv_arg,
+            "--at",
+            "tomorrow 9:00",
+        ],
+    )
+    .await;
+    assert_ne!(bad.code, 0, "{}", bad.output());
+    assert!(bad.stderr.contains("RFC 3339"), "{}", bad.output());
+    assert_eq!(count_messages(&t).await, 0);
+
+    let run = send(
+        &t.base,
+        &seed.token,
+        &[
+            "--template",
+            &seed.template_id,
+            "--csv",
+            csv_arg,
+            "--at",
+            &at,
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.output());
+    let scheduled: Vec<String> = t
+        .sql_strings("SELECT status FROM messages ORDER BY phone_number")
+        .await;
+    assert_eq!(scheduled, ["scheduled", "scheduled"]);
+    t.drain().await;
+    assert_eq!(
+        t.sql_i64("SELECT count(*) FROM messages WHERE status = 'scheduled'")
+            .await,
+        2,
+        "not sent before their time"
+    );
+}

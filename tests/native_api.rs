@@ -97,7 +97,7 @@ async fn a_send_is_accepted_with_the_message_and_its_conversation() {
     let id = s(&body["id"]);
     assert_eq!(
         body,
-        json!({"id": id, "status": "queued", "channelId": n.seed.channel_id, "to": "50755667701",
+        json!({"id": id, "status": "queued", "scheduledFor": null, "channelId": n.seed.channel_id, "to": "50755667701",
                "conversation": {"id": body["conversation"]["id"], "status": "pending"}})
     );
     n.t.drain().await;

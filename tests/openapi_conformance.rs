@@ -710,6 +710,26 @@ async fn admin_api(c: &Checker) -> Setup {
         .admin()
         .expect(404)
         .await;
+    c.req("PATCH", format!("/v1/admin/accounts/{account_id}"))
+        .admin()
+        .json(json!({"quietHours": {"start": "21:00", "end": "08:00"}}))
+        .expect(200)
+        .await;
+    c.req("PATCH", format!("/v1/admin/accounts/{account_id}"))
+        .admin()
+        .json(json!({"quietHours": {"start": "25:00", "end": "08:00"}}))
+        .expect(400)
+        .await;
+    c.req("PATCH", format!("/v1/admin/accounts/{account_id}"))
+        .admin()
+        .json(json!({"quietHours": null}))
+        .expect(200)
+        .await;
+    c.req("PATCH", "/v1/admin/accounts/acc_nope")
+        .admin()
+        .json(json!({"quietHours": null}))
+        .expect(404)
+        .await;
     c.req(
         "POST",
         format!("/v1/admin/accounts/{account_id}/callback-secret"),
@@ -1205,6 +1225,53 @@ async fn native_api(c: &Checker, setup: &Setup) {
         .expect(200)
         .await;
     c.req("GET", "/v1/batches/bat_nope")
+        .token(token)
+        .expect(404)
+        .await;
+    // Campaigns: a scheduled batch paused, resumed and cancelled; a message cancelled.
+    let scheduled = c
+        .req("POST", "/v1/messages/batch")
+        .token(token)
+        .json(json!({"templateId": setup.template_id, "sendAt": "2099-01-01T00:00:00Z",
+                     "recipients": [{"to": "50755662101", "params": {"name": "Ana", "order": "S-1"},
+                                     "sendAt": plantilla::format_ms(plantilla::now_ms() + 3_600_000)}]}))
+        .expect(202)
+        .await;
+    let scheduled_id = s(&scheduled["batchId"]);
+    for action in ["pause", "resume", "cancel"] {
+        c.req("POST", format!("/v1/batches/{scheduled_id}/{action}"))
+            .token(token)
+            .expect(200)
+            .await;
+        c.req("POST", format!("/v1/batches/bat_nope/{action}"))
+            .token(token)
+            .expect(404)
+            .await;
+    }
+    let later = c
+        .req("POST", "/v1/messages")
+        .token(token)
+        .json(json!({"templateId": setup.template_id, "to": "50755662102",
+                     "params": {"name": "Ana", "order": "S-2"},
+                     "sendAt": plantilla::format_ms(plantilla::now_ms() + 3_600_000)}))
+        .expect(202)
+        .await;
+    c.req("POST", "/v1/messages")
+        .token(token)
+        .json(json!({"templateId": setup.template_id, "to": "50755662103",
+                     "params": {"name": "Ana", "order": "S-3"}, "sendAt": "2099-01-01T00:00:00Z"}))
+        .expect(422)
+        .await;
+    let later_id = s(&later["id"]);
+    c.req("POST", format!("/v1/messages/{later_id}/cancel"))
+        .token(token)
+        .expect(200)
+        .await;
+    c.req("POST", format!("/v1/messages/{later_id}/cancel"))
+        .token(token)
+        .expect(409)
+        .await;
+    c.req("POST", "/v1/messages/msg_nope/cancel")
         .token(token)
         .expect(404)
         .await;

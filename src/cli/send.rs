@@ -104,6 +104,10 @@ pub struct SendArgs {
     /// the channel, so the same command resumes; for --to, a new random key).
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,
+    /// Schedule the send (every row of a CSV) for this time, RFC 3339 with its offset (e.g.
+    /// 2026-12-05T09:00:00-05:00): stored now, sent then. A past time means now.
+    #[arg(long, value_name = "TIME", value_parser = send_time)]
+    pub at: Option<String>,
     /// Check the recipients (phone numbers, CSV shape) without sending anything.
     #[arg(long)]
     pub dry_run: bool,
@@ -113,6 +117,17 @@ pub struct SendArgs {
     /// First delay between attempts, doubled after each (milliseconds).
     #[arg(long, default_value_t = 500, hide = true)]
     pub retry_delay_ms: u64,
+}
+
+/// `--at`: an RFC 3339 time, passed on as written.
+fn send_time(s: &str) -> Result<String, String> {
+    chrono::DateTime::parse_from_rfc3339(s.trim())
+        .map(|_| s.trim().to_string())
+        .map_err(|_| {
+            format!(
+                "'{s}' is not an RFC 3339 time with its offset, such as 2026-12-05T09:00:00-05:00"
+            )
+        })
 }
 
 fn secret(s: &str) -> Result<Secret, String> {
@@ -405,6 +420,9 @@ async fn single(args: &SendArgs, template: &TemplateSpec) -> anyhow::Result<i32>
     }
     if let Some(group) = &args.group_name {
         body.insert("groupName".into(), json!(group));
+    }
+    if let Some(at) = &args.at {
+        body.insert("sendAt".into(), json!(at));
     }
     let key = args
         .idempotency_key
@@ -718,7 +736,19 @@ async fn bulk(args: &SendArgs, template: &TemplateSpec, path: &Path) -> anyhow::
     let api = Api::new(args)?;
     let key = match &args.idempotency_key {
         Some(k) => k.clone(),
-        None => derived_key(&bytes, template, args.channel.as_deref()),
+        // Another time is another send: the same file scheduled differently is not a retry.
+        None => match &args.at {
+            None => derived_key(&bytes, template, args.channel.as_deref()),
+            Some(at) => {
+                let at = chrono::DateTime::parse_from_rfc3339(at)
+                    .map(|t| t.timestamp_millis())
+                    .unwrap_or_default();
+                format!(
+                    "{}-at{at}",
+                    derived_key(&bytes, template, args.channel.as_deref())
+                )
+            }
+        },
     };
     let results_path = args
         .results
@@ -762,6 +792,9 @@ async fn bulk(args: &SendArgs, template: &TemplateSpec, path: &Path) -> anyhow::
             .map(|&i| rows[i].recipient.clone().expect("sendable"))
             .collect();
         body.insert("recipients".into(), Value::Array(recipients));
+        if let Some(at) = &args.at {
+            body.insert("sendAt".into(), json!(at));
+        }
         let answer = api
             .post(
                 "/v1/messages/batch",

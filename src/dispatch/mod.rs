@@ -19,15 +19,16 @@ use tokio_util::task::TaskTracker;
 
 use crate::app::{App, Event};
 use crate::domain::meta_error::{ErrorClass, MetaError};
+use crate::domain::quiet_hours;
 use crate::domain::retry::RetryPolicy;
 use crate::domain::status::MessageStatus;
-use crate::now_ms;
 use crate::provider::Provider;
 use crate::provider::cloud::CloudProvider;
 use crate::provider::sandbox::Sandbox;
 use crate::service::status;
 use crate::store::{
-    AttemptOutcome, AttemptResult, Channel, ClaimedJob, Finished, ProviderError, ProviderKind,
+    AttemptOutcome, AttemptResult, Channel, ClaimedJob, Finished, HELD_MESSAGING_LIMIT,
+    HELD_QUIET_HOURS, ProviderError, ProviderKind,
 };
 use pacer::Pacer;
 
@@ -129,7 +130,7 @@ impl Dispatcher {
     /// Whether this instance may send for `channel_id` now (taking or renewing the lease).
     async fn owns(&self, channel_id: &str) -> anyhow::Result<bool> {
         let ttl = i64::try_from(self.app.config.channel_lease_ms).unwrap_or(5_000);
-        let now = now_ms();
+        let now = self.app.clock.now_ms();
         let held_until = self
             .owned
             .lock()
@@ -162,7 +163,8 @@ impl Dispatcher {
         }
         match self.app.store.next_due(self.orphan_wait_ms()).await {
             Ok(Some(at)) => {
-                Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)).min(IDLE_POLL)
+                Duration::from_millis(u64::try_from(at - self.app.clock.now_ms()).unwrap_or(0))
+                    .min(IDLE_POLL)
             }
             _ => IDLE_POLL,
         }
@@ -185,13 +187,15 @@ impl Dispatcher {
             self.in_flight.close();
             self.in_flight.wait().await;
             self.in_flight.reopen();
-            // Jobs of halted or disconnected channels are not due: they do not hold this up.
+            // Jobs of halted or disconnected channels are not due: they do not hold this up;
+            // nor do scheduled and held ones (due later than a retry's backoff in tests).
+            let horizon = self.app.clock.now_ms() + DRAIN_HORIZON_MS;
             if self
                 .app
                 .store
                 .next_due(self.orphan_wait_ms())
                 .await?
-                .is_none()
+                .is_none_or(|at| at > horizon)
             {
                 break;
             }
@@ -211,7 +215,10 @@ impl Dispatcher {
         let mut next: Option<Duration> = None;
         let mut note = |d: Duration| next = Some(next.map_or(d, |n: Duration| n.min(d)));
         let mut wanted: Vec<(Channel, u32)> = Vec::new();
-        for channel_id in store.due_channels(now_ms(), self.orphan_wait_ms()).await? {
+        for channel_id in store
+            .due_channels(self.app.clock.now_ms(), self.orphan_wait_ms())
+            .await?
+        {
             if !self.owns(&channel_id).await? {
                 // Another instance sends for it; look again when its lease may have lapsed.
                 note(
@@ -251,10 +258,12 @@ impl Dispatcher {
             .iter()
             .map(|(channel, allowed)| (channel.id.clone(), *allowed))
             .collect();
+        let now = self.app.clock.now_ms();
         let claimed = store
-            .claim_many(&asks, now_ms(), lease_ms, self.orphan_wait_ms())
+            .claim_many(&asks, now, lease_ms, self.orphan_wait_ms())
             .await?;
         for ((channel, allowed), jobs) in wanted.into_iter().zip(claimed) {
+            let jobs = self.hold(&channel, jobs, now).await?;
             let claimed = u32::try_from(jobs.len()).unwrap_or(u32::MAX).min(allowed);
             {
                 let mut pacers = self.pacers.lock().expect("pacers lock");
@@ -281,6 +290,99 @@ impl Dispatcher {
             }
         }
         Ok(next)
+    }
+}
+
+/// `drain` does not wait for jobs due later than this (scheduled or held messages).
+const DRAIN_HORIZON_MS: i64 = 5_000;
+
+/// The messaging limit's rolling window.
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+impl Dispatcher {
+    /// Gives back, until they may go, claimed jobs that must wait: MARKETING ones inside the
+    /// account's quiet hours in the recipient's local time, and new conversations beyond the
+    /// channel's messaging limit. Returns the jobs to send now.
+    async fn hold(
+        &self,
+        channel: &Channel,
+        jobs: Vec<ClaimedJob>,
+        now: i64,
+    ) -> anyhow::Result<Vec<ClaimedJob>> {
+        if jobs.is_empty() {
+            return Ok(jobs);
+        }
+        let store = &self.app.store;
+        let quiet = if jobs
+            .iter()
+            .any(|j| j.template.category.eq_ignore_ascii_case("MARKETING"))
+        {
+            store
+                .account(&channel.account_id)
+                .await?
+                .and_then(|a| a.quiet_hours)
+        } else {
+            None
+        };
+        // Which claimed jobs start a new conversation (only counted when there is a limit).
+        let mut new = Vec::with_capacity(jobs.len());
+        if channel.messaging_limit.is_some() {
+            for job in &jobs {
+                let conversation = store.conversation(&job.message.conversation_id).await?;
+                new.push(conversation.is_some_and(|c| {
+                    c.first_message_id.as_deref() == Some(job.message.id.as_str())
+                }));
+            }
+        }
+        let claimed_new = i64::try_from(new.iter().filter(|n| **n).count()).unwrap_or(0);
+        let mut keep = Vec::with_capacity(jobs.len());
+        let mut held: Vec<(ClaimedJob, i64, &'static str)> = Vec::new();
+        let mut room: Option<(i64, i64)> = None;
+        for (i, job) in jobs.into_iter().enumerate() {
+            let quiet_until = quiet
+                .filter(|_| job.template.category.eq_ignore_ascii_case("MARKETING"))
+                .and_then(|(start, end)| {
+                    let zone = quiet_hours::zone_of(&job.message.phone_number, now)?;
+                    quiet_hours::release_at(start, end, zone, now)
+                });
+            if let Some(until) = quiet_until {
+                held.push((job, until, HELD_QUIET_HOURS));
+                continue;
+            }
+            if let (Some(limit), true) = (channel.messaging_limit, new.get(i) == Some(&true)) {
+                if room.is_none() {
+                    // The claim counted its own new conversations already (their
+                    // `sending_at` is now): the room is what was left before it.
+                    let recent = store.new_recipients(&channel.id, now - DAY_MS).await?;
+                    let until = recent
+                        .oldest
+                        .map(|t| t + DAY_MS)
+                        .filter(|t| *t > now)
+                        .unwrap_or(now + 1000);
+                    room = Some((limit - (recent.count - claimed_new), until));
+                }
+                let (left, until) = room.as_mut().expect("set above");
+                if *left <= 0 {
+                    let until = *until;
+                    held.push((job, until, HELD_MESSAGING_LIMIT));
+                    continue;
+                }
+                *left -= 1;
+            }
+            keep.push(job);
+        }
+        for (job, until, reason) in held {
+            tracing::info!(
+                message_id = job.message.id,
+                until = crate::format_ms(until),
+                reason,
+                "message held"
+            );
+            store
+                .hold_job(&job.message.id, job.attempt, until, reason, now)
+                .await?;
+        }
+        Ok(keep)
     }
 }
 
@@ -335,7 +437,7 @@ impl Deliverer {
         let outcome = AttemptOutcome {
             message_id: message_id.clone(),
             attempt,
-            now: now_ms(),
+            now: self.app.clock.now_ms(),
             result,
         };
         match self.app.store.finish_attempt(&outcome).await {
@@ -401,8 +503,8 @@ impl Deliverer {
             tries,
             "provider error"
         );
-        let at =
-            |delay: Duration| now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 4);
+        let now = self.app.clock.now_ms();
+        let at = |delay: Duration| now + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 4);
         match class {
             ErrorClass::Permanent => AttemptResult::Failed { error },
             ErrorClass::ChannelHalt => {
@@ -415,13 +517,13 @@ impl Deliverer {
                 if let Err(err) = self
                     .app
                     .store
-                    .set_channel_health(&self.channel.id, Some(&error), now_ms())
+                    .set_channel_health(&self.channel.id, Some(&error), self.app.clock.now_ms())
                     .await
                 {
                     tracing::error!(error = %err, "cannot record the channel's health");
                 }
                 AttemptResult::Requeue {
-                    run_at: now_ms(),
+                    run_at: self.app.clock.now_ms(),
                     error,
                 }
             }

@@ -21,17 +21,19 @@ pub enum EventType {
     MessageDelivered,
     MessageRead,
     MessageFailed,
+    MessageCancelled,
     ConversationOpened,
     ConversationClosed,
     TemplateStatusChanged,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 7] = [
+    pub const ALL: [EventType; 8] = [
         Self::MessageSent,
         Self::MessageDelivered,
         Self::MessageRead,
         Self::MessageFailed,
+        Self::MessageCancelled,
         Self::ConversationOpened,
         Self::ConversationClosed,
         Self::TemplateStatusChanged,
@@ -43,6 +45,7 @@ impl EventType {
             Self::MessageDelivered => "message.delivered",
             Self::MessageRead => "message.read",
             Self::MessageFailed => "message.failed",
+            Self::MessageCancelled => "message.cancelled",
             Self::ConversationOpened => "conversation.opened",
             Self::ConversationClosed => "conversation.closed",
             Self::TemplateStatusChanged => "template.status_changed",
@@ -60,7 +63,8 @@ impl EventType {
             MessageStatus::Delivered => Some(Self::MessageDelivered),
             MessageStatus::Read => Some(Self::MessageRead),
             MessageStatus::Failed => Some(Self::MessageFailed),
-            MessageStatus::Queued | MessageStatus::Sending => None,
+            MessageStatus::Cancelled => Some(Self::MessageCancelled),
+            MessageStatus::Scheduled | MessageStatus::Queued | MessageStatus::Sending => None,
         }
     }
 

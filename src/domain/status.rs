@@ -4,52 +4,66 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// Where a message is in its life. `queued → sending → sent → delivered → read`, or `failed`.
+/// Where a message is in its life. `[scheduled →] queued → sending → sent → delivered → read`,
+/// or `failed`; a message not yet handed to the provider may end `cancelled`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageStatus {
+    /// Stored with a `sendAt` in the future: not claimed before then.
+    Scheduled,
     Queued,
     Sending,
     Sent,
     Delivered,
     Read,
     Failed,
+    /// Taken back before it was handed to the provider: final.
+    Cancelled,
 }
 
 impl MessageStatus {
-    pub const ALL: [MessageStatus; 6] = [
+    pub const ALL: [MessageStatus; 8] = [
+        Self::Scheduled,
         Self::Queued,
         Self::Sending,
         Self::Sent,
         Self::Delivered,
         Self::Read,
         Self::Failed,
+        Self::Cancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Scheduled => "scheduled",
             Self::Queued => "queued",
             Self::Sending => "sending",
             Self::Sent => "sent",
             Self::Delivered => "delivered",
             Self::Read => "read",
             Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
         }
     }
 
     /// Progress rank along the happy path; `failed` is outside it.
     fn rank(self) -> u8 {
         match self {
-            Self::Queued => 0,
+            Self::Scheduled | Self::Queued => 0,
             Self::Sending => 1,
             Self::Sent => 2,
             Self::Delivered => 3,
             Self::Read => 4,
-            Self::Failed => 5,
+            Self::Failed | Self::Cancelled => 5,
         }
     }
 
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Read | Self::Failed)
+        matches!(self, Self::Read | Self::Failed | Self::Cancelled)
+    }
+
+    /// Whether a message in this status may still be cancelled (not handed to the provider).
+    pub fn cancellable(self) -> bool {
+        matches!(self, Self::Scheduled | Self::Queued)
     }
 
     /// Whether a message in `self` moves to `next` when `next` is reported.
@@ -60,7 +74,8 @@ impl MessageStatus {
     /// accepted from any non-final state; it is not accepted after `read`.
     pub fn advances_to(self, next: MessageStatus) -> bool {
         match (self, next) {
-            (Self::Failed, _) | (Self::Read, _) => false,
+            (Self::Failed | Self::Read | Self::Cancelled, _) => false,
+            (_, Self::Cancelled) => self.cancellable(),
             (_, Self::Failed) => true,
             _ => next.rank() > self.rank(),
         }
@@ -117,6 +132,9 @@ impl ConversationStatus {
             Self::Pending if message_status == MessageStatus::Failed && first_message => {
                 Some((Self::Closed, Some(CloseReason::FirstMessageFailed)))
             }
+            Self::Pending if message_status == MessageStatus::Cancelled && first_message => {
+                Some((Self::Closed, Some(CloseReason::FirstMessageCancelled)))
+            }
             _ => None,
         }
     }
@@ -145,6 +163,8 @@ pub enum CloseReason {
     Operator,
     Expired,
     FirstMessageFailed,
+    /// The message that created the conversation was cancelled before it was sent.
+    FirstMessageCancelled,
 }
 
 impl CloseReason {
@@ -153,6 +173,7 @@ impl CloseReason {
             Self::Operator => "operator",
             Self::Expired => "expired",
             Self::FirstMessageFailed => "first_message_failed",
+            Self::FirstMessageCancelled => "first_message_cancelled",
         }
     }
 }
@@ -161,6 +182,32 @@ impl CloseReason {
 mod tests {
     use super::MessageStatus::*;
     use super::*;
+
+    #[test]
+    fn only_a_message_not_handed_over_is_cancelled_and_cancelled_is_final() {
+        assert!(Scheduled.advances_to(Cancelled));
+        assert!(Queued.advances_to(Cancelled));
+        for later in [Sending, Sent, Delivered, Read, Failed, Cancelled] {
+            assert!(!later.advances_to(Cancelled), "{later}");
+        }
+        for next in MessageStatus::ALL {
+            assert!(!Cancelled.advances_to(next), "{next}");
+        }
+        assert!(Scheduled.advances_to(Sending));
+        assert!(Cancelled.is_final());
+        assert_eq!(
+            ConversationStatus::Pending.on_message_status(Cancelled, true),
+            Some((
+                ConversationStatus::Closed,
+                Some(CloseReason::FirstMessageCancelled)
+            ))
+        );
+        assert_eq!(
+            ConversationStatus::Pending.on_message_status(Cancelled, false),
+            None
+        );
+        assert_eq!("scheduled".parse::<MessageStatus>(), Ok(Scheduled));
+    }
 
     #[test]
     fn statuses_move_forward_only() {

@@ -18,7 +18,10 @@ use crate::service::input::{FieldError, MAX_JSON_DEPTH, json_too_deep, too_deep_
 pub fn routes(app: App) -> Router<App> {
     Router::new()
         .route("/v1/admin/accounts", post(create_account))
-        .route("/v1/admin/accounts/{id}", get(get_account))
+        .route(
+            "/v1/admin/accounts/{id}",
+            get(get_account).patch(update_account),
+        )
         .route("/v1/admin/accounts/{id}/api-keys", post(create_api_key))
         .route(
             "/v1/admin/accounts/{id}/callback-secret",
@@ -189,6 +192,15 @@ async fn rotate_callback_secret(State(app): State<App>, Path(id): Path<String>) 
 }
 async fn get_account(State(app): State<App>, Path(id): Path<String>) -> Response {
     respond(admin::get_account(&app, &id).await, false)
+}
+async fn update_account(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Response {
+    respond(
+        with_body(&body, |v| async move {
+            admin::update_account(&app, &id, &v).await
+        })
+        .await,
+        false,
+    )
 }
 async fn create_channel(State(app): State<App>, body: Bytes) -> Response {
     respond(

@@ -484,6 +484,11 @@ fn send_error(family: Family, e: SendError) -> Response {
             SEND_CONTROLLER,
             &anyhow::anyhow!("idempotency key on a compatible send"),
         ),
+        SendError::SendAtBeyondHorizon { .. } => internal_error(
+            family,
+            SEND_CONTROLLER,
+            &anyhow::anyhow!("sendAt on a compatible send"),
+        ),
         SendError::Internal(e) => internal_error(family, SEND_CONTROLLER, &e),
     }
 }

@@ -18,24 +18,31 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{bearer, error_id, json_response};
-use crate::app::App;
+use crate::app::{App, Event};
 use crate::domain::ids::hash_token;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::rate_limit::retry_after_secs;
+use crate::domain::status::MessageStatus;
 use crate::domain::template::first_control;
 use crate::now_ms;
 use crate::service::batch::{self, MAX_RECIPIENTS, RecipientResult};
 use crate::service::input::{FieldError, MAX_JSON_DEPTH, describe, json_too_deep, too_deep_detail};
 use crate::service::send::{self, SendError, SendOutcome, SendRequest, TemplateRef};
 use crate::service::{authoring, templates, views};
-use crate::store::{Channel, ConversationFilter, IdempotencyKey, MessageFilter, TemplateFilter};
+use crate::store::{
+    CancelOutcome, Channel, ConversationFilter, IdempotencyKey, MessageFilter, TemplateFilter,
+};
 
 pub fn routes() -> Router<App> {
     Router::new()
         .route("/v1/messages", post(create_message).get(list_messages))
         .route("/v1/messages/batch", post(create_batch))
         .route("/v1/messages/{id}", get(get_message))
+        .route("/v1/messages/{id}/cancel", post(cancel_message))
         .route("/v1/batches/{id}", get(get_batch))
+        .route("/v1/batches/{id}/cancel", post(cancel_batch))
+        .route("/v1/batches/{id}/pause", post(pause_batch))
+        .route("/v1/batches/{id}/resume", post(resume_batch))
         .route("/v1/conversations", get(list_conversations))
         .route("/v1/conversations/{id}", get(get_conversation))
         .route("/v1/conversations/{id}/close", post(close_conversation))
@@ -281,6 +288,16 @@ pub fn send_problem(e: SendError, field_prefix: &str) -> Problem {
             ),
         )
         .with("conversationLimit", json!(limit)),
+        SendError::SendAtBeyondHorizon { horizon_days } => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "send-at-beyond-horizon",
+            "Send time too far ahead",
+            format!("sendAt may be at most {horizon_days} days ahead"),
+        )
+        .with(
+            "errors",
+            json!([{"field": f("sendAt"), "message": format!("more than {horizon_days} days ahead")}]),
+        ),
         SendError::IdempotencyKeyReused => Problem::idempotency_key_reused(),
         SendError::Internal(e) => Problem::internal(&e),
     }
@@ -639,6 +656,7 @@ fn recipient(
             None
         }
     };
+    let send_at = send_at(obj, prefix, errors);
     if errors.len() > before {
         return None;
     }
@@ -649,8 +667,34 @@ fn recipient(
         params,
         callback_url,
         metadata,
+        send_at,
         ..SendRequest::new(template?, phone?)
     })
+}
+
+/// `sendAt`: an RFC 3339 time with its offset (a past one means now).
+fn send_at(obj: &Map<String, Value>, prefix: &str, errors: &mut Vec<FieldError>) -> Option<i64> {
+    let field = format!("{prefix}sendAt");
+    match obj.get("sendAt") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => match chrono::DateTime::parse_from_rfc3339(s.trim()) {
+            Ok(t) => Some(t.timestamp_millis()),
+            Err(_) => {
+                errors.push(FieldError::new(
+                    field,
+                    format!("must be an RFC 3339 time such as 2026-11-25T09:00:00Z, got '{s}'"),
+                ));
+                None
+            }
+        },
+        Some(v) => {
+            errors.push(FieldError::new(
+                field,
+                format!("must be an RFC 3339 time string, got {}", describe(v)),
+            ));
+            None
+        }
+    }
 }
 
 /// The values of a send (`params`, `header`, `buttons`, `cards`, `offerExpiresAt`) as one
@@ -1043,10 +1087,26 @@ fn accepted_body(outcome: &SendOutcome, channel_id: &str, to: &str) -> Value {
     json!({
         "id": message_id,
         "status": "queued",
+        "scheduledFor": null,
         "channelId": channel_id,
         "to": to,
         "conversation": {"id": conversation_id, "status": conversation_status},
     })
+}
+
+/// Shows an accepted send as `scheduled` with its time, when it is.
+async fn scheduled(app: &App, body: &mut Value, outcome: &SendOutcome) -> Result<(), Problem> {
+    let (SendOutcome::Sent { message_id, .. } | SendOutcome::Pending { message_id, .. }) = outcome
+    else {
+        return Ok(());
+    };
+    // Accepted as scheduled, whatever it became since (the dispatcher may have taken it).
+    let message = app.store.message(message_id).await?;
+    if let Some(at) = message.and_then(|m| m.scheduled_for) {
+        body["status"] = json!("scheduled");
+        body["scheduledFor"] = json!(crate::format_ms(at));
+    }
+    Ok(())
 }
 
 fn pending_problem(conversation_id: &str, prefix: &str) -> Problem {
@@ -1086,14 +1146,18 @@ async fn create_message_inner(
     let channel = caller.channel(app, channel_id.as_deref()).await?;
     request.idempotency = idem;
     let to = request.phone.as_str().to_string();
+    let send_at = request.send_at;
     match send::send(app, &channel, request).await {
         Ok(SendOutcome::AlreadyPending { conversation_id }) => {
             Err(pending_problem(&conversation_id, ""))
         }
-        Ok(outcome) => Ok(json_response(
-            StatusCode::ACCEPTED,
-            &accepted_body(&outcome, &channel.id, &to),
-        )),
+        Ok(outcome) => {
+            let mut body = accepted_body(&outcome, &channel.id, &to);
+            if send_at.is_some() {
+                scheduled(app, &mut body, &outcome).await?;
+            }
+            Ok(json_response(StatusCode::ACCEPTED, &body))
+        }
         Err(e) => Err(send_problem(e, "")),
     }
 }
@@ -1139,6 +1203,7 @@ async fn create_batch_inner(
             vec![]
         }
     };
+    let batch_send_at = send_at(obj, "", &mut errors);
     let (Some(template), true) = (template, errors.is_empty()) else {
         return Err(Problem::validation(errors));
     };
@@ -1164,8 +1229,17 @@ async fn create_batch_inner(
             if parsed.is_none() {
                 parse_errors.insert(i, Problem::validation(errors));
             }
-            parsed
+            // A recipient's own sendAt wins over the batch's.
+            parsed.map(|mut p| {
+                p.send_at = p.send_at.or(batch_send_at);
+                p
+            })
         })
+        .collect();
+    let now = app.clock.now_ms();
+    let scheduled_for: Vec<Option<i64>> = requests
+        .iter()
+        .map(|r| r.as_ref().and_then(|r| r.send_at).filter(|t| *t > now))
         .collect();
     let outcome = batch::send_batch(app, &channel, requests, idem)
         .await
@@ -1193,6 +1267,7 @@ async fn create_batch_inner(
                     body["messageId"] = body["id"].take();
                     body.as_object_mut().map(|b| b.remove("id"));
                     body["status"] = json!("accepted");
+                    body["scheduledFor"] = json!(scheduled_for[i].map(crate::format_ms));
                     body
                 }
                 RecipientResult::Rejected(e) => {
@@ -1317,7 +1392,7 @@ async fn list_messages(
         if let Some(status) = &filter.status
             && status.parse::<crate::domain::status::MessageStatus>().is_err()
         {
-            return Err(Problem::field("status", format!("'{status}' is not a message status (queued, sending, sent, delivered, read, failed)")));
+            return Err(Problem::field("status", format!("'{status}' is not a message status (scheduled, queued, sending, sent, delivered, read, failed, cancelled)")));
         }
         caller.scope_channel_filter(&mut filter.channel_id)?;
         let messages = app.store.list_messages(caller.account_id(), &filter).await?;
@@ -1334,22 +1409,202 @@ async fn list_messages(
 }
 
 async fn get_batch(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    batch_action(app, headers, id, BatchAction::Show).await
+}
+
+async fn cancel_batch(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    batch_action(app, headers, id, BatchAction::Cancel).await
+}
+
+async fn pause_batch(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    batch_action(app, headers, id, BatchAction::Pause).await
+}
+
+async fn resume_batch(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    batch_action(app, headers, id, BatchAction::Resume).await
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BatchAction {
+    Show,
+    Cancel,
+    Pause,
+    Resume,
+}
+
+/// Does `action` to a batch of the caller, then answers its report.
+async fn batch_action(app: App, headers: HeaderMap, id: String, action: BatchAction) -> Response {
     let result = async {
         let caller = authenticate(&app, &headers).await?;
-        let b = app.store.batch(&id).await?;
-        let b = b.filter(|b| caller.sees(&b.account_id, &b.channel_id)).ok_or_else(|| Problem::not_found("batch", &id))?;
-        let counts: Map<String, Value> = app
-            .store
-            .batch_counts(&id)
+        if action != BatchAction::Show {
+            idempotency_key(&headers)?;
+        }
+        app.store
+            .batch(&id)
             .await?
-            .into_iter()
-            .map(|(status, n)| (status, json!(n)))
-            .collect();
+            .filter(|b| caller.sees(&b.account_id, &b.channel_id))
+            .ok_or_else(|| Problem::not_found("batch", &id))?;
+        let now = app.clock.now_ms();
+        match action {
+            BatchAction::Show => {}
+            BatchAction::Cancel => {
+                for message_id in app.store.cancel_batch(&id, now).await? {
+                    app.publish(Event::MessageStatus {
+                        message_id,
+                        status: MessageStatus::Cancelled,
+                    });
+                }
+            }
+            BatchAction::Pause | BatchAction::Resume => {
+                app.store
+                    .set_batch_paused(&id, action == BatchAction::Pause)
+                    .await?;
+                app.wake.notify_one();
+            }
+        }
         Ok::<_, Problem>(json_response(
             StatusCode::OK,
-            &json!({"id": b.id, "channelId": b.channel_id, "total": b.total, "accepted": b.accepted,
-                    "rejected": b.rejected, "byStatus": counts, "createdAt": crate::format_ms(b.created_at)}),
+            &batch_report(&app, &id).await?,
         ))
+    }
+    .await;
+    result.unwrap_or_else(Problem::response)
+}
+
+/// A batch with its counts by status, error code, template and hold reason, its progress and
+/// an estimate of when it completes.
+async fn batch_report(app: &App, id: &str) -> Result<Value, Problem> {
+    let b = app
+        .store
+        .batch(id)
+        .await?
+        .ok_or_else(|| Problem::not_found("batch", id))?;
+    let counts = app.store.batch_counts(id).await?;
+    let report = app.store.batch_report(id).await?;
+    let count = |statuses: &[&str]| -> i64 {
+        counts
+            .iter()
+            .filter(|(s, _)| statuses.contains(&s.as_str()))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let done = count(&["sent", "delivered", "read", "failed", "cancelled"]);
+    let waiting = count(&["scheduled", "queued", "sending"]);
+    let by_status: Map<String, Value> = counts.iter().map(|(s, n)| (s.clone(), json!(n))).collect();
+    let by_error_code: Map<String, Value> = report
+        .by_error_code
+        .iter()
+        .map(|(code, n)| (code.to_string(), json!(n)))
+        .collect();
+    let mut by_template: Map<String, Value> = Map::new();
+    for (template_id, status, n) in &report.by_template {
+        by_template
+            .entry(template_id.clone())
+            .or_insert_with(|| json!({}))[status] = json!(n);
+    }
+    let held: Map<String, Value> = report
+        .held
+        .iter()
+        .map(|(r, n)| (r.clone(), json!(n)))
+        .collect();
+    let estimate = if waiting == 0 || b.paused {
+        None
+    } else {
+        let channel = app.store.channel(&b.channel_id).await?;
+        let now = app.clock.now_ms();
+        let rate = channel.as_ref().map_or(1, |c| c.messages_per_second.max(1));
+        let mut at = now + waiting * 1000 / rate;
+        if let Some(limit) = channel.as_ref().and_then(|c| c.messaging_limit) {
+            // Each new recipient past the limit's room waits for the window to roll.
+            let recent = app
+                .store
+                .new_recipients(&b.channel_id, now - 24 * 3600 * 1000)
+                .await?;
+            let over = waiting - (limit - recent.count).max(0);
+            if over > 0 {
+                at += (over + limit - 1) / limit * 24 * 3600 * 1000;
+            }
+        }
+        // Scheduled and held messages go at their time at the earliest.
+        Some(report.last_due.map_or(at, |due| at.max(due)))
+    };
+    Ok(json!({
+        "id": b.id,
+        "channelId": b.channel_id,
+        "total": b.total,
+        "accepted": b.accepted,
+        "rejected": b.rejected,
+        "byStatus": by_status,
+        "byErrorCode": by_error_code,
+        "byTemplate": by_template,
+        "held": held,
+        "progress": {
+            "done": done,
+            "waiting": waiting,
+            "percent": if b.accepted > 0 { (done * 1000 / b.accepted) as f64 / 10.0 } else { 100.0 },
+        },
+        "paused": b.paused,
+        "estimatedCompletionAt": estimate.map(crate::format_ms),
+        "createdAt": crate::format_ms(b.created_at),
+    }))
+}
+
+async fn cancel_message(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let result = async {
+        let caller = authenticate(&app, &headers).await?;
+        idempotency_key(&headers)?;
+        let m = app.store.message(&id).await?;
+        let m = m
+            .filter(|m| caller.sees(&m.account_id, &m.channel_id))
+            .ok_or_else(|| Problem::not_found("message", &id))?;
+        match app
+            .store
+            .cancel_message(&m.account_id, &id, app.clock.now_ms())
+            .await?
+        {
+            CancelOutcome::NotFound => Err(Problem::not_found("message", &id)),
+            CancelOutcome::NotCancellable(status) => Err(Problem::new(
+                StatusCode::CONFLICT,
+                "message-not-cancellable",
+                "Message cannot be cancelled",
+                format!(
+                    "the message is {status}: only a scheduled or queued message not yet handed to WhatsApp can be cancelled"
+                ),
+            )
+            .with("messageStatus", json!(status.as_str()))),
+            CancelOutcome::Cancelled {
+                message,
+                conversation,
+            } => {
+                app.publish(Event::MessageStatus {
+                    message_id: message.id.clone(),
+                    status: MessageStatus::Cancelled,
+                });
+                if let Some((conversation_id, status)) = conversation {
+                    app.publish(Event::ConversationStatus {
+                        conversation_id,
+                        status,
+                    });
+                }
+                Ok(json_response(StatusCode::OK, &native_message(&message, None)))
+            }
+        }
     }
     .await;
     result.unwrap_or_else(Problem::response)

@@ -106,6 +106,7 @@ pub async fn create_account(app: &App, body: &Value) -> AdminResult {
             .unwrap_or(1000),
         created_at: now,
         updated_at: now,
+        quiet_hours: None,
     };
     app.store.insert_account(&account).await?;
     Ok(views::account(&account))
@@ -121,6 +122,54 @@ pub async fn get_account(app: &App, id: &str) -> AdminResult {
             id: id.into(),
         })?;
     Ok(views::account(&account))
+}
+
+/// Changes an account's settings: `quietHours` (`{start, end}` as `HH:MM`, or null for off).
+pub async fn update_account(app: &App, id: &str, body: &Value) -> AdminResult {
+    let f = Fields::of(body)?;
+    f.only(&["quietHours"])?;
+    if f.has("quietHours") {
+        let window = match f.raw("quietHours") {
+            None => None,
+            Some(Value::Object(o)) => {
+                if let Some(k) = o.keys().find(|k| *k != "start" && *k != "end") {
+                    return Err(invalid(
+                        &format!("quietHours.{k}"),
+                        "unknown field; expected start, end",
+                    ));
+                }
+                let time = |key: &str| match o.get(key) {
+                    Some(Value::String(t)) => crate::domain::quiet_hours::parse_minutes(t)
+                        .map_err(|m| invalid(&format!("quietHours.{key}"), m)),
+                    _ => Err(invalid(
+                        &format!("quietHours.{key}"),
+                        "is required: a time of day as HH:MM",
+                    )),
+                };
+                let (start, end) = (time("start")?, time("end")?);
+                if start == end {
+                    return Err(invalid(
+                        "quietHours.end",
+                        "must differ from start (use null to turn quiet hours off)",
+                    ));
+                }
+                Some((start, end))
+            }
+            Some(_) => {
+                return Err(invalid(
+                    "quietHours",
+                    "must be an object {start, end} or null",
+                ));
+            }
+        };
+        if !app.store.set_quiet_hours(id, window, now_ms()).await? {
+            return Err(AdminError::NotFound {
+                kind: "account",
+                id: id.into(),
+            });
+        }
+    }
+    get_account(app, id).await
 }
 
 /// A new API key for an account: account-wide access to the native API. The key is shown
@@ -268,6 +317,7 @@ pub async fn create_channel(app: &App, body: &Value) -> AdminResult {
         messages_per_second: 80,
         health: "ok".into(),
         health_error: None,
+        messaging_limit: None,
         created_at: now,
         updated_at: now,
     };
@@ -288,11 +338,21 @@ pub async fn get_channel(app: &App, id: &str) -> AdminResult {
 
 pub async fn update_channel(app: &App, id: &str, body: &Value) -> AdminResult {
     let f = Fields::of(body)?;
-    f.only(&CHANNEL_FIELDS[1..])?;
+    let mut known = CHANNEL_FIELDS[1..].to_vec();
+    known.push("messagingLimit");
+    f.only(&known)?;
     let mut channel = load_channel(app, id).await?;
     apply_channel_fields(&mut channel, &f)?;
+    let limit = f.opt_int("messagingLimit", 1, i64::from(i32::MAX))?;
     channel.updated_at = now_ms();
     app.store.update_channel(&channel).await?;
+    if f.has("messagingLimit") {
+        app.store
+            .set_messaging_limit(&channel.id, limit, channel.updated_at)
+            .await?;
+        channel.messaging_limit = limit;
+        app.wake.notify_one();
+    }
     if channel.health != "ok" {
         // An operator acted on a halted channel (a new token, a paid bill): try again.
         app.store

@@ -138,6 +138,7 @@ pub async fn send_batch(
             accepted,
             rejected: total as i64 - accepted,
             created_at: now_ms(),
+            paused: false,
         })
         .await?;
     Ok(outcome)

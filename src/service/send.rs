@@ -12,7 +12,6 @@ use crate::domain::ids::new_id;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::template_send::{InvalidValue, check_send};
 use crate::metrics::SendResult;
-use crate::now_ms;
 use crate::store::{AcceptOutcome, AcceptSend, Channel, Group, IdempotencyKey, StoreError};
 
 /// Which template a send uses.
@@ -50,6 +49,8 @@ pub struct SendRequest {
     pub metadata: Option<serde_json::Value>,
     pub batch_id: Option<String>,
     pub idempotency: Option<IdempotencyKey>,
+    /// When to send (ms since the epoch); `None` or a past time: now.
+    pub send_at: Option<i64>,
 }
 
 impl SendRequest {
@@ -66,6 +67,7 @@ impl SendRequest {
             metadata: None,
             batch_id: None,
             idempotency: None,
+            send_at: None,
         }
     }
 }
@@ -112,6 +114,9 @@ pub enum SendError {
     GroupNotFound(String),
     #[error("the account has reached its conversations limit")]
     ConversationLimit { limit: i64 },
+    /// `sendAt` is farther ahead than the configured horizon allows.
+    #[error("sendAt is more than {horizon_days} days ahead")]
+    SendAtBeyondHorizon { horizon_days: u64 },
     /// The idempotency key was first used with a different request.
     #[error("the idempotency key was used with a different request")]
     IdempotencyKeyReused,
@@ -172,6 +177,17 @@ pub async fn prepare(
     req: SendRequest,
 ) -> Result<AcceptSend, SendError> {
     let store = &app.store;
+    let now = app.clock.now_ms();
+    let horizon_ms = i64::try_from(app.config.schedule_horizon_days.saturating_mul(86_400_000))
+        .unwrap_or(i64::MAX / 4);
+    if req
+        .send_at
+        .is_some_and(|at| at > now.saturating_add(horizon_ms))
+    {
+        return Err(SendError::SendAtBeyondHorizon {
+            horizon_days: app.config.schedule_horizon_days,
+        });
+    }
     let template = match &req.template {
         TemplateRef::Id(id) => store.account_template(&channel.account_id, id).await?,
         TemplateRef::Name { name, language } => {
@@ -219,7 +235,7 @@ pub async fn prepare(
         return Err(SendError::ChannelNotConnected(channel.status.clone()));
     }
 
-    if let Err(problems) = check_send(&content, &req.params, now_ms()) {
+    if let Err(problems) = check_send(&content, &req.params, now) {
         if !problems.missing.is_empty() {
             return Err(SendError::MissingParams {
                 detail: problems.missing_detail,
@@ -236,7 +252,6 @@ pub async fn prepare(
         .await?
         .ok_or_else(|| anyhow::anyhow!("channel {} has no account", channel.id))?;
 
-    let now = now_ms();
     Ok(AcceptSend {
         account_id: account.id,
         channel_id: channel.id.clone(),
@@ -259,6 +274,8 @@ pub async fn prepare(
         callback_url: req.callback_url,
         metadata: req.metadata,
         idempotency: req.idempotency,
+        // A time in the past means now.
+        send_at: req.send_at.filter(|at| *at > now),
     })
 }
 

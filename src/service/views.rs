@@ -67,6 +67,10 @@ pub fn account(a: &Account) -> Value {
         "id": a.id,
         "name": a.name,
         "conversationLimit": a.conversation_limit,
+        "quietHours": a.quiet_hours.map(|(start, end)| json!({
+            "start": crate::domain::quiet_hours::format_minutes(start),
+            "end": crate::domain::quiet_hours::format_minutes(end),
+        })),
         "createdAt": format_ms(a.created_at),
         "updatedAt": format_ms(a.updated_at),
     })
@@ -88,6 +92,7 @@ pub fn channel(c: &Channel) -> Value {
         "messagesPerSecond": c.messages_per_second,
         "health": c.health,
         "healthError": c.health_error,
+        "messagingLimit": c.messaging_limit,
         "createdAt": format_ms(c.created_at),
         "updatedAt": format_ms(c.updated_at),
     })
@@ -142,7 +147,11 @@ pub fn message(m: &Message) -> Value {
             "delivered": time(m.delivered_at),
             "read": time(m.read_at),
             "failed": time(m.failed_at),
+            "cancelled": time(m.cancelled_at),
         },
+        "scheduledFor": time(m.scheduled_for),
+        "heldUntil": time(m.held_until),
+        "heldReason": m.held_reason,
         "createdAt": format_ms(m.queued_at),
         "updatedAt": format_ms(m.updated_at),
     })

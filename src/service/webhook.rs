@@ -52,6 +52,28 @@ pub enum Report {
         template_id: String,
         event: String,
     },
+    /// The number's (since Oct 2025 the business portfolio's) messaging limit: unique users of
+    /// new business-initiated conversations per rolling 24 h; `None`: unlimited.
+    MessagingLimit { waba_id: String, limit: Option<i64> },
+}
+
+/// A messaging-limit tier as Meta names it (`TIER_250`, `TIER_2K`, `TIER_UNLIMITED`…):
+/// `Some(None)` is unlimited, `None` a name not known.
+pub fn messaging_limit_of_tier(tier: &str) -> Option<Option<i64>> {
+    let upper = tier.trim().to_ascii_uppercase();
+    let name = upper.strip_prefix("TIER_").unwrap_or(&upper);
+    if name == "UNLIMITED" {
+        return Some(None);
+    }
+    let (digits, factor) = match name.strip_suffix('K') {
+        Some(d) => (d, 1000),
+        None => (name, 1),
+    };
+    digits
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(|n| Some(n * factor))
 }
 
 /// A status as reported (a `StatusUpdate` without store types, so parsing stays pure).
@@ -153,6 +175,22 @@ pub fn parse(payload: &Value) -> Vec<Report> {
                         });
                     }
                 }
+                Some("phone_number_quality_update" | "account_update") => {
+                    // The current field first, then the deprecated ones.
+                    let tier = [
+                        "whatsapp_business_manager_messaging_limit",
+                        "messaging_limit_tier",
+                        "current_limit",
+                    ]
+                    .iter()
+                    .find_map(|k| text(&value[*k]));
+                    if let (Some(waba_id), Some(limit)) = (
+                        text(&entry["id"]),
+                        tier.as_deref().and_then(messaging_limit_of_tier),
+                    ) {
+                        reports.push(Report::MessagingLimit { waba_id, limit });
+                    }
+                }
                 _ => {}
             }
         }
@@ -179,6 +217,7 @@ pub struct Applied {
     pub kept_for_later: usize,
     pub inbound: usize,
     pub templates: usize,
+    pub limits: usize,
     pub ignored: usize,
 }
 
@@ -244,6 +283,24 @@ pub async fn apply(app: &App, scope: Option<&Channel>, payload: &Value) -> Store
                 }
                 None => applied.ignored += 1,
             },
+            Report::MessagingLimit { waba_id, limit } => {
+                let channels = match scope {
+                    _ if waba_id.trim().is_empty() => vec![],
+                    Some(c) if c.waba_id == waba_id => vec![c.clone()],
+                    Some(_) => vec![],
+                    None => app.store.channels_by_waba(&waba_id).await?,
+                };
+                if channels.is_empty() {
+                    applied.ignored += 1;
+                }
+                for channel in channels {
+                    app.store
+                        .set_messaging_limit(&channel.id, limit, now_ms())
+                        .await?;
+                    applied.limits += 1;
+                }
+                app.wake.notify_one();
+            }
             Report::TemplateStatus {
                 waba_id,
                 template_id,
@@ -402,6 +459,36 @@ mod tests {
         assert!(
             parse(&json!({"entry": [{"changes": [{"field": "account_update", "value": {}}]}]}))
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn messaging_limit_events_are_read() {
+        assert_eq!(messaging_limit_of_tier("TIER_250"), Some(Some(250)));
+        assert_eq!(messaging_limit_of_tier("TIER_2K"), Some(Some(2000)));
+        assert_eq!(messaging_limit_of_tier("TIER_100K"), Some(Some(100_000)));
+        assert_eq!(messaging_limit_of_tier("TIER_UNLIMITED"), Some(None));
+        assert_eq!(messaging_limit_of_tier("TIER_X"), None);
+        let reports = parse(&json!({"entry": [{"id": "WABA1", "changes": [
+            {"field": "phone_number_quality_update", "value": {
+                "display_phone_number": "15550001111", "event": "UPGRADE",
+                "current_limit": "TIER_10K"}},
+            {"field": "account_update", "value": {
+                "whatsapp_business_manager_messaging_limit": "TIER_UNLIMITED",
+                "current_limit": "TIER_250"}}
+        ]}]}));
+        assert_eq!(
+            reports,
+            vec![
+                Report::MessagingLimit {
+                    waba_id: "WABA1".into(),
+                    limit: Some(10_000)
+                },
+                Report::MessagingLimit {
+                    waba_id: "WABA1".into(),
+                    limit: None
+                },
+            ]
         );
     }
 

@@ -147,6 +147,10 @@ pub struct Account {
     pub conversation_limit: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Quiet hours in the recipient's local time: minutes after midnight the window starts
+    /// and ends (`None`: off).
+    #[serde(skip)]
+    pub quiet_hours: Option<(i64, i64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -192,6 +196,9 @@ pub struct Channel {
     /// unpaid account): the dispatcher leaves its messages queued until an operator acts.
     pub health: String,
     pub health_error: Option<ProviderError>,
+    /// Meta's messaging limit: unique recipients of new business-initiated conversations per
+    /// rolling 24 h (`None`: unlimited).
+    pub messaging_limit: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -213,6 +220,7 @@ impl std::fmt::Debug for Channel {
             .field("messages_per_second", &self.messages_per_second)
             .field("health", &self.health)
             .field("health_error", &self.health_error)
+            .field("messaging_limit", &self.messaging_limit)
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
             .finish()
@@ -311,6 +319,12 @@ pub struct Message {
     pub callback_url: Option<String>,
     pub metadata: Option<Value>,
     pub updated_at: i64,
+    /// When a scheduled message goes (its `sendAt`).
+    pub scheduled_for: Option<i64>,
+    /// When a held message is released, and why (`quiet-hours`, `messaging-limit`).
+    pub held_until: Option<i64>,
+    pub held_reason: Option<String>,
+    pub cancelled_at: Option<i64>,
 }
 
 /// One recorded delivery attempt.
@@ -349,6 +363,25 @@ pub struct AcceptSend {
     /// The caller's idempotency key: written in the same transaction, so a retry with the
     /// same key replays this decision instead of deciding again.
     pub idempotency: Option<IdempotencyKey>,
+    /// When a scheduled send goes: only set when later than `now` (the message is stored
+    /// `scheduled` and its job is not due before then).
+    pub send_at: Option<i64>,
+}
+
+impl AcceptSend {
+    /// `scheduled` when the send waits for its time, else `queued`.
+    pub fn initial_status(&self) -> MessageStatus {
+        if self.send_at.is_some() {
+            MessageStatus::Scheduled
+        } else {
+            MessageStatus::Queued
+        }
+    }
+
+    /// When the delivery job is first due.
+    pub fn run_at(&self) -> i64 {
+        self.send_at.unwrap_or(self.now)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -466,6 +499,48 @@ pub struct Batch {
     pub accepted: i64,
     pub rejected: i64,
     pub created_at: i64,
+    /// A paused batch's messages not yet claimed wait until it resumes.
+    pub paused: bool,
+}
+
+/// What cancelling a message did.
+#[derive(Debug, Clone)]
+pub enum CancelOutcome {
+    /// No such message in the account.
+    NotFound,
+    /// It was already handed to the provider (or ended): its status.
+    NotCancellable(MessageStatus),
+    /// Cancelled; its conversation closed when the message had created it.
+    Cancelled {
+        message: Box<Message>,
+        conversation: Option<(String, ConversationStatus)>,
+    },
+}
+
+/// Why a message waits past its time.
+pub const HELD_QUIET_HOURS: &str = "quiet-hours";
+pub const HELD_MESSAGING_LIMIT: &str = "messaging-limit";
+
+/// A batch's figures beyond its counts per status.
+#[derive(Debug, Clone, Default)]
+pub struct BatchReport {
+    /// `(error code, messages)` of its failed messages.
+    pub by_error_code: Vec<(i64, i64)>,
+    /// `(template id, status, messages)`.
+    pub by_template: Vec<(String, String, i64)>,
+    /// `(reason, messages)` of its held messages not yet sent.
+    pub held: Vec<(String, i64)>,
+    /// The latest time one of its waiting messages is due (scheduled or held).
+    pub last_due: Option<i64>,
+}
+
+/// The recipients a channel started conversations with in a rolling window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NewRecipients {
+    /// Distinct numbers.
+    pub count: i64,
+    /// When the oldest of them was handed over: the window frees a place 24 h after it.
+    pub oldest: Option<i64>,
 }
 
 /// Filters of a message list; `after` is the cursor (the last `(queued_at, id)` seen).
@@ -928,6 +1003,51 @@ pub trait Store: Send + Sync + 'static {
     /// When a queued message's next attempt is due, if it has a delivery job.
     async fn next_attempt_at(&self, message_id: &str) -> StoreResult<Option<i64>>;
     async fn delete_expired_idempotency_keys(&self, now: i64) -> StoreResult<u64>;
+
+    // Campaigns
+    /// Cancels a message of the account that no dispatcher holds and the provider does not
+    /// have (`scheduled` or `queued`), in one transaction that races a claim safely: exactly
+    /// one of them wins. Queues `message.cancelled`.
+    async fn cancel_message(
+        &self,
+        account_id: &str,
+        id: &str,
+        now: i64,
+    ) -> StoreResult<CancelOutcome>;
+    /// Cancels every cancellable message of a batch; their ids.
+    async fn cancel_batch(&self, batch_id: &str, now: i64) -> StoreResult<Vec<String>>;
+    /// Pauses or resumes a batch: its jobs not claimed are skipped by the dispatcher while
+    /// paused. `false` when no such batch.
+    async fn set_batch_paused(&self, batch_id: &str, paused: bool) -> StoreResult<bool>;
+    /// Gives a claimed job back until `until`, without counting the attempt, and shows the
+    /// message as held for `reason`; fenced by the attempt.
+    async fn hold_job(
+        &self,
+        message_id: &str,
+        attempt: i64,
+        until: i64,
+        reason: &str,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Recipients of the channel's messages that opened a new conversation, handed over since
+    /// `since`.
+    async fn new_recipients(&self, channel_id: &str, since: i64) -> StoreResult<NewRecipients>;
+    /// Sets (or with `None` clears) an account's quiet hours; `false` when no such account.
+    async fn set_quiet_hours(
+        &self,
+        account_id: &str,
+        window: Option<(i64, i64)>,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Sets (or with `None` clears) a channel's messaging limit; `false` when no such channel.
+    async fn set_messaging_limit(
+        &self,
+        channel_id: &str,
+        limit: Option<i64>,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// A batch's figures by error code, template and hold reason.
+    async fn batch_report(&self, batch_id: &str) -> StoreResult<BatchReport>;
 
     // API keys
     async fn insert_api_key(&self, key: &ApiKey, key_hash: &str) -> StoreResult<()>;

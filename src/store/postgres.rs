@@ -86,6 +86,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "pending_once",
         include_str!("../../migrations/postgres/0007_pending_once.sql"),
     ),
+    (
+        8,
+        "campaigns",
+        include_str!("../../migrations/postgres/0008_campaigns.sql"),
+    ),
 ];
 
 /// The channel every instance listens on; accepted sends notify it (on commit).
@@ -330,6 +335,7 @@ fn channel_from_row(cipher: &Cipher, r: &PgRow) -> StoreResult<Channel> {
             }),
             None => None,
         },
+        messaging_limit: r.try_get("messaging_limit")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
@@ -426,6 +432,10 @@ fn message_from_row(r: &PgRow) -> StoreResult<Message> {
             .transpose()
             .context("message metadata")?,
         updated_at: r.try_get("updated_at")?,
+        scheduled_for: r.try_get("scheduled_for")?,
+        held_until: r.try_get("held_until")?,
+        held_reason: r.try_get("held_reason")?,
+        cancelled_at: r.try_get("cancelled_at")?,
     })
 }
 
@@ -504,12 +514,13 @@ const MESSAGE_TO_MOVE: &str = "SELECT m.*, c.status = 'pending' AS conversation_
 /// The timestamp column a status sets.
 fn status_column(status: MessageStatus) -> &'static str {
     match status {
-        MessageStatus::Queued => "queued_at",
+        MessageStatus::Scheduled | MessageStatus::Queued => "queued_at",
         MessageStatus::Sending => "sending_at",
         MessageStatus::Sent => "sent_at",
         MessageStatus::Delivered => "delivered_at",
         MessageStatus::Read => "read_at",
         MessageStatus::Failed => "failed_at",
+        MessageStatus::Cancelled => "cancelled_at",
     }
 }
 
@@ -797,10 +808,14 @@ const WRITE_SEND: &str = "WITH {gate}
      conversation AS ({conversation}),
      message AS (
         INSERT INTO messages (id, account_id, channel_id, conversation_id, template_id,
-            phone_number, params, status, queued_at, updated_at, batch_id, callback_url, metadata)
-        SELECT $9, $1, $6, $5, $7, $2, $8, 'queued', $4, $4, $10, $11, $12 {from}),
+            phone_number, params, status, queued_at, updated_at, batch_id, callback_url, metadata,
+            scheduled_for)
+        SELECT $9, $1, $6, $5, $7, $2, $8,
+            CASE WHEN $14::BIGINT IS NULL THEN 'queued' ELSE 'scheduled' END,
+            $4, $4, $10, $11, $12, $14 {from}),
      job AS (
-        INSERT INTO delivery_jobs (message_id, channel_id, run_at) SELECT $9, $6, $4 {from})
+        INSERT INTO delivery_jobs (message_id, channel_id, run_at)
+        SELECT $9, $6, coalesce($14, $4) {from})
      SELECT pg_notify($13, $6) {from}";
 
 /// [`WRITE_SEND`] on an open conversation: its activity moves.
@@ -815,7 +830,7 @@ static WRITE_SEND_OPEN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|
 });
 
 /// [`WRITE_SEND`] with a new pending conversation, named after the contact, if the plan's
-/// counter for the period (`$16`) is below the limit (`$17`): counted first, so it is the
+/// counter for the period (`$17`) is below the limit (`$18`): counted first, so it is the
 /// first lock the statement takes (plan counter → contact), and held only while this one
 /// statement and the commit run. Nothing is written when the limit is reached.
 static WRITE_SEND_NEW: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -824,9 +839,9 @@ static WRITE_SEND_NEW: std::sync::LazyLock<String> = std::sync::LazyLock::new(||
             "{gate}",
             "counted AS (
                 INSERT INTO conversation_usage (account_id, period, used)
-                SELECT $1, $16, 1 WHERE $17 > 0
+                SELECT $1, $17, 1 WHERE $18 > 0
                 ON CONFLICT (account_id, period) DO UPDATE SET used = conversation_usage.used + 1
-                WHERE conversation_usage.used < $17
+                WHERE conversation_usage.used < $18
                 RETURNING 1),",
         )
         .replace("{from}", "FROM counted")
@@ -834,7 +849,7 @@ static WRITE_SEND_NEW: std::sync::LazyLock<String> = std::sync::LazyLock::new(||
             "{conversation}",
             "INSERT INTO conversations (id, account_id, channel_id, phone_number, status,
                 assignee, group_id, client_name, first_message_id, created_at, last_activity_at)
-             SELECT $5, $1, $6, $2, 'pending', $14, $15, contact.client_name, $9, $4, $4
+             SELECT $5, $1, $6, $2, 'pending', $15, $16, contact.client_name, $9, $4, $4
              FROM contact",
         )
 });
@@ -864,7 +879,8 @@ async fn write_send<'e>(
         .bind(&send.batch_id)
         .bind(&send.callback_url)
         .bind(send.metadata.as_ref().map(|m| m.to_string()))
-        .bind(WORK_CHANNEL);
+        .bind(WORK_CHANNEL)
+        .bind(send.send_at);
     if open.is_none() {
         query = query
             .bind(send.assignee)
@@ -930,6 +946,70 @@ async fn decide_send(
     Ok(pending_or_limit(send, written))
 }
 
+/// Cancels one message (see `Store::cancel_message`) in the caller's transaction. Locks the
+/// job, then the message, then the conversation (the order every method keeps).
+async fn cancel_in(
+    tx: &mut Transaction<'_, Postgres>,
+    lookups: &Lookups,
+    account_id: Option<&str>,
+    id: &str,
+    now: i64,
+) -> StoreResult<CancelOutcome> {
+    let Some(status) = sqlx::query_scalar::<_, String>(
+        "SELECT status FROM messages WHERE id = $1 AND account_id = coalesce($2, account_id)",
+    )
+    .bind(id)
+    .bind(account_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    else {
+        return Ok(CancelOutcome::NotFound);
+    };
+    let status: MessageStatus = status.parse().map_err(anyhow::Error::msg)?;
+    if !status.cancellable() {
+        return Ok(CancelOutcome::NotCancellable(status));
+    }
+    // Only a job no dispatcher holds. A claim that locked it first makes this wait, then
+    // see its lease and delete nothing; one that comes after skips the locked row.
+    let taken =
+        sqlx::query("DELETE FROM delivery_jobs WHERE message_id = $1 AND lease_until IS NULL")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+    let row = if taken == 0 {
+        None
+    } else {
+        sqlx::query(
+            "UPDATE messages SET status = 'cancelled', cancelled_at = $1, updated_at = $1,
+                held_until = NULL, held_reason = NULL
+             WHERE id = $2 AND status IN ('scheduled', 'queued') RETURNING *",
+        )
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+    };
+    let Some(row) = row else {
+        let status: String = sqlx::query_scalar("SELECT status FROM messages WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await?;
+        return Err(StoreError::Conflict(format!(
+            "message {id} moved to {status} while being cancelled"
+        )));
+    };
+    let cancelled = message_from_row(&row)?;
+    let event = message_event(&cancelled, MessageStatus::Cancelled, None, now);
+    queue_events(tx, lookups, &cancelled.account_id, event.as_slice()).await?;
+    let conversation =
+        conversation_follows(tx, lookups, &cancelled, MessageStatus::Cancelled, now, true).await?;
+    Ok(CancelOutcome::Cancelled {
+        message: Box::new(cancelled),
+        conversation,
+    })
+}
+
 #[async_trait]
 impl Store for PgStore {
     async fn ping(&self) -> StoreResult<bool> {
@@ -945,8 +1025,13 @@ impl Store for PgStore {
 
     async fn queues(&self) -> StoreResult<Vec<ChannelQueue>> {
         let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT j.channel_id, COUNT(*), MIN(m.queued_at) FROM delivery_jobs j
-             JOIN messages m ON m.id = j.message_id
+            // Scheduled and held messages not due yet, and paused batches' messages, wait by
+            // design: they are not a backlog. A due one counts from its time.
+            "SELECT j.channel_id, COUNT(*),
+                    MIN(coalesce(m.held_until, m.scheduled_for, m.queued_at))
+             FROM delivery_jobs j JOIN messages m ON m.id = j.message_id
+             WHERE j.paused = 0 AND j.run_at <= CAST(extract(epoch FROM now()) * 1000 AS BIGINT) + 1000
+                OR (m.status <> 'scheduled' AND m.held_until IS NULL AND j.paused = 0)
              GROUP BY j.channel_id ORDER BY j.channel_id",
         )
         .fetch_all(&self.pool)
@@ -1000,6 +1085,9 @@ impl Store for PgStore {
                         conversation_limit: r.try_get("conversation_limit")?,
                         created_at: r.try_get("created_at")?,
                         updated_at: r.try_get("updated_at")?,
+                        quiet_hours: r
+                            .try_get::<Option<i64>, _>("quiet_start")?
+                            .zip(r.try_get::<Option<i64>, _>("quiet_end")?),
                     })
                 })
                 .transpose()
@@ -1620,6 +1708,7 @@ impl Store for PgStore {
                 accepted: r.try_get("accepted")?,
                 rejected: r.try_get("rejected")?,
                 created_at: r.try_get("created_at")?,
+                paused: r.try_get::<i32, _>("paused")? != 0,
             })
         })
         .transpose()
@@ -1717,6 +1806,214 @@ impl Store for PgStore {
         )
     }
 
+    async fn cancel_message(
+        &self,
+        account_id: &str,
+        id: &str,
+        now: i64,
+    ) -> StoreResult<CancelOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let outcome = cancel_in(&mut tx, &self.lookups, Some(account_id), id, now).await;
+        let outcome = match outcome {
+            Err(StoreError::Conflict(_)) => {
+                // The job was claimed between reading the status and the delete.
+                tx.rollback().await?;
+                let status: String =
+                    sqlx::query_scalar("SELECT status FROM messages WHERE id = $1")
+                        .bind(id)
+                        .fetch_one(&self.pool)
+                        .await?;
+                return Ok(CancelOutcome::NotCancellable(
+                    status.parse().map_err(anyhow::Error::msg)?,
+                ));
+            }
+            other => other?,
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn cancel_batch(&self, batch_id: &str, now: i64) -> StoreResult<Vec<String>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT m.id FROM messages m JOIN delivery_jobs j ON j.message_id = m.id
+             WHERE m.batch_id = $1 AND m.status IN ('scheduled', 'queued')
+               AND j.lease_until IS NULL ORDER BY j.seq",
+        )
+        .bind(batch_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut cancelled = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let mut tx = self.pool.begin().await?;
+            for id in chunk {
+                // A savepoint per message: one the dispatcher took meanwhile is left to it.
+                let mut one = sqlx::Acquire::begin(&mut tx).await?;
+                match cancel_in(&mut one, &self.lookups, None, id, now).await {
+                    Ok(CancelOutcome::Cancelled { .. }) => {
+                        one.commit().await?;
+                        cancelled.push(id.clone());
+                    }
+                    Ok(_) | Err(StoreError::Conflict(_)) => one.rollback().await?,
+                    Err(e) => return Err(e),
+                }
+            }
+            tx.commit().await?;
+        }
+        Ok(cancelled)
+    }
+
+    async fn set_batch_paused(&self, batch_id: &str, paused: bool) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let found = sqlx::query("UPDATE batches SET paused = $1 WHERE id = $2")
+            .bind(i32::from(paused))
+            .bind(batch_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        sqlx::query(
+            "UPDATE delivery_jobs SET paused = $1
+             WHERE message_id IN (SELECT id FROM messages WHERE batch_id = $2)",
+        )
+        .bind(i32::from(paused))
+        .bind(batch_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    async fn hold_job(
+        &self,
+        message_id: &str,
+        attempt: i64,
+        until: i64,
+        reason: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let held = sqlx::query(
+            "UPDATE delivery_jobs SET run_at = $1, lease_until = NULL, tries = tries - 1
+             WHERE message_id = $2 AND attempt = $3",
+        )
+        .bind(until)
+        .bind(message_id)
+        .bind(attempt)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if held {
+            sqlx::query(
+                "UPDATE messages SET status = CASE WHEN status = 'sending' THEN 'queued'
+                        ELSE status END,
+                    attempts = attempts - 1, sending_at = NULL, held_until = $1,
+                    held_reason = $2, updated_at = $3
+                 WHERE id = $4",
+            )
+            .bind(until)
+            .bind(reason)
+            .bind(now)
+            .bind(message_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(held)
+    }
+
+    async fn new_recipients(&self, channel_id: &str, since: i64) -> StoreResult<NewRecipients> {
+        let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT count(DISTINCT m.phone_number), min(m.sending_at) FROM messages m
+             JOIN conversations c ON c.first_message_id = m.id
+             WHERE m.channel_id = $1 AND m.sending_at >= $2",
+        )
+        .bind(channel_id)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(NewRecipients { count, oldest })
+    }
+
+    async fn set_quiet_hours(
+        &self,
+        account_id: &str,
+        window: Option<(i64, i64)>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let _changed = self.lookups.writing();
+        let (start, end) = window.unzip();
+        Ok(sqlx::query(
+            "UPDATE accounts SET quiet_start = $1, quiet_end = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(start)
+        .bind(end)
+        .bind(now)
+        .bind(account_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            > 0)
+    }
+
+    async fn set_messaging_limit(
+        &self,
+        channel_id: &str,
+        limit: Option<i64>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let _changed = self.lookups.writing();
+        Ok(
+            sqlx::query("UPDATE channels SET messaging_limit = $1, updated_at = $2 WHERE id = $3")
+                .bind(limit)
+                .bind(now)
+                .bind(channel_id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                > 0,
+        )
+    }
+
+    async fn batch_report(&self, batch_id: &str) -> StoreResult<BatchReport> {
+        let by_error_code = sqlx::query_as(
+            "SELECT error_code, count(*) FROM messages
+             WHERE batch_id = $1 AND status = 'failed' AND error_code IS NOT NULL
+             GROUP BY error_code ORDER BY error_code",
+        )
+        .bind(batch_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let by_template = sqlx::query_as(
+            "SELECT template_id, status, count(*) FROM messages WHERE batch_id = $1
+             GROUP BY template_id, status ORDER BY template_id, status",
+        )
+        .bind(batch_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let held = sqlx::query_as(
+            "SELECT held_reason, count(*) FROM messages
+             WHERE batch_id = $1 AND held_reason IS NOT NULL AND status = 'queued'
+             GROUP BY held_reason ORDER BY held_reason",
+        )
+        .bind(batch_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let last_due = sqlx::query_scalar(
+            "SELECT max(j.run_at) FROM delivery_jobs j JOIN messages m ON m.id = j.message_id
+             WHERE m.batch_id = $1",
+        )
+        .bind(batch_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(BatchReport {
+            by_error_code,
+            by_template,
+            held,
+            last_due,
+        })
+    }
+
     async fn insert_api_key(&self, k: &ApiKey, key_hash: &str) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO api_keys (id, account_id, name, key_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
@@ -1755,7 +2052,7 @@ impl Store for PgStore {
             "SELECT c.id FROM channels c
              WHERE c.status = 'connected' AND c.health = 'ok' AND EXISTS (
                 SELECT 1 FROM delivery_jobs j WHERE j.channel_id = c.id AND j.run_at <= $1
-                  AND (j.lease_until IS NULL OR j.lease_until + $2 <= $1))",
+                  AND (j.lease_until IS NULL OR j.lease_until + $2 <= $1) AND j.paused = 0)",
         )
         .bind(now)
         .bind(orphan_wait_ms)
@@ -1768,7 +2065,7 @@ impl Store for PgStore {
         Ok(sqlx::query_scalar(
             "SELECT min(t) FROM (
                 SELECT (SELECT j.run_at FROM delivery_jobs j
-                        WHERE j.channel_id = c.id AND j.lease_until IS NULL
+                        WHERE j.channel_id = c.id AND j.lease_until IS NULL AND j.paused = 0
                         ORDER BY j.run_at LIMIT 1) AS t
                 FROM channels c WHERE c.status = 'connected' AND c.health = 'ok'
                 UNION ALL
@@ -1796,7 +2093,7 @@ impl Store for PgStore {
             "UPDATE delivery_jobs SET attempt = attempt + 1, tries = tries + 1, lease_until = $1
              WHERE seq IN (
                 SELECT seq FROM delivery_jobs WHERE channel_id = $2 AND run_at <= $3
-                  AND (lease_until IS NULL OR lease_until + $5 <= $3)
+                  AND (lease_until IS NULL OR lease_until + $5 <= $3) AND paused = 0
                 ORDER BY seq LIMIT $4
                 FOR UPDATE SKIP LOCKED)
              RETURNING seq, message_id, attempt, tries",
@@ -1825,9 +2122,10 @@ impl Store for PgStore {
             std::collections::HashMap::new();
         for (_, message_id, attempt, tries) in claimed {
             let row = sqlx::query(
-                "UPDATE messages SET status = CASE WHEN status IN ('queued', 'sending')
+                "UPDATE messages SET status = CASE WHEN status IN ('scheduled', 'queued', 'sending')
                         THEN 'sending' ELSE status END,
-                    sending_at = coalesce(sending_at, $1), attempts = $2, updated_at = $1
+                    sending_at = coalesce(sending_at, $1), attempts = $2, updated_at = $1,
+                    held_until = NULL, held_reason = NULL
                  WHERE id = $3 RETURNING *",
             )
             .bind(now)

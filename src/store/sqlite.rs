@@ -66,6 +66,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "pending_once",
         include_str!("../../migrations/sqlite/0008_pending_once.sql"),
     ),
+    (
+        9,
+        "campaigns",
+        include_str!("../../migrations/sqlite/0009_campaigns.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -452,6 +457,7 @@ fn channel_from_row(cipher: &Cipher, r: &SqliteRow) -> StoreResult<Channel> {
             }),
             None => None,
         },
+        messaging_limit: r.try_get("messaging_limit")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
@@ -548,6 +554,10 @@ fn message_from_row(r: &SqliteRow) -> StoreResult<Message> {
             .transpose()
             .context("message metadata")?,
         updated_at: r.try_get("updated_at")?,
+        scheduled_for: r.try_get("scheduled_for")?,
+        held_until: r.try_get("held_until")?,
+        held_reason: r.try_get("held_reason")?,
+        cancelled_at: r.try_get("cancelled_at")?,
     })
 }
 
@@ -622,12 +632,13 @@ async fn group_with_channels(
 /// The timestamp column a status sets.
 fn status_column(status: MessageStatus) -> &'static str {
     match status {
-        MessageStatus::Queued => "queued_at",
+        MessageStatus::Scheduled | MessageStatus::Queued => "queued_at",
         MessageStatus::Sending => "sending_at",
         MessageStatus::Sent => "sent_at",
         MessageStatus::Delivered => "delivered_at",
         MessageStatus::Read => "read_at",
         MessageStatus::Failed => "failed_at",
+        MessageStatus::Cancelled => "cancelled_at",
     }
 }
 
@@ -638,8 +649,9 @@ async fn insert_message_and_job(
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO messages (id, account_id, channel_id, conversation_id, template_id,
-            phone_number, params, status, queued_at, updated_at, batch_id, callback_url, metadata)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+            phone_number, params, status, queued_at, updated_at, batch_id, callback_url, metadata,
+            scheduled_for)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&send.new_message_id)
     .bind(&send.account_id)
@@ -648,17 +660,19 @@ async fn insert_message_and_job(
     .bind(&send.template_id)
     .bind(&send.phone_number)
     .bind(serde_json::to_string(&send.params).context("params")?)
+    .bind(send.initial_status().as_str())
     .bind(send.now)
     .bind(send.now)
     .bind(&send.batch_id)
     .bind(&send.callback_url)
     .bind(send.metadata.as_ref().map(|m| m.to_string()))
+    .bind(send.send_at)
     .execute(&mut **tx)
     .await?;
     sqlx::query("INSERT INTO delivery_jobs (message_id, channel_id, run_at) VALUES (?, ?, ?)")
         .bind(&send.new_message_id)
         .bind(&send.channel_id)
-        .bind(send.now)
+        .bind(send.run_at())
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -1295,7 +1309,7 @@ async fn accept_many(
         let mut q = sqlx::QueryBuilder::<Sqlite>::new(
             "INSERT INTO messages (id, account_id, channel_id, conversation_id, template_id,
                 phone_number, params, status, queued_at, updated_at, batch_id, callback_url,
-                metadata) ",
+                metadata, scheduled_for) ",
         );
         q.push_values(&rows, |mut b, (send, conversation_id, params)| {
             b.push_bind(send.new_message_id.clone())
@@ -1305,12 +1319,13 @@ async fn accept_many(
                 .push_bind(send.template_id.clone())
                 .push_bind(send.phone_number.clone())
                 .push_bind(params.clone())
-                .push_bind("queued")
+                .push_bind(send.initial_status().as_str())
                 .push_bind(send.now)
                 .push_bind(send.now)
                 .push_bind(send.batch_id.clone())
                 .push_bind(send.callback_url.clone())
-                .push_bind(send.metadata.as_ref().map(|m| m.to_string()));
+                .push_bind(send.metadata.as_ref().map(|m| m.to_string()))
+                .push_bind(send.send_at);
         });
         q.build().execute(&mut **tx).await?;
         let mut q = sqlx::QueryBuilder::<Sqlite>::new(
@@ -1319,7 +1334,7 @@ async fn accept_many(
         q.push_values(chunk, |mut b, (send, _)| {
             b.push_bind(send.new_message_id.clone())
                 .push_bind(send.channel_id.clone())
-                .push_bind(send.now);
+                .push_bind(send.run_at());
         });
         q.build().execute(&mut **tx).await?;
     }
@@ -1602,7 +1617,7 @@ async fn claim_in(
         "UPDATE delivery_jobs SET attempt = attempt + 1, tries = tries + 1, lease_until = ?1
          WHERE seq IN (
             SELECT seq FROM delivery_jobs WHERE channel_id = ?2 AND run_at <= ?3
-              AND (lease_until IS NULL OR lease_until + ?5 <= ?3)
+              AND (lease_until IS NULL OR lease_until + ?5 <= ?3) AND paused = 0
             ORDER BY seq LIMIT ?4)
          RETURNING seq, message_id, attempt, tries",
     )
@@ -1637,9 +1652,9 @@ async fn claim_in(
     )
     .context("claimed ids")?;
     let rows = sqlx::query(
-        "UPDATE messages SET status = CASE WHEN status IN ('queued', 'sending')
+        "UPDATE messages SET status = CASE WHEN status IN ('scheduled', 'queued', 'sending')
                 THEN 'sending' ELSE status END,
-            sending_at = coalesce(sending_at, ?1),
+            sending_at = coalesce(sending_at, ?1), held_until = NULL, held_reason = NULL,
             attempts = (SELECT tries FROM delivery_jobs j WHERE j.message_id = messages.id),
             updated_at = ?1
          WHERE id IN (SELECT value FROM json_each(?2)) RETURNING *",
@@ -1685,6 +1700,58 @@ async fn claim_in(
     Ok(jobs)
 }
 
+/// Cancels one message (see `Store::cancel_message`) in the caller's transaction.
+async fn cancel_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    lookups: &Lookups,
+    account_id: Option<&str>,
+    id: &str,
+    now: i64,
+) -> StoreResult<CancelOutcome> {
+    let Some(row) = sqlx::query(
+        "SELECT * FROM messages WHERE id = ?1 AND account_id = coalesce(?2, account_id)",
+    )
+    .bind(id)
+    .bind(account_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    else {
+        return Ok(CancelOutcome::NotFound);
+    };
+    let message = message_from_row(&row)?;
+    if !message.status.cancellable() {
+        return Ok(CancelOutcome::NotCancellable(message.status));
+    }
+    // Only a job no dispatcher holds: a claimed one is the provider's to answer.
+    let taken =
+        sqlx::query("DELETE FROM delivery_jobs WHERE message_id = ? AND lease_until IS NULL")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+    if taken == 0 {
+        return Ok(CancelOutcome::NotCancellable(message.status));
+    }
+    let row = sqlx::query(
+        "UPDATE messages SET status = 'cancelled', cancelled_at = ?1, updated_at = ?1,
+            held_until = NULL, held_reason = NULL
+         WHERE id = ?2 RETURNING *",
+    )
+    .bind(now)
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let cancelled = message_from_row(&row)?;
+    let event = message_event(&cancelled, MessageStatus::Cancelled, None, now);
+    queue_events(tx, lookups, &cancelled.account_id, event.as_slice()).await?;
+    let conversation =
+        conversation_follows(tx, lookups, &cancelled, MessageStatus::Cancelled, now, None).await?;
+    Ok(CancelOutcome::Cancelled {
+        message: Box::new(cancelled),
+        conversation,
+    })
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn finish_attempt(&self, o: &AttemptOutcome) -> StoreResult<Finished> {
@@ -1708,8 +1775,13 @@ impl Store for SqliteStore {
 
     async fn queues(&self) -> StoreResult<Vec<ChannelQueue>> {
         let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT j.channel_id, COUNT(*), MIN(m.queued_at) FROM delivery_jobs j
-             JOIN messages m ON m.id = j.message_id
+            // Scheduled and held messages not due yet, and paused batches' messages, wait by
+            // design: they are not a backlog. A due one counts from its time.
+            "SELECT j.channel_id, COUNT(*),
+                    MIN(coalesce(m.held_until, m.scheduled_for, m.queued_at))
+             FROM delivery_jobs j JOIN messages m ON m.id = j.message_id
+             WHERE j.paused = 0 AND j.run_at <= CAST(strftime('%s', 'now') AS INTEGER) * 1000 + 1000
+                OR (m.status <> 'scheduled' AND m.held_until IS NULL AND j.paused = 0)
              GROUP BY j.channel_id ORDER BY j.channel_id",
         )
         .fetch_all(&self.read)
@@ -1763,6 +1835,9 @@ impl Store for SqliteStore {
                         conversation_limit: r.try_get("conversation_limit")?,
                         created_at: r.try_get("created_at")?,
                         updated_at: r.try_get("updated_at")?,
+                        quiet_hours: r
+                            .try_get::<Option<i64>, _>("quiet_start")?
+                            .zip(r.try_get::<Option<i64>, _>("quiet_end")?),
                     })
                 })
                 .transpose()
@@ -2364,6 +2439,7 @@ impl Store for SqliteStore {
                 accepted: r.try_get("accepted")?,
                 rejected: r.try_get("rejected")?,
                 created_at: r.try_get("created_at")?,
+                paused: r.try_get::<i32, _>("paused")? != 0,
             })
         })
         .transpose()
@@ -2451,6 +2527,192 @@ impl Store for SqliteStore {
         )
     }
 
+    async fn cancel_message(
+        &self,
+        account_id: &str,
+        id: &str,
+        now: i64,
+    ) -> StoreResult<CancelOutcome> {
+        let mut tx = begin_write(&self.write).await?;
+        let outcome = cancel_in(&mut tx, &self.lookups, Some(account_id), id, now).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn cancel_batch(&self, batch_id: &str, now: i64) -> StoreResult<Vec<String>> {
+        let mut tx = begin_write(&self.write).await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT m.id FROM messages m JOIN delivery_jobs j ON j.message_id = m.id
+             WHERE m.batch_id = ? AND m.status IN ('scheduled', 'queued')
+               AND j.lease_until IS NULL",
+        )
+        .bind(batch_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut cancelled = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let CancelOutcome::Cancelled { .. } =
+                cancel_in(&mut tx, &self.lookups, None, &id, now).await?
+            {
+                cancelled.push(id);
+            }
+        }
+        tx.commit().await?;
+        Ok(cancelled)
+    }
+
+    async fn set_batch_paused(&self, batch_id: &str, paused: bool) -> StoreResult<bool> {
+        let mut tx = begin_write(&self.write).await?;
+        let found = sqlx::query("UPDATE batches SET paused = ? WHERE id = ?")
+            .bind(i32::from(paused))
+            .bind(batch_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        sqlx::query(
+            "UPDATE delivery_jobs SET paused = ?1
+             WHERE message_id IN (SELECT id FROM messages WHERE batch_id = ?2)",
+        )
+        .bind(i32::from(paused))
+        .bind(batch_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    async fn hold_job(
+        &self,
+        message_id: &str,
+        attempt: i64,
+        until: i64,
+        reason: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = begin_write(&self.write).await?;
+        let held = sqlx::query(
+            "UPDATE delivery_jobs SET run_at = ?1, lease_until = NULL, tries = tries - 1
+             WHERE message_id = ?2 AND attempt = ?3",
+        )
+        .bind(until)
+        .bind(message_id)
+        .bind(attempt)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if held {
+            sqlx::query(
+                "UPDATE messages SET status = CASE WHEN status = 'sending' THEN 'queued'
+                        ELSE status END,
+                    attempts = attempts - 1, sending_at = NULL, held_until = ?1,
+                    held_reason = ?2, updated_at = ?3
+                 WHERE id = ?4",
+            )
+            .bind(until)
+            .bind(reason)
+            .bind(now)
+            .bind(message_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(held)
+    }
+
+    async fn new_recipients(&self, channel_id: &str, since: i64) -> StoreResult<NewRecipients> {
+        let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT count(DISTINCT m.phone_number), min(m.sending_at) FROM messages m
+             JOIN conversations c ON c.first_message_id = m.id
+             WHERE m.channel_id = ? AND m.sending_at >= ?",
+        )
+        .bind(channel_id)
+        .bind(since)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(NewRecipients { count, oldest })
+    }
+
+    async fn set_quiet_hours(
+        &self,
+        account_id: &str,
+        window: Option<(i64, i64)>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let _changed = self.lookups.writing();
+        let (start, end) = window.unzip();
+        Ok(sqlx::query(
+            "UPDATE accounts SET quiet_start = ?, quiet_end = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(start)
+        .bind(end)
+        .bind(now)
+        .bind(account_id)
+        .execute(&self.write)
+        .await?
+        .rows_affected()
+            > 0)
+    }
+
+    async fn set_messaging_limit(
+        &self,
+        channel_id: &str,
+        limit: Option<i64>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let _changed = self.lookups.writing();
+        Ok(
+            sqlx::query("UPDATE channels SET messaging_limit = ?, updated_at = ? WHERE id = ?")
+                .bind(limit)
+                .bind(now)
+                .bind(channel_id)
+                .execute(&self.write)
+                .await?
+                .rows_affected()
+                > 0,
+        )
+    }
+
+    async fn batch_report(&self, batch_id: &str) -> StoreResult<BatchReport> {
+        let by_error_code = sqlx::query_as(
+            "SELECT error_code, count(*) FROM messages
+             WHERE batch_id = ? AND status = 'failed' AND error_code IS NOT NULL
+             GROUP BY error_code ORDER BY error_code",
+        )
+        .bind(batch_id)
+        .fetch_all(&self.read)
+        .await?;
+        let by_template = sqlx::query_as(
+            "SELECT template_id, status, count(*) FROM messages WHERE batch_id = ?
+             GROUP BY template_id, status ORDER BY template_id, status",
+        )
+        .bind(batch_id)
+        .fetch_all(&self.read)
+        .await?;
+        let held = sqlx::query_as(
+            "SELECT held_reason, count(*) FROM messages
+             WHERE batch_id = ? AND held_reason IS NOT NULL AND status = 'queued'
+             GROUP BY held_reason ORDER BY held_reason",
+        )
+        .bind(batch_id)
+        .fetch_all(&self.read)
+        .await?;
+        let last_due = sqlx::query_scalar(
+            "SELECT max(j.run_at) FROM delivery_jobs j JOIN messages m ON m.id = j.message_id
+             WHERE m.batch_id = ?",
+        )
+        .bind(batch_id)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(BatchReport {
+            by_error_code,
+            by_template,
+            held,
+            last_due,
+        })
+    }
+
     async fn insert_api_key(&self, k: &ApiKey, key_hash: &str) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO api_keys (id, account_id, name, key_hash, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -2489,7 +2751,7 @@ impl Store for SqliteStore {
             "SELECT c.id FROM channels c
              WHERE c.status = 'connected' AND c.health = 'ok' AND EXISTS (
                 SELECT 1 FROM delivery_jobs j WHERE j.channel_id = c.id AND j.run_at <= ?1
-                  AND (j.lease_until IS NULL OR j.lease_until + ?2 <= ?1))",
+                  AND (j.lease_until IS NULL OR j.lease_until + ?2 <= ?1) AND j.paused = 0)",
         )
         .bind(now)
         .bind(orphan_wait_ms)
@@ -2502,7 +2764,7 @@ impl Store for SqliteStore {
         Ok(sqlx::query_scalar(
             "SELECT min(t) FROM (
                 SELECT (SELECT j.run_at FROM delivery_jobs j
-                        WHERE j.channel_id = c.id AND j.lease_until IS NULL
+                        WHERE j.channel_id = c.id AND j.lease_until IS NULL AND j.paused = 0
                         ORDER BY j.run_at LIMIT 1) AS t
                 FROM channels c WHERE c.status = 'connected' AND c.health = 'ok'
                 UNION ALL

@@ -25,6 +25,7 @@ pub async fn seed(store: &dyn Store, conversation_limit: i64) -> Seeded {
         conversation_limit,
         created_at: now,
         updated_at: now,
+        quiet_hours: None,
     };
     store.insert_account(&account).await.unwrap();
     let channel = Channel {
@@ -41,6 +42,7 @@ pub async fn seed(store: &dyn Store, conversation_limit: i64) -> Seeded {
         messages_per_second: 1000,
         health: "ok".into(),
         health_error: None,
+        messaging_limit: None,
         created_at: now,
         updated_at: now,
     };
@@ -95,5 +97,6 @@ pub fn accept(s: &Seeded, phone: &str, now: i64) -> AcceptSend {
         callback_url: None,
         metadata: None,
         idempotency: None,
+        send_at: None,
     }
 }

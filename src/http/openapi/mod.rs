@@ -341,6 +341,18 @@ pub(crate) const PROBLEMS: &[ProblemType] = &[
         "an earlier template to the number is not confirmed by WhatsApp yet; nothing was sent; `conversationId` is that conversation",
     ),
     problem(
+        "message-not-cancellable",
+        409,
+        "Message cannot be cancelled",
+        "the message was already handed to WhatsApp (or ended, or is being sent); `messageStatus` is its status",
+    ),
+    problem(
+        "send-at-beyond-horizon",
+        422,
+        "Send time too far ahead",
+        "`sendAt` is more than `PLANTILLA_SCHEDULE_HORIZON_DAYS` (default 35) days ahead; `errors` names the field",
+    ),
+    problem(
         "channel-not-connected",
         409,
         "Channel not connected",

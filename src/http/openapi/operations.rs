@@ -104,6 +104,27 @@ fn cursor_param(op: Op) -> Op {
     )
 }
 
+/// A batch action (`cancel`, `pause`, `resume`): safe to repeat, answers the batch's report.
+fn batch_op(path: &'static str, id: &'static str, summary: &'static str, doc: &'static str) -> Op {
+    internal(
+        v1("POST", path, id, summary)
+            .doc(doc)
+            .path_param("id", "The batch id.")
+            .header(
+                "Idempotency-Key",
+                idempotency_key_schema(),
+                IDEMPOTENT_BY_NATURE,
+            )
+            .json(200, "The batch's report.", r("Batch"))
+            .problem(
+                400,
+                "The Idempotency-Key is wrong.",
+                &["idempotency-key-invalid"],
+            )
+            .problem(404, "No such batch visible to the caller.", &["not-found"]),
+    )
+}
+
 fn native() -> Vec<Op> {
     vec![
         internal(
@@ -121,9 +142,10 @@ fn native() -> Vec<Op> {
                 .problem(400, "The body or the Idempotency-Key is wrong.", &["validation", "idempotency-key-invalid"])
                 .problem(402, "The plan's conversations are used up this month.", &["conversation-limit"])
                 .problem(409, "The number has a pending conversation (nothing was sent), or the channel is not connected.", &["conversation-pending", "channel-not-connected"])
-                .problem(422, "The template or params cannot be sent, or the Idempotency-Key was used with another body.", &[
+                .problem(422, "The template or params cannot be sent, `sendAt` is beyond the horizon, or the Idempotency-Key was used with another body.", &[
                     "template-not-found", "template-incomplete", "template-not-sendable",
                     "missing-params", "invalid-params", "group-not-found", "idempotency-key-reused",
+                    "send-at-beyond-horizon",
                 ]),
         ),
         internal(
@@ -160,11 +182,25 @@ fn native() -> Vec<Op> {
                 .problem(404, "No such message visible to the caller.", &["not-found"]),
         ),
         internal(
-            v1("GET", "/v1/batches/{id}", "getBatch", "Get a batch's counts")
+            v1("POST", "/v1/messages/{id}/cancel", "cancelMessage", "Cancel a message")
+                .doc("Takes back a message not yet handed to WhatsApp (`scheduled` or `queued`, held ones included): it ends `cancelled`, a final status, and `message.cancelled` is sent to the callbacks. Decided in one conditional write that races the dispatcher safely: a message ends either sent or cancelled, never both. A message the dispatcher already took, or in a later status, is a 409 naming its status. A conversation the message had opened (pending) is closed.")
+                .path_param("id", "The message id.")
+                .header("Idempotency-Key", idempotency_key_schema(), IDEMPOTENT_BY_NATURE)
+                .json(200, "The cancelled message.", r("Message"))
+                .problem(400, "The Idempotency-Key is wrong.", &["idempotency-key-invalid"])
+                .problem(404, "No such message visible to the caller.", &["not-found"])
+                .problem(409, "The message cannot be cancelled any more; `messageStatus` is its status.", &["message-not-cancellable"]),
+        ),
+        internal(
+            v1("GET", "/v1/batches/{id}", "getBatch", "Get a batch's report")
+                .doc("Counts by status, error code, template and hold reason, progress, whether it is paused, and an estimated completion time.")
                 .path_param("id", "The batch id.")
                 .json(200, "The batch.", r("Batch"))
                 .problem(404, "No such batch visible to the caller.", &["not-found"]),
         ),
+        batch_op("/v1/batches/{id}/cancel", "cancelBatch", "Cancel a batch", "Cancels every message of the batch not yet handed to WhatsApp, as `POST /v1/messages/{id}/cancel` would; those the dispatcher already took go on. Answers the batch's report."),
+        batch_op("/v1/batches/{id}/pause", "pauseBatch", "Pause a batch", "The batch's messages not yet claimed by the dispatcher wait until it resumes (those already taken go on). Answers the batch's report."),
+        batch_op("/v1/batches/{id}/resume", "resumeBatch", "Resume a batch", "Its waiting messages go again, at the channel's rate. Answers the batch's report."),
         internal(limit_param(cursor_param(
             v1("GET", "/v1/conversations", "listConversations", "List conversations")
                 .doc("Newest first, filtered.")
@@ -512,6 +548,16 @@ fn admin() -> Vec<Op> {
         )),
         internal(not_found(
             invalid(
+                adm("PATCH", "/v1/admin/accounts/{id}", "adminUpdateAccount", "Update an account")
+                    .doc("Sets the account's quiet hours: MARKETING sends that would reach a recipient inside the window, in the recipient's local time (from the number's country and area code, by libphonenumber's time-zone data), are held until it ends and show `heldUntil`; UTILITY and AUTHENTICATION are not held. A number whose possible zones have different offsets (a country code alone for a country of several zones) is not held. `{\"quietHours\": null}` turns them off.")
+                    .path_param("id", "The account id.")
+                    .body(r("AccountUpdate"), "The settings to change.")
+                    .json(200, "The account.", r("Account")),
+            ),
+            "account",
+        )),
+        internal(not_found(
+            invalid(
                 adm("POST", "/v1/admin/accounts/{id}/api-keys", "adminCreateApiKey", "Create an account API key")
                     .doc("An API key gives account-wide access to the native API. The key is shown only in this answer; its SHA-256 is stored. An empty body is `{}`.")
                     .path_param("id", "The account id.")
@@ -543,7 +589,7 @@ fn admin() -> Vec<Op> {
         internal(not_found(
             invalid(
                 adm("PATCH", "/v1/admin/channels/{id}", "adminUpdateChannel", "Update a channel")
-                    .doc("Changes the fields given. Any PATCH of a halted channel resumes it.")
+                    .doc("Changes the fields given. Any PATCH of a halted channel resumes it. `messagingLimit` sets Meta's messaging limit of the number (null: unlimited): new conversations beyond it in a rolling 24 h are held, not sent to be refused.")
                     .path_param("id", "The channel id.")
                     .body(r("ChannelUpdate"), "The fields to change.")
                     .json(200, "The channel.", r("Channel")),

@@ -142,6 +142,11 @@ fn id(prefix: &str) -> Value {
     d(string(), &format!("Id (`{prefix}_…`)."))
 }
 
+/// `HH:MM`, 00:00 to 23:59.
+fn time_of_day() -> Value {
+    json!({"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"})
+}
+
 // --- Shapes --------------------------------------------------------------------------------
 
 fn problem() -> Value {
@@ -214,6 +219,13 @@ fn problem() -> Value {
                 (
                     "channelStatus",
                     d(string(), "`channel-not-connected`: the channel's status."),
+                ),
+                (
+                    "messageStatus",
+                    d(
+                        r("MessageStatus"),
+                        "`message-not-cancellable`: the message's status.",
+                    ),
                 ),
                 (
                     "conversationLimit",
@@ -966,6 +978,13 @@ fn channel_props(with_token: bool) -> Vec<(&'static str, Value)> {
                 "The error that halted the channel.",
             ),
         ),
+        (
+            "messagingLimit",
+            d(
+                nullable(integer()),
+                "Meta's messaging limit: unique recipients of new business-initiated conversations per rolling 24 h (null: unlimited). Sends beyond it are held until the window rolls.",
+            ),
+        ),
         ("createdAt", time()),
         ("updatedAt", time()),
     ];
@@ -1021,6 +1040,18 @@ fn channel_input(create: bool) -> Value {
             ),
         ),
     ]);
+    if !create {
+        props.push((
+            "messagingLimit",
+            ex(
+                d(
+                    json!({"type": ["integer", "null"], "minimum": 1, "maximum": 2147483647}),
+                    "Meta's messaging limit of the number (250, 2000, 10000, 100000 as Meta's tiers go); null: unlimited.",
+                ),
+                json!(250),
+            ),
+        ));
+    }
     let required: &[&str] = if create {
         &["accountId", "name", "provider"]
     } else {
@@ -1053,6 +1084,7 @@ fn status_times() -> Value {
             ("delivered", nullable(time())),
             ("read", nullable(time())),
             ("failed", nullable(time())),
+            ("cancelled", nullable(time())),
         ]),
         "When the message reached each status (null: not yet, or skipped).",
     )
@@ -1084,6 +1116,27 @@ fn message_props(native: bool) -> Vec<(&'static str, Value)> {
         ("attempts", d(integer(), "Delivery attempts so far.")),
         ("pricingCategory", nullable(string())),
         ("statusTimes", r("StatusTimes")),
+        (
+            "scheduledFor",
+            d(
+                nullable(time()),
+                "When a scheduled send goes (its `sendAt`).",
+            ),
+        ),
+        (
+            "heldUntil",
+            d(
+                nullable(time()),
+                "When a held message will go (quiet hours or the messaging limit).",
+            ),
+        ),
+        (
+            "heldReason",
+            d(
+                nullable(one_of_strings(&["quiet-hours", "messaging-limit"])),
+                "Why the message is held.",
+            ),
+        ),
         ("createdAt", time()),
         ("updatedAt", time()),
     ];
@@ -1154,9 +1207,24 @@ fn recipient_props() -> Vec<(&'static str, Value)> {
                 "Your own data, at most 4 KiB of JSON, returned with the message.",
             ),
         ),
+        ("sendAt", send_at()),
     ];
     props.splice(1..1, send_value_props());
     props
+}
+
+/// `sendAt` of a send, a batch or a batch recipient.
+fn send_at() -> Value {
+    ex(
+        d(
+            nullable(json!({"type": "string", "format": "date-time"})),
+            "When to send (RFC 3339): the message is stored at once as `scheduled` and not sent \
+             before then. A past time means now; more than `PLANTILLA_SCHEDULE_HORIZON_DAYS` \
+             (default 35) days ahead is a 422 `send-at-beyond-horizon`. In a batch, a \
+             recipient's own `sendAt` wins over the batch's.",
+        ),
+        json!("2026-12-05T09:00:00-05:00"),
+    )
 }
 
 fn template_choice() -> Vec<(&'static str, Value)> {
@@ -1267,8 +1335,17 @@ pub(super) fn all() -> Value {
         (
             "MessageStatus",
             d(
-                one_of_strings(&["queued", "sending", "sent", "delivered", "read", "failed"]),
-                "queued → sending → sent → delivered → read, or failed (final).",
+                one_of_strings(&[
+                    "scheduled",
+                    "queued",
+                    "sending",
+                    "sent",
+                    "delivered",
+                    "read",
+                    "failed",
+                    "cancelled",
+                ]),
+                "[scheduled →] queued → sending → sent → delivered → read, or failed (final); a scheduled or queued message may be cancelled (final).",
             ),
         ),
         (
@@ -1370,6 +1447,7 @@ pub(super) fn all() -> Value {
                             "operator",
                             "expired",
                             "first_message_failed",
+                            "first_message_cancelled",
                         ])),
                     ),
                     ("createdAt", time()),
@@ -1450,7 +1528,17 @@ pub(super) fn all() -> Value {
             d(
                 record(vec![
                     ("id", d(string(), "The message id (`msg_…`).")),
-                    ("status", constant(json!("queued"))),
+                    (
+                        "status",
+                        d(
+                            one_of_strings(&["queued", "scheduled"]),
+                            "scheduled: it waits for its `sendAt`.",
+                        ),
+                    ),
+                    (
+                        "scheduledFor",
+                        d(nullable(time()), "When a scheduled send goes."),
+                    ),
                     ("channelId", string()),
                     ("to", string()),
                     (
@@ -1475,6 +1563,7 @@ pub(super) fn all() -> Value {
             d(
                 {
                     let mut props = template_choice();
+                    props.push(("sendAt", send_at()));
                     props.push(("recipients", d(
                     json!({"type": "array", "minItems": 1, "maxItems": 10000, "items": r("BatchRecipient")}),
                     "1 to 10,000 recipients, each with its own params.",
@@ -1529,6 +1618,10 @@ pub(super) fn all() -> Value {
                 ),
                 ("status", constant(json!("accepted"))),
                 ("messageId", string()),
+                (
+                    "scheduledFor",
+                    d(nullable(time()), "When a scheduled send goes."),
+                ),
                 ("channelId", string()),
                 ("to", string()),
                 (
@@ -1570,9 +1663,58 @@ pub(super) fn all() -> Value {
                         "byStatus",
                         d(map(integer()), "Accepted messages by their current status."),
                     ),
+                    (
+                        "byErrorCode",
+                        d(map(integer()), "Failed messages by Meta's error code."),
+                    ),
+                    (
+                        "byTemplate",
+                        d(
+                            map(map(integer())),
+                            "Messages by template id, then by status.",
+                        ),
+                    ),
+                    (
+                        "held",
+                        d(
+                            map(integer()),
+                            "Messages held now, by reason (`quiet-hours`, `messaging-limit`).",
+                        ),
+                    ),
+                    (
+                        "progress",
+                        record(vec![
+                            (
+                                "done",
+                                d(
+                                    integer(),
+                                    "Messages in a final status or handed to WhatsApp.",
+                                ),
+                            ),
+                            (
+                                "waiting",
+                                d(integer(), "Messages scheduled, queued or being sent."),
+                            ),
+                            (
+                                "percent",
+                                d(json!({"type": "number"}), "done / accepted, 0 to 100."),
+                            ),
+                        ]),
+                    ),
+                    (
+                        "paused",
+                        d(boolean(), "A paused batch's messages not yet claimed wait."),
+                    ),
+                    (
+                        "estimatedCompletionAt",
+                        d(
+                            nullable(time()),
+                            "When its last message should go, from the channel's rate, its messaging limit and the messages' scheduled and held times; null when nothing waits or the batch is paused.",
+                        ),
+                    ),
                     ("createdAt", time()),
                 ]),
-                "A batch's counts.",
+                "A batch's report.",
             ),
         ),
         (
@@ -1817,10 +1959,43 @@ pub(super) fn all() -> Value {
                         "conversationLimit",
                         d(integer(), "New conversations per calendar month (UTC)."),
                     ),
+                    (
+                        "quietHours",
+                        d(
+                            nullable(r("QuietHours")),
+                            "When MARKETING sends are held, in the recipient's local time; null: off.",
+                        ),
+                    ),
                     ("createdAt", time()),
                     ("updatedAt", time()),
                 ]),
                 "A customer company.",
+            ),
+        ),
+        (
+            "QuietHours",
+            ex(
+                d(
+                    record(vec![("start", time_of_day()), ("end", time_of_day())]),
+                    "A daily window in the recipient's local time (its zone from the number's country and area code); it may cross midnight. `start` and `end` differ.",
+                ),
+                json!({"start": "21:00", "end": "08:00"}),
+            ),
+        ),
+        (
+            "AccountUpdate",
+            ex(
+                object(
+                    vec![(
+                        "quietHours",
+                        d(
+                            nullable(r("QuietHours")),
+                            "MARKETING sends falling inside are held until the window ends; UTILITY and AUTHENTICATION are not. null turns quiet hours off.",
+                        ),
+                    )],
+                    &[],
+                ),
+                json!({"quietHours": {"start": "21:00", "end": "08:00"}}),
             ),
         ),
         (
@@ -1986,6 +2161,7 @@ pub(super) fn all() -> Value {
                     "message.delivered",
                     "message.read",
                     "message.failed",
+                    "message.cancelled",
                     "conversation.opened",
                     "conversation.closed",
                     "template.status_changed",

@@ -1,0 +1,2 @@
+// The campaign tests on PostgreSQL (see tests/common/mod.rs).
+include!("campaigns.rs");
