@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod callbacks;
 pub mod compat;
+pub mod console;
 pub mod guard;
 pub mod media;
 pub mod native;
@@ -44,7 +45,8 @@ pub fn router(app: App) -> Router {
         .merge(callbacks::routes())
         .merge(webhooks::routes())
         .merge(openapi::routes())
-        .merge(ops::routes());
+        .merge(ops::routes())
+        .merge(console::routes(&app));
     if app.config.admin_token.is_some() {
         router = router.merge(admin::routes(app.clone()));
     }
@@ -105,6 +107,10 @@ const STATIC_SEGMENTS: &[&str] = &[
     "readyz",
     "metrics",
     "media",
+    "console",
+    "session",
+    "overview",
+    "resume",
 ];
 
 fn canonical_uri(uri: &Uri) -> Option<Uri> {

@@ -1265,7 +1265,7 @@ pub(crate) fn parse_limit(q: &HashMap<String, String>) -> Result<u32, Problem> {
     }
 }
 
-fn parse_time(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, Problem> {
+pub(crate) fn parse_time(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, Problem> {
     q.get(key)
         .map(|raw| {
             chrono::DateTime::parse_from_rfc3339(raw)
@@ -1313,6 +1313,7 @@ async fn list_messages(
             to: parse_time(&q, "to")?,
             after: parse_cursor(&q)?,
             limit: parse_limit(&q)?,
+            ..MessageFilter::default()
         };
         if let Some(status) = &filter.status
             && status.parse::<crate::domain::status::MessageStatus>().is_err()
