@@ -1,10 +1,10 @@
-//! The operator console (`/console`): its sessions and CSRF over plain HTTP, and the page
-//! itself in a real headless Chromium (see tests/common/browser.rs): sign in, a message's
-//! timeline reaching `read`, a template's preview, resuming a halted channel, the language
-//! switch, signing out, and an account key that sees nothing of another account.
-//!
-//! With `PLANTILLA_SCREENSHOTS=1` the SQLite run writes `docs/console-overview.png`,
-//! `docs/console-message.png` and `docs/console-template.png`.
+// The operator console (`/console`): its sessions and CSRF over plain HTTP, and the page
+// itself in a real headless Chromium (see tests/common/browser.rs): sign in, a message's
+// timeline reaching `read`, a template's preview, resuming a halted channel, the language
+// switch, signing out, and an account key that sees nothing of another account.
+//
+// With `PLANTILLA_SCREENSHOTS=1` the SQLite run writes `docs/console-overview.png`,
+// `docs/console-message.png` and `docs/console-template.png`.
 
 mod common;
 
@@ -133,15 +133,17 @@ async fn sessions_cookies_and_csrf_over_http() {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["errors"][0]["field"], "secret", "{body}");
-    assert_eq!(
-        t.sql_i64("SELECT COUNT(*) FROM console_sessions").await,
-        0
-    );
+    assert_eq!(t.sql_i64("SELECT COUNT(*) FROM console_sessions").await, 0);
 
     // The admin token: a strict, HttpOnly cookie scoped to /console, Secure behind https.
     let (status, set_cookie, session) = sign_in(&t, ADMIN_TOKEN, None).await;
     assert_eq!(status, StatusCode::OK, "{session}");
-    for part in ["HttpOnly", "SameSite=Strict", "Path=/console", "Max-Age=43200"] {
+    for part in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/console",
+        "Max-Age=43200",
+    ] {
         assert!(set_cookie.contains(part), "{set_cookie}");
     }
     assert!(!set_cookie.contains("Secure"), "{set_cookie}");
@@ -211,7 +213,11 @@ async fn sessions_cookies_and_csrf_over_http() {
 
     // Signing out ends the session: the same cookie is refused afterwards.
     let (status, _) = console(&t, "DELETE", "/session", &cookie, None, None).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "signing out needs the CSRF token too");
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "signing out needs the CSRF token too"
+    );
     let (status, _) = console(&t, "DELETE", "/session", &cookie, Some(&csrf), None).await;
     assert_eq!(status, StatusCode::OK);
     let (status, body) = console(&t, "GET", "/overview", &cookie, None, None).await;
@@ -272,10 +278,20 @@ async fn an_account_key_sees_its_account_only_over_http() {
 
 /// Sends a message that the sandbox takes to `read`; its id.
 async fn sent_message(t: &TestApp, seed: &Seed) -> String {
-    let reply = t.send_old(&seed.token, send_body(seed, "50755667788")).await;
+    let reply = t
+        .send_old(&seed.token, send_body(seed, "50755667788"))
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     s(&reply.json["data"]["message_id"])
 }
+
+/// The inputs, selects and buttons of the page without a label or text.
+const UNLABELLED: &str = "return [...document.querySelectorAll('input, select, button')]
+    .filter(e => e.offsetParent !== null)
+    .filter(e => e.tagName === 'BUTTON'
+        ? !e.textContent.trim() && !e.getAttribute('aria-label')
+        : !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+    .map(e => e.outerHTML)";
 
 fn screenshot_path(name: &str) -> Option<std::path::PathBuf> {
     (std::env::var("PLANTILLA_SCREENSHOTS").as_deref() == Ok("1") && !ON_POSTGRES).then(|| {
@@ -311,7 +327,9 @@ async fn the_console_in_a_browser() {
         .await;
     let message_id = sent_message(&t, &seed).await;
     // The sandbox fails numbers ending in 0000 with Meta's 131026.
-    let failing = t.send_old(&seed.token, send_body(&seed, "50755660000")).await;
+    let failing = t
+        .send_old(&seed.token, send_body(&seed, "50755660000"))
+        .await;
     assert_eq!(failing.status, StatusCode::OK, "{}", failing.text);
     let Some(b) = Browser::start().await else {
         return;
@@ -359,12 +377,16 @@ async fn the_console_in_a_browser() {
     // The overview charts and counts both, and says what to do about the failure.
     b.set_size(1280, 1500).await;
     b.click("#nav-overview").await;
-    b.wait_text("[data-testid=funnel] [data-step=read]", "read: 1").await;
+    b.wait_text("[data-testid=funnel] [data-step=read]", "read: 1")
+        .await;
     b.wait_text("[data-testid=funnel] [data-step=failed]", "failed: 1")
         .await;
     b.wait_for("#chart-hour svg rect").await;
     let failures = b
-        .wait_text("table[aria-label='Top failure codes, last 24 hours']", "131026")
+        .wait_text(
+            "table[aria-label='Top failure codes, last 24 hours']",
+            "131026",
+        )
         .await;
     assert!(failures.contains("not on WhatsApp"), "{failures}");
     maybe_screenshot(&b, "console-overview.png").await;
@@ -374,13 +396,17 @@ async fn the_console_in_a_browser() {
     // a value updates it.
     b.goto(&format!("{}/console#/templates/{}", t.base, s(&rich["id"])))
         .await;
-    b.wait_text("#template-preview", "Gracias por tu compra").await;
+    b.wait_text("#template-preview", "Gracias por tu compra")
+        .await;
     let preview = b.wait_text("#template-preview", "Pagar ahora").await;
     assert!(preview.contains("IMAGE"), "{preview}");
     assert!(preview.contains("[invoice]"), "{preview}");
     b.type_into("#param-invoice", "F-2026-001").await;
-    b.wait_text("[data-testid=preview-body]", "tu factura F-2026-001 está lista")
-        .await;
+    b.wait_text(
+        "[data-testid=preview-body]",
+        "tu factura F-2026-001 está lista",
+    )
+    .await;
     maybe_screenshot(&b, "console-template.png").await;
 
     // A halted channel appears on the overview with its reason, and Resume resumes it.
@@ -399,14 +425,23 @@ async fn the_console_in_a_browser() {
     b.click(&format!("[data-testid=resume-{}]", seed.channel_id))
         .await;
     b.wait_for("#halted [data-testid=none-halted]").await;
-    let channel = t.app().store.channel(&seed.channel_id).await.unwrap().unwrap();
+    let channel = t
+        .app()
+        .store
+        .channel(&seed.channel_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(channel.health, "ok");
 
     // Spanish by the switch.
     b.click("#lang-switch").await;
     b.wait_text("#nav-overview", "Resumen").await;
     b.wait_text("#nav-messages", "Mensajes").await;
-    assert_eq!(b.execute("return document.documentElement.lang").await, "es");
+    assert_eq!(
+        b.execute("return document.documentElement.lang").await,
+        "es"
+    );
     b.click("#lang-switch").await;
     b.wait_text("#nav-overview", "Overview").await;
 
@@ -422,7 +457,23 @@ async fn the_console_in_a_browser() {
         b.click(&format!("#nav-{page}")).await;
         b.wait_for(&format!("#nav-{page}[aria-current=page]")).await;
         b.wait_for(marker).await;
+        // Every control is labelled for screen readers.
+        let unlabelled = b.execute(UNLABELLED).await;
+        assert_eq!(unlabelled, json!([]), "{page}");
     }
+
+    // A phone's width: nothing wider than the screen but what scrolls inside its panel.
+    b.set_size(390, 844).await;
+    for page in ["overview", "messages", "templates", "channels"] {
+        b.click(&format!("#nav-{page}")).await;
+        b.wait_for(&format!("#nav-{page}[aria-current=page]")).await;
+        b.wait_for("#page-title").await;
+        let overflow = b
+            .execute("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            .await;
+        assert!(overflow.as_i64().unwrap() <= 0, "{page} is {overflow} px too wide");
+    }
+    b.set_size(1280, 1100).await;
 
     // Signing out: back to the sign-in form, and the session is gone on the server.
     b.click("#signout").await;
@@ -448,15 +499,217 @@ async fn an_account_key_cannot_open_another_accounts_message_in_a_browser() {
     b.click("#signin-submit").await;
     b.wait_for("[data-testid=not-found]").await;
     let text = b.page_text().await;
-    assert!(!text.contains("SECRETO") && !text.contains("50766660001"), "{text}");
+    assert!(
+        !text.contains("SECRETO") && !text.contains("50766660001"),
+        "{text}"
+    );
     // Its own message opens.
     b.goto(&format!("{}/console#/messages/{own_message}", t.base))
         .await;
     b.wait_for("[data-testid=timeline]").await;
     // The other account is not offered either.
     let accounts = b
-        .execute("return [...document.querySelectorAll('#account-select option')].map(o => o.value)")
+        .execute(
+            "return [...document.querySelectorAll('#account-select option')].map(o => o.value)",
+        )
         .await;
     assert_eq!(accounts, json!([seed.account_id]));
     b.quit().await;
+}
+
+/// POST to the native API with a bearer token; `(status, body)`.
+async fn native_post(t: &TestApp, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+    let res = t
+        .client
+        .post(format!("{}{path}", t.base))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn every_page_reads_through_the_services_over_http() {
+    let t = spawn_app_dispatching().await;
+    let seed = t.seed().await;
+    // A callback endpoint nobody listens on: its deliveries fail and wait for a retry.
+    let (status, endpoint) = native_post(
+        &t,
+        "/v1/webhook-endpoints",
+        &seed.token,
+        json!({"url": "http://127.0.0.1:9/hooks", "eventTypes": ["message.sent", "message.read"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{endpoint}");
+    let (status, batch) = native_post(
+        &t,
+        "/v1/messages/batch",
+        &seed.token,
+        json!({"templateId": seed.template_id, "recipients": [
+            {"to": "50755550001", "params": {"name": "A", "order": "1"}},
+            {"to": "50755550002", "params": {"name": "B", "order": "2"}},
+            {"to": "50755550003", "params": {"name": "C"}},
+        ]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{batch}");
+    let batch_id = s(&batch["batchId"]);
+    let single = sent_message(&t, &seed).await;
+    t.drain().await;
+    t.drain_callbacks().await;
+
+    let (_, set_cookie, _) = sign_in(&t, ADMIN_TOKEN, None).await;
+    let cookie = cookie_pair(&set_cookie);
+    let get = |path: String| {
+        let t = &t;
+        let cookie = cookie.clone();
+        async move {
+            let (status, body) = console(t, "GET", &path, &cookie, None, None).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {body}");
+            body
+        }
+    };
+
+    // Batches: counts by status.
+    let batches = get("/batches".into()).await;
+    assert_eq!(batches["data"][0]["id"], batch_id.as_str(), "{batches}");
+    assert_eq!(batches["data"][0]["accepted"], 2);
+    assert_eq!(batches["data"][0]["rejected"], 1);
+    assert_eq!(batches["data"][0]["byStatus"]["read"], 2, "{batches}");
+
+    // Messages: newest first, filtered by batch, template and number, paged by cursor.
+    let all = get("/messages?limit=2".into()).await;
+    assert_eq!(all["data"][0]["id"], single.as_str(), "{all}");
+    let cursor = s(&all["nextCursor"]);
+    let rest = get(format!("/messages?limit=2&cursor={cursor}")).await;
+    assert_eq!(rest["data"].as_array().unwrap().len(), 1, "{rest}");
+    let of_batch = get(format!("/messages?batchId={batch_id}")).await;
+    assert_eq!(of_batch["data"].as_array().unwrap().len(), 2);
+    let of_template = get(format!("/messages?templateId={}", seed.template_id)).await;
+    assert_eq!(of_template["data"].as_array().unwrap().len(), 3);
+    let none = get("/messages?templateId=tpl_none".into()).await;
+    assert_eq!(none["data"], json!([]));
+    let by_number = get("/messages?phoneNumber=50755550002&status=read".into()).await;
+    assert_eq!(by_number["data"].as_array().unwrap().len(), 1);
+    let (status, body) = console(&t, "GET", "/messages?status=lost", &cookie, None, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errors"][0]["field"], "status");
+    let (status, body) = console(&t, "GET", "/messages?from=yesterday", &cookie, None, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errors"][0]["field"], "from");
+
+    // A message's page: timeline, attempts, components and its callbacks.
+    let m = get(format!("/messages/{single}")).await;
+    assert_eq!(m["status"], "read");
+    assert_eq!(m["attemptsList"][0]["outcome"], "accepted", "{m}");
+    assert_eq!(m["components"][0]["type"], "body", "{m}");
+    let events: Vec<&str> = m["callbacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["eventType"].as_str().unwrap())
+        .collect();
+    assert!(events.contains(&"message.read"), "{m}");
+
+    // Callback endpoints: recent deliveries with their failure and next retry.
+    let callbacks = get("/callbacks".into()).await;
+    assert_eq!(callbacks["endpoints"][0]["id"], endpoint["id"]);
+    assert!(callbacks["endpoints"][0].get("secret").is_none());
+    let tried = callbacks["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["attempts"].as_i64() > Some(0))
+        .unwrap_or_else(|| panic!("no delivery was attempted: {callbacks}"));
+    assert_eq!(tried["status"], "pending", "{tried}");
+    assert!(tried["lastError"].is_string(), "{tried}");
+    assert!(tried["nextAttemptAt"].is_string(), "{tried}");
+
+    // Conversations and a thread.
+    let conversations = get("/conversations?status=open".into()).await;
+    let conversation = conversations["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["phoneNumber"] == "50755667788")
+        .expect("the single send's conversation")
+        .clone();
+    let thread = get(format!("/conversations/{}", s(&conversation["id"]))).await;
+    assert_eq!(thread["messages"][0]["id"], single.as_str(), "{thread}");
+
+    // Templates, a preview with values, and a test send through the same send as the APIs.
+    let templates = get("/templates".into()).await;
+    assert_eq!(templates["data"][0]["id"], seed.template_id.as_str());
+    let template = get(format!("/templates/{}", seed.template_id)).await;
+    assert_eq!(template["preview"]["params"]["order"], "[order]", "{template}");
+    let (_, session) = console(&t, "GET", "/session", &cookie, None, None).await;
+    let csrf = s(&session["csrfToken"]);
+    let (status, preview) = console(
+        &t,
+        "POST",
+        &format!("/templates/{}/preview", seed.template_id),
+        &cookie,
+        Some(&csrf),
+        Some(json!({"params": {"name": "Eva", "order": "Z-9"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert_eq!(preview["preview"]["body"], "Hola Eva, tu pedido Z-9 va en camino");
+    let test_send = |body: Value| {
+        let t = &t;
+        let cookie = cookie.clone();
+        let csrf = csrf.clone();
+        let path = format!("/templates/{}/test", seed.template_id);
+        async move { console(t, "POST", &path, &cookie, Some(&csrf), Some(body)).await }
+    };
+    let before = t.sql_i64("SELECT COUNT(*) FROM messages").await;
+    let (status, body) = test_send(json!({"to": "+50755", "params": {}})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["errors"][0]["field"], "to");
+    let (status, body) = test_send(json!({"to": "50755551234", "params": {"name": "Eva"}})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["errors"][0]["field"], "params.order", "{body}");
+    assert_eq!(t.sql_i64("SELECT COUNT(*) FROM messages").await, before);
+    let (status, body) = test_send(
+        json!({"to": "50755551234", "channelId": seed.channel_id, "params": {"name": "Eva", "order": "Z-9"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let sent = get(format!("/messages/{}", s(&body["messageId"]))).await;
+    assert_eq!(sent["phoneNumber"], "50755551234");
+
+    // Sync: sandbox channels have nothing to sync.
+    let (status, body) = console(&t, "POST", "/templates/sync", &cookie, Some(&csrf), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["channels"], json!([]));
+
+    // Channels: health, rate and queue; a rate change goes through the admin API's rules.
+    let (status, body) = console(
+        &t,
+        "PATCH",
+        &format!("/channels/{}", seed.channel_id),
+        &cookie,
+        Some(&csrf),
+        Some(json!({"messagesPerSecond": 25})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let channels = get("/channels".into()).await;
+    assert_eq!(channels["data"][0]["messagesPerSecond"], 25);
+    assert_eq!(channels["data"][0]["queueDepth"], 0);
+    assert!(channels["data"][0].get("accessToken").is_none());
+    let (status, rotated) = console(
+        &t,
+        "POST",
+        &format!("/channels/{}/rotate-token", seed.channel_id),
+        &cookie,
+        Some(&csrf),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    assert_ne!(s(&rotated["publicToken"]), seed.token);
 }

@@ -541,6 +541,7 @@ mod tests {
         assert_eq!(Surface::of("/templates/tpl_1"), Surface::CompatNew);
         assert_eq!(Surface::of("/v1/admin/messages/m"), Surface::Problems);
         assert_eq!(Surface::of("/v1/messages"), Surface::Problems);
+        assert_eq!(Surface::of("/console/api/session"), Surface::Problems);
         assert_eq!(Surface::of("/webhooks/whatsapp"), Surface::Webhooks);
         assert_eq!(Surface::of("/metrics"), Surface::Other);
         assert_eq!(Surface::of("/"), Surface::Other);

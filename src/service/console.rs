@@ -96,7 +96,11 @@ impl Viewer {
 
     /// The account a page shows: an account session's own (asking for another is "not
     /// found"); for the admin, the one asked for or else the first.
-    pub async fn account(&self, app: &App, requested: Option<&str>) -> Result<String, ConsoleError> {
+    pub async fn account(
+        &self,
+        app: &App,
+        requested: Option<&str>,
+    ) -> Result<String, ConsoleError> {
         let requested = requested.filter(|a| !a.is_empty());
         match (&self.session.account_id, requested) {
             (Some(own), None) => Ok(own.clone()),
@@ -202,7 +206,13 @@ pub async fn sign_out(app: &App, viewer: &Viewer) -> Result<(), ConsoleError> {
 /// What the page needs to know about its session: who, which accounts, the CSRF token.
 pub async fn session_view(app: &App, viewer: &Viewer) -> ConsoleResult {
     let accounts: Vec<Value> = match &viewer.session.account_id {
-        None => app.store.list_accounts().await?.iter().map(views::account).collect(),
+        None => app
+            .store
+            .list_accounts()
+            .await?
+            .iter()
+            .map(views::account)
+            .collect(),
         Some(id) => app
             .store
             .account(id)
@@ -331,7 +341,9 @@ fn message_row(m: &crate::store::Message) -> Value {
 pub async fn messages(app: &App, viewer: &Viewer, q: MessageQuery) -> ConsoleResult {
     let account_id = viewer.account(app, q.account.as_deref()).await?;
     if let Some(status) = &q.status
-        && status.parse::<crate::domain::status::MessageStatus>().is_err()
+        && status
+            .parse::<crate::domain::status::MessageStatus>()
+            .is_err()
     {
         return Err(FieldError::new(
             "status",
@@ -527,12 +539,16 @@ pub async fn send_test(app: &App, viewer: &Viewer, id: &str, body: &Value) -> Co
     let t = visible_template(app, viewer, id).await?;
     let channels = account_channels(app, &t.account_id).await?;
     let channel = match f.opt_str("channelId")? {
-        Some(cid) if !cid.is_empty() => channels
-            .into_iter()
-            .find(|c| c.id == cid)
-            .ok_or_else(|| FieldError::new("channelId", format!("the account has no channel '{cid}'")))?,
+        Some(cid) if !cid.is_empty() => {
+            channels.into_iter().find(|c| c.id == cid).ok_or_else(|| {
+                FieldError::new("channelId", format!("the account has no channel '{cid}'"))
+            })?
+        }
         _ => channels.into_iter().next().ok_or_else(|| {
-            FieldError::new("channelId", "the template's account has no channel to send through")
+            FieldError::new(
+                "channelId",
+                "the template's account has no channel to send through",
+            )
         })?,
     };
     let mut request = SendRequest::new(TemplateRef::Id(t.id.clone()), phone);
@@ -546,14 +562,14 @@ pub async fn send_test(app: &App, viewer: &Viewer, id: &str, body: &Value) -> Co
             message_id,
             conversation_id,
         }) => Ok(json!({"messageId": message_id, "conversationId": conversation_id})),
-        Ok(send::SendOutcome::AlreadyPending { conversation_id }) => Err(ConsoleError::Invalid(
-            FieldError::new(
+        Ok(send::SendOutcome::AlreadyPending { conversation_id }) => {
+            Err(ConsoleError::Invalid(FieldError::new(
                 "to",
                 format!(
                     "an earlier template to this number is not confirmed yet (conversation {conversation_id}); nothing was sent"
                 ),
-            ),
-        )),
+            )))
+        }
         Err(e) => Err(ConsoleError::Send(e)),
     }
 }
@@ -681,7 +697,8 @@ pub async fn conversations(
 ) -> ConsoleResult {
     let account_id = viewer.account(app, account).await?;
     if let Some(s) = &status
-        && s.parse::<crate::domain::status::ConversationStatus>().is_err()
+        && s.parse::<crate::domain::status::ConversationStatus>()
+            .is_err()
     {
         return Err(FieldError::new(
             "status",

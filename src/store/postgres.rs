@@ -1674,14 +1674,17 @@ impl Store for PgStore {
             (">", "ASC")
         };
         if let Some((time, id)) = &f.after {
-            q.push(format_args!(" AND (queued_at {past} ")).push_bind(time);
+            q.push(format_args!(" AND (queued_at {past} "))
+                .push_bind(time);
             q.push(" OR (queued_at = ").push_bind(time);
             q.push(format_args!(" AND id {past} "))
                 .push_bind(id)
                 .push("))");
         }
-        q.push(format_args!(" ORDER BY queued_at {order}, id {order} LIMIT "))
-            .push_bind(i64::from(f.limit));
+        q.push(format_args!(
+            " ORDER BY queued_at {order}, id {order} LIMIT "
+        ))
+        .push_bind(i64::from(f.limit));
         let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter().map(message_from_row).collect()
     }

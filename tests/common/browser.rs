@@ -245,8 +245,7 @@ impl Browser {
                 .await
             {
                 Ok(_) => return,
-                Err(e) if e["error"] == "stale element reference" && Instant::now() < deadline => {
-                }
+                Err(e) if e["error"] == "stale element reference" && Instant::now() < deadline => {}
                 Err(e) => panic!("cannot click '{css}': {e}"),
             }
         }

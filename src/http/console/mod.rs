@@ -59,7 +59,10 @@ pub fn routes(app: &App) -> Router<App> {
             axum::routing::patch(update_channel),
         )
         .route("/console/api/channels/{id}/resume", post(resume_channel))
-        .route("/console/api/channels/{id}/rotate-token", post(rotate_token))
+        .route(
+            "/console/api/channels/{id}/rotate-token",
+            post(rotate_token),
+        )
         .route("/console/api/batches", get(batches))
         .route("/console/api/callbacks", get(callbacks))
         .route("/console/api/conversations", get(conversations))
@@ -262,7 +265,11 @@ async fn sign_out(State(app): State<App>, method: Method, headers: HeaderMap) ->
         Ok(v) => v,
         Err(p) => return p.response(),
     };
-    let mut r = answer(svc::sign_out(&app, &v).await.map(|()| json!({"signedOut": true})));
+    let mut r = answer(
+        svc::sign_out(&app, &v)
+            .await
+            .map(|()| json!({"signedOut": true})),
+    );
     r.headers_mut().insert(
         header::SET_COOKIE,
         session_cookie("", 0, secure(&app, &headers)),
@@ -275,7 +282,9 @@ async fn sign_out(State(app): State<App>, method: Method, headers: HeaderMap) ->
 type Q = Query<HashMap<String, String>>;
 
 fn opt(q: &HashMap<String, String>, key: &str) -> Option<String> {
-    q.get(key).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    q.get(key)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
 }
 
 /// Runs `f` for the signed-in viewer and answers its result.
@@ -289,7 +298,12 @@ macro_rules! with_viewer {
 }
 
 async fn overview(State(app): State<App>, m: Method, h: HeaderMap, Query(q): Q) -> Response {
-    with_viewer!(app, m, h, |v| svc::overview(&app, &v, opt(&q, "account").as_deref()).await)
+    with_viewer!(app, m, h, |v| svc::overview(
+        &app,
+        &v,
+        opt(&q, "account").as_deref()
+    )
+    .await)
 }
 
 async fn messages(State(app): State<App>, m: Method, h: HeaderMap, Query(q): Q) -> Response {
@@ -315,15 +329,30 @@ async fn messages(State(app): State<App>, m: Method, h: HeaderMap, Query(q): Q) 
     with_viewer!(app, m, h, |v| svc::messages(&app, &v, query).await)
 }
 
-async fn message(State(app): State<App>, m: Method, h: HeaderMap, Path(id): Path<String>) -> Response {
+async fn message(
+    State(app): State<App>,
+    m: Method,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     with_viewer!(app, m, h, |v| svc::message(&app, &v, &id).await)
 }
 
 async fn templates(State(app): State<App>, m: Method, h: HeaderMap, Query(q): Q) -> Response {
-    with_viewer!(app, m, h, |v| svc::templates(&app, &v, opt(&q, "account").as_deref()).await)
+    with_viewer!(app, m, h, |v| svc::templates(
+        &app,
+        &v,
+        opt(&q, "account").as_deref()
+    )
+    .await)
 }
 
-async fn template(State(app): State<App>, m: Method, h: HeaderMap, Path(id): Path<String>) -> Response {
+async fn template(
+    State(app): State<App>,
+    m: Method,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     with_viewer!(app, m, h, |v| svc::template(&app, &v, &id).await)
 }
 
@@ -365,11 +394,21 @@ async fn send_test(
 }
 
 async fn sync_templates(State(app): State<App>, m: Method, h: HeaderMap, Query(q): Q) -> Response {
-    with_viewer!(app, m, h, |v| svc::sync_templates(&app, &v, opt(&q, "account").as_deref()).await)
+    with_viewer!(app, m, h, |v| svc::sync_templates(
+        &app,
+        &v,
+        opt(&q, "account").as_deref()
+    )
+    .await)
 }
 
 async fn channels(State(app): State<App>, m: Method, h: HeaderMap, Query(q): Q) -> Response {
-    with_viewer!(app, m, h, |v| svc::channels(&app, &v, opt(&q, "account").as_deref()).await)
+    with_viewer!(app, m, h, |v| svc::channels(
+        &app,
+        &v,
+        opt(&q, "account").as_deref()
+    )
+    .await)
 }
 
 async fn update_channel(
@@ -383,7 +422,8 @@ async fn update_channel(
         Ok(v) => v,
         Err(p) => return p.response(),
     };
-    with_viewer!(app, m, h, |v| svc::update_channel(&app, &v, &id, &value).await)
+    with_viewer!(app, m, h, |v| svc::update_channel(&app, &v, &id, &value)
+        .await)
 }
 
 async fn resume_channel(
@@ -405,11 +445,21 @@ async fn rotate_token(
 }
 
 async fn batches(State(app): State<App>, m: Method, h: HeaderMap, Query(q): Q) -> Response {
-    with_viewer!(app, m, h, |v| svc::batches(&app, &v, opt(&q, "account").as_deref()).await)
+    with_viewer!(app, m, h, |v| svc::batches(
+        &app,
+        &v,
+        opt(&q, "account").as_deref()
+    )
+    .await)
 }
 
 async fn callbacks(State(app): State<App>, m: Method, h: HeaderMap, Query(q): Q) -> Response {
-    with_viewer!(app, m, h, |v| svc::callbacks(&app, &v, opt(&q, "account").as_deref()).await)
+    with_viewer!(app, m, h, |v| svc::callbacks(
+        &app,
+        &v,
+        opt(&q, "account").as_deref()
+    )
+    .await)
 }
 
 async fn conversations(State(app): State<App>, m: Method, h: HeaderMap, Query(q): Q) -> Response {
@@ -455,6 +505,11 @@ mod tests {
         let c = c.to_str().unwrap();
         assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict"));
         assert!(c.contains("Path=/console") && !c.contains("Secure"));
-        assert!(session_cookie("cs_x", 1, true).to_str().unwrap().ends_with("; Secure"));
+        assert!(
+            session_cookie("cs_x", 1, true)
+                .to_str()
+                .unwrap()
+                .ends_with("; Secure")
+        );
     }
 }
