@@ -472,9 +472,19 @@ mod tests {
     #[test]
     fn the_console_cookie_can_be_made_secure_from_the_environment() {
         let env = |v: &str| vec![("PLANTILLA_CONSOLE_SECURE_COOKIE".to_string(), v.to_string())];
-        assert!(Config::from_sources(None, &env("true")).unwrap().console_secure_cookie);
-        assert!(!Config::from_sources(None, &env("0")).unwrap().console_secure_cookie);
-        let err = Config::from_sources(None, &env("yes")).unwrap_err().to_string();
+        assert!(
+            Config::from_sources(None, &env("true"))
+                .unwrap()
+                .console_secure_cookie
+        );
+        assert!(
+            !Config::from_sources(None, &env("0"))
+                .unwrap()
+                .console_secure_cookie
+        );
+        let err = Config::from_sources(None, &env("yes"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("PLANTILLA_CONSOLE_SECURE_COOKIE"), "{err}");
         assert!(!Config::default().console_at_root);
     }

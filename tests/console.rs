@@ -471,7 +471,10 @@ async fn the_console_in_a_browser() {
         let overflow = b
             .execute("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
             .await;
-        assert!(overflow.as_i64().unwrap() <= 0, "{page} is {overflow} px too wide");
+        assert!(
+            overflow.as_i64().unwrap() <= 0,
+            "{page} is {overflow} px too wide"
+        );
     }
     b.set_size(1280, 1100).await;
 
@@ -630,6 +633,15 @@ async fn every_page_reads_through_the_services_over_http() {
 
     // Conversations and a thread.
     let conversations = get("/conversations?status=open".into()).await;
+    assert_eq!(
+        conversations["data"].as_array().unwrap().len(),
+        3,
+        "{conversations}"
+    );
+    assert_eq!(
+        conversations["data"][0]["phoneNumber"], "50755667788",
+        "newest first: {conversations}"
+    );
     let conversation = conversations["data"]
         .as_array()
         .unwrap()
@@ -644,7 +656,10 @@ async fn every_page_reads_through_the_services_over_http() {
     let templates = get("/templates".into()).await;
     assert_eq!(templates["data"][0]["id"], seed.template_id.as_str());
     let template = get(format!("/templates/{}", seed.template_id)).await;
-    assert_eq!(template["preview"]["params"]["order"], "[order]", "{template}");
+    assert_eq!(
+        template["preview"]["params"]["order"], "[order]",
+        "{template}"
+    );
     let (_, session) = console(&t, "GET", "/session", &cookie, None, None).await;
     let csrf = s(&session["csrfToken"]);
     let (status, preview) = console(
@@ -657,7 +672,10 @@ async fn every_page_reads_through_the_services_over_http() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{preview}");
-    assert_eq!(preview["preview"]["body"], "Hola Eva, tu pedido Z-9 va en camino");
+    assert_eq!(
+        preview["preview"]["body"],
+        "Hola Eva, tu pedido Z-9 va en camino"
+    );
     let test_send = |body: Value| {
         let t = &t;
         let cookie = cookie.clone();

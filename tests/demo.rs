@@ -116,7 +116,14 @@ fn the_demo_prints_the_console_and_serves_it_at_the_root() {
         let out = Command::new("curl").args(args).output().expect("curl");
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let root = curl(&["-s", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", &format!("{base}/")]);
+    let root = curl(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{redirect_url}",
+        &format!("{base}/"),
+    ]);
     assert_eq!(root, format!("303 {base}/console"));
     let page = curl(&["-s", url]);
     assert!(page.contains("/console/assets/app.js"), "{page}");

@@ -165,15 +165,7 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
 }
 
 /// Compares two secrets in time that does not depend on where they differ.
-pub fn same_secret(given: &str, expected: &str) -> bool {
-    use sha2::{Digest, Sha256};
-    let a = Sha256::digest(given.as_bytes());
-    let b = Sha256::digest(expected.as_bytes());
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
-}
+pub use crate::domain::ids::same_secret;
 
 /// A short id to correlate a 500 response with its log line, without exposing internals.
 pub fn error_id() -> String {

@@ -1284,7 +1284,7 @@ pub(crate) fn parse_time(q: &HashMap<String, String>, key: &str) -> Result<Optio
 
 /// Cursors are opaque to callers: hex of `<ms>.<id>` of the last item seen.
 pub(crate) fn encode_cursor(ms: i64, id: &str) -> String {
-    hex::encode(format!("{ms}.{id}"))
+    views::cursor(ms, id)
 }
 
 pub(crate) fn parse_cursor(q: &HashMap<String, String>) -> Result<Option<(i64, String)>, Problem> {
@@ -1371,6 +1371,7 @@ async fn list_conversations(
             phone_number: q.get("phoneNumber").cloned(),
             after: parse_cursor(&q)?,
             limit: parse_limit(&q)?,
+            newest_first: false,
         };
         if let Some(status) = &filter.status
             && status.parse::<crate::domain::status::ConversationStatus>().is_err()

@@ -13,11 +13,10 @@ use super::input::FieldError;
 use super::send::{self, SendError, SendRequest, TemplateRef};
 use super::{callbacks, templates, views};
 use crate::app::App;
-use crate::domain::ids::{hash_token, new_secret};
+use crate::domain::ids::{hash_token, new_secret, same_secret};
 use crate::domain::meta_error;
 use crate::domain::phone::PhoneNumber;
 use crate::format_ms;
-use crate::http::same_secret;
 use crate::now_ms;
 use crate::store::console::ConsoleSession;
 use crate::store::{Channel, ConversationFilter, MessageFilter, StoreError, TemplateFilter};
@@ -368,10 +367,7 @@ pub async fn messages(app: &App, viewer: &Viewer, q: MessageQuery) -> ConsoleRes
     };
     let list = app.store.list_messages(&account_id, &filter).await?;
     let next = (list.len() == filter.limit as usize)
-        .then(|| {
-            list.last()
-                .map(|m| crate::http::native::encode_cursor(m.queued_at, &m.id))
-        })
+        .then(|| list.last().map(|m| views::cursor(m.queued_at, &m.id)))
         .flatten();
     Ok(json!({
         "accountId": account_id,
@@ -714,6 +710,7 @@ pub async fn conversations(
                 status,
                 phone_number,
                 limit: 200,
+                newest_first: true,
                 ..ConversationFilter::default()
             },
         )

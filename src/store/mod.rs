@@ -493,6 +493,8 @@ pub struct ConversationFilter {
     pub phone_number: Option<String>,
     pub after: Option<(i64, String)>,
     pub limit: u32,
+    /// Newest first (the console); `after` is then the last `(created_at, id)` seen going back.
+    pub newest_first: bool,
 }
 
 /// A delivery job claimed by a dispatcher, with what the provider needs.

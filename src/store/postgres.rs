@@ -1706,13 +1706,23 @@ impl Store for PgStore {
                 q.push(format_args!(" AND {column} = ")).push_bind(value);
             }
         }
+        let (past, order) = if f.newest_first {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
         if let Some((time, id)) = &f.after {
-            q.push(" AND (c.created_at > ").push_bind(time);
+            q.push(format_args!(" AND (c.created_at {past} "))
+                .push_bind(time);
             q.push(" OR (c.created_at = ").push_bind(time);
-            q.push(" AND c.id > ").push_bind(id).push("))");
+            q.push(format_args!(" AND c.id {past} "))
+                .push_bind(id)
+                .push("))");
         }
-        q.push(" ORDER BY c.created_at, c.id LIMIT ")
-            .push_bind(i64::from(f.limit));
+        q.push(format_args!(
+            " ORDER BY c.created_at {order}, c.id {order} LIMIT "
+        ))
+        .push_bind(i64::from(f.limit));
         let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter().map(conversation_from_row).collect()
     }

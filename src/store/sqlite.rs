@@ -2429,12 +2429,17 @@ impl Store for SqliteStore {
         f: &ConversationFilter,
     ) -> StoreResult<Vec<Conversation>> {
         let (after_time, after_id) = f.after.clone().unzip();
+        let (past, order) = if f.newest_first {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
         let rows = sqlx::query(&format!(
             "{CONVERSATION_SELECT} WHERE c.account_id = ?1
                AND (?2 IS NULL OR c.channel_id = ?2) AND (?3 IS NULL OR c.status = ?3)
                AND (?4 IS NULL OR c.phone_number = ?4)
-               AND (?5 IS NULL OR c.created_at > ?5 OR (c.created_at = ?5 AND c.id > ?6))
-             ORDER BY c.created_at, c.id LIMIT ?7"
+               AND (?5 IS NULL OR c.created_at {past} ?5 OR (c.created_at = ?5 AND c.id {past} ?6))
+             ORDER BY c.created_at {order}, c.id {order} LIMIT ?7"
         ))
         .bind(account_id)
         .bind(&f.channel_id)
