@@ -211,6 +211,19 @@ async fn sessions_cookies_and_csrf_over_http() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["errors"][0]["field"], "messagesPerSecond");
 
+    // A session ends after its 12 hours.
+    let (_, other_cookie, _) = sign_in(&t, ADMIN_TOKEN, None).await;
+    let other_cookie = cookie_pair(&other_cookie);
+    let (status, _) = console(&t, "GET", "/session", &other_cookie, None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let other_hash = plantilla::domain::ids::hash_token(other_cookie.split_once('=').unwrap().1);
+    t.sql(&format!(
+        "UPDATE console_sessions SET expires_at = 1 WHERE token_hash = '{other_hash}'"
+    ))
+    .await;
+    let (status, _) = console(&t, "GET", "/session", &other_cookie, None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
     // Signing out ends the session: the same cookie is refused afterwards.
     let (status, _) = console(&t, "DELETE", "/session", &cookie, None, None).await;
     assert_eq!(
@@ -274,6 +287,11 @@ async fn an_account_key_sees_its_account_only_over_http() {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    // Revoking the key ends its sessions.
+    t.sql("UPDATE api_keys SET revoked_at = 1").await;
+    let (status, _) = console(&t, "GET", "/session", &cookie, None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 /// Sends a message that the sandbox takes to `read`; its id.
@@ -498,8 +516,11 @@ async fn an_account_key_cannot_open_another_accounts_message_in_a_browser() {
     };
     b.goto(&format!("{}/console#/messages/{other_message}", t.base))
         .await;
-    b.type_into("#signin-token", &key).await;
-    b.click("#signin-submit").await;
+    // By keyboard: the token field has the focus; Enter submits.
+    let focused = b.execute("return document.activeElement.id").await;
+    assert_eq!(focused, "signin-token");
+    b.type_into("#signin-token", &format!("{key}\u{E007}"))
+        .await;
     b.wait_for("[data-testid=not-found]").await;
     let text = b.page_text().await;
     assert!(
@@ -730,4 +751,29 @@ async fn every_page_reads_through_the_services_over_http() {
     .await;
     assert_eq!(status, StatusCode::OK, "{rotated}");
     assert_ne!(s(&rotated["publicToken"]), seed.token);
+}
+
+#[tokio::test]
+async fn a_spanish_browser_gets_the_console_in_spanish() {
+    let t = spawn_app_dispatching().await;
+    t.seed().await;
+    let Some(b) = Browser::start_in("es-ES").await else {
+        return;
+    };
+    b.goto(&format!("{}/console", t.base)).await;
+    b.wait_text("h1", "Iniciar sesión").await;
+    b.type_into("#signin-token", ADMIN_TOKEN).await;
+    b.click("#signin-submit").await;
+    b.wait_text("#nav-overview", "Resumen").await;
+    b.wait_text("#page-title", "Resumen").await;
+    assert_eq!(
+        b.execute("return document.documentElement.lang").await,
+        "es"
+    );
+    // The switch changes it, and the choice outlives a reload.
+    b.click("#lang-switch").await;
+    b.wait_text("#nav-overview", "Overview").await;
+    b.goto(&format!("{}/console#/templates", t.base)).await;
+    b.wait_text("#nav-templates", "Templates").await;
+    b.quit().await;
 }

@@ -41,6 +41,11 @@ fn free_port() -> u16 {
 impl Browser {
     /// A new headless browser with an English UI (`navigator.language` `en-US`).
     pub async fn start() -> Option<Browser> {
+        Self::start_in("en-US").await
+    }
+
+    /// A new headless browser whose UI language (`navigator.language`) is `lang`.
+    pub async fn start_in(lang: &str) -> Option<Browser> {
         let chromium = program("PLANTILLA_CHROMIUM", "/usr/bin/chromium");
         let driver = program("PLANTILLA_CHROMEDRIVER", "/usr/bin/chromedriver");
         let (Some(chromium), Some(driver)) = (chromium, driver) else {
@@ -94,9 +99,9 @@ impl Browser {
             "goog:chromeOptions": {
                 "binary": chromium,
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--window-size=1280,1000", "--lang=en-US",
+                         "--window-size=1280,1000", format!("--lang={lang}"),
                          format!("--user-data-dir={}", browser._profile.path().display())],
-                "prefs": {"intl.accept_languages": "en-US,en"},
+                "prefs": {"intl.accept_languages": lang},
             }
         }}});
         let answer = browser.raw("POST", "/session", Some(caps)).await;

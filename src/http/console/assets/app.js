@@ -294,13 +294,14 @@
 
   // --- Router --------------------------------------------------------------------------------
   function stopTimer() { if (state.timer) { window.clearTimeout(state.timer); state.timer = null; } }
-  // Polls `draw` every `ms` while the route stays the same.
+  // Polls `draw` every `ms` while the route stays the same and `draw` does not answer false.
   function live(draw, ms) {
     const gen = state.generation;
     const tick = async () => {
       if (gen !== state.generation) return;
-      try { await draw(); } catch (e) { if (!(e instanceof ApiError && e.status === 401)) console.warn(e); }
-      if (gen === state.generation) state.timer = window.setTimeout(tick, ms);
+      let more = true;
+      try { more = (await draw()) !== false; } catch (e) { if (!(e instanceof ApiError && e.status === 401)) console.warn(e); }
+      if (more && gen === state.generation) state.timer = window.setTimeout(tick, ms);
     };
     state.timer = window.setTimeout(tick, ms);
   }
@@ -526,8 +527,8 @@
       root.replaceChildren(content);
       return m;
     };
-    const m = await draw();
-    if (!["read", "failed"].includes(m.status)) live(draw, 1500);
+    const final = (m) => ["read", "failed"].includes(m.status);
+    if (!final(await draw())) live(async () => !final(await draw()), 1500);
   }
 
   // --- Templates -----------------------------------------------------------------------------
