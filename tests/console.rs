@@ -349,6 +349,17 @@ async fn the_console_in_a_browser() {
         .send_old(&seed.token, send_body(&seed, "50755660000"))
         .await;
     assert_eq!(failing.status, StatusCode::OK, "{}", failing.text);
+    let (status, batch) = native_post(
+        &t,
+        "/v1/messages/batch",
+        &seed.token,
+        json!({"templateId": seed.template_id, "recipients": [
+            {"to": "50755550001", "params": {"name": "A", "order": "1"}},
+            {"to": "50755550002", "params": {"name": "B", "order": "2"}},
+        ]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{batch}");
     let Some(b) = Browser::start().await else {
         return;
     };
@@ -395,11 +406,12 @@ async fn the_console_in_a_browser() {
     // The overview charts and counts both, and says what to do about the failure.
     b.set_size(1280, 1500).await;
     b.click("#nav-overview").await;
-    b.wait_text("[data-testid=funnel] [data-step=read]", "read: 1")
+    b.wait_text("[data-testid=funnel] [data-step=read]", "read: 3")
         .await;
     b.wait_text("[data-testid=funnel] [data-step=failed]", "failed: 1")
         .await;
     b.wait_for("#chart-hour svg rect").await;
+    b.wait_text("#whoami", "operator").await;
     let failures = b
         .wait_text(
             "table[aria-label='Top failure codes, last 24 hours']",
@@ -468,7 +480,7 @@ async fn the_console_in_a_browser() {
         ("messages", "#f-status"),
         ("templates", "#sync-templates"),
         ("channels", "[data-channel]"),
-        ("batches", "#page-title"),
+        ("batches", "[role=progressbar][aria-valuenow='2']"),
         ("callbacks", "#page-title"),
         ("conversations", "#c-status"),
     ] {
@@ -493,6 +505,9 @@ async fn the_console_in_a_browser() {
             overflow.as_i64().unwrap() <= 0,
             "{page} is {overflow} px too wide"
         );
+        if page == "messages" {
+            maybe_screenshot(&b, "console-phone.png").await;
+        }
     }
     b.set_size(1280, 1100).await;
 

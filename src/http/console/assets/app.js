@@ -37,7 +37,7 @@
       deliveries: "Recent deliveries", noDeliveries: "No deliveries yet.", events: "Events",
       noConversations: "No conversations match.", client: "Client", lastActivity: "Last activity",
       thread: "Thread", notFound: "Not found: this does not exist or is not yours.", back: "Back",
-      live: "Live: refreshes every few seconds.", minutes: "min", seconds: "s", apply: "Apply",
+      live: "Live: refreshes every few seconds.", now: "now", minutes: "min", seconds: "s", apply: "Apply",
       noChannels: "No channels.",
       description: "Description", signedInAs: "Signed in as", operator: "operator (every account)",
       statuses: { queued: "queued", sending: "sending", sent: "sent", delivered: "delivered", read: "read", failed: "failed", pending: "pending", open: "open", closed: "closed" },
@@ -96,7 +96,7 @@
       deliveries: "Entregas recientes", noDeliveries: "Aún no hay entregas.", events: "Eventos",
       noConversations: "Ninguna conversación coincide.", client: "Cliente", lastActivity: "Última actividad",
       thread: "Hilo", notFound: "No encontrado: no existe o no es tuyo.", back: "Volver",
-      live: "En vivo: se actualiza cada pocos segundos.", minutes: "min", seconds: "s", apply: "Aplicar",
+      live: "En vivo: se actualiza cada pocos segundos.", now: "ahora", minutes: "min", seconds: "s", apply: "Aplicar",
       noChannels: "Sin canales.",
       description: "Descripción", signedInAs: "Sesión de", operator: "operador (todas las cuentas)",
       statuses: { queued: "en cola", sending: "enviando", sent: "enviado", delivered: "entregado", read: "leído", failed: "fallido", pending: "pendiente", open: "abierta", closed: "cerrada" },
@@ -244,8 +244,11 @@
     out.textContent = t("signOut");
     const nav = document.getElementById("nav");
     const picker = document.getElementById("account-picker");
-    if (!state.session) { nav.hidden = true; out.hidden = true; picker.hidden = true; return; }
-    nav.hidden = false; out.hidden = false;
+    const who = document.getElementById("whoami");
+    if (!state.session) { nav.hidden = true; out.hidden = true; picker.hidden = true; who.hidden = true; return; }
+    nav.hidden = false; out.hidden = false; who.hidden = false;
+    const own = (state.session.accounts || []).find((a) => a.id === state.session.accountId);
+    who.textContent = t("signedInAs") + " " + (state.session.role === "admin" ? t("operator") : (own ? own.name : state.session.accountId));
     nav.replaceChildren(h("ul", {}, PAGES.map((p) =>
       h("li", {}, link("#/" + p, t(p), { id: "nav-" + p, "aria-current": p === active ? "page" : null })))));
     document.getElementById("account-label").textContent = t("account");
@@ -338,6 +341,10 @@
   }
 
   // --- Overview ------------------------------------------------------------------------------
+  function ago(ms) {
+    const minutes = Math.round(ms / 60000);
+    return minutes >= 120 ? Math.round(minutes / 60) + " h" : minutes + " " + t("minutes");
+  }
   function chart(series, id, label) {
     const buckets = new Map();
     for (const p of series.points) {
@@ -369,8 +376,8 @@
       svg("svg", { viewBox: "0 0 " + W + " " + (H + 14), role: "img", "aria-label": summary },
         svg("line", { x1: 0, y1: H, x2: W, y2: H, stroke: "#9aa5a0" }),
         svg("text", { x: 2, y: 10, "font-size": 10, fill: "#5b6762" }, String(max)),
-        svg("text", { x: 2, y: H + 12, "font-size": 10, fill: "#5b6762" }, new Date(series.since).toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit" })),
-        svg("text", { x: W - 2, y: H + 12, "font-size": 10, fill: "#5b6762", "text-anchor": "end" }, new Date().toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit" })),
+        svg("text", { x: 2, y: H + 12, "font-size": 10, fill: "#5b6762" }, "−" + ago(Date.now() - series.since)),
+        svg("text", { x: W - 2, y: H + 12, "font-size": 10, fill: "#5b6762", "text-anchor": "end" }, t("now")),
         ...bars),
       h("ul", { class: "legend", "aria-hidden": "true" }, STATUS_ORDER.map((s) => h("li", {}, h("i", { style: null, "data-color": s }), statusName(s)))));
   }
