@@ -492,6 +492,10 @@ async fn the_console_in_a_browser() {
         assert_eq!(unlabelled, json!([]), "{page}");
     }
 
+    // A conversation's thread shows what the recipient read.
+    b.click("main table tbody a").await;
+    b.wait_text(".thread", "va en camino").await;
+
     // A phone's width: nothing wider than the screen but what scrolls inside its panel.
     b.set_size(390, 844).await;
     for page in ["overview", "messages", "templates", "channels"] {
@@ -687,6 +691,10 @@ async fn every_page_reads_through_the_services_over_http() {
         .clone();
     let thread = get(format!("/conversations/{}", s(&conversation["id"]))).await;
     assert_eq!(thread["messages"][0]["id"], single.as_str(), "{thread}");
+    assert_eq!(
+        thread["messages"][0]["preview"]["body"], "Hola Ana, tu pedido A-1 va en camino",
+        "{thread}"
+    );
 
     // Templates, a preview with values, and a test send through the same send as the APIs.
     let templates = get("/templates".into()).await;

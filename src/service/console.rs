@@ -740,7 +740,22 @@ pub async fn conversation(app: &App, viewer: &Viewer, id: &str) -> ConsoleResult
             },
         )
         .await?;
+    // Each message as the recipient saw it: its template rendered with its values.
+    let mut templates: BTreeMap<String, Option<crate::store::Template>> = BTreeMap::new();
+    let mut rows = Vec::with_capacity(messages.len());
+    for m in &messages {
+        if !templates.contains_key(&m.template_id) {
+            let t = app.store.template(&m.template_id).await?;
+            templates.insert(m.template_id.clone(), t);
+        }
+        let mut row = message_row(m);
+        if let Some(Some(t)) = templates.get(&m.template_id) {
+            row["templateName"] = json!(t.name);
+            row["preview"] = templates::preview(t, &m.params, now_ms()).preview;
+        }
+        rows.push(row);
+    }
     let mut v = views::conversation(&c);
-    v["messages"] = Value::Array(messages.iter().map(message_row).collect());
+    v["messages"] = Value::Array(rows);
     Ok(v)
 }

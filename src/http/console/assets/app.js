@@ -710,8 +710,9 @@
       link("#/conversations", "← " + t("conversations")),
       h("p", {}, badge(c.status), " ", c.closeReason ? c.closeReason : ""),
       h("div", { class: "thread" }, c.messages.map((m) => h("article", { class: "bubble", "aria-label": t("message") + " " + m.id },
-        h("div", {}, link("#/messages/" + encodeURIComponent(m.id), m.id)),
-        h("div", { class: "muted" }, badge(m.status), " ", fmtTime(m.createdAt))))));
+        m.preview && m.preview.header && m.preview.header.format === "TEXT" ? h("div", { class: "bubble-header" }, m.preview.header.text) : "",
+        h("div", { class: "bubble-body" }, (m.preview && m.preview.body) || ""),
+        h("div", { class: "bubble-footer" }, link("#/messages/" + encodeURIComponent(m.id), m.templateName || m.id), " · ", badge(m.status), " ", fmtTime(m.createdAt))))));
   }
 
   // --- Start ---------------------------------------------------------------------------------
