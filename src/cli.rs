@@ -335,6 +335,7 @@ async fn demo(
         None => Secret::new(crate::domain::ids::new_secret("adm_")),
     };
     config.admin_token = Some(admin_token.clone());
+    config.console_at_root = true;
     let listen = config.listen;
     let app = App::open(config).await?;
     let setup = seed_demo(&app).await?;
@@ -353,6 +354,7 @@ async fn demo(
     println!(
         "plantilla demo: serving on {base} with a sandbox channel (SQLite file {db})\n\n\
          public token: {token}\nadmin token:  {admin}\n\n\
+         Console: {base}/console (also {base}/) — sign in with the admin token printed above.\n\n\
          Send a template:\n\n  curl -sS -X POST {base}/api/Template/SendMessage \
          -H 'Content-Type: application/json' -H 'Authorization: Bearer {token}' -d '{body}'\n\n\
          Send one with an image header chosen per send and a quick-reply payload:\n\n  \

@@ -142,6 +142,12 @@ pub struct Config {
     /// Largest request head (request line and headers) answered normally; larger ones get
     /// 431 in the error shape of their API.
     pub max_header_bytes: u64,
+    /// The console's session cookie is marked `Secure` (sent over https only) even when a
+    /// request does not say it came over https (`X-Forwarded-Proto: https`).
+    pub console_secure_cookie: bool,
+    /// `GET /` redirects to the console (the demo sets it; not configurable).
+    #[serde(skip)]
+    pub console_at_root: bool,
 }
 
 impl Default for Config {
@@ -194,6 +200,8 @@ impl Default for Config {
             idle_timeout_ms: 75_000,
             max_connections: 10_000,
             max_header_bytes: 64 * 1024,
+            console_secure_cookie: false,
+            console_at_root: false,
         }
     }
 }
@@ -272,6 +280,7 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("PLANTILLA_IDLE_TIMEOUT_MS", "idle_timeout_ms"),
     ("PLANTILLA_MAX_CONNECTIONS", "max_connections"),
     ("PLANTILLA_MAX_HEADER_BYTES", "max_header_bytes"),
+    ("PLANTILLA_CONSOLE_SECURE_COOKIE", "console_secure_cookie"),
 ];
 
 impl Config {
@@ -301,7 +310,13 @@ impl Config {
         };
         for (var, key) in ENV_KEYS {
             if let Some((_, value)) = env.iter().find(|(k, _)| k == var) {
-                let value = if Self::is_number(key) {
+                let value = if *key == "console_secure_cookie" {
+                    match value.trim() {
+                        "true" | "1" => toml::Value::Boolean(true),
+                        "false" | "0" => toml::Value::Boolean(false),
+                        other => bail!("{var} must be true or false, got '{other}'"),
+                    }
+                } else if Self::is_number(key) {
                     let n: i64 = value
                         .trim()
                         .parse()
@@ -456,6 +471,26 @@ mod tests {
                 "{var} names no configuration key ({key})"
             );
         }
+    }
+
+    #[test]
+    fn the_console_cookie_can_be_made_secure_from_the_environment() {
+        let env = |v: &str| vec![("PLANTILLA_CONSOLE_SECURE_COOKIE".to_string(), v.to_string())];
+        assert!(
+            Config::from_sources(None, &env("true"))
+                .unwrap()
+                .console_secure_cookie
+        );
+        assert!(
+            !Config::from_sources(None, &env("0"))
+                .unwrap()
+                .console_secure_cookie
+        );
+        let err = Config::from_sources(None, &env("yes"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("PLANTILLA_CONSOLE_SECURE_COOKIE"), "{err}");
+        assert!(!Config::default().console_at_root);
     }
 
     #[test]

@@ -81,3 +81,50 @@ fn the_printed_curl_sends_a_template_and_the_demo_can_run_twice() {
         );
     }
 }
+
+#[test]
+fn the_demo_prints_the_console_and_serves_it_at_the_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Child(
+        Command::new(env!("CARGO_BIN_EXE_plantilla"))
+            .args(["demo", "--listen", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .env_remove("DATABASE_URL")
+            .env_remove("PLANTILLA_ADMIN_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start demo"),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let lines: Vec<String> = BufReader::new(stdout)
+        .lines()
+        .map(|l| l.expect("demo output"))
+        .take_while(|l| !l.contains("Press Ctrl-C"))
+        .collect();
+    let console = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("Console: "))
+        .unwrap_or_else(|| panic!("no console line: {lines:?}"));
+    assert!(
+        console.contains("sign in with the admin token"),
+        "{console}"
+    );
+    let url = console.split_whitespace().next().unwrap();
+    let base = url.strip_suffix("/console").expect("a /console URL");
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl").args(args).output().expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let root = curl(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{redirect_url}",
+        &format!("{base}/"),
+    ]);
+    assert_eq!(root, format!("303 {base}/console"));
+    let page = curl(&["-s", url]);
+    assert!(page.contains("/console/assets/app.js"), "{page}");
+}

@@ -80,7 +80,11 @@ async fn every_route_is_documented_and_every_operation_is_routed() {
     // The test server mounts the admin API too (it has an admin token).
     let t = spawn_app().await;
     let router = plantilla::http::router(t.app().clone());
-    let routes = router_routes(&format!("{router:?}"));
+    let mut routes = router_routes(&format!("{router:?}"));
+    // The console's page and endpoints (`/console…`) belong to the page, not to the public
+    // API: they are cookie-authenticated, CSRF-protected and may change with the page, so they
+    // are left out of the document (and out of schemathesis' run).
+    routes.retain(|(_, path)| path != "/console" && !path.starts_with("/console/"));
     assert!(
         routes.len() >= 30,
         "could not read the router's routes from its Debug output (did axum change it?): {routes:?}"

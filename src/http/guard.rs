@@ -48,7 +48,8 @@ pub enum Surface {
     CompatOld,
     /// `/templates…`: the new family, `{code, body}` envelopes.
     CompatNew,
-    /// `/v1/…`, the admin and the native APIs: problem documents.
+    /// `/v1/…`, the admin and the native APIs, and the console's `/console/…`: problem
+    /// documents.
     Problems,
     /// `/webhooks/…`: Meta reads only the status.
     Webhooks,
@@ -63,7 +64,7 @@ impl Surface {
         match first {
             "api" => Surface::CompatOld,
             "templates" => Surface::CompatNew,
-            "v1" => Surface::Problems,
+            "v1" | "console" => Surface::Problems,
             "webhooks" => Surface::Webhooks,
             _ => Surface::Other,
         }
@@ -540,6 +541,7 @@ mod tests {
         assert_eq!(Surface::of("/templates/tpl_1"), Surface::CompatNew);
         assert_eq!(Surface::of("/v1/admin/messages/m"), Surface::Problems);
         assert_eq!(Surface::of("/v1/messages"), Surface::Problems);
+        assert_eq!(Surface::of("/console/api/session"), Surface::Problems);
         assert_eq!(Surface::of("/webhooks/whatsapp"), Surface::Webhooks);
         assert_eq!(Surface::of("/metrics"), Surface::Other);
         assert_eq!(Surface::of("/"), Surface::Other);

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod callbacks;
 pub mod compat;
+pub mod console;
 pub mod guard;
 pub mod media;
 pub mod native;
@@ -44,7 +45,8 @@ pub fn router(app: App) -> Router {
         .merge(callbacks::routes())
         .merge(webhooks::routes())
         .merge(openapi::routes())
-        .merge(ops::routes());
+        .merge(ops::routes())
+        .merge(console::routes(&app));
     if app.config.admin_token.is_some() {
         router = router.merge(admin::routes(app.clone()));
     }
@@ -105,6 +107,10 @@ const STATIC_SEGMENTS: &[&str] = &[
     "readyz",
     "metrics",
     "media",
+    "console",
+    "session",
+    "overview",
+    "resume",
 ];
 
 fn canonical_uri(uri: &Uri) -> Option<Uri> {
@@ -159,15 +165,7 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
 }
 
 /// Compares two secrets in time that does not depend on where they differ.
-pub fn same_secret(given: &str, expected: &str) -> bool {
-    use sha2::{Digest, Sha256};
-    let a = Sha256::digest(given.as_bytes());
-    let b = Sha256::digest(expected.as_bytes());
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
-}
+pub use crate::domain::ids::same_secret;
 
 /// A short id to correlate a 500 response with its log line, without exposing internals.
 pub fn error_id() -> String {

@@ -1340,7 +1340,7 @@ pub(crate) fn parse_limit(q: &HashMap<String, String>) -> Result<u32, Problem> {
     }
 }
 
-fn parse_time(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, Problem> {
+pub(crate) fn parse_time(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, Problem> {
     q.get(key)
         .map(|raw| {
             chrono::DateTime::parse_from_rfc3339(raw)
@@ -1359,7 +1359,7 @@ fn parse_time(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, Pro
 
 /// Cursors are opaque to callers: hex of `<ms>.<id>` of the last item seen.
 pub(crate) fn encode_cursor(ms: i64, id: &str) -> String {
-    hex::encode(format!("{ms}.{id}"))
+    views::cursor(ms, id)
 }
 
 pub(crate) fn parse_cursor(q: &HashMap<String, String>) -> Result<Option<(i64, String)>, Problem> {
@@ -1388,6 +1388,7 @@ async fn list_messages(
             to: parse_time(&q, "to")?,
             after: parse_cursor(&q)?,
             limit: parse_limit(&q)?,
+            ..MessageFilter::default()
         };
         if let Some(status) = &filter.status
             && status.parse::<crate::domain::status::MessageStatus>().is_err()
@@ -1625,6 +1626,7 @@ async fn list_conversations(
             phone_number: q.get("phoneNumber").cloned(),
             after: parse_cursor(&q)?,
             limit: parse_limit(&q)?,
+            newest_first: false,
         };
         if let Some(status) = &filter.status
             && status.parse::<crate::domain::status::ConversationStatus>().is_err()

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod authoring;
 pub mod batch;
 pub mod callbacks;
+pub mod console;
 pub mod input;
 pub mod media;
 pub mod ops;

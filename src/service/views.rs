@@ -26,6 +26,11 @@ pub fn template_content(t: &Template) -> TemplateContent {
     }
 }
 
+/// A list's cursor, opaque to callers: hex of `<ms>.<id>` of the last item seen.
+pub fn cursor(ms: i64, id: &str) -> String {
+    hex::encode(format!("{ms}.{id}"))
+}
+
 pub fn template(t: &Template) -> Value {
     let content = template_content(t);
     let unsendable = content.unsendable_reason();

@@ -4,6 +4,7 @@
 //! decides something (accepting a send, claiming jobs, applying a status) is one method, so
 //! each implementation can make it one transaction.
 
+pub mod console;
 mod lookups;
 pub mod postgres;
 pub mod sqlite;
@@ -550,10 +551,14 @@ pub struct MessageFilter {
     pub status: Option<String>,
     pub phone_number: Option<String>,
     pub batch_id: Option<String>,
+    pub template_id: Option<String>,
+    pub conversation_id: Option<String>,
     pub from: Option<i64>,
     pub to: Option<i64>,
     pub after: Option<(i64, String)>,
     pub limit: u32,
+    /// Newest first (the console); `after` is then the last `(queued_at, id)` seen going back.
+    pub newest_first: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -563,6 +568,8 @@ pub struct ConversationFilter {
     pub phone_number: Option<String>,
     pub after: Option<(i64, String)>,
     pub limit: u32,
+    /// Newest first (the console); `after` is then the last `(created_at, id)` seen going back.
+    pub newest_first: bool,
 }
 
 /// A delivery job claimed by a dispatcher, with what the provider needs.
@@ -1180,4 +1187,42 @@ pub trait Store: Send + Sync + 'static {
     /// it is not (a newer claim owns it, or it is gone). A retry moves the later pending
     /// deliveries of its stream to its next attempt time too.
     async fn finish_callback(&self, outcome: &CallbackOutcome) -> StoreResult<bool>;
+
+    // The operator console (see `console`)
+    /// Stores a session, forgetting expired ones.
+    async fn insert_console_session(&self, session: &console::ConsoleSession) -> StoreResult<()>;
+    /// The live session with this token hash (an API key's only while the key is live).
+    async fn console_session(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<console::ConsoleSession>>;
+    async fn delete_console_session(&self, token_hash: &str) -> StoreResult<()>;
+    async fn list_accounts(&self) -> StoreResult<Vec<Account>>;
+    /// An account's newest batches.
+    async fn list_batches(&self, account_id: &str, limit: u32) -> StoreResult<Vec<Batch>>;
+    /// `(bucket start, status, messages)` of an account's messages queued since `since`.
+    async fn message_series(
+        &self,
+        account_id: &str,
+        since: i64,
+        bucket_ms: i64,
+    ) -> StoreResult<Vec<(i64, String, i64)>>;
+    async fn message_funnel(&self, account_id: &str, since: i64) -> StoreResult<console::Funnel>;
+    /// `(code, title, messages)` of the commonest errors of messages failed since `since`.
+    async fn top_failures(
+        &self,
+        account_id: &str,
+        since: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(i64, Option<String>, i64)>>;
+    /// An account's newest callback deliveries, of one endpoint (`Some("")`: messages' own
+    /// `callbackUrl`) and/or one message when given.
+    async fn recent_deliveries(
+        &self,
+        account_id: &str,
+        endpoint_id: Option<&str>,
+        message_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<CallbackDelivery>>;
 }

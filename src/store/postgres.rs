@@ -44,6 +44,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Executor, Postgres, Row, Transaction};
 
+use super::console::ConsoleSession;
 use super::lookups::Lookups;
 use super::*;
 use tokio::sync::Notify;
@@ -90,6 +91,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "campaigns",
         include_str!("../../migrations/postgres/0008_campaigns.sql"),
+    ),
+    (
+        9,
+        "console",
+        include_str!("../../migrations/postgres/0009_console.sql"),
     ),
 ];
 
@@ -1736,6 +1742,8 @@ impl Store for PgStore {
             ("status", &f.status),
             ("phone_number", &f.phone_number),
             ("batch_id", &f.batch_id),
+            ("template_id", &f.template_id),
+            ("conversation_id", &f.conversation_id),
         ];
         for (column, value) in equal {
             if let Some(value) = value {
@@ -1748,13 +1756,23 @@ impl Store for PgStore {
         if let Some(to) = f.to {
             q.push(" AND queued_at < ").push_bind(to);
         }
+        let (past, order) = if f.newest_first {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
         if let Some((time, id)) = &f.after {
-            q.push(" AND (queued_at > ").push_bind(time);
+            q.push(format_args!(" AND (queued_at {past} "))
+                .push_bind(time);
             q.push(" OR (queued_at = ").push_bind(time);
-            q.push(" AND id > ").push_bind(id).push("))");
+            q.push(format_args!(" AND id {past} "))
+                .push_bind(id)
+                .push("))");
         }
-        q.push(" ORDER BY queued_at, id LIMIT ")
-            .push_bind(i64::from(f.limit));
+        q.push(format_args!(
+            " ORDER BY queued_at {order}, id {order} LIMIT "
+        ))
+        .push_bind(i64::from(f.limit));
         let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter().map(message_from_row).collect()
     }
@@ -1776,13 +1794,23 @@ impl Store for PgStore {
                 q.push(format_args!(" AND {column} = ")).push_bind(value);
             }
         }
+        let (past, order) = if f.newest_first {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
         if let Some((time, id)) = &f.after {
-            q.push(" AND (c.created_at > ").push_bind(time);
+            q.push(format_args!(" AND (c.created_at {past} "))
+                .push_bind(time);
             q.push(" OR (c.created_at = ").push_bind(time);
-            q.push(" AND c.id > ").push_bind(id).push("))");
+            q.push(format_args!(" AND c.id {past} "))
+                .push_bind(id)
+                .push("))");
         }
-        q.push(" ORDER BY c.created_at, c.id LIMIT ")
-            .push_bind(i64::from(f.limit));
+        q.push(format_args!(
+            " ORDER BY c.created_at {order}, c.id {order} LIMIT "
+        ))
+        .push_bind(i64::from(f.limit));
         let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter().map(conversation_from_row).collect()
     }
@@ -2809,6 +2837,118 @@ impl Store for PgStore {
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn insert_console_session(&self, session: &ConsoleSession) -> StoreResult<()> {
+        sqlx::query(console::DELETE_EXPIRED_SESSIONS)
+            .bind(session.created_at)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(console::INSERT_SESSION)
+            .bind(&session.token_hash)
+            .bind(&session.account_id)
+            .bind(&session.key_hash)
+            .bind(&session.csrf_token)
+            .bind(session.created_at)
+            .bind(session.expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn console_session(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<ConsoleSession>> {
+        let row: Option<console::SessionRow> = sqlx::query_as(console::SESSION)
+            .bind(token_hash)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(ConsoleSession::from_row))
+    }
+
+    async fn delete_console_session(&self, token_hash: &str) -> StoreResult<()> {
+        sqlx::query(console::DELETE_SESSION)
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
+        let rows: Vec<console::AccountRow> = sqlx::query_as(console::ACCOUNTS)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(console::account_from_row).collect())
+    }
+
+    async fn list_batches(&self, account_id: &str, limit: u32) -> StoreResult<Vec<Batch>> {
+        let rows: Vec<console::BatchRow> = sqlx::query_as(console::BATCHES)
+            .bind(account_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(console::batch_from_row).collect())
+    }
+
+    async fn message_series(
+        &self,
+        account_id: &str,
+        since: i64,
+        bucket_ms: i64,
+    ) -> StoreResult<Vec<(i64, String, i64)>> {
+        let rows: Vec<console::SeriesRow> = sqlx::query_as(console::SERIES)
+            .bind(account_id)
+            .bind(since)
+            .bind(bucket_ms.max(1))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows)
+    }
+
+    async fn message_funnel(&self, account_id: &str, since: i64) -> StoreResult<console::Funnel> {
+        let row: console::FunnelRow = sqlx::query_as(console::FUNNEL)
+            .bind(account_id)
+            .bind(since)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(console::funnel_from_row(row))
+    }
+
+    async fn top_failures(
+        &self,
+        account_id: &str,
+        since: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(i64, Option<String>, i64)>> {
+        let rows: Vec<console::FailureRow> = sqlx::query_as(console::FAILURES)
+            .bind(account_id)
+            .bind(since)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows)
+    }
+
+    async fn recent_deliveries(
+        &self,
+        account_id: &str,
+        endpoint_id: Option<&str>,
+        message_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<CallbackDelivery>> {
+        sqlx::query(console::DELIVERIES)
+            .bind(account_id)
+            .bind(endpoint_id)
+            .bind(message_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(delivery_from_row)
+            .collect()
     }
 }
 

@@ -17,6 +17,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, Transaction};
 
+use super::console::ConsoleSession;
 use super::lookups::Lookups;
 use super::*;
 use std::sync::Arc;
@@ -70,6 +71,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "campaigns",
         include_str!("../../migrations/sqlite/0009_campaigns.sql"),
+    ),
+    (
+        10,
+        "console",
+        include_str!("../../migrations/sqlite/0010_console.sql"),
     ),
 ];
 
@@ -2460,14 +2466,21 @@ impl Store for SqliteStore {
         f: &MessageFilter,
     ) -> StoreResult<Vec<Message>> {
         let (after_time, after_id) = f.after.clone().unzip();
-        let rows = sqlx::query(
+        let (past, order) = if f.newest_first {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
+        let rows = sqlx::query(&format!(
             "SELECT * FROM messages WHERE account_id = ?1
                AND (?2 IS NULL OR channel_id = ?2) AND (?3 IS NULL OR status = ?3)
                AND (?4 IS NULL OR phone_number = ?4) AND (?5 IS NULL OR batch_id = ?5)
                AND (?6 IS NULL OR queued_at >= ?6) AND (?7 IS NULL OR queued_at < ?7)
-               AND (?8 IS NULL OR queued_at > ?8 OR (queued_at = ?8 AND id > ?9))
-             ORDER BY queued_at, id LIMIT ?10",
-        )
+               AND (?8 IS NULL OR queued_at {past} ?8 OR (queued_at = ?8 AND id {past} ?9))
+               AND (?11 IS NULL OR template_id = ?11)
+               AND (?12 IS NULL OR conversation_id = ?12)
+             ORDER BY queued_at {order}, id {order} LIMIT ?10"
+        ))
         .bind(account_id)
         .bind(&f.channel_id)
         .bind(&f.status)
@@ -2478,6 +2491,8 @@ impl Store for SqliteStore {
         .bind(after_time)
         .bind(after_id)
         .bind(f.limit)
+        .bind(&f.template_id)
+        .bind(&f.conversation_id)
         .fetch_all(&self.read)
         .await?;
         rows.iter().map(message_from_row).collect()
@@ -2489,12 +2504,17 @@ impl Store for SqliteStore {
         f: &ConversationFilter,
     ) -> StoreResult<Vec<Conversation>> {
         let (after_time, after_id) = f.after.clone().unzip();
+        let (past, order) = if f.newest_first {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
         let rows = sqlx::query(&format!(
             "{CONVERSATION_SELECT} WHERE c.account_id = ?1
                AND (?2 IS NULL OR c.channel_id = ?2) AND (?3 IS NULL OR c.status = ?3)
                AND (?4 IS NULL OR c.phone_number = ?4)
-               AND (?5 IS NULL OR c.created_at > ?5 OR (c.created_at = ?5 AND c.id > ?6))
-             ORDER BY c.created_at, c.id LIMIT ?7"
+               AND (?5 IS NULL OR c.created_at {past} ?5 OR (c.created_at = ?5 AND c.id {past} ?6))
+             ORDER BY c.created_at {order}, c.id {order} LIMIT ?7"
         ))
         .bind(account_id)
         .bind(&f.channel_id)
@@ -3176,5 +3196,119 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn insert_console_session(&self, session: &ConsoleSession) -> StoreResult<()> {
+        sqlx::query(&console::for_sqlite(console::DELETE_EXPIRED_SESSIONS))
+            .bind(session.created_at)
+            .execute(&self.write)
+            .await?;
+        sqlx::query(&console::for_sqlite(console::INSERT_SESSION))
+            .bind(&session.token_hash)
+            .bind(&session.account_id)
+            .bind(&session.key_hash)
+            .bind(&session.csrf_token)
+            .bind(session.created_at)
+            .bind(session.expires_at)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn console_session(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<ConsoleSession>> {
+        let row: Option<console::SessionRow> =
+            sqlx::query_as(&console::for_sqlite(console::SESSION))
+                .bind(token_hash)
+                .bind(now)
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(row.map(ConsoleSession::from_row))
+    }
+
+    async fn delete_console_session(&self, token_hash: &str) -> StoreResult<()> {
+        sqlx::query(&console::for_sqlite(console::DELETE_SESSION))
+            .bind(token_hash)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
+        let rows: Vec<console::AccountRow> = sqlx::query_as(console::ACCOUNTS)
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows.into_iter().map(console::account_from_row).collect())
+    }
+
+    async fn list_batches(&self, account_id: &str, limit: u32) -> StoreResult<Vec<Batch>> {
+        let rows: Vec<console::BatchRow> = sqlx::query_as(&console::for_sqlite(console::BATCHES))
+            .bind(account_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows.into_iter().map(console::batch_from_row).collect())
+    }
+
+    async fn message_series(
+        &self,
+        account_id: &str,
+        since: i64,
+        bucket_ms: i64,
+    ) -> StoreResult<Vec<(i64, String, i64)>> {
+        let rows: Vec<console::SeriesRow> = sqlx::query_as(&console::for_sqlite(console::SERIES))
+            .bind(account_id)
+            .bind(since)
+            .bind(bucket_ms.max(1))
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows)
+    }
+
+    async fn message_funnel(&self, account_id: &str, since: i64) -> StoreResult<console::Funnel> {
+        let row: console::FunnelRow = sqlx::query_as(&console::for_sqlite(console::FUNNEL))
+            .bind(account_id)
+            .bind(since)
+            .fetch_one(&self.read)
+            .await?;
+        Ok(console::funnel_from_row(row))
+    }
+
+    async fn top_failures(
+        &self,
+        account_id: &str,
+        since: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(i64, Option<String>, i64)>> {
+        let rows: Vec<console::FailureRow> =
+            sqlx::query_as(&console::for_sqlite(console::FAILURES))
+                .bind(account_id)
+                .bind(since)
+                .bind(i64::from(limit))
+                .fetch_all(&self.read)
+                .await?;
+        Ok(rows)
+    }
+
+    async fn recent_deliveries(
+        &self,
+        account_id: &str,
+        endpoint_id: Option<&str>,
+        message_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<CallbackDelivery>> {
+        sqlx::query(&console::for_sqlite(console::DELIVERIES))
+            .bind(account_id)
+            .bind(endpoint_id)
+            .bind(message_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(delivery_from_row)
+            .collect()
     }
 }

@@ -7,6 +7,7 @@
 //! elsewhere.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod serve;
 
 use std::path::PathBuf;

@@ -1,0 +1,2 @@
+//! The console tests on PostgreSQL (see tests/common/mod.rs).
+include!("console.rs");
