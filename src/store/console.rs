@@ -70,13 +70,14 @@ impl ConsoleSession {
 
 pub(crate) const DELETE_SESSION: &str = "DELETE FROM console_sessions WHERE token_hash = $1";
 
-pub(crate) const ACCOUNTS: &str = "SELECT id, name, conversation_limit, created_at, updated_at
+pub(crate) const ACCOUNTS: &str =
+    "SELECT id, name, conversation_limit, created_at, updated_at, quiet_start, quiet_end
    FROM accounts ORDER BY created_at, id";
 
-pub(crate) type AccountRow = (String, String, i64, i64, i64);
+pub(crate) type AccountRow = (String, String, i64, i64, i64, Option<i64>, Option<i64>);
 
 pub(crate) fn account_from_row(
-    (id, name, conversation_limit, created_at, updated_at): AccountRow,
+    (id, name, conversation_limit, created_at, updated_at, quiet_start, quiet_end): AccountRow,
 ) -> super::Account {
     super::Account {
         id,
@@ -84,18 +85,19 @@ pub(crate) fn account_from_row(
         conversation_limit,
         created_at,
         updated_at,
+        quiet_hours: quiet_start.zip(quiet_end),
     }
 }
 
 /// An account's newest batches.
 pub(crate) const BATCHES: &str =
-    "SELECT id, account_id, channel_id, total, accepted, rejected, created_at
+    "SELECT id, account_id, channel_id, total, accepted, rejected, created_at, paused
    FROM batches WHERE account_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2";
 
-pub(crate) type BatchRow = (String, String, String, i64, i64, i64, i64);
+pub(crate) type BatchRow = (String, String, String, i64, i64, i64, i64, i32);
 
 pub(crate) fn batch_from_row(
-    (id, account_id, channel_id, total, accepted, rejected, created_at): BatchRow,
+    (id, account_id, channel_id, total, accepted, rejected, created_at, paused): BatchRow,
 ) -> Batch {
     Batch {
         id,
@@ -105,6 +107,7 @@ pub(crate) fn batch_from_row(
         accepted,
         rejected,
         created_at,
+        paused: paused != 0,
     }
 }
 

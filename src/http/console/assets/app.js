@@ -40,7 +40,7 @@
       live: "Live: refreshes every few seconds.", now: "now", minutes: "min", seconds: "s", apply: "Apply",
       noChannels: "No channels.",
       description: "Description", signedInAs: "Signed in as", operator: "operator (every account)",
-      statuses: { queued: "queued", sending: "sending", sent: "sent", delivered: "delivered", read: "read", failed: "failed", pending: "pending", open: "open", closed: "closed" },
+      statuses: { scheduled: "scheduled", queued: "queued", sending: "sending", sent: "sent", delivered: "delivered", read: "read", failed: "failed", cancelled: "cancelled", pending: "pending", open: "open", closed: "closed" },
       advice: {
         131026: "The number is not on WhatsApp or cannot receive this message: check it with the customer.",
         131047: "More than 24 hours since the customer's last message: send a template, not free text.",
@@ -99,7 +99,7 @@
       live: "En vivo: se actualiza cada pocos segundos.", now: "ahora", minutes: "min", seconds: "s", apply: "Aplicar",
       noChannels: "Sin canales.",
       description: "Descripción", signedInAs: "Sesión de", operator: "operador (todas las cuentas)",
-      statuses: { queued: "en cola", sending: "enviando", sent: "enviado", delivered: "entregado", read: "leído", failed: "fallido", pending: "pendiente", open: "abierta", closed: "cerrada" },
+      statuses: { scheduled: "programado", queued: "en cola", sending: "enviando", sent: "enviado", delivered: "entregado", read: "leído", failed: "fallido", cancelled: "cancelado", pending: "pendiente", open: "abierta", closed: "cerrada" },
       advice: {
         131026: "El número no está en WhatsApp o no puede recibir este mensaje: verifícalo con el cliente.",
         131047: "Pasaron más de 24 horas desde el último mensaje del cliente: envía una plantilla, no texto libre.",
@@ -126,8 +126,8 @@
       }
     }
   };
-  const STATUS_ORDER = ["queued", "sending", "sent", "delivered", "read", "failed"];
-  const STATUS_COLORS = { queued: "#8a94a6", sending: "#6b7cff", sent: "#2f80ed", delivered: "#0b7a5c", read: "#16a34a", failed: "#d92d20" };
+  const STATUS_ORDER = ["scheduled", "queued", "sending", "sent", "delivered", "read", "failed", "cancelled"];
+  const STATUS_COLORS = { scheduled: "#9f7aea", cancelled: "#5b6472", queued: "#8a94a6", sending: "#6b7cff", sent: "#2f80ed", delivered: "#0b7a5c", read: "#16a34a", failed: "#d92d20" };
   const PAGES = ["overview", "messages", "templates", "channels", "batches", "callbacks", "conversations"];
 
   const LANG_KEY = "plantilla.console.lang";
@@ -509,7 +509,9 @@
       const m = await api("GET", "/messages/" + encodeURIComponent(id));
       const times = m.statusTimes || {};
       const steps = ["queued", "sending", "sent", "delivered", "read"];
+      if (times.scheduled || m.status === "scheduled") steps.unshift("scheduled");
       if (times.failed) steps.push("failed");
+      if (times.cancelled) steps.push("cancelled");
       const timeline = h("ol", { class: "timeline", "data-testid": "timeline" }, steps.map((s) => h("li", {
         class: times[s] ? (s === "failed" ? "failed" : "done") : "", "data-status": s, "data-reached": times[s] ? "true" : "false"
       }, h("strong", {}, statusName(s)), " ", h("span", { class: "muted" }, times[s] ? fmtTime(times[s]) : "—"))));
@@ -655,7 +657,7 @@
       const rows = r.data.map((b) => {
         const total = Math.max(1, b.accepted);
         const segs = STATUS_ORDER.filter((s) => b.byStatus[s]).map((s) => h("span", { "data-width": ((b.byStatus[s] / total) * 100).toFixed(1), "data-fill": STATUS_COLORS[s], title: statusName(s) + ": " + b.byStatus[s] }));
-        const done = (b.byStatus.read || 0) + (b.byStatus.delivered || 0) + (b.byStatus.sent || 0) + (b.byStatus.failed || 0);
+        const done = (b.byStatus.read || 0) + (b.byStatus.delivered || 0) + (b.byStatus.sent || 0) + (b.byStatus.failed || 0) + (b.byStatus.cancelled || 0);
         return [link("#/messages?batchId=" + encodeURIComponent(b.id), b.id), String(b.total), String(b.accepted), String(b.rejected),
           h("div", {}, h("div", { class: "progress", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": b.accepted, "aria-valuenow": done, "aria-label": b.id }, segs),
             h("span", { class: "muted" }, STATUS_ORDER.filter((s) => b.byStatus[s]).map((s) => statusName(s) + " " + b.byStatus[s]).join(" · "))),
