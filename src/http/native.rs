@@ -1393,7 +1393,12 @@ async fn list_messages(
         if let Some(status) = &filter.status
             && status.parse::<crate::domain::status::MessageStatus>().is_err()
         {
-            return Err(Problem::field("status", format!("'{status}' is not a message status (scheduled, queued, sending, sent, delivered, read, failed, cancelled)")));
+            use crate::domain::status::MessageStatus;
+            let known: Vec<&str> = MessageStatus::ALL.iter().map(|s| s.as_str()).collect();
+            return Err(Problem::field(
+                "status",
+                format!("'{status}' is not a message status ({})", known.join(", ")),
+            ));
         }
         caller.scope_channel_filter(&mut filter.channel_id)?;
         let messages = app.store.list_messages(caller.account_id(), &filter).await?;
