@@ -99,7 +99,11 @@ pub fn content_of(message: &Value) -> InboundContent {
             let mut reply = match sub {
                 "list_reply" => pick(
                     &i["list_reply"],
-                    &[("id", "id"), ("title", "title"), ("description", "description")],
+                    &[
+                        ("id", "id"),
+                        ("title", "title"),
+                        ("description", "description"),
+                    ],
                 ),
                 "button_reply" => pick(&i["button_reply"], &[("id", "id"), ("title", "title")]),
                 // A flow's answer (`nfm_reply`) and anything newer: kept as Meta sent it.
@@ -149,7 +153,10 @@ pub fn content_of(message: &Value) -> InboundContent {
         "contacts" => {
             content.fields.insert(
                 "contacts".into(),
-                message["contacts"].as_array().cloned().map_or(json!([]), Value::Array),
+                message["contacts"]
+                    .as_array()
+                    .cloned()
+                    .map_or(json!([]), Value::Array),
             );
         }
         "reaction" => {
@@ -188,14 +195,18 @@ mod tests {
 
     #[test]
     fn interactive_media_location_and_reactions_are_typed() {
-        let l = content_of(&json!({"type": "interactive", "interactive": {"type": "list_reply",
-            "list_reply": {"id": "opt-2", "title": "Tuesday", "description": "after 3 pm"}}}));
+        let l = content_of(
+            &json!({"type": "interactive", "interactive": {"type": "list_reply",
+            "list_reply": {"id": "opt-2", "title": "Tuesday", "description": "after 3 pm"}}}),
+        );
         assert_eq!(
             l.fields["interactive"],
             json!({"type": "list_reply", "id": "opt-2", "title": "Tuesday", "description": "after 3 pm"})
         );
-        let b = content_of(&json!({"type": "interactive", "interactive": {"type": "button_reply",
-            "button_reply": {"id": "yes", "title": "Yes"}}}));
+        let b = content_of(
+            &json!({"type": "interactive", "interactive": {"type": "button_reply",
+            "button_reply": {"id": "yes", "title": "Yes"}}}),
+        );
         assert_eq!(
             b.fields["interactive"],
             json!({"type": "button_reply", "id": "yes", "title": "Yes"})
@@ -212,8 +223,13 @@ mod tests {
             loc.fields["location"],
             json!({"latitude": 8.98, "longitude": -79.52, "name": "Casco Viejo"})
         );
-        let r = content_of(&json!({"type": "reaction", "reaction": {"message_id": "wamid.9", "emoji": "👍"}}));
-        assert_eq!(r.fields["reaction"], json!({"messageId": "wamid.9", "emoji": "👍"}));
+        let r = content_of(
+            &json!({"type": "reaction", "reaction": {"message_id": "wamid.9", "emoji": "👍"}}),
+        );
+        assert_eq!(
+            r.fields["reaction"],
+            json!({"messageId": "wamid.9", "emoji": "👍"})
+        );
     }
 
     #[test]

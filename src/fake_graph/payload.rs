@@ -334,7 +334,11 @@ impl InboundEvent {
         self
     }
 
-    pub fn with_profile(mut self, name: impl Into<String>, username: Option<String>) -> InboundEvent {
+    pub fn with_profile(
+        mut self,
+        name: impl Into<String>,
+        username: Option<String>,
+    ) -> InboundEvent {
         self.profile_name = Some(name.into());
         self.username = username;
         self

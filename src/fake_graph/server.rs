@@ -223,7 +223,12 @@ async fn inbound_handler(AxState(shared): AxState<Arc<Shared>>, body: Bytes) -> 
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, "body must be JSON").into_response();
     };
-    let field = |k: &str| req[k].as_str().filter(|v| !v.is_empty()).map(str::to_string);
+    let field = |k: &str| {
+        req[k]
+            .as_str()
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
     let Some(pnid) = field("phoneNumberId") else {
         return (StatusCode::BAD_REQUEST, "phoneNumberId is required").into_response();
     };

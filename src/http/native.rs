@@ -46,7 +46,10 @@ pub fn routes() -> Router<App> {
         .route("/v1/conversations", get(list_conversations))
         .route("/v1/conversations/{id}", get(get_conversation))
         .route("/v1/conversations/{id}/close", post(close_conversation))
-        .route("/v1/conversations/{id}/messages", get(conversation_messages))
+        .route(
+            "/v1/conversations/{id}/messages",
+            get(conversation_messages),
+        )
         .route("/v1/templates", get(list_templates).post(create_template))
         .route("/v1/templates/sync", post(sync_templates))
         .route(
@@ -1695,10 +1698,12 @@ async fn conversation_messages(
         let c = visible_conversation(&app, &caller, &id).await?;
         let items = thread(&app, &c, after, limit).await?;
         let next = (items.len() == limit as usize)
-            .then(|| items.last().map(|i| {
-                let (ms, id) = i.position();
-                encode_cursor(ms, id)
-            }))
+            .then(|| {
+                items.last().map(|i| {
+                    let (ms, id) = i.position();
+                    encode_cursor(ms, id)
+                })
+            })
             .flatten();
         let data: Vec<Value> = items
             .iter()

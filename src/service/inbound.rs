@@ -15,8 +15,8 @@ use super::webhook::InboundReport;
 use crate::app::App;
 use crate::domain::ids::new_id;
 use crate::store::{
-    Channel, Conversation, InboundInsert, InboundMessage, InboundRecorded, Message,
-    MessageFilter, StoreResult,
+    Channel, Conversation, InboundInsert, InboundMessage, InboundRecorded, Message, MessageFilter,
+    StoreResult,
 };
 
 /// An inbound message as the rules that act on replies see it (see [`on_first_receipt`]).
@@ -82,7 +82,11 @@ pub async fn record(app: &App, channel: &Channel, report: &InboundReport) -> Sto
                 id: message.id.clone(),
                 kind: message.kind.clone(),
                 text: message.text.clone(),
-                button_payload: report.content.button.as_ref().and_then(|b| b.payload.clone()),
+                button_payload: report
+                    .content
+                    .button
+                    .as_ref()
+                    .and_then(|b| b.payload.clone()),
                 button_text: report.content.button.as_ref().and_then(|b| b.text.clone()),
                 reply_to: message.reply_to.clone(),
                 reply_to_template_id,
@@ -177,7 +181,11 @@ pub async fn thread(
     let mut items: Vec<ThreadItem> = outbound
         .into_iter()
         .map(|m| ThreadItem::Outbound(Box::new(m)))
-        .chain(inbound.into_iter().map(|m| ThreadItem::Inbound(Box::new(m))))
+        .chain(
+            inbound
+                .into_iter()
+                .map(|m| ThreadItem::Inbound(Box::new(m))),
+        )
         .collect();
     items.sort_by(|a, b| a.position().cmp(&b.position()));
     items.truncate(limit as usize);

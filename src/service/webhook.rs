@@ -134,7 +134,11 @@ fn inbound_report(value: &Value, m: &Value) -> Option<InboundReport> {
                 || text(&m["from_user_id"])
                     .is_some_and(|u| c["user_id"].as_str() == Some(u.as_str()))
         })
-        .or(if contacts.len() == 1 { contacts.first() } else { None })
+        .or(if contacts.len() == 1 {
+            contacts.first()
+        } else {
+            None
+        })
         .copied();
     let user_id = text(&m["from_user_id"])
         .or_else(|| contact.and_then(|c| text(&c["user_id"])))
@@ -540,7 +544,10 @@ mod tests {
         else {
             panic!("{:?}", reports[0])
         };
-        assert_eq!(recipient_user_id.as_deref(), Some("US.13491208655302741918"));
+        assert_eq!(
+            recipient_user_id.as_deref(),
+            Some("US.13491208655302741918")
+        );
         let Report::Inbound { message, .. } = &reports[1] else {
             panic!("{:?}", reports[1])
         };
