@@ -354,6 +354,22 @@ async fn a_conversations_messages_list_both_directions_in_order_paged() {
     assert_eq!(items[2]["button"]["payload"], "YES");
     assert_eq!(items[2]["replyTo"], json!(message));
     assert_eq!(all["nextCursor"], Value::Null);
+    // Inbound items have the fields the OpenAPI document declares (the conformance test
+    // checks the outbound ones), and every required one.
+    let doc = plantilla::http::openapi::document();
+    let schema = &doc["components"]["schemas"]["InboundMessage"];
+    for item in &items[1..] {
+        let fields = item.as_object().unwrap();
+        for key in fields.keys() {
+            assert!(
+                schema["properties"].get(key).is_some(),
+                "{key} undocumented"
+            );
+        }
+        for key in schema["required"].as_array().unwrap() {
+            assert!(fields.contains_key(key.as_str().unwrap()), "{key} missing");
+        }
+    }
 
     // Pages of two: the same three, in the same order.
     let (status, first) = c.get(&c.seed.token, &format!("{path}?limit=2")).await;
