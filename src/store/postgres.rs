@@ -121,8 +121,8 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// One try of [`Store::record_inbound_message`]: `None` when a concurrent transaction
-    /// stored the same wamid first (this one is rolled back).
+    /// One try of [`Store::record_inbound_message`]: `Duplicate` when the wamid is stored
+    /// already, or when a concurrent transaction stored it first (this one is rolled back).
     async fn record_inbound_message_once(&self, m: &InboundInsert) -> StoreResult<InboundRecorded> {
         let seen: Option<String> = sqlx::query_scalar(
             "SELECT id FROM inbound_messages WHERE channel_id = $1 AND provider_message_id = $2",
