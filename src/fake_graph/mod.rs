@@ -39,6 +39,11 @@
 //!
 //! `GET /_fake/stats` answers a JSON summary (for benchmark scripts).
 //!
+//! Inbound messages: [`FakeGraph::emit_inbound`] or `POST /_fake/inbound` posts a signed
+//! `messages` webhook carrying an [`InboundEvent`] (a text, a quick-reply click with
+//! `context.id`, any other type, from a number and/or a business-scoped `user_id`), retried
+//! like the status webhooks.
+//!
 //! The `fake-graph` binary (`src/bin/fake-graph.rs`) runs it as a process.
 
 mod authoring;
