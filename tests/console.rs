@@ -800,3 +800,74 @@ async fn a_spanish_browser_gets_the_console_in_spanish() {
     b.wait_text("#nav-templates", "Templates").await;
     b.quit().await;
 }
+
+/// A conversation's thread shows the customer's replies between the templates, by time: over
+/// the console's API and in the page.
+#[tokio::test]
+async fn a_conversations_thread_shows_the_customers_replies() {
+    let t = spawn_app_dispatching().await;
+    let seed = t.seed().await;
+    let message_id = sent_message(&t, &seed).await;
+    t.drain().await;
+    let conversation_id = s(&t.message(&message_id).await["conversationId"]);
+    // An inbound reply as the webhook stores it (sandbox channels receive no webhooks).
+    let store = &t.app().store;
+    let now = plantilla::now_ms();
+    let insert = plantilla::store::InboundInsert {
+        id: "in_reply_1".into(),
+        account_id: seed.account_id.clone(),
+        channel_id: seed.channel_id.clone(),
+        provider_message_id: "wamid.reply-1".into(),
+        phone_number: Some("50755667788".into()),
+        user_id: None,
+        contact_name: Some("Ana".into()),
+        username: None,
+        kind: "button".into(),
+        text: None,
+        content: json!({"button": {"payload": "WHERE", "text": "¿Dónde está mi pedido?"}}),
+        raw: json!({"type": "button"}),
+        context_id: None,
+        sent_at: now,
+        received_at: now,
+    };
+    store.record_inbound_message(&insert).await.unwrap();
+
+    let (_, set_cookie, _) = sign_in(&t, ADMIN_TOKEN, None).await;
+    let cookie = cookie_pair(&set_cookie);
+    let (status, thread) = console(
+        &t,
+        "GET",
+        &format!("/conversations/{conversation_id}"),
+        &cookie,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{thread}");
+    assert_eq!(thread["messages"][0]["id"], message_id.as_str(), "{thread}");
+    assert_eq!(thread["inbound"][0]["id"], "in_reply_1", "{thread}");
+    assert_eq!(thread["inbound"][0]["direction"], "inbound", "{thread}");
+
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    b.goto(&format!("{}/console", t.base)).await;
+    b.type_into("#signin-token", ADMIN_TOKEN).await;
+    b.click("#signin-submit").await;
+    b.wait_for("#nav-overview[aria-current=page]").await;
+    b.goto(&format!(
+        "{}/console#/conversations/{conversation_id}",
+        t.base
+    ))
+    .await;
+    b.wait_text(".thread .bubble.inbound", "¿Dónde está mi pedido?")
+        .await;
+    // The template first, then the reply.
+    let order = b
+        .execute(
+            "return [...document.querySelectorAll('.thread .bubble')].map(e => e.classList.contains('inbound'))",
+        )
+        .await;
+    assert_eq!(order, json!([false, true]));
+    b.quit().await;
+}

@@ -1345,6 +1345,24 @@ async fn native_api(c: &Checker, setup: &Setup) {
         .token(token)
         .expect(404)
         .await;
+    c.req(
+        "GET",
+        format!("/v1/conversations/{conversation}/messages?limit=5"),
+    )
+    .token(token)
+    .expect(200)
+    .await;
+    c.req(
+        "GET",
+        format!("/v1/conversations/{conversation}/messages?limit=0"),
+    )
+    .token(token)
+    .expect(400)
+    .await;
+    c.req("GET", "/v1/conversations/conv_nope/messages")
+        .token(token)
+        .expect(404)
+        .await;
     c.req("POST", format!("/v1/conversations/{conversation}/close"))
         .token(token)
         .expect(200)

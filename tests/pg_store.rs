@@ -191,7 +191,7 @@ fn status(wamid: &str, status: MessageStatus, at: i64) -> StatusUpdate {
 }
 
 /// Migrations embedded for PostgreSQL (one row each in `schema_migrations`).
-const MIGRATIONS: i64 = 9;
+const MIGRATIONS: i64 = 10;
 
 #[tokio::test]
 async fn migrations_apply_twice_and_from_instances_starting_together() {
@@ -770,6 +770,105 @@ async fn a_status_naming_another_channel_changes_nothing() {
             .unwrap();
         assert_eq!(jobs.len(), 1, "the job is still there to send");
         assert_eq!(jobs[0].message.id, message_id);
+    })
+    .await;
+}
+
+/// Meta's retries of one inbound webhook arriving at once on several instances: exactly one
+/// stores the message and queues `message.received`; the others see a duplicate. The reply
+/// finds the message it answers and the conversation of its number.
+#[tokio::test]
+async fn concurrent_copies_of_an_inbound_message_store_and_forward_it_once() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        let s = seed(&store, 1000).await;
+        let (conversation_id, message_id) =
+            sent_message(&store, &s, "50755661234", "wamid.template-1").await;
+        store
+            .insert_webhook_endpoint(
+                &WebhookEndpoint {
+                    id: new_id("we"),
+                    account_id: s.account.id.clone(),
+                    url: "http://127.0.0.1:9/hooks".into(),
+                    event_types: vec!["message.received".into()],
+                    description: None,
+                    secret: plantilla::domain::callback::new_signing_secret(),
+                    created_at: plantilla::now_ms(),
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        let copies = 12;
+        let barrier = Arc::new(Barrier::new(copies));
+        let mut tasks = JoinSet::new();
+        for _ in 0..copies {
+            let store = store.clone();
+            let barrier = barrier.clone();
+            let insert = InboundInsert {
+                id: new_id("in"),
+                account_id: s.account.id.clone(),
+                channel_id: s.channel.id.clone(),
+                provider_message_id: "wamid.inbound-1".into(),
+                phone_number: Some("50755661234".into()),
+                user_id: Some("PA.42".into()),
+                contact_name: Some("Ana".into()),
+                username: None,
+                kind: "button".into(),
+                text: None,
+                content: json!({"button": {"payload": "YES", "text": "Sí"}}),
+                raw: json!({"type": "button"}),
+                context_id: Some("wamid.template-1".into()),
+                sent_at: plantilla::now_ms(),
+                received_at: plantilla::now_ms(),
+            };
+            tasks.spawn(async move {
+                barrier.wait().await;
+                store.record_inbound_message(&insert).await.unwrap()
+            });
+        }
+        let mut stored = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            if let InboundRecorded::Stored {
+                message,
+                reply_to_template_id,
+            } = done.unwrap()
+            {
+                stored.push((message, reply_to_template_id));
+            }
+        }
+        assert_eq!(stored.len(), 1, "exactly one copy is stored");
+        let (message, template) = &stored[0];
+        assert_eq!(message.reply_to.as_deref(), Some(message_id.as_str()));
+        assert_eq!(template.as_deref(), Some(s.template.id.as_str()));
+        assert_eq!(
+            message.conversation_id.as_deref(),
+            Some(conversation_id.as_str())
+        );
+        assert_eq!(count(&store, "SELECT count(*) FROM inbound_messages").await, 1);
+        assert_eq!(
+            count(
+                &store,
+                "SELECT count(*) FROM callback_outbox WHERE event_type = 'message.received'"
+            )
+            .await,
+            1
+        );
+        assert_eq!(
+            count(
+                &store,
+                "SELECT count(*) FROM contacts WHERE user_id = 'PA.42' AND last_inbound_at IS NOT NULL"
+            )
+            .await,
+            1
+        );
+        let listed = store
+            .conversation_inbound(&conversation_id, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, message.id);
+        assert_eq!(listed[0].content, message.content);
     })
     .await;
 }

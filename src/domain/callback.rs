@@ -25,10 +25,11 @@ pub enum EventType {
     ConversationOpened,
     ConversationClosed,
     TemplateStatusChanged,
+    MessageReceived,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 8] = [
+    pub const ALL: [EventType; 9] = [
         Self::MessageSent,
         Self::MessageDelivered,
         Self::MessageRead,
@@ -37,6 +38,7 @@ impl EventType {
         Self::ConversationOpened,
         Self::ConversationClosed,
         Self::TemplateStatusChanged,
+        Self::MessageReceived,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +51,7 @@ impl EventType {
             Self::ConversationOpened => "conversation.opened",
             Self::ConversationClosed => "conversation.closed",
             Self::TemplateStatusChanged => "template.status_changed",
+            Self::MessageReceived => "message.received",
         }
     }
 

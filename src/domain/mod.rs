@@ -4,6 +4,7 @@
 
 pub mod callback;
 pub mod ids;
+pub mod inbound;
 pub mod media;
 pub mod meta_error;
 pub mod phone;

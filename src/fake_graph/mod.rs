@@ -39,6 +39,11 @@
 //!
 //! `GET /_fake/stats` answers a JSON summary (for benchmark scripts).
 //!
+//! Inbound messages: [`FakeGraph::emit_inbound`] or `POST /_fake/inbound` posts a signed
+//! `messages` webhook carrying an [`InboundEvent`] (a text, a quick-reply click with
+//! `context.id`, any other type, from a number and/or a business-scoped `user_id`), retried
+//! like the status webhooks.
+//!
 //! The `fake-graph` binary (`src/bin/fake-graph.rs`) runs it as a process.
 
 mod authoring;
@@ -69,7 +74,9 @@ use tokio_util::sync::CancellationToken;
 pub use authoring::{CreatedTemplate, DeletedTemplate, UPLOAD_FILE_TYPES, UploadRecord};
 pub use error::GraphError;
 pub use media::MediaUpload;
-pub use payload::{BusinessIds, StatusError, StatusEvent, TemplateStatusUpdate, signature};
+pub use payload::{
+    BusinessIds, InboundEvent, StatusError, StatusEvent, TemplateStatusUpdate, signature,
+};
 pub use template::{FakeButton, FakeTemplate};
 
 /// WABA id given to phone numbers that do not name one.
@@ -1136,6 +1143,20 @@ impl FakeGraph {
             text,
             chrono::Utc::now().timestamp(),
         )
+    }
+
+    /// A `messages` webhook carrying these inbound messages, to a phone number.
+    pub fn inbound_payload(&self, phone_number_id: &str, messages: &[InboundEvent]) -> Value {
+        payload::inbound_payload(&self.business_ids(phone_number_id), messages)
+    }
+
+    /// Emits an inbound message webhook (see [`InboundEvent`]: a text, a quick-reply click
+    /// with `context.id`, a sender known only by user id…) to the phone number's webhook URL,
+    /// signed with its app secret, as Meta would: retried on failure and recorded in
+    /// [`FakeGraph::webhooks`]. Whether it was delivered.
+    pub async fn emit_inbound(&self, phone_number_id: &str, message: &InboundEvent) -> bool {
+        let body = self.inbound_payload(phone_number_id, std::slice::from_ref(message));
+        webhook::deliver(&self.shared, phone_number_id, body).await
     }
 
     /// `sha256=<hex>` of a body with the global app secret.

@@ -69,7 +69,10 @@ pub struct StatusEvent {
     pub status: String,
     /// Unix seconds (sent as a string, like Meta).
     pub timestamp: i64,
+    /// The number; left out of the JSON when empty (a user known only by user id).
     pub recipient_id: String,
+    /// `recipient_user_id`: the business-scoped user id, when set.
+    pub recipient_user_id: Option<String>,
     pub biz_opaque_callback_data: Option<String>,
     /// `conversation.id`; no `conversation` object when `None` or when the
     /// status is `failed`.
@@ -97,6 +100,7 @@ impl StatusEvent {
             status: status.into(),
             timestamp: chrono::Utc::now().timestamp(),
             recipient_id: recipient_id.into(),
+            recipient_user_id: None,
             biz_opaque_callback_data: None,
             conversation_id: None,
             conversation_expiration: None,
@@ -121,6 +125,13 @@ impl StatusEvent {
         self
     }
 
+    /// Names the recipient by a business-scoped user id too (`recipient_user_id`); with an
+    /// empty `recipient_id`, by that alone.
+    pub fn with_recipient_user_id(mut self, user_id: impl Into<String>) -> StatusEvent {
+        self.recipient_user_id = Some(user_id.into());
+        self
+    }
+
     pub fn with_timestamp(mut self, unix_seconds: i64) -> StatusEvent {
         self.timestamp = unix_seconds;
         self
@@ -137,10 +148,15 @@ impl StatusEvent {
         s.insert("id".into(), Value::from(self.id.clone()));
         s.insert("status".into(), Value::from(self.status.clone()));
         s.insert("timestamp".into(), Value::from(self.timestamp.to_string()));
-        s.insert(
-            "recipient_id".into(),
-            Value::from(self.recipient_id.clone()),
-        );
+        if !self.recipient_id.is_empty() {
+            s.insert(
+                "recipient_id".into(),
+                Value::from(self.recipient_id.clone()),
+            );
+        }
+        if let Some(user_id) = &self.recipient_user_id {
+            s.insert("recipient_user_id".into(), Value::from(user_id.clone()));
+        }
         if let Some(data) = &self.biz_opaque_callback_data {
             s.insert("biz_opaque_callback_data".into(), Value::from(data.clone()));
         }
@@ -242,6 +258,152 @@ pub fn inbound_text_payload(
             "type": "text",
             "text": { "body": text },
         }],
+    });
+    envelope(&biz.waba_id, "messages", value, None)
+}
+
+/// One inbound message of a `messages` webhook, from a number (`from`), a business-scoped
+/// user id (`from_user_id`) or both.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundEvent {
+    /// Its wamid (a fresh one by default).
+    pub id: String,
+    pub from: Option<String>,
+    pub user_id: Option<String>,
+    /// `contacts[0].profile.name` / `.username`.
+    pub profile_name: Option<String>,
+    pub username: Option<String>,
+    /// Unix seconds (sent as a string, like Meta).
+    pub timestamp: i64,
+    /// `context.id`: the wamid replied to, or of the template whose button was clicked.
+    pub context_id: Option<String>,
+    /// `type`, and the object under that key (`text`, `button`, …).
+    pub kind: String,
+    pub body: Value,
+}
+
+impl InboundEvent {
+    /// A message of any type: `body` goes under the key named `kind`.
+    pub fn new(from: impl Into<String>, kind: impl Into<String>, body: Value) -> InboundEvent {
+        InboundEvent {
+            id: new_wamid(),
+            from: Some(from.into()),
+            user_id: None,
+            profile_name: None,
+            username: None,
+            timestamp: chrono::Utc::now().timestamp(),
+            context_id: None,
+            kind: kind.into(),
+            body,
+        }
+    }
+
+    /// A text message.
+    pub fn text(from: impl Into<String>, text: &str) -> InboundEvent {
+        InboundEvent::new(from, "text", json!({ "body": text }))
+    }
+
+    /// A click on a template's quick-reply button: `context_id` is the template message's
+    /// wamid, `payload` the button's payload, `text` its label.
+    pub fn button(
+        from: impl Into<String>,
+        context_id: impl Into<String>,
+        payload: &str,
+        text: &str,
+    ) -> InboundEvent {
+        InboundEvent::new(from, "button", json!({ "payload": payload, "text": text }))
+            .with_context(context_id)
+    }
+
+    /// A text message from a user known only by their business-scoped user id (no `from`,
+    /// no `wa_id`).
+    pub fn text_from_user_id(user_id: impl Into<String>, text: &str) -> InboundEvent {
+        let mut event = InboundEvent::text("", text);
+        event.from = None;
+        event.user_id = Some(user_id.into());
+        event
+    }
+
+    pub fn with_context(mut self, wamid: impl Into<String>) -> InboundEvent {
+        self.context_id = Some(wamid.into());
+        self
+    }
+
+    pub fn with_user_id(mut self, user_id: impl Into<String>) -> InboundEvent {
+        self.user_id = Some(user_id.into());
+        self
+    }
+
+    pub fn with_profile(
+        mut self,
+        name: impl Into<String>,
+        username: Option<String>,
+    ) -> InboundEvent {
+        self.profile_name = Some(name.into());
+        self.username = username;
+        self
+    }
+
+    pub fn with_id(mut self, wamid: impl Into<String>) -> InboundEvent {
+        self.id = wamid.into();
+        self
+    }
+
+    /// The JSON object of `messages[]`.
+    pub fn message_json(&self) -> Value {
+        let mut m = Map::new();
+        if let Some(from) = &self.from {
+            m.insert("from".into(), Value::from(from.clone()));
+        }
+        if let Some(user_id) = &self.user_id {
+            m.insert("from_user_id".into(), Value::from(user_id.clone()));
+        }
+        m.insert("id".into(), Value::from(self.id.clone()));
+        m.insert("timestamp".into(), Value::from(self.timestamp.to_string()));
+        if let Some(context) = &self.context_id {
+            m.insert("context".into(), json!({ "from": "", "id": context }));
+        }
+        m.insert("type".into(), Value::from(self.kind.clone()));
+        m.insert(self.kind.clone(), self.body.clone());
+        Value::Object(m)
+    }
+
+    /// The JSON object of `contacts[]`.
+    pub fn contact_json(&self) -> Value {
+        let mut profile = Map::new();
+        profile.insert(
+            "name".into(),
+            Value::from(self.profile_name.clone().unwrap_or_default()),
+        );
+        if let Some(username) = &self.username {
+            profile.insert("username".into(), Value::from(username.clone()));
+        }
+        let mut c = Map::new();
+        c.insert("profile".into(), Value::Object(profile));
+        if let Some(from) = &self.from {
+            c.insert("wa_id".into(), Value::from(from.clone()));
+        }
+        if let Some(user_id) = &self.user_id {
+            c.insert("user_id".into(), Value::from(user_id.clone()));
+        }
+        Value::Object(c)
+    }
+}
+
+/// A `messages` webhook carrying inbound messages (and their senders' `contacts`).
+pub fn inbound_payload(biz: &BusinessIds, messages: &[InboundEvent]) -> Value {
+    let value = json!({
+        "messaging_product": "whatsapp",
+        "metadata": metadata(biz),
+        "contacts": messages.iter().map(InboundEvent::contact_json).collect::<Vec<_>>(),
+        "messages": messages.iter().map(|m| {
+            let mut json = m.message_json();
+            // Meta's `context.from`: the business number the replied message came from.
+            if m.context_id.is_some() {
+                json["context"]["from"] = Value::from(biz.display_phone_number.clone());
+            }
+            json
+        }).collect::<Vec<_>>(),
     });
     envelope(&biz.waba_id, "messages", value, None)
 }

@@ -178,6 +178,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/_fake/stats", get(stats_handler))
+        .route("/_fake/inbound", post(inbound_handler))
         .route("/{version}/{id}/messages", post(messages_versioned))
         .route("/{id}/messages", post(messages_unversioned))
         .route(
@@ -211,6 +212,55 @@ pub(crate) fn unsupported(request: &str) -> Response {
 
 async fn stats_handler(AxState(shared): AxState<Arc<Shared>>) -> Response {
     axum::Json(stats(&shared)).into_response()
+}
+
+/// `POST /_fake/inbound`: emits an inbound message webhook, as a test or the bench asks.
+/// Body: `{"phoneNumberId", "from"?, "userId"?, "name"?, "username"?, "type"? (default
+/// `text`), "text"? (text), "payload"? and "buttonText"? (button), "body"? (the object of any
+/// other type), "contextId"?, "id"? (the wamid; fresh by default)}`. Answers
+/// `{"id": wamid, "delivered": bool}`; 400 without a phone number id or a sender.
+async fn inbound_handler(AxState(shared): AxState<Arc<Shared>>, body: Bytes) -> Response {
+    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "body must be JSON").into_response();
+    };
+    let field = |k: &str| {
+        req[k]
+            .as_str()
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let Some(pnid) = field("phoneNumberId") else {
+        return (StatusCode::BAD_REQUEST, "phoneNumberId is required").into_response();
+    };
+    if field("from").is_none() && field("userId").is_none() {
+        return (StatusCode::BAD_REQUEST, "from or userId is required").into_response();
+    }
+    let kind = field("type").unwrap_or_else(|| "text".into());
+    let content = match kind.as_str() {
+        "text" => json!({"body": field("text").unwrap_or_default()}),
+        "button" => json!({"payload": field("payload"), "text": field("buttonText")}),
+        _ => req["body"].clone(),
+    };
+    let mut event = payload::InboundEvent::new(field("from").unwrap_or_default(), kind, content);
+    event.from = field("from");
+    event.user_id = field("userId");
+    event.profile_name = field("name");
+    event.username = field("username");
+    event.context_id = field("contextId");
+    if let Some(id) = field("id") {
+        event.id = id;
+    }
+    let biz = {
+        let phone = shared.lock().phone(&pnid);
+        BusinessIds {
+            waba_id: phone.waba_id,
+            phone_number_id: phone.phone_number_id,
+            display_phone_number: phone.display_phone_number,
+        }
+    };
+    let body = payload::inbound_payload(&biz, std::slice::from_ref(&event));
+    let delivered = webhook::deliver(&shared, &pnid, body).await;
+    axum::Json(json!({"id": event.id, "delivered": delivered})).into_response()
 }
 
 // ---------------------------------------------------------------------------

@@ -46,6 +46,10 @@ pub fn routes() -> Router<App> {
         .route("/v1/conversations", get(list_conversations))
         .route("/v1/conversations/{id}", get(get_conversation))
         .route("/v1/conversations/{id}/close", post(close_conversation))
+        .route(
+            "/v1/conversations/{id}/messages",
+            get(conversation_messages),
+        )
         .route("/v1/templates", get(list_templates).post(create_template))
         .route("/v1/templates/sync", post(sync_templates))
         .route(
@@ -1673,6 +1677,49 @@ async fn get_conversation(
         let caller = authenticate(&app, &headers).await?;
         let c = visible_conversation(&app, &caller, &id).await?;
         Ok::<_, Problem>(json_response(StatusCode::OK, &views::conversation(&c)))
+    }
+    .await;
+    result.unwrap_or_else(Problem::response)
+}
+
+/// `GET /v1/conversations/{id}/messages`: both directions, oldest first, paged like
+/// `GET /v1/messages` (`limit`, `cursor`); each item says its `direction`.
+async fn conversation_messages(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    use crate::service::inbound::{ThreadItem, thread};
+    let result = async {
+        let caller = authenticate(&app, &headers).await?;
+        let after = parse_cursor(&q)?;
+        let limit = parse_limit(&q)?;
+        let c = visible_conversation(&app, &caller, &id).await?;
+        let items = thread(&app, &c, after, limit).await?;
+        let next = (items.len() == limit as usize)
+            .then(|| {
+                items.last().map(|i| {
+                    let (ms, id) = i.position();
+                    encode_cursor(ms, id)
+                })
+            })
+            .flatten();
+        let data: Vec<Value> = items
+            .iter()
+            .map(|i| match i {
+                ThreadItem::Outbound(m) => {
+                    let mut v = native_message(m, None);
+                    v["direction"] = json!("outbound");
+                    v
+                }
+                ThreadItem::Inbound(m) => views::inbound_message(m),
+            })
+            .collect();
+        Ok::<_, Problem>(json_response(
+            StatusCode::OK,
+            &json!({"data": data, "nextCursor": next}),
+        ))
     }
     .await;
     result.unwrap_or_else(Problem::response)

@@ -755,7 +755,10 @@ pub async fn conversation(app: &App, viewer: &Viewer, id: &str) -> ConsoleResult
         }
         rows.push(row);
     }
+    // What the customer wrote or clicked (the page interleaves both by time).
+    let inbound = app.store.conversation_inbound(&c.id, None, 200).await?;
     let mut v = views::conversation(&c);
     v["messages"] = Value::Array(rows);
+    v["inbound"] = inbound.iter().map(views::inbound_message).collect();
     Ok(v)
 }

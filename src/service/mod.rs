@@ -6,6 +6,7 @@ pub mod authoring;
 pub mod batch;
 pub mod callbacks;
 pub mod console;
+pub mod inbound;
 pub mod input;
 pub mod media;
 pub mod ops;

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use crate::domain::template::{Button, Header, TemplateContent, TemplateExtra};
 use crate::format_ms;
-use crate::store::{Account, Channel, Conversation, Group, Message, Template};
+use crate::store::{Account, Channel, Conversation, Group, InboundMessage, Message, Template};
 
 fn time(ms: Option<i64>) -> Value {
     ms.map(|ms| Value::String(format_ms(ms)))
@@ -123,6 +123,7 @@ pub fn conversation(c: &Conversation) -> Value {
         "assignee": c.assignee,
         "groupName": c.group_name,
         "clientName": c.client_name,
+        "userId": c.user_id,
         "closeReason": c.close_reason,
         "createdAt": format_ms(c.created_at),
         "openedAt": time(c.opened_at),
@@ -160,4 +161,12 @@ pub fn message(m: &Message) -> Value {
         "createdAt": format_ms(m.queued_at),
         "updatedAt": format_ms(m.updated_at),
     })
+}
+
+/// An inbound message as listed in a conversation's thread (`direction: "inbound"`): the
+/// `message.received` data.
+pub fn inbound_message(m: &InboundMessage) -> Value {
+    let mut v = m.data();
+    v["direction"] = json!("inbound");
+    v
 }

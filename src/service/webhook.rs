@@ -13,6 +13,7 @@ use sha2::Sha256;
 
 use super::status;
 use crate::app::App;
+use crate::domain::inbound::{InboundContent, content_of};
 use crate::domain::status::MessageStatus;
 use crate::now_ms;
 use crate::store::{Channel, ProviderError, StatusApplied, StatusUpdate, StoreResult};
@@ -40,12 +41,13 @@ pub enum Report {
     Status {
         phone_number_id: String,
         update: StatusUpdateData,
+        /// The recipient's business-scoped user id (`recipient_user_id`), when given; with
+        /// `recipient_id` (the number) possibly absent.
+        recipient_user_id: Option<String>,
     },
     Inbound {
         phone_number_id: String,
-        from: String,
-        name: Option<String>,
-        at: i64,
+        message: Box<InboundReport>,
     },
     TemplateStatus {
         waba_id: String,
@@ -76,6 +78,24 @@ pub fn messaging_limit_of_tier(tier: &str) -> Option<Option<i64>> {
         .map(|n| Some(n * factor))
 }
 
+/// An inbound message as reported. The sender is named by `from` (the number), by
+/// `from_user_id` (the business-scoped user id), or both.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundReport {
+    pub wamid: String,
+    pub from: Option<String>,
+    pub user_id: Option<String>,
+    /// `contacts[].profile.name` and `.username` of the sender.
+    pub name: Option<String>,
+    pub username: Option<String>,
+    pub content: InboundContent,
+    /// `context.id`: the wamid of the message replied to (or whose button was clicked).
+    pub context_id: Option<String>,
+    /// The message object as received.
+    pub raw: Value,
+    pub at: i64,
+}
+
 /// A status as reported (a `StatusUpdate` without store types, so parsing stays pure).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatusUpdateData {
@@ -98,6 +118,50 @@ fn seconds_to_ms(v: &Value) -> i64 {
 
 fn text(v: &Value) -> Option<String> {
     v.as_str().map(str::to_string)
+}
+
+/// One message of `messages[]` with its sender's entry of `contacts[]` (matched by `wa_id`
+/// or `user_id`; the only entry when there is one). `None` without a wamid or a sender.
+fn inbound_report(value: &Value, m: &Value) -> Option<InboundReport> {
+    let wamid = text(&m["id"]).filter(|w| !w.is_empty())?;
+    let from = text(&m["from"]).filter(|f| !f.is_empty());
+    let contacts: Vec<&Value> = value["contacts"].as_array().into_iter().flatten().collect();
+    let contact = contacts
+        .iter()
+        .find(|c| {
+            from.as_deref()
+                .is_some_and(|f| c["wa_id"].as_str() == Some(f))
+                || text(&m["from_user_id"])
+                    .is_some_and(|u| c["user_id"].as_str() == Some(u.as_str()))
+        })
+        .or(if contacts.len() == 1 {
+            contacts.first()
+        } else {
+            None
+        })
+        .copied();
+    let user_id = text(&m["from_user_id"])
+        .or_else(|| contact.and_then(|c| text(&c["user_id"])))
+        .filter(|u| !u.is_empty());
+    let from = from.or_else(|| {
+        contact
+            .and_then(|c| text(&c["wa_id"]))
+            .filter(|f| !f.is_empty())
+    });
+    if from.is_none() && user_id.is_none() {
+        return None;
+    }
+    Some(InboundReport {
+        wamid,
+        from,
+        user_id,
+        name: contact.and_then(|c| text(&c["profile"]["name"])),
+        username: contact.and_then(|c| text(&c["profile"]["username"])),
+        content: content_of(m),
+        context_id: text(&m["context"]["id"]).filter(|c| !c.is_empty()),
+        raw: m.clone(),
+        at: seconds_to_ms(&m["timestamp"]),
+    })
 }
 
 /// Reads every report of a payload; anything unrecognised is skipped.
@@ -139,24 +203,17 @@ pub fn parse(payload: &Value) -> Vec<Report> {
                                 error,
                                 pricing_category: text(&s["pricing"]["category"]),
                             },
+                            recipient_user_id: text(&s["recipient_user_id"])
+                                .filter(|u| !u.is_empty()),
                         });
                     }
                     for m in value["messages"].as_array().into_iter().flatten() {
-                        let Some(from) = text(&m["from"]) else {
-                            continue;
-                        };
-                        let name = value["contacts"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .find(|c| c["wa_id"].as_str() == Some(from.as_str()))
-                            .and_then(|c| text(&c["profile"]["name"]));
-                        reports.push(Report::Inbound {
-                            phone_number_id: pnid.clone(),
-                            from,
-                            name,
-                            at: seconds_to_ms(&m["timestamp"]),
-                        });
+                        if let Some(message) = inbound_report(value, m) {
+                            reports.push(Report::Inbound {
+                                phone_number_id: pnid.clone(),
+                                message: Box::new(message),
+                            });
+                        }
                     }
                 }
                 Some("message_template_status_update") => {
@@ -216,6 +273,8 @@ pub struct Applied {
     pub statuses: usize,
     pub kept_for_later: usize,
     pub inbound: usize,
+    /// Inbound messages seen before (Meta retried the webhook): not stored again.
+    pub duplicates: usize,
     pub templates: usize,
     pub limits: usize,
     pub ignored: usize,
@@ -230,6 +289,7 @@ pub async fn apply(app: &App, scope: Option<&Channel>, payload: &Value) -> Store
             Report::Status {
                 phone_number_id,
                 update,
+                recipient_user_id,
             } => {
                 let Some(channel) = channel_for(app, scope, &phone_number_id).await? else {
                     applied.ignored += 1;
@@ -249,9 +309,12 @@ pub async fn apply(app: &App, scope: Option<&Channel>, payload: &Value) -> Store
                     channel_id: Some(channel.id),
                 };
                 match status::apply(app, &update).await? {
-                    StatusApplied::Applied { .. } => {
+                    StatusApplied::Applied { message_id, .. } => {
                         app.metrics.webhook_lag(now_ms() - update.at);
                         applied.statuses += 1;
+                        if let Some(user_id) = &recipient_user_id {
+                            super::inbound::link_user_id(app, &message_id, user_id).await?;
+                        }
                     }
                     StatusApplied::UnknownMessage => {
                         // Expired here, where the table grows: a cheap indexed delete, and
@@ -271,15 +334,14 @@ pub async fn apply(app: &App, scope: Option<&Channel>, payload: &Value) -> Store
             }
             Report::Inbound {
                 phone_number_id,
-                from,
-                name,
-                at,
+                message,
             } => match channel_for(app, scope, &phone_number_id).await? {
                 Some(channel) => {
-                    app.store
-                        .record_inbound(&channel, &from, name.as_deref(), at)
-                        .await?;
-                    applied.inbound += 1;
+                    if super::inbound::record(app, &channel, &message).await? {
+                        applied.inbound += 1;
+                    } else {
+                        applied.duplicates += 1;
+                    }
                 }
                 None => applied.ignored += 1,
             },
@@ -420,7 +482,8 @@ mod tests {
                     at: 1_700_000_001_000,
                     error: None,
                     pricing_category: Some("utility".into()),
-                }
+                },
+                recipient_user_id: None,
             }
         );
         let Report::Status { update, .. } = &reports[1] else {
@@ -434,15 +497,20 @@ mod tests {
                 Some("not on WhatsApp".into())
             ))
         );
-        assert_eq!(
-            reports[2],
-            Report::Inbound {
-                phone_number_id: "PN1".into(),
-                from: "50755667788".into(),
-                name: Some("Ana".into()),
-                at: 1_700_000_000_000
-            }
-        );
+        let Report::Inbound {
+            phone_number_id,
+            message,
+        } = &reports[2]
+        else {
+            panic!("{:?}", reports[2])
+        };
+        assert_eq!(phone_number_id, "PN1");
+        assert_eq!(message.wamid, "wamid.in");
+        assert_eq!(message.from.as_deref(), Some("50755667788"));
+        assert_eq!(message.name.as_deref(), Some("Ana"));
+        assert_eq!(message.at, 1_700_000_000_000);
+        assert_eq!(message.content.text.as_deref(), Some("hola"));
+        assert_eq!(message.user_id, None);
         assert_eq!(
             reports[3],
             Report::TemplateStatus {
@@ -451,6 +519,49 @@ mod tests {
                 event: "PAUSED".into()
             }
         );
+    }
+
+    /// Business-scoped user ids: an inbound with `from_user_id` and no `from`, its contact
+    /// with `user_id` and no `wa_id`; a status with `recipient_user_id` and no `recipient_id`.
+    #[test]
+    fn user_ids_identify_senders_and_recipients() {
+        let payload = json!({"entry": [{"id": "WABA1", "changes": [{"field": "messages", "value": {
+            "metadata": {"phone_number_id": "PN1"},
+            "contacts": [{"profile": {"name": "Bob", "username": "@bob"},
+                          "user_id": "US.13491208655302741918"}],
+            "messages": [{"from_user_id": "US.13491208655302741918", "id": "wamid.u1",
+                          "timestamp": "1700000000", "type": "button",
+                          "context": {"from": "15550001", "id": "wamid.sent"},
+                          "button": {"payload": "YES", "text": "Yes"}}],
+            "statuses": [{"id": "wamid.sent", "status": "read", "timestamp": "1700000002",
+                          "recipient_user_id": "US.13491208655302741918"}]
+        }}]}]});
+        let reports = parse(&payload);
+        assert_eq!(reports.len(), 2, "{reports:?}");
+        let Report::Status {
+            recipient_user_id, ..
+        } = &reports[0]
+        else {
+            panic!("{:?}", reports[0])
+        };
+        assert_eq!(
+            recipient_user_id.as_deref(),
+            Some("US.13491208655302741918")
+        );
+        let Report::Inbound { message, .. } = &reports[1] else {
+            panic!("{:?}", reports[1])
+        };
+        assert_eq!(message.from, None);
+        assert_eq!(message.user_id.as_deref(), Some("US.13491208655302741918"));
+        assert_eq!(message.name.as_deref(), Some("Bob"));
+        assert_eq!(message.username.as_deref(), Some("@bob"));
+        assert_eq!(message.context_id.as_deref(), Some("wamid.sent"));
+        assert_eq!(message.content.kind, "button");
+        // Neither a number nor a user id: nobody to attach it to.
+        let nobody = json!({"entry": [{"changes": [{"field": "messages", "value": {
+            "metadata": {"phone_number_id": "PN1"},
+            "messages": [{"id": "wamid.x", "type": "text", "text": {"body": "?"}}]}}]}]});
+        assert!(parse(&nobody).is_empty());
     }
 
     #[test]

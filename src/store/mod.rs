@@ -286,6 +286,8 @@ pub struct Conversation {
     pub opened_at: Option<i64>,
     pub closed_at: Option<i64>,
     pub last_activity_at: i64,
+    /// The contact's business-scoped user id (Meta's `user_id`), when known.
+    pub user_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -871,6 +873,112 @@ pub(crate) fn template_event(template: &Template, previous: &str, at: i64) -> Ou
     }
 }
 
+/// An inbound message to store (see [`Store::record_inbound_message`]).
+#[derive(Debug, Clone)]
+pub struct InboundInsert {
+    /// plantilla's id for it, used when it is new.
+    pub id: String,
+    pub account_id: String,
+    pub channel_id: String,
+    /// Meta's wamid of the inbound message: unique per channel.
+    pub provider_message_id: String,
+    /// The sender's number (`from`), when Meta gave it.
+    pub phone_number: Option<String>,
+    /// The sender's business-scoped user id (`from_user_id` / `contacts[].user_id`).
+    pub user_id: Option<String>,
+    pub contact_name: Option<String>,
+    pub username: Option<String>,
+    /// Meta's `type`.
+    pub kind: String,
+    pub text: Option<String>,
+    /// The typed parts (`button`, `interactive`, `media`, …), camelCase.
+    pub content: Value,
+    /// Meta's message object as received.
+    pub raw: Value,
+    /// Meta's `context.id`: the wamid of the message replied to or clicked.
+    pub context_id: Option<String>,
+    /// Meta's timestamp.
+    pub sent_at: i64,
+    pub received_at: i64,
+}
+
+/// A stored inbound message.
+#[derive(Debug, Clone)]
+pub struct InboundMessage {
+    pub id: String,
+    pub account_id: String,
+    pub channel_id: String,
+    pub conversation_id: Option<String>,
+    pub provider_message_id: String,
+    pub phone_number: Option<String>,
+    pub user_id: Option<String>,
+    pub contact_name: Option<String>,
+    pub kind: String,
+    pub text: Option<String>,
+    pub content: Value,
+    pub raw: Value,
+    pub context_id: Option<String>,
+    /// plantilla's message whose wamid is `context_id` (same channel).
+    pub reply_to: Option<String>,
+    pub sent_at: i64,
+    pub received_at: i64,
+}
+
+impl InboundMessage {
+    /// How it is shown and forwarded (`message.received`'s `data`).
+    pub fn data(&self) -> Value {
+        let mut data = serde_json::json!({
+            "id": self.id,
+            "channelId": self.channel_id,
+            "conversationId": self.conversation_id,
+            "from": self.phone_number,
+            "userId": self.user_id,
+            "contactName": self.contact_name,
+            "type": self.kind,
+            "text": self.text,
+            "button": self.content.get("button").cloned().unwrap_or(Value::Null),
+            "replyTo": self.reply_to,
+            "contextId": self.context_id,
+            "providerMessageId": self.provider_message_id,
+            "timestamp": crate::format_ms(self.sent_at),
+            "receivedAt": crate::format_ms(self.received_at),
+        });
+        if let (Value::Object(out), Value::Object(content)) = (&mut data, &self.content) {
+            for (k, v) in content {
+                out.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            out.insert("raw".into(), self.raw.clone());
+        }
+        data
+    }
+}
+
+/// What [`Store::record_inbound_message`] did.
+#[derive(Debug, Clone)]
+pub enum InboundRecorded {
+    /// Stored now, with `message.received` queued.
+    Stored {
+        message: Box<InboundMessage>,
+        /// The template of the message replied to, if plantilla sent it.
+        reply_to_template_id: Option<String>,
+    },
+    /// The channel has this wamid already (Meta retried): nothing was written.
+    Duplicate,
+}
+
+/// `message.received` for a stored inbound message. Ordered in its conversation's stream (or
+/// its own when it has none).
+pub(crate) fn inbound_event(m: &InboundMessage) -> OutboxEvent {
+    let event_type = EventType::MessageReceived;
+    OutboxEvent {
+        event_type,
+        ordering_key: m.conversation_id.clone().unwrap_or_else(|| m.id.clone()),
+        message_id: None,
+        callback_url: None,
+        payload: event_payload(event_type, m.received_at, m.data()),
+    }
+}
+
 /// Who receives `event`: `(endpoint id, url)` of each endpoint subscribed to its type (from
 /// `(id, url, event types JSON)` rows of the account), then `("", callbackUrl)`.
 pub(crate) fn receivers(
@@ -982,6 +1090,31 @@ pub trait Store: Send + Sync + 'static {
         phone_number: &str,
         name: Option<&str>,
         at: i64,
+    ) -> StoreResult<()>;
+
+    /// Stores an inbound message once per (channel, wamid), in one transaction with: the
+    /// contact (name, username, user id, the 24-hour window) when the sender's number is
+    /// given or known by user id, the conversation's activity, and `message.received` queued.
+    /// The message joins the channel's pending or open conversation with the number, else
+    /// the latest one; none when there is no conversation or no number. A wamid seen before
+    /// changes nothing (`Duplicate`).
+    async fn record_inbound_message(&self, m: &InboundInsert) -> StoreResult<InboundRecorded>;
+    /// A conversation's inbound messages in `(received_at, id)` order, after the cursor.
+    async fn conversation_inbound(
+        &self,
+        conversation_id: &str,
+        after: Option<(i64, String)>,
+        limit: u32,
+    ) -> StoreResult<Vec<InboundMessage>>;
+    /// Keeps a business-scoped user id (and username) on the account's contact with this
+    /// number, if there is one.
+    async fn link_contact_user_id(
+        &self,
+        account_id: &str,
+        phone_number: &str,
+        user_id: &str,
+        username: Option<&str>,
+        now: i64,
     ) -> StoreResult<()>;
 
     /// Decides and stores one send in a single transaction: the conversation (found, expired or

@@ -97,6 +97,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "console",
         include_str!("../../migrations/postgres/0009_console.sql"),
     ),
+    (
+        10,
+        "inbound",
+        include_str!("../../migrations/postgres/0010_inbound.sql"),
+    ),
 ];
 
 /// The channel every instance listens on; accepted sends notify it (on commit).
@@ -116,6 +121,151 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// One try of [`Store::record_inbound_message`]: `Duplicate` when the wamid is stored
+    /// already, or when a concurrent transaction stored it first (this one is rolled back).
+    async fn record_inbound_message_once(&self, m: &InboundInsert) -> StoreResult<InboundRecorded> {
+        let seen: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM inbound_messages WHERE channel_id = $1 AND provider_message_id = $2",
+        )
+        .bind(&m.channel_id)
+        .bind(&m.provider_message_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        if seen.is_some() {
+            return Ok(InboundRecorded::Duplicate);
+        }
+        let mut tx = self.pool.begin().await?;
+        // The sender's number: as given, else the contact that has this user id.
+        let phone: Option<String> = match (&m.phone_number, &m.user_id) {
+            (Some(p), _) => Some(p.clone()),
+            (None, Some(uid)) => {
+                sqlx::query_scalar(
+                    "SELECT phone_number FROM contacts WHERE account_id = $1 AND user_id = $2
+                     ORDER BY updated_at DESC LIMIT 1",
+                )
+                .bind(&m.account_id)
+                .bind(uid)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+            (None, None) => None,
+        };
+        let mut conversation_id = None;
+        if let Some(phone) = &phone {
+            // Conversation before contact: the order `accept_send` locks them in.
+            sqlx::query(
+                "UPDATE conversations SET last_activity_at = GREATEST(last_activity_at, $1)
+                 WHERE channel_id = $2 AND phone_number = $3 AND status = 'open'",
+            )
+            .bind(m.sent_at)
+            .bind(&m.channel_id)
+            .bind(phone)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO contacts (account_id, phone_number, client_name, last_inbound_at,
+                    created_at, updated_at, user_id, username)
+                 VALUES ($1, $2, coalesce($3, $2), $4, $4, $4, $5, $6)
+                 ON CONFLICT (account_id, phone_number) DO UPDATE SET
+                    client_name = coalesce($3, contacts.client_name),
+                    last_inbound_at = GREATEST(coalesce(contacts.last_inbound_at, 0), $4),
+                    user_id = coalesce($5, contacts.user_id),
+                    username = coalesce($6, contacts.username),
+                    updated_at = GREATEST(contacts.updated_at, $4)",
+            )
+            .bind(&m.account_id)
+            .bind(phone)
+            .bind(&m.contact_name)
+            .bind(m.sent_at)
+            .bind(&m.user_id)
+            .bind(&m.username)
+            .execute(&mut *tx)
+            .await?;
+            conversation_id = sqlx::query_scalar(
+                "SELECT id FROM conversations WHERE channel_id = $1 AND phone_number = $2
+                 ORDER BY status IN ('pending', 'open') DESC, created_at DESC, id DESC LIMIT 1",
+            )
+            .bind(&m.channel_id)
+            .bind(phone)
+            .fetch_optional(&mut *tx)
+            .await?;
+        }
+        let replied: Option<(String, String)> = match &m.context_id {
+            Some(wamid) => {
+                sqlx::query_as(
+                    "SELECT id, template_id FROM messages
+                     WHERE provider_message_id = $1 AND channel_id = $2",
+                )
+                .bind(wamid)
+                .bind(&m.channel_id)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+            None => None,
+        };
+        let (reply_to, reply_to_template_id) = replied.unzip();
+        let message = InboundMessage {
+            id: m.id.clone(),
+            account_id: m.account_id.clone(),
+            channel_id: m.channel_id.clone(),
+            conversation_id,
+            provider_message_id: m.provider_message_id.clone(),
+            phone_number: phone,
+            user_id: m.user_id.clone(),
+            contact_name: m.contact_name.clone(),
+            kind: m.kind.clone(),
+            text: m.text.clone(),
+            content: m.content.clone(),
+            raw: m.raw.clone(),
+            context_id: m.context_id.clone(),
+            reply_to,
+            sent_at: m.sent_at,
+            received_at: m.received_at,
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO inbound_messages (id, account_id, channel_id, conversation_id,
+                provider_message_id, phone_number, user_id, contact_name, type, text, content,
+                raw, context_id, reply_to, sent_at, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+             ON CONFLICT (channel_id, provider_message_id) DO NOTHING",
+        )
+        .bind(&message.id)
+        .bind(&message.account_id)
+        .bind(&message.channel_id)
+        .bind(&message.conversation_id)
+        .bind(&message.provider_message_id)
+        .bind(&message.phone_number)
+        .bind(&message.user_id)
+        .bind(&message.contact_name)
+        .bind(&message.kind)
+        .bind(&message.text)
+        .bind(message.content.to_string())
+        .bind(message.raw.to_string())
+        .bind(&message.context_id)
+        .bind(&message.reply_to)
+        .bind(message.sent_at)
+        .bind(message.received_at)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            // A concurrent copy of the same webhook won: it is the one stored and forwarded.
+            tx.rollback().await?;
+            return Ok(InboundRecorded::Duplicate);
+        }
+        queue_events(
+            &mut tx,
+            &self.lookups,
+            &message.account_id,
+            &[inbound_event(&message)],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(InboundRecorded::Stored {
+            message: Box::new(message),
+            reply_to_template_id,
+        })
+    }
+
     async fn record_inbound_once(
         &self,
         channel: &Channel,
@@ -373,8 +523,9 @@ fn template_from_row(r: &PgRow) -> StoreResult<Template> {
     })
 }
 
-const CONVERSATION_SELECT: &str = "SELECT c.*, g.name AS group_name FROM conversations c \
-     LEFT JOIN groups g ON g.id = c.group_id";
+const CONVERSATION_SELECT: &str = "SELECT c.*, g.name AS group_name, ct.user_id AS contact_user_id \
+     FROM conversations c LEFT JOIN groups g ON g.id = c.group_id \
+     LEFT JOIN contacts ct ON ct.account_id = c.account_id AND ct.phone_number = c.phone_number";
 
 fn conversation_from_row(r: &PgRow) -> StoreResult<Conversation> {
     let status: String = r.try_get("status")?;
@@ -394,6 +545,32 @@ fn conversation_from_row(r: &PgRow) -> StoreResult<Conversation> {
         opened_at: r.try_get("opened_at")?,
         closed_at: r.try_get("closed_at")?,
         last_activity_at: r.try_get("last_activity_at")?,
+        user_id: r.try_get("contact_user_id")?,
+    })
+}
+
+fn inbound_from_row(r: &PgRow) -> StoreResult<InboundMessage> {
+    let json = |column: &str| -> StoreResult<Value> {
+        let text: String = r.try_get(column)?;
+        Ok(serde_json::from_str(&text).context("inbound message JSON")?)
+    };
+    Ok(InboundMessage {
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        channel_id: r.try_get("channel_id")?,
+        conversation_id: r.try_get("conversation_id")?,
+        provider_message_id: r.try_get("provider_message_id")?,
+        phone_number: r.try_get("phone_number")?,
+        user_id: r.try_get("user_id")?,
+        contact_name: r.try_get("contact_name")?,
+        kind: r.try_get("type")?,
+        text: r.try_get("text")?,
+        content: json("content")?,
+        raw: json("raw")?,
+        context_id: r.try_get("context_id")?,
+        reply_to: r.try_get("reply_to")?,
+        sent_at: r.try_get("sent_at")?,
+        received_at: r.try_get("received_at")?,
     })
 }
 
@@ -1629,6 +1806,63 @@ impl Store for PgStore {
                 other => return other,
             }
         }
+    }
+
+    async fn record_inbound_message(&self, m: &InboundInsert) -> StoreResult<InboundRecorded> {
+        // A deadlock victim against a send to the same number is tried again, as in
+        // `record_inbound`.
+        let mut tries = 0;
+        loop {
+            match self.record_inbound_message_once(m).await {
+                Err(StoreError::Conflict(_)) if tries < 3 => tries += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn conversation_inbound(
+        &self,
+        conversation_id: &str,
+        after: Option<(i64, String)>,
+        limit: u32,
+    ) -> StoreResult<Vec<InboundMessage>> {
+        let (after_time, after_id) = after.unzip();
+        let rows = sqlx::query(
+            "SELECT * FROM inbound_messages WHERE conversation_id = $1
+               AND ($2::BIGINT IS NULL OR received_at > $2 OR (received_at = $2 AND id > $3))
+             ORDER BY received_at, id LIMIT $4",
+        )
+        .bind(conversation_id)
+        .bind(after_time)
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(inbound_from_row).collect()
+    }
+
+    async fn link_contact_user_id(
+        &self,
+        account_id: &str,
+        phone_number: &str,
+        user_id: &str,
+        username: Option<&str>,
+        now: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE contacts SET user_id = $1, username = coalesce($2, username), updated_at = $3
+             WHERE account_id = $4 AND phone_number = $5
+               AND (user_id IS DISTINCT FROM $1
+                    OR ($2::TEXT IS NOT NULL AND username IS DISTINCT FROM $2))",
+        )
+        .bind(user_id)
+        .bind(username)
+        .bind(now)
+        .bind(account_id)
+        .bind(phone_number)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn accept_send(&self, send: &AcceptSend) -> StoreResult<AcceptOutcome> {

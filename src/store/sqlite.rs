@@ -77,6 +77,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "console",
         include_str!("../../migrations/sqlite/0010_console.sql"),
     ),
+    (
+        11,
+        "inbound",
+        include_str!("../../migrations/sqlite/0011_inbound.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -495,8 +500,9 @@ fn template_from_row(r: &SqliteRow) -> StoreResult<Template> {
     })
 }
 
-const CONVERSATION_SELECT: &str = "SELECT c.*, g.name AS group_name FROM conversations c \
-     LEFT JOIN groups g ON g.id = c.group_id";
+const CONVERSATION_SELECT: &str = "SELECT c.*, g.name AS group_name, ct.user_id AS contact_user_id \
+     FROM conversations c LEFT JOIN groups g ON g.id = c.group_id \
+     LEFT JOIN contacts ct ON ct.account_id = c.account_id AND ct.phone_number = c.phone_number";
 
 fn conversation_from_row(r: &SqliteRow) -> StoreResult<Conversation> {
     let status: String = r.try_get("status")?;
@@ -516,6 +522,32 @@ fn conversation_from_row(r: &SqliteRow) -> StoreResult<Conversation> {
         opened_at: r.try_get("opened_at")?,
         closed_at: r.try_get("closed_at")?,
         last_activity_at: r.try_get("last_activity_at")?,
+        user_id: r.try_get("contact_user_id")?,
+    })
+}
+
+fn inbound_from_row(r: &SqliteRow) -> StoreResult<InboundMessage> {
+    let json = |column: &str| -> StoreResult<Value> {
+        let text: String = r.try_get(column)?;
+        Ok(serde_json::from_str(&text).context("inbound message JSON")?)
+    };
+    Ok(InboundMessage {
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        channel_id: r.try_get("channel_id")?,
+        conversation_id: r.try_get("conversation_id")?,
+        provider_message_id: r.try_get("provider_message_id")?,
+        phone_number: r.try_get("phone_number")?,
+        user_id: r.try_get("user_id")?,
+        contact_name: r.try_get("contact_name")?,
+        kind: r.try_get("type")?,
+        text: r.try_get("text")?,
+        content: json("content")?,
+        raw: json("raw")?,
+        context_id: r.try_get("context_id")?,
+        reply_to: r.try_get("reply_to")?,
+        sent_at: r.try_get("sent_at")?,
+        received_at: r.try_get("received_at")?,
     })
 }
 
@@ -2380,6 +2412,189 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_inbound_message(&self, m: &InboundInsert) -> StoreResult<InboundRecorded> {
+        let mut tx = begin_write(&self.write).await?;
+        let seen: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM inbound_messages WHERE channel_id = ? AND provider_message_id = ?",
+        )
+        .bind(&m.channel_id)
+        .bind(&m.provider_message_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if seen.is_some() {
+            return Ok(InboundRecorded::Duplicate);
+        }
+        // The sender's number: as given, else the contact that has this user id.
+        let phone: Option<String> = match (&m.phone_number, &m.user_id) {
+            (Some(p), _) => Some(p.clone()),
+            (None, Some(uid)) => {
+                sqlx::query_scalar(
+                    "SELECT phone_number FROM contacts WHERE account_id = ? AND user_id = ?
+                     ORDER BY updated_at DESC LIMIT 1",
+                )
+                .bind(&m.account_id)
+                .bind(uid)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+            (None, None) => None,
+        };
+        let mut conversation_id = None;
+        if let Some(phone) = &phone {
+            sqlx::query(
+                "INSERT INTO contacts (account_id, phone_number, client_name, last_inbound_at,
+                    created_at, updated_at, user_id, username)
+                 VALUES (?1, ?2, coalesce(?3, ?2), ?4, ?4, ?4, ?5, ?6)
+                 ON CONFLICT (account_id, phone_number) DO UPDATE SET
+                    client_name = coalesce(?3, client_name),
+                    last_inbound_at = max(coalesce(last_inbound_at, 0), ?4),
+                    user_id = coalesce(?5, user_id),
+                    username = coalesce(?6, username),
+                    updated_at = max(updated_at, ?4)",
+            )
+            .bind(&m.account_id)
+            .bind(phone)
+            .bind(&m.contact_name)
+            .bind(m.sent_at)
+            .bind(&m.user_id)
+            .bind(&m.username)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE conversations SET last_activity_at = max(last_activity_at, ?)
+                 WHERE channel_id = ? AND phone_number = ? AND status = 'open'",
+            )
+            .bind(m.sent_at)
+            .bind(&m.channel_id)
+            .bind(phone)
+            .execute(&mut *tx)
+            .await?;
+            conversation_id = sqlx::query_scalar(
+                "SELECT id FROM conversations WHERE channel_id = ? AND phone_number = ?
+                 ORDER BY status IN ('pending', 'open') DESC, created_at DESC, id DESC LIMIT 1",
+            )
+            .bind(&m.channel_id)
+            .bind(phone)
+            .fetch_optional(&mut *tx)
+            .await?;
+        }
+        let replied: Option<(String, String)> = match &m.context_id {
+            Some(wamid) => {
+                sqlx::query_as(
+                    "SELECT id, template_id FROM messages
+                     WHERE provider_message_id = ? AND channel_id = ?",
+                )
+                .bind(wamid)
+                .bind(&m.channel_id)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+            None => None,
+        };
+        let (reply_to, reply_to_template_id) = replied.unzip();
+        let message = InboundMessage {
+            id: m.id.clone(),
+            account_id: m.account_id.clone(),
+            channel_id: m.channel_id.clone(),
+            conversation_id,
+            provider_message_id: m.provider_message_id.clone(),
+            phone_number: phone,
+            user_id: m.user_id.clone(),
+            contact_name: m.contact_name.clone(),
+            kind: m.kind.clone(),
+            text: m.text.clone(),
+            content: m.content.clone(),
+            raw: m.raw.clone(),
+            context_id: m.context_id.clone(),
+            reply_to,
+            sent_at: m.sent_at,
+            received_at: m.received_at,
+        };
+        sqlx::query(
+            "INSERT INTO inbound_messages (id, account_id, channel_id, conversation_id,
+                provider_message_id, phone_number, user_id, contact_name, type, text, content,
+                raw, context_id, reply_to, sent_at, received_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&message.id)
+        .bind(&message.account_id)
+        .bind(&message.channel_id)
+        .bind(&message.conversation_id)
+        .bind(&message.provider_message_id)
+        .bind(&message.phone_number)
+        .bind(&message.user_id)
+        .bind(&message.contact_name)
+        .bind(&message.kind)
+        .bind(&message.text)
+        .bind(message.content.to_string())
+        .bind(message.raw.to_string())
+        .bind(&message.context_id)
+        .bind(&message.reply_to)
+        .bind(message.sent_at)
+        .bind(message.received_at)
+        .execute(&mut *tx)
+        .await?;
+        queue_events(
+            &mut tx,
+            &self.lookups,
+            &message.account_id,
+            &[inbound_event(&message)],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(InboundRecorded::Stored {
+            message: Box::new(message),
+            reply_to_template_id,
+        })
+    }
+
+    async fn conversation_inbound(
+        &self,
+        conversation_id: &str,
+        after: Option<(i64, String)>,
+        limit: u32,
+    ) -> StoreResult<Vec<InboundMessage>> {
+        let (after_time, after_id) = after.unzip();
+        let rows = sqlx::query(
+            "SELECT * FROM inbound_messages WHERE conversation_id = ?1
+               AND (?2 IS NULL OR received_at > ?2 OR (received_at = ?2 AND id > ?3))
+             ORDER BY received_at, id LIMIT ?4",
+        )
+        .bind(conversation_id)
+        .bind(after_time)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(inbound_from_row).collect()
+    }
+
+    async fn link_contact_user_id(
+        &self,
+        account_id: &str,
+        phone_number: &str,
+        user_id: &str,
+        username: Option<&str>,
+        now: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE contacts SET user_id = ?, username = coalesce(?, username), updated_at = ?
+             WHERE account_id = ? AND phone_number = ?
+               AND (user_id IS NOT ? OR (? IS NOT NULL AND username IS NOT ?))",
+        )
+        .bind(user_id)
+        .bind(username)
+        .bind(now)
+        .bind(account_id)
+        .bind(phone_number)
+        .bind(user_id)
+        .bind(username)
+        .bind(username)
+        .execute(&self.write)
+        .await?;
         Ok(())
     }
 

@@ -216,6 +216,14 @@ fn native() -> Vec<Op> {
                 .json(200, "The conversation.", r("Conversation"))
                 .problem(404, "No such conversation visible to the caller.", &["not-found"]),
         ),
+        internal(limit_param(cursor_param(
+            v1("GET", "/v1/conversations/{id}/messages", "listConversationMessages", "List a conversation's messages, both directions")
+                .doc("The templates plantilla sent (`direction: outbound`, as `GET /v1/messages/{id}` shows them) and what the customer wrote or clicked (`direction: inbound`, as `message.received` forwards it), oldest first: an outbound message by when it was accepted, an inbound one by when plantilla received it. Paged like `GET /v1/messages`. Inbound messages from a number with no conversation on the channel are forwarded but belong to no conversation.")
+                .path_param("id", "The conversation id.")
+                .json(200, "A page of the conversation's messages.", r("ConversationMessagePage"))
+                .problem(400, "`limit` or `cursor` is wrong.", &["validation"])
+                .problem(404, "No such conversation visible to the caller.", &["not-found"]),
+        ))),
         internal(
             v1("POST", "/v1/conversations/{id}/close", "closeConversation", "Close a conversation")
                 .doc("Closing a closed conversation is harmless: the answer is the closed conversation either way, so repeating a close is safe (an Idempotency-Key is checked, not needed). The next template to the number opens a new one.")

@@ -1165,6 +1165,163 @@ fn message_props(native: bool) -> Vec<(&'static str, Value)> {
     props
 }
 
+/// An inbound message: the `message.received` data, and a thread item.
+fn inbound_message() -> Value {
+    let props = vec![
+        ("id", id("in")),
+        ("direction", one_of_strings(&["inbound"])),
+        ("channelId", string()),
+        (
+            "conversationId",
+            d(
+                nullable(string()),
+                "The channel's pending or open conversation with the sender, else the latest one; null when there is none (nothing was ever sent to the number, or the sender is known only by a user id no contact has).",
+            ),
+        ),
+        (
+            "from",
+            d(
+                nullable(string()),
+                "The sender's number (digits); null when Meta gave only a user id that no contact has.",
+            ),
+        ),
+        (
+            "userId",
+            d(
+                nullable(string()),
+                "The sender's business-scoped user id (Meta's `from_user_id` / `contacts[].user_id`).",
+            ),
+        ),
+        (
+            "contactName",
+            d(nullable(string()), "The sender's WhatsApp profile name."),
+        ),
+        (
+            "type",
+            d(
+                string(),
+                "Meta's type: text, button, interactive, image, video, audio, document, sticker, location, contacts, reaction, or any other (kept raw).",
+            ),
+        ),
+        ("text", d(nullable(string()), "A text message's body.")),
+        (
+            "button",
+            d(
+                nullable(record(vec![
+                    ("payload", nullable(string())),
+                    ("text", nullable(string())),
+                ])),
+                "A click on a template's quick-reply button: its payload and label.",
+            ),
+        ),
+        (
+            "replyTo",
+            d(
+                nullable(string()),
+                "plantilla's message replied to (or whose button was clicked): the message with Meta's `context.id` as its wamid on this channel.",
+            ),
+        ),
+        (
+            "contextId",
+            d(nullable(string()), "Meta's `context.id`, as received."),
+        ),
+        (
+            "providerMessageId",
+            d(
+                string(),
+                "WhatsApp's id of the inbound message (`wamid.…`).",
+            ),
+        ),
+        (
+            "timestamp",
+            d(
+                time(),
+                "When the customer sent it (Meta's timestamp, whole seconds).",
+            ),
+        ),
+        ("receivedAt", d(time(), "When plantilla received it.")),
+        (
+            "raw",
+            d(
+                json!({"type": "object"}),
+                "Meta's message object, as received (the only content of types plantilla does not read).",
+            ),
+        ),
+        (
+            "interactive",
+            d(
+                json!({"type": "object"}),
+                "`type` (list_reply, button_reply, …) with `id`, `title` and `description` of the row or button chosen.",
+            ),
+        ),
+        (
+            "media",
+            d(
+                json!({"type": "object"}),
+                "image, video, audio, document, sticker: `id` (download it from Meta), `mimeType`, `sha256`, `caption`, `filename`.",
+            ),
+        ),
+        (
+            "location",
+            d(
+                json!({"type": "object"}),
+                "`latitude`, `longitude`, `name`, `address`, `url`.",
+            ),
+        ),
+        (
+            "contacts",
+            d(
+                json!({"type": "array"}),
+                "The shared contact cards, as Meta sent them.",
+            ),
+        ),
+        (
+            "reaction",
+            d(
+                json!({"type": "object"}),
+                "`messageId` (the wamid reacted to) and `emoji` (empty when removed).",
+            ),
+        ),
+    ];
+    let required: Vec<&str> = props
+        .iter()
+        .map(|(k, _)| *k)
+        .filter(|k| {
+            !matches!(
+                *k,
+                "interactive" | "media" | "location" | "contacts" | "reaction"
+            )
+        })
+        .collect();
+    ex(
+        d(
+            object(props, &required),
+            "What a customer wrote or clicked: typed fields for the types plantilla reads, and the raw message always.",
+        ),
+        json!({
+            "id": "in_01933b7e0c8a7f3e9d1c2b4a5e6f7081",
+            "direction": "inbound",
+            "channelId": "ch_01933b7e0c8a7f3e9d1c2b4a5e6f7000",
+            "conversationId": "conv_01933b7e0c8a7f3e9d1c2b4a5e6f7001",
+            "from": "50755667788",
+            "userId": "PA.13491208655302741918",
+            "contactName": "Ana María",
+            "type": "button",
+            "text": null,
+            "button": {"payload": "TRACK_ORDER", "text": "Track my order"},
+            "replyTo": "msg_01933b7e0c8a7f3e9d1c2b4a5e6f7002",
+            "contextId": "wamid.HBgLNTA3NTU2Njc3ODgVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3AA==",
+            "providerMessageId": "wamid.HBgLNTA3NTU2Njc3ODgVAgASGBQzQUVCNTg4RTFBMzcxNjY2QjYA",
+            "timestamp": "2026-12-04T15:04:05.000Z",
+            "receivedAt": "2026-12-04T15:04:05.412Z",
+            "raw": {"from": "50755667788", "id": "wamid.HBgLNTA3NTU2Njc3ODgVAgASGBQzQUVCNTg4RTFBMzcxNjY2QjYA",
+                    "timestamp": "1796396645", "type": "button",
+                    "context": {"from": "15550001234", "id": "wamid.HBgLNTA3NTU2Njc3ODgVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3AA=="},
+                    "button": {"payload": "TRACK_ORDER", "text": "Track my order"}}
+        }),
+    )
+}
+
 /// The fields of one recipient (of `POST /v1/messages`, or of a batch).
 fn recipient_props() -> Vec<(&'static str, Value)> {
     let mut props = vec![
@@ -1441,6 +1598,13 @@ pub(super) fn all() -> Value {
                     ("assignee", one_of_strings(&["agent", "bot"])),
                     ("groupName", nullable(string())),
                     ("clientName", string()),
+                    (
+                        "userId",
+                        d(
+                            nullable(string()),
+                            "The contact's business-scoped user id (Meta's `user_id`, e.g. `US.13491208655302741918`), once a webhook gave it.",
+                        ),
+                    ),
                     (
                         "closeReason",
                         nullable(one_of_strings(&[
@@ -1747,6 +1911,37 @@ pub(super) fn all() -> Value {
             "MessagePage",
             record(vec![
                 ("data", array(r("Message"))),
+                (
+                    "nextCursor",
+                    d(
+                        nullable(string()),
+                        "Pass as `cursor` for the next page; null on the last.",
+                    ),
+                ),
+            ]),
+        ),
+        ("InboundMessage", inbound_message()),
+        (
+            "OutboundMessage",
+            d(
+                record({
+                    let mut props = message_props(true);
+                    props.push(("direction", one_of_strings(&["outbound"])));
+                    props
+                }),
+                "A template message plantilla sent, in a conversation's thread.",
+            ),
+        ),
+        (
+            "ConversationMessagePage",
+            record(vec![
+                (
+                    "data",
+                    d(
+                        array(json!({"oneOf": [r("OutboundMessage"), r("InboundMessage")]})),
+                        "Oldest first; `direction` tells them apart.",
+                    ),
+                ),
                 (
                     "nextCursor",
                     d(
@@ -2165,8 +2360,9 @@ pub(super) fn all() -> Value {
                     "conversation.opened",
                     "conversation.closed",
                     "template.status_changed",
+                    "message.received",
                 ]),
-                "An event a webhook endpoint can subscribe to.",
+                "An event a webhook endpoint can subscribe to. `message.received`: a customer wrote or clicked something (its `data` is an `InboundMessage` without `direction`), forwarded once per WhatsApp message id even when Meta retries the webhook.",
             ),
         ),
         (

@@ -37,6 +37,7 @@
       deliveries: "Recent deliveries", noDeliveries: "No deliveries yet.", events: "Events",
       noConversations: "No conversations match.", client: "Client", lastActivity: "Last activity",
       thread: "Thread", notFound: "Not found: this does not exist or is not yours.", back: "Back",
+      received: "Received from the customer", replyTo: "reply to",
       live: "Live: refreshes every few seconds.", now: "now", minutes: "min", seconds: "s", apply: "Apply",
       noChannels: "No channels.",
       description: "Description", signedInAs: "Signed in as", operator: "operator (every account)",
@@ -96,6 +97,7 @@
       deliveries: "Entregas recientes", noDeliveries: "Aún no hay entregas.", events: "Eventos",
       noConversations: "Ninguna conversación coincide.", client: "Cliente", lastActivity: "Última actividad",
       thread: "Hilo", notFound: "No encontrado: no existe o no es tuyo.", back: "Volver",
+      received: "Recibido del cliente", replyTo: "respuesta a",
       live: "En vivo: se actualiza cada pocos segundos.", now: "ahora", minutes: "min", seconds: "s", apply: "Aplicar",
       noChannels: "Sin canales.",
       description: "Descripción", signedInAs: "Sesión de", operator: "operador (todas las cuentas)",
@@ -711,10 +713,33 @@
     show(t("thread") + " · " + c.clientName + " (" + c.phoneNumber + ")",
       link("#/conversations", "← " + t("conversations")),
       h("p", {}, badge(c.status), " ", c.closeReason ? c.closeReason : ""),
-      h("div", { class: "thread" }, c.messages.map((m) => h("article", { class: "bubble", "aria-label": t("message") + " " + m.id },
-        m.preview && m.preview.header && m.preview.header.format === "TEXT" ? h("div", { class: "bubble-header" }, m.preview.header.text) : "",
-        h("div", { class: "bubble-body" }, (m.preview && m.preview.body) || ""),
-        h("div", { class: "bubble-footer" }, link("#/messages/" + encodeURIComponent(m.id), m.templateName || m.id), " · ", badge(m.status), " ", fmtTime(m.createdAt))))));
+      h("div", { class: "thread" }, threadItems(c).map((item) => item.inbound ? inboundBubble(item.inbound) : h("article", { class: "bubble", "aria-label": t("message") + " " + item.outbound.id },
+        item.outbound.preview && item.outbound.preview.header && item.outbound.preview.header.format === "TEXT" ? h("div", { class: "bubble-header" }, item.outbound.preview.header.text) : "",
+        h("div", { class: "bubble-body" }, (item.outbound.preview && item.outbound.preview.body) || ""),
+        h("div", { class: "bubble-footer" }, link("#/messages/" + encodeURIComponent(item.outbound.id), item.outbound.templateName || item.outbound.id), " · ", badge(item.outbound.status), " ", fmtTime(item.outbound.createdAt))))));
+  }
+  // Both directions in order: a template by when it was accepted, an inbound message by when
+  // it was received (RFC 3339 strings of one format compare as times).
+  function threadItems(c) {
+    const items = c.messages.map((m) => ({ at: m.createdAt, id: m.id, outbound: m }))
+      .concat((c.inbound || []).map((m) => ({ at: m.receivedAt, id: m.id, inbound: m })));
+    items.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : a.id < b.id ? -1 : 1));
+    return items;
+  }
+  // What the customer wrote or clicked, in words.
+  function inboundText(m) {
+    if (m.text) return m.text;
+    if (m.button) return m.button.text || m.button.payload || "";
+    if (m.interactive) return m.interactive.title || m.interactive.id || "";
+    if (m.media) return m.media.caption || m.media.filename || "[" + m.type + "]";
+    if (m.location) return m.location.name || (m.location.latitude + ", " + m.location.longitude);
+    if (m.reaction) return m.reaction.emoji || "";
+    return "[" + m.type + "]";
+  }
+  function inboundBubble(m) {
+    return h("article", { class: "bubble inbound", "aria-label": t("received") + " " + m.id },
+      h("div", { class: "bubble-body" }, inboundText(m)),
+      h("div", { class: "bubble-footer" }, m.type, m.replyTo ? [" · " + t("replyTo") + " ", link("#/messages/" + encodeURIComponent(m.replyTo), m.replyTo)] : "", " · ", fmtTime(m.receivedAt)));
   }
 
   // --- Start ---------------------------------------------------------------------------------

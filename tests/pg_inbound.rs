@@ -1,0 +1,2 @@
+// The inbound message tests on PostgreSQL (see tests/common/mod.rs).
+include!("inbound.rs");
