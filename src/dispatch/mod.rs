@@ -18,14 +18,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app::{App, Event};
-use crate::domain::meta_error::{ErrorClass, MetaError};
+use crate::domain::meta_error::{
+    CODE_MARKETING_LIMIT, CODE_MARKETING_OPTED_OUT, ErrorClass, MetaError,
+};
 use crate::domain::quiet_hours;
-use crate::domain::retry::RetryPolicy;
+use crate::domain::retry::{RetryPolicy, marketing_retry_delay};
 use crate::domain::status::MessageStatus;
 use crate::provider::Provider;
 use crate::provider::cloud::CloudProvider;
 use crate::provider::sandbox::Sandbox;
-use crate::service::status;
+use crate::service::{status, suppressions};
 use crate::store::{
     AttemptOutcome, AttemptResult, Channel, ClaimedJob, Finished, HELD_MESSAGING_LIMIT,
     HELD_QUIET_HOURS, ProviderError, ProviderKind,
@@ -434,6 +436,13 @@ impl Deliverer {
             Err(e) => (self.on_error(&e, &job).await, None),
         };
         let failed = matches!(result, AttemptResult::Failed { .. });
+        // Meta's 131050: the user stopped marketing messages from the business.
+        let opted_out = match &result {
+            AttemptResult::Failed { error } if error.code == CODE_MARKETING_OPTED_OUT => {
+                Some(error.details.clone())
+            }
+            _ => None,
+        };
         let outcome = AttemptOutcome {
             message_id: message_id.clone(),
             attempt,
@@ -456,6 +465,18 @@ impl Deliverer {
                 }
                 if let Some(wamid) = accepted_id {
                     self.apply_early_statuses(&wamid, &message_id).await;
+                }
+                if let Some(details) = opted_out
+                    && let Err(e) = suppressions::on_meta_opt_out(
+                        &self.app,
+                        &job.message.account_id,
+                        &job.message.channel_id,
+                        &job.message.phone_number,
+                        details.as_deref(),
+                    )
+                    .await
+                {
+                    tracing::error!(message_id, error = %e, "cannot add an opted-out number to the suppression list");
                 }
             }
             Ok(Finished::Stale) => {
@@ -507,6 +528,34 @@ impl Deliverer {
         let at = |delay: Duration| now + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 4);
         match class {
             ErrorClass::Permanent => AttemptResult::Failed { error },
+            ErrorClass::MarketingLimit => {
+                // Retried hours later on its own schedule: how many times Meta declined this
+                // message so before decides which delay comes next.
+                let declined_before = match self.app.store.message_attempts(&job.message.id).await {
+                    Ok(attempts) => attempts
+                        .iter()
+                        .filter(|a| {
+                            a.error
+                                .as_ref()
+                                .is_some_and(|e| e.code == CODE_MARKETING_LIMIT)
+                        })
+                        .count(),
+                    Err(err) => {
+                        tracing::error!(error = %err, "cannot read the message's attempts");
+                        usize::MAX
+                    }
+                };
+                match marketing_retry_delay(
+                    &self.app.config.marketing_retry_schedule(),
+                    declined_before,
+                ) {
+                    Some(delay) => AttemptResult::Retry {
+                        run_at: at(delay),
+                        error,
+                    },
+                    None => AttemptResult::Failed { error },
+                }
+            }
             ErrorClass::ChannelHalt => {
                 tracing::error!(
                     channel_id = self.channel.id,

@@ -25,10 +25,12 @@ pub enum EventType {
     ConversationOpened,
     ConversationClosed,
     TemplateStatusChanged,
+    ContactOptedOut,
+    ContactOptedIn,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 8] = [
+    pub const ALL: [EventType; 10] = [
         Self::MessageSent,
         Self::MessageDelivered,
         Self::MessageRead,
@@ -37,6 +39,8 @@ impl EventType {
         Self::ConversationOpened,
         Self::ConversationClosed,
         Self::TemplateStatusChanged,
+        Self::ContactOptedOut,
+        Self::ContactOptedIn,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +53,8 @@ impl EventType {
             Self::ConversationOpened => "conversation.opened",
             Self::ConversationClosed => "conversation.closed",
             Self::TemplateStatusChanged => "template.status_changed",
+            Self::ContactOptedOut => "contact.opted_out",
+            Self::ContactOptedIn => "contact.opted_in",
         }
     }
 

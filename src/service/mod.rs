@@ -11,6 +11,7 @@ pub mod media;
 pub mod ops;
 pub mod send;
 pub mod status;
+pub mod suppressions;
 pub mod templates;
 pub mod views;
 pub mod webhook;
