@@ -138,17 +138,16 @@ pub async fn update_account(app: &App, id: &str, body: &Value) -> AdminResult {
     let opt_out = super::suppressions::parse_keyword_field(&f, "optOutKeywords")?;
     let opt_in = super::suppressions::parse_keyword_field(&f, "optInKeywords")?;
     let quiet_hours = quiet_hours_field(&f)?;
-    if opt_out.is_some() || opt_in.is_some() {
-        if !app
+    if (opt_out.is_some() || opt_in.is_some())
+        && !app
             .store
             .set_opt_keywords(id, opt_out, opt_in, now_ms())
             .await?
-        {
-            return Err(AdminError::NotFound {
-                kind: "account",
-                id: id.into(),
-            });
-        }
+    {
+        return Err(AdminError::NotFound {
+            kind: "account",
+            id: id.into(),
+        });
     }
     if let Some(window) = quiet_hours {
         if !app.store.set_quiet_hours(id, window, now_ms()).await? {
