@@ -891,3 +891,21 @@ async fn meta_131050_fails_the_message_and_suppresses_the_number() {
         serde_json::from_str::<Value>(OPTED_OUT_BODY).unwrap()
     );
 }
+
+#[tokio::test]
+async fn meta_131050_in_a_status_webhook_also_suppresses_the_number() {
+    let c = spawn_cloud("1h").await;
+    c.fake.add_rule(Rule::once(Action::accept_then_fail(
+        131050,
+        "Unable to deliver the message. This recipient has chosen to stop receiving marketing messages on WhatsApp from your business.",
+        "The user stopped marketing messages",
+    )));
+    let id = c.send_promo(PHONE).await;
+    c.settle().await;
+    let m = c.native_message(&id).await;
+    assert_eq!(m["status"], "failed", "{m}");
+    assert_eq!(m["error"]["code"], 131050, "{m}");
+    let (_, list) = req(&c.t, "GET", "/v1/suppressions", &c.seed.token, None).await;
+    assert_eq!(list["data"][0]["phoneNumber"], PHONE, "{list}");
+    assert_eq!(list["data"][0]["reason"], "meta_131050");
+}
