@@ -109,7 +109,8 @@ pub async fn create_account(app: &App, body: &Value) -> AdminResult {
         quiet_hours: None,
     };
     app.store.insert_account(&account).await?;
-    Ok(views::account(&account))
+    // As `get_account` shows it (with its keyword lists).
+    get_account(app, &account.id).await
 }
 
 pub async fn get_account(app: &App, id: &str) -> AdminResult {
