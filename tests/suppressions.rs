@@ -909,3 +909,54 @@ async fn meta_131050_in_a_status_webhook_also_suppresses_the_number() {
     assert_eq!(list["data"][0]["phoneNumber"], PHONE, "{list}");
     assert_eq!(list["data"][0]["reason"], "meta_131050");
 }
+
+#[tokio::test]
+async fn meta_131049_in_a_status_webhook_is_retried_later_too() {
+    let c = spawn_cloud("1h").await;
+    c.fake.add_rule(Rule::times(
+        2,
+        Action::accept_then_fail(
+            131049,
+            "This message was not delivered to maintain healthy ecosystem engagement.",
+            "Marketing limit for the user",
+        ),
+    ));
+    let id = c.send_promo(PHONE).await;
+    c.settle().await;
+    let m = c.native_message(&id).await;
+    assert_eq!(m["status"], "queued", "back in the queue, not failed: {m}");
+    assert_eq!(m["error"]["code"], 131049, "{m}");
+    assert_eq!(m["error"]["willRetry"], true, "{m}");
+    assert_eq!(c.fake.requests().len(), 1);
+
+    // An hour later it goes again; Meta declines it again and the schedule is used up.
+    c.t.app().clock.advance(HOUR_MS + 1_000);
+    c.settle().await;
+    assert_eq!(c.fake.requests().len(), 2);
+    let m = c.native_message(&id).await;
+    assert_eq!(m["status"], "failed", "{m}");
+    assert_eq!(m["error"]["code"], 131049);
+    assert_eq!(m["error"]["willRetry"], false);
+}
+
+#[tokio::test]
+async fn meta_131049_in_a_status_webhook_then_sent() {
+    let c = spawn_cloud("1h,2h").await;
+    c.fake.add_rule(Rule::once(Action::accept_then_fail(
+        131049,
+        "This message was not delivered to maintain healthy ecosystem engagement.",
+        "Marketing limit for the user",
+    )));
+    let id = c.send_promo(PHONE).await;
+    c.settle().await;
+    assert_eq!(c.native_message(&id).await["status"], "queued");
+    c.t.app().clock.advance(HOUR_MS + 1_000);
+    c.settle().await;
+    let m = c.native_message(&id).await;
+    assert!(
+        ["sent", "delivered", "read"].contains(&m["status"].as_str().unwrap()),
+        "{m}"
+    );
+    assert!(m["error"].is_null(), "{m}");
+    assert_eq!(c.fake.requests().len(), 2);
+}

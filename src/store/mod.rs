@@ -1281,6 +1281,19 @@ pub trait Store: Send + Sync + 'static {
         phone_number: &str,
         removal: &SuppressionRemoval,
     ) -> StoreResult<Option<Suppression>>;
+    /// Meta declined an accepted MARKETING message with 131049 in a status webhook and it is
+    /// retried at `run_at`: back to `queued` with the error kept, its provider id forgotten, a
+    /// delivery job due then and the attempt recorded (`retry`), in one transaction. `false`
+    /// (nothing written) when the message is not of `channel_id` or no longer in flight
+    /// (`sending` or `sent`).
+    async fn requeue_declined(
+        &self,
+        message_id: &str,
+        channel_id: Option<&str>,
+        error: &ProviderError,
+        run_at: i64,
+        now: i64,
+    ) -> StoreResult<bool>;
     /// The account's keyword lists; `None` when there is no such account.
     async fn opt_keywords(&self, account_id: &str) -> StoreResult<Option<OptKeywords>>;
     /// Sets the lists given (`Some(None)`: back to the defaults; `None`: unchanged). `false`

@@ -3208,6 +3208,61 @@ impl Store for SqliteStore {
         Ok(Some(removed))
     }
 
+    async fn requeue_declined(
+        &self,
+        message_id: &str,
+        channel_id: Option<&str>,
+        error: &ProviderError,
+        run_at: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = begin_write(&self.write).await?;
+        let row = sqlx::query(
+            "UPDATE messages SET status = 'queued', provider_message_id = NULL, sent_at = NULL,
+                error_code = ?1, error_title = ?2, error_details = ?3, updated_at = ?4
+             WHERE id = ?5 AND status IN ('sending', 'sent')
+               AND (?6 IS NULL OR channel_id = ?6)
+             RETURNING channel_id, attempts",
+        )
+        .bind(error.code)
+        .bind(&error.title)
+        .bind(&error.details)
+        .bind(now)
+        .bind(message_id)
+        .bind(channel_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let channel: String = row.try_get("channel_id")?;
+        let attempts: i64 = row.try_get("attempts")?;
+        sqlx::query(
+            "INSERT INTO delivery_jobs (message_id, channel_id, run_at, attempt, tries)
+             VALUES (?1, ?2, ?3, ?4, ?4)",
+        )
+        .bind(message_id)
+        .bind(&channel)
+        .bind(run_at)
+        .bind(attempts)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO delivery_attempts (message_id, attempt, finished_at, outcome, error_code,
+                error_title, error_details) VALUES (?1, ?2, ?3, 'retry', ?4, ?5, ?6)",
+        )
+        .bind(message_id)
+        .bind(attempts)
+        .bind(now)
+        .bind(error.code)
+        .bind(&error.title)
+        .bind(&error.details)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn opt_keywords(&self, account_id: &str) -> StoreResult<Option<OptKeywords>> {
         let row: Option<(Option<String>, Option<String>)> =
             sqlx::query_as("SELECT opt_out_keywords, opt_in_keywords FROM accounts WHERE id = ?")
