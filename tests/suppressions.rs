@@ -960,3 +960,38 @@ async fn meta_131049_in_a_status_webhook_then_sent() {
     assert!(m["error"].is_null(), "{m}");
     assert_eq!(c.fake.requests().len(), 2);
 }
+
+#[tokio::test]
+async fn a_marketing_message_queued_before_the_opt_out_is_not_sent() {
+    let c = spawn_cloud("1h").await;
+    // Scheduled for later, then the number opts out.
+    let send_at = chrono::Utc::now() + chrono::Duration::hours(2);
+    let (status, accepted) = req(
+        &c.t,
+        "POST",
+        "/v1/messages",
+        &c.seed.token,
+        Some(
+            json!({"templateId": c.promo, "to": PHONE, "params": {"name": "Ana"},
+                    "sendAt": send_at.to_rfc3339()}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let id = s(&accepted["id"]);
+    let (status, _) = req(
+        &c.t,
+        "POST",
+        "/v1/suppressions",
+        &c.seed.token,
+        Some(json!({"phoneNumber": PHONE})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    c.t.app().clock.advance(2 * HOUR_MS + 1_000);
+    c.settle().await;
+    let m = c.native_message(&id).await;
+    assert_eq!(m["status"], "failed", "{m}");
+    assert_eq!(m["error"]["code"], -4, "{m}");
+    assert_eq!(c.fake.requests().len(), 0, "nothing reached Meta");
+}

@@ -19,7 +19,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::app::{App, Event};
 use crate::domain::meta_error::{
-    CODE_MARKETING_LIMIT, CODE_MARKETING_OPTED_OUT, ErrorClass, MetaError,
+    CODE_MARKETING_LIMIT, CODE_MARKETING_OPTED_OUT, CODE_OPTED_OUT, ErrorClass, MetaError,
 };
 use crate::domain::quiet_hours;
 use crate::domain::retry::{RetryPolicy, marketing_retry_delay};
@@ -418,11 +418,30 @@ impl Deliverer {
     async fn deliver(&self, job: ClaimedJob) {
         let message_id = job.message.id.clone();
         let attempt = job.attempt;
-        let sent = self.provider.send(&self.channel, &job).await;
+        // A MARKETING message accepted (or scheduled) before its number opted out is not
+        // sent: it fails with plantilla's own code instead.
+        let sent = if self.opted_out_of_marketing(&job).await {
+            Err(None)
+        } else {
+            self.provider.send(&self.channel, &job).await.map_err(Some)
+        };
         if self.crash_after_send.load(Ordering::SeqCst) {
             return;
         }
         let (result, accepted_id) = match sent {
+            Err(None) => (
+                AttemptResult::Failed {
+                    error: ProviderError {
+                        code: CODE_OPTED_OUT,
+                        title: "Recipient opted out of marketing messages".into(),
+                        details: Some(
+                            "the number is on the account's suppression list; nothing was sent"
+                                .into(),
+                        ),
+                    },
+                },
+                None,
+            ),
             Ok(accepted) => {
                 let id = accepted.provider_message_id.clone();
                 (
@@ -433,7 +452,7 @@ impl Deliverer {
                     Some(id),
                 )
             }
-            Err(e) => (self.on_error(&e, &job).await, None),
+            Err(Some(e)) => (self.on_error(&e, &job).await, None),
         };
         let failed = matches!(result, AttemptResult::Failed { .. });
         // Meta's 131050: the user stopped marketing messages from the business.
@@ -484,6 +503,27 @@ impl Deliverer {
             }
             Err(e) => {
                 tracing::error!(message_id, attempt, error = %e, "cannot record a send's outcome");
+            }
+        }
+    }
+
+    /// Whether `job` is a MARKETING message to a number on its account's suppression list
+    /// (the list is read as the message goes; an error reading it lets the message go).
+    async fn opted_out_of_marketing(&self, job: &ClaimedJob) -> bool {
+        if !job.template.category.eq_ignore_ascii_case("MARKETING") {
+            return false;
+        }
+        match suppressions::is_suppressed(
+            &self.app,
+            &job.message.account_id,
+            &job.message.phone_number,
+        )
+        .await
+        {
+            Ok(suppressed) => suppressed,
+            Err(e) => {
+                tracing::error!(message_id = job.message.id, error = %e, "cannot read the suppression list");
+                false
             }
         }
     }

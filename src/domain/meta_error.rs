@@ -74,6 +74,9 @@ pub const CODE_CONNECTION: i64 = -2;
 /// Code of an HTTP error response whose body is not Meta's error JSON (a
 /// proxy's HTML page, an empty body…). Classified by HTTP status.
 pub const CODE_UNKNOWN: i64 = -3;
+/// Code of a MARKETING message not sent because its number joined the account's suppression
+/// list after the send was accepted (plantilla's own, never Meta's).
+pub const CODE_OPTED_OUT: i64 = -4;
 
 use ErrorClass::{ChannelHalt, MarketingLimit, Permanent, Retry, RetryChannel, RetryRecipient};
 
