@@ -225,6 +225,9 @@ pub async fn on_inbound(
     if text.is_none() && button.is_none() {
         return Ok(InboundEffect::None);
     }
+    // Stored as sends store recipients (Meta's `from` is already digits only).
+    let normalized = PhoneNumber::parse(phone.trim());
+    let phone = normalized.as_ref().map_or(phone, |p| p.as_str());
     let Some(words) = keywords(app, &channel.account_id).await? else {
         return Ok(InboundEffect::None);
     };

@@ -553,7 +553,7 @@ fn admin() -> Vec<Op> {
         internal(not_found(
             invalid(
                 adm("PATCH", "/v1/admin/accounts/{id}", "adminUpdateAccount", "Update an account")
-                    .doc("Sets the account's quiet hours: MARKETING sends that would reach a recipient inside the window, in the recipient's local time (from the number's country and area code, by libphonenumber's time-zone data), are held until it ends and show `heldUntil`; UTILITY and AUTHENTICATION are not held. A number whose possible zones have different offsets (a country code alone for a country of several zones) is not held. `{\"quietHours\": null}` turns them off.")
+                    .doc("Sets the account's quiet hours: MARKETING sends that would reach a recipient inside the window, in the recipient's local time (from the number's country and area code, by libphonenumber's time-zone data), are held until it ends and show `heldUntil`; UTILITY and AUTHENTICATION are not held. A number whose possible zones have different offsets (a country code alone for a country of several zones) is not held. `{\"quietHours\": null}` turns them off. `optOutKeywords` / `optInKeywords` set the inbound texts that opt a number out of the account's marketing or back in (exactly one keyword, case, accents and surrounding spaces and punctuation aside); null restores the defaults. A wrong field changes nothing.")
                     .path_param("id", "The account id.")
                     .body(r("AccountUpdate"), "The settings to change.")
                     .json(200, "The account.", r("Account")),
