@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::app::App;
 use crate::config::{Config, Secret};
 use crate::service::admin::{self, AdminError};
+use crate::service::suppressions;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -69,6 +70,9 @@ pub enum Command {
     ///   plantilla admin templates delete tpl_…   (at Meta too; atMeta:=false: only here)
     ///   plantilla admin messages get msg_…
     ///   plantilla admin secrets reencrypt      (after changing PLANTILLA_ENCRYPTION_KEY)
+    ///   plantilla admin suppressions list acc_… [limit:=50] [cursor=…]
+    ///   plantilla admin suppressions add acc_… phoneNumber=50755667788 reason='asked by phone'
+    ///   plantilla admin suppressions remove acc_… phoneNumber=50755667788
     #[command(verbatim_doc_comment)]
     Admin {
         /// accounts, channels, groups, templates, conversations, messages or secrets
@@ -249,6 +253,9 @@ pub async fn run_admin(
         ("conversations", "close") => admin::close_conversation(app, &need_id()?).await,
         ("messages", "get") => admin::get_message(app, &need_id()?).await,
         ("secrets", "reencrypt") => admin::reencrypt_secrets(app).await,
+        ("suppressions", "list") => suppressions::admin_list(app, &need_id()?, &body).await,
+        ("suppressions", "add") => suppressions::admin_add(app, &need_id()?, &body).await,
+        ("suppressions", "remove") => suppressions::admin_remove(app, &need_id()?, &body).await,
         _ => bail!("unknown admin command '{resource} {action}'; see plantilla admin --help"),
     };
     result.map_err(|e| match e {

@@ -69,6 +69,10 @@ pub struct Config {
     pub retry_initial_ms: u64,
     pub retry_max_ms: u64,
     pub retry_max_attempts: u32,
+    /// When a MARKETING message Meta declined with 131049 (per-user marketing limit) is tried
+    /// again: comma-separated delays with a unit (`s`, `m`, `h`, `d`), one per retry, e.g.
+    /// `6h,12h,24h`; after the last the message fails. Empty: no retries.
+    pub marketing_retry_delays: String,
     /// `tracing` filter, e.g. `info` or `plantilla=debug`.
     pub log: String,
     /// WhatsApp Cloud API (Graph API) base URL and version.
@@ -169,6 +173,7 @@ impl Default for Config {
             retry_initial_ms: 1000,
             retry_max_ms: 600_000,
             retry_max_attempts: 10,
+            marketing_retry_delays: "6h,12h,24h".into(),
             log: "info".into(),
             graph_base_url: "https://graph.facebook.com".into(),
             graph_version: "v23.0".into(),
@@ -234,6 +239,7 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("PLANTILLA_RETRY_INITIAL_MS", "retry_initial_ms"),
     ("PLANTILLA_RETRY_MAX_MS", "retry_max_ms"),
     ("PLANTILLA_RETRY_MAX_ATTEMPTS", "retry_max_attempts"),
+    ("PLANTILLA_MARKETING_RETRY_DELAYS", "marketing_retry_delays"),
     ("PLANTILLA_LOG", "log"),
     ("PLANTILLA_GRAPH_BASE_URL", "graph_base_url"),
     ("PLANTILLA_GRAPH_VERSION", "graph_version"),
@@ -284,6 +290,11 @@ const ENV_KEYS: &[(&str, &str)] = &[
 ];
 
 impl Config {
+    /// `marketing_retry_delays`, parsed (checked when the configuration loads).
+    pub fn marketing_retry_schedule(&self) -> Vec<std::time::Duration> {
+        crate::domain::retry::parse_delays(&self.marketing_retry_delays).unwrap_or_default()
+    }
+
     /// Loads the configuration: defaults, then `file` (or `PLANTILLA_CONFIG`) if given, then
     /// the environment.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
@@ -406,6 +417,8 @@ impl Config {
         if self.retry_initial_ms == 0 || self.retry_max_ms < self.retry_initial_ms {
             bail!("retry_initial_ms must be > 0 and retry_max_ms >= retry_initial_ms");
         }
+        crate::domain::retry::parse_delays(&self.marketing_retry_delays)
+            .map_err(|e| anyhow::anyhow!("marketing_retry_delays: {e}"))?;
         crate::secrets::Cipher::from_config(self)?;
         if self.callback_retry_initial_ms == 0
             || self.callback_retry_max_ms < self.callback_retry_initial_ms

@@ -47,6 +47,11 @@ async fn spawn() -> Inbound {
             "order_update",
             "es",
             "Hola {{name}}, tu pedido {{order}} va en camino",
+        ))
+        .with_template(FakeTemplate::new(
+            "promo",
+            "es",
+            "Hola {{name}}, 20% de descuento hoy",
         )),
     )
     .await;
@@ -304,6 +309,98 @@ async fn an_inbound_text_and_a_quick_reply_click_reach_an_endpoint_as_message_re
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].json["data"]["replyTo"], Value::Null);
     assert_eq!(got[0].json["data"]["contextId"], "wamid.someone-else");
+}
+
+const OPTED_OUT_BODY: &str = r#"{"code":400,"body":{"context":{"key":"Body","label":"body.phoneNumber"},"message":"The recipient has opted out of marketing messages","path":["body.phoneNumber"],"type":"Bad format"}}"#;
+
+fn opted_out_body() -> Value {
+    serde_json::from_str(OPTED_OUT_BODY).unwrap()
+}
+
+/// Issue 15 items 1 and 2 together: what the customer writes through Meta's webhook moves
+/// the number on and off the suppression list, and MARKETING sends follow.
+#[tokio::test]
+async fn stop_by_whatsapp_refuses_marketing_keeps_utility_and_start_lets_it_through() {
+    let c = spawn().await;
+    let promo = s(&c
+        .t
+        .create(
+            "/v1/admin/templates",
+            json!({"accountId": c.seed.account_id, "name": "promo", "language": "es",
+                   "category": "MARKETING", "status": "APPROVED", "appId": "1002",
+                   "message": "Hola {{name}}, 20% de descuento hoy"}),
+        )
+        .await["id"]);
+    let promo_body = |phone: &str| {
+        json!({"templateId": promo, "phoneNumber": phone, "clientName": "Ana",
+               "params": {"name": "Ana"}})
+    };
+    let rx = Receiver::start().await;
+    let secret = c
+        .register(&rx.url, &["contact.opted_out", "contact.opted_in"])
+        .await;
+    // An open conversation with the number, then the customer writes STOP.
+    c.send(PHONE).await;
+    c.emit(&InboundEvent::text(PHONE, "  Stop! ")).await;
+    c.t.drain_callbacks().await;
+    let got = rx.take();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_signed(&secret, &got[0]);
+    assert_eq!(got[0].json["type"], "contact.opted_out");
+    assert_eq!(got[0].json["data"]["phoneNumber"], PHONE);
+    assert_eq!(got[0].json["data"]["reason"], "keyword");
+    assert_eq!(got[0].json["data"]["channelId"], json!(c.seed.channel_id));
+
+    let messages = c.t.sql_i64("SELECT count(*) FROM messages").await;
+    let r = c.t.send_old(&c.seed.token, promo_body(PHONE)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json, opted_out_body());
+    let r = c.t.send_new(&c.seed.token, promo_body(PHONE)).await;
+    assert_eq!(r.json, opted_out_body());
+    assert_eq!(
+        c.t.sql_i64("SELECT count(*) FROM messages").await,
+        messages,
+        "nothing queued"
+    );
+    // A utility template still goes.
+    let r = c.t.send_old(&c.seed.token, send_body(&c.seed, PHONE)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    // START: off the list, marketing goes again.
+    c.emit(&InboundEvent::text(PHONE, "start")).await;
+    c.t.drain_callbacks().await;
+    let got = rx.take();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].json["type"], "contact.opted_in");
+    assert_eq!(got[0].json["data"]["phoneNumber"], PHONE);
+    let r = c.t.send_old(&c.seed.token, promo_body(PHONE)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let promo_message = s(&r.json["data"]["message_id"]);
+    c.settle().await;
+
+    // Meta's "Stop promotions" button on the marketing template: reason `button`.
+    let wamid = c
+        .fake
+        .sent()
+        .into_iter()
+        .find(|m| m.biz_opaque_callback_data.as_deref() == Some(promo_message.as_str()))
+        .expect("the fake got the promo")
+        .wamid;
+    c.emit(&InboundEvent::button(PHONE, &wamid, "", "Stop promotions"))
+        .await;
+    c.t.drain_callbacks().await;
+    let got = rx.take();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].json["type"], "contact.opted_out");
+    assert_eq!(got[0].json["data"]["reason"], "button");
+    let r = c.t.send_old(&c.seed.token, promo_body(PHONE)).await;
+    assert_eq!(r.json, opted_out_body());
+
+    // A sender known only by a user id no contact has: no number to suppress, no event.
+    c.emit(&InboundEvent::text_from_user_id("US.999", "STOP"))
+        .await;
+    c.t.drain_callbacks().await;
+    assert!(rx.take().is_empty());
 }
 
 #[tokio::test]

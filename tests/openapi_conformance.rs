@@ -595,6 +595,7 @@ async fn live_responses_match_the_openapi_document() {
 
     let setup = admin_api(&c).await;
     native_api(&c, &setup).await;
+    suppressions(&c, &setup).await;
     compatible_api(
         &c,
         &setup,
@@ -639,6 +640,136 @@ async fn live_responses_match_the_openapi_document() {
         missing.is_empty(),
         "operations no request of this test exercised: {missing:?}"
     );
+}
+
+/// The suppression list over `/v1` and the admin API, and a refused MARKETING send.
+async fn suppressions(c: &Checker, setup: &Setup) {
+    let token = setup.token.as_str();
+    let channel = c
+        .req("GET", format!("/v1/admin/channels/{}", setup.channel_id))
+        .admin()
+        .expect(200)
+        .await;
+    let account_id = s(&channel["accountId"]);
+    c.req("GET", "/v1/suppressions").expect(401).await;
+    c.req("POST", "/v1/suppressions")
+        .token(token)
+        .json(json!({"phoneNumber": "50755669001", "reason": "asked by phone"}))
+        .expect(201)
+        .await;
+    c.req("POST", "/v1/suppressions")
+        .token(token)
+        .json(json!({"phoneNumber": "50755669001"}))
+        .expect(200)
+        .await;
+    c.req("POST", "/v1/suppressions")
+        .token(token)
+        .json(json!({"phoneNumber": "12"}))
+        .expect(400)
+        .await;
+    c.req("GET", "/v1/suppressions?limit=1")
+        .token(token)
+        .expect(200)
+        .await;
+    c.req("GET", "/v1/suppressions?cursor=zz")
+        .token(token)
+        .expect(400)
+        .await;
+    // A MARKETING template to the number: refused, natively 422.
+    let promo = c
+        .req("POST", "/v1/admin/templates")
+        .admin()
+        .json(
+            json!({"accountId": account_id, "name": "promo_optout", "language": "es",
+                     "category": "MARKETING", "status": "APPROVED", "appId": "app_promo",
+                     "message": "Oferta para {{name}}"}),
+        )
+        .expect(201)
+        .await;
+    let refused = c
+        .req("POST", "/v1/messages")
+        .token(token)
+        .json(json!({"to": "50755669001", "templateId": promo["id"], "params": {"name": "Ana"}}))
+        .expect(422)
+        .await;
+    assert_eq!(
+        refused["type"], "/problems/recipient-opted-out",
+        "{refused}"
+    );
+    c.req("DELETE", "/v1/suppressions/50755669001")
+        .token(token)
+        .expect(204)
+        .await;
+    c.req("DELETE", "/v1/suppressions/50755669001")
+        .token(token)
+        .expect(404)
+        .await;
+    c.req("DELETE", "/v1/suppressions/12")
+        .token(token)
+        .expect(400)
+        .await;
+    c.req("DELETE", "/v1/suppressions/50755669001")
+        .expect(401)
+        .await;
+    // The admin API.
+    let path = format!("/v1/admin/accounts/{account_id}/suppressions");
+    c.req("POST", path.clone())
+        .admin()
+        .json(json!({"phoneNumber": "50755669002"}))
+        .expect(201)
+        .await;
+    c.req("POST", path.clone())
+        .admin()
+        .json(json!({"phoneNumber": "50755669002", "reason": null}))
+        .expect(200)
+        .await;
+    c.req("POST", path.clone())
+        .admin()
+        .json(json!({"phone": "50755669002"}))
+        .expect(400)
+        .await;
+    c.req("POST", "/v1/admin/accounts/acc_nope/suppressions")
+        .admin()
+        .json(json!({"phoneNumber": "50755669002"}))
+        .expect(404)
+        .await;
+    c.req("POST", path.clone()).expect(401).await;
+    c.req("GET", path.clone()).admin().expect(200).await;
+    c.req("GET", format!("{path}?limit=500"))
+        .admin()
+        .expect(400)
+        .await;
+    c.req("GET", "/v1/admin/accounts/acc_nope/suppressions")
+        .admin()
+        .expect(404)
+        .await;
+    c.req("GET", path.clone()).expect(401).await;
+    c.req("DELETE", format!("{path}/50755669002"))
+        .admin()
+        .expect(204)
+        .await;
+    c.req("DELETE", format!("{path}/50755669002"))
+        .admin()
+        .expect(404)
+        .await;
+    c.req("DELETE", format!("{path}/12"))
+        .admin()
+        .expect(400)
+        .await;
+    c.req("DELETE", format!("{path}/50755669002"))
+        .expect(401)
+        .await;
+    // Keywords on the account.
+    c.req("PATCH", format!("/v1/admin/accounts/{account_id}"))
+        .admin()
+        .json(json!({"optOutKeywords": ["STOP", "BASTA"], "optInKeywords": null}))
+        .expect(200)
+        .await;
+    c.req("PATCH", format!("/v1/admin/accounts/{account_id}"))
+        .admin()
+        .json(json!({"optOutKeywords": []}))
+        .expect(400)
+        .await;
 }
 
 /// What the admin tour set up for the others.

@@ -191,7 +191,7 @@ fn status(wamid: &str, status: MessageStatus, at: i64) -> StatusUpdate {
 }
 
 /// Migrations embedded for PostgreSQL (one row each in `schema_migrations`).
-const MIGRATIONS: i64 = 10;
+const MIGRATIONS: i64 = 11;
 
 #[tokio::test]
 async fn migrations_apply_twice_and_from_instances_starting_together() {

@@ -18,14 +18,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app::{App, Event};
-use crate::domain::meta_error::{ErrorClass, MetaError};
+use crate::domain::meta_error::{
+    CODE_MARKETING_LIMIT, CODE_MARKETING_OPTED_OUT, CODE_OPTED_OUT, ErrorClass, MetaError,
+};
 use crate::domain::quiet_hours;
-use crate::domain::retry::RetryPolicy;
+use crate::domain::retry::{RetryPolicy, marketing_retry_delay};
 use crate::domain::status::MessageStatus;
 use crate::provider::Provider;
 use crate::provider::cloud::CloudProvider;
 use crate::provider::sandbox::Sandbox;
-use crate::service::status;
+use crate::service::{status, suppressions};
 use crate::store::{
     AttemptOutcome, AttemptResult, Channel, ClaimedJob, Finished, HELD_MESSAGING_LIMIT,
     HELD_QUIET_HOURS, ProviderError, ProviderKind,
@@ -416,11 +418,30 @@ impl Deliverer {
     async fn deliver(&self, job: ClaimedJob) {
         let message_id = job.message.id.clone();
         let attempt = job.attempt;
-        let sent = self.provider.send(&self.channel, &job).await;
+        // A MARKETING message accepted (or scheduled) before its number opted out is not
+        // sent: it fails with plantilla's own code instead.
+        let sent = if self.opted_out_of_marketing(&job).await {
+            Err(None)
+        } else {
+            self.provider.send(&self.channel, &job).await.map_err(Some)
+        };
         if self.crash_after_send.load(Ordering::SeqCst) {
             return;
         }
         let (result, accepted_id) = match sent {
+            Err(None) => (
+                AttemptResult::Failed {
+                    error: ProviderError {
+                        code: CODE_OPTED_OUT,
+                        title: "Recipient opted out of marketing messages".into(),
+                        details: Some(
+                            "the number is on the account's suppression list; nothing was sent"
+                                .into(),
+                        ),
+                    },
+                },
+                None,
+            ),
             Ok(accepted) => {
                 let id = accepted.provider_message_id.clone();
                 (
@@ -431,9 +452,16 @@ impl Deliverer {
                     Some(id),
                 )
             }
-            Err(e) => (self.on_error(&e, &job).await, None),
+            Err(Some(e)) => (self.on_error(&e, &job).await, None),
         };
         let failed = matches!(result, AttemptResult::Failed { .. });
+        // Meta's 131050: the user stopped marketing messages from the business.
+        let opted_out = match &result {
+            AttemptResult::Failed { error } if error.code == CODE_MARKETING_OPTED_OUT => {
+                Some(error.details.clone())
+            }
+            _ => None,
+        };
         let outcome = AttemptOutcome {
             message_id: message_id.clone(),
             attempt,
@@ -457,12 +485,45 @@ impl Deliverer {
                 if let Some(wamid) = accepted_id {
                     self.apply_early_statuses(&wamid, &message_id).await;
                 }
+                if let Some(details) = opted_out
+                    && let Err(e) = suppressions::on_meta_opt_out(
+                        &self.app,
+                        &job.message.account_id,
+                        &job.message.channel_id,
+                        &job.message.phone_number,
+                        details.as_deref(),
+                    )
+                    .await
+                {
+                    tracing::error!(message_id, error = %e, "cannot add an opted-out number to the suppression list");
+                }
             }
             Ok(Finished::Stale) => {
                 tracing::warn!(message_id, attempt, "outcome of a stale attempt dropped");
             }
             Err(e) => {
                 tracing::error!(message_id, attempt, error = %e, "cannot record a send's outcome");
+            }
+        }
+    }
+
+    /// Whether `job` is a MARKETING message to a number on its account's suppression list
+    /// (the list is read as the message goes; an error reading it lets the message go).
+    async fn opted_out_of_marketing(&self, job: &ClaimedJob) -> bool {
+        if !job.template.category.eq_ignore_ascii_case("MARKETING") {
+            return false;
+        }
+        match suppressions::is_suppressed(
+            &self.app,
+            &job.message.account_id,
+            &job.message.phone_number,
+        )
+        .await
+        {
+            Ok(suppressed) => suppressed,
+            Err(e) => {
+                tracing::error!(message_id = job.message.id, error = %e, "cannot read the suppression list");
+                false
             }
         }
     }
@@ -507,6 +568,34 @@ impl Deliverer {
         let at = |delay: Duration| now + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 4);
         match class {
             ErrorClass::Permanent => AttemptResult::Failed { error },
+            ErrorClass::MarketingLimit => {
+                // Retried hours later on its own schedule: how many times Meta declined this
+                // message so before decides which delay comes next.
+                let declined_before = match self.app.store.message_attempts(&job.message.id).await {
+                    Ok(attempts) => attempts
+                        .iter()
+                        .filter(|a| {
+                            a.error
+                                .as_ref()
+                                .is_some_and(|e| e.code == CODE_MARKETING_LIMIT)
+                        })
+                        .count(),
+                    Err(err) => {
+                        tracing::error!(error = %err, "cannot read the message's attempts");
+                        usize::MAX
+                    }
+                };
+                match marketing_retry_delay(
+                    &self.app.config.marketing_retry_schedule(),
+                    declined_before,
+                ) {
+                    Some(delay) => AttemptResult::Retry {
+                        run_at: at(delay),
+                        error,
+                    },
+                    None => AttemptResult::Failed { error },
+                }
+            }
             ErrorClass::ChannelHalt => {
                 tracing::error!(
                     channel_id = self.channel.id,

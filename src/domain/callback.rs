@@ -26,10 +26,12 @@ pub enum EventType {
     ConversationClosed,
     TemplateStatusChanged,
     MessageReceived,
+    ContactOptedOut,
+    ContactOptedIn,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 9] = [
+    pub const ALL: [EventType; 11] = [
         Self::MessageSent,
         Self::MessageDelivered,
         Self::MessageRead,
@@ -39,6 +41,8 @@ impl EventType {
         Self::ConversationClosed,
         Self::TemplateStatusChanged,
         Self::MessageReceived,
+        Self::ContactOptedOut,
+        Self::ContactOptedIn,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +56,8 @@ impl EventType {
             Self::ConversationClosed => "conversation.closed",
             Self::TemplateStatusChanged => "template.status_changed",
             Self::MessageReceived => "message.received",
+            Self::ContactOptedOut => "contact.opted_out",
+            Self::ContactOptedIn => "contact.opted_in",
         }
     }
 

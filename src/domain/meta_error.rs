@@ -22,6 +22,10 @@ pub enum ErrorClass {
     RetryRecipient,
     /// Transient failure (Meta-side errors, 5xx, timeouts): retry with backoff.
     Retry,
+    /// Meta declined a MARKETING message to keep the user's engagement healthy (131049):
+    /// retry hours later, on the marketing schedule
+    /// ([`super::retry::marketing_retry_delay`]), not the usual backoff.
+    MarketingLimit,
     /// Retrying cannot help: fail the message now, keeping Meta's code and text.
     Permanent,
     /// The channel itself cannot send (token, permissions, account locked or
@@ -37,6 +41,7 @@ impl ErrorClass {
             ErrorClass::RetryChannel => "retry_channel",
             ErrorClass::RetryRecipient => "retry_recipient",
             ErrorClass::Retry => "retry",
+            ErrorClass::MarketingLimit => "marketing_limit",
             ErrorClass::Permanent => "permanent",
             ErrorClass::ChannelHalt => "channel_halt",
         }
@@ -47,7 +52,10 @@ impl ErrorClass {
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
-            ErrorClass::RetryChannel | ErrorClass::RetryRecipient | ErrorClass::Retry
+            ErrorClass::RetryChannel
+                | ErrorClass::RetryRecipient
+                | ErrorClass::Retry
+                | ErrorClass::MarketingLimit
         )
     }
 }
@@ -66,8 +74,16 @@ pub const CODE_CONNECTION: i64 = -2;
 /// Code of an HTTP error response whose body is not Meta's error JSON (a
 /// proxy's HTML page, an empty body…). Classified by HTTP status.
 pub const CODE_UNKNOWN: i64 = -3;
+/// Code of a MARKETING message not sent because its number joined the account's suppression
+/// list after the send was accepted (plantilla's own, never Meta's).
+pub const CODE_OPTED_OUT: i64 = -4;
 
-use ErrorClass::{ChannelHalt, Permanent, Retry, RetryChannel, RetryRecipient};
+use ErrorClass::{ChannelHalt, MarketingLimit, Permanent, Retry, RetryChannel, RetryRecipient};
+
+/// Meta declined a marketing message to keep the user's engagement healthy.
+pub const CODE_MARKETING_LIMIT: i64 = 131049;
+/// The user stopped marketing messages from this business.
+pub const CODE_MARKETING_OPTED_OUT: i64 = 131050;
 
 /// Meta's codes (and plantilla's transport sentinels), each with what to do
 /// and Meta's title. Meta documents 200-299 as one range: the row for 200
@@ -124,12 +140,11 @@ pub static CLASSES: &[(i64, ErrorClass, &str)] = &[
     (131047, Permanent, "Re-engagement message"),
     // "This message was not delivered to maintain healthy ecosystem
     // engagement": the recipient's per-user marketing limit. Meta advises not
-    // retrying soon (wait about a day); our backoff tops out at minutes and
-    // would only repeat the error, so the message fails now with Meta's text
-    // and the integrator may send again later.
+    // retrying soon: retried hours later on the marketing schedule, a
+    // configured number of times, then failed.
     (
         131049,
-        Permanent,
+        MarketingLimit,
         "Message not delivered to maintain healthy ecosystem engagement",
     ),
     (
@@ -437,12 +452,14 @@ mod tests {
             assert_eq!(lookup(code).unwrap().0, RetryChannel, "{code}");
         }
         assert_eq!(lookup(131056).unwrap().0, RetryRecipient);
+        assert_eq!(lookup(131049).unwrap().0, MarketingLimit);
+        assert!(MarketingLimit.is_retryable());
         for code in [131000, 131016, 1, 2, 133004] {
             assert_eq!(lookup(code).unwrap().0, Retry, "{code}");
         }
         for code in [
             131026, 131047, 131051, 132000, 132001, 132005, 132007, 132012, 132015, 132016, 100,
-            131008, 131009, 131021, 131052, 131053, 132068, 132069, 470, 131045, 133010, 131049,
+            131008, 131009, 131021, 131052, 131053, 132068, 132069, 470, 131045, 133010, 131050,
         ] {
             assert_eq!(lookup(code).unwrap().0, Permanent, "{code}");
         }
@@ -584,7 +601,7 @@ mod tests {
         assert_eq!(e.class(), Permanent);
 
         let e = MetaError::from_status_error(&json!({"code": 131049, "title": "x"}));
-        assert_eq!(e.class(), Permanent);
+        assert_eq!(e.class(), MarketingLimit);
         let e =
             MetaError::from_status_error(&json!({"code": 131000, "title": "Something went wrong"}));
         assert_eq!(e.class(), Retry);

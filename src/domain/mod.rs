@@ -7,6 +7,7 @@ pub mod ids;
 pub mod inbound;
 pub mod media;
 pub mod meta_error;
+pub mod opt_out;
 pub mod phone;
 mod phone_data;
 pub mod quiet_hours;

@@ -72,7 +72,10 @@ impl RetryPolicy {
         rng: &mut impl Rng,
     ) -> Option<Duration> {
         let floor = match class {
-            ErrorClass::Permanent | ErrorClass::ChannelHalt => return None,
+            // 131049 has its own schedule (`marketing_retry_delay`).
+            ErrorClass::Permanent | ErrorClass::ChannelHalt | ErrorClass::MarketingLimit => {
+                return None;
+            }
             ErrorClass::RetryChannel => THROUGHPUT_FLOOR,
             ErrorClass::RetryRecipient => PAIR_RATE_FLOOR,
             ErrorClass::Retry => Duration::ZERO,
@@ -97,6 +100,46 @@ impl RetryPolicy {
 fn uniform_up_to(rng: &mut impl Rng, max: u64) -> u64 {
     let range = u128::from(max) + 1;
     ((u128::from(rng.next_u64()) * range) >> 64) as u64
+}
+
+/// The delay before a MARKETING message Meta declined with 131049 ("not delivered to maintain
+/// healthy ecosystem engagement") is tried again: Meta advises waiting hours, not seconds, so
+/// these retries follow their own schedule. `declined_before` is how many earlier attempts of
+/// the message Meta declined so; `None` when the schedule is used up (the message fails).
+pub fn marketing_retry_delay(delays: &[Duration], declined_before: usize) -> Option<Duration> {
+    delays.get(declined_before).copied()
+}
+
+/// Parses a schedule of delays such as `6h,12h,24h`: comma-separated whole numbers, each with
+/// a unit `s`, `m`, `h` or `d`. Empty (or `none`): no retries.
+pub fn parse_delays(text: &str) -> Result<Vec<Duration>, String> {
+    let text = text.trim();
+    if text.is_empty() || text.eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    text.split(',')
+        .map(|part| {
+            let part = part.trim();
+            let split = part
+                .find(|c: char| !c.is_ascii_digit())
+                .ok_or_else(|| format!("'{part}' has no unit (s, m, h or d)"))?;
+            let (n, unit) = part.split_at(split);
+            let n: u64 = n
+                .parse()
+                .map_err(|_| format!("'{part}' does not start with a whole number"))?;
+            let secs = match unit {
+                "s" => n,
+                "m" => n.saturating_mul(60),
+                "h" => n.saturating_mul(3600),
+                "d" => n.saturating_mul(86_400),
+                _ => return Err(format!("'{part}': the unit must be s, m, h or d")),
+            };
+            if secs == 0 {
+                return Err(format!("'{part}' is not a delay"));
+            }
+            Ok(Duration::from_secs(secs))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -289,5 +332,29 @@ mod tests {
             p.next_delay(3, ErrorClass::Retry, None, &mut rng()),
             Some(Duration::ZERO)
         );
+    }
+
+    #[test]
+    fn marketing_retries_follow_their_schedule_then_stop() {
+        let delays = parse_delays("6h, 12h,24h").unwrap();
+        assert_eq!(delays, [S(6 * 3600), S(12 * 3600), S(24 * 3600)]);
+        assert_eq!(marketing_retry_delay(&delays, 0), Some(S(6 * 3600)));
+        assert_eq!(marketing_retry_delay(&delays, 1), Some(S(12 * 3600)));
+        assert_eq!(marketing_retry_delay(&delays, 2), Some(S(24 * 3600)));
+        assert_eq!(marketing_retry_delay(&delays, 3), None);
+        assert_eq!(marketing_retry_delay(&[], 0), None);
+    }
+
+    #[test]
+    fn delay_schedules_are_parsed_strictly() {
+        assert_eq!(parse_delays("").unwrap(), []);
+        assert_eq!(parse_delays("none").unwrap(), []);
+        assert_eq!(
+            parse_delays("90s,2m,1d").unwrap(),
+            [S(90), S(120), S(86_400)]
+        );
+        for bad in ["6", "h", "6x", "0h", "6h,,12h", "-1h", "1.5h"] {
+            assert!(parse_delays(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -139,6 +139,14 @@ pub fn standard(code: i64) -> (u16, String) {
         131042 => (400, "Business eligibility payment issue"),
         131047 => (400, "Re-engagement message"),
         131048 => (400, "Spam rate limit hit"),
+        131049 => (
+            400,
+            "This message was not delivered to maintain healthy ecosystem engagement.",
+        ),
+        131050 => (
+            400,
+            "Unable to deliver the message. This recipient has chosen to stop receiving marketing messages on WhatsApp from your business.",
+        ),
         131051 => (400, "Unsupported message type"),
         131056 => (
             400,

@@ -52,6 +52,7 @@ pub fn routes(app: App) -> Router<App> {
             post(close_conversation),
         )
         .route("/v1/admin/messages/{id}", get(get_message))
+        .merge(super::suppressions::admin_routes())
         .route_layer(middleware::from_fn_with_state(app, require_admin))
 }
 

@@ -464,6 +464,13 @@ fn send_error(family: Family, e: SendError) -> Response {
             json!(["body.groupName"]),
             "Bad format",
         ),
+        SendError::RecipientOptedOut => envelope(
+            bad,
+            json!({"key": "Body", "label": "body.phoneNumber"}),
+            "The recipient has opted out of marketing messages",
+            json!(["body.phoneNumber"]),
+            "Bad format",
+        ),
         SendError::ConversationLimit { limit } => match family {
             Family::Old => json_response(
                 StatusCode::UNAUTHORIZED,

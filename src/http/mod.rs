@@ -10,6 +10,7 @@ pub mod media;
 pub mod native;
 pub mod openapi;
 pub mod ops;
+pub mod suppressions;
 pub mod webhooks;
 
 use axum::Router;
@@ -42,6 +43,7 @@ fn canonical_request(mut req: Request<Body>) -> Request<Body> {
 pub fn router(app: App) -> Router {
     let mut router = compat::routes()
         .merge(native::routes())
+        .merge(suppressions::routes())
         .merge(callbacks::routes())
         .merge(webhooks::routes())
         .merge(openapi::routes())
@@ -111,6 +113,7 @@ const STATIC_SEGMENTS: &[&str] = &[
     "session",
     "overview",
     "resume",
+    "suppressions",
 ];
 
 fn canonical_uri(uri: &Uri) -> Option<Uri> {

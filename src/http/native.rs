@@ -283,6 +283,16 @@ pub fn send_problem(e: SendError, field_prefix: &str) -> Problem {
             "errors",
             json!([{"field": f("groupName"), "message": "no such group"}]),
         ),
+        SendError::RecipientOptedOut => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "recipient-opted-out",
+            "Recipient opted out",
+            "the recipient has opted out of marketing messages from this account; only UTILITY and AUTHENTICATION templates can be sent to it",
+        )
+        .with(
+            "errors",
+            json!([{"field": f("to"), "message": "has opted out of marketing messages"}]),
+        ),
         SendError::ConversationLimit { limit } => Problem::new(
             StatusCode::PAYMENT_REQUIRED,
             "conversation-limit",

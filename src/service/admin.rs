@@ -109,7 +109,8 @@ pub async fn create_account(app: &App, body: &Value) -> AdminResult {
         quiet_hours: None,
     };
     app.store.insert_account(&account).await?;
-    Ok(views::account(&account))
+    // As `get_account` shows it (with its keyword lists).
+    get_account(app, &account.id).await
 }
 
 pub async fn get_account(app: &App, id: &str) -> AdminResult {
@@ -121,47 +122,35 @@ pub async fn get_account(app: &App, id: &str) -> AdminResult {
             kind: "account",
             id: id.into(),
         })?;
-    Ok(views::account(&account))
+    let mut view = views::account(&account);
+    if let Some(words) = super::suppressions::keywords(app, id).await? {
+        view["optOutKeywords"] = json!(words.opt_out);
+        view["optInKeywords"] = json!(words.opt_in);
+    }
+    Ok(view)
 }
 
-/// Changes an account's settings: `quietHours` (`{start, end}` as `HH:MM`, or null for off).
+/// Changes an account's settings: `quietHours` (`{start, end}` as `HH:MM`, or null for off),
+/// `optOutKeywords` and `optInKeywords` (arrays of keywords, or null for the defaults).
 pub async fn update_account(app: &App, id: &str, body: &Value) -> AdminResult {
     let f = Fields::of(body)?;
-    f.only(&["quietHours"])?;
-    if f.has("quietHours") {
-        let window = match f.raw("quietHours") {
-            None => None,
-            Some(Value::Object(o)) => {
-                if let Some(k) = o.keys().find(|k| *k != "start" && *k != "end") {
-                    return Err(invalid(
-                        &format!("quietHours.{k}"),
-                        "unknown field; expected start, end",
-                    ));
-                }
-                let time = |key: &str| match o.get(key) {
-                    Some(Value::String(t)) => crate::domain::quiet_hours::parse_minutes(t)
-                        .map_err(|m| invalid(&format!("quietHours.{key}"), m)),
-                    _ => Err(invalid(
-                        &format!("quietHours.{key}"),
-                        "is required: a time of day as HH:MM",
-                    )),
-                };
-                let (start, end) = (time("start")?, time("end")?);
-                if start == end {
-                    return Err(invalid(
-                        "quietHours.end",
-                        "must differ from start (use null to turn quiet hours off)",
-                    ));
-                }
-                Some((start, end))
-            }
-            Some(_) => {
-                return Err(invalid(
-                    "quietHours",
-                    "must be an object {start, end} or null",
-                ));
-            }
-        };
+    f.only(&["quietHours", "optOutKeywords", "optInKeywords"])?;
+    // Checked before anything is written, so a bad list changes nothing.
+    let opt_out = super::suppressions::parse_keyword_field(&f, "optOutKeywords")?;
+    let opt_in = super::suppressions::parse_keyword_field(&f, "optInKeywords")?;
+    let quiet_hours = quiet_hours_field(&f)?;
+    if (opt_out.is_some() || opt_in.is_some())
+        && !app
+            .store
+            .set_opt_keywords(id, opt_out, opt_in, now_ms())
+            .await?
+    {
+        return Err(AdminError::NotFound {
+            kind: "account",
+            id: id.into(),
+        });
+    }
+    if let Some(window) = quiet_hours {
         if !app.store.set_quiet_hours(id, window, now_ms()).await? {
             return Err(AdminError::NotFound {
                 kind: "account",
@@ -170,6 +159,47 @@ pub async fn update_account(app: &App, id: &str, body: &Value) -> AdminResult {
         }
     }
     get_account(app, id).await
+}
+
+/// An account update's `quietHours`: `Some(None)` for null (off), `None` when absent.
+fn quiet_hours_field(f: &Fields) -> Result<Option<Option<(i64, i64)>>, AdminError> {
+    if !f.has("quietHours") {
+        return Ok(None);
+    }
+    let window = match f.raw("quietHours") {
+        None => None,
+        Some(Value::Object(o)) => {
+            if let Some(k) = o.keys().find(|k| *k != "start" && *k != "end") {
+                return Err(invalid(
+                    &format!("quietHours.{k}"),
+                    "unknown field; expected start, end",
+                ));
+            }
+            let time = |key: &str| match o.get(key) {
+                Some(Value::String(t)) => crate::domain::quiet_hours::parse_minutes(t)
+                    .map_err(|m| invalid(&format!("quietHours.{key}"), m)),
+                _ => Err(invalid(
+                    &format!("quietHours.{key}"),
+                    "is required: a time of day as HH:MM",
+                )),
+            };
+            let (start, end) = (time("start")?, time("end")?);
+            if start == end {
+                return Err(invalid(
+                    "quietHours.end",
+                    "must differ from start (use null to turn quiet hours off)",
+                ));
+            }
+            Some((start, end))
+        }
+        Some(_) => {
+            return Err(invalid(
+                "quietHours",
+                "must be an object {start, end} or null",
+            ));
+        }
+    };
+    Ok(Some(window))
 }
 
 /// A new API key for an account: account-wide access to the native API. The key is shown

@@ -103,7 +103,7 @@ pub async fn record(app: &App, channel: &Channel, report: &InboundReport) -> Sto
 /// opt-in keywords, a marketing opt-out button). `phone` is the sender's number when known
 /// (given, or found through their user id).
 pub async fn on_first_receipt(
-    _app: &App,
+    app: &App,
     channel: &Channel,
     phone: Option<&str>,
     message: &ReceivedMessage,
@@ -116,6 +116,31 @@ pub async fn on_first_receipt(
         reply_to = message.reply_to.as_deref(),
         "inbound message stored"
     );
+    // Opt-out and opt-in keywords, and a marketing template's opt-out button: they need the
+    // number, since the suppression list is kept by number.
+    let Some(phone) = phone else {
+        return Ok(());
+    };
+    let button = match (&message.button_payload, &message.button_text) {
+        (None, None) => None,
+        (payload, text) => Some((
+            payload.as_deref().unwrap_or_default(),
+            text.as_deref().unwrap_or_default(),
+        )),
+    };
+    let replied_template = match &message.reply_to_template_id {
+        Some(id) => app.store.template(id).await?,
+        None => None,
+    };
+    super::suppressions::on_inbound(
+        app,
+        channel,
+        phone,
+        message.text.as_deref(),
+        button,
+        replied_template.as_ref(),
+    )
+    .await?;
     Ok(())
 }
 

@@ -12,6 +12,7 @@ pub mod media;
 pub mod ops;
 pub mod send;
 pub mod status;
+pub mod suppressions;
 pub mod templates;
 pub mod views;
 pub mod webhook;

@@ -112,6 +112,9 @@ pub enum SendError {
     InvalidParams(Vec<InvalidValue>),
     #[error("group '{0}' not found")]
     GroupNotFound(String),
+    /// The template is MARKETING and the number is on the account's suppression list.
+    #[error("the recipient has opted out of marketing messages")]
+    RecipientOptedOut,
     #[error("the account has reached its conversations limit")]
     ConversationLimit { limit: i64 },
     /// `sendAt` is farther ahead than the configured horizon allows.
@@ -246,6 +249,14 @@ pub async fn prepare(
     }
 
     let group = resolve_group(app, channel, &req, template.group_name.as_deref()).await?;
+
+    // Row 9b: after the template and its values, before any conversation decision (an open
+    // or pending conversation does not bypass an opt-out). The template's current category.
+    if template.category.eq_ignore_ascii_case("MARKETING")
+        && super::suppressions::is_suppressed(app, &channel.account_id, req.phone.as_str()).await?
+    {
+        return Err(SendError::RecipientOptedOut);
+    }
 
     let account = store
         .account(&channel.account_id)

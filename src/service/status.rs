@@ -1,9 +1,15 @@
 //! Applying provider statuses: the one path for real webhooks and the sandbox alike.
 
 use crate::app::{App, Event};
+use crate::domain::meta_error::{CODE_MARKETING_LIMIT, CODE_MARKETING_OPTED_OUT};
+use crate::domain::retry::marketing_retry_delay;
+use crate::domain::status::MessageStatus;
 use crate::store::{StatusApplied, StatusUpdate, StoreResult};
 
 pub async fn apply(app: &App, update: &StatusUpdate) -> StoreResult<StatusApplied> {
+    if let Some(applied) = declined_for_engagement(app, update).await? {
+        return Ok(applied);
+    }
     let applied = app.store.apply_status(update).await?;
     match &applied {
         StatusApplied::Applied {
@@ -17,6 +23,12 @@ pub async fn apply(app: &App, update: &StatusUpdate) -> StoreResult<StatusApplie
                     message_id: message_id.clone(),
                     status: *status,
                 });
+                if *status == MessageStatus::Failed
+                    && let Some(error) = &update.error
+                    && error.code == CODE_MARKETING_OPTED_OUT
+                {
+                    opted_out(app, message_id, error.details.as_deref()).await;
+                }
             }
             if let Some((conversation_id, status)) = conversation {
                 app.publish(Event::ConversationStatus {
@@ -43,4 +55,86 @@ pub async fn apply(app: &App, update: &StatusUpdate) -> StoreResult<StatusApplie
         }
     }
     Ok(applied)
+}
+
+/// A message failed with Meta's 131050 in a status webhook (the user stopped marketing
+/// messages from the business): its number joins the account's suppression list.
+async fn opted_out(app: &App, message_id: &str, details: Option<&str>) {
+    let result = async {
+        let Some(m) = app.store.message(message_id).await? else {
+            return Ok(());
+        };
+        super::suppressions::on_meta_opt_out(
+            app,
+            &m.account_id,
+            &m.channel_id,
+            &m.phone_number,
+            details,
+        )
+        .await
+        .map(|_| ())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(message_id, error = %e, "cannot add an opted-out number to the suppression list");
+    }
+}
+
+/// A `failed` status with Meta's 131049 (a MARKETING message declined to keep the user's
+/// engagement healthy) is not final while the marketing retry schedule has a delay left: the
+/// message goes back to the queue for then instead of failing. `None`: not such a status, or
+/// the schedule is used up (the status is applied as usual, failing the message).
+async fn declined_for_engagement(
+    app: &App,
+    update: &StatusUpdate,
+) -> StoreResult<Option<StatusApplied>> {
+    let Some(error) = update
+        .error
+        .as_ref()
+        .filter(|e| update.status == MessageStatus::Failed && e.code == CODE_MARKETING_LIMIT)
+    else {
+        return Ok(None);
+    };
+    // The message is known by plantilla's id (`biz_opaque_callback_data`, which every send
+    // carries).
+    let Some(message_id) = update.message_id.as_deref() else {
+        return Ok(None);
+    };
+    let declined_before = app
+        .store
+        .message_attempts(message_id)
+        .await?
+        .iter()
+        .filter(|a| {
+            a.error
+                .as_ref()
+                .is_some_and(|e| e.code == CODE_MARKETING_LIMIT)
+        })
+        .count();
+    let Some(delay) =
+        marketing_retry_delay(&app.config.marketing_retry_schedule(), declined_before)
+    else {
+        return Ok(None);
+    };
+    let now = app.clock.now_ms();
+    let run_at = now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 4));
+    if !app
+        .store
+        .requeue_declined(message_id, update.channel_id.as_deref(), error, run_at, now)
+        .await?
+    {
+        return Ok(None);
+    }
+    tracing::info!(
+        message_id,
+        retry_at = crate::format_ms(run_at),
+        "marketing message declined by Meta (131049): retried later"
+    );
+    app.wake.notify_one();
+    Ok(Some(StatusApplied::Applied {
+        message_id: message_id.to_string(),
+        status: MessageStatus::Queued,
+        changed: true,
+        conversation: None,
+    }))
 }

@@ -31,6 +31,13 @@ pub fn cursor(ms: i64, id: &str) -> String {
     hex::encode(format!("{ms}.{id}"))
 }
 
+/// The `(ms, id)` of a [`cursor`]; `None` when it is not one.
+pub fn parse_cursor(raw: &str) -> Option<(i64, String)> {
+    let text = String::from_utf8(hex::decode(raw).ok()?).ok()?;
+    let (ms, id) = text.split_once('.')?;
+    Some((ms.parse().ok()?, id.to_string()))
+}
+
 pub fn template(t: &Template) -> Value {
     let content = template_content(t);
     let unsendable = content.unsendable_reason();

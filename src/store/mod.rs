@@ -979,6 +979,72 @@ pub(crate) fn inbound_event(m: &InboundMessage) -> OutboxEvent {
     }
 }
 
+/// A number on an account's suppression list: MARKETING templates are not sent to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suppression {
+    pub account_id: String,
+    /// E.164 digits, as sends store recipients.
+    pub phone_number: String,
+    /// `keyword`, `button`, `meta_131050` or `api` (`domain::opt_out::Reason`).
+    pub reason: String,
+    /// Free text: the API's `reason` text, the keyword written, Meta's error details.
+    pub note: Option<String>,
+    /// Added by plantilla itself (an opt-in keyword removes only these).
+    pub automatic: bool,
+    /// The channel the opt-out came through, when known.
+    pub channel_id: Option<String>,
+    pub created_at: i64,
+}
+
+/// How a number left the suppression list (for its `contact.opted_in` event).
+#[derive(Debug, Clone)]
+pub struct SuppressionRemoval {
+    /// `keyword` (an opt-in keyword) or `api`.
+    pub reason: String,
+    /// Only an automatic entry is removed (an opt-in keyword never removes an `api` entry).
+    pub only_automatic: bool,
+    pub channel_id: Option<String>,
+    pub now: i64,
+}
+
+/// A number joining (`contact.opted_out`) or leaving (`contact.opted_in`) the suppression
+/// list. Ordered per number, so an opt-out and the opt-in after it arrive in that order.
+pub(crate) fn contact_event(
+    event_type: EventType,
+    entry: &Suppression,
+    reason: &str,
+    channel_id: Option<&str>,
+    at: i64,
+) -> OutboxEvent {
+    let mut data = serde_json::json!({
+        "accountId": entry.account_id,
+        "phoneNumber": entry.phone_number,
+        "reason": reason,
+        "channelId": channel_id,
+        "at": crate::format_ms(at),
+    });
+    if event_type == EventType::ContactOptedOut {
+        data["automatic"] = Value::Bool(entry.automatic);
+        data["note"] = serde_json::json!(entry.note);
+    } else {
+        data["previousReason"] = Value::String(entry.reason.clone());
+    }
+    OutboxEvent {
+        event_type,
+        ordering_key: format!("contact:{}", entry.phone_number),
+        message_id: None,
+        callback_url: None,
+        payload: event_payload(event_type, at, data),
+    }
+}
+
+/// An account's keyword lists as stored: `None` means the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OptKeywords {
+    pub opt_out: Option<Vec<String>>,
+    pub opt_in: Option<Vec<String>>,
+}
+
 /// Who receives `event`: `(endpoint id, url)` of each endpoint subscribed to its type (from
 /// `(id, url, event types JSON)` rows of the account), then `("", callbackUrl)`.
 pub(crate) fn receivers(
@@ -997,6 +1063,24 @@ pub(crate) fn receivers(
         out.push((String::new(), url.clone()));
     }
     out
+}
+
+/// Keyword lists from their stored JSON columns.
+pub(crate) fn keywords_from_columns(
+    opt_out: Option<String>,
+    opt_in: Option<String>,
+) -> StoreResult<OptKeywords> {
+    let parse = |v: Option<String>| -> StoreResult<Option<Vec<String>>> {
+        v.map(|t| {
+            serde_json::from_str(&t)
+                .map_err(|e| StoreError::Other(anyhow::anyhow!("stored keywords: {e}")))
+        })
+        .transpose()
+    };
+    Ok(OptKeywords {
+        opt_out: parse(opt_out)?,
+        opt_in: parse(opt_in)?,
+    })
 }
 
 #[async_trait]
@@ -1306,6 +1390,55 @@ pub trait Store: Send + Sync + 'static {
     /// Sets a template's status and, when it changed, queues `template.status_changed` in the
     /// same transaction. Returns whether it changed.
     async fn set_template_status(&self, id: &str, status: &str, now: i64) -> StoreResult<bool>;
+    // Opt-outs
+    /// The account's suppression list, oldest first, after the `(created_at, phone)` cursor.
+    async fn list_suppressions(
+        &self,
+        account_id: &str,
+        after: Option<(i64, String)>,
+        limit: u32,
+    ) -> StoreResult<Vec<Suppression>>;
+    async fn suppression(
+        &self,
+        account_id: &str,
+        phone_number: &str,
+    ) -> StoreResult<Option<Suppression>>;
+    /// Adds `entry` and queues `contact.opted_out` in the same transaction. A number already
+    /// on the list keeps its entry: `Ok(Some(existing))`, nothing written. `Ok(None)`: added.
+    async fn add_suppression(&self, entry: &Suppression) -> StoreResult<Option<Suppression>>;
+    /// Removes the number's entry (only an automatic one when `removal.only_automatic`) and
+    /// queues `contact.opted_in` in the same transaction. The removed entry, if any.
+    async fn remove_suppression(
+        &self,
+        account_id: &str,
+        phone_number: &str,
+        removal: &SuppressionRemoval,
+    ) -> StoreResult<Option<Suppression>>;
+    /// Meta declined an accepted MARKETING message with 131049 in a status webhook and it is
+    /// retried at `run_at`: back to `queued` with the error kept, its provider id forgotten, a
+    /// delivery job due then and the attempt recorded (`retry`), in one transaction. `false`
+    /// (nothing written) when the message is not of `channel_id` or no longer in flight
+    /// (`sending` or `sent`).
+    async fn requeue_declined(
+        &self,
+        message_id: &str,
+        channel_id: Option<&str>,
+        error: &ProviderError,
+        run_at: i64,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// The account's keyword lists; `None` when there is no such account.
+    async fn opt_keywords(&self, account_id: &str) -> StoreResult<Option<OptKeywords>>;
+    /// Sets the lists given (`Some(None)`: back to the defaults; `None`: unchanged). `false`
+    /// when there is no such account.
+    async fn set_opt_keywords(
+        &self,
+        account_id: &str,
+        opt_out: Option<Option<Vec<String>>>,
+        opt_in: Option<Option<Vec<String>>>,
+        now: i64,
+    ) -> StoreResult<bool>;
+
     /// Leases until `now + lease_ms` up to `limit` due deliveries, each the oldest pending
     /// one of its stream (endpoint and message), so a stream is never delivered out of order.
     /// A delivery to a `callbackUrl` comes with the account's callback secret, created here

@@ -102,6 +102,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "inbound",
         include_str!("../../migrations/postgres/0010_inbound.sql"),
     ),
+    (
+        11,
+        "suppressions",
+        include_str!("../../migrations/postgres/0011_suppressions.sql"),
+    ),
 ];
 
 /// The channel every instance listens on; accepted sends notify it (on commit).
@@ -457,6 +462,18 @@ async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
 
 // Ties in `created_at` (and "the first" row where SQLite takes the first in insertion order)
 // are broken by id: ids are time-ordered UUIDs, compared bytewise as SQLite compares text.
+fn suppression_from_row(r: &PgRow) -> StoreResult<Suppression> {
+    Ok(Suppression {
+        account_id: r.try_get("account_id")?,
+        phone_number: r.try_get("phone_number")?,
+        reason: r.try_get("reason")?,
+        note: r.try_get("note")?,
+        automatic: r.try_get("automatic")?,
+        channel_id: r.try_get("channel_id")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
 fn channel_from_row(cipher: &Cipher, r: &PgRow) -> StoreResult<Channel> {
     let provider: String = r.try_get("provider")?;
     let id: String = r.try_get("id")?;
@@ -2956,6 +2973,211 @@ impl Store for PgStore {
         queue_events(&mut tx, &self.lookups, &template.account_id, &[event]).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn list_suppressions(
+        &self,
+        account_id: &str,
+        after: Option<(i64, String)>,
+        limit: u32,
+    ) -> StoreResult<Vec<Suppression>> {
+        let (after_ms, after_phone) = after.unwrap_or((i64::MIN, String::new()));
+        let rows = sqlx::query(
+            "SELECT * FROM suppressions WHERE account_id = $1
+               AND (created_at > $2 OR (created_at = $2 AND phone_number > $3))
+             ORDER BY created_at, phone_number LIMIT $4",
+        )
+        .bind(account_id)
+        .bind(after_ms)
+        .bind(after_phone)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(suppression_from_row).collect()
+    }
+
+    async fn suppression(
+        &self,
+        account_id: &str,
+        phone_number: &str,
+    ) -> StoreResult<Option<Suppression>> {
+        let row =
+            sqlx::query("SELECT * FROM suppressions WHERE account_id = $1 AND phone_number = $2")
+                .bind(account_id)
+                .bind(phone_number)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.as_ref().map(suppression_from_row).transpose()
+    }
+
+    async fn add_suppression(&self, entry: &Suppression) -> StoreResult<Option<Suppression>> {
+        let mut tx = self.pool.begin().await?;
+        // The primary key decides between two concurrent adds: the loser reads the winner's.
+        let inserted = sqlx::query(
+            "INSERT INTO suppressions (account_id, phone_number, reason, note, automatic,
+                channel_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (account_id, phone_number) DO NOTHING",
+        )
+        .bind(&entry.account_id)
+        .bind(&entry.phone_number)
+        .bind(&entry.reason)
+        .bind(&entry.note)
+        .bind(entry.automatic)
+        .bind(&entry.channel_id)
+        .bind(entry.created_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !inserted {
+            let row = sqlx::query(
+                "SELECT * FROM suppressions WHERE account_id = $1 AND phone_number = $2",
+            )
+            .bind(&entry.account_id)
+            .bind(&entry.phone_number)
+            .fetch_optional(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return match row {
+                Some(row) => Ok(Some(suppression_from_row(&row)?)),
+                // Removed again in between: as good as added by the other writer.
+                None => Ok(None),
+            };
+        }
+        let event = contact_event(
+            EventType::ContactOptedOut,
+            entry,
+            &entry.reason,
+            entry.channel_id.as_deref(),
+            entry.created_at,
+        );
+        queue_events(&mut tx, &self.lookups, &entry.account_id, &[event]).await?;
+        tx.commit().await?;
+        Ok(None)
+    }
+
+    async fn remove_suppression(
+        &self,
+        account_id: &str,
+        phone_number: &str,
+        removal: &SuppressionRemoval,
+    ) -> StoreResult<Option<Suppression>> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "DELETE FROM suppressions WHERE account_id = $1 AND phone_number = $2
+               AND (automatic OR NOT $3)
+             RETURNING *",
+        )
+        .bind(account_id)
+        .bind(phone_number)
+        .bind(removal.only_automatic)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let removed = suppression_from_row(&row)?;
+        let event = contact_event(
+            EventType::ContactOptedIn,
+            &removed,
+            &removal.reason,
+            removal.channel_id.as_deref(),
+            removal.now,
+        );
+        queue_events(&mut tx, &self.lookups, account_id, &[event]).await?;
+        tx.commit().await?;
+        Ok(Some(removed))
+    }
+
+    async fn requeue_declined(
+        &self,
+        message_id: &str,
+        channel_id: Option<&str>,
+        error: &ProviderError,
+        run_at: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "UPDATE messages SET status = 'queued', provider_message_id = NULL, sent_at = NULL,
+                error_code = $1, error_title = $2, error_details = $3, updated_at = $4
+             WHERE id = $5 AND status IN ('sending', 'sent')
+               AND ($6::text IS NULL OR channel_id = $6)
+             RETURNING channel_id, attempts",
+        )
+        .bind(error.code)
+        .bind(&error.title)
+        .bind(&error.details)
+        .bind(now)
+        .bind(message_id)
+        .bind(channel_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let channel: String = row.try_get("channel_id")?;
+        let attempts: i64 = row.try_get("attempts")?;
+        sqlx::query(
+            "INSERT INTO delivery_jobs (message_id, channel_id, run_at, attempt, tries)
+             VALUES ($1, $2, $3, $4, $4)",
+        )
+        .bind(message_id)
+        .bind(&channel)
+        .bind(run_at)
+        .bind(attempts)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO delivery_attempts (message_id, attempt, finished_at, outcome, error_code,
+                error_title, error_details) VALUES ($1, $2, $3, 'retry', $4, $5, $6)",
+        )
+        .bind(message_id)
+        .bind(attempts)
+        .bind(now)
+        .bind(error.code)
+        .bind(&error.title)
+        .bind(&error.details)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn opt_keywords(&self, account_id: &str) -> StoreResult<Option<OptKeywords>> {
+        let row: Option<(Option<String>, Option<String>)> =
+            sqlx::query_as("SELECT opt_out_keywords, opt_in_keywords FROM accounts WHERE id = $1")
+                .bind(account_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|(out, inn)| keywords_from_columns(out, inn))
+            .transpose()
+    }
+
+    async fn set_opt_keywords(
+        &self,
+        account_id: &str,
+        opt_out: Option<Option<Vec<String>>>,
+        opt_in: Option<Option<Vec<String>>>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let json = |v: &Option<Vec<String>>| v.as_ref().map(|l| serde_json::json!(l).to_string());
+        let done = sqlx::query(
+            "UPDATE accounts SET
+                opt_out_keywords = CASE WHEN $1 THEN $2 ELSE opt_out_keywords END,
+                opt_in_keywords = CASE WHEN $3 THEN $4 ELSE opt_in_keywords END,
+                updated_at = $5
+             WHERE id = $6",
+        )
+        .bind(opt_out.is_some())
+        .bind(opt_out.as_ref().and_then(json))
+        .bind(opt_in.is_some())
+        .bind(opt_in.as_ref().and_then(json))
+        .bind(now)
+        .bind(account_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn claim_callbacks(

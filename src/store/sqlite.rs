@@ -82,6 +82,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "inbound",
         include_str!("../../migrations/sqlite/0011_inbound.sql"),
     ),
+    (
+        12,
+        "suppressions",
+        include_str!("../../migrations/sqlite/0012_suppressions.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -432,6 +437,18 @@ async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
         tracing::info!(version, name, "applied migration");
     }
     Ok(())
+}
+
+fn suppression_from_row(r: &SqliteRow) -> StoreResult<Suppression> {
+    Ok(Suppression {
+        account_id: r.try_get("account_id")?,
+        phone_number: r.try_get("phone_number")?,
+        reason: r.try_get("reason")?,
+        note: r.try_get("note")?,
+        automatic: r.try_get::<i64, _>("automatic")? != 0,
+        channel_id: r.try_get("channel_id")?,
+        created_at: r.try_get("created_at")?,
+    })
 }
 
 fn channel_from_row(cipher: &Cipher, r: &SqliteRow) -> StoreResult<Channel> {
@@ -3300,6 +3317,201 @@ impl Store for SqliteStore {
         queue_events(&mut tx, &self.lookups, &template.account_id, &[event]).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn list_suppressions(
+        &self,
+        account_id: &str,
+        after: Option<(i64, String)>,
+        limit: u32,
+    ) -> StoreResult<Vec<Suppression>> {
+        let (after_ms, after_phone) = after.unwrap_or((i64::MIN, String::new()));
+        let rows = sqlx::query(
+            "SELECT * FROM suppressions WHERE account_id = ?1
+               AND (created_at > ?2 OR (created_at = ?2 AND phone_number > ?3))
+             ORDER BY created_at, phone_number LIMIT ?4",
+        )
+        .bind(account_id)
+        .bind(after_ms)
+        .bind(after_phone)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(suppression_from_row).collect()
+    }
+
+    async fn suppression(
+        &self,
+        account_id: &str,
+        phone_number: &str,
+    ) -> StoreResult<Option<Suppression>> {
+        let row =
+            sqlx::query("SELECT * FROM suppressions WHERE account_id = ? AND phone_number = ?")
+                .bind(account_id)
+                .bind(phone_number)
+                .fetch_optional(&self.read)
+                .await?;
+        row.as_ref().map(suppression_from_row).transpose()
+    }
+
+    async fn add_suppression(&self, entry: &Suppression) -> StoreResult<Option<Suppression>> {
+        let mut tx = begin_write(&self.write).await?;
+        let existing =
+            sqlx::query("SELECT * FROM suppressions WHERE account_id = ? AND phone_number = ?")
+                .bind(&entry.account_id)
+                .bind(&entry.phone_number)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(row) = existing {
+            return Ok(Some(suppression_from_row(&row)?));
+        }
+        sqlx::query(
+            "INSERT INTO suppressions (account_id, phone_number, reason, note, automatic,
+                channel_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&entry.account_id)
+        .bind(&entry.phone_number)
+        .bind(&entry.reason)
+        .bind(&entry.note)
+        .bind(i64::from(entry.automatic))
+        .bind(&entry.channel_id)
+        .bind(entry.created_at)
+        .execute(&mut *tx)
+        .await?;
+        let event = contact_event(
+            EventType::ContactOptedOut,
+            entry,
+            &entry.reason,
+            entry.channel_id.as_deref(),
+            entry.created_at,
+        );
+        queue_events(&mut tx, &self.lookups, &entry.account_id, &[event]).await?;
+        tx.commit().await?;
+        Ok(None)
+    }
+
+    async fn remove_suppression(
+        &self,
+        account_id: &str,
+        phone_number: &str,
+        removal: &SuppressionRemoval,
+    ) -> StoreResult<Option<Suppression>> {
+        let mut tx = begin_write(&self.write).await?;
+        let row = sqlx::query(
+            "DELETE FROM suppressions WHERE account_id = ? AND phone_number = ?
+               AND (automatic = 1 OR ? = 0)
+             RETURNING *",
+        )
+        .bind(account_id)
+        .bind(phone_number)
+        .bind(i64::from(removal.only_automatic))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let removed = suppression_from_row(&row)?;
+        let event = contact_event(
+            EventType::ContactOptedIn,
+            &removed,
+            &removal.reason,
+            removal.channel_id.as_deref(),
+            removal.now,
+        );
+        queue_events(&mut tx, &self.lookups, account_id, &[event]).await?;
+        tx.commit().await?;
+        Ok(Some(removed))
+    }
+
+    async fn requeue_declined(
+        &self,
+        message_id: &str,
+        channel_id: Option<&str>,
+        error: &ProviderError,
+        run_at: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = begin_write(&self.write).await?;
+        let row = sqlx::query(
+            "UPDATE messages SET status = 'queued', provider_message_id = NULL, sent_at = NULL,
+                error_code = ?1, error_title = ?2, error_details = ?3, updated_at = ?4
+             WHERE id = ?5 AND status IN ('sending', 'sent')
+               AND (?6 IS NULL OR channel_id = ?6)
+             RETURNING channel_id, attempts",
+        )
+        .bind(error.code)
+        .bind(&error.title)
+        .bind(&error.details)
+        .bind(now)
+        .bind(message_id)
+        .bind(channel_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let channel: String = row.try_get("channel_id")?;
+        let attempts: i64 = row.try_get("attempts")?;
+        sqlx::query(
+            "INSERT INTO delivery_jobs (message_id, channel_id, run_at, attempt, tries)
+             VALUES (?1, ?2, ?3, ?4, ?4)",
+        )
+        .bind(message_id)
+        .bind(&channel)
+        .bind(run_at)
+        .bind(attempts)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO delivery_attempts (message_id, attempt, finished_at, outcome, error_code,
+                error_title, error_details) VALUES (?1, ?2, ?3, 'retry', ?4, ?5, ?6)",
+        )
+        .bind(message_id)
+        .bind(attempts)
+        .bind(now)
+        .bind(error.code)
+        .bind(&error.title)
+        .bind(&error.details)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn opt_keywords(&self, account_id: &str) -> StoreResult<Option<OptKeywords>> {
+        let row: Option<(Option<String>, Option<String>)> =
+            sqlx::query_as("SELECT opt_out_keywords, opt_in_keywords FROM accounts WHERE id = ?")
+                .bind(account_id)
+                .fetch_optional(&self.read)
+                .await?;
+        row.map(|(out, inn)| keywords_from_columns(out, inn))
+            .transpose()
+    }
+
+    async fn set_opt_keywords(
+        &self,
+        account_id: &str,
+        opt_out: Option<Option<Vec<String>>>,
+        opt_in: Option<Option<Vec<String>>>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let json = |v: &Option<Vec<String>>| v.as_ref().map(|l| serde_json::json!(l).to_string());
+        let done = sqlx::query(
+            "UPDATE accounts SET
+                opt_out_keywords = CASE WHEN ?1 THEN ?2 ELSE opt_out_keywords END,
+                opt_in_keywords = CASE WHEN ?3 THEN ?4 ELSE opt_in_keywords END,
+                updated_at = ?5
+             WHERE id = ?6",
+        )
+        .bind(opt_out.is_some())
+        .bind(opt_out.as_ref().and_then(json))
+        .bind(opt_in.is_some())
+        .bind(opt_in.as_ref().and_then(json))
+        .bind(now)
+        .bind(account_id)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn claim_callbacks(

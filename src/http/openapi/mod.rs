@@ -395,6 +395,12 @@ pub(crate) const PROBLEMS: &[ProblemType] = &[
         "`groupName` names no group of the account",
     ),
     problem(
+        "recipient-opted-out",
+        422,
+        "Recipient opted out",
+        "the template is MARKETING and the number is on the account's suppression list (an opt-out keyword, a marketing opt-out button, Meta's 131050, or the API); `errors` names `to`. UTILITY and AUTHENTICATION templates still go",
+    ),
+    problem(
         "idempotency-key-reused",
         422,
         "Idempotency key reused",

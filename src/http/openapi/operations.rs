@@ -18,6 +18,7 @@ pub(super) fn all() -> Vec<Op> {
     let mut ops = native();
     ops.extend(compat());
     ops.extend(admin());
+    ops.extend(suppressions());
     ops.extend(webhooks());
     ops.extend(reference());
     ops.extend(operations());
@@ -145,7 +146,7 @@ fn native() -> Vec<Op> {
                 .problem(422, "The template or params cannot be sent, `sendAt` is beyond the horizon, or the Idempotency-Key was used with another body.", &[
                     "template-not-found", "template-incomplete", "template-not-sendable",
                     "missing-params", "invalid-params", "group-not-found", "idempotency-key-reused",
-                    "send-at-beyond-horizon",
+                    "send-at-beyond-horizon", "recipient-opted-out",
                 ]),
         ),
         internal(
@@ -393,7 +394,9 @@ fn compat_family(old: bool) -> Vec<Op> {
     let send_doc = "Sends a template to a number. Outcomes, checked in this order: no token \
         (401), unknown token (400), bad body (400), template not found (404), template without \
         appId or message (400), template not sendable (400), channel not connected (400), \
-        params missing or refused (400), unknown group (400); then by the number's \
+        params missing or refused (400), unknown group (400), a MARKETING template to a \
+        number on the account's suppression list (400, `body.phoneNumber`, `The recipient has \
+        opted out of marketing messages`); then by the number's \
         conversation: open → 200 `Sent`, pending → 202 (nothing sent), none and the plan's \
         conversations used up → 401, none → 200 `Pending` (a pending conversation is created; \
         it opens when WhatsApp confirms the message, and closes if it fails).";
@@ -429,7 +432,8 @@ fn compat_family(old: bool) -> Vec<Op> {
             400,
             &format!(
                 "{unknown_token} Or the body is wrong (`No hay datos para enviar` with `detail`). \
-                 Or the template, channel, params or group refuse the send (the envelope)."
+                 Or the template, channel, params or group refuse the send, or the number opted \
+                 out of marketing (the envelope)."
             ),
             json!({"oneOf": [r("CompatError"), r("CompatInvalidBody"), envelope()]}),
         )
@@ -447,7 +451,7 @@ fn compat_family(old: bool) -> Vec<Op> {
             400,
             &format!(
                 "{unknown_token} Or the body is wrong, or the template, channel, params or \
-                 group refuse the send."
+                 group refuse the send, or the number opted out of marketing."
             ),
             envelope(),
         )
@@ -557,7 +561,7 @@ fn admin() -> Vec<Op> {
         internal(not_found(
             invalid(
                 adm("PATCH", "/v1/admin/accounts/{id}", "adminUpdateAccount", "Update an account")
-                    .doc("Sets the account's quiet hours: MARKETING sends that would reach a recipient inside the window, in the recipient's local time (from the number's country and area code, by libphonenumber's time-zone data), are held until it ends and show `heldUntil`; UTILITY and AUTHENTICATION are not held. A number whose possible zones have different offsets (a country code alone for a country of several zones) is not held. `{\"quietHours\": null}` turns them off.")
+                    .doc("Sets the account's quiet hours: MARKETING sends that would reach a recipient inside the window, in the recipient's local time (from the number's country and area code, by libphonenumber's time-zone data), are held until it ends and show `heldUntil`; UTILITY and AUTHENTICATION are not held. A number whose possible zones have different offsets (a country code alone for a country of several zones) is not held. `{\"quietHours\": null}` turns them off. `optOutKeywords` / `optInKeywords` set the inbound texts that opt a number out of the account's marketing or back in (exactly one keyword, case, accents and surrounding spaces and punctuation aside); null restores the defaults. A wrong field changes nothing.")
                     .path_param("id", "The account id.")
                     .body(r("AccountUpdate"), "The settings to change.")
                     .json(200, "The account.", r("Account")),
@@ -882,6 +886,69 @@ fn operations() -> Vec<Op> {
             401,
             "`PLANTILLA_METRICS_TOKEN` is set and the request does not carry it.",
             r("CompatEnvelope"),
+        ),
+    ]
+}
+
+// --- Opt-outs ------------------------------------------------------------------------------
+
+fn suppressions() -> Vec<Op> {
+    const PHONE: &str = "The number, country code first, digits only (`50755667788`).";
+    vec![
+        internal(limit_param(
+            v1("GET", "/v1/suppressions", "listSuppressions", "List the suppression list")
+                .doc("The caller's account's opted-out numbers, oldest first: MARKETING templates are not sent to them (UTILITY and AUTHENTICATION still are). Entries come from the API (`api`), an inbound opt-out keyword (`keyword`), a click on a marketing template's opt-out button (`button`) and Meta's error 131050 (`meta_131050`); `automatic` is true for all but `api`.")
+                .query("cursor", cursor(), "`nextCursor` of the previous page (oldest first).")
+                .json(200, "A page of entries.", r("SuppressionPage"))
+                .problem(400, "`limit` or `cursor` is wrong.", &["validation"]),
+        )),
+        internal(
+            v1("POST", "/v1/suppressions", "addSuppression", "Add a number to the suppression list")
+                .doc("Adds the number (normalised and checked like a send's recipient) with reason `api`; `reason` in the body is free text kept as the entry's `note`. A number already on the list keeps its entry (200). `contact.opted_out` is sent to the account's endpoints.")
+                .header("Idempotency-Key", idempotency_key_schema(), IDEMPOTENT_BY_NATURE)
+                .body(r("SuppressionCreate"), "The number.")
+                .json(201, "Added.", r("Suppression"))
+                .json(200, "Already on the list: its entry, unchanged.", r("Suppression"))
+                .problem(400, "The body is wrong (`errors` names the field), or the Idempotency-Key is.", &["validation", "idempotency-key-invalid"]),
+        ),
+        internal(
+            v1("DELETE", "/v1/suppressions/{phoneNumber}", "removeSuppression", "Remove a number from the suppression list")
+                .doc("Removes the number's entry, whatever its reason; `contact.opted_in` is sent (reason `api`).")
+                .path_param("phoneNumber", PHONE)
+                .answer(204, "Removed.", &[])
+                .problem(400, "Not a phone number.", &["validation"])
+                .problem(404, "The number is not on the account's list.", &["not-found"]),
+        ),
+        internal(not_found(
+            adm("GET", "/v1/admin/accounts/{id}/suppressions", "adminListSuppressions", "List an account's suppression list")
+                .doc("As `GET /v1/suppressions`, for any account.")
+                .path_param("id", "The account id.")
+                .query("limit", json!({"type": "integer", "minimum": 1, "maximum": 200, "default": 50}), "Items per page.")
+                .query("cursor", cursor(), "`nextCursor` of the previous page (oldest first).")
+                .json(200, "A page of entries.", r("SuppressionPage"))
+                .problem(400, "`limit` or `cursor` is wrong.", &["validation"]),
+            "account",
+        )),
+        internal(not_found(
+            invalid(
+                adm("POST", "/v1/admin/accounts/{id}/suppressions", "adminAddSuppression", "Add a number to an account's suppression list")
+                    .doc("As `POST /v1/suppressions` (reason `api`).")
+                    .path_param("id", "The account id.")
+                    .body(r("SuppressionCreate"), "The number.")
+                    .json(201, "Added.", r("Suppression"))
+                    .json(200, "Already on the list: its entry, unchanged.", r("Suppression")),
+            ),
+            "account",
+        )),
+        internal(
+            invalid(
+                adm("DELETE", "/v1/admin/accounts/{id}/suppressions/{phoneNumber}", "adminRemoveSuppression", "Remove a number from an account's suppression list")
+                    .doc("As `DELETE /v1/suppressions/{phoneNumber}`.")
+                    .path_param("id", "The account id.")
+                    .path_param("phoneNumber", PHONE)
+                    .answer(204, "Removed.", &[]),
+            )
+            .problem(404, "No such account, or the number is not on its list.", &["not-found"]),
         ),
     ]
 }

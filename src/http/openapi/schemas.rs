@@ -138,6 +138,12 @@ pub(crate) fn open_object(props: Vec<(&str, Value)>, required: &[&str]) -> Value
     o
 }
 
+/// An account's keyword list.
+fn keyword_list() -> Value {
+    json!({"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 200},
+           "minItems": 1, "maxItems": 50})
+}
+
 fn id(prefix: &str) -> Value {
     d(string(), &format!("Id (`{prefix}_…`)."))
 }
@@ -2147,23 +2153,47 @@ pub(super) fn all() -> Value {
         (
             "Account",
             d(
-                record(vec![
-                    ("id", id("acc")),
-                    ("name", string()),
-                    (
-                        "conversationLimit",
-                        d(integer(), "New conversations per calendar month (UTC)."),
-                    ),
-                    (
-                        "quietHours",
-                        d(
-                            nullable(r("QuietHours")),
-                            "When MARKETING sends are held, in the recipient's local time; null: off.",
+                object(
+                    vec![
+                        ("id", id("acc")),
+                        ("name", string()),
+                        (
+                            "conversationLimit",
+                            d(integer(), "New conversations per calendar month (UTC)."),
                         ),
-                    ),
-                    ("createdAt", time()),
-                    ("updatedAt", time()),
-                ]),
+                        (
+                            "quietHours",
+                            d(
+                                nullable(r("QuietHours")),
+                                "When MARKETING sends are held, in the recipient's local time; null: off.",
+                            ),
+                        ),
+                        ("createdAt", time()),
+                        ("updatedAt", time()),
+                        (
+                            "optOutKeywords",
+                            d(
+                                array(string()),
+                                "Inbound texts that opt the number out of marketing (exactly one of them, case, accents and surrounding spaces and punctuation aside). Shown by GET and PATCH.",
+                            ),
+                        ),
+                        (
+                            "optInKeywords",
+                            d(
+                                array(string()),
+                                "Inbound texts that remove an automatic opt-out. Shown by GET and PATCH.",
+                            ),
+                        ),
+                    ],
+                    &[
+                        "id",
+                        "name",
+                        "conversationLimit",
+                        "quietHours",
+                        "createdAt",
+                        "updatedAt",
+                    ],
+                ),
                 "A customer company.",
             ),
         ),
@@ -2181,16 +2211,32 @@ pub(super) fn all() -> Value {
             "AccountUpdate",
             ex(
                 object(
-                    vec![(
-                        "quietHours",
-                        d(
-                            nullable(r("QuietHours")),
-                            "MARKETING sends falling inside are held until the window ends; UTILITY and AUTHENTICATION are not. null turns quiet hours off.",
+                    vec![
+                        (
+                            "quietHours",
+                            d(
+                                nullable(r("QuietHours")),
+                                "MARKETING sends falling inside are held until the window ends; UTILITY and AUTHENTICATION are not. null turns quiet hours off.",
+                            ),
                         ),
-                    )],
+                        (
+                            "optOutKeywords",
+                            d(
+                                nullable(keyword_list()),
+                                "The account's opt-out keywords; null: the defaults (STOP, BAJA, PARAR, CANCELAR, UNSUBSCRIBE, SAIR).",
+                            ),
+                        ),
+                        (
+                            "optInKeywords",
+                            d(
+                                nullable(keyword_list()),
+                                "The account's opt-in keywords; null: the defaults (START, ALTA).",
+                            ),
+                        ),
+                    ],
                     &[],
                 ),
-                json!({"quietHours": {"start": "21:00", "end": "08:00"}}),
+                json!({"quietHours": {"start": "21:00", "end": "08:00"}, "optOutKeywords": ["STOP", "BAJA", "BASTA"]}),
             ),
         ),
         (
@@ -2347,6 +2393,90 @@ pub(super) fn all() -> Value {
                 "A message, as the operator sees it.",
             ),
         ),
+        // Opt-outs.
+        (
+            "Suppression",
+            ex(
+                d(
+                    record(vec![
+                        (
+                            "phoneNumber",
+                            d(string(), "Country code first, digits only."),
+                        ),
+                        (
+                            "reason",
+                            d(
+                                one_of_strings(&["keyword", "button", "meta_131050", "api"]),
+                                "How the number got here: an inbound opt-out keyword, a marketing template's opt-out button, Meta's error 131050 on a send, or the API/operator.",
+                            ),
+                        ),
+                        (
+                            "note",
+                            d(
+                                nullable(string()),
+                                "Free text: the API's `reason`, the keyword or button text, Meta's error details.",
+                            ),
+                        ),
+                        (
+                            "automatic",
+                            d(
+                                boolean(),
+                                "Added by plantilla itself (every reason but `api`): an opt-in keyword removes only these.",
+                            ),
+                        ),
+                        (
+                            "channelId",
+                            d(
+                                nullable(string()),
+                                "The channel it came through, when known.",
+                            ),
+                        ),
+                        ("createdAt", time()),
+                    ]),
+                    "A number that opted out of the account's marketing messages.",
+                ),
+                json!({"phoneNumber": "50755667788", "reason": "keyword", "note": "STOP",
+                       "automatic": true, "channelId": "ch_01a2b3", "createdAt": "2026-12-04T16:00:00.000Z"}),
+            ),
+        ),
+        (
+            "SuppressionPage",
+            record(vec![
+                ("data", d(array(r("Suppression")), "Oldest first.")),
+                (
+                    "nextCursor",
+                    d(
+                        nullable(string()),
+                        "Pass as `cursor` for the next page; null on the last.",
+                    ),
+                ),
+            ]),
+        ),
+        (
+            "SuppressionCreate",
+            ex(
+                object(
+                    vec![
+                        (
+                            "phoneNumber",
+                            d(
+                                string(),
+                                "The number, country code first, digits only; checked like a send's recipient.",
+                            ),
+                        ),
+                        (
+                            "reason",
+                            d(
+                                nullable(json!({"type": "string", "maxLength": 500})),
+                                "Free text, kept as the entry's `note` (the entry's reason is `api`).",
+                            ),
+                        ),
+                    ],
+                    &["phoneNumber"],
+                ),
+                json!({"phoneNumber": "50755667788", "reason": "asked by phone"}),
+            ),
+        ),
         // Status callbacks.
         (
             "EventType",
@@ -2361,8 +2491,10 @@ pub(super) fn all() -> Value {
                     "conversation.closed",
                     "template.status_changed",
                     "message.received",
+                    "contact.opted_out",
+                    "contact.opted_in",
                 ]),
-                "An event a webhook endpoint can subscribe to. `message.received`: a customer wrote or clicked something (its `data` is an `InboundMessage` without `direction`), forwarded once per WhatsApp message id even when Meta retries the webhook.",
+                "An event a webhook endpoint can subscribe to. `message.received`: a customer wrote or clicked something (its `data` is an `InboundMessage` without `direction`), forwarded once per WhatsApp message id even when Meta retries the webhook. `contact.opted_out` / `contact.opted_in`: a number joined or left the account's suppression list; `data` has `accountId`, `phoneNumber`, `reason` (`keyword`, `button`, `meta_131050` or `api`; for `opted_in`, how it left: `keyword` or `api`), `channelId` when known and `at`.",
             ),
         ),
         (

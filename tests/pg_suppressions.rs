@@ -1,0 +1,2 @@
+// The opt-out tests on PostgreSQL (see tests/common/mod.rs).
+include!("suppressions.rs");
