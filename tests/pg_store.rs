@@ -186,12 +186,13 @@ fn status(wamid: &str, status: MessageStatus, at: i64) -> StatusUpdate {
         at,
         error: None,
         pricing_category: None,
+        pricing: None,
         channel_id: None,
     }
 }
 
 /// Migrations embedded for PostgreSQL (one row each in `schema_migrations`).
-const MIGRATIONS: i64 = 9;
+const MIGRATIONS: i64 = 10;
 
 #[tokio::test]
 async fn migrations_apply_twice_and_from_instances_starting_together() {
@@ -755,6 +756,7 @@ async fn a_status_naming_another_channel_changes_nothing() {
             message_id: Some(message_id.clone()),
             channel_id: Some("ch_someone_else".into()),
             pricing_category: Some("marketing".into()),
+            pricing: None,
             ..status("wamid.none", MessageStatus::Delivered, now)
         };
         assert!(matches!(
@@ -1227,6 +1229,7 @@ async fn every_method_round_trips() {
                 at: now + 10,
                 error: None,
                 pricing_category: Some("utility".into()),
+                pricing: None,
                 channel_id: None,
             })
             .await
@@ -1326,6 +1329,7 @@ async fn every_method_round_trips() {
                             details: Some("d".into()),
                         }),
                         pricing_category: None,
+                        pricing: None,
                         channel_id: None,
                     },
                     now,

@@ -211,6 +211,7 @@ async fn grouped_outcomes_and_statuses_keep_their_rules() {
                         at: plantilla::now_ms(),
                         error: None,
                         pricing_category: None,
+                        pricing: None,
                     })
                     .await
                     .unwrap();
@@ -348,6 +349,7 @@ async fn a_group_of_sends_decides_exactly_as_the_same_sends_one_by_one() {
                     at: a.now,
                     error: None,
                     pricing_category: None,
+                    pricing: None,
                 })
                 .await
                 .unwrap();

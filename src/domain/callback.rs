@@ -25,10 +25,13 @@ pub enum EventType {
     ConversationOpened,
     ConversationClosed,
     TemplateStatusChanged,
+    TemplateCategoryChanged,
+    TemplateQualityChanged,
+    ChannelQualityChanged,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 8] = [
+    pub const ALL: [EventType; 11] = [
         Self::MessageSent,
         Self::MessageDelivered,
         Self::MessageRead,
@@ -37,6 +40,9 @@ impl EventType {
         Self::ConversationOpened,
         Self::ConversationClosed,
         Self::TemplateStatusChanged,
+        Self::TemplateCategoryChanged,
+        Self::TemplateQualityChanged,
+        Self::ChannelQualityChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +55,9 @@ impl EventType {
             Self::ConversationOpened => "conversation.opened",
             Self::ConversationClosed => "conversation.closed",
             Self::TemplateStatusChanged => "template.status_changed",
+            Self::TemplateCategoryChanged => "template.category_changed",
+            Self::TemplateQualityChanged => "template.quality_changed",
+            Self::ChannelQualityChanged => "channel.quality_changed",
         }
     }
 

@@ -333,7 +333,12 @@ pub async fn create_channel(app: &App, body: &Value) -> AdminResult {
 }
 
 pub async fn get_channel(app: &App, id: &str) -> AdminResult {
-    Ok(views::channel(&load_channel(app, id).await?))
+    let channel = load_channel(app, id).await?;
+    let qualities = app.store.channel_qualities().await?;
+    Ok(views::channel_with_quality(
+        &channel,
+        qualities.get(&channel.id),
+    ))
 }
 
 pub async fn update_channel(app: &App, id: &str, body: &Value) -> AdminResult {
@@ -666,7 +671,12 @@ pub(crate) async fn load_template(app: &App, id: &str) -> Result<Template, Admin
 }
 
 pub async fn get_template(app: &App, id: &str) -> AdminResult {
-    Ok(views::template(&load_template(app, id).await?))
+    let template = load_template(app, id).await?;
+    let healths = app.store.template_healths(&template.account_id).await?;
+    Ok(views::template_with_health(
+        &template,
+        healths.get(&template.id),
+    ))
 }
 
 pub async fn update_template(app: &App, id: &str, body: &Value) -> AdminResult {
