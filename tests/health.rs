@@ -710,3 +710,89 @@ async fn bad_usage_parameters_are_refused_by_name() {
     assert_eq!(body["currency"], Value::Null);
     assert_eq!(body["total"]["estimatedCost"], Value::Null);
 }
+
+#[tokio::test]
+async fn the_fake_posts_health_webhooks_on_request_over_http() {
+    let h = spawn_health(|_| {}).await;
+    let post = |field: &'static str, body: Value| {
+        let url = format!("{}/_fake/webhooks/{field}", h.fake.base_url());
+        let client = h.t.client.clone();
+        async move {
+            let res = client.post(url).json(&body).send().await.unwrap();
+            let status = res.status();
+            let v: Value = res.json().await.unwrap();
+            assert_eq!(status, StatusCode::OK, "{v}");
+            assert_eq!(v["webhook_delivered"], true, "{v}");
+            v
+        }
+    };
+    let v = post(
+        "phone_number_quality_update",
+        json!({"phoneNumberId": PN, "event": "FLAGGED", "limit": "TIER_250", "oldLimit": "TIER_1K"}),
+    )
+    .await;
+    let value = &v["webhook"]["entry"][0]["changes"][0]["value"];
+    assert_eq!(value["max_daily_conversations_per_business"], "TIER_250");
+    assert_eq!(value["old_limit"], "TIER_1K");
+    let c = h.channel().await;
+    assert_eq!(c["messagingLimit"], 250);
+    assert_eq!(c["qualityRating"], "RED");
+
+    post(
+        "message_template_status_update",
+        json!({"name": "order_update", "language": "es", "event": "DISABLED",
+               "reason": "LOW_QUALITY", "disableDate": 1_893_456_000}),
+    )
+    .await;
+    post(
+        "template_category_update",
+        json!({"name": "order_update", "language": "es", "newCategory": "UTILITY",
+               "correctCategory": "MARKETING", "at": 1_893_456_000}),
+    )
+    .await;
+    post(
+        "message_template_quality_update",
+        json!({"name": "order_update", "language": "es",
+               "previousQualityScore": "UNKNOWN", "newQualityScore": "RED"}),
+    )
+    .await;
+    post(
+        "account_update",
+        json!({"phoneNumberId": PN, "event": "ACCOUNT_UPDATE", "limit": "TIER_2K"}),
+    )
+    .await;
+    let t = h.template().await;
+    assert_eq!(t["status"], "DISABLED");
+    assert_eq!(t["health"]["disableDate"], "2030-01-01T00:00:00.000Z");
+    assert_eq!(
+        t["health"]["pendingCategoryChange"]["category"],
+        "MARKETING"
+    );
+    assert_eq!(t["health"]["qualityScore"], "RED");
+    assert_eq!(h.channel().await["messagingLimit"], 2000);
+    // Each template's and each channel's events come in order; the two streams interleave.
+    let mut types: Vec<String> = h.events().await.iter().map(|e| s(&e["type"])).collect();
+    types.sort();
+    assert_eq!(
+        types,
+        [
+            "channel.quality_changed",
+            "channel.quality_changed",
+            "template.category_changed",
+            "template.quality_changed",
+            "template.status_changed",
+        ]
+    );
+    // A bad request names what is missing.
+    let res =
+        h.t.client
+            .post(format!(
+                "{}/_fake/webhooks/account_update",
+                h.fake.base_url()
+            ))
+            .json(&json!({"event": "X"}))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+}

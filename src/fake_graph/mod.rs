@@ -37,6 +37,13 @@
 //! `message_template_status_update` webhook), or automatically after
 //! [`FakeGraphConfig::auto_approve_after`].
 //!
+//! Health webhooks (template status, category and quality, phone number quality, account
+//! update): built by [`FakeGraph::template_status_update_full`],
+//! [`FakeGraph::template_category_update`], [`FakeGraph::template_category_notice`],
+//! [`FakeGraph::template_quality_update`], [`FakeGraph::phone_quality_update`] and
+//! [`FakeGraph::account_update`] (post with [`FakeGraph::post_webhook_for`]), or posted signed
+//! on request by `POST /_fake/webhooks/{field}` (see `health.rs`).
+//!
 //! `GET /_fake/stats` answers a JSON summary (for benchmark scripts).
 //!
 //! The `fake-graph` binary (`src/bin/fake-graph.rs`) runs it as a process.
@@ -44,6 +51,7 @@
 mod authoring;
 mod check;
 pub mod error;
+mod health;
 mod media;
 pub mod payload;
 mod server;

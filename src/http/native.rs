@@ -2037,7 +2037,7 @@ async fn create_template(State(app): State<App>, headers: HeaderMap, body: Bytes
             .map_err(authoring_problem)?;
         Ok::<_, Problem>(json_response(
             StatusCode::CREATED,
-            &views::template(&template),
+            &views::template_with_health(&template, None),
         ))
     }
     .await;
