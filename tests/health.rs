@@ -796,3 +796,22 @@ async fn the_fake_posts_health_webhooks_on_request_over_http() {
             .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn the_sandbox_prices_its_messages_as_meta_does() {
+    let t = spawn_app().await;
+    let seed = t.seed().await;
+    let r = t
+        .send_new(&seed.token, send_body(&seed, "50755667790"))
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    t.drain().await;
+    let id = s(&r.json["data"]["message_id"]);
+    let m = t.message(&id).await;
+    assert_eq!(m["status"], "read", "{m}");
+    assert_eq!(
+        m["pricing"],
+        json!({"type": "regular", "category": "utility", "pricingModel": "PMP", "billable": true})
+    );
+    assert_eq!(m["pricingCategory"], "utility");
+}
