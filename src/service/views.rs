@@ -69,13 +69,12 @@ pub fn template(t: &Template) -> Value {
     view
 }
 
-/// A template as the native and admin APIs show it: [`template`] and its `health` (what Meta
-/// last reported: status event and reason, disable date, flag, quality score, a pending
+/// A template as the native and admin APIs show it: [`template`] and, once Meta has reported
+/// on it, its `health` (status event and reason, disable date, flag, quality score, a pending
 /// category change). The compatible API's envelopes keep [`template`].
 pub fn template_with_health(t: &Template, health: Option<&TemplateHealth>) -> Value {
     let mut view = template(t);
-    if let Value::Object(fields) = &mut view {
-        let health = health.cloned().unwrap_or_default();
+    if let (Value::Object(fields), Some(health)) = (&mut view, health) {
         fields.insert("health".into(), health.view());
     }
     view

@@ -399,7 +399,7 @@ fn template_optional_props() -> Vec<(&'static str, Value)> {
             "health",
             d(
                 r("TemplateHealth"),
-                "What Meta last reported about the template (native and admin APIs only).",
+                "What Meta last reported about the template (status event, reason, flag, quality, a pending category change): native and admin APIs, once Meta has reported on it.",
             ),
         ),
     ]
