@@ -185,14 +185,32 @@ pub(crate) fn plan_template(
             if let Some(s) = &new_status {
                 status = s.clone();
             }
+            // The category Meta states with a status is its current one: a different stored
+            // one has changed (and is reported as such, after the status event).
+            let mut category_event = None;
             if let Some(c) = meta_category
                 .as_deref()
                 .map(str::to_ascii_uppercase)
                 .filter(|c| crate::service::admin::TEMPLATE_CATEGORIES.contains(&c.as_str()))
                 && c != category
             {
-                h.previous_category = Some(std::mem::replace(&mut category, c));
+                let before = std::mem::replace(&mut category, c.clone());
+                h.previous_category = Some(before.clone());
                 h.category_updated_at = Some(now);
+                h.pending_category = None;
+                h.pending_category_at = None;
+                h.pending_category_notified_at = None;
+                let mut data = base(template);
+                let fields = data.as_object_mut().expect("an object");
+                fields.insert("previousCategory".into(), json!(before));
+                fields.insert("newCategory".into(), json!(c));
+                fields.insert("notice".into(), json!(false));
+                category_event = Some(event_of(
+                    EventType::TemplateCategoryChanged,
+                    &template.id,
+                    now,
+                    data,
+                ));
             }
             match event.as_str() {
                 "FLAGGED" => {
@@ -242,6 +260,7 @@ pub(crate) fn plan_template(
                 now,
                 data,
             ));
+            events.extend(category_event);
         }
         TemplateHealthChange::Category { previous, new } => {
             let new = new.to_ascii_uppercase();
@@ -503,6 +522,28 @@ mod tests {
         assert_eq!(body["data"]["event"], "FLAGGED");
         assert_eq!(body["data"]["reason"], "LOW_QUALITY");
         assert!(plan_template(&t, &plan.health, &change, 6).is_none());
+    }
+
+    #[test]
+    fn a_category_stated_with_a_status_is_a_change_reported_after_it() {
+        let t = template();
+        let change = TemplateHealthChange::Status {
+            event: "APPROVED".into(),
+            reason: None,
+            category: Some("MARKETING".into()),
+            disable_date: None,
+            other_info: None,
+        };
+        let plan = plan_template(&t, &TemplateHealth::default(), &change, 1).unwrap();
+        assert_eq!(plan.category, "MARKETING");
+        let types: Vec<EventType> = plan.events.iter().map(|e| e.event_type).collect();
+        assert_eq!(
+            types,
+            [
+                EventType::TemplateStatusChanged,
+                EventType::TemplateCategoryChanged
+            ]
+        );
     }
 
     #[test]
