@@ -149,6 +149,13 @@ pub struct Config {
     /// The console's session cookie is marked `Secure` (sent over https only) even when a
     /// request does not say it came over https (`X-Forwarded-Proto: https`).
     pub console_secure_cookie: bool,
+    /// Estimated prices per message for `GET /v1/usage`, as
+    /// `category[:calling code]=amount` pairs separated by commas, e.g.
+    /// `marketing:507=0.0740,marketing=0.0625,utility=0.0080` (a calling-code price wins
+    /// over the category's default). Unset: usage has counts and no estimate.
+    pub prices: Option<String>,
+    /// Currency of `prices` (ISO 4217), shown with the estimate.
+    pub price_currency: String,
     /// `GET /` redirects to the console (the demo sets it; not configurable).
     #[serde(skip)]
     pub console_at_root: bool,
@@ -206,6 +213,8 @@ impl Default for Config {
             max_connections: 10_000,
             max_header_bytes: 64 * 1024,
             console_secure_cookie: false,
+            prices: None,
+            price_currency: "USD".into(),
             console_at_root: false,
         }
     }
@@ -287,6 +296,8 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("PLANTILLA_MAX_CONNECTIONS", "max_connections"),
     ("PLANTILLA_MAX_HEADER_BYTES", "max_header_bytes"),
     ("PLANTILLA_CONSOLE_SECURE_COOKIE", "console_secure_cookie"),
+    ("PLANTILLA_PRICES", "prices"),
+    ("PLANTILLA_PRICE_CURRENCY", "price_currency"),
 ];
 
 impl Config {
@@ -429,6 +440,17 @@ impl Config {
         }
         if self.callback_timeout_ms == 0 || self.callback_concurrency == 0 {
             bail!("callback_timeout_ms and callback_concurrency must be at least 1");
+        }
+        if let Some(prices) = &self.prices {
+            crate::domain::usage::PriceTable::parse(prices)
+                .map_err(|e| anyhow::anyhow!("prices: {e}"))?;
+        }
+        let currency = self.price_currency.trim();
+        if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
+            bail!(
+                "price_currency must be a 3-letter ISO 4217 code such as USD, got '{}'",
+                self.price_currency
+            );
         }
         Ok(())
     }

@@ -586,7 +586,8 @@ async fn signed_status_webhooks_arrive_in_order() {
         assert_eq!(s["recipient_id"], TO);
         assert_eq!(s["biz_opaque_callback_data"], "msg-42");
         assert!(s["timestamp"].as_str().unwrap().parse::<i64>().is_ok());
-        assert_eq!(s["pricing"]["pricing_model"], "CBP");
+        assert_eq!(s["pricing"]["pricing_model"], "PMP");
+        assert_eq!(s["pricing"]["type"], "regular");
         assert_eq!(s["pricing"]["category"], "utility");
         assert_eq!(s["pricing"]["billable"], true);
         assert!(s["conversation"]["id"].is_string());

@@ -1676,6 +1676,25 @@ async fn native_api(c: &Checker, setup: &Setup) {
         .expect(401)
         .await;
 
+    // What messages cost (the sandbox prices its messages as Meta does).
+    c.t.drain().await;
+    c.req("GET", "/v1/usage?groupBy=category")
+        .token(token)
+        .expect(200)
+        .await;
+    c.req(
+        "GET",
+        "/v1/usage?groupBy=template&from=2026-01-01&to=2026-12-31",
+    )
+    .token(token)
+    .expect(200)
+    .await;
+    c.req("GET", "/v1/usage?from=2026-13-01")
+        .token(token)
+        .expect(400)
+        .await;
+    c.req("GET", "/v1/usage").expect(401).await;
+
     // Webhook endpoints and their deliveries.
     c.t.drain().await;
     c.t.drain_callbacks().await;

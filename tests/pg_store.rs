@@ -186,12 +186,13 @@ fn status(wamid: &str, status: MessageStatus, at: i64) -> StatusUpdate {
         at,
         error: None,
         pricing_category: None,
+        pricing: None,
         channel_id: None,
     }
 }
 
 /// Migrations embedded for PostgreSQL (one row each in `schema_migrations`).
-const MIGRATIONS: i64 = 11;
+const MIGRATIONS: i64 = 12;
 
 #[tokio::test]
 async fn migrations_apply_twice_and_from_instances_starting_together() {
@@ -755,6 +756,7 @@ async fn a_status_naming_another_channel_changes_nothing() {
             message_id: Some(message_id.clone()),
             channel_id: Some("ch_someone_else".into()),
             pricing_category: Some("marketing".into()),
+            pricing: None,
             ..status("wamid.none", MessageStatus::Delivered, now)
         };
         assert!(matches!(
@@ -1326,6 +1328,12 @@ async fn every_method_round_trips() {
                 at: now + 10,
                 error: None,
                 pricing_category: Some("utility".into()),
+                pricing: Some(Pricing {
+                    pricing_type: Some("regular".into()),
+                    category: Some("utility".into()),
+                    pricing_model: Some("PMP".into()),
+                    billable: Some(true),
+                }),
                 channel_id: None,
             })
             .await
@@ -1333,6 +1341,103 @@ async fn every_method_round_trips() {
         let m = store.message(&message_id).await.unwrap().unwrap();
         assert_eq!(m.provider_message_id.as_deref(), Some("wamid.1"));
         assert_eq!(m.pricing_category.as_deref(), Some("utility"));
+        assert_eq!(
+            m.pricing.as_ref().and_then(|p| p.pricing_type.as_deref()),
+            Some("regular")
+        );
+        assert_eq!(m.pricing.as_ref().and_then(|p| p.billable), Some(true));
+        // It is counted by usage in its window only.
+        let priced = store
+            .priced_messages(&s.account.id, now + 10, now + 11)
+            .await
+            .unwrap();
+        assert_eq!(priced.len(), 1);
+        assert_eq!(priced[0].pricing.pricing_model.as_deref(), Some("PMP"));
+        assert!(
+            store
+                .priced_messages(&s.account.id, now + 11, now + 20)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        // Template health: the status and category move, the health is kept.
+        let flagged = TemplateHealthChange::Status {
+            event: "FLAGGED".into(),
+            reason: Some("LOW_QUALITY".into()),
+            category: None,
+            disable_date: Some(now + 1000),
+            other_info: None,
+        };
+        assert!(
+            store
+                .apply_template_health(&s.template.id, &flagged, now)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .apply_template_health(&s.template.id, &flagged, now)
+                .await
+                .unwrap(),
+            "a repeat changes nothing"
+        );
+        let change = TemplateHealthChange::Category {
+            previous: None,
+            new: "MARKETING".into(),
+        };
+        assert!(
+            store
+                .apply_template_health(&s.template.id, &change, now)
+                .await
+                .unwrap()
+        );
+        let t = store.template(&s.template.id).await.unwrap().unwrap();
+        assert_eq!(t.category, "MARKETING");
+        let healths = store.template_healths(&s.account.id).await.unwrap();
+        let h = &healths[&s.template.id];
+        assert!(h.flagged);
+        assert_eq!(h.disable_date, Some(now + 1000));
+        assert_eq!(h.previous_category.as_deref(), Some("UTILITY"));
+        assert!(
+            !store
+                .apply_template_health("tpl_missing", &change, now)
+                .await
+                .unwrap()
+        );
+
+        // Number quality: the rating is kept, the limit moves.
+        let report = ChannelQualityChange {
+            event: Some("FLAGGED".into()),
+            display_phone_number: Some("15550000001".into()),
+            quality_rating: None,
+            limit: Some(Some(2000)),
+            learn_display: true,
+        };
+        assert!(
+            store
+                .apply_channel_quality(&s.channel.id, &report, now)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .apply_channel_quality(&s.channel.id, &report, now)
+                .await
+                .unwrap()
+        );
+        let q = &store.channel_qualities().await.unwrap()[&s.channel.id];
+        assert_eq!(q.quality_rating.as_deref(), Some("RED"));
+        assert_eq!(q.display_phone_number.as_deref(), Some("15550000001"));
+        assert_eq!(
+            store
+                .channel(&s.channel.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .messaging_limit,
+            Some(2000)
+        );
         assert_eq!(store.next_due(ORPHAN_WAIT).await.unwrap(), None);
         let open = store.conversation(&conversation_id).await.unwrap().unwrap();
         assert_eq!(open.status, ConversationStatus::Open);
@@ -1424,7 +1529,13 @@ async fn every_method_round_trips() {
                             title: "t".into(),
                             details: Some("d".into()),
                         }),
-                        pricing_category: None,
+                        pricing_category: Some("marketing".into()),
+                        pricing: Some(Pricing {
+                            pricing_type: Some("free_entry_point".into()),
+                            category: Some("marketing".into()),
+                            pricing_model: Some("PMP".into()),
+                            billable: Some(false),
+                        }),
                         channel_id: None,
                     },
                     now,
@@ -1441,6 +1552,14 @@ async fn every_method_round_trips() {
         assert_eq!(
             taken[0].error.as_ref().and_then(|e| e.details.as_deref()),
             Some("d")
+        );
+        assert_eq!(
+            taken[0]
+                .pricing
+                .as_ref()
+                .and_then(|p| p.pricing_type.as_deref()),
+            Some("free_entry_point"),
+            "a kept status keeps its pricing"
         );
         assert!(
             store

@@ -211,6 +211,7 @@ async fn grouped_outcomes_and_statuses_keep_their_rules() {
                         at: plantilla::now_ms(),
                         error: None,
                         pricing_category: None,
+                        pricing: None,
                     })
                     .await
                     .unwrap();
@@ -348,6 +349,7 @@ async fn a_group_of_sends_decides_exactly_as_the_same_sends_one_by_one() {
                     at: a.now,
                     error: None,
                     pricing_category: None,
+                    pricing: None,
                 })
                 .await
                 .unwrap();
@@ -458,4 +460,39 @@ async fn one_claim_for_several_channels_keeps_each_channels_limit_and_order() {
         .unwrap();
     assert_eq!(ids(&second[0]), queued[&a.channel.id][4..8]);
     assert_eq!(ids(&second[1]), queued[&b.channel.id][7..]);
+}
+
+#[tokio::test]
+async fn a_status_kept_for_later_keeps_its_pricing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let now = plantilla::now_ms();
+    let pricing = Pricing {
+        pricing_type: Some("free_entry_point".into()),
+        category: Some("marketing".into()),
+        pricing_model: Some("PMP".into()),
+        billable: Some(false),
+    };
+    store
+        .store_pending_status(
+            &StatusUpdate {
+                provider_message_id: Some("wamid.early".into()),
+                message_id: None,
+                channel_id: None,
+                status: MessageStatus::Delivered,
+                at: now,
+                error: None,
+                pricing_category: Some("marketing".into()),
+                pricing: Some(pricing.clone()),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let taken = store
+        .take_pending_statuses("wamid.early", "msg_none")
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].pricing, Some(pricing));
 }

@@ -28,10 +28,13 @@ pub enum EventType {
     MessageReceived,
     ContactOptedOut,
     ContactOptedIn,
+    TemplateCategoryChanged,
+    TemplateQualityChanged,
+    ChannelQualityChanged,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 11] = [
+    pub const ALL: [EventType; 14] = [
         Self::MessageSent,
         Self::MessageDelivered,
         Self::MessageRead,
@@ -43,6 +46,9 @@ impl EventType {
         Self::MessageReceived,
         Self::ContactOptedOut,
         Self::ContactOptedIn,
+        Self::TemplateCategoryChanged,
+        Self::TemplateQualityChanged,
+        Self::ChannelQualityChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -58,6 +64,9 @@ impl EventType {
             Self::MessageReceived => "message.received",
             Self::ContactOptedOut => "contact.opted_out",
             Self::ContactOptedIn => "contact.opted_in",
+            Self::TemplateCategoryChanged => "template.category_changed",
+            Self::TemplateQualityChanged => "template.quality_changed",
+            Self::ChannelQualityChanged => "channel.quality_changed",
         }
     }
 

@@ -17,3 +17,4 @@ pub mod status;
 pub mod template;
 pub mod template_send;
 mod time_zone_data;
+pub mod usage;

@@ -37,6 +37,13 @@
 //! `message_template_status_update` webhook), or automatically after
 //! [`FakeGraphConfig::auto_approve_after`].
 //!
+//! Health webhooks (template status, category and quality, phone number quality, account
+//! update): built by [`FakeGraph::template_status_update_full`],
+//! [`FakeGraph::template_category_update`], [`FakeGraph::template_category_notice`],
+//! [`FakeGraph::template_quality_update`], [`FakeGraph::phone_quality_update`] and
+//! [`FakeGraph::account_update`] (post with [`FakeGraph::post_webhook_for`]), or posted signed
+//! on request by `POST /_fake/webhooks/{field}` (see `health.rs`).
+//!
 //! `GET /_fake/stats` answers a JSON summary (for benchmark scripts).
 //!
 //! Inbound messages: [`FakeGraph::emit_inbound`] or `POST /_fake/inbound` posts a signed
@@ -49,6 +56,7 @@
 mod authoring;
 mod check;
 pub mod error;
+mod health;
 mod media;
 pub mod payload;
 mod server;
@@ -193,7 +201,7 @@ pub struct FakeGraphConfig {
     pub send_delivered: bool,
     /// Send `read` after `delivered`.
     pub send_read: bool,
-    /// `pricing.pricing_model` of status webhooks (`CBP`).
+    /// `pricing.pricing_model` of status webhooks (`PMP`: per-message pricing).
     pub pricing_model: String,
     /// Retries of a webhook POST that failed (connection error or non-2xx).
     pub webhook_retries: u32,
@@ -231,7 +239,7 @@ impl Default for FakeGraphConfig {
             status_delay: Duration::ZERO,
             send_delivered: true,
             send_read: true,
-            pricing_model: "CBP".to_string(),
+            pricing_model: "PMP".to_string(),
             webhook_retries: 2,
             max_rps: None,
             throughput_http_status: 400,
@@ -1125,6 +1133,131 @@ impl FakeGraph {
             message_template_category: template.map(|t| t.category),
         };
         payload::template_status_payload(&waba_id, &update)
+    }
+
+    /// The id, name, language and WABA of a known template (unknown ones get id `0` and the
+    /// default WABA).
+    fn template_keys(&self, name: &str, language: &str) -> (String, String) {
+        let template = self
+            .shared
+            .lock()
+            .templates
+            .iter()
+            .find(|t| t.name == name && t.language == language)
+            .cloned();
+        let waba_id = template
+            .as_ref()
+            .and_then(|t| t.waba_id.clone())
+            .unwrap_or_else(default_waba);
+        let id = template.map(|t| t.id).unwrap_or_else(|| "0".into());
+        (id, waba_id)
+    }
+
+    /// A `message_template_status_update` webhook with everything Meta can put in it:
+    /// `reason`, `disable_info.disable_date` (Unix seconds) and `other_info`.
+    pub fn template_status_update_full(
+        &self,
+        name: &str,
+        language: &str,
+        event: &str,
+        reason: Option<&str>,
+        disable_date: Option<i64>,
+        other_info: Option<(&str, &str)>,
+    ) -> Value {
+        let mut payload = self.template_status_update(name, language, event, reason);
+        let value = &mut payload["entry"][0]["changes"][0]["value"];
+        if let Some(date) = disable_date {
+            value["disable_info"] = serde_json::json!({ "disable_date": date });
+        }
+        if let Some((title, description)) = other_info {
+            value["other_info"] = serde_json::json!({"title": title, "description": description});
+        }
+        payload
+    }
+
+    /// A `template_category_update` webhook for a template: the change from `previous` to
+    /// `new` (also made on the fake's template).
+    pub fn template_category_update(
+        &self,
+        name: &str,
+        language: &str,
+        previous: &str,
+        new: &str,
+    ) -> Value {
+        let (id, waba_id) = self.template_keys(name, language);
+        if let Some(t) = self
+            .shared
+            .lock()
+            .templates
+            .iter_mut()
+            .find(|t| t.name == name && t.language == language)
+        {
+            t.category = new.to_string();
+        }
+        payload::template_category_payload(&waba_id, (&id, name, language), previous, new, None)
+    }
+
+    /// A `template_category_update` advance notice: the template (now `current`) will become
+    /// `correct` at `at` (Unix seconds). Nothing changes yet.
+    pub fn template_category_notice(
+        &self,
+        name: &str,
+        language: &str,
+        current: &str,
+        correct: &str,
+        at: i64,
+    ) -> Value {
+        let (id, waba_id) = self.template_keys(name, language);
+        payload::template_category_payload(
+            &waba_id,
+            (&id, name, language),
+            current,
+            correct,
+            Some(at),
+        )
+    }
+
+    /// A `message_template_quality_update` webhook (`GREEN`, `YELLOW`, `RED`, `UNKNOWN`).
+    pub fn template_quality_update(
+        &self,
+        name: &str,
+        language: &str,
+        previous: &str,
+        new: &str,
+    ) -> Value {
+        let (id, waba_id) = self.template_keys(name, language);
+        payload::template_quality_payload(&waba_id, (&id, name, language), previous, new)
+    }
+
+    /// A `phone_number_quality_update` webhook for a phone number (its WABA and display
+    /// number): `event` and the limit (`TIER_2K`, …).
+    pub fn phone_quality_update(
+        &self,
+        phone_number_id: &str,
+        event: &str,
+        limit: &str,
+        old_limit: Option<&str>,
+    ) -> Value {
+        payload::phone_quality_payload(&self.business_ids(phone_number_id), event, limit, old_limit)
+    }
+
+    /// An `account_update` webhook for a phone number's WABA with the portfolio's messaging
+    /// limit.
+    pub fn account_update(&self, phone_number_id: &str, event: &str, limit: &str) -> Value {
+        payload::account_update_payload(&self.business_ids(phone_number_id).waba_id, event, limit)
+    }
+
+    /// Signs and posts a WABA-level payload (template or number health: no
+    /// `metadata.phone_number_id`) to the webhook URL of `phone_number_id` (else the global
+    /// one). Returns plantilla's answer.
+    pub async fn post_webhook_for(&self, phone_number_id: &str, payload: &Value) -> StatusCode {
+        let (url, secret) = self.shared.lock().webhook_target(Some(phone_number_id));
+        let url = url.expect("no webhook URL set");
+        let body = serde_json::to_vec(payload).expect("a JSON payload");
+        let sig = signature(&secret, &body);
+        self.post_raw_to(&url, body, Some(sig))
+            .await
+            .expect("posting the webhook failed")
     }
 
     /// An inbound text message webhook from `from` (with its profile name) to

@@ -82,8 +82,11 @@ pub struct StatusEvent {
     /// Pricing category and conversation origin type, lowercase: `utility`,
     /// `marketing`, `authentication`, `service`.
     pub category: String,
-    /// `pricing.pricing_model`: `CBP` by default.
+    /// `pricing.pricing_model`: `PMP` (per-message pricing, Meta's model since July 2025)
+    /// by default.
     pub pricing_model: String,
+    /// `pricing.type`: `regular` (charged), `free_customer_service` or `free_entry_point`.
+    pub pricing_type: String,
     /// `errors` (for `failed`).
     pub errors: Vec<StatusError>,
 }
@@ -105,7 +108,8 @@ impl StatusEvent {
             conversation_id: None,
             conversation_expiration: None,
             category: "utility".to_string(),
-            pricing_model: "CBP".to_string(),
+            pricing_model: "PMP".to_string(),
+            pricing_type: "regular".to_string(),
             errors: Vec::new(),
         }
     }
@@ -176,8 +180,9 @@ impl StatusEvent {
             s.insert(
                 "pricing".into(),
                 json!({
-                    "billable": true,
+                    "billable": self.pricing_type == "regular",
                     "pricing_model": self.pricing_model,
+                    "type": self.pricing_type,
                     "category": self.category,
                 }),
             );
@@ -441,6 +446,112 @@ pub fn template_status_payload(waba_id: &str, update: &TemplateStatusUpdate) -> 
         waba_id,
         "message_template_status_update",
         Value::Object(value),
+        Some(chrono::Utc::now().timestamp()),
+    )
+}
+
+/// A `template_category_update` webhook: a change made (`previous_category`,
+/// `new_category`), or with `correct_category` the advance notice of one (then
+/// `new_category` is the current category and `category_update_timestamp` when the change
+/// will happen, Unix seconds).
+pub fn template_category_payload(
+    waba_id: &str,
+    template: (&str, &str, &str),
+    previous_or_current: &str,
+    new_or_correct: &str,
+    notice_at: Option<i64>,
+) -> Value {
+    let (id, name, language) = template;
+    let mut value = template_ids(id, name, language);
+    match notice_at {
+        None => {
+            value.insert("previous_category".into(), Value::from(previous_or_current));
+            value.insert("new_category".into(), Value::from(new_or_correct));
+        }
+        Some(at) => {
+            value.insert("correct_category".into(), Value::from(new_or_correct));
+            value.insert("new_category".into(), Value::from(previous_or_current));
+            value.insert("category_update_timestamp".into(), Value::from(at));
+        }
+    }
+    envelope(
+        waba_id,
+        "template_category_update",
+        Value::Object(value),
+        Some(chrono::Utc::now().timestamp()),
+    )
+}
+
+/// A `message_template_quality_update` webhook.
+pub fn template_quality_payload(
+    waba_id: &str,
+    template: (&str, &str, &str),
+    previous: &str,
+    new: &str,
+) -> Value {
+    let (id, name, language) = template;
+    let mut value = template_ids(id, name, language);
+    value.insert("previous_quality_score".into(), Value::from(previous));
+    value.insert("new_quality_score".into(), Value::from(new));
+    envelope(
+        waba_id,
+        "message_template_quality_update",
+        Value::Object(value),
+        Some(chrono::Utc::now().timestamp()),
+    )
+}
+
+fn template_ids(id: &str, name: &str, language: &str) -> Map<String, Value> {
+    let mut value = Map::new();
+    value.insert(
+        "message_template_id".into(),
+        id.parse::<u64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| Value::from(id)),
+    );
+    value.insert("message_template_name".into(), Value::from(name));
+    value.insert("message_template_language".into(), Value::from(language));
+    value
+}
+
+/// A `phone_number_quality_update` webhook: `event` (`FLAGGED`, `UNFLAGGED`, `UPGRADE`,
+/// `DOWNGRADE`, …), the limit as `max_daily_conversations_per_business` (current) and, as
+/// Meta still sends them, `current_limit` and `old_limit` (deprecated).
+pub fn phone_quality_payload(
+    biz: &BusinessIds,
+    event: &str,
+    limit: &str,
+    old_limit: Option<&str>,
+) -> Value {
+    let mut value = Map::new();
+    value.insert(
+        "display_phone_number".into(),
+        Value::from(biz.display_phone_number.clone()),
+    );
+    value.insert("event".into(), Value::from(event));
+    if let Some(old) = old_limit {
+        value.insert("old_limit".into(), Value::from(old));
+    }
+    value.insert("current_limit".into(), Value::from(limit));
+    value.insert(
+        "max_daily_conversations_per_business".into(),
+        Value::from(limit),
+    );
+    envelope(
+        &biz.waba_id,
+        "phone_number_quality_update",
+        Value::Object(value),
+        Some(chrono::Utc::now().timestamp()),
+    )
+}
+
+/// An `account_update` webhook carrying the business portfolio's messaging limit
+/// (`whatsapp_business_manager_messaging_limit`).
+pub fn account_update_payload(waba_id: &str, event: &str, limit: &str) -> Value {
+    envelope(
+        waba_id,
+        "account_update",
+        json!({"event": event, "whatsapp_business_manager_messaging_limit": limit}),
         Some(chrono::Utc::now().timestamp()),
     )
 }

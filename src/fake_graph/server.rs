@@ -163,7 +163,9 @@ impl Connected<IncomingStream<'_, KillableListener>> for Conn {
 
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let cancel = shared.cancel.clone();
-    let app = router(shared.clone()).merge(super::authoring::router(shared));
+    let app = router(shared.clone())
+        .merge(super::authoring::router(shared.clone()))
+        .merge(super::health::router(shared));
     let result = axum::serve(
         KillableListener(listener),
         app.into_make_service_with_connect_info::<Conn>(),

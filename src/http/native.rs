@@ -58,6 +58,7 @@ pub fn routes() -> Router<App> {
         )
         .route("/v1/templates/{id}/preview", post(preview_template))
         .route("/v1/media", post(super::media::upload))
+        .route("/v1/usage", get(get_usage))
 }
 
 // --- Problems -----------------------------------------------------------------------------
@@ -1760,6 +1761,139 @@ async fn close_conversation(
     result.unwrap_or_else(Problem::response)
 }
 
+// --- Usage ---------------------------------------------------------------------------------
+
+/// `GET /v1/usage?from=…&to=…&groupBy=day|template|channel|category`: the caller's messages
+/// Meta priced, billable and free, per group and category, with an estimated cost when the
+/// configuration has a price table. `from`/`to` are dates (`YYYY-MM-DD`, whole UTC days) or
+/// RFC 3339 instants, both inclusive; by default the current UTC month so far. `groupBy`
+/// defaults to `day`. A window is at most 366 days.
+async fn get_usage(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    use crate::domain::usage::{self, GroupBy, PriceTable, Priced};
+    let result = async {
+        let caller = authenticate(&app, &headers).await?;
+        let known = ["from", "to", "groupBy"];
+        if let Some(unknown) = q.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(Problem::field(
+                unknown,
+                "is not a parameter of this endpoint (from, to, groupBy)",
+            ));
+        }
+        let group_by = match q.get("groupBy").map(|s| s.trim()) {
+            None | Some("") => GroupBy::Day,
+            Some(raw) => GroupBy::parse(raw).ok_or_else(|| {
+                Problem::field(
+                    "groupBy",
+                    format!("must be one of {}, got '{raw}'", GroupBy::NAMES.join(", ")),
+                )
+            })?,
+        };
+        let bound = |name: &str, is_end: bool| -> Result<Option<i64>, Problem> {
+            match q.get(name).map(|s| s.trim()).filter(|s| !s.is_empty()) {
+                None => Ok(None),
+                Some(raw) => usage::parse_bound(raw, is_end).map(Some).ok_or_else(|| {
+                    Problem::field(
+                        name,
+                        format!("must be a date (YYYY-MM-DD) or an RFC 3339 instant, got '{raw}'"),
+                    )
+                }),
+            }
+        };
+        let now = crate::now_ms();
+        let to = bound("to", true)?.unwrap_or(now + 1);
+        let from = match bound("from", false)? {
+            Some(from) => from,
+            None => {
+                let month = usage::day_of(to - 1);
+                usage::parse_bound(&format!("{}-01", &month[..7]), false).unwrap_or(0)
+            }
+        };
+        if from >= to {
+            return Err(Problem::field("from", "must not be after to"));
+        }
+        if to - from > 366 * 86_400_000 {
+            return Err(Problem::field("to", "must be at most 366 days after from"));
+        }
+        let prices = app
+            .config
+            .prices
+            .as_deref()
+            .and_then(|p| PriceTable::parse(p).ok());
+        let messages = app
+            .store
+            .priced_messages(caller.account_id(), from, to)
+            .await?;
+        let rows = usage::count(
+            messages.iter().map(|m| Priced {
+                key: match group_by {
+                    GroupBy::Day => usage::day_of(m.at),
+                    GroupBy::Template => m.template_id.clone(),
+                    GroupBy::Channel => m.channel_id.clone(),
+                    GroupBy::Category => m
+                        .pricing
+                        .category
+                        .clone()
+                        .unwrap_or_default()
+                        .to_ascii_lowercase(),
+                },
+                category: m.pricing.category.as_deref().unwrap_or(""),
+                billable: m.pricing.is_billable().unwrap_or(true),
+                phone_number: &m.phone_number,
+            }),
+            prices.as_ref(),
+        );
+        let key_name = match group_by {
+            GroupBy::Day => "day",
+            GroupBy::Template => "templateId",
+            GroupBy::Channel => "channelId",
+            GroupBy::Category => "category",
+        };
+        let (mut billable, mut free, mut cost) = (0u64, 0u64, Some(0.0f64));
+        let data: Vec<Value> = rows
+            .iter()
+            .map(|r| {
+                billable += r.billable;
+                free += r.free;
+                cost = match (cost, r.estimated_cost) {
+                    (Some(a), Some(b)) => Some(a + b),
+                    _ => None,
+                };
+                let mut row = json!({
+                    "key": r.key,
+                    "category": r.category,
+                    "billable": r.billable,
+                    "free": r.free,
+                    "estimatedCost": r.estimated_cost,
+                });
+                row[key_name] = json!(r.key);
+                row
+            })
+            .collect();
+        let priced = prices.is_some();
+        Ok::<_, Problem>(json_response(
+            StatusCode::OK,
+            &json!({
+                "from": crate::format_ms(from),
+                "to": crate::format_ms(to - 1),
+                "groupBy": group_by.as_str(),
+                "currency": priced.then(|| app.config.price_currency.clone()),
+                "data": data,
+                "total": {
+                    "billable": billable,
+                    "free": free,
+                    "estimatedCost": if priced { cost.map(|c| (c * 1e6).round() / 1e6) } else { None },
+                },
+            }),
+        ))
+    }
+    .await;
+    result.unwrap_or_else(Problem::response)
+}
+
 // --- Templates -----------------------------------------------------------------------------
 
 async fn list_templates(
@@ -1779,7 +1913,10 @@ async fn list_templates(
                 .ok_or_else(|| {
                     Problem::field(
                         "page",
-                        format!("must be a whole number from 1 to {}, got '{raw}'", crate::http::compat::MAX_PAGE),
+                        format!(
+                            "must be a whole number from 1 to {}, got '{raw}'",
+                            crate::http::compat::MAX_PAGE
+                        ),
                     )
                 })?,
         };
@@ -1789,10 +1926,18 @@ async fn list_templates(
             offset: (page - 1).saturating_mul(limit),
             limit,
         };
-        let (list, total) = app.store.list_templates(caller.account_id(), &filter).await?;
+        let (list, total) = app
+            .store
+            .list_templates(caller.account_id(), &filter)
+            .await?;
+        let healths = app.store.template_healths(caller.account_id()).await?;
+        let data: Vec<Value> = list
+            .iter()
+            .map(|t| views::template_with_health(t, healths.get(&t.id)))
+            .collect();
         Ok::<_, Problem>(json_response(
             StatusCode::OK,
-            &json!({"data": list.iter().map(views::template).collect::<Vec<_>>(), "page": page, "limit": limit, "total": total}),
+            &json!({"data": data, "page": page, "limit": limit, "total": total}),
         ))
     }
     .await;
@@ -1811,7 +1956,11 @@ async fn get_template(
             .account_template(caller.account_id(), &id)
             .await?
             .ok_or_else(|| Problem::not_found("template", &id))?;
-        Ok::<_, Problem>(json_response(StatusCode::OK, &views::template(&t)))
+        let healths = app.store.template_healths(caller.account_id()).await?;
+        Ok::<_, Problem>(json_response(
+            StatusCode::OK,
+            &views::template_with_health(&t, healths.get(&t.id)),
+        ))
     }
     .await;
     result.unwrap_or_else(Problem::response)
@@ -1945,7 +2094,7 @@ async fn create_template(State(app): State<App>, headers: HeaderMap, body: Bytes
             .map_err(authoring_problem)?;
         Ok::<_, Problem>(json_response(
             StatusCode::CREATED,
-            &views::template(&template),
+            &views::template_with_health(&template, None),
         ))
     }
     .await;

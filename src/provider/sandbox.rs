@@ -69,6 +69,15 @@ impl Sandbox {
         let app = self.app.clone();
         let delay = self.delay;
         self.tasks.spawn(async move {
+            // Priced as Meta prices a template since July 2025: per message, in the
+            // template's category.
+            let category = sandbox_pricing_category(&app, &message.message_id).await;
+            let pricing = crate::store::Pricing {
+                pricing_type: Some("regular".into()),
+                category: Some(category.clone()),
+                pricing_model: Some("PMP".into()),
+                billable: Some(true),
+            };
             let mut wait = first_wait;
             for (status, error) in steps {
                 if !wait.is_zero() {
@@ -81,7 +90,8 @@ impl Sandbox {
                     status,
                     at: now_ms(),
                     error,
-                    pricing_category: Some("utility".into()),
+                    pricing_category: Some(category.clone()),
+                    pricing: (status != MessageStatus::Failed).then(|| pricing.clone()),
                     channel_id: Some(message.channel_id.clone()),
                 };
                 if let Err(e) = status::apply(&app, &update).await {
@@ -167,5 +177,18 @@ impl Provider for Sandbox {
             provider_message_id: wamid,
             wa_id: Some(job.message.phone_number.clone()),
         })
+    }
+}
+
+/// The pricing category (`marketing`, `utility`, `authentication`) of a sandbox message: its
+/// template's category; `utility` when it cannot be read.
+async fn sandbox_pricing_category(app: &App, message_id: &str) -> String {
+    let template_id = match app.store.message(message_id).await {
+        Ok(Some(m)) => m.template_id,
+        _ => return "utility".into(),
+    };
+    match app.store.template(&template_id).await {
+        Ok(Some(t)) => t.category.to_ascii_lowercase(),
+        _ => "utility".into(),
     }
 }

@@ -363,7 +363,12 @@ pub async fn create_channel(app: &App, body: &Value) -> AdminResult {
 }
 
 pub async fn get_channel(app: &App, id: &str) -> AdminResult {
-    Ok(views::channel(&load_channel(app, id).await?))
+    let channel = load_channel(app, id).await?;
+    let qualities = app.store.channel_qualities().await?;
+    Ok(views::channel_with_quality(
+        &channel,
+        qualities.get(&channel.id),
+    ))
 }
 
 pub async fn update_channel(app: &App, id: &str, body: &Value) -> AdminResult {
@@ -392,7 +397,11 @@ pub async fn update_channel(app: &App, id: &str, body: &Value) -> AdminResult {
         channel.health_error = None;
         app.wake.notify_one();
     }
-    Ok(views::channel(&channel))
+    let qualities = app.store.channel_qualities().await?;
+    Ok(views::channel_with_quality(
+        &channel,
+        qualities.get(&channel.id),
+    ))
 }
 
 pub async fn rotate_channel_token(app: &App, id: &str) -> AdminResult {
@@ -682,7 +691,7 @@ pub async fn create_template(app: &App, body: &Value) -> AdminResult {
     };
     apply_template_fields(app, &mut template, &f).await?;
     app.store.insert_template(&template).await?;
-    Ok(views::template(&template))
+    template_view(app, &template).await
 }
 
 pub(crate) async fn load_template(app: &App, id: &str) -> Result<Template, AdminError> {
@@ -695,8 +704,22 @@ pub(crate) async fn load_template(app: &App, id: &str) -> Result<Template, Admin
         })
 }
 
+/// A template with its health, as every admin template answer shows it.
+async fn template_view(app: &App, template: &crate::store::Template) -> AdminResult {
+    let healths = app.store.template_healths(&template.account_id).await?;
+    Ok(views::template_with_health(
+        template,
+        healths.get(&template.id),
+    ))
+}
+
 pub async fn get_template(app: &App, id: &str) -> AdminResult {
-    Ok(views::template(&load_template(app, id).await?))
+    let template = load_template(app, id).await?;
+    let healths = app.store.template_healths(&template.account_id).await?;
+    Ok(views::template_with_health(
+        &template,
+        healths.get(&template.id),
+    ))
 }
 
 pub async fn update_template(app: &App, id: &str, body: &Value) -> AdminResult {
@@ -706,7 +729,7 @@ pub async fn update_template(app: &App, id: &str, body: &Value) -> AdminResult {
     apply_template_fields(app, &mut template, &f).await?;
     template.updated_at = now_ms();
     app.store.update_template(&template).await?;
-    Ok(views::template(&template))
+    template_view(app, &template).await
 }
 
 /// Submits a template to WhatsApp through a channel (see `service::authoring`): stored
@@ -721,7 +744,7 @@ pub async fn submit_template(app: &App, channel_id: &str, body: &Value) -> Admin
     let template = authoring::submit(app, &channel, draft)
         .await
         .map_err(authoring::AuthorError::into_admin)?;
-    Ok(views::template(&template))
+    template_view(app, &template).await
 }
 
 /// Deletes a template: at Meta first when `at_meta` and it was submitted there, then locally

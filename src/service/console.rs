@@ -593,12 +593,13 @@ pub async fn sync_templates(app: &App, viewer: &Viewer, account: Option<&str>) -
 pub async fn channels(app: &App, viewer: &Viewer, account: Option<&str>) -> ConsoleResult {
     let account_id = viewer.account(app, account).await?;
     let queues = app.store.queues().await?;
+    let qualities = app.store.channel_qualities().await?;
     let now = now_ms();
     let list: Vec<Value> = account_channels(app, &account_id)
         .await?
         .iter()
         .map(|c| {
-            let mut v = views::channel(c);
+            let mut v = views::channel_with_quality(c, qualities.get(&c.id));
             let q = queues.iter().find(|q| q.channel_id == c.id);
             v["queueDepth"] = json!(q.map_or(0, |q| q.depth));
             v["oldestAgeSeconds"] = json!(q.map(|q| (now - q.oldest_queued_at).max(0) / 1000));

@@ -4,7 +4,10 @@ use serde_json::{Value, json};
 
 use crate::domain::template::{Button, Header, TemplateContent, TemplateExtra};
 use crate::format_ms;
-use crate::store::{Account, Channel, Conversation, Group, InboundMessage, Message, Template};
+use crate::store::{
+    Account, Channel, ChannelQuality, Conversation, Group, InboundMessage, Message, Template,
+    TemplateHealth,
+};
 
 fn time(ms: Option<i64>) -> Value {
     ms.map(|ms| Value::String(format_ms(ms)))
@@ -70,6 +73,28 @@ pub fn template(t: &Template) -> Value {
         if let Some(format) = &content.extra.parameter_format {
             fields.insert("parameterFormat".into(), json!(format));
         }
+    }
+    view
+}
+
+/// A template as the native and admin APIs show it: [`template`] and, once Meta has reported
+/// on it, its `health` (status event and reason, disable date, flag, quality score, a pending
+/// category change). The compatible API's envelopes keep [`template`].
+pub fn template_with_health(t: &Template, health: Option<&TemplateHealth>) -> Value {
+    let mut view = template(t);
+    if let (Value::Object(fields), Some(health)) = (&mut view, health) {
+        fields.insert("health".into(), health.view());
+    }
+    view
+}
+
+/// A channel with its quality as Meta last reported it (`quality`).
+pub fn channel_with_quality(c: &Channel, quality: Option<&ChannelQuality>) -> Value {
+    let mut view = channel(c);
+    if let Value::Object(fields) = &mut view {
+        let quality = quality.cloned().unwrap_or_default();
+        fields.insert("qualityRating".into(), json!(quality.quality_rating));
+        fields.insert("quality".into(), quality.view());
     }
     view
 }
@@ -153,6 +178,7 @@ pub fn message(m: &Message) -> Value {
         "attempts": m.attempts,
         "error": m.error,
         "pricingCategory": m.pricing_category,
+        "pricing": m.pricing.as_ref().map(crate::store::Pricing::view),
         "statusTimes": {
             "queued": format_ms(m.queued_at),
             "sending": time(m.sending_at),

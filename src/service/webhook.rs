@@ -16,7 +16,10 @@ use crate::app::App;
 use crate::domain::inbound::{InboundContent, content_of};
 use crate::domain::status::MessageStatus;
 use crate::now_ms;
-use crate::store::{Channel, ProviderError, StatusApplied, StatusUpdate, StoreResult};
+use crate::store::{
+    Channel, ChannelQualityChange, Pricing, ProviderError, StatusApplied, StatusUpdate,
+    StoreResult, TemplateHealthChange,
+};
 
 /// Whether `header` (`X-Hub-Signature-256: sha256=<hex>`) is the HMAC-SHA256 of `body` with
 /// `secret`. The comparison is constant-time.
@@ -49,14 +52,65 @@ pub enum Report {
         phone_number_id: String,
         message: Box<InboundReport>,
     },
-    TemplateStatus {
+    /// `message_template_status_update`, `template_category_update`,
+    /// `message_template_quality_update`.
+    TemplateHealth {
         waba_id: String,
         template_id: String,
-        event: String,
+        change: TemplateHealthChange,
     },
-    /// The number's (since Oct 2025 the business portfolio's) messaging limit: unique users of
-    /// new business-initiated conversations per rolling 24 h; `None`: unlimited.
-    MessagingLimit { waba_id: String, limit: Option<i64> },
+    /// `phone_number_quality_update` and `account_update`: the number's quality and its
+    /// (since Oct 2025 the business portfolio's) messaging limit, unique users of new
+    /// business-initiated conversations per rolling 24 h (`Some(None)`: unlimited).
+    NumberQuality {
+        waba_id: String,
+        change: ChannelQualityChange,
+    },
+}
+
+/// A messaging limit as Meta writes it: a tier name (`TIER_2K`), a plain number (`2000`,
+/// as a string or a JSON number) or `UNLIMITED`. `Some(None)`: unlimited.
+fn messaging_limit_of(v: &Value) -> Option<Option<i64>> {
+    match v {
+        Value::Number(n) => n.as_i64().filter(|n| *n > 0).map(Some),
+        Value::String(s) => messaging_limit_of_tier(s),
+        _ => None,
+    }
+}
+
+/// Meta's times: Unix seconds as a number or a string, or an RFC 3339 / `YYYY-MM-DD` text.
+fn time_of(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64().map(|s| s.saturating_mul(1000)),
+        Value::String(s) => s
+            .trim()
+            .parse::<i64>()
+            .map(|s| s.saturating_mul(1000))
+            .ok()
+            .or_else(|| {
+                chrono::DateTime::parse_from_rfc3339(s.trim())
+                    .map(|t| t.timestamp_millis())
+                    .ok()
+                    .or_else(|| {
+                        chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+                            .ok()
+                            .and_then(|d| d.and_hms_opt(0, 0, 0))
+                            .map(|t| t.and_utc().timestamp_millis())
+                    })
+            }),
+        _ => None,
+    }
+}
+
+/// A status's `pricing` object, when it has one.
+fn pricing_of(v: &Value) -> Option<Pricing> {
+    let p = Pricing {
+        pricing_type: text(&v["type"]),
+        category: text(&v["category"]),
+        pricing_model: text(&v["pricing_model"]),
+        billable: v["billable"].as_bool(),
+    };
+    (p != Pricing::default()).then_some(p)
 }
 
 /// A messaging-limit tier as Meta names it (`TIER_250`, `TIER_2K`, `TIER_UNLIMITED`…):
@@ -105,6 +159,7 @@ pub struct StatusUpdateData {
     pub at: i64,
     pub error: Option<(i64, String, Option<String>)>,
     pub pricing_category: Option<String>,
+    pub pricing: Option<Pricing>,
 }
 
 fn seconds_to_ms(v: &Value) -> i64 {
@@ -202,6 +257,7 @@ pub fn parse(payload: &Value) -> Vec<Report> {
                                 at: seconds_to_ms(&s["timestamp"]),
                                 error,
                                 pricing_category: text(&s["pricing"]["category"]),
+                                pricing: pricing_of(&s["pricing"]),
                             },
                             recipient_user_id: text(&s["recipient_user_id"])
                                 .filter(|u| !u.is_empty()),
@@ -216,36 +272,87 @@ pub fn parse(payload: &Value) -> Vec<Report> {
                         }
                     }
                 }
-                Some("message_template_status_update") => {
+                Some(
+                    field @ ("message_template_status_update"
+                    | "template_category_update"
+                    | "message_template_quality_update"),
+                ) => {
                     let template_id = match &value["message_template_id"] {
                         Value::Number(n) => Some(n.to_string()),
                         Value::String(s) => Some(s.clone()),
                         _ => None,
                     };
-                    if let (Some(waba_id), Some(template_id), Some(event)) =
-                        (text(&entry["id"]), template_id, text(&value["event"]))
+                    let change = match field {
+                        "message_template_status_update" => {
+                            text(&value["event"]).map(|event| TemplateHealthChange::Status {
+                                event,
+                                reason: text(&value["reason"])
+                                    .filter(|r| !r.is_empty() && r != "NONE"),
+                                category: text(&value["message_template_category"]),
+                                disable_date: time_of(&value["disable_info"]["disable_date"]),
+                                other_info: value["other_info"]
+                                    .is_object()
+                                    .then(|| value["other_info"].clone()),
+                            })
+                        }
+                        // An advance notice names the category the template will get; a
+                        // change names the one it had.
+                        "template_category_update" => match text(&value["correct_category"]) {
+                            Some(correct) => Some(TemplateHealthChange::CategoryNotice {
+                                correct,
+                                effective_at: time_of(&value["category_update_timestamp"]),
+                            }),
+                            None => text(&value["new_category"]).map(|new| {
+                                TemplateHealthChange::Category {
+                                    previous: text(&value["previous_category"]),
+                                    new,
+                                }
+                            }),
+                        },
+                        _ => text(&value["new_quality_score"]).map(|new| {
+                            TemplateHealthChange::Quality {
+                                previous: text(&value["previous_quality_score"]),
+                                new,
+                            }
+                        }),
+                    };
+                    if let (Some(waba_id), Some(template_id), Some(change)) =
+                        (text(&entry["id"]), template_id, change)
                     {
-                        reports.push(Report::TemplateStatus {
+                        reports.push(Report::TemplateHealth {
                             waba_id,
                             template_id,
-                            event,
+                            change,
                         });
                     }
                 }
-                Some("phone_number_quality_update" | "account_update") => {
-                    // The current field first, then the deprecated ones.
-                    let tier = [
+                Some(field @ ("phone_number_quality_update" | "account_update")) => {
+                    // The current fields first, then the deprecated ones.
+                    let limit = [
+                        "max_daily_conversations_per_business",
                         "whatsapp_business_manager_messaging_limit",
                         "messaging_limit_tier",
                         "current_limit",
                     ]
                     .iter()
-                    .find_map(|k| text(&value[*k]));
-                    if let (Some(waba_id), Some(limit)) = (
-                        text(&entry["id"]),
-                        tier.as_deref().and_then(messaging_limit_of_tier),
-                    ) {
-                        reports.push(Report::MessagingLimit { waba_id, limit });
+                    .find_map(|k| messaging_limit_of(&value[*k]));
+                    let event = text(&value["event"]);
+                    // A quality event always tells something; an account update only with a
+                    // limit.
+                    let tells = limit.is_some()
+                        || (field == "phone_number_quality_update" && event.is_some());
+                    if let (Some(waba_id), true) = (text(&entry["id"]), tells) {
+                        reports.push(Report::NumberQuality {
+                            waba_id,
+                            change: ChannelQualityChange {
+                                event,
+                                display_phone_number: text(&value["display_phone_number"]),
+                                quality_rating: text(&value["quality_rating"])
+                                    .or_else(|| text(&value["new_quality_score"])),
+                                limit,
+                                learn_display: false,
+                            },
+                        });
                     }
                 }
                 _ => {}
@@ -255,18 +362,7 @@ pub fn parse(payload: &Value) -> Vec<Report> {
     reports
 }
 
-/// The template status a template-status event leaves, or `None` when the event does not
-/// change the status (`FLAGGED` warns while the template stays approved).
-pub fn template_status_of_event(event: &str) -> Option<&'static str> {
-    let upper = event.to_ascii_uppercase();
-    if upper == "REINSTATED" {
-        return Some("APPROVED");
-    }
-    crate::service::admin::TEMPLATE_STATUSES
-        .iter()
-        .find(|s| **s == upper)
-        .copied()
-}
+pub use crate::store::health::template_status_of_event;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Applied {
@@ -306,6 +402,7 @@ pub async fn apply(app: &App, scope: Option<&Channel>, payload: &Value) -> Store
                         details,
                     }),
                     pricing_category: update.pricing_category,
+                    pricing: update.pricing,
                     channel_id: Some(channel.id),
                 };
                 match status::apply(app, &update).await? {
@@ -345,33 +442,35 @@ pub async fn apply(app: &App, scope: Option<&Channel>, payload: &Value) -> Store
                 }
                 None => applied.ignored += 1,
             },
-            Report::MessagingLimit { waba_id, limit } => {
+            Report::NumberQuality { waba_id, change } => {
                 let channels = match scope {
                     _ if waba_id.trim().is_empty() => vec![],
                     Some(c) if c.waba_id == waba_id => vec![c.clone()],
                     Some(_) => vec![],
                     None => app.store.channels_by_waba(&waba_id).await?,
                 };
+                let (channels, learn_display) =
+                    numbers_named(app, channels, change.display_phone_number.as_deref()).await?;
                 if channels.is_empty() {
                     applied.ignored += 1;
                 }
+                let change = ChannelQualityChange {
+                    learn_display,
+                    ..change
+                };
                 for channel in channels {
                     app.store
-                        .set_messaging_limit(&channel.id, limit, now_ms())
+                        .apply_channel_quality(&channel.id, &change, now_ms())
                         .await?;
                     applied.limits += 1;
                 }
                 app.wake.notify_one();
             }
-            Report::TemplateStatus {
+            Report::TemplateHealth {
                 waba_id,
                 template_id,
-                event,
+                change,
             } => {
-                let Some(status) = template_status_of_event(&event) else {
-                    applied.ignored += 1;
-                    continue;
-                };
                 let channels = match scope {
                     // An empty account id names no account: it matches nothing.
                     _ if waba_id.trim().is_empty() => vec![],
@@ -381,23 +480,69 @@ pub async fn apply(app: &App, scope: Option<&Channel>, payload: &Value) -> Store
                 };
                 let accounts: BTreeSet<String> =
                     channels.into_iter().map(|c| c.account_id).collect();
+                let mut found = false;
                 for account_id in accounts {
                     if let Some(t) = app
                         .store
                         .template_by_app_id(&account_id, &template_id)
                         .await?
                     {
-                        // Queues `template.status_changed` when the status moves.
+                        // Queues the template's events when something moves.
                         app.store
-                            .set_template_status(&t.id, status, now_ms())
+                            .apply_template_health(&t.id, &change, now_ms())
                             .await?;
                         applied.templates += 1;
+                        found = true;
                     }
+                }
+                if !found {
+                    applied.ignored += 1;
                 }
             }
         }
     }
     Ok(applied)
+}
+
+/// Of a WABA's `channels`, the ones a report about `display` (Meta's display number) is for:
+/// the channel known to have that number; else the only channel of the WABA (whose number it
+/// then learns: `true`); else every channel whose number is not known yet. Without a display
+/// number, all of them.
+async fn numbers_named(
+    app: &App,
+    channels: Vec<Channel>,
+    display: Option<&str>,
+) -> StoreResult<(Vec<Channel>, bool)> {
+    let Some(display) = display.map(str::trim).filter(|d| !d.is_empty()) else {
+        return Ok((channels, false));
+    };
+    if channels.len() <= 1 {
+        return Ok((channels, true));
+    }
+    let known = app.store.channel_qualities().await?;
+    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+    let display = digits(display);
+    let number_of = |c: &Channel| {
+        known
+            .get(&c.id)
+            .and_then(|q| q.display_phone_number.as_deref())
+            .map(digits)
+    };
+    let exact: Vec<Channel> = channels
+        .iter()
+        .filter(|c| number_of(c).as_deref() == Some(display.as_str()))
+        .cloned()
+        .collect();
+    if !exact.is_empty() {
+        return Ok((exact, true));
+    }
+    Ok((
+        channels
+            .into_iter()
+            .filter(|c| number_of(c).is_none())
+            .collect(),
+        false,
+    ))
 }
 
 async fn channel_for(
@@ -482,6 +627,12 @@ mod tests {
                     at: 1_700_000_001_000,
                     error: None,
                     pricing_category: Some("utility".into()),
+                    pricing: Some(Pricing {
+                        pricing_type: None,
+                        category: Some("utility".into()),
+                        pricing_model: Some("CBP".into()),
+                        billable: Some(true),
+                    }),
                 },
                 recipient_user_id: None,
             }
@@ -513,10 +664,16 @@ mod tests {
         assert_eq!(message.user_id, None);
         assert_eq!(
             reports[3],
-            Report::TemplateStatus {
+            Report::TemplateHealth {
                 waba_id: "WABA1".into(),
                 template_id: "12345".into(),
-                event: "PAUSED".into()
+                change: TemplateHealthChange::Status {
+                    event: "PAUSED".into(),
+                    reason: None,
+                    category: None,
+                    disable_date: None,
+                    other_info: None,
+                }
             }
         );
     }
@@ -588,19 +745,29 @@ mod tests {
                 "whatsapp_business_manager_messaging_limit": "TIER_UNLIMITED",
                 "current_limit": "TIER_250"}}
         ]}]}));
-        assert_eq!(
-            reports,
-            vec![
-                Report::MessagingLimit {
-                    waba_id: "WABA1".into(),
-                    limit: Some(10_000)
-                },
-                Report::MessagingLimit {
-                    waba_id: "WABA1".into(),
-                    limit: None
-                },
-            ]
-        );
+        let limits: Vec<_> = reports
+            .iter()
+            .map(|r| match r {
+                Report::NumberQuality { waba_id, change } => {
+                    assert_eq!(waba_id, "WABA1");
+                    change.limit
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(limits, vec![Some(Some(10_000)), Some(None)]);
+        // The current field wins over the deprecated one.
+        let reports = parse(&json!({"entry": [{"id": "WABA1", "changes": [
+            {"field": "phone_number_quality_update", "value": {
+                "display_phone_number": "15550001111", "event": "FLAGGED",
+                "old_limit": "TIER_1K", "current_limit": "TIER_1K",
+                "max_daily_conversations_per_business": "TIER_2K"}}]}]}));
+        let Report::NumberQuality { change, .. } = &reports[0] else {
+            panic!("{reports:?}")
+        };
+        assert_eq!(change.limit, Some(Some(2000)));
+        assert_eq!(change.event.as_deref(), Some("FLAGGED"));
+        assert_eq!(change.display_phone_number.as_deref(), Some("15550001111"));
     }
 
     #[test]
@@ -609,5 +776,60 @@ mod tests {
         assert_eq!(template_status_of_event("disabled"), Some("DISABLED"));
         assert_eq!(template_status_of_event("REINSTATED"), Some("APPROVED"));
         assert_eq!(template_status_of_event("FLAGGED"), None);
+        assert_eq!(template_status_of_event("ARCHIVED"), Some("ARCHIVED"));
+        assert_eq!(template_status_of_event("UNARCHIVED"), Some("APPROVED"));
+    }
+
+    #[test]
+    fn template_health_events_are_read() {
+        let reports = parse(&json!({"entry": [{"id": "WABA1", "changes": [
+            {"field": "message_template_status_update", "value": {
+                "event": "FLAGGED", "message_template_id": 7, "message_template_name": "n",
+                "message_template_language": "es", "reason": "NONE",
+                "message_template_category": "MARKETING",
+                "disable_info": {"disable_date": 1_800_000_000},
+                "other_info": {"title": "FIRST_PAUSE", "description": "paused"}}},
+            {"field": "template_category_update", "value": {
+                "message_template_id": 7, "message_template_name": "n",
+                "message_template_language": "es", "correct_category": "MARKETING",
+                "new_category": "UTILITY", "category_update_timestamp": 1_800_000_000}},
+            {"field": "template_category_update", "value": {
+                "message_template_id": 7, "previous_category": "UTILITY",
+                "new_category": "MARKETING"}},
+            {"field": "message_template_quality_update", "value": {
+                "message_template_id": 7, "previous_quality_score": "GREEN",
+                "new_quality_score": "YELLOW"}}
+        ]}]}));
+        let changes: Vec<_> = reports
+            .into_iter()
+            .map(|r| match r {
+                Report::TemplateHealth { change, .. } => change,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            changes,
+            vec![
+                TemplateHealthChange::Status {
+                    event: "FLAGGED".into(),
+                    reason: None,
+                    category: Some("MARKETING".into()),
+                    disable_date: Some(1_800_000_000_000),
+                    other_info: Some(json!({"title": "FIRST_PAUSE", "description": "paused"})),
+                },
+                TemplateHealthChange::CategoryNotice {
+                    correct: "MARKETING".into(),
+                    effective_at: Some(1_800_000_000_000),
+                },
+                TemplateHealthChange::Category {
+                    previous: Some("UTILITY".into()),
+                    new: "MARKETING".into(),
+                },
+                TemplateHealthChange::Quality {
+                    previous: Some("GREEN".into()),
+                    new: "YELLOW".into(),
+                },
+            ]
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! each implementation can make it one transaction.
 
 pub mod console;
+pub mod health;
 mod lookups;
 pub mod postgres;
 pub mod sqlite;
@@ -19,6 +20,9 @@ use serde_json::Value;
 use crate::domain::callback::EventType;
 use crate::domain::status::{CloseReason, ConversationStatus, MessageStatus};
 use crate::secrets::{Cipher, SealCensus, channel_context};
+pub use health::{
+    ChannelQuality, ChannelQualityChange, Pricing, TemplateHealth, TemplateHealthChange,
+};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -318,6 +322,8 @@ pub struct Message {
     pub read_at: Option<i64>,
     pub failed_at: Option<i64>,
     pub pricing_category: Option<String>,
+    /// Meta's whole `pricing` object, when a status carried one.
+    pub pricing: Option<Pricing>,
     pub batch_id: Option<String>,
     pub callback_url: Option<String>,
     pub metadata: Option<Value>,
@@ -672,6 +678,8 @@ pub struct StatusUpdate {
     pub error: Option<ProviderError>,
     /// Meta's pricing category (`utility`, `marketing`, …), when reported.
     pub pricing_category: Option<String>,
+    /// Meta's whole `pricing` object (`type`, `category`, `pricing_model`, `billable`).
+    pub pricing: Option<Pricing>,
     /// The channel the status came for (the webhook's phone number): when set, only a message
     /// of that channel matches, so one channel's webhook cannot touch another's messages.
     pub channel_id: Option<String>,
@@ -852,6 +860,16 @@ pub(crate) fn conversation_event(
         callback_url: message.and_then(|m| m.callback_url.clone()),
         payload: event_payload(event_type, at, data),
     })
+}
+
+/// One priced message, as `GET /v1/usage` counts it.
+#[derive(Debug, Clone)]
+pub struct PricedMessage {
+    pub at: i64,
+    pub template_id: String,
+    pub channel_id: String,
+    pub phone_number: String,
+    pub pricing: Pricing,
 }
 
 /// A template's status moving from `previous` to its current one.
@@ -1439,6 +1457,43 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> StoreResult<bool>;
 
+    // Template and number health, usage (issue 15)
+    /// Applies a health report from Meta to a template: its status, category and health
+    /// move, and the events (`template.status_changed`, `template.category_changed`,
+    /// `template.quality_changed`) are queued in the same transaction. `false`: no such
+    /// template, or the report repeats what is known.
+    async fn apply_template_health(
+        &self,
+        template_id: &str,
+        change: &TemplateHealthChange,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// The health of the account's templates that have one, by template id.
+    async fn template_healths(
+        &self,
+        account_id: &str,
+    ) -> StoreResult<std::collections::HashMap<String, TemplateHealth>>;
+    /// Applies a quality / messaging-limit report to a channel and queues
+    /// `channel.quality_changed` in the same transaction. `false`: no such channel, or the
+    /// report repeats what is known.
+    async fn apply_channel_quality(
+        &self,
+        channel_id: &str,
+        change: &ChannelQualityChange,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// The quality of every channel that has one, by channel id.
+    async fn channel_qualities(
+        &self,
+    ) -> StoreResult<std::collections::HashMap<String, ChannelQuality>>;
+    /// The account's messages Meta priced (a status carried `pricing`) whose first status
+    /// time (sent, else delivered, else read) is in `[from, to)` (Unix ms).
+    async fn priced_messages(
+        &self,
+        account_id: &str,
+        from: i64,
+        to: i64,
+    ) -> StoreResult<Vec<PricedMessage>>;
     /// Leases until `now + lease_ms` up to `limit` due deliveries, each the oldest pending
     /// one of its stream (endpoint and message), so a stream is never delivered out of order.
     /// A delivery to a `callbackUrl` comes with the account's callback secret, created here

@@ -107,6 +107,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "suppressions",
         include_str!("../../migrations/postgres/0011_suppressions.sql"),
     ),
+    (
+        12,
+        "health",
+        include_str!("../../migrations/postgres/0012_health.sql"),
+    ),
 ];
 
 /// The channel every instance listens on; accepted sends notify it (on commit).
@@ -624,6 +629,7 @@ fn message_from_row(r: &PgRow) -> StoreResult<Message> {
         read_at: r.try_get("read_at")?,
         failed_at: r.try_get("failed_at")?,
         pricing_category: r.try_get("pricing_category")?,
+        pricing: pricing_from_row(r)?,
         batch_id: r.try_get("batch_id")?,
         callback_url: r.try_get("callback_url")?,
         metadata: r
@@ -637,6 +643,23 @@ fn message_from_row(r: &PgRow) -> StoreResult<Message> {
         held_reason: r.try_get("held_reason")?,
         cancelled_at: r.try_get("cancelled_at")?,
     })
+}
+
+/// The `pricing` of a message or kept status row: `None` when no status carried one (only
+/// `pricing_category` may be set then, by an older status).
+fn pricing_from_row(r: &PgRow) -> StoreResult<Option<Pricing>> {
+    let pricing_type: Option<String> = r.try_get("pricing_type")?;
+    let pricing_model: Option<String> = r.try_get("pricing_model")?;
+    let billable: Option<bool> = r.try_get("pricing_billable")?;
+    if pricing_type.is_none() && pricing_model.is_none() && billable.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Pricing {
+        pricing_type,
+        category: r.try_get("pricing_category")?,
+        pricing_model,
+        billable,
+    }))
 }
 
 fn status_from_pending_row(r: &PgRow) -> StoreResult<StatusUpdate> {
@@ -657,6 +680,7 @@ fn status_from_pending_row(r: &PgRow) -> StoreResult<StatusUpdate> {
             None => None,
         },
         pricing_category: r.try_get("pricing_category")?,
+        pricing: pricing_from_row(r)?,
         // A kept status matched no message when it came; it is taken by its own message's
         // wamid or id only.
         channel_id: None,
@@ -2668,6 +2692,20 @@ impl Store for PgStore {
                     fail_message(&mut tx, &self.lookups, &message, &error, u.at, pending).await?;
             }
         }
+        if let Some(p) = &u.pricing {
+            sqlx::query(
+                "UPDATE messages SET pricing_type = coalesce($1, pricing_type),
+                    pricing_model = coalesce($2, pricing_model),
+                    pricing_billable = coalesce($3, pricing_billable)
+                 WHERE id = $4",
+            )
+            .bind(&p.pricing_type)
+            .bind(&p.pricing_model)
+            .bind(p.billable)
+            .bind(&message.id)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(StatusApplied::Applied {
             status: if changed { u.status } else { message.status },
@@ -2680,8 +2718,9 @@ impl Store for PgStore {
     async fn store_pending_status(&self, u: &StatusUpdate, now: i64) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO pending_statuses (provider_message_id, message_id, status, at,
-                error_code, error_title, error_details, pricing_category, received_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                error_code, error_title, error_details, pricing_category, received_at,
+                pricing_type, pricing_model, pricing_billable)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (provider_message_id, status) DO NOTHING",
         )
         .bind(&u.provider_message_id)
@@ -2693,6 +2732,9 @@ impl Store for PgStore {
         .bind(u.error.as_ref().and_then(|e| e.details.as_deref()))
         .bind(&u.pricing_category)
         .bind(now)
+        .bind(u.pricing.as_ref().and_then(|p| p.pricing_type.as_deref()))
+        .bind(u.pricing.as_ref().and_then(|p| p.pricing_model.as_deref()))
+        .bind(u.pricing.as_ref().and_then(|p| p.billable))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -3144,6 +3186,132 @@ impl Store for PgStore {
         Ok(true)
     }
 
+    async fn apply_template_health(
+        &self,
+        template_id: &str,
+        change: &TemplateHealthChange,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let _changed = self.lookups.writing();
+        let mut tx = self.pool.begin().await?;
+        // The template's row is locked, as in `set_template_status`: two reports of one
+        // template are applied one after the other, their events queued in that order.
+        let Some(row) = sqlx::query("SELECT * FROM templates WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(template_id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let template = template_from_row(&row)?;
+        let current: TemplateHealth = sqlx::query_scalar::<_, String>(
+            "SELECT health FROM template_health WHERE template_id = $1",
+        )
+        .bind(template_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|h| serde_json::from_str(&h))
+        .transpose()
+        .context("template health")?
+        .unwrap_or_default();
+        let Some(plan) = health::plan_template(&template, &current, change, now) else {
+            return Ok(false);
+        };
+        if plan.status != template.status || plan.category != template.category {
+            sqlx::query(
+                "UPDATE templates SET status = $1, category = $2, updated_at = $3 WHERE id = $4",
+            )
+            .bind(&plan.status)
+            .bind(&plan.category)
+            .bind(now)
+            .bind(template_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO template_health (template_id, health, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (template_id) DO UPDATE SET health = excluded.health,
+                updated_at = excluded.updated_at",
+        )
+        .bind(template_id)
+        .bind(serde_json::to_string(&plan.health).context("template health")?)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        queue_events(&mut tx, &self.lookups, &template.account_id, &plan.events).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn template_healths(
+        &self,
+        account_id: &str,
+    ) -> StoreResult<std::collections::HashMap<String, TemplateHealth>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT h.template_id, h.health FROM template_health h
+             JOIN templates t ON t.id = h.template_id WHERE t.account_id = $1",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, h)| Ok((id, serde_json::from_str(&h).context("template health")?)))
+            .collect()
+    }
+
+    async fn apply_channel_quality(
+        &self,
+        channel_id: &str,
+        change: &ChannelQualityChange,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let _changed = self.lookups.writing();
+        let mut tx = self.pool.begin().await?;
+        let Some((account_id, limit)): Option<(String, Option<i64>)> = sqlx::query_as(
+            "SELECT account_id, messaging_limit FROM channels WHERE id = $1 FOR NO KEY UPDATE",
+        )
+        .bind(channel_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(false);
+        };
+        let current: ChannelQuality = sqlx::query_scalar::<_, String>(
+            "SELECT quality FROM channel_quality WHERE channel_id = $1",
+        )
+        .bind(channel_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|q| serde_json::from_str(&q))
+        .transpose()
+        .context("channel quality")?
+        .unwrap_or_default();
+        let Some(plan) = health::plan_channel(channel_id, limit, &current, change, now) else {
+            return Ok(false);
+        };
+        if let Some(limit) = plan.limit {
+            sqlx::query("UPDATE channels SET messaging_limit = $1, updated_at = $2 WHERE id = $3")
+                .bind(limit)
+                .bind(now)
+                .bind(channel_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO channel_quality (channel_id, quality, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (channel_id) DO UPDATE SET quality = excluded.quality,
+                updated_at = excluded.updated_at",
+        )
+        .bind(channel_id)
+        .bind(serde_json::to_string(&plan.quality).context("channel quality")?)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        queue_events(&mut tx, &self.lookups, &account_id, &[plan.event]).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn opt_keywords(&self, account_id: &str) -> StoreResult<Option<OptKeywords>> {
         let row: Option<(Option<String>, Option<String>)> =
             sqlx::query_as("SELECT opt_out_keywords, opt_in_keywords FROM accounts WHERE id = $1")
@@ -3178,6 +3346,53 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn channel_qualities(
+        &self,
+    ) -> StoreResult<std::collections::HashMap<String, ChannelQuality>> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT channel_id, quality FROM channel_quality")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(id, q)| Ok((id, serde_json::from_str(&q).context("channel quality")?)))
+            .collect()
+    }
+
+    async fn priced_messages(
+        &self,
+        account_id: &str,
+        from: i64,
+        to: i64,
+    ) -> StoreResult<Vec<PricedMessage>> {
+        let rows = sqlx::query(
+            "SELECT * FROM (
+                SELECT coalesce(sent_at, delivered_at, read_at) AS at, template_id, channel_id,
+                    phone_number, pricing_type, pricing_category, pricing_model, pricing_billable
+                FROM messages
+                WHERE account_id = $1 AND pricing_category IS NOT NULL) priced
+             WHERE at >= $2 AND at < $3 ORDER BY at",
+        )
+        .bind(account_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PricedMessage {
+                    at: r.try_get("at")?,
+                    template_id: r.try_get("template_id")?,
+                    channel_id: r.try_get("channel_id")?,
+                    phone_number: r.try_get("phone_number")?,
+                    pricing: pricing_from_row(r)?.unwrap_or_else(|| Pricing {
+                        category: r.try_get("pricing_category").ok().flatten(),
+                        ..Pricing::default()
+                    }),
+                })
+            })
+            .collect()
     }
 
     async fn claim_callbacks(

@@ -87,6 +87,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "suppressions",
         include_str!("../../migrations/sqlite/0012_suppressions.sql"),
     ),
+    (
+        13,
+        "health",
+        include_str!("../../migrations/sqlite/0013_health.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -601,6 +606,7 @@ fn message_from_row(r: &SqliteRow) -> StoreResult<Message> {
         read_at: r.try_get("read_at")?,
         failed_at: r.try_get("failed_at")?,
         pricing_category: r.try_get("pricing_category")?,
+        pricing: pricing_from_row(r)?,
         batch_id: r.try_get("batch_id")?,
         callback_url: r.try_get("callback_url")?,
         metadata: r
@@ -614,6 +620,23 @@ fn message_from_row(r: &SqliteRow) -> StoreResult<Message> {
         held_reason: r.try_get("held_reason")?,
         cancelled_at: r.try_get("cancelled_at")?,
     })
+}
+
+/// The `pricing` of a message or kept status row: `None` when no status carried one (only
+/// `pricing_category` may be set then, by an older status).
+fn pricing_from_row(r: &SqliteRow) -> StoreResult<Option<Pricing>> {
+    let pricing_type: Option<String> = r.try_get("pricing_type")?;
+    let pricing_model: Option<String> = r.try_get("pricing_model")?;
+    let billable: Option<bool> = r.try_get("pricing_billable")?;
+    if pricing_type.is_none() && pricing_model.is_none() && billable.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Pricing {
+        pricing_type,
+        category: r.try_get("pricing_category")?,
+        pricing_model,
+        billable,
+    }))
 }
 
 fn status_from_pending_row(r: &SqliteRow) -> StoreResult<StatusUpdate> {
@@ -634,6 +657,7 @@ fn status_from_pending_row(r: &SqliteRow) -> StoreResult<StatusUpdate> {
             None => None,
         },
         pricing_category: r.try_get("pricing_category")?,
+        pricing: pricing_from_row(r)?,
         // A kept status matched no message when it came; it is taken by its own message's
         // wamid or id only.
         channel_id: None,
@@ -1650,6 +1674,20 @@ async fn apply_in(
             .bind(&message.id)
             .execute(&mut **tx)
             .await?;
+    }
+    if let Some(p) = &u.pricing {
+        sqlx::query(
+            "UPDATE messages SET pricing_type = coalesce(?, pricing_type),
+                pricing_model = coalesce(?, pricing_model),
+                pricing_billable = coalesce(?, pricing_billable)
+             WHERE id = ?",
+        )
+        .bind(&p.pricing_type)
+        .bind(&p.pricing_model)
+        .bind(p.billable)
+        .bind(&message.id)
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(StatusApplied::Applied {
         status: if changed { u.status } else { message.status },
@@ -3063,8 +3101,9 @@ impl Store for SqliteStore {
     async fn store_pending_status(&self, u: &StatusUpdate, now: i64) -> StoreResult<()> {
         let done = sqlx::query(
             "INSERT INTO pending_statuses (provider_message_id, message_id, status, at,
-                error_code, error_title, error_details, pricing_category, received_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                error_code, error_title, error_details, pricing_category, received_at,
+                pricing_type, pricing_model, pricing_billable)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (provider_message_id, status) DO NOTHING",
         )
         .bind(&u.provider_message_id)
@@ -3076,6 +3115,9 @@ impl Store for SqliteStore {
         .bind(u.error.as_ref().and_then(|e| e.details.as_deref()))
         .bind(&u.pricing_category)
         .bind(now)
+        .bind(u.pricing.as_ref().and_then(|p| p.pricing_type.as_deref()))
+        .bind(u.pricing.as_ref().and_then(|p| p.pricing_model.as_deref()))
+        .bind(u.pricing.as_ref().and_then(|p| p.billable))
         .execute(&self.write)
         .await?;
         let kept = i64::try_from(done.rows_affected()).unwrap_or(0);
@@ -3478,6 +3520,129 @@ impl Store for SqliteStore {
         Ok(true)
     }
 
+    async fn apply_template_health(
+        &self,
+        template_id: &str,
+        change: &TemplateHealthChange,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let _changed = self.lookups.writing();
+        let mut tx = begin_write(&self.write).await?;
+        let Some(row) = sqlx::query("SELECT * FROM templates WHERE id = ?")
+            .bind(template_id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let template = template_from_row(&row)?;
+        let current: TemplateHealth = sqlx::query_scalar::<_, String>(
+            "SELECT health FROM template_health WHERE template_id = ?",
+        )
+        .bind(template_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|h| serde_json::from_str(&h))
+        .transpose()
+        .context("template health")?
+        .unwrap_or_default();
+        let Some(plan) = health::plan_template(&template, &current, change, now) else {
+            return Ok(false);
+        };
+        if plan.status != template.status || plan.category != template.category {
+            sqlx::query(
+                "UPDATE templates SET status = ?, category = ?, updated_at = ? WHERE id = ?",
+            )
+            .bind(&plan.status)
+            .bind(&plan.category)
+            .bind(now)
+            .bind(template_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO template_health (template_id, health, updated_at) VALUES (?, ?, ?)
+             ON CONFLICT (template_id) DO UPDATE SET health = excluded.health,
+                updated_at = excluded.updated_at",
+        )
+        .bind(template_id)
+        .bind(serde_json::to_string(&plan.health).context("template health")?)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        queue_events(&mut tx, &self.lookups, &template.account_id, &plan.events).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn template_healths(
+        &self,
+        account_id: &str,
+    ) -> StoreResult<HashMap<String, TemplateHealth>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT h.template_id, h.health FROM template_health h
+             JOIN templates t ON t.id = h.template_id WHERE t.account_id = ?",
+        )
+        .bind(account_id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.into_iter()
+            .map(|(id, h)| Ok((id, serde_json::from_str(&h).context("template health")?)))
+            .collect()
+    }
+
+    async fn apply_channel_quality(
+        &self,
+        channel_id: &str,
+        change: &ChannelQualityChange,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let _changed = self.lookups.writing();
+        let mut tx = begin_write(&self.write).await?;
+        let Some((account_id, limit)): Option<(String, Option<i64>)> =
+            sqlx::query_as("SELECT account_id, messaging_limit FROM channels WHERE id = ?")
+                .bind(channel_id)
+                .fetch_optional(&mut *tx)
+                .await?
+        else {
+            return Ok(false);
+        };
+        let current: ChannelQuality = sqlx::query_scalar::<_, String>(
+            "SELECT quality FROM channel_quality WHERE channel_id = ?",
+        )
+        .bind(channel_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|q| serde_json::from_str(&q))
+        .transpose()
+        .context("channel quality")?
+        .unwrap_or_default();
+        let Some(plan) = health::plan_channel(channel_id, limit, &current, change, now) else {
+            return Ok(false);
+        };
+        if let Some(limit) = plan.limit {
+            sqlx::query("UPDATE channels SET messaging_limit = ?, updated_at = ? WHERE id = ?")
+                .bind(limit)
+                .bind(now)
+                .bind(channel_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO channel_quality (channel_id, quality, updated_at) VALUES (?, ?, ?)
+             ON CONFLICT (channel_id) DO UPDATE SET quality = excluded.quality,
+                updated_at = excluded.updated_at",
+        )
+        .bind(channel_id)
+        .bind(serde_json::to_string(&plan.quality).context("channel quality")?)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        queue_events(&mut tx, &self.lookups, &account_id, &[plan.event]).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn opt_keywords(&self, account_id: &str) -> StoreResult<Option<OptKeywords>> {
         let row: Option<(Option<String>, Option<String>)> =
             sqlx::query_as("SELECT opt_out_keywords, opt_in_keywords FROM accounts WHERE id = ?")
@@ -3512,6 +3677,51 @@ impl Store for SqliteStore {
         .execute(&self.write)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn channel_qualities(&self) -> StoreResult<HashMap<String, ChannelQuality>> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT channel_id, quality FROM channel_quality")
+                .fetch_all(&self.read)
+                .await?;
+        rows.into_iter()
+            .map(|(id, q)| Ok((id, serde_json::from_str(&q).context("channel quality")?)))
+            .collect()
+    }
+
+    async fn priced_messages(
+        &self,
+        account_id: &str,
+        from: i64,
+        to: i64,
+    ) -> StoreResult<Vec<PricedMessage>> {
+        let rows = sqlx::query(
+            "SELECT * FROM (
+                SELECT coalesce(sent_at, delivered_at, read_at) AS at, template_id, channel_id,
+                    phone_number, pricing_type, pricing_category, pricing_model, pricing_billable
+                FROM messages
+                WHERE account_id = ? AND pricing_category IS NOT NULL)
+             WHERE at >= ? AND at < ? ORDER BY at",
+        )
+        .bind(account_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PricedMessage {
+                    at: r.try_get("at")?,
+                    template_id: r.try_get("template_id")?,
+                    channel_id: r.try_get("channel_id")?,
+                    phone_number: r.try_get("phone_number")?,
+                    pricing: pricing_from_row(r)?.unwrap_or_else(|| Pricing {
+                        category: r.try_get("pricing_category").ok().flatten(),
+                        ..Pricing::default()
+                    }),
+                })
+            })
+            .collect()
     }
 
     async fn claim_callbacks(

@@ -401,7 +401,179 @@ fn template_optional_props() -> Vec<(&'static str, Value)> {
                 "Meta's `parameter_format`.",
             ),
         ),
+        (
+            "health",
+            d(
+                r("TemplateHealth"),
+                "What Meta last reported about the template (status event, reason, flag, quality, a pending category change): native and admin APIs, once Meta has reported on it.",
+            ),
+        ),
     ]
+}
+
+fn template_health() -> Value {
+    ex(
+        d(
+            record(vec![
+                (
+                    "lastEvent",
+                    d(
+                        nullable(string()),
+                        "Meta's last `message_template_status_update` event: APPROVED, REJECTED, PENDING, PAUSED, DISABLED, ARCHIVED, UNARCHIVED, FLAGGED, REINSTATED, PENDING_DELETION, … (kept as sent).",
+                    ),
+                ),
+                (
+                    "reason",
+                    d(nullable(string()), "Meta's reason for it (`NONE` is null)."),
+                ),
+                ("statusUpdatedAt", nullable(time())),
+                (
+                    "disableDate",
+                    d(
+                        nullable(time()),
+                        "`disable_info.disable_date`: when a flagged template will be disabled.",
+                    ),
+                ),
+                (
+                    "otherInfo",
+                    d(
+                        nullable(json!({"type": "object"})),
+                        "`other_info {title, description}` as Meta sent it.",
+                    ),
+                ),
+                (
+                    "flagged",
+                    d(
+                        boolean(),
+                        "FLAGGED and not since approved, reinstated or back to GREEN.",
+                    ),
+                ),
+                ("flaggedAt", nullable(time())),
+                (
+                    "qualityScore",
+                    d(nullable(string()), "GREEN, YELLOW, RED or UNKNOWN."),
+                ),
+                ("previousQualityScore", nullable(string())),
+                ("qualityUpdatedAt", nullable(time())),
+                ("previousCategory", nullable(string())),
+                ("categoryUpdatedAt", nullable(time())),
+                (
+                    "pendingCategoryChange",
+                    d(
+                        nullable(record(vec![
+                            ("category", string()),
+                            ("effectiveAt", nullable(time())),
+                            ("notifiedAt", nullable(time())),
+                        ])),
+                        "A category change Meta announced (`correct_category`) and has not made yet.",
+                    ),
+                ),
+            ]),
+            "A template's health as Meta reports it.",
+        ),
+        json!({"lastEvent": "FLAGGED", "reason": "LOW_QUALITY", "statusUpdatedAt": "2026-12-01T10:00:00.000Z",
+               "disableDate": "2026-12-08T00:00:00.000Z", "otherInfo": null, "flagged": true,
+               "flaggedAt": "2026-12-01T10:00:00.000Z", "qualityScore": "RED", "previousQualityScore": "YELLOW",
+               "qualityUpdatedAt": "2026-12-01T09:00:00.000Z", "previousCategory": null, "categoryUpdatedAt": null,
+               "pendingCategoryChange": null}),
+    )
+}
+
+fn channel_quality() -> Value {
+    d(
+        record(vec![
+            (
+                "qualityRating",
+                d(nullable(string()), "GREEN, YELLOW, RED or UNKNOWN."),
+            ),
+            ("previousQualityRating", nullable(string())),
+            (
+                "lastEvent",
+                d(
+                    nullable(string()),
+                    "Meta's last event: FLAGGED, UNFLAGGED, UPGRADE, DOWNGRADE, …",
+                ),
+            ),
+            ("updatedAt", nullable(time())),
+            (
+                "displayPhoneNumber",
+                d(
+                    nullable(string()),
+                    "The number as Meta displays it, once known.",
+                ),
+            ),
+        ]),
+        "A number's quality as Meta last reported it.",
+    )
+}
+
+fn message_pricing() -> Value {
+    ex(
+        d(
+            record(vec![
+                (
+                    "type",
+                    d(
+                        nullable(string()),
+                        "`regular` (charged), `free_customer_service` or `free_entry_point`.",
+                    ),
+                ),
+                (
+                    "category",
+                    d(nullable(string()), "marketing, utility, authentication, …"),
+                ),
+                (
+                    "pricingModel",
+                    d(nullable(string()), "`PMP` (per message, since July 2025)."),
+                ),
+                (
+                    "billable",
+                    d(
+                        nullable(boolean()),
+                        "Whether Meta charges it (from `type`, else Meta's `billable`).",
+                    ),
+                ),
+            ]),
+            "Meta's `pricing` of the message, from its statuses.",
+        ),
+        json!({"type": "regular", "category": "utility", "pricingModel": "PMP", "billable": true}),
+    )
+}
+
+fn usage_row() -> Value {
+    let mut row = open_object(
+        vec![
+            (
+                "key",
+                d(
+                    string(),
+                    "The group: a day (YYYY-MM-DD), a template id, a channel id or a category.",
+                ),
+            ),
+            ("day", string()),
+            ("templateId", string()),
+            ("channelId", string()),
+            ("category", d(string(), "Meta's pricing category.")),
+            ("billable", d(integer(), "Messages Meta charges.")),
+            (
+                "free",
+                d(
+                    integer(),
+                    "Free messages (customer service window, free entry point).",
+                ),
+            ),
+            (
+                "estimatedCost",
+                d(
+                    nullable(json!({"type": "number"})),
+                    "Billable messages times the configured price (null without a price table, or when one has no price).",
+                ),
+            ),
+        ],
+        &["key", "category", "billable", "free", "estimatedCost"],
+    );
+    row["additionalProperties"] = json!(false);
+    row
 }
 
 fn media_ref() -> Value {
@@ -1121,6 +1293,7 @@ fn message_props(native: bool) -> Vec<(&'static str, Value)> {
         ),
         ("attempts", d(integer(), "Delivery attempts so far.")),
         ("pricingCategory", nullable(string())),
+        ("pricing", nullable(r("MessagePricing"))),
         ("statusTimes", r("StatusTimes")),
         (
             "scheduledFor",
@@ -2278,8 +2451,62 @@ pub(super) fn all() -> Value {
         (
             "Channel",
             d(
-                record(channel_props(false)),
+                {
+                    let required: Vec<&str> =
+                        channel_props(false).iter().map(|(k, _)| *k).collect();
+                    let mut props = channel_props(false);
+                    props.push((
+                        "qualityRating",
+                        d(
+                            nullable(string()),
+                            "Meta's quality rating of the number (GREEN, YELLOW, RED, UNKNOWN), when reported; shown when a channel is read.",
+                        ),
+                    ));
+                    props.push(("quality", r("ChannelQuality")));
+                    object(props, &required)
+                },
                 "A WhatsApp number of an account, without its secrets.",
+            ),
+        ),
+        ("ChannelQuality", channel_quality()),
+        ("TemplateHealth", template_health()),
+        ("MessagePricing", message_pricing()),
+        ("UsageRow", usage_row()),
+        (
+            "Usage",
+            ex(
+                d(
+                    record(vec![
+                        ("from", time()),
+                        ("to", d(time(), "The window's last instant (inclusive).")),
+                        (
+                            "groupBy",
+                            one_of_strings(&["day", "template", "channel", "category"]),
+                        ),
+                        (
+                            "currency",
+                            d(
+                                nullable(string()),
+                                "The price table's currency; null without one.",
+                            ),
+                        ),
+                        ("data", array(r("UsageRow"))),
+                        (
+                            "total",
+                            record(vec![
+                                ("billable", integer()),
+                                ("free", integer()),
+                                ("estimatedCost", nullable(json!({"type": "number"}))),
+                            ]),
+                        ),
+                    ]),
+                    "Billable and free messages per group and category.",
+                ),
+                json!({"from": "2026-12-01T00:00:00.000Z", "to": "2026-12-04T23:59:59.999Z", "groupBy": "category",
+                       "currency": "USD",
+                       "data": [{"key": "marketing", "category": "marketing", "billable": 2, "free": 0, "estimatedCost": 0.12},
+                                {"key": "utility", "category": "utility", "billable": 1, "free": 1, "estimatedCost": 0.01}],
+                       "total": {"billable": 3, "free": 1, "estimatedCost": 0.13}}),
             ),
         ),
         (
@@ -2493,6 +2720,9 @@ pub(super) fn all() -> Value {
                     "message.received",
                     "contact.opted_out",
                     "contact.opted_in",
+                    "template.category_changed",
+                    "template.quality_changed",
+                    "channel.quality_changed",
                 ]),
                 "An event a webhook endpoint can subscribe to. `message.received`: a customer wrote or clicked something (its `data` is an `InboundMessage` without `direction`), forwarded once per WhatsApp message id even when Meta retries the webhook. `contact.opted_out` / `contact.opted_in`: a number joined or left the account's suppression list; `data` has `accountId`, `phoneNumber`, `reason` (`keyword`, `button`, `meta_131050` or `api`; for `opted_in`, how it left: `keyword` or `api`), `channelId` when known and `at`.",
             ),

@@ -1,0 +1,2 @@
+// The health and usage tests on PostgreSQL (see tests/common/mod.rs).
+include!("health.rs");
