@@ -411,6 +411,25 @@ async fn category_notices_and_changes_and_quality_are_stored_and_forwarded() {
                "previousCategory": "UTILITY", "newCategory": "MARKETING", "notice": false})
     );
 
+    // Moved to MARKETING by Meta, the template is now subject to opt-outs.
+    let phone = "50755660099";
+    let r =
+        h.t.client
+            .post(format!("{}/v1/suppressions", h.t.base))
+            .bearer_auth(&h.seed.token)
+            .json(&json!({"phoneNumber": phone, "reason": "asked by phone"}))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let refused = h.t.send_old(&h.seed.token, send_body(&h.seed, phone)).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+    assert_eq!(
+        refused.json["body"]["message"],
+        "The recipient has opted out of marketing messages"
+    );
+    h.events().await;
+
     // Quality.
     h.post(
         &h.fake
