@@ -106,8 +106,16 @@ impl GroupBy {
 /// first instant, as `to` the instant after its end (both inclusive). An RFC 3339 instant is
 /// exact (`to` inclusive too).
 pub fn parse_bound(s: &str, is_end: bool) -> Option<i64> {
-    let s = s.trim();
-    if let Ok(day) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+    // Exactly `YYYY-MM-DD` (chrono alone would also take `2026-1-5` or a signed year).
+    let is_date = s.len() == 10
+        && s.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    if is_date && let Ok(day) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         let day = if is_end { day.succ_opt()? } else { day };
         return Some(day.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis());
     }
@@ -204,6 +212,11 @@ mod tests {
         );
         assert_eq!(parse_bound("2026-13-01", false), None);
         assert_eq!(parse_bound("yesterday", false), None);
+        // Only the exact shapes the OpenAPI document gives (`format: date` / `date-time`).
+        assert_eq!(parse_bound("2026-1-05", false), None);
+        assert_eq!(parse_bound(" 2026-01-01", false), None);
+        assert_eq!(parse_bound("+2026-01-01", false), None);
+        assert_eq!(parse_bound("", true), None);
         assert_eq!(day_of(1_767_225_600_000), "2026-01-01");
     }
 

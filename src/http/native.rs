@@ -1783,8 +1783,8 @@ async fn get_usage(
                 "is not a parameter of this endpoint (from, to, groupBy)",
             ));
         }
-        let group_by = match q.get("groupBy").map(|s| s.trim()) {
-            None | Some("") => GroupBy::Day,
+        let group_by = match q.get("groupBy").map(String::as_str) {
+            None => GroupBy::Day,
             Some(raw) => GroupBy::parse(raw).ok_or_else(|| {
                 Problem::field(
                     "groupBy",
@@ -1793,7 +1793,7 @@ async fn get_usage(
             })?,
         };
         let bound = |name: &str, is_end: bool| -> Result<Option<i64>, Problem> {
-            match q.get(name).map(|s| s.trim()).filter(|s| !s.is_empty()) {
+            match q.get(name).map(String::as_str) {
                 None => Ok(None),
                 Some(raw) => usage::parse_bound(raw, is_end).map(Some).ok_or_else(|| {
                     Problem::field(

@@ -158,6 +158,14 @@ impl Op {
         self
     }
 
+    /// A path parameter with its own schema (e.g. a phone number's pattern).
+    pub(crate) fn path_param_with(mut self, name: &str, schema: Value, description: &str) -> Op {
+        self.params
+            .push(json!({"name": name, "in": "path", "required": true,
+                                "description": description, "schema": schema}));
+        self
+    }
+
     pub(crate) fn query(mut self, name: &str, schema: Value, description: &str) -> Op {
         self.params.push(
             json!({"name": name, "in": "query", "description": description, "schema": schema}),

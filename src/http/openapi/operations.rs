@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::schemas::{cursor, d, one_of_strings, r, string, text, time};
+use super::schemas::{cursor, d, one_of_strings, phone_number, r, string, text, time};
 use super::{Auth, JSON, Op, TEXT};
 
 pub(super) const NATIVE: &str = "Native API";
@@ -287,8 +287,8 @@ fn native() -> Vec<Op> {
         internal(
             v1("GET", "/v1/usage", "getUsage", "What messages cost")
                 .doc("Counts the account's messages Meta priced (each status's `pricing`), billable (`type` regular) and free (`free_customer_service`, `free_entry_point`), per group and pricing category. With a price table in the configuration (`PLANTILLA_PRICES`, per category and recipient calling code) each row has an estimated cost in `PLANTILLA_PRICE_CURRENCY`. A message counts at its first status time (sent, else delivered, else read). This is Meta's per-message billing, not the compatible API's plan limit (AtomChat's own meter of conversations).")
-                .query("from", string(), "A date (`YYYY-MM-DD`, from the start of that UTC day) or an RFC 3339 instant. Default: the first day of the current UTC month.")
-                .query("to", string(), "A date (`YYYY-MM-DD`, to the end of that UTC day) or an RFC 3339 instant; inclusive. Default: now. At most 366 days after `from`.")
+                .query("from", date_or_instant(), "A date (`YYYY-MM-DD`, from the start of that UTC day) or an RFC 3339 instant. Default: the first day of the current UTC month.")
+                .query("to", date_or_instant(), "A date (`YYYY-MM-DD`, to the end of that UTC day) or an RFC 3339 instant; inclusive. Default: now. At most 366 days after `from`.")
                 .query("groupBy", one_of_strings(&["day", "template", "channel", "category"]), "How rows are grouped (default `day`).")
                 .json(200, "The counts.", r("Usage"))
                 .problem(400, "A parameter is wrong (`errors` names it): a bad date, `from` after `to`, a window over 366 days, an unknown `groupBy` or parameter.", &["validation"]),
@@ -923,7 +923,7 @@ fn suppressions() -> Vec<Op> {
         internal(
             v1("DELETE", "/v1/suppressions/{phoneNumber}", "removeSuppression", "Remove a number from the suppression list")
                 .doc("Removes the number's entry, whatever its reason; `contact.opted_in` is sent (reason `api`).")
-                .path_param("phoneNumber", PHONE)
+                .path_param_with("phoneNumber", phone_number(), PHONE)
                 .answer(204, "Removed.", &[])
                 .problem(400, "Not a phone number.", &["validation"])
                 .problem(404, "The number is not on the account's list.", &["not-found"]),
@@ -954,10 +954,18 @@ fn suppressions() -> Vec<Op> {
                 adm("DELETE", "/v1/admin/accounts/{id}/suppressions/{phoneNumber}", "adminRemoveSuppression", "Remove a number from an account's suppression list")
                     .doc("As `DELETE /v1/suppressions/{phoneNumber}`.")
                     .path_param("id", "The account id.")
-                    .path_param("phoneNumber", PHONE)
+                    .path_param_with("phoneNumber", phone_number(), PHONE)
                     .answer(204, "Removed.", &[]),
             )
             .problem(404, "No such account, or the number is not on its list.", &["not-found"]),
         ),
     ]
+}
+
+/// A date (`YYYY-MM-DD`) or an RFC 3339 instant, as `GET /v1/usage` takes its bounds.
+fn date_or_instant() -> serde_json::Value {
+    serde_json::json!({"anyOf": [
+        {"type": "string", "format": "date"},
+        {"type": "string", "format": "date-time"}
+    ]})
 }

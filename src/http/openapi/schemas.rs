@@ -2687,7 +2687,7 @@ pub(super) fn all() -> Value {
                         (
                             "phoneNumber",
                             d(
-                                string(),
+                                phone_number(),
                                 "The number, country code first, digits only; checked like a send's recipient.",
                             ),
                         ),
