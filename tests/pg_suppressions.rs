@@ -1,2 +1,0 @@
-// The opt-out tests on PostgreSQL (see tests/common/mod.rs).
-include!("suppressions.rs");
