@@ -70,41 +70,9 @@ async fn spawn_cloud_with(adjust: impl FnOnce(&mut plantilla::config::Config)) -
 }
 
 async fn seed_cloud(t: &TestApp) -> Seed {
-    let account = t
-        .create(
-            "/v1/admin/accounts",
-            json!({"name": "Acme", "conversationLimit": 1000}),
-        )
-        .await;
-    let channel = t
-        .create(
-            "/v1/admin/channels",
-            json!({"accountId": account["id"], "name": "Main", "provider": "cloud",
-                   "phoneNumberId": PN, "wabaId": DEFAULT_WABA_ID, "accessToken": TOKEN,
-                   "appSecret": "channel-secret", "verifyToken": "channel-verify",
-                   "messagesPerSecond": 1000}),
-        )
-        .await;
-    let group = t
-        .create(
-            "/v1/admin/groups",
-            json!({"accountId": account["id"], "name": "Ventas", "channelIds": [channel["id"]]}),
-        )
-        .await;
-    let template = t
-        .create(
-            "/v1/admin/templates",
-            json!({"accountId": account["id"], "name": "order_update", "language": "es",
-                   "appId": "1001", "message": "Hola {{name}}, tu pedido {{order}} va en camino"}),
-        )
-        .await;
-    Seed {
-        account_id: s(&account["id"]),
-        channel_id: s(&channel["id"]),
-        token: s(&channel["publicToken"]),
-        group_id: s(&group["id"]),
-        template_id: s(&template["id"]),
-    }
+    let template = json!({"name": "order_update", "language": "es", "appId": "1001",
+                          "message": "Hola {{name}}, tu pedido {{order}} va en camino"});
+    seed_cloud_channel(t, PN, TOKEN, Some(template)).await
 }
 
 impl Cloud {

@@ -168,6 +168,55 @@ pub struct Seed {
     pub template_id: String,
 }
 
+/// What the Cloud API tests start from: an account "Acme", a cloud channel for the fake's
+/// number `phone_number_id` in its default WABA (1000 messages/s, a per-channel app secret and
+/// verify token), a group "Ventas" and, when `template` is given, that template of the
+/// account (its `accountId` is filled in). The seed's `group_id` / `template_id` are those.
+pub async fn seed_cloud_channel(
+    t: &TestApp,
+    phone_number_id: &str,
+    access_token: &str,
+    template: Option<Value>,
+) -> Seed {
+    let account = t
+        .create(
+            "/v1/admin/accounts",
+            json!({"name": "Acme", "conversationLimit": 1000}),
+        )
+        .await;
+    let channel = t
+        .create(
+            "/v1/admin/channels",
+            json!({"accountId": account["id"], "name": "Main", "provider": "cloud",
+                   "phoneNumberId": phone_number_id,
+                   "wabaId": plantilla::fake_graph::DEFAULT_WABA_ID,
+                   "accessToken": access_token,
+                   "appSecret": "channel-secret", "verifyToken": "channel-verify",
+                   "messagesPerSecond": 1000}),
+        )
+        .await;
+    let group = t
+        .create(
+            "/v1/admin/groups",
+            json!({"accountId": account["id"], "name": "Ventas", "channelIds": [channel["id"]]}),
+        )
+        .await;
+    let template_id = match template {
+        Some(mut body) => {
+            body["accountId"] = account["id"].clone();
+            s(&t.create("/v1/admin/templates", body).await["id"])
+        }
+        None => String::new(),
+    };
+    Seed {
+        account_id: s(&account["id"]),
+        channel_id: s(&channel["id"]),
+        token: s(&channel["publicToken"]),
+        group_id: s(&group["id"]),
+        template_id,
+    }
+}
+
 pub fn test_config(dir: &std::path::Path) -> Config {
     Config {
         database_url: format!("sqlite://{}", dir.join("plantilla.db").display()),

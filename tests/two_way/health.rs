@@ -5,7 +5,7 @@
 // endpoint that receives the forwarded events. Pricing comes from the fake's status webhooks
 // (Meta's per-message `pricing`) and is counted by `GET /v1/usage`.
 
-mod common;
+use super::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -99,49 +99,17 @@ async fn spawn_health(adjust: impl FnOnce(&mut plantilla::config::Config)) -> He
             .unwrap()
             .id
     };
-    let account = t
-        .create(
-            "/v1/admin/accounts",
-            json!({"name": "Acme", "conversationLimit": 1000}),
-        )
-        .await;
-    let channel = t
-        .create(
-            "/v1/admin/channels",
-            json!({"accountId": account["id"], "name": "Main", "provider": "cloud",
-                   "phoneNumberId": PN, "wabaId": DEFAULT_WABA_ID, "accessToken": TOKEN,
-                   "appSecret": "channel-secret", "verifyToken": "channel-verify",
-                   "messagesPerSecond": 1000}),
-        )
-        .await;
-    let group = t
-        .create(
-            "/v1/admin/groups",
-            json!({"accountId": account["id"], "name": "Ventas", "channelIds": [channel["id"]]}),
-        )
-        .await;
-    let template = t
-        .create(
-            "/v1/admin/templates",
-            json!({"accountId": account["id"], "name": "order_update", "language": "es",
-                   "category": "UTILITY", "status": "APPROVED", "appId": fake_id("order_update"),
-                   "message": "Hola {{name}}, tu pedido {{order}} va en camino"}),
-        )
-        .await;
+    let template = json!({"name": "order_update", "language": "es", "category": "UTILITY",
+                          "status": "APPROVED", "appId": fake_id("order_update"),
+                          "message": "Hola {{name}}, tu pedido {{order}} va en camino"});
+    let seed = seed_cloud_channel(&t, PN, TOKEN, Some(template)).await;
     t.create(
         "/v1/admin/templates",
-        json!({"accountId": account["id"], "name": "promo", "language": "es",
+        json!({"accountId": seed.account_id, "name": "promo", "language": "es",
                "category": "MARKETING", "status": "APPROVED", "appId": fake_id("promo"),
                "message": "Hola {{name}}, oferta {{order}}"}),
     )
     .await;
-    let seed = Seed {
-        account_id: s(&account["id"]),
-        channel_id: s(&channel["id"]),
-        token: s(&channel["publicToken"]),
-        group_id: s(&group["id"]),
-        template_id: s(&template["id"]),
-    };
     let (inbox, url) = Inbox::start().await;
     let h = Health {
         t,

@@ -5,7 +5,7 @@
 // `GET /v1/conversations/{id}/messages`; senders and recipients known only by a
 // business-scoped user id are accepted and the id is kept on the contact.
 
-mod common;
+use super::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,9 +16,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use common::*;
 use hmac::{Hmac, Mac};
-use plantilla::fake_graph::{
-    DEFAULT_WABA_ID, FakeGraph, FakeGraphConfig, FakeTemplate, InboundEvent, StatusEvent,
-};
+use plantilla::fake_graph::{FakeGraph, FakeGraphConfig, FakeTemplate, InboundEvent, StatusEvent};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -64,40 +62,9 @@ async fn spawn() -> Inbound {
     })
     .await;
     fake.set_webhook_url(Some(format!("{}/webhooks/whatsapp", t.base)));
-    let account = t
-        .create(
-            "/v1/admin/accounts",
-            json!({"name": "Acme", "conversationLimit": 1000}),
-        )
-        .await;
-    let channel = t
-        .create(
-            "/v1/admin/channels",
-            json!({"accountId": account["id"], "name": "Main", "provider": "cloud",
-                   "phoneNumberId": PN, "wabaId": DEFAULT_WABA_ID, "accessToken": TOKEN,
-                   "messagesPerSecond": 1000}),
-        )
-        .await;
-    let group = t
-        .create(
-            "/v1/admin/groups",
-            json!({"accountId": account["id"], "name": "Ventas", "channelIds": [channel["id"]]}),
-        )
-        .await;
-    let template = t
-        .create(
-            "/v1/admin/templates",
-            json!({"accountId": account["id"], "name": "order_update", "language": "es",
-                   "appId": "1001", "message": "Hola {{name}}, tu pedido {{order}} va en camino"}),
-        )
-        .await;
-    let seed = Seed {
-        account_id: s(&account["id"]),
-        channel_id: s(&channel["id"]),
-        token: s(&channel["publicToken"]),
-        group_id: s(&group["id"]),
-        template_id: s(&template["id"]),
-    };
+    let template = json!({"name": "order_update", "language": "es", "appId": "1001",
+                          "message": "Hola {{name}}, tu pedido {{order}} va en camino"});
+    let seed = seed_cloud_channel(&t, PN, TOKEN, Some(template)).await;
     Inbound { t, fake, seed }
 }
 

@@ -4,16 +4,14 @@
 // `contact.opted_out` / `contact.opted_in` delivered to a webhook endpoint; Meta's 131049
 // retried hours later (driven by the test clock) and 131050 failing and suppressing.
 
-mod common;
+use super::common;
 
 use std::time::Duration;
 
 use axum::body::Bytes;
 use common::*;
 use plantilla::domain::opt_out::Reason;
-use plantilla::fake_graph::{
-    Action, DEFAULT_WABA_ID, FakeGraph, FakeGraphConfig, FakeTemplate, Rule,
-};
+use plantilla::fake_graph::{Action, FakeGraph, FakeGraphConfig, FakeTemplate, Rule};
 use plantilla::service::suppressions::{self, InboundEffect};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -731,33 +729,7 @@ async fn spawn_cloud(delays: &str) -> Cloud {
     })
     .await;
     fake.set_webhook_url(Some(format!("{}/webhooks/whatsapp", t.base)));
-    let account = t
-        .create(
-            "/v1/admin/accounts",
-            json!({"name": "Acme", "conversationLimit": 1000}),
-        )
-        .await;
-    let channel = t
-        .create(
-            "/v1/admin/channels",
-            json!({"accountId": account["id"], "name": "Main", "provider": "cloud",
-                   "phoneNumberId": PN, "wabaId": DEFAULT_WABA_ID, "accessToken": TOKEN,
-                   "appSecret": "channel-secret", "verifyToken": "channel-verify",
-                   "messagesPerSecond": 1000}),
-        )
-        .await;
-    t.create(
-        "/v1/admin/groups",
-        json!({"accountId": account["id"], "name": "Ventas", "channelIds": [channel["id"]]}),
-    )
-    .await;
-    let seed = Seed {
-        account_id: s(&account["id"]),
-        channel_id: s(&channel["id"]),
-        token: s(&channel["publicToken"]),
-        group_id: String::new(),
-        template_id: String::new(),
-    };
+    let seed = seed_cloud_channel(&t, PN, TOKEN, None).await;
     let promo = marketing_template(&t, &seed, "1002").await;
     Cloud {
         t,
