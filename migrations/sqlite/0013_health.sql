@@ -26,5 +26,6 @@ ALTER TABLE messages ADD COLUMN pricing_billable INTEGER;
 ALTER TABLE pending_statuses ADD COLUMN pricing_type TEXT;
 ALTER TABLE pending_statuses ADD COLUMN pricing_model TEXT;
 ALTER TABLE pending_statuses ADD COLUMN pricing_billable INTEGER;
--- `GET /v1/usage` reads an account's priced messages by time.
-CREATE INDEX messages_account_priced ON messages(account_id, sent_at) WHERE pricing_category IS NOT NULL;
+-- `GET /v1/usage` reads an account's priced messages through messages_account_time (queued
+-- before the window's end); no index of its own, since one on sent_at or pricing_category
+-- would be rewritten by every status (and, on PostgreSQL, make those updates non-HOT).

@@ -2623,7 +2623,11 @@ impl Store for PgStore {
         // The wamid when the message has none yet, the pricing when the status has one: in
         // the status's own update where there is one.
         let learns = (message.provider_message_id.is_none() && u.provider_message_id.is_some())
-            || u.pricing_category.is_some();
+            || u.pricing_category.is_some()
+            || u.pricing.is_some();
+        let pricing_type = u.pricing.as_ref().and_then(|p| p.pricing_type.as_deref());
+        let pricing_model = u.pricing.as_ref().and_then(|p| p.pricing_model.as_deref());
+        let pricing_billable = u.pricing.as_ref().and_then(|p| p.billable);
         let changed = message.status.advances_to(u.status);
         let mut conversation = None;
         let timestamp_only =
@@ -2632,7 +2636,10 @@ impl Store for PgStore {
             sqlx::query(&format!(
                 "UPDATE messages SET status = $1, {col} = coalesce({col}, $2), updated_at = $2,
                     provider_message_id = coalesce(provider_message_id, $4),
-                    pricing_category = coalesce($5, pricing_category)
+                    pricing_category = coalesce($5, pricing_category),
+                    pricing_type = coalesce($6, pricing_type),
+                    pricing_model = coalesce($7, pricing_model),
+                    pricing_billable = coalesce($8, pricing_billable)
                  WHERE id = $3",
                 col = status_column(u.status)
             ))
@@ -2641,6 +2648,9 @@ impl Store for PgStore {
             .bind(&message.id)
             .bind(&u.provider_message_id)
             .bind(&u.pricing_category)
+            .bind(pricing_type)
+            .bind(pricing_model)
+            .bind(pricing_billable)
             .execute(&mut *tx)
             .await?;
             let event = message_event(&message, u.status, None, u.at);
@@ -2659,7 +2669,10 @@ impl Store for PgStore {
             sqlx::query(&format!(
                 "UPDATE messages SET {col} = coalesce({col}, $1),
                     provider_message_id = coalesce(provider_message_id, $3),
-                    pricing_category = coalesce($4, pricing_category)
+                    pricing_category = coalesce($4, pricing_category),
+                    pricing_type = coalesce($5, pricing_type),
+                    pricing_model = coalesce($6, pricing_model),
+                    pricing_billable = coalesce($7, pricing_billable)
                  WHERE id = $2",
                 col = status_column(u.status)
             ))
@@ -2667,18 +2680,27 @@ impl Store for PgStore {
             .bind(&message.id)
             .bind(&u.provider_message_id)
             .bind(&u.pricing_category)
+            .bind(pricing_type)
+            .bind(pricing_model)
+            .bind(pricing_billable)
             .execute(&mut *tx)
             .await?;
         } else {
             if learns {
                 sqlx::query(
                     "UPDATE messages SET provider_message_id = coalesce(provider_message_id, $1),
-                        pricing_category = coalesce($2, pricing_category)
+                        pricing_category = coalesce($2, pricing_category),
+                        pricing_type = coalesce($4, pricing_type),
+                        pricing_model = coalesce($5, pricing_model),
+                        pricing_billable = coalesce($6, pricing_billable)
                      WHERE id = $3",
                 )
                 .bind(&u.provider_message_id)
                 .bind(&u.pricing_category)
                 .bind(&message.id)
+                .bind(pricing_type)
+                .bind(pricing_model)
+                .bind(pricing_billable)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -2691,20 +2713,6 @@ impl Store for PgStore {
                 conversation =
                     fail_message(&mut tx, &self.lookups, &message, &error, u.at, pending).await?;
             }
-        }
-        if let Some(p) = &u.pricing {
-            sqlx::query(
-                "UPDATE messages SET pricing_type = coalesce($1, pricing_type),
-                    pricing_model = coalesce($2, pricing_model),
-                    pricing_billable = coalesce($3, pricing_billable)
-                 WHERE id = $4",
-            )
-            .bind(&p.pricing_type)
-            .bind(&p.pricing_model)
-            .bind(p.billable)
-            .bind(&message.id)
-            .execute(&mut *tx)
-            .await?;
         }
         tx.commit().await?;
         Ok(StatusApplied::Applied {
@@ -3371,7 +3379,7 @@ impl Store for PgStore {
                 SELECT coalesce(sent_at, delivered_at, read_at) AS at, template_id, channel_id,
                     phone_number, pricing_type, pricing_category, pricing_model, pricing_billable
                 FROM messages
-                WHERE account_id = $1 AND pricing_category IS NOT NULL) priced
+                WHERE account_id = $1 AND pricing_category IS NOT NULL AND queued_at < $3) priced
              WHERE at >= $2 AND at < $3 ORDER BY at",
         )
         .bind(account_id)

@@ -1623,8 +1623,11 @@ async fn apply_in(
     }
     let changed = message.status.advances_to(u.status);
     let mut conversation = None;
-    // The pricing category goes with the status's own update, or alone when there is none.
+    // The pricing goes with the status's own update, or alone when there is none.
     let mut pricing_kept = false;
+    let pricing_type = u.pricing.as_ref().and_then(|p| p.pricing_type.as_deref());
+    let pricing_model = u.pricing.as_ref().and_then(|p| p.pricing_model.as_deref());
+    let pricing_billable = u.pricing.as_ref().and_then(|p| p.billable);
     if changed {
         if u.status == MessageStatus::Failed {
             let error = u.error.clone().unwrap_or(ProviderError {
@@ -1636,7 +1639,10 @@ async fn apply_in(
         } else {
             sqlx::query(&format!(
                 "UPDATE messages SET status = ?, {col} = coalesce({col}, ?), updated_at = ?,
-                    pricing_category = coalesce(?, pricing_category)
+                    pricing_category = coalesce(?, pricing_category),
+                    pricing_type = coalesce(?, pricing_type),
+                    pricing_model = coalesce(?, pricing_model),
+                    pricing_billable = coalesce(?, pricing_billable)
                  WHERE id = ?",
                 col = status_column(u.status)
             ))
@@ -1644,6 +1650,9 @@ async fn apply_in(
             .bind(u.at)
             .bind(u.at)
             .bind(&u.pricing_category)
+            .bind(pricing_type)
+            .bind(pricing_model)
+            .bind(pricing_billable)
             .bind(&message.id)
             .execute(&mut **tx)
             .await?;
@@ -1657,34 +1666,35 @@ async fn apply_in(
         // A late status keeps its time for the timeline but does not move the status.
         sqlx::query(&format!(
             "UPDATE messages SET {col} = coalesce({col}, ?),
-                pricing_category = coalesce(?, pricing_category)
+                pricing_category = coalesce(?, pricing_category),
+                pricing_type = coalesce(?, pricing_type),
+                pricing_model = coalesce(?, pricing_model),
+                pricing_billable = coalesce(?, pricing_billable)
              WHERE id = ?",
             col = status_column(u.status)
         ))
         .bind(u.at)
         .bind(&u.pricing_category)
+        .bind(pricing_type)
+        .bind(pricing_model)
+        .bind(pricing_billable)
         .bind(&message.id)
         .execute(&mut **tx)
         .await?;
         pricing_kept = true;
     }
-    if !pricing_kept && let Some(category) = &u.pricing_category {
-        sqlx::query("UPDATE messages SET pricing_category = ? WHERE id = ?")
-            .bind(category)
-            .bind(&message.id)
-            .execute(&mut **tx)
-            .await?;
-    }
-    if let Some(p) = &u.pricing {
+    if !pricing_kept && (u.pricing_category.is_some() || u.pricing.is_some()) {
         sqlx::query(
-            "UPDATE messages SET pricing_type = coalesce(?, pricing_type),
+            "UPDATE messages SET pricing_category = coalesce(?, pricing_category),
+                pricing_type = coalesce(?, pricing_type),
                 pricing_model = coalesce(?, pricing_model),
                 pricing_billable = coalesce(?, pricing_billable)
              WHERE id = ?",
         )
-        .bind(&p.pricing_type)
-        .bind(&p.pricing_model)
-        .bind(p.billable)
+        .bind(&u.pricing_category)
+        .bind(pricing_type)
+        .bind(pricing_model)
+        .bind(pricing_billable)
         .bind(&message.id)
         .execute(&mut **tx)
         .await?;
@@ -3700,8 +3710,8 @@ impl Store for SqliteStore {
                 SELECT coalesce(sent_at, delivered_at, read_at) AS at, template_id, channel_id,
                     phone_number, pricing_type, pricing_category, pricing_model, pricing_billable
                 FROM messages
-                WHERE account_id = ? AND pricing_category IS NOT NULL)
-             WHERE at >= ? AND at < ? ORDER BY at",
+                WHERE account_id = ?1 AND pricing_category IS NOT NULL AND queued_at < ?3)
+             WHERE at >= ?2 AND at < ?3 ORDER BY at",
         )
         .bind(account_id)
         .bind(from)

@@ -581,10 +581,11 @@ async fn pricing_is_kept_and_usage_counts_it() {
     assert_eq!(m["pricing"]["type"], "free_customer_service");
     assert_eq!(m["pricing"]["billable"], false);
 
-    // One message was sent yesterday.
+    // One message was accepted and sent yesterday.
     let yesterday_ms = plantilla::now_ms() - 86_400_000;
     h.t.sql(&format!(
-        "UPDATE messages SET sent_at = {yesterday_ms} WHERE id = '{m1}'"
+        "UPDATE messages SET queued_at = {yesterday_ms} - 1000, sent_at = {yesterday_ms}
+         WHERE id = '{m1}'"
     ))
     .await;
     let today = plantilla::domain::usage::day_of(plantilla::now_ms());
