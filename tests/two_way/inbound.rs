@@ -6,6 +6,7 @@
 // business-scoped user id are accepted and the id is kept on the contact.
 
 use super::common;
+use super::suppressions::opted_out_body;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -276,12 +277,6 @@ async fn an_inbound_text_and_a_quick_reply_click_reach_an_endpoint_as_message_re
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].json["data"]["replyTo"], Value::Null);
     assert_eq!(got[0].json["data"]["contextId"], "wamid.someone-else");
-}
-
-const OPTED_OUT_BODY: &str = r#"{"code":400,"body":{"context":{"key":"Body","label":"body.phoneNumber"},"message":"The recipient has opted out of marketing messages","path":["body.phoneNumber"],"type":"Bad format"}}"#;
-
-fn opted_out_body() -> Value {
-    serde_json::from_str(OPTED_OUT_BODY).unwrap()
 }
 
 /// Issue 15 items 1 and 2 together: what the customer writes through Meta's webhook moves

@@ -19,6 +19,11 @@ use tokio::sync::mpsc;
 
 const OPTED_OUT_BODY: &str = r#"{"code":400,"body":{"context":{"key":"Body","label":"body.phoneNumber"},"message":"The recipient has opted out of marketing messages","path":["body.phoneNumber"],"type":"Bad format"}}"#;
 
+/// The compatible API's answer to a MARKETING send to a suppressed number (both families).
+pub fn opted_out_body() -> Value {
+    serde_json::from_str(OPTED_OUT_BODY).unwrap()
+}
+
 const PHONE: &str = "50755667788";
 
 async fn req(
@@ -306,7 +311,7 @@ async fn a_marketing_send_to_a_suppressed_number_is_refused_everywhere_and_nothi
     let conversations = count(&t, "SELECT count(*) FROM conversations").await;
 
     // Both compatible families: the exact body.
-    let expected: Value = serde_json::from_str(OPTED_OUT_BODY).unwrap();
+    let expected = opted_out_body();
     let r = t.send_old(&seed.token, promo_body(&promo, PHONE)).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.json, expected, "{}", r.text);
@@ -447,10 +452,7 @@ async fn a_template_moved_to_marketing_is_subject_to_opt_outs() {
     assert_eq!(status, StatusCode::OK, "{v}");
     let r = t.send_old(&seed.token, send_body(&seed, PHONE)).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
-    assert_eq!(
-        r.json,
-        serde_json::from_str::<Value>(OPTED_OUT_BODY).unwrap()
-    );
+    assert_eq!(r.json, opted_out_body());
 }
 
 // --- Keywords and buttons (the inbound service function) ---------------------------------
@@ -858,10 +860,7 @@ async fn meta_131050_fails_the_message_and_suppresses_the_number() {
         c.t.send_old(&c.seed.token, promo_body(&c.promo, PHONE))
             .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
-    assert_eq!(
-        r.json,
-        serde_json::from_str::<Value>(OPTED_OUT_BODY).unwrap()
-    );
+    assert_eq!(r.json, opted_out_body());
 }
 
 #[tokio::test]
