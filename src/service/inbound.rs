@@ -146,18 +146,9 @@ pub async fn on_first_receipt(
 
 /// Keeps a status's `recipient_user_id` on the contact its message was sent to.
 pub async fn link_user_id(app: &App, message_id: &str, user_id: &str) -> StoreResult<()> {
-    if let Some(m) = app.store.message(message_id).await? {
-        app.store
-            .link_contact_user_id(
-                &m.account_id,
-                &m.phone_number,
-                user_id,
-                None,
-                crate::now_ms(),
-            )
-            .await?;
-    }
-    Ok(())
+    app.store
+        .link_message_user_id(message_id, user_id, crate::now_ms())
+        .await
 }
 
 /// One item of a conversation's thread.

@@ -1208,14 +1208,12 @@ pub trait Store: Send + Sync + 'static {
         after: Option<(i64, String)>,
         limit: u32,
     ) -> StoreResult<Vec<InboundMessage>>;
-    /// Keeps a business-scoped user id (and username) on the account's contact with this
-    /// number, if there is one.
-    async fn link_contact_user_id(
+    /// Keeps a status's business-scoped user id on the contact message `message_id` was sent
+    /// to (one statement; nothing written when the contact has it already).
+    async fn link_message_user_id(
         &self,
-        account_id: &str,
-        phone_number: &str,
+        message_id: &str,
         user_id: &str,
-        username: Option<&str>,
         now: i64,
     ) -> StoreResult<()>;
 

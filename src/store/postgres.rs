@@ -1882,25 +1882,20 @@ impl Store for PgStore {
         rows.iter().map(inbound_from_row).collect()
     }
 
-    async fn link_contact_user_id(
+    async fn link_message_user_id(
         &self,
-        account_id: &str,
-        phone_number: &str,
+        message_id: &str,
         user_id: &str,
-        username: Option<&str>,
         now: i64,
     ) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE contacts SET user_id = $1, username = coalesce($2, username), updated_at = $3
-             WHERE account_id = $4 AND phone_number = $5
-               AND (user_id IS DISTINCT FROM $1
-                    OR ($2::TEXT IS NOT NULL AND username IS DISTINCT FROM $2))",
+            "UPDATE contacts c SET user_id = $1, updated_at = $2 FROM messages m
+             WHERE m.id = $3 AND c.account_id = m.account_id AND c.phone_number = m.phone_number
+               AND c.user_id IS DISTINCT FROM $1",
         )
         .bind(user_id)
-        .bind(username)
         .bind(now)
-        .bind(account_id)
-        .bind(phone_number)
+        .bind(message_id)
         .execute(&self.pool)
         .await?;
         Ok(())

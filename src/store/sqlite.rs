@@ -2637,27 +2637,21 @@ impl Store for SqliteStore {
         rows.iter().map(inbound_from_row).collect()
     }
 
-    async fn link_contact_user_id(
+    async fn link_message_user_id(
         &self,
-        account_id: &str,
-        phone_number: &str,
+        message_id: &str,
         user_id: &str,
-        username: Option<&str>,
         now: i64,
     ) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE contacts SET user_id = ?, username = coalesce(?, username), updated_at = ?
-             WHERE account_id = ? AND phone_number = ?
-               AND (user_id IS NOT ? OR (? IS NOT NULL AND username IS NOT ?))",
+            "UPDATE contacts SET user_id = ?1, updated_at = ?2
+             WHERE (account_id, phone_number) =
+                   (SELECT account_id, phone_number FROM messages WHERE id = ?3)
+               AND user_id IS NOT ?1",
         )
         .bind(user_id)
-        .bind(username)
         .bind(now)
-        .bind(account_id)
-        .bind(phone_number)
-        .bind(user_id)
-        .bind(username)
-        .bind(username)
+        .bind(message_id)
         .execute(&self.write)
         .await?;
         Ok(())
