@@ -5,14 +5,11 @@
 //! delivers status callbacks to integrators.
 
 pub mod app;
-pub mod callbacks;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod connections;
-pub mod dispatch;
 pub mod domain;
-pub mod fake_graph;
 pub mod http;
 pub mod metrics;
 pub mod provider;
@@ -20,6 +17,7 @@ pub mod secrets;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod workers;
 
 /// Milliseconds since the Unix epoch, the unit of every stored time.
 pub fn now_ms() -> i64 {

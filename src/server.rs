@@ -1,4 +1,4 @@
-//! `serve`: the HTTP API, the dispatcher and the callback worker in one process, stopped by a
+//! `serve`: the HTTP API and the background workers (`workers/`) in one process, stopped by a
 //! cancellation token.
 
 use std::net::SocketAddr;
@@ -9,9 +9,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
-use crate::callbacks::CallbackWorker;
-use crate::dispatch::Dispatcher;
 use crate::provider::sandbox::Sandbox;
+use crate::workers::callbacks::CallbackWorker;
+use crate::workers::dispatch::Dispatcher;
 
 pub struct Server {
     pub app: App,
@@ -53,7 +53,10 @@ pub async fn start(
     let callback_worker =
         background_dispatch.then(|| tokio::spawn(callbacks.clone().run(cancel.clone())));
     if background_dispatch {
-        tokio::spawn(forget_idempotency_keys(app.clone(), cancel.clone()));
+        tokio::spawn(crate::workers::housekeeping::forget_idempotency_keys(
+            app.clone(),
+            cancel.clone(),
+        ));
     }
     // Sandbox templates still PENDING from before a restart get their approval.
     tokio::spawn(crate::service::authoring::resume_sandbox_approvals(
@@ -61,7 +64,7 @@ pub async fn start(
     ));
     let sync_every = app.config.template_sync_interval_secs;
     if background_dispatch && sync_every > 0 {
-        tokio::spawn(crate::service::templates::sync_periodically(
+        tokio::spawn(crate::workers::template_sync::run(
             app.clone(),
             std::time::Duration::from_secs(sync_every),
             cancel.clone(),
@@ -77,25 +80,6 @@ pub async fn start(
         worker,
         callback_worker,
     })
-}
-
-/// Deletes expired idempotency keys every hour.
-async fn forget_idempotency_keys(app: App, cancel: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
-        }
-        match app
-            .store
-            .delete_expired_idempotency_keys(crate::now_ms())
-            .await
-        {
-            Ok(n) if n > 0 => tracing::debug!(deleted = n, "expired idempotency keys deleted"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot delete expired idempotency keys"),
-        }
-    }
 }
 
 impl Server {

@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use common::*;
 use plantilla::app::App;
-use plantilla::dispatch::Dispatcher;
 use plantilla::provider::sandbox::Sandbox;
+use plantilla::workers::dispatch::Dispatcher;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -6,9 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use plantilla::fake_graph::{
-    Action, DEFAULT_WABA_ID, FakeGraph, FakeGraphConfig, FakeTemplate, Rule,
-};
+use fake_graph::{Action, DEFAULT_WABA_ID, FakeGraph, FakeGraphConfig, FakeTemplate, Rule};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -103,7 +101,7 @@ impl Cloud {
         );
     }
 
-    fn dispatcher(&self) -> &plantilla::dispatch::Dispatcher {
+    fn dispatcher(&self) -> &plantilla::workers::dispatch::Dispatcher {
         &self.t.server.as_ref().unwrap().dispatcher
     }
 }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chaos::*;
-use plantilla::fake_graph::{Action, FakeGraph, FakeGraphConfig, Rule};
+use fake_graph::{Action, FakeGraph, FakeGraphConfig, Rule};
 
 const SECRET: &str = "crash-test-app-secret";
 const KILLS: usize = 4;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use chaos::{Load, LoadConfig, SendResult, accepted_by_message, requests_by_message};
 use common::*;
-use plantilla::fake_graph::{Action, FakeGraph, FakeGraphConfig, RequestOutcome, Rule};
+use fake_graph::{Action, FakeGraph, FakeGraphConfig, RequestOutcome, Rule};
 use serde_json::json;
 
 const SECRET: &str = "fault-test-app-secret";

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use plantilla::fake_graph::{DEFAULT_WABA_ID, FakeGraph, FakeGraphConfig};
+use fake_graph::{DEFAULT_WABA_ID, FakeGraph, FakeGraphConfig};
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};

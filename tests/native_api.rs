@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use plantilla::fake_graph::{Action, FakeGraph, FakeGraphConfig, Rule};
+use fake_graph::{Action, FakeGraph, FakeGraphConfig, Rule};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

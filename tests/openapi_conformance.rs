@@ -16,10 +16,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use common::*;
-use plantilla::config::Secret;
-use plantilla::fake_graph::{
+use fake_graph::{
     DEFAULT_WABA_ID, FakeButton, FakeGraph, FakeGraphConfig, FakeTemplate, signature,
 };
+use plantilla::config::Secret;
 use plantilla::http::openapi;
 use serde_json::{Value, json};
 

@@ -6,9 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use plantilla::fake_graph::{
-    Action, DEFAULT_WABA_ID, FakeGraph, FakeGraphConfig, FakeTemplate, Rule,
-};
+use fake_graph::{Action, DEFAULT_WABA_ID, FakeGraph, FakeGraphConfig, FakeTemplate, Rule};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

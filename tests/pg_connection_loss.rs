@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::*;
-use plantilla::fake_graph::{FakeGraph, FakeGraphConfig};
+use fake_graph::{FakeGraph, FakeGraphConfig};
 use serde_json::json;
 
 const SECRET: &str = "connection-loss-secret";

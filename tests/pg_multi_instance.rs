@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{ADMIN_TOKEN, pg_server_url, pg_url_for};
-use plantilla::fake_graph::{FakeGraph, FakeGraphConfig};
+use fake_graph::{FakeGraph, FakeGraphConfig};
 use serde_json::{Value, json};
 
 const CHANNELS: usize = 10;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
-use plantilla::fake_graph::{DEFAULT_WABA_ID, FakeGraph, FakeGraphConfig, FakeTemplate};
+use fake_graph::{DEFAULT_WABA_ID, FakeGraph, FakeGraphConfig, FakeTemplate};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -267,7 +267,7 @@ impl Rich {
         );
     }
 
-    fn sent_to(&self, to: &str) -> plantilla::fake_graph::SentMessage {
+    fn sent_to(&self, to: &str) -> fake_graph::SentMessage {
         self.fake
             .sent()
             .into_iter()

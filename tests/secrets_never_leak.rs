@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use common::*;
+use fake_graph::{DEFAULT_WABA_ID, FakeGraph, FakeGraphConfig, FakeTemplate};
 use plantilla::app::App;
 use plantilla::config::{Config, Secret};
-use plantilla::fake_graph::{DEFAULT_WABA_ID, FakeGraph, FakeGraphConfig, FakeTemplate};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -66,9 +66,7 @@ fn captured_log() -> String {
         let log = LogBuffer::default();
         let writer = log.clone();
         tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(
-                "debug,plantilla::fake_graph=off",
-            ))
+            .with_env_filter(tracing_subscriber::EnvFilter::new("debug,fake_graph=off"))
             .with_ansi(false)
             .with_writer(move || writer.clone())
             .try_init()
@@ -546,34 +544,22 @@ async fn no_secret_in_answers_logs_cli_output_or_the_database() {
         ("/webhooks/whatsapp", None, StatusCode::UNAUTHORIZED),
         (
             "/webhooks/whatsapp",
-            Some(plantilla::fake_graph::signature(
-                "not-the-secret",
-                payload.as_bytes(),
-            )),
+            Some(fake_graph::signature("not-the-secret", payload.as_bytes())),
             StatusCode::UNAUTHORIZED,
         ),
         (
             channel_hook.as_str(),
-            Some(plantilla::fake_graph::signature(
-                META_APP_SECRET,
-                payload.as_bytes(),
-            )),
+            Some(fake_graph::signature(META_APP_SECRET, payload.as_bytes())),
             StatusCode::UNAUTHORIZED,
         ),
         (
             channel_hook.as_str(),
-            Some(plantilla::fake_graph::signature(
-                CH_APP_SECRET,
-                payload.as_bytes(),
-            )),
+            Some(fake_graph::signature(CH_APP_SECRET, payload.as_bytes())),
             StatusCode::OK,
         ),
         (
             "/webhooks/whatsapp",
-            Some(plantilla::fake_graph::signature(
-                META_APP_SECRET,
-                b"not json",
-            )),
+            Some(fake_graph::signature(META_APP_SECRET, b"not json")),
             StatusCode::UNAUTHORIZED,
         ),
     ] {

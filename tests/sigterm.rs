@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::serve::ServeProcess;
 use common::*;
-use plantilla::fake_graph::{
-    Action, DEFAULT_WABA_ID, FakeGraph, FakeGraphConfig, FakeTemplate, Rule,
-};
+use fake_graph::{Action, DEFAULT_WABA_ID, FakeGraph, FakeGraphConfig, FakeTemplate, Rule};
 use serde_json::{Value, json};
 
 const PN: &str = "1000005";

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use common::*;
-use plantilla::fake_graph::{DEFAULT_WABA_ID, FakeGraph, FakeGraphConfig, FakeTemplate};
+use fake_graph::{DEFAULT_WABA_ID, FakeGraph, FakeGraphConfig, FakeTemplate};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

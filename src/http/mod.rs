@@ -6,12 +6,12 @@ pub mod callbacks;
 pub mod compat;
 pub mod console;
 pub mod guard;
+pub mod inbound;
 pub mod media;
 pub mod native;
 pub mod openapi;
 pub mod ops;
 pub mod suppressions;
-pub mod webhooks;
 
 use axum::Router;
 use axum::body::Body;
@@ -45,7 +45,7 @@ pub fn router(app: App) -> Router {
         .merge(native::routes())
         .merge(suppressions::routes())
         .merge(callbacks::routes())
-        .merge(webhooks::routes())
+        .merge(inbound::routes())
         .merge(openapi::routes())
         .merge(ops::routes())
         .merge(console::routes(&app));

@@ -1701,7 +1701,7 @@ async fn conversation_messages(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    use crate::service::inbound::{ThreadItem, thread};
+    use crate::service::inbound::messages::{ThreadItem, thread};
     let result = async {
         let caller = authenticate(&app, &headers).await?;
         let after = parse_cursor(&q)?;

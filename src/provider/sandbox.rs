@@ -15,7 +15,7 @@ use crate::app::App;
 use crate::domain::meta_error::MetaError;
 use crate::domain::status::MessageStatus;
 use crate::now_ms;
-use crate::service::status;
+use crate::service::inbound::statuses as status;
 use crate::store::{Channel, ClaimedJob, ProviderError, SimulatedMessage, StatusUpdate};
 
 /// Most unfinished simulations picked up on start (the oldest first).

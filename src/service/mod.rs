@@ -11,8 +11,6 @@ pub mod input;
 pub mod media;
 pub mod ops;
 pub mod send;
-pub mod status;
 pub mod suppressions;
 pub mod templates;
 pub mod views;
-pub mod webhook;

@@ -406,34 +406,6 @@ async fn upsert(
     Ok(())
 }
 
-/// Syncs every connected cloud channel with a WABA, forever, every `interval`.
-pub async fn sync_periodically(
-    app: App,
-    interval: std::time::Duration,
-    cancel: tokio_util::sync::CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-        let channels = match app.store.list_channels().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "template sync: cannot list channels");
-                continue;
-            }
-        };
-        for channel in channels.iter().filter(|c| {
-            c.provider == ProviderKind::Cloud && !c.waba_id.is_empty() && c.status == "connected"
-        }) {
-            if let Err(e) = sync(&app, channel).await {
-                tracing::warn!(channel_id = channel.id, error = %e, "template sync failed");
-            }
-        }
-    }
-}
-
 /// Meta's paging links repeat the access token in their query. It is sent as a header
 /// instead, so it never sits in a URL, which errors and proxies print.
 /// The first page of a WhatsApp Business Account's templates: the id is one path segment and

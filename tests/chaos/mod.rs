@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use plantilla::fake_graph::{FakeGraph, RequestOutcome, SentMessage};
+use fake_graph::{FakeGraph, RequestOutcome, SentMessage};
 use serde_json::{Value, json};
 
 pub const ADMIN_TOKEN: &str = "chaos-admin-token-0123456789";

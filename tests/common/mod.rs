@@ -189,7 +189,7 @@ pub async fn seed_cloud_channel(
             "/v1/admin/channels",
             json!({"accountId": account["id"], "name": "Main", "provider": "cloud",
                    "phoneNumberId": phone_number_id,
-                   "wabaId": plantilla::fake_graph::DEFAULT_WABA_ID,
+                   "wabaId": fake_graph::DEFAULT_WABA_ID,
                    "accessToken": access_token,
                    "appSecret": "channel-secret", "verifyToken": "channel-verify",
                    "messagesPerSecond": 1000}),

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use common::*;
-use plantilla::fake_graph::{DEFAULT_WABA_ID, FakeGraph, FakeGraphConfig, FakeTemplate};
+use fake_graph::{DEFAULT_WABA_ID, FakeGraph, FakeGraphConfig, FakeTemplate};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -509,7 +509,7 @@ async fn a_quality_report_names_its_number_within_the_waba() {
     let known = h.fake.phone_quality_update(PN, "FLAGGED", "TIER_2K", None);
     let url = format!("{}/webhooks/whatsapp/{}", h.t.base, h.seed.channel_id);
     let body = serde_json::to_vec(&known).unwrap();
-    let sig = plantilla::fake_graph::signature("channel-secret", &body);
+    let sig = fake_graph::signature("channel-secret", &body);
     assert_eq!(
         h.fake.post_raw_to(&url, body, Some(sig)).await.unwrap(),
         StatusCode::OK

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use common::*;
+use fake_graph::{Action, FakeGraph, FakeGraphConfig, FakeTemplate, Rule};
 use plantilla::domain::opt_out::Reason;
-use plantilla::fake_graph::{Action, FakeGraph, FakeGraphConfig, FakeTemplate, Rule};
 use plantilla::service::suppressions::{self, InboundEffect};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

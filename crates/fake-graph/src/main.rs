@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use plantilla::fake_graph::{FakeGraph, FakeGraphConfig, FakePhoneNumber, FakeTemplate, PairRate};
+use fake_graph::{FakeGraph, FakeGraphConfig, FakePhoneNumber, FakeTemplate, PairRate};
 
 #[derive(Debug, Parser)]
 #[command(

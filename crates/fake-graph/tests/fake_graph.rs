@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
-use hmac::{Hmac, Mac};
-use plantilla::fake_graph::{
+use fake_graph::{
     Action, FakeGraph, FakeGraphConfig, FakePhoneNumber, FakeTemplate, PairRate, RequestOutcome,
     Rule,
 };
+use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -694,7 +694,7 @@ async fn crafted_webhooks_are_signed_and_counted_failures() {
     assert_eq!(fake.post_webhook(&delivered).await, StatusCode::OK);
     // A body signed with another secret.
     let raw = serde_json::to_vec(&delivered).unwrap();
-    let bad = plantilla::fake_graph::signature("wrong-secret", &raw);
+    let bad = fake_graph::signature("wrong-secret", &raw);
     assert_eq!(fake.post_webhook_raw(raw, Some(bad)).await, StatusCode::OK);
 
     let received = receiver.wait_for(5).await;

@@ -11,7 +11,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::webhook::InboundReport;
+use super::InboundReport;
 use crate::app::App;
 use crate::domain::ids::new_id;
 use crate::store::{
@@ -132,7 +132,7 @@ pub async fn on_first_receipt(
         Some(id) => app.store.template(id).await?,
         None => None,
     };
-    super::suppressions::on_inbound(
+    crate::service::suppressions::on_inbound(
         app,
         channel,
         phone,

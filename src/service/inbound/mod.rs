@@ -11,7 +11,9 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-use super::status;
+pub mod messages;
+pub mod statuses;
+
 use crate::app::App;
 use crate::domain::inbound::{InboundContent, content_of};
 use crate::domain::status::MessageStatus;
@@ -20,6 +22,7 @@ use crate::store::{
     Channel, ChannelQualityChange, Pricing, ProviderError, StatusApplied, StatusUpdate,
     StoreResult, TemplateHealthChange,
 };
+use statuses as status;
 
 /// Whether `header` (`X-Hub-Signature-256: sha256=<hex>`) is the HMAC-SHA256 of `body` with
 /// `secret`. The comparison is constant-time.
@@ -410,7 +413,7 @@ pub async fn apply(app: &App, scope: Option<&Channel>, payload: &Value) -> Store
                         app.metrics.webhook_lag(now_ms() - update.at);
                         applied.statuses += 1;
                         if let Some(user_id) = &recipient_user_id {
-                            super::inbound::link_user_id(app, &message_id, user_id).await?;
+                            messages::link_user_id(app, &message_id, user_id).await?;
                         }
                     }
                     StatusApplied::UnknownMessage => {
@@ -434,7 +437,7 @@ pub async fn apply(app: &App, scope: Option<&Channel>, payload: &Value) -> Store
                 message,
             } => match channel_for(app, scope, &phone_number_id).await? {
                 Some(channel) => {
-                    if super::inbound::record(app, &channel, &message).await? {
+                    if messages::record(app, &channel, &message).await? {
                         applied.inbound += 1;
                     } else {
                         applied.duplicates += 1;

@@ -18,8 +18,8 @@ pub const APP_SECRET: &str = "bench-meta-app-secret";
 pub const GOOD_TOKEN: &str = "EAAG-bench-good-token";
 /// A token the fake answers with 190 (the channel halts, its messages stay queued).
 pub const BAD_TOKEN: &str = "EAAG-bench-revoked-token";
-pub const WABA_ID: &str = plantilla::fake_graph::DEFAULT_WABA_ID;
-pub const DISPLAY_NUMBER: &str = plantilla::fake_graph::DEFAULT_DISPLAY_PHONE_NUMBER;
+pub const WABA_ID: &str = fake_graph::DEFAULT_WABA_ID;
+pub const DISPLAY_NUMBER: &str = fake_graph::DEFAULT_DISPLAY_PHONE_NUMBER;
 pub const TEMPLATE_TEXT: &str = "Hola {{name}}, tu pedido va en camino";
 
 pub struct StackConfig {

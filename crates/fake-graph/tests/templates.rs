@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
+use fake_graph::{FakeGraph, FakeGraphConfig, FakePhoneNumber, FakeTemplate};
 use hmac::{Hmac, Mac};
-use plantilla::fake_graph::{FakeGraph, FakeGraphConfig, FakePhoneNumber, FakeTemplate};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::Sha256;

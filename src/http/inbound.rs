@@ -13,8 +13,8 @@ use axum::routing::get;
 use serde_json::Value;
 
 use crate::app::App;
+use crate::service::inbound as webhook;
 use crate::service::input::{MAX_JSON_DEPTH, json_too_deep, too_deep_detail};
-use crate::service::webhook;
 use crate::store::Channel;
 
 pub fn routes() -> Router<App> {

@@ -51,7 +51,7 @@
 //! `context.id`, any other type, from a number and/or a business-scoped `user_id`), retried
 //! like the status webhooks.
 //!
-//! The `fake-graph` binary (`src/bin/fake-graph.rs`) runs it as a process.
+//! The `fake-graph` binary (`src/main.rs` of this crate) runs it as a process.
 
 mod authoring;
 mod check;

@@ -27,7 +27,8 @@ use crate::domain::status::MessageStatus;
 use crate::provider::Provider;
 use crate::provider::cloud::CloudProvider;
 use crate::provider::sandbox::Sandbox;
-use crate::service::{status, suppressions};
+use crate::service::inbound::statuses as status;
+use crate::service::suppressions;
 use crate::store::{
     AttemptOutcome, AttemptResult, Channel, ClaimedJob, Finished, HELD_MESSAGING_LIMIT,
     HELD_QUIET_HOURS, ProviderError, ProviderKind,

@@ -64,7 +64,7 @@ async fn opted_out(app: &App, message_id: &str, details: Option<&str>) {
         let Some(m) = app.store.message(message_id).await? else {
             return Ok(());
         };
-        super::suppressions::on_meta_opt_out(
+        crate::service::suppressions::on_meta_opt_out(
             app,
             &m.account_id,
             &m.channel_id,

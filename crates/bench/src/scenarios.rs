@@ -510,7 +510,7 @@ pub async fn webhooks(opts: &Options, sizes: &Sizes) -> Row {
             .await?;
         let ids = st.db.provider_ids().await?;
 
-        use plantilla::fake_graph::{BusinessIds, StatusEvent, payload, signature};
+        use fake_graph::{BusinessIds, StatusEvent, payload, signature};
         let biz = BusinessIds {
             waba_id: stack::WABA_ID.into(),
             phone_number_id: pn,
