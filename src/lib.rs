@@ -1,8 +1,8 @@
 //! plantilla: a self-hosted WhatsApp template gateway.
 //!
 //! Data flows one way: `http` (adapters) → `service` (use cases) → `store` / `provider`.
-//! `domain` holds the pure rules; `dispatch` moves queued messages to providers; `callbacks`
-//! delivers status callbacks to integrators.
+//! `domain` holds the pure rules; `workers` are the background tasks (the dispatcher moves
+//! queued messages to providers, the callback worker delivers events to integrators).
 
 pub mod app;
 pub mod cli;
