@@ -1,7 +1,7 @@
 // The admin API (`/v1/admin/…`): authentication, the shapes it returns, secrets it never
 // shows, validation naming the field, and the effect of its operations on the template API.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 
@@ -133,7 +133,7 @@ const CHANNEL_KEYS: &[&str] = &[
     "updatedAt",
 ];
 
-#[tokio::test]
+both_databases!(admin_routes_need_the_admin_token);
 async fn admin_routes_need_the_admin_token() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -188,7 +188,7 @@ async fn admin_routes_need_the_admin_token() {
     assert_eq!(r.status, StatusCode::OK);
 }
 
-#[tokio::test]
+both_databases!(without_a_configured_admin_token_the_admin_api_does_not_exist);
 async fn without_a_configured_admin_token_the_admin_api_does_not_exist() {
     let t = spawn_app_with(|c| c.admin_token = None).await;
     for (method, path) in [
@@ -213,7 +213,7 @@ async fn without_a_configured_admin_token_the_admin_api_does_not_exist() {
     }
 }
 
-#[tokio::test]
+both_databases!(creates_return_201_and_the_documented_fields);
 async fn creates_return_201_and_the_documented_fields() {
     let t = spawn_app().await;
 
@@ -314,7 +314,7 @@ async fn creates_return_201_and_the_documented_fields() {
     assert_eq!(r.json, template);
 }
 
-#[tokio::test]
+both_databases!(the_public_token_is_shown_on_create_and_rotate_only_and_secrets_never);
 async fn the_public_token_is_shown_on_create_and_rotate_only_and_secrets_never() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -411,7 +411,7 @@ async fn the_public_token_is_shown_on_create_and_rotate_only_and_secrets_never()
     }
 }
 
-#[tokio::test]
+both_databases!(rotating_the_token_invalidates_the_old_one);
 async fn rotating_the_token_invalidates_the_old_one() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -449,7 +449,7 @@ async fn rotating_the_token_invalidates_the_old_one() {
     assert_not_found(&r);
 }
 
-#[tokio::test]
+both_databases!(bad_input_is_400_naming_the_field);
 async fn bad_input_is_400_naming_the_field() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -637,10 +637,10 @@ async fn bad_input_is_400_naming_the_field() {
     assert_eq!(admin_json(&t, "GET", &path, None).await.json, before);
 }
 
+both_databases!(a_null_provider_is_refused_and_a_whole_float_is_an_integer);
 /// `provider` is a string in openapi.json, never null: a null is refused on create (it used to
 /// make a sandbox channel) and on update, naming the field. A whole number written `1000.0` is
 /// an integer to JSON Schema, so the server takes it as one.
-#[tokio::test]
 async fn a_null_provider_is_refused_and_a_whole_float_is_an_integer() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -695,7 +695,7 @@ async fn a_null_provider_is_refused_and_a_whole_float_is_an_integer() {
     assert_invalid(&r, "conversationLimit");
 }
 
-#[tokio::test]
+both_databases!(unknown_ids_are_404);
 async fn unknown_ids_are_404() {
     let t = spawn_app().await;
     t.seed().await;
@@ -723,7 +723,7 @@ async fn unknown_ids_are_404() {
     }
 }
 
-#[tokio::test]
+both_databases!(the_group_associated_first_with_a_channel_is_its_default);
 async fn the_group_associated_first_with_a_channel_is_its_default() {
     let t = spawn_app().await;
     let account = t
@@ -781,7 +781,7 @@ async fn the_group_associated_first_with_a_channel_is_its_default() {
     }
 }
 
-#[tokio::test]
+both_databases!(patching_a_template_status_decides_whether_it_can_be_sent);
 async fn patching_a_template_status_decides_whether_it_can_be_sent() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -826,7 +826,7 @@ async fn patching_a_template_status_decides_whether_it_can_be_sent() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
 }
 
-#[tokio::test]
+both_databases!(closing_a_conversation_makes_the_next_send_pending_on_a_new_one);
 async fn closing_a_conversation_makes_the_next_send_pending_on_a_new_one() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -873,7 +873,7 @@ async fn closing_a_conversation_makes_the_next_send_pending_on_a_new_one() {
     }
 }
 
-#[tokio::test]
+both_databases!(a_message_shows_its_status_timeline);
 async fn a_message_shows_its_status_timeline() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -962,7 +962,7 @@ async fn recording_graph() -> (String, tokio::sync::mpsc::UnboundedReceiver<Stri
     (base, rx)
 }
 
-#[tokio::test]
+both_databases!(graph_ids_are_digits_and_nothing_in_a_channel_has_control_characters);
 async fn graph_ids_are_digits_and_nothing_in_a_channel_has_control_characters() {
     let (graph, mut seen) = recording_graph().await;
     let t = spawn_app_with(|c| c.graph_base_url = graph.clone()).await;

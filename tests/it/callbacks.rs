@@ -3,7 +3,7 @@
 // view: in order per message, retried with backoff, visible in `/deliveries`, never slowing
 // sends, and never crossing accounts.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -336,7 +336,7 @@ fn assert_problem(status: StatusCode, body: &Value, ct: &str, expected: StatusCo
 
 // --- Tests ---------------------------------------------------------------------------------
 
-#[tokio::test]
+both_databases!(an_endpoint_gets_a_messages_events_in_order_with_valid_signatures);
 async fn an_endpoint_gets_a_messages_events_in_order_with_valid_signatures() {
     let cb = setup().await;
     let token = cb.seed.token.clone();
@@ -462,7 +462,7 @@ async fn an_endpoint_gets_a_messages_events_in_order_with_valid_signatures() {
     assert_eq!(cb.t.drain_callbacks().await, 0);
 }
 
-#[tokio::test]
+both_databases!(a_messages_callback_url_gets_its_events_signed_with_the_account_secret);
 async fn a_messages_callback_url_gets_its_events_signed_with_the_account_secret() {
     let cb = setup().await;
     let token = cb.seed.token.clone();
@@ -536,7 +536,7 @@ async fn a_messages_callback_url_gets_its_events_signed_with_the_account_secret(
     assert_eq!(body["type"], "/problems/not-found");
 }
 
-#[tokio::test]
+both_databases!(an_endpoint_that_fails_twice_then_succeeds_is_delivered_with_three_attempts);
 async fn an_endpoint_that_fails_twice_then_succeeds_is_delivered_with_three_attempts() {
     let cb = setup().await;
     let token = cb.seed.token.clone();
@@ -593,7 +593,7 @@ async fn an_endpoint_that_fails_twice_then_succeeds_is_delivered_with_three_atte
     }
 }
 
-#[tokio::test]
+both_databases!(a_messages_later_events_wait_while_an_earlier_one_is_retried);
 async fn a_messages_later_events_wait_while_an_earlier_one_is_retried() {
     let cb = setup().await;
     let token = cb.seed.token.clone();
@@ -685,7 +685,7 @@ async fn a_messages_later_events_wait_while_an_earlier_one_is_retried() {
     assert!(deliveries.iter().all(|d| d["status"] == "delivered"));
 }
 
-#[tokio::test]
+both_databases!(a_dead_endpoint_does_not_delay_sending);
 async fn a_dead_endpoint_does_not_delay_sending() {
     let cb = setup().await;
     let token = cb.seed.token.clone();
@@ -728,7 +728,7 @@ async fn a_dead_endpoint_does_not_delay_sending() {
     }
 }
 
-#[tokio::test]
+both_databases!(a_hanging_endpoint_does_not_slow_the_running_dispatcher);
 async fn a_hanging_endpoint_does_not_slow_the_running_dispatcher() {
     // An endpoint that accepts connections and never answers, with a long timeout.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -784,7 +784,7 @@ async fn a_hanging_endpoint_does_not_slow_the_running_dispatcher() {
     assert!(in_flight <= 2, "{in_flight}");
 }
 
-#[tokio::test]
+both_databases!(another_accounts_token_cannot_see_or_delete_an_endpoint);
 async fn another_accounts_token_cannot_see_or_delete_an_endpoint() {
     let cb = setup().await;
     let token = cb.seed.token.clone();
@@ -839,7 +839,7 @@ async fn another_accounts_token_cannot_see_or_delete_an_endpoint() {
     assert_eq!(cb.t.drain_callbacks().await, 0);
 }
 
-#[tokio::test]
+both_databases!(bad_registrations_are_problems_naming_their_fields);
 async fn bad_registrations_are_problems_naming_their_fields() {
     let cb = setup().await;
     let token = cb.seed.token.clone();
@@ -903,7 +903,7 @@ async fn bad_registrations_are_problems_naming_their_fields() {
     assert_problem(status, &body, &ct, StatusCode::UNAUTHORIZED, "unauthorized");
 }
 
-#[tokio::test]
+both_databases!(closing_a_conversation_and_template_status_updates_are_reported);
 async fn closing_a_conversation_and_template_status_updates_are_reported() {
     const META_SECRET: &str = "meta-app-secret";
     let cb = setup_with(|c| c.meta_app_secret = Some(Secret::new(META_SECRET))).await;
@@ -993,7 +993,7 @@ async fn closing_a_conversation_and_template_status_updates_are_reported() {
     );
 }
 
-#[tokio::test]
+both_databases!(a_send_the_provider_refuses_is_reported_failed);
 async fn a_send_the_provider_refuses_is_reported_failed() {
     let fake = FakeGraph::start(FakeGraphConfig::default().with_phone("1000001", "TOKEN1")).await;
     fake.add_rule(Rule::always(Action::error(132001)));
@@ -1050,7 +1050,7 @@ async fn a_send_the_provider_refuses_is_reported_failed() {
     assert_eq!(got[1].json["data"]["closeReason"], "first_message_failed");
 }
 
-#[tokio::test]
+both_databases!(concurrent_claims_never_overlap_and_take_one_delivery_per_stream);
 async fn concurrent_claims_never_overlap_and_take_one_delivery_per_stream() {
     let cb = setup().await;
     let token = cb.seed.token.clone();
@@ -1122,7 +1122,7 @@ fn endpoint_body(url: &str) -> Value {
     json!({"url": url, "eventTypes": ["message.sent", "message.read"], "description": "CRM"})
 }
 
-#[tokio::test]
+both_databases!(a_retried_registration_with_its_idempotency_key_gets_the_same_endpoint_and_secret);
 async fn a_retried_registration_with_its_idempotency_key_gets_the_same_endpoint_and_secret() {
     let cb = setup().await;
     let token = cb.seed.token.clone();
@@ -1233,7 +1233,7 @@ async fn a_retried_registration_with_its_idempotency_key_gets_the_same_endpoint_
     assert_eq!(cb.endpoint_count().await, 3);
 }
 
-#[tokio::test]
+both_databases!(a_retry_after_the_endpoint_was_deleted_registers_nothing);
 async fn a_retry_after_the_endpoint_was_deleted_registers_nothing() {
     let cb = setup().await;
     let token = cb.seed.token.clone();
@@ -1276,7 +1276,7 @@ async fn a_retry_after_the_endpoint_was_deleted_registers_nothing() {
     assert_eq!(cb.endpoint_count().await, 1);
 }
 
-#[tokio::test]
+both_databases!(an_expired_idempotency_key_registers_a_new_endpoint);
 async fn an_expired_idempotency_key_registers_a_new_endpoint() {
     let cb = setup().await;
     let token = cb.seed.token.clone();
@@ -1302,7 +1302,11 @@ async fn an_expired_idempotency_key_registers_a_new_endpoint() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+both_databases!(
+    concurrent_registrations_with_one_key_make_exactly_one_endpoint,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
 async fn concurrent_registrations_with_one_key_make_exactly_one_endpoint() {
     let cb = std::sync::Arc::new(setup().await);
     let mut tasks = tokio::task::JoinSet::new();
@@ -1335,7 +1339,7 @@ async fn concurrent_registrations_with_one_key_make_exactly_one_endpoint() {
     );
 }
 
-#[tokio::test]
+both_databases!(idempotency_keys_of_different_callers_are_independent);
 async fn idempotency_keys_of_different_callers_are_independent() {
     let cb = setup().await;
     let other = cb.t.seed().await;

@@ -1,8 +1,8 @@
 // Campaigns (issue 17): scheduled sends, cancel, batch pause and resume, quiet hours in the
 // recipient's time zone and the channel's messaging limit, driven by the app's test clock
-// (no sleeps). `tests/pg_campaigns.rs` runs the same tests on PostgreSQL.
+// (no sleeps). Each test runs on SQLite and on PostgreSQL.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -129,7 +129,9 @@ fn handed_over(status: &str) -> bool {
     matches!(status, "sent" | "delivered" | "read")
 }
 
-#[tokio::test]
+both_databases!(
+    a_scheduled_send_waits_for_its_time_and_goes_once_across_a_restart_and_two_instances
+);
 async fn a_scheduled_send_waits_for_its_time_and_goes_once_across_a_restart_and_two_instances() {
     let c = campaign().await;
     let at = c.now() + HOUR;
@@ -168,7 +170,7 @@ async fn a_scheduled_send_waits_for_its_time_and_goes_once_across_a_restart_and_
     let t = t.restart().await;
     let c = Campaign { t, seed };
     c.app().clock.set(at + 1_000);
-    let mut other = if ON_POSTGRES {
+    let mut other = if on_postgres() {
         App::open(c.t.config.clone()).await.unwrap()
     } else {
         c.app().clone()
@@ -191,7 +193,7 @@ async fn a_scheduled_send_waits_for_its_time_and_goes_once_across_a_restart_and_
     assert_eq!(m["attempts"], 1);
 }
 
-#[tokio::test]
+both_databases!(send_at_in_the_past_means_now_and_beyond_the_horizon_is_refused);
 async fn send_at_in_the_past_means_now_and_beyond_the_horizon_is_refused() {
     let c = campaign().await;
     let id = c
@@ -235,7 +237,7 @@ async fn send_at_in_the_past_means_now_and_beyond_the_horizon_is_refused() {
     );
 }
 
-#[tokio::test]
+both_databases!(a_cancelled_message_is_final_closes_its_conversation_and_queues_its_event);
 async fn a_cancelled_message_is_final_closes_its_conversation_and_queues_its_event() {
     let c = campaign().await;
     let at = rfc3339(c.now() + HOUR);
@@ -287,7 +289,7 @@ async fn a_cancelled_message_is_final_closes_its_conversation_and_queues_its_eve
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
+both_databases!(cancel_racing_the_dispatcher_ends_each_message_sent_or_cancelled_never_both);
 async fn cancel_racing_the_dispatcher_ends_each_message_sent_or_cancelled_never_both() {
     let c = campaign().await;
     let dispatcher = c.t.server.as_ref().unwrap().dispatcher.clone();
@@ -344,7 +346,7 @@ async fn cancel_racing_the_dispatcher_ends_each_message_sent_or_cancelled_never_
     );
 }
 
-#[tokio::test]
+both_databases!(a_batch_of_5000_pauses_resumes_and_reports_its_progress);
 async fn a_batch_of_5000_pauses_resumes_and_reports_its_progress() {
     let c = campaign().await;
     let (status, _) =
@@ -413,7 +415,7 @@ async fn a_batch_of_5000_pauses_resumes_and_reports_its_progress() {
     );
 }
 
-#[tokio::test]
+both_databases!(a_scheduled_batch_is_counted_and_cancelled_at_once);
 async fn a_scheduled_batch_is_counted_and_cancelled_at_once() {
     let c = campaign().await;
     let at = c.now() + HOUR;
@@ -457,7 +459,7 @@ async fn a_scheduled_batch_is_counted_and_cancelled_at_once() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
+both_databases!(marketing_at_night_in_the_recipients_zone_is_held_until_morning_utility_is_not);
 async fn marketing_at_night_in_the_recipients_zone_is_held_until_morning_utility_is_not() {
     let c = campaign().await;
     let promo = c.marketing_template().await;
@@ -552,7 +554,7 @@ async fn marketing_at_night_in_the_recipients_zone_is_held_until_morning_utility
     assert_eq!(c.attempts_of(&taken_back).await, 0);
 }
 
-#[tokio::test]
+both_databases!(a_messaging_limit_of_250_holds_the_251st_new_recipient_until_the_window_rolls);
 async fn a_messaging_limit_of_250_holds_the_251st_new_recipient_until_the_window_rolls() {
     let c = campaign().await;
     let path = format!("/v1/admin/channels/{}", c.seed.channel_id);
@@ -621,7 +623,7 @@ async fn a_messaging_limit_of_250_holds_the_251st_new_recipient_until_the_window
     );
 }
 
-#[tokio::test]
+both_databases!(the_number_health_webhook_sets_the_messaging_limit);
 async fn the_number_health_webhook_sets_the_messaging_limit() {
     use hmac::{Hmac, Mac};
     const META_SECRET: &str = "meta-app-secret";
@@ -670,7 +672,7 @@ async fn the_number_health_webhook_sets_the_messaging_limit() {
     }
 }
 
-#[tokio::test]
+both_databases!(a_scheduled_batch_of_5000_is_cancelled_in_one_call);
 async fn a_scheduled_batch_of_5000_is_cancelled_in_one_call() {
     let c = campaign().await;
     let recipients: Vec<Value> = (0..5_000)

@@ -2,7 +2,7 @@
 // file, resuming with the same idempotency keys, retries after a lost answer, `--dry-run`, and
 // that the token never shows.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -96,7 +96,7 @@ fn recipients_csv(dir: &Path, n: usize) -> (PathBuf, Vec<String>) {
     (path, numbers)
 }
 
-#[tokio::test]
+both_databases!(sends_one_template_to_one_number);
 async fn sends_one_template_to_one_number() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -224,7 +224,7 @@ async fn sends_one_template_to_one_number() {
     );
 }
 
-#[tokio::test]
+both_databases!(sends_a_csv_in_batches_and_resumes_without_sending_twice);
 async fn sends_a_csv_in_batches_and_resumes_without_sending_twice() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -389,7 +389,7 @@ async fn lossy_proxy(upstream: String) -> (String, Arc<Mutex<Vec<String>>>) {
     (url, keys)
 }
 
-#[tokio::test]
+both_databases!(a_lost_answer_is_retried_with_the_same_key_and_sends_nothing_twice);
 async fn a_lost_answer_is_retried_with_the_same_key_and_sends_nothing_twice() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -460,7 +460,7 @@ async fn a_lost_answer_is_retried_with_the_same_key_and_sends_nothing_twice() {
     assert!(results[1..].iter().all(|r| r[2] == "not-sent"));
 }
 
-#[tokio::test]
+both_databases!(dry_run_checks_the_rows_and_sends_nothing);
 async fn dry_run_checks_the_rows_and_sends_nothing() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -544,7 +544,7 @@ async fn dry_run_checks_the_rows_and_sends_nothing() {
     );
 }
 
-#[tokio::test]
+both_databases!(a_csv_takes_header_and_button_values_as_dotted_columns);
 async fn a_csv_takes_header_and_button_values_as_dotted_columns() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -596,7 +596,7 @@ async fn a_csv_takes_header_and_button_values_as_dotted_columns() {
     assert_eq!(count_messages(&t).await, 1);
 }
 
-#[tokio::test]
+both_databases!(a_csv_sent_with_at_is_scheduled_and_a_bad_time_is_refused_before_sending);
 async fn a_csv_sent_with_at_is_scheduled_and_a_bad_time_is_refused_before_sending() {
     let t = spawn_app().await;
     let seed = t.seed().await;

@@ -1,7 +1,7 @@
 // Cloud channels against the fake Graph API over real HTTP: payloads, error classes,
 // webhooks, template status, template sync, and the crash between send and write-back.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -106,7 +106,7 @@ impl Cloud {
     }
 }
 
-#[tokio::test]
+both_databases!(named_positional_header_and_url_button_payloads_match_meta);
 async fn named_positional_header_and_url_button_payloads_match_meta() {
     let c = spawn_cloud().await;
     let (_, named) = c.send("50755667701").await;
@@ -189,7 +189,7 @@ async fn named_positional_header_and_url_button_payloads_match_meta() {
     assert_eq!(stored["waId"], "50755667701");
 }
 
-#[tokio::test]
+both_databases!(a_permanent_error_fails_at_once_with_the_code_kept_and_closes_the_conversation);
 async fn a_permanent_error_fails_at_once_with_the_code_kept_and_closes_the_conversation() {
     let c = spawn_cloud().await;
     c.fake.add_rule(Rule::always(Action::error_with_details(
@@ -209,7 +209,7 @@ async fn a_permanent_error_fails_at_once_with_the_code_kept_and_closes_the_conve
     assert_eq!(c.fake.requests().len(), 1, "no retry of a permanent error");
 }
 
-#[tokio::test]
+both_databases!(two_server_errors_then_success_end_sent_after_three_attempts);
 async fn two_server_errors_then_success_end_sent_after_three_attempts() {
     let c = spawn_cloud().await;
     c.fake.add_rule(Rule::times(2, Action::server_error()));
@@ -224,7 +224,7 @@ async fn two_server_errors_then_success_end_sent_after_three_attempts() {
     assert_eq!(c.t.conversation(&conversation).await["status"], "open");
 }
 
-#[tokio::test]
+both_databases!(retries_stop_at_the_configured_maximum_with_the_last_error_kept);
 async fn retries_stop_at_the_configured_maximum_with_the_last_error_kept() {
     let c = spawn_cloud_with(|c| c.retry_max_attempts = 3).await;
     c.fake.add_rule(Rule::always(Action::server_error()));
@@ -237,7 +237,7 @@ async fn retries_stop_at_the_configured_maximum_with_the_last_error_kept() {
     assert_eq!(c.fake.requests().len(), 3);
 }
 
-#[tokio::test]
+both_databases!(a_throughput_error_slows_the_whole_channel);
 async fn a_throughput_error_slows_the_whole_channel() {
     let c = spawn_cloud().await;
     c.fake.add_rule(Rule::once(Action::throughput()));
@@ -253,7 +253,7 @@ async fn a_throughput_error_slows_the_whole_channel() {
     );
 }
 
-#[tokio::test]
+both_databases!(a_pair_rate_error_delays_only_that_recipient);
 async fn a_pair_rate_error_delays_only_that_recipient() {
     let c = spawn_cloud().await;
     c.fake
@@ -268,7 +268,7 @@ async fn a_pair_rate_error_delays_only_that_recipient() {
     assert_eq!(rate, 1000.0, "131056 does not slow the channel");
 }
 
-#[tokio::test]
+both_databases!(an_expired_token_halts_the_channel_without_failing_messages);
 async fn an_expired_token_halts_the_channel_without_failing_messages() {
     let c = spawn_cloud().await;
     c.fake.add_rule(Rule::always(Action::expired_token()));
@@ -310,7 +310,7 @@ async fn an_expired_token_halts_the_channel_without_failing_messages() {
     }
 }
 
-#[tokio::test]
+both_databases!(webhook_verification_answers_the_challenge_only_for_the_right_token);
 async fn webhook_verification_answers_the_challenge_only_for_the_right_token() {
     let c = spawn_cloud().await;
     let get = |path: String| {
@@ -351,7 +351,7 @@ async fn webhook_verification_answers_the_challenge_only_for_the_right_token() {
     );
 }
 
-#[tokio::test]
+both_databases!(unsigned_or_tampered_webhooks_are_refused_and_change_nothing);
 async fn unsigned_or_tampered_webhooks_are_refused_and_change_nothing() {
     let c = spawn_cloud().await;
     c.fake.hold_webhooks(true);
@@ -394,7 +394,7 @@ async fn unsigned_or_tampered_webhooks_are_refused_and_change_nothing() {
     assert_eq!(c.t.message(&message).await["status"], "read");
 }
 
-#[tokio::test]
+both_databases!(statuses_never_move_backwards_and_duplicates_are_harmless);
 async fn statuses_never_move_backwards_and_duplicates_are_harmless() {
     let c = spawn_cloud().await;
     c.fake.hold_webhooks(true);
@@ -421,7 +421,7 @@ async fn statuses_never_move_backwards_and_duplicates_are_harmless() {
     assert_eq!(c.t.conversation(&conversation).await["status"], "open");
 }
 
-#[tokio::test]
+both_databases!(a_status_that_arrives_before_the_send_response_is_applied_once);
 async fn a_status_that_arrives_before_the_send_response_is_applied_once() {
     let c = spawn_cloud().await;
     c.fake.add_rule(Rule::once(Action::StatusBeforeResponse));
@@ -439,7 +439,7 @@ async fn a_status_that_arrives_before_the_send_response_is_applied_once() {
     assert_eq!(c.t.conversation(&conversation).await["status"], "open");
 }
 
-#[tokio::test]
+both_databases!(a_failed_status_closes_the_pending_conversation);
 async fn a_failed_status_closes_the_pending_conversation() {
     let c = spawn_cloud().await;
     c.fake.add_rule(Rule::once(Action::accept_then_fail(
@@ -459,7 +459,7 @@ async fn a_failed_status_closes_the_pending_conversation() {
     assert_ne!(next, conversation);
 }
 
-#[tokio::test]
+both_databases!(template_status_updates_pause_a_template_for_sending);
 async fn template_status_updates_pause_a_template_for_sending() {
     let c = spawn_cloud().await;
     let update = c
@@ -491,7 +491,7 @@ async fn template_status_updates_pause_a_template_for_sending() {
     assert_eq!(r.json["body"]["context"]["value"], "PAUSED");
 }
 
-#[tokio::test]
+both_databases!(inbound_messages_keep_the_contact_name_and_activity);
 async fn inbound_messages_keep_the_contact_name_and_activity() {
     let c = spawn_cloud().await;
     let (conversation, _) = c.send("50755667701").await;
@@ -523,7 +523,7 @@ async fn inbound_messages_keep_the_contact_name_and_activity() {
     assert_eq!(c.t.conversation(&next).await["clientName"], "Ana María");
 }
 
-#[tokio::test]
+both_databases!(template_sync_follows_three_pages);
 async fn template_sync_follows_three_pages() {
     let c = spawn_cloud_with(|c| c.template_sync_page_size = 3).await;
     for i in 0..4 {
@@ -576,7 +576,7 @@ async fn template_sync_follows_three_pages() {
     assert_eq!(again["updated"], 7);
 }
 
-#[tokio::test]
+both_databases!(a_crash_between_send_and_write_back_is_reconciled_by_the_webhook_without_resending);
 async fn a_crash_between_send_and_write_back_is_reconciled_by_the_webhook_without_resending() {
     let c = spawn_cloud_with(|c| {
         c.dispatch_lease_ms = 1;
@@ -613,7 +613,7 @@ async fn a_crash_between_send_and_write_back_is_reconciled_by_the_webhook_withou
     let _ = seed;
 }
 
-#[tokio::test]
+both_databases!(without_a_webhook_the_orphaned_send_is_retried_after_the_window);
 async fn without_a_webhook_the_orphaned_send_is_retried_after_the_window() {
     let c = spawn_cloud_with(|c| {
         c.dispatch_lease_ms = 1;
@@ -634,7 +634,7 @@ async fn without_a_webhook_the_orphaned_send_is_retried_after_the_window() {
     assert_eq!(m["providerMessageId"], json!(fake.sent()[1].wamid));
 }
 
-#[tokio::test]
+both_databases!(a_channel_never_exceeds_its_rate_plus_burst);
 async fn a_channel_never_exceeds_its_rate_plus_burst() {
     let c = spawn_cloud().await;
     let (status, _) =
@@ -683,7 +683,7 @@ async fn pending_gauge(t: &TestApp) -> i64 {
         .unwrap()
 }
 
-#[tokio::test]
+both_databases!(statuses_for_unknown_messages_are_kept_once_and_expire);
 async fn statuses_for_unknown_messages_are_kept_once_and_expire() {
     let c = spawn_cloud_with(|cfg| cfg.pending_status_ttl_ms = 60_000).await;
     let count = || c.t.sql_i64("SELECT COUNT(*) FROM pending_statuses");
@@ -733,7 +733,7 @@ async fn statuses_for_unknown_messages_are_kept_once_and_expire() {
     assert_eq!(count().await, 0, "taken by the send's response");
 }
 
-#[tokio::test]
+both_databases!(a_webhook_with_an_empty_phone_number_id_matches_no_channel);
 async fn a_webhook_with_an_empty_phone_number_id_matches_no_channel() {
     let c = spawn_cloud().await;
     // A sandbox channel has no phone number id: it used to take these.

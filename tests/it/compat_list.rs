@@ -1,6 +1,6 @@
 // The template API's list and detail, both families; case-insensitive paths.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 
@@ -83,7 +83,7 @@ fn rich_template() -> Value {
     })
 }
 
-#[tokio::test]
+both_databases!(a_template_has_every_documented_field_and_its_params_in_order);
 async fn a_template_has_every_documented_field_and_its_params_in_order() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -177,7 +177,7 @@ async fn a_template_has_every_documented_field_and_its_params_in_order() {
     }
 }
 
-#[tokio::test]
+both_databases!(positional_params_are_listed_by_appearance);
 async fn positional_params_are_listed_by_appearance() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -199,7 +199,7 @@ async fn positional_params_are_listed_by_appearance() {
     assert_eq!(r.json["data"]["params"], json!(["3", "1", "2", "4"]));
 }
 
-#[tokio::test]
+both_databases!(lists_page_through_the_accounts_templates_only);
 async fn lists_page_through_the_accounts_templates_only() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -266,7 +266,7 @@ async fn lists_page_through_the_accounts_templates_only() {
     assert!(ids(&data).iter().all(|id| !all_set.contains(id)));
 }
 
-#[tokio::test]
+both_databases!(bad_page_or_size_is_400_naming_the_query_field);
 async fn bad_page_or_size_is_400_naming_the_query_field() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -303,10 +303,10 @@ async fn bad_page_or_size_is_400_naming_the_query_field() {
     }
 }
 
+both_databases!(empty_or_padded_page_and_size_are_400_and_page_stops_at_a_million);
 /// `page` and `size` are integers, as openapi.json says: an empty or padded value is a 400
 /// like any other non-number (it used to be taken as the default), an absent one the default,
 /// and `page` goes up to 1,000,000, the bound the document states and `/v1/templates` shares.
-#[tokio::test]
 async fn empty_or_padded_page_and_size_are_400_and_page_stops_at_a_million() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -349,7 +349,7 @@ async fn empty_or_padded_page_and_size_are_400_and_page_stops_at_a_million() {
     }
 }
 
-#[tokio::test]
+both_databases!(lists_filter_by_status_ignoring_case_and_by_name_substring);
 async fn lists_filter_by_status_ignoring_case_and_by_name_substring() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -419,7 +419,7 @@ async fn lists_filter_by_status_ignoring_case_and_by_name_substring() {
     }
 }
 
-#[tokio::test]
+both_databases!(detail_of_another_accounts_or_an_unknown_template_is_404);
 async fn detail_of_another_accounts_or_an_unknown_template_is_404() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -449,7 +449,7 @@ async fn detail_of_another_accounts_or_an_unknown_template_is_404() {
     }
 }
 
-#[tokio::test]
+both_databases!(paths_match_ignoring_case_and_a_trailing_slash);
 async fn paths_match_ignoring_case_and_a_trailing_slash() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -488,7 +488,7 @@ async fn paths_match_ignoring_case_and_a_trailing_slash() {
     }
 }
 
-#[tokio::test]
+both_databases!(list_and_detail_need_a_known_token);
 async fn list_and_detail_need_a_known_token() {
     let t = spawn_app().await;
     let seed = t.seed().await;

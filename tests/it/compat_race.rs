@@ -1,7 +1,7 @@
 // Concurrency of the send decision: one pending conversation per number, and the plan limit,
 // under concurrent requests; and the limit's period, the current calendar month (UTC).
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::StatusCode;
@@ -47,7 +47,11 @@ fn current_period() -> String {
     chrono::Utc::now().format("%Y-%m").to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+both_databases!(
+    thirty_concurrent_sends_to_one_new_number_give_one_pending_and_29_accepted,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
 async fn thirty_concurrent_sends_to_one_new_number_give_one_pending_and_29_accepted() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -84,7 +88,11 @@ async fn thirty_concurrent_sends_to_one_new_number_give_one_pending_and_29_accep
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+both_databases!(
+    the_plan_limit_holds_under_concurrent_sends_to_new_numbers,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
 async fn the_plan_limit_holds_under_concurrent_sends_to_new_numbers() {
     let t = spawn_app().await;
     let seed = t.seed_with(5, "connected").await;
@@ -116,7 +124,11 @@ async fn the_plan_limit_holds_under_concurrent_sends_to_new_numbers() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+both_databases!(
+    the_limit_counts_the_current_calendar_month_only,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
 async fn the_limit_counts_the_current_calendar_month_only() {
     let t = spawn_app().await;
     let seed = t.seed_with(2, "connected").await;

@@ -2,7 +2,7 @@
 // (contract §2, "Send: outcomes, checked in this order"), plus the 500 and the body fields
 // that shape the conversation.
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::StatusCode;
@@ -94,7 +94,7 @@ async fn create_template(t: &TestApp, account_id: &str, body: Value) -> String {
 // Row 1: no Authorization header.
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
+both_databases!(row1_no_authorization_header_is_401);
 async fn row1_no_authorization_header_is_401() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -139,7 +139,7 @@ fn unknown_token_body() -> Value {
     })
 }
 
-#[tokio::test]
+both_databases!(row2_unknown_token_is_400_and_never_echoes_the_token);
 async fn row2_unknown_token_is_400_and_never_echoes_the_token() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -175,7 +175,7 @@ async fn row2_unknown_token_is_400_and_never_echoes_the_token() {
 // Row 3: bad bodies.
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
+both_databases!(row3_bad_bodies_are_400_naming_the_field);
 async fn row3_bad_bodies_are_400_naming_the_field() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -295,7 +295,7 @@ async fn row3_bad_bodies_are_400_naming_the_field() {
     assert_nothing_created(&t, &seed, "50755667788").await;
 }
 
-#[tokio::test]
+both_databases!(row3_the_documented_phone_forms_are_accepted);
 async fn row3_the_documented_phone_forms_are_accepted() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -309,7 +309,7 @@ async fn row3_the_documented_phone_forms_are_accepted() {
 // Row 4: template not found in the account.
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
+both_databases!(row4_a_template_of_another_account_or_an_unknown_id_is_404);
 async fn row4_a_template_of_another_account_or_an_unknown_id_is_404() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -345,7 +345,7 @@ async fn row4_a_template_of_another_account_or_an_unknown_id_is_404() {
 // Row 5: template without appId / message.
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
+both_databases!(row5_a_template_without_app_id_or_message_is_400);
 async fn row5_a_template_without_app_id_or_message_is_400() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -411,7 +411,7 @@ fn assert_not_sendable(r: &Reply, status: &str, says: &str) {
     );
 }
 
-#[tokio::test]
+both_databases!(row6_a_paused_or_deactivated_template_is_400);
 async fn row6_a_paused_or_deactivated_template_is_400() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -462,7 +462,7 @@ async fn row6_a_paused_or_deactivated_template_is_400() {
 // Row 7: channel not connected.
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
+both_databases!(row7_a_disconnected_channel_is_400);
 async fn row7_a_disconnected_channel_is_400() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -519,7 +519,7 @@ fn missing_params(names: &[&str], detail: &[String]) -> Value {
     }})
 }
 
-#[tokio::test]
+both_databases!(row8_missing_or_refused_params_are_400_with_their_names);
 async fn row8_missing_or_refused_params_are_400_with_their_names() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -600,7 +600,7 @@ async fn row8_missing_or_refused_params_are_400_with_their_names() {
 // Row 9: unknown group.
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
+both_databases!(row9_an_unknown_group_is_400);
 async fn row9_an_unknown_group_is_400() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -636,7 +636,7 @@ async fn row9_an_unknown_group_is_400() {
 // Row 10: open conversation → Sent.
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
+both_databases!(row10_an_open_conversation_gets_sent_on_it);
 async fn row10_an_open_conversation_gets_sent_on_it() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -674,7 +674,7 @@ async fn row10_an_open_conversation_gets_sent_on_it() {
 // Row 11: pending conversation → 202.
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
+both_databases!(row11_a_pending_conversation_gets_202_and_nothing_is_sent);
 async fn row11_a_pending_conversation_gets_202_and_nothing_is_sent() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -699,7 +699,7 @@ async fn row11_a_pending_conversation_gets_202_and_nothing_is_sent() {
 // Row 12: plan limit.
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
+both_databases!(row12_the_plan_limit_refuses_new_conversations_only);
 async fn row12_the_plan_limit_refuses_new_conversations_only() {
     let t = spawn_app().await;
     let seed = t.seed_with(1, "connected").await;
@@ -751,7 +751,7 @@ async fn row12_the_plan_limit_refuses_new_conversations_only() {
 // Row 13: new number → Pending.
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
+both_databases!(row13_a_new_number_gets_pending_with_a_queued_message);
 async fn row13_a_new_number_gets_pending_with_a_queued_message() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -781,7 +781,7 @@ async fn row13_a_new_number_gets_pending_with_a_queued_message() {
 // The 500.
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
+both_databases!(a_database_failure_is_500_with_an_error_id_and_no_internals);
 async fn a_database_failure_is_500_with_an_error_id_and_no_internals() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -843,7 +843,7 @@ async fn pending_conversation(t: &TestApp, family: Family, token: &str, body: Va
     t.conversation(&conversation_id).await
 }
 
-#[tokio::test]
+both_databases!(client_name_defaults_to_the_number_and_the_new_family_joins_first_and_last_name);
 async fn client_name_defaults_to_the_number_and_the_new_family_joins_first_and_last_name() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -887,7 +887,7 @@ async fn client_name_defaults_to_the_number_and_the_new_family_joins_first_and_l
     assert_eq!(c["clientName"], "Carla Ruiz", "{c}");
 }
 
-#[tokio::test]
+both_databases!(assign_true_goes_to_an_agent_otherwise_the_bot);
 async fn assign_true_goes_to_an_agent_otherwise_the_bot() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -907,7 +907,7 @@ async fn assign_true_goes_to_an_agent_otherwise_the_bot() {
     }
 }
 
-#[tokio::test]
+both_databases!(the_default_group_is_the_channels_first_and_group_name_picks_another);
 async fn the_default_group_is_the_channels_first_and_group_name_picks_another() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -940,7 +940,7 @@ async fn the_default_group_is_the_channels_first_and_group_name_picks_another() 
     }
 }
 
-#[tokio::test]
+both_databases!(params_given_as_numbers_or_booleans_are_stored_as_text);
 async fn params_given_as_numbers_or_booleans_are_stored_as_text() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -967,7 +967,7 @@ async fn params_given_as_numbers_or_booleans_are_stored_as_text() {
 // Control characters (NUL, escape, …): WhatsApp refuses them; so does plantilla, first.
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
+both_databases!(control_characters_in_names_and_params_are_400_and_store_nothing);
 async fn control_characters_in_names_and_params_are_400_and_store_nothing() {
     let t = spawn_app().await;
     let seed = t.seed().await;

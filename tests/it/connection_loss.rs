@@ -2,7 +2,7 @@
 // sends: requests fail cleanly meanwhile, and every send that got a success answer is
 // delivered, once.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -13,7 +13,11 @@ use serde_json::json;
 
 const SECRET: &str = "connection-loss-secret";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+postgres_only!(
+    accepted_sends_survive_dropped_database_connections,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
 async fn accepted_sends_survive_dropped_database_connections() {
     let fake = FakeGraph::start(
         FakeGraphConfig {

@@ -5,7 +5,7 @@
 // `max_connections` are open at once, the others wait to be accepted. Meanwhile `/healthz` on
 // a fresh connection keeps answering. Timeouts are configured short so nothing waits long.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,15 +1,15 @@
 // The operator console (`/console`): its sessions and CSRF over plain HTTP, and the page
-// itself in a real headless Chromium (see tests/common/browser.rs): sign in, a message's
+// itself in a real headless Chromium (see tests/it/common/browser.rs): sign in, a message's
 // timeline reaching `read`, a template's preview, resuming a halted channel, the language
 // switch, signing out, and an account key that sees nothing of another account.
 //
 // With `PLANTILLA_SCREENSHOTS=1` the SQLite run writes `docs/console-overview.png`,
 // `docs/console-message.png` and `docs/console-template.png`.
 
-mod common;
+use crate::common;
 
 use common::browser::Browser;
-use common::{ADMIN_TOKEN, ON_POSTGRES, Seed, TestApp, s, send_body, spawn_app_dispatching};
+use common::{ADMIN_TOKEN, Seed, TestApp, on_postgres, s, send_body, spawn_app_dispatching};
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, SET_COOKIE};
 use serde_json::{Value, json};
@@ -114,7 +114,7 @@ async fn api_key(t: &TestApp, account_id: &str) -> String {
     s(&key["key"])
 }
 
-#[tokio::test]
+both_databases!(sessions_cookies_and_csrf_over_http);
 async fn sessions_cookies_and_csrf_over_http() {
     let t = spawn_app_dispatching().await;
     let seed = t.seed().await;
@@ -239,7 +239,7 @@ async fn sessions_cookies_and_csrf_over_http() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
-#[tokio::test]
+both_databases!(an_account_key_sees_its_account_only_over_http);
 async fn an_account_key_sees_its_account_only_over_http() {
     let t = spawn_app_dispatching().await;
     let seed = t.seed().await;
@@ -312,7 +312,7 @@ const UNLABELLED: &str = "return [...document.querySelectorAll('input, select, b
     .map(e => e.outerHTML)";
 
 fn screenshot_path(name: &str) -> Option<std::path::PathBuf> {
-    (std::env::var("PLANTILLA_SCREENSHOTS").as_deref() == Ok("1") && !ON_POSTGRES).then(|| {
+    (std::env::var("PLANTILLA_SCREENSHOTS").as_deref() == Ok("1") && !on_postgres()).then(|| {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("docs")
             .join(name)
@@ -326,7 +326,7 @@ async fn maybe_screenshot(b: &Browser, name: &str) {
     }
 }
 
-#[tokio::test]
+both_databases!(the_console_in_a_browser);
 async fn the_console_in_a_browser() {
     let t = spawn_app_dispatching().await;
     let seed = t.seed().await;
@@ -523,7 +523,7 @@ async fn the_console_in_a_browser() {
     b.quit().await;
 }
 
-#[tokio::test]
+both_databases!(an_account_key_cannot_open_another_accounts_message_in_a_browser);
 async fn an_account_key_cannot_open_another_accounts_message_in_a_browser() {
     let t = spawn_app_dispatching().await;
     let seed = t.seed().await;
@@ -574,7 +574,7 @@ async fn native_post(t: &TestApp, path: &str, token: &str, body: Value) -> (Stat
     (status, res.json().await.unwrap())
 }
 
-#[tokio::test]
+both_databases!(every_page_reads_through_the_services_over_http);
 async fn every_page_reads_through_the_services_over_http() {
     let t = spawn_app_dispatching().await;
     let seed = t.seed().await;
@@ -776,7 +776,7 @@ async fn every_page_reads_through_the_services_over_http() {
     assert_ne!(s(&rotated["publicToken"]), seed.token);
 }
 
-#[tokio::test]
+both_databases!(a_spanish_browser_gets_the_console_in_spanish);
 async fn a_spanish_browser_gets_the_console_in_spanish() {
     let t = spawn_app_dispatching().await;
     t.seed().await;
@@ -801,9 +801,9 @@ async fn a_spanish_browser_gets_the_console_in_spanish() {
     b.quit().await;
 }
 
+both_databases!(a_conversations_thread_shows_the_customers_replies);
 /// A conversation's thread shows the customer's replies between the templates, by time: over
 /// the console's API and in the page.
-#[tokio::test]
 async fn a_conversations_thread_shows_the_customers_replies() {
     let t = spawn_app_dispatching().await;
     let seed = t.seed().await;

@@ -6,9 +6,9 @@
 // at each kill were reconciled by their webhook or, when the call never reached the fake,
 // sent after the reconcile window. A second copy is allowed only where Meta's ambiguity
 // forces it: the fake accepted the call before the kill and no webhook proving it reached
-// plantilla before the resend. tests/pg_crash_kill9.rs runs it on PostgreSQL.
+// plantilla before the resend. It runs on SQLite and on PostgreSQL.
 
-mod chaos;
+use crate::chaos;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -29,9 +29,13 @@ fn phone(i: usize) -> String {
     format!("5076{i:07}")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+both_databases!(
+    sigkill_under_load_loses_nothing_and_sends_nothing_twice,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
 async fn sigkill_under_load_loses_nothing_and_sends_nothing_twice() {
-    let db = Db::new(ON_POSTGRES).await;
+    let db = Db::new(on_postgres()).await;
     let backend = if db.is_postgres() {
         "PostgreSQL"
     } else {

@@ -3,7 +3,7 @@
 // the native and admin APIs that are not JSON (415; multipart for media uploads), while the
 // compatible API stays lenient about the Content-Type.
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::StatusCode;

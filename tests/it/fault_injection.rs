@@ -5,10 +5,10 @@
 // send ended `sent`/`delivered`/`read`, or `failed` with its permanent code; nothing is lost;
 // a message reached the fake more than once only where Meta's ambiguity forces it: plantilla
 // timed out on a call the fake accepted anyway. The test counts and reports those.
-// tests/pg_fault_injection.rs runs it on PostgreSQL.
+// It runs on SQLite and on PostgreSQL.
 
-mod chaos;
-mod common;
+use crate::chaos;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -32,7 +32,11 @@ fn phone(i: usize) -> String {
     format!("5077{i:07}")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+both_databases!(
+    thirty_percent_faults_lose_nothing_and_duplicate_only_timed_out_calls,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
 async fn thirty_percent_faults_lose_nothing_and_duplicate_only_timed_out_calls() {
     let secs: u64 = std::env::var("PLANTILLA_FAULT_TEST_SECS")
         .ok()

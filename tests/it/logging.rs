@@ -2,7 +2,7 @@
 // request id (the incoming `X-Request-Id` when sane, else a generated one, returned either
 // way).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,7 @@ async fn lines_of(server: &ServeProcess, request_id: &str, want: usize) -> Vec<V
     }
 }
 
-#[tokio::test]
+both_databases!(every_line_a_request_causes_carries_its_request_id);
 async fn every_line_a_request_causes_carries_its_request_id() {
     let dir = tempfile::tempdir().unwrap();
     let db = fresh_database(dir.path()).await;

@@ -2,7 +2,7 @@
 // channels upload to the fake Graph API; WhatsApp's types and sizes are refused before
 // anything reaches it; authentication and channel choice like the rest of the native API.
 
-mod common;
+use crate::common;
 
 use common::*;
 use fake_graph::{DEFAULT_WABA_ID, FakeGraph, FakeGraphConfig};
@@ -135,7 +135,7 @@ async fn cloud_channel(t: &TestApp, account_id: &Value, pn: &str, token: &str) -
     .await
 }
 
-#[tokio::test]
+both_databases!(a_sandbox_channel_accepts_an_upload_and_simulates_an_id);
 async fn a_sandbox_channel_accepts_an_upload_and_simulates_an_id() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -169,7 +169,7 @@ async fn a_sandbox_channel_accepts_an_upload_and_simulates_an_id() {
     assert_ne!(again.json["id"], r.json["id"]);
 }
 
-#[tokio::test]
+both_databases!(the_route_takes_files_above_the_global_body_limit_up_to_its_own);
 async fn the_route_takes_files_above_the_global_body_limit_up_to_its_own() {
     let t = spawn_app_with(|c| {
         c.max_body_bytes = 64 * 1024;
@@ -210,7 +210,7 @@ async fn the_route_takes_files_above_the_global_body_limit_up_to_its_own() {
     assert_eq!(res.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", res.text);
 }
 
-#[tokio::test]
+both_databases!(a_cloud_upload_reaches_the_graph_api_with_meta_s_fields);
 async fn a_cloud_upload_reaches_the_graph_api_with_meta_s_fields() {
     let c = spawn_cloud().await;
     let png = {
@@ -248,7 +248,7 @@ async fn a_cloud_upload_reaches_the_graph_api_with_meta_s_fields() {
     assert_eq!(r.json["channelId"], c.channel_id.as_str());
 }
 
-#[tokio::test]
+both_databases!(types_come_from_the_part_or_from_the_file_name_and_names_are_cleaned);
 async fn types_come_from_the_part_or_from_the_file_name_and_names_are_cleaned() {
     let c = spawn_cloud().await;
     // application/octet-stream (what clients send for unknown files): the extension decides.
@@ -295,7 +295,7 @@ async fn types_come_from_the_part_or_from_the_file_name_and_names_are_cleaned() 
     assert_eq!(uploads[2].filename.as_deref(), Some("upload.mp4"));
 }
 
-#[tokio::test]
+both_databases!(unsupported_types_are_refused_before_the_graph_api);
 async fn unsupported_types_are_refused_before_the_graph_api() {
     let c = spawn_cloud().await;
     let r = post_media(
@@ -373,7 +373,7 @@ async fn unsupported_types_are_refused_before_the_graph_api() {
     );
 }
 
-#[tokio::test]
+both_databases!(files_over_their_type_s_limit_are_refused_before_the_graph_api);
 async fn files_over_their_type_s_limit_are_refused_before_the_graph_api() {
     let c = spawn_cloud().await;
     // An image: 5 MB.
@@ -439,7 +439,7 @@ async fn files_over_their_type_s_limit_are_refused_before_the_graph_api() {
     assert_field(&r, "file");
 }
 
-#[tokio::test]
+both_databases!(a_body_without_a_file_part_names_the_field);
 async fn a_body_without_a_file_part_names_the_field() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -483,7 +483,7 @@ async fn a_body_without_a_file_part_names_the_field() {
     assert_field(&r, "file");
 }
 
-#[tokio::test]
+both_databases!(api_keys_name_a_channel_of_their_account);
 async fn api_keys_name_a_channel_of_their_account() {
     let c = spawn_cloud().await;
     let key = api_key(&c.t, &c.account_id).await;
@@ -554,7 +554,7 @@ async fn api_keys_name_a_channel_of_their_account() {
     );
 }
 
-#[tokio::test]
+both_databases!(uploads_need_a_token_of_this_server);
 async fn uploads_need_a_token_of_this_server() {
     let c = spawn_cloud().await;
     let upload = || file(pdf(100), "application/pdf", "a.pdf");
@@ -568,7 +568,7 @@ async fn uploads_need_a_token_of_this_server() {
     assert!(c.fake.media_uploads().is_empty());
 }
 
-#[tokio::test]
+both_databases!(a_disconnected_channel_uploads_nothing);
 async fn a_disconnected_channel_uploads_nothing() {
     let t = spawn_app().await;
     let seed = t.seed_with(1000, "disconnected").await;
@@ -583,7 +583,7 @@ async fn a_disconnected_channel_uploads_nothing() {
     assert_eq!(r.json["channelStatus"], "disconnected");
 }
 
-#[tokio::test]
+both_databases!(a_graph_api_refusal_is_a_502_with_meta_s_error);
 async fn a_graph_api_refusal_is_a_502_with_meta_s_error() {
     let c = spawn_cloud().await;
     // A channel whose access token Meta does not take.
@@ -610,7 +610,7 @@ async fn a_graph_api_refusal_is_a_502_with_meta_s_error() {
     assert!(!r.json.to_string().contains("EAAG-expired"), "{}", r.json);
 }
 
-#[tokio::test]
+both_databases!(the_graph_api_down_is_a_502);
 async fn the_graph_api_down_is_a_502() {
     let c = spawn_cloud().await;
     c.fake.stop().await;
@@ -625,7 +625,7 @@ async fn the_graph_api_down_is_a_502() {
     assert_eq!(r.json["providerError"]["code"], -2, "{}", r.json);
 }
 
-#[tokio::test]
+both_databases!(paths_ignore_case_like_every_route);
 async fn paths_ignore_case_like_every_route() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -640,7 +640,7 @@ async fn paths_ignore_case_like_every_route() {
     assert_eq!(res.status(), StatusCode::CREATED);
 }
 
-#[tokio::test]
+both_databases!(the_fake_graph_api_checks_uploads_as_meta_does);
 async fn the_fake_graph_api_checks_uploads_as_meta_does() {
     let fake = FakeGraph::start(FakeGraphConfig::default().with_phone(PN, TOKEN)).await;
     let client = reqwest::Client::new();

@@ -2,7 +2,7 @@
 // over 10 channels, one instance killed with SIGKILL in the middle. Every message reaches the
 // (fake) Graph API exactly once and no channel goes faster than its rate plus its burst.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -91,7 +91,11 @@ async fn admin(client: &reqwest::Client, base: &str, path: &str, body: Value) ->
     r.json().await.unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+postgres_only!(
+    three_instances_share_the_work_and_survive_a_sigkill,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
 async fn three_instances_share_the_work_and_survive_a_sigkill() {
     // A fresh database (the harness' rules: CI fails loudly without PostgreSQL).
     let server = pg_server_url();

@@ -1,7 +1,7 @@
 // The native API (`/v1`): authentication, sends and their problem types, idempotency, bulk
 // sends, message status and lists, conversations and templates.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -87,7 +87,7 @@ fn assert_problem(status: StatusCode, body: &Value, ct: &str, expected: StatusCo
     );
 }
 
-#[tokio::test]
+both_databases!(a_send_is_accepted_with_the_message_and_its_conversation);
 async fn a_send_is_accepted_with_the_message_and_its_conversation() {
     let n = native().await;
     let (status, body, _) = n
@@ -114,10 +114,10 @@ async fn a_send_is_accepted_with_the_message_and_its_conversation() {
     assert_eq!(body["conversation"]["status"], "open");
 }
 
+both_databases!(template_pages_stop_at_a_million_and_header_types_are_the_documents);
 /// What openapi.json states, the server holds to: `/v1/templates` pages go up to 1,000,000 like
 /// the compatible lists (any u32 used to pass); a header's `type` is one of the document's
 /// values (an unknown one used to pass a preview); null is absent for a send's values.
-#[tokio::test]
 async fn template_pages_stop_at_a_million_and_header_types_are_the_documents() {
     let n = native().await;
     let token = n.seed.token.clone();
@@ -185,7 +185,7 @@ async fn template_pages_stop_at_a_million_and_header_types_are_the_documents() {
     }
 }
 
-#[tokio::test]
+both_databases!(templates_can_be_named_by_name_and_language);
 async fn templates_can_be_named_by_name_and_language() {
     let n = native().await;
     let body = json!({"to": "50755667701", "templateName": "order_update", "language": "es",
@@ -204,7 +204,7 @@ async fn templates_can_be_named_by_name_and_language() {
     );
 }
 
-#[tokio::test]
+both_databases!(every_refusal_is_a_problem_with_a_stable_type);
 async fn every_refusal_is_a_problem_with_a_stable_type() {
     let n = native().await;
     let token = n.seed.token.clone();
@@ -303,7 +303,7 @@ async fn every_refusal_is_a_problem_with_a_stable_type() {
     );
 }
 
-#[tokio::test]
+both_databases!(the_plan_limit_is_402);
 async fn the_plan_limit_is_402() {
     let t = spawn_app().await;
     let seed = t.seed_with(1, "connected").await;
@@ -325,7 +325,7 @@ async fn the_plan_limit_is_402() {
     assert_eq!(body["conversationLimit"], 1);
 }
 
-#[tokio::test]
+both_databases!(api_keys_work_account_wide_and_name_their_channel);
 async fn api_keys_work_account_wide_and_name_their_channel() {
     let n = native().await;
     let key = n.api_key().await;
@@ -366,7 +366,7 @@ async fn api_keys_work_account_wide_and_name_their_channel() {
     assert_eq!(list["data"], json!([]));
 }
 
-#[tokio::test]
+both_databases!(the_same_idempotency_key_and_body_replays_the_first_answer);
 async fn the_same_idempotency_key_and_body_replays_the_first_answer() {
     let n = native().await;
     let (s1, b1, _) = n
@@ -427,7 +427,11 @@ async fn the_same_idempotency_key_and_body_replays_the_first_answer() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+both_databases!(
+    concurrent_duplicates_create_exactly_one_message,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
 async fn concurrent_duplicates_create_exactly_one_message() {
     let n = std::sync::Arc::new(native().await);
     let mut tasks = tokio::task::JoinSet::new();
@@ -457,7 +461,7 @@ async fn concurrent_duplicates_create_exactly_one_message() {
     assert_eq!(n.t.sql_i64("SELECT count(*) FROM messages").await, 1);
 }
 
-#[tokio::test]
+both_databases!(a_batch_of_ten_thousand_is_accepted_in_order_with_per_recipient_results);
 async fn a_batch_of_ten_thousand_is_accepted_in_order_with_per_recipient_results() {
     let t = spawn_app().await;
     let seed = t.seed_with(100_000, "connected").await;
@@ -533,7 +537,7 @@ async fn a_batch_of_ten_thousand_is_accepted_in_order_with_per_recipient_results
     assert_eq!(page["data"].as_array().unwrap().len(), 5);
 }
 
-#[tokio::test]
+both_databases!(messages_list_by_filters_with_cursor_paging);
 async fn messages_list_by_filters_with_cursor_paging() {
     let n = native().await;
     for i in 0..7 {
@@ -585,7 +589,7 @@ async fn messages_list_by_filters_with_cursor_paging() {
     assert_eq!(page["data"], json!([]));
 }
 
-#[tokio::test]
+both_databases!(conversations_and_templates_are_listed_read_and_closed);
 async fn conversations_and_templates_are_listed_read_and_closed() {
     let n = native().await;
     let (_, sent, _) = n
@@ -634,7 +638,7 @@ async fn conversations_and_templates_are_listed_read_and_closed() {
     assert_problem(status, &body, &ct, StatusCode::BAD_REQUEST, "validation");
 }
 
-#[tokio::test]
+both_databases!(closing_and_syncing_check_an_idempotency_key_and_are_safe_to_repeat);
 async fn closing_and_syncing_check_an_idempotency_key_and_are_safe_to_repeat() {
     let n = native().await;
     let (_, sent, _) = n
@@ -698,7 +702,7 @@ async fn closing_and_syncing_check_an_idempotency_key_and_are_safe_to_repeat() {
     assert_problem(status, &body, &ct, StatusCode::BAD_REQUEST, "validation");
 }
 
-#[tokio::test]
+both_databases!(a_message_being_retried_says_so_with_its_next_attempt);
 async fn a_message_being_retried_says_so_with_its_next_attempt() {
     let fake = FakeGraph::start(FakeGraphConfig::default().with_phone("1000001", "TOKEN1")).await;
     fake.add_rule(Rule::always(Action::server_error()));
@@ -765,7 +769,9 @@ async fn a_message_being_retried_says_so_with_its_next_attempt() {
     let _ = Duration::ZERO;
 }
 
-#[tokio::test]
+both_databases!(
+    control_characters_in_a_client_name_or_a_param_are_refused_before_anything_is_stored
+);
 async fn control_characters_in_a_client_name_or_a_param_are_refused_before_anything_is_stored() {
     let n = native().await;
     let token = n.seed.token.clone();

@@ -2,7 +2,7 @@
 // of the document and every operation a route; the committed `openapi.json` is the document
 // the code generates; the server serves both it and the reference page.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 

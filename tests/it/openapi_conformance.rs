@@ -10,7 +10,7 @@
 // ignored, and any other keyword fails the test (so the document cannot use a keyword the
 // validator would silently skip).
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;

@@ -1,7 +1,7 @@
 // Operations and hardening over real HTTP: /healthz, /readyz, /metrics, request ids, the body
 // size and JSON depth limits, request timeouts and the per-token rate limit.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -77,7 +77,7 @@ async fn raw(t: &TestApp, request: &str, then_wait: bool) -> (u16, String) {
     (status, body.unwrap_or_default())
 }
 
-#[tokio::test]
+both_databases!(healthz_answers_while_the_process_runs);
 async fn healthz_answers_while_the_process_runs() {
     let t = spawn_app().await;
     for path in ["/healthz", "/HealthZ"] {
@@ -88,7 +88,7 @@ async fn healthz_answers_while_the_process_runs() {
     }
 }
 
-#[tokio::test]
+both_databases!(readyz_needs_the_database_migrations_and_the_dispatcher);
 async fn readyz_needs_the_database_migrations_and_the_dispatcher() {
     let t = spawn_app_dispatching().await;
     let r = get(&t, "/readyz").await;
@@ -124,7 +124,7 @@ async fn readyz_needs_the_database_migrations_and_the_dispatcher() {
     assert_eq!(v["notReady"], json!(["dispatcher"]));
 }
 
-#[tokio::test]
+both_databases!(request_ids_are_kept_when_sane_and_made_otherwise);
 async fn request_ids_are_kept_when_sane_and_made_otherwise() {
     let t = spawn_app().await;
     let id_of = |r: &reqwest::Response| {
@@ -157,7 +157,7 @@ async fn request_ids_are_kept_when_sane_and_made_otherwise() {
     assert!(a.starts_with("req_") && b.starts_with("req_") && a != b);
 }
 
-#[tokio::test]
+both_databases!(metrics_count_requests_by_route_template_and_read_the_store);
 async fn metrics_count_requests_by_route_template_and_read_the_store() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -274,7 +274,7 @@ const PN: &str = "1000002";
 const ACCESS_TOKEN: &str = "EAAG-ops-access-token";
 const APP_SECRET: &str = "ops-app-secret-value";
 
-#[tokio::test]
+both_databases!(provider_errors_channel_health_and_webhook_lag_are_measured);
 async fn provider_errors_channel_health_and_webhook_lag_are_measured() {
     let fake = FakeGraph::start(
         FakeGraphConfig {
@@ -385,7 +385,7 @@ async fn provider_errors_channel_health_and_webhook_lag_are_measured() {
     );
 }
 
-#[tokio::test]
+both_databases!(metrics_can_require_a_token);
 async fn metrics_can_require_a_token() {
     let t = spawn_app_with(|c| {
         c.metrics_token = Some(plantilla::config::Secret::new("metrics-token-0123456789"));
@@ -404,7 +404,7 @@ async fn metrics_can_require_a_token() {
     assert_eq!(get(&t, "/healthz").await.status(), StatusCode::OK);
 }
 
-#[tokio::test]
+both_databases!(bodies_over_the_limit_get_413_in_each_api_shape);
 async fn bodies_over_the_limit_get_413_in_each_api_shape() {
     let t = spawn_app_with(|c| {
         c.max_body_bytes = 1024;
@@ -521,7 +521,7 @@ fn deep(levels: usize) -> String {
     format!("{}1{}", "[".repeat(levels), "]".repeat(levels))
 }
 
-#[tokio::test]
+both_databases!(deeply_nested_json_is_refused_before_parsing);
 async fn deeply_nested_json_is_refused_before_parsing() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -626,7 +626,7 @@ async fn hold_database(t: &TestApp) -> Box<dyn std::any::Any + Send> {
     }
 }
 
-#[tokio::test]
+both_databases!(slow_requests_time_out_with_a_json_answer);
 async fn slow_requests_time_out_with_a_json_answer() {
     let t = spawn_app_with(|c| c.request_timeout_ms = 400).await;
     let seed = t.seed().await;
@@ -674,7 +674,7 @@ async fn slow_requests_time_out_with_a_json_answer() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
 
-#[tokio::test]
+both_databases!(a_bulk_send_has_its_own_longer_timeout);
 async fn a_bulk_send_has_its_own_longer_timeout() {
     let t = spawn_app_with(|c| {
         c.request_timeout_ms = 400;
@@ -718,7 +718,7 @@ async fn a_bulk_send_has_its_own_longer_timeout() {
     assert_eq!(t.sql_i64("SELECT COUNT(*) FROM messages").await, 1);
 }
 
-#[tokio::test]
+both_databases!(each_token_is_rate_limited_on_the_template_api);
 async fn each_token_is_rate_limited_on_the_template_api() {
     let t = spawn_app_with(|c| c.token_rate_per_sec = 3).await;
     let a = t.seed().await;

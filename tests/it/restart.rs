@@ -1,13 +1,13 @@
 // A restart on the same database keeps conversations, messages and tokens, and delivers what
 // was queued before it.
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::StatusCode;
 use serde_json::json;
 
-#[tokio::test]
+both_databases!(a_restart_keeps_conversations_messages_and_tokens);
 async fn a_restart_keeps_conversations_messages_and_tokens() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -83,7 +83,7 @@ async fn a_restart_keeps_conversations_messages_and_tokens() {
     assert_eq!(r.json["data"]["conversation_id"], pending.as_str());
 }
 
-#[tokio::test]
+both_databases!(a_rotated_token_and_the_plan_usage_survive_a_restart);
 async fn a_rotated_token_and_the_plan_usage_survive_a_restart() {
     let t = spawn_app().await;
     let seed = t.seed_with(1, "connected").await;

@@ -3,7 +3,7 @@
 // chosen per send (checked by the fake as strictly as Meta), refused before anything is queued
 // when a value is wrong, previewed, and sent with a media id from `POST /v1/media`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -287,7 +287,7 @@ fn accepted(r: &Reply) -> String {
     s(&r.json["data"]["message_id"])
 }
 
-#[tokio::test]
+both_databases!(sync_keeps_every_part_meta_lists_with_each_button_at_its_index);
 async fn sync_keeps_every_part_meta_lists_with_each_button_at_its_index() {
     let r = spawn_rich().await;
 
@@ -357,7 +357,7 @@ async fn sync_keeps_every_part_meta_lists_with_each_button_at_its_index() {
     );
 }
 
-#[tokio::test]
+both_databases!(every_kind_is_sent_with_its_values_and_passes_metas_checks);
 async fn every_kind_is_sent_with_its_values_and_passes_metas_checks() {
     let r = spawn_rich().await;
     let expires = chrono::Utc::now().timestamp_millis() + 86_400_000;
@@ -501,7 +501,7 @@ async fn every_kind_is_sent_with_its_values_and_passes_metas_checks() {
     );
 }
 
-#[tokio::test]
+both_databases!(the_native_api_takes_header_buttons_cards_offer_and_typed_params);
 async fn the_native_api_takes_header_buttons_cards_offer_and_typed_params() {
     let r = spawn_rich().await;
     let expires = chrono::Utc::now() + chrono::Duration::days(1);
@@ -571,7 +571,7 @@ async fn the_native_api_takes_header_buttons_cards_offer_and_typed_params() {
     );
 }
 
-#[tokio::test]
+both_databases!(each_batch_recipient_gets_its_own_media_and_payload);
 async fn each_batch_recipient_gets_its_own_media_and_payload() {
     let r = spawn_rich().await;
     let body = json!({"templateId": r.id("invoice_doc"), "recipients": [
@@ -612,7 +612,7 @@ async fn each_batch_recipient_gets_its_own_media_and_payload() {
     assert_eq!(r.fake.sent().len(), 2);
 }
 
-#[tokio::test]
+both_databases!(wrong_values_are_refused_naming_the_field_and_nothing_is_queued);
 async fn wrong_values_are_refused_naming_the_field_and_nothing_is_queued() {
     let r = spawn_rich().await;
     let phone = "50755667720";
@@ -798,7 +798,7 @@ async fn wrong_values_are_refused_naming_the_field_and_nothing_is_queued() {
     assert_eq!(reply.json["message"], "Pending", "{}", reply.text);
 }
 
-#[tokio::test]
+both_databases!(a_preview_shows_the_message_and_the_components_the_send_then_sends);
 async fn a_preview_shows_the_message_and_the_components_the_send_then_sends() {
     let r = spawn_rich().await;
     let params = json!({"1": "Ana", "2": "F-77", "header.link": "https://files.example/f-77.pdf",
@@ -863,7 +863,7 @@ async fn a_preview_shows_the_message_and_the_components_the_send_then_sends() {
     );
 }
 
-#[tokio::test]
+both_databases!(an_uploaded_media_id_is_the_header_of_a_send);
 async fn an_uploaded_media_id_is_the_header_of_a_send() {
     let r = spawn_rich().await;
     let form = reqwest::multipart::Form::new().part(

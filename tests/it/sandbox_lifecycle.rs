@@ -1,14 +1,14 @@
 // The sandbox provider takes messages through sent, delivered and read, and its statuses
 // drive conversations, through the same path real webhooks use.
 
-mod common;
+use crate::common;
 
 use common::*;
 use plantilla::app::Event;
 use plantilla::domain::status::{ConversationStatus, MessageStatus};
 use reqwest::StatusCode;
 
-#[tokio::test]
+both_databases!(a_new_number_goes_pending_then_open_and_the_message_reaches_read);
 async fn a_new_number_goes_pending_then_open_and_the_message_reaches_read() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -80,7 +80,7 @@ async fn a_new_number_goes_pending_then_open_and_the_message_reaches_read() {
     assert_eq!(r.json["data"]["conversation_id"], conversation_id.as_str());
 }
 
-#[tokio::test]
+both_databases!(an_undeliverable_number_fails_with_131026_and_closes_its_conversation);
 async fn an_undeliverable_number_fails_with_131026_and_closes_its_conversation() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -110,7 +110,7 @@ async fn an_undeliverable_number_fails_with_131026_and_closes_its_conversation()
     assert_ne!(s(&r.json["data"]["conversation_id"]), conversation_id);
 }
 
-#[tokio::test]
+both_databases!(the_background_dispatcher_delivers_without_being_driven);
 async fn the_background_dispatcher_delivers_without_being_driven() {
     let mut t = spawn_app_dispatching().await;
     let seed = t.seed().await;
@@ -138,7 +138,7 @@ async fn the_background_dispatcher_delivers_without_being_driven() {
     t.server.take().unwrap().stop().await.unwrap();
 }
 
-#[tokio::test]
+both_databases!(simulated_statuses_survive_a_restart);
 async fn simulated_statuses_survive_a_restart() {
     // The first process accepts the sends and dies before any simulated status is due.
     let t = spawn_app_with(|c| c.sandbox_status_delay_ms = 3_600_000).await;

@@ -3,7 +3,7 @@
 // Nothing that got a 200 is lost, sends in flight finish and record their outcome, nothing is
 // sent twice, and after a restart everything accepted reaches the fake Graph API exactly once.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -123,7 +123,11 @@ async fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     true
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+both_databases!(
+    sigterm_under_load_loses_nothing_and_sends_nothing_twice,
+    flavor = "multi_thread",
+    worker_threads = 2
+);
 async fn sigterm_under_load_loses_nothing_and_sends_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
     let db = fresh_database(dir.path()).await;
@@ -271,7 +275,11 @@ async fn sigterm_under_load_loses_nothing_and_sends_nothing_twice() {
     assert_eq!(fake.sent().len(), ids.len(), "nothing more after the stop");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+both_databases!(
+    the_shutdown_timeout_bounds_a_stuck_provider_call,
+    flavor = "multi_thread",
+    worker_threads = 2
+);
 async fn the_shutdown_timeout_bounds_a_stuck_provider_call() {
     let dir = tempfile::tempdir().unwrap();
     let db = fresh_database(dir.path()).await;

@@ -3,7 +3,7 @@
 // goes through Meta's resumable upload, the creation request carries the handle and the
 // examples, Meta's review webhook moves the template, refusals reach nothing.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -150,7 +150,7 @@ async fn wait_status(t: &TestApp, id: &str, token: &str, status: &str) {
     }
 }
 
-#[tokio::test]
+both_databases!(a_cloud_template_uploads_its_sample_submits_and_follows_metas_review);
 async fn a_cloud_template_uploads_its_sample_submits_and_follows_metas_review() {
     let c = spawn_cloud().await;
     subscribe(&c.t, &c.token).await;
@@ -233,7 +233,7 @@ async fn a_cloud_template_uploads_its_sample_submits_and_follows_metas_review() 
     assert_eq!(last.template, "promo_verano");
 }
 
-#[tokio::test]
+both_databases!(a_rejected_template_stays_unsendable);
 async fn a_rejected_template_stays_unsendable() {
     let c = spawn_cloud().await;
     let key = api_key(&c.t, &c.account_id).await;
@@ -260,7 +260,7 @@ async fn a_rejected_template_stays_unsendable() {
     assert_eq!(refused.json["templateStatus"], "REJECTED");
 }
 
-#[tokio::test]
+both_databases!(every_refusal_names_its_field_and_nothing_reaches_meta);
 async fn every_refusal_names_its_field_and_nothing_reaches_meta() {
     let c = spawn_cloud().await;
     let with = |patch: Value| {
@@ -426,7 +426,7 @@ async fn every_refusal_names_its_field_and_nothing_reaches_meta() {
     assert_eq!(r.json["params"], json!(["1"]));
 }
 
-#[tokio::test]
+both_databases!(metas_refusal_is_a_502_and_nothing_is_stored);
 async fn metas_refusal_is_a_502_and_nothing_is_stored() {
     // Meta already has a template of this name and language.
     let c = spawn_cloud_with(FakeGraphConfig::default().with_template(FakeTemplate::new(
@@ -447,7 +447,7 @@ async fn metas_refusal_is_a_502_and_nothing_is_stored() {
     assert_eq!(c.t.sql_i64("SELECT count(*) FROM templates").await, 0);
 }
 
-#[tokio::test]
+both_databases!(a_template_is_deleted_at_meta_then_hidden_here);
 async fn a_template_is_deleted_at_meta_then_hidden_here() {
     let c = spawn_cloud().await;
     let r = post(&c.t, "/v1/templates", &c.token, &promo()).await;
@@ -511,7 +511,7 @@ async fn a_template_is_deleted_at_meta_then_hidden_here() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
 }
 
-#[tokio::test]
+both_databases!(the_admin_api_submits_and_deletes);
 async fn the_admin_api_submits_and_deletes() {
     let c = spawn_cloud().await;
     let (status, v) =
@@ -551,7 +551,7 @@ async fn the_admin_api_submits_and_deletes() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
+both_databases!(a_sandbox_template_is_approved_after_the_delay);
 async fn a_sandbox_template_is_approved_after_the_delay() {
     let t = spawn_app_with(|c| c.sandbox_approve_delay_ms = 300).await;
     let seed = t.seed().await;
@@ -591,7 +591,7 @@ async fn a_sandbox_template_is_approved_after_the_delay() {
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
 }
 
-#[tokio::test]
+both_databases!(a_pending_sandbox_template_is_approved_after_a_restart);
 async fn a_pending_sandbox_template_is_approved_after_a_restart() {
     // An hour's delay: only the start-up pass can approve it within the test.
     let t = spawn_app_with(|c| c.sandbox_approve_delay_ms = 3_600_000).await;

@@ -4,7 +4,7 @@
 // another channel's messages. The admin API is global by design (the operator's); a public
 // token never opens it.
 
-mod common;
+use crate::common;
 
 use common::*;
 use hmac::{Hmac, Mac};
@@ -152,7 +152,7 @@ async fn webhook(t: &TestApp, path: &str, secret: &str, body: &str) -> StatusCod
         .status()
 }
 
-#[tokio::test]
+both_databases!(template_detail_of_another_account_is_not_found_in_both_families);
 async fn template_detail_of_another_account_is_not_found_in_both_families() {
     let w = world().await;
     for family in ["/api/Template", "/templates"] {
@@ -184,7 +184,7 @@ async fn template_detail_of_another_account_is_not_found_in_both_families() {
     }
 }
 
-#[tokio::test]
+both_databases!(template_lists_show_only_the_accounts_own);
 async fn template_lists_show_only_the_accounts_own() {
     let w = world().await;
     for family in ["/api/Template", "/templates"] {
@@ -210,7 +210,7 @@ async fn template_lists_show_only_the_accounts_own() {
     }
 }
 
-#[tokio::test]
+both_databases!(sending_with_another_accounts_template_is_not_found_and_creates_nothing);
 async fn sending_with_another_accounts_template_is_not_found_and_creates_nothing() {
     let w = world().await;
     let before = w.counts().await;
@@ -240,7 +240,7 @@ async fn sending_with_another_accounts_template_is_not_found_and_creates_nothing
     assert_eq!(w.counts().await, before, "nothing created");
 }
 
-#[tokio::test]
+both_databases!(group_names_resolve_only_within_the_account);
 async fn group_names_resolve_only_within_the_account() {
     let w = world().await;
     let before = w.counts().await;
@@ -271,7 +271,7 @@ async fn group_names_resolve_only_within_the_account() {
     );
 }
 
-#[tokio::test]
+both_databases!(conversations_of_another_account_are_neither_seen_nor_reused);
 async fn conversations_of_another_account_are_neither_seen_nor_reused() {
     let w = world().await;
     // B's number has a pending conversation in B: for A it is a new number (never B's 202).
@@ -307,7 +307,7 @@ async fn conversations_of_another_account_are_neither_seen_nor_reused() {
     assert_eq!(r.json["conversationId"], json!(w.a.conversation_id));
 }
 
-#[tokio::test]
+both_databases!(a_channels_webhook_never_touches_another_channels_messages);
 async fn a_channels_webhook_never_touches_another_channels_messages() {
     let w = world().await;
     let b_message = || w.t.message(&w.b.message_id);
@@ -369,7 +369,7 @@ async fn a_channels_webhook_never_touches_another_channels_messages() {
     assert_eq!(w.t.message(&w.a.message_id).await["status"], "queued");
 }
 
-#[tokio::test]
+both_databases!(channel_webhook_verification_uses_only_that_channels_token);
 async fn channel_webhook_verification_uses_only_that_channels_token() {
     let w = world().await;
     let verify = |channel: &str, token: &str| {
@@ -387,7 +387,7 @@ async fn channel_webhook_verification_uses_only_that_channels_token() {
     assert_eq!(other.status(), StatusCode::FORBIDDEN);
 }
 
-#[tokio::test]
+both_databases!(a_public_token_never_opens_the_global_admin_api);
 async fn a_public_token_never_opens_the_global_admin_api() {
     let w = world().await;
     for path in [
@@ -441,7 +441,7 @@ fn native_body(tenant: &Tenant, to: &str) -> Value {
            "params": {"name": "Ana", "order": "A-1"}})
 }
 
-#[tokio::test]
+both_databases!(native_api_ids_of_another_account_are_not_found);
 async fn native_api_ids_of_another_account_are_not_found() {
     let w = world().await;
     let t = &w.t;

@@ -2,8 +2,7 @@
 //! file, or a fresh PostgreSQL database dropped afterwards), those processes (killed on drop),
 //! a bounded load of sends, and what the fake Graph API saw of each message.
 //!
-//! PostgreSQL follows the harness' rule (tests/common/mod.rs): in CI (`CI` set) an unreachable
-//! server fails the test; elsewhere the test runs on SQLite and says so.
+//! The database is the running case's (see tests/it/common/mod.rs).
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -16,6 +15,8 @@ use std::time::{Duration, Instant};
 use fake_graph::{FakeGraph, RequestOutcome, SentMessage};
 use serde_json::{Value, json};
 
+use crate::common::{PgDatabase, create_pg_database};
+
 pub const ADMIN_TOKEN: &str = "chaos-admin-token-0123456789";
 
 // ---------------------------------------------------------------------------
@@ -26,53 +27,26 @@ pub const ADMIN_TOKEN: &str = "chaos-admin-token-0123456789";
 pub struct Db {
     pub url: String,
     pub dir: tempfile::TempDir,
-    pg: Option<(String, String)>,
+    pg: Option<PgDatabase>,
 }
 
 impl Db {
-    /// A fresh PostgreSQL database when `postgres` (and PostgreSQL is reachable, or it panics
-    /// in CI), else a SQLite file in a temporary directory.
+    /// A fresh PostgreSQL database when `postgres`, else a SQLite file in a temporary
+    /// directory.
     pub async fn new(postgres: bool) -> Db {
         let dir = tempfile::tempdir().expect("temp dir");
-        let sqlite_url = format!("sqlite://{}", dir.path().join("plantilla.db").display());
         if !postgres {
             return Db {
-                url: sqlite_url,
+                url: format!("sqlite://{}", dir.path().join("plantilla.db").display()),
                 dir,
                 pg: None,
             };
         }
-        let server = std::env::var("PLANTILLA_TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let pool = match sqlx::postgres::PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(&server)
-            .await
-        {
-            Ok(pool) => pool,
-            Err(e) if std::env::var_os("CI").is_some() => panic!(
-                "PostgreSQL is unreachable at PLANTILLA_TEST_PG_URL ({e}); CI must run the PostgreSQL tests"
-            ),
-            Err(e) => {
-                eprintln!("notice: PostgreSQL unreachable ({e}); this pg_ test runs on SQLite");
-                return Db {
-                    url: sqlite_url,
-                    dir,
-                    pg: None,
-                };
-            }
-        };
-        let name = format!("plantilla_t_{}", uuid::Uuid::now_v7().simple());
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&pool)
-            .await
-            .expect("create the test database");
-        pool.close().await;
+        let pg = create_pg_database().await;
         Db {
-            url: pg_url_for(&server, &name),
+            url: pg.url(),
             dir,
-            pg: Some((server, name)),
+            pg: Some(pg),
         }
     }
 
@@ -135,47 +109,6 @@ impl Db {
             )
             .await
             .expect("open the test database")
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        let Some((server, name)) = self.pg.take() else {
-            return;
-        };
-        // A runtime of its own on another thread: drop may run inside the test's runtime.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(pool) = sqlx::PgPool::connect(&server).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&pool)
-                        .await;
-                    pool.close().await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-/// `url` with its database name replaced.
-fn pg_url_for(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let root = match base[scheme_end..].find('/') {
-        Some(i) => &base[..scheme_end + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{root}/{database}?{q}"),
-        None => format!("{root}/{database}"),
     }
 }
 
@@ -489,8 +422,4 @@ pub fn first_webhook_delivered(
         .min()
 }
 
-/// Whether this test crate is a PostgreSQL twin (`pg_…`).
-pub const ON_POSTGRES: bool = {
-    let name = env!("CARGO_CRATE_NAME").as_bytes();
-    name.len() > 3 && name[0] == b'p' && name[1] == b'g' && name[2] == b'_'
-};
+pub use crate::common::on_postgres;

@@ -1,16 +1,29 @@
 //! Test harness: the real server on port 0 over a real database, driven over real HTTP.
 //!
-//! Every test file runs on SQLite; its `pg_` twin (`tests/pg_<name>.rs`, which includes it)
-//! runs the same tests on PostgreSQL, each test in a fresh database. The PostgreSQL server is
-//! `PLANTILLA_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`). When it is
-//! unreachable the `pg_` tests fail in CI (`CI` set) and fall back to SQLite, with a notice,
-//! elsewhere.
+//! The database is a parameter of each test. `both_databases!(name)` before `async fn name()`
+//! makes two cases of that one body, `name::sqlite` and `name::postgres` (so
+//! `cargo test -- postgres` selects the PostgreSQL ones); `postgres_only!(name)` makes the
+//! `name::postgres` case alone; a plain `#[tokio::test]` is a SQLite-only test. tokio's test
+//! arguments follow the name: `both_databases!(name, flavor = "multi_thread")`. Everything here
+//! that opens a database (`spawn_app…`, `fresh_database`, chaos's `Db`) uses the running case's
+//! database, each test a fresh one: a SQLite file in a temporary directory, or a new
+//! PostgreSQL database (`plantilla_t_…`, dropped with the test) on the server named by
+//! `PLANTILLA_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
+//!
+//! A PostgreSQL case whose server is unreachable fails when PostgreSQL was asked for
+//! (`PLANTILLA_TEST_PG_URL` or `CI` set), and is skipped with a notice on stderr otherwise; it
+//! never runs on SQLite instead.
 #![allow(dead_code)]
 
 pub mod browser;
 pub mod serve;
+pub mod store_seed;
 
+use std::future::Future;
+use std::io::Write;
 use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use plantilla::app::App;
 use plantilla::config::{Config, Secret};
@@ -31,12 +44,121 @@ pub struct TestApp {
     background: bool,
 }
 
-/// Whether this test crate is a PostgreSQL twin (`pg_…`).
-pub const ON_POSTGRES: bool = {
-    let name = env!("CARGO_CRATE_NAME").as_bytes();
-    name.len() > 3 && name[0] == b'p' && name[1] == b'g' && name[2] == b'_'
-};
+/// The database a test case runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
 
+tokio::task_local! {
+    static BACKEND: Backend;
+}
+
+/// The running case's database: SQLite outside `both_databases!` / `postgres_only!` cases.
+pub fn backend() -> Backend {
+    BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite)
+}
+
+/// Whether the running case is a PostgreSQL case.
+pub fn on_postgres() -> bool {
+    backend() == Backend::Postgres
+}
+
+/// Runs one case of a test body on `backend`. A PostgreSQL case checks the server first: when
+/// it is unreachable the case fails if PostgreSQL was asked for, and is skipped with a notice
+/// otherwise.
+pub async fn run_case(backend: Backend, body: impl Future<Output = ()>) {
+    if backend == Backend::Postgres {
+        if let Err(why) = postgres_reachable().await {
+            let place = pg_server_place();
+            if postgres_required() {
+                panic!(
+                    "PostgreSQL was asked for (PLANTILLA_TEST_PG_URL or CI is set) but is \
+                     unreachable at {place}: {why}. Start it, or unset both to skip the \
+                     PostgreSQL cases."
+                );
+            }
+            // Straight to stderr, past the test harness' capture, so the skip is seen.
+            let _ = writeln!(
+                std::io::stderr(),
+                "notice: PostgreSQL is unreachable at {place} ({why}); this PostgreSQL case \
+                 is skipped. Set PLANTILLA_TEST_PG_URL to require it."
+            );
+            return;
+        }
+    }
+    BACKEND.scope(backend, body).await
+}
+
+/// Whether PostgreSQL was asked for: then an unreachable server fails its cases.
+pub fn postgres_required() -> bool {
+    std::env::var_os("PLANTILLA_TEST_PG_URL").is_some() || std::env::var_os("CI").is_some()
+}
+
+/// Whether the PostgreSQL server answers (asked once per test binary).
+async fn postgres_reachable() -> Result<(), String> {
+    static REACHABLE: OnceLock<Result<(), String>> = OnceLock::new();
+    if let Some(known) = REACHABLE.get() {
+        return known.clone();
+    }
+    let server = pg_server_url();
+    let attempt = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(&server);
+    let answer = match tokio::time::timeout(Duration::from_secs(10), attempt).await {
+        Ok(Ok(pool)) => {
+            pool.close().await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("connection timed out".to_string()),
+    };
+    REACHABLE.get_or_init(|| answer).clone()
+}
+
+/// `host:port` of the PostgreSQL server (the URL may carry a password).
+fn pg_server_place() -> String {
+    match pg_server_url().parse::<sqlx::postgres::PgConnectOptions>() {
+        Ok(o) => format!("{}:{}", o.get_host(), o.get_port()),
+        Err(_) => "PLANTILLA_TEST_PG_URL (not a PostgreSQL URL)".to_string(),
+    }
+}
+
+/// One test body, two cases: `name::sqlite` and `name::postgres`. The body is the
+/// `async fn name()` that follows; tokio's test arguments, if any, come after the name.
+macro_rules! both_databases {
+    ($test:ident $(, $($arg:tt)+)?) => {
+        mod $test {
+            #[tokio::test$(($($arg)+))?]
+            async fn sqlite() {
+                $crate::common::run_case($crate::common::Backend::Sqlite, super::$test()).await
+            }
+            #[tokio::test$(($($arg)+))?]
+            async fn postgres() {
+                $crate::common::run_case($crate::common::Backend::Postgres, super::$test())
+                    .await
+            }
+        }
+    };
+}
+
+/// A test that exists on PostgreSQL only: the `name::postgres` case of `async fn name()`.
+#[allow(unused_macros)]
+macro_rules! postgres_only {
+    ($test:ident $(, $($arg:tt)+)?) => {
+        mod $test {
+            #[tokio::test$(($($arg)+))?]
+            async fn postgres() {
+                $crate::common::run_case($crate::common::Backend::Postgres, super::$test())
+                    .await
+            }
+        }
+    };
+}
+
+/// The PostgreSQL server the tests create their databases on.
 pub fn pg_server_url() -> String {
     std::env::var("PLANTILLA_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
@@ -59,9 +181,17 @@ pub fn pg_url_for(url: &str, database: &str) -> String {
     }
 }
 
-struct PgDatabase {
-    server: String,
-    name: String,
+/// A PostgreSQL database created for one test, dropped with this value.
+pub struct PgDatabase {
+    pub server: String,
+    pub name: String,
+}
+
+impl PgDatabase {
+    /// The URL of this database.
+    pub fn url(&self) -> String {
+        pg_url_for(&self.server, &self.name)
+    }
 }
 
 impl Drop for PgDatabase {
@@ -87,50 +217,39 @@ impl Drop for PgDatabase {
     }
 }
 
-/// Creates a fresh PostgreSQL database, or `None` (outside CI) when PostgreSQL is unreachable.
-async fn create_pg_database() -> Option<PgDatabase> {
+/// Creates a fresh PostgreSQL database (the case checked that the server answers).
+pub async fn create_pg_database() -> PgDatabase {
     let server = pg_server_url();
-    let pool = match sqlx::postgres::PgPoolOptions::new()
+    let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
-        .acquire_timeout(std::time::Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5))
         .connect(&server)
         .await
-    {
-        Ok(pool) => pool,
-        Err(e) => {
-            if std::env::var_os("CI").is_some() {
-                panic!(
-                    "PostgreSQL is unreachable at PLANTILLA_TEST_PG_URL ({e}); CI must run the PostgreSQL tests"
-                );
-            }
-            eprintln!("notice: PostgreSQL unreachable ({e}); this pg_ test runs on SQLite instead");
-            return None;
-        }
-    };
+        .unwrap_or_else(|e| panic!("PostgreSQL at {}: {e}", pg_server_place()));
     let name = format!("plantilla_t_{}", uuid::Uuid::now_v7().simple());
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&pool)
         .await
         .expect("create the test database");
     pool.close().await;
-    Some(PgDatabase { server, name })
+    PgDatabase { server, name }
 }
 
 /// A fresh database for a test that runs the `plantilla` binary itself: a SQLite file in
-/// `dir`, or in a `pg_` twin a new PostgreSQL database, dropped with this value.
+/// `dir`, or in a PostgreSQL case a new PostgreSQL database, dropped with this value.
 pub struct FreshDatabase {
     pub url: String,
     _pg: Option<PgDatabase>,
 }
 
 pub async fn fresh_database(dir: &std::path::Path) -> FreshDatabase {
-    let pg = if ON_POSTGRES {
-        create_pg_database().await
+    let pg = if on_postgres() {
+        Some(create_pg_database().await)
     } else {
         None
     };
     let url = match &pg {
-        Some(db) => pg_url_for(&db.server, &db.name),
+        Some(db) => db.url(),
         None => format!("sqlite://{}", dir.join("plantilla.db").display()),
     };
     FreshDatabase { url, _pg: pg }
@@ -258,13 +377,13 @@ async fn spawn(adjust: impl FnOnce(&mut Config), background: bool) -> TestApp {
         .try_init();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = test_config(dir.path());
-    let pg = if ON_POSTGRES {
-        create_pg_database().await
+    let pg = if on_postgres() {
+        Some(create_pg_database().await)
     } else {
         None
     };
     if let Some(db) = &pg {
-        config.database_url = pg_url_for(&db.server, &db.name);
+        config.database_url = db.url();
         config.database_max_connections = 8;
     }
     adjust(&mut config);

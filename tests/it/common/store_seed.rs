@@ -1,6 +1,5 @@
 //! A store seeded directly through the `Store` trait (an account, a sandbox channel, a
-//! template) and sends for it: shared by the store-level tests (`pg_store.rs`,
-//! `sqlite_store.rs`), which include it with `#[path]`.
+//! template) and sends for it: shared by the store-level tests (tests/it/store/).
 
 use std::collections::BTreeMap;
 

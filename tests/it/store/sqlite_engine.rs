@@ -16,9 +16,7 @@ use tokio::task::JoinSet;
 const LEASE: i64 = 30_000;
 const ORPHAN_WAIT: i64 = 120_000;
 
-#[path = "common/store_seed.rs"]
-mod store_seed;
-use store_seed::{Seeded, accept};
+use crate::common::store_seed::{self, Seeded, accept};
 
 async fn open(dir: &tempfile::TempDir) -> Arc<SqliteStore> {
     let url = format!("sqlite://{}", dir.path().join("store.db").display());
@@ -411,88 +409,4 @@ async fn a_group_of_sends_decides_exactly_as_the_same_sends_one_by_one() {
         "{together:?}"
     );
     assert_eq!(dump(&grouped).await, dump(&alone).await);
-}
-
-#[tokio::test]
-async fn one_claim_for_several_channels_keeps_each_channels_limit_and_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
-    let a = seed(&store, 1000).await;
-    let b = seed(&store, 1000).await;
-    let mut queued: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for i in 0..10 {
-        for s in [&a, &b] {
-            let AcceptOutcome::Pending { message_id, .. } = store
-                .accept_send(&accept(s, &format!("5075522{i:04}"), plantilla::now_ms()))
-                .await
-                .unwrap()
-            else {
-                panic!("a new number opens a pending conversation");
-            };
-            queued
-                .entry(s.channel.id.clone())
-                .or_default()
-                .push(message_id);
-        }
-    }
-    let now = plantilla::now_ms();
-    let asks = [(a.channel.id.clone(), 4), (b.channel.id.clone(), 7)];
-    let first = store
-        .claim_many(&asks, now, LEASE, ORPHAN_WAIT)
-        .await
-        .unwrap();
-    let ids = |jobs: &[ClaimedJob]| {
-        jobs.iter()
-            .map(|j| j.message.id.clone())
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(ids(&first[0]), queued[&a.channel.id][..4]);
-    assert_eq!(ids(&first[1]), queued[&b.channel.id][..7]);
-    assert!(
-        first[0]
-            .iter()
-            .all(|j| j.message.channel_id == a.channel.id)
-    );
-    // Leased jobs are not claimed again: the next claim takes what is left.
-    let second = store
-        .claim_many(&asks, now, LEASE, ORPHAN_WAIT)
-        .await
-        .unwrap();
-    assert_eq!(ids(&second[0]), queued[&a.channel.id][4..8]);
-    assert_eq!(ids(&second[1]), queued[&b.channel.id][7..]);
-}
-
-#[tokio::test]
-async fn a_status_kept_for_later_keeps_its_pricing() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
-    let now = plantilla::now_ms();
-    let pricing = Pricing {
-        pricing_type: Some("free_entry_point".into()),
-        category: Some("marketing".into()),
-        pricing_model: Some("PMP".into()),
-        billable: Some(false),
-    };
-    store
-        .store_pending_status(
-            &StatusUpdate {
-                provider_message_id: Some("wamid.early".into()),
-                message_id: None,
-                channel_id: None,
-                status: MessageStatus::Delivered,
-                at: now,
-                error: None,
-                pricing_category: Some("marketing".into()),
-                pricing: Some(pricing.clone()),
-            },
-            now,
-        )
-        .await
-        .unwrap();
-    let taken = store
-        .take_pending_statuses("wamid.early", "msg_none")
-        .await
-        .unwrap();
-    assert_eq!(taken.len(), 1);
-    assert_eq!(taken[0].pricing, Some(pricing));
 }

@@ -211,7 +211,7 @@ impl Health {
     }
 }
 
-#[tokio::test]
+both_databases!(template_status_events_are_stored_shown_and_forwarded);
 async fn template_status_events_are_stored_shown_and_forwarded() {
     let h = spawn_health(|_| {}).await;
     let id = h.seed.template_id.clone();
@@ -326,7 +326,7 @@ async fn template_status_events_are_stored_shown_and_forwarded() {
     assert_eq!(listed["health"]["lastEvent"], "LOCKED_FOR_EDITING");
 }
 
-#[tokio::test]
+both_databases!(category_notices_and_changes_and_quality_are_stored_and_forwarded);
 async fn category_notices_and_changes_and_quality_are_stored_and_forwarded() {
     let h = spawn_health(|_| {}).await;
     let id = h.seed.template_id.clone();
@@ -423,7 +423,7 @@ async fn category_notices_and_changes_and_quality_are_stored_and_forwarded() {
     );
 }
 
-#[tokio::test]
+both_databases!(number_quality_and_limits_are_stored_shown_and_forwarded);
 async fn number_quality_and_limits_are_stored_shown_and_forwarded() {
     let h = spawn_health(|_| {}).await;
     let ch = h.seed.channel_id.clone();
@@ -491,7 +491,7 @@ async fn number_quality_and_limits_are_stored_shown_and_forwarded() {
     assert_eq!(events[0]["data"]["messagingLimit"], Value::Null);
 }
 
-#[tokio::test]
+both_databases!(a_quality_report_names_its_number_within_the_waba);
 async fn a_quality_report_names_its_number_within_the_waba() {
     let h = spawn_health(|_| {}).await;
     // A second number on the same WABA.
@@ -537,7 +537,7 @@ async fn a_quality_report_names_its_number_within_the_waba() {
     assert_eq!(second["qualityRating"], Value::Null);
 }
 
-#[tokio::test]
+both_databases!(pricing_is_kept_and_usage_counts_it);
 async fn pricing_is_kept_and_usage_counts_it() {
     let h = spawn_health(|c| {
         c.prices = Some("utility=0.01, marketing=0.05, marketing:507=0.07".into());
@@ -676,7 +676,7 @@ async fn pricing_is_kept_and_usage_counts_it() {
     assert_eq!(u["data"], json!([]), "{u}");
 }
 
-#[tokio::test]
+both_databases!(bad_usage_parameters_are_refused_by_name);
 async fn bad_usage_parameters_are_refused_by_name() {
     let h = spawn_health(|_| {}).await;
     for (query, field) in [
@@ -702,7 +702,7 @@ async fn bad_usage_parameters_are_refused_by_name() {
     assert_eq!(body["total"]["estimatedCost"], Value::Null);
 }
 
-#[tokio::test]
+both_databases!(the_fake_posts_health_webhooks_on_request_over_http);
 async fn the_fake_posts_health_webhooks_on_request_over_http() {
     let h = spawn_health(|_| {}).await;
     let post = |field: &'static str, body: Value| {
@@ -788,7 +788,7 @@ async fn the_fake_posts_health_webhooks_on_request_over_http() {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 }
 
-#[tokio::test]
+both_databases!(the_sandbox_prices_its_messages_as_meta_does);
 async fn the_sandbox_prices_its_messages_as_meta_does() {
     let t = spawn_app().await;
     let seed = t.seed().await;

@@ -215,7 +215,7 @@ fn assert_signed(secret: &str, r: &Received) {
 
 // --- Tests ---------------------------------------------------------------------------------
 
-#[tokio::test]
+both_databases!(an_inbound_text_and_a_quick_reply_click_reach_an_endpoint_as_message_received);
 async fn an_inbound_text_and_a_quick_reply_click_reach_an_endpoint_as_message_received() {
     let c = spawn().await;
     let rx = Receiver::start().await;
@@ -279,9 +279,9 @@ async fn an_inbound_text_and_a_quick_reply_click_reach_an_endpoint_as_message_re
     assert_eq!(got[0].json["data"]["contextId"], "wamid.someone-else");
 }
 
+both_databases!(stop_by_whatsapp_refuses_marketing_keeps_utility_and_start_lets_it_through);
 /// Issue 15 items 1 and 2 together: what the customer writes through Meta's webhook moves
 /// the number on and off the suppression list, and MARKETING sends follow.
-#[tokio::test]
 async fn stop_by_whatsapp_refuses_marketing_keeps_utility_and_start_lets_it_through() {
     let c = spawn().await;
     let promo = s(&c
@@ -365,7 +365,7 @@ async fn stop_by_whatsapp_refuses_marketing_keeps_utility_and_start_lets_it_thro
     assert!(rx.take().is_empty());
 }
 
-#[tokio::test]
+both_databases!(a_duplicated_inbound_webhook_is_stored_and_forwarded_once);
 async fn a_duplicated_inbound_webhook_is_stored_and_forwarded_once() {
     let c = spawn().await;
     let rx = Receiver::start().await;
@@ -391,7 +391,7 @@ async fn a_duplicated_inbound_webhook_is_stored_and_forwarded_once() {
     assert_eq!(c.inbound_count().await, 2);
 }
 
-#[tokio::test]
+both_databases!(a_conversations_messages_list_both_directions_in_order_paged);
 async fn a_conversations_messages_list_both_directions_in_order_paged() {
     let c = spawn().await;
     let (conversation, message, wamid) = c.send(PHONE).await;
@@ -485,7 +485,7 @@ async fn a_conversations_messages_list_both_directions_in_order_paged() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
-#[tokio::test]
+both_databases!(an_inbound_and_a_status_known_only_by_user_id_are_accepted_and_kept_on_the_contact);
 async fn an_inbound_and_a_status_known_only_by_user_id_are_accepted_and_kept_on_the_contact() {
     let c = spawn().await;
     let rx = Receiver::start().await;
@@ -557,7 +557,7 @@ async fn an_inbound_and_a_status_known_only_by_user_id_are_accepted_and_kept_on_
     );
 }
 
-#[tokio::test]
+both_databases!(unknown_inbound_types_are_kept_raw_and_media_is_typed);
 async fn unknown_inbound_types_are_kept_raw_and_media_is_typed() {
     let c = spawn().await;
     let rx = Receiver::start().await;
@@ -623,7 +623,7 @@ async fn unknown_inbound_types_are_kept_raw_and_media_is_typed() {
     assert_eq!(got[4].json["data"]["location"]["name"], "Casco Viejo");
 }
 
-#[tokio::test]
+both_databases!(the_fakes_control_endpoint_emits_signed_inbound_webhooks);
 async fn the_fakes_control_endpoint_emits_signed_inbound_webhooks() {
     let c = spawn().await;
     let rx = Receiver::start().await;

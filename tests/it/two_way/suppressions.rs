@@ -67,7 +67,7 @@ async fn count(t: &TestApp, sql: &str) -> i64 {
 
 // --- CRUD --------------------------------------------------------------------------------
 
-#[tokio::test]
+both_databases!(the_suppression_list_is_kept_over_v1_and_the_admin_api);
 async fn the_suppression_list_is_kept_over_v1_and_the_admin_api() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -202,7 +202,7 @@ async fn the_suppression_list_is_kept_over_v1_and_the_admin_api() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
-#[tokio::test]
+both_databases!(the_cli_lists_adds_and_removes);
 async fn the_cli_lists_adds_and_removes() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -246,7 +246,7 @@ async fn the_cli_lists_adds_and_removes() {
     assert_eq!(count(&t, "SELECT count(*) FROM suppressions").await, 0);
 }
 
-#[tokio::test]
+both_databases!(each_account_sees_only_its_own_list);
 async fn each_account_sees_only_its_own_list() {
     let t = spawn_app().await;
     let a = t.seed().await;
@@ -284,7 +284,9 @@ async fn each_account_sees_only_its_own_list() {
 
 // --- Sends -------------------------------------------------------------------------------
 
-#[tokio::test]
+both_databases!(
+    a_marketing_send_to_a_suppressed_number_is_refused_everywhere_and_nothing_is_queued
+);
 async fn a_marketing_send_to_a_suppressed_number_is_refused_everywhere_and_nothing_is_queued() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -424,7 +426,7 @@ async fn count_q(sql: &str, t: &TestApp) -> i64 {
     t.sql_i64(sql).await
 }
 
-#[tokio::test]
+both_databases!(a_template_moved_to_marketing_is_subject_to_opt_outs);
 async fn a_template_moved_to_marketing_is_subject_to_opt_outs() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -457,7 +459,7 @@ async fn a_template_moved_to_marketing_is_subject_to_opt_outs() {
 
 // --- Keywords and buttons (the inbound service function) ---------------------------------
 
-#[tokio::test]
+both_databases!(keywords_and_the_stop_button_opt_out_and_opt_in_removes_only_automatic_entries);
 async fn keywords_and_the_stop_button_opt_out_and_opt_in_removes_only_automatic_entries() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -549,7 +551,7 @@ async fn keywords_and_the_stop_button_opt_out_and_opt_in_removes_only_automatic_
     assert_eq!(entry(MANUAL).await.unwrap().reason, "api");
 }
 
-#[tokio::test]
+both_databases!(an_account_configures_its_own_keywords);
 async fn an_account_configures_its_own_keywords() {
     let t = spawn_app().await;
     let seed = t.seed().await;
@@ -632,7 +634,7 @@ async fn receiver() -> (String, mpsc::UnboundedReceiver<Value>) {
     (format!("http://{addr}/hooks"), rx)
 }
 
-#[tokio::test]
+both_databases!(opted_out_and_opted_in_reach_a_webhook_endpoint);
 async fn opted_out_and_opted_in_reach_a_webhook_endpoint() {
     let t = spawn_app_with(|c| {
         c.callback_retry_initial_ms = 1;
@@ -773,7 +775,7 @@ impl Cloud {
 
 const HOUR_MS: i64 = 3_600_000;
 
-#[tokio::test]
+both_databases!(meta_131049_is_retried_hours_later_then_sent);
 async fn meta_131049_is_retried_hours_later_then_sent() {
     let c = spawn_cloud("1h,2h").await;
     c.fake.add_rule(Rule::times(2, Action::error(131049)));
@@ -819,7 +821,7 @@ async fn meta_131049_is_retried_hours_later_then_sent() {
     assert_eq!(c.fake.requests().len(), 3);
 }
 
-#[tokio::test]
+both_databases!(meta_131049_fails_the_message_after_the_last_retry);
 async fn meta_131049_fails_the_message_after_the_last_retry() {
     let c = spawn_cloud("1h").await;
     c.fake.add_rule(Rule::always(Action::error(131049)));
@@ -837,7 +839,7 @@ async fn meta_131049_fails_the_message_after_the_last_retry() {
     assert_eq!(count(&c.t, "SELECT count(*) FROM suppressions").await, 0);
 }
 
-#[tokio::test]
+both_databases!(meta_131050_fails_the_message_and_suppresses_the_number);
 async fn meta_131050_fails_the_message_and_suppresses_the_number() {
     let c = spawn_cloud("1h").await;
     c.fake.add_rule(Rule::once(Action::error(131050)).to(PHONE));
@@ -863,7 +865,7 @@ async fn meta_131050_fails_the_message_and_suppresses_the_number() {
     assert_eq!(r.json, opted_out_body());
 }
 
-#[tokio::test]
+both_databases!(meta_131050_in_a_status_webhook_also_suppresses_the_number);
 async fn meta_131050_in_a_status_webhook_also_suppresses_the_number() {
     let c = spawn_cloud("1h").await;
     c.fake.add_rule(Rule::once(Action::accept_then_fail(
@@ -881,7 +883,7 @@ async fn meta_131050_in_a_status_webhook_also_suppresses_the_number() {
     assert_eq!(list["data"][0]["reason"], "meta_131050");
 }
 
-#[tokio::test]
+both_databases!(meta_131049_in_a_status_webhook_is_retried_later_too);
 async fn meta_131049_in_a_status_webhook_is_retried_later_too() {
     let c = spawn_cloud("1h").await;
     c.fake.add_rule(Rule::times(
@@ -910,7 +912,7 @@ async fn meta_131049_in_a_status_webhook_is_retried_later_too() {
     assert_eq!(m["error"]["willRetry"], false);
 }
 
-#[tokio::test]
+both_databases!(meta_131049_in_a_status_webhook_then_sent);
 async fn meta_131049_in_a_status_webhook_then_sent() {
     let c = spawn_cloud("1h,2h").await;
     c.fake.add_rule(Rule::once(Action::accept_then_fail(
@@ -932,7 +934,7 @@ async fn meta_131049_in_a_status_webhook_then_sent() {
     assert_eq!(c.fake.requests().len(), 2);
 }
 
-#[tokio::test]
+both_databases!(a_marketing_message_queued_before_the_opt_out_is_not_sent);
 async fn a_marketing_message_queued_before_the_opt_out_is_not_sent() {
     let c = spawn_cloud("1h").await;
     // Scheduled for later, then the number opts out.
