@@ -56,6 +56,7 @@ tokio::task_local! {
 }
 
 /// The running case's database: SQLite outside `both_databases!` / `postgres_only!` cases.
+/// It is the test task's: open the test's databases there, not in a task it spawns.
 pub fn backend() -> Backend {
     BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite)
 }
