@@ -8,6 +8,10 @@
 // app-level Meta app secret and verify token, public tokens (shown once when created or
 // rotated, never again), the encryption keys, and credentials presented by callers.
 
+// Its own test binary: it installs the process's global tracing subscriber (DEBUG, every
+// crate) and scans everything logged, which would capture the other tests' logs too.
+#[macro_use]
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;
@@ -414,7 +418,7 @@ fn all_secrets(leaks: &mut Leaks) {
     leaks.secret("encryption key 1 (upper case)", &KEY_1.to_uppercase());
 }
 
-#[tokio::test]
+both_databases!(no_secret_in_answers_logs_cli_output_or_the_database);
 async fn no_secret_in_answers_logs_cli_output_or_the_database() {
     let _ = captured_log();
     let mut leaks = Leaks::default();
@@ -654,7 +658,7 @@ async fn no_secret_in_answers_logs_cli_output_or_the_database() {
         .await;
     assert_eq!(hashes.len(), 1);
     assert_eq!(hashes[0].len(), 64, "only the SHA-256 of the public token");
-    if !ON_POSTGRES {
+    if !on_postgres() {
         for file in ["plantilla.db", "plantilla.db-wal"] {
             l.assert_not_in_file(&t.dir.path().join(file));
         }
@@ -687,7 +691,7 @@ async fn no_secret_in_answers_logs_cli_output_or_the_database() {
     leaks.assert_none();
 }
 
-#[tokio::test]
+both_databases!(keys_rotate_through_reencrypt_and_a_missing_key_is_named);
 async fn keys_rotate_through_reencrypt_and_a_missing_key_is_named() {
     let _ = captured_log();
     let mut leaks = Leaks::default();

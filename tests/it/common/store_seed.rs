@@ -1,0 +1,101 @@
+//! A store seeded directly through the `Store` trait (an account, a sandbox channel, a
+//! template) and sends for it: shared by the store-level tests (tests/it/store/).
+
+use std::collections::BTreeMap;
+
+use plantilla::domain::ids::{hash_token, new_id};
+use plantilla::service::send::period_of;
+use plantilla::store::*;
+use serde_json::json;
+
+pub struct Seeded {
+    pub account: Account,
+    pub channel: Channel,
+    pub template: Template,
+}
+
+/// A new account with `conversation_limit`, its connected sandbox channel (public token: the
+/// channel id's hash) and an approved template `Hola {{name}}`.
+pub async fn seed(store: &dyn Store, conversation_limit: i64) -> Seeded {
+    let now = plantilla::now_ms();
+    let account = Account {
+        id: new_id("acc"),
+        name: "Acme".into(),
+        conversation_limit,
+        created_at: now,
+        updated_at: now,
+        quiet_hours: None,
+    };
+    store.insert_account(&account).await.unwrap();
+    let channel = Channel {
+        id: new_id("chn"),
+        account_id: account.id.clone(),
+        name: "Main".into(),
+        provider: ProviderKind::Sandbox,
+        phone_number_id: new_id("pnid"),
+        waba_id: "waba_1".into(),
+        access_token: String::new(),
+        app_secret: String::new(),
+        verify_token: String::new(),
+        status: "connected".into(),
+        messages_per_second: 1000,
+        health: "ok".into(),
+        health_error: None,
+        messaging_limit: None,
+        created_at: now,
+        updated_at: now,
+    };
+    store
+        .insert_channel(&channel, &hash_token(&channel.id))
+        .await
+        .unwrap();
+    let template = Template {
+        id: new_id("tpl"),
+        account_id: account.id.clone(),
+        name: "order_update".into(),
+        language: "es".into(),
+        category: "UTILITY".into(),
+        status: "APPROVED".into(),
+        app_id: "app_1".into(),
+        message: "Hola {{name}}".into(),
+        header: None,
+        footer: None,
+        buttons: json!([]),
+        extra: json!({}),
+        group_name: None,
+        active: true,
+        created_at: now,
+        updated_at: now,
+    };
+    store.insert_template(&template).await.unwrap();
+    Seeded {
+        account,
+        channel,
+        template,
+    }
+}
+
+/// A plain send of the seeded template to `phone` at `now`, with new ids.
+pub fn accept(s: &Seeded, phone: &str, now: i64) -> AcceptSend {
+    AcceptSend {
+        account_id: s.account.id.clone(),
+        channel_id: s.channel.id.clone(),
+        template_id: s.template.id.clone(),
+        phone_number: phone.to_string(),
+        client_name: None,
+        group_id: None,
+        assignee: "bot",
+        params: BTreeMap::from([("name".to_string(), "Ana".to_string())]),
+        conversation_limit: s.account.conversation_limit,
+        period: period_of(now),
+        now,
+        expire_before: now - 24 * 3600 * 1000,
+        new_conversation_id: new_id("conv"),
+        new_message_id: new_id("msg"),
+        batch_id: None,
+        callback_url: None,
+        metadata: None,
+        idempotency: None,
+        send_at: None,
+    }
+}

@@ -1,0 +1,7 @@
+//! The stores below the services: what every `Store` must do, checked on both databases
+//! (`conformance`), and what one engine adds (`sqlite_engine`: the SQLite group commit;
+//! `postgres_engine`: migrations, concurrency without a single writer, prepared statements).
+
+mod conformance;
+mod postgres_engine;
+mod sqlite_engine;

@@ -1,2 +1,0 @@
-// The status callback tests on PostgreSQL (see tests/common/mod.rs).
-include!("callbacks.rs");

@@ -1,2 +1,0 @@
-//! The compat_list tests on PostgreSQL (see tests/common/mod.rs).
-include!("compat_list.rs");

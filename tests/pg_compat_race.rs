@@ -1,2 +1,0 @@
-//! The compat_race tests on PostgreSQL (see tests/common/mod.rs).
-include!("compat_race.rs");

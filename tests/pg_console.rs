@@ -1,2 +1,0 @@
-//! The console tests on PostgreSQL (see tests/common/mod.rs).
-include!("console.rs");

@@ -1,2 +1,0 @@
-//! The logging tests on PostgreSQL (see tests/common/mod.rs).
-include!("logging.rs");

@@ -1,2 +1,0 @@
-// The native API tests on PostgreSQL (see tests/common/mod.rs).
-include!("native_api.rs");

@@ -1,2 +1,0 @@
-//! The ops tests on PostgreSQL (see tests/common/mod.rs).
-include!("ops.rs");

@@ -1,2 +1,0 @@
-//! The secrets_never_leak tests on PostgreSQL (see tests/common/mod.rs).
-include!("secrets_never_leak.rs");
