@@ -26,7 +26,7 @@ use super::native_send::{
 };
 use super::params::{parse_cursor, parse_json, parse_limit, parse_time};
 use super::problem::Problem;
-use crate::app::{App, Event};
+use crate::app::App;
 use crate::domain::status::MessageStatus;
 use crate::service::batch::{self, MAX_RECIPIENTS, RecipientResult};
 use crate::service::input::{FieldError, describe};
@@ -338,11 +338,7 @@ async fn cancel_message(
         .message(&app, &id)
         .await?
         .ok_or_else(|| Problem::not_found("message", &id))?;
-    match app
-        .store
-        .cancel_message(&m.account_id, &id, app.clock.now_ms())
-        .await?
-    {
+    match send::cancel(&app, &m.account_id, &id).await? {
         CancelOutcome::NotFound => Err(Problem::not_found("message", &id)),
         CancelOutcome::NotCancellable(status) => Err(Problem::new(
             StatusCode::CONFLICT,
@@ -353,22 +349,7 @@ async fn cancel_message(
             ),
         )
         .with("messageStatus", json!(status.as_str()))),
-        CancelOutcome::Cancelled {
-            message,
-            conversation,
-        } => {
-            app.publish(Event::MessageStatus {
-                message_id: message.id.clone(),
-                status: MessageStatus::Cancelled,
-            });
-            if let Some((conversation_id, status)) = conversation {
-                app.publish(Event::ConversationStatus {
-                    conversation_id,
-                    status,
-                });
-            }
-            ok(&native_message(&message, None))
-        }
+        CancelOutcome::Cancelled { message, .. } => ok(&native_message(&message, None)),
     }
 }
 
