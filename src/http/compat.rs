@@ -2,11 +2,13 @@
 //! old `/api/Template…` and new `/templates…`. Same behaviour, different error envelopes.
 
 use std::collections::{BTreeMap, HashMap};
+use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -42,31 +44,88 @@ pub fn routes() -> Router<App> {
 
 type Answer = Result<Response, CompatError>;
 
-async fn send_old(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Answer {
-    send_template(&app, Family::Old, &headers, &body).await
+async fn send_old(
+    State(app): State<App>,
+    TokenChannel(c, _): TokenChannel<SendOld>,
+    body: Bytes,
+) -> Answer {
+    send_template(&app, Family::Old, c, &body).await
 }
-async fn send_new(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Answer {
-    send_template(&app, Family::New, &headers, &body).await
+async fn send_new(
+    State(app): State<App>,
+    TokenChannel(c, _): TokenChannel<SendNew>,
+    body: Bytes,
+) -> Answer {
+    send_template(&app, Family::New, c, &body).await
 }
 async fn list_old(
     State(app): State<App>,
-    headers: HeaderMap,
     q: Query<HashMap<String, String>>,
+    TokenChannel(c, _): TokenChannel<ListOld>,
 ) -> Answer {
-    list(&app, Family::Old, &headers, &q).await
+    list(&app, Family::Old, c, &q).await
 }
 async fn list_new(
     State(app): State<App>,
-    headers: HeaderMap,
     q: Query<HashMap<String, String>>,
+    TokenChannel(c, _): TokenChannel<ListNew>,
 ) -> Answer {
-    list(&app, Family::New, &headers, &q).await
+    list(&app, Family::New, c, &q).await
 }
-async fn detail_old(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
-    detail(&app, Family::Old, &headers, &id).await
+async fn detail_old(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    TokenChannel(c, _): TokenChannel<DetailOld>,
+) -> Answer {
+    detail(&app, Family::Old, c, &id).await
 }
-async fn detail_new(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
-    detail(&app, Family::New, &headers, &id).await
+async fn detail_new(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    TokenChannel(c, _): TokenChannel<DetailNew>,
+) -> Answer {
+    detail(&app, Family::New, c, &id).await
+}
+
+// --- Caller ----------------------------------------------------------------------------------
+
+/// An endpoint of the compatible API: its family (the shape of its errors) and the controller
+/// a 500 names.
+pub(crate) trait Endpoint {
+    const FAMILY: Family;
+    const CONTROLLER: &'static str;
+}
+
+macro_rules! endpoints {
+    ($($name:ident: $family:ident, $controller:ident;)*) => {$(
+        pub(crate) struct $name;
+        impl Endpoint for $name {
+            const FAMILY: Family = Family::$family;
+            const CONTROLLER: &'static str = $controller;
+        }
+    )*};
+}
+
+endpoints! {
+    SendOld: Old, SEND_CONTROLLER;
+    SendNew: New, SEND_CONTROLLER;
+    ListOld: Old, LIST_CONTROLLER;
+    ListNew: New, LIST_CONTROLLER;
+    DetailOld: Old, DETAIL_CONTROLLER;
+    DetailNew: New, DETAIL_CONTROLLER;
+}
+
+/// The channel a request's bearer token names, refused in the shape of endpoint `E`.
+pub(crate) struct TokenChannel<E>(Channel, PhantomData<E>);
+
+impl<E: Endpoint> FromRequestParts<App> for TokenChannel<E> {
+    type Rejection = CompatError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, CompatError> {
+        authenticate(app, E::FAMILY, &parts.headers, E::CONTROLLER)
+            .await
+            .map(|c| TokenChannel(c, PhantomData))
+    }
 }
 
 // --- Errors ----------------------------------------------------------------------------------
@@ -410,8 +469,7 @@ pub fn parse_send_body(body: &[u8], family: Family) -> Result<SendRequest, BodyE
 
 const SEND_CONTROLLER: &str = "SendTemplateController";
 
-async fn send_template(app: &App, family: Family, headers: &HeaderMap, body: &[u8]) -> Answer {
-    let channel = authenticate(app, family, headers, SEND_CONTROLLER).await?;
+async fn send_template(app: &App, family: Family, channel: Channel, body: &[u8]) -> Answer {
     let req = parse_send_body(body, family).map_err(|e| match family {
         Family::Old => CompatError::body(
             StatusCode::BAD_REQUEST,
@@ -602,13 +660,7 @@ fn parse_number(
     }
 }
 
-async fn list(
-    app: &App,
-    family: Family,
-    headers: &HeaderMap,
-    q: &HashMap<String, String>,
-) -> Answer {
-    let channel = authenticate(app, family, headers, LIST_CONTROLLER).await?;
+async fn list(app: &App, family: Family, channel: Channel, q: &HashMap<String, String>) -> Answer {
     let page = parse_number(q, "page", 1, MAX_PAGE)?;
     let size = parse_number(q, "size", 50, MAX_PAGE_SIZE)?;
     let filter = TemplateFilter {
@@ -642,8 +694,7 @@ async fn list(
 
 const DETAIL_CONTROLLER: &str = "GetTemplateController";
 
-async fn detail(app: &App, family: Family, headers: &HeaderMap, id: &str) -> Answer {
-    let channel = authenticate(app, family, headers, DETAIL_CONTROLLER).await?;
+async fn detail(app: &App, family: Family, channel: Channel, id: &str) -> Answer {
     let template = app
         .store
         .account_template(&channel.account_id, id)
