@@ -1,18 +1,22 @@
 //! The admin API (`/v1/admin/…`), mounted only when an admin token is configured.
 //! Errors are RFC 9457 problem documents that name the failing field.
 
+use std::collections::HashMap;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::{bearer, error_id, json_response, same_secret};
+use super::caller::AdminToken;
+use super::json_response;
+use super::problem::Problem;
 use crate::app::App;
-use crate::service::admin::{self, AdminError, AdminResult};
+use crate::service::admin::{self, AdminError};
 use crate::service::input::{FieldError, MAX_JSON_DEPTH, json_too_deep, too_deep_detail};
 
 pub fn routes(app: App) -> Router<App> {
@@ -56,89 +60,51 @@ pub fn routes(app: App) -> Router<App> {
         .route_layer(middleware::from_fn_with_state(app, require_admin))
 }
 
-pub(crate) fn problem(
-    status: StatusCode,
-    kind: &str,
-    title: &str,
-    detail: &str,
-    extra: Value,
-) -> Response {
-    let mut body = json!({
-        "type": format!("/problems/{kind}"),
-        "title": title,
-        "status": status.as_u16(),
-        "detail": detail,
-    });
-    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
-        b.extend(e);
-    }
-    let mut r = json_response(status, &body);
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    r
+/// Every admin route requires the admin token (see [`AdminToken`]).
+async fn require_admin(_: AdminToken, req: Request, next: Next) -> Response {
+    next.run(req).await
 }
 
-async fn require_admin(State(app): State<App>, req: Request, next: Next) -> Response {
-    let expected = app.config.admin_token.as_ref().map(|t| t.expose());
-    match (bearer(req.headers()), expected) {
-        (Some(given), Some(expected)) if !given.is_empty() && same_secret(given, expected) => {
-            next.run(req).await
-        }
-        _ => problem(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Unauthorized",
-            "send the admin token as 'Authorization: Bearer <token>'",
-            json!({}),
-        ),
-    }
-}
-
-fn respond(result: AdminResult, created: bool) -> Response {
-    match result {
-        Ok(v) => json_response(
-            if created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            },
-            &v,
-        ),
-        Err(AdminError::Invalid(e)) => problem(
+/// The problem of an admin API error.
+pub(crate) fn problem(e: AdminError) -> Problem {
+    match e {
+        AdminError::Invalid(e) => Problem::new(
             StatusCode::BAD_REQUEST,
             "invalid-field",
             "Invalid field",
-            &e.to_string(),
-            json!({"errors": [{"field": e.field, "message": e.message}]}),
-        ),
-        Err(e @ AdminError::NotFound { .. }) => problem(
+            e.to_string(),
+        )
+        .with("errors", json!([{"field": e.field, "message": e.message}])),
+        e @ AdminError::NotFound { .. } => Problem::new(
             StatusCode::NOT_FOUND,
             "not-found",
             "Not found",
-            &e.to_string(),
-            json!({}),
+            e.to_string(),
         ),
-        Err(AdminError::Upstream(detail)) => problem(
+        AdminError::Upstream(detail) => Problem::new(
             StatusCode::BAD_GATEWAY,
             "upstream",
             "The provider refused",
-            &detail,
-            json!({}),
+            detail,
         ),
-        Err(AdminError::Internal(e)) => {
-            let id = error_id();
-            tracing::error!(error_id = %id, error = format!("{e:#}"), "admin request failed");
-            problem(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "Internal Server Error",
-                &format!("something went wrong; the log has the cause under {id}"),
-                json!({"errorId": id}),
-            )
-        }
+        AdminError::Internal(e) => Problem::internal_logged(&e, "admin request failed"),
     }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        problem(self).into_response()
+    }
+}
+
+type Answer = Result<Response, AdminError>;
+
+fn ok(v: Value) -> Answer {
+    Ok(json_response(StatusCode::OK, &v))
+}
+
+fn created(v: Value) -> Answer {
+    Ok(json_response(StatusCode::CREATED, &v))
 }
 
 fn parse_body(body: &[u8]) -> Result<Value, AdminError> {
@@ -153,158 +119,78 @@ fn parse_body(body: &[u8]) -> Result<Value, AdminError> {
     })
 }
 
-async fn with_body<F, Fut>(body: &[u8], f: F) -> AdminResult
-where
-    F: FnOnce(Value) -> Fut,
-    Fut: Future<Output = AdminResult>,
-{
-    f(parse_body(body)?).await
+async fn create_account(State(app): State<App>, body: Bytes) -> Answer {
+    created(admin::create_account(&app, &parse_body(&body)?).await?)
 }
-
-async fn create_account(State(app): State<App>, body: Bytes) -> Response {
-    respond(
-        with_body(
-            &body,
-            |v| async move { admin::create_account(&app, &v).await },
-        )
-        .await,
-        true,
-    )
+/// An empty body is `{}`.
+async fn create_api_key(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Answer {
+    let body = if body.is_empty() { &b"{}"[..] } else { &body };
+    created(admin::create_api_key(&app, &id, &parse_body(body)?).await?)
 }
-async fn create_api_key(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Response {
-    let body = if body.is_empty() {
-        Bytes::from_static(b"{}")
-    } else {
-        body
-    };
-    respond(
-        with_body(&body, |v| async move {
-            admin::create_api_key(&app, &id, &v).await
-        })
-        .await,
-        true,
-    )
+async fn rotate_callback_secret(State(app): State<App>, Path(id): Path<String>) -> Answer {
+    ok(crate::service::callbacks::rotate_callback_secret(&app, &id).await?)
 }
-async fn rotate_callback_secret(State(app): State<App>, Path(id): Path<String>) -> Response {
-    respond(
-        crate::service::callbacks::rotate_callback_secret(&app, &id).await,
-        false,
-    )
+async fn get_account(State(app): State<App>, Path(id): Path<String>) -> Answer {
+    ok(admin::get_account(&app, &id).await?)
 }
-async fn get_account(State(app): State<App>, Path(id): Path<String>) -> Response {
-    respond(admin::get_account(&app, &id).await, false)
+async fn update_account(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Answer {
+    ok(admin::update_account(&app, &id, &parse_body(&body)?).await?)
 }
-async fn update_account(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Response {
-    respond(
-        with_body(&body, |v| async move {
-            admin::update_account(&app, &id, &v).await
-        })
-        .await,
-        false,
-    )
+async fn create_channel(State(app): State<App>, body: Bytes) -> Answer {
+    created(admin::create_channel(&app, &parse_body(&body)?).await?)
 }
-async fn create_channel(State(app): State<App>, body: Bytes) -> Response {
-    respond(
-        with_body(
-            &body,
-            |v| async move { admin::create_channel(&app, &v).await },
-        )
-        .await,
-        true,
-    )
+async fn get_channel(State(app): State<App>, Path(id): Path<String>) -> Answer {
+    ok(admin::get_channel(&app, &id).await?)
 }
-async fn get_channel(State(app): State<App>, Path(id): Path<String>) -> Response {
-    respond(admin::get_channel(&app, &id).await, false)
+async fn update_channel(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Answer {
+    ok(admin::update_channel(&app, &id, &parse_body(&body)?).await?)
 }
-async fn update_channel(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Response {
-    respond(
-        with_body(&body, |v| async move {
-            admin::update_channel(&app, &id, &v).await
-        })
-        .await,
-        false,
-    )
+async fn rotate_token(State(app): State<App>, Path(id): Path<String>) -> Answer {
+    ok(admin::rotate_channel_token(&app, &id).await?)
 }
-async fn rotate_token(State(app): State<App>, Path(id): Path<String>) -> Response {
-    respond(admin::rotate_channel_token(&app, &id).await, false)
+async fn sync_templates(State(app): State<App>, Path(id): Path<String>) -> Answer {
+    ok(admin::sync_templates(&app, &id).await?)
 }
-async fn sync_templates(State(app): State<App>, Path(id): Path<String>) -> Response {
-    respond(admin::sync_templates(&app, &id).await, false)
+async fn create_group(State(app): State<App>, body: Bytes) -> Answer {
+    created(admin::create_group(&app, &parse_body(&body)?).await?)
 }
-async fn create_group(State(app): State<App>, body: Bytes) -> Response {
-    respond(
-        with_body(
-            &body,
-            |v| async move { admin::create_group(&app, &v).await },
-        )
-        .await,
-        true,
-    )
+async fn create_template(State(app): State<App>, body: Bytes) -> Answer {
+    created(admin::create_template(&app, &parse_body(&body)?).await?)
 }
-async fn create_template(State(app): State<App>, body: Bytes) -> Response {
-    respond(
-        with_body(
-            &body,
-            |v| async move { admin::create_template(&app, &v).await },
-        )
-        .await,
-        true,
-    )
-}
-async fn submit_template(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Response {
-    respond(
-        with_body(&body, |v| async move {
-            admin::submit_template(&app, &id, &v).await
-        })
-        .await,
-        true,
-    )
+async fn submit_template(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Answer {
+    created(admin::submit_template(&app, &id, &parse_body(&body)?).await?)
 }
 /// `?atMeta=false` deletes only plantilla's copy (a template already gone at Meta).
 async fn delete_template(
     State(app): State<App>,
     Path(id): Path<String>,
-    Query(q): Query<std::collections::HashMap<String, String>>,
-) -> Response {
+    Query(q): Query<HashMap<String, String>>,
+) -> Answer {
     let at_meta = match q.get("atMeta").map(String::as_str) {
         None | Some("true") => true,
         Some("false") => false,
         Some(other) => {
-            return respond(
-                Err(AdminError::Invalid(FieldError::new(
-                    "atMeta",
-                    format!("must be true or false, got '{other}'"),
-                ))),
-                false,
-            );
+            return Err(AdminError::Invalid(FieldError::new(
+                "atMeta",
+                format!("must be true or false, got '{other}'"),
+            )));
         }
     };
-    match admin::delete_template(&app, &id, at_meta).await {
-        Ok(()) => Response::builder()
-            .status(StatusCode::NO_CONTENT)
-            .body(axum::body::Body::empty())
-            .expect("a static response"),
-        Err(e) => respond(Err(e), false),
-    }
+    admin::delete_template(&app, &id, at_meta).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
-async fn get_template(State(app): State<App>, Path(id): Path<String>) -> Response {
-    respond(admin::get_template(&app, &id).await, false)
+async fn get_template(State(app): State<App>, Path(id): Path<String>) -> Answer {
+    ok(admin::get_template(&app, &id).await?)
 }
-async fn update_template(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Response {
-    respond(
-        with_body(&body, |v| async move {
-            admin::update_template(&app, &id, &v).await
-        })
-        .await,
-        false,
-    )
+async fn update_template(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Answer {
+    ok(admin::update_template(&app, &id, &parse_body(&body)?).await?)
 }
-async fn get_conversation(State(app): State<App>, Path(id): Path<String>) -> Response {
-    respond(admin::get_conversation(&app, &id).await, false)
+async fn get_conversation(State(app): State<App>, Path(id): Path<String>) -> Answer {
+    ok(admin::get_conversation(&app, &id).await?)
 }
-async fn close_conversation(State(app): State<App>, Path(id): Path<String>) -> Response {
-    respond(admin::close_conversation(&app, &id).await, false)
+async fn close_conversation(State(app): State<App>, Path(id): Path<String>) -> Answer {
+    ok(admin::close_conversation(&app, &id).await?)
 }
-async fn get_message(State(app): State<App>, Path(id): Path<String>) -> Response {
-    respond(admin::get_message(&app, &id).await, false)
+async fn get_message(State(app): State<App>, Path(id): Path<String>) -> Answer {
+    ok(admin::get_message(&app, &id).await?)
 }

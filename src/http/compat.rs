@@ -2,11 +2,13 @@
 //! old `/api/Template…` and new `/templates…`. Same behaviour, different error envelopes.
 
 use std::collections::{BTreeMap, HashMap};
+use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -40,74 +42,223 @@ pub fn routes() -> Router<App> {
         .route("/templates/{id}", get(detail_new))
 }
 
-async fn send_old(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
-    send_template(&app, Family::Old, &headers, &body).await
+type Answer = Result<Response, CompatError>;
+
+async fn send_old(
+    State(app): State<App>,
+    TokenChannel(c, _): TokenChannel<SendOld>,
+    body: Bytes,
+) -> Answer {
+    send_template(&app, Family::Old, c, &body).await
 }
-async fn send_new(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
-    send_template(&app, Family::New, &headers, &body).await
+async fn send_new(
+    State(app): State<App>,
+    TokenChannel(c, _): TokenChannel<SendNew>,
+    body: Bytes,
+) -> Answer {
+    send_template(&app, Family::New, c, &body).await
 }
 async fn list_old(
     State(app): State<App>,
-    headers: HeaderMap,
     q: Query<HashMap<String, String>>,
-) -> Response {
-    list(&app, Family::Old, &headers, &q).await
+    TokenChannel(c, _): TokenChannel<ListOld>,
+) -> Answer {
+    list(&app, Family::Old, c, &q).await
 }
 async fn list_new(
     State(app): State<App>,
-    headers: HeaderMap,
     q: Query<HashMap<String, String>>,
-) -> Response {
-    list(&app, Family::New, &headers, &q).await
+    TokenChannel(c, _): TokenChannel<ListNew>,
+) -> Answer {
+    list(&app, Family::New, c, &q).await
 }
 async fn detail_old(
     State(app): State<App>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    detail(&app, Family::Old, &headers, &id).await
+    TokenChannel(c, _): TokenChannel<DetailOld>,
+) -> Answer {
+    detail(&app, Family::Old, c, &id).await
 }
 async fn detail_new(
     State(app): State<App>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    detail(&app, Family::New, &headers, &id).await
+    TokenChannel(c, _): TokenChannel<DetailNew>,
+) -> Answer {
+    detail(&app, Family::New, c, &id).await
 }
 
+// --- Caller ----------------------------------------------------------------------------------
+
+/// An endpoint of the compatible API: its family (the shape of its errors) and the controller
+/// a 500 names.
+pub(crate) trait Endpoint {
+    const FAMILY: Family;
+    const CONTROLLER: &'static str;
+}
+
+macro_rules! endpoints {
+    ($($name:ident: $family:ident, $controller:ident;)*) => {$(
+        pub(crate) struct $name;
+        impl Endpoint for $name {
+            const FAMILY: Family = Family::$family;
+            const CONTROLLER: &'static str = $controller;
+        }
+    )*};
+}
+
+endpoints! {
+    SendOld: Old, SEND_CONTROLLER;
+    SendNew: New, SEND_CONTROLLER;
+    ListOld: Old, LIST_CONTROLLER;
+    ListNew: New, LIST_CONTROLLER;
+    DetailOld: Old, DETAIL_CONTROLLER;
+    DetailNew: New, DETAIL_CONTROLLER;
+}
+
+/// The channel a request's bearer token names, refused in the shape of endpoint `E`.
+pub(crate) struct TokenChannel<E>(Channel, PhantomData<E>);
+
+impl<E: Endpoint> FromRequestParts<App> for TokenChannel<E> {
+    type Rejection = CompatError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, CompatError> {
+        authenticate(app, E::FAMILY, &parts.headers, E::CONTROLLER)
+            .await
+            .map(|c| TokenChannel(c, PhantomData))
+    }
+}
+
+// --- Errors ----------------------------------------------------------------------------------
+
 /// The `{code, body: {context, message, path, type}}` envelope.
+pub(crate) struct Envelope {
+    pub status: StatusCode,
+    pub context: Value,
+    pub message: String,
+    pub path: Value,
+    pub kind: &'static str,
+}
+
+impl IntoResponse for Envelope {
+    fn into_response(self) -> Response {
+        json_response(
+            self.status,
+            &json!({
+                "code": self.status.as_u16(),
+                "body": {"context": self.context, "message": self.message, "path": self.path, "type": self.kind},
+            }),
+        )
+    }
+}
+
+/// The `{code, body: {context, message, path, type}}` envelope, as a response.
 pub(crate) fn envelope(
     status: StatusCode,
     context: Value,
     message: &str,
     path: Value,
-    kind: &str,
+    kind: &'static str,
 ) -> Response {
-    json_response(
+    Envelope {
         status,
-        &json!({
-            "code": status.as_u16(),
-            "body": {"context": context, "message": message, "path": path, "type": kind},
-        }),
-    )
+        context,
+        message: message.to_string(),
+        path,
+        kind,
+    }
+    .into_response()
 }
 
-fn internal_error(family: Family, controller: &str, error: &anyhow::Error) -> Response {
-    let id = error_id();
-    tracing::error!(error_id = %id, error = format!("{error:#}"), "{controller} failed");
-    let label = format!("api.{controller}");
-    let body = json!({
-        "context": {"key": "Api", "label": label, "value": id},
-        "message": "Something went wrong while the operation was executed",
-        "path": [label],
-        "type": "Internal Server Error",
-    });
-    match family {
-        Family::Old => json_response(StatusCode::INTERNAL_SERVER_ERROR, &body),
-        Family::New => json_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &json!({"code": 500, "body": body}),
-        ),
+/// An error of the compatible API, in its family's shape: the contract fixes each wording.
+pub(crate) enum CompatError {
+    /// The `{code, body}` envelope.
+    Envelope(Envelope),
+    /// A JSON body the contract gives whole (the old family's shapes, envelopes with a
+    /// `detail`), with `Retry-After` seconds for a 429.
+    Body {
+        status: StatusCode,
+        body: Value,
+        retry_after: Option<u64>,
+    },
+    /// The old family's plain-text answer.
+    Text(StatusCode, &'static str),
+}
+
+impl CompatError {
+    fn envelope(
+        status: StatusCode,
+        context: Value,
+        message: impl Into<String>,
+        path: Value,
+        kind: &'static str,
+    ) -> Self {
+        CompatError::Envelope(Envelope {
+            status,
+            context,
+            message: message.into(),
+            path,
+            kind,
+        })
+    }
+
+    fn body(status: StatusCode, body: Value) -> Self {
+        CompatError::Body {
+            status,
+            body,
+            retry_after: None,
+        }
+    }
+
+    /// The body itself (old family) or wrapped in `{code, body}` (new family).
+    fn in_family(family: Family, status: StatusCode, body: Value) -> Self {
+        match family {
+            Family::Old => CompatError::body(status, body),
+            Family::New => {
+                CompatError::body(status, json!({"code": status.as_u16(), "body": body}))
+            }
+        }
+    }
+
+    /// 500, logged under an id the answer gives.
+    fn internal(family: Family, controller: &str, error: &anyhow::Error) -> Self {
+        let id = error_id();
+        tracing::error!(error_id = %id, error = format!("{error:#}"), "{controller} failed");
+        let label = format!("api.{controller}");
+        let body = json!({
+            "context": {"key": "Api", "label": label, "value": id},
+            "message": "Something went wrong while the operation was executed",
+            "path": [label],
+            "type": "Internal Server Error",
+        });
+        CompatError::in_family(family, StatusCode::INTERNAL_SERVER_ERROR, body)
+    }
+}
+
+impl IntoResponse for CompatError {
+    fn into_response(self) -> Response {
+        match self {
+            CompatError::Envelope(e) => e.into_response(),
+            CompatError::Body {
+                status,
+                body,
+                retry_after,
+            } => {
+                let mut r = json_response(status, &body);
+                if let Some(secs) = retry_after {
+                    r.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                }
+                r
+            }
+            CompatError::Text(status, text) => {
+                let mut r = (status, text).into_response();
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                r
+            }
+        }
     }
 }
 
@@ -117,19 +268,13 @@ async fn authenticate(
     family: Family,
     headers: &HeaderMap,
     controller: &str,
-) -> Result<Channel, Response> {
+) -> Result<Channel, CompatError> {
     let Some(token) = bearer(headers) else {
         return Err(match family {
             Family::Old => {
-                let mut r =
-                    (StatusCode::UNAUTHORIZED, "No authorization token found.").into_response();
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; charset=utf-8"),
-                );
-                r
+                CompatError::Text(StatusCode::UNAUTHORIZED, "No authorization token found.")
             }
-            Family::New => envelope(
+            Family::New => CompatError::envelope(
                 StatusCode::UNAUTHORIZED,
                 json!({"key": "Authorization", "label": "headers.authorization"}),
                 "No authorization token found",
@@ -148,10 +293,10 @@ async fn authenticate(
             app.metrics.rate_limited();
             return Err(too_many_requests(family, wait));
         }
-        match app.store.channel_by_token(&hash).await {
-            Ok(c) => c,
-            Err(e) => return Err(internal_error(family, controller, &e.into())),
-        }
+        app.store
+            .channel_by_token(&hash)
+            .await
+            .map_err(|e| CompatError::internal(family, controller, &e.into()))?
     };
     found.ok_or_else(|| {
         // The token itself is never echoed: `value` is the scheme only.
@@ -161,32 +306,23 @@ async fn authenticate(
             "path": ["headers.authorization"],
             "type": "Bad format",
         });
-        match family {
-            Family::Old => json_response(StatusCode::BAD_REQUEST, &body),
-            Family::New => json_response(StatusCode::BAD_REQUEST, &json!({"code": 400, "body": body})),
-        }
+        CompatError::in_family(family, StatusCode::BAD_REQUEST, body)
     })
 }
 
 /// 429: the token made more requests than its rate allows; `Retry-After` says when to retry.
-fn too_many_requests(family: Family, wait: Duration) -> Response {
+fn too_many_requests(family: Family, wait: Duration) -> CompatError {
     let secs = retry_after_secs(wait);
     let context =
         json!({"key": "Authorization", "label": "headers.authorization", "value": "Bearer"});
     let message = format!("Too many requests with this token: retry in {secs} s");
     let body = json!({"context": context, "message": message,
                       "path": ["headers.authorization"], "type": "Too Many Requests"});
-    let mut response = match family {
-        Family::Old => json_response(StatusCode::TOO_MANY_REQUESTS, &body),
-        Family::New => json_response(
-            StatusCode::TOO_MANY_REQUESTS,
-            &json!({"code": 429, "body": body}),
-        ),
-    };
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    response
+    let mut e = CompatError::in_family(family, StatusCode::TOO_MANY_REQUESTS, body);
+    if let CompatError::Body { retry_after, .. } = &mut e {
+        *retry_after = Some(secs);
+    }
+    e
 }
 
 /// What is wrong with a send body (row 3): the field and a sentence for the integrator.
@@ -333,89 +469,82 @@ pub fn parse_send_body(body: &[u8], family: Family) -> Result<SendRequest, BodyE
 
 const SEND_CONTROLLER: &str = "SendTemplateController";
 
-async fn send_template(app: &App, family: Family, headers: &HeaderMap, body: &[u8]) -> Response {
-    let channel = match authenticate(app, family, headers, SEND_CONTROLLER).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let req = match parse_send_body(body, family) {
-        Ok(r) => r,
-        Err(e) => {
-            return match family {
-                Family::Old => json_response(
-                    StatusCode::BAD_REQUEST,
-                    &json!({"success": false, "message": "No hay datos para enviar", "detail": e.detail}),
-                ),
-                Family::New => {
-                    let label = format!(
-                        "body.{}",
-                        e.field.trim_start_matches("body").trim_start_matches('.')
-                    );
-                    let label = label.trim_end_matches('.').to_string();
-                    envelope(
-                        StatusCode::BAD_REQUEST,
-                        json!({"key": "Body", "label": label}),
-                        &e.detail,
-                        json!([label]),
-                        "Bad format",
-                    )
-                }
-            };
+async fn send_template(app: &App, family: Family, channel: Channel, body: &[u8]) -> Answer {
+    let req = parse_send_body(body, family).map_err(|e| match family {
+        Family::Old => CompatError::body(
+            StatusCode::BAD_REQUEST,
+            json!({"success": false, "message": "No hay datos para enviar", "detail": e.detail}),
+        ),
+        Family::New => {
+            let label = format!(
+                "body.{}",
+                e.field.trim_start_matches("body").trim_start_matches('.')
+            );
+            let label = label.trim_end_matches('.').to_string();
+            CompatError::envelope(
+                StatusCode::BAD_REQUEST,
+                json!({"key": "Body", "label": label}),
+                e.detail,
+                json!([label]),
+                "Bad format",
+            )
         }
-    };
-    match send::send(app, &channel, req).await {
-        Ok(SendOutcome::Sent {
+    })?;
+    let outcome = send::send(app, &channel, req)
+        .await
+        .map_err(|e| send_error(family, e))?;
+    Ok(match outcome {
+        SendOutcome::Sent {
             conversation_id,
             message_id,
-        }) => json_response(
+        } => json_response(
             StatusCode::OK,
             &json!({"success": true, "message": "Sent",
                     "data": {"conversation_id": conversation_id, "message_id": message_id}}),
         ),
-        Ok(SendOutcome::Pending {
+        SendOutcome::Pending {
             conversation_id,
             message_id,
-        }) => json_response(
+        } => json_response(
             StatusCode::OK,
             &json!({"success": true, "message": "Pending",
                     "data": {"conversation_id": conversation_id, "message_id": message_id}}),
         ),
-        Ok(SendOutcome::AlreadyPending { conversation_id }) => json_response(
+        SendOutcome::AlreadyPending { conversation_id } => json_response(
             StatusCode::ACCEPTED,
             &json!({"success": false, "conversationId": conversation_id, "status": 202}),
         ),
-        Err(e) => send_error(family, e),
-    }
+    })
 }
 
-fn send_error(family: Family, e: SendError) -> Response {
+fn send_error(family: Family, e: SendError) -> CompatError {
     let bad = StatusCode::BAD_REQUEST;
     match e {
-        SendError::TemplateNotFound(id) => envelope(
+        SendError::TemplateNotFound(id) => CompatError::envelope(
             StatusCode::NOT_FOUND,
             json!({"key": "Body", "label": "body.templateId", "value": id}),
             "Template not found",
             json!(["body.templateId"]),
             "Not found",
         ),
-        SendError::TemplateIncomplete(missing) => envelope(
+        SendError::TemplateIncomplete(missing) => CompatError::envelope(
             bad,
             json!({"key": "Body", "label": missing}),
             "No data to send",
             json!(missing),
             "Bad format",
         ),
-        SendError::TemplateNotSendable { status, reason } => envelope(
+        SendError::TemplateNotSendable { status, reason } => CompatError::envelope(
             bad,
             json!({"key": "Template", "label": "template.status", "value": status}),
-            &reason,
+            reason,
             json!(["template.status"]),
             "Bad format",
         ),
-        SendError::TemplateUnsupported(reason) => envelope(
+        SendError::TemplateUnsupported(reason) => CompatError::envelope(
             bad,
             json!({"key": "Template", "label": "template.components"}),
-            &format!("The template cannot be sent: {reason}"),
+            format!("The template cannot be sent: {reason}"),
             json!(["template.components"]),
             "Bad format",
         ),
@@ -435,9 +564,9 @@ fn send_error(family: Family, e: SendError) -> Response {
                 }
             });
             response["body"]["detail"] = json!(messages);
-            json_response(bad, &response)
+            CompatError::body(bad, response)
         }
-        SendError::ChannelNotConnected(status) => envelope(
+        SendError::ChannelNotConnected(status) => CompatError::envelope(
             bad,
             json!({"value": status, "key": "Channel", "label": "channel.status"}),
             "The channel associated to the template is not configured yet, please contact the support team",
@@ -455,16 +584,16 @@ fn send_error(family: Family, e: SendError) -> Response {
                 }
             });
             response["body"]["detail"] = json!(detail);
-            json_response(bad, &response)
+            CompatError::body(bad, response)
         }
-        SendError::GroupNotFound(name) => envelope(
+        SendError::GroupNotFound(name) => CompatError::envelope(
             bad,
             json!({"key": "Body", "label": "body.groupName", "value": name}),
             "Group not found",
             json!(["body.groupName"]),
             "Bad format",
         ),
-        SendError::RecipientOptedOut => envelope(
+        SendError::RecipientOptedOut => CompatError::envelope(
             bad,
             json!({"key": "Body", "label": "body.phoneNumber"}),
             "The recipient has opted out of marketing messages",
@@ -472,12 +601,12 @@ fn send_error(family: Family, e: SendError) -> Response {
             "Bad format",
         ),
         SendError::ConversationLimit { limit } => match family {
-            Family::Old => json_response(
+            Family::Old => CompatError::body(
                 StatusCode::UNAUTHORIZED,
-                &json!({"success": false, "message": "The client has reached conversations limit",
+                json!({"success": false, "message": "The client has reached conversations limit",
                         "conversationId": null, "status": 401}),
             ),
-            Family::New => envelope(
+            Family::New => CompatError::envelope(
                 StatusCode::UNAUTHORIZED,
                 json!({"key": "Account", "label": "account.conversationLimit", "value": limit}),
                 "The client has reached conversations limit",
@@ -486,17 +615,17 @@ fn send_error(family: Family, e: SendError) -> Response {
             ),
         },
         // The compatible API takes no idempotency keys.
-        SendError::IdempotencyKeyReused => internal_error(
+        SendError::IdempotencyKeyReused => CompatError::internal(
             family,
             SEND_CONTROLLER,
             &anyhow::anyhow!("idempotency key on a compatible send"),
         ),
-        SendError::SendAtBeyondHorizon { .. } => internal_error(
+        SendError::SendAtBeyondHorizon { .. } => CompatError::internal(
             family,
             SEND_CONTROLLER,
             &anyhow::anyhow!("sendAt on a compatible send"),
         ),
-        SendError::Internal(e) => internal_error(family, SEND_CONTROLLER, &e),
+        SendError::Internal(e) => CompatError::internal(family, SEND_CONTROLLER, &e),
     }
 }
 
@@ -505,56 +634,35 @@ const MAX_PAGE_SIZE: u32 = 200;
 /// The largest `page` of a template list, here and on `GET /v1/templates` (and in openapi.json).
 pub(crate) const MAX_PAGE: u32 = 1_000_000;
 
-fn query_error(field: &str, value: &str, message: &str) -> Response {
-    let label = format!("query.{field}");
-    envelope(
-        StatusCode::BAD_REQUEST,
-        json!({"key": "Query", "label": label, "value": value}),
-        message,
-        json!([label]),
-        "Bad format",
-    )
-}
-
 fn parse_number(
     q: &HashMap<String, String>,
     key: &str,
     default: u32,
     max: u32,
-) -> Result<u32, Box<Response>> {
+) -> Result<u32, CompatError> {
     // Strict, as openapi.json says (an integer): `size=` (empty) or ` 5` is a 400 like `ten`,
     // not the default; only an absent parameter takes the default.
     match q.get(key).map(String::as_str) {
         None => Ok(default),
         Some(raw) => match raw.parse::<u32>() {
             Ok(n) if (1..=max).contains(&n) && raw.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
-            _ => Err(Box::new(query_error(
-                key,
-                raw,
-                &format!("{key} must be a whole number from 1 to {max}"),
-            ))),
+            _ => {
+                let label = format!("query.{key}");
+                Err(CompatError::envelope(
+                    StatusCode::BAD_REQUEST,
+                    json!({"key": "Query", "label": label, "value": raw}),
+                    format!("{key} must be a whole number from 1 to {max}"),
+                    json!([label]),
+                    "Bad format",
+                ))
+            }
         },
     }
 }
 
-async fn list(
-    app: &App,
-    family: Family,
-    headers: &HeaderMap,
-    q: &HashMap<String, String>,
-) -> Response {
-    let channel = match authenticate(app, family, headers, LIST_CONTROLLER).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let page = match parse_number(q, "page", 1, MAX_PAGE) {
-        Ok(n) => n,
-        Err(r) => return *r,
-    };
-    let size = match parse_number(q, "size", 50, MAX_PAGE_SIZE) {
-        Ok(n) => n,
-        Err(r) => return *r,
-    };
+async fn list(app: &App, family: Family, channel: Channel, q: &HashMap<String, String>) -> Answer {
+    let page = parse_number(q, "page", 1, MAX_PAGE)?;
+    let size = parse_number(q, "size", 50, MAX_PAGE_SIZE)?;
     let filter = TemplateFilter {
         status: q
             .get("status")
@@ -567,42 +675,44 @@ async fn list(
         offset: (page - 1).saturating_mul(size),
         limit: size,
     };
-    match app.store.list_templates(&channel.account_id, &filter).await {
-        Ok((templates, total)) => json_response(
-            StatusCode::OK,
-            &json!({
-                "success": true,
-                "data": templates.iter().map(views::template).collect::<Vec<_>>(),
-                "page": page,
-                "size": size,
-                "total": total,
-            }),
-        ),
-        Err(e) => internal_error(family, LIST_CONTROLLER, &e.into()),
-    }
+    let (templates, total) = app
+        .store
+        .list_templates(&channel.account_id, &filter)
+        .await
+        .map_err(|e| CompatError::internal(family, LIST_CONTROLLER, &e.into()))?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "success": true,
+            "data": templates.iter().map(views::template).collect::<Vec<_>>(),
+            "page": page,
+            "size": size,
+            "total": total,
+        }),
+    ))
 }
 
 const DETAIL_CONTROLLER: &str = "GetTemplateController";
 
-async fn detail(app: &App, family: Family, headers: &HeaderMap, id: &str) -> Response {
-    let channel = match authenticate(app, family, headers, DETAIL_CONTROLLER).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    match app.store.account_template(&channel.account_id, id).await {
-        Ok(Some(t)) => json_response(
-            StatusCode::OK,
-            &json!({"success": true, "data": views::template(&t)}),
-        ),
-        Ok(None) => envelope(
-            StatusCode::NOT_FOUND,
-            json!({"key": "Params", "label": "params.templateId", "value": id}),
-            "Template not found",
-            json!(["params.templateId"]),
-            "Not found",
-        ),
-        Err(e) => internal_error(family, DETAIL_CONTROLLER, &e.into()),
-    }
+async fn detail(app: &App, family: Family, channel: Channel, id: &str) -> Answer {
+    let template = app
+        .store
+        .account_template(&channel.account_id, id)
+        .await
+        .map_err(|e| CompatError::internal(family, DETAIL_CONTROLLER, &e.into()))?
+        .ok_or_else(|| {
+            CompatError::envelope(
+                StatusCode::NOT_FOUND,
+                json!({"key": "Params", "label": "params.templateId", "value": id}),
+                "Template not found",
+                json!(["params.templateId"]),
+                "Not found",
+            )
+        })?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"success": true, "data": views::template(&template)}),
+    ))
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tracing::Instrument;
 
-use super::native::Problem;
-use super::{admin, compat, json_response};
+use super::problem::Problem;
+use super::{compat, json_response};
 use crate::app::App;
 use crate::metrics::UNMATCHED_ROUTE;
 
@@ -89,6 +89,23 @@ struct Refusal {
     body_problem: bool,
 }
 
+/// A problem document whose type is the refusal's kind (`Payload Too Large` →
+/// `/problems/payload-too-large`).
+fn problem(status: StatusCode, kind: &str, title: &str, detail: &str) -> Response {
+    let body = json!({
+        "type": format!("/problems/{kind}"),
+        "title": title,
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    let mut r = json_response(status, &body);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    r
+}
+
 fn refuse(surface: Surface, r: Refusal) -> Response {
     let context = json!({"key": if r.body_problem { "Body" } else { "Api" }, "label": r.label, "value": r.value});
     match surface {
@@ -103,12 +120,11 @@ fn refuse(surface: Surface, r: Refusal) -> Response {
         Surface::CompatNew | Surface::Other => {
             compat::envelope(r.status, context, &r.message, json!([r.label]), r.kind)
         }
-        Surface::Problems => admin::problem(
+        Surface::Problems => problem(
             r.status,
             &r.kind.to_ascii_lowercase().replace(' ', "-"),
             r.kind,
             &r.message,
-            json!({}),
         ),
         Surface::Webhooks => (r.status, r.message).into_response(),
     }
@@ -332,7 +348,9 @@ fn bad_path(surface: Surface, route: &str, path: &str) -> Option<Response> {
     };
     let message = format!("{name} is not valid percent-encoded UTF-8");
     Some(match surface {
-        Surface::Problems => Problem::field(&name, "is not valid percent-encoded UTF-8").response(),
+        Surface::Problems => {
+            Problem::field(&name, "is not valid percent-encoded UTF-8").into_response()
+        }
         Surface::CompatOld | Surface::CompatNew | Surface::Other => {
             let label = format!("params.{name}");
             let body = json!({
@@ -426,7 +444,7 @@ fn unsupported_content_type(route: &str, req: &Request) -> Option<Response> {
         )
         .with("contentType", given.map_or(Value::Null, Value::String))
         .with("accepted", accepted)
-        .response(),
+        .into_response(),
     )
 }
 

@@ -10,13 +10,15 @@ use std::collections::HashMap;
 
 use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::extract::{Multipart, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::BytesMut;
 use serde_json::{Value, json};
 
+use super::caller::Caller;
+use super::idempotency::IdempotencyHeader;
 use super::json_response;
-use super::native::{Problem, authenticate, idempotency_key};
+use super::problem::Problem;
 use crate::app::App;
 use crate::domain::media::{self, MediaRefusal};
 use crate::provider::MediaFile;
@@ -29,55 +31,50 @@ const HEAD: usize = 32;
 /// Longest file name kept; longer ones are cut (Meta shows at most 240 characters).
 const MAX_FILENAME: usize = 240;
 
+/// Each upload makes a new media id, harmless to repeat: a key is checked, not stored.
 pub(crate) async fn upload(
     State(app): State<App>,
-    headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
+    caller: Caller,
+    _key: IdempotencyHeader,
     multipart: Result<Multipart, MultipartRejection>,
-) -> Response {
-    let result = async {
-        let caller = authenticate(&app, &headers).await?;
-        // Each upload makes a new media id, harmless to repeat: a key is checked, not stored.
-        idempotency_key(&headers)?;
-        let mut multipart = multipart.map_err(|_| {
-            Problem::field(
-                "file",
-                "is required: send the body as multipart/form-data with the file in a part named 'file'",
-            )
-        })?;
-        let form = read_form(&mut multipart).await?;
-        let channel_id = match (q.get("channelId"), form.channel_id) {
-            (Some(a), Some(b)) if a != &b => {
-                return Err(Problem::field(
-                    "channelId",
-                    "is given twice (query and form) with different values",
-                ));
-            }
-            (Some(a), _) => Some(a.clone()),
-            (None, b) => b,
-        };
-        let channel = caller.channel(&app, channel_id.as_deref()).await?;
-        let file = form.file.ok_or_else(|| {
-            Problem::field(
-                "file",
-                "is required: a part named 'file' with the file, its MIME type as the part's Content-Type",
-            )
-        })?;
-        let id = service::upload(&app, &channel, &file)
-            .await
-            .map_err(upload_problem)?;
-        Ok::<_, Problem>(json_response(
-            StatusCode::CREATED,
-            &json!({
-                "id": id,
-                "mimeType": file.mime_type,
-                "size": file.bytes.len(),
-                "channelId": channel.id,
-            }),
-        ))
-    }
-    .await;
-    result.unwrap_or_else(Problem::response)
+) -> Result<Response, Problem> {
+    let mut multipart = multipart.map_err(|_| {
+        Problem::field(
+            "file",
+            "is required: send the body as multipart/form-data with the file in a part named 'file'",
+        )
+    })?;
+    let form = read_form(&mut multipart).await?;
+    let channel_id = match (q.get("channelId"), form.channel_id) {
+        (Some(a), Some(b)) if a != &b => {
+            return Err(Problem::field(
+                "channelId",
+                "is given twice (query and form) with different values",
+            ));
+        }
+        (Some(a), _) => Some(a.clone()),
+        (None, b) => b,
+    };
+    let channel = caller.channel(&app, channel_id.as_deref()).await?;
+    let file = form.file.ok_or_else(|| {
+        Problem::field(
+            "file",
+            "is required: a part named 'file' with the file, its MIME type as the part's Content-Type",
+        )
+    })?;
+    let id = service::upload(&app, &channel, &file)
+        .await
+        .map_err(upload_problem)?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({
+            "id": id,
+            "mimeType": file.mime_type,
+            "size": file.bytes.len(),
+            "channelId": channel.id,
+        }),
+    ))
 }
 
 /// What the form carried.

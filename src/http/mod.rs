@@ -3,14 +3,19 @@
 
 pub mod admin;
 pub mod callbacks;
+pub mod caller;
 pub mod compat;
 pub mod console;
 pub mod guard;
+pub mod idempotency;
 pub mod inbound;
 pub mod media;
 pub mod native;
+pub mod native_send;
 pub mod openapi;
 pub mod ops;
+pub mod params;
+pub mod problem;
 pub mod suppressions;
 
 use axum::Router;

@@ -1,10 +1,12 @@
 //! Bulk sends: many recipients of one template through one channel, decided by the same rules
 //! as a single send and stored one transaction per chunk.
 
+use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::send::{self, SendError, SendOutcome, SendRequest};
-use crate::app::App;
+use crate::app::{App, Event};
+use crate::domain::status::MessageStatus;
 use crate::now_ms;
 use crate::store::{AcceptOutcome, AcceptSend, Batch, Channel, IdempotencyKey, StoreError};
 
@@ -142,4 +144,98 @@ pub async fn send_batch(
         })
         .await?;
     Ok(outcome)
+}
+
+/// Cancels what of batch `id` is not yet handed to WhatsApp, telling subscribers.
+pub async fn cancel(app: &App, id: &str) -> Result<(), StoreError> {
+    for message_id in app.store.cancel_batch(id, app.clock.now_ms()).await? {
+        app.publish(Event::MessageStatus {
+            message_id,
+            status: MessageStatus::Cancelled,
+        });
+    }
+    Ok(())
+}
+
+/// Pauses or resumes batch `id`; a resumed batch wakes the dispatcher.
+pub async fn set_paused(app: &App, id: &str, paused: bool) -> Result<(), StoreError> {
+    app.store.set_batch_paused(id, paused).await?;
+    app.wake.notify_one();
+    Ok(())
+}
+
+/// A batch with its counts by status, error code, template and hold reason, its progress and
+/// an estimate of when it completes.
+pub async fn report(app: &App, id: &str) -> Result<Option<Value>, StoreError> {
+    let Some(b) = app.store.batch(id).await? else {
+        return Ok(None);
+    };
+    let counts = app.store.batch_counts(id).await?;
+    let report = app.store.batch_report(id).await?;
+    let count = |statuses: &[&str]| -> i64 {
+        counts
+            .iter()
+            .filter(|(s, _)| statuses.contains(&s.as_str()))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let done = count(&["sent", "delivered", "read", "failed", "cancelled"]);
+    let waiting = count(&["scheduled", "queued", "sending"]);
+    let by_status: Map<String, Value> = counts.iter().map(|(s, n)| (s.clone(), json!(n))).collect();
+    let by_error_code: Map<String, Value> = report
+        .by_error_code
+        .iter()
+        .map(|(code, n)| (code.to_string(), json!(n)))
+        .collect();
+    let mut by_template: Map<String, Value> = Map::new();
+    for (template_id, status, n) in &report.by_template {
+        by_template
+            .entry(template_id.clone())
+            .or_insert_with(|| json!({}))[status] = json!(n);
+    }
+    let held: Map<String, Value> = report
+        .held
+        .iter()
+        .map(|(r, n)| (r.clone(), json!(n)))
+        .collect();
+    let estimate = if waiting == 0 || b.paused {
+        None
+    } else {
+        let channel = app.store.channel(&b.channel_id).await?;
+        let now = app.clock.now_ms();
+        let rate = channel.as_ref().map_or(1, |c| c.messages_per_second.max(1));
+        let mut at = now + waiting * 1000 / rate;
+        if let Some(limit) = channel.as_ref().and_then(|c| c.messaging_limit) {
+            // Each new recipient past the limit's room waits for the window to roll.
+            let recent = app
+                .store
+                .new_recipients(&b.channel_id, now - 24 * 3600 * 1000)
+                .await?;
+            let over = waiting - (limit - recent.count).max(0);
+            if over > 0 {
+                at += (over + limit - 1) / limit * 24 * 3600 * 1000;
+            }
+        }
+        // Scheduled and held messages go at their time at the earliest.
+        Some(report.last_due.map_or(at, |due| at.max(due)))
+    };
+    Ok(Some(json!({
+        "id": b.id,
+        "channelId": b.channel_id,
+        "total": b.total,
+        "accepted": b.accepted,
+        "rejected": b.rejected,
+        "byStatus": by_status,
+        "byErrorCode": by_error_code,
+        "byTemplate": by_template,
+        "held": held,
+        "progress": {
+            "done": done,
+            "waiting": waiting,
+            "percent": if b.accepted > 0 { (done * 1000 / b.accepted) as f64 / 10.0 } else { 100.0 },
+        },
+        "paused": b.paused,
+        "estimatedCompletionAt": estimate.map(crate::format_ms),
+        "createdAt": crate::format_ms(b.created_at),
+    })))
 }

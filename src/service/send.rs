@@ -12,7 +12,9 @@ use crate::domain::ids::new_id;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::template_send::{InvalidValue, check_send};
 use crate::metrics::SendResult;
-use crate::store::{AcceptOutcome, AcceptSend, Channel, Group, IdempotencyKey, StoreError};
+use crate::store::{
+    AcceptOutcome, AcceptSend, CancelOutcome, Channel, Group, IdempotencyKey, StoreError,
+};
 
 /// Which template a send uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -350,6 +352,32 @@ async fn resolve_group(
         return Ok(Some(g));
     }
     Ok(app.store.default_group(&channel.id).await?)
+}
+
+/// Cancels message `id` of `account_id` when it is not yet handed to WhatsApp, telling
+/// subscribers of the message's (and its conversation's) new status.
+pub async fn cancel(app: &App, account_id: &str, id: &str) -> Result<CancelOutcome, StoreError> {
+    let outcome = app
+        .store
+        .cancel_message(account_id, id, app.clock.now_ms())
+        .await?;
+    if let CancelOutcome::Cancelled {
+        message,
+        conversation,
+    } = &outcome
+    {
+        app.publish(crate::app::Event::MessageStatus {
+            message_id: message.id.clone(),
+            status: crate::domain::status::MessageStatus::Cancelled,
+        });
+        if let Some((conversation_id, status)) = conversation {
+            app.publish(crate::app::Event::ConversationStatus {
+                conversation_id: conversation_id.clone(),
+                status: *status,
+            });
+        }
+    }
+    Ok(outcome)
 }
 
 #[cfg(test)]

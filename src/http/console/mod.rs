@@ -14,12 +14,14 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::json_response;
-use super::native::{Problem, parse_cursor, parse_json, parse_limit, parse_time, send_problem};
+use super::native_send::send_problem;
+use super::params::{parse_cursor, parse_json, parse_limit, parse_time};
+use super::problem::Problem;
 use super::same_secret;
 use crate::app::App;
 use crate::service::console::{self as svc, ConsoleError, ConsoleResult, Viewer};
@@ -118,7 +120,7 @@ async fn asset(Path(name): Path<String>) -> Response {
             "Not found",
             format!("the console has no asset '{name}'"),
         )
-        .response(),
+        .into_response(),
     }
 }
 
@@ -211,7 +213,7 @@ async fn viewer(app: &App, method: &Method, headers: &HeaderMap) -> Result<Viewe
 fn answer(result: ConsoleResult) -> Response {
     match result {
         Ok(v) => no_store(json_response(StatusCode::OK, &v)),
-        Err(e) => problem(e).response(),
+        Err(e) => problem(e).into_response(),
     }
 }
 
@@ -224,7 +226,7 @@ fn no_store(mut r: Response) -> Response {
 async fn sign_in(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
     let value = match parse_json(&body) {
         Ok(v) => v,
-        Err(p) => return p.response(),
+        Err(p) => return p.into_response(),
     };
     let signed = match svc::sign_in(&app, &value).await {
         Ok(s) => s,
@@ -235,9 +237,9 @@ async fn sign_in(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Res
                 "Unauthorized",
                 "the token is not the admin token or an API key of this server",
             )
-            .response();
+            .into_response();
         }
-        Err(e) => return problem(e).response(),
+        Err(e) => return problem(e).into_response(),
     };
     let mut r = answer(svc::session_view(&app, &signed.viewer).await);
     if r.status().is_success() {
@@ -256,14 +258,14 @@ async fn sign_in(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Res
 async fn session(State(app): State<App>, method: Method, headers: HeaderMap) -> Response {
     match viewer(&app, &method, &headers).await {
         Ok(v) => answer(svc::session_view(&app, &v).await),
-        Err(p) => p.response(),
+        Err(p) => p.into_response(),
     }
 }
 
 async fn sign_out(State(app): State<App>, method: Method, headers: HeaderMap) -> Response {
     let v = match viewer(&app, &method, &headers).await {
         Ok(v) => v,
-        Err(p) => return p.response(),
+        Err(p) => return p.into_response(),
     };
     let mut r = answer(
         svc::sign_out(&app, &v)
@@ -292,7 +294,7 @@ macro_rules! with_viewer {
     ($app:expr, $method:expr, $headers:expr, |$v:ident| $body:expr) => {
         match viewer(&$app, &$method, &$headers).await {
             Ok($v) => answer($body),
-            Err(p) => p.response(),
+            Err(p) => p.into_response(),
         }
     };
 }
@@ -324,7 +326,7 @@ async fn messages(State(app): State<App>, m: Method, h: HeaderMap, Query(q): Q) 
     })();
     let query = match parsed {
         Ok(query) => query,
-        Err(p) => return p.response(),
+        Err(p) => return p.into_response(),
     };
     with_viewer!(app, m, h, |v| svc::messages(&app, &v, query).await)
 }
@@ -374,7 +376,7 @@ async fn preview(
 ) -> Response {
     let value = match body_of(&body) {
         Ok(v) => v,
-        Err(p) => return p.response(),
+        Err(p) => return p.into_response(),
     };
     with_viewer!(app, m, h, |v| svc::preview(&app, &v, &id, &value).await)
 }
@@ -388,7 +390,7 @@ async fn send_test(
 ) -> Response {
     let value = match body_of(&body) {
         Ok(v) => v,
-        Err(p) => return p.response(),
+        Err(p) => return p.into_response(),
     };
     with_viewer!(app, m, h, |v| svc::send_test(&app, &v, &id, &value).await)
 }
@@ -420,7 +422,7 @@ async fn update_channel(
 ) -> Response {
     let value = match body_of(&body) {
         Ok(v) => v,
-        Err(p) => return p.response(),
+        Err(p) => return p.into_response(),
     };
     with_viewer!(app, m, h, |v| svc::update_channel(&app, &v, &id, &value)
         .await)

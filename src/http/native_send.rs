@@ -1,0 +1,746 @@
+//! The native API's send shapes: a send's body fields (`to`, the template, `params`, `header`,
+//! `buttons`, `cards`, …) into a [`SendRequest`], and a refused send into its problem, naming
+//! the native field a value came from.
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+use serde_json::{Map, Value, json};
+
+use super::problem::Problem;
+use crate::domain::phone::PhoneNumber;
+use crate::domain::template::first_control;
+use crate::service::input::{FieldError, describe};
+use crate::service::send::{SendError, SendRequest, TemplateRef};
+
+/// The problem of a refused send; `field_prefix` locates fields of a batch recipient.
+pub fn send_problem(e: SendError, field_prefix: &str) -> Problem {
+    let f = |name: &str| format!("{field_prefix}{name}");
+    match e {
+        SendError::TemplateNotFound(t) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "template-not-found",
+            "Template not found",
+            format!("the account has no template {t}"),
+        )
+        .with(
+            "errors",
+            json!([{"field": f("templateId"), "message": "no such template"}]),
+        ),
+        SendError::TemplateIncomplete(missing) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "template-incomplete",
+            "Template incomplete",
+            format!("the template has no {}", missing.join(" and ")),
+        )
+        .with("missing", json!(missing)),
+        SendError::TemplateNotSendable { status, reason } => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "template-not-sendable",
+            "Template cannot be sent",
+            reason,
+        )
+        .with("templateStatus", Value::String(status)),
+        SendError::TemplateUnsupported(reason) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "template-not-sendable",
+            "Template cannot be sent",
+            format!("the template cannot be sent: {reason}"),
+        )
+        .with(
+            "errors",
+            json!([{"field": "template.components", "message": reason}]),
+        ),
+        SendError::InvalidParams(invalid) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-params",
+            "Template values refused",
+            invalid
+                .iter()
+                .map(|v| v.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+        .with(
+            "errors",
+            Value::Array(
+                invalid
+                    .iter()
+                    .map(|v| json!({"field": f(&native_field(&v.key)), "message": v.message}))
+                    .collect(),
+            ),
+        ),
+        SendError::ChannelNotConnected(status) => Problem::new(
+            StatusCode::CONFLICT,
+            "channel-not-connected",
+            "Channel not connected",
+            format!("the channel is {status}; ask the operator to connect it"),
+        )
+        .with("channelStatus", Value::String(status)),
+        SendError::MissingParams { missing, detail } => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "missing-params",
+            "Template params missing or refused",
+            detail.join("; "),
+        )
+        .with(
+            "errors",
+            Value::Array(
+                missing
+                    .iter()
+                    .zip(detail.iter())
+                    .map(|(m, d)| json!({"field": f(&native_field(m)), "message": d}))
+                    .collect(),
+            ),
+        ),
+        SendError::GroupNotFound(name) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "group-not-found",
+            "Group not found",
+            format!("the account has no group named '{name}'"),
+        )
+        .with(
+            "errors",
+            json!([{"field": f("groupName"), "message": "no such group"}]),
+        ),
+        SendError::RecipientOptedOut => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "recipient-opted-out",
+            "Recipient opted out",
+            "the recipient has opted out of marketing messages from this account; only UTILITY and AUTHENTICATION templates can be sent to it",
+        )
+        .with(
+            "errors",
+            json!([{"field": f("to"), "message": "has opted out of marketing messages"}]),
+        ),
+        SendError::ConversationLimit { limit } => Problem::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "conversation-limit",
+            "Conversation limit reached",
+            format!(
+                "the account has used the {limit} new conversations of its plan this month (UTC)"
+            ),
+        )
+        .with("conversationLimit", json!(limit)),
+        SendError::SendAtBeyondHorizon { horizon_days } => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "send-at-beyond-horizon",
+            "Send time too far ahead",
+            format!("sendAt may be at most {horizon_days} days ahead"),
+        )
+        .with(
+            "errors",
+            json!([{"field": f("sendAt"), "message": format!("more than {horizon_days} days ahead")}]),
+        ),
+        SendError::IdempotencyKeyReused => Problem::idempotency_key_reused(),
+        SendError::Internal(e) => Problem::internal(&e),
+    }
+}
+
+/// The native field a send value came from: `header.link` → `header.link`,
+/// `button.1.coupon_code` → `buttons[index=1].couponCode`, `card.0.1` → `cards[0].params.1`,
+/// `offer.expiration_time_ms` → `offerExpiresAt`, a placeholder → `params.<name>`.
+pub fn native_field(key: &str) -> String {
+    fn camel(s: &str) -> String {
+        let mut out = String::new();
+        let mut up = false;
+        for c in s.chars() {
+            if c == '_' {
+                up = true;
+            } else if up {
+                out.extend(c.to_uppercase());
+                up = false;
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+    let parts: Vec<&str> = key.split('.').collect();
+    match parts.as_slice() {
+        ["header", field] => format!("header.{}", camel(field)),
+        ["header"] => "header".into(),
+        ["button", i, field] => format!("buttons[index={i}].{}", camel(field)),
+        ["offer", _] => "offerExpiresAt".into(),
+        ["card", c] => format!("cards[{c}]"),
+        ["cards", ..] => "cards".into(),
+        ["card", c, "header"] => format!("cards[{c}].header"),
+        ["card", c, "header", field] => format!("cards[{c}].header.{}", camel(field)),
+        ["card", c, "button", i, field] => {
+            format!("cards[{c}].buttons[index={i}].{}", camel(field))
+        }
+        ["card", c, name] => format!("cards[{c}].params.{name}"),
+        ["params"] => "params".into(),
+        _ => format!("params.{key}"),
+    }
+}
+
+pub(crate) fn pending_problem(conversation_id: &str, prefix: &str) -> Problem {
+    Problem::new(
+        StatusCode::CONFLICT,
+        "conversation-pending",
+        "Conversation pending",
+        "an earlier template to this number is not confirmed by WhatsApp yet; nothing was sent",
+    )
+    .with("conversationId", Value::String(conversation_id.to_string()))
+    .with("field", Value::String(format!("{prefix}to")))
+}
+
+pub(crate) fn opt_string(
+    obj: &Map<String, Value>,
+    key: &str,
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    match obj.get(key) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Some(Value::String(_)) => {
+            errors.push(FieldError::new(
+                format!("{prefix}{key}"),
+                "must not be empty",
+            ));
+            None
+        }
+        Some(v) => {
+            errors.push(FieldError::new(
+                format!("{prefix}{key}"),
+                format!("must be a string, got {}", describe(v)),
+            ));
+            None
+        }
+    }
+}
+
+/// The template of a send: `templateId`, or `templateName` with `language`.
+pub(crate) fn template_ref(
+    obj: &Map<String, Value>,
+    errors: &mut Vec<FieldError>,
+) -> Option<TemplateRef> {
+    let id = opt_string(obj, "templateId", "", errors);
+    let name = opt_string(obj, "templateName", "", errors);
+    let language = opt_string(obj, "language", "", errors);
+    match (id, name, language) {
+        (Some(id), None, None) => Some(TemplateRef::Id(id)),
+        (None, Some(name), Some(language)) => Some(TemplateRef::Name { name, language }),
+        (None, Some(_), None) => {
+            errors.push(FieldError::new("language", "is required with templateName"));
+            None
+        }
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            errors.push(FieldError::new(
+                "templateId",
+                "give templateId or templateName with language, not both",
+            ));
+            None
+        }
+        _ => {
+            errors.push(FieldError::new(
+                "templateId",
+                "is required (or templateName with language)",
+            ));
+            None
+        }
+    }
+}
+
+/// One recipient's fields: `to`, `params`, `clientName`, `groupName`, `assign`, `callbackUrl`,
+/// `metadata`. Errors are collected with `prefix` (e.g. `recipients[3].`).
+pub(crate) fn recipient(
+    obj: &Map<String, Value>,
+    template: Option<TemplateRef>,
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<SendRequest> {
+    let before = errors.len();
+    let phone = match obj.get("to") {
+        Some(Value::String(s)) => match PhoneNumber::parse(s) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                errors.push(FieldError::new(format!("{prefix}to"), e.to_string()));
+                None
+            }
+        },
+        None | Some(Value::Null) => {
+            errors.push(FieldError::new(
+                format!("{prefix}to"),
+                "is required: the recipient's number, country code first, digits only",
+            ));
+            None
+        }
+        Some(v) => {
+            errors.push(FieldError::new(
+                format!("{prefix}to"),
+                format!("must be a string, got {}", describe(v)),
+            ));
+            None
+        }
+    };
+    let params = send_values(obj, prefix, errors);
+    let client_name = opt_string(obj, "clientName", prefix, errors);
+    if let Some(c) = client_name.as_deref().and_then(first_control) {
+        errors.push(FieldError::new(
+            format!("{prefix}clientName"),
+            format!(
+                "contains a control character (U+{:04X}), which WhatsApp does not accept",
+                u32::from(c)
+            ),
+        ));
+    }
+    let group_name = opt_string(obj, "groupName", prefix, errors);
+    let assign = match obj.get("assign") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(v) => {
+            errors.push(FieldError::new(
+                format!("{prefix}assign"),
+                format!("must be true or false, got {}", describe(v)),
+            ));
+            false
+        }
+    };
+    let callback_url = opt_string(obj, "callbackUrl", prefix, errors);
+    if let Some(url) = &callback_url
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        errors.push(FieldError::new(
+            format!("{prefix}callbackUrl"),
+            "must be an http:// or https:// URL",
+        ));
+    }
+    let metadata = match obj.get("metadata") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) if Value::Object(m.clone()).to_string().len() <= 4096 => {
+            Some(Value::Object(m.clone()))
+        }
+        Some(Value::Object(_)) => {
+            errors.push(FieldError::new(
+                format!("{prefix}metadata"),
+                "must be at most 4 KiB of JSON",
+            ));
+            None
+        }
+        Some(v) => {
+            errors.push(FieldError::new(
+                format!("{prefix}metadata"),
+                format!("must be an object, got {}", describe(v)),
+            ));
+            None
+        }
+    };
+    let send_at = send_at(obj, prefix, errors);
+    if errors.len() > before {
+        return None;
+    }
+    Some(SendRequest {
+        client_name,
+        group_name,
+        assign,
+        params,
+        callback_url,
+        metadata,
+        send_at,
+        ..SendRequest::new(template?, phone?)
+    })
+}
+
+/// `sendAt`: an RFC 3339 time with its offset (a past one means now).
+pub(crate) fn send_at(
+    obj: &Map<String, Value>,
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<i64> {
+    let field = format!("{prefix}sendAt");
+    match obj.get("sendAt") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => match chrono::DateTime::parse_from_rfc3339(s.trim()) {
+            Ok(t) => Some(t.timestamp_millis()),
+            Err(_) => {
+                errors.push(FieldError::new(
+                    field,
+                    format!("must be an RFC 3339 time such as 2026-11-25T09:00:00Z, got '{s}'"),
+                ));
+                None
+            }
+        },
+        Some(v) => {
+            errors.push(FieldError::new(
+                field,
+                format!("must be an RFC 3339 time string, got {}", describe(v)),
+            ));
+            None
+        }
+    }
+}
+
+/// The values of a send (`params`, `header`, `buttons`, `cards`, `offerExpiresAt`) as one
+/// map of params with reserved keys (see `domain::template_send`).
+pub(crate) fn send_values(
+    obj: &Map<String, Value>,
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> BTreeMap<String, String> {
+    let mut params = BTreeMap::new();
+    match obj.get("params") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (k, v) in map {
+                if let Some(text) = param_text(v) {
+                    params.insert(k.clone(), text);
+                    continue;
+                }
+                match v {
+                    Value::Null => {}
+                    Value::Object(typed) => {
+                        typed_param(k, typed, &format!("{prefix}params.{k}"), &mut params, errors)
+                    }
+                    other => errors.push(FieldError::new(
+                        format!("{prefix}params.{k}"),
+                        format!(
+                            "must be a string, number, boolean or a typed parameter ({{\"currency\": …}} or {{\"dateTime\": …}}), got {}",
+                            describe(other)
+                        ),
+                    )),
+                }
+            }
+        }
+        Some(v) => errors.push(FieldError::new(
+            format!("{prefix}params"),
+            format!("must be an object, got {}", describe(v)),
+        )),
+    }
+    rich_values(obj, prefix, &mut params, errors);
+    params
+}
+
+/// A typed parameter: `{"currency": {"fallbackValue", "code", "amount1000"}}` or
+/// `{"dateTime": {"fallbackValue"}}`, kept as the placeholder's text (the fallback) plus a
+/// `<name>.currency` / `<name>.date_time` key (see `domain::template_send`).
+fn typed_param(
+    name: &str,
+    typed: &Map<String, Value>,
+    field: &str,
+    params: &mut BTreeMap<String, String>,
+    errors: &mut Vec<FieldError>,
+) {
+    let fallback = |v: &Value, at: &str, errors: &mut Vec<FieldError>| match v.get("fallbackValue")
+    {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+        _ => {
+            errors.push(FieldError::new(
+                format!("{at}.fallbackValue"),
+                "is required: the text shown where the value cannot be localized",
+            ));
+            None
+        }
+    };
+    match (typed.get("currency"), typed.get("dateTime"), typed.len()) {
+        (Some(c), None, 1) => {
+            let at = format!("{field}.currency");
+            let Some(text) = fallback(c, &at, errors) else {
+                return;
+            };
+            let code = c.get("code").and_then(Value::as_str);
+            let amount = c.get("amount1000").and_then(Value::as_i64);
+            let valid = |c: &str| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase());
+            match (code, amount) {
+                (Some(code), Some(amount)) if valid(code) => {
+                    params.insert(name.to_string(), text);
+                    params.insert(
+                        format!("{name}.currency"),
+                        json!({"code": code, "amount_1000": amount}).to_string(),
+                    );
+                }
+                (Some(code), _) if !valid(code) => errors.push(FieldError::new(
+                    format!("{at}.code"),
+                    "must be an ISO 4217 code in capitals, such as USD",
+                )),
+                _ => errors.push(FieldError::new(
+                    at,
+                    "needs code (ISO 4217, e.g. USD) and amount1000 (the amount times 1000, an integer)",
+                )),
+            }
+        }
+        (None, Some(d), 1) => {
+            let at = format!("{field}.dateTime");
+            if let Some(text) = fallback(d, &at, errors) {
+                params.insert(name.to_string(), text);
+                params.insert(format!("{name}.date_time"), "1".into());
+            }
+        }
+        _ => errors.push(FieldError::new(
+            field,
+            "an object must be a typed parameter: {\"currency\": {…}} or {\"dateTime\": {…}}",
+        )),
+    }
+}
+
+/// A JSON scalar as the text a param carries (strings as they are, numbers as written,
+/// booleans as `true`/`false`); None for anything else.
+fn param_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// `header`, `buttons`, `cards` and `offerExpiresAt` of a send, as reserved param keys
+/// (`header.link`, `button.1.coupon_code`, `card.0.header.link`, …; see
+/// `domain::template_send`). Shapes are checked here; whether they fit the template is checked
+/// with the template, before anything is queued.
+fn rich_values(
+    obj: &Map<String, Value>,
+    prefix: &str,
+    params: &mut BTreeMap<String, String>,
+    errors: &mut Vec<FieldError>,
+) {
+    if let Some(v) = obj.get("header").filter(|v| !v.is_null()) {
+        header_values(v, &format!("{prefix}header"), "header", params, errors);
+    }
+    if let Some(v) = obj.get("buttons").filter(|v| !v.is_null()) {
+        button_values(v, &format!("{prefix}buttons"), "button", params, errors);
+    }
+    match obj.get("cards") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(cards)) => {
+            for (c, card) in cards.iter().enumerate() {
+                let at = format!("{prefix}cards[{c}]");
+                let Value::Object(card) = card else {
+                    errors.push(FieldError::new(
+                        at,
+                        format!("must be an object, got {}", describe(card)),
+                    ));
+                    continue;
+                };
+                for key in card.keys() {
+                    if !["header", "params", "buttons"].contains(&key.as_str()) {
+                        errors.push(FieldError::new(
+                            format!("{at}.{key}"),
+                            "is not a field of a card (header, params, buttons)",
+                        ));
+                    }
+                }
+                // Present even when empty, so a card given with nothing is still counted.
+                if let Some(h) = card.get("header").filter(|v| !v.is_null()) {
+                    header_values(
+                        h,
+                        &format!("{at}.header"),
+                        &format!("card.{c}.header"),
+                        params,
+                        errors,
+                    );
+                }
+                match card.get("params") {
+                    None | Some(Value::Null) => {}
+                    Some(Value::Object(map)) => {
+                        for (k, v) in map {
+                            match param_text(v) {
+                                Some(text) => {
+                                    params.insert(format!("card.{c}.{k}"), text);
+                                }
+                                None if v.is_null() => {}
+                                None => errors.push(FieldError::new(
+                                    format!("{at}.params.{k}"),
+                                    format!(
+                                        "must be a string, number or boolean, got {}",
+                                        describe(v)
+                                    ),
+                                )),
+                            }
+                        }
+                    }
+                    Some(v) => errors.push(FieldError::new(
+                        format!("{at}.params"),
+                        format!("must be an object, got {}", describe(v)),
+                    )),
+                }
+                if let Some(b) = card.get("buttons").filter(|v| !v.is_null()) {
+                    button_values(
+                        b,
+                        &format!("{at}.buttons"),
+                        &format!("card.{c}.button"),
+                        params,
+                        errors,
+                    );
+                }
+            }
+            // The number of cards given is checked against the template's.
+            params.insert("cards.given".into(), cards.len().to_string());
+        }
+        Some(v) => errors.push(FieldError::new(
+            format!("{prefix}cards"),
+            format!("must be an array of cards, got {}", describe(v)),
+        )),
+    }
+    match obj.get("offerExpiresAt") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => match chrono::DateTime::parse_from_rfc3339(s) {
+            Ok(t) => {
+                params.insert(
+                    "offer.expiration_time_ms".into(),
+                    t.timestamp_millis().to_string(),
+                );
+            }
+            Err(_) => errors.push(FieldError::new(
+                format!("{prefix}offerExpiresAt"),
+                format!("must be an RFC 3339 time such as 2026-12-31T23:59:00Z, got \"{s}\""),
+            )),
+        },
+        Some(v) => errors.push(FieldError::new(
+            format!("{prefix}offerExpiresAt"),
+            format!("must be an RFC 3339 time as a string, got {}", describe(v)),
+        )),
+    }
+}
+
+fn header_values(
+    v: &Value,
+    at: &str,
+    key: &str,
+    params: &mut BTreeMap<String, String>,
+    errors: &mut Vec<FieldError>,
+) {
+    let Value::Object(h) = v else {
+        errors.push(FieldError::new(
+            at,
+            format!(
+                "must be an object: {{\"link\"|\"id\", \"filename\"}} for media, {{\"latitude\", \"longitude\", \"name\", \"address\"}} for a location; got {}",
+                describe(v)
+            ),
+        ));
+        return;
+    };
+    for (k, value) in h {
+        let known = [
+            "type",
+            "link",
+            "id",
+            "filename",
+            "latitude",
+            "longitude",
+            "name",
+            "address",
+        ];
+        if !known.contains(&k.as_str()) {
+            errors.push(FieldError::new(
+                format!("{at}.{k}"),
+                "is not a field of a header (type, link, id, filename, latitude, longitude, name, address)",
+            ));
+            continue;
+        }
+        if value.is_null() {
+            continue;
+        }
+        const TYPES: [&str; 8] = [
+            "image", "video", "gif", "document", "IMAGE", "VIDEO", "GIF", "DOCUMENT",
+        ];
+        let numeric = k == "latitude" || k == "longitude";
+        match (numeric, value) {
+            // The header's media type, as openapi.json lists it (a 400 here, as the document
+            // says, rather than a mismatch found later against the template).
+            // A media link or id is never empty (openapi.json: minLength 1).
+            (_, Value::String(s)) if (k == "link" || k == "id") && s.trim().is_empty() => {
+                errors.push(FieldError::new(format!("{at}.{k}"), "must not be empty"));
+            }
+            (_, Value::String(s)) if k == "type" && !TYPES.contains(&s.as_str()) => {
+                errors.push(FieldError::new(
+                    format!("{at}.{k}"),
+                    format!("must be image, video, gif or document, got '{s}'"),
+                ));
+            }
+            (_, Value::String(s)) => {
+                params.insert(format!("{key}.{k}"), s.clone());
+            }
+            (true, Value::Number(n)) => {
+                params.insert(format!("{key}.{k}"), n.to_string());
+            }
+            _ => errors.push(FieldError::new(
+                format!("{at}.{k}"),
+                format!(
+                    "must be a {}, got {}",
+                    if numeric { "number" } else { "string" },
+                    describe(value)
+                ),
+            )),
+        }
+    }
+}
+
+fn button_values(
+    v: &Value,
+    at: &str,
+    key: &str,
+    params: &mut BTreeMap<String, String>,
+    errors: &mut Vec<FieldError>,
+) {
+    let Value::Array(buttons) = v else {
+        errors.push(FieldError::new(
+            at,
+            format!("must be an array of {{\"index\", …}}, got {}", describe(v)),
+        ));
+        return;
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for (n, b) in buttons.iter().enumerate() {
+        let here = format!("{at}[{n}]");
+        let Value::Object(b) = b else {
+            errors.push(FieldError::new(
+                here,
+                format!("must be an object, got {}", describe(b)),
+            ));
+            continue;
+        };
+        let Some(index) = b.get("index").and_then(Value::as_u64).filter(|i| *i < 10) else {
+            errors.push(FieldError::new(
+                format!("{here}.index"),
+                "is required: the button's position among the template's buttons, 0 to 9",
+            ));
+            continue;
+        };
+        if !seen.insert(index) {
+            errors.push(FieldError::new(
+                format!("{here}.index"),
+                format!("gives button {index} twice"),
+            ));
+            continue;
+        }
+        for (k, value) in b {
+            let target = match k.as_str() {
+                "index" => continue,
+                "payload" => "payload",
+                "couponCode" => "coupon_code",
+                "flowToken" => "flow_token",
+                "flowActionData" => "flow_action_data",
+                "action" => "action",
+                _ => {
+                    errors.push(FieldError::new(
+                        format!("{here}.{k}"),
+                        "is not a field of a button value (index, payload, couponCode, flowToken, flowActionData, action)",
+                    ));
+                    continue;
+                }
+            };
+            let text = match (target, value) {
+                ("flow_action_data" | "action", Value::Object(_)) => value.to_string(),
+                ("flow_action_data" | "action", _) => {
+                    errors.push(FieldError::new(
+                        format!("{here}.{k}"),
+                        format!("must be an object, got {}", describe(value)),
+                    ));
+                    continue;
+                }
+                (_, Value::String(s)) => s.clone(),
+                _ => {
+                    errors.push(FieldError::new(
+                        format!("{here}.{k}"),
+                        format!("must be a string, got {}", describe(value)),
+                    ));
+                    continue;
+                }
+            };
+            params.insert(format!("{key}.{index}.{target}"), text);
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! What the native API reads from a request besides its fields: the JSON body as an object,
+//! and a list's `limit`, `cursor` and time bounds. Each refusal is a 400 `validation` naming
+//! the parameter.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use super::problem::Problem;
+use crate::service::input::{MAX_JSON_DEPTH, describe, json_too_deep, too_deep_detail};
+use crate::service::views;
+
+/// The body as a JSON object.
+pub(crate) fn parse_json(body: &[u8]) -> Result<Value, Problem> {
+    if json_too_deep(body, MAX_JSON_DEPTH) {
+        return Err(Problem::field("body", too_deep_detail()));
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| Problem::field("body", format!("is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(Problem::field(
+            "body",
+            format!("must be a JSON object, got {}", describe(&value)),
+        ));
+    }
+    Ok(value)
+}
+
+const MAX_LIMIT: u32 = 200;
+
+/// `limit`: 1 to 200, 50 by default.
+pub(crate) fn parse_limit(q: &HashMap<String, String>) -> Result<u32, Problem> {
+    match q.get("limit") {
+        None => Ok(50),
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(Problem::field(
+                "limit",
+                format!("must be a whole number from 1 to {MAX_LIMIT}, got '{raw}'"),
+            )),
+        },
+    }
+}
+
+/// An RFC 3339 time parameter, as milliseconds.
+pub(crate) fn parse_time(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, Problem> {
+    q.get(key)
+        .map(|raw| {
+            chrono::DateTime::parse_from_rfc3339(raw)
+                .map(|t| t.timestamp_millis())
+                .map_err(|_| {
+                    Problem::field(
+                        key,
+                        format!(
+                            "must be an RFC 3339 time such as 2026-11-25T09:00:00Z, got '{raw}'"
+                        ),
+                    )
+                })
+        })
+        .transpose()
+}
+
+/// `cursor`: one this API returned (see [`views::cursor`]).
+pub(crate) fn parse_cursor(q: &HashMap<String, String>) -> Result<Option<(i64, String)>, Problem> {
+    q.get("cursor")
+        .map(|raw| {
+            views::parse_cursor(raw)
+                .ok_or_else(|| Problem::field("cursor", "is not a cursor this API returned"))
+        })
+        .transpose()
+}

@@ -1,0 +1,83 @@
+//! What an account's messages cost: Meta's pricing of each, counted per day, template,
+//! channel or category, with an estimate when the configuration has a price table.
+
+use serde_json::{Value, json};
+
+use crate::app::App;
+use crate::domain::usage::{self, GroupBy, PriceTable, Priced};
+use crate::store::StoreError;
+
+/// The usage of `account_id` over `[from, to)`, grouped by `group_by`.
+pub async fn report(
+    app: &App,
+    account_id: &str,
+    from: i64,
+    to: i64,
+    group_by: GroupBy,
+) -> Result<Value, StoreError> {
+    let prices = app
+        .config
+        .prices
+        .as_deref()
+        .and_then(|p| PriceTable::parse(p).ok());
+    let messages = app.store.priced_messages(account_id, from, to).await?;
+    let rows = usage::count(
+        messages.iter().map(|m| Priced {
+            key: match group_by {
+                GroupBy::Day => usage::day_of(m.at),
+                GroupBy::Template => m.template_id.clone(),
+                GroupBy::Channel => m.channel_id.clone(),
+                GroupBy::Category => m
+                    .pricing
+                    .category
+                    .clone()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase(),
+            },
+            category: m.pricing.category.as_deref().unwrap_or(""),
+            billable: m.pricing.is_billable().unwrap_or(true),
+            phone_number: &m.phone_number,
+        }),
+        prices.as_ref(),
+    );
+    let key_name = match group_by {
+        GroupBy::Day => "day",
+        GroupBy::Template => "templateId",
+        GroupBy::Channel => "channelId",
+        GroupBy::Category => "category",
+    };
+    let (mut billable, mut free, mut cost) = (0u64, 0u64, Some(0.0f64));
+    let data: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            billable += r.billable;
+            free += r.free;
+            cost = match (cost, r.estimated_cost) {
+                (Some(a), Some(b)) => Some(a + b),
+                _ => None,
+            };
+            let mut row = json!({
+                "key": r.key,
+                "category": r.category,
+                "billable": r.billable,
+                "free": r.free,
+                "estimatedCost": r.estimated_cost,
+            });
+            row[key_name] = json!(r.key);
+            row
+        })
+        .collect();
+    let priced = prices.is_some();
+    Ok(json!({
+        "from": crate::format_ms(from),
+        "to": crate::format_ms(to - 1),
+        "groupBy": group_by.as_str(),
+        "currency": priced.then(|| app.config.price_currency.clone()),
+        "data": data,
+        "total": {
+            "billable": billable,
+            "free": free,
+            "estimatedCost": if priced { cost.map(|c| (c * 1e6).round() / 1e6) } else { None },
+        },
+    }))
+}
