@@ -67,6 +67,15 @@ struct Cli {
     /// `--plantilla-env PLANTILLA_SQLITE_SYNCHRONOUS=normal`.
     #[arg(long = "plantilla-env", value_parser = parse_kv)]
     plantilla_env: Vec<(String, String)>,
+    /// Most statuses the fake puts in one webhook POST (its `--webhook-batch`; 1: a POST
+    /// per status, as the fake does for the tests). Meta batches statuses too; a POST per
+    /// status costs the fake more CPU than plantilla's own work.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    fake_webhook_batch: u32,
+    /// How long a batch of the fake's webhooks waits for more statuses (its
+    /// `--webhook-linger-ms`).
+    #[arg(long, default_value_t = 2)]
+    fake_webhook_linger_ms: u64,
     /// Keep each scenario's temp directory (databases, logs).
     #[arg(long)]
     keep: bool,
@@ -93,6 +102,9 @@ pub struct Options {
     pub deadline: Duration,
     pub plantilla_env: Vec<(String, String)>,
     pub keep: bool,
+    /// The fake's `--webhook-batch` and `--webhook-linger-ms`.
+    pub webhook_batch: u32,
+    pub webhook_linger_ms: u64,
 }
 
 /// One line of the table, plus what was checked and the targets.
@@ -187,6 +199,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         deadline: Duration::from_secs(cli.max_secs),
         plantilla_env: cli.plantilla_env.clone(),
         keep: cli.keep,
+        webhook_batch: cli.fake_webhook_batch,
+        webhook_linger_ms: cli.fake_webhook_linger_ms,
     };
     let sizes = Sizes::new(cli.quick, cli.scale, cli.seconds.max(1));
 
@@ -262,7 +276,7 @@ async fn run_scenario(name: &str, cli: &Cli, opts: &Options, sizes: &Sizes) -> a
             "pending" => scenarios::pending(opts, sizes).await,
             "webhooks" => scenarios::webhooks(opts, sizes).await,
             "full-cycle" => scenarios::full_cycle(opts, sizes, None).await,
-            "rate-1000" => scenarios::rate(opts, "rate-1000", 1, 1000, sizes.rate1000).await,
+            "rate-1000" => scenarios::rate(opts, "rate-1000", 1, 1000, sizes.rate1000, true).await,
             "rate-100x80" => {
                 scenarios::rate(
                     opts,
@@ -270,6 +284,7 @@ async fn run_scenario(name: &str, cli: &Cli, opts: &Options, sizes: &Sizes) -> a
                     sizes.r100_channels,
                     80,
                     sizes.r100_per_channel,
+                    false,
                 )
                 .await
             }
@@ -378,9 +393,11 @@ fn print_machine(cli: &Cli, opts: &Options) {
         std::env::args().skip(1).collect::<Vec<_>>().join(" ")
     );
     println!(
-        "- binaries: {}; {} connections{}",
+        "- binaries: {}; {} connections; the fake's webhooks: up to {} statuses per POST, linger {} ms{}",
         opts.bin_dir.display(),
         opts.connections,
+        opts.webhook_batch,
+        opts.webhook_linger_ms,
         if cli.quick { "; quick" } else { "" }
     );
     let built = |exe: &str| {

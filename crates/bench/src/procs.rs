@@ -293,8 +293,8 @@ impl CpuMeter {
         self
     }
 
-    /// One line: each process's CPU seconds, plantilla's (and PostgreSQL's) per operation,
-    /// and how busy the machine's cores were.
+    /// One line: each process's CPU seconds, plantilla's, the fake's (and PostgreSQL's) per
+    /// operation, and how busy the machine's cores were.
     pub fn finish(&self, ops: u64, unit: &str) -> String {
         let wall = self.started.elapsed().as_secs_f64();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
@@ -313,7 +313,7 @@ impl CpuMeter {
         };
         for &(name, pid, before) in &self.procs {
             let used = cpu_secs(pid).map_or(0.0, |now| now - before);
-            used_by(name, used, name == "plantilla");
+            used_by(name, used, name == "plantilla" || name == "fake-graph");
         }
         if let Some(before) = self.postgres
             && let Some(now) = postgres_cpu_secs()

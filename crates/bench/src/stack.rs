@@ -66,7 +66,10 @@ impl Stack {
             .args(["--listen", "127.0.0.1:0", "--accept-unknown-templates"])
             .args(["--app-secret", APP_SECRET, "--token", GOOD_TOKEN]);
         if cfg.webhooks {
-            fake_cmd.args(["--webhook-url", &format!("{base}/webhooks/whatsapp")]);
+            fake_cmd
+                .args(["--webhook-url", &format!("{base}/webhooks/whatsapp")])
+                .args(["--webhook-batch", &opts.webhook_batch.to_string()])
+                .args(["--webhook-linger-ms", &opts.webhook_linger_ms.to_string()]);
         }
         fake_cmd.env("RUST_LOG", "warn");
         let (mut fake, lines) = Proc::spawn("fake-graph", fake_cmd, dir.join("fake.log"), true)?;

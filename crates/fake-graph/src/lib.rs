@@ -74,7 +74,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -222,6 +222,18 @@ pub struct FakeGraphConfig {
     /// approved (with a `message_template_status_update` webhook) after this
     /// delay; `None`: they stay `PENDING` until reviewed.
     pub auto_approve_after: Option<Duration>,
+    /// Most statuses in one status webhook POST. 1 (the default): each status is its own
+    /// POST. Above 1, the statuses of many messages share a POST as Meta batches them
+    /// (`entry[]` per WABA, `changes[]` per phone number, `statuses[]`); each message's
+    /// statuses still come in order, the next only after the POST carrying the previous
+    /// was answered. For benchmarks: a POST per status would cost the fake more than
+    /// plantilla's own work.
+    pub webhook_batch: usize,
+    /// With `webhook_batch` above 1: how long a batch waits for more statuses after its
+    /// first (none by default: a batch is what queued while the previous POSTs were busy).
+    pub webhook_linger: Duration,
+    /// With `webhook_batch` above 1: most batch POSTs in flight at once.
+    pub webhook_in_flight: usize,
 }
 
 impl Default for FakeGraphConfig {
@@ -248,6 +260,9 @@ impl Default for FakeGraphConfig {
             fault_delay: Duration::from_secs(3),
             seed: 0,
             auto_approve_after: None,
+            webhook_batch: 1,
+            webhook_linger: Duration::ZERO,
+            webhook_in_flight: 32,
         }
     }
 }
@@ -530,7 +545,101 @@ impl SentMessage {
     }
 }
 
-/// One webhook the fake posted on its own (status webhooks).
+/// A `messages` request as kept: its bytes, parsed again only when a test asks for its
+/// [`RequestRecord`] (a copy of every body per request would cost the benchmark more than
+/// the checks themselves).
+pub(crate) struct RequestRec {
+    pub(crate) phone_number_id: String,
+    pub(crate) to: Option<String>,
+    pub(crate) raw: bytes::Bytes,
+    pub(crate) authorization: Option<String>,
+    pub(crate) received_at: DateTime<Utc>,
+    pub(crate) received: Instant,
+    pub(crate) outcome: RequestOutcome,
+}
+
+impl RequestRec {
+    fn record(&self) -> RequestRecord {
+        RequestRecord {
+            phone_number_id: self.phone_number_id.clone(),
+            to: self.to.clone(),
+            body: serde_json::from_slice(&self.raw).unwrap_or(Value::Null),
+            authorization: self.authorization.clone(),
+            received_at: self.received_at,
+            received: self.received,
+            outcome: self.outcome.clone(),
+        }
+    }
+}
+
+/// An accepted send as kept: what the fake itself needs, and the request's bytes for the
+/// [`SentMessage`] a test asks for.
+pub(crate) struct SentRec {
+    pub(crate) wamid: String,
+    pub(crate) phone_number_id: String,
+    pub(crate) to: String,
+    pub(crate) wa_id: String,
+    pub(crate) template: String,
+    pub(crate) language: String,
+    pub(crate) biz_opaque_callback_data: Option<String>,
+    pub(crate) raw: bytes::Bytes,
+    pub(crate) received_at: DateTime<Utc>,
+    pub(crate) received: Instant,
+    pub(crate) fails_with: Option<i64>,
+}
+
+impl SentRec {
+    fn message(&self) -> SentMessage {
+        let body: Value = serde_json::from_slice(&self.raw).unwrap_or(Value::Null);
+        SentMessage {
+            wamid: self.wamid.clone(),
+            phone_number_id: self.phone_number_id.clone(),
+            to: self.to.clone(),
+            wa_id: self.wa_id.clone(),
+            template: self.template.clone(),
+            language: self.language.clone(),
+            components: body
+                .pointer("/template/components")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+            biz_opaque_callback_data: self.biz_opaque_callback_data.clone(),
+            body,
+            received_at: self.received_at,
+            received: self.received,
+            fails_with: self.fails_with,
+        }
+    }
+}
+
+/// One webhook the fake posted on its own (status webhooks), as kept: the body as sent,
+/// turned into a [`WebhookRecord`] only when asked for.
+pub(crate) struct PostedWebhook {
+    pub(crate) phone_number_id: String,
+    pub(crate) url: String,
+    pub(crate) body: bytes::Bytes,
+    pub(crate) status: Option<u16>,
+    pub(crate) attempts: u32,
+    pub(crate) delivered: bool,
+    pub(crate) at: DateTime<Utc>,
+}
+
+impl PostedWebhook {
+    fn record(&self) -> WebhookRecord {
+        WebhookRecord {
+            phone_number_id: self.phone_number_id.clone(),
+            url: self.url.clone(),
+            body: serde_json::from_slice(&self.body).unwrap_or(Value::Null),
+            status: self.status,
+            attempts: self.attempts,
+            delivered: self.delivered,
+            at: self.at,
+        }
+    }
+}
+
+/// One webhook the fake posted on its own (status webhooks). With
+/// [`FakeGraphConfig::webhook_batch`], `phone_number_id` is the first of the body's.
 #[derive(Debug, Clone)]
 pub struct WebhookRecord {
     pub phone_number_id: String,
@@ -559,13 +668,13 @@ pub(crate) struct State {
     pub(crate) templates: Vec<FakeTemplate>,
     pub(crate) next_template_id: u64,
     pub(crate) rules: Vec<RuleSlot>,
-    pub(crate) requests: Vec<RequestRecord>,
-    pub(crate) sent: Vec<SentMessage>,
+    pub(crate) requests: Vec<RequestRec>,
+    pub(crate) sent: Vec<SentRec>,
     pub(crate) windows: HashMap<String, VecDeque<Instant>>,
     pub(crate) pair_windows: HashMap<(String, String), VecDeque<Instant>>,
     /// (phone number id, wa_id) → (conversation id, expiration unix secs).
     pub(crate) conversations: HashMap<(String, String), (String, i64)>,
-    pub(crate) webhooks: Vec<WebhookRecord>,
+    pub(crate) webhooks: Vec<PostedWebhook>,
     pub(crate) rng: StdRng,
     pub(crate) template_list_requests: u64,
     pub(crate) media_uploads: Vec<MediaUpload>,
@@ -626,6 +735,8 @@ pub(crate) struct Shared {
     pub(crate) cancel: CancellationToken,
     pub(crate) webhook_failures: AtomicU64,
     pub(crate) pending_webhooks: AtomicUsize,
+    /// Where statuses go when they are batched ([`FakeGraphConfig::webhook_batch`] > 1).
+    pub(crate) batcher: Option<tokio::sync::mpsc::UnboundedSender<webhook::Unit>>,
 }
 
 impl Shared {
@@ -705,14 +816,21 @@ impl FakeGraph {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()?;
-        let shared = Arc::new(Shared {
+        let cancel = CancellationToken::new();
+        let batch = (config.webhook_batch > 1).then_some(webhook::BatchConfig {
+            max: config.webhook_batch,
+            linger: config.webhook_linger,
+            in_flight: config.webhook_in_flight,
+        });
+        let shared = Arc::new_cyclic(|weak| Shared {
             base_url,
             state: Mutex::new(state),
             hold,
             http,
-            cancel: CancellationToken::new(),
+            cancel: cancel.clone(),
             webhook_failures: AtomicU64::new(0),
             pending_webhooks: AtomicUsize::new(0),
+            batcher: batch.map(|b| webhook::start_batcher(weak.clone(), cancel.clone(), b)),
         });
         let server = tokio::spawn(server::serve(listener, shared.clone()));
         Ok(FakeGraph {
@@ -875,12 +993,22 @@ impl FakeGraph {
 
     /// Accepted sends, in order.
     pub fn sent(&self) -> Vec<SentMessage> {
-        self.shared.lock().sent.clone()
+        self.shared
+            .lock()
+            .sent
+            .iter()
+            .map(SentRec::message)
+            .collect()
     }
 
     /// Every `messages` request, accepted or not, in order.
     pub fn requests(&self) -> Vec<RequestRecord> {
-        self.shared.lock().requests.clone()
+        self.shared
+            .lock()
+            .requests
+            .iter()
+            .map(RequestRec::record)
+            .collect()
     }
 
     /// Accepted sends from a phone number.
@@ -910,7 +1038,7 @@ impl FakeGraph {
             .sent
             .iter()
             .filter(|s| s.to == to || s.wa_id == to)
-            .cloned()
+            .map(SentRec::message)
             .collect()
     }
 
@@ -1015,7 +1143,12 @@ impl FakeGraph {
 
     /// The fake's own webhooks, in completion order.
     pub fn webhooks(&self) -> Vec<WebhookRecord> {
-        self.shared.lock().webhooks.clone()
+        self.shared
+            .lock()
+            .webhooks
+            .iter()
+            .map(PostedWebhook::record)
+            .collect()
     }
 
     /// Messages whose status webhooks are not all posted yet (held, delayed
@@ -1388,10 +1521,31 @@ pub(crate) fn digits(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
 }
 
-pub(crate) fn success_body(message: &SentMessage) -> Value {
-    json!({
-        "messaging_product": "whatsapp",
-        "contacts": [{ "input": message.to, "wa_id": message.wa_id }],
-        "messages": [{ "id": message.wamid, "message_status": "accepted" }],
-    })
+/// Meta's answer to an accepted send, written straight to bytes.
+pub(crate) fn success_body(to: &str, wa_id: &str, wamid: &str) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Contact<'a> {
+        input: &'a str,
+        wa_id: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Message<'a> {
+        id: &'a str,
+        message_status: &'static str,
+    }
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        messaging_product: &'static str,
+        contacts: [Contact<'a>; 1],
+        messages: [Message<'a>; 1],
+    }
+    let answer = Answer {
+        messaging_product: "whatsapp",
+        contacts: [Contact { input: to, wa_id }],
+        messages: [Message {
+            id: wamid,
+            message_status: "accepted",
+        }],
+    };
+    serde_json::to_vec(&answer).expect("the answer serializes")
 }

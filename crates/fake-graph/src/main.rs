@@ -5,6 +5,7 @@
 //! cargo run --bin fake-graph -- --listen 127.0.0.1:9999 \
 //!     --webhook-url http://127.0.0.1:8080/webhooks/whatsapp --app-secret S \
 //!     [--status-delay-ms N] [--max-rps N] [--templates-file F] [--auto-approve-ms N]
+//!     [--webhook-batch N [--webhook-linger-ms N] [--webhook-in-flight N]]
 //! ```
 //!
 //! The templates file is a JSON array of `FakeTemplate`s: the fake's builder
@@ -67,6 +68,16 @@ struct Args {
     /// Do not send `read` status webhooks.
     #[arg(long)]
     no_read: bool,
+    /// Most statuses in one webhook POST (1: a POST per status). Above 1, the statuses of
+    /// many messages share a POST as Meta batches them, each message's still in order.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    webhook_batch: u32,
+    /// With --webhook-batch: how long a batch waits for more statuses after its first.
+    #[arg(long, default_value_t = 0)]
+    webhook_linger_ms: u64,
+    /// With --webhook-batch: most batch POSTs in flight at once.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    webhook_in_flight: u32,
     /// At most N sends to one recipient per --pair-window-ms (131056 above).
     #[arg(long)]
     pair_rate: Option<u32>,
@@ -101,7 +112,7 @@ fn parse_phone(spec: &str) -> anyhow::Result<FakePhoneNumber> {
     Ok(phone)
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let templates: Vec<FakeTemplate> = match &args.templates_file {
@@ -139,6 +150,9 @@ async fn main() -> anyhow::Result<()> {
         fault_delay: Duration::from_millis(args.fault_delay_ms),
         seed: args.seed,
         auto_approve_after: args.auto_approve_ms.map(Duration::from_millis),
+        webhook_batch: args.webhook_batch as usize,
+        webhook_linger: Duration::from_millis(args.webhook_linger_ms),
+        webhook_in_flight: args.webhook_in_flight as usize,
         ..FakeGraphConfig::default()
     };
     let fake = FakeGraph::try_start(config).await?;

@@ -7,6 +7,8 @@
 
 use hmac::{Hmac, Mac};
 use rand::Rng;
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
 
@@ -38,26 +40,29 @@ impl StatusError {
             details,
         }
     }
+}
 
-    fn to_json(&self) -> Value {
-        let mut error = Map::new();
-        error.insert("code".into(), Value::from(self.code));
-        error.insert("title".into(), Value::from(self.title.clone()));
-        error.insert(
-            "message".into(),
-            Value::from(self.message.clone().unwrap_or_else(|| self.title.clone())),
-        );
+const ERROR_CODES_URL: &str =
+    "https://developers.facebook.com/documentation/business-messaging/whatsapp/support/error-codes";
+
+/// `{code, title, message, error_data: {details}, href}`.
+impl Serialize for StatusError {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("code", &self.code)?;
+        m.serialize_entry("title", &self.title)?;
+        m.serialize_entry("message", self.message.as_ref().unwrap_or(&self.title))?;
         if let Some(details) = &self.details {
-            error.insert("error_data".into(), json!({ "details": details }));
+            m.serialize_entry("error_data", &ErrorData { details })?;
         }
-        error.insert(
-            "href".into(),
-            Value::from(
-                "https://developers.facebook.com/documentation/business-messaging/whatsapp/support/error-codes",
-            ),
-        );
-        Value::Object(error)
+        m.serialize_entry("href", ERROR_CODES_URL)?;
+        m.end()
     }
+}
+
+#[derive(Serialize)]
+struct ErrorData<'a> {
+    details: &'a str,
 }
 
 /// One entry of `statuses`.
@@ -146,55 +151,88 @@ impl StatusEvent {
         self
     }
 
-    /// The JSON object of `statuses[]`.
+    /// The JSON object of `statuses[]` (what its [`Serialize`] writes).
     pub fn to_json(&self) -> Value {
-        let mut s = Map::new();
-        s.insert("id".into(), Value::from(self.id.clone()));
-        s.insert("status".into(), Value::from(self.status.clone()));
-        s.insert("timestamp".into(), Value::from(self.timestamp.to_string()));
+        serde_json::to_value(self).expect("a status serializes")
+    }
+}
+
+/// The object of `statuses[]`, written straight to the body (no [`Value`] tree in between).
+impl Serialize for StatusEvent {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("id", &self.id)?;
+        m.serialize_entry("status", &self.status)?;
+        m.serialize_entry("timestamp", &Decimal(self.timestamp))?;
         if !self.recipient_id.is_empty() {
-            s.insert(
-                "recipient_id".into(),
-                Value::from(self.recipient_id.clone()),
-            );
+            m.serialize_entry("recipient_id", &self.recipient_id)?;
         }
         if let Some(user_id) = &self.recipient_user_id {
-            s.insert("recipient_user_id".into(), Value::from(user_id.clone()));
+            m.serialize_entry("recipient_user_id", user_id)?;
         }
         if let Some(data) = &self.biz_opaque_callback_data {
-            s.insert("biz_opaque_callback_data".into(), Value::from(data.clone()));
+            m.serialize_entry("biz_opaque_callback_data", data)?;
         }
         if self.status != "failed" {
             if let Some(id) = &self.conversation_id {
-                let mut conversation = Map::new();
-                conversation.insert("id".into(), Value::from(id.clone()));
-                if let Some(expiration) = self.conversation_expiration {
-                    conversation.insert(
-                        "expiration_timestamp".into(),
-                        Value::from(expiration.to_string()),
-                    );
-                }
-                conversation.insert("origin".into(), json!({ "type": self.category }));
-                s.insert("conversation".into(), Value::Object(conversation));
+                m.serialize_entry(
+                    "conversation",
+                    &Conversation {
+                        id,
+                        expiration_timestamp: self.conversation_expiration.map(Decimal),
+                        origin: Origin {
+                            kind: &self.category,
+                        },
+                    },
+                )?;
             }
-            s.insert(
-                "pricing".into(),
-                json!({
-                    "billable": self.pricing_type == "regular",
-                    "pricing_model": self.pricing_model,
-                    "type": self.pricing_type,
-                    "category": self.category,
-                }),
-            );
+            m.serialize_entry(
+                "pricing",
+                &Pricing {
+                    billable: self.pricing_type == "regular",
+                    pricing_model: &self.pricing_model,
+                    kind: &self.pricing_type,
+                    category: &self.category,
+                },
+            )?;
         }
         if !self.errors.is_empty() {
-            s.insert(
-                "errors".into(),
-                Value::Array(self.errors.iter().map(StatusError::to_json).collect()),
-            );
+            m.serialize_entry("errors", &self.errors)?;
         }
-        Value::Object(s)
+        m.end()
     }
+}
+
+/// An integer written as a JSON string (Meta's timestamps), without a `String` in between.
+struct Decimal(i64);
+
+impl Serialize for Decimal {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+#[derive(Serialize)]
+struct Conversation<'a> {
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expiration_timestamp: Option<Decimal>,
+    origin: Origin<'a>,
+}
+
+#[derive(Serialize)]
+struct Origin<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+}
+
+#[derive(Serialize)]
+struct Pricing<'a> {
+    billable: bool,
+    pricing_model: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    category: &'a str,
 }
 
 /// A template status change (`field: "message_template_status_update"`).
@@ -235,12 +273,73 @@ fn metadata(biz: &BusinessIds) -> Value {
 
 /// A `messages` webhook carrying `statuses`.
 pub fn statuses_payload(biz: &BusinessIds, statuses: &[StatusEvent]) -> Value {
-    let value = json!({
-        "messaging_product": "whatsapp",
-        "metadata": metadata(biz),
-        "statuses": statuses.iter().map(StatusEvent::to_json).collect::<Vec<_>>(),
-    });
-    envelope(&biz.waba_id, "messages", value, None)
+    serde_json::from_slice(&statuses_body(&[(biz, statuses)])).expect("a status webhook is JSON")
+}
+
+/// The bytes of a `messages` webhook carrying the statuses of one or more phone numbers:
+/// one `entry` per WABA (in order of first appearance), one `change` per phone number in
+/// it, each with its `statuses` in the order given (Meta batches statuses this way).
+/// Serialized straight from the events.
+pub fn statuses_body(groups: &[(&BusinessIds, &[StatusEvent])]) -> Vec<u8> {
+    let mut entries: Vec<StatusEntry<'_>> = Vec::new();
+    for (biz, statuses) in groups {
+        let change = StatusChange {
+            field: "messages",
+            value: StatusValue {
+                messaging_product: "whatsapp",
+                metadata: Metadata {
+                    display_phone_number: &biz.display_phone_number,
+                    phone_number_id: &biz.phone_number_id,
+                },
+                statuses,
+            },
+        };
+        match entries.iter_mut().find(|e| e.id == biz.waba_id) {
+            Some(entry) => entry.changes.push(change),
+            None => entries.push(StatusEntry {
+                id: &biz.waba_id,
+                changes: vec![change],
+            }),
+        }
+    }
+    let envelope = StatusEnvelope {
+        object: "whatsapp_business_account",
+        entry: entries,
+    };
+    let mut out = Vec::with_capacity(256 + 512 * groups.iter().map(|g| g.1.len()).sum::<usize>());
+    serde_json::to_writer(&mut out, &envelope).expect("a status webhook serializes");
+    out
+}
+
+#[derive(Serialize)]
+struct StatusEnvelope<'a> {
+    object: &'static str,
+    entry: Vec<StatusEntry<'a>>,
+}
+
+#[derive(Serialize)]
+struct StatusEntry<'a> {
+    id: &'a str,
+    changes: Vec<StatusChange<'a>>,
+}
+
+#[derive(Serialize)]
+struct StatusChange<'a> {
+    field: &'static str,
+    value: StatusValue<'a>,
+}
+
+#[derive(Serialize)]
+struct StatusValue<'a> {
+    messaging_product: &'static str,
+    metadata: Metadata<'a>,
+    statuses: &'a [StatusEvent],
+}
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    display_phone_number: &'a str,
+    phone_number_id: &'a str,
 }
 
 /// A `messages` webhook carrying one inbound text message from `from`, with

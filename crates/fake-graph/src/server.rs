@@ -28,7 +28,7 @@ use super::error::GraphError;
 use super::payload::{self, BusinessIds, StatusError};
 use super::webhook::{self, StatusPlan};
 use super::{
-    Action, FakeTemplate, RequestOutcome, RequestRecord, SentMessage, Shared, State, digits,
+    Action, FakeTemplate, RequestOutcome, RequestRec, SentRec, Shared, State, digits,
     max_in_window, success_body,
 };
 
@@ -360,6 +360,8 @@ struct Incoming {
     phone_number_id: String,
     to: Option<String>,
     body: Option<Value>,
+    /// The body's bytes, kept in the records.
+    raw: Bytes,
     authorization: Option<String>,
     token: Option<String>,
     received_at: chrono::DateTime<chrono::Utc>,
@@ -367,10 +369,10 @@ struct Incoming {
 
 impl Incoming {
     fn record(&self, state: &mut State, received: Instant, outcome: RequestOutcome) {
-        state.requests.push(RequestRecord {
+        state.requests.push(RequestRec {
             phone_number_id: self.phone_number_id.clone(),
             to: self.to.clone(),
-            body: self.body.clone().unwrap_or(Value::Null),
+            raw: self.raw.clone(),
             authorization: self.authorization.clone(),
             received_at: self.received_at,
             received,
@@ -409,8 +411,10 @@ async fn handle_messages(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let body: Option<Value> = serde_json::from_slice(&body).ok();
+    let raw = Bytes::copy_from_slice(&body);
+    let body: Option<Value> = serde_json::from_slice(&raw).ok();
     let incoming = Incoming {
+        raw,
         to: body
             .as_ref()
             .and_then(|b| b.get("to"))
@@ -487,8 +491,8 @@ async fn handle_messages(
         let now = Instant::now();
         let result = accept(&mut state, &incoming, now, fail_with);
         let outcome = match &result {
-            Ok((sent, _)) => RequestOutcome::Accepted {
-                wamid: sent.wamid.clone(),
+            Ok((answer, _)) => RequestOutcome::Accepted {
+                wamid: answer.wamid.clone(),
             },
             Err(e) => RequestOutcome::Rejected {
                 status: e.status,
@@ -500,7 +504,7 @@ async fn handle_messages(
     };
     match outcome {
         Err(error) => error.into_response(),
-        Ok((sent, plan)) => {
+        Ok((answer, plan)) => {
             let mut first_rx = None;
             if let Some(plan) = plan {
                 let (tx, rx) = oneshot::channel();
@@ -517,7 +521,8 @@ async fn handle_messages(
                     return StatusCode::SERVICE_UNAVAILABLE.into_response();
                 }
             }
-            axum::Json(success_body(&sent)).into_response()
+            let body = success_body(&answer.to, &answer.wa_id, &answer.wamid);
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
     }
 }
@@ -538,7 +543,7 @@ fn accept(
     incoming: &Incoming,
     now: Instant,
     fail_with: Option<StatusError>,
-) -> Result<(SentMessage, Option<StatusPlan>), GraphError> {
+) -> Result<(Answer, Option<StatusPlan>), GraphError> {
     let phone_id = incoming.phone_number_id.as_str();
     // Token.
     let token = incoming.token.as_deref().ok_or_else(invalid_token)?;
@@ -691,28 +696,24 @@ fn accept(
             .or_default()
             .push_back(now);
     }
-    let sent = SentMessage {
-        wamid: payload::new_wamid(),
+    let wamid = payload::new_wamid();
+    let callback_data = body
+        .get("biz_opaque_callback_data")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    state.sent.push(SentRec {
+        wamid: wamid.clone(),
         phone_number_id: phone_id.to_string(),
         to: to.clone(),
         wa_id: wa_id.clone(),
         template: name,
         language,
-        components: template
-            .get("components")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default(),
-        biz_opaque_callback_data: body
-            .get("biz_opaque_callback_data")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        body: body.clone(),
+        biz_opaque_callback_data: callback_data.clone(),
+        raw: incoming.raw.clone(),
         received_at: incoming.received_at,
         received: now,
         fails_with: fail_with.as_ref().map(|e| e.code),
-    };
-    state.sent.push(sent.clone());
+    });
 
     // Conversation: one per (number, recipient) for 24 hours.
     let unix_now = chrono::Utc::now().timestamp();
@@ -729,14 +730,14 @@ fn accept(
     let (url, _) = state.webhook_target(Some(phone_id));
     let plan = url.map(|_| {
         let steps = match fail_with {
-            Some(error) => vec![("failed".to_string(), Some(error))],
+            Some(error) => vec![("failed", Some(error))],
             None => {
-                let mut steps = vec![("sent".to_string(), None)];
+                let mut steps = vec![("sent", None)];
                 if state.config.send_delivered {
-                    steps.push(("delivered".to_string(), None));
+                    steps.push(("delivered", None));
                 }
                 if state.config.send_read {
-                    steps.push(("read".to_string(), None));
+                    steps.push(("read", None));
                 }
                 steps
             }
@@ -747,9 +748,9 @@ fn accept(
                 phone_number_id: phone_id.to_string(),
                 display_phone_number: phone.display_phone_number.clone(),
             },
-            wamid: sent.wamid.clone(),
-            recipient_id: wa_id,
-            callback_data: sent.biz_opaque_callback_data.clone(),
+            wamid: wamid.clone(),
+            recipient_id: wa_id.clone(),
+            callback_data,
             conversation_id,
             expiration,
             category,
@@ -758,7 +759,14 @@ fn accept(
             steps,
         }
     });
-    Ok((sent, plan))
+    Ok((Answer { wamid, to, wa_id }, plan))
+}
+
+/// What an accepted send is answered with.
+struct Answer {
+    wamid: String,
+    to: String,
+    wa_id: String,
 }
 
 fn prune(window: &mut std::collections::VecDeque<Instant>, now: Instant, width: Duration) {
@@ -927,7 +935,7 @@ pub(crate) fn stats(shared: &Shared) -> Value {
             RequestOutcome::Accepted { .. } => {}
         }
     }
-    let mut per_phone: BTreeMap<String, Vec<&SentMessage>> = BTreeMap::new();
+    let mut per_phone: BTreeMap<String, Vec<&SentRec>> = BTreeMap::new();
     for s in &state.sent {
         per_phone
             .entry(s.phone_number_id.clone())

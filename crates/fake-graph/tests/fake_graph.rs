@@ -608,6 +608,64 @@ async fn signed_status_webhooks_arrive_in_order() {
 }
 
 #[tokio::test]
+async fn batched_webhooks_carry_many_statuses_each_message_in_order() {
+    let receiver = Receiver::start(SECRET).await;
+    let other = "1069999999999";
+    let fake = FakeGraph::start(FakeGraphConfig {
+        webhook_batch: 50,
+        webhook_linger: Duration::from_millis(20),
+        ..config()
+            .with_phone(other, TOKEN)
+            .with_webhook(&receiver.url, SECRET)
+    })
+    .await;
+    let mut wamids = Vec::new();
+    for i in 0..6 {
+        let phone = if i % 2 == 0 { PHONE } else { other };
+        let to = format!("5075566770{i}");
+        let (status, body) = send_from(&fake, phone, TOKEN, &named_body(&to, "cb")).await;
+        assert_eq!(status, StatusCode::OK);
+        wamids.push(body["messages"][0]["id"].as_str().unwrap().to_string());
+    }
+    assert!(fake.wait_webhooks_idle(Duration::from_secs(10)).await);
+    let received = receiver.all();
+    assert!(received.iter().all(|r| r.signature_ok));
+    // Every status once, in fewer POSTs than statuses; each change names its number.
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for r in &received {
+        assert_eq!(r.body["object"], "whatsapp_business_account");
+        for entry in r.body["entry"].as_array().unwrap() {
+            for change in entry["changes"].as_array().unwrap() {
+                assert_eq!(change["field"], "messages");
+                let value = &change["value"];
+                let phone = value["metadata"]["phone_number_id"].as_str().unwrap();
+                for s in value["statuses"].as_array().unwrap() {
+                    let wamid = s["id"].as_str().unwrap().to_string();
+                    let i = wamids.iter().position(|w| *w == wamid).unwrap();
+                    assert_eq!(phone, if i % 2 == 0 { PHONE } else { other });
+                    assert_eq!(s["pricing"]["category"], "utility");
+                    seen.push((wamid, s["status"].as_str().unwrap().to_string()));
+                }
+            }
+        }
+    }
+    assert_eq!(seen.len(), 18, "{seen:?}");
+    assert!(received.len() < 18, "{} POSTs", received.len());
+    for wamid in &wamids {
+        let order: Vec<&str> = seen
+            .iter()
+            .filter(|(w, _)| w == wamid)
+            .map(|(_, s)| s.as_str())
+            .collect();
+        assert_eq!(order, ["sent", "delivered", "read"]);
+    }
+    assert_eq!(fake.webhooks().len(), received.len());
+    assert!(fake.webhooks().iter().all(|w| w.delivered));
+    assert_eq!(fake.stats()["webhooks"]["delivered"], received.len());
+    fake.stop().await;
+}
+
+#[tokio::test]
 async fn accept_then_fail_reports_failed_status() {
     let receiver = Receiver::start(SECRET).await;
     let fake = FakeGraph::start(config().with_webhook(&receiver.url, SECRET)).await;
