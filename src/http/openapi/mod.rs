@@ -3,15 +3,15 @@
 //!
 //! The document is built here, in code, from a table of operations (`operations.rs`) and
 //! component schemas (`schemas.rs`). Three tests keep it true:
-//! - `tests/openapi.rs`: every route of the router is an operation of the document and every
+//! - `tests/it/openapi.rs`: every route of the router is an operation of the document and every
 //!   operation a route (methods included), and the committed `openapi.json` is the document;
-//! - `tests/openapi_conformance.rs`: live responses of every operation validate against the
+//! - `tests/it/openapi_conformance.rs`: live responses of every operation validate against the
 //!   schema the document declares for their path, method and status, and a status the document
 //!   does not declare fails;
 //! - the unit tests below: ids are unique, every `$ref` resolves, path parameters are declared.
 //!
 //! **Documenting a new route**: add an [`Op`] to `operations.rs` (its schemas to
-//! `schemas.rs`), exercise it in `tests/openapi_conformance.rs`, then regenerate the committed
+//! `schemas.rs`), exercise it in `tests/it/openapi_conformance.rs`, then regenerate the committed
 //! copy with `cargo run -- openapi > openapi.json`.
 
 mod html;

@@ -1,5 +1,5 @@
 //! Every operation of the HTTP surface: one [`Op`] per method and path of the router
-//! (`tests/openapi.rs` checks that the two agree).
+//! (`tests/it/openapi.rs` checks that the two agree).
 
 use serde_json::json;
 
