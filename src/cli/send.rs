@@ -868,7 +868,7 @@ async fn bulk(args: &SendArgs, template: &TemplateSpec, path: &Path) -> anyhow::
 
 /// The results CSV, written as rows get their outcome, in the order of the input.
 struct ResultsFile {
-    file: std::io::BufWriter<std::fs::File>,
+    file: ::csv::Writer<std::fs::File>,
     path: PathBuf,
     written: usize,
 }
@@ -878,53 +878,50 @@ impl ResultsFile {
         let file = std::fs::File::create(path)
             .with_context(|| format!("cannot write the results to {}", path.display()))?;
         let mut results = ResultsFile {
-            file: std::io::BufWriter::new(file),
+            file: csv::writer(file),
             path: path.to_path_buf(),
             written: 0,
         };
-        let mut header = String::new();
-        csv::write_record(
-            &mut header,
-            &[
-                "row",
-                "to",
-                "status",
-                "messageId",
-                "conversationId",
-                "error",
-            ],
-        );
-        results.write(&header)?;
+        results.write(&[
+            "row",
+            "to",
+            "status",
+            "messageId",
+            "conversationId",
+            "error",
+        ])?;
+        results.flush()?;
         Ok(results)
     }
 
-    fn write(&mut self, text: &str) -> anyhow::Result<()> {
+    fn write(&mut self, record: &[&str]) -> anyhow::Result<()> {
         self.file
-            .write_all(text.as_bytes())
-            .and_then(|_| self.file.flush())
+            .write_record(record)
+            .with_context(|| format!("cannot write the results to {}", self.path.display()))
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        self.file
+            .flush()
             .with_context(|| format!("cannot write the results to {}", self.path.display()))
     }
 
     /// Writes the rows whose outcome is known and that follow the ones written; how many rows
     /// are written in all.
     fn write_ready(&mut self, rows: &[Row], outcomes: &[Option<Outcome>]) -> anyhow::Result<usize> {
-        let mut text = String::new();
         while let Some(Some(o)) = outcomes.get(self.written) {
             let row = &rows[self.written];
-            csv::write_record(
-                &mut text,
-                &[
-                    row.number.to_string().as_str(),
-                    &row.to,
-                    o.status,
-                    &o.message_id,
-                    &o.conversation_id,
-                    &o.error,
-                ],
-            );
+            self.write(&[
+                row.number.to_string().as_str(),
+                &row.to,
+                o.status,
+                &o.message_id,
+                &o.conversation_id,
+                &o.error,
+            ])?;
             self.written += 1;
         }
-        self.write(&text)?;
+        self.flush()?;
         Ok(self.written)
     }
 }
