@@ -1,4 +1,7 @@
 //! Configuration: defaults, then an optional TOML file, then environment variables.
+//! Kept by hand rather than on figment or config-rs: the layering is already serde + toml in
+//! one short function, and their env providers would not give errors naming the variable
+//! (`PLANTILLA_DISPATCH_BATCH must be a whole number, got 'x'`) or keep `DATABASE_URL` unprefixed.
 //!
 //! Every key has the same name in the file (snake_case) and in the environment
 //! (upper case, `PLANTILLA_` prefix, except `DATABASE_URL`).
@@ -301,6 +304,14 @@ const ENV_KEYS: &[(&str, &str)] = &[
 ];
 
 impl Config {
+    /// The cipher of `encryption_key` and `encryption_old_keys`, for the secrets at rest.
+    pub fn cipher(&self) -> anyhow::Result<crate::secrets::Cipher> {
+        crate::secrets::Cipher::from_settings(
+            self.encryption_key.as_ref().map(Secret::expose),
+            self.encryption_old_keys.as_ref().map(Secret::expose),
+        )
+    }
+
     /// `marketing_retry_delays`, parsed (checked when the configuration loads).
     pub fn marketing_retry_schedule(&self) -> Vec<std::time::Duration> {
         crate::domain::retry::parse_delays(&self.marketing_retry_delays).unwrap_or_default()
@@ -430,7 +441,7 @@ impl Config {
         }
         crate::domain::retry::parse_delays(&self.marketing_retry_delays)
             .map_err(|e| anyhow::anyhow!("marketing_retry_delays: {e}"))?;
-        crate::secrets::Cipher::from_config(self)?;
+        self.cipher()?;
         if self.callback_retry_initial_ms == 0
             || self.callback_retry_max_ms < self.callback_retry_initial_ms
         {

@@ -21,8 +21,6 @@ use rand::RngCore;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::Config;
-
 const SEALED: &str = "v1:";
 const PLAIN: &str = "plain:";
 const NONCE_LEN: usize = 12;
@@ -142,26 +140,25 @@ impl Cipher {
         Ok(Self { current, old: olds })
     }
 
-    /// The cipher the configuration describes (`encryption_key`, `encryption_old_keys`).
-    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
-        let old_text = config
-            .encryption_old_keys
-            .as_ref()
-            .map(|s| s.expose())
-            .unwrap_or("");
-        let old: Vec<&str> = old_text
+    /// The cipher of the settings `encryption_key` and `encryption_old_keys` (a comma-separated
+    /// list); errors name the setting.
+    pub fn from_settings(
+        encryption_key: Option<&str>,
+        encryption_old_keys: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let old: Vec<&str> = encryption_old_keys
+            .unwrap_or("")
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .collect();
-        if !old.is_empty() && config.encryption_key.is_none() {
+        if !old.is_empty() && encryption_key.is_none() {
             anyhow::bail!(
                 "encryption_old_keys is set without encryption_key: keep the key to encrypt \
                  with in encryption_key (PLANTILLA_ENCRYPTION_KEY)"
             );
         }
-        let current = config.encryption_key.as_ref().map(|s| s.expose());
-        Self::new(current, &old).map_err(|(which, e)| match which {
+        Self::new(encryption_key, &old).map_err(|(which, e)| match which {
             None => anyhow::anyhow!("encryption_key {e}"),
             Some(i) => anyhow::anyhow!("encryption_old_keys: key {i} of {} {e}", old.len()),
         })

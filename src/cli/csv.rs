@@ -1,7 +1,9 @@
-//! A small CSV reader and writer for `plantilla send --csv`: RFC 4180 plus what spreadsheets
-//! write (LF or CRLF line ends, a UTF-8 byte order mark). Quoted fields may hold commas,
-//! newlines and doubled quotes. Written here rather than taken from a crate because this is
-//! all the client needs.
+//! `plantilla send --csv`'s files, read and written with the `csv` crate: RFC 4180 plus what
+//! spreadsheets write (LF or CRLF line ends, a UTF-8 byte order mark), quoted fields holding
+//! commas, newlines and doubled quotes. Kept here by hand, because the crate does neither: the
+//! line each record starts on (it counts neither skipped blank lines nor CRLF as it reports
+//! them), and refusing a broken quote (it reads `"x"y` as `xy`, an unclosed quote to the end of
+//! the file, which would silently drop every row after it).
 
 use std::fmt;
 
@@ -28,77 +30,75 @@ impl std::error::Error for CsvError {}
 
 /// Parses a whole file. Empty lines are skipped; a final line end is optional.
 pub fn parse(text: &str) -> Result<Vec<Record>, CsvError> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    check_quotes(text)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
     let mut records = Vec::new();
-    let mut fields: Vec<String> = Vec::new();
-    let mut field = String::new();
-    // The field began with a quote (so it is not empty even if it has no characters).
-    let mut quoted = false;
-    // Inside a quoted field, before its closing quote.
-    let mut in_quotes = false;
-    let mut line = 1;
-    let mut record_line = 1;
-    let mut quote_line = 1;
-    let mut chars = text.chars().peekable();
+    // Where the last record started, and its line.
+    let (mut counted, mut line) = (0, 1);
+    for record in reader.records() {
+        let record = record.map_err(|e| CsvError {
+            line: e.position().map_or(line, |p| p.line() as usize),
+            message: e.to_string(),
+        })?;
+        // The crate's offset is just after the previous record's first line-end byte, before
+        // any blank lines: the record begins at the first byte that ends no line.
+        let from = record.position().map_or(counted, |p| p.byte() as usize);
+        let start = from
+            + text[from..]
+                .bytes()
+                .take_while(|b| *b == b'\r' || *b == b'\n')
+                .count();
+        line += line_ends(&text[counted..start]);
+        counted = start;
+        records.push(Record {
+            line,
+            fields: record.iter().map(str::to_string).collect(),
+        });
+    }
+    Ok(records)
+}
 
-    let end_record = |fields: &mut Vec<String>,
-                      field: &mut String,
-                      quoted: &mut bool,
-                      records: &mut Vec<Record>,
-                      record_line: usize| {
-        let blank = fields.is_empty() && field.is_empty() && !*quoted;
-        fields.push(std::mem::take(field));
-        *quoted = false;
-        let fields = std::mem::take(fields);
-        if !blank {
-            records.push(Record {
-                line: record_line,
-                fields,
-            });
-        }
-    };
+/// How many lines end in `text`: at LF, CRLF or a lone CR.
+fn line_ends(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    bytes
+        .iter()
+        .enumerate()
+        .filter(|&(i, b)| *b == b'\n' || (*b == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
+        .count()
+}
 
+/// Refuses what the crate would read leniently: text after a closing quote, and a quote never
+/// closed.
+fn check_quotes(text: &str) -> Result<(), CsvError> {
+    #[derive(PartialEq)]
+    enum At {
+        FieldStart,
+        Unquoted,
+        Quoted,
+        Closed,
+    }
+    let mut at = At::FieldStart;
+    let (mut line, mut quote_line) = (1, 1);
+    let mut chars = text
+        .strip_prefix('\u{feff}')
+        .unwrap_or(text)
+        .chars()
+        .peekable();
     while let Some(c) = chars.next() {
-        if in_quotes {
-            match c {
-                '"' if chars.peek() == Some(&'"') => {
-                    chars.next();
-                    field.push('"');
-                }
-                '"' => in_quotes = false,
-                '\n' => {
-                    line += 1;
-                    field.push('\n');
-                }
-                c => field.push(c),
-            }
-            continue;
-        }
-        match c {
-            ',' => {
-                fields.push(std::mem::take(&mut field));
-                quoted = false;
-            }
-            '\r' | '\n' => {
-                if c == '\r' && chars.peek() == Some(&'\n') {
-                    chars.next();
-                }
-                end_record(
-                    &mut fields,
-                    &mut field,
-                    &mut quoted,
-                    &mut records,
-                    record_line,
-                );
-                line += 1;
-                record_line = line;
-            }
-            '"' if field.is_empty() && !quoted => {
-                quoted = true;
-                in_quotes = true;
+        at = match (at, c) {
+            (At::Quoted, '"') if chars.next_if_eq(&'"').is_some() => At::Quoted,
+            (At::Quoted, '"') => At::Closed,
+            (At::Quoted, _) => At::Quoted,
+            (_, ',' | '\r' | '\n') => At::FieldStart,
+            (At::FieldStart, '"') => {
                 quote_line = line;
+                At::Quoted
             }
-            c if quoted => {
+            (At::Closed, c) => {
                 return Err(CsvError {
                     line,
                     message: format!(
@@ -106,43 +106,26 @@ pub fn parse(text: &str) -> Result<Vec<Record>, CsvError> {
                     ),
                 });
             }
-            c => field.push(c),
+            _ => At::Unquoted,
+        };
+        if c == '\n' || (c == '\r' && chars.peek() != Some(&'\n')) {
+            line += 1;
         }
     }
-    if in_quotes {
+    if at == At::Quoted {
         return Err(CsvError {
             line: quote_line,
             message: "a quoted field is never closed".into(),
         });
     }
-    if !fields.is_empty() || !field.is_empty() || quoted {
-        end_record(
-            &mut fields,
-            &mut field,
-            &mut quoted,
-            &mut records,
-            record_line,
-        );
-    }
-    Ok(records)
+    Ok(())
 }
 
-/// Appends one record, quoting the fields that need it, and a line end.
-pub fn write_record<S: AsRef<str>>(out: &mut String, fields: &[S]) {
-    for (i, f) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let f = f.as_ref();
-        if f.contains([',', '"', '\n', '\r']) {
-            out.push('"');
-            out.push_str(&f.replace('"', "\"\""));
-            out.push('"');
-        } else {
-            out.push_str(f);
-        }
-    }
-    out.push('\n');
+/// A CSV writer over `out`: fields quoted when they need it, records ended by LF.
+pub fn writer<W: std::io::Write>(out: W) -> csv::Writer<W> {
+    csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(out)
 }
 
 #[cfg(test)]
@@ -187,8 +170,14 @@ mod tests {
 
     #[test]
     fn records_know_their_first_line() {
-        let r = parse("h1,h2\n\"multi\nline\",x\nlast,y").unwrap();
-        assert_eq!(r.iter().map(|r| r.line).collect::<Vec<_>>(), vec![1, 2, 4]);
+        let lines =
+            |text: &str| -> Vec<usize> { parse(text).unwrap().iter().map(|r| r.line).collect() };
+        assert_eq!(lines("h1,h2\n\"multi\nline\",x\nlast,y"), vec![1, 2, 4]);
+        // CRLF, blank lines, a byte order mark and a lone CR.
+        assert_eq!(
+            lines("\u{feff}h\r\n\r\na\r\n\"b\r\nc\"\r\n\nd\re"),
+            vec![1, 3, 4, 7, 8]
+        );
     }
 
     #[test]
@@ -208,10 +197,15 @@ mod tests {
             vec!["1", "507", "a, b"],
             vec!["2", "", "said \"no\"\nthen left"],
         ];
-        let mut out = String::new();
+        let mut out = writer(Vec::new());
         for r in &rows {
-            write_record(&mut out, r);
+            out.write_record(r).unwrap();
         }
+        let out = String::from_utf8(out.into_inner().unwrap()).unwrap();
+        assert_eq!(
+            out,
+            "row,to,error\n1,507,\"a, b\"\n2,,\"said \"\"no\"\"\nthen left\"\n"
+        );
         assert_eq!(fields(&out), rows);
     }
 }

@@ -8,11 +8,12 @@
 //! makes retrying a request after a network error safe.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -648,74 +649,62 @@ impl Outcome {
     }
 }
 
-/// The progress line on stderr: a bar redrawn in place on a terminal, a line now and then
-/// otherwise.
+/// The progress on stderr: indicatif's bar on a terminal; elsewhere (a file, a pipe), where a
+/// bar would be escape codes, a line now and then.
 struct Progress {
-    tty: bool,
+    /// Hidden when stderr is not a terminal.
+    bar: ProgressBar,
     total: usize,
     start: Instant,
     last_line: Option<Instant>,
-    bar_shown: bool,
 }
 
 impl Progress {
     fn new(total: usize) -> Progress {
+        let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr())
+            .with_style(
+                ProgressStyle::with_template("[{bar:30}] {pos}/{len} rows {rate}")
+                    .expect("a valid template")
+                    .with_key(
+                        "rate",
+                        |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = write!(w, "{:.0}/s", state.per_sec());
+                        },
+                    )
+                    .progress_chars("## "),
+            );
         Progress {
-            tty: std::io::stderr().is_terminal(),
+            bar,
             total,
             start: Instant::now(),
             last_line: None,
-            bar_shown: false,
         }
     }
 
-    fn rate(&self, done: usize) -> f64 {
-        done as f64 / self.start.elapsed().as_secs_f64().max(1e-3)
-    }
-
     fn update(&mut self, done: usize) {
-        let mut err = std::io::stderr().lock();
-        if self.tty {
-            const WIDTH: usize = 30;
-            let filled = (done * WIDTH).checked_div(self.total).unwrap_or(WIDTH);
-            let _ = write!(
-                err,
-                "\r[{}{}] {done}/{} rows {:.0}/s\x1b[K",
-                "#".repeat(filled),
-                " ".repeat(WIDTH - filled),
-                self.total,
-                self.rate(done)
-            );
-            self.bar_shown = true;
+        if !self.bar.is_hidden() {
+            self.bar.set_position(done as u64);
         } else if done == self.total
             || self
                 .last_line
                 .is_none_or(|t| t.elapsed() >= Duration::from_secs(2))
         {
-            let _ = writeln!(
-                err,
-                "sent {done}/{} rows ({:.0} rows/s)",
-                self.total,
-                self.rate(done)
-            );
+            let rate = done as f64 / self.start.elapsed().as_secs_f64().max(1e-3);
+            eprintln!("sent {done}/{} rows ({rate:.0} rows/s)", self.total);
             self.last_line = Some(Instant::now());
         }
-        let _ = err.flush();
     }
 
-    /// A message of its own line, under the bar.
-    fn note(&mut self, message: &str) {
-        if self.bar_shown {
-            eprint!("\r\x1b[K");
-            self.bar_shown = false;
-        }
-        eprintln!("{message}");
+    /// A message of its own line, above the bar.
+    fn note(&self, message: &str) {
+        self.bar.suspend(|| eprintln!("{message}"));
     }
 
-    fn finish(&mut self) {
-        if self.bar_shown {
+    fn finish(&self) {
+        if !self.bar.is_hidden() {
+            // The bar stays, and what follows starts below it.
+            self.bar.finish();
             eprintln!();
-            self.bar_shown = false;
         }
     }
 }
@@ -868,7 +857,7 @@ async fn bulk(args: &SendArgs, template: &TemplateSpec, path: &Path) -> anyhow::
 
 /// The results CSV, written as rows get their outcome, in the order of the input.
 struct ResultsFile {
-    file: std::io::BufWriter<std::fs::File>,
+    file: ::csv::Writer<std::fs::File>,
     path: PathBuf,
     written: usize,
 }
@@ -878,53 +867,50 @@ impl ResultsFile {
         let file = std::fs::File::create(path)
             .with_context(|| format!("cannot write the results to {}", path.display()))?;
         let mut results = ResultsFile {
-            file: std::io::BufWriter::new(file),
+            file: csv::writer(file),
             path: path.to_path_buf(),
             written: 0,
         };
-        let mut header = String::new();
-        csv::write_record(
-            &mut header,
-            &[
-                "row",
-                "to",
-                "status",
-                "messageId",
-                "conversationId",
-                "error",
-            ],
-        );
-        results.write(&header)?;
+        results.write(&[
+            "row",
+            "to",
+            "status",
+            "messageId",
+            "conversationId",
+            "error",
+        ])?;
+        results.flush()?;
         Ok(results)
     }
 
-    fn write(&mut self, text: &str) -> anyhow::Result<()> {
+    fn write(&mut self, record: &[&str]) -> anyhow::Result<()> {
         self.file
-            .write_all(text.as_bytes())
-            .and_then(|_| self.file.flush())
+            .write_record(record)
+            .with_context(|| format!("cannot write the results to {}", self.path.display()))
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        self.file
+            .flush()
             .with_context(|| format!("cannot write the results to {}", self.path.display()))
     }
 
     /// Writes the rows whose outcome is known and that follow the ones written; how many rows
     /// are written in all.
     fn write_ready(&mut self, rows: &[Row], outcomes: &[Option<Outcome>]) -> anyhow::Result<usize> {
-        let mut text = String::new();
         while let Some(Some(o)) = outcomes.get(self.written) {
             let row = &rows[self.written];
-            csv::write_record(
-                &mut text,
-                &[
-                    row.number.to_string().as_str(),
-                    &row.to,
-                    o.status,
-                    &o.message_id,
-                    &o.conversation_id,
-                    &o.error,
-                ],
-            );
+            self.write(&[
+                row.number.to_string().as_str(),
+                &row.to,
+                o.status,
+                &o.message_id,
+                &o.conversation_id,
+                &o.error,
+            ])?;
             self.written += 1;
         }
-        self.write(&text)?;
+        self.flush()?;
         Ok(self.written)
     }
 }

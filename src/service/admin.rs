@@ -423,7 +423,7 @@ pub async fn rotate_channel_token(app: &App, id: &str) -> AdminResult {
 /// rotation after which the old key can be removed. Answers what it did and how the secrets
 /// are stored afterwards.
 pub async fn reencrypt_secrets(app: &App) -> AdminResult {
-    let cipher = crate::secrets::Cipher::from_config(&app.config)?;
+    let cipher = app.config.cipher()?;
     let Some(key_id) = cipher.current_key_id() else {
         return Err(invalid(
             "encryption_key",

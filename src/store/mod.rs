@@ -52,7 +52,7 @@ impl From<sqlx::Error> for StoreError {
 /// Opens the store named by a database URL, applies its migrations and checks that every
 /// key the stored channel secrets need is configured.
 pub async fn open(config: &crate::config::Config) -> anyhow::Result<Arc<dyn Store>> {
-    let cipher = Arc::new(Cipher::from_config(config)?);
+    let cipher = Arc::new(config.cipher()?);
     let url = config.database_url.as_str();
     let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
         Arc::new(
