@@ -4,9 +4,14 @@
 use std::collections::BTreeMap;
 
 use plantilla::domain::ids::{hash_token, new_id};
-use plantilla::service::send::period_of;
+use plantilla::domain::phone::PhoneNumber;
+use plantilla::domain::status::MessageStatus;
+use plantilla::service::send::{SendRequest, TemplateRef, period_of};
 use plantilla::store::*;
 use serde_json::json;
+
+const ORPHAN_WAIT: i64 = 120_000;
+const LEASE: i64 = 30_000;
 
 pub struct Seeded {
     pub account: Account,
@@ -97,5 +102,70 @@ pub fn accept(s: &Seeded, phone: &str, now: i64) -> AcceptSend {
         metadata: None,
         idempotency: None,
         send_at: None,
+    }
+}
+
+/// A send request for the seeded template to `phone`.
+pub fn request(s: &Seeded, phone: &str, client_name: Option<&str>) -> SendRequest {
+    SendRequest {
+        client_name: client_name.map(str::to_string),
+        params: BTreeMap::from([("name".to_string(), "Ana".to_string())]),
+        ..SendRequest::new(
+            TemplateRef::Id(s.template.id.clone()),
+            PhoneNumber::parse(phone).expect("valid phone"),
+        )
+    }
+}
+
+/// A new pending conversation's message, claimed and accepted by the provider as `wamid`.
+pub async fn sent_message(
+    store: &dyn Store,
+    s: &Seeded,
+    phone: &str,
+    wamid: &str,
+) -> (String, String) {
+    let now = plantilla::now_ms();
+    let AcceptOutcome::Pending {
+        conversation_id,
+        message_id,
+    } = store.accept_send(&accept(s, phone, now)).await.unwrap()
+    else {
+        panic!("expected a pending conversation");
+    };
+    let jobs = store
+        .claim_jobs(&s.channel.id, 100, now, LEASE, ORPHAN_WAIT)
+        .await
+        .unwrap();
+    let job = jobs
+        .iter()
+        .find(|j| j.message.id == message_id)
+        .expect("claimed");
+    let finished = store
+        .finish_attempt(&AttemptOutcome {
+            message_id: message_id.clone(),
+            attempt: job.attempt,
+            now,
+            result: AttemptResult::Accepted {
+                provider_message_id: wamid.to_string(),
+                wa_id: Some(phone.to_string()),
+            },
+        })
+        .await
+        .unwrap();
+    assert_eq!(finished, Finished::Recorded { conversation: None });
+    (conversation_id, message_id)
+}
+
+/// A status webhook for `wamid`.
+pub fn status(wamid: &str, status: MessageStatus, at: i64) -> StatusUpdate {
+    StatusUpdate {
+        provider_message_id: Some(wamid.to_string()),
+        message_id: None,
+        status,
+        at,
+        error: None,
+        pricing_category: None,
+        pricing: None,
+        channel_id: None,
     }
 }

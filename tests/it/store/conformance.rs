@@ -15,9 +15,8 @@ use std::sync::Arc;
 use plantilla::app::App;
 use plantilla::config::Config;
 use plantilla::domain::ids::new_id;
-use plantilla::domain::phone::PhoneNumber;
 use plantilla::domain::status::{ConversationStatus, MessageStatus};
-use plantilla::service::send::{SendError, SendOutcome, SendRequest, TemplateRef, send};
+use plantilla::service::send::{SendError, SendOutcome, send};
 use plantilla::store::postgres::PgStore;
 use plantilla::store::sqlite::SqliteStore;
 use plantilla::store::*;
@@ -26,7 +25,7 @@ use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
 use crate::common::fresh_database;
-use crate::common::store_seed::{self, Seeded, accept};
+use crate::common::store_seed::{self, Seeded, accept, request, sent_message, status};
 
 const ORPHAN_WAIT: i64 = 120_000;
 const LEASE: i64 = 30_000;
@@ -97,70 +96,12 @@ async fn seed(store: &TestStore, conversation_limit: i64) -> Seeded {
     store_seed::seed(&**store, conversation_limit).await
 }
 
-fn request(s: &Seeded, phone: &str, client_name: Option<&str>) -> SendRequest {
-    SendRequest {
-        client_name: client_name.map(str::to_string),
-        params: BTreeMap::from([("name".to_string(), "Ana".to_string())]),
-        ..SendRequest::new(
-            TemplateRef::Id(s.template.id.clone()),
-            PhoneNumber::parse(phone).expect("valid phone"),
-        )
-    }
-}
-
 fn app(store: Arc<TestStore>, url: &str) -> App {
     let config = Config {
         database_url: url.to_string(),
         ..Config::default()
     };
     App::with_store(store.store.clone(), config).expect("app")
-}
-
-/// A new pending conversation's message, claimed and accepted by the provider as `wamid`.
-async fn sent_message(store: &TestStore, s: &Seeded, phone: &str, wamid: &str) -> (String, String) {
-    let now = plantilla::now_ms();
-    let AcceptOutcome::Pending {
-        conversation_id,
-        message_id,
-    } = store.accept_send(&accept(s, phone, now)).await.unwrap()
-    else {
-        panic!("expected a pending conversation");
-    };
-    let jobs = store
-        .claim_jobs(&s.channel.id, 100, now, LEASE, ORPHAN_WAIT)
-        .await
-        .unwrap();
-    let job = jobs
-        .iter()
-        .find(|j| j.message.id == message_id)
-        .expect("claimed");
-    let finished = store
-        .finish_attempt(&AttemptOutcome {
-            message_id: message_id.clone(),
-            attempt: job.attempt,
-            now,
-            result: AttemptResult::Accepted {
-                provider_message_id: wamid.to_string(),
-                wa_id: Some(phone.to_string()),
-            },
-        })
-        .await
-        .unwrap();
-    assert_eq!(finished, Finished::Recorded { conversation: None });
-    (conversation_id, message_id)
-}
-
-fn status(wamid: &str, status: MessageStatus, at: i64) -> StatusUpdate {
-    StatusUpdate {
-        provider_message_id: Some(wamid.to_string()),
-        message_id: None,
-        status,
-        at,
-        error: None,
-        pricing_category: None,
-        pricing: None,
-        channel_id: None,
-    }
 }
 
 both_databases!(
@@ -469,7 +410,7 @@ async fn statuses_are_monotonic_and_failed_is_final() {
         let now = plantilla::now_ms();
 
         // read, then a late delivered: stays read, keeps the delivered time.
-        let (conv_a, msg_a) = sent_message(&store, &s, "50755667788", "wamid.a").await;
+        let (conv_a, msg_a) = sent_message(&**store, &s, "50755667788", "wamid.a").await;
         let StatusApplied::Applied {
             status: st,
             changed,
@@ -506,7 +447,7 @@ async fn statuses_are_monotonic_and_failed_is_final() {
         assert_eq!(c.status, ConversationStatus::Open);
 
         // failed: final, closes the pending conversation of its first message.
-        let (conv_b, msg_b) = sent_message(&store, &s, "50766778899", "wamid.b").await;
+        let (conv_b, msg_b) = sent_message(&**store, &s, "50766778899", "wamid.b").await;
         let mut failed = status("wamid.b", MessageStatus::Failed, now + 20);
         failed.error = Some(ProviderError {
             code: 131026,
@@ -554,7 +495,7 @@ async fn statuses_are_monotonic_and_failed_is_final() {
         assert_eq!(c.close_reason.as_deref(), Some("first_message_failed"));
 
         // Many webhooks for one message at once: the furthest status wins, each applied once.
-        let (_, msg_c) = sent_message(&store, &s, "50777889900", "wamid.c").await;
+        let (_, msg_c) = sent_message(&**store, &s, "50777889900", "wamid.c").await;
         let mut webhooks = JoinSet::new();
         for i in 0..30 {
             let store = store.clone();
@@ -640,7 +581,7 @@ async fn concurrent_copies_of_an_inbound_message_store_and_forward_it_once() {
         let store = open(&url).await;
         let s = seed(&store, 1000).await;
         let (conversation_id, message_id) =
-            sent_message(&store, &s, "50755661234", "wamid.template-1").await;
+            sent_message(&**store, &s, "50755661234", "wamid.template-1").await;
         store
             .insert_webhook_endpoint(
                 &WebhookEndpoint {

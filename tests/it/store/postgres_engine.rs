@@ -7,7 +7,6 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and drops it at the end; an unreachable server
 //! follows the harness' rule (tests/it/common/mod.rs).
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,9 +16,8 @@ use crate::common::{pg_server_url, pg_url_for, store_seed};
 use plantilla::app::App;
 use plantilla::config::Config;
 use plantilla::domain::ids::{hash_token, new_id};
-use plantilla::domain::phone::PhoneNumber;
 use plantilla::domain::status::{CloseReason, ConversationStatus, MessageStatus};
-use plantilla::service::send::{SendOutcome, SendRequest, TemplateRef, send};
+use plantilla::service::send::{SendOutcome, send};
 use plantilla::store::postgres::PgStore;
 use plantilla::store::*;
 use serde_json::json;
@@ -76,21 +74,10 @@ async fn count(store: &PgStore, sql: &str) -> i64 {
         .expect(sql)
 }
 
-use store_seed::{Seeded, accept};
+use store_seed::{Seeded, accept, request, sent_message, status};
 
 async fn seed(store: &PgStore, conversation_limit: i64) -> Seeded {
     store_seed::seed(store, conversation_limit).await
-}
-
-fn request(s: &Seeded, phone: &str, client_name: Option<&str>) -> SendRequest {
-    SendRequest {
-        client_name: client_name.map(str::to_string),
-        params: BTreeMap::from([("name".to_string(), "Ana".to_string())]),
-        ..SendRequest::new(
-            TemplateRef::Id(s.template.id.clone()),
-            PhoneNumber::parse(phone).expect("valid phone"),
-        )
-    }
 }
 
 fn app(store: Arc<PgStore>, url: &str) -> App {
@@ -99,53 +86,6 @@ fn app(store: Arc<PgStore>, url: &str) -> App {
         ..Config::default()
     };
     App::with_store(store, config).expect("app")
-}
-
-/// A new pending conversation's message, claimed and accepted by the provider as `wamid`.
-async fn sent_message(store: &PgStore, s: &Seeded, phone: &str, wamid: &str) -> (String, String) {
-    let now = plantilla::now_ms();
-    let AcceptOutcome::Pending {
-        conversation_id,
-        message_id,
-    } = store.accept_send(&accept(s, phone, now)).await.unwrap()
-    else {
-        panic!("expected a pending conversation");
-    };
-    let jobs = store
-        .claim_jobs(&s.channel.id, 100, now, LEASE, ORPHAN_WAIT)
-        .await
-        .unwrap();
-    let job = jobs
-        .iter()
-        .find(|j| j.message.id == message_id)
-        .expect("claimed");
-    let finished = store
-        .finish_attempt(&AttemptOutcome {
-            message_id: message_id.clone(),
-            attempt: job.attempt,
-            now,
-            result: AttemptResult::Accepted {
-                provider_message_id: wamid.to_string(),
-                wa_id: Some(phone.to_string()),
-            },
-        })
-        .await
-        .unwrap();
-    assert_eq!(finished, Finished::Recorded { conversation: None });
-    (conversation_id, message_id)
-}
-
-fn status(wamid: &str, status: MessageStatus, at: i64) -> StatusUpdate {
-    StatusUpdate {
-        provider_message_id: Some(wamid.to_string()),
-        message_id: None,
-        status,
-        at,
-        error: None,
-        pricing_category: None,
-        pricing: None,
-        channel_id: None,
-    }
 }
 
 /// Migrations embedded for PostgreSQL (one row each in `schema_migrations`).
@@ -311,7 +251,7 @@ async fn an_endpoint_deleted_by_another_instance_gets_no_more_events() {
             created_at: plantilla::now_ms(),
         };
         a.insert_webhook_endpoint(&endpoint, None).await.unwrap();
-        let (_, message_id) = sent_message(&a, &s, "50755660002", "wamid.EP1").await;
+        let (_, message_id) = sent_message(&*a, &s, "50755660002", "wamid.EP1").await;
         let rows = "SELECT count(*) FROM callback_outbox WHERE endpoint_id <> ''";
         let started = std::time::Instant::now();
         let now = plantilla::now_ms();
