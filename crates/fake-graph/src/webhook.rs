@@ -18,7 +18,7 @@ use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::payload::{self, BusinessIds, StatusError, StatusEvent};
-use super::{PostedWebhook, Shared};
+use super::{PostedWebhook, Shared, State};
 
 /// The statuses to report for one accepted message.
 pub(crate) struct StatusPlan {
@@ -113,15 +113,29 @@ pub(crate) async fn deliver(shared: &Shared, phone_number_id: &str, body: Value)
 /// [`deliver`] of a serialized body. The target (URL and secret of the phone number) is
 /// read at each attempt, so a changed URL redirects retries and held webhooks.
 pub(crate) async fn deliver_bytes(shared: &Shared, phone_number_id: &str, body: Bytes) -> bool {
+    post_retrying(shared, phone_number_id, body, |state| {
+        let (url, secret) = state.webhook_target(Some(phone_number_id));
+        url.map(|url| (url, secret))
+    })
+    .await
+}
+
+/// Posts `body` to the target `target` names at each attempt (none: nothing is posted),
+/// retrying with a short backoff up to the configured retries, and records the outcome.
+async fn post_retrying(
+    shared: &Shared,
+    phone_number_id: &str,
+    body: Bytes,
+    target: impl Fn(&State) -> Option<(String, String)>,
+) -> bool {
     let mut attempts = 0u32;
     loop {
         shared.wait_released().await;
-        let (url, secret, retries) = {
+        let (target, retries) = {
             let state = shared.lock();
-            let (url, secret) = state.webhook_target(Some(phone_number_id));
-            (url, secret, state.config.webhook_retries)
+            (target(&state), state.config.webhook_retries)
         };
-        let Some(url) = url else {
+        let Some((url, secret)) = target else {
             return false;
         };
         attempts += 1;
@@ -285,27 +299,11 @@ async fn post_batch(shared: &Shared, batch: Vec<Unit>) {
         let refs: Vec<(&BusinessIds, &[StatusEvent])> =
             groups.iter().map(|(b, e)| (b, e.as_slice())).collect();
         let body: Bytes = payload::statuses_body(&refs).into();
-        let retries = shared.lock().config.webhook_retries;
-        let mut attempts = 0u32;
-        loop {
-            shared.wait_released().await;
-            attempts += 1;
-            let status = post_signed(shared, &url, &secret, &body).await;
-            let delivered = status.is_some_and(|s| (200..300).contains(&s));
-            if delivered || attempts > retries {
-                shared.lock().webhooks.push(PostedWebhook {
-                    phone_number_id: groups[0].0.phone_number_id.clone(),
-                    url,
-                    body,
-                    status,
-                    attempts,
-                    delivered,
-                    at: chrono::Utc::now(),
-                });
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100 << attempts.min(6))).await;
-        }
+        let target = Some((url, secret));
+        post_retrying(shared, &groups[0].0.phone_number_id, body, |_| {
+            target.clone()
+        })
+        .await;
     }
     for ack in acks {
         let _ = ack.send(());
