@@ -8,7 +8,7 @@ set -euo pipefail
 N=${1:-1000}
 RATE=${2:-80}
 cd "$(dirname "$0")/.."
-cargo build --release --bins -q
+cargo build --release --workspace --bins -q
 BIN=target/release
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT

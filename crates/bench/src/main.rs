@@ -2,7 +2,7 @@
 //! limit (issue 5).
 //!
 //! ```text
-//! cargo build --release --bins
+//! cargo build --release --workspace --bins
 //! target/release/plantilla-bench all [--pg postgres://user@host:5432/postgres] [--quick]
 //! target/release/plantilla-bench accept full-cycle      # some scenarios
 //! ```
@@ -188,7 +188,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
     for exe in ["plantilla", "fake-graph"] {
         if !bin_dir.join(exe).is_file() {
             bail!(
-                "no {exe} in {} (run `cargo build --release --bins` first, or pass --bin-dir)",
+                "no {exe} in {} (run `cargo build --release --workspace --bins` first, or pass --bin-dir)",
                 bin_dir.display()
             );
         }
@@ -411,7 +411,7 @@ fn print_machine(cli: &Cli, opts: &Options) {
             .unwrap_or_else(|_| "?".into())
     };
     println!(
-        "- built: plantilla {}, fake-graph {} (the bench builds nothing: `cargo build --release --bins` first)",
+        "- built: plantilla {}, fake-graph {} (the bench builds nothing: `cargo build --release --workspace --bins` first)",
         built("plantilla"),
         built("fake-graph")
     );

@@ -2,7 +2,7 @@
 //! benchmarks and manual runs. Dev tool; not part of plantilla.
 //!
 //! ```text
-//! cargo run --bin fake-graph -- --listen 127.0.0.1:9999 \
+//! cargo run -p fake-graph -- --listen 127.0.0.1:9999 \
 //!     --webhook-url http://127.0.0.1:8080/webhooks/whatsapp --app-secret S \
 //!     [--status-delay-ms N] [--max-rps N] [--templates-file F] [--auto-approve-ms N]
 //!     [--webhook-batch N [--webhook-linger-ms N] [--webhook-in-flight N]]
