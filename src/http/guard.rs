@@ -89,23 +89,6 @@ struct Refusal {
     body_problem: bool,
 }
 
-/// A problem document whose type is the refusal's kind (`Payload Too Large` →
-/// `/problems/payload-too-large`).
-fn problem(status: StatusCode, kind: &str, title: &str, detail: &str) -> Response {
-    let body = json!({
-        "type": format!("/problems/{kind}"),
-        "title": title,
-        "status": status.as_u16(),
-        "detail": detail,
-    });
-    let mut r = json_response(status, &body);
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    r
-}
-
 fn refuse(surface: Surface, r: Refusal) -> Response {
     let context = json!({"key": if r.body_problem { "Body" } else { "Api" }, "label": r.label, "value": r.value});
     match surface {
@@ -120,12 +103,14 @@ fn refuse(surface: Surface, r: Refusal) -> Response {
         Surface::CompatNew | Surface::Other => {
             compat::envelope(r.status, context, &r.message, json!([r.label]), r.kind)
         }
-        Surface::Problems => problem(
+        // The type is the refusal's kind: `Payload Too Large` → `/problems/payload-too-large`.
+        Surface::Problems => Problem::new(
             r.status,
-            &r.kind.to_ascii_lowercase().replace(' ', "-"),
+            r.kind.to_ascii_lowercase().replace(' ', "-"),
             r.kind,
-            &r.message,
-        ),
+            r.message,
+        )
+        .into_response(),
         Surface::Webhooks => (r.status, r.message).into_response(),
     }
 }

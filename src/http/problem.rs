@@ -2,6 +2,8 @@
 //! (`/problems/<slug>`), `detail` says exactly what is wrong, `errors` names failing fields.
 //! A handler returns `Result<_, Problem>`; the problem is the response.
 
+use std::borrow::Cow;
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
@@ -13,7 +15,7 @@ use crate::service::input::FieldError;
 #[derive(Debug)]
 pub struct Problem {
     status: StatusCode,
-    slug: &'static str,
+    slug: Cow<'static, str>,
     title: &'static str,
     detail: String,
     extra: Map<String, Value>,
@@ -24,13 +26,13 @@ pub struct Problem {
 impl Problem {
     pub fn new(
         status: StatusCode,
-        slug: &'static str,
+        slug: impl Into<Cow<'static, str>>,
         title: &'static str,
         detail: impl Into<String>,
     ) -> Self {
         Problem {
             status,
-            slug,
+            slug: slug.into(),
             title,
             detail: detail.into(),
             extra: Map::new(),
