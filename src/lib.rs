@@ -4,6 +4,7 @@
 //! `domain` holds the pure rules; `workers` are the background tasks (the dispatcher moves
 //! queued messages to providers, the callback worker delivers events to integrators).
 
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod clock;

@@ -214,9 +214,9 @@ pub fn check_size(media: &'static MediaType, bytes: &[u8]) -> Result<(), MediaRe
 
 /// A size for people: `5 MB`, `100 KB`, `1234 bytes` (binary units, as Meta's table).
 pub fn human_size(bytes: u64) -> String {
-    if bytes >= MIB && bytes % MIB == 0 {
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
         format!("{} MB", bytes / MIB)
-    } else if bytes >= KIB && bytes % KIB == 0 {
+    } else if bytes >= KIB && bytes.is_multiple_of(KIB) {
         format!("{} KB", bytes / KIB)
     } else {
         format!("{bytes} bytes")

@@ -150,13 +150,13 @@ pub async fn update_account(app: &App, id: &str, body: &Value) -> AdminResult {
             id: id.into(),
         });
     }
-    if let Some(window) = quiet_hours {
-        if !app.store.set_quiet_hours(id, window, now_ms()).await? {
-            return Err(AdminError::NotFound {
-                kind: "account",
-                id: id.into(),
-            });
-        }
+    if let Some(window) = quiet_hours
+        && !app.store.set_quiet_hours(id, window, now_ms()).await?
+    {
+        return Err(AdminError::NotFound {
+            kind: "account",
+            id: id.into(),
+        });
     }
     get_account(app, id).await
 }

@@ -2,9 +2,11 @@
 
 use serde_json::{Map, Value};
 
-/// A problem with one field of an input.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One failing field.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct FieldError {
+    /// Path of the field: `to`, `recipients[3].params.name`…
     pub field: String,
     pub message: String,
 }

@@ -1636,27 +1636,11 @@ fn compat_send_request(new_family: bool) -> Value {
     open_object(props, &["templateId", "phoneNumber"])
 }
 
-/// Every component schema, by name.
+/// The component schemas not yet derived from types (`crate::api`), by name.
 pub(super) fn all() -> Value {
     let schemas: Vec<(&str, Value)> = vec![
         // Common.
         ("Problem", problem()),
-        (
-            "FieldError",
-            d(
-                record(vec![
-                    (
-                        "field",
-                        d(
-                            string(),
-                            "Path of the field: `to`, `recipients[3].params.name`…",
-                        ),
-                    ),
-                    ("message", string()),
-                ]),
-                "One failing field.",
-            ),
-        ),
         (
             "ProviderError",
             d(

@@ -70,24 +70,24 @@ pub fn on_postgres() -> bool {
 /// it is unreachable the case fails if PostgreSQL was asked for, and is skipped with a notice
 /// otherwise.
 pub async fn run_case(backend: Backend, body: impl Future<Output = ()>) {
-    if backend == Backend::Postgres {
-        if let Err(why) = postgres_reachable().await {
-            let place = pg_server_place();
-            if postgres_required() {
-                panic!(
-                    "PostgreSQL was asked for (PLANTILLA_TEST_PG_URL or CI is set) but is \
+    if backend == Backend::Postgres
+        && let Err(why) = postgres_reachable().await
+    {
+        let place = pg_server_place();
+        if postgres_required() {
+            panic!(
+                "PostgreSQL was asked for (PLANTILLA_TEST_PG_URL or CI is set) but is \
                      unreachable at {place}: {why}. Start it, or unset both to skip the \
                      PostgreSQL cases."
-                );
-            }
-            // Straight to stderr, past the test harness' capture, so the skip is seen.
-            let _ = writeln!(
-                std::io::stderr(),
-                "notice: PostgreSQL is unreachable at {place} ({why}); this PostgreSQL case \
-                 is skipped. Set PLANTILLA_TEST_PG_URL to require it."
             );
-            return;
         }
+        // Straight to stderr, past the test harness' capture, so the skip is seen.
+        let _ = writeln!(
+            std::io::stderr(),
+            "notice: PostgreSQL is unreachable at {place} ({why}); this PostgreSQL case \
+                 is skipped. Set PLANTILLA_TEST_PG_URL to require it."
+        );
+        return;
     }
     BACKEND.scope(backend, body).await
 }

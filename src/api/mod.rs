@@ -1,0 +1,47 @@
+//! The API's request and response types, and the component schemas of the OpenAPI document
+//! derived from them (`utoipa::ToSchema`).
+//!
+//! A type that crosses the HTTP boundary is a serde struct or enum with `ToSchema`; the service
+//! that makes it returns it and the handler serializes it. Its schema is what the document says
+//! (`GET /openapi.json`), so a field is written once. Each family lists its types in its own
+//! module; [`schemas`] gathers them (with every type they refer to).
+//!
+//! Conventions, so the derived schemas say what the server does:
+//! - responses are closed objects: `#[serde(deny_unknown_fields)]` gives
+//!   `additionalProperties: false` (the conformance test then catches a field the document
+//!   lacks);
+//! - a field always sent, possibly `null`, is `Option<T>` with `#[schema(required = true)]`;
+//!   a field left out when empty has `#[serde(skip_serializing_if = …)]` and is not required;
+//! - descriptions are the doc comments; patterns and bounds are `#[schema(…)]` attributes;
+//! - times are RFC 3339 strings (`#[schema(format = DateTime)]`).
+//!
+//! JSON bodies keep their keys in sorted order whatever the field order of a type
+//! ([`crate::http::json_response`] serializes through `serde_json::Value`), as they always have:
+//! the compatible API answers byte-for-byte as before.
+
+use std::collections::BTreeMap;
+
+use utoipa::ToSchema;
+use utoipa::openapi::{RefOr, Schema};
+
+/// Every derived component schema, by name.
+pub fn schemas() -> BTreeMap<String, RefOr<Schema>> {
+    let mut out = Vec::new();
+    collect::<crate::service::input::FieldError>(&mut out);
+    // A type referred to by several is collected once per referrer; two types of one name
+    // would be a mistake.
+    let mut schemas = BTreeMap::new();
+    for (name, schema) in out {
+        if let Some(seen) = schemas.insert(name.clone(), schema.clone()) {
+            let same = serde_json::to_value(&seen).ok() == serde_json::to_value(&schema).ok();
+            assert!(same, "two types are named {name}");
+        }
+    }
+    schemas
+}
+
+/// `T`'s schema under its name, and the schemas of the types it refers to.
+fn collect<T: ToSchema>(out: &mut Vec<(String, RefOr<Schema>)>) {
+    out.push((T::name().into_owned(), T::schema()));
+    T::schemas(out);
+}
