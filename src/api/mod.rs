@@ -22,12 +22,23 @@
 use std::collections::BTreeMap;
 
 use utoipa::ToSchema;
-use utoipa::openapi::{RefOr, Schema};
+use utoipa::openapi::{Ref, RefOr, Schema};
+
+pub mod admin;
+pub mod compat;
+pub mod events;
+pub mod messages;
+pub mod templates;
 
 /// Every derived component schema, by name.
 pub fn schemas() -> BTreeMap<String, RefOr<Schema>> {
     let mut out = Vec::new();
     collect::<crate::service::input::FieldError>(&mut out);
+    admin::schemas(&mut out);
+    compat::schemas(&mut out);
+    events::schemas(&mut out);
+    messages::schemas(&mut out);
+    templates::schemas(&mut out);
     // A type referred to by several is collected once per referrer; two types of one name
     // would be a mistake.
     let mut schemas = BTreeMap::new();
@@ -41,7 +52,13 @@ pub fn schemas() -> BTreeMap<String, RefOr<Schema>> {
 }
 
 /// `T`'s schema under its name, and the schemas of the types it refers to.
-fn collect<T: ToSchema>(out: &mut Vec<(String, RefOr<Schema>)>) {
+pub fn collect<T: ToSchema>(out: &mut Vec<(String, RefOr<Schema>)>) {
     out.push((T::name().into_owned(), T::schema()));
     T::schemas(out);
+}
+
+/// A reference to a component by name, for a field whose type is not derived yet
+/// (`#[schema(schema_with = …)]` of a function returning this).
+pub fn component(name: &str) -> Ref {
+    Ref::from_schema_name(name)
 }

@@ -160,6 +160,15 @@ pub fn json_response(status: StatusCode, body: &Value) -> Response {
     response
 }
 
+/// A typed body ([`crate::api`]) as [`json_response`]: through a `serde_json::Value`, so its
+/// keys come out sorted as every body's always have, whatever the order of the type's fields.
+pub fn typed_json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_value(body) {
+        Ok(value) => json_response(status, &value),
+        Err(e) => problem::Problem::internal(&e.into()).into_response(),
+    }
+}
+
 /// The bearer token of a request: `None` without an `Authorization` header, `Some("")` when
 /// the header is there but carries no bearer token.
 pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
