@@ -28,6 +28,7 @@ pub mod admin;
 pub mod compat;
 pub mod events;
 pub mod messages;
+pub mod problem;
 pub mod templates;
 
 /// Every derived component schema, by name.
@@ -38,6 +39,7 @@ pub fn schemas() -> BTreeMap<String, RefOr<Schema>> {
     compat::schemas(&mut out);
     events::schemas(&mut out);
     messages::schemas(&mut out);
+    collect::<problem::ProblemDocument>(&mut out);
     templates::schemas(&mut out);
     // A type referred to by several is collected once per referrer; two types of one name
     // would be a mistake.

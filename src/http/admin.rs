@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::caller::AdminToken;
 use super::json_response;
@@ -74,7 +74,7 @@ pub(crate) fn problem(e: AdminError) -> Problem {
             "Invalid field",
             e.to_string(),
         )
-        .with("errors", json!([{"field": e.field, "message": e.message}])),
+        .errors(vec![e]),
         e @ AdminError::NotFound { .. } => Problem::new(
             StatusCode::NOT_FOUND,
             "not-found",

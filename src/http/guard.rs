@@ -392,9 +392,9 @@ fn unsupported_content_type(route: &str, req: &Request) -> Option<Response> {
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let multipart = route == MEDIA_ROUTE;
     let accepted = if multipart {
-        json!(["multipart/form-data"])
+        "multipart/form-data"
     } else {
-        json!(["application/json"])
+        "application/json"
     };
     if given
         .as_deref()
@@ -427,8 +427,10 @@ fn unsupported_content_type(route: &str, req: &Request) -> Option<Response> {
             "Unsupported media type",
             detail,
         )
-        .with("contentType", given.map_or(Value::Null, Value::String))
-        .with("accepted", accepted)
+        .with(|p| {
+            p.content_type = Some(given);
+            p.accepted = Some(vec![accepted.to_string()]);
+        })
         .into_response(),
     )
 }

@@ -13,7 +13,7 @@ use axum::extract::{Multipart, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::BytesMut;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::caller::Caller;
 use super::idempotency::IdempotencyHeader;
@@ -191,15 +191,10 @@ fn refusal_problem(r: MediaRefusal) -> Problem {
             "Unsupported media type",
             detail,
         )
-        .with(
-            "mimeType",
-            if mime.is_empty() {
-                Value::Null
-            } else {
-                json!(mime)
-            },
-        )
-        .with("accepted", json!(media::accepted())),
+        .with(|p| {
+            p.mime_type = Some((!mime.is_empty()).then(|| mime.to_string()));
+            p.accepted = Some(media::accepted().iter().map(|t| t.to_string()).collect());
+        }),
         MediaRefusal::TooLarge {
             mime,
             kind,
@@ -212,10 +207,12 @@ fn refusal_problem(r: MediaRefusal) -> Problem {
             "Media too large",
             detail,
         )
-        .with("mimeType", json!(mime))
-        .with("mediaKind", json!(kind.as_str()))
-        .with("size", json!(size))
-        .with("limit", json!(limit)),
+        .with(|p| {
+            p.mime_type = Some(Some(mime.to_string()));
+            p.media_kind = Some(kind.as_str().to_string());
+            p.size = Some(size);
+            p.limit = Some(limit);
+        }),
     }
 }
 
@@ -228,7 +225,7 @@ fn upload_problem(e: UploadError) -> Problem {
             "Channel not connected",
             format!("the channel is {status}; ask the operator to connect it"),
         )
-        .with("channelStatus", Value::String(status)),
+        .with(|p| p.channel_status = Some(status)),
         UploadError::Provider(e) => Problem::new(
             StatusCode::BAD_GATEWAY,
             "upstream",
@@ -240,10 +237,9 @@ fn upload_problem(e: UploadError) -> Problem {
                 e.description()
             ),
         )
-        .with(
-            "providerError",
-            json!({"code": e.code, "title": e.title, "details": e.details}),
-        ),
+        .with(|p| {
+            p.provider_error = Some(json!({"code": e.code, "title": e.title, "details": e.details}))
+        }),
     }
 }
 

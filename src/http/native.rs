@@ -348,7 +348,7 @@ async fn cancel_message(
                 "the message is {status}: only a scheduled or queued message not yet handed to WhatsApp can be cancelled"
             ),
         )
-        .with("messageStatus", json!(status.as_str()))),
+        .with(|p| p.message_status = Some(status.as_str().to_string()))),
         CancelOutcome::Cancelled { message, .. } => ok(&native_message(&message, None)),
     }
 }
@@ -721,8 +721,10 @@ fn authoring_problem(e: authoring::AuthorError) -> Problem {
             "The provider refused",
             authoring::upstream_detail(&meta),
         )
-        .with("metaCode", json!(meta.code))
-        .with("metaMessage", json!(meta.description())),
+        .with(|p| {
+            p.meta_code = Some(meta.code);
+            p.meta_message = Some(meta.description().to_string());
+        }),
         authoring::AuthorError::Internal(e) => Problem::internal(&e),
     }
 }

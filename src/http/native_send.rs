@@ -23,34 +23,28 @@ pub fn send_problem(e: SendError, field_prefix: &str) -> Problem {
             "Template not found",
             format!("the account has no template {t}"),
         )
-        .with(
-            "errors",
-            json!([{"field": f("templateId"), "message": "no such template"}]),
-        ),
+        .errors(vec![FieldError::new(f("templateId"), "no such template")]),
         SendError::TemplateIncomplete(missing) => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "template-incomplete",
             "Template incomplete",
             format!("the template has no {}", missing.join(" and ")),
         )
-        .with("missing", json!(missing)),
+        .with(|p| p.missing = Some(missing.iter().map(|m| m.to_string()).collect())),
         SendError::TemplateNotSendable { status, reason } => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "template-not-sendable",
             "Template cannot be sent",
             reason,
         )
-        .with("templateStatus", Value::String(status)),
+        .with(|p| p.template_status = Some(status)),
         SendError::TemplateUnsupported(reason) => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "template-not-sendable",
             "Template cannot be sent",
             format!("the template cannot be sent: {reason}"),
         )
-        .with(
-            "errors",
-            json!([{"field": "template.components", "message": reason}]),
-        ),
+        .errors(vec![FieldError::new("template.components", reason)]),
         SendError::InvalidParams(invalid) => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid-params",
@@ -61,14 +55,11 @@ pub fn send_problem(e: SendError, field_prefix: &str) -> Problem {
                 .collect::<Vec<_>>()
                 .join("; "),
         )
-        .with(
-            "errors",
-            Value::Array(
-                invalid
-                    .iter()
-                    .map(|v| json!({"field": f(&native_field(&v.key)), "message": v.message}))
-                    .collect(),
-            ),
+        .errors(
+            invalid
+                .iter()
+                .map(|v| FieldError::new(f(&native_field(&v.key)), v.message.clone()))
+                .collect(),
         ),
         SendError::ChannelNotConnected(status) => Problem::new(
             StatusCode::CONFLICT,
@@ -76,22 +67,19 @@ pub fn send_problem(e: SendError, field_prefix: &str) -> Problem {
             "Channel not connected",
             format!("the channel is {status}; ask the operator to connect it"),
         )
-        .with("channelStatus", Value::String(status)),
+        .with(|p| p.channel_status = Some(status)),
         SendError::MissingParams { missing, detail } => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "missing-params",
             "Template params missing or refused",
             detail.join("; "),
         )
-        .with(
-            "errors",
-            Value::Array(
-                missing
-                    .iter()
-                    .zip(detail.iter())
-                    .map(|(m, d)| json!({"field": f(&native_field(m)), "message": d}))
-                    .collect(),
-            ),
+        .errors(
+            missing
+                .iter()
+                .zip(detail.iter())
+                .map(|(m, d)| FieldError::new(f(&native_field(m)), d.clone()))
+                .collect(),
         ),
         SendError::GroupNotFound(name) => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -99,20 +87,17 @@ pub fn send_problem(e: SendError, field_prefix: &str) -> Problem {
             "Group not found",
             format!("the account has no group named '{name}'"),
         )
-        .with(
-            "errors",
-            json!([{"field": f("groupName"), "message": "no such group"}]),
-        ),
+        .errors(vec![FieldError::new(f("groupName"), "no such group")]),
         SendError::RecipientOptedOut => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "recipient-opted-out",
             "Recipient opted out",
             "the recipient has opted out of marketing messages from this account; only UTILITY and AUTHENTICATION templates can be sent to it",
         )
-        .with(
-            "errors",
-            json!([{"field": f("to"), "message": "has opted out of marketing messages"}]),
-        ),
+        .errors(vec![FieldError::new(
+            f("to"),
+            "has opted out of marketing messages",
+        )]),
         SendError::ConversationLimit { limit } => Problem::new(
             StatusCode::PAYMENT_REQUIRED,
             "conversation-limit",
@@ -121,17 +106,17 @@ pub fn send_problem(e: SendError, field_prefix: &str) -> Problem {
                 "the account has used the {limit} new conversations of its plan this month (UTC)"
             ),
         )
-        .with("conversationLimit", json!(limit)),
+        .with(|p| p.conversation_limit = Some(limit)),
         SendError::SendAtBeyondHorizon { horizon_days } => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "send-at-beyond-horizon",
             "Send time too far ahead",
             format!("sendAt may be at most {horizon_days} days ahead"),
         )
-        .with(
-            "errors",
-            json!([{"field": f("sendAt"), "message": format!("more than {horizon_days} days ahead")}]),
-        ),
+        .errors(vec![FieldError::new(
+            f("sendAt"),
+            format!("more than {horizon_days} days ahead"),
+        )]),
         SendError::IdempotencyKeyReused => Problem::idempotency_key_reused(),
         SendError::Internal(e) => Problem::internal(&e),
     }
@@ -182,8 +167,10 @@ pub(crate) fn pending_problem(conversation_id: &str, prefix: &str) -> Problem {
         "Conversation pending",
         "an earlier template to this number is not confirmed by WhatsApp yet; nothing was sent",
     )
-    .with("conversationId", Value::String(conversation_id.to_string()))
-    .with("field", Value::String(format!("{prefix}to")))
+    .with(|p| {
+        p.conversation_id = Some(conversation_id.to_string());
+        p.field = Some(format!("{prefix}to"));
+    })
 }
 
 pub(crate) fn opt_string(

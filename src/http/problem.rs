@@ -6,19 +6,17 @@ use std::borrow::Cow;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value, json};
 
-use super::{error_id, json_response};
+use super::{error_id, typed_json};
+use crate::api::problem::ProblemDocument;
 use crate::service::access::AccessError;
 use crate::service::input::FieldError;
 
 #[derive(Debug)]
 pub struct Problem {
     status: StatusCode,
-    slug: Cow<'static, str>,
-    title: &'static str,
-    detail: String,
-    extra: Map<String, Value>,
+    /// Boxed: a `Result<_, Problem>` stays small.
+    body: Box<ProblemDocument>,
     /// `Retry-After` seconds (429).
     retry_after: Option<u64>,
 }
@@ -30,12 +28,16 @@ impl Problem {
         title: &'static str,
         detail: impl Into<String>,
     ) -> Self {
+        let slug: Cow<'static, str> = slug.into();
         Problem {
             status,
-            slug: slug.into(),
-            title,
-            detail: detail.into(),
-            extra: Map::new(),
+            body: Box::new(ProblemDocument {
+                problem_type: format!("/problems/{slug}"),
+                title: title.to_string(),
+                status: status.as_u16(),
+                detail: detail.into(),
+                ..ProblemDocument::default()
+            }),
             retry_after: None,
         }
     }
@@ -45,8 +47,16 @@ impl Problem {
         self
     }
 
-    pub(crate) fn with(mut self, key: &str, value: Value) -> Self {
-        self.extra.insert(key.to_string(), value);
+    /// The problem with the type-specific members `set` fills in (`conversationId`,
+    /// `missing`…).
+    pub(crate) fn with(mut self, set: impl FnOnce(&mut ProblemDocument)) -> Self {
+        set(&mut self.body);
+        self
+    }
+
+    /// The problem naming `errors`.
+    pub(crate) fn errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.body.errors = errors;
         self
     }
 
@@ -57,17 +67,13 @@ impl Problem {
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("; ");
-        let list: Vec<Value> = errors
-            .iter()
-            .map(|e| json!({"field": e.field, "message": e.message}))
-            .collect();
         Problem::new(
             StatusCode::BAD_REQUEST,
             "validation",
             "Invalid request",
             detail,
         )
-        .with("errors", Value::Array(list))
+        .errors(errors)
     }
 
     pub(crate) fn field(field: &str, message: impl Into<String>) -> Self {
@@ -102,30 +108,22 @@ impl Problem {
             "Internal Server Error",
             format!("something went wrong; the log has the cause under {id}"),
         )
-        .with("errorId", Value::String(id))
+        .with(|p| p.error_id = Some(id))
     }
 
     pub(crate) fn internal(e: &anyhow::Error) -> Self {
         Problem::internal_logged(e, "native API request failed")
     }
 
-    pub fn body(&self) -> Value {
-        let mut body = json!({
-            "type": format!("/problems/{}", self.slug),
-            "title": self.title,
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-        });
-        if let Value::Object(b) = &mut body {
-            b.extend(self.extra.clone());
-        }
-        body
+    /// The problem document.
+    pub fn body(&self) -> &ProblemDocument {
+        &self.body
     }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let mut r = json_response(self.status, &self.body());
+        let mut r = typed_json(self.status, &self.body);
         r.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),

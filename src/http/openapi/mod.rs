@@ -470,6 +470,11 @@ pub(crate) const PROBLEMS: &[ProblemType] = &[
     ),
 ];
 
+/// The slug of every problem type.
+pub(crate) fn problem_types() -> impl Iterator<Item = &'static str> {
+    PROBLEMS.iter().map(|p| p.slug)
+}
+
 // --- The document --------------------------------------------------------------------------
 
 /// Tags in the order the reference page shows them, with their descriptions.

@@ -4,8 +4,6 @@
 
 use serde_json::{Map, Value, json};
 
-use super::PROBLEMS;
-
 // --- Helpers -------------------------------------------------------------------------------
 
 pub(crate) fn r(name: &str) -> Value {
@@ -154,151 +152,6 @@ fn time_of_day() -> Value {
 }
 
 // --- Shapes --------------------------------------------------------------------------------
-
-fn problem() -> Value {
-    let types: Vec<String> = PROBLEMS
-        .iter()
-        .map(|p| format!("/problems/{}", p.slug))
-        .collect();
-    d(
-        object(
-            vec![
-                (
-                    "type",
-                    d(
-                        json!({"type": "string", "enum": types}),
-                        "Stable problem type.",
-                    ),
-                ),
-                ("title", d(string(), "Short, fixed title of the type.")),
-                ("status", d(integer(), "The HTTP status.")),
-                (
-                    "detail",
-                    d(string(), "What exactly is wrong, for a person."),
-                ),
-                (
-                    "errors",
-                    d(
-                        array(r("FieldError")),
-                        "The failing fields (validation problems).",
-                    ),
-                ),
-                (
-                    "conversationId",
-                    d(
-                        string(),
-                        "`conversation-pending`: the pending conversation.",
-                    ),
-                ),
-                (
-                    "field",
-                    d(
-                        string(),
-                        "`conversation-pending`: the field of the number (`to`, or `recipients[i].to` in a batch).",
-                    ),
-                ),
-                (
-                    "missing",
-                    d(
-                        array(string()),
-                        "`template-incomplete`: the missing template fields.",
-                    ),
-                ),
-                (
-                    "templateStatus",
-                    d(string(), "`template-not-sendable`: the template's status."),
-                ),
-                (
-                    "metaCode",
-                    d(
-                        integer(),
-                        "`upstream` of a template submission or deletion: Meta's error code.",
-                    ),
-                ),
-                (
-                    "metaMessage",
-                    d(
-                        string(),
-                        "`upstream` of a template submission or deletion: Meta's error message.",
-                    ),
-                ),
-                (
-                    "channelStatus",
-                    d(string(), "`channel-not-connected`: the channel's status."),
-                ),
-                (
-                    "messageStatus",
-                    d(
-                        r("MessageStatus"),
-                        "`message-not-cancellable`: the message's status.",
-                    ),
-                ),
-                (
-                    "conversationLimit",
-                    d(
-                        integer(),
-                        "`conversation-limit`: the plan's new conversations per month.",
-                    ),
-                ),
-                (
-                    "errorId",
-                    d(
-                        string(),
-                        "`internal`: the id of the log line with the cause.",
-                    ),
-                ),
-                (
-                    "mimeType",
-                    d(
-                        nullable(string()),
-                        "`unsupported-media-type`, `media-too-large`: the file's type (null when it had none).",
-                    ),
-                ),
-                (
-                    "contentType",
-                    d(
-                        nullable(string()),
-                        "`unsupported-media-type` (request body): the request's `Content-Type` (null when it had none).",
-                    ),
-                ),
-                (
-                    "accepted",
-                    d(
-                        array(string()),
-                        "`unsupported-media-type`: the body types the operation takes, or the MIME types WhatsApp takes for an uploaded file.",
-                    ),
-                ),
-                (
-                    "mediaKind",
-                    d(
-                        one_of_strings(&["audio", "document", "image", "sticker", "video"]),
-                        "`media-too-large`: the kind of media the type is.",
-                    ),
-                ),
-                (
-                    "size",
-                    d(integer(), "`media-too-large`: the file's size in bytes."),
-                ),
-                (
-                    "limit",
-                    d(
-                        integer(),
-                        "`media-too-large`: the largest file of its type WhatsApp takes, in bytes.",
-                    ),
-                ),
-                (
-                    "providerError",
-                    d(
-                        r("ProviderError"),
-                        "`upstream` (media uploads): the Graph API's error.",
-                    ),
-                ),
-            ],
-            &["type", "title", "status", "detail"],
-        ),
-        "An RFC 9457 problem document (`application/problem+json`).",
-    )
-}
 
 fn webhook_endpoint_props() -> Vec<(&'static str, Value)> {
     vec![
@@ -1640,7 +1493,6 @@ fn compat_send_request(new_family: bool) -> Value {
 pub(super) fn all() -> Value {
     let schemas: Vec<(&str, Value)> = vec![
         // Common.
-        ("Problem", problem()),
         (
             "ProviderError",
             d(
