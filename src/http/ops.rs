@@ -51,7 +51,7 @@ async fn metrics(State(app): State<App>, headers: HeaderMap) -> Response {
     let mut response = ops::render_metrics(&app).await.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
     );
     response
 }

@@ -1,12 +1,16 @@
 //! What an operator's probes and scrapers ask: is the process ready to serve, and the metrics.
 
-use std::fmt::Write;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
+
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::metrics::{escape, header};
+use crate::metrics;
 use crate::now_ms;
 
 /// Longest a readiness probe or a scrape waits for the database.
@@ -89,71 +93,50 @@ pub async fn render_metrics(app: &App) -> String {
         Ok::<_, crate::store::StoreError>((counts, queues, channels, pending))
     })
     .await;
+    // A registry of this scrape's readings.
+    let mut now = Registry::default();
     let up = match snapshot {
         Ok(Ok((counts, queues, channels, pending))) => {
-            header(
-                &mut out,
+            now.register(
                 "plantilla_pending_statuses",
-                "Statuses kept for messages not known (yet), each until its send's response or its TTL.",
-                "gauge",
+                "Statuses kept for messages not known (yet), each until its send's response or its TTL",
+                gauge(pending),
             );
-            let _ = writeln!(out, "plantilla_pending_statuses {pending}");
-            header(
-                &mut out,
-                "plantilla_messages",
-                "Messages stored, by status.",
-                "gauge",
-            );
+            let messages = Family::<[(&str, String); 1], Gauge>::default();
             for (status, n) in counts {
-                let _ = writeln!(
-                    out,
-                    "plantilla_messages{{status=\"{}\"}} {n}",
-                    escape(&status)
-                );
+                messages.get_or_create(&[("status", status)]).set(n);
             }
-            let now = now_ms();
-            header(
-                &mut out,
+            now.register("plantilla_messages", "Messages stored, by status", messages);
+            let depth = Family::<[(&str, String); 1], Gauge>::default();
+            let age = Family::<[(&str, String); 1], Gauge<f64, AtomicU64>>::default();
+            let at = now_ms();
+            for q in queues {
+                let channel = [("channel", q.channel_id)];
+                depth.get_or_create(&channel).set(q.depth);
+                age.get_or_create(&channel)
+                    .set((at - q.oldest_queued_at).max(0) as f64 / 1000.0);
+            }
+            now.register(
                 "plantilla_queue_depth",
-                "Messages not yet taken by the provider (queued, sending or awaiting a retry), by channel.",
-                "gauge",
+                "Messages not yet taken by the provider (queued, sending or awaiting a retry), by channel",
+                depth,
             );
-            for q in &queues {
-                let _ = writeln!(
-                    out,
-                    "plantilla_queue_depth{{channel=\"{}\"}} {}",
-                    escape(&q.channel_id),
-                    q.depth
-                );
-            }
-            header(
-                &mut out,
+            now.register(
                 "plantilla_queue_oldest_age_seconds",
-                "Age of the oldest message not yet taken by the provider, by channel.",
-                "gauge",
+                "Age of the oldest message not yet taken by the provider, by channel",
+                age,
             );
-            for q in &queues {
-                let age = (now - q.oldest_queued_at).max(0) as f64 / 1000.0;
-                let _ = writeln!(
-                    out,
-                    "plantilla_queue_oldest_age_seconds{{channel=\"{}\"}} {age}",
-                    escape(&q.channel_id)
-                );
+            let halted = Family::<[(&str, String); 1], Gauge>::default();
+            for c in channels {
+                halted
+                    .get_or_create(&[("channel", c.id)])
+                    .set(i64::from(c.health != "ok"));
             }
-            header(
-                &mut out,
+            now.register(
                 "plantilla_channel_halted",
-                "1 when a channel is halted by an error no retry fixes (its messages wait), else 0.",
-                "gauge",
+                "1 when a channel is halted by an error no retry fixes (its messages wait), else 0",
+                halted,
             );
-            for c in &channels {
-                let halted = u8::from(c.health != "ok");
-                let _ = writeln!(
-                    out,
-                    "plantilla_channel_halted{{channel=\"{}\"}} {halted}",
-                    escape(&c.id)
-                );
-            }
             1
         }
         Ok(Err(e)) => {
@@ -165,23 +148,23 @@ pub async fn render_metrics(app: &App) -> String {
             0
         }
     };
-    header(
-        &mut out,
+    now.register(
         "plantilla_database_up",
-        "1 when the last scrape could read the database.",
-        "gauge",
+        "1 when the last scrape could read the database",
+        gauge(up),
     );
-    let _ = writeln!(out, "plantilla_database_up {up}");
-    header(
-        &mut out,
+    now.register(
         "plantilla_dispatcher_running",
-        "1 while the dispatcher loop runs.",
-        "gauge",
+        "1 while the dispatcher loop runs",
+        gauge(i64::from(app.run_state.dispatcher_running())),
     );
-    let _ = writeln!(
-        out,
-        "plantilla_dispatcher_running {}",
-        u8::from(app.run_state.dispatcher_running())
-    );
+    metrics::encode(&mut out, &now);
     out
+}
+
+/// A gauge reading `value`.
+fn gauge(value: i64) -> Gauge {
+    let g = Gauge::default();
+    g.set(value);
+    g
 }

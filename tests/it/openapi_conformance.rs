@@ -3,12 +3,8 @@
 // declares for its path, method, status and media type. A status the document does not
 // declare for the operation fails; so does an operation no request exercised.
 //
-// The validator covers the JSON Schema the document uses: `$ref`, `type` (and type arrays),
-// `enum`, `const`, `properties`, `required`, `additionalProperties`, `items`, `oneOf`,
-// `anyOf`, `allOf`, `if`/`then`, `pattern`, `uniqueItems` and numeric, length and item-count
-// bounds; `format` and annotations are
-// ignored, and any other keyword fails the test (so the document cannot use a keyword the
-// validator would silently skip).
+// Schemas are checked by the `jsonschema` crate as JSON Schema 2020-12 (OpenAPI 3.1's dialect),
+// `format` as an annotation.
 
 use crate::common;
 
@@ -25,200 +21,58 @@ use serde_json::{Value, json};
 
 // --- The validator -------------------------------------------------------------------------
 
-const ANNOTATIONS: &[&str] = &["description", "format", "default", "title", "examples"];
-
+/// Validates values against schemas taken from the document `doc`.
 struct Validator<'a> {
     doc: &'a Value,
 }
 
 impl Validator<'_> {
-    fn resolve(&self, reference: &str) -> &Value {
-        let pointer = reference
-            .strip_prefix('#')
-            .unwrap_or_else(|| panic!("only local $refs: {reference}"));
-        self.doc
-            .pointer(pointer)
-            .unwrap_or_else(|| panic!("$ref {reference} does not resolve"))
-    }
-
+    /// Why `value` does not match `schema` (a schema of the document): one line per error, with
+    /// the path in the value, the reason and the value; empty when it matches.
     fn errors(&self, schema: &Value, value: &Value) -> Vec<String> {
-        let mut errors = Vec::new();
-        self.check(schema, value, "$", &mut errors);
-        errors
-    }
-
-    fn check(&self, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
-        let Some(schema) = schema.as_object() else {
-            if schema == &Value::Bool(false) {
-                errors.push(format!("{at}: not allowed"));
+        // The schema's `#/components/...` references point into the document: it is compiled
+        // as the root of a document that has the components beside it.
+        let root = match schema {
+            Value::Object(keywords) => {
+                assert!(!keywords.contains_key("components"), "{schema}");
+                let mut keywords = keywords.clone();
+                keywords.insert("components".into(), self.doc["components"].clone());
+                Value::Object(keywords)
             }
-            return;
+            boolean => boolean.clone(),
         };
-        for (keyword, arg) in schema {
-            match keyword.as_str() {
-                "$ref" => self.check(self.resolve(arg.as_str().unwrap()), value, at, errors),
-                "type" => {
-                    let types: Vec<&str> = match arg {
-                        Value::String(t) => vec![t],
-                        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
-                        _ => panic!("bad type {arg}"),
-                    };
-                    if !types.iter().any(|t| has_type(value, t)) {
-                        errors.push(format!(
-                            "{at}: {} is not of type {}",
-                            short(value),
-                            types.join(" or ")
-                        ));
-                    }
-                }
-                "enum" => {
-                    if !arg.as_array().unwrap().contains(value) {
-                        errors.push(format!("{at}: {} is not one of {arg}", short(value)));
-                    }
-                }
-                "const" => {
-                    if arg != value {
-                        errors.push(format!("{at}: {} is not {arg}", short(value)));
-                    }
-                }
-                "properties" => {
-                    if let Value::Object(obj) = value {
-                        for (name, sub) in arg.as_object().unwrap() {
-                            if let Some(v) = obj.get(name) {
-                                self.check(sub, v, &format!("{at}.{name}"), errors);
-                            }
-                        }
-                    }
-                }
-                "required" => {
-                    if let Value::Object(obj) = value {
-                        for name in arg.as_array().unwrap().iter().filter_map(Value::as_str) {
-                            if !obj.contains_key(name) {
-                                errors.push(format!("{at}: required field {name} is missing"));
-                            }
-                        }
-                    }
-                }
-                "additionalProperties" => {
-                    if let Value::Object(obj) = value {
-                        let known = schema.get("properties").and_then(Value::as_object);
-                        for (name, v) in obj {
-                            if known.is_some_and(|k| k.contains_key(name)) {
-                                continue;
-                            }
-                            match arg {
-                                Value::Bool(false) => {
-                                    errors.push(format!("{at}: field {name} is not in the schema"))
-                                }
-                                Value::Bool(true) => {}
-                                sub => self.check(sub, v, &format!("{at}.{name}"), errors),
-                            }
-                        }
-                    }
-                }
-                "items" => {
-                    if let Value::Array(items) = value {
-                        for (i, v) in items.iter().enumerate() {
-                            self.check(arg, v, &format!("{at}[{i}]"), errors);
-                        }
-                    }
-                }
-                "oneOf" | "anyOf" => {
-                    let branches = arg.as_array().unwrap();
-                    let results: Vec<Vec<String>> =
-                        branches.iter().map(|b| self.errors(b, value)).collect();
-                    let passing = results.iter().filter(|e| e.is_empty()).count();
-                    let ok = if keyword == "oneOf" {
-                        passing == 1
-                    } else {
-                        passing >= 1
-                    };
-                    if !ok {
-                        let why: Vec<String> = results
-                            .iter()
-                            .enumerate()
-                            .map(|(i, e)| format!("branch {i}: {}", e.join("; ")))
-                            .collect();
-                        errors.push(format!(
-                            "{at}: {passing} of the {keyword} branches match ({})",
-                            why.join(" | ")
-                        ));
-                    }
-                }
-                "allOf" => {
-                    for b in arg.as_array().unwrap() {
-                        self.check(b, value, at, errors);
-                    }
-                }
-                "minimum" | "maximum" => {
-                    if let Some(n) = value.as_f64() {
-                        let bound = arg.as_f64().unwrap();
-                        if (keyword == "minimum" && n < bound)
-                            || (keyword == "maximum" && n > bound)
-                        {
-                            errors.push(format!("{at}: {n} is out of {keyword} {bound}"));
-                        }
-                    }
-                }
-                "minLength" | "maxLength" | "minItems" | "maxItems" => {
-                    let len = match value {
-                        Value::String(s) if keyword.ends_with("Length") => s.chars().count(),
-                        Value::Array(a) if keyword.ends_with("Items") => a.len(),
-                        _ => continue,
-                    };
-                    let bound = arg.as_u64().unwrap() as usize;
-                    if (keyword.starts_with("min") && len < bound)
-                        || (keyword.starts_with("max") && len > bound)
-                    {
-                        errors.push(format!("{at}: length {len} is out of {keyword} {bound}"));
-                    }
-                }
-                "pattern" => {
-                    if let Value::String(text) = value {
-                        let re = regex_automata::meta::Regex::new(arg.as_str().unwrap())
-                            .unwrap_or_else(|e| panic!("bad pattern {arg}: {e}"));
-                        if !re.is_match(text) {
-                            errors.push(format!("{at}: {} does not match {arg}", short(value)));
-                        }
-                    }
-                }
-                "uniqueItems" => {
-                    if let (Value::Array(items), Value::Bool(true)) = (value, arg) {
-                        for (i, v) in items.iter().enumerate() {
-                            if items[..i].contains(v) {
-                                errors.push(format!("{at}[{i}]: {} is listed twice", short(v)));
-                            }
-                        }
-                    }
-                }
-                "if" => {
-                    if self.errors(arg, value).is_empty()
-                        && let Some(then) = schema.get("then")
-                    {
-                        self.check(then, value, at, errors);
-                    }
-                }
-                "then" => {} // with `if`
-                k if ANNOTATIONS.contains(&k) => {}
-                k => panic!("the validator does not support the keyword {k} (at {at})"),
-            }
-        }
+        let validator = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .should_validate_formats(false)
+            .build(&root)
+            .unwrap_or_else(|e| {
+                panic!("a schema of the document does not compile: {e}\n  {schema}")
+            });
+        validator.iter_errors(value).map(|e| describe(&e)).collect()
     }
 }
 
-fn has_type(value: &Value, t: &str) -> bool {
-    match t {
-        "null" => value.is_null(),
-        "boolean" => value.is_boolean(),
-        "string" => value.is_string(),
-        "array" => value.is_array(),
-        "object" => value.is_object(),
-        "number" => value.is_number(),
-        "integer" => {
-            value.is_i64() || value.is_u64() || value.as_f64().is_some_and(|f| f.fract() == 0.0)
-        }
-        other => panic!("unknown type {other}"),
+/// `$<JSON pointer>: <reason> (value: …)`, and for `oneOf`/`anyOf` why each branch failed.
+fn describe(e: &jsonschema::ValidationError) -> String {
+    let mut text = format!(
+        "${}: {} (value: {})",
+        e.instance_path(),
+        e.masked(),
+        short(e.instance())
+    );
+    use jsonschema::error::ValidationErrorKind::{AnyOf, OneOfNotValid};
+    if let AnyOf { context } | OneOfNotValid { context } = e.kind() {
+        let branches: Vec<String> = context
+            .iter()
+            .enumerate()
+            .map(|(i, errors)| {
+                let why: Vec<String> = errors.iter().map(describe).collect();
+                format!("branch {i}: {}", why.join("; "))
+            })
+            .collect();
+        text.push_str(&format!(" [{}]", branches.join(" | ")));
     }
+    text
 }
 
 fn short(v: &Value) -> String {
@@ -234,70 +88,33 @@ fn short(v: &Value) -> String {
 }
 
 #[test]
-fn the_validator_accepts_and_rejects_what_json_schema_does() {
+fn schemas_resolve_the_documents_components_and_errors_say_where_and_why() {
     let doc = json!({"components": {"schemas": {
         "Item": {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"], "additionalProperties": false},
     }}});
     let v = Validator { doc: &doc };
-    let item = json!({"$ref": "#/components/schemas/Item"});
-    assert!(v.errors(&item, &json!({"n": 1})).is_empty());
-    assert!(!v.errors(&item, &json!({"n": 1.5})).is_empty(), "integer");
-    assert!(!v.errors(&item, &json!({})).is_empty(), "required");
-    assert!(
-        !v.errors(&item, &json!({"n": 1, "x": 2})).is_empty(),
-        "additionalProperties"
+    let list = json!({"type": "array", "items": {"$ref": "#/components/schemas/Item"}});
+    assert_eq!(
+        v.errors(&list, &json!([{"n": 1}, {"n": 2.0}])),
+        Vec::<String>::new()
     );
-    assert!(!v.errors(&item, &json!([])).is_empty(), "type");
-    let nullable = json!({"type": ["string", "null"], "enum": ["a", null]});
-    assert!(v.errors(&nullable, &json!(null)).is_empty());
-    assert!(v.errors(&nullable, &json!("a")).is_empty());
-    assert!(!v.errors(&nullable, &json!("b")).is_empty(), "enum");
-    let one = json!({"oneOf": [{"type": "string"}, {"type": ["string", "null"]}]});
+    let errors = v.errors(&list, &json!([{"n": 1}, {"n": "2"}]));
+    assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
-        !v.errors(&one, &json!("x")).is_empty(),
-        "oneOf: two branches match"
+        errors[0].starts_with("$/1/n: ")
+            && errors[0].contains("integer")
+            && errors[0].ends_with("(value: \"2\")"),
+        "{errors:?}"
     );
-    assert!(v.errors(&one, &json!(null)).is_empty());
-    let any = json!({"anyOf": [{"type": "string"}, {"type": ["string", "null"]}]});
-    assert!(v.errors(&any, &json!("x")).is_empty());
-    assert!(!v.errors(&any, &json!(1)).is_empty());
-    let list = json!({"type": "array", "items": item, "maxItems": 2});
-    assert!(v.errors(&list, &json!([{"n": 1}])).is_empty());
-    assert!(!v.errors(&list, &json!([{"n": "1"}])).is_empty(), "items");
+    let either = json!({"oneOf": [{"$ref": "#/components/schemas/Item"}, {"type": "null"}]});
+    assert!(v.errors(&either, &json!(null)).is_empty());
+    let errors = v.errors(&either, &json!({"n": 1, "x": 2}));
+    assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
-        !v.errors(&list, &json!([{"n": 1}, {"n": 1}, {"n": 1}]))
-            .is_empty(),
-        "maxItems"
-    );
-    let all = json!({"allOf": [item, {"properties": {"n": {"enum": [1, 2]}}}]});
-    assert!(v.errors(&all, &json!({"n": 2})).is_empty());
-    assert!(!v.errors(&all, &json!({"n": 3})).is_empty(), "allOf");
-    assert!(
-        !v.errors(&json!({"const": true}), &json!(false)).is_empty(),
-        "const"
-    );
-    let map = json!({"type": "object", "additionalProperties": {"type": "integer"}});
-    assert!(v.errors(&map, &json!({"a": 1})).is_empty());
-    assert!(!v.errors(&map, &json!({"a": "1"})).is_empty(), "map values");
-    let digits = json!({"type": "string", "pattern": "^[1-9][0-9]*$"});
-    assert!(v.errors(&digits, &json!("507")).is_empty());
-    assert!(!v.errors(&digits, &json!("0507")).is_empty(), "pattern");
-    let unique = json!({"type": "array", "uniqueItems": true});
-    assert!(v.errors(&unique, &json!(["a", "b"])).is_empty());
-    assert!(
-        !v.errors(&unique, &json!(["a", "a"])).is_empty(),
-        "uniqueItems"
-    );
-    let cond = json!({"if": {"properties": {"k": {"const": "cloud"}}, "required": ["k"]},
-                      "then": {"required": ["id"]}});
-    assert!(v.errors(&cond, &json!({"k": "sandbox"})).is_empty());
-    assert!(
-        v.errors(&cond, &json!({"k": "cloud", "id": "1"}))
-            .is_empty()
-    );
-    assert!(
-        !v.errors(&cond, &json!({"k": "cloud"})).is_empty(),
-        "if/then"
+        errors[0].contains("branch 0: ")
+            && errors[0].contains("'x'")
+            && errors[0].contains("branch 1: "),
+        "{errors:?}"
     );
 }
 

@@ -1,5 +1,6 @@
 //! What every `Store` must do, whatever the database: each test runs on SQLite and on
-//! PostgreSQL (`both_databases!`) through the `Store` trait alone. One pending conversation per
+//! PostgreSQL (`both_databases!`) through the `Store` trait alone. Every method once, with what
+//! it reads back; one pending conversation per
 //! number and the plan limit under concurrent sends, claims that never hand a job out twice,
 //! fenced stale attempts, monotonic statuses, a status for another channel, concurrent copies
 //! of one inbound message, claims over several channels, statuses kept for later.
@@ -14,8 +15,8 @@ use std::sync::Arc;
 
 use plantilla::app::App;
 use plantilla::config::Config;
-use plantilla::domain::ids::new_id;
-use plantilla::domain::status::{ConversationStatus, MessageStatus};
+use plantilla::domain::ids::{hash_token, new_id};
+use plantilla::domain::status::{CloseReason, ConversationStatus, MessageStatus};
 use plantilla::service::send::{SendError, SendOutcome, send};
 use plantilla::store::postgres::PgStore;
 use plantilla::store::sqlite::SqliteStore;
@@ -755,6 +756,494 @@ async fn a_status_kept_for_later_keeps_its_pricing() {
             .unwrap();
         assert_eq!(taken.len(), 1);
         assert_eq!(taken[0].pricing, Some(pricing));
+    })
+    .await;
+}
+
+both_databases!(every_method_round_trips);
+async fn every_method_round_trips() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        let s = seed(&store, 1000).await;
+        let now = plantilla::now_ms();
+
+        // Accounts and channels.
+        let account = store.account(&s.account.id).await.unwrap().unwrap();
+        assert_eq!(account.conversation_limit, 1000);
+        assert!(store.account("acc_missing").await.unwrap().is_none());
+        let token = hash_token(&s.channel.id);
+        let by_token = store.channel_by_token(&token).await.unwrap().unwrap();
+        assert_eq!(by_token.id, s.channel.id);
+        assert_eq!(by_token.provider, ProviderKind::Sandbox);
+        let by_pnid = store
+            .channel_by_phone_number_id(&s.channel.phone_number_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(by_pnid.id, s.channel.id);
+        assert_eq!(store.channels_by_waba("waba_1").await.unwrap().len(), 1);
+        assert_eq!(store.list_channels().await.unwrap().len(), 1);
+        let mut channel = s.channel.clone();
+        channel.name = "Renamed".into();
+        channel.messages_per_second = 20;
+        channel.updated_at = now + 1;
+        store.update_channel(&channel).await.unwrap();
+        let got = store.channel(&channel.id).await.unwrap().unwrap();
+        assert_eq!(
+            (got.name.as_str(), got.messages_per_second),
+            ("Renamed", 20)
+        );
+        assert!(
+            store
+                .set_channel_token(&channel.id, "newhash", now)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .set_channel_token("chn_missing", "x", now)
+                .await
+                .unwrap()
+        );
+        assert!(store.channel_by_token("newhash").await.unwrap().is_some());
+        let halt = ProviderError {
+            code: 190,
+            title: "Access token expired".into(),
+            details: None,
+        };
+        store
+            .set_channel_health(&channel.id, Some(&halt), now)
+            .await
+            .unwrap();
+        let got = store.channel(&channel.id).await.unwrap().unwrap();
+        assert_eq!(got.health, "halted");
+        assert_eq!(
+            got.health_error.map(|e| (e.code, e.title)),
+            Some((190, halt.title.clone()))
+        );
+
+        // Groups: the first association is the default.
+        let second_channel = Channel {
+            id: new_id("chn"),
+            ..s.channel.clone()
+        };
+        store
+            .insert_channel(&second_channel, &hash_token(&second_channel.id))
+            .await
+            .unwrap();
+        for (name, channels) in [
+            (
+                "Ventas",
+                vec![channel.id.clone(), second_channel.id.clone()],
+            ),
+            ("Soporte", vec![channel.id.clone()]),
+        ] {
+            store
+                .insert_group(&Group {
+                    id: new_id("grp"),
+                    account_id: s.account.id.clone(),
+                    name: name.into(),
+                    channel_ids: channels,
+                    created_at: now,
+                })
+                .await
+                .unwrap();
+        }
+        let ventas = store
+            .group_by_name(&s.account.id, "Ventas")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            ventas.channel_ids,
+            [channel.id.clone(), second_channel.id.clone()]
+        );
+        let default = store.default_group(&channel.id).await.unwrap().unwrap();
+        assert_eq!(default.name, "Ventas");
+        assert!(
+            store
+                .group_by_name(&s.account.id, "Nope")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let duplicate = store
+            .insert_group(&Group {
+                id: new_id("grp"),
+                account_id: s.account.id.clone(),
+                name: "Ventas".into(),
+                channel_ids: vec![],
+                created_at: now,
+            })
+            .await;
+        assert!(
+            matches!(duplicate, Err(StoreError::Conflict(_))),
+            "{duplicate:?}"
+        );
+
+        // Templates and the list filters (ASCII case folding, as SQLite).
+        let mut t2 = Template {
+            id: new_id("tpl"),
+            name: "Promo_Verano".into(),
+            status: "PENDING".into(),
+            app_id: "app_2".into(),
+            header: Some(json!({"type": "text", "text": "Hola"})),
+            footer: Some("Gracias".into()),
+            group_name: Some("Ventas".into()),
+            created_at: now + 1,
+            ..s.template.clone()
+        };
+        store.insert_template(&t2).await.unwrap();
+        t2.active = false;
+        t2.buttons = json!([{"type": "QUICK_REPLY", "text": "OK"}]);
+        store.update_template(&t2).await.unwrap();
+        let got = store.template(&t2.id).await.unwrap().unwrap();
+        assert!(!got.active);
+        assert_eq!(got.header, t2.header);
+        assert_eq!(got.buttons, t2.buttons);
+        assert!(
+            store
+                .account_template("acc_other", &t2.id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .account_template(&s.account.id, &t2.id)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            store
+                .template_by_app_id(&s.account.id, "app_2")
+                .await
+                .unwrap()
+                .map(|t| t.id),
+            Some(t2.id.clone())
+        );
+        assert_eq!(
+            store
+                .template_by_name(&s.account.id, "order_update", "es")
+                .await
+                .unwrap()
+                .map(|t| t.id),
+            Some(s.template.id.clone())
+        );
+        let list = |status: Option<&str>, name: Option<&str>, offset: u32, limit: u32| {
+            let store = store.clone();
+            let account_id = s.account.id.clone();
+            let filter = TemplateFilter {
+                status: status.map(str::to_string),
+                name: name.map(str::to_string),
+                offset,
+                limit,
+            };
+            async move {
+                let (templates, total) = store.list_templates(&account_id, &filter).await.unwrap();
+                (
+                    templates.into_iter().map(|t| t.name).collect::<Vec<_>>(),
+                    total,
+                )
+            }
+        };
+        assert_eq!(
+            list(None, None, 0, 10).await,
+            (
+                vec!["order_update".to_string(), "Promo_Verano".to_string()],
+                2
+            )
+        );
+        assert_eq!(
+            list(None, None, 1, 1).await,
+            (vec!["Promo_Verano".to_string()], 2)
+        );
+        assert_eq!(list(Some("approved"), None, 0, 10).await.1, 1);
+        assert_eq!(list(None, Some("VERANO"), 0, 10).await.0, ["Promo_Verano"]);
+        assert_eq!(list(Some("pending"), Some("order"), 0, 10).await.1, 0);
+
+        // Conversations: sent on an open conversation, inbound activity, expiry, closing.
+        store
+            .set_channel_health(&channel.id, None, now)
+            .await
+            .unwrap();
+        let phone = "50755667788";
+        let mut first = accept(&s, phone, now);
+        first.client_name = Some("Ana".into());
+        let AcceptOutcome::Pending {
+            conversation_id,
+            message_id,
+        } = store.accept_send(&first).await.unwrap()
+        else {
+            panic!("expected pending");
+        };
+        assert_eq!(
+            store.due_channels(now, ORPHAN_WAIT).await.unwrap(),
+            [channel.id.clone()]
+        );
+        assert_eq!(store.next_due(ORPHAN_WAIT).await.unwrap(), Some(now));
+        let conversation = store.conversation(&conversation_id).await.unwrap().unwrap();
+        assert_eq!(conversation.client_name, "Ana");
+        assert_eq!(conversation.status, ConversationStatus::Pending);
+        assert_eq!(
+            conversation.first_message_id.as_deref(),
+            Some(message_id.as_str())
+        );
+        // Delivered: the conversation opens.
+        store
+            .apply_status(&StatusUpdate {
+                provider_message_id: Some("wamid.1".into()),
+                message_id: Some(message_id.clone()),
+                status: MessageStatus::Delivered,
+                at: now + 10,
+                error: None,
+                pricing_category: Some("utility".into()),
+                pricing: Some(Pricing {
+                    pricing_type: Some("regular".into()),
+                    category: Some("utility".into()),
+                    pricing_model: Some("PMP".into()),
+                    billable: Some(true),
+                }),
+                channel_id: None,
+            })
+            .await
+            .unwrap();
+        let m = store.message(&message_id).await.unwrap().unwrap();
+        assert_eq!(m.provider_message_id.as_deref(), Some("wamid.1"));
+        assert_eq!(m.pricing_category.as_deref(), Some("utility"));
+        assert_eq!(
+            m.pricing.as_ref().and_then(|p| p.pricing_type.as_deref()),
+            Some("regular")
+        );
+        assert_eq!(m.pricing.as_ref().and_then(|p| p.billable), Some(true));
+        // It is counted by usage in its window only.
+        let priced = store
+            .priced_messages(&s.account.id, now + 10, now + 11)
+            .await
+            .unwrap();
+        assert_eq!(priced.len(), 1);
+        assert_eq!(priced[0].pricing.pricing_model.as_deref(), Some("PMP"));
+        assert!(
+            store
+                .priced_messages(&s.account.id, now + 11, now + 20)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        // Template health: the status and category move, the health is kept.
+        let flagged = TemplateHealthChange::Status {
+            event: "FLAGGED".into(),
+            reason: Some("LOW_QUALITY".into()),
+            category: None,
+            disable_date: Some(now + 1000),
+            other_info: None,
+        };
+        assert!(
+            store
+                .apply_template_health(&s.template.id, &flagged, now)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .apply_template_health(&s.template.id, &flagged, now)
+                .await
+                .unwrap(),
+            "a repeat changes nothing"
+        );
+        let change = TemplateHealthChange::Category {
+            previous: None,
+            new: "MARKETING".into(),
+        };
+        assert!(
+            store
+                .apply_template_health(&s.template.id, &change, now)
+                .await
+                .unwrap()
+        );
+        let t = store.template(&s.template.id).await.unwrap().unwrap();
+        assert_eq!(t.category, "MARKETING");
+        let healths = store.template_healths(&s.account.id).await.unwrap();
+        let h = &healths[&s.template.id];
+        assert!(h.flagged);
+        assert_eq!(h.disable_date, Some(now + 1000));
+        assert_eq!(h.previous_category.as_deref(), Some("UTILITY"));
+        assert!(
+            !store
+                .apply_template_health("tpl_missing", &change, now)
+                .await
+                .unwrap()
+        );
+
+        // Number quality: the rating is kept, the limit moves.
+        let report = ChannelQualityChange {
+            event: Some("FLAGGED".into()),
+            display_phone_number: Some("15550000001".into()),
+            quality_rating: None,
+            limit: Some(Some(2000)),
+            learn_display: true,
+        };
+        assert!(
+            store
+                .apply_channel_quality(&s.channel.id, &report, now)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .apply_channel_quality(&s.channel.id, &report, now)
+                .await
+                .unwrap()
+        );
+        let q = &store.channel_qualities().await.unwrap()[&s.channel.id];
+        assert_eq!(q.quality_rating.as_deref(), Some("RED"));
+        assert_eq!(q.display_phone_number.as_deref(), Some("15550000001"));
+        assert_eq!(
+            store
+                .channel(&s.channel.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .messaging_limit,
+            Some(2000)
+        );
+        assert_eq!(store.next_due(ORPHAN_WAIT).await.unwrap(), None);
+        let open = store.conversation(&conversation_id).await.unwrap().unwrap();
+        assert_eq!(open.status, ConversationStatus::Open);
+
+        // An inbound message renames the contact and moves the activity forward only.
+        store
+            .record_inbound(&channel, phone, Some("Ana María"), now + 50)
+            .await
+            .unwrap();
+        store
+            .record_inbound(&channel, phone, None, now + 40)
+            .await
+            .unwrap();
+        assert_eq!(
+            count(
+                &store,
+                &format!(
+                    "SELECT COUNT(*) FROM contacts WHERE phone_number = '{phone}' \
+                     AND client_name = 'Ana María' AND last_inbound_at = {}",
+                    now + 50
+                )
+            )
+            .await,
+            1,
+            "the contact is renamed and its last inbound moved to the latest"
+        );
+        let c = store.conversation(&conversation_id).await.unwrap().unwrap();
+        assert_eq!(c.last_activity_at, now + 50);
+        store
+            .record_inbound(&channel, "50799990000", None, now)
+            .await
+            .unwrap();
+
+        // A send on the open conversation is queued on it.
+        let again = accept(&s, phone, now + 60);
+        let outcome = store.accept_send(&again).await.unwrap();
+        assert_eq!(
+            outcome,
+            AcceptOutcome::Sent {
+                conversation_id: conversation_id.clone(),
+                message_id: again.new_message_id.clone(),
+            }
+        );
+        // Much later the conversation has expired: a new pending one.
+        let mut later = accept(&s, phone, now + 48 * 3600 * 1000);
+        later.expire_before = now + 1000;
+        let AcceptOutcome::Pending {
+            conversation_id: newer,
+            ..
+        } = store.accept_send(&later).await.unwrap()
+        else {
+            panic!("expected pending after expiry");
+        };
+        let expired = store.conversation(&conversation_id).await.unwrap().unwrap();
+        assert_eq!(expired.status, ConversationStatus::Closed);
+        assert_eq!(expired.close_reason.as_deref(), Some("expired"));
+        let closed = store
+            .close_conversation(&newer, CloseReason::Operator, now + 70)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(closed.status, ConversationStatus::Closed);
+        assert_eq!(closed.close_reason.as_deref(), Some("operator"));
+        assert!(
+            store
+                .close_conversation("conv_missing", CloseReason::Operator, now)
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        // The plan limit of a period (this one has one conversation already).
+        let mut limited = accept(&s, "50711112222", now);
+        limited.conversation_limit = 1;
+        assert_eq!(
+            store.accept_send(&limited).await.unwrap(),
+            AcceptOutcome::LimitReached
+        );
+
+        // Statuses kept for messages not known yet, taken oldest first.
+        for (i, st) in [MessageStatus::Delivered, MessageStatus::Sent]
+            .into_iter()
+            .enumerate()
+        {
+            store
+                .store_pending_status(
+                    &StatusUpdate {
+                        provider_message_id: Some("wamid.early".into()),
+                        message_id: None,
+                        status: st,
+                        at: now + i as i64,
+                        error: Some(ProviderError {
+                            code: 1,
+                            title: "t".into(),
+                            details: Some("d".into()),
+                        }),
+                        pricing_category: Some("marketing".into()),
+                        pricing: Some(Pricing {
+                            pricing_type: Some("free_entry_point".into()),
+                            category: Some("marketing".into()),
+                            pricing_model: Some("PMP".into()),
+                            billable: Some(false),
+                        }),
+                        channel_id: None,
+                    },
+                    now,
+                )
+                .await
+                .unwrap();
+        }
+        let taken = store
+            .take_pending_statuses("wamid.early", "msg_none")
+            .await
+            .unwrap();
+        let statuses: Vec<MessageStatus> = taken.iter().map(|u| u.status).collect();
+        assert_eq!(statuses, [MessageStatus::Delivered, MessageStatus::Sent]);
+        assert_eq!(
+            taken[0].error.as_ref().and_then(|e| e.details.as_deref()),
+            Some("d")
+        );
+        assert_eq!(
+            taken[0]
+                .pricing
+                .as_ref()
+                .and_then(|p| p.pricing_type.as_deref()),
+            Some("free_entry_point"),
+            "a kept status keeps its pricing"
+        );
+        assert!(
+            store
+                .take_pending_statuses("wamid.early", "msg_none")
+                .await
+                .unwrap()
+                .is_empty()
+        );
     })
     .await;
 }
