@@ -95,7 +95,7 @@ pub struct ProblemDocument {
     /// `upstream` (media uploads): the Graph API's error.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = provider_error)]
-    pub provider_error: Option<serde_json::Value>,
+    pub provider_error: Option<crate::store::ProviderError>,
 }
 
 /// `/problems/<slug>` of every problem type.

@@ -14,22 +14,37 @@ use sha2::Sha256;
 
 use super::status::{ConversationStatus, MessageStatus};
 
-/// What an endpoint can subscribe to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// An event a webhook endpoint can subscribe to. `message.received`: a customer wrote or clicked something (its `data` is an `InboundMessage` without `direction`), forwarded once per WhatsApp message id even when Meta retries the webhook. `contact.opted_out` / `contact.opted_in`: a number joined or left the account's suppression list; `data` has `accountId`, `phoneNumber`, `reason` (`keyword`, `button`, `meta_131050` or `api`; for `opted_in`, how it left: `keyword` or `api`), `channelId` when known and `at`.
+// Its name ([`EventType::as_str`]) is its JSON form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
 pub enum EventType {
+    #[serde(rename = "message.sent")]
     MessageSent,
+    #[serde(rename = "message.delivered")]
     MessageDelivered,
+    #[serde(rename = "message.read")]
     MessageRead,
+    #[serde(rename = "message.failed")]
     MessageFailed,
+    #[serde(rename = "message.cancelled")]
     MessageCancelled,
+    #[serde(rename = "conversation.opened")]
     ConversationOpened,
+    #[serde(rename = "conversation.closed")]
     ConversationClosed,
+    #[serde(rename = "template.status_changed")]
     TemplateStatusChanged,
+    #[serde(rename = "message.received")]
     MessageReceived,
+    #[serde(rename = "contact.opted_out")]
     ContactOptedOut,
+    #[serde(rename = "contact.opted_in")]
     ContactOptedIn,
+    #[serde(rename = "template.category_changed")]
     TemplateCategoryChanged,
+    #[serde(rename = "template.quality_changed")]
     TemplateQualityChanged,
+    #[serde(rename = "channel.quality_changed")]
     ChannelQualityChanged,
 }
 
@@ -158,6 +173,11 @@ mod tests {
     fn event_types_round_trip() {
         for t in EventType::ALL {
             assert_eq!(EventType::parse(t.as_str()), Some(t));
+            assert_eq!(
+                serde_json::to_value(t).unwrap(),
+                t.as_str(),
+                "JSON is the name"
+            );
         }
         assert_eq!(EventType::parse("message.queued"), None);
         assert_eq!(

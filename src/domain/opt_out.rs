@@ -18,15 +18,19 @@ pub const MAX_KEYWORDS: usize = 50;
 pub const MAX_KEYWORD_CHARS: usize = 40;
 
 /// Why a number is on the suppression list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
 pub enum Reason {
     /// The user wrote one of the account's opt-out keywords.
+    #[serde(rename = "keyword")]
     Keyword,
     /// The user clicked a marketing template's opt-out button.
+    #[serde(rename = "button")]
     Button,
     /// Meta refused a send with 131050 (the user stopped marketing messages).
+    #[serde(rename = "meta_131050")]
     Meta131050,
     /// The integrator or the operator added it.
+    #[serde(rename = "api")]
     Api,
 }
 
@@ -186,6 +190,14 @@ pub fn check_keywords(list: &[String]) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reasons_are_their_names_in_json() {
+        for r in Reason::ALL {
+            assert_eq!(Reason::parse(r.as_str()), Some(r));
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+        }
+    }
 
     #[test]
     fn normalize_drops_case_accents_and_surrounding_punctuation() {

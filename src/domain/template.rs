@@ -103,16 +103,24 @@ pub struct Offer {
     pub has_expiration: bool,
 }
 
-/// A media file as a send gives it: a public link or a media id, and for
-/// documents the file name the recipient sees.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// A media file: `link` or `id`, and for documents an optional `filename`.
+// As a send gives it: a public link or a media id, and for documents the file name the
+// recipient sees. Unknown fields are refused ([`MediaRef::from_json`] too).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(examples(json!({"id": "1234567890", "filename": "catalogo.pdf"})))]
 pub struct MediaRef {
+    /// An http(s) URL of the media.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, nullable = false)]
     pub link: Option<String>,
+    /// A media id (from `POST /v1/media`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, nullable = false)]
     pub id: Option<String>,
+    /// A document's file name, as the recipient sees it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub filename: Option<String>,
 }
 

@@ -76,7 +76,8 @@ impl PriceTable {
 }
 
 /// How `GET /v1/usage` groups its rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum GroupBy {
     Day,
     Template,
@@ -197,6 +198,15 @@ mod tests {
         assert!(PriceTable::parse("marketing").is_err());
         assert!(PriceTable::parse("marketing=-1").is_err());
         assert!(PriceTable::parse("marketing:PA=1").is_err());
+    }
+
+    #[test]
+    fn group_bys_are_their_names_in_json() {
+        for name in GroupBy::NAMES {
+            let g = GroupBy::parse(name).unwrap();
+            assert_eq!(g.as_str(), name);
+            assert_eq!(serde_json::to_value(g).unwrap(), name);
+        }
     }
 
     #[test]

@@ -12,13 +12,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde_json::json;
 
 use super::caller::Caller;
 use super::idempotency::IdempotencyHeader;
-use super::json_response;
 use super::params::{parse_cursor, parse_json, parse_limit};
 use super::problem::Problem;
+use super::typed_json;
+use crate::api::events::CallbackDeliveryPage;
 use crate::app::App;
 use crate::service::callbacks::{self, CallbackError};
 use crate::service::views;
@@ -70,18 +70,19 @@ async fn create_endpoint(
 ) -> Answer {
     let body = parse_json(&body)?;
     let idem = key?.for_request(&app, &caller, "/v1/webhook-endpoints", &body);
-    let created = callbacks::create_endpoint(&app, caller.account_id(), &body, idem).await?;
-    Ok(json_response(StatusCode::CREATED, &created))
+    let input = callbacks::parse_endpoint(&body)?;
+    let created = callbacks::create_endpoint(&app, caller.account_id(), input, idem).await?;
+    Ok(typed_json(StatusCode::CREATED, &created))
 }
 
 async fn list_endpoints(State(app): State<App>, caller: Caller) -> Answer {
     let list = callbacks::list_endpoints(&app, caller.account_id()).await?;
-    Ok(json_response(StatusCode::OK, &list))
+    Ok(typed_json(StatusCode::OK, &list))
 }
 
 async fn get_endpoint(State(app): State<App>, Path(id): Path<String>, caller: Caller) -> Answer {
     let endpoint = callbacks::get_endpoint(&app, caller.account_id(), &id).await?;
-    Ok(json_response(StatusCode::OK, &endpoint))
+    Ok(typed_json(StatusCode::OK, &endpoint))
 }
 
 async fn delete_endpoint(State(app): State<App>, Path(id): Path<String>, caller: Caller) -> Answer {
@@ -99,9 +100,9 @@ async fn list_deliveries(
     // The cursor names the last delivery seen by its place in the outbox.
     let after = parse_cursor(&q)?.map(|(seq, _)| seq);
     let (data, next) = callbacks::deliveries(&app, caller.account_id(), &id, after, limit).await?;
-    let next = next.map(|seq| views::cursor(seq, &id));
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"data": data, "nextCursor": next}),
-    ))
+    let page = CallbackDeliveryPage {
+        data,
+        next_cursor: next.map(|seq| views::cursor(seq, &id)),
+    };
+    Ok(typed_json(StatusCode::OK, &page))
 }

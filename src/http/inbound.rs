@@ -10,8 +10,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde_json::Value;
 
+use crate::api::events::MetaNotification;
 use crate::app::App;
 use crate::service::inbound as webhook;
 use crate::service::input::{MAX_JSON_DEPTH, json_too_deep, too_deep_detail};
@@ -103,7 +103,7 @@ async fn receive(
     if json_too_deep(body, MAX_JSON_DEPTH) {
         return (StatusCode::BAD_REQUEST, too_deep_detail()).into_response();
     }
-    let Ok(payload) = serde_json::from_slice::<Value>(body) else {
+    let Ok(MetaNotification(payload)) = serde_json::from_slice(body) else {
         return (StatusCode::BAD_REQUEST, "body is not JSON").into_response();
     };
     match webhook::apply(app, scope, &payload).await {

@@ -13,16 +13,17 @@ use axum::extract::{Multipart, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::BytesMut;
-use serde_json::json;
 
 use super::caller::Caller;
 use super::idempotency::IdempotencyHeader;
-use super::json_response;
 use super::problem::Problem;
+use super::typed_json;
+use crate::api::events::{Media, MediaUpload};
 use crate::app::App;
 use crate::domain::media::{self, MediaRefusal};
 use crate::provider::MediaFile;
 use crate::service::media::{self as service, UploadError};
+use crate::store::ProviderError;
 
 /// Longest `channelId` read from a part (ids are far shorter).
 const MAX_CHANNEL_ID: usize = 200;
@@ -66,21 +67,13 @@ pub(crate) async fn upload(
     let id = service::upload(&app, &channel, &file)
         .await
         .map_err(upload_problem)?;
-    Ok(json_response(
-        StatusCode::CREATED,
-        &json!({
-            "id": id,
-            "mimeType": file.mime_type,
-            "size": file.bytes.len(),
-            "channelId": channel.id,
-        }),
-    ))
-}
-
-/// What the form carried.
-struct Form {
-    file: Option<MediaFile>,
-    channel_id: Option<String>,
+    let media = Media {
+        id,
+        size: file.bytes.len() as u64,
+        mime_type: file.mime_type,
+        channel_id: channel.id,
+    };
+    Ok(typed_json(StatusCode::CREATED, &media))
 }
 
 fn bad_multipart(e: &MultipartError) -> Problem {
@@ -95,8 +88,8 @@ fn bad_multipart(e: &MultipartError) -> Problem {
 
 /// Reads the parts: `file` (checked as it arrives: its type first, then its size) and
 /// `channelId`; other parts are skipped.
-async fn read_form(multipart: &mut Multipart) -> Result<Form, Problem> {
-    let mut form = Form {
+async fn read_form(multipart: &mut Multipart) -> Result<MediaUpload, Problem> {
+    let mut form = MediaUpload {
         file: None,
         channel_id: None,
     };
@@ -238,7 +231,11 @@ fn upload_problem(e: UploadError) -> Problem {
             ),
         )
         .with(|p| {
-            p.provider_error = Some(json!({"code": e.code, "title": e.title, "details": e.details}))
+            p.provider_error = Some(ProviderError {
+                code: e.code,
+                title: e.title,
+                details: e.details,
+            })
         }),
     }
 }

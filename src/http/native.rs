@@ -578,7 +578,8 @@ async fn get_usage(
     if to - from > 366 * 86_400_000 {
         return Err(Problem::field("to", "must be at most 366 days after from"));
     }
-    ok(&usage::report(&app, caller.account_id(), from, to, group_by).await?)
+    let usage = usage::report(&app, caller.account_id(), from, to, group_by).await?;
+    Ok(crate::http::typed_json(StatusCode::OK, &usage))
 }
 
 // --- Templates -----------------------------------------------------------------------------

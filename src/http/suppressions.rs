@@ -13,9 +13,9 @@ use axum::routing::{delete, get};
 
 use super::caller::Caller;
 use super::idempotency::IdempotencyHeader;
-use super::json_response;
 use super::params::{parse_cursor, parse_json, parse_limit};
 use super::problem::Problem;
+use super::typed_json;
 use crate::app::App;
 use crate::domain::opt_out::Reason;
 use crate::service::admin::AdminError;
@@ -47,12 +47,12 @@ pub fn admin_routes() -> Router<App> {
 
 type Answer = Result<Response, Problem>;
 
-fn added_response(added: &Added) -> Response {
+fn added_response(added: &Added) -> Answer {
     let status = match added {
         Added::New(_) => StatusCode::CREATED,
         Added::Existing(_) => StatusCode::OK,
     };
-    json_response(status, &suppressions::view(added.entry()))
+    Ok(typed_json(status, &suppressions::view(added.entry())?))
 }
 
 fn entry_not_found(phone: &str) -> String {
@@ -67,7 +67,7 @@ async fn list_suppressions(
     let after = parse_cursor(&q)?;
     let limit = parse_limit(&q)?;
     let page = suppressions::list(&app, caller.account_id(), after, limit).await?;
-    Ok(json_response(StatusCode::OK, &page))
+    Ok(typed_json(StatusCode::OK, &page))
 }
 
 /// Adding twice is harmless: a key is checked, not stored.
@@ -78,17 +78,17 @@ async fn add_suppression(
     body: Bytes,
 ) -> Answer {
     let body = parse_json(&body)?;
-    let (phone, note) = suppressions::parse_add(&body)?;
+    let input = suppressions::parse_add(&body)?;
     let added = suppressions::add(
         &app,
         caller.account_id(),
-        phone.as_str(),
+        input.phone_number.as_str(),
         Reason::Api,
-        note,
+        input.reason,
         caller.channel_id(),
     )
     .await?;
-    Ok(added_response(&added))
+    added_response(&added)
 }
 
 async fn remove_suppression(
@@ -136,16 +136,17 @@ async fn admin_list(
     let after = parse_cursor(&q)?;
     let limit = parse_limit(&q)?;
     let page = suppressions::list(&app, &id, after, limit).await?;
-    Ok(json_response(StatusCode::OK, &page))
+    Ok(typed_json(StatusCode::OK, &page))
 }
 
 async fn admin_add(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Answer {
     account_exists(&app, &id).await?;
     let body: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| admin(FieldError::new("body", format!("is not valid JSON: {e}"))))?;
-    let (phone, note) = suppressions::parse_add(&body).map_err(admin)?;
-    let added = suppressions::add(&app, &id, phone.as_str(), Reason::Api, note, None).await?;
-    Ok(added_response(&added))
+    let input = suppressions::parse_add(&body).map_err(admin)?;
+    let phone = input.phone_number.as_str();
+    let added = suppressions::add(&app, &id, phone, Reason::Api, input.reason, None).await?;
+    added_response(&added)
 }
 
 async fn admin_remove(State(app): State<App>, Path((id, phone)): Path<(String, String)>) -> Answer {

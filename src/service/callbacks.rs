@@ -6,6 +6,9 @@ use serde_json::{Value, json};
 
 use super::admin::{AdminError, AdminResult};
 use super::input::{FieldError, describe};
+use crate::api::events::{
+    self as api, DeliveryStatus, WebhookEndpointCreate, WebhookEndpointCreated, WebhookEndpointList,
+};
 use crate::app::App;
 use crate::domain::callback::{EventType, new_signing_secret, url_problem};
 use crate::domain::ids::new_id;
@@ -39,15 +42,8 @@ pub type CallbackResult<T> = Result<T, CallbackError>;
 
 const MAX_DESCRIPTION: usize = 500;
 
-/// Registers an endpoint from `{url, eventTypes, description?}`; every bad field is named.
-/// The answer is the only time its secret is shown, except to a retry with the same
-/// idempotency key and body, which is answered the endpoint the first request created.
-pub async fn create_endpoint(
-    app: &App,
-    account_id: &str,
-    body: &Value,
-    idempotency: Option<IdempotencyKey>,
-) -> CallbackResult<Value> {
+/// Reads `{url, eventTypes, description?}` of a new endpoint; every bad field is named.
+pub fn parse_endpoint(body: &Value) -> CallbackResult<WebhookEndpointCreate> {
     let mut errors = Vec::new();
     let url = match body.get("url") {
         Some(Value::String(u)) => match url_problem(u.trim()) {
@@ -76,16 +72,16 @@ pub async fn create_endpoint(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let mut event_types: Vec<String> = Vec::new();
+    let mut event_types: Vec<EventType> = Vec::new();
     match body.get("eventTypes") {
         Some(Value::Array(list)) if !list.is_empty() => {
             for (i, v) in list.iter().enumerate() {
                 let field = format!("eventTypes[{i}]");
                 match v.as_str().map(|s| (s, EventType::parse(s))) {
-                    Some((s, Some(_))) if event_types.iter().any(|t| t == s) => {
+                    Some((s, Some(t))) if event_types.contains(&t) => {
                         errors.push(FieldError::new(field, format!("'{s}' is listed twice")));
                     }
-                    Some((s, Some(_))) => event_types.push(s.to_string()),
+                    Some((_, Some(t))) => event_types.push(t),
                     Some((s, None)) => errors.push(FieldError::new(
                         field,
                         format!("'{s}' is not an event type ({})", all()),
@@ -129,12 +125,28 @@ pub async fn create_endpoint(
     let (Some(url), true) = (url, errors.is_empty()) else {
         return Err(CallbackError::Invalid(errors));
     };
-    let endpoint = WebhookEndpoint {
-        id: new_id("we"),
-        account_id: account_id.to_string(),
+    Ok(WebhookEndpointCreate {
         url,
         event_types,
         description,
+    })
+}
+
+/// Registers an endpoint. The answer is the only time its secret is shown, except to a retry
+/// with the same idempotency key and body, which is answered the endpoint the first request
+/// created.
+pub async fn create_endpoint(
+    app: &App,
+    account_id: &str,
+    input: WebhookEndpointCreate,
+    idempotency: Option<IdempotencyKey>,
+) -> CallbackResult<WebhookEndpointCreated> {
+    let endpoint = WebhookEndpoint {
+        id: new_id("we"),
+        account_id: account_id.to_string(),
+        url: input.url,
+        event_types: input.event_types.iter().map(|t| t.to_string()).collect(),
+        description: input.description,
         secret: new_signing_secret(),
         created_at: now_ms(),
     };
@@ -161,14 +173,22 @@ pub async fn create_endpoint(
         }
         EndpointInsert::KeyReused => return Err(CallbackError::IdempotencyKeyReused),
     };
-    let mut view = endpoint_view(&endpoint);
-    view["secret"] = Value::String(endpoint.secret.clone());
-    Ok(view)
+    let view = endpoint_view(&endpoint)?;
+    Ok(WebhookEndpointCreated {
+        id: view.id,
+        url: view.url,
+        event_types: view.event_types,
+        description: view.description,
+        created_at: view.created_at,
+        secret: endpoint.secret,
+    })
 }
 
-pub async fn list_endpoints(app: &App, account_id: &str) -> CallbackResult<Value> {
+pub async fn list_endpoints(app: &App, account_id: &str) -> CallbackResult<WebhookEndpointList> {
     let list = app.store.webhook_endpoints(account_id).await?;
-    Ok(json!({"data": list.iter().map(endpoint_view).collect::<Vec<_>>()}))
+    Ok(WebhookEndpointList {
+        data: list.iter().map(endpoint_view).collect::<Result<_, _>>()?,
+    })
 }
 
 async fn load(app: &App, account_id: &str, id: &str) -> CallbackResult<WebhookEndpoint> {
@@ -181,8 +201,12 @@ async fn load(app: &App, account_id: &str, id: &str) -> CallbackResult<WebhookEn
         })
 }
 
-pub async fn get_endpoint(app: &App, account_id: &str, id: &str) -> CallbackResult<Value> {
-    Ok(endpoint_view(&load(app, account_id, id).await?))
+pub async fn get_endpoint(
+    app: &App,
+    account_id: &str,
+    id: &str,
+) -> CallbackResult<api::WebhookEndpoint> {
+    Ok(endpoint_view(&load(app, account_id, id).await?)?)
 }
 
 /// Deletes the endpoint and its deliveries: nothing more is sent to it.
@@ -205,7 +229,7 @@ pub async fn deliveries(
     endpoint_id: &str,
     after: Option<i64>,
     limit: u32,
-) -> CallbackResult<(Vec<Value>, Option<i64>)> {
+) -> CallbackResult<(Vec<api::CallbackDelivery>, Option<i64>)> {
     load(app, account_id, endpoint_id).await?;
     let list = app
         .store
@@ -214,7 +238,8 @@ pub async fn deliveries(
     let next = (list.len() == limit as usize)
         .then(|| list.last().map(|d| d.seq))
         .flatten();
-    Ok((list.iter().map(delivery_view).collect(), next))
+    let list = list.iter().map(delivery_view).collect::<Result<_, _>>()?;
+    Ok((list, next))
 }
 
 /// A new secret for the account's deliveries to messages' `callbackUrl` (admin API): the
@@ -230,29 +255,45 @@ pub async fn rotate_callback_secret(app: &App, account_id: &str) -> AdminResult 
     Ok(json!({"accountId": account_id, "secret": secret}))
 }
 
-/// An endpoint without its secret.
-pub fn endpoint_view(e: &WebhookEndpoint) -> Value {
-    json!({
-        "id": e.id,
-        "url": e.url,
-        "eventTypes": e.event_types,
-        "description": e.description,
-        "createdAt": format_ms(e.created_at),
+/// The event type a store row names; one that is not is an error of the store.
+fn event_type(name: &str, of: &str) -> Result<EventType, StoreError> {
+    EventType::parse(name).ok_or_else(|| {
+        StoreError::Other(anyhow::anyhow!("{of} has an unknown event type '{name}'"))
     })
 }
 
-pub fn delivery_view(d: &CallbackDelivery) -> Value {
-    json!({
-        "id": d.id,
-        "eventType": d.event_type,
-        "messageId": d.message_id,
-        "status": d.status,
-        "attempts": d.attempts,
-        "lastResponseStatus": d.last_response_status,
-        "lastError": d.last_error,
-        "nextAttemptAt": (d.status == "pending").then(|| format_ms(d.next_attempt_at)),
-        "createdAt": format_ms(d.created_at),
-        "deliveredAt": d.delivered_at.map(format_ms),
-        "payload": serde_json::from_str::<Value>(&d.payload).unwrap_or(Value::Null),
+/// An endpoint without its secret.
+pub fn endpoint_view(e: &WebhookEndpoint) -> Result<api::WebhookEndpoint, StoreError> {
+    let of = || format!("the webhook endpoint '{}'", e.id);
+    Ok(api::WebhookEndpoint {
+        id: e.id.clone(),
+        url: e.url.clone(),
+        event_types: e
+            .event_types
+            .iter()
+            .map(|t| event_type(t, &of()))
+            .collect::<Result<_, _>>()?,
+        description: e.description.clone(),
+        created_at: format_ms(e.created_at),
+    })
+}
+
+pub fn delivery_view(d: &CallbackDelivery) -> Result<api::CallbackDelivery, StoreError> {
+    let of = format!("the callback delivery '{}'", d.id);
+    let status = DeliveryStatus::parse(&d.status).ok_or_else(|| {
+        StoreError::Other(anyhow::anyhow!("{of} has an unknown status '{}'", d.status))
+    })?;
+    Ok(api::CallbackDelivery {
+        id: d.id.clone(),
+        event_type: event_type(&d.event_type, &of)?,
+        message_id: d.message_id.clone(),
+        status,
+        attempts: d.attempts,
+        last_response_status: d.last_response_status,
+        last_error: d.last_error.clone(),
+        next_attempt_at: (status == DeliveryStatus::Pending).then(|| format_ms(d.next_attempt_at)),
+        created_at: format_ms(d.created_at),
+        delivered_at: d.delivered_at.map(format_ms),
+        payload: serde_json::from_str::<Value>(&d.payload).unwrap_or(Value::Null),
     })
 }

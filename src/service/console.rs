@@ -414,11 +414,11 @@ pub async fn message(app: &App, viewer: &Viewer, id: &str) -> ConsoleResult {
         .await?
         .iter()
         .map(|d| {
-            let mut v = callbacks::delivery_view(d);
+            let mut v = json!(callbacks::delivery_view(d)?);
             v["url"] = json!(d.url);
-            v
+            Ok::<_, StoreError>(v)
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     let next_attempt = app.store.next_attempt_at(&m.id).await?;
     let mut v = message_row(&m);
     v["templateName"] = json!(template.as_ref().map(|t| &t.name));
@@ -667,21 +667,21 @@ pub async fn callbacks(app: &App, viewer: &Viewer, account: Option<&str>) -> Con
         .webhook_endpoints(&account_id)
         .await?
         .iter()
-        .map(callbacks::endpoint_view)
-        .collect();
+        .map(|e| Ok::<_, StoreError>(json!(callbacks::endpoint_view(e)?)))
+        .collect::<Result<_, _>>()?;
     let deliveries: Vec<Value> = app
         .store
         .recent_deliveries(&account_id, None, None, 100)
         .await?
         .iter()
         .map(|d| {
-            let mut v = callbacks::delivery_view(d);
+            let mut v = json!(callbacks::delivery_view(d)?);
             v["endpointId"] = json!(d.endpoint_id);
             v["url"] = json!(d.url);
             v.as_object_mut().map(|o| o.remove("payload"));
-            v
+            Ok::<_, StoreError>(v)
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     Ok(json!({"accountId": account_id, "endpoints": endpoints, "deliveries": deliveries}))
 }
 

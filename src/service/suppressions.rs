@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::admin::{AdminError, AdminResult};
 use super::input::{FieldError, Fields, describe};
+use crate::api::events::{self as api, SuppressionCreate, SuppressionPage};
 use crate::app::App;
 use crate::domain::opt_out::{self, Intent, Reason};
 use crate::domain::phone::PhoneNumber;
@@ -17,15 +18,22 @@ use crate::store::{Channel, OptKeywords, StoreError, Suppression, SuppressionRem
 /// Longest free-text note kept on an entry.
 pub const MAX_NOTE_CHARS: usize = 500;
 
-/// An entry as the APIs show it.
-pub fn view(s: &Suppression) -> Value {
-    json!({
-        "phoneNumber": s.phone_number,
-        "reason": s.reason,
-        "note": s.note,
-        "automatic": s.automatic,
-        "channelId": s.channel_id,
-        "createdAt": format_ms(s.created_at),
+/// An entry as the APIs show it. A stored reason that is not one is an error of the store.
+pub fn view(s: &Suppression) -> Result<api::Suppression, StoreError> {
+    let reason = Reason::parse(&s.reason).ok_or_else(|| {
+        StoreError::Other(anyhow::anyhow!(
+            "the suppression of '{}' has an unknown reason '{}'",
+            s.phone_number,
+            s.reason
+        ))
+    })?;
+    Ok(api::Suppression {
+        phone_number: s.phone_number.clone(),
+        reason,
+        note: s.note.clone(),
+        automatic: s.automatic,
+        channel_id: s.channel_id.clone(),
+        created_at: format_ms(s.created_at),
     })
 }
 
@@ -36,7 +44,7 @@ pub fn cursor_of(s: &Suppression) -> String {
 
 /// Reads `{"phoneNumber", "reason"}` of an add: the number, normalised and checked like a
 /// send's recipient, and the optional free-text reason (kept as the entry's note).
-pub fn parse_add(body: &Value) -> Result<(PhoneNumber, Option<String>), FieldError> {
+pub fn parse_add(body: &Value) -> Result<SuppressionCreate, FieldError> {
     let f = Fields::of(body)?;
     f.only(&["phoneNumber", "reason"])?;
     let phone = match f.raw("phoneNumber") {
@@ -72,7 +80,10 @@ pub fn parse_add(body: &Value) -> Result<(PhoneNumber, Option<String>), FieldErr
             ));
         }
     }
-    Ok((phone, note.map(str::to_string)))
+    Ok(SuppressionCreate {
+        phone_number: phone,
+        reason: note.map(str::to_string),
+    })
 }
 
 /// A phone number from a request (a body field or a path segment).
@@ -91,7 +102,7 @@ pub async fn list(
     account_id: &str,
     after: Option<(i64, String)>,
     limit: u32,
-) -> Result<Value, StoreError> {
+) -> Result<SuppressionPage, StoreError> {
     let entries = app
         .store
         .list_suppressions(account_id, after, limit)
@@ -99,7 +110,10 @@ pub async fn list(
     let next = (entries.len() == limit as usize)
         .then(|| entries.last().map(cursor_of))
         .flatten();
-    Ok(json!({"data": entries.iter().map(view).collect::<Vec<_>>(), "nextCursor": next}))
+    Ok(SuppressionPage {
+        data: entries.iter().map(view).collect::<Result<_, _>>()?,
+        next_cursor: next,
+    })
 }
 
 /// What an add did.
@@ -345,15 +359,17 @@ pub async fn admin_list(app: &App, account_id: &str, body: &Value) -> AdminResul
                 .ok_or_else(|| FieldError::new("cursor", "is not a cursor this API returned"))?,
         ),
     };
-    Ok(list(app, account_id, after, u32::try_from(limit).unwrap_or(50)).await?)
+    let page = list(app, account_id, after, u32::try_from(limit).unwrap_or(50)).await?;
+    Ok(json!(page))
 }
 
 /// `suppressions add <account> phoneNumber=… [reason=…]`: adds the number (`api`).
 pub async fn admin_add(app: &App, account_id: &str, body: &Value) -> AdminResult {
     need_account(app, account_id).await?;
-    let (phone, note) = parse_add(body)?;
-    let added = add(app, account_id, phone.as_str(), Reason::Api, note, None).await?;
-    let mut v = view(added.entry());
+    let input = parse_add(body)?;
+    let phone = input.phone_number.as_str();
+    let added = add(app, account_id, phone, Reason::Api, input.reason, None).await?;
+    let mut v = json!(view(added.entry())?);
     v["created"] = Value::Bool(matches!(added, Added::New(_)));
     Ok(v)
 }
@@ -365,7 +381,7 @@ pub async fn admin_remove(app: &App, account_id: &str, body: &Value) -> AdminRes
     f.only(&["phoneNumber"])?;
     let phone = parse_phone("phoneNumber", f.str("phoneNumber")?)?;
     match remove(app, account_id, phone.as_str()).await? {
-        Some(removed) => Ok(json!({"removed": view(&removed)})),
+        Some(removed) => Ok(json!({"removed": view(&removed)?})),
         None => Err(AdminError::NotFound {
             kind: "suppression for number",
             id: phone.as_str().to_string(),

@@ -1,8 +1,7 @@
 //! What an account's messages cost: Meta's pricing of each, counted per day, template,
 //! channel or category, with an estimate when the configuration has a price table.
 
-use serde_json::{Value, json};
-
+use crate::api::events::{Usage, UsageRow, UsageTotal};
 use crate::app::App;
 use crate::domain::usage::{self, GroupBy, PriceTable, Priced};
 use crate::store::StoreError;
@@ -14,7 +13,7 @@ pub async fn report(
     from: i64,
     to: i64,
     group_by: GroupBy,
-) -> Result<Value, StoreError> {
+) -> Result<Usage, StoreError> {
     let prices = app
         .config
         .prices
@@ -40,15 +39,9 @@ pub async fn report(
         }),
         prices.as_ref(),
     );
-    let key_name = match group_by {
-        GroupBy::Day => "day",
-        GroupBy::Template => "templateId",
-        GroupBy::Channel => "channelId",
-        GroupBy::Category => "category",
-    };
     let (mut billable, mut free, mut cost) = (0u64, 0u64, Some(0.0f64));
-    let data: Vec<Value> = rows
-        .iter()
+    let data: Vec<UsageRow> = rows
+        .into_iter()
         .map(|r| {
             billable += r.billable;
             free += r.free;
@@ -56,28 +49,35 @@ pub async fn report(
                 (Some(a), Some(b)) => Some(a + b),
                 _ => None,
             };
-            let mut row = json!({
-                "key": r.key,
-                "category": r.category,
-                "billable": r.billable,
-                "free": r.free,
-                "estimatedCost": r.estimated_cost,
-            });
-            row[key_name] = json!(r.key);
-            row
+            // The key again under the group's own name (`category` already is one).
+            let key = |by: GroupBy| (group_by == by).then(|| r.key.clone());
+            UsageRow {
+                day: key(GroupBy::Day),
+                template_id: key(GroupBy::Template),
+                channel_id: key(GroupBy::Channel),
+                category: key(GroupBy::Category).unwrap_or(r.category),
+                key: r.key,
+                billable: r.billable,
+                free: r.free,
+                estimated_cost: r.estimated_cost,
+            }
         })
         .collect();
     let priced = prices.is_some();
-    Ok(json!({
-        "from": crate::format_ms(from),
-        "to": crate::format_ms(to - 1),
-        "groupBy": group_by.as_str(),
-        "currency": priced.then(|| app.config.price_currency.clone()),
-        "data": data,
-        "total": {
-            "billable": billable,
-            "free": free,
-            "estimatedCost": if priced { cost.map(|c| (c * 1e6).round() / 1e6) } else { None },
+    Ok(Usage {
+        from: crate::format_ms(from),
+        to: crate::format_ms(to - 1),
+        group_by,
+        currency: priced.then(|| app.config.price_currency.clone()),
+        data,
+        total: UsageTotal {
+            billable,
+            free,
+            estimated_cost: if priced {
+                cost.map(|c| (c * 1e6).round() / 1e6)
+            } else {
+                None
+            },
         },
-    }))
+    })
 }

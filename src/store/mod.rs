@@ -294,10 +294,14 @@ pub struct Conversation {
     pub user_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// An error the provider (WhatsApp) reported.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ProviderError {
+    /// Meta's error code.
     pub code: i64,
     pub title: String,
+    #[schema(required = true)]
     pub details: Option<String>,
 }
 

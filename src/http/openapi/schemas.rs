@@ -35,18 +35,6 @@ pub(crate) fn phone_number() -> Value {
     json!({"type": "string", "minLength": 1, "maxLength": 15, "pattern": "^[1-9][0-9]*$"})
 }
 
-/// An absolute http:// or https:// URL (the scheme in any case). The pattern gives the usual
-/// shape, a host name or an IPv4 address and an optional port, path and query; the server takes
-/// any URL of those schemes it can parse (an IPv6 host too).
-pub(crate) fn http_url(max: u32) -> Value {
-    const OCTET: &str = "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
-    const PORT: &str =
-        "[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]";
-    let host = format!("(([A-Za-z0-9-]+[.])*[A-Za-z][A-Za-z0-9-]*|({OCTET}[.]){{3}}{OCTET})");
-    json!({"type": "string", "maxLength": max,
-           "pattern": format!("^[Hh][Tt][Tt][Pp]([Ss])?://{host}(:({PORT}))?([/?#][!-~]*)?$")})
-}
-
 /// A list cursor: the `nextCursor` of a previous page, opaque (hex of `<ms>.<id>`).
 pub(crate) fn cursor() -> Value {
     json!({"type": "string", "minLength": 6, "pattern": "^(3[0-9]){1,18}2e(3[0-9]|[46][1-9a-f]|[57][0-9a]|5f)+$"})
@@ -152,16 +140,6 @@ fn time_of_day() -> Value {
 }
 
 // --- Shapes --------------------------------------------------------------------------------
-
-fn webhook_endpoint_props() -> Vec<(&'static str, Value)> {
-    vec![
-        ("id", id("we")),
-        ("url", string()),
-        ("eventTypes", array(r("EventType"))),
-        ("description", nullable(string())),
-        ("createdAt", time()),
-    ]
-}
 
 fn template_props() -> Vec<(&'static str, Value)> {
     vec![
@@ -390,74 +368,6 @@ fn message_pricing() -> Value {
             "Meta's `pricing` of the message, from its statuses.",
         ),
         json!({"type": "regular", "category": "utility", "pricingModel": "PMP", "billable": true}),
-    )
-}
-
-fn usage_row() -> Value {
-    let mut row = open_object(
-        vec![
-            (
-                "key",
-                d(
-                    string(),
-                    "The group: a day (YYYY-MM-DD), a template id, a channel id or a category.",
-                ),
-            ),
-            ("day", string()),
-            ("templateId", string()),
-            ("channelId", string()),
-            ("category", d(string(), "Meta's pricing category.")),
-            ("billable", d(integer(), "Messages Meta charges.")),
-            (
-                "free",
-                d(
-                    integer(),
-                    "Free messages (customer service window, free entry point).",
-                ),
-            ),
-            (
-                "estimatedCost",
-                d(
-                    nullable(json!({"type": "number"})),
-                    "Billable messages times the configured price (null without a price table, or when one has no price).",
-                ),
-            ),
-        ],
-        &["key", "category", "billable", "free", "estimatedCost"],
-    );
-    row["additionalProperties"] = json!(false);
-    row
-}
-
-fn media_ref() -> Value {
-    d(
-        object(
-            vec![
-                (
-                    "link",
-                    d(
-                        json!({"type": "string", "minLength": 1}),
-                        "An http(s) URL of the media.",
-                    ),
-                ),
-                (
-                    "id",
-                    d(
-                        json!({"type": "string", "minLength": 1}),
-                        "A media id (from `POST /v1/media`).",
-                    ),
-                ),
-                (
-                    "filename",
-                    d(
-                        string(),
-                        "A document's file name, as the recipient sees it.",
-                    ),
-                ),
-            ],
-            &[],
-        ),
-        "A media file: `link` or `id`, and for documents an optional `filename`.",
     )
 }
 
@@ -1494,17 +1404,6 @@ pub(super) fn all() -> Value {
     let schemas: Vec<(&str, Value)> = vec![
         // Common.
         (
-            "ProviderError",
-            d(
-                record(vec![
-                    ("code", d(integer(), "Meta's error code.")),
-                    ("title", string()),
-                    ("details", nullable(string())),
-                ]),
-                "An error the provider (WhatsApp) reported.",
-            ),
-        ),
-        (
             "MessageStatus",
             d(
                 one_of_strings(&[
@@ -1547,13 +1446,6 @@ pub(super) fn all() -> Value {
             ex(
                 template_offer(),
                 json!({"text": "¡Solo hoy!", "hasExpiration": true}),
-            ),
-        ),
-        (
-            "MediaRef",
-            ex(
-                media_ref(),
-                json!({"id": "1234567890", "filename": "catalogo.pdf"}),
             ),
         ),
         (
@@ -1639,55 +1531,6 @@ pub(super) fn all() -> Value {
         ),
         ("StatusTimes", status_times()),
         // Media.
-        (
-            "MediaUpload",
-            d(
-                open_object(
-                    vec![
-                        (
-                            "file",
-                            d(
-                                json!({"type": "string", "format": "binary"}),
-                                "The file; its part's `Content-Type` is its MIME type, its file name is kept.",
-                            ),
-                        ),
-                        (
-                            "channelId",
-                            d(
-                                text(),
-                                "The channel (with an account API key, unless given as a query parameter).",
-                            ),
-                        ),
-                    ],
-                    &["file"],
-                ),
-                "A media upload (`multipart/form-data`).",
-            ),
-        ),
-        (
-            "Media",
-            d(
-                record(vec![
-                    (
-                        "id",
-                        d(
-                            string(),
-                            "The media id: Meta's for cloud channels, `sandbox-media-…` for sandbox ones. Use it as a template header's `id`.",
-                        ),
-                    ),
-                    (
-                        "mimeType",
-                        d(string(), "The file's MIME type, as sent to Meta."),
-                    ),
-                    ("size", d(integer(), "The file's size in bytes.")),
-                    (
-                        "channelId",
-                        d(string(), "The channel it was uploaded through."),
-                    ),
-                ]),
-                "An uploaded file.",
-            ),
-        ),
         // Native API.
         (
             "SendRequest",
@@ -2307,44 +2150,6 @@ pub(super) fn all() -> Value {
         ("ChannelQuality", channel_quality()),
         ("TemplateHealth", template_health()),
         ("MessagePricing", message_pricing()),
-        ("UsageRow", usage_row()),
-        (
-            "Usage",
-            ex(
-                d(
-                    record(vec![
-                        ("from", time()),
-                        ("to", d(time(), "The window's last instant (inclusive).")),
-                        (
-                            "groupBy",
-                            one_of_strings(&["day", "template", "channel", "category"]),
-                        ),
-                        (
-                            "currency",
-                            d(
-                                nullable(string()),
-                                "The price table's currency; null without one.",
-                            ),
-                        ),
-                        ("data", array(r("UsageRow"))),
-                        (
-                            "total",
-                            record(vec![
-                                ("billable", integer()),
-                                ("free", integer()),
-                                ("estimatedCost", nullable(json!({"type": "number"}))),
-                            ]),
-                        ),
-                    ]),
-                    "Billable and free messages per group and category.",
-                ),
-                json!({"from": "2026-12-01T00:00:00.000Z", "to": "2026-12-04T23:59:59.999Z", "groupBy": "category",
-                       "currency": "USD",
-                       "data": [{"key": "marketing", "category": "marketing", "billable": 2, "free": 0, "estimatedCost": 0.12},
-                                {"key": "utility", "category": "utility", "billable": 1, "free": 1, "estimatedCost": 0.01}],
-                       "total": {"billable": 3, "free": 1, "estimatedCost": 0.13}}),
-            ),
-        ),
         (
             "ChannelCreated",
             d(
@@ -2457,234 +2262,7 @@ pub(super) fn all() -> Value {
             ),
         ),
         // Opt-outs.
-        (
-            "Suppression",
-            ex(
-                d(
-                    record(vec![
-                        (
-                            "phoneNumber",
-                            d(string(), "Country code first, digits only."),
-                        ),
-                        (
-                            "reason",
-                            d(
-                                one_of_strings(&["keyword", "button", "meta_131050", "api"]),
-                                "How the number got here: an inbound opt-out keyword, a marketing template's opt-out button, Meta's error 131050 on a send, or the API/operator.",
-                            ),
-                        ),
-                        (
-                            "note",
-                            d(
-                                nullable(string()),
-                                "Free text: the API's `reason`, the keyword or button text, Meta's error details.",
-                            ),
-                        ),
-                        (
-                            "automatic",
-                            d(
-                                boolean(),
-                                "Added by plantilla itself (every reason but `api`): an opt-in keyword removes only these.",
-                            ),
-                        ),
-                        (
-                            "channelId",
-                            d(
-                                nullable(string()),
-                                "The channel it came through, when known.",
-                            ),
-                        ),
-                        ("createdAt", time()),
-                    ]),
-                    "A number that opted out of the account's marketing messages.",
-                ),
-                json!({"phoneNumber": "50755667788", "reason": "keyword", "note": "STOP",
-                       "automatic": true, "channelId": "ch_01a2b3", "createdAt": "2026-12-04T16:00:00.000Z"}),
-            ),
-        ),
-        (
-            "SuppressionPage",
-            record(vec![
-                ("data", d(array(r("Suppression")), "Oldest first.")),
-                (
-                    "nextCursor",
-                    d(
-                        nullable(string()),
-                        "Pass as `cursor` for the next page; null on the last.",
-                    ),
-                ),
-            ]),
-        ),
-        (
-            "SuppressionCreate",
-            ex(
-                object(
-                    vec![
-                        (
-                            "phoneNumber",
-                            d(
-                                phone_number(),
-                                "The number, country code first, digits only; checked like a send's recipient.",
-                            ),
-                        ),
-                        (
-                            "reason",
-                            d(
-                                nullable(json!({"type": "string", "maxLength": 500})),
-                                "Free text, kept as the entry's `note` (the entry's reason is `api`).",
-                            ),
-                        ),
-                    ],
-                    &["phoneNumber"],
-                ),
-                json!({"phoneNumber": "50755667788", "reason": "asked by phone"}),
-            ),
-        ),
         // Status callbacks.
-        (
-            "EventType",
-            d(
-                one_of_strings(&[
-                    "message.sent",
-                    "message.delivered",
-                    "message.read",
-                    "message.failed",
-                    "message.cancelled",
-                    "conversation.opened",
-                    "conversation.closed",
-                    "template.status_changed",
-                    "message.received",
-                    "contact.opted_out",
-                    "contact.opted_in",
-                    "template.category_changed",
-                    "template.quality_changed",
-                    "channel.quality_changed",
-                ]),
-                "An event a webhook endpoint can subscribe to. `message.received`: a customer wrote or clicked something (its `data` is an `InboundMessage` without `direction`), forwarded once per WhatsApp message id even when Meta retries the webhook. `contact.opted_out` / `contact.opted_in`: a number joined or left the account's suppression list; `data` has `accountId`, `phoneNumber`, `reason` (`keyword`, `button`, `meta_131050` or `api`; for `opted_in`, how it left: `keyword` or `api`), `channelId` when known and `at`.",
-            ),
-        ),
-        (
-            "WebhookEndpointCreate",
-            d(
-                open_object(
-                    vec![
-                        (
-                            "url",
-                            d(http_url(2048), "An http(s) URL, at most 2048 characters."),
-                        ),
-                        (
-                            "eventTypes",
-                            d(
-                                json!({"type": "array", "items": r("EventType"), "minItems": 1, "uniqueItems": true}),
-                                "The events to receive, each once.",
-                            ),
-                        ),
-                        (
-                            "description",
-                            d(
-                                nullable(json!({"type": "string", "maxLength": 500})),
-                                "A note for people.",
-                            ),
-                        ),
-                    ],
-                    &["url", "eventTypes"],
-                ),
-                "A new webhook endpoint.",
-            ),
-        ),
-        (
-            "WebhookEndpoint",
-            d(
-                record(webhook_endpoint_props()),
-                "An endpoint that receives the account's events (its secret is shown only on creation).",
-            ),
-        ),
-        (
-            "WebhookEndpointCreated",
-            d(
-                record({
-                    let mut props = webhook_endpoint_props();
-                    props.push((
-                        "secret",
-                        d(
-                            string(),
-                            "The signing secret (`whsec_…`, Standard Webhooks): shown only now.",
-                        ),
-                    ));
-                    props
-                }),
-                "A new webhook endpoint, with its signing secret.",
-            ),
-        ),
-        (
-            "WebhookEndpointList",
-            record(vec![("data", array(r("WebhookEndpoint")))]),
-        ),
-        (
-            "CallbackDelivery",
-            d(
-                record(vec![
-                    (
-                        "id",
-                        d(string(), "Sent as `webhook-id`; the same on every attempt."),
-                    ),
-                    ("eventType", r("EventType")),
-                    (
-                        "messageId",
-                        d(
-                            nullable(string()),
-                            "The message the event is about, if any.",
-                        ),
-                    ),
-                    (
-                        "status",
-                        d(
-                            one_of_strings(&["pending", "delivered", "failed"]),
-                            "`failed`: given up.",
-                        ),
-                    ),
-                    ("attempts", d(integer(), "Attempts made so far.")),
-                    (
-                        "lastResponseStatus",
-                        d(
-                            nullable(integer()),
-                            "The HTTP status of the last attempt's answer.",
-                        ),
-                    ),
-                    (
-                        "lastError",
-                        d(nullable(string()), "Why the last attempt failed."),
-                    ),
-                    (
-                        "nextAttemptAt",
-                        d(nullable(time()), "When it is tried next (`pending` only)."),
-                    ),
-                    ("createdAt", time()),
-                    ("deliveredAt", nullable(time())),
-                    (
-                        "payload",
-                        d(
-                            json!({"type": "object"}),
-                            "The JSON body, as signed and sent.",
-                        ),
-                    ),
-                ]),
-                "One event sent (or to be sent) to an endpoint.",
-            ),
-        ),
-        (
-            "CallbackDeliveryPage",
-            record(vec![
-                ("data", d(array(r("CallbackDelivery")), "Oldest first.")),
-                (
-                    "nextCursor",
-                    d(
-                        nullable(string()),
-                        "Pass as `cursor` for the next page; null on the last.",
-                    ),
-                ),
-            ]),
-        ),
         (
             "CallbackSecret",
             record(vec![
@@ -2699,13 +2277,6 @@ pub(super) fn all() -> Value {
             ]),
         ),
         // Webhooks.
-        (
-            "MetaNotification",
-            d(
-                json!({"type": "object"}),
-                "A WhatsApp Business webhook notification (`object`, `entry[].changes[]`), as Meta sends it.",
-            ),
-        ),
     ];
     Value::Object(
         schemas
