@@ -137,6 +137,20 @@ async fn sessions_cookies_and_csrf_over_http() {
     assert_eq!(body["errors"][0]["field"], "secret", "{body}");
     assert_eq!(t.sql_i64("SELECT COUNT(*) FROM console_sessions").await, 0);
 
+    // A malformed request is refused for itself, signed in or not.
+    let (status, body) = console(&t, "GET", "/messages?limit=0", "", None, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["errors"][0]["field"], "limit", "{body}");
+    let res = t
+        .client
+        .post(format!("{}/console/api/templates/tpl_x/preview", t.base))
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+
     // The admin token: a strict, HttpOnly cookie scoped to /console, Secure behind https.
     let (status, set_cookie, session) = sign_in(&t, ADMIN_TOKEN, None).await;
     assert_eq!(status, StatusCode::OK, "{session}");

@@ -12,7 +12,8 @@ use std::collections::HashMap;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -188,26 +189,31 @@ fn problem(e: ConsoleError) -> Problem {
     }
 }
 
-/// The signed-in viewer; for a method that changes something, only with the session's CSRF
-/// token.
-async fn viewer(app: &App, method: &Method, headers: &HeaderMap) -> Result<Viewer, Problem> {
-    let token = cookie_token(headers).unwrap_or_default();
-    let viewer = svc::viewer(app, &token).await.map_err(problem)?;
-    if !matches!(*method, Method::GET | Method::HEAD) {
-        let given = headers
-            .get(CSRF_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        if given.is_empty() || !same_secret(given, &viewer.session.csrf_token) {
-            return Err(Problem::new(
-                StatusCode::FORBIDDEN,
-                "csrf",
-                "Missing or wrong CSRF token",
-                "send the session's csrfToken as the X-CSRF-Token header",
-            ));
+/// The signed-in viewer, from the session cookie; for a method that changes something, only
+/// with the session's CSRF token.
+impl FromRequestParts<App> for Viewer {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Problem> {
+        let token = cookie_token(&parts.headers).unwrap_or_default();
+        let viewer = svc::viewer(app, &token).await.map_err(problem)?;
+        if !matches!(parts.method, Method::GET | Method::HEAD) {
+            let given = parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            if given.is_empty() || !same_secret(given, &viewer.session.csrf_token) {
+                return Err(Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "csrf",
+                    "Missing or wrong CSRF token",
+                    "send the session's csrfToken as the X-CSRF-Token header",
+                ));
+            }
         }
+        Ok(viewer)
     }
-    Ok(viewer)
 }
 
 fn answer(result: ConsoleResult) -> Response {
@@ -255,18 +261,11 @@ async fn sign_in(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Res
     r
 }
 
-async fn session(State(app): State<App>, method: Method, headers: HeaderMap) -> Response {
-    match viewer(&app, &method, &headers).await {
-        Ok(v) => answer(svc::session_view(&app, &v).await),
-        Err(p) => p.into_response(),
-    }
+async fn session(State(app): State<App>, v: Viewer) -> Response {
+    answer(svc::session_view(&app, &v).await)
 }
 
-async fn sign_out(State(app): State<App>, method: Method, headers: HeaderMap) -> Response {
-    let v = match viewer(&app, &method, &headers).await {
-        Ok(v) => v,
-        Err(p) => return p.into_response(),
-    };
+async fn sign_out(State(app): State<App>, headers: HeaderMap, v: Viewer) -> Response {
     let mut r = answer(
         svc::sign_out(&app, &v)
             .await
@@ -289,73 +288,44 @@ fn opt(q: &HashMap<String, String>, key: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// Runs `f` for the signed-in viewer and answers its result.
-macro_rules! with_viewer {
-    ($app:expr, $method:expr, $headers:expr, |$v:ident| $body:expr) => {
-        match viewer(&$app, &$method, &$headers).await {
-            Ok($v) => answer($body),
-            Err(p) => p.into_response(),
-        }
-    };
+// A request's own fields are checked before who asks (`Result<Viewer, _>`, then `viewer?`):
+// a malformed request is a 400 whether or not it is signed in.
+
+async fn overview(State(app): State<App>, Query(q): Q, v: Viewer) -> Response {
+    answer(svc::overview(&app, &v, opt(&q, "account").as_deref()).await)
 }
 
-async fn overview(State(app): State<App>, m: Method, h: HeaderMap, Query(q): Q) -> Response {
-    with_viewer!(app, m, h, |v| svc::overview(
-        &app,
-        &v,
-        opt(&q, "account").as_deref()
-    )
-    .await)
-}
-
-async fn messages(State(app): State<App>, m: Method, h: HeaderMap, Query(q): Q) -> Response {
-    let parsed = (|| {
-        Ok::<_, Problem>(svc::MessageQuery {
-            account: opt(&q, "account"),
-            channel_id: opt(&q, "channelId"),
-            status: opt(&q, "status"),
-            template_id: opt(&q, "templateId"),
-            phone_number: opt(&q, "phoneNumber"),
-            batch_id: opt(&q, "batchId"),
-            conversation_id: None,
-            from: parse_time(&q, "from")?,
-            to: parse_time(&q, "to")?,
-            after: parse_cursor(&q)?,
-            limit: parse_limit(&q)?,
-        })
-    })();
-    let query = match parsed {
-        Ok(query) => query,
-        Err(p) => return p.into_response(),
-    };
-    with_viewer!(app, m, h, |v| svc::messages(&app, &v, query).await)
-}
-
-async fn message(
+async fn messages(
     State(app): State<App>,
-    m: Method,
-    h: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    with_viewer!(app, m, h, |v| svc::message(&app, &v, &id).await)
+    Query(q): Q,
+    viewer: Result<Viewer, Problem>,
+) -> Result<Response, Problem> {
+    let query = svc::MessageQuery {
+        account: opt(&q, "account"),
+        channel_id: opt(&q, "channelId"),
+        status: opt(&q, "status"),
+        template_id: opt(&q, "templateId"),
+        phone_number: opt(&q, "phoneNumber"),
+        batch_id: opt(&q, "batchId"),
+        conversation_id: None,
+        from: parse_time(&q, "from")?,
+        to: parse_time(&q, "to")?,
+        after: parse_cursor(&q)?,
+        limit: parse_limit(&q)?,
+    };
+    Ok(answer(svc::messages(&app, &viewer?, query).await))
 }
 
-async fn templates(State(app): State<App>, m: Method, h: HeaderMap, Query(q): Q) -> Response {
-    with_viewer!(app, m, h, |v| svc::templates(
-        &app,
-        &v,
-        opt(&q, "account").as_deref()
-    )
-    .await)
+async fn message(State(app): State<App>, Path(id): Path<String>, v: Viewer) -> Response {
+    answer(svc::message(&app, &v, &id).await)
 }
 
-async fn template(
-    State(app): State<App>,
-    m: Method,
-    h: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    with_viewer!(app, m, h, |v| svc::template(&app, &v, &id).await)
+async fn templates(State(app): State<App>, Query(q): Q, v: Viewer) -> Response {
+    answer(svc::templates(&app, &v, opt(&q, "account").as_deref()).await)
+}
+
+async fn template(State(app): State<App>, Path(id): Path<String>, v: Viewer) -> Response {
+    answer(svc::template(&app, &v, &id).await)
 }
 
 /// A JSON object body (an empty body is `{}`).
@@ -369,121 +339,69 @@ fn body_of(body: &Bytes) -> Result<Value, Problem> {
 
 async fn preview(
     State(app): State<App>,
-    m: Method,
-    h: HeaderMap,
     Path(id): Path<String>,
+    viewer: Result<Viewer, Problem>,
     body: Bytes,
-) -> Response {
-    let value = match body_of(&body) {
-        Ok(v) => v,
-        Err(p) => return p.into_response(),
-    };
-    with_viewer!(app, m, h, |v| svc::preview(&app, &v, &id, &value).await)
+) -> Result<Response, Problem> {
+    let value = body_of(&body)?;
+    Ok(answer(svc::preview(&app, &viewer?, &id, &value).await))
 }
 
 async fn send_test(
     State(app): State<App>,
-    m: Method,
-    h: HeaderMap,
     Path(id): Path<String>,
+    viewer: Result<Viewer, Problem>,
     body: Bytes,
-) -> Response {
-    let value = match body_of(&body) {
-        Ok(v) => v,
-        Err(p) => return p.into_response(),
-    };
-    with_viewer!(app, m, h, |v| svc::send_test(&app, &v, &id, &value).await)
+) -> Result<Response, Problem> {
+    let value = body_of(&body)?;
+    Ok(answer(svc::send_test(&app, &viewer?, &id, &value).await))
 }
 
-async fn sync_templates(State(app): State<App>, m: Method, h: HeaderMap, Query(q): Q) -> Response {
-    with_viewer!(app, m, h, |v| svc::sync_templates(
-        &app,
-        &v,
-        opt(&q, "account").as_deref()
-    )
-    .await)
+async fn sync_templates(State(app): State<App>, Query(q): Q, v: Viewer) -> Response {
+    answer(svc::sync_templates(&app, &v, opt(&q, "account").as_deref()).await)
 }
 
-async fn channels(State(app): State<App>, m: Method, h: HeaderMap, Query(q): Q) -> Response {
-    with_viewer!(app, m, h, |v| svc::channels(
-        &app,
-        &v,
-        opt(&q, "account").as_deref()
-    )
-    .await)
+async fn channels(State(app): State<App>, Query(q): Q, v: Viewer) -> Response {
+    answer(svc::channels(&app, &v, opt(&q, "account").as_deref()).await)
 }
 
 async fn update_channel(
     State(app): State<App>,
-    m: Method,
-    h: HeaderMap,
     Path(id): Path<String>,
+    viewer: Result<Viewer, Problem>,
     body: Bytes,
-) -> Response {
-    let value = match body_of(&body) {
-        Ok(v) => v,
-        Err(p) => return p.into_response(),
-    };
-    with_viewer!(app, m, h, |v| svc::update_channel(&app, &v, &id, &value)
-        .await)
+) -> Result<Response, Problem> {
+    let value = body_of(&body)?;
+    Ok(answer(
+        svc::update_channel(&app, &viewer?, &id, &value).await,
+    ))
 }
 
-async fn resume_channel(
-    State(app): State<App>,
-    m: Method,
-    h: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    with_viewer!(app, m, h, |v| svc::resume_channel(&app, &v, &id).await)
+async fn resume_channel(State(app): State<App>, Path(id): Path<String>, v: Viewer) -> Response {
+    answer(svc::resume_channel(&app, &v, &id).await)
 }
 
-async fn rotate_token(
-    State(app): State<App>,
-    m: Method,
-    h: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    with_viewer!(app, m, h, |v| svc::rotate_token(&app, &v, &id).await)
+async fn rotate_token(State(app): State<App>, Path(id): Path<String>, v: Viewer) -> Response {
+    answer(svc::rotate_token(&app, &v, &id).await)
 }
 
-async fn batches(State(app): State<App>, m: Method, h: HeaderMap, Query(q): Q) -> Response {
-    with_viewer!(app, m, h, |v| svc::batches(
-        &app,
-        &v,
-        opt(&q, "account").as_deref()
-    )
-    .await)
+async fn batches(State(app): State<App>, Query(q): Q, v: Viewer) -> Response {
+    answer(svc::batches(&app, &v, opt(&q, "account").as_deref()).await)
 }
 
-async fn callbacks(State(app): State<App>, m: Method, h: HeaderMap, Query(q): Q) -> Response {
-    with_viewer!(app, m, h, |v| svc::callbacks(
-        &app,
-        &v,
-        opt(&q, "account").as_deref()
-    )
-    .await)
+async fn callbacks(State(app): State<App>, Query(q): Q, v: Viewer) -> Response {
+    answer(svc::callbacks(&app, &v, opt(&q, "account").as_deref()).await)
 }
 
-async fn conversations(State(app): State<App>, m: Method, h: HeaderMap, Query(q): Q) -> Response {
-    with_viewer!(app, m, h, |v| {
-        svc::conversations(
-            &app,
-            &v,
-            opt(&q, "account").as_deref(),
-            opt(&q, "status"),
-            opt(&q, "phoneNumber"),
-        )
-        .await
-    })
+async fn conversations(State(app): State<App>, Query(q): Q, v: Viewer) -> Response {
+    let account = opt(&q, "account");
+    let status = opt(&q, "status");
+    let phone = opt(&q, "phoneNumber");
+    answer(svc::conversations(&app, &v, account.as_deref(), status, phone).await)
 }
 
-async fn conversation(
-    State(app): State<App>,
-    m: Method,
-    h: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    with_viewer!(app, m, h, |v| svc::conversation(&app, &v, &id).await)
+async fn conversation(State(app): State<App>, Path(id): Path<String>, v: Viewer) -> Response {
+    answer(svc::conversation(&app, &v, &id).await)
 }
 
 #[cfg(test)]
