@@ -707,19 +707,13 @@ pub(crate) async fn load_template(app: &App, id: &str) -> Result<Template, Admin
 /// A template with its health, as every admin template answer shows it.
 async fn template_view(app: &App, template: &crate::store::Template) -> AdminResult {
     let healths = app.store.template_healths(&template.account_id).await?;
-    Ok(views::template_with_health(
-        template,
-        healths.get(&template.id),
-    ))
+    let view = views::template_with_health(template, healths.get(&template.id));
+    serde_json::to_value(view).map_err(|e| AdminError::Internal(e.into()))
 }
 
 pub async fn get_template(app: &App, id: &str) -> AdminResult {
     let template = load_template(app, id).await?;
-    let healths = app.store.template_healths(&template.account_id).await?;
-    Ok(views::template_with_health(
-        &template,
-        healths.get(&template.id),
-    ))
+    template_view(app, &template).await
 }
 
 pub async fn update_template(app: &App, id: &str, body: &Value) -> AdminResult {
