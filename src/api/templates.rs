@@ -21,20 +21,32 @@ pub(super) fn schemas(out: &mut Vec<(String, RefOr<Schema>)>) {
     super::collect::<Template>(out);
     super::collect::<TemplatePage>(out);
     super::collect::<TemplatePreview>(out);
+    super::collect::<crate::service::authoring::Sample>(out);
+    super::collect::<TemplateCreate>(out);
+    super::collect::<TemplateUpdate>(out);
 }
 
 /// The variants of `TemplateHeader` and `TemplateButton` are closed objects, as the server
-/// sends them. utoipa closes a struct with `#[serde(deny_unknown_fields)]` but has no way to
-/// say it of an enum's variants (serde takes that attribute on no variant), so it is said here.
+/// sends them, and `TemplateSample`, `TemplateCreate` and `TemplateUpdate` are closed as the
+/// server reads them (a key beyond their fields is refused, naming it). utoipa closes a struct with `#[serde(deny_unknown_fields)]` but has no
+/// way to say it of an enum's variants (serde takes that attribute on no variant) or of a type
+/// serde does not read, so it is said here.
 pub(super) fn close_variants(schemas: &mut BTreeMap<String, RefOr<Schema>>) {
+    let close = |object: &mut Object| {
+        object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+    };
     for name in ["TemplateHeader", "TemplateButton"] {
         if let Some(RefOr::T(Schema::OneOf(one_of))) = schemas.get_mut(name) {
             for item in &mut one_of.items {
                 if let RefOr::T(Schema::Object(variant)) = item {
-                    variant.additional_properties =
-                        Some(Box::new(AdditionalProperties::FreeForm(false)));
+                    close(variant);
                 }
             }
+        }
+    }
+    for name in ["TemplateSample", "TemplateCreate", "TemplateUpdate"] {
+        if let Some(RefOr::T(Schema::Object(object))) = schemas.get_mut(name) {
+            close(object);
         }
     }
 }
@@ -222,4 +234,138 @@ pub struct TemplatePreview {
     /// The `template.components` plantilla would send to Meta.
     #[schema(value_type = Vec<Object>)]
     pub components: Vec<Value>,
+}
+
+fn nullable_enum(values: &[&str], description: Option<&str>) -> Object {
+    let mut values: Vec<Value> = values.iter().map(|v| Value::from(*v)).collect();
+    values.push(Value::Null);
+    Object::builder()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::String,
+            Type::Null,
+        ]))
+        .enum_values(Some(values))
+        .description(description)
+        .build()
+}
+
+fn category_schema() -> Object {
+    nullable_enum(
+        crate::service::admin::TEMPLATE_CATEGORIES,
+        Some("Default UTILITY."),
+    )
+}
+
+fn status_schema() -> Object {
+    nullable_enum(
+        crate::service::admin::TEMPLATE_STATUSES,
+        Some("Default APPROVED."),
+    )
+}
+
+fn parameter_format_input() -> Object {
+    nullable_enum(&["NAMED", "POSITIONAL"], None)
+}
+
+/// An admin template body's `header`: a string (a text header), a header object or null.
+fn header_input() -> Schema {
+    utoipa::openapi::schema::AnyOfBuilder::new()
+        .item(Object::with_type(Type::String))
+        .item(super::component("TemplateHeader"))
+        .item(Object::with_type(Type::Null))
+        .description(Some(
+            "A string is a text header; `format` is case-insensitive.",
+        ))
+        .build()
+        .into()
+}
+
+/// The template fields an admin body may change, shared by [`TemplateCreate`] and
+/// [`TemplateUpdate`]: `None` is a field left out. A field given as `null` clears it
+/// (`appId` and `message` become empty, `buttons` and `carousel` none); `category`, `status`
+/// and `active` given as `null` are left as they are.
+macro_rules! template_fields {
+    ($(#[$meta:meta])* pub struct $name:ident { $($head:tt)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, PartialEq, ToSchema)]
+        #[schema(rename_all = "camelCase")]
+        pub struct $name {
+            $($head)*
+            #[schema(schema_with = category_schema)]
+            pub category: Option<String>,
+            #[schema(schema_with = status_schema)]
+            pub status: Option<String>,
+            /// The provider's template id (required to send).
+            pub app_id: Option<String>,
+            /// Body text; placeholders `{{name}}` or `{{1}}` (required to send).
+            pub message: Option<String>,
+            #[schema(schema_with = header_input)]
+            pub header: Option<Option<Header>>,
+            #[schema(value_type = Option<String>)]
+            pub footer: Option<Option<String>>,
+            /// At most 10; `type` is case-insensitive.
+            pub buttons: Option<Vec<Button>>,
+            /// A group of the account.
+            #[schema(value_type = Option<String>)]
+            pub group_name: Option<Option<String>>,
+            pub active: Option<bool>,
+            /// A carousel's cards (2 to 10), each with an IMAGE or VIDEO header.
+            #[schema(min_items = 2, max_items = 10)]
+            pub carousel: Option<Vec<Card>>,
+            #[schema(value_type = Option<Offer>)]
+            pub limited_time_offer: Option<Option<Offer>>,
+            #[schema(schema_with = parameter_format_input)]
+            pub parameter_format: Option<Option<String>>,
+        }
+    };
+}
+
+template_fields! {
+    /// A new template.
+    pub struct TemplateCreate {
+        /// The account the template belongs to.
+        #[schema(min_length = 1)]
+        pub account_id: String,
+        /// Meta's template name: lowercase letters, digits and underscores.
+        #[schema(min_length = 1, max_length = 512, pattern = "^[a-z0-9_]+$")]
+        pub name: String,
+        /// Meta's language code: `es`, `en_US`, `pt_BR`, `fil`…
+        #[schema(pattern = "^[a-z]{2,3}(_[A-Z]{2})?$")]
+        pub language: String,
+    }
+}
+
+template_fields! {
+    /// Fields to change.
+    pub struct TemplateUpdate {
+        /// Meta's template name: lowercase letters, digits and underscores.
+        #[schema(nullable = false, min_length = 1, max_length = 512, pattern = "^[a-z0-9_]+$")]
+        pub name: Option<String>,
+        /// Meta's language code: `es`, `en_US`, `pt_BR`, `fil`…
+        #[schema(nullable = false, pattern = "^[a-z]{2,3}(_[A-Z]{2})?$")]
+        pub language: Option<String>,
+    }
+}
+
+impl TemplateCreate {
+    /// The account, and the fields to set on the new template.
+    pub fn into_fields(self) -> (String, TemplateUpdate) {
+        let fields = TemplateUpdate {
+            name: Some(self.name),
+            language: Some(self.language),
+            category: self.category,
+            status: self.status,
+            app_id: self.app_id,
+            message: self.message,
+            header: self.header,
+            footer: self.footer,
+            buttons: self.buttons,
+            group_name: self.group_name,
+            active: self.active,
+            carousel: self.carousel,
+            limited_time_offer: self.limited_time_offer,
+            parameter_format: self.parameter_format,
+        };
+        (self.account_id, fields)
+    }
 }

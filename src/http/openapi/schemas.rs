@@ -577,110 +577,6 @@ fn send_value_props() -> Vec<(&'static str, Value)> {
     ]
 }
 
-/// Fields of an admin template body (`accountId` only on create).
-fn template_input(create: bool) -> Value {
-    let mut props = vec![];
-    if create {
-        props.push((
-            "accountId",
-            d(text(), "The account the template belongs to."),
-        ));
-    }
-    props.extend([
-        (
-            "name",
-            d(
-                json!({"type": "string", "minLength": 1, "maxLength": 512, "pattern": "^[a-z0-9_]+$"}),
-                "Meta's template name: lowercase letters, digits and underscores.",
-            ),
-        ),
-        (
-            "language",
-            d(
-                json!({"type": "string", "pattern": "^[a-z]{2,3}(_[A-Z]{2})?$"}),
-                "Meta's language code: `es`, `en_US`, `pt_BR`, `fil`…",
-            ),
-        ),
-        (
-            "category",
-            nullable(d(
-                one_of_strings(&["MARKETING", "UTILITY", "AUTHENTICATION"]),
-                "Default UTILITY.",
-            )),
-        ),
-        (
-            "status",
-            nullable(d(
-                one_of_strings(&[
-                    "APPROVED",
-                    "PENDING",
-                    "REJECTED",
-                    "PAUSED",
-                    "DISABLED",
-                    "IN_APPEAL",
-                    "PENDING_DELETION",
-                    "DELETED",
-                    "LIMIT_EXCEEDED",
-                    "ARCHIVED",
-                ]),
-                "Default APPROVED.",
-            )),
-        ),
-        (
-            "appId",
-            d(
-                nullable(string()),
-                "The provider's template id (required to send).",
-            ),
-        ),
-        (
-            "message",
-            d(
-                nullable(string()),
-                "Body text; placeholders `{{name}}` or `{{1}}` (required to send).",
-            ),
-        ),
-        (
-            "header",
-            d(
-                json!({"anyOf": [string(), r("TemplateHeader"), {"type": "null"}]}),
-                "A string is a text header; `format` is case-insensitive.",
-            ),
-        ),
-        ("footer", nullable(string())),
-        (
-            "buttons",
-            d(
-                nullable(array(r("TemplateButton"))),
-                "At most 10; `type` is case-insensitive.",
-            ),
-        ),
-        (
-            "groupName",
-            d(nullable(string()), "A group of the account."),
-        ),
-        ("active", nullable(boolean())),
-        (
-            "carousel",
-            d(
-                nullable(json!({"type": "array", "items": r("TemplateCard"), "minItems": 2, "maxItems": 10})),
-                "A carousel's cards (2 to 10), each with an IMAGE or VIDEO header.",
-            ),
-        ),
-        ("limitedTimeOffer", nullable(r("TemplateOffer"))),
-        (
-            "parameterFormat",
-            nullable(one_of_strings(&["NAMED", "POSITIONAL"])),
-        ),
-    ]);
-    let required: &[&str] = if create {
-        &["accountId", "name", "language"]
-    } else {
-        &[]
-    };
-    object(props, required)
-}
-
 /// A template submission: the admin template fields (without `accountId`, `status`,
 /// `appId`, `groupName`, `active`), `examples`, and each media header's `sample` file.
 fn template_submit(native: bool) -> Value {
@@ -2197,7 +2093,6 @@ pub(super) fn all() -> Value {
                 &["accountId", "name"],
             ),
         ),
-        ("TemplateCreate", d(template_input(true), "A new template.")),
         (
             "TemplateSubmit",
             ex(
@@ -2219,32 +2114,6 @@ pub(super) fn all() -> Value {
                 template_submit(false),
                 "A template to submit to WhatsApp through the channel of the path.",
             ),
-        ),
-        (
-            "TemplateSample",
-            d(
-                record(vec![
-                    ("data", d(string(), "The file's bytes, base64.")),
-                    (
-                        "mimeType",
-                        d(
-                            one_of_strings(&[
-                                "image/jpeg",
-                                "image/png",
-                                "video/mp4",
-                                "application/pdf",
-                            ]),
-                            "IMAGE: image/jpeg or image/png; VIDEO and GIF: video/mp4; DOCUMENT: application/pdf.",
-                        ),
-                    ),
-                    ("filename", nullable(string())),
-                ]),
-                "A media header's sample file, uploaded to Meta through its resumable upload API; Meta reviews the template with it.",
-            ),
-        ),
-        (
-            "TemplateUpdate",
-            d(template_input(false), "Fields to change."),
         ),
         (
             "AdminMessage",
