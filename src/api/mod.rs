@@ -50,6 +50,7 @@ pub fn schemas() -> BTreeMap<String, RefOr<Schema>> {
             assert!(same, "two types are named {name}");
         }
     }
+    templates::close_variants(&mut schemas);
     schemas
 }
 

@@ -1,6 +1,371 @@
 //! Templates as shown, created, updated, submitted and previewed.
+//!
+//! A template's content types are the domain's ([`crate::domain::template`]: `Header`,
+//! `Button`, `Card`, `Offer` are the `TemplateHeader`, `TemplateButton`, `TemplateCard` and
+//! `TemplateOffer` components); this module has the views built from a stored template.
 
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{AdditionalProperties, Object, Type};
 use utoipa::openapi::{RefOr, Schema};
 
+use crate::domain::template::{Button, Card, Header, Offer};
+use crate::format_ms;
+use crate::service::input::FieldError;
+
 /// This family's component schemas ([`super::schemas`]).
-pub(super) fn schemas(_out: &mut Vec<(String, RefOr<Schema>)>) {}
+pub(super) fn schemas(out: &mut Vec<(String, RefOr<Schema>)>) {
+    super::collect::<Template>(out);
+    super::collect::<TemplatePage>(out);
+    super::collect::<TemplatePreview>(out);
+    super::collect::<crate::service::authoring::Sample>(out);
+    super::collect::<TemplateCreate>(out);
+    super::collect::<TemplateUpdate>(out);
+}
+
+/// The variants of `TemplateHeader` and `TemplateButton` are closed objects, as the server
+/// sends them, and `TemplateSample`, `TemplateCreate` and `TemplateUpdate` are closed as the
+/// server reads them (a key beyond their fields is refused, naming it). utoipa closes a struct with `#[serde(deny_unknown_fields)]` but has no
+/// way to say it of an enum's variants (serde takes that attribute on no variant) or of a type
+/// serde does not read, so it is said here.
+pub(super) fn close_variants(schemas: &mut BTreeMap<String, RefOr<Schema>>) {
+    let close = |object: &mut Object| {
+        object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+    };
+    for name in ["TemplateHeader", "TemplateButton"] {
+        if let Some(RefOr::T(Schema::OneOf(one_of))) = schemas.get_mut(name) {
+            for item in &mut one_of.items {
+                if let RefOr::T(Schema::Object(variant)) = item {
+                    close(variant);
+                }
+            }
+        }
+    }
+    for name in ["TemplateSample", "TemplateCreate", "TemplateUpdate"] {
+        if let Some(RefOr::T(Schema::Object(object))) = schemas.get_mut(name) {
+            close(object);
+        }
+    }
+}
+
+fn tpl_id() -> Object {
+    Object::builder()
+        .schema_type(Type::String)
+        .description(Some("Id (`tpl_…`)."))
+        .build()
+}
+
+fn parameter_format() -> Object {
+    Object::builder()
+        .schema_type(Type::String)
+        .enum_values(Some(["NAMED", "POSITIONAL"]))
+        .description(Some("Meta's `parameter_format`."))
+        .build()
+}
+
+/// A template known to plantilla.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Template {
+    #[schema(schema_with = tpl_id)]
+    pub id: String,
+    /// Meta's template name.
+    pub name: String,
+    /// Language code: `es`, `en_US`, `pt_BR`…
+    pub language: String,
+    /// MARKETING, UTILITY or AUTHENTICATION (as Meta reports it).
+    pub category: String,
+    /// Meta's status: APPROVED, PENDING, REJECTED, PAUSED, DISABLED, …; only APPROVED templates are sent.
+    pub status: String,
+    /// The provider's template id.
+    #[schema(required = true)]
+    pub app_id: Option<String>,
+    /// The body text with its placeholders (`{{name}}` or `{{1}}`).
+    #[schema(required = true)]
+    pub message: Option<String>,
+    /// The placeholders a send must give values for (header, body and URL buttons), in order of appearance.
+    pub params: Vec<String>,
+    #[schema(required = true)]
+    pub header: Option<Header>,
+    #[schema(required = true)]
+    pub footer: Option<String>,
+    /// Every button, in Meta's order: a button's position is the `index` a send uses for it.
+    pub buttons: Vec<Button>,
+    /// The group conversations of this template go to, if not the channel's default.
+    #[schema(required = true)]
+    pub group_name: Option<String>,
+    /// A deactivated template is not sent.
+    pub active: bool,
+    /// false when the template has a component or button plantilla cannot send (`unsendableReason` says which); a send of it is refused before anything is queued.
+    pub sendable: bool,
+    #[schema(required = true)]
+    pub unsendable_reason: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    /// A carousel's cards, in order; a send gives each card's values (`cards`, or `card.<n>.…` params).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub carousel: Vec<Card>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub limited_time_offer: Option<Offer>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = parameter_format)]
+    pub parameter_format: Option<String>,
+    /// What Meta last reported about the template (status event, reason, flag, quality, a pending category change): native and admin APIs, once Meta has reported on it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub health: Option<TemplateHealth>,
+}
+
+// A page of templates (`GET /v1/templates`).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplatePage {
+    pub data: Vec<Template>,
+    pub page: u32,
+    pub limit: u32,
+    /// Templates matching the filters, on every page.
+    pub total: u64,
+}
+
+/// A template's health as Meta reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(examples(json!({"lastEvent": "FLAGGED", "reason": "LOW_QUALITY",
+    "statusUpdatedAt": "2026-12-01T10:00:00.000Z", "disableDate": "2026-12-08T00:00:00.000Z",
+    "otherInfo": null, "flagged": true, "flaggedAt": "2026-12-01T10:00:00.000Z",
+    "qualityScore": "RED", "previousQualityScore": "YELLOW",
+    "qualityUpdatedAt": "2026-12-01T09:00:00.000Z", "previousCategory": null,
+    "categoryUpdatedAt": null, "pendingCategoryChange": null})))]
+pub struct TemplateHealth {
+    /// Meta's last `message_template_status_update` event: APPROVED, REJECTED, PENDING, PAUSED, DISABLED, ARCHIVED, UNARCHIVED, FLAGGED, REINSTATED, PENDING_DELETION, … (kept as sent).
+    #[schema(required = true)]
+    pub last_event: Option<String>,
+    /// Meta's reason for it (`NONE` is null).
+    #[schema(required = true)]
+    pub reason: Option<String>,
+    #[schema(required = true, format = DateTime)]
+    pub status_updated_at: Option<String>,
+    /// `disable_info.disable_date`: when a flagged template will be disabled.
+    #[schema(required = true, format = DateTime)]
+    pub disable_date: Option<String>,
+    /// `other_info {title, description}` as Meta sent it.
+    #[schema(required = true, value_type = Option<Object>)]
+    pub other_info: Option<Value>,
+    /// FLAGGED and not since approved, reinstated or back to GREEN.
+    pub flagged: bool,
+    #[schema(required = true, format = DateTime)]
+    pub flagged_at: Option<String>,
+    /// GREEN, YELLOW, RED or UNKNOWN.
+    #[schema(required = true)]
+    pub quality_score: Option<String>,
+    #[schema(required = true)]
+    pub previous_quality_score: Option<String>,
+    #[schema(required = true, format = DateTime)]
+    pub quality_updated_at: Option<String>,
+    #[schema(required = true)]
+    pub previous_category: Option<String>,
+    #[schema(required = true, format = DateTime)]
+    pub category_updated_at: Option<String>,
+    /// A category change Meta announced (`correct_category`) and has not made yet.
+    #[schema(required = true, inline)]
+    pub pending_category_change: Option<PendingCategoryChange>,
+}
+
+// A category change Meta announced (shown inline in `TemplateHealth`).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PendingCategoryChange {
+    pub category: String,
+    #[schema(required = true, format = DateTime)]
+    pub effective_at: Option<String>,
+    #[schema(required = true, format = DateTime)]
+    pub notified_at: Option<String>,
+}
+
+fn time(ms: Option<i64>) -> Option<String> {
+    ms.map(format_ms)
+}
+
+impl From<&crate::store::TemplateHealth> for TemplateHealth {
+    fn from(h: &crate::store::TemplateHealth) -> Self {
+        TemplateHealth {
+            last_event: h.last_event.clone(),
+            reason: h.reason.clone(),
+            status_updated_at: time(h.status_updated_at),
+            disable_date: time(h.disable_date),
+            other_info: h.other_info.clone(),
+            flagged: h.flagged,
+            flagged_at: time(h.flagged_at),
+            quality_score: h.quality_score.clone(),
+            previous_quality_score: h.previous_quality_score.clone(),
+            quality_updated_at: time(h.quality_updated_at),
+            previous_category: h.previous_category.clone(),
+            category_updated_at: time(h.category_updated_at),
+            pending_category_change: h.pending_category.as_ref().map(|category| {
+                PendingCategoryChange {
+                    category: category.clone(),
+                    effective_at: time(h.pending_category_at),
+                    notified_at: time(h.pending_category_notified_at),
+                }
+            }),
+        }
+    }
+}
+
+// What a send with given values would show and send (`POST /v1/templates/{id}/preview`).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TemplatePreview {
+    #[schema(schema_with = tpl_id)]
+    pub template_id: String,
+    pub sendable: bool,
+    /// true when a send with these values would be accepted.
+    pub valid: bool,
+    pub errors: Vec<FieldError>,
+    /// What the recipient would see: `header` (text, media or location), `body`, `footer`, `buttons` (index, type, text, value), `cards`, `offer`.
+    #[schema(value_type = Object)]
+    pub preview: Value,
+    /// The `template.components` plantilla would send to Meta.
+    #[schema(value_type = Vec<Object>)]
+    pub components: Vec<Value>,
+}
+
+fn nullable_enum(values: &[&str], description: Option<&str>) -> Object {
+    let mut values: Vec<Value> = values.iter().map(|v| Value::from(*v)).collect();
+    values.push(Value::Null);
+    Object::builder()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::String,
+            Type::Null,
+        ]))
+        .enum_values(Some(values))
+        .description(description)
+        .build()
+}
+
+fn category_schema() -> Object {
+    nullable_enum(
+        crate::service::admin::TEMPLATE_CATEGORIES,
+        Some("Default UTILITY."),
+    )
+}
+
+fn status_schema() -> Object {
+    nullable_enum(
+        crate::service::admin::TEMPLATE_STATUSES,
+        Some("Default APPROVED."),
+    )
+}
+
+fn parameter_format_input() -> Object {
+    nullable_enum(&["NAMED", "POSITIONAL"], None)
+}
+
+/// An admin template body's `header`: a string (a text header), a header object or null.
+fn header_input() -> Schema {
+    utoipa::openapi::schema::AnyOfBuilder::new()
+        .item(Object::with_type(Type::String))
+        .item(super::component("TemplateHeader"))
+        .item(Object::with_type(Type::Null))
+        .description(Some(
+            "A string is a text header; `format` is case-insensitive.",
+        ))
+        .build()
+        .into()
+}
+
+/// The template fields an admin body may change, shared by [`TemplateCreate`] and
+/// [`TemplateUpdate`]: `None` is a field left out. A field given as `null` clears it
+/// (`appId` and `message` become empty, `buttons` and `carousel` none); `category`, `status`
+/// and `active` given as `null` are left as they are.
+macro_rules! template_fields {
+    ($(#[$meta:meta])* pub struct $name:ident { $($head:tt)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, PartialEq, ToSchema)]
+        #[schema(rename_all = "camelCase")]
+        pub struct $name {
+            $($head)*
+            #[schema(schema_with = category_schema)]
+            pub category: Option<String>,
+            #[schema(schema_with = status_schema)]
+            pub status: Option<String>,
+            /// The provider's template id (required to send).
+            pub app_id: Option<String>,
+            /// Body text; placeholders `{{name}}` or `{{1}}` (required to send).
+            pub message: Option<String>,
+            #[schema(schema_with = header_input)]
+            pub header: Option<Option<Header>>,
+            #[schema(value_type = Option<String>)]
+            pub footer: Option<Option<String>>,
+            /// At most 10; `type` is case-insensitive.
+            pub buttons: Option<Vec<Button>>,
+            /// A group of the account.
+            #[schema(value_type = Option<String>)]
+            pub group_name: Option<Option<String>>,
+            pub active: Option<bool>,
+            /// A carousel's cards (2 to 10), each with an IMAGE or VIDEO header.
+            #[schema(min_items = 2, max_items = 10)]
+            pub carousel: Option<Vec<Card>>,
+            #[schema(value_type = Option<Offer>)]
+            pub limited_time_offer: Option<Option<Offer>>,
+            #[schema(schema_with = parameter_format_input)]
+            pub parameter_format: Option<Option<String>>,
+        }
+    };
+}
+
+template_fields! {
+    /// A new template.
+    pub struct TemplateCreate {
+        /// The account the template belongs to.
+        #[schema(min_length = 1)]
+        pub account_id: String,
+        /// Meta's template name: lowercase letters, digits and underscores.
+        #[schema(min_length = 1, max_length = 512, pattern = "^[a-z0-9_]+$")]
+        pub name: String,
+        /// Meta's language code: `es`, `en_US`, `pt_BR`, `fil`…
+        #[schema(pattern = "^[a-z]{2,3}(_[A-Z]{2})?$")]
+        pub language: String,
+    }
+}
+
+template_fields! {
+    /// Fields to change.
+    pub struct TemplateUpdate {
+        /// Meta's template name: lowercase letters, digits and underscores.
+        #[schema(nullable = false, min_length = 1, max_length = 512, pattern = "^[a-z0-9_]+$")]
+        pub name: Option<String>,
+        /// Meta's language code: `es`, `en_US`, `pt_BR`, `fil`…
+        #[schema(nullable = false, pattern = "^[a-z]{2,3}(_[A-Z]{2})?$")]
+        pub language: Option<String>,
+    }
+}
+
+impl TemplateCreate {
+    /// The account, and the fields to set on the new template.
+    pub fn into_fields(self) -> (String, TemplateUpdate) {
+        let fields = TemplateUpdate {
+            name: Some(self.name),
+            language: Some(self.language),
+            category: self.category,
+            status: self.status,
+            app_id: self.app_id,
+            message: self.message,
+            header: self.header,
+            footer: self.footer,
+            buttons: self.buttons,
+            group_name: self.group_name,
+            active: self.active,
+            carousel: self.carousel,
+            limited_time_offer: self.limited_time_offer,
+            parameter_format: self.parameter_format,
+        };
+        (self.account_id, fields)
+    }
+}

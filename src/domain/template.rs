@@ -82,24 +82,65 @@ impl TemplateExtra {
 }
 
 /// One card of a carousel template: a media header, a body and buttons.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(
+    as = TemplateCard,
+    description = "One card of a carousel template.",
+    examples(json!({"header": {"format": "IMAGE"}, "body": "Producto {{1}}",
+        "buttons": [{"type": "QUICK_REPLY", "text": "Lo quiero"}]}))
+)]
 pub struct Card {
+    /// Every stored card has one (operator input and sync refuse a card without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = card_header_schema, required = true)]
     pub header: Option<Header>,
+    /// The card's text; positional placeholders. Empty when left out.
     #[serde(default)]
     pub body: String,
+    /// None when null.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(nullable)]
     pub buttons: Vec<Button>,
+}
+
+/// A card's header in the document: a [`Header`] of format IMAGE or VIDEO.
+fn card_header_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AllOfBuilder, Object, SchemaType};
+    let only_image_or_video = Object::builder()
+        .schema_type(SchemaType::AnyValue)
+        .property(
+            "format",
+            Object::builder()
+                .schema_type(SchemaType::AnyValue)
+                .enum_values(Some(["IMAGE", "VIDEO"])),
+        )
+        .build();
+    AllOfBuilder::new()
+        .item(utoipa::openapi::Ref::from_schema_name("TemplateHeader"))
+        .item(only_image_or_video)
+        .description(Some(
+            "An IMAGE or VIDEO header, the same kind on every card.",
+        ))
+        .build()
+        .into()
 }
 
 /// A limited-time offer: the offer's text and whether it shows an expiry
 /// (then every send gives the expiry time).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(
+    as = TemplateOffer,
+    description = "A limited-time offer.",
+    examples(json!({"text": "¡Solo hoy!", "hasExpiration": true}))
+)]
 pub struct Offer {
+    /// The offer's headline (at most 16 characters).
     pub text: String,
+    /// true: every send gives `offerExpiresAt` (`offer.expiration_time_ms` in the compatible API).
     #[serde(default)]
+    #[schema(nullable)]
     pub has_expiration: bool,
 }
 
@@ -397,52 +438,85 @@ fn short(text: &str) -> String {
 /// `defaultMedia`, else `example` (a public URL the operator gave, sent as
 /// the link, as before). `sample` is Meta's sample (`header_handle`) of a
 /// synced template: shown, never sent (Meta's links to it expire).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// The document's schema names each variant's fields in camelCase itself (`#[schema(rename_all)]`):
+// utoipa does not read serde's `rename_all_fields`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(
     tag = "format",
     rename_all = "UPPERCASE",
     rename_all_fields = "camelCase"
 )]
+#[schema(
+    as = TemplateHeader,
+    description = "A template header: text (with placeholders), media chosen per send, or a location."
+)]
 pub enum Header {
     Text {
         text: String,
     },
+    #[schema(rename_all = "camelCase")]
     Image {
+        /// Public URL of the media, sent as the header's media when a send gives none (unless `defaultMedia` is set).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         example: Option<String>,
+        /// Meta's sample of a synced template (`header_handle`): shown, never sent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sample: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(schema_with = nullable_media_ref)]
         default_media: Option<MediaRef>,
     },
+    #[schema(rename_all = "camelCase")]
     Video {
+        /// Public URL of the media, sent as the header's media when a send gives none (unless `defaultMedia` is set).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         example: Option<String>,
+        /// Meta's sample of a synced template (`header_handle`): shown, never sent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sample: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(schema_with = nullable_media_ref)]
         default_media: Option<MediaRef>,
     },
+    #[schema(rename_all = "camelCase")]
     Gif {
+        /// Public URL of the media, sent as the header's media when a send gives none (unless `defaultMedia` is set).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         example: Option<String>,
+        /// Meta's sample of a synced template (`header_handle`): shown, never sent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sample: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(schema_with = nullable_media_ref)]
         default_media: Option<MediaRef>,
     },
+    #[schema(rename_all = "camelCase")]
     Document {
+        /// Public URL of the media, sent as the header's media when a send gives none (unless `defaultMedia` is set).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         example: Option<String>,
+        /// Meta's sample of a synced template (`header_handle`): shown, never sent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sample: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(schema_with = nullable_media_ref)]
         default_media: Option<MediaRef>,
     },
     Location {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         example: Option<String>,
     },
+}
+
+/// A media header's `defaultMedia` in the document: a `MediaRef` or null.
+fn nullable_media_ref() -> utoipa::openapi::schema::Schema {
+    utoipa::openapi::schema::OneOfBuilder::new()
+        .item(utoipa::openapi::schema::Object::with_type(
+            utoipa::openapi::schema::Type::Null,
+        ))
+        .item(utoipa::openapi::Ref::from_schema_name("MediaRef"))
+        .build()
+        .into()
 }
 
 const HEADER_FORMATS: &str = "TEXT, IMAGE, VIDEO, GIF, DOCUMENT or LOCATION";
@@ -651,20 +725,24 @@ impl Header {
 /// `{"type":"FLOW","text":..,"flowId":..}`, `{"type":"CATALOG","text":..}`,
 /// `{"type":"MPM","text":..}`, `{"type":"VOICE_CALL","text":..}`; a type Meta
 /// adds later is kept as `{"type":"OTHER","kind":"<Meta's type>","raw":{…}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// As for [`Header`], each variant renames its fields for the document itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(
     tag = "type",
     rename_all = "SCREAMING_SNAKE_CASE",
     rename_all_fields = "camelCase"
 )]
+#[schema(as = TemplateButton, description = "A template button.")]
 pub enum Button {
     QuickReply {
         text: String,
     },
     Url {
         text: String,
+        /// May end with a placeholder, e.g. `https://x.com/track/{{1}}`.
         url: String,
     },
+    #[schema(rename_all = "camelCase")]
     PhoneNumber {
         text: String,
         phone_number: String,
@@ -674,18 +752,25 @@ pub enum Button {
     },
     /// An authentication template's code button (`otp_type` COPY_CODE,
     /// ONE_TAP or ZERO_TAP): sent as a `url` button carrying the code.
+    #[schema(rename_all = "camelCase")]
     Otp {
+        #[schema(schema_with = otp_type_schema)]
         otp_type: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
         text: Option<String>,
     },
+    #[schema(rename_all = "camelCase")]
     Flow {
         text: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
         flow_id: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
         flow_action: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
         navigate_screen: Option<String>,
     },
     Catalog {
@@ -697,12 +782,21 @@ pub enum Button {
     VoiceCall {
         text: String,
     },
-    /// A button type plantilla does not know: kept as Meta listed it, so the
-    /// indexes of the buttons after it stay right; the template is not sendable.
+    /// A button type plantilla does not know yet: kept so the other buttons keep their index; the template is not sendable.
     Other {
+        /// Meta's type of the button.
         kind: String,
+        #[schema(value_type = Object)]
         raw: Value,
     },
+}
+
+/// An OTP button's `otpType` in the document: the types operator input takes.
+fn otp_type_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::Object::builder()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["COPY_CODE", "ONE_TAP", "ZERO_TAP"]))
+        .build()
 }
 
 const BUTTON_TYPES: &str =

@@ -19,13 +19,13 @@ use serde_json::{Value, json};
 
 use super::caller::Caller;
 use super::idempotency::IdempotencyHeader;
-use super::json_response;
 use super::native_send::{
     native_field, opt_string, pending_problem, recipient, send_at, send_problem, send_values,
     template_ref,
 };
 use super::params::{parse_cursor, parse_json, parse_limit, parse_time};
 use super::problem::Problem;
+use super::{json_response, typed_json};
 use crate::app::App;
 use crate::domain::status::MessageStatus;
 use crate::service::batch::{self, MAX_RECIPIENTS, RecipientResult};
@@ -617,11 +617,17 @@ async fn list_templates(
         .list_templates(caller.account_id(), &filter)
         .await?;
     let healths = app.store.template_healths(caller.account_id()).await?;
-    let data: Vec<Value> = list
+    let data = list
         .iter()
         .map(|t| views::template_with_health(t, healths.get(&t.id)))
         .collect();
-    ok(&json!({"data": data, "page": page, "limit": limit, "total": total}))
+    let page = crate::api::templates::TemplatePage {
+        data,
+        page,
+        limit,
+        total,
+    };
+    Ok(typed_json(StatusCode::OK, &page))
 }
 
 async fn visible_template(
@@ -638,7 +644,10 @@ async fn visible_template(
 async fn get_template(State(app): State<App>, Path(id): Path<String>, caller: Caller) -> Answer {
     let t = visible_template(&app, &caller, &id).await?;
     let healths = app.store.template_healths(caller.account_id()).await?;
-    ok(&views::template_with_health(&t, healths.get(&t.id)))
+    Ok(typed_json(
+        StatusCode::OK,
+        &views::template_with_health(&t, healths.get(&t.id)),
+    ))
 }
 
 /// `POST /v1/templates/{id}/preview`: what a send with these values would show and send,
@@ -668,19 +677,20 @@ async fn preview_template(
     }
     let t = visible_template(&app, &caller, &id).await?;
     let p = templates::preview(&t, &params, crate::now_ms());
-    let errors: Vec<Value> = p
+    let errors: Vec<FieldError> = p
         .problems
         .iter()
-        .map(|(key, message)| json!({"field": native_field(key), "message": message}))
+        .map(|(key, message)| FieldError::new(native_field(key), message.clone()))
         .collect();
-    ok(&json!({
-        "templateId": t.id,
-        "sendable": p.sendable,
-        "valid": errors.is_empty() && p.sendable,
-        "errors": errors,
-        "preview": p.preview,
-        "components": p.components,
-    }))
+    let preview = crate::api::templates::TemplatePreview {
+        template_id: t.id,
+        sendable: p.sendable,
+        valid: errors.is_empty() && p.sendable,
+        errors,
+        preview: p.preview,
+        components: p.components,
+    };
+    Ok(typed_json(StatusCode::OK, &preview))
 }
 
 /// A repeated sync updates the same templates and creates none, so a key is checked but not
@@ -752,7 +762,7 @@ async fn create_template(
     let template = authoring::submit(&app, &channel, draft)
         .await
         .map_err(authoring_problem)?;
-    Ok(json_response(
+    Ok(typed_json(
         StatusCode::CREATED,
         &views::template_with_health(&template, None),
     ))

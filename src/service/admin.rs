@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::input::{FieldError, Fields};
 use super::views;
+use crate::api::templates::{TemplateCreate, TemplateUpdate};
 use crate::app::{App, Event};
 use crate::domain::ids::{hash_token, new_id, new_secret};
 use crate::domain::status::CloseReason;
@@ -529,11 +530,14 @@ fn valid_language(code: &str) -> bool {
             || (region.len() == 2 && region.chars().all(|c| c.is_ascii_uppercase())))
 }
 
-pub(crate) async fn apply_template_fields(
+/// Reads and checks the template fields of an admin body (`accountId` aside), in the order the
+/// errors have always come in; a `groupName` must name a group of `account_id`.
+pub(crate) async fn template_fields(
     app: &App,
-    t: &mut Template,
+    account_id: &str,
     f: &Fields<'_>,
-) -> Result<(), AdminError> {
+) -> Result<TemplateUpdate, AdminError> {
+    let mut out = TemplateUpdate::default();
     if f.has("name") {
         let name = f.str("name")?;
         if !valid_template_name(name) {
@@ -542,7 +546,7 @@ pub(crate) async fn apply_template_fields(
                 "must be Meta's template name: lowercase letters, digits and underscores",
             ));
         }
-        t.name = name.to_string();
+        out.name = Some(name.to_string());
     }
     if f.has("language") {
         let language = f.str("language")?;
@@ -552,23 +556,24 @@ pub(crate) async fn apply_template_fields(
                 format!("'{language}' is not a language code such as es, en_US or pt_BR"),
             ));
         }
-        t.language = language.to_string();
+        out.language = Some(language.to_string());
     }
-    if let Some(c) = f.opt_choice("category", TEMPLATE_CATEGORIES)? {
-        t.category = c.to_string();
-    }
-    if let Some(s) = f.opt_choice("status", TEMPLATE_STATUSES)? {
-        t.status = s.to_string();
-    }
+    out.category = f
+        .opt_choice("category", TEMPLATE_CATEGORIES)?
+        .map(str::to_string);
+    out.status = f
+        .opt_choice("status", TEMPLATE_STATUSES)?
+        .map(str::to_string);
     if f.has("appId") {
-        t.app_id = f.opt_str("appId")?.unwrap_or_default().trim().to_string();
-        no_control("appId", &t.app_id)?;
+        let app_id = f.opt_str("appId")?.unwrap_or_default().trim().to_string();
+        no_control("appId", &app_id)?;
+        out.app_id = Some(app_id);
     }
     if f.has("message") {
-        t.message = f.opt_str("message")?.unwrap_or_default().to_string();
+        out.message = Some(f.opt_str("message")?.unwrap_or_default().to_string());
     }
     if f.has("header") {
-        t.header = match f.raw("header") {
+        out.header = Some(match f.raw("header") {
             None => None,
             Some(v) => {
                 // Only the fields openapi.json lists (TemplateHeader is a closed object).
@@ -585,64 +590,113 @@ pub(crate) async fn apply_template_fields(
                         ),
                     ));
                 }
-                let header = Header::from_json(v).map_err(|m| invalid("header", m))?;
-                Some(serde_json::to_value(header).map_err(anyhow::Error::from)?)
+                Some(Header::from_json(v).map_err(|m| invalid("header", m))?)
             }
-        };
+        });
     }
     if f.has("footer") {
-        t.footer = f
-            .opt_str("footer")?
-            .map(str::to_string)
-            .filter(|s| !s.is_empty());
+        out.footer = Some(
+            f.opt_str("footer")?
+                .map(str::to_string)
+                .filter(|s| !s.is_empty()),
+        );
     }
     if f.has("buttons") {
-        let buttons = Button::list_from_json(f.raw("buttons").unwrap_or(&Value::Null))
-            .map_err(|m| invalid("buttons", m))?;
-        t.buttons = serde_json::to_value(buttons).map_err(anyhow::Error::from)?;
+        out.buttons = Some(
+            Button::list_from_json(f.raw("buttons").unwrap_or(&Value::Null))
+                .map_err(|m| invalid("buttons", m))?,
+        );
     }
     if f.has("groupName") {
-        t.group_name = match f
-            .opt_str("groupName")?
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            None => None,
-            Some(name) => {
-                if app
-                    .store
-                    .group_by_name(&t.account_id, name)
-                    .await?
-                    .is_none()
-                {
-                    return Err(invalid(
-                        "groupName",
-                        format!("the account has no group named '{name}'"),
-                    ));
+        out.group_name = Some(
+            match f
+                .opt_str("groupName")?
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+            {
+                None => None,
+                Some(name) => {
+                    if app.store.group_by_name(account_id, name).await?.is_none() {
+                        return Err(invalid(
+                            "groupName",
+                            format!("the account has no group named '{name}'"),
+                        ));
+                    }
+                    Some(name.to_string())
                 }
-                Some(name.to_string())
-            }
-        };
+            },
+        );
     }
-    if let Some(active) = f.opt_bool("active")? {
+    out.active = f.opt_bool("active")?;
+    if f.has("carousel") {
+        out.carousel = Some(
+            Card::list_from_json(f.raw("carousel").unwrap_or(&Value::Null))
+                .map_err(|m| invalid("carousel", m))?,
+        );
+    }
+    if f.has("limitedTimeOffer") {
+        out.limited_time_offer = Some(match f.raw("limitedTimeOffer") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(Offer::from_json(v).map_err(|m| invalid("limitedTimeOffer", m))?),
+        });
+    }
+    if f.has("parameterFormat") {
+        out.parameter_format = Some(
+            f.opt_choice("parameterFormat", &["NAMED", "POSITIONAL"])?
+                .map(str::to_string),
+        );
+    }
+    Ok(out)
+}
+
+/// Sets the given fields on `t` and checks the content they make.
+pub(crate) fn apply_template_fields(t: &mut Template, f: TemplateUpdate) -> Result<(), AdminError> {
+    if let Some(name) = f.name {
+        t.name = name;
+    }
+    if let Some(language) = f.language {
+        t.language = language;
+    }
+    if let Some(category) = f.category {
+        t.category = category;
+    }
+    if let Some(status) = f.status {
+        t.status = status;
+    }
+    if let Some(app_id) = f.app_id {
+        t.app_id = app_id;
+    }
+    if let Some(message) = f.message {
+        t.message = message;
+    }
+    if let Some(header) = f.header {
+        t.header = header
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(anyhow::Error::from)?;
+    }
+    if let Some(footer) = f.footer {
+        t.footer = footer;
+    }
+    if let Some(buttons) = f.buttons {
+        t.buttons = serde_json::to_value(buttons).map_err(anyhow::Error::from)?;
+    }
+    if let Some(group_name) = f.group_name {
+        t.group_name = group_name;
+    }
+    if let Some(active) = f.active {
         t.active = active;
     }
     let mut extra: TemplateExtra =
         serde_json::from_value(t.extra.clone()).map_err(anyhow::Error::from)?;
-    if f.has("carousel") {
-        extra.carousel = Card::list_from_json(f.raw("carousel").unwrap_or(&Value::Null))
-            .map_err(|m| invalid("carousel", m))?;
+    if let Some(carousel) = f.carousel {
+        extra.carousel = carousel;
     }
-    if f.has("limitedTimeOffer") {
-        extra.limited_time_offer = match f.raw("limitedTimeOffer") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(Offer::from_json(v).map_err(|m| invalid("limitedTimeOffer", m))?),
-        };
+    if let Some(offer) = f.limited_time_offer {
+        extra.limited_time_offer = offer;
     }
-    if f.has("parameterFormat") {
-        extra.parameter_format = f
-            .opt_choice("parameterFormat", &["NAMED", "POSITIONAL"])?
-            .map(str::to_string);
+    if let Some(format) = f.parameter_format {
+        extra.parameter_format = format;
     }
     t.extra = serde_json::to_value(&extra).map_err(anyhow::Error::from)?;
     let content = TemplateContent {
@@ -664,16 +718,40 @@ pub(crate) async fn apply_template_fields(
     Ok(())
 }
 
+/// Reads a template to create: `accountId` an account's, `name` and `language` given, the
+/// other fields as [`template_fields`] reads them.
+async fn template_create(app: &App, f: &Fields<'_>) -> Result<TemplateCreate, AdminError> {
+    let account = existing_account(app, f).await?;
+    f.str("name")?;
+    f.str("language")?;
+    let fields = template_fields(app, &account.id, f).await?;
+    Ok(TemplateCreate {
+        account_id: account.id,
+        name: fields.name.unwrap_or_default(),
+        language: fields.language.unwrap_or_default(),
+        category: fields.category,
+        status: fields.status,
+        app_id: fields.app_id,
+        message: fields.message,
+        header: fields.header,
+        footer: fields.footer,
+        buttons: fields.buttons,
+        group_name: fields.group_name,
+        active: fields.active,
+        carousel: fields.carousel,
+        limited_time_offer: fields.limited_time_offer,
+        parameter_format: fields.parameter_format,
+    })
+}
+
 pub async fn create_template(app: &App, body: &Value) -> AdminResult {
     let f = Fields::of(body)?;
     f.only(TEMPLATE_FIELDS)?;
-    let account = existing_account(app, &f).await?;
-    f.str("name")?;
-    f.str("language")?;
+    let (account_id, fields) = template_create(app, &f).await?.into_fields();
     let now = now_ms();
     let mut template = Template {
         id: new_id("tpl"),
-        account_id: account.id,
+        account_id,
         name: String::new(),
         language: String::new(),
         category: "UTILITY".into(),
@@ -689,7 +767,7 @@ pub async fn create_template(app: &App, body: &Value) -> AdminResult {
         created_at: now,
         updated_at: now,
     };
-    apply_template_fields(app, &mut template, &f).await?;
+    apply_template_fields(&mut template, fields)?;
     app.store.insert_template(&template).await?;
     template_view(app, &template).await
 }
@@ -707,26 +785,21 @@ pub(crate) async fn load_template(app: &App, id: &str) -> Result<Template, Admin
 /// A template with its health, as every admin template answer shows it.
 async fn template_view(app: &App, template: &crate::store::Template) -> AdminResult {
     let healths = app.store.template_healths(&template.account_id).await?;
-    Ok(views::template_with_health(
-        template,
-        healths.get(&template.id),
-    ))
+    let view = views::template_with_health(template, healths.get(&template.id));
+    serde_json::to_value(view).map_err(|e| AdminError::Internal(e.into()))
 }
 
 pub async fn get_template(app: &App, id: &str) -> AdminResult {
     let template = load_template(app, id).await?;
-    let healths = app.store.template_healths(&template.account_id).await?;
-    Ok(views::template_with_health(
-        &template,
-        healths.get(&template.id),
-    ))
+    template_view(app, &template).await
 }
 
 pub async fn update_template(app: &App, id: &str, body: &Value) -> AdminResult {
     let f = Fields::of(body)?;
     f.only(&TEMPLATE_FIELDS[1..])?;
     let mut template = load_template(app, id).await?;
-    apply_template_fields(app, &mut template, &f).await?;
+    let fields = template_fields(app, &template.account_id, &f).await?;
+    apply_template_fields(&mut template, fields)?;
     template.updated_at = now_ms();
     app.store.update_template(&template).await?;
     template_view(app, &template).await

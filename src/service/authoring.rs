@@ -35,7 +35,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
-use super::admin::{AdminError, TEMPLATE_CATEGORIES, apply_template_fields};
+use super::admin::{AdminError, TEMPLATE_CATEGORIES, apply_template_fields, template_fields};
 use super::input::{FieldError, Fields};
 use super::views;
 use crate::app::App;
@@ -149,12 +149,39 @@ fn field(field: impl Into<String>, message: impl Into<String>) -> AuthorError {
     AuthorError::Invalid(vec![FieldError::new(field, message)])
 }
 
-/// A media sample given inline.
-#[derive(Debug, Clone)]
+/// A media sample given inline, as [`take_sample`] reads it: the document's `TemplateSample`
+/// says its JSON form (`data` is the bytes in base64, `filename` may be null or left out: then
+/// `sample.<ext>`).
+#[derive(Debug, Clone, utoipa::ToSchema)]
+#[schema(
+    as = TemplateSample,
+    rename_all = "camelCase",
+    description = "A media header's sample file, uploaded to Meta through its resumable upload API; Meta reviews the template with it."
+)]
 pub struct Sample {
+    /// The file's bytes, base64.
+    #[schema(rename = "data", value_type = String)]
     pub bytes: Vec<u8>,
+    #[schema(schema_with = sample_mime_type)]
     pub mime_type: String,
+    #[schema(value_type = Option<String>, required = true)]
     pub filename: String,
+}
+
+/// A sample's `mimeType` in the document: the types [`sample_types`] takes.
+fn sample_mime_type() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::Object::builder()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some([
+            "image/jpeg",
+            "image/png",
+            "video/mp4",
+            "application/pdf",
+        ]))
+        .description(Some(
+            "IMAGE: image/jpeg or image/png; VIDEO and GIF: video/mp4; DOCUMENT: application/pdf.",
+        ))
+        .build()
 }
 
 /// A checked submission.
@@ -351,7 +378,8 @@ pub async fn parse(app: &App, account_id: &str, body: &Value) -> Result<Draft, A
     // The admin API's parsing (name, language, header, buttons, carousel, offer, parameter
     // format; placeholders checked by `TemplateContent::validate`).
     let mut t = blank_template(account_id);
-    apply_template_fields(app, &mut t, &f).await?;
+    let fields = template_fields(app, account_id, &f).await?;
+    apply_template_fields(&mut t, fields)?;
     if auth {
         t.message = AUTH_BODY.to_string();
         if add_security_recommendation {

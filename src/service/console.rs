@@ -494,7 +494,7 @@ pub async fn template(app: &App, viewer: &Viewer, id: &str) -> ConsoleResult {
         .iter()
         .map(|c| json!({"id": c.id, "name": c.name, "provider": c.provider}))
         .collect();
-    let mut v = views::template(&t);
+    let mut v = json!(views::template(&t));
     v["preview"] = preview_view(&t, &example_params(&t));
     v["channels"] = Value::Array(channels);
     Ok(v)

@@ -41,51 +41,47 @@ pub fn parse_cursor(raw: &str) -> Option<(i64, String)> {
     Some((ms.parse().ok()?, id.to_string()))
 }
 
-pub fn template(t: &Template) -> Value {
+/// A template as every API shows it (the compatible API's envelopes embed it as it is).
+pub fn template(t: &Template) -> crate::api::templates::Template {
     let content = template_content(t);
     let unsendable = content.unsendable_reason();
-    let mut view = json!({
-        "id": t.id,
-        "name": t.name,
-        "language": t.language,
-        "category": t.category,
-        "status": t.status,
-        "appId": if t.app_id.is_empty() { Value::Null } else { Value::String(t.app_id.clone()) },
-        "message": if t.message.is_empty() { Value::Null } else { Value::String(t.message.clone()) },
-        "params": content.params(),
-        "header": t.header,
-        "footer": t.footer,
-        "buttons": t.buttons,
-        "groupName": t.group_name,
-        "active": t.active,
-        "sendable": unsendable.is_none(),
-        "unsendableReason": unsendable,
-        "createdAt": format_ms(t.created_at),
-        "updatedAt": format_ms(t.updated_at),
-    });
-    if let Value::Object(fields) = &mut view {
-        if !content.extra.carousel.is_empty() {
-            fields.insert("carousel".into(), json!(content.extra.carousel));
-        }
-        if let Some(offer) = &content.extra.limited_time_offer {
-            fields.insert("limitedTimeOffer".into(), json!(offer));
-        }
-        if let Some(format) = &content.extra.parameter_format {
-            fields.insert("parameterFormat".into(), json!(format));
-        }
+    let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    crate::api::templates::Template {
+        id: t.id.clone(),
+        name: t.name.clone(),
+        language: t.language.clone(),
+        category: t.category.clone(),
+        status: t.status.clone(),
+        app_id: non_empty(&t.app_id),
+        message: non_empty(&t.message),
+        params: content.params(),
+        sendable: unsendable.is_none(),
+        unsendable_reason: unsendable,
+        header: content.header,
+        footer: t.footer.clone(),
+        buttons: content.buttons,
+        group_name: t.group_name.clone(),
+        active: t.active,
+        created_at: format_ms(t.created_at),
+        updated_at: format_ms(t.updated_at),
+        carousel: content.extra.carousel,
+        limited_time_offer: content.extra.limited_time_offer,
+        parameter_format: content.extra.parameter_format,
+        health: None,
     }
-    view
 }
 
 /// A template as the native and admin APIs show it: [`template`] and, once Meta has reported
 /// on it, its `health` (status event and reason, disable date, flag, quality score, a pending
 /// category change). The compatible API's envelopes keep [`template`].
-pub fn template_with_health(t: &Template, health: Option<&TemplateHealth>) -> Value {
-    let mut view = template(t);
-    if let (Value::Object(fields), Some(health)) = (&mut view, health) {
-        fields.insert("health".into(), health.view());
+pub fn template_with_health(
+    t: &Template,
+    health: Option<&TemplateHealth>,
+) -> crate::api::templates::Template {
+    crate::api::templates::Template {
+        health: health.map(Into::into),
+        ..template(t)
     }
-    view
 }
 
 /// A channel with its quality as Meta last reported it (`quality`).

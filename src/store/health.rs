@@ -73,31 +73,6 @@ fn time(ms: Option<i64>) -> Value {
     ms.map_or(Value::Null, |ms| Value::String(format_ms(ms)))
 }
 
-impl TemplateHealth {
-    /// As the template views show it (`health`).
-    pub fn view(&self) -> Value {
-        json!({
-            "lastEvent": self.last_event,
-            "reason": self.reason,
-            "statusUpdatedAt": time(self.status_updated_at),
-            "disableDate": time(self.disable_date),
-            "otherInfo": self.other_info,
-            "flagged": self.flagged,
-            "flaggedAt": time(self.flagged_at),
-            "qualityScore": self.quality_score,
-            "previousQualityScore": self.previous_quality_score,
-            "qualityUpdatedAt": time(self.quality_updated_at),
-            "previousCategory": self.previous_category,
-            "categoryUpdatedAt": time(self.category_updated_at),
-            "pendingCategoryChange": self.pending_category.as_ref().map(|c| json!({
-                "category": c,
-                "effectiveAt": time(self.pending_category_at),
-                "notifiedAt": time(self.pending_category_notified_at),
-            })),
-        })
-    }
-}
-
 /// One health report from Meta about a template.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TemplateHealthChange {

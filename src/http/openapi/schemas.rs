@@ -141,175 +141,6 @@ fn time_of_day() -> Value {
 
 // --- Shapes --------------------------------------------------------------------------------
 
-fn template_props() -> Vec<(&'static str, Value)> {
-    vec![
-        ("id", id("tpl")),
-        ("name", d(string(), "Meta's template name.")),
-        (
-            "language",
-            d(string(), "Language code: `es`, `en_US`, `pt_BR`…"),
-        ),
-        (
-            "category",
-            d(
-                string(),
-                "MARKETING, UTILITY or AUTHENTICATION (as Meta reports it).",
-            ),
-        ),
-        (
-            "status",
-            d(
-                string(),
-                "Meta's status: APPROVED, PENDING, REJECTED, PAUSED, DISABLED, …; only APPROVED templates are sent.",
-            ),
-        ),
-        (
-            "appId",
-            d(nullable(string()), "The provider's template id."),
-        ),
-        (
-            "message",
-            d(
-                nullable(string()),
-                "The body text with its placeholders (`{{name}}` or `{{1}}`).",
-            ),
-        ),
-        (
-            "params",
-            d(
-                array(string()),
-                "The placeholders a send must give values for (header, body and URL buttons), in order of appearance.",
-            ),
-        ),
-        ("header", nullable(r("TemplateHeader"))),
-        ("footer", nullable(string())),
-        (
-            "buttons",
-            d(
-                array(r("TemplateButton")),
-                "Every button, in Meta's order: a button's position is the `index` a send uses for it.",
-            ),
-        ),
-        (
-            "groupName",
-            d(
-                nullable(string()),
-                "The group conversations of this template go to, if not the channel's default.",
-            ),
-        ),
-        (
-            "active",
-            d(boolean(), "A deactivated template is not sent."),
-        ),
-        (
-            "sendable",
-            d(
-                boolean(),
-                "false when the template has a component or button plantilla cannot send (`unsendableReason` says which); a send of it is refused before anything is queued.",
-            ),
-        ),
-        ("unsendableReason", nullable(string())),
-        ("createdAt", time()),
-        ("updatedAt", time()),
-    ]
-}
-
-/// Template fields shown only when the template has them.
-fn template_optional_props() -> Vec<(&'static str, Value)> {
-    vec![
-        (
-            "carousel",
-            d(
-                array(r("TemplateCard")),
-                "A carousel's cards, in order; a send gives each card's values (`cards`, or `card.<n>.…` params).",
-            ),
-        ),
-        ("limitedTimeOffer", r("TemplateOffer")),
-        (
-            "parameterFormat",
-            d(
-                one_of_strings(&["NAMED", "POSITIONAL"]),
-                "Meta's `parameter_format`.",
-            ),
-        ),
-        (
-            "health",
-            d(
-                r("TemplateHealth"),
-                "What Meta last reported about the template (status event, reason, flag, quality, a pending category change): native and admin APIs, once Meta has reported on it.",
-            ),
-        ),
-    ]
-}
-
-fn template_health() -> Value {
-    ex(
-        d(
-            record(vec![
-                (
-                    "lastEvent",
-                    d(
-                        nullable(string()),
-                        "Meta's last `message_template_status_update` event: APPROVED, REJECTED, PENDING, PAUSED, DISABLED, ARCHIVED, UNARCHIVED, FLAGGED, REINSTATED, PENDING_DELETION, … (kept as sent).",
-                    ),
-                ),
-                (
-                    "reason",
-                    d(nullable(string()), "Meta's reason for it (`NONE` is null)."),
-                ),
-                ("statusUpdatedAt", nullable(time())),
-                (
-                    "disableDate",
-                    d(
-                        nullable(time()),
-                        "`disable_info.disable_date`: when a flagged template will be disabled.",
-                    ),
-                ),
-                (
-                    "otherInfo",
-                    d(
-                        nullable(json!({"type": "object"})),
-                        "`other_info {title, description}` as Meta sent it.",
-                    ),
-                ),
-                (
-                    "flagged",
-                    d(
-                        boolean(),
-                        "FLAGGED and not since approved, reinstated or back to GREEN.",
-                    ),
-                ),
-                ("flaggedAt", nullable(time())),
-                (
-                    "qualityScore",
-                    d(nullable(string()), "GREEN, YELLOW, RED or UNKNOWN."),
-                ),
-                ("previousQualityScore", nullable(string())),
-                ("qualityUpdatedAt", nullable(time())),
-                ("previousCategory", nullable(string())),
-                ("categoryUpdatedAt", nullable(time())),
-                (
-                    "pendingCategoryChange",
-                    d(
-                        nullable(record(vec![
-                            ("category", string()),
-                            ("effectiveAt", nullable(time())),
-                            ("notifiedAt", nullable(time())),
-                        ])),
-                        "A category change Meta announced (`correct_category`) and has not made yet.",
-                    ),
-                ),
-            ]),
-            "A template's health as Meta reports it.",
-        ),
-        json!({"lastEvent": "FLAGGED", "reason": "LOW_QUALITY", "statusUpdatedAt": "2026-12-01T10:00:00.000Z",
-               "disableDate": "2026-12-08T00:00:00.000Z", "otherInfo": null, "flagged": true,
-               "flaggedAt": "2026-12-01T10:00:00.000Z", "qualityScore": "RED", "previousQualityScore": "YELLOW",
-               "qualityUpdatedAt": "2026-12-01T09:00:00.000Z", "previousCategory": null, "categoryUpdatedAt": null,
-               "pendingCategoryChange": null}),
-    )
-}
-
 fn channel_quality() -> Value {
     d(
         record(vec![
@@ -368,57 +199,6 @@ fn message_pricing() -> Value {
             "Meta's `pricing` of the message, from its statuses.",
         ),
         json!({"type": "regular", "category": "utility", "pricingModel": "PMP", "billable": true}),
-    )
-}
-
-fn template_card() -> Value {
-    d(
-        object(
-            vec![
-                (
-                    "header",
-                    d(
-                        json!({"allOf": [r("TemplateHeader"), {"properties": {"format": {"enum": ["IMAGE", "VIDEO"]}}}]}),
-                        "An IMAGE or VIDEO header, the same kind on every card.",
-                    ),
-                ),
-                (
-                    "body",
-                    d(
-                        string(),
-                        "The card's text; positional placeholders. Empty when left out.",
-                    ),
-                ),
-                (
-                    "buttons",
-                    d(nullable(array(r("TemplateButton"))), "None when null."),
-                ),
-            ],
-            &["header"],
-        ),
-        "One card of a carousel template.",
-    )
-}
-
-fn template_offer() -> Value {
-    d(
-        object(
-            vec![
-                (
-                    "text",
-                    d(string(), "The offer's headline (at most 16 characters)."),
-                ),
-                (
-                    "hasExpiration",
-                    d(
-                        nullable(boolean()),
-                        "true: every send gives `offerExpiresAt` (`offer.expiration_time_ms` in the compatible API).",
-                    ),
-                ),
-            ],
-            &["text"],
-        ),
-        "A limited-time offer.",
     )
 }
 
@@ -558,198 +338,6 @@ fn send_value_props() -> Vec<(&'static str, Value)> {
             ),
         ),
     ]
-}
-
-fn template_preview() -> Value {
-    record(vec![
-        ("templateId", id("tpl")),
-        ("sendable", boolean()),
-        (
-            "valid",
-            d(
-                boolean(),
-                "true when a send with these values would be accepted.",
-            ),
-        ),
-        ("errors", array(r("FieldError"))),
-        (
-            "preview",
-            d(
-                json!({"type": "object"}),
-                "What the recipient would see: `header` (text, media or location), `body`, `footer`, `buttons` (index, type, text, value), `cards`, `offer`.",
-            ),
-        ),
-        (
-            "components",
-            d(
-                array(json!({"type": "object"})),
-                "The `template.components` plantilla would send to Meta.",
-            ),
-        ),
-    ])
-}
-
-fn template_header() -> Value {
-    d(
-        json!({"oneOf": [
-            record(vec![("format", constant(json!("TEXT"))), ("text", string())]),
-            object(
-                vec![
-                    ("format", one_of_strings(&["IMAGE", "VIDEO", "GIF", "DOCUMENT", "LOCATION"])),
-                    ("example", d(nullable(string()), "Public URL of the media, sent as the header's media when a send gives none (unless `defaultMedia` is set).")),
-                    ("sample", d(nullable(string()), "Meta's sample of a synced template (`header_handle`): shown, never sent.")),
-                    ("defaultMedia", nullable(r("MediaRef"))),
-                ],
-                &["format"],
-            ),
-        ]}),
-        "A template header: text (with placeholders), media chosen per send, or a location.",
-    )
-}
-
-fn template_button() -> Value {
-    let labelled = |kind: &str| record(vec![("type", constant(json!(kind))), ("text", string())]);
-    d(
-        json!({"oneOf": [
-            labelled("QUICK_REPLY"),
-            record(vec![
-                ("type", constant(json!("URL"))),
-                ("text", string()),
-                ("url", d(string(), "May end with a placeholder, e.g. `https://x.com/track/{{1}}`.")),
-            ]),
-            record(vec![
-                ("type", constant(json!("PHONE_NUMBER"))),
-                ("text", string()),
-                ("phoneNumber", string()),
-            ]),
-            record(vec![("type", constant(json!("COPY_CODE"))), ("example", string())]),
-            object(vec![
-                ("type", constant(json!("OTP"))),
-                ("otpType", one_of_strings(&["COPY_CODE", "ONE_TAP", "ZERO_TAP"])),
-                ("text", string()),
-            ], &["type", "otpType"]),
-            object(vec![
-                ("type", constant(json!("FLOW"))),
-                ("text", string()),
-                ("flowId", string()),
-                ("flowAction", string()),
-                ("navigateScreen", string()),
-            ], &["type", "text"]),
-            labelled("CATALOG"),
-            labelled("MPM"),
-            labelled("VOICE_CALL"),
-            d(record(vec![
-                ("type", constant(json!("OTHER"))),
-                ("kind", d(string(), "Meta's type of the button.")),
-                ("raw", json!({"type": "object"})),
-            ]), "A button type plantilla does not know yet: kept so the other buttons keep their index; the template is not sendable."),
-        ]}),
-        "A template button.",
-    )
-}
-
-/// Fields of an admin template body (`accountId` only on create).
-fn template_input(create: bool) -> Value {
-    let mut props = vec![];
-    if create {
-        props.push((
-            "accountId",
-            d(text(), "The account the template belongs to."),
-        ));
-    }
-    props.extend([
-        (
-            "name",
-            d(
-                json!({"type": "string", "minLength": 1, "maxLength": 512, "pattern": "^[a-z0-9_]+$"}),
-                "Meta's template name: lowercase letters, digits and underscores.",
-            ),
-        ),
-        (
-            "language",
-            d(
-                json!({"type": "string", "pattern": "^[a-z]{2,3}(_[A-Z]{2})?$"}),
-                "Meta's language code: `es`, `en_US`, `pt_BR`, `fil`…",
-            ),
-        ),
-        (
-            "category",
-            nullable(d(
-                one_of_strings(&["MARKETING", "UTILITY", "AUTHENTICATION"]),
-                "Default UTILITY.",
-            )),
-        ),
-        (
-            "status",
-            nullable(d(
-                one_of_strings(&[
-                    "APPROVED",
-                    "PENDING",
-                    "REJECTED",
-                    "PAUSED",
-                    "DISABLED",
-                    "IN_APPEAL",
-                    "PENDING_DELETION",
-                    "DELETED",
-                    "LIMIT_EXCEEDED",
-                    "ARCHIVED",
-                ]),
-                "Default APPROVED.",
-            )),
-        ),
-        (
-            "appId",
-            d(
-                nullable(string()),
-                "The provider's template id (required to send).",
-            ),
-        ),
-        (
-            "message",
-            d(
-                nullable(string()),
-                "Body text; placeholders `{{name}}` or `{{1}}` (required to send).",
-            ),
-        ),
-        (
-            "header",
-            d(
-                json!({"anyOf": [string(), r("TemplateHeader"), {"type": "null"}]}),
-                "A string is a text header; `format` is case-insensitive.",
-            ),
-        ),
-        ("footer", nullable(string())),
-        (
-            "buttons",
-            d(
-                nullable(array(r("TemplateButton"))),
-                "At most 10; `type` is case-insensitive.",
-            ),
-        ),
-        (
-            "groupName",
-            d(nullable(string()), "A group of the account."),
-        ),
-        ("active", nullable(boolean())),
-        (
-            "carousel",
-            d(
-                nullable(json!({"type": "array", "items": r("TemplateCard"), "minItems": 2, "maxItems": 10})),
-                "A carousel's cards (2 to 10), each with an IMAGE or VIDEO header.",
-            ),
-        ),
-        ("limitedTimeOffer", nullable(r("TemplateOffer"))),
-        (
-            "parameterFormat",
-            nullable(one_of_strings(&["NAMED", "POSITIONAL"])),
-        ),
-    ]);
-    let required: &[&str] = if create {
-        &["accountId", "name", "language"]
-    } else {
-        &[]
-    };
-    object(props, required)
 }
 
 /// A template submission: the admin template fields (without `accountId`, `status`,
@@ -1420,35 +1008,6 @@ pub(super) fn all() -> Value {
             ),
         ),
         (
-            "Template",
-            d(
-                {
-                    let required: Vec<&str> = template_props().iter().map(|(k, _)| *k).collect();
-                    let mut props = template_props();
-                    props.extend(template_optional_props());
-                    object(props, &required)
-                },
-                "A template known to plantilla.",
-            ),
-        ),
-        ("TemplateHeader", template_header()),
-        ("TemplateButton", template_button()),
-        (
-            "TemplateCard",
-            ex(
-                template_card(),
-                json!({"header": {"format": "IMAGE"}, "body": "Producto {{1}}",
-                       "buttons": [{"type": "QUICK_REPLY", "text": "Lo quiero"}]}),
-            ),
-        ),
-        (
-            "TemplateOffer",
-            ex(
-                template_offer(),
-                json!({"text": "¡Solo hoy!", "hasExpiration": true}),
-            ),
-        ),
-        (
             "SendHeader",
             ex(
                 send_header(),
@@ -1486,7 +1045,6 @@ pub(super) fn all() -> Value {
                        "buttons": [{"index": 0, "payload": "pay:F-77"}]}),
             ),
         ),
-        ("TemplatePreview", template_preview()),
         (
             "Conversation",
             d(
@@ -1823,18 +1381,6 @@ pub(super) fn all() -> Value {
             ]),
         ),
         (
-            "TemplatePage",
-            record(vec![
-                ("data", array(r("Template"))),
-                ("page", integer()),
-                ("limit", integer()),
-                (
-                    "total",
-                    d(integer(), "Templates matching the filters, on every page."),
-                ),
-            ]),
-        ),
-        (
             "SyncSummary",
             d(
                 record(vec![
@@ -2148,7 +1694,6 @@ pub(super) fn all() -> Value {
             ),
         ),
         ("ChannelQuality", channel_quality()),
-        ("TemplateHealth", template_health()),
         ("MessagePricing", message_pricing()),
         (
             "ChannelCreated",
@@ -2205,7 +1750,6 @@ pub(super) fn all() -> Value {
                 &["accountId", "name"],
             ),
         ),
-        ("TemplateCreate", d(template_input(true), "A new template.")),
         (
             "TemplateSubmit",
             ex(
@@ -2227,32 +1771,6 @@ pub(super) fn all() -> Value {
                 template_submit(false),
                 "A template to submit to WhatsApp through the channel of the path.",
             ),
-        ),
-        (
-            "TemplateSample",
-            d(
-                record(vec![
-                    ("data", d(string(), "The file's bytes, base64.")),
-                    (
-                        "mimeType",
-                        d(
-                            one_of_strings(&[
-                                "image/jpeg",
-                                "image/png",
-                                "video/mp4",
-                                "application/pdf",
-                            ]),
-                            "IMAGE: image/jpeg or image/png; VIDEO and GIF: video/mp4; DOCUMENT: application/pdf.",
-                        ),
-                    ),
-                    ("filename", nullable(string())),
-                ]),
-                "A media header's sample file, uploaded to Meta through its resumable upload API; Meta reviews the template with it.",
-            ),
-        ),
-        (
-            "TemplateUpdate",
-            d(template_input(false), "Fields to change."),
         ),
         (
             "AdminMessage",
