@@ -4,6 +4,8 @@
 //! the contract fixes (`success`, `status`, a dictated `message`) are set by the constructors;
 //! their schemas are `const`.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -11,8 +13,13 @@ use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::{RefOr, Schema};
 
+use crate::domain::phone::PhoneNumber;
+use crate::service::send::{SendRequest, TemplateRef};
+
 /// This family's component schemas ([`super::schemas`]).
 pub(super) fn schemas(out: &mut Vec<(String, RefOr<Schema>)>) {
+    super::collect::<CompatSendRequest>(out);
+    super::collect::<CompatSendRequestNew>(out);
     super::collect::<CompatEnvelope>(out);
     super::collect::<CompatErrorBody>(out);
     super::collect::<CompatInvalidBody>(out);
@@ -81,6 +88,113 @@ fn template_list() -> ArrayBuilder {
 
 fn template() -> utoipa::openapi::Ref {
     super::component("Template")
+}
+
+/// A send's `params` in the compatible API: placeholder values and reserved dotted keys.
+fn compat_params_schema() -> ObjectBuilder {
+    const DOC: &str = "`{name: value}` for each placeholder; numbers and booleans are taken as their text. Reserved dotted keys give the rest of a send's values: `header.link` or `header.id` and `header.filename` (media headers), `header.latitude`, `header.longitude`, `header.name`, `header.address` (location headers), `button.<index>.payload` (quick reply), `button.<index>.coupon_code` (copy code), `button.<index>.flow_token` (flow), `card.<n>.<placeholder>`, `card.<n>.header.link`/`.id`, `card.<n>.button.<index>.payload` (carousels), `offer.expiration_time_ms` (limited-time offers).";
+    let scalar = ObjectBuilder::new().schema_type(SchemaType::from_iter([
+        Type::String,
+        Type::Number,
+        Type::Boolean,
+        Type::Null,
+    ]));
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .additional_properties(Some(scalar))
+        .description(Some(DOC))
+        .examples([json!({"customer_name": "Ana", "header.link": "https://files.example.com/f-77.pdf",
+                          "header.filename": "Factura F-77.pdf", "button.0.payload": "pay:F-77"})])
+}
+
+// --- Send requests ---------------------------------------------------------------------------
+//
+// Read field by field by `http::compat::parse_send_body` (every refusal names its field in the
+// contract's words); these are what it yields.
+
+/// A template send (old family).
+#[derive(Debug, Clone, ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct CompatSendRequest {
+    /// plantilla's template id.
+    #[schema(min_length = 1)]
+    pub template_id: String,
+    /// Country code and national number, digits only, no `+` or spaces: `50755667788`.
+    #[schema(value_type = String, min_length = 1, max_length = 15, pattern = "^[1-9][0-9]*$")]
+    pub phone_number: PhoneNumber,
+    /// The contact's name; default the number.
+    pub client_name: Option<String>,
+    /// The group to route the conversation to; default the channel's first group.
+    pub group_name: Option<String>,
+    /// true: assign to an agent; otherwise the bot. Default false.
+    pub assign: Option<bool>,
+    // Each value as its text; null values left out.
+    #[schema(schema_with = compat_params_schema)]
+    pub params: Option<BTreeMap<String, String>>,
+}
+
+/// A template send (new family).
+#[derive(Debug, Clone, ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct CompatSendRequestNew {
+    /// plantilla's template id.
+    #[schema(min_length = 1)]
+    pub template_id: String,
+    /// Country code and national number, digits only, no `+` or spaces: `50755667788`.
+    #[schema(value_type = String, min_length = 1, max_length = 15, pattern = "^[1-9][0-9]*$")]
+    pub phone_number: PhoneNumber,
+    /// The contact's name; default the number.
+    pub client_name: Option<String>,
+    /// Joined with lastName when clientName is absent.
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// The group to route the conversation to; default the channel's first group.
+    pub group_name: Option<String>,
+    /// true: assign to an agent; otherwise the bot. Default false.
+    pub assign: Option<bool>,
+    // Each value as its text; null values left out.
+    #[schema(schema_with = compat_params_schema)]
+    pub params: Option<BTreeMap<String, String>>,
+}
+
+impl From<CompatSendRequest> for SendRequest {
+    fn from(r: CompatSendRequest) -> Self {
+        SendRequest {
+            client_name: r.client_name.filter(|s| !s.trim().is_empty()),
+            group_name: r
+                .group_name
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
+            assign: r.assign.unwrap_or(false),
+            params: r.params.unwrap_or_default(),
+            ..SendRequest::new(TemplateRef::Id(r.template_id), r.phone_number)
+        }
+    }
+}
+
+impl From<CompatSendRequestNew> for SendRequest {
+    /// `clientName`, or else `firstName` and `lastName` joined with a space.
+    fn from(r: CompatSendRequestNew) -> Self {
+        let joined = [r.first_name, r.last_name]
+            .into_iter()
+            .flatten()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let client_name = r
+            .client_name
+            .filter(|s| !s.trim().is_empty())
+            .or(Some(joined).filter(|s| !s.is_empty()));
+        SendRequest::from(CompatSendRequest {
+            template_id: r.template_id,
+            phone_number: r.phone_number,
+            client_name,
+            group_name: r.group_name,
+            assign: r.assign,
+            params: r.params,
+        })
+    }
 }
 
 // --- Success bodies --------------------------------------------------------------------------

@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::{bearer, error_id, typed_json};
 use crate::api::compat::{
     CompatAlreadyPending, CompatEnvelope, CompatErrorBody, CompatInvalidBody, CompatLimitReached,
-    CompatSendAccepted, CompatTemplateDetail, CompatTemplateList, ErrorContext, LIMIT_REACHED,
+    CompatSendAccepted, CompatSendRequest, CompatSendRequestNew, CompatTemplateDetail, CompatTemplateList, ErrorContext, LIMIT_REACHED,
     Label, SendState,
 };
 use crate::app::App;
@@ -26,7 +26,7 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::rate_limit::retry_after_secs;
 use crate::domain::template::first_control;
 use crate::service::input::{MAX_JSON_DEPTH, describe, json_too_deep, too_deep_detail};
-use crate::service::send::{self, SendError, SendOutcome, SendRequest, TemplateRef};
+use crate::service::send::{self, SendError, SendOutcome, SendRequest};
 use crate::service::views;
 use crate::store::{Channel, TemplateFilter};
 
@@ -324,7 +324,6 @@ fn required_string(obj: &serde_json::Map<String, Value>, key: &str) -> Result<St
     }
 }
 
-/// Parses a send body of either family into a [`SendRequest`].
 /// An optional string that is stored (a contact's name): refused with a control character,
 /// which WhatsApp does not accept either.
 fn no_control(
@@ -344,6 +343,8 @@ fn no_control(
     Ok(value)
 }
 
+/// Parses a send body of either family ([`CompatSendRequest`], [`CompatSendRequestNew`]) into
+/// a [`SendRequest`].
 pub fn parse_send_body(body: &[u8], family: Family) -> Result<SendRequest, BodyError> {
     if json_too_deep(body, MAX_JSON_DEPTH) {
         return Err(body_error("body", too_deep_detail()));
@@ -358,29 +359,17 @@ pub fn parse_send_body(body: &[u8], family: Family) -> Result<SendRequest, BodyE
     };
     let template_id = required_string(obj, "templateId")?;
     let phone_raw = required_string(obj, "phoneNumber")?;
-    let phone =
+    let phone_number =
         PhoneNumber::parse(&phone_raw).map_err(|e| body_error("phoneNumber", e.to_string()))?;
-    let mut client_name = no_control(obj, "clientName")?.filter(|s| !s.trim().is_empty());
-    if family == Family::New {
-        let first = no_control(obj, "firstName")?;
-        let last = no_control(obj, "lastName")?;
-        if client_name.is_none() {
-            let joined = [first, last]
-                .into_iter()
-                .flatten()
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-                .join(" ");
-            client_name = Some(joined).filter(|s| !s.is_empty());
-        }
-    }
-    let group_name = optional_string(obj, "groupName")?
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty());
+    let client_name = no_control(obj, "clientName")?;
+    let names = match family {
+        Family::Old => None,
+        Family::New => Some((no_control(obj, "firstName")?, no_control(obj, "lastName")?)),
+    };
+    let group_name = optional_string(obj, "groupName")?;
     let assign = match obj.get("assign") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
         Some(v) => {
             return Err(body_error(
                 "assign",
@@ -388,29 +377,38 @@ pub fn parse_send_body(body: &[u8], family: Family) -> Result<SendRequest, BodyE
             ));
         }
     };
-    let mut params = BTreeMap::new();
-    match obj.get("params") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(map)) => {
-            for (k, v) in map {
-                let text = match v {
-                    Value::String(s) => s.clone(),
-                    Value::Number(n) => n.to_string(),
-                    Value::Bool(b) => b.to_string(),
-                    Value::Null => continue,
-                    other => {
-                        return Err(body_error(
-                            &format!("params.{k}"),
-                            format!(
-                                "params.{k} must be a string, number or boolean, got {}",
-                                describe(other)
-                            ),
-                        ));
-                    }
-                };
-                params.insert(k.clone(), text);
-            }
+    let params = compat_params(obj)?;
+    Ok(match names {
+        None => CompatSendRequest {
+            template_id,
+            phone_number,
+            client_name,
+            group_name,
+            assign,
+            params,
         }
+        .into(),
+        Some((first_name, last_name)) => CompatSendRequestNew {
+            template_id,
+            phone_number,
+            client_name,
+            first_name,
+            last_name,
+            group_name,
+            assign,
+            params,
+        }
+        .into(),
+    })
+}
+
+/// `params`: `{name: value}`, each value as its text (null values left out).
+fn compat_params(
+    obj: &serde_json::Map<String, Value>,
+) -> Result<Option<BTreeMap<String, String>>, BodyError> {
+    let map = match obj.get("params") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(map)) => map,
         Some(v) => {
             return Err(body_error(
                 "params",
@@ -420,14 +418,27 @@ pub fn parse_send_body(body: &[u8], family: Family) -> Result<SendRequest, BodyE
                 ),
             ));
         }
+    };
+    let mut params = BTreeMap::new();
+    for (k, v) in map {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Null => continue,
+            other => {
+                return Err(body_error(
+                    &format!("params.{k}"),
+                    format!(
+                        "params.{k} must be a string, number or boolean, got {}",
+                        describe(other)
+                    ),
+                ));
+            }
+        };
+        params.insert(k.clone(), text);
     }
-    Ok(SendRequest {
-        client_name,
-        group_name,
-        assign,
-        params,
-        ..SendRequest::new(TemplateRef::Id(template_id), phone)
-    })
+    Ok(Some(params))
 }
 
 const SEND_CONTROLLER: &str = "SendTemplateController";

@@ -1592,50 +1592,6 @@ fn template_choice_rule() -> Value {
     ])
 }
 
-fn compat_send_request(new_family: bool) -> Value {
-    let mut props = vec![
-        ("templateId", d(text(), "plantilla's template id.")),
-        (
-            "phoneNumber",
-            d(
-                phone_number(),
-                "Country code and national number, digits only, no `+` or spaces: `50755667788`.",
-            ),
-        ),
-        (
-            "clientName",
-            d(
-                nullable(string()),
-                "The contact's name; default the number.",
-            ),
-        ),
-    ];
-    if new_family {
-        props.extend([
-            (
-                "firstName",
-                d(
-                    nullable(string()),
-                    "Joined with lastName when clientName is absent.",
-                ),
-            ),
-            ("lastName", nullable(string())),
-        ]);
-    }
-    props.extend([
-        ("groupName", d(nullable(string()), "The group to route the conversation to; default the channel's first group.")),
-        ("assign", d(nullable(boolean()), "true: assign to an agent; otherwise the bot. Default false.")),
-        ("params", ex(d(
-            nullable(map(json!({"type": ["string", "number", "boolean", "null"]}))),
-            "`{name: value}` for each placeholder; numbers and booleans are taken as their text. Reserved dotted keys give the rest of a send's values: `header.link` or `header.id` and `header.filename` (media headers), `header.latitude`, `header.longitude`, `header.name`, `header.address` (location headers), `button.<index>.payload` (quick reply), `button.<index>.coupon_code` (copy code), `button.<index>.flow_token` (flow), `card.<n>.<placeholder>`, `card.<n>.header.link`/`.id`, `card.<n>.button.<index>.payload` (carousels), `offer.expiration_time_ms` (limited-time offers).",
-            ),
-            json!({"customer_name": "Ana", "header.link": "https://files.example.com/f-77.pdf",
-                   "header.filename": "Factura F-77.pdf", "button.0.payload": "pay:F-77"}),
-        )),
-    ]);
-    open_object(props, &["templateId", "phoneNumber"])
-}
-
 /// The component schemas not yet derived from types (`crate::api`), by name.
 pub(super) fn all() -> Value {
     let schemas: Vec<(&str, Value)> = vec![
@@ -2156,15 +2112,6 @@ pub(super) fn all() -> Value {
                 ]),
                 "What a template sync did.",
             ),
-        ),
-        // Compatible API.
-        (
-            "CompatSendRequest",
-            d(compat_send_request(false), "A template send (old family)."),
-        ),
-        (
-            "CompatSendRequestNew",
-            d(compat_send_request(true), "A template send (new family)."),
         ),
         // Admin API.
         (
