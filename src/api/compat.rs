@@ -10,7 +10,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa::openapi::extensions::Extensions;
-use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::schema::{
+    AdditionalProperties, AnyOfBuilder, ArrayBuilder, ObjectBuilder, OneOfBuilder, SchemaType, Type,
+};
 use utoipa::openapi::{RefOr, Schema};
 
 use crate::domain::phone::PhoneNumber;
@@ -20,6 +22,10 @@ use crate::service::send::{SendRequest, TemplateRef};
 pub(super) fn schemas(out: &mut Vec<(String, RefOr<Schema>)>) {
     super::collect::<CompatSendRequest>(out);
     super::collect::<CompatSendRequestNew>(out);
+    super::collect::<SendHeader>(out);
+    super::collect::<SendButton>(out);
+    super::collect::<SendCard>(out);
+    super::collect::<TypedParam>(out);
     super::collect::<CompatEnvelope>(out);
     super::collect::<CompatErrorBody>(out);
     super::collect::<CompatInvalidBody>(out);
@@ -103,8 +109,10 @@ fn compat_params_schema() -> ObjectBuilder {
         .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
         .additional_properties(Some(scalar))
         .description(Some(DOC))
-        .examples([json!({"customer_name": "Ana", "header.link": "https://files.example.com/f-77.pdf",
-                          "header.filename": "Factura F-77.pdf", "button.0.payload": "pay:F-77"})])
+        .examples([
+            json!({"customer_name": "Ana", "header.link": "https://files.example.com/f-77.pdf",
+                          "header.filename": "Factura F-77.pdf", "button.0.payload": "pay:F-77"}),
+        ])
 }
 
 // --- Send requests ---------------------------------------------------------------------------
@@ -468,6 +476,276 @@ impl CompatErrorBody {
             path,
             kind: kind.to_string(),
             detail: None,
+        }
+    }
+}
+
+// --- Send values (every send: native, bulk, preview) ------------------------------------------
+//
+// Read field by field by `http::native_send` (every refusal names its field), which yields
+// these and turns them into the reserved param keys of `domain::template_send`.
+
+/// `type` of a header value: the template's media kind, in either case.
+fn header_type_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some([
+            json!("image"),
+            json!("video"),
+            json!("gif"),
+            json!("document"),
+            json!("IMAGE"),
+            json!("VIDEO"),
+            json!("GIF"),
+            json!("DOCUMENT"),
+            Value::Null,
+        ]))
+}
+
+/// A coordinate: a number (or its text).
+fn coordinate_schema() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(SchemaType::from_iter([
+        Type::Number,
+        Type::String,
+        Type::Null,
+    ]))
+}
+
+fn non_empty_or_null() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .min_length(Some(1))
+}
+
+fn any_object(description: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(description))
+}
+
+fn flow_action_data_schema() -> ObjectBuilder {
+    any_object("FLOW: the data for the flow's first screen.")
+}
+
+fn action_schema() -> ObjectBuilder {
+    any_object("CATALOG / MPM: Meta's action object (thumbnail_product_retailer_id, sections).")
+}
+
+fn card_params_schema() -> ObjectBuilder {
+    let scalar = ObjectBuilder::new().schema_type(SchemaType::from_iter([
+        Type::String,
+        Type::Number,
+        Type::Boolean,
+        Type::Null,
+    ]));
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .additional_properties(Some(scalar))
+}
+
+/// The header's values for this send: for an IMAGE, VIDEO, GIF or DOCUMENT header `link` (http or https) or `id` (a media id from `POST /v1/media`), `filename` (documents) and an optional `type` that must match the template's; for a LOCATION header `latitude`, `longitude` (numbers), `name`, `address`. Without it a media header uses the template's default media, if the operator set one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(examples(json!({"link": "https://files.example.com/f-77.pdf", "filename": "Factura F-77.pdf"})))]
+pub struct SendHeader {
+    // As given (the template's check names it so).
+    #[serde(rename = "type")]
+    #[schema(schema_with = header_type_schema)]
+    pub kind: Option<String>,
+    // A null field is absent, as the server reads it.
+    #[schema(schema_with = non_empty_or_null)]
+    pub link: Option<String>,
+    #[schema(schema_with = non_empty_or_null)]
+    pub id: Option<String>,
+    pub filename: Option<String>,
+    // The number as written.
+    #[schema(schema_with = coordinate_schema)]
+    pub latitude: Option<String>,
+    #[schema(schema_with = coordinate_schema)]
+    pub longitude: Option<String>,
+    pub name: Option<String>,
+    pub address: Option<String>,
+}
+
+impl SendHeader {
+    /// The field of JSON key `k` (`type`, `link`, …); `None` for a key a header does not have.
+    pub fn field(&mut self, k: &str) -> Option<&mut Option<String>> {
+        Some(match k {
+            "type" => &mut self.kind,
+            "link" => &mut self.link,
+            "id" => &mut self.id,
+            "filename" => &mut self.filename,
+            "latitude" => &mut self.latitude,
+            "longitude" => &mut self.longitude,
+            "name" => &mut self.name,
+            "address" => &mut self.address,
+            _ => return None,
+        })
+    }
+
+    /// Its values as reserved params under `key` (`header`, `card.0.header`).
+    pub fn into_params(self, key: &str, params: &mut BTreeMap<String, String>) {
+        let fields = [
+            ("type", self.kind),
+            ("link", self.link),
+            ("id", self.id),
+            ("filename", self.filename),
+            ("latitude", self.latitude),
+            ("longitude", self.longitude),
+            ("name", self.name),
+            ("address", self.address),
+        ];
+        for (k, v) in fields {
+            if let Some(v) = v {
+                params.insert(format!("{key}.{k}"), v);
+            }
+        }
+    }
+}
+
+/// A value for one button of the template. A URL button's suffix is its placeholder's param; an OTP button takes the body's code.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(examples(json!({"index": 0, "payload": "pay:F-77"})))]
+pub struct SendButton {
+    /// The button's position among the template's buttons, as Meta counts it.
+    #[schema(minimum = 0, maximum = 9)]
+    pub index: u8,
+    /// QUICK_REPLY: the payload returned when the button is clicked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub payload: Option<String>,
+    /// COPY_CODE: the code to copy (at most 15 characters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, max_length = 15)]
+    pub coupon_code: Option<String>,
+    /// FLOW: the flow token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub flow_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = flow_action_data_schema)]
+    pub flow_action_data: Option<serde_json::Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = action_schema)]
+    pub action: Option<serde_json::Map<String, Value>>,
+}
+
+impl SendButton {
+    /// Its values as reserved params under `key` (`button`, `card.0.button`):
+    /// `<key>.<index>.payload`, `.coupon_code`, `.flow_token`, `.flow_action_data`, `.action`.
+    pub fn into_params(self, key: &str, params: &mut BTreeMap<String, String>) {
+        let object =
+            |m: Option<serde_json::Map<String, Value>>| m.map(|m| Value::Object(m).to_string());
+        let fields = [
+            ("payload", self.payload),
+            ("coupon_code", self.coupon_code),
+            ("flow_token", self.flow_token),
+            ("flow_action_data", object(self.flow_action_data)),
+            ("action", object(self.action)),
+        ];
+        for (k, v) in fields {
+            if let Some(v) = v {
+                params.insert(format!("{key}.{}.{k}", self.index), v);
+            }
+        }
+    }
+}
+
+/// One carousel card's values, in the template's card order (as many cards as the template has).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(examples(json!({"header": {"link": "https://shop.example.com/a.jpg"}, "params": {"1": "camisa"}, "buttons": [{"index": 0, "payload": "want:a"}]})))]
+pub struct SendCard {
+    // Each is absent when null, as the server reads it.
+    pub header: Option<SendHeader>,
+    // Each value as its text.
+    #[schema(schema_with = card_params_schema)]
+    pub params: Option<BTreeMap<String, String>>,
+    pub buttons: Option<Vec<SendButton>>,
+}
+
+impl SendCard {
+    /// Its values as reserved params of card `n`: `card.<n>.header.…`, `card.<n>.<placeholder>`,
+    /// `card.<n>.button.…`.
+    pub fn into_params(self, n: usize, params: &mut BTreeMap<String, String>) {
+        if let Some(h) = self.header {
+            h.into_params(&format!("card.{n}.header"), params);
+        }
+        for (k, v) in self.params.into_iter().flatten() {
+            params.insert(format!("card.{n}.{k}"), v);
+        }
+        for b in self.buttons.into_iter().flatten() {
+            b.into_params(&format!("card.{n}.button"), params);
+        }
+    }
+}
+
+/// A typed parameter (Meta's currency or date_time); its fallbackValue is the text shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum TypedParam {
+    Currency(Currency),
+    DateTime(DateTime),
+}
+
+// By hand: the derive leaves each variant's object open, and the server takes exactly one key.
+impl utoipa::PartialSchema for TypedParam {
+    fn schema() -> RefOr<Schema> {
+        let variant = |key: &str, value: RefOr<Schema>| {
+            ObjectBuilder::new()
+                .property(key, value)
+                .required(key)
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        };
+        OneOfBuilder::new()
+            .item(variant("currency", <Currency as utoipa::PartialSchema>::schema()))
+            .item(variant("dateTime", <DateTime as utoipa::PartialSchema>::schema()))
+            .description(Some(
+                "A typed parameter (Meta's currency or date_time); its fallbackValue is the text shown.",
+            ))
+            .examples([json!({"currency": {"fallbackValue": "$10.50", "code": "USD", "amount1000": 10500}})])
+            .into()
+    }
+}
+
+impl ToSchema for TypedParam {}
+
+// Meta's currency parameter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Currency {
+    pub fallback_value: String,
+    /// ISO 4217.
+    #[schema(pattern = "^[A-Z]{3}$")]
+    pub code: String,
+    /// The amount times 1000.
+    pub amount1000: i64,
+}
+
+// Meta's date_time parameter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DateTime {
+    pub fallback_value: String,
+}
+
+impl TypedParam {
+    /// As the params of placeholder `name`: its text (the fallback) and `<name>.currency` /
+    /// `<name>.date_time` (see `domain::template_send`).
+    pub fn into_params(self, name: &str, params: &mut BTreeMap<String, String>) {
+        match self {
+            TypedParam::Currency(c) => {
+                params.insert(name.to_string(), c.fallback_value);
+                params.insert(
+                    format!("{name}.currency"),
+                    json!({"code": c.code, "amount_1000": c.amount1000}).to_string(),
+                );
+            }
+            TypedParam::DateTime(d) => {
+                params.insert(name.to_string(), d.fallback_value);
+                params.insert(format!("{name}.date_time"), "1".into());
+            }
         }
     }
 }

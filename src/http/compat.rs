@@ -17,8 +17,8 @@ use serde_json::Value;
 use super::{bearer, error_id, typed_json};
 use crate::api::compat::{
     CompatAlreadyPending, CompatEnvelope, CompatErrorBody, CompatInvalidBody, CompatLimitReached,
-    CompatSendAccepted, CompatSendRequest, CompatSendRequestNew, CompatTemplateDetail, CompatTemplateList, ErrorContext, LIMIT_REACHED,
-    Label, SendState,
+    CompatSendAccepted, CompatSendRequest, CompatSendRequestNew, CompatTemplateDetail,
+    CompatTemplateList, ErrorContext, LIMIT_REACHED, Label, SendState,
 };
 use crate::app::App;
 use crate::domain::ids::hash_token;
