@@ -12,16 +12,21 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{bearer, error_id, json_response};
+use super::{bearer, error_id, typed_json};
+use crate::api::compat::{
+    CompatAlreadyPending, CompatEnvelope, CompatErrorBody, CompatInvalidBody, CompatLimitReached,
+    CompatSendAccepted, CompatSendRequest, CompatSendRequestNew, CompatTemplateDetail,
+    CompatTemplateList, ErrorContext, LIMIT_REACHED, Label, SendState,
+};
 use crate::app::App;
 use crate::domain::ids::hash_token;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::rate_limit::retry_after_secs;
 use crate::domain::template::first_control;
 use crate::service::input::{MAX_JSON_DEPTH, describe, json_too_deep, too_deep_detail};
-use crate::service::send::{self, SendError, SendOutcome, SendRequest, TemplateRef};
+use crate::service::send::{self, SendError, SendOutcome, SendRequest};
 use crate::service::views;
 use crate::store::{Channel, TemplateFilter};
 
@@ -130,135 +135,94 @@ impl<E: Endpoint> FromRequestParts<App> for TokenChannel<E> {
 
 // --- Errors ----------------------------------------------------------------------------------
 
-/// The `{code, body: {context, message, path, type}}` envelope.
-pub(crate) struct Envelope {
-    pub status: StatusCode,
-    pub context: Value,
-    pub message: String,
-    pub path: Value,
-    pub kind: &'static str,
-}
-
-impl IntoResponse for Envelope {
-    fn into_response(self) -> Response {
-        json_response(
-            self.status,
-            &json!({
-                "code": self.status.as_u16(),
-                "body": {"context": self.context, "message": self.message, "path": self.path, "type": self.kind},
-            }),
-        )
-    }
-}
-
-/// The `{code, body: {context, message, path, type}}` envelope, as a response.
-pub(crate) fn envelope(
-    status: StatusCode,
-    context: Value,
-    message: &str,
-    path: Value,
-    kind: &'static str,
-) -> Response {
-    Envelope {
-        status,
-        context,
-        message: message.to_string(),
-        path,
-        kind,
-    }
-    .into_response()
-}
-
 /// An error of the compatible API, in its family's shape: the contract fixes each wording.
-pub(crate) enum CompatError {
+pub(crate) struct CompatError {
+    status: StatusCode,
+    /// Boxed: a handler's `Result` stays small.
+    body: Box<ErrorBody>,
+    /// `Retry-After` seconds, for a 429.
+    retry_after: Option<u64>,
+}
+
+enum ErrorBody {
     /// The `{code, body}` envelope.
-    Envelope(Envelope),
-    /// A JSON body the contract gives whole (the old family's shapes, envelopes with a
-    /// `detail`), with `Retry-After` seconds for a 429.
-    Body {
-        status: StatusCode,
-        body: Value,
-        retry_after: Option<u64>,
-    },
+    Envelope(CompatEnvelope),
+    /// The error body alone (the old family's errors the contract gives so).
+    Bare(CompatErrorBody),
+    /// The old family's refusal of a send body (row 3).
+    InvalidBody(CompatInvalidBody),
+    /// The old family's conversation limit (row 12).
+    LimitReached(CompatLimitReached),
     /// The old family's plain-text answer.
-    Text(StatusCode, &'static str),
+    Text(&'static str),
 }
 
 impl CompatError {
-    fn envelope(
-        status: StatusCode,
-        context: Value,
-        message: impl Into<String>,
-        path: Value,
-        kind: &'static str,
-    ) -> Self {
-        CompatError::Envelope(Envelope {
+    fn new(status: StatusCode, body: ErrorBody) -> Self {
+        CompatError {
             status,
-            context,
-            message: message.into(),
-            path,
-            kind,
-        })
-    }
-
-    fn body(status: StatusCode, body: Value) -> Self {
-        CompatError::Body {
-            status,
-            body,
+            body: Box::new(body),
             retry_after: None,
         }
     }
 
+    /// `body` in the `{code, body}` envelope.
+    pub(crate) fn envelope(status: StatusCode, body: CompatErrorBody) -> Self {
+        let code = status.as_u16();
+        CompatError::new(status, ErrorBody::Envelope(CompatEnvelope { code, body }))
+    }
+
     /// The body itself (old family) or wrapped in `{code, body}` (new family).
-    fn in_family(family: Family, status: StatusCode, body: Value) -> Self {
+    pub(crate) fn in_family(family: Family, status: StatusCode, body: CompatErrorBody) -> Self {
         match family {
-            Family::Old => CompatError::body(status, body),
-            Family::New => {
-                CompatError::body(status, json!({"code": status.as_u16(), "body": body}))
-            }
+            Family::Old => CompatError::new(status, ErrorBody::Bare(body)),
+            Family::New => CompatError::envelope(status, body),
         }
+    }
+
+    /// The old family's 400 for a body it cannot send (row 3).
+    pub(crate) fn invalid_body(status: StatusCode, detail: impl Into<String>) -> Self {
+        CompatError::new(
+            status,
+            ErrorBody::InvalidBody(CompatInvalidBody::new(detail)),
+        )
     }
 
     /// 500, logged under an id the answer gives.
     fn internal(family: Family, controller: &str, error: &anyhow::Error) -> Self {
         let id = error_id();
         tracing::error!(error_id = %id, error = format!("{error:#}"), "{controller} failed");
-        let label = format!("api.{controller}");
-        let body = json!({
-            "context": {"key": "Api", "label": label, "value": id},
-            "message": "Something went wrong while the operation was executed",
-            "path": [label],
-            "type": "Internal Server Error",
-        });
+        let body = CompatErrorBody::new(
+            ErrorContext::new("Api", format!("api.{controller}")).with_value(id),
+            "Something went wrong while the operation was executed",
+            "Internal Server Error",
+        );
         CompatError::in_family(family, StatusCode::INTERNAL_SERVER_ERROR, body)
     }
 }
 
 impl IntoResponse for CompatError {
     fn into_response(self) -> Response {
-        match self {
-            CompatError::Envelope(e) => e.into_response(),
-            CompatError::Body {
-                status,
-                body,
-                retry_after,
-            } => {
-                let mut r = json_response(status, &body);
-                if let Some(secs) = retry_after {
-                    r.headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-                }
-                r
-            }
-            CompatError::Text(status, text) => {
-                let mut r = (status, text).into_response();
+        let status = self.status;
+        let mut r = match self.body.as_ref() {
+            ErrorBody::Envelope(body) => typed_json(status, body),
+            ErrorBody::Bare(body) => typed_json(status, body),
+            ErrorBody::InvalidBody(body) => typed_json(status, body),
+            ErrorBody::LimitReached(body) => typed_json(status, body),
+            ErrorBody::Text(text) => {
+                let mut r = (status, *text).into_response();
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; charset=utf-8"),
                 );
                 r
             }
+        };
+        if let Some(secs) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        r
     }
 }
 
@@ -271,15 +235,17 @@ async fn authenticate(
 ) -> Result<Channel, CompatError> {
     let Some(token) = bearer(headers) else {
         return Err(match family {
-            Family::Old => {
-                CompatError::Text(StatusCode::UNAUTHORIZED, "No authorization token found.")
-            }
+            Family::Old => CompatError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorBody::Text("No authorization token found."),
+            ),
             Family::New => CompatError::envelope(
                 StatusCode::UNAUTHORIZED,
-                json!({"key": "Authorization", "label": "headers.authorization"}),
-                "No authorization token found",
-                json!(["headers.authorization"]),
-                "Unauthorized",
+                CompatErrorBody::new(
+                    ErrorContext::new("Authorization", "headers.authorization"),
+                    "No authorization token found",
+                    "Unauthorized",
+                ),
             ),
         });
     };
@@ -300,12 +266,11 @@ async fn authenticate(
     };
     found.ok_or_else(|| {
         // The token itself is never echoed: `value` is the scheme only.
-        let body = json!({
-            "context": {"key": "Authorization", "label": "headers.authorization", "value": "Bearer"},
-            "message": "Cannot find a channel associated with the public token Bearer",
-            "path": ["headers.authorization"],
-            "type": "Bad format",
-        });
+        let body = CompatErrorBody::new(
+            ErrorContext::new("Authorization", "headers.authorization").with_value("Bearer"),
+            "Cannot find a channel associated with the public token Bearer",
+            "Bad format",
+        );
         CompatError::in_family(family, StatusCode::BAD_REQUEST, body)
     })
 }
@@ -313,15 +278,13 @@ async fn authenticate(
 /// 429: the token made more requests than its rate allows; `Retry-After` says when to retry.
 fn too_many_requests(family: Family, wait: Duration) -> CompatError {
     let secs = retry_after_secs(wait);
-    let context =
-        json!({"key": "Authorization", "label": "headers.authorization", "value": "Bearer"});
-    let message = format!("Too many requests with this token: retry in {secs} s");
-    let body = json!({"context": context, "message": message,
-                      "path": ["headers.authorization"], "type": "Too Many Requests"});
+    let body = CompatErrorBody::new(
+        ErrorContext::new("Authorization", "headers.authorization").with_value("Bearer"),
+        format!("Too many requests with this token: retry in {secs} s"),
+        "Too Many Requests",
+    );
     let mut e = CompatError::in_family(family, StatusCode::TOO_MANY_REQUESTS, body);
-    if let CompatError::Body { retry_after, .. } = &mut e {
-        *retry_after = Some(secs);
-    }
+    e.retry_after = Some(secs);
     e
 }
 
@@ -361,7 +324,6 @@ fn required_string(obj: &serde_json::Map<String, Value>, key: &str) -> Result<St
     }
 }
 
-/// Parses a send body of either family into a [`SendRequest`].
 /// An optional string that is stored (a contact's name): refused with a control character,
 /// which WhatsApp does not accept either.
 fn no_control(
@@ -381,6 +343,8 @@ fn no_control(
     Ok(value)
 }
 
+/// Parses a send body of either family ([`CompatSendRequest`], [`CompatSendRequestNew`]) into
+/// a [`SendRequest`].
 pub fn parse_send_body(body: &[u8], family: Family) -> Result<SendRequest, BodyError> {
     if json_too_deep(body, MAX_JSON_DEPTH) {
         return Err(body_error("body", too_deep_detail()));
@@ -395,29 +359,17 @@ pub fn parse_send_body(body: &[u8], family: Family) -> Result<SendRequest, BodyE
     };
     let template_id = required_string(obj, "templateId")?;
     let phone_raw = required_string(obj, "phoneNumber")?;
-    let phone =
+    let phone_number =
         PhoneNumber::parse(&phone_raw).map_err(|e| body_error("phoneNumber", e.to_string()))?;
-    let mut client_name = no_control(obj, "clientName")?.filter(|s| !s.trim().is_empty());
-    if family == Family::New {
-        let first = no_control(obj, "firstName")?;
-        let last = no_control(obj, "lastName")?;
-        if client_name.is_none() {
-            let joined = [first, last]
-                .into_iter()
-                .flatten()
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-                .join(" ");
-            client_name = Some(joined).filter(|s| !s.is_empty());
-        }
-    }
-    let group_name = optional_string(obj, "groupName")?
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty());
+    let client_name = no_control(obj, "clientName")?;
+    let names = match family {
+        Family::Old => None,
+        Family::New => Some((no_control(obj, "firstName")?, no_control(obj, "lastName")?)),
+    };
+    let group_name = optional_string(obj, "groupName")?;
     let assign = match obj.get("assign") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
         Some(v) => {
             return Err(body_error(
                 "assign",
@@ -425,29 +377,38 @@ pub fn parse_send_body(body: &[u8], family: Family) -> Result<SendRequest, BodyE
             ));
         }
     };
-    let mut params = BTreeMap::new();
-    match obj.get("params") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(map)) => {
-            for (k, v) in map {
-                let text = match v {
-                    Value::String(s) => s.clone(),
-                    Value::Number(n) => n.to_string(),
-                    Value::Bool(b) => b.to_string(),
-                    Value::Null => continue,
-                    other => {
-                        return Err(body_error(
-                            &format!("params.{k}"),
-                            format!(
-                                "params.{k} must be a string, number or boolean, got {}",
-                                describe(other)
-                            ),
-                        ));
-                    }
-                };
-                params.insert(k.clone(), text);
-            }
+    let params = compat_params(obj)?;
+    Ok(match names {
+        None => CompatSendRequest {
+            template_id,
+            phone_number,
+            client_name,
+            group_name,
+            assign,
+            params,
         }
+        .into(),
+        Some((first_name, last_name)) => CompatSendRequestNew {
+            template_id,
+            phone_number,
+            client_name,
+            first_name,
+            last_name,
+            group_name,
+            assign,
+            params,
+        }
+        .into(),
+    })
+}
+
+/// `params`: `{name: value}`, each value as its text (null values left out).
+fn compat_params(
+    obj: &serde_json::Map<String, Value>,
+) -> Result<Option<BTreeMap<String, String>>, BodyError> {
+    let map = match obj.get("params") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(map)) => map,
         Some(v) => {
             return Err(body_error(
                 "params",
@@ -457,24 +418,34 @@ pub fn parse_send_body(body: &[u8], family: Family) -> Result<SendRequest, BodyE
                 ),
             ));
         }
+    };
+    let mut params = BTreeMap::new();
+    for (k, v) in map {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Null => continue,
+            other => {
+                return Err(body_error(
+                    &format!("params.{k}"),
+                    format!(
+                        "params.{k} must be a string, number or boolean, got {}",
+                        describe(other)
+                    ),
+                ));
+            }
+        };
+        params.insert(k.clone(), text);
     }
-    Ok(SendRequest {
-        client_name,
-        group_name,
-        assign,
-        params,
-        ..SendRequest::new(TemplateRef::Id(template_id), phone)
-    })
+    Ok(Some(params))
 }
 
 const SEND_CONTROLLER: &str = "SendTemplateController";
 
 async fn send_template(app: &App, family: Family, channel: Channel, body: &[u8]) -> Answer {
     let req = parse_send_body(body, family).map_err(|e| match family {
-        Family::Old => CompatError::body(
-            StatusCode::BAD_REQUEST,
-            json!({"success": false, "message": "No hay datos para enviar", "detail": e.detail}),
-        ),
+        Family::Old => CompatError::invalid_body(StatusCode::BAD_REQUEST, e.detail),
         Family::New => {
             let label = format!(
                 "body.{}",
@@ -483,10 +454,7 @@ async fn send_template(app: &App, family: Family, channel: Channel, body: &[u8])
             let label = label.trim_end_matches('.').to_string();
             CompatError::envelope(
                 StatusCode::BAD_REQUEST,
-                json!({"key": "Body", "label": label}),
-                e.detail,
-                json!([label]),
-                "Bad format",
+                CompatErrorBody::new(ErrorContext::new("Body", label), e.detail, "Bad format"),
             )
         }
     })?;
@@ -497,121 +465,116 @@ async fn send_template(app: &App, family: Family, channel: Channel, body: &[u8])
         SendOutcome::Sent {
             conversation_id,
             message_id,
-        } => json_response(
+        } => typed_json(
             StatusCode::OK,
-            &json!({"success": true, "message": "Sent",
-                    "data": {"conversation_id": conversation_id, "message_id": message_id}}),
+            &CompatSendAccepted::new(SendState::Sent, conversation_id, message_id),
         ),
         SendOutcome::Pending {
             conversation_id,
             message_id,
-        } => json_response(
+        } => typed_json(
             StatusCode::OK,
-            &json!({"success": true, "message": "Pending",
-                    "data": {"conversation_id": conversation_id, "message_id": message_id}}),
+            &CompatSendAccepted::new(SendState::Pending, conversation_id, message_id),
         ),
-        SendOutcome::AlreadyPending { conversation_id } => json_response(
+        SendOutcome::AlreadyPending { conversation_id } => typed_json(
             StatusCode::ACCEPTED,
-            &json!({"success": false, "conversationId": conversation_id, "status": 202}),
+            &CompatAlreadyPending::new(conversation_id),
         ),
     })
 }
 
 fn send_error(family: Family, e: SendError) -> CompatError {
     let bad = StatusCode::BAD_REQUEST;
+    let bad_format =
+        |context: ErrorContext, message: &str| CompatErrorBody::new(context, message, "Bad format");
     match e {
         SendError::TemplateNotFound(id) => CompatError::envelope(
             StatusCode::NOT_FOUND,
-            json!({"key": "Body", "label": "body.templateId", "value": id}),
-            "Template not found",
-            json!(["body.templateId"]),
-            "Not found",
+            CompatErrorBody::new(
+                ErrorContext::new("Body", "body.templateId").with_value(id),
+                "Template not found",
+                "Not found",
+            ),
         ),
-        SendError::TemplateIncomplete(missing) => CompatError::envelope(
-            bad,
-            json!({"key": "Body", "label": missing}),
-            "No data to send",
-            json!(missing),
-            "Bad format",
-        ),
+        SendError::TemplateIncomplete(missing) => {
+            let missing: Vec<String> = missing.into_iter().map(String::from).collect();
+            let context = ErrorContext {
+                key: "Body".into(),
+                label: Label::Many(missing),
+                value: None,
+            };
+            CompatError::envelope(bad, bad_format(context, "No data to send"))
+        }
         SendError::TemplateNotSendable { status, reason } => CompatError::envelope(
             bad,
-            json!({"key": "Template", "label": "template.status", "value": status}),
-            reason,
-            json!(["template.status"]),
-            "Bad format",
+            bad_format(
+                ErrorContext::new("Template", "template.status").with_value(status),
+                &reason,
+            ),
         ),
         SendError::TemplateUnsupported(reason) => CompatError::envelope(
             bad,
-            json!({"key": "Template", "label": "template.components"}),
-            format!("The template cannot be sent: {reason}"),
-            json!(["template.components"]),
-            "Bad format",
+            bad_format(
+                ErrorContext::new("Template", "template.components"),
+                &format!("The template cannot be sent: {reason}"),
+            ),
         ),
         SendError::InvalidParams(invalid) => {
             let labels: Vec<String> = invalid
                 .iter()
                 .map(|v| format!("body.params.{}", v.key))
                 .collect();
-            let messages: Vec<&str> = invalid.iter().map(|v| v.message.as_str()).collect();
-            let mut response = json!({
-                "code": 400,
-                "body": {
-                    "context": {"key": "Body", "label": labels[0]},
-                    "message": messages.join("; "),
-                    "path": labels,
-                    "type": "Bad format",
-                }
-            });
-            response["body"]["detail"] = json!(messages);
-            CompatError::body(bad, response)
+            let messages: Vec<String> = invalid.iter().map(|v| v.message.clone()).collect();
+            let body = CompatErrorBody {
+                context: ErrorContext::new("Body", labels[0].clone()),
+                message: messages.join("; "),
+                path: labels,
+                kind: "Bad format".into(),
+                detail: Some(messages),
+            };
+            CompatError::envelope(bad, body)
         }
         SendError::ChannelNotConnected(status) => CompatError::envelope(
             bad,
-            json!({"value": status, "key": "Channel", "label": "channel.status"}),
-            "The channel associated to the template is not configured yet, please contact the support team",
-            json!(["channel.status"]),
-            "Bad format",
+            bad_format(
+                ErrorContext::new("Channel", "channel.status").with_value(status),
+                "The channel associated to the template is not configured yet, please contact the support team",
+            ),
         ),
         SendError::MissingParams { missing, detail } => {
-            let mut response = json!({
-                "code": 400,
-                "body": {
-                    "context": {"key": "Body", "label": "body.params"},
-                    "message": format!("Missing params:[{}] ", missing.join(",")),
-                    "path": ["body.params"],
-                    "type": "Bad format",
-                }
-            });
-            response["body"]["detail"] = json!(detail);
-            CompatError::body(bad, response)
+            let mut body = bad_format(
+                ErrorContext::new("Body", "body.params"),
+                &format!("Missing params:[{}] ", missing.join(",")),
+            );
+            body.detail = Some(detail);
+            CompatError::envelope(bad, body)
         }
         SendError::GroupNotFound(name) => CompatError::envelope(
             bad,
-            json!({"key": "Body", "label": "body.groupName", "value": name}),
-            "Group not found",
-            json!(["body.groupName"]),
-            "Bad format",
+            bad_format(
+                ErrorContext::new("Body", "body.groupName").with_value(name),
+                "Group not found",
+            ),
         ),
         SendError::RecipientOptedOut => CompatError::envelope(
             bad,
-            json!({"key": "Body", "label": "body.phoneNumber"}),
-            "The recipient has opted out of marketing messages",
-            json!(["body.phoneNumber"]),
-            "Bad format",
+            bad_format(
+                ErrorContext::new("Body", "body.phoneNumber"),
+                "The recipient has opted out of marketing messages",
+            ),
         ),
         SendError::ConversationLimit { limit } => match family {
-            Family::Old => CompatError::body(
+            Family::Old => CompatError::new(
                 StatusCode::UNAUTHORIZED,
-                json!({"success": false, "message": "The client has reached conversations limit",
-                        "conversationId": null, "status": 401}),
+                ErrorBody::LimitReached(CompatLimitReached::default()),
             ),
             Family::New => CompatError::envelope(
                 StatusCode::UNAUTHORIZED,
-                json!({"key": "Account", "label": "account.conversationLimit", "value": limit}),
-                "The client has reached conversations limit",
-                json!(["account.conversationLimit"]),
-                "Unauthorized",
+                CompatErrorBody::new(
+                    ErrorContext::new("Account", "account.conversationLimit").with_value(limit),
+                    LIMIT_REACHED,
+                    "Unauthorized",
+                ),
             ),
         },
         // The compatible API takes no idempotency keys.
@@ -646,16 +609,14 @@ fn parse_number(
         None => Ok(default),
         Some(raw) => match raw.parse::<u32>() {
             Ok(n) if (1..=max).contains(&n) && raw.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
-            _ => {
-                let label = format!("query.{key}");
-                Err(CompatError::envelope(
-                    StatusCode::BAD_REQUEST,
-                    json!({"key": "Query", "label": label, "value": raw}),
+            _ => Err(CompatError::envelope(
+                StatusCode::BAD_REQUEST,
+                CompatErrorBody::new(
+                    ErrorContext::new("Query", format!("query.{key}")).with_value(raw),
                     format!("{key} must be a whole number from 1 to {max}"),
-                    json!([label]),
                     "Bad format",
-                ))
-            }
+                ),
+            )),
         },
     }
 }
@@ -680,15 +641,10 @@ async fn list(app: &App, family: Family, channel: Channel, q: &HashMap<String, S
         .list_templates(&channel.account_id, &filter)
         .await
         .map_err(|e| CompatError::internal(family, LIST_CONTROLLER, &e.into()))?;
-    Ok(json_response(
+    let data = templates.iter().map(views::template).collect();
+    Ok(typed_json(
         StatusCode::OK,
-        &json!({
-            "success": true,
-            "data": templates.iter().map(views::template).collect::<Vec<_>>(),
-            "page": page,
-            "size": size,
-            "total": total,
-        }),
+        &CompatTemplateList::new(data, page, size, total),
     ))
 }
 
@@ -703,15 +659,16 @@ async fn detail(app: &App, family: Family, channel: Channel, id: &str) -> Answer
         .ok_or_else(|| {
             CompatError::envelope(
                 StatusCode::NOT_FOUND,
-                json!({"key": "Params", "label": "params.templateId", "value": id}),
-                "Template not found",
-                json!(["params.templateId"]),
-                "Not found",
+                CompatErrorBody::new(
+                    ErrorContext::new("Params", "params.templateId").with_value(id),
+                    "Template not found",
+                    "Not found",
+                ),
             )
         })?;
-    Ok(json_response(
+    Ok(typed_json(
         StatusCode::OK,
-        &json!({"success": true, "data": views::template(&template)}),
+        &CompatTemplateDetail::new(views::template(&template)),
     ))
 }
 

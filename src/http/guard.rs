@@ -10,11 +10,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
-use serde_json::{Value, json};
+
 use tracing::Instrument;
 
+use super::compat::{CompatError, Family};
 use super::problem::Problem;
-use super::{compat, json_response};
+use crate::api::compat::{CompatErrorBody, ContextValue, ErrorContext};
 use crate::app::App;
 use crate::metrics::UNMATCHED_ROUTE;
 
@@ -84,24 +85,31 @@ struct Refusal {
     /// The `label` of envelopes.
     label: &'static str,
     message: String,
-    value: Value,
+    /// The `value` of envelopes.
+    value: Option<ContextValue>,
     /// A problem with the body: the old family answers it as its send does.
     body_problem: bool,
 }
 
 fn refuse(surface: Surface, r: Refusal) -> Response {
-    let context = json!({"key": if r.body_problem { "Body" } else { "Api" }, "label": r.label, "value": r.value});
+    let key = if r.body_problem { "Body" } else { "Api" };
+    let context = ErrorContext {
+        value: r.value,
+        ..ErrorContext::new(key, r.label)
+    };
     match surface {
-        Surface::CompatOld if r.body_problem => json_response(
+        Surface::CompatOld if r.body_problem => {
+            CompatError::invalid_body(r.status, r.message).into_response()
+        }
+        Surface::CompatOld => CompatError::in_family(
+            Family::Old,
             r.status,
-            &json!({"success": false, "message": "No hay datos para enviar", "detail": r.message}),
-        ),
-        Surface::CompatOld => json_response(
-            r.status,
-            &json!({"context": context, "message": r.message, "path": [r.label], "type": r.kind}),
-        ),
+            CompatErrorBody::new(context, r.message, r.kind),
+        )
+        .into_response(),
         Surface::CompatNew | Surface::Other => {
-            compat::envelope(r.status, context, &r.message, json!([r.label]), r.kind)
+            CompatError::envelope(r.status, CompatErrorBody::new(context, r.message, r.kind))
+                .into_response()
         }
         // The type is the refusal's kind: `Payload Too Large` → `/problems/payload-too-large`.
         Surface::Problems => Problem::new(
@@ -127,11 +135,16 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, Refusal> {
                 kind: "Bad format",
                 label: "body",
                 message: "the body could not be read".into(),
-                value: Value::Null,
+                value: None,
                 body_problem: true,
             })
         }
     }
+}
+
+/// A byte count or a duration, as an envelope's `value`.
+fn count(n: impl TryInto<i64>) -> ContextValue {
+    ContextValue::Number(n.try_into().unwrap_or(i64::MAX))
 }
 
 fn too_large(limit: usize) -> Refusal {
@@ -140,7 +153,7 @@ fn too_large(limit: usize) -> Refusal {
         kind: "Payload Too Large",
         label: "body",
         message: format!("the body is larger than {limit} bytes"),
-        value: json!(limit),
+        value: Some(count(limit)),
         body_problem: true,
     }
 }
@@ -285,7 +298,7 @@ fn head_too_large(limit: usize) -> Refusal {
         kind: "Request Header Fields Too Large",
         label: "headers",
         message: format!("the request line and headers are larger than {limit} bytes"),
-        value: json!(limit),
+        value: Some(count(limit)),
         body_problem: false,
     }
 }
@@ -337,18 +350,14 @@ fn bad_path(surface: Surface, route: &str, path: &str) -> Option<Response> {
             Problem::field(&name, "is not valid percent-encoded UTF-8").into_response()
         }
         Surface::CompatOld | Surface::CompatNew | Surface::Other => {
-            let label = format!("params.{name}");
-            let body = json!({
-                "context": {"key": "Params", "label": label, "value": value},
-                "message": message,
-                "path": [label],
-                "type": "Bad format",
-            });
-            if surface == Surface::CompatOld {
-                json_response(StatusCode::BAD_REQUEST, &body)
+            let context = ErrorContext::new("Params", format!("params.{name}")).with_value(value);
+            let family = if surface == Surface::CompatOld {
+                Family::Old
             } else {
-                json_response(StatusCode::BAD_REQUEST, &json!({"code": 400, "body": body}))
-            }
+                Family::New
+            };
+            let body = CompatErrorBody::new(context, message, "Bad format");
+            CompatError::in_family(family, StatusCode::BAD_REQUEST, body).into_response()
         }
         Surface::Webhooks => (StatusCode::BAD_REQUEST, message).into_response(),
     })
@@ -461,7 +470,7 @@ fn timed_out(status: StatusCode, kind: &'static str, timeout: Duration) -> Refus
         kind,
         label: "api.request",
         message: format!("the request took longer than {ms} ms"),
-        value: json!(ms),
+        value: Some(count(ms)),
         body_problem: false,
     }
 }

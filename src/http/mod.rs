@@ -27,6 +27,7 @@ use serde_json::Value;
 use tower::Layer;
 use tower::util::{MapRequest, MapRequestLayer};
 
+use crate::api::compat::{CompatErrorBody, ErrorContext};
 use crate::app::App;
 
 /// The whole HTTP surface, matching paths case-insensitively (the original AtomChat server
@@ -69,18 +70,9 @@ pub fn router(app: App) -> Router {
 }
 
 async fn not_found(uri: Uri) -> Response {
-    json_response(
-        StatusCode::NOT_FOUND,
-        &serde_json::json!({
-            "code": 404,
-            "body": {
-                "context": {"key": "Path", "label": "path", "value": uri.path()},
-                "message": "No such endpoint",
-                "path": ["path"],
-                "type": "Not found"
-            }
-        }),
-    )
+    let context = ErrorContext::new("Path", "path").with_value(uri.path());
+    let body = CompatErrorBody::new(context, "No such endpoint", "Not found");
+    compat::CompatError::envelope(StatusCode::NOT_FOUND, body).into_response()
 }
 
 /// The fixed words of our paths; a segment equal to one of them, ignoring case, is written

@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::problem::Problem;
+use crate::api::compat::{Currency, DateTime, SendButton, SendCard, SendHeader, TypedParam};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::template::first_control;
 use crate::service::input::{FieldError, describe};
@@ -432,11 +433,12 @@ fn typed_param(
             let valid = |c: &str| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase());
             match (code, amount) {
                 (Some(code), Some(amount)) if valid(code) => {
-                    params.insert(name.to_string(), text);
-                    params.insert(
-                        format!("{name}.currency"),
-                        json!({"code": code, "amount_1000": amount}).to_string(),
-                    );
+                    let currency = Currency {
+                        fallback_value: text,
+                        code: code.to_string(),
+                        amount1000: amount,
+                    };
+                    TypedParam::Currency(currency).into_params(name, params);
                 }
                 (Some(code), _) if !valid(code) => errors.push(FieldError::new(
                     format!("{at}.code"),
@@ -451,8 +453,10 @@ fn typed_param(
         (None, Some(d), 1) => {
             let at = format!("{field}.dateTime");
             if let Some(text) = fallback(d, &at, errors) {
-                params.insert(name.to_string(), text);
-                params.insert(format!("{name}.date_time"), "1".into());
+                let date_time = DateTime {
+                    fallback_value: text,
+                };
+                TypedParam::DateTime(date_time).into_params(name, params);
             }
         }
         _ => errors.push(FieldError::new(
@@ -483,11 +487,18 @@ fn rich_values(
     params: &mut BTreeMap<String, String>,
     errors: &mut Vec<FieldError>,
 ) {
-    if let Some(v) = obj.get("header").filter(|v| !v.is_null()) {
-        header_values(v, &format!("{prefix}header"), "header", params, errors);
+    if let Some(v) = obj.get("header").filter(|v| !v.is_null())
+        && let Some(header) = header_values(v, &format!("{prefix}header"), errors)
+    {
+        header.into_params("header", params);
     }
     if let Some(v) = obj.get("buttons").filter(|v| !v.is_null()) {
-        button_values(v, &format!("{prefix}buttons"), "button", params, errors);
+        for button in button_values(v, &format!("{prefix}buttons"), errors)
+            .into_iter()
+            .flatten()
+        {
+            button.into_params("button", params);
+        }
     }
     match obj.get("cards") {
         None | Some(Value::Null) => {}
@@ -509,23 +520,18 @@ fn rich_values(
                         ));
                     }
                 }
-                // Present even when empty, so a card given with nothing is still counted.
+                let mut values = SendCard::default();
                 if let Some(h) = card.get("header").filter(|v| !v.is_null()) {
-                    header_values(
-                        h,
-                        &format!("{at}.header"),
-                        &format!("card.{c}.header"),
-                        params,
-                        errors,
-                    );
+                    values.header = header_values(h, &format!("{at}.header"), errors);
                 }
                 match card.get("params") {
                     None | Some(Value::Null) => {}
                     Some(Value::Object(map)) => {
+                        let texts = values.params.get_or_insert_default();
                         for (k, v) in map {
                             match param_text(v) {
                                 Some(text) => {
-                                    params.insert(format!("card.{c}.{k}"), text);
+                                    texts.insert(k.clone(), text);
                                 }
                                 None if v.is_null() => {}
                                 None => errors.push(FieldError::new(
@@ -544,14 +550,9 @@ fn rich_values(
                     )),
                 }
                 if let Some(b) = card.get("buttons").filter(|v| !v.is_null()) {
-                    button_values(
-                        b,
-                        &format!("{at}.buttons"),
-                        &format!("card.{c}.button"),
-                        params,
-                        errors,
-                    );
+                    values.buttons = button_values(b, &format!("{at}.buttons"), errors);
                 }
+                values.into_params(c, params);
             }
             // The number of cards given is checked against the template's.
             params.insert("cards.given".into(), cards.len().to_string());
@@ -582,13 +583,8 @@ fn rich_values(
     }
 }
 
-fn header_values(
-    v: &Value,
-    at: &str,
-    key: &str,
-    params: &mut BTreeMap<String, String>,
-    errors: &mut Vec<FieldError>,
-) {
+/// A [`SendHeader`]; `None` (the refusal in `errors`) when it is not an object.
+fn header_values(v: &Value, at: &str, errors: &mut Vec<FieldError>) -> Option<SendHeader> {
     let Value::Object(h) = v else {
         errors.push(FieldError::new(
             at,
@@ -597,8 +593,9 @@ fn header_values(
                 describe(v)
             ),
         ));
-        return;
+        return None;
     };
+    let mut header = SendHeader::default();
     for (k, value) in h {
         let known = [
             "type",
@@ -638,10 +635,14 @@ fn header_values(
                 ));
             }
             (_, Value::String(s)) => {
-                params.insert(format!("{key}.{k}"), s.clone());
+                if let Some(field) = header.field(k) {
+                    *field = Some(s.clone());
+                }
             }
             (true, Value::Number(n)) => {
-                params.insert(format!("{key}.{k}"), n.to_string());
+                if let Some(field) = header.field(k) {
+                    *field = Some(n.to_string());
+                }
             }
             _ => errors.push(FieldError::new(
                 format!("{at}.{k}"),
@@ -653,22 +654,19 @@ fn header_values(
             )),
         }
     }
+    Some(header)
 }
 
-fn button_values(
-    v: &Value,
-    at: &str,
-    key: &str,
-    params: &mut BTreeMap<String, String>,
-    errors: &mut Vec<FieldError>,
-) {
+/// The [`SendButton`]s given (the refusals in `errors`); `None` when not an array.
+fn button_values(v: &Value, at: &str, errors: &mut Vec<FieldError>) -> Option<Vec<SendButton>> {
     let Value::Array(buttons) = v else {
         errors.push(FieldError::new(
             at,
             format!("must be an array of {{\"index\", …}}, got {}", describe(v)),
         ));
-        return;
+        return None;
     };
+    let mut values = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for (n, b) in buttons.iter().enumerate() {
         let here = format!("{at}[{n}]");
@@ -693,6 +691,10 @@ fn button_values(
             ));
             continue;
         }
+        let mut button = SendButton {
+            index: index as u8,
+            ..SendButton::default()
+        };
         for (k, value) in b {
             let target = match k.as_str() {
                 "index" => continue,
@@ -709,8 +711,9 @@ fn button_values(
                     continue;
                 }
             };
-            let text = match (target, value) {
-                ("flow_action_data" | "action", Value::Object(_)) => value.to_string(),
+            match (target, value) {
+                ("flow_action_data", Value::Object(o)) => button.flow_action_data = Some(o.clone()),
+                ("action", Value::Object(o)) => button.action = Some(o.clone()),
                 ("flow_action_data" | "action", _) => {
                     errors.push(FieldError::new(
                         format!("{here}.{k}"),
@@ -718,7 +721,9 @@ fn button_values(
                     ));
                     continue;
                 }
-                (_, Value::String(s)) => s.clone(),
+                ("payload", Value::String(s)) => button.payload = Some(s.clone()),
+                ("coupon_code", Value::String(s)) => button.coupon_code = Some(s.clone()),
+                ("flow_token", Value::String(s)) => button.flow_token = Some(s.clone()),
                 _ => {
                     errors.push(FieldError::new(
                         format!("{here}.{k}"),
@@ -726,8 +731,9 @@ fn button_values(
                     ));
                     continue;
                 }
-            };
-            params.insert(format!("{key}.{index}.{target}"), text);
+            }
         }
+        values.push(button);
     }
+    Some(values)
 }
