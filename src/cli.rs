@@ -192,10 +192,25 @@ pub async fn run_admin(
             .with_context(|| format!("{resource} {action} needs an id"))
     };
     let result = match (resource, action) {
-        ("accounts", "create") => admin::create_account(app, &body).await,
-        ("accounts", "get") => admin::get_account(app, &need_id()?).await,
-        ("accounts", "update") => admin::update_account(app, &need_id()?, &body).await,
-        ("accounts", "api-key") => admin::create_api_key(app, &need_id()?, &body).await,
+        ("accounts", "create") => match admin::account_create(&body) {
+            Ok(new) => json_of(admin::create_account(app, new).await),
+            Err(e) => Err(e),
+        },
+        ("accounts", "get") => json_of(admin::get_account(app, &need_id()?).await),
+        ("accounts", "update") => {
+            let id = need_id()?;
+            match admin::account_update(&body) {
+                Ok(change) => json_of(admin::update_account(app, &id, change).await),
+                Err(e) => Err(e),
+            }
+        }
+        ("accounts", "api-key") => {
+            let id = need_id()?;
+            match admin::api_key_create(&body) {
+                Ok(new) => json_of(admin::create_api_key(app, &id, new).await),
+                Err(e) => Err(e),
+            }
+        }
         ("channels", "create") => admin::create_channel(app, &body).await,
         ("channels", "get") => admin::get_channel(app, &need_id()?).await,
         ("channels", "update") => admin::update_channel(app, &need_id()?, &body).await,
@@ -264,6 +279,13 @@ pub async fn run_admin(
     })
 }
 
+/// A typed admin answer as the JSON `plantilla admin` prints.
+fn json_of<T: serde::Serialize>(result: Result<T, AdminError>) -> Result<Value, AdminError> {
+    result.and_then(|body| {
+        serde_json::to_value(body).map_err(|e| AdminError::Internal(anyhow::Error::from(e)))
+    })
+}
+
 /// What `demo` set up.
 pub struct DemoSetup {
     pub public_token: String,
@@ -275,23 +297,23 @@ pub struct DemoSetup {
 pub async fn seed_demo(app: &App) -> anyhow::Result<DemoSetup> {
     let account = admin::create_account(
         app,
-        &json!({"name": "Demo company", "conversationLimit": 1000}),
+        admin::account_create(&json!({"name": "Demo company", "conversationLimit": 1000}))?,
     )
     .await?;
     let channel = admin::create_channel(
         app,
-        &json!({"accountId": account["id"], "name": "Demo WhatsApp number", "provider": "sandbox",
+        &json!({"accountId": account.id, "name": "Demo WhatsApp number", "provider": "sandbox",
                 "status": "connected", "messagesPerSecond": 80}),
     )
     .await?;
     admin::create_group(
         app,
-        &json!({"accountId": account["id"], "name": "Ventas", "channelIds": [channel["id"]]}),
+        &json!({"accountId": account.id, "name": "Ventas", "channelIds": [channel["id"]]}),
     )
     .await?;
     let template = admin::create_template(
         app,
-        &json!({"accountId": account["id"], "name": "order_update", "language": "es",
+        &json!({"accountId": account.id, "name": "order_update", "language": "es",
                 "category": "UTILITY", "status": "APPROVED", "appId": "demo_order_update",
                 "message": "Hola {{customer_name}}, tu pedido {{order_id}} está en camino.",
                 "footer": "Gracias por tu compra"}),
@@ -299,7 +321,7 @@ pub async fn seed_demo(app: &App) -> anyhow::Result<DemoSetup> {
     .await?;
     let image_template = admin::create_template(
         app,
-        &json!({"accountId": account["id"], "name": "promo_image", "language": "es",
+        &json!({"accountId": account.id, "name": "promo_image", "language": "es",
                 "category": "MARKETING", "status": "APPROVED", "appId": "demo_promo_image",
                 "header": {"format": "IMAGE"},
                 "message": "Hola {{customer_name}}, mira lo nuevo de esta semana.",

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::input::{FieldError, Fields};
 use super::views;
+use crate::api::admin as api;
 use crate::app::{App, Event};
 use crate::domain::ids::{hash_token, new_id, new_secret};
 use crate::domain::status::CloseReason;
@@ -94,16 +95,25 @@ pub fn is_graph_id(value: &str) -> bool {
     (1..=32).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_digit())
 }
 
-pub async fn create_account(app: &App, body: &Value) -> AdminResult {
+/// An account creation's body, checked field by field.
+pub fn account_create(body: &Value) -> Result<api::AccountCreate, AdminError> {
     let f = Fields::of(body)?;
     f.only(&["name", "conversationLimit"])?;
+    Ok(api::AccountCreate {
+        name: name_field(&f, "name")?,
+        conversation_limit: f.opt_int("conversationLimit", 0, i64::from(i32::MAX))?,
+    })
+}
+
+pub async fn create_account(
+    app: &App,
+    new: api::AccountCreate,
+) -> Result<api::Account, AdminError> {
     let now = now_ms();
     let account = Account {
         id: new_id("acc"),
-        name: name_field(&f, "name")?,
-        conversation_limit: f
-            .opt_int("conversationLimit", 0, i64::from(i32::MAX))?
-            .unwrap_or(1000),
+        name: new.name,
+        conversation_limit: new.conversation_limit.unwrap_or(1000),
         created_at: now,
         updated_at: now,
         quiet_hours: None,
@@ -113,7 +123,7 @@ pub async fn create_account(app: &App, body: &Value) -> AdminResult {
     get_account(app, &account.id).await
 }
 
-pub async fn get_account(app: &App, id: &str) -> AdminResult {
+pub async fn get_account(app: &App, id: &str) -> Result<api::Account, AdminError> {
     let account = app
         .store
         .account(id)
@@ -122,23 +132,39 @@ pub async fn get_account(app: &App, id: &str) -> AdminResult {
             kind: "account",
             id: id.into(),
         })?;
-    let mut view = views::account(&account);
+    let mut view = api::Account::of(&account);
     if let Some(words) = super::suppressions::keywords(app, id).await? {
-        view["optOutKeywords"] = json!(words.opt_out);
-        view["optInKeywords"] = json!(words.opt_in);
+        view.opt_out_keywords = Some(words.opt_out);
+        view.opt_in_keywords = Some(words.opt_in);
     }
     Ok(view)
 }
 
-/// Changes an account's settings: `quietHours` (`{start, end}` as `HH:MM`, or null for off),
-/// `optOutKeywords` and `optInKeywords` (arrays of keywords, or null for the defaults).
-pub async fn update_account(app: &App, id: &str, body: &Value) -> AdminResult {
+/// An account update's body, checked field by field: `quietHours` (`{start, end}` as `HH:MM`,
+/// or null for off), `optOutKeywords` and `optInKeywords` (arrays of keywords, or null for the
+/// defaults).
+pub fn account_update(body: &Value) -> Result<api::AccountUpdate, AdminError> {
     let f = Fields::of(body)?;
     f.only(&["quietHours", "optOutKeywords", "optInKeywords"])?;
-    // Checked before anything is written, so a bad list changes nothing.
-    let opt_out = super::suppressions::parse_keyword_field(&f, "optOutKeywords")?;
-    let opt_in = super::suppressions::parse_keyword_field(&f, "optInKeywords")?;
-    let quiet_hours = quiet_hours_field(&f)?;
+    Ok(api::AccountUpdate {
+        opt_out_keywords: super::suppressions::parse_keyword_field(&f, "optOutKeywords")?,
+        opt_in_keywords: super::suppressions::parse_keyword_field(&f, "optInKeywords")?,
+        quiet_hours: quiet_hours_field(&f)?,
+    })
+}
+
+/// Changes an account's settings (checked before anything is written, so a bad list changes
+/// nothing).
+pub async fn update_account(
+    app: &App,
+    id: &str,
+    change: api::AccountUpdate,
+) -> Result<api::Account, AdminError> {
+    let api::AccountUpdate {
+        quiet_hours,
+        opt_out_keywords: opt_out,
+        opt_in_keywords: opt_in,
+    } = change;
     if (opt_out.is_some() || opt_in.is_some())
         && !app
             .store
@@ -202,11 +228,22 @@ fn quiet_hours_field(f: &Fields) -> Result<Option<Option<(i64, i64)>>, AdminErro
     Ok(Some(window))
 }
 
-/// A new API key for an account: account-wide access to the native API. The key is shown
-/// only here; its SHA-256 is stored.
-pub async fn create_api_key(app: &App, account_id: &str, body: &Value) -> AdminResult {
+/// An API key creation's body (an empty one is `{}`).
+pub fn api_key_create(body: &Value) -> Result<api::ApiKeyCreate, AdminError> {
     let f = Fields::of(body)?;
     f.only(&["name"])?;
+    Ok(api::ApiKeyCreate {
+        name: f.opt_str("name")?.map(str::to_string),
+    })
+}
+
+/// A new API key for an account: account-wide access to the native API. The key is shown
+/// only here; its SHA-256 is stored.
+pub async fn create_api_key(
+    app: &App,
+    account_id: &str,
+    new: api::ApiKeyCreate,
+) -> Result<api::ApiKey, AdminError> {
     let account = app
         .store
         .account(account_id)
@@ -215,7 +252,7 @@ pub async fn create_api_key(app: &App, account_id: &str, body: &Value) -> AdminR
             kind: "account",
             id: account_id.into(),
         })?;
-    let name = match f.opt_str("name")? {
+    let name = match new.name.as_deref() {
         Some(n) if !n.trim().is_empty() => n.trim().to_string(),
         _ => "default".to_string(),
     };
@@ -227,10 +264,13 @@ pub async fn create_api_key(app: &App, account_id: &str, body: &Value) -> AdminR
     };
     let secret = new_secret("ak_");
     app.store.insert_api_key(&key, &hash_token(&secret)).await?;
-    Ok(
-        json!({"id": key.id, "accountId": key.account_id, "name": key.name, "key": secret,
-              "createdAt": crate::format_ms(key.created_at)}),
-    )
+    Ok(api::ApiKey {
+        id: key.id,
+        account_id: key.account_id,
+        name: key.name,
+        key: secret,
+        created_at: crate::format_ms(key.created_at),
+    })
 }
 
 const CHANNEL_FIELDS: &[&str] = &[

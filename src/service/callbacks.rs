@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::admin::{AdminError, AdminResult};
+use super::admin::AdminError;
 use super::input::{FieldError, describe};
 use crate::app::App;
 use crate::domain::callback::{EventType, new_signing_secret, url_problem};
@@ -219,7 +219,10 @@ pub async fn deliveries(
 
 /// A new secret for the account's deliveries to messages' `callbackUrl` (admin API): the
 /// old one stops signing at once.
-pub async fn rotate_callback_secret(app: &App, account_id: &str) -> AdminResult {
+pub async fn rotate_callback_secret(
+    app: &App,
+    account_id: &str,
+) -> Result<crate::api::admin::CallbackSecret, AdminError> {
     let secret = new_signing_secret();
     if !app.store.set_callback_secret(account_id, &secret).await? {
         return Err(AdminError::NotFound {
@@ -227,7 +230,10 @@ pub async fn rotate_callback_secret(app: &App, account_id: &str) -> AdminResult 
             id: account_id.into(),
         });
     }
-    Ok(json!({"accountId": account_id, "secret": secret}))
+    Ok(crate::api::admin::CallbackSecret {
+        account_id: account_id.into(),
+        secret,
+    })
 }
 
 /// An endpoint without its secret.

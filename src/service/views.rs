@@ -99,18 +99,9 @@ pub fn channel_with_quality(c: &Channel, quality: Option<&ChannelQuality>) -> Va
     view
 }
 
+/// An account without its keyword lists ([`crate::api::admin::Account`]).
 pub fn account(a: &Account) -> Value {
-    json!({
-        "id": a.id,
-        "name": a.name,
-        "conversationLimit": a.conversation_limit,
-        "quietHours": a.quiet_hours.map(|(start, end)| json!({
-            "start": crate::domain::quiet_hours::format_minutes(start),
-            "end": crate::domain::quiet_hours::format_minutes(end),
-        })),
-        "createdAt": format_ms(a.created_at),
-        "updatedAt": format_ms(a.updated_at),
-    })
+    json!(crate::api::admin::Account::of(a))
 }
 
 /// A channel without its secrets: only whether each is set.

@@ -138,19 +138,8 @@ pub(crate) fn open_object(props: Vec<(&str, Value)>, required: &[&str]) -> Value
     o
 }
 
-/// An account's keyword list.
-fn keyword_list() -> Value {
-    json!({"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 200},
-           "minItems": 1, "maxItems": 50})
-}
-
 fn id(prefix: &str) -> Value {
     d(string(), &format!("Id (`{prefix}_…`)."))
-}
-
-/// `HH:MM`, 00:00 to 23:59.
-fn time_of_day() -> Value {
-    json!({"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"})
 }
 
 // --- Shapes --------------------------------------------------------------------------------
@@ -2308,131 +2297,6 @@ pub(super) fn all() -> Value {
         ),
         // Admin API.
         (
-            "Account",
-            d(
-                object(
-                    vec![
-                        ("id", id("acc")),
-                        ("name", string()),
-                        (
-                            "conversationLimit",
-                            d(integer(), "New conversations per calendar month (UTC)."),
-                        ),
-                        (
-                            "quietHours",
-                            d(
-                                nullable(r("QuietHours")),
-                                "When MARKETING sends are held, in the recipient's local time; null: off.",
-                            ),
-                        ),
-                        ("createdAt", time()),
-                        ("updatedAt", time()),
-                        (
-                            "optOutKeywords",
-                            d(
-                                array(string()),
-                                "Inbound texts that opt the number out of marketing (exactly one of them, case, accents and surrounding spaces and punctuation aside). Shown by GET and PATCH.",
-                            ),
-                        ),
-                        (
-                            "optInKeywords",
-                            d(
-                                array(string()),
-                                "Inbound texts that remove an automatic opt-out. Shown by GET and PATCH.",
-                            ),
-                        ),
-                    ],
-                    &[
-                        "id",
-                        "name",
-                        "conversationLimit",
-                        "quietHours",
-                        "createdAt",
-                        "updatedAt",
-                    ],
-                ),
-                "A customer company.",
-            ),
-        ),
-        (
-            "QuietHours",
-            ex(
-                d(
-                    record(vec![("start", time_of_day()), ("end", time_of_day())]),
-                    "A daily window in the recipient's local time (its zone from the number's country and area code); it may cross midnight. `start` and `end` differ.",
-                ),
-                json!({"start": "21:00", "end": "08:00"}),
-            ),
-        ),
-        (
-            "AccountUpdate",
-            ex(
-                object(
-                    vec![
-                        (
-                            "quietHours",
-                            d(
-                                nullable(r("QuietHours")),
-                                "MARKETING sends falling inside are held until the window ends; UTILITY and AUTHENTICATION are not. null turns quiet hours off.",
-                            ),
-                        ),
-                        (
-                            "optOutKeywords",
-                            d(
-                                nullable(keyword_list()),
-                                "The account's opt-out keywords; null: the defaults (STOP, BAJA, PARAR, CANCELAR, UNSUBSCRIBE, SAIR).",
-                            ),
-                        ),
-                        (
-                            "optInKeywords",
-                            d(
-                                nullable(keyword_list()),
-                                "The account's opt-in keywords; null: the defaults (START, ALTA).",
-                            ),
-                        ),
-                    ],
-                    &[],
-                ),
-                json!({"quietHours": {"start": "21:00", "end": "08:00"}, "optOutKeywords": ["STOP", "BAJA", "BASTA"]}),
-            ),
-        ),
-        (
-            "AccountCreate",
-            object(
-                vec![
-                    ("name", d(name_text(), "At most 200 characters.")),
-                    (
-                        "conversationLimit",
-                        d(
-                            json!({"type": ["integer", "null"], "minimum": 0, "maximum": 2147483647}),
-                            "Default 1000.",
-                        ),
-                    ),
-                ],
-                &["name"],
-            ),
-        ),
-        (
-            "ApiKeyCreate",
-            object(
-                vec![("name", d(nullable(string()), "Default `default`."))],
-                &[],
-            ),
-        ),
-        (
-            "ApiKey",
-            d(
-                record(vec![
-                    ("id", id("key")),
-                    ("accountId", string()),
-                    ("name", string()),
-                    ("key", d(string(), "The key (`ak_…`): shown only now.")),
-                    ("createdAt", time()),
-                ]),
-                "A new account API key.",
-            ),
-        ),
-        (
             "Channel",
             d(
                 {
@@ -2829,19 +2693,6 @@ pub(super) fn all() -> Value {
                     d(
                         nullable(string()),
                         "Pass as `cursor` for the next page; null on the last.",
-                    ),
-                ),
-            ]),
-        ),
-        (
-            "CallbackSecret",
-            record(vec![
-                ("accountId", string()),
-                (
-                    "secret",
-                    d(
-                        string(),
-                        "The new secret (`whsec_…`) signing deliveries to messages' `callbackUrl`: shown only now; the old one stops signing at once.",
                     ),
                 ),
             ]),
