@@ -211,10 +211,21 @@ pub async fn run_admin(
                 Err(e) => Err(e),
             }
         }
-        ("channels", "create") => admin::create_channel(app, &body).await,
-        ("channels", "get") => admin::get_channel(app, &need_id()?).await,
-        ("channels", "update") => admin::update_channel(app, &need_id()?, &body).await,
-        ("channels", "rotate-token") => admin::rotate_channel_token(app, &need_id()?).await,
+        ("channels", "create") => match admin::channel_create(&body) {
+            Ok(new) => json_of(admin::create_channel(app, new).await),
+            Err(e) => Err(e),
+        },
+        ("channels", "get") => json_of(admin::get_channel(app, &need_id()?).await),
+        ("channels", "update") => {
+            let id = need_id()?;
+            match admin::channel_update(&body) {
+                Ok(change) => json_of(admin::update_channel(app, &id, change).await),
+                Err(e) => Err(e),
+            }
+        }
+        ("channels", "rotate-token") => {
+            json_of(admin::rotate_channel_token(app, &need_id()?).await)
+        }
         ("groups", "create") => admin::create_group(app, &body).await,
         ("templates", "create") => admin::create_template(app, &body).await,
         ("templates", "get") => admin::get_template(app, &need_id()?).await,
@@ -225,7 +236,7 @@ pub async fn run_admin(
                 .map(str::to_string)
                 .or(id.clone())
                 .context("templates sync needs --channel <channel id>")?;
-            admin::sync_templates(app, &channel).await
+            json_of(admin::sync_templates(app, &channel).await)
         }
         ("templates", "submit") => {
             let mut body = body;
@@ -302,13 +313,15 @@ pub async fn seed_demo(app: &App) -> anyhow::Result<DemoSetup> {
     .await?;
     let channel = admin::create_channel(
         app,
-        &json!({"accountId": account.id, "name": "Demo WhatsApp number", "provider": "sandbox",
-                "status": "connected", "messagesPerSecond": 80}),
+        admin::channel_create(
+            &json!({"accountId": account.id, "name": "Demo WhatsApp number", "provider": "sandbox",
+                    "status": "connected", "messagesPerSecond": 80}),
+        )?,
     )
     .await?;
     admin::create_group(
         app,
-        &json!({"accountId": account.id, "name": "Ventas", "channelIds": [channel["id"]]}),
+        &json!({"accountId": account.id, "name": "Ventas", "channelIds": [channel.id]}),
     )
     .await?;
     let template = admin::create_template(
@@ -331,10 +344,7 @@ pub async fn seed_demo(app: &App) -> anyhow::Result<DemoSetup> {
     .await?;
     let id = |v: &serde_json::Value| v["id"].as_str().unwrap_or_default().to_string();
     Ok(DemoSetup {
-        public_token: channel["publicToken"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
+        public_token: channel.public_token,
         template_id: id(&template),
         image_template_id: id(&image_template),
     })

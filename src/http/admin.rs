@@ -141,13 +141,15 @@ async fn update_account(State(app): State<App>, Path(id): Path<String>, body: By
     ok(admin::update_account(&app, &id, change).await?)
 }
 async fn create_channel(State(app): State<App>, body: Bytes) -> Answer {
-    created(admin::create_channel(&app, &parse_body(&body)?).await?)
+    let new = admin::channel_create(&parse_body(&body)?)?;
+    created(admin::create_channel(&app, new).await?)
 }
 async fn get_channel(State(app): State<App>, Path(id): Path<String>) -> Answer {
     ok(admin::get_channel(&app, &id).await?)
 }
 async fn update_channel(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Answer {
-    ok(admin::update_channel(&app, &id, &parse_body(&body)?).await?)
+    let change = admin::channel_update(&parse_body(&body)?)?;
+    ok(admin::update_channel(&app, &id, change).await?)
 }
 async fn rotate_token(State(app): State<App>, Path(id): Path<String>) -> Answer {
     ok(admin::rotate_channel_token(&app, &id).await?)

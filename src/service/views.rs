@@ -88,15 +88,10 @@ pub fn template_with_health(t: &Template, health: Option<&TemplateHealth>) -> Va
     view
 }
 
-/// A channel with its quality as Meta last reported it (`quality`).
+/// A channel with its quality as Meta last reported it
+/// ([`crate::api::admin::Channel::with_quality`]).
 pub fn channel_with_quality(c: &Channel, quality: Option<&ChannelQuality>) -> Value {
-    let mut view = channel(c);
-    if let Value::Object(fields) = &mut view {
-        let quality = quality.cloned().unwrap_or_default();
-        fields.insert("qualityRating".into(), json!(quality.quality_rating));
-        fields.insert("quality".into(), quality.view());
-    }
-    view
+    json!(crate::api::admin::Channel::with_quality(c, quality))
 }
 
 /// An account without its keyword lists ([`crate::api::admin::Account`]).
@@ -104,26 +99,10 @@ pub fn account(a: &Account) -> Value {
     json!(crate::api::admin::Account::of(a))
 }
 
-/// A channel without its secrets: only whether each is set.
+/// A channel without its secrets: only whether each is set
+/// ([`crate::api::admin::Channel::of`]).
 pub fn channel(c: &Channel) -> Value {
-    json!({
-        "id": c.id,
-        "accountId": c.account_id,
-        "name": c.name,
-        "provider": c.provider,
-        "phoneNumberId": c.phone_number_id,
-        "wabaId": c.waba_id,
-        "accessTokenSet": !c.access_token.is_empty(),
-        "appSecretSet": !c.app_secret.is_empty(),
-        "verifyTokenSet": !c.verify_token.is_empty(),
-        "status": c.status,
-        "messagesPerSecond": c.messages_per_second,
-        "health": c.health,
-        "healthError": c.health_error,
-        "messagingLimit": c.messaging_limit,
-        "createdAt": format_ms(c.created_at),
-        "updatedAt": format_ms(c.updated_at),
-    })
+    json!(crate::api::admin::Channel::of(c))
 }
 
 pub fn group(g: &Group) -> Value {

@@ -468,34 +468,6 @@ fn template_health() -> Value {
     )
 }
 
-fn channel_quality() -> Value {
-    d(
-        record(vec![
-            (
-                "qualityRating",
-                d(nullable(string()), "GREEN, YELLOW, RED or UNKNOWN."),
-            ),
-            ("previousQualityRating", nullable(string())),
-            (
-                "lastEvent",
-                d(
-                    nullable(string()),
-                    "Meta's last event: FLAGGED, UNFLAGGED, UPGRADE, DOWNGRADE, …",
-                ),
-            ),
-            ("updatedAt", nullable(time())),
-            (
-                "displayPhoneNumber",
-                d(
-                    nullable(string()),
-                    "The number as Meta displays it, once known.",
-                ),
-            ),
-        ]),
-        "A number's quality as Meta last reported it.",
-    )
-}
-
 fn message_pricing() -> Value {
     ex(
         d(
@@ -1095,151 +1067,6 @@ fn template_submit(native: bool) -> Value {
         ),
     ]);
     open_object(props, &["name", "language", "category", "message"])
-}
-
-fn channel_props(with_token: bool) -> Vec<(&'static str, Value)> {
-    let mut props = vec![
-        ("id", id("ch")),
-        ("accountId", string()),
-        ("name", string()),
-        ("provider", one_of_strings(&["sandbox", "cloud"])),
-        (
-            "phoneNumberId",
-            d(
-                string(),
-                "Meta's phone-number id (empty for sandbox channels).",
-            ),
-        ),
-        (
-            "wabaId",
-            d(
-                string(),
-                "The WhatsApp Business Account id (template sync).",
-            ),
-        ),
-        (
-            "accessTokenSet",
-            d(
-                boolean(),
-                "Whether an access token is stored (it is never shown).",
-            ),
-        ),
-        ("appSecretSet", boolean()),
-        ("verifyTokenSet", boolean()),
-        ("status", one_of_strings(&["connected", "disconnected"])),
-        (
-            "messagesPerSecond",
-            d(integer(), "The channel's send rate."),
-        ),
-        (
-            "health",
-            d(
-                one_of_strings(&["ok", "halted"]),
-                "`halted` after an error no retry fixes: messages stay queued until a PATCH of the channel.",
-            ),
-        ),
-        (
-            "healthError",
-            d(
-                nullable(r("ProviderError")),
-                "The error that halted the channel.",
-            ),
-        ),
-        (
-            "messagingLimit",
-            d(
-                nullable(integer()),
-                "Meta's messaging limit: unique recipients of new business-initiated conversations per rolling 24 h (null: unlimited). Sends beyond it are held until the window rolls.",
-            ),
-        ),
-        ("createdAt", time()),
-        ("updatedAt", time()),
-    ];
-    if with_token {
-        props.push((
-            "publicToken",
-            d(
-                string(),
-                "The channel's public token (`pk_…`): shown only now.",
-            ),
-        ));
-    }
-    props
-}
-
-fn channel_input(create: bool) -> Value {
-    let mut props = vec![];
-    if create {
-        props.push(("accountId", text()));
-    }
-    props.extend([
-        ("name", d(name_text(), "At most 200 characters.")),
-        (
-            "provider",
-            d(
-                one_of_strings(&["sandbox", "cloud"]),
-                "`cloud` needs phoneNumberId and accessToken.",
-            ),
-        ),
-        ("phoneNumberId", nullable(string())),
-        ("wabaId", nullable(string())),
-        ("accessToken", nullable(string())),
-        (
-            "appSecret",
-            d(
-                nullable(string()),
-                "Checks signatures of `/webhooks/whatsapp/{channelId}`.",
-            ),
-        ),
-        ("verifyToken", nullable(string())),
-        (
-            "status",
-            d(
-                nullable(one_of_strings(&["connected", "disconnected"])),
-                "Default connected.",
-            ),
-        ),
-        (
-            "messagesPerSecond",
-            d(
-                json!({"type": ["integer", "null"], "minimum": 1, "maximum": 10000}),
-                "Default 80.",
-            ),
-        ),
-    ]);
-    if !create {
-        props.push((
-            "messagingLimit",
-            ex(
-                d(
-                    json!({"type": ["integer", "null"], "minimum": 1, "maximum": 2147483647}),
-                    "Meta's messaging limit of the number (250, 2000, 10000, 100000 as Meta's tiers go); null: unlimited.",
-                ),
-                json!(250),
-            ),
-        ));
-    }
-    let required: &[&str] = if create {
-        &["accountId", "name", "provider"]
-    } else {
-        &[]
-    };
-    let description = if create {
-        "A new channel."
-    } else {
-        "Fields to change; any PATCH also resumes a halted channel."
-    };
-    let mut schema = object(props, required);
-    if create {
-        // A cloud channel is created with its phone number id and access token (a 400 naming
-        // the missing one otherwise). An update's rule depends on the stored channel.
-        let filled = json!({"type": "string", "pattern": "\\S"});
-        schema["if"] =
-            json!({"required": ["provider"], "properties": {"provider": {"const": "cloud"}}});
-        schema["then"] = json!({"required": ["phoneNumberId", "accessToken"],
-                                "properties": {"phoneNumberId": filled, "accessToken": filled}});
-    }
-    d(schema, description)
 }
 
 fn status_times() -> Value {
@@ -2128,24 +1955,6 @@ pub(super) fn all() -> Value {
                 ),
             ]),
         ),
-        (
-            "SyncSummary",
-            d(
-                record(vec![
-                    ("created", integer()),
-                    ("updated", integer()),
-                    (
-                        "skipped",
-                        d(
-                            integer(),
-                            "Templates plantilla cannot represent (the log says why).",
-                        ),
-                    ),
-                    ("pages", d(integer(), "Pages of Meta's template list read.")),
-                ]),
-                "What a template sync did.",
-            ),
-        ),
         // Compatible API.
         (
             "CompatSendRequest",
@@ -2296,27 +2105,6 @@ pub(super) fn all() -> Value {
             ]),
         ),
         // Admin API.
-        (
-            "Channel",
-            d(
-                {
-                    let required: Vec<&str> =
-                        channel_props(false).iter().map(|(k, _)| *k).collect();
-                    let mut props = channel_props(false);
-                    props.push((
-                        "qualityRating",
-                        d(
-                            nullable(string()),
-                            "Meta's quality rating of the number (GREEN, YELLOW, RED, UNKNOWN), when reported; shown when a channel is read.",
-                        ),
-                    ));
-                    props.push(("quality", r("ChannelQuality")));
-                    object(props, &required)
-                },
-                "A WhatsApp number of an account, without its secrets.",
-            ),
-        ),
-        ("ChannelQuality", channel_quality()),
         ("TemplateHealth", template_health()),
         ("MessagePricing", message_pricing()),
         ("UsageRow", usage_row()),
@@ -2356,28 +2144,6 @@ pub(super) fn all() -> Value {
                                 {"key": "utility", "category": "utility", "billable": 1, "free": 1, "estimatedCost": 0.01}],
                        "total": {"billable": 3, "free": 1, "estimatedCost": 0.13}}),
             ),
-        ),
-        (
-            "ChannelCreated",
-            d(
-                record(channel_props(true)),
-                "A new channel, with its public token.",
-            ),
-        ),
-        ("ChannelCreate", channel_input(true)),
-        ("ChannelUpdate", channel_input(false)),
-        (
-            "TokenRotated",
-            record(vec![
-                ("id", string()),
-                (
-                    "publicToken",
-                    d(
-                        string(),
-                        "The new public token: shown only now; the old one stops working.",
-                    ),
-                ),
-            ]),
         ),
         (
             "Group",
