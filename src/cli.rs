@@ -226,7 +226,10 @@ pub async fn run_admin(
         ("channels", "rotate-token") => {
             json_of(admin::rotate_channel_token(app, &need_id()?).await)
         }
-        ("groups", "create") => admin::create_group(app, &body).await,
+        ("groups", "create") => match admin::group_create(&body) {
+            Ok(new) => json_of(admin::create_group(app, new).await),
+            Err(e) => Err(e),
+        },
         ("templates", "create") => admin::create_template(app, &body).await,
         ("templates", "get") => admin::get_template(app, &need_id()?).await,
         ("templates", "update") => admin::update_template(app, &need_id()?, &body).await,
@@ -321,7 +324,9 @@ pub async fn seed_demo(app: &App) -> anyhow::Result<DemoSetup> {
     .await?;
     admin::create_group(
         app,
-        &json!({"accountId": account.id, "name": "Ventas", "channelIds": [channel.id]}),
+        admin::group_create(
+            &json!({"accountId": account.id, "name": "Ventas", "channelIds": [channel.id]}),
+        )?,
     )
     .await?;
     let template = admin::create_template(

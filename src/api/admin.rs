@@ -31,6 +31,8 @@ pub(super) fn schemas(out: &mut Vec<(String, RefOr<Schema>)>) {
     super::collect::<ChannelUpdate>(out);
     super::collect::<TokenRotated>(out);
     super::collect::<crate::service::templates::SyncSummary>(out);
+    super::collect::<Group>(out);
+    super::collect::<GroupCreate>(out);
 }
 
 /// A name the admin API takes (an account's, a channel's, a group's): 1 to 200 characters, not
@@ -527,4 +529,64 @@ pub struct TokenRotated {
     pub id: String,
     /// The new public token: shown only now; the old one stops working.
     pub public_token: String,
+}
+
+// --- Groups ----------------------------------------------------------------------------------
+
+/// A team conversations are routed to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Group {
+    /// Id (`grp_…`).
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    /// In association order; a channel's first group is its default.
+    pub channel_ids: Vec<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+impl Group {
+    pub fn of(g: &crate::store::Group) -> Self {
+        Group {
+            id: g.id.clone(),
+            account_id: g.account_id.clone(),
+            name: g.name.clone(),
+            channel_ids: g.channel_ids.clone(),
+            created_at: format_ms(g.created_at),
+        }
+    }
+}
+
+// A new group (no description in the document).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GroupCreate {
+    #[schema(min_length = 1)]
+    pub account_id: String,
+    #[schema(schema_with = group_name)]
+    pub name: String,
+    // Null or absent: none.
+    #[schema(schema_with = group_channels)]
+    pub channel_ids: Option<Vec<String>>,
+}
+
+fn group_name() -> ObjectBuilder {
+    name_with("Unique in the account.")
+}
+
+/// A new group's channels: ids, or null.
+fn group_channels() -> ArrayBuilder {
+    ArrayBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::Array,
+            Type::Null,
+        ]))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1)),
+        )
+        .description(Some("Channels of the account."))
 }

@@ -158,7 +158,8 @@ async fn sync_templates(State(app): State<App>, Path(id): Path<String>) -> Answe
     ok(admin::sync_templates(&app, &id).await?)
 }
 async fn create_group(State(app): State<App>, body: Bytes) -> Answer {
-    created(admin::create_group(&app, &parse_body(&body)?).await?)
+    let new = admin::group_create(&parse_body(&body)?)?;
+    created(admin::create_group(&app, new).await?)
 }
 async fn create_template(State(app): State<App>, body: Bytes) -> Answer {
     created(admin::create_template(&app, &parse_body(&body)?).await?)

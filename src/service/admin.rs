@@ -579,18 +579,32 @@ pub async fn sync_templates(
     }
 }
 
-pub async fn create_group(app: &App, body: &Value) -> AdminResult {
+/// A group creation's body, checked field by field.
+pub fn group_create(body: &Value) -> Result<api::GroupCreate, AdminError> {
     let f = Fields::of(body)?;
     f.only(&["accountId", "name", "channelIds"])?;
-    let account = existing_account(app, &f).await?;
-    let name = name_field(&f, "name")?;
+    Ok(api::GroupCreate {
+        account_id: f.str("accountId")?.to_string(),
+        name: name_field(&f, "name")?,
+        channel_ids: f.opt_str_list("channelIds")?,
+    })
+}
+
+pub async fn create_group(app: &App, new: api::GroupCreate) -> Result<api::Group, AdminError> {
+    let account = app.store.account(&new.account_id).await?.ok_or_else(|| {
+        invalid(
+            "accountId",
+            format!("no account with id '{}'", new.account_id),
+        )
+    })?;
+    let name = new.name;
     if app.store.group_by_name(&account.id, &name).await?.is_some() {
         return Err(invalid(
             "name",
             format!("the account already has a group named '{name}'"),
         ));
     }
-    let channel_ids = f.opt_str_list("channelIds")?.unwrap_or_default();
+    let channel_ids = new.channel_ids.unwrap_or_default();
     for (i, id) in channel_ids.iter().enumerate() {
         let field = format!("channelIds[{i}]");
         match app.store.channel(id).await? {
@@ -615,7 +629,7 @@ pub async fn create_group(app: &App, body: &Value) -> AdminResult {
         created_at: now_ms(),
     };
     app.store.insert_group(&group).await?;
-    Ok(views::group(&group))
+    Ok(api::Group::of(&group))
 }
 
 const TEMPLATE_FIELDS: &[&str] = &[

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use crate::domain::template::{Button, Header, TemplateContent, TemplateExtra};
 use crate::format_ms;
 use crate::store::{
-    Account, Channel, ChannelQuality, Conversation, Group, InboundMessage, Message, Template,
+    Account, Channel, ChannelQuality, Conversation, InboundMessage, Message, Template,
     TemplateHealth,
 };
 
@@ -103,16 +103,6 @@ pub fn account(a: &Account) -> Value {
 /// ([`crate::api::admin::Channel::of`]).
 pub fn channel(c: &Channel) -> Value {
     json!(crate::api::admin::Channel::of(c))
-}
-
-pub fn group(g: &Group) -> Value {
-    json!({
-        "id": g.id,
-        "accountId": g.account_id,
-        "name": g.name,
-        "channelIds": g.channel_ids,
-        "createdAt": format_ms(g.created_at),
-    })
 }
 
 pub fn conversation(c: &Conversation) -> Value {

@@ -21,15 +21,6 @@ pub(crate) fn text() -> Value {
     json!({"type": "string", "minLength": 1})
 }
 
-/// A name the admin API takes (an account's, a channel's, a group's): 1 to 200 characters, not
-/// only spaces, no control characters (the server trims it and refuses control characters).
-pub(crate) fn name_text() -> Value {
-    const CONTROL: &str = "\\u0000-\\u001F\\u007F-\\u009F";
-    const SPACE: &str = " \\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000";
-    json!({"type": "string", "minLength": 1, "maxLength": 200,
-           "pattern": format!("^[^{CONTROL}]*[^{CONTROL}{SPACE}][^{CONTROL}]*$")})
-}
-
 /// A phone number as the send paths take it: country code and national number, digits only,
 /// no leading 0, at most 15 digits (E.164). The numbering plan is checked too (a 400 naming
 /// the field); no pattern can say that.
@@ -2143,39 +2134,6 @@ pub(super) fn all() -> Value {
                        "data": [{"key": "marketing", "category": "marketing", "billable": 2, "free": 0, "estimatedCost": 0.12},
                                 {"key": "utility", "category": "utility", "billable": 1, "free": 1, "estimatedCost": 0.01}],
                        "total": {"billable": 3, "free": 1, "estimatedCost": 0.13}}),
-            ),
-        ),
-        (
-            "Group",
-            d(
-                record(vec![
-                    ("id", id("grp")),
-                    ("accountId", string()),
-                    ("name", string()),
-                    (
-                        "channelIds",
-                        d(
-                            array(string()),
-                            "In association order; a channel's first group is its default.",
-                        ),
-                    ),
-                    ("createdAt", time()),
-                ]),
-                "A team conversations are routed to.",
-            ),
-        ),
-        (
-            "GroupCreate",
-            object(
-                vec![
-                    ("accountId", text()),
-                    ("name", d(name_text(), "Unique in the account.")),
-                    (
-                        "channelIds",
-                        d(nullable(array(text())), "Channels of the account."),
-                    ),
-                ],
-                &["accountId", "name"],
             ),
         ),
         ("TemplateCreate", d(template_input(true), "A new template.")),
