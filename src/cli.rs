@@ -280,7 +280,7 @@ pub async fn run_admin(
         }
         ("conversations", "get") => admin::get_conversation(app, &need_id()?).await,
         ("conversations", "close") => admin::close_conversation(app, &need_id()?).await,
-        ("messages", "get") => admin::get_message(app, &need_id()?).await,
+        ("messages", "get") => json_of(admin::get_message(app, &need_id()?).await),
         ("secrets", "reencrypt") => admin::reencrypt_secrets(app).await,
         ("suppressions", "list") => suppressions::admin_list(app, &need_id()?, &body).await,
         ("suppressions", "add") => suppressions::admin_add(app, &need_id()?, &body).await,

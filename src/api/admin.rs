@@ -33,6 +33,7 @@ pub(super) fn schemas(out: &mut Vec<(String, RefOr<Schema>)>) {
     super::collect::<crate::service::templates::SyncSummary>(out);
     super::collect::<Group>(out);
     super::collect::<GroupCreate>(out);
+    super::collect::<AdminMessage>(out);
 }
 
 /// A name the admin API takes (an account's, a channel's, a group's): 1 to 200 characters, not
@@ -589,4 +590,133 @@ fn group_channels() -> ArrayBuilder {
                 .min_length(Some(1)),
         )
         .description(Some("Channels of the account."))
+}
+
+// --- Messages --------------------------------------------------------------------------------
+
+/// A message, as the operator sees it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AdminMessage {
+    /// Id (`msg_…`).
+    pub id: String,
+    pub conversation_id: String,
+    pub channel_id: String,
+    pub template_id: String,
+    pub phone_number: String,
+    // MessageStatus belongs to the messages family; its name as the status says it.
+    #[schema(schema_with = message_status, required = true)]
+    pub status: &'static str,
+    /// WhatsApp's message id (`wamid.…`).
+    #[schema(required = true)]
+    pub provider_message_id: Option<String>,
+    /// The recipient's WhatsApp id, as Meta reports it.
+    #[schema(required = true)]
+    pub wa_id: Option<String>,
+    #[schema(schema_with = params)]
+    pub params: std::collections::BTreeMap<String, String>,
+    /// Delivery attempts so far.
+    pub attempts: i64,
+    #[schema(schema_with = provider_error, required = true)]
+    pub error: Option<ProviderError>,
+    #[schema(required = true)]
+    pub pricing_category: Option<String>,
+    // MessagePricing belongs to the messages family (`Pricing::view`).
+    #[schema(schema_with = message_pricing, required = true)]
+    pub pricing: Option<serde_json::Value>,
+    // StatusTimes belongs to the messages family.
+    #[schema(schema_with = status_times, required = true)]
+    pub status_times: serde_json::Value,
+    /// When a scheduled send goes (its `sendAt`).
+    #[schema(required = true, format = DateTime)]
+    pub scheduled_for: Option<String>,
+    /// When a held message will go (quiet hours or the messaging limit).
+    #[schema(required = true, format = DateTime)]
+    pub held_until: Option<String>,
+    #[schema(schema_with = held_reason, required = true)]
+    pub held_reason: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+/// The params: names to values (without `propertyNames`, which says nothing more of JSON's
+/// string keys).
+fn params() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .description(Some("The params the template was rendered with."))
+}
+
+fn message_status() -> utoipa::openapi::Ref {
+    super::component("MessageStatus")
+}
+
+fn status_times() -> utoipa::openapi::Ref {
+    super::component("StatusTimes")
+}
+
+fn message_pricing() -> OneOfBuilder {
+    OneOfBuilder::new()
+        .item(super::component("MessagePricing"))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+}
+
+fn provider_error() -> OneOfBuilder {
+    OneOfBuilder::new()
+        .item(super::component("ProviderError"))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .description(Some("The provider's last error."))
+}
+
+/// Why a message is held, or null.
+fn held_reason() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::String,
+            Type::Null,
+        ]))
+        .enum_values(Some([
+            serde_json::Value::from("quiet-hours"),
+            serde_json::Value::from("messaging-limit"),
+            serde_json::Value::Null,
+        ]))
+        .description(Some("Why the message is held."))
+}
+
+impl AdminMessage {
+    pub fn of(m: &crate::store::Message) -> Self {
+        let time = |ms: Option<i64>| ms.map(format_ms);
+        AdminMessage {
+            id: m.id.clone(),
+            conversation_id: m.conversation_id.clone(),
+            channel_id: m.channel_id.clone(),
+            template_id: m.template_id.clone(),
+            phone_number: m.phone_number.clone(),
+            status: m.status.as_str(),
+            provider_message_id: m.provider_message_id.clone(),
+            wa_id: m.wa_id.clone(),
+            params: m.params.clone(),
+            attempts: m.attempts,
+            error: m.error.clone(),
+            pricing_category: m.pricing_category.clone(),
+            pricing: m.pricing.as_ref().map(crate::store::Pricing::view),
+            status_times: json!({
+                "queued": format_ms(m.queued_at),
+                "sending": time(m.sending_at),
+                "sent": time(m.sent_at),
+                "delivered": time(m.delivered_at),
+                "read": time(m.read_at),
+                "failed": time(m.failed_at),
+                "cancelled": time(m.cancelled_at),
+            }),
+            scheduled_for: time(m.scheduled_for),
+            held_until: time(m.held_until),
+            held_reason: m.held_reason.clone(),
+            created_at: format_ms(m.queued_at),
+            updated_at: format_ms(m.updated_at),
+        }
+    }
 }

@@ -925,7 +925,7 @@ pub async fn close_conversation(app: &App, id: &str) -> AdminResult {
     Ok(views::conversation(&c))
 }
 
-pub async fn get_message(app: &App, id: &str) -> AdminResult {
+pub async fn get_message(app: &App, id: &str) -> Result<api::AdminMessage, AdminError> {
     let m = app
         .store
         .message(id)
@@ -934,7 +934,7 @@ pub async fn get_message(app: &App, id: &str) -> AdminResult {
             kind: "message",
             id: id.into(),
         })?;
-    Ok(views::message(&m))
+    Ok(api::AdminMessage::of(&m))
 }
 
 #[cfg(test)]

@@ -2185,13 +2185,6 @@ pub(super) fn all() -> Value {
             "TemplateUpdate",
             d(template_input(false), "Fields to change."),
         ),
-        (
-            "AdminMessage",
-            d(
-                record(message_props(false)),
-                "A message, as the operator sees it.",
-            ),
-        ),
         // Opt-outs.
         (
             "Suppression",
