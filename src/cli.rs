@@ -192,15 +192,44 @@ pub async fn run_admin(
             .with_context(|| format!("{resource} {action} needs an id"))
     };
     let result = match (resource, action) {
-        ("accounts", "create") => admin::create_account(app, &body).await,
-        ("accounts", "get") => admin::get_account(app, &need_id()?).await,
-        ("accounts", "update") => admin::update_account(app, &need_id()?, &body).await,
-        ("accounts", "api-key") => admin::create_api_key(app, &need_id()?, &body).await,
-        ("channels", "create") => admin::create_channel(app, &body).await,
-        ("channels", "get") => admin::get_channel(app, &need_id()?).await,
-        ("channels", "update") => admin::update_channel(app, &need_id()?, &body).await,
-        ("channels", "rotate-token") => admin::rotate_channel_token(app, &need_id()?).await,
-        ("groups", "create") => admin::create_group(app, &body).await,
+        ("accounts", "create") => match admin::account_create(&body) {
+            Ok(new) => json_of(admin::create_account(app, new).await),
+            Err(e) => Err(e),
+        },
+        ("accounts", "get") => json_of(admin::get_account(app, &need_id()?).await),
+        ("accounts", "update") => {
+            let id = need_id()?;
+            match admin::account_update(&body) {
+                Ok(change) => json_of(admin::update_account(app, &id, change).await),
+                Err(e) => Err(e),
+            }
+        }
+        ("accounts", "api-key") => {
+            let id = need_id()?;
+            match admin::api_key_create(&body) {
+                Ok(new) => json_of(admin::create_api_key(app, &id, new).await),
+                Err(e) => Err(e),
+            }
+        }
+        ("channels", "create") => match admin::channel_create(&body) {
+            Ok(new) => json_of(admin::create_channel(app, new).await),
+            Err(e) => Err(e),
+        },
+        ("channels", "get") => json_of(admin::get_channel(app, &need_id()?).await),
+        ("channels", "update") => {
+            let id = need_id()?;
+            match admin::channel_update(&body) {
+                Ok(change) => json_of(admin::update_channel(app, &id, change).await),
+                Err(e) => Err(e),
+            }
+        }
+        ("channels", "rotate-token") => {
+            json_of(admin::rotate_channel_token(app, &need_id()?).await)
+        }
+        ("groups", "create") => match admin::group_create(&body) {
+            Ok(new) => json_of(admin::create_group(app, new).await),
+            Err(e) => Err(e),
+        },
         ("templates", "create") => admin::create_template(app, &body).await,
         ("templates", "get") => admin::get_template(app, &need_id()?).await,
         ("templates", "update") => admin::update_template(app, &need_id()?, &body).await,
@@ -210,7 +239,7 @@ pub async fn run_admin(
                 .map(str::to_string)
                 .or(id.clone())
                 .context("templates sync needs --channel <channel id>")?;
-            admin::sync_templates(app, &channel).await
+            json_of(admin::sync_templates(app, &channel).await)
         }
         ("templates", "submit") => {
             let mut body = body;
@@ -251,7 +280,7 @@ pub async fn run_admin(
         }
         ("conversations", "get") => admin::get_conversation(app, &need_id()?).await,
         ("conversations", "close") => admin::close_conversation(app, &need_id()?).await,
-        ("messages", "get") => admin::get_message(app, &need_id()?).await,
+        ("messages", "get") => json_of(admin::get_message(app, &need_id()?).await),
         ("secrets", "reencrypt") => admin::reencrypt_secrets(app).await,
         ("suppressions", "list") => suppressions::admin_list(app, &need_id()?, &body).await,
         ("suppressions", "add") => suppressions::admin_add(app, &need_id()?, &body).await,
@@ -261,6 +290,13 @@ pub async fn run_admin(
     result.map_err(|e| match e {
         AdminError::Invalid(f) => anyhow::anyhow!("invalid {}: {}", f.field, f.message),
         other => anyhow::Error::from(other),
+    })
+}
+
+/// A typed admin answer as the JSON `plantilla admin` prints.
+fn json_of<T: serde::Serialize>(result: Result<T, AdminError>) -> Result<Value, AdminError> {
+    result.and_then(|body| {
+        serde_json::to_value(body).map_err(|e| AdminError::Internal(anyhow::Error::from(e)))
     })
 }
 
@@ -275,23 +311,27 @@ pub struct DemoSetup {
 pub async fn seed_demo(app: &App) -> anyhow::Result<DemoSetup> {
     let account = admin::create_account(
         app,
-        &json!({"name": "Demo company", "conversationLimit": 1000}),
+        admin::account_create(&json!({"name": "Demo company", "conversationLimit": 1000}))?,
     )
     .await?;
     let channel = admin::create_channel(
         app,
-        &json!({"accountId": account["id"], "name": "Demo WhatsApp number", "provider": "sandbox",
-                "status": "connected", "messagesPerSecond": 80}),
+        admin::channel_create(
+            &json!({"accountId": account.id, "name": "Demo WhatsApp number", "provider": "sandbox",
+                    "status": "connected", "messagesPerSecond": 80}),
+        )?,
     )
     .await?;
     admin::create_group(
         app,
-        &json!({"accountId": account["id"], "name": "Ventas", "channelIds": [channel["id"]]}),
+        admin::group_create(
+            &json!({"accountId": account.id, "name": "Ventas", "channelIds": [channel.id]}),
+        )?,
     )
     .await?;
     let template = admin::create_template(
         app,
-        &json!({"accountId": account["id"], "name": "order_update", "language": "es",
+        &json!({"accountId": account.id, "name": "order_update", "language": "es",
                 "category": "UTILITY", "status": "APPROVED", "appId": "demo_order_update",
                 "message": "Hola {{customer_name}}, tu pedido {{order_id}} está en camino.",
                 "footer": "Gracias por tu compra"}),
@@ -299,7 +339,7 @@ pub async fn seed_demo(app: &App) -> anyhow::Result<DemoSetup> {
     .await?;
     let image_template = admin::create_template(
         app,
-        &json!({"accountId": account["id"], "name": "promo_image", "language": "es",
+        &json!({"accountId": account.id, "name": "promo_image", "language": "es",
                 "category": "MARKETING", "status": "APPROVED", "appId": "demo_promo_image",
                 "header": {"format": "IMAGE"},
                 "message": "Hola {{customer_name}}, mira lo nuevo de esta semana.",
@@ -309,10 +349,7 @@ pub async fn seed_demo(app: &App) -> anyhow::Result<DemoSetup> {
     .await?;
     let id = |v: &serde_json::Value| v["id"].as_str().unwrap_or_default().to_string();
     Ok(DemoSetup {
-        public_token: channel["publicToken"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
+        public_token: channel.public_token,
         template_id: id(&template),
         image_template_id: id(&image_template),
     })

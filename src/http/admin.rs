@@ -10,11 +10,12 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use serde::Serialize;
 use serde_json::Value;
 
 use super::caller::AdminToken;
-use super::json_response;
 use super::problem::Problem;
+use super::typed_json;
 use crate::app::App;
 use crate::service::admin::{self, AdminError};
 use crate::service::input::{FieldError, MAX_JSON_DEPTH, json_too_deep, too_deep_detail};
@@ -99,12 +100,12 @@ impl IntoResponse for AdminError {
 
 type Answer = Result<Response, AdminError>;
 
-fn ok(v: Value) -> Answer {
-    Ok(json_response(StatusCode::OK, &v))
+fn ok<T: Serialize>(body: T) -> Answer {
+    Ok(typed_json(StatusCode::OK, &body))
 }
 
-fn created(v: Value) -> Answer {
-    Ok(json_response(StatusCode::CREATED, &v))
+fn created<T: Serialize>(body: T) -> Answer {
+    Ok(typed_json(StatusCode::CREATED, &body))
 }
 
 fn parse_body(body: &[u8]) -> Result<Value, AdminError> {
@@ -120,12 +121,14 @@ fn parse_body(body: &[u8]) -> Result<Value, AdminError> {
 }
 
 async fn create_account(State(app): State<App>, body: Bytes) -> Answer {
-    created(admin::create_account(&app, &parse_body(&body)?).await?)
+    let new = admin::account_create(&parse_body(&body)?)?;
+    created(admin::create_account(&app, new).await?)
 }
 /// An empty body is `{}`.
 async fn create_api_key(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Answer {
     let body = if body.is_empty() { &b"{}"[..] } else { &body };
-    created(admin::create_api_key(&app, &id, &parse_body(body)?).await?)
+    let new = admin::api_key_create(&parse_body(body)?)?;
+    created(admin::create_api_key(&app, &id, new).await?)
 }
 async fn rotate_callback_secret(State(app): State<App>, Path(id): Path<String>) -> Answer {
     ok(crate::service::callbacks::rotate_callback_secret(&app, &id).await?)
@@ -134,16 +137,19 @@ async fn get_account(State(app): State<App>, Path(id): Path<String>) -> Answer {
     ok(admin::get_account(&app, &id).await?)
 }
 async fn update_account(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Answer {
-    ok(admin::update_account(&app, &id, &parse_body(&body)?).await?)
+    let change = admin::account_update(&parse_body(&body)?)?;
+    ok(admin::update_account(&app, &id, change).await?)
 }
 async fn create_channel(State(app): State<App>, body: Bytes) -> Answer {
-    created(admin::create_channel(&app, &parse_body(&body)?).await?)
+    let new = admin::channel_create(&parse_body(&body)?)?;
+    created(admin::create_channel(&app, new).await?)
 }
 async fn get_channel(State(app): State<App>, Path(id): Path<String>) -> Answer {
     ok(admin::get_channel(&app, &id).await?)
 }
 async fn update_channel(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Answer {
-    ok(admin::update_channel(&app, &id, &parse_body(&body)?).await?)
+    let change = admin::channel_update(&parse_body(&body)?)?;
+    ok(admin::update_channel(&app, &id, change).await?)
 }
 async fn rotate_token(State(app): State<App>, Path(id): Path<String>) -> Answer {
     ok(admin::rotate_channel_token(&app, &id).await?)
@@ -152,7 +158,8 @@ async fn sync_templates(State(app): State<App>, Path(id): Path<String>) -> Answe
     ok(admin::sync_templates(&app, &id).await?)
 }
 async fn create_group(State(app): State<App>, body: Bytes) -> Answer {
-    created(admin::create_group(&app, &parse_body(&body)?).await?)
+    let new = admin::group_create(&parse_body(&body)?)?;
+    created(admin::create_group(&app, new).await?)
 }
 async fn create_template(State(app): State<App>, body: Bytes) -> Answer {
     created(admin::create_template(&app, &parse_body(&body)?).await?)

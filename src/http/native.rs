@@ -716,7 +716,7 @@ async fn sync_templates(
             ),
             other => Problem::internal(&anyhow::anyhow!(other)),
         })?;
-    ok(&summary)
+    ok(&serde_json::json!(summary))
 }
 
 // --- Templates authored from plantilla -------------------------------------------------------

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::input::{FieldError, Fields};
 use super::views;
+use crate::api::admin as api;
 use crate::api::templates::{TemplateCreate, TemplateUpdate};
 use crate::app::{App, Event};
 use crate::domain::ids::{hash_token, new_id, new_secret};
@@ -95,16 +96,25 @@ pub fn is_graph_id(value: &str) -> bool {
     (1..=32).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_digit())
 }
 
-pub async fn create_account(app: &App, body: &Value) -> AdminResult {
+/// An account creation's body, checked field by field.
+pub fn account_create(body: &Value) -> Result<api::AccountCreate, AdminError> {
     let f = Fields::of(body)?;
     f.only(&["name", "conversationLimit"])?;
+    Ok(api::AccountCreate {
+        name: name_field(&f, "name")?,
+        conversation_limit: f.opt_int("conversationLimit", 0, i64::from(i32::MAX))?,
+    })
+}
+
+pub async fn create_account(
+    app: &App,
+    new: api::AccountCreate,
+) -> Result<api::Account, AdminError> {
     let now = now_ms();
     let account = Account {
         id: new_id("acc"),
-        name: name_field(&f, "name")?,
-        conversation_limit: f
-            .opt_int("conversationLimit", 0, i64::from(i32::MAX))?
-            .unwrap_or(1000),
+        name: new.name,
+        conversation_limit: new.conversation_limit.unwrap_or(1000),
         created_at: now,
         updated_at: now,
         quiet_hours: None,
@@ -114,7 +124,7 @@ pub async fn create_account(app: &App, body: &Value) -> AdminResult {
     get_account(app, &account.id).await
 }
 
-pub async fn get_account(app: &App, id: &str) -> AdminResult {
+pub async fn get_account(app: &App, id: &str) -> Result<api::Account, AdminError> {
     let account = app
         .store
         .account(id)
@@ -123,23 +133,39 @@ pub async fn get_account(app: &App, id: &str) -> AdminResult {
             kind: "account",
             id: id.into(),
         })?;
-    let mut view = views::account(&account);
+    let mut view = api::Account::of(&account);
     if let Some(words) = super::suppressions::keywords(app, id).await? {
-        view["optOutKeywords"] = json!(words.opt_out);
-        view["optInKeywords"] = json!(words.opt_in);
+        view.opt_out_keywords = Some(words.opt_out);
+        view.opt_in_keywords = Some(words.opt_in);
     }
     Ok(view)
 }
 
-/// Changes an account's settings: `quietHours` (`{start, end}` as `HH:MM`, or null for off),
-/// `optOutKeywords` and `optInKeywords` (arrays of keywords, or null for the defaults).
-pub async fn update_account(app: &App, id: &str, body: &Value) -> AdminResult {
+/// An account update's body, checked field by field: `quietHours` (`{start, end}` as `HH:MM`,
+/// or null for off), `optOutKeywords` and `optInKeywords` (arrays of keywords, or null for the
+/// defaults).
+pub fn account_update(body: &Value) -> Result<api::AccountUpdate, AdminError> {
     let f = Fields::of(body)?;
     f.only(&["quietHours", "optOutKeywords", "optInKeywords"])?;
-    // Checked before anything is written, so a bad list changes nothing.
-    let opt_out = super::suppressions::parse_keyword_field(&f, "optOutKeywords")?;
-    let opt_in = super::suppressions::parse_keyword_field(&f, "optInKeywords")?;
-    let quiet_hours = quiet_hours_field(&f)?;
+    Ok(api::AccountUpdate {
+        opt_out_keywords: super::suppressions::parse_keyword_field(&f, "optOutKeywords")?,
+        opt_in_keywords: super::suppressions::parse_keyword_field(&f, "optInKeywords")?,
+        quiet_hours: quiet_hours_field(&f)?,
+    })
+}
+
+/// Changes an account's settings (checked before anything is written, so a bad list changes
+/// nothing).
+pub async fn update_account(
+    app: &App,
+    id: &str,
+    change: api::AccountUpdate,
+) -> Result<api::Account, AdminError> {
+    let api::AccountUpdate {
+        quiet_hours,
+        opt_out_keywords: opt_out,
+        opt_in_keywords: opt_in,
+    } = change;
     if (opt_out.is_some() || opt_in.is_some())
         && !app
             .store
@@ -203,11 +229,22 @@ fn quiet_hours_field(f: &Fields) -> Result<Option<Option<(i64, i64)>>, AdminErro
     Ok(Some(window))
 }
 
-/// A new API key for an account: account-wide access to the native API. The key is shown
-/// only here; its SHA-256 is stored.
-pub async fn create_api_key(app: &App, account_id: &str, body: &Value) -> AdminResult {
+/// An API key creation's body (an empty one is `{}`).
+pub fn api_key_create(body: &Value) -> Result<api::ApiKeyCreate, AdminError> {
     let f = Fields::of(body)?;
     f.only(&["name"])?;
+    Ok(api::ApiKeyCreate {
+        name: f.opt_str("name")?.map(str::to_string),
+    })
+}
+
+/// A new API key for an account: account-wide access to the native API. The key is shown
+/// only here; its SHA-256 is stored.
+pub async fn create_api_key(
+    app: &App,
+    account_id: &str,
+    new: api::ApiKeyCreate,
+) -> Result<api::ApiKey, AdminError> {
     let account = app
         .store
         .account(account_id)
@@ -216,7 +253,7 @@ pub async fn create_api_key(app: &App, account_id: &str, body: &Value) -> AdminR
             kind: "account",
             id: account_id.into(),
         })?;
-    let name = match f.opt_str("name")? {
+    let name = match new.name.as_deref() {
         Some(n) if !n.trim().is_empty() => n.trim().to_string(),
         _ => "default".to_string(),
     };
@@ -228,10 +265,13 @@ pub async fn create_api_key(app: &App, account_id: &str, body: &Value) -> AdminR
     };
     let secret = new_secret("ak_");
     app.store.insert_api_key(&key, &hash_token(&secret)).await?;
-    Ok(
-        json!({"id": key.id, "accountId": key.account_id, "name": key.name, "key": secret,
-              "createdAt": crate::format_ms(key.created_at)}),
-    )
+    Ok(api::ApiKey {
+        id: key.id,
+        account_id: key.account_id,
+        name: key.name,
+        key: secret,
+        created_at: crate::format_ms(key.created_at),
+    })
 }
 
 const CHANNEL_FIELDS: &[&str] = &[
@@ -247,10 +287,10 @@ const CHANNEL_FIELDS: &[&str] = &[
     "messagesPerSecond",
 ];
 
-/// Applies the fields present in `f` to `c` (all of them on create, any on update).
-fn apply_channel_fields(c: &mut Channel, f: &Fields) -> Result<(), AdminError> {
+/// The channel fields present in `f` (all of them on create, any on update), checked.
+fn channel_fields(f: &Fields, into: &mut api::ChannelUpdate) -> Result<(), AdminError> {
     if f.has("name") {
-        c.name = name_field(f, "name")?;
+        into.name = Some(name_field(f, "name")?);
     }
     // A provider is never null: openapi.json says a string (sandbox or cloud), so a null is
     // refused rather than read as absent (on create that would quietly make a sandbox).
@@ -258,25 +298,54 @@ fn apply_channel_fields(c: &mut Channel, f: &Fields) -> Result<(), AdminError> {
         return Err(invalid("provider", "must be sandbox or cloud, not null"));
     }
     if let Some(p) = f.opt_choice("provider", PROVIDERS)? {
-        c.provider = ProviderKind::parse(p).expect("choice is a provider");
+        into.provider = Some(ProviderKind::parse(p).expect("choice is a provider"));
     }
     for (key, slot) in [
-        ("phoneNumberId", &mut c.phone_number_id),
-        ("wabaId", &mut c.waba_id),
-        ("accessToken", &mut c.access_token),
-        ("appSecret", &mut c.app_secret),
-        ("verifyToken", &mut c.verify_token),
+        ("phoneNumberId", &mut into.phone_number_id),
+        ("wabaId", &mut into.waba_id),
+        ("accessToken", &mut into.access_token),
+        ("appSecret", &mut into.app_secret),
+        ("verifyToken", &mut into.verify_token),
     ] {
         if f.has(key) {
             let value = f.opt_str(key)?.unwrap_or_default().trim().to_string();
             no_control(key, &value)?;
-            *slot = value;
+            *slot = Some(value);
         }
     }
     if let Some(s) = f.opt_choice("status", CHANNEL_STATUSES)? {
-        c.status = s.to_string();
+        into.status = Some(match s {
+            "disconnected" => api::ChannelStatus::Disconnected,
+            _ => api::ChannelStatus::Connected,
+        });
     }
-    if let Some(rate) = f.opt_int("messagesPerSecond", 1, 10_000)? {
+    into.messages_per_second = f.opt_int("messagesPerSecond", 1, 10_000)?;
+    Ok(())
+}
+
+/// Applies the fields given in `change` to `c`, and checks a cloud channel has what it needs.
+fn apply_channel_fields(c: &mut Channel, change: &api::ChannelUpdate) -> Result<(), AdminError> {
+    if let Some(name) = &change.name {
+        c.name = name.clone();
+    }
+    if let Some(provider) = change.provider {
+        c.provider = provider;
+    }
+    for (value, slot) in [
+        (&change.phone_number_id, &mut c.phone_number_id),
+        (&change.waba_id, &mut c.waba_id),
+        (&change.access_token, &mut c.access_token),
+        (&change.app_secret, &mut c.app_secret),
+        (&change.verify_token, &mut c.verify_token),
+    ] {
+        if let Some(value) = value {
+            *slot = value.clone();
+        }
+    }
+    if let Some(status) = change.status {
+        c.status = status.as_str().to_string();
+    }
+    if let Some(rate) = change.messages_per_second {
         c.messages_per_second = rate;
     }
     if c.provider == ProviderKind::Cloud {
@@ -290,11 +359,14 @@ fn apply_channel_fields(c: &mut Channel, f: &Fields) -> Result<(), AdminError> {
         }
         // These go into Graph API URLs. Checked when given or when the channel becomes a
         // cloud channel, so a channel stored before this rule can still be patched.
-        for (key, value) in [
-            ("phoneNumberId", &c.phone_number_id),
-            ("wabaId", &c.waba_id),
+        for (key, given, value) in [
+            ("phoneNumberId", &change.phone_number_id, &c.phone_number_id),
+            ("wabaId", &change.waba_id, &c.waba_id),
         ] {
-            if (f.has(key) || f.has("provider")) && !value.is_empty() && !is_graph_id(value) {
+            if (given.is_some() || change.provider.is_some())
+                && !value.is_empty()
+                && !is_graph_id(value)
+            {
                 return Err(invalid(
                     key,
                     format!(
@@ -326,13 +398,49 @@ async fn existing_account(app: &App, f: &Fields<'_>) -> Result<Account, AdminErr
         .ok_or_else(|| invalid("accountId", format!("no account with id '{id}'")))
 }
 
-pub async fn create_channel(app: &App, body: &Value) -> AdminResult {
+/// A channel creation's body, checked field by field.
+pub fn channel_create(body: &Value) -> Result<api::ChannelCreate, AdminError> {
     let f = Fields::of(body)?;
     f.only(CHANNEL_FIELDS)?;
-    let account = existing_account(app, &f).await?;
+    let account_id = f.str("accountId")?.to_string();
     if !f.has("provider") {
         return Err(invalid("provider", "is required: sandbox or cloud"));
     }
+    f.str("name")?;
+    let mut fields = api::ChannelUpdate::default();
+    channel_fields(&f, &mut fields)?;
+    let api::ChannelUpdate {
+        name: Some(name),
+        provider: Some(provider),
+        ..
+    } = fields
+    else {
+        unreachable!("a name and a provider were required")
+    };
+    Ok(api::ChannelCreate {
+        account_id,
+        name,
+        provider,
+        phone_number_id: fields.phone_number_id,
+        waba_id: fields.waba_id,
+        access_token: fields.access_token,
+        app_secret: fields.app_secret,
+        verify_token: fields.verify_token,
+        status: fields.status,
+        messages_per_second: fields.messages_per_second,
+    })
+}
+
+pub async fn create_channel(
+    app: &App,
+    new: api::ChannelCreate,
+) -> Result<api::ChannelCreated, AdminError> {
+    let account = app.store.account(&new.account_id).await?.ok_or_else(|| {
+        invalid(
+            "accountId",
+            format!("no account with id '{}'", new.account_id),
+        )
+    })?;
     let now = now_ms();
     let mut channel = Channel {
         id: new_id("ch"),
@@ -352,37 +460,46 @@ pub async fn create_channel(app: &App, body: &Value) -> AdminResult {
         created_at: now,
         updated_at: now,
     };
-    f.str("name")?;
-    apply_channel_fields(&mut channel, &f)?;
+    apply_channel_fields(&mut channel, &new.into())?;
     let token = new_secret("pk_");
     app.store
         .insert_channel(&channel, &hash_token(&token))
         .await?;
-    let mut view = views::channel(&channel);
-    view["publicToken"] = Value::String(token);
-    Ok(view)
+    Ok(api::ChannelCreated::of(&channel, token))
 }
 
-pub async fn get_channel(app: &App, id: &str) -> AdminResult {
+pub async fn get_channel(app: &App, id: &str) -> Result<api::Channel, AdminError> {
     let channel = load_channel(app, id).await?;
     let qualities = app.store.channel_qualities().await?;
-    Ok(views::channel_with_quality(
+    Ok(api::Channel::with_quality(
         &channel,
         qualities.get(&channel.id),
     ))
 }
 
-pub async fn update_channel(app: &App, id: &str, body: &Value) -> AdminResult {
+/// A channel update's body, checked field by field.
+pub fn channel_update(body: &Value) -> Result<api::ChannelUpdate, AdminError> {
     let f = Fields::of(body)?;
     let mut known = CHANNEL_FIELDS[1..].to_vec();
     known.push("messagingLimit");
     f.only(&known)?;
-    let mut channel = load_channel(app, id).await?;
-    apply_channel_fields(&mut channel, &f)?;
+    let mut change = api::ChannelUpdate::default();
+    channel_fields(&f, &mut change)?;
     let limit = f.opt_int("messagingLimit", 1, i64::from(i32::MAX))?;
+    change.messaging_limit = f.has("messagingLimit").then_some(limit);
+    Ok(change)
+}
+
+pub async fn update_channel(
+    app: &App,
+    id: &str,
+    change: api::ChannelUpdate,
+) -> Result<api::Channel, AdminError> {
+    let mut channel = load_channel(app, id).await?;
+    apply_channel_fields(&mut channel, &change)?;
     channel.updated_at = now_ms();
     app.store.update_channel(&channel).await?;
-    if f.has("messagingLimit") {
+    if let Some(limit) = change.messaging_limit {
         app.store
             .set_messaging_limit(&channel.id, limit, channel.updated_at)
             .await?;
@@ -399,13 +516,13 @@ pub async fn update_channel(app: &App, id: &str, body: &Value) -> AdminResult {
         app.wake.notify_one();
     }
     let qualities = app.store.channel_qualities().await?;
-    Ok(views::channel_with_quality(
+    Ok(api::Channel::with_quality(
         &channel,
         qualities.get(&channel.id),
     ))
 }
 
-pub async fn rotate_channel_token(app: &App, id: &str) -> AdminResult {
+pub async fn rotate_channel_token(app: &App, id: &str) -> Result<api::TokenRotated, AdminError> {
     let token = new_secret("pk_");
     if !app
         .store
@@ -417,7 +534,10 @@ pub async fn rotate_channel_token(app: &App, id: &str) -> AdminResult {
             id: id.into(),
         });
     }
-    Ok(json!({ "id": id, "publicToken": token }))
+    Ok(api::TokenRotated {
+        id: id.into(),
+        public_token: token,
+    })
 }
 
 /// Rewrites every channel's secrets under the current encryption key, the step of a key
@@ -441,11 +561,14 @@ pub async fn reencrypt_secrets(app: &App) -> AdminResult {
     }))
 }
 
-pub async fn sync_templates(app: &App, channel_id: &str) -> AdminResult {
+pub async fn sync_templates(
+    app: &App,
+    channel_id: &str,
+) -> Result<super::templates::SyncSummary, AdminError> {
     use super::templates::{self, SyncError};
     let channel = load_channel(app, channel_id).await?;
     match templates::sync(app, &channel).await {
-        Ok(summary) => Ok(serde_json::to_value(summary).map_err(anyhow::Error::from)?),
+        Ok(summary) => Ok(summary),
         Err(SyncError::NotSyncable(m)) => Err(invalid("channel", m)),
         Err(SyncError::Graph(e)) => Err(AdminError::Upstream(format!(
             "the Graph API answered {} ({}): {}",
@@ -457,18 +580,32 @@ pub async fn sync_templates(app: &App, channel_id: &str) -> AdminResult {
     }
 }
 
-pub async fn create_group(app: &App, body: &Value) -> AdminResult {
+/// A group creation's body, checked field by field.
+pub fn group_create(body: &Value) -> Result<api::GroupCreate, AdminError> {
     let f = Fields::of(body)?;
     f.only(&["accountId", "name", "channelIds"])?;
-    let account = existing_account(app, &f).await?;
-    let name = name_field(&f, "name")?;
+    Ok(api::GroupCreate {
+        account_id: f.str("accountId")?.to_string(),
+        name: name_field(&f, "name")?,
+        channel_ids: f.opt_str_list("channelIds")?,
+    })
+}
+
+pub async fn create_group(app: &App, new: api::GroupCreate) -> Result<api::Group, AdminError> {
+    let account = app.store.account(&new.account_id).await?.ok_or_else(|| {
+        invalid(
+            "accountId",
+            format!("no account with id '{}'", new.account_id),
+        )
+    })?;
+    let name = new.name;
     if app.store.group_by_name(&account.id, &name).await?.is_some() {
         return Err(invalid(
             "name",
             format!("the account already has a group named '{name}'"),
         ));
     }
-    let channel_ids = f.opt_str_list("channelIds")?.unwrap_or_default();
+    let channel_ids = new.channel_ids.unwrap_or_default();
     for (i, id) in channel_ids.iter().enumerate() {
         let field = format!("channelIds[{i}]");
         match app.store.channel(id).await? {
@@ -493,7 +630,7 @@ pub async fn create_group(app: &App, body: &Value) -> AdminResult {
         created_at: now_ms(),
     };
     app.store.insert_group(&group).await?;
-    Ok(views::group(&group))
+    Ok(api::Group::of(&group))
 }
 
 const TEMPLATE_FIELDS: &[&str] = &[
@@ -861,7 +998,7 @@ pub async fn close_conversation(app: &App, id: &str) -> AdminResult {
     Ok(views::conversation(&c))
 }
 
-pub async fn get_message(app: &App, id: &str) -> AdminResult {
+pub async fn get_message(app: &App, id: &str) -> Result<api::AdminMessage, AdminError> {
     let m = app
         .store
         .message(id)
@@ -870,7 +1007,7 @@ pub async fn get_message(app: &App, id: &str) -> AdminResult {
             kind: "message",
             id: id.into(),
         })?;
-    Ok(views::message(&m))
+    Ok(api::AdminMessage::of(&m))
 }
 
 #[cfg(test)]

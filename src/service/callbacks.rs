@@ -2,9 +2,9 @@
 //! delete), what was delivered to them, and the account's secret for messages' own
 //! `callbackUrl`. Every call is scoped to one account.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::admin::{AdminError, AdminResult};
+use super::admin::AdminError;
 use super::input::{FieldError, describe};
 use crate::api::events::{
     self as api, DeliveryStatus, WebhookEndpointCreate, WebhookEndpointCreated, WebhookEndpointList,
@@ -244,7 +244,10 @@ pub async fn deliveries(
 
 /// A new secret for the account's deliveries to messages' `callbackUrl` (admin API): the
 /// old one stops signing at once.
-pub async fn rotate_callback_secret(app: &App, account_id: &str) -> AdminResult {
+pub async fn rotate_callback_secret(
+    app: &App,
+    account_id: &str,
+) -> Result<crate::api::admin::CallbackSecret, AdminError> {
     let secret = new_signing_secret();
     if !app.store.set_callback_secret(account_id, &secret).await? {
         return Err(AdminError::NotFound {
@@ -252,7 +255,10 @@ pub async fn rotate_callback_secret(app: &App, account_id: &str) -> AdminResult 
             id: account_id.into(),
         });
     }
-    Ok(json!({"accountId": account_id, "secret": secret}))
+    Ok(crate::api::admin::CallbackSecret {
+        account_id: account_id.into(),
+        secret,
+    })
 }
 
 /// The event type a store row names; one that is not is an error of the store.

@@ -624,19 +624,22 @@ pub async fn update_channel(app: &App, viewer: &Viewer, id: &str, body: &Value) 
     if f.opt_int("messagesPerSecond", 1, 10_000)?.is_none() {
         return Err(FieldError::new("messagesPerSecond", "is required: 1 to 10000").into());
     }
+    let change = admin::channel_update(body)?;
     admin_channel(app, viewer, id).await?;
-    Ok(admin::update_channel(app, id, body).await?)
+    Ok(json!(admin::update_channel(app, id, change).await?))
 }
 
 /// Resumes a halted channel: a PATCH with no change, as the admin API does it.
 pub async fn resume_channel(app: &App, viewer: &Viewer, id: &str) -> ConsoleResult {
     admin_channel(app, viewer, id).await?;
-    Ok(admin::update_channel(app, id, &json!({})).await?)
+    Ok(json!(
+        admin::update_channel(app, id, Default::default()).await?
+    ))
 }
 
 pub async fn rotate_token(app: &App, viewer: &Viewer, id: &str) -> ConsoleResult {
     admin_channel(app, viewer, id).await?;
-    Ok(admin::rotate_channel_token(app, id).await?)
+    Ok(json!(admin::rotate_channel_token(app, id).await?))
 }
 
 // --- Batches, callbacks, conversations -------------------------------------------------------

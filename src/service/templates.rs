@@ -17,13 +17,15 @@ use crate::store::{Channel, ProviderKind, StoreError, Template};
 /// Pages followed at most, so a misbehaving `next` cannot loop forever.
 const MAX_PAGES: usize = 1000;
 
-#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+/// What a template sync did.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SyncSummary {
     pub created: usize,
     pub updated: usize,
-    /// Templates plantilla cannot represent (their reasons are logged).
+    /// Templates plantilla cannot represent (the log says why).
     pub skipped: usize,
+    /// Pages of Meta's template list read.
     pub pages: usize,
 }
 

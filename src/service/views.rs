@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use crate::domain::template::{Button, Header, TemplateContent, TemplateExtra};
 use crate::format_ms;
 use crate::store::{
-    Account, Channel, ChannelQuality, Conversation, Group, InboundMessage, Message, Template,
+    Account, Channel, ChannelQuality, Conversation, InboundMessage, Message, Template,
     TemplateHealth,
 };
 
@@ -84,61 +84,21 @@ pub fn template_with_health(
     }
 }
 
-/// A channel with its quality as Meta last reported it (`quality`).
+/// A channel with its quality as Meta last reported it
+/// ([`crate::api::admin::Channel::with_quality`]).
 pub fn channel_with_quality(c: &Channel, quality: Option<&ChannelQuality>) -> Value {
-    let mut view = channel(c);
-    if let Value::Object(fields) = &mut view {
-        let quality = quality.cloned().unwrap_or_default();
-        fields.insert("qualityRating".into(), json!(quality.quality_rating));
-        fields.insert("quality".into(), quality.view());
-    }
-    view
+    json!(crate::api::admin::Channel::with_quality(c, quality))
 }
 
+/// An account without its keyword lists ([`crate::api::admin::Account`]).
 pub fn account(a: &Account) -> Value {
-    json!({
-        "id": a.id,
-        "name": a.name,
-        "conversationLimit": a.conversation_limit,
-        "quietHours": a.quiet_hours.map(|(start, end)| json!({
-            "start": crate::domain::quiet_hours::format_minutes(start),
-            "end": crate::domain::quiet_hours::format_minutes(end),
-        })),
-        "createdAt": format_ms(a.created_at),
-        "updatedAt": format_ms(a.updated_at),
-    })
+    json!(crate::api::admin::Account::of(a))
 }
 
-/// A channel without its secrets: only whether each is set.
+/// A channel without its secrets: only whether each is set
+/// ([`crate::api::admin::Channel::of`]).
 pub fn channel(c: &Channel) -> Value {
-    json!({
-        "id": c.id,
-        "accountId": c.account_id,
-        "name": c.name,
-        "provider": c.provider,
-        "phoneNumberId": c.phone_number_id,
-        "wabaId": c.waba_id,
-        "accessTokenSet": !c.access_token.is_empty(),
-        "appSecretSet": !c.app_secret.is_empty(),
-        "verifyTokenSet": !c.verify_token.is_empty(),
-        "status": c.status,
-        "messagesPerSecond": c.messages_per_second,
-        "health": c.health,
-        "healthError": c.health_error,
-        "messagingLimit": c.messaging_limit,
-        "createdAt": format_ms(c.created_at),
-        "updatedAt": format_ms(c.updated_at),
-    })
-}
-
-pub fn group(g: &Group) -> Value {
-    json!({
-        "id": g.id,
-        "accountId": g.account_id,
-        "name": g.name,
-        "channelIds": g.channel_ids,
-        "createdAt": format_ms(g.created_at),
-    })
+    json!(crate::api::admin::Channel::of(c))
 }
 
 pub fn conversation(c: &Conversation) -> Value {

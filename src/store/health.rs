@@ -354,18 +354,6 @@ pub struct ChannelQuality {
     pub display_phone_number: Option<String>,
 }
 
-impl ChannelQuality {
-    pub fn view(&self) -> Value {
-        json!({
-            "qualityRating": self.quality_rating,
-            "previousQualityRating": self.previous_quality_rating,
-            "lastEvent": self.last_event,
-            "updatedAt": time(self.updated_at),
-            "displayPhoneNumber": self.display_phone_number,
-        })
-    }
-}
-
 /// One `phone_number_quality_update` or `account_update` for a number.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChannelQualityChange {
