@@ -199,6 +199,14 @@ impl Validator<'_> {
                     }
                 }
                 "then" => {} // with `if`
+                "propertyNames" => {
+                    if let Value::Object(obj) = value {
+                        for name in obj.keys() {
+                            let key = Value::String(name.clone());
+                            self.check(arg, &key, &format!("{at} key {name}"), errors);
+                        }
+                    }
+                }
                 k if ANNOTATIONS.contains(&k) => {}
                 k => panic!("the validator does not support the keyword {k} (at {at})"),
             }
