@@ -1,6 +1,648 @@
 //! Messages, batches, conversations and their threads; what a send takes.
 
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 use utoipa::openapi::{RefOr, Schema};
 
+use crate::domain::status::{CloseReason, ConversationStatus, MessageStatus};
+use crate::format_ms;
+use crate::store;
+
 /// This family's component schemas ([`super::schemas`]).
-pub(super) fn schemas(_out: &mut Vec<(String, RefOr<Schema>)>) {}
+pub(super) fn schemas(out: &mut Vec<(String, RefOr<Schema>)>) {
+    super::collect::<MessageStatus>(out);
+    super::collect::<StatusTimes>(out);
+    super::collect::<MessageError>(out);
+    super::collect::<MessagePricing>(out);
+    super::collect::<Message>(out);
+    super::collect::<MessagePage>(out);
+    super::collect::<MessageAccepted>(out);
+    super::collect::<Conversation>(out);
+    super::collect::<ConversationPage>(out);
+    super::collect::<Batch>(out);
+    super::collect::<BatchAccepted>(out);
+    super::collect::<BatchRecipientAccepted>(out);
+    super::collect::<BatchRecipientRejected>(out);
+    super::collect::<InboundMessage>(out);
+    super::collect::<OutboundMessage>(out);
+    super::collect::<ConversationMessagePage>(out);
+}
+
+fn time(ms: Option<i64>) -> Option<String> {
+    ms.map(format_ms)
+}
+
+/// A component of another family, by name, until it is derived.
+fn problem_ref() -> utoipa::openapi::Ref {
+    let mut problem = super::component("Problem");
+    problem.description =
+        "Why, as the problem a single send would have answered; fields are `recipients[i].…`."
+            .into();
+    problem
+}
+
+// --- Messages ------------------------------------------------------------------------------
+
+/// When the message reached each status (null: not yet, or skipped).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusTimes {
+    #[schema(format = DateTime)]
+    pub queued: String,
+    #[schema(format = DateTime, required = true)]
+    pub sending: Option<String>,
+    #[schema(format = DateTime, required = true)]
+    pub sent: Option<String>,
+    #[schema(format = DateTime, required = true)]
+    pub delivered: Option<String>,
+    #[schema(format = DateTime, required = true)]
+    pub read: Option<String>,
+    #[schema(format = DateTime, required = true)]
+    pub failed: Option<String>,
+    #[schema(format = DateTime, required = true)]
+    pub cancelled: Option<String>,
+}
+
+impl From<&store::Message> for StatusTimes {
+    fn from(m: &store::Message) -> Self {
+        StatusTimes {
+            queued: format_ms(m.queued_at),
+            sending: time(m.sending_at),
+            sent: time(m.sent_at),
+            delivered: time(m.delivered_at),
+            read: time(m.read_at),
+            failed: time(m.failed_at),
+            cancelled: time(m.cancelled_at),
+        }
+    }
+}
+
+/// The provider's last error for a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MessageError {
+    /// Meta's error code.
+    pub code: i64,
+    pub title: String,
+    #[schema(required = true)]
+    pub details: Option<String>,
+    /// Whether another attempt is scheduled.
+    pub will_retry: bool,
+    /// When, if it will be retried.
+    #[schema(format = DateTime, required = true)]
+    pub next_attempt_at: Option<String>,
+}
+
+/// Meta's `pricing` of the message, from its statuses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(examples(json!({"type": "regular", "category": "utility", "pricingModel": "PMP", "billable": true})))]
+pub struct MessagePricing {
+    /// `regular` (charged), `free_customer_service` or `free_entry_point`.
+    #[serde(rename = "type")]
+    #[schema(required = true)]
+    pub pricing_type: Option<String>,
+    /// marketing, utility, authentication, …
+    #[schema(required = true)]
+    pub category: Option<String>,
+    /// `PMP` (per message, since July 2025).
+    #[schema(required = true)]
+    pub pricing_model: Option<String>,
+    /// Whether Meta charges it (from `type`, else Meta's `billable`).
+    #[schema(required = true)]
+    pub billable: Option<bool>,
+}
+
+impl From<&store::Pricing> for MessagePricing {
+    fn from(p: &store::Pricing) -> Self {
+        MessagePricing {
+            pricing_type: p.pricing_type.clone(),
+            category: p.category.clone(),
+            pricing_model: p.pricing_model.clone(),
+            billable: p.is_billable(),
+        }
+    }
+}
+
+// Why a message is held (no doc: it would describe the field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum HeldReason {
+    QuietHours,
+    MessagingLimit,
+}
+
+impl HeldReason {
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            store::HELD_QUIET_HOURS => Some(Self::QuietHours),
+            store::HELD_MESSAGING_LIMIT => Some(Self::MessagingLimit),
+            _ => None,
+        }
+    }
+}
+
+// `"outbound"`: a message plantilla sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Outbound {
+    Outbound,
+}
+
+// `"inbound"`: a message a customer sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Inbound {
+    Inbound,
+}
+
+/// A message as the native API shows it, with `$extra` fields: [`Message`] and [`OutboundMessage`] (a closed object each, so one cannot be the other flattened).
+macro_rules! message_type {
+    ($(#[$attr:meta])* $name:ident { $($(#[$fattr:meta])* $field:ident: $ty:ty = $init:expr),* $(,)? }) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        pub struct $name {
+            /// Id (`msg_…`).
+            pub id: String,
+            pub conversation_id: String,
+            pub channel_id: String,
+            pub template_id: String,
+            pub phone_number: String,
+            pub status: MessageStatus,
+            /// WhatsApp's message id (`wamid.…`).
+            #[schema(required = true)]
+            pub provider_message_id: Option<String>,
+            /// The recipient's WhatsApp id, as Meta reports it.
+            #[schema(required = true)]
+            pub wa_id: Option<String>,
+            /// The params the template was rendered with.
+            pub params: BTreeMap<String, String>,
+            /// Delivery attempts so far.
+            pub attempts: i64,
+            #[schema(required = true)]
+            pub pricing_category: Option<String>,
+            #[schema(required = true)]
+            pub pricing: Option<MessagePricing>,
+            pub status_times: StatusTimes,
+            /// When a scheduled send goes (its `sendAt`).
+            #[schema(format = DateTime, required = true)]
+            pub scheduled_for: Option<String>,
+            /// When a held message will go (quiet hours or the messaging limit).
+            #[schema(format = DateTime, required = true)]
+            pub held_until: Option<String>,
+            /// Why the message is held.
+            #[schema(inline, required = true)]
+            pub held_reason: Option<HeldReason>,
+            #[schema(format = DateTime)]
+            pub created_at: String,
+            #[schema(format = DateTime)]
+            pub updated_at: String,
+            /// The provider's last error.
+            #[schema(required = true)]
+            pub error: Option<MessageError>,
+            #[schema(required = true)]
+            pub batch_id: Option<String>,
+            /// The send's metadata, as given.
+            #[schema(value_type = Option<Object>, required = true)]
+            pub metadata: Option<Value>,
+            #[schema(required = true)]
+            pub callback_url: Option<String>,
+            $($(#[$fattr])* pub $field: $ty,)*
+        }
+
+        impl $name {
+            /// `m` with its timeline and, when it has one, the provider's error and when the next attempt goes (`next_attempt_at`, when one is scheduled).
+            pub fn new(m: &store::Message, next_attempt_at: Option<i64>) -> Self {
+                let will_retry = next_attempt_at.is_some() && m.error.is_some();
+                $name {
+                    id: m.id.clone(),
+                    conversation_id: m.conversation_id.clone(),
+                    channel_id: m.channel_id.clone(),
+                    template_id: m.template_id.clone(),
+                    phone_number: m.phone_number.clone(),
+                    status: m.status,
+                    provider_message_id: m.provider_message_id.clone(),
+                    wa_id: m.wa_id.clone(),
+                    params: m.params.clone(),
+                    attempts: m.attempts,
+                    pricing_category: m.pricing_category.clone(),
+                    pricing: m.pricing.as_ref().map(MessagePricing::from),
+                    status_times: StatusTimes::from(m),
+                    scheduled_for: time(m.scheduled_for),
+                    held_until: time(m.held_until),
+                    held_reason: m.held_reason.as_deref().and_then(HeldReason::parse),
+                    created_at: format_ms(m.queued_at),
+                    updated_at: format_ms(m.updated_at),
+                    error: m.error.as_ref().map(|e| MessageError {
+                        code: e.code,
+                        title: e.title.clone(),
+                        details: e.details.clone(),
+                        will_retry,
+                        next_attempt_at: if will_retry { time(next_attempt_at) } else { None },
+                    }),
+                    batch_id: m.batch_id.clone(),
+                    metadata: m.metadata.clone(),
+                    callback_url: m.callback_url.clone(),
+                    $($field: $init,)*
+                }
+            }
+        }
+    };
+}
+
+message_type! {
+    /// A message with its status timeline.
+    Message {}
+}
+
+message_type! {
+    /// A template message plantilla sent, in a conversation's thread.
+    OutboundMessage {
+        #[schema(inline)]
+        direction: Outbound = Outbound::Outbound,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MessagePage {
+    pub data: Vec<Message>,
+    /// Pass as `cursor` for the next page; null on the last.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+/// scheduled: it waits for its `sendAt`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AcceptedStatus {
+    Queued,
+    Scheduled,
+}
+
+/// pending: a new conversation, opened when WhatsApp confirms the message; open: the number's open conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AcceptedConversationStatus {
+    Pending,
+    Open,
+}
+
+// The conversation an accepted send went on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptedConversation {
+    pub id: String,
+    #[schema(inline)]
+    pub status: AcceptedConversationStatus,
+}
+
+/// A send accepted: stored and queued for delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MessageAccepted {
+    /// The message id (`msg_…`).
+    pub id: String,
+    #[schema(inline)]
+    pub status: AcceptedStatus,
+    /// When a scheduled send goes.
+    #[schema(format = DateTime, required = true)]
+    pub scheduled_for: Option<String>,
+    pub channel_id: String,
+    pub to: String,
+    #[schema(inline)]
+    pub conversation: AcceptedConversation,
+}
+
+// --- Conversations -------------------------------------------------------------------------
+
+// `agent` or `bot`: who a conversation is assigned to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Assignee {
+    Agent,
+    Bot,
+}
+
+/// A thread between a channel and a number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Conversation {
+    /// Id (`conv_…`).
+    pub id: String,
+    pub account_id: String,
+    pub channel_id: String,
+    pub phone_number: String,
+    #[schema(inline)]
+    pub status: ConversationStatus,
+    #[schema(inline)]
+    pub assignee: Assignee,
+    #[schema(required = true)]
+    pub group_name: Option<String>,
+    pub client_name: String,
+    /// The contact's business-scoped user id (Meta's `user_id`, e.g. `US.13491208655302741918`), once a webhook gave it.
+    #[schema(required = true)]
+    pub user_id: Option<String>,
+    #[schema(inline, required = true)]
+    pub close_reason: Option<CloseReason>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime, required = true)]
+    pub opened_at: Option<String>,
+    #[schema(format = DateTime, required = true)]
+    pub closed_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub last_activity_at: String,
+}
+
+impl From<&store::Conversation> for Conversation {
+    fn from(c: &store::Conversation) -> Self {
+        Conversation {
+            id: c.id.clone(),
+            account_id: c.account_id.clone(),
+            channel_id: c.channel_id.clone(),
+            phone_number: c.phone_number.clone(),
+            status: c.status,
+            // The store takes only `agent` and `bot`.
+            assignee: if c.assignee == "agent" {
+                Assignee::Agent
+            } else {
+                Assignee::Bot
+            },
+            group_name: c.group_name.clone(),
+            client_name: c.client_name.clone(),
+            user_id: c.user_id.clone(),
+            close_reason: c.close_reason.as_deref().and_then(CloseReason::parse),
+            created_at: format_ms(c.created_at),
+            opened_at: time(c.opened_at),
+            closed_at: time(c.closed_at),
+            last_activity_at: format_ms(c.last_activity_at),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConversationPage {
+    pub data: Vec<Conversation>,
+    /// Pass as `cursor` for the next page; null on the last.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+// A quick-reply click.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InboundButton {
+    #[schema(required = true)]
+    pub payload: Option<String>,
+    #[schema(required = true)]
+    pub text: Option<String>,
+}
+
+/// What a customer wrote or clicked: typed fields for the types plantilla reads, and the raw message always.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(examples(json!({
+    "id": "in_01933b7e0c8a7f3e9d1c2b4a5e6f7081",
+    "direction": "inbound",
+    "channelId": "ch_01933b7e0c8a7f3e9d1c2b4a5e6f7000",
+    "conversationId": "conv_01933b7e0c8a7f3e9d1c2b4a5e6f7001",
+    "from": "50755667788",
+    "userId": "PA.13491208655302741918",
+    "contactName": "Ana María",
+    "type": "button",
+    "text": null,
+    "button": {"payload": "TRACK_ORDER", "text": "Track my order"},
+    "replyTo": "msg_01933b7e0c8a7f3e9d1c2b4a5e6f7002",
+    "contextId": "wamid.HBgLNTA3NTU2Njc3ODgVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3AA==",
+    "providerMessageId": "wamid.HBgLNTA3NTU2Njc3ODgVAgASGBQzQUVCNTg4RTFBMzcxNjY2QjYA",
+    "timestamp": "2026-12-04T15:04:05.000Z",
+    "receivedAt": "2026-12-04T15:04:05.412Z",
+    "raw": {"from": "50755667788", "id": "wamid.HBgLNTA3NTU2Njc3ODgVAgASGBQzQUVCNTg4RTFBMzcxNjY2QjYA",
+            "timestamp": "1796396645", "type": "button",
+            "context": {"from": "15550001234", "id": "wamid.HBgLNTA3NTU2Njc3ODgVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3AA=="},
+            "button": {"payload": "TRACK_ORDER", "text": "Track my order"}}
+})))]
+pub struct InboundMessage {
+    /// Id (`in_…`).
+    pub id: String,
+    #[schema(inline)]
+    pub direction: Inbound,
+    pub channel_id: String,
+    /// The channel's pending or open conversation with the sender, else the latest one; null when there is none (nothing was ever sent to the number, or the sender is known only by a user id no contact has).
+    #[schema(required = true)]
+    pub conversation_id: Option<String>,
+    /// The sender's number (digits); null when Meta gave only a user id that no contact has.
+    #[schema(required = true)]
+    pub from: Option<String>,
+    /// The sender's business-scoped user id (Meta's `from_user_id` / `contacts[].user_id`).
+    #[schema(required = true)]
+    pub user_id: Option<String>,
+    /// The sender's WhatsApp profile name.
+    #[schema(required = true)]
+    pub contact_name: Option<String>,
+    /// Meta's type: text, button, interactive, image, video, audio, document, sticker, location, contacts, reaction, or any other (kept raw).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A text message's body.
+    #[schema(required = true)]
+    pub text: Option<String>,
+    /// A click on a template's quick-reply button: its payload and label.
+    #[schema(inline, required = true)]
+    pub button: Option<InboundButton>,
+    /// plantilla's message replied to (or whose button was clicked): the message with Meta's `context.id` as its wamid on this channel.
+    #[schema(required = true)]
+    pub reply_to: Option<String>,
+    /// Meta's `context.id`, as received.
+    #[schema(required = true)]
+    pub context_id: Option<String>,
+    /// WhatsApp's id of the inbound message (`wamid.…`).
+    pub provider_message_id: String,
+    /// When the customer sent it (Meta's timestamp, whole seconds).
+    #[schema(format = DateTime)]
+    pub timestamp: String,
+    /// When plantilla received it.
+    #[schema(format = DateTime)]
+    pub received_at: String,
+    /// Meta's message object, as received (the only content of types plantilla does not read).
+    #[schema(value_type = Object)]
+    pub raw: Value,
+    /// `type` (list_reply, button_reply, …) with `id`, `title` and `description` of the row or button chosen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub interactive: Option<Value>,
+    /// image, video, audio, document, sticker: `id` (download it from Meta), `mimeType`, `sha256`, `caption`, `filename`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub media: Option<Value>,
+    /// `latitude`, `longitude`, `name`, `address`, `url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub location: Option<Value>,
+    /// The shared contact cards, as Meta sent them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<Value>)]
+    pub contacts: Option<Value>,
+    /// `messageId` (the wamid reacted to) and `emoji` (empty when removed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub reaction: Option<Value>,
+}
+
+impl From<&store::InboundMessage> for InboundMessage {
+    fn from(m: &store::InboundMessage) -> Self {
+        let content = |key: &str| m.content.get(key).cloned();
+        InboundMessage {
+            id: m.id.clone(),
+            direction: Inbound::Inbound,
+            channel_id: m.channel_id.clone(),
+            conversation_id: m.conversation_id.clone(),
+            from: m.phone_number.clone(),
+            user_id: m.user_id.clone(),
+            contact_name: m.contact_name.clone(),
+            kind: m.kind.clone(),
+            text: m.text.clone(),
+            button: content("button").and_then(|b| serde_json::from_value(b).ok()),
+            reply_to: m.reply_to.clone(),
+            context_id: m.context_id.clone(),
+            provider_message_id: m.provider_message_id.clone(),
+            timestamp: format_ms(m.sent_at),
+            received_at: format_ms(m.received_at),
+            raw: m.raw.clone(),
+            interactive: content("interactive"),
+            media: content("media"),
+            location: content("location"),
+            contacts: content("contacts"),
+            reaction: content("reaction"),
+        }
+    }
+}
+
+// One item of a conversation's thread.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ThreadMessage {
+    Outbound(OutboundMessage),
+    Inbound(InboundMessage),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConversationMessagePage {
+    /// Oldest first; `direction` tells them apart.
+    #[schema(inline)]
+    pub data: Vec<ThreadMessage>,
+    /// Pass as `cursor` for the next page; null on the last.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+// --- Batches -------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchProgress {
+    /// Messages in a final status or handed to WhatsApp.
+    pub done: i64,
+    /// Messages scheduled, queued or being sent.
+    pub waiting: i64,
+    /// done / accepted, 0 to 100.
+    pub percent: f64,
+}
+
+/// A batch's report.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Batch {
+    pub id: String,
+    pub channel_id: String,
+    pub total: i64,
+    pub accepted: i64,
+    pub rejected: i64,
+    /// Accepted messages by their current status.
+    pub by_status: BTreeMap<String, i64>,
+    /// Failed messages by Meta's error code.
+    pub by_error_code: BTreeMap<String, i64>,
+    /// Messages by template id, then by status.
+    pub by_template: BTreeMap<String, BTreeMap<String, i64>>,
+    /// Messages held now, by reason (`quiet-hours`, `messaging-limit`).
+    pub held: BTreeMap<String, i64>,
+    #[schema(inline)]
+    pub progress: BatchProgress,
+    /// A paused batch's messages not yet claimed wait.
+    pub paused: bool,
+    /// When its last message should go, from the channel's rate, its messaging limit and the messages' scheduled and held times; null when nothing waits or the batch is paused.
+    #[schema(format = DateTime, required = true)]
+    pub estimated_completion_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+// `"accepted"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Accepted {
+    Accepted,
+}
+
+// `"rejected"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Rejected {
+    Rejected,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BatchRecipientAccepted {
+    /// The recipient's position in the request.
+    pub index: usize,
+    #[schema(inline)]
+    pub status: Accepted,
+    pub message_id: String,
+    /// When a scheduled send goes.
+    #[schema(format = DateTime, required = true)]
+    pub scheduled_for: Option<String>,
+    pub channel_id: String,
+    pub to: String,
+    #[schema(inline)]
+    pub conversation: AcceptedConversation,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BatchRecipientRejected {
+    /// The recipient's position in the request.
+    pub index: usize,
+    #[schema(inline)]
+    pub status: Rejected,
+    #[schema(schema_with = problem_ref)]
+    pub problem: Value,
+}
+
+// One recipient's result.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum BatchRecipientResult {
+    Accepted(BatchRecipientAccepted),
+    Rejected(BatchRecipientRejected),
+}
+
+/// A batch: every recipient accepted or rejected on its own.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BatchAccepted {
+    /// The batch id (`bat_…`); the same for a retry with the same Idempotency-Key.
+    pub batch_id: String,
+    pub total: usize,
+    pub accepted: usize,
+    pub rejected: usize,
+    /// One result per recipient, in the request's order.
+    #[schema(inline)]
+    pub results: Vec<BatchRecipientResult>,
+}

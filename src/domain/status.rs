@@ -6,7 +6,11 @@ use std::str::FromStr;
 
 /// Where a message is in its life. `[scheduled →] queued → sending → sent → delivered → read`,
 /// or `failed`; a message not yet handed to the provider may end `cancelled`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(
+    description = "[scheduled →] queued → sending → sent → delivered → read, or failed (final); a scheduled or queued message may be cancelled (final)."
+)]
 pub enum MessageStatus {
     /// Stored with a `sendAt` in the future: not claimed before then.
     Scheduled,
@@ -104,7 +108,9 @@ impl FromStr for MessageStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// pending: a first template is not confirmed by WhatsApp yet; open; closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum ConversationStatus {
     Pending,
     Open,
@@ -158,7 +164,8 @@ impl FromStr for ConversationStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum CloseReason {
     Operator,
     Expired,
@@ -175,6 +182,18 @@ impl CloseReason {
             Self::FirstMessageFailed => "first_message_failed",
             Self::FirstMessageCancelled => "first_message_cancelled",
         }
+    }
+
+    /// The reason [`CloseReason::as_str`] names, if any.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Operator,
+            Self::Expired,
+            Self::FirstMessageFailed,
+            Self::FirstMessageCancelled,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
     }
 }
 

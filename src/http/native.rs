@@ -15,7 +15,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::caller::Caller;
 use super::idempotency::IdempotencyHeader;
@@ -26,6 +26,12 @@ use super::native_send::{
 use super::params::{parse_cursor, parse_json, parse_limit, parse_time};
 use super::problem::Problem;
 use super::{json_response, typed_json};
+use crate::api::messages::{
+    self as api, AcceptedConversation, AcceptedConversationStatus, AcceptedStatus, BatchAccepted,
+    BatchRecipientAccepted, BatchRecipientRejected, BatchRecipientResult, Conversation,
+    ConversationMessagePage, ConversationPage, InboundMessage, Message, MessageAccepted,
+    MessagePage, OutboundMessage, ThreadMessage,
+};
 use crate::app::App;
 use crate::domain::status::MessageStatus;
 use crate::service::batch::{self, MAX_RECIPIENTS, RecipientResult};
@@ -68,33 +74,52 @@ fn ok(body: &Value) -> Answer {
     Ok(json_response(StatusCode::OK, body))
 }
 
+fn typed_ok<T: serde::Serialize>(body: &T) -> Answer {
+    Ok(typed_json(StatusCode::OK, body))
+}
+
 // --- Messages ------------------------------------------------------------------------------
 
 /// The answer to an accepted send: built from the decision alone, so a replay answers the same.
-fn accepted_body(outcome: &SendOutcome, channel_id: &str, to: &str) -> Value {
+fn accepted_body(outcome: &SendOutcome, channel_id: &str, to: &str) -> MessageAccepted {
     let (message_id, conversation_id, conversation_status) = match outcome {
         SendOutcome::Sent {
             conversation_id,
             message_id,
-        } => (message_id, conversation_id, "open"),
+        } => (
+            message_id,
+            conversation_id,
+            AcceptedConversationStatus::Open,
+        ),
         SendOutcome::Pending {
             conversation_id,
             message_id,
-        } => (message_id, conversation_id, "pending"),
+        } => (
+            message_id,
+            conversation_id,
+            AcceptedConversationStatus::Pending,
+        ),
         SendOutcome::AlreadyPending { .. } => unreachable!("not an accepted send"),
     };
-    json!({
-        "id": message_id,
-        "status": "queued",
-        "scheduledFor": null,
-        "channelId": channel_id,
-        "to": to,
-        "conversation": {"id": conversation_id, "status": conversation_status},
-    })
+    MessageAccepted {
+        id: message_id.clone(),
+        status: AcceptedStatus::Queued,
+        scheduled_for: None,
+        channel_id: channel_id.to_string(),
+        to: to.to_string(),
+        conversation: AcceptedConversation {
+            id: conversation_id.clone(),
+            status: conversation_status,
+        },
+    }
 }
 
 /// Shows an accepted send as `scheduled` with its time, when it is.
-async fn scheduled(app: &App, body: &mut Value, outcome: &SendOutcome) -> Result<(), Problem> {
+async fn scheduled(
+    app: &App,
+    body: &mut MessageAccepted,
+    outcome: &SendOutcome,
+) -> Result<(), Problem> {
     let (SendOutcome::Sent { message_id, .. } | SendOutcome::Pending { message_id, .. }) = outcome
     else {
         return Ok(());
@@ -102,8 +127,8 @@ async fn scheduled(app: &App, body: &mut Value, outcome: &SendOutcome) -> Result
     // Accepted as scheduled, whatever it became since (the dispatcher may have taken it).
     let message = app.store.message(message_id).await?;
     if let Some(at) = message.and_then(|m| m.scheduled_for) {
-        body["status"] = json!("scheduled");
-        body["scheduledFor"] = json!(crate::format_ms(at));
+        body.status = AcceptedStatus::Scheduled;
+        body.scheduled_for = Some(crate::format_ms(at));
     }
     Ok(())
 }
@@ -139,7 +164,7 @@ async fn create_message(
     if send_at.is_some() {
         scheduled(&app, &mut body, &outcome).await?;
     }
-    Ok(json_response(StatusCode::ACCEPTED, &body))
+    Ok(typed_json(StatusCode::ACCEPTED, &body))
 }
 
 /// `POST /v1/messages/batch`. The body is checked before the `Idempotency-Key`.
@@ -219,7 +244,7 @@ async fn create_batch(
         .await
         .map_err(|e| send_problem(e, ""))?;
     let mut accepted = 0;
-    let results: Vec<Value> = outcome
+    let results: Vec<BatchRecipientResult> = outcome
         .results
         .into_iter()
         .enumerate()
@@ -228,38 +253,52 @@ async fn create_batch(
             let prefix = format!("recipients[{i}].");
             match r {
                 RecipientResult::Unparsed => {
-                    let problem = parse_errors.get(&i).map(Problem::body);
-                    json!({"index": i, "status": "rejected", "problem": problem})
+                    rejected(i, parse_errors.get(&i).map_or(Value::Null, problem_value))
                 }
                 RecipientResult::Accepted(SendOutcome::AlreadyPending { conversation_id }) => {
-                    json!({"index": i, "status": "rejected", "problem": pending_problem(&conversation_id, &prefix).body()})
+                    rejected(
+                        i,
+                        problem_value(&pending_problem(&conversation_id, &prefix)),
+                    )
                 }
                 RecipientResult::Accepted(o) => {
                     accepted += 1;
-                    let mut body = accepted_body(&o, &channel.id, to);
-                    body["index"] = json!(i);
-                    body["messageId"] = body["id"].take();
-                    body.as_object_mut().map(|b| b.remove("id"));
-                    body["status"] = json!("accepted");
-                    body["scheduledFor"] = json!(scheduled_for[i].map(crate::format_ms));
-                    body
+                    let body = accepted_body(&o, &channel.id, to);
+                    BatchRecipientResult::Accepted(BatchRecipientAccepted {
+                        index: i,
+                        status: api::Accepted::Accepted,
+                        message_id: body.id,
+                        scheduled_for: scheduled_for[i].map(crate::format_ms),
+                        channel_id: body.channel_id,
+                        to: body.to,
+                        conversation: body.conversation,
+                    })
                 }
                 RecipientResult::Rejected(e) => {
-                    json!({"index": i, "status": "rejected", "problem": send_problem(e, &prefix).body()})
+                    rejected(i, problem_value(&send_problem(e, &prefix)))
                 }
             }
         })
         .collect();
-    Ok(json_response(
+    Ok(typed_json(
         StatusCode::ACCEPTED,
-        &json!({
-            "batchId": outcome.batch_id,
-            "total": results.len(),
-            "accepted": accepted,
-            "rejected": results.len() - accepted,
-            "results": results,
-        }),
+        &BatchAccepted {
+            batch_id: outcome.batch_id,
+            total: results.len(),
+            accepted,
+            rejected: results.len() - accepted,
+            results,
+        },
     ))
+}
+
+/// A batch recipient refused with `problem`.
+fn rejected(index: usize, problem: Value) -> BatchRecipientResult {
+    BatchRecipientResult::Rejected(BatchRecipientRejected {
+        index,
+        status: api::Rejected::Rejected,
+        problem,
+    })
 }
 
 async fn get_message(State(app): State<App>, Path(id): Path<String>, caller: Caller) -> Answer {
@@ -268,26 +307,7 @@ async fn get_message(State(app): State<App>, Path(id): Path<String>, caller: Cal
         .await?
         .ok_or_else(|| Problem::not_found("message", &id))?;
     let next = app.store.next_attempt_at(&m.id).await?;
-    ok(&native_message(&m, next))
-}
-
-/// A message with its timeline and, when it has one, the provider's error and what comes next.
-fn native_message(m: &crate::store::Message, next_attempt_at: Option<i64>) -> Value {
-    let mut v = views::message(m);
-    v["batchId"] = json!(m.batch_id);
-    v["metadata"] = json!(m.metadata);
-    v["callbackUrl"] = json!(m.callback_url);
-    let will_retry = next_attempt_at.is_some() && m.error.is_some();
-    if let Some(error) = &m.error {
-        v["error"] = json!({
-            "code": error.code,
-            "title": error.title,
-            "details": error.details,
-            "willRetry": will_retry,
-            "nextAttemptAt": if will_retry { next_attempt_at.map(crate::format_ms) } else { None },
-        });
-    }
-    v
+    typed_ok(&Message::new(&m, next))
 }
 
 async fn list_messages(
@@ -323,9 +343,10 @@ async fn list_messages(
     let next = (messages.len() == filter.limit as usize)
         .then(|| messages.last().map(|m| views::cursor(m.queued_at, &m.id)))
         .flatten();
-    ok(
-        &json!({"data": messages.iter().map(|m| native_message(m, None)).collect::<Vec<_>>(), "nextCursor": next}),
-    )
+    typed_ok(&MessagePage {
+        data: messages.iter().map(|m| Message::new(m, None)).collect(),
+        next_cursor: next,
+    })
 }
 
 async fn cancel_message(
@@ -349,7 +370,7 @@ async fn cancel_message(
             ),
         )
         .with(|p| p.message_status = Some(status.as_str().to_string()))),
-        CancelOutcome::Cancelled { message, .. } => ok(&native_message(&message, None)),
+        CancelOutcome::Cancelled { message, .. } => typed_ok(&Message::new(&message, None)),
     }
 }
 
@@ -369,7 +390,7 @@ async fn batch_report(app: &App, id: &str) -> Answer {
     let report = batch::report(app, id)
         .await?
         .ok_or_else(|| Problem::not_found("batch", id))?;
-    ok(&report)
+    typed_ok(&report)
 }
 
 async fn get_batch(State(app): State<App>, Path(id): Path<String>, caller: Caller) -> Answer {
@@ -443,9 +464,10 @@ async fn list_conversations(
     let next = (list.len() == filter.limit as usize)
         .then(|| list.last().map(|c| views::cursor(c.created_at, &c.id)))
         .flatten();
-    ok(
-        &json!({"data": list.iter().map(views::conversation).collect::<Vec<_>>(), "nextCursor": next}),
-    )
+    typed_ok(&ConversationPage {
+        data: list.iter().map(Conversation::from).collect(),
+        next_cursor: next,
+    })
 }
 
 async fn visible_conversation(
@@ -465,7 +487,7 @@ async fn get_conversation(
     caller: Caller,
 ) -> Answer {
     let c = visible_conversation(&app, &caller, &id).await?;
-    ok(&views::conversation(&c))
+    typed_ok(&Conversation::from(&c))
 }
 
 /// `GET /v1/conversations/{id}/messages`: both directions, oldest first, paged like
@@ -489,18 +511,17 @@ async fn conversation_messages(
             })
         })
         .flatten();
-    let data: Vec<Value> = items
+    let data = items
         .iter()
         .map(|i| match i {
-            ThreadItem::Outbound(m) => {
-                let mut v = native_message(m, None);
-                v["direction"] = json!("outbound");
-                v
-            }
-            ThreadItem::Inbound(m) => views::inbound_message(m),
+            ThreadItem::Outbound(m) => ThreadMessage::Outbound(OutboundMessage::new(m, None)),
+            ThreadItem::Inbound(m) => ThreadMessage::Inbound(InboundMessage::from(&**m)),
         })
         .collect();
-    ok(&json!({"data": data, "nextCursor": next}))
+    typed_ok(&ConversationMessagePage {
+        data,
+        next_cursor: next,
+    })
 }
 
 /// Closing is idempotent by nature: a key is checked but not stored, and closing twice
@@ -512,7 +533,7 @@ async fn close_conversation(
     _key: IdempotencyHeader,
 ) -> Answer {
     visible_conversation(&app, &caller, &id).await?;
-    let closed = crate::service::admin::close_conversation(&app, &id)
+    let closed = crate::service::admin::close(&app, &id)
         .await
         .map_err(|e| match e {
             crate::service::admin::AdminError::NotFound { .. } => {
@@ -520,7 +541,7 @@ async fn close_conversation(
             }
             other => Problem::internal(&anyhow::anyhow!(other)),
         })?;
-    ok(&closed)
+    typed_ok(&Conversation::from(&closed))
 }
 
 // --- Usage ---------------------------------------------------------------------------------
@@ -775,4 +796,9 @@ async fn delete_template(State(app): State<App>, Path(id): Path<String>, caller:
         .await
         .map_err(authoring_problem)?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A recipient's problem document, as a batch result carries it.
+fn problem_value(problem: &Problem) -> Value {
+    serde_json::to_value(problem.body()).unwrap_or(Value::Null)
 }

@@ -980,6 +980,11 @@ pub async fn get_conversation(app: &App, id: &str) -> AdminResult {
 }
 
 pub async fn close_conversation(app: &App, id: &str) -> AdminResult {
+    Ok(views::conversation(&close(app, id).await?))
+}
+
+/// Closes a conversation by the operator (the admin and native APIs): the closed conversation.
+pub async fn close(app: &App, id: &str) -> Result<crate::store::Conversation, AdminError> {
     let before = app.store.conversation(id).await?;
     let c = app
         .store
@@ -995,7 +1000,7 @@ pub async fn close_conversation(app: &App, id: &str) -> AdminResult {
             status: c.status,
         });
     }
-    Ok(views::conversation(&c))
+    Ok(c)
 }
 
 pub async fn get_message(app: &App, id: &str) -> Result<api::AdminMessage, AdminError> {

@@ -1,10 +1,12 @@
 //! Bulk sends: many recipients of one template through one channel, decided by the same rules
 //! as a single send and stored one transaction per chunk.
 
-use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
 use sha2::{Digest, Sha256};
 
 use super::send::{self, SendError, SendOutcome, SendRequest};
+use crate::api::messages as api;
 use crate::app::{App, Event};
 use crate::domain::status::MessageStatus;
 use crate::now_ms;
@@ -166,7 +168,7 @@ pub async fn set_paused(app: &App, id: &str, paused: bool) -> Result<(), StoreEr
 
 /// A batch with its counts by status, error code, template and hold reason, its progress and
 /// an estimate of when it completes.
-pub async fn report(app: &App, id: &str) -> Result<Option<Value>, StoreError> {
+pub async fn report(app: &App, id: &str) -> Result<Option<api::Batch>, StoreError> {
     let Some(b) = app.store.batch(id).await? else {
         return Ok(None);
     };
@@ -181,23 +183,20 @@ pub async fn report(app: &App, id: &str) -> Result<Option<Value>, StoreError> {
     };
     let done = count(&["sent", "delivered", "read", "failed", "cancelled"]);
     let waiting = count(&["scheduled", "queued", "sending"]);
-    let by_status: Map<String, Value> = counts.iter().map(|(s, n)| (s.clone(), json!(n))).collect();
-    let by_error_code: Map<String, Value> = report
+    let by_status: BTreeMap<String, i64> = counts.iter().cloned().collect();
+    let by_error_code: BTreeMap<String, i64> = report
         .by_error_code
         .iter()
-        .map(|(code, n)| (code.to_string(), json!(n)))
+        .map(|(code, n)| (code.to_string(), *n))
         .collect();
-    let mut by_template: Map<String, Value> = Map::new();
+    let mut by_template: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
     for (template_id, status, n) in &report.by_template {
         by_template
             .entry(template_id.clone())
-            .or_insert_with(|| json!({}))[status] = json!(n);
+            .or_default()
+            .insert(status.clone(), *n);
     }
-    let held: Map<String, Value> = report
-        .held
-        .iter()
-        .map(|(r, n)| (r.clone(), json!(n)))
-        .collect();
+    let held: BTreeMap<String, i64> = report.held.iter().cloned().collect();
     let estimate = if waiting == 0 || b.paused {
         None
     } else {
@@ -219,23 +218,27 @@ pub async fn report(app: &App, id: &str) -> Result<Option<Value>, StoreError> {
         // Scheduled and held messages go at their time at the earliest.
         Some(report.last_due.map_or(at, |due| at.max(due)))
     };
-    Ok(Some(json!({
-        "id": b.id,
-        "channelId": b.channel_id,
-        "total": b.total,
-        "accepted": b.accepted,
-        "rejected": b.rejected,
-        "byStatus": by_status,
-        "byErrorCode": by_error_code,
-        "byTemplate": by_template,
-        "held": held,
-        "progress": {
-            "done": done,
-            "waiting": waiting,
-            "percent": if b.accepted > 0 { (done * 1000 / b.accepted) as f64 / 10.0 } else { 100.0 },
+    Ok(Some(api::Batch {
+        id: b.id,
+        channel_id: b.channel_id,
+        total: b.total,
+        accepted: b.accepted,
+        rejected: b.rejected,
+        by_status,
+        by_error_code,
+        by_template,
+        held,
+        progress: api::BatchProgress {
+            done,
+            waiting,
+            percent: if b.accepted > 0 {
+                (done * 1000 / b.accepted) as f64 / 10.0
+            } else {
+                100.0
+            },
         },
-        "paused": b.paused,
-        "estimatedCompletionAt": estimate.map(crate::format_ms),
-        "createdAt": crate::format_ms(b.created_at),
-    })))
+        paused: b.paused,
+        estimated_completion_at: estimate.map(crate::format_ms),
+        created_at: crate::format_ms(b.created_at),
+    }))
 }

@@ -101,23 +101,9 @@ pub fn channel(c: &Channel) -> Value {
     json!(crate::api::admin::Channel::of(c))
 }
 
+/// A conversation as every API shows it ([`crate::api::messages::Conversation`]).
 pub fn conversation(c: &Conversation) -> Value {
-    json!({
-        "id": c.id,
-        "accountId": c.account_id,
-        "channelId": c.channel_id,
-        "phoneNumber": c.phone_number,
-        "status": c.status.as_str(),
-        "assignee": c.assignee,
-        "groupName": c.group_name,
-        "clientName": c.client_name,
-        "userId": c.user_id,
-        "closeReason": c.close_reason,
-        "createdAt": format_ms(c.created_at),
-        "openedAt": time(c.opened_at),
-        "closedAt": time(c.closed_at),
-        "lastActivityAt": format_ms(c.last_activity_at),
-    })
+    json!(crate::api::messages::Conversation::from(c))
 }
 
 pub fn message(m: &Message) -> Value {
@@ -155,7 +141,5 @@ pub fn message(m: &Message) -> Value {
 /// An inbound message as listed in a conversation's thread (`direction: "inbound"`): the
 /// `message.received` data.
 pub fn inbound_message(m: &InboundMessage) -> Value {
-    let mut v = m.data();
-    v["direction"] = json!("inbound");
-    v
+    json!(crate::api::messages::InboundMessage::from(m))
 }
