@@ -19,13 +19,13 @@ use serde_json::{Value, json};
 
 use super::caller::Caller;
 use super::idempotency::IdempotencyHeader;
-use super::{json_response, typed_json};
 use super::native_send::{
     native_field, opt_string, pending_problem, recipient, send_at, send_problem, send_values,
     template_ref,
 };
 use super::params::{parse_cursor, parse_json, parse_limit, parse_time};
 use super::problem::Problem;
+use super::{json_response, typed_json};
 use crate::app::App;
 use crate::domain::status::MessageStatus;
 use crate::service::batch::{self, MAX_RECIPIENTS, RecipientResult};
