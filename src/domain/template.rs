@@ -151,17 +151,18 @@ pub struct Offer {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(examples(json!({"id": "1234567890", "filename": "catalogo.pdf"})))]
 pub struct MediaRef {
+    // Each field may be `null`, read as left out (as `MediaRef::from_json` reads it); an
+    // answer leaves it out.
     /// An http(s) URL of the media.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(min_length = 1, nullable = false)]
+    #[schema(min_length = 1)]
     pub link: Option<String>,
     /// A media id (from `POST /v1/media`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(min_length = 1, nullable = false)]
+    #[schema(min_length = 1)]
     pub id: Option<String>,
     /// A document's file name, as the recipient sees it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub filename: Option<String>,
 }
 
