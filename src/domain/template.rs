@@ -558,6 +558,18 @@ impl Header {
                 ));
             }
         };
+        // Operator input: a field the header's format does not have is refused, not dropped.
+        let fields: &[&str] = match format.as_str() {
+            "TEXT" => &["format", "text"],
+            "LOCATION" => &["format", "example"],
+            _ => &["format", "example", "sample", "defaultMedia"],
+        };
+        if let Some(key) = obj.keys().find(|k| !fields.contains(&k.as_str())) {
+            return Err(format!(
+                "header.{key} is not a field of {format} headers ({})",
+                fields.join(", ")
+            ));
+        }
         if format == "TEXT" {
             let text = optional_string(obj, "text", "header.text")?
                 .filter(|t| !t.trim().is_empty())
@@ -2192,6 +2204,22 @@ mod tests {
         assert_eq!(e, "header.text is required for TEXT headers");
         let e = Header::from_json(&json!({"example": "x"})).unwrap_err();
         assert!(e.starts_with("header.format is required"), "{e}");
+        let e = Header::from_json(&json!({"format": "IMAGE", "exampel": "https://x/a.png"}))
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "header.exampel is not a field of IMAGE headers (format, example, sample, defaultMedia)"
+        );
+        let e = Header::from_json(&json!({"format": "LOCATION", "sample": "x"})).unwrap_err();
+        assert!(
+            e.starts_with("header.sample is not a field of LOCATION headers"),
+            "{e}"
+        );
+        let e = Header::from_json(&json!({"text": "Hi", "example": "x"})).unwrap_err();
+        assert!(
+            e.starts_with("header.example is not a field of TEXT headers"),
+            "{e}"
+        );
         let e = Header::from_json(&json!({"format": "IMAGE", "example": 3})).unwrap_err();
         assert_eq!(e, "header.example must be a string, got a number");
         assert!(Header::from_json(&json!("")).is_err());
