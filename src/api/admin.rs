@@ -4,6 +4,8 @@
 //! field as the API always has), which produce these types; the services take them and return
 //! the response types.
 
+use super::messages::{MessagePricing, StatusTimes};
+use crate::domain::status::MessageStatus;
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -245,7 +247,8 @@ macro_rules! channel {
             // As stored: `ok` or `halted` (described by ChannelHealth).
             #[schema(value_type = ChannelHealth, inline)]
             pub health: String,
-            #[schema(schema_with = health_error, required = true)]
+            /// The error that halted the channel.
+            #[schema(required = true)]
             pub health_error: Option<ProviderError>,
             /// Meta's messaging limit: unique recipients of new business-initiated conversations per rolling 24 h (null: unlimited). Sends beyond it are held until the window rolls.
             #[schema(required = true)]
@@ -278,14 +281,6 @@ channel! {
         /// The channel's public token (`pk_…`): shown only now.
         pub public_token: String,
     }
-}
-
-/// `healthError`: the error that halted the channel, or null.
-fn health_error() -> OneOfBuilder {
-    OneOfBuilder::new()
-        .item(super::component("ProviderError"))
-        .item(ObjectBuilder::new().schema_type(Type::Null))
-        .description(Some("The error that halted the channel."))
 }
 
 impl Channel {
@@ -604,9 +599,7 @@ pub struct AdminMessage {
     pub channel_id: String,
     pub template_id: String,
     pub phone_number: String,
-    // MessageStatus belongs to the messages family; its name as the status says it.
-    #[schema(schema_with = message_status, required = true)]
-    pub status: &'static str,
+    pub status: MessageStatus,
     /// WhatsApp's message id (`wamid.…`).
     #[schema(required = true)]
     pub provider_message_id: Option<String>,
@@ -621,12 +614,9 @@ pub struct AdminMessage {
     pub error: Option<ProviderError>,
     #[schema(required = true)]
     pub pricing_category: Option<String>,
-    // MessagePricing belongs to the messages family (`Pricing::view`).
-    #[schema(schema_with = message_pricing, required = true)]
-    pub pricing: Option<serde_json::Value>,
-    // StatusTimes belongs to the messages family.
-    #[schema(schema_with = status_times, required = true)]
-    pub status_times: serde_json::Value,
+    #[schema(required = true)]
+    pub pricing: Option<MessagePricing>,
+    pub status_times: StatusTimes,
     /// When a scheduled send goes (its `sendAt`).
     #[schema(required = true, format = DateTime)]
     pub scheduled_for: Option<String>,
@@ -648,20 +638,6 @@ fn params() -> ObjectBuilder {
         .schema_type(Type::Object)
         .additional_properties(Some(ObjectBuilder::new().schema_type(Type::String)))
         .description(Some("The params the template was rendered with."))
-}
-
-fn message_status() -> utoipa::openapi::Ref {
-    super::component("MessageStatus")
-}
-
-fn status_times() -> utoipa::openapi::Ref {
-    super::component("StatusTimes")
-}
-
-fn message_pricing() -> OneOfBuilder {
-    OneOfBuilder::new()
-        .item(super::component("MessagePricing"))
-        .item(ObjectBuilder::new().schema_type(Type::Null))
 }
 
 fn provider_error() -> OneOfBuilder {
@@ -695,23 +671,15 @@ impl AdminMessage {
             channel_id: m.channel_id.clone(),
             template_id: m.template_id.clone(),
             phone_number: m.phone_number.clone(),
-            status: m.status.as_str(),
+            status: m.status,
             provider_message_id: m.provider_message_id.clone(),
             wa_id: m.wa_id.clone(),
             params: m.params.clone(),
             attempts: m.attempts,
             error: m.error.clone(),
             pricing_category: m.pricing_category.clone(),
-            pricing: m.pricing.as_ref().map(crate::store::Pricing::view),
-            status_times: json!({
-                "queued": format_ms(m.queued_at),
-                "sending": time(m.sending_at),
-                "sent": time(m.sent_at),
-                "delivered": time(m.delivered_at),
-                "read": time(m.read_at),
-                "failed": time(m.failed_at),
-                "cancelled": time(m.cancelled_at),
-            }),
+            pricing: m.pricing.as_ref().map(MessagePricing::from),
+            status_times: StatusTimes::from(m),
             scheduled_for: time(m.scheduled_for),
             held_until: time(m.held_until),
             held_reason: m.held_reason.clone(),

@@ -88,15 +88,6 @@ fn context_value_schema() -> ObjectBuilder {
         .description(Some("The offending value (never a token)."))
 }
 
-/// The templates' family has not derived `Template` yet: referred to by name.
-fn template_list() -> ArrayBuilder {
-    ArrayBuilder::new().items(super::component("Template"))
-}
-
-fn template() -> utoipa::openapi::Ref {
-    super::component("Template")
-}
-
 /// A send's `params` in the compatible API: placeholder values and reserved dotted keys.
 fn compat_params_schema() -> ObjectBuilder {
     const DOC: &str = "`{name: value}` for each placeholder; numbers and booleans are taken as their text. Reserved dotted keys give the rest of a send's values: `header.link` or `header.id` and `header.filename` (media headers), `header.latitude`, `header.longitude`, `header.name`, `header.address` (location headers), `button.<index>.payload` (quick reply), `button.<index>.coupon_code` (copy code), `button.<index>.flow_token` (flow), `card.<n>.<placeholder>`, `card.<n>.header.link`/`.id`, `card.<n>.button.<index>.payload` (carousels), `offer.expiration_time_ms` (limited-time offers).";
@@ -330,7 +321,6 @@ impl CompatInvalidBody {
 pub struct CompatTemplateList {
     #[schema(schema_with = const_true)]
     success: bool,
-    #[schema(schema_with = template_list)]
     data: Vec<Template>,
     page: u32,
     size: u32,
@@ -357,7 +347,6 @@ impl CompatTemplateList {
 pub struct CompatTemplateDetail {
     #[schema(schema_with = const_true)]
     success: bool,
-    #[schema(schema_with = template)]
     data: Template,
 }
 

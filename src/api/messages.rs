@@ -35,7 +35,7 @@ fn time(ms: Option<i64>) -> Option<String> {
     ms.map(format_ms)
 }
 
-/// A component of another family, by name, until it is derived.
+/// `problem`: kept as the serialized document of the recipient's problem (`Problem`).
 fn problem_ref() -> utoipa::openapi::Ref {
     let mut problem = super::component("Problem");
     problem.description =

@@ -60,8 +60,8 @@ pub fn collect<T: ToSchema>(out: &mut Vec<(String, RefOr<Schema>)>) {
     T::schemas(out);
 }
 
-/// A reference to a component by name, for a field whose type is not derived yet
-/// (`#[schema(schema_with = …)]` of a function returning this).
+/// A reference to a component by name, for the few schemas built by hand where the derive
+/// cannot say a rule (a union with `null` or a string, a top-level `anyOf`).
 pub fn component(name: &str) -> Ref {
     Ref::from_schema_name(name)
 }

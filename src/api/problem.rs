@@ -5,9 +5,10 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
-use utoipa::openapi::{RefOr, Schema};
 
+use crate::domain::status::MessageStatus;
 use crate::service::input::FieldError;
+use crate::store::ProviderError;
 
 /// An RFC 9457 problem document (`application/problem+json`).
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
@@ -58,8 +59,8 @@ pub struct ProblemDocument {
     pub channel_status: Option<String>,
     /// `message-not-cancellable`: the message's status.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(schema_with = message_status)]
-    pub message_status: Option<String>,
+    #[schema(nullable = false)]
+    pub message_status: Option<MessageStatus>,
     /// `conversation-limit`: the plan's new conversations per month.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
@@ -94,8 +95,8 @@ pub struct ProblemDocument {
     pub limit: Option<u64>,
     /// `upstream` (media uploads): the Graph API's error.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(schema_with = provider_error)]
-    pub provider_error: Option<crate::store::ProviderError>,
+    #[schema(nullable = false)]
+    pub provider_error: Option<ProviderError>,
 }
 
 /// `/problems/<slug>` of every problem type.
@@ -112,16 +113,4 @@ fn media_kind() -> ObjectBuilder {
         .schema_type(Type::String)
         .enum_values(Some(["audio", "document", "image", "sticker", "video"]))
         .description(Some("`media-too-large`: the kind of media the type is."))
-}
-
-fn message_status() -> RefOr<Schema> {
-    let mut r = super::component("MessageStatus");
-    r.description = "`message-not-cancellable`: the message's status.".into();
-    RefOr::Ref(r)
-}
-
-fn provider_error() -> RefOr<Schema> {
-    let mut r = super::component("ProviderError");
-    r.description = "`upstream` (media uploads): the Graph API's error.".into();
-    RefOr::Ref(r)
 }

@@ -369,7 +369,7 @@ async fn cancel_message(
                 "the message is {status}: only a scheduled or queued message not yet handed to WhatsApp can be cancelled"
             ),
         )
-        .with(|p| p.message_status = Some(status.as_str().to_string()))),
+        .with(|p| p.message_status = Some(status))),
         CancelOutcome::Cancelled { message, .. } => typed_ok(&Message::new(&message, None)),
     }
 }
