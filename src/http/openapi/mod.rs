@@ -1,18 +1,23 @@
 //! The OpenAPI 3.1 document of the HTTP surface (`GET /openapi.json`) and a reference page
 //! rendered from it (`GET /docs`, self-contained HTML, no scripts).
 //!
-//! The document is built here, in code, from a table of operations (`operations.rs`) and
-//! component schemas (`schemas.rs`). Three tests keep it true:
+//! The component schemas are derived from the API's types (`crate::api`, `utoipa::ToSchema`);
+//! the few request bodies not moved to types yet are still written in `schemas.rs` (a name is
+//! never both). The operations (method, path, parameters, which schema each status answers,
+//! problem types) are a table in `operations.rs` that names those components. Three tests keep
+//! the document true:
 //! - `tests/it/openapi.rs`: every route of the router is an operation of the document and every
-//!   operation a route (methods included), and the committed `openapi.json` is the document;
-//! - `tests/it/openapi_conformance.rs`: live responses of every operation validate against the
-//!   schema the document declares for their path, method and status, and a status the document
-//!   does not declare fails;
+//!   operation a route (methods included), and the committed `openapi.json` is the document
+//!   (so CI fails on drift);
+//! - `tests/it/openapi_conformance.rs`: live responses of every operation validate (with the
+//!   `jsonschema` crate) against the schema the document declares for their path, method and
+//!   status, and a status the document does not declare fails;
 //! - the unit tests below: ids are unique, every `$ref` resolves, path parameters are declared.
 //!
-//! **Documenting a new route**: add an [`Op`] to `operations.rs` (its schemas to
-//! `schemas.rs`), exercise it in `tests/it/openapi_conformance.rs`, then regenerate the committed
-//! copy with `cargo run -- openapi > openapi.json`.
+//! **Documenting a new route**: its request and response bodies are types in `crate::api` (with
+//! `ToSchema`, listed in their family's `schemas()`); add an [`Op`] to `operations.rs` naming
+//! them, exercise it in `tests/it/openapi_conformance.rs`, then regenerate the committed copy
+//! with `cargo run -- openapi > openapi.json`.
 
 mod html;
 mod operations;

@@ -1,6 +1,6 @@
-//! Component schemas: the JSON shapes of requests and responses (JSON Schema 2020-12, the
-//! dialect of OpenAPI 3.1). Response objects are closed (`additionalProperties: false`) so the
-//! conformance test catches a field the code sends and this file does not describe.
+//! The component schemas not derived from types yet (request bodies of the native sends and of
+//! template submissions), and the schema builders `operations.rs` uses for parameters. Every
+//! other component is derived from `crate::api`.
 
 use serde_json::{Map, Value, json};
 
