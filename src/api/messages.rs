@@ -3,12 +3,19 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{
+    AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, SchemaType, Type,
+};
 use utoipa::openapi::{RefOr, Schema};
 
+use super::compat::{SendButton, SendCard, SendHeader, TypedParam};
+use crate::domain::phone::PhoneNumber;
 use crate::domain::status::{CloseReason, ConversationStatus, MessageStatus};
 use crate::format_ms;
+use crate::service::input::FieldError;
+use crate::service::send::{self, TemplateRef};
 use crate::store;
 
 /// This family's component schemas ([`super::schemas`]).
@@ -29,6 +36,13 @@ pub(super) fn schemas(out: &mut Vec<(String, RefOr<Schema>)>) {
     super::collect::<InboundMessage>(out);
     super::collect::<OutboundMessage>(out);
     super::collect::<ConversationMessagePage>(out);
+    let send = out.len();
+    super::collect::<SendRequest>(out);
+    template_choice_rule(&mut out[send].1);
+    let batch = out.len();
+    super::collect::<BatchRequest>(out);
+    template_choice_rule(&mut out[batch].1);
+    super::collect::<BatchRecipient>(out);
 }
 
 fn time(ms: Option<i64>) -> Option<String> {
@@ -645,4 +659,336 @@ pub struct BatchAccepted {
     /// One result per recipient, in the request's order.
     #[schema(inline)]
     pub results: Vec<BatchRecipientResult>,
+}
+
+// --- Send requests ---------------------------------------------------------------------------
+//
+// Read field by field by `http::native_send` (every refusal names its field, as the API always
+// has); these are what it yields, and what becomes the service's `send::SendRequest`.
+
+/// A placeholder's value in a send: its text (numbers and booleans as written), or a typed
+/// parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParamValue {
+    Text(String),
+    Typed(TypedParam),
+}
+
+/// The values of a send as one map of params with reserved keys (`header.link`,
+/// `button.1.coupon_code`, `card.0.header.link`, …; see `domain::template_send`): `params`
+/// first, so a value given by its own field wins over a reserved key in `params`.
+pub fn send_params(
+    params: Option<BTreeMap<String, ParamValue>>,
+    header: Option<SendHeader>,
+    buttons: Option<Vec<SendButton>>,
+    cards: Option<Vec<SendCard>>,
+    offer_expires_at: Option<i64>,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (name, value) in params.into_iter().flatten() {
+        match value {
+            ParamValue::Text(text) => {
+                out.insert(name, text);
+            }
+            ParamValue::Typed(typed) => typed.into_params(&name, &mut out),
+        }
+    }
+    if let Some(header) = header {
+        header.into_params("header", &mut out);
+    }
+    for button in buttons.into_iter().flatten() {
+        button.into_params("button", &mut out);
+    }
+    if let Some(cards) = cards {
+        let given = cards.len();
+        for (n, card) in cards.into_iter().enumerate() {
+            card.into_params(n, &mut out);
+        }
+        // The number of cards given is checked against the template's.
+        out.insert("cards.given".into(), given.to_string());
+    }
+    if let Some(ms) = offer_expires_at {
+        out.insert("offer.expiration_time_ms".into(), ms.to_string());
+    }
+    out
+}
+
+/// A send's `params`: placeholder values, typed parameters, reserved keys.
+fn params_schema() -> ObjectBuilder {
+    const DOC: &str = "`{name: value}` for each placeholder (`params: null` is no params); numbers and booleans are taken as their text; null is absent; an object is a typed parameter. The compatible API's reserved keys (`header.link`, `button.1.payload`, …) work here too.";
+    let scalar = ObjectBuilder::new().schema_type(SchemaType::from_iter([
+        Type::String,
+        Type::Number,
+        Type::Boolean,
+        Type::Null,
+    ]));
+    let value = AnyOfBuilder::new()
+        .item(scalar)
+        .item(super::component("TypedParam"));
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .additional_properties(Some(RefOr::T(Schema::AnyOf(value.build()))))
+        .description(Some(DOC))
+}
+
+fn offer_expires_at_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+        .min_length(Some(20))
+        .description(Some(
+            "A limited-time offer's expiry (RFC 3339), when the template's offer shows one.",
+        ))
+}
+
+fn metadata_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .description(Some(
+            "Your own data, at most 4 KiB of JSON, returned with the message.",
+        ))
+}
+
+/// `sendAt` of a send, a batch or a batch recipient.
+fn send_at_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+        .description(Some(
+            "When to send (RFC 3339): the message is stored at once as `scheduled` and not sent \
+             before then. A past time means now; more than `PLANTILLA_SCHEDULE_HORIZON_DAYS` \
+             (default 35) days ahead is a 422 `send-at-beyond-horizon`. In a batch, a \
+             recipient's own `sendAt` wins over the batch's.",
+        ))
+        .examples([json!("2026-12-05T09:00:00-05:00")])
+}
+
+/// The rule the derive cannot say of a send and a batch: the template by `templateId`, or by
+/// `templateName` with `language`, never both (a 400 naming the field otherwise); null is
+/// absent.
+fn template_choice_rule(schema: &mut RefOr<Schema>) {
+    let RefOr::T(Schema::Object(object)) = schema else {
+        unreachable!("a send request is an object")
+    };
+    let rule = object.extensions.get_or_insert_with(Default::default);
+    rule.insert(
+        "anyOf".into(),
+        json!([
+            {"required": ["templateId"],
+             "properties": {"templateId": {"type": "string"}, "templateName": {"type": "null"}, "language": {"type": "null"}}},
+            {"required": ["templateName", "language"],
+             "properties": {"templateId": {"type": "null"}, "templateName": {"type": "string"}, "language": {"type": "string"}}}
+        ]),
+    );
+}
+
+/// The template of a request built by [`SendRequest::new`] or [`BatchRequest::new`].
+fn template_of(id: Option<String>, name: Option<String>, language: Option<String>) -> TemplateRef {
+    match (id, name, language) {
+        (Some(id), _, _) => TemplateRef::Id(id),
+        (None, Some(name), Some(language)) => TemplateRef::Name { name, language },
+        _ => unreachable!("a request is built with its template"),
+    }
+}
+
+/// The wire fields of a template choice.
+fn template_fields(template: TemplateRef) -> (Option<String>, Option<String>, Option<String>) {
+    match template {
+        TemplateRef::Id(id) => (Some(id), None, None),
+        TemplateRef::Name { name, language } => (None, Some(name), Some(language)),
+    }
+}
+
+/// A struct with the fields of one recipient (of `POST /v1/messages`, or of a batch) after
+/// its own fields.
+macro_rules! with_recipient {
+    ($(#[$meta:meta])* pub struct $name:ident { $($fields:tt)* }) => {
+        $(#[$meta])*
+        pub struct $name {
+            $($fields)*
+            /// The recipient: country code and number, digits only (`50755667788`).
+            #[schema(value_type = String, min_length = 1, max_length = 15, pattern = "^[1-9][0-9]*$")]
+            pub to: PhoneNumber,
+            #[schema(schema_with = params_schema)]
+            pub params: Option<BTreeMap<String, ParamValue>>,
+            // Each of these is absent when null, as the server reads them.
+            pub header: Option<SendHeader>,
+            pub buttons: Option<Vec<SendButton>>,
+            pub cards: Option<Vec<SendCard>>,
+            // Milliseconds since the epoch.
+            #[schema(schema_with = offer_expires_at_schema)]
+            pub offer_expires_at: Option<i64>,
+            /// The contact's name; default the number.
+            #[schema(min_length = 1)]
+            pub client_name: Option<String>,
+            /// The group to route the conversation to; default the channel's first group.
+            #[schema(min_length = 1)]
+            pub group_name: Option<String>,
+            /// true: assign to an agent; otherwise the bot.
+            pub assign: Option<bool>,
+            /// http:// or https:// URL told about this message's statuses.
+            #[schema(pattern = "^https?://")]
+            pub callback_url: Option<String>,
+            #[schema(schema_with = metadata_schema)]
+            pub metadata: Option<serde_json::Map<String, Value>>,
+            // Milliseconds since the epoch.
+            #[schema(schema_with = send_at_schema)]
+            pub send_at: Option<i64>,
+        }
+    };
+}
+
+with_recipient! {
+    /// One template send: the template by `templateId`, or by `templateName` and `language`.
+    #[derive(Debug, Clone, PartialEq, ToSchema)]
+    #[schema(rename_all = "camelCase")]
+    pub struct SendRequest {
+        /// The channel to send through: required with an account API key; with a channel token, omit it or give that channel.
+        #[schema(min_length = 1)]
+        pub channel_id: Option<String>,
+        // Set together by `new`: one template.
+        /// The template, by id…
+        #[schema(min_length = 1)]
+        template_id: Option<String>,
+        /// …or by name, with `language`.
+        #[schema(min_length = 1)]
+        template_name: Option<String>,
+        #[schema(min_length = 1)]
+        language: Option<String>,
+    }
+}
+
+with_recipient! {
+    /// One recipient of a batch.
+    #[derive(Debug, Clone, PartialEq, ToSchema)]
+    #[schema(rename_all = "camelCase")]
+    pub struct BatchRecipient {}
+}
+
+impl SendRequest {
+    /// The send of `recipient` through `channel_id` (or the caller's channel).
+    pub fn new(channel_id: Option<String>, template: TemplateRef, r: BatchRecipient) -> Self {
+        let (template_id, template_name, language) = template_fields(template);
+        SendRequest {
+            channel_id,
+            template_id,
+            template_name,
+            language,
+            to: r.to,
+            params: r.params,
+            header: r.header,
+            buttons: r.buttons,
+            cards: r.cards,
+            offer_expires_at: r.offer_expires_at,
+            client_name: r.client_name,
+            group_name: r.group_name,
+            assign: r.assign,
+            callback_url: r.callback_url,
+            metadata: r.metadata,
+            send_at: r.send_at,
+        }
+    }
+}
+
+impl From<SendRequest> for send::SendRequest {
+    fn from(r: SendRequest) -> Self {
+        let template = template_of(r.template_id, r.template_name, r.language);
+        BatchRecipient {
+            to: r.to,
+            params: r.params,
+            header: r.header,
+            buttons: r.buttons,
+            cards: r.cards,
+            offer_expires_at: r.offer_expires_at,
+            client_name: r.client_name,
+            group_name: r.group_name,
+            assign: r.assign,
+            callback_url: r.callback_url,
+            metadata: r.metadata,
+            send_at: r.send_at,
+        }
+        .into_send(template)
+    }
+}
+
+impl BatchRecipient {
+    /// The service's send of this recipient with `template`.
+    pub fn into_send(self, template: TemplateRef) -> send::SendRequest {
+        send::SendRequest {
+            client_name: self.client_name,
+            group_name: self.group_name,
+            assign: self.assign.unwrap_or(false),
+            params: send_params(
+                self.params,
+                self.header,
+                self.buttons,
+                self.cards,
+                self.offer_expires_at,
+            ),
+            callback_url: self.callback_url,
+            metadata: self.metadata.map(Value::Object),
+            send_at: self.send_at,
+            ..send::SendRequest::new(template, self.to)
+        }
+    }
+}
+
+/// One template to many recipients.
+#[derive(Debug, Clone, PartialEq, ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct BatchRequest {
+    /// The channel to send through: required with an account API key; with a channel token, omit it or give that channel.
+    #[schema(min_length = 1)]
+    pub channel_id: Option<String>,
+    // Set together by `new`: one template.
+    /// The template, by id…
+    #[schema(min_length = 1)]
+    template_id: Option<String>,
+    /// …or by name, with `language`.
+    #[schema(min_length = 1)]
+    template_name: Option<String>,
+    #[schema(min_length = 1)]
+    language: Option<String>,
+    // Milliseconds since the epoch.
+    #[schema(schema_with = send_at_schema)]
+    pub send_at: Option<i64>,
+    /// 1 to 10,000 recipients, each with its own params.
+    // Each as read on its own: a bad one is refused (its field errors), the others go.
+    #[schema(value_type = Vec<BatchRecipient>, min_items = 1, max_items = 10000)]
+    pub recipients: Vec<Result<BatchRecipient, Vec<FieldError>>>,
+}
+
+impl BatchRequest {
+    pub fn new(
+        channel_id: Option<String>,
+        template: TemplateRef,
+        send_at: Option<i64>,
+        recipients: Vec<Result<BatchRecipient, Vec<FieldError>>>,
+    ) -> Self {
+        let (template_id, template_name, language) = template_fields(template);
+        BatchRequest {
+            channel_id,
+            template_id,
+            template_name,
+            language,
+            send_at,
+            recipients,
+        }
+    }
+
+    /// The service's send of each recipient (`None`: refused, its errors beside): a
+    /// recipient's own `sendAt` wins over the batch's.
+    pub fn into_sends(self) -> Vec<Result<send::SendRequest, Vec<FieldError>>> {
+        let template = template_of(self.template_id, self.template_name, self.language);
+        self.recipients
+            .into_iter()
+            .map(|r| {
+                r.map(|r| {
+                    let mut send = r.into_send(template.clone());
+                    send.send_at = send.send_at.or(self.send_at);
+                    send
+                })
+            })
+            .collect()
+    }
 }

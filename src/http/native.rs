@@ -20,8 +20,7 @@ use serde_json::Value;
 use super::caller::Caller;
 use super::idempotency::IdempotencyHeader;
 use super::native_send::{
-    native_field, opt_string, pending_problem, recipient, send_at, send_problem, send_values,
-    template_ref,
+    batch_request, native_field, pending_problem, send_problem, send_request, send_values,
 };
 use super::params::{parse_cursor, parse_json, parse_limit, parse_time};
 use super::problem::Problem;
@@ -34,8 +33,8 @@ use crate::api::messages::{
 };
 use crate::app::App;
 use crate::domain::status::MessageStatus;
-use crate::service::batch::{self, MAX_RECIPIENTS, RecipientResult};
-use crate::service::input::{FieldError, describe};
+use crate::service::batch::{self, RecipientResult};
+use crate::service::input::FieldError;
 use crate::service::send::{self, SendOutcome, SendRequest};
 use crate::service::{authoring, templates, usage, views};
 use crate::store::{CancelOutcome, ConversationFilter, MessageFilter, TemplateFilter};
@@ -144,13 +143,11 @@ async fn create_message(
     let idem = key?.for_request(&app, &caller, "/v1/messages", &value);
     let obj = value.as_object().expect("checked object");
     let mut errors = Vec::new();
-    let channel_id = opt_string(obj, "channelId", "", &mut errors);
-    let template = template_ref(obj, &mut errors);
-    let request = recipient(obj, template, "", &mut errors);
-    let (Some(mut request), true) = (request, errors.is_empty()) else {
+    let Some(request) = send_request(obj, &mut errors) else {
         return Err(Problem::validation(errors));
     };
-    let channel = caller.channel(&app, channel_id.as_deref()).await?;
+    let channel = caller.channel(&app, request.channel_id.as_deref()).await?;
+    let mut request = SendRequest::from(request);
     request.idempotency = idem;
     let to = request.phone.as_str().to_string();
     let send_at = request.send_at;
@@ -178,61 +175,20 @@ async fn create_batch(
     let idem = key?.for_request(&app, &caller, "/v1/messages/batch", &value);
     let obj = value.as_object().expect("checked object");
     let mut errors = Vec::new();
-    let channel_id = opt_string(obj, "channelId", "", &mut errors);
-    let template = template_ref(obj, &mut errors);
-    let recipients = match obj.get("recipients") {
-        Some(Value::Array(items)) if !items.is_empty() && items.len() <= MAX_RECIPIENTS => {
-            items.clone()
-        }
-        Some(Value::Array(items)) => {
-            errors.push(FieldError::new(
-                "recipients",
-                format!(
-                    "must hold 1 to {MAX_RECIPIENTS} recipients, got {}",
-                    items.len()
-                ),
-            ));
-            vec![]
-        }
-        _ => {
-            errors.push(FieldError::new(
-                "recipients",
-                "is required: an array of {to, params, …}",
-            ));
-            vec![]
-        }
-    };
-    let batch_send_at = send_at(obj, "", &mut errors);
-    let (Some(template), true) = (template, errors.is_empty()) else {
+    let Some(request) = batch_request(obj, &mut errors) else {
         return Err(Problem::validation(errors));
     };
-    let channel = caller.channel(&app, channel_id.as_deref()).await?;
-    // Each recipient is parsed on its own: a bad one is rejected, the others go.
+    let channel = caller.channel(&app, request.channel_id.as_deref()).await?;
+    let recipients = obj["recipients"].as_array().expect("checked array");
+    // Each recipient was read on its own: a bad one is rejected, the others go.
     let mut parse_errors: HashMap<usize, Problem> = HashMap::new();
-    let requests: Vec<Option<SendRequest>> = recipients
-        .iter()
+    let requests: Vec<Option<SendRequest>> = request
+        .into_sends()
+        .into_iter()
         .enumerate()
         .map(|(i, r)| {
-            let prefix = format!("recipients[{i}].");
-            let mut errors = Vec::new();
-            let parsed = match r {
-                Value::Object(o) => recipient(o, Some(template.clone()), &prefix, &mut errors),
-                other => {
-                    errors.push(FieldError::new(
-                        format!("recipients[{i}]"),
-                        format!("must be an object, got {}", describe(other)),
-                    ));
-                    None
-                }
-            };
-            if parsed.is_none() {
-                parse_errors.insert(i, Problem::validation(errors));
-            }
-            // A recipient's own sendAt wins over the batch's.
-            parsed.map(|mut p| {
-                p.send_at = p.send_at.or(batch_send_at);
-                p
-            })
+            r.map_err(|errors| parse_errors.insert(i, Problem::validation(errors)))
+                .ok()
         })
         .collect();
     let now = app.clock.now_ms();

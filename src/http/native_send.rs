@@ -9,10 +9,12 @@ use serde_json::{Map, Value};
 
 use super::problem::Problem;
 use crate::api::compat::{Currency, DateTime, SendButton, SendCard, SendHeader, TypedParam};
+use crate::api::messages::{self as api, BatchRecipient, ParamValue, send_params};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::template::first_control;
+use crate::service::batch::MAX_RECIPIENTS;
 use crate::service::input::{FieldError, describe};
-use crate::service::send::{SendError, SendRequest, TemplateRef};
+use crate::service::send::{SendError, TemplateRef};
 
 /// The problem of a refused send; `field_prefix` locates fields of a batch recipient.
 pub fn send_problem(e: SendError, field_prefix: &str) -> Problem {
@@ -232,14 +234,88 @@ pub(crate) fn template_ref(
     }
 }
 
-/// One recipient's fields: `to`, `params`, `clientName`, `groupName`, `assign`, `callbackUrl`,
-/// `metadata`. Errors are collected with `prefix` (e.g. `recipients[3].`).
+/// The body of `POST /v1/messages`: `channelId`, the template, the recipient's fields.
+pub(crate) fn send_request(
+    obj: &Map<String, Value>,
+    errors: &mut Vec<FieldError>,
+) -> Option<api::SendRequest> {
+    let channel_id = opt_string(obj, "channelId", "", errors);
+    let template = template_ref(obj, errors);
+    let recipient = recipient(obj, "", errors);
+    if !errors.is_empty() {
+        return None;
+    }
+    Some(api::SendRequest::new(channel_id, template?, recipient?))
+}
+
+/// The body of `POST /v1/messages/batch`: `channelId`, the template, `sendAt` and the
+/// recipients, each read on its own (a bad one is refused with its errors, the others go).
+pub(crate) fn batch_request(
+    obj: &Map<String, Value>,
+    errors: &mut Vec<FieldError>,
+) -> Option<api::BatchRequest> {
+    let channel_id = opt_string(obj, "channelId", "", errors);
+    let template = template_ref(obj, errors);
+    let recipients = match obj.get("recipients") {
+        Some(Value::Array(items)) if !items.is_empty() && items.len() <= MAX_RECIPIENTS => {
+            items.as_slice()
+        }
+        Some(Value::Array(items)) => {
+            errors.push(FieldError::new(
+                "recipients",
+                format!(
+                    "must hold 1 to {MAX_RECIPIENTS} recipients, got {}",
+                    items.len()
+                ),
+            ));
+            &[]
+        }
+        _ => {
+            errors.push(FieldError::new(
+                "recipients",
+                "is required: an array of {to, params, …}",
+            ));
+            &[]
+        }
+    };
+    let batch_send_at = send_at(obj, "", errors);
+    let (Some(template), true) = (template, errors.is_empty()) else {
+        return None;
+    };
+    let recipients = recipients
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let mut errors = Vec::new();
+            let parsed = match r {
+                Value::Object(o) => recipient(o, &format!("recipients[{i}]."), &mut errors),
+                other => {
+                    errors.push(FieldError::new(
+                        format!("recipients[{i}]"),
+                        format!("must be an object, got {}", describe(other)),
+                    ));
+                    None
+                }
+            };
+            parsed.ok_or(errors)
+        })
+        .collect();
+    Some(api::BatchRequest::new(
+        channel_id,
+        template,
+        batch_send_at,
+        recipients,
+    ))
+}
+
+/// One recipient's fields: `to`, the send's values, `clientName`, `groupName`, `assign`,
+/// `callbackUrl`, `metadata`, `sendAt`. Errors are collected with `prefix` (e.g.
+/// `recipients[3].`).
 pub(crate) fn recipient(
     obj: &Map<String, Value>,
-    template: Option<TemplateRef>,
     prefix: &str,
     errors: &mut Vec<FieldError>,
-) -> Option<SendRequest> {
+) -> Option<BatchRecipient> {
     let before = errors.len();
     let phone = match obj.get("to") {
         Some(Value::String(s)) => match PhoneNumber::parse(s) {
@@ -264,7 +340,7 @@ pub(crate) fn recipient(
             None
         }
     };
-    let params = send_values(obj, prefix, errors);
+    let values = send_value_parts(obj, prefix, errors);
     let client_name = opt_string(obj, "clientName", prefix, errors);
     if let Some(c) = client_name.as_deref().and_then(first_control) {
         errors.push(FieldError::new(
@@ -277,14 +353,14 @@ pub(crate) fn recipient(
     }
     let group_name = opt_string(obj, "groupName", prefix, errors);
     let assign = match obj.get("assign") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
         Some(v) => {
             errors.push(FieldError::new(
                 format!("{prefix}assign"),
                 format!("must be true or false, got {}", describe(v)),
             ));
-            false
+            None
         }
     };
     let callback_url = opt_string(obj, "callbackUrl", prefix, errors);
@@ -299,7 +375,7 @@ pub(crate) fn recipient(
     let metadata = match obj.get("metadata") {
         None | Some(Value::Null) => None,
         Some(Value::Object(m)) if Value::Object(m.clone()).to_string().len() <= 4096 => {
-            Some(Value::Object(m.clone()))
+            Some(m.clone())
         }
         Some(Value::Object(_)) => {
             errors.push(FieldError::new(
@@ -320,15 +396,19 @@ pub(crate) fn recipient(
     if errors.len() > before {
         return None;
     }
-    Some(SendRequest {
+    Some(BatchRecipient {
+        to: phone?,
+        params: values.params,
+        header: values.header,
+        buttons: values.buttons,
+        cards: values.cards,
+        offer_expires_at: values.offer_expires_at,
         client_name,
         group_name,
         assign,
-        params,
         callback_url,
         metadata,
         send_at,
-        ..SendRequest::new(template?, phone?)
     })
 }
 
@@ -368,19 +448,44 @@ pub(crate) fn send_values(
     prefix: &str,
     errors: &mut Vec<FieldError>,
 ) -> BTreeMap<String, String> {
-    let mut params = BTreeMap::new();
+    let v = send_value_parts(obj, prefix, errors);
+    send_params(v.params, v.header, v.buttons, v.cards, v.offer_expires_at)
+}
+
+/// The values of a send, each as given.
+struct SendValues {
+    params: Option<BTreeMap<String, ParamValue>>,
+    header: Option<SendHeader>,
+    buttons: Option<Vec<SendButton>>,
+    cards: Option<Vec<SendCard>>,
+    offer_expires_at: Option<i64>,
+}
+
+/// The values of a send (`params`, `header`, `buttons`, `cards`, `offerExpiresAt`). Shapes are
+/// checked here; whether they fit the template is checked with the template, before anything
+/// is queued.
+fn send_value_parts(
+    obj: &Map<String, Value>,
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> SendValues {
+    let mut params = None;
     match obj.get("params") {
         None | Some(Value::Null) => {}
         Some(Value::Object(map)) => {
+            let params = params.get_or_insert_with(BTreeMap::new);
             for (k, v) in map {
                 if let Some(text) = param_text(v) {
-                    params.insert(k.clone(), text);
+                    params.insert(k.clone(), ParamValue::Text(text));
                     continue;
                 }
                 match v {
                     Value::Null => {}
                     Value::Object(typed) => {
-                        typed_param(k, typed, &format!("{prefix}params.{k}"), &mut params, errors)
+                        if let Some(t) = typed_param(typed, &format!("{prefix}params.{k}"), errors)
+                        {
+                            params.insert(k.clone(), ParamValue::Typed(t));
+                        }
                     }
                     other => errors.push(FieldError::new(
                         format!("{prefix}params.{k}"),
@@ -397,20 +502,24 @@ pub(crate) fn send_values(
             format!("must be an object, got {}", describe(v)),
         )),
     }
-    rich_values(obj, prefix, &mut params, errors);
-    params
+    let mut values = SendValues {
+        params,
+        header: None,
+        buttons: None,
+        cards: None,
+        offer_expires_at: None,
+    };
+    rich_values(obj, prefix, &mut values, errors);
+    values
 }
 
 /// A typed parameter: `{"currency": {"fallbackValue", "code", "amount1000"}}` or
-/// `{"dateTime": {"fallbackValue"}}`, kept as the placeholder's text (the fallback) plus a
-/// `<name>.currency` / `<name>.date_time` key (see `domain::template_send`).
+/// `{"dateTime": {"fallbackValue"}}`; `None` (the refusal in `errors`) otherwise.
 fn typed_param(
-    name: &str,
     typed: &Map<String, Value>,
     field: &str,
-    params: &mut BTreeMap<String, String>,
     errors: &mut Vec<FieldError>,
-) {
+) -> Option<TypedParam> {
     let fallback = |v: &Value, at: &str, errors: &mut Vec<FieldError>| match v.get("fallbackValue")
     {
         Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
@@ -425,9 +534,7 @@ fn typed_param(
     match (typed.get("currency"), typed.get("dateTime"), typed.len()) {
         (Some(c), None, 1) => {
             let at = format!("{field}.currency");
-            let Some(text) = fallback(c, &at, errors) else {
-                return;
-            };
+            let text = fallback(c, &at, errors)?;
             let code = c.get("code").and_then(Value::as_str);
             let amount = c.get("amount1000").and_then(Value::as_i64);
             let valid = |c: &str| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase());
@@ -438,31 +545,38 @@ fn typed_param(
                         code: code.to_string(),
                         amount1000: amount,
                     };
-                    TypedParam::Currency(currency).into_params(name, params);
+                    Some(TypedParam::Currency(currency))
                 }
-                (Some(code), _) if !valid(code) => errors.push(FieldError::new(
-                    format!("{at}.code"),
-                    "must be an ISO 4217 code in capitals, such as USD",
-                )),
-                _ => errors.push(FieldError::new(
-                    at,
-                    "needs code (ISO 4217, e.g. USD) and amount1000 (the amount times 1000, an integer)",
-                )),
+                (Some(code), _) if !valid(code) => {
+                    errors.push(FieldError::new(
+                        format!("{at}.code"),
+                        "must be an ISO 4217 code in capitals, such as USD",
+                    ));
+                    None
+                }
+                _ => {
+                    errors.push(FieldError::new(
+                        at,
+                        "needs code (ISO 4217, e.g. USD) and amount1000 (the amount times 1000, an integer)",
+                    ));
+                    None
+                }
             }
         }
         (None, Some(d), 1) => {
             let at = format!("{field}.dateTime");
-            if let Some(text) = fallback(d, &at, errors) {
-                let date_time = DateTime {
-                    fallback_value: text,
-                };
-                TypedParam::DateTime(date_time).into_params(name, params);
-            }
+            let text = fallback(d, &at, errors)?;
+            Some(TypedParam::DateTime(DateTime {
+                fallback_value: text,
+            }))
         }
-        _ => errors.push(FieldError::new(
-            field,
-            "an object must be a typed parameter: {\"currency\": {…}} or {\"dateTime\": {…}}",
-        )),
+        _ => {
+            errors.push(FieldError::new(
+                field,
+                "an object must be a typed parameter: {\"currency\": {…}} or {\"dateTime\": {…}}",
+            ));
+            None
+        }
     }
 }
 
@@ -477,32 +591,23 @@ fn param_text(v: &Value) -> Option<String> {
     }
 }
 
-/// `header`, `buttons`, `cards` and `offerExpiresAt` of a send, as reserved param keys
-/// (`header.link`, `button.1.coupon_code`, `card.0.header.link`, …; see
-/// `domain::template_send`). Shapes are checked here; whether they fit the template is checked
-/// with the template, before anything is queued.
+/// `header`, `buttons`, `cards` and `offerExpiresAt` of a send.
 fn rich_values(
     obj: &Map<String, Value>,
     prefix: &str,
-    params: &mut BTreeMap<String, String>,
+    values: &mut SendValues,
     errors: &mut Vec<FieldError>,
 ) {
-    if let Some(v) = obj.get("header").filter(|v| !v.is_null())
-        && let Some(header) = header_values(v, &format!("{prefix}header"), errors)
-    {
-        header.into_params("header", params);
+    if let Some(v) = obj.get("header").filter(|v| !v.is_null()) {
+        values.header = header_values(v, &format!("{prefix}header"), errors);
     }
     if let Some(v) = obj.get("buttons").filter(|v| !v.is_null()) {
-        for button in button_values(v, &format!("{prefix}buttons"), errors)
-            .into_iter()
-            .flatten()
-        {
-            button.into_params("button", params);
-        }
+        values.buttons = button_values(v, &format!("{prefix}buttons"), errors);
     }
     match obj.get("cards") {
         None | Some(Value::Null) => {}
         Some(Value::Array(cards)) => {
+            let given = values.cards.insert(Vec::new());
             for (c, card) in cards.iter().enumerate() {
                 let at = format!("{prefix}cards[{c}]");
                 let Value::Object(card) = card else {
@@ -552,10 +657,8 @@ fn rich_values(
                 if let Some(b) = card.get("buttons").filter(|v| !v.is_null()) {
                     values.buttons = button_values(b, &format!("{at}.buttons"), errors);
                 }
-                values.into_params(c, params);
+                given.push(values);
             }
-            // The number of cards given is checked against the template's.
-            params.insert("cards.given".into(), cards.len().to_string());
         }
         Some(v) => errors.push(FieldError::new(
             format!("{prefix}cards"),
@@ -565,12 +668,7 @@ fn rich_values(
     match obj.get("offerExpiresAt") {
         None | Some(Value::Null) => {}
         Some(Value::String(s)) => match chrono::DateTime::parse_from_rfc3339(s) {
-            Ok(t) => {
-                params.insert(
-                    "offer.expiration_time_ms".into(),
-                    t.timestamp_millis().to_string(),
-                );
-            }
+            Ok(t) => values.offer_expires_at = Some(t.timestamp_millis()),
             Err(_) => errors.push(FieldError::new(
                 format!("{prefix}offerExpiresAt"),
                 format!("must be an RFC 3339 time such as 2026-12-31T23:59:00Z, got \"{s}\""),
