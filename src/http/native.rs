@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::caller::Caller;
 use super::idempotency::IdempotencyHeader;
 use super::native_send::{
-    native_field, opt_string, pending_problem, recipient, send_at, send_problem, send_values,
+    native_field, opt_string, pending_problem, recipient, send_at, send_problem, send_value_parts,
     template_ref,
 };
 use super::params::{parse_cursor, parse_json, parse_limit, parse_time};
@@ -692,12 +692,12 @@ async fn preview_template(
         }
     }
     let mut errors = Vec::new();
-    let params = send_values(obj, "", &mut errors);
+    let request = send_value_parts(obj, "", &mut errors);
     if !errors.is_empty() {
         return Err(Problem::validation(errors));
     }
     let t = visible_template(&app, &caller, &id).await?;
-    let p = templates::preview(&t, &params, crate::now_ms());
+    let p = templates::preview_values(&t, request, crate::now_ms());
     let errors: Vec<FieldError> = p
         .problems
         .iter()

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use super::problem::Problem;
 use crate::api::compat::{Currency, DateTime, SendButton, SendCard, SendHeader, TypedParam};
+use crate::api::templates::{SendParam, TemplatePreviewRequest};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::template::first_control;
 use crate::service::input::{FieldError, describe};
@@ -368,19 +369,32 @@ pub(crate) fn send_values(
     prefix: &str,
     errors: &mut Vec<FieldError>,
 ) -> BTreeMap<String, String> {
-    let mut params = BTreeMap::new();
+    send_value_parts(obj, prefix, errors).into_params()
+}
+
+/// The values of a send as given (`params`, `header`, `buttons`, `cards`, `offerExpiresAt`);
+/// refusals, named with `prefix`, are in `errors`.
+pub(crate) fn send_value_parts(
+    obj: &Map<String, Value>,
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> TemplatePreviewRequest {
+    let mut values = TemplatePreviewRequest::default();
     match obj.get("params") {
         None | Some(Value::Null) => {}
         Some(Value::Object(map)) => {
+            let params = values.params.get_or_insert_default();
             for (k, v) in map {
                 if let Some(text) = param_text(v) {
-                    params.insert(k.clone(), text);
+                    params.insert(k.clone(), SendParam::Text(text));
                     continue;
                 }
                 match v {
                     Value::Null => {}
                     Value::Object(typed) => {
-                        typed_param(k, typed, &format!("{prefix}params.{k}"), &mut params, errors)
+                        if let Some(t) = typed_param(typed, &format!("{prefix}params.{k}"), errors) {
+                            params.insert(k.clone(), SendParam::Typed(t));
+                        }
                     }
                     other => errors.push(FieldError::new(
                         format!("{prefix}params.{k}"),
@@ -397,20 +411,18 @@ pub(crate) fn send_values(
             format!("must be an object, got {}", describe(v)),
         )),
     }
-    rich_values(obj, prefix, &mut params, errors);
-    params
+    rich_values(obj, prefix, &mut values, errors);
+    values
 }
 
 /// A typed parameter: `{"currency": {"fallbackValue", "code", "amount1000"}}` or
 /// `{"dateTime": {"fallbackValue"}}`, kept as the placeholder's text (the fallback) plus a
 /// `<name>.currency` / `<name>.date_time` key (see `domain::template_send`).
 fn typed_param(
-    name: &str,
     typed: &Map<String, Value>,
     field: &str,
-    params: &mut BTreeMap<String, String>,
     errors: &mut Vec<FieldError>,
-) {
+) -> Option<TypedParam> {
     let fallback = |v: &Value, at: &str, errors: &mut Vec<FieldError>| match v.get("fallbackValue")
     {
         Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
@@ -425,9 +437,7 @@ fn typed_param(
     match (typed.get("currency"), typed.get("dateTime"), typed.len()) {
         (Some(c), None, 1) => {
             let at = format!("{field}.currency");
-            let Some(text) = fallback(c, &at, errors) else {
-                return;
-            };
+            let text = fallback(c, &at, errors)?;
             let code = c.get("code").and_then(Value::as_str);
             let amount = c.get("amount1000").and_then(Value::as_i64);
             let valid = |c: &str| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase());
@@ -438,31 +448,38 @@ fn typed_param(
                         code: code.to_string(),
                         amount1000: amount,
                     };
-                    TypedParam::Currency(currency).into_params(name, params);
+                    Some(TypedParam::Currency(currency))
                 }
-                (Some(code), _) if !valid(code) => errors.push(FieldError::new(
-                    format!("{at}.code"),
-                    "must be an ISO 4217 code in capitals, such as USD",
-                )),
-                _ => errors.push(FieldError::new(
-                    at,
-                    "needs code (ISO 4217, e.g. USD) and amount1000 (the amount times 1000, an integer)",
-                )),
+                (Some(code), _) if !valid(code) => {
+                    errors.push(FieldError::new(
+                        format!("{at}.code"),
+                        "must be an ISO 4217 code in capitals, such as USD",
+                    ));
+                    None
+                }
+                _ => {
+                    errors.push(FieldError::new(
+                        at,
+                        "needs code (ISO 4217, e.g. USD) and amount1000 (the amount times 1000, an integer)",
+                    ));
+                    None
+                }
             }
         }
         (None, Some(d), 1) => {
             let at = format!("{field}.dateTime");
-            if let Some(text) = fallback(d, &at, errors) {
-                let date_time = DateTime {
-                    fallback_value: text,
-                };
-                TypedParam::DateTime(date_time).into_params(name, params);
-            }
+            let date_time = DateTime {
+                fallback_value: fallback(d, &at, errors)?,
+            };
+            Some(TypedParam::DateTime(date_time))
         }
-        _ => errors.push(FieldError::new(
-            field,
-            "an object must be a typed parameter: {\"currency\": {…}} or {\"dateTime\": {…}}",
-        )),
+        _ => {
+            errors.push(FieldError::new(
+                field,
+                "an object must be a typed parameter: {\"currency\": {…}} or {\"dateTime\": {…}}",
+            ));
+            None
+        }
     }
 }
 
@@ -484,25 +501,19 @@ fn param_text(v: &Value) -> Option<String> {
 fn rich_values(
     obj: &Map<String, Value>,
     prefix: &str,
-    params: &mut BTreeMap<String, String>,
+    out: &mut TemplatePreviewRequest,
     errors: &mut Vec<FieldError>,
 ) {
-    if let Some(v) = obj.get("header").filter(|v| !v.is_null())
-        && let Some(header) = header_values(v, &format!("{prefix}header"), errors)
-    {
-        header.into_params("header", params);
+    if let Some(v) = obj.get("header").filter(|v| !v.is_null()) {
+        out.header = header_values(v, &format!("{prefix}header"), errors);
     }
     if let Some(v) = obj.get("buttons").filter(|v| !v.is_null()) {
-        for button in button_values(v, &format!("{prefix}buttons"), errors)
-            .into_iter()
-            .flatten()
-        {
-            button.into_params("button", params);
-        }
+        out.buttons = button_values(v, &format!("{prefix}buttons"), errors);
     }
     match obj.get("cards") {
         None | Some(Value::Null) => {}
         Some(Value::Array(cards)) => {
+            let given = out.cards.get_or_insert_default();
             for (c, card) in cards.iter().enumerate() {
                 let at = format!("{prefix}cards[{c}]");
                 let Value::Object(card) = card else {
@@ -552,10 +563,8 @@ fn rich_values(
                 if let Some(b) = card.get("buttons").filter(|v| !v.is_null()) {
                     values.buttons = button_values(b, &format!("{at}.buttons"), errors);
                 }
-                values.into_params(c, params);
+                given.push(values);
             }
-            // The number of cards given is checked against the template's.
-            params.insert("cards.given".into(), cards.len().to_string());
         }
         Some(v) => errors.push(FieldError::new(
             format!("{prefix}cards"),
@@ -565,12 +574,7 @@ fn rich_values(
     match obj.get("offerExpiresAt") {
         None | Some(Value::Null) => {}
         Some(Value::String(s)) => match chrono::DateTime::parse_from_rfc3339(s) {
-            Ok(t) => {
-                params.insert(
-                    "offer.expiration_time_ms".into(),
-                    t.timestamp_millis().to_string(),
-                );
-            }
+            Ok(t) => out.offer_expires_at = Some(t.timestamp_millis()),
             Err(_) => errors.push(FieldError::new(
                 format!("{prefix}offerExpiresAt"),
                 format!("must be an RFC 3339 time such as 2026-12-31T23:59:00Z, got \"{s}\""),

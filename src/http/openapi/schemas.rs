@@ -82,13 +82,6 @@ pub(crate) fn nullable(mut schema: Value) -> Value {
     }
 }
 
-/// A closed object: `props` and nothing else; `required` must be present.
-pub(crate) fn object(props: Vec<(&str, Value)>, required: &[&str]) -> Value {
-    let mut o = open_object(props, required);
-    o["additionalProperties"] = json!(false);
-    o
-}
-
 /// An object that may carry properties beyond `props` (request bodies the server reads
 /// leniently).
 pub(crate) fn open_object(props: Vec<(&str, Value)>, required: &[&str]) -> Value {
@@ -342,19 +335,6 @@ fn template_choice_rule() -> Value {
 /// The component schemas not yet derived from types (`crate::api`), by name.
 pub(super) fn all() -> Value {
     let schemas: Vec<(&str, Value)> = vec![
-        // Common.
-        (
-            "TemplatePreviewRequest",
-            ex(
-                d(
-                    object(send_value_props(), &[]),
-                    "The values of a send, as in `POST /v1/messages`.",
-                ),
-                json!({"params": {"1": "Ana", "2": "F-77"},
-                       "header": {"link": "https://files.example.com/f-77.pdf", "filename": "Factura F-77.pdf"},
-                       "buttons": [{"index": 0, "payload": "pay:F-77"}]}),
-            ),
-        ),
         // Media.
         // Native API.
         (
