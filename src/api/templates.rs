@@ -12,6 +12,8 @@ use utoipa::ToSchema;
 use utoipa::openapi::schema::{AdditionalProperties, Object, Type};
 use utoipa::openapi::{RefOr, Schema};
 
+use super::compat::{SendButton, SendCard, SendHeader};
+use super::messages::ParamValue;
 use crate::domain::template::{Button, Card, Header, Offer};
 use crate::format_ms;
 use crate::service::input::FieldError;
@@ -24,6 +26,7 @@ pub(super) fn schemas(out: &mut Vec<(String, RefOr<Schema>)>) {
     super::collect::<crate::service::authoring::Sample>(out);
     super::collect::<TemplateCreate>(out);
     super::collect::<TemplateUpdate>(out);
+    super::collect::<TemplatePreviewRequest>(out);
 }
 
 /// The variants of `TemplateHeader` and `TemplateButton` are closed objects, as the server
@@ -44,7 +47,12 @@ pub(super) fn close_variants(schemas: &mut BTreeMap<String, RefOr<Schema>>) {
             }
         }
     }
-    for name in ["TemplateSample", "TemplateCreate", "TemplateUpdate"] {
+    for name in [
+        "TemplateSample",
+        "TemplateCreate",
+        "TemplateUpdate",
+        "TemplatePreviewRequest",
+    ] {
         if let Some(RefOr::T(Schema::Object(object))) = schemas.get_mut(name) {
             close(object);
         }
@@ -367,5 +375,66 @@ impl TemplateCreate {
             parameter_format: self.parameter_format,
         };
         (self.account_id, fields)
+    }
+}
+
+// Read field by field by `http::native_send::send_value_parts` (every refusal names its
+// field), which yields this.
+/// The values of a send, as in `POST /v1/messages`.
+#[derive(Debug, Clone, Default, PartialEq, ToSchema)]
+#[schema(
+    rename_all = "camelCase",
+    examples(json!({"params": {"1": "Ana", "2": "F-77"},
+        "header": {"link": "https://files.example.com/f-77.pdf", "filename": "Factura F-77.pdf"},
+        "buttons": [{"index": 0, "payload": "pay:F-77"}]}))
+)]
+pub struct TemplatePreviewRequest {
+    #[schema(schema_with = send_params_schema)]
+    pub params: Option<BTreeMap<String, ParamValue>>,
+    // Each of these is absent when null, as the server reads them.
+    pub header: Option<SendHeader>,
+    pub buttons: Option<Vec<SendButton>>,
+    pub cards: Option<Vec<SendCard>>,
+    /// A limited-time offer's expiry (RFC 3339), when the template's offer shows one.
+    #[schema(value_type = Option<String>, format = DateTime, min_length = 20)]
+    pub offer_expires_at: Option<i64>,
+}
+
+/// A send's `params`; null values are absent, so the server never keeps one.
+fn send_params_schema() -> Object {
+    let scalar = Object::builder().schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+        Type::String,
+        Type::Number,
+        Type::Boolean,
+        Type::Null,
+    ]));
+    let value = utoipa::openapi::schema::AnyOfBuilder::new()
+        .item(scalar)
+        .item(super::component("TypedParam"))
+        .build();
+    Object::builder()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::Object,
+            Type::Null,
+        ]))
+        .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(value.into()))))
+        .description(Some(
+            "`{name: value}` for each placeholder (`params: null` is no params); numbers and booleans are taken as their text; null is absent; an object is a typed parameter. The compatible API's reserved keys (`header.link`, `button.1.payload`, …) work here too.",
+        ))
+        .build()
+}
+
+impl TemplatePreviewRequest {
+    /// The values as one map of params with reserved keys (see `domain::template_send`): the
+    /// placeholders, then `header.…`, `button.…`, `card.<n>.…` and `cards.given`, and
+    /// `offer.expiration_time_ms` (a later key wins over a param of the same name).
+    pub fn into_params(self) -> BTreeMap<String, String> {
+        super::messages::send_params(
+            self.params,
+            self.header,
+            self.buttons,
+            self.cards,
+            self.offer_expires_at,
+        )
     }
 }

@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::caller::Caller;
 use super::idempotency::IdempotencyHeader;
 use super::native_send::{
-    batch_request, native_field, pending_problem, send_problem, send_request, send_values,
+    batch_request, native_field, pending_problem, send_problem, send_request, send_value_parts,
 };
 use super::params::{parse_cursor, parse_json, parse_limit, parse_time};
 use super::problem::Problem;
@@ -648,12 +648,12 @@ async fn preview_template(
         }
     }
     let mut errors = Vec::new();
-    let params = send_values(obj, "", &mut errors);
+    let request = send_value_parts(obj, "", &mut errors);
     if !errors.is_empty() {
         return Err(Problem::validation(errors));
     }
     let t = visible_template(&app, &caller, &id).await?;
-    let p = templates::preview(&t, &params, crate::now_ms());
+    let p = templates::preview_values(&t, request, crate::now_ms());
     let errors: Vec<FieldError> = p
         .problems
         .iter()

@@ -9,7 +9,8 @@ use serde_json::{Map, Value};
 
 use super::problem::Problem;
 use crate::api::compat::{Currency, DateTime, SendButton, SendCard, SendHeader, TypedParam};
-use crate::api::messages::{self as api, BatchRecipient, ParamValue, send_params};
+use crate::api::messages::{self as api, BatchRecipient, ParamValue};
+use crate::api::templates::TemplatePreviewRequest;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::template::first_control;
 use crate::service::batch::MAX_RECIPIENTS;
@@ -441,34 +442,14 @@ pub(crate) fn send_at(
     }
 }
 
-/// The values of a send (`params`, `header`, `buttons`, `cards`, `offerExpiresAt`) as one
-/// map of params with reserved keys (see `domain::template_send`).
-pub(crate) fn send_values(
-    obj: &Map<String, Value>,
-    prefix: &str,
-    errors: &mut Vec<FieldError>,
-) -> BTreeMap<String, String> {
-    let v = send_value_parts(obj, prefix, errors);
-    send_params(v.params, v.header, v.buttons, v.cards, v.offer_expires_at)
-}
-
-/// The values of a send, each as given.
-struct SendValues {
-    params: Option<BTreeMap<String, ParamValue>>,
-    header: Option<SendHeader>,
-    buttons: Option<Vec<SendButton>>,
-    cards: Option<Vec<SendCard>>,
-    offer_expires_at: Option<i64>,
-}
-
 /// The values of a send (`params`, `header`, `buttons`, `cards`, `offerExpiresAt`). Shapes are
 /// checked here; whether they fit the template is checked with the template, before anything
 /// is queued.
-fn send_value_parts(
+pub(crate) fn send_value_parts(
     obj: &Map<String, Value>,
     prefix: &str,
     errors: &mut Vec<FieldError>,
-) -> SendValues {
+) -> TemplatePreviewRequest {
     let mut params = None;
     match obj.get("params") {
         None | Some(Value::Null) => {}
@@ -502,7 +483,7 @@ fn send_value_parts(
             format!("must be an object, got {}", describe(v)),
         )),
     }
-    let mut values = SendValues {
+    let mut values = TemplatePreviewRequest {
         params,
         header: None,
         buttons: None,
@@ -595,7 +576,7 @@ fn param_text(v: &Value) -> Option<String> {
 fn rich_values(
     obj: &Map<String, Value>,
     prefix: &str,
-    values: &mut SendValues,
+    values: &mut TemplatePreviewRequest,
     errors: &mut Vec<FieldError>,
 ) {
     if let Some(v) = obj.get("header").filter(|v| !v.is_null()) {

@@ -225,6 +225,15 @@ pub struct Preview {
     pub components: Vec<Value>,
 }
 
+/// [`preview`] of the values of `POST /v1/templates/{id}/preview`.
+pub fn preview_values(
+    template: &Template,
+    values: crate::api::templates::TemplatePreviewRequest,
+    now_ms: i64,
+) -> Preview {
+    preview(template, &values.into_params(), now_ms)
+}
+
 /// Previews a send without sending: the same checks as a send, the rendered message and the
 /// components for Meta.
 pub fn preview(

@@ -82,13 +82,6 @@ pub(crate) fn nullable(mut schema: Value) -> Value {
     }
 }
 
-/// A closed object: `props` and nothing else; `required` must be present.
-pub(crate) fn object(props: Vec<(&str, Value)>, required: &[&str]) -> Value {
-    let mut o = open_object(props, required);
-    o["additionalProperties"] = json!(false);
-    o
-}
-
 /// An object that may carry properties beyond `props` (request bodies the server reads
 /// leniently).
 pub(crate) fn open_object(props: Vec<(&str, Value)>, required: &[&str]) -> Value {
@@ -102,32 +95,6 @@ pub(crate) fn open_object(props: Vec<(&str, Value)>, required: &[&str]) -> Value
 }
 
 // --- Shapes --------------------------------------------------------------------------------
-
-/// `params`, `header`, `buttons`, `cards`, `offerExpiresAt`: the values of a send.
-fn send_value_props() -> Vec<(&'static str, Value)> {
-    vec![
-        (
-            "params",
-            d(
-                nullable(map(
-                    json!({"anyOf": [{"type": ["string", "number", "boolean", "null"]}, r("TypedParam")]}),
-                )),
-                "`{name: value}` for each placeholder (`params: null` is no params); numbers and booleans are taken as their text; null is absent; an object is a typed parameter. The compatible API's reserved keys (`header.link`, `button.1.payload`, …) work here too.",
-            ),
-        ),
-        // Each of these is absent when null, as the server reads them.
-        ("header", nullable(r("SendHeader"))),
-        ("buttons", nullable(array(r("SendButton")))),
-        ("cards", nullable(array(r("SendCard")))),
-        (
-            "offerExpiresAt",
-            d(
-                nullable(json!({"type": "string", "format": "date-time", "minLength": 20})),
-                "A limited-time offer's expiry (RFC 3339), when the template's offer shows one.",
-            ),
-        ),
-    ]
-}
 
 /// A template submission: the admin template fields (without `accountId`, `status`,
 /// `appId`, `groupName`, `active`), `examples`, and each media header's `sample` file.
@@ -251,19 +218,6 @@ fn template_submit(native: bool) -> Value {
 /// The component schemas not yet derived from types (`crate::api`), by name.
 pub(super) fn all() -> Value {
     let schemas: Vec<(&str, Value)> = vec![
-        // Common.
-        (
-            "TemplatePreviewRequest",
-            ex(
-                d(
-                    object(send_value_props(), &[]),
-                    "The values of a send, as in `POST /v1/messages`.",
-                ),
-                json!({"params": {"1": "Ana", "2": "F-77"},
-                       "header": {"link": "https://files.example.com/f-77.pdf", "filename": "Factura F-77.pdf"},
-                       "buttons": [{"index": 0, "payload": "pay:F-77"}]}),
-            ),
-        ),
         // Media.
         // Native API.
         // Admin API.
