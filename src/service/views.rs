@@ -9,11 +9,6 @@ use crate::store::{
     TemplateHealth,
 };
 
-fn time(ms: Option<i64>) -> Value {
-    ms.map(|ms| Value::String(format_ms(ms)))
-        .unwrap_or(Value::Null)
-}
-
 /// The typed content of a stored template (its header, buttons and extra were validated when
 /// stored).
 pub fn template_content(t: &Template) -> TemplateContent {
@@ -106,36 +101,9 @@ pub fn conversation(c: &Conversation) -> Value {
     json!(crate::api::messages::Conversation::from(c))
 }
 
+/// A message as the operator sees it ([`crate::api::admin::AdminMessage`]).
 pub fn message(m: &Message) -> Value {
-    json!({
-        "id": m.id,
-        "conversationId": m.conversation_id,
-        "channelId": m.channel_id,
-        "templateId": m.template_id,
-        "phoneNumber": m.phone_number,
-        "status": m.status.as_str(),
-        "providerMessageId": m.provider_message_id,
-        "waId": m.wa_id,
-        "params": m.params,
-        "attempts": m.attempts,
-        "error": m.error,
-        "pricingCategory": m.pricing_category,
-        "pricing": m.pricing.as_ref().map(crate::store::Pricing::view),
-        "statusTimes": {
-            "queued": format_ms(m.queued_at),
-            "sending": time(m.sending_at),
-            "sent": time(m.sent_at),
-            "delivered": time(m.delivered_at),
-            "read": time(m.read_at),
-            "failed": time(m.failed_at),
-            "cancelled": time(m.cancelled_at),
-        },
-        "scheduledFor": time(m.scheduled_for),
-        "heldUntil": time(m.held_until),
-        "heldReason": m.held_reason,
-        "createdAt": format_ms(m.queued_at),
-        "updatedAt": format_ms(m.updated_at),
-    })
+    json!(crate::api::admin::AdminMessage::of(m))
 }
 
 /// An inbound message as listed in a conversation's thread (`direction: "inbound"`): the

@@ -31,16 +31,6 @@ impl Pricing {
             _ => self.billable,
         }
     }
-
-    /// As the message views show it: `{type, category, pricingModel, billable}`.
-    pub fn view(&self) -> Value {
-        json!({
-            "type": self.pricing_type,
-            "category": self.category,
-            "pricingModel": self.pricing_model,
-            "billable": self.is_billable(),
-        })
-    }
 }
 
 /// What plantilla knows of a template's health besides its status and category. Times are
