@@ -55,8 +55,17 @@ fn added_response(added: &Added) -> Answer {
     Ok(typed_json(status, &suppressions::view(added.entry())?))
 }
 
-fn entry_not_found(phone: &str) -> String {
-    format!("the number '{phone}' is not on the account's suppression list")
+/// 204 when the number's entry was removed, else 404 naming the number.
+fn removed_response(removed: bool, phone: &str) -> Answer {
+    if removed {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    Err(Problem::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "Not found",
+        format!("the number '{phone}' is not on the account's suppression list"),
+    ))
 }
 
 async fn list_suppressions(
@@ -97,15 +106,8 @@ async fn remove_suppression(
     caller: Caller,
 ) -> Answer {
     let number = suppressions::parse_phone("phoneNumber", &phone)?;
-    match suppressions::remove(&app, caller.account_id(), number.as_str()).await? {
-        Some(_) => Ok(StatusCode::NO_CONTENT.into_response()),
-        None => Err(Problem::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            "Not found",
-            entry_not_found(number.as_str()),
-        )),
-    }
+    let removed = suppressions::remove(&app, caller.account_id(), number.as_str()).await?;
+    removed_response(removed.is_some(), number.as_str())
 }
 
 // --- Admin -------------------------------------------------------------------------------
@@ -152,13 +154,6 @@ async fn admin_add(State(app): State<App>, Path(id): Path<String>, body: Bytes) 
 async fn admin_remove(State(app): State<App>, Path((id, phone)): Path<(String, String)>) -> Answer {
     account_exists(&app, &id).await?;
     let number = suppressions::parse_phone("phoneNumber", &phone).map_err(admin)?;
-    match suppressions::remove(&app, &id, number.as_str()).await? {
-        Some(_) => Ok(StatusCode::NO_CONTENT.into_response()),
-        None => Err(Problem::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            "Not found",
-            entry_not_found(number.as_str()),
-        )),
-    }
+    let removed = suppressions::remove(&app, &id, number.as_str()).await?;
+    removed_response(removed.is_some(), number.as_str())
 }
