@@ -1,6 +1,6 @@
-//! The component schemas not derived from types yet (request bodies of the native sends and of
-//! template submissions), and the schema builders `operations.rs` uses for parameters. Every
-//! other component is derived from `crate::api`.
+//! The component schemas not derived from types yet (the template submission bodies,
+//! TemplateSubmit and AdminTemplateSubmit), and the schema builders `operations.rs` uses for
+//! parameters. Every other component is derived from `crate::api`.
 
 use serde_json::{Map, Value, json};
 
