@@ -12,7 +12,13 @@ pub fn new_id(prefix: &str) -> String {
 /// Each kind of id is its own type, so one cannot be passed where another is meant; the
 /// OpenAPI document names it as a component.
 macro_rules! id_type {
-    ($($(#[$doc:meta])* $name:ident = $prefix:literal;)*) => {$(
+    ($($(#[$doc:meta])* $name:ident = $prefix:literal;)*) => {
+        /// The schema of every id type, by name, for the OpenAPI document.
+        pub fn schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::Schema>)> {
+            use utoipa::{PartialSchema, ToSchema};
+            vec![$(($name::name().into_owned(), $name::schema())),*]
+        }
+        $(
         $(#[$doc])*
         #[derive(
             Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord,

@@ -12,12 +12,59 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 
 use super::problem::Problem;
 use crate::app::App;
 use crate::now_ms;
 use crate::service::access::Caller;
 use crate::store::IdempotencyKey;
+
+/// How the document describes the header where the key is stored with the request.
+pub(crate) const STORED: &str = "Makes a retry safe: the same key with the same body answers the \
+    first response (and sends nothing new); the same key with a different body is a 422 \
+    `idempotency-key-reused`. Keys are scoped to the caller (channel token or API key) and \
+    expire after 24 hours (configurable).";
+
+/// How the document describes the header where the operation is safe to repeat by nature.
+pub(crate) const CHECKED: &str = "Accepted like on every POST and checked (a malformed key \
+    is a 400 `idempotency-key-invalid`), but not stored: this operation is safe to repeat by \
+    nature, so a retry with or without the key does no harm.";
+
+/// The `Idempotency-Key` parameter of an operation that checks the key but stores nothing
+/// (`params(CheckedKey)` in its `#[utoipa::path]`).
+pub struct CheckedKey;
+
+impl utoipa::IntoParams for CheckedKey {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![key_parameter(CHECKED)]
+    }
+}
+
+/// The `Idempotency-Key` parameter of an operation that stores the key with the request.
+pub struct StoredKey;
+
+impl utoipa::IntoParams for StoredKey {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![key_parameter(STORED)]
+    }
+}
+
+/// The header as the extractor checks it, described by `description`.
+pub(crate) fn key_parameter(description: &str) -> Parameter {
+    let schema = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(255))
+        .pattern(Some("^[!-~]+$"));
+    ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .description(Some(description))
+        .schema(Some(schema))
+        .build()
+}
 
 /// The request's checked `Idempotency-Key`, if it has one.
 pub struct IdempotencyHeader(pub Option<String>);

@@ -18,26 +18,33 @@ use axum::routing::{get, post};
 use serde_json::Value;
 
 use super::caller::Caller;
-use super::idempotency::IdempotencyHeader;
+use super::idempotency::{CheckedKey, IdempotencyHeader};
 use super::native_send::{
     batch_request, native_field, pending_problem, send_problem, send_request, send_value_parts,
 };
+use super::openapi::NATIVE;
 use super::params::{parse_cursor, parse_json, parse_limit, parse_time};
 use super::problem::Problem;
 use super::{json_response, typed_json};
 use crate::api::messages::{
-    self as api, AcceptedConversation, AcceptedConversationStatus, AcceptedStatus, BatchAccepted,
-    BatchRecipientAccepted, BatchRecipientRejected, BatchRecipientResult, Conversation,
-    ConversationMessagePage, ConversationPage, InboundMessage, Message, MessageAccepted,
-    MessagePage, OutboundMessage, ThreadMessage,
+    self as api, AcceptedConversation, AcceptedConversationStatus, AcceptedStatus, Batch,
+    BatchAccepted, BatchRecipientAccepted, BatchRecipientRejected, BatchRecipientResult,
+    Conversation, ConversationMessagePage, ConversationPage, InboundMessage, Message,
+    MessageAccepted, MessagePage, OutboundMessage, ThreadMessage,
 };
 use crate::app::App;
+use crate::domain::ids::BatchId;
 use crate::domain::status::MessageStatus;
 use crate::service::batch::{self, RecipientResult};
 use crate::service::input::FieldError;
 use crate::service::send::{self, SendOutcome, SendRequest};
 use crate::service::{authoring, templates, usage, views};
 use crate::store::{CancelOutcome, ConversationFilter, MessageFilter, TemplateFilter};
+
+/// The operations of this module the document derives from their `#[utoipa::path]`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(get_batch, cancel_batch, pause_batch, resume_batch))]
+pub(crate) struct Doc;
 
 pub fn routes() -> Router<App> {
     Router::new()
@@ -349,11 +356,38 @@ async fn batch_report(app: &App, id: &str) -> Answer {
     typed_ok(&report)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/batches/{id}",
+    operation_id = "getBatch",
+    tag = NATIVE,
+    summary = "Get a batch's report",
+    description = "Counts by status, error code, template and hold reason, progress, whether it is paused, and an estimated completion time.",
+    params(("id" = BatchId, Path, description = "The batch id.")),
+    responses(
+        (status = 200, description = "The batch.", body = Batch),
+        (status = 404, description = "No such batch visible to the caller.", extensions(("x-problems" = json!(["not-found"])))),
+    ),
+)]
 async fn get_batch(State(app): State<App>, Path(id): Path<String>, caller: Caller) -> Answer {
     visible_batch(&app, &caller, &id).await?;
     batch_report(&app, &id).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/batches/{id}/cancel",
+    operation_id = "cancelBatch",
+    tag = NATIVE,
+    summary = "Cancel a batch",
+    description = "Cancels every message of the batch not yet handed to WhatsApp, as `POST /v1/messages/{id}/cancel` would; those the dispatcher already took go on. Answers the batch's report.",
+    params(("id" = BatchId, Path, description = "The batch id."), CheckedKey),
+    responses(
+        (status = 200, description = "The batch's report.", body = Batch),
+        (status = 400, description = "The Idempotency-Key is wrong.", extensions(("x-problems" = json!(["idempotency-key-invalid"])))),
+        (status = 404, description = "No such batch visible to the caller.", extensions(("x-problems" = json!(["not-found"])))),
+    ),
+)]
 async fn cancel_batch(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -365,6 +399,20 @@ async fn cancel_batch(
     batch_report(&app, &id).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/batches/{id}/pause",
+    operation_id = "pauseBatch",
+    tag = NATIVE,
+    summary = "Pause a batch",
+    description = "The batch's messages not yet claimed by the dispatcher wait until it resumes (those already taken go on). Answers the batch's report.",
+    params(("id" = BatchId, Path, description = "The batch id."), CheckedKey),
+    responses(
+        (status = 200, description = "The batch's report.", body = Batch),
+        (status = 400, description = "The Idempotency-Key is wrong.", extensions(("x-problems" = json!(["idempotency-key-invalid"])))),
+        (status = 404, description = "No such batch visible to the caller.", extensions(("x-problems" = json!(["not-found"])))),
+    ),
+)]
 async fn pause_batch(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -376,6 +424,20 @@ async fn pause_batch(
     batch_report(&app, &id).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/batches/{id}/resume",
+    operation_id = "resumeBatch",
+    tag = NATIVE,
+    summary = "Resume a batch",
+    description = "Its waiting messages go again, at the channel's rate. Answers the batch's report.",
+    params(("id" = BatchId, Path, description = "The batch id."), CheckedKey),
+    responses(
+        (status = 200, description = "The batch's report.", body = Batch),
+        (status = 400, description = "The Idempotency-Key is wrong.", extensions(("x-problems" = json!(["idempotency-key-invalid"])))),
+        (status = 404, description = "No such batch visible to the caller.", extensions(("x-problems" = json!(["not-found"])))),
+    ),
+)]
 async fn resume_batch(
     State(app): State<App>,
     Path(id): Path<String>,

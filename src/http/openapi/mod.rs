@@ -3,9 +3,9 @@
 //!
 //! The component schemas are derived from the API's types (`crate::api`, `utoipa::ToSchema`);
 //! the few request bodies not moved to types yet are still written in `schemas.rs` (a name is
-//! never both). The operations (method, path, parameters, which schema each status answers,
-//! problem types) are a table in `operations.rs` that names those components. Three tests keep
-//! the document true:
+//! never both). The operations are declared on their handlers with `#[utoipa::path]` (gathered
+//! and finished by `paths.rs`, which adds what every operation of an API shares); those not
+//! moved yet are a table in `operations.rs`. Three tests keep the document true:
 //! - `tests/it/openapi.rs`: every route of the router is an operation of the document and every
 //!   operation a route (methods included), and the committed `openapi.json` is the document
 //!   (so CI fails on drift);
@@ -15,13 +15,17 @@
 //! - the unit tests below: ids are unique, every `$ref` resolves, path parameters are declared.
 //!
 //! **Documenting a new route**: its request and response bodies are types in `crate::api` (with
-//! `ToSchema`, listed in their family's `schemas()`); add an [`Op`] to `operations.rs` naming
-//! them, exercise it in `tests/it/openapi_conformance.rs`, then regenerate the committed copy
-//! with `cargo run -- openapi > openapi.json`.
+//! `ToSchema`, listed in their family's `schemas()`); put a `#[utoipa::path]` on its handler
+//! naming them (see `paths.rs` for the conventions), list the handler in its module's `Doc`,
+//! exercise it in `tests/it/openapi_conformance.rs`, then regenerate the committed copy with
+//! `cargo run -- openapi > openapi.json`.
 
 mod html;
 mod operations;
+mod paths;
 mod schemas;
+
+pub(crate) use operations::{ADMIN, COMPAT_NEW, COMPAT_OLD, NATIVE};
 
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
@@ -233,26 +237,10 @@ impl Op {
 
     /// An `application/problem+json` response whose `type` is one of `types` (slugs of
     /// [`PROBLEMS`], which must have this status).
-    pub(crate) fn problem(self, status: u16, description: &str, types: &[&str]) -> Op {
-        let uris: Vec<String> = types.iter().map(|t| format!("/problems/{t}")).collect();
-        let list = types
-            .iter()
-            .map(|t| {
-                let title = PROBLEMS
-                    .iter()
-                    .find(|p| p.slug == *t)
-                    .map_or("?", |p| p.title);
-                format!("`/problems/{t}` ({title})")
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let schema =
-            json!({"allOf": [schemas::r("Problem"), {"properties": {"type": {"enum": uris}}}]});
-        self.answer(
-            status,
-            &format!("{description} Problem types: {list}."),
-            &[(PROBLEM_JSON, schema)],
-        )
+    pub(crate) fn problem(mut self, status: u16, description: &str, types: &[&str]) -> Op {
+        self.responses
+            .push((status, paths::problem_response(description, types)));
+        self
     }
 
     /// A `text/plain` response.
@@ -553,15 +541,30 @@ fn description() -> String {
     text
 }
 
-fn build() -> Value {
-    let ops = operations::all();
-    let mut paths = Map::new();
-    for op in &ops {
-        let item = paths
-            .entry(op.path.to_string())
-            .or_insert_with(|| Value::Object(Map::new()));
-        item[op.method.to_ascii_lowercase()] = op.to_json();
+/// Every operation of the document: `(METHOD, path, operation)`, those declared on their
+/// handlers ([`paths`]) and those still in the table of `operations.rs`.
+fn all_operations() -> Vec<(String, String, Value)> {
+    let mut ops = paths::all();
+    for op in operations::all() {
+        ops.push((op.method.to_string(), op.path.to_string(), op.to_json()));
     }
+    ops
+}
+
+fn build() -> Value {
+    let mut paths = Map::new();
+    for (method, path, op) in all_operations() {
+        let item = paths
+            .entry(path.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+        let twice = item
+            .as_object_mut()
+            .expect("a path item is an object")
+            .insert(method.to_ascii_lowercase(), op)
+            .is_some();
+        assert!(!twice, "{method} {path} is declared twice");
+    }
+    let paths = Value::Object(paths);
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -574,7 +577,7 @@ fn build() -> Value {
         "tags": TAGS.iter().map(|(name, d)| json!({"name": name, "description": d})).collect::<Vec<_>>(),
         "paths": paths,
         "components": {
-            "schemas": components(),
+            "schemas": components(&paths),
             "securitySchemes": {
                 "channelToken": {
                     "type": "http", "scheme": "bearer",
@@ -593,9 +596,10 @@ fn build() -> Value {
     })
 }
 
-/// The component schemas: derived from the API's types ([`crate::api::schemas`]), and the
-/// hand-written ones of `schemas.rs` not derived yet. A name may not be both.
-fn components() -> Value {
+/// The component schemas: derived from the API's types ([`crate::api::schemas`]) and from the
+/// types the operations' attributes name ([`paths::schemas`]), and the hand-written ones of
+/// `schemas.rs` not derived yet. A name may not be both derived and hand-written.
+fn components(paths: &Value) -> Value {
     let Value::Object(mut all) = schemas::all() else {
         unreachable!("schemas::all is an object")
     };
@@ -607,14 +611,45 @@ fn components() -> Value {
             "component {name} is derived and hand-written"
         );
     }
+    // Those the operations name that no type brought (an id type of a path parameter).
+    let mut named = Vec::new();
+    references(paths, &mut named);
+    references(&Value::Object(all.clone()), &mut named);
+    for (name, schema) in paths::schemas() {
+        match all.get(&name) {
+            Some(known) => assert_eq!(known, &schema, "two schemas are named {name}"),
+            None if named.contains(&name) => {
+                all.insert(name, schema);
+            }
+            None => {}
+        }
+    }
     Value::Object(all)
+}
+
+/// The names of the components `v` refers to.
+fn references(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(name) = m
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            {
+                out.push(name.to_string());
+            }
+            m.values().for_each(|v| references(v, out));
+        }
+        Value::Array(a) => a.iter().for_each(|v| references(v, out)),
+        _ => {}
+    }
 }
 
 /// `(METHOD, path)` of every operation, e.g. `("GET", "/v1/messages/{id}")`.
 pub fn operations() -> BTreeSet<(String, String)> {
-    operations::all()
-        .iter()
-        .map(|op| (op.method.to_string(), op.path.to_string()))
+    all_operations()
+        .into_iter()
+        .map(|(method, path, _)| (method, path))
         .collect()
 }
 
@@ -622,78 +657,53 @@ pub fn operations() -> BTreeSet<(String, String)> {
 mod tests {
     use super::*;
 
-    fn refs(v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::Object(m) => {
-                if let Some(Value::String(r)) = m.get("$ref") {
-                    out.push(r.clone());
-                }
-                m.values().for_each(|v| refs(v, out));
-            }
-            Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
-            _ => {}
-        }
-    }
-
     #[test]
     fn every_ref_resolves_and_every_schema_is_used() {
         let doc = document();
         let mut found = Vec::new();
-        refs(doc, &mut found);
+        references(doc, &mut found);
         let schemas = doc["components"]["schemas"].as_object().unwrap();
-        for r in &found {
-            let name = r
-                .strip_prefix("#/components/schemas/")
-                .unwrap_or_else(|| panic!("{r}"));
-            assert!(schemas.contains_key(name), "{r} does not resolve");
+        for name in &found {
+            assert!(schemas.contains_key(name), "{name} does not resolve");
         }
         for name in schemas.keys() {
-            let r = format!("#/components/schemas/{name}");
-            assert!(found.contains(&r), "schema {name} is never used");
+            assert!(found.contains(name), "schema {name} is never used");
         }
     }
 
     #[test]
     fn operations_are_unique_and_declare_their_path_parameters() {
-        let ops = operations::all();
+        let ops = all_operations();
         let mut ids = BTreeSet::new();
         let mut routes = BTreeSet::new();
-        for op in &ops {
-            assert!(ids.insert(op.id), "operationId {} twice", op.id);
-            assert!(
-                routes.insert((op.method, op.path)),
-                "{} {} twice",
-                op.method,
-                op.path
-            );
-            let in_path: BTreeSet<&str> = op
-                .path
+        for (method, path, op) in &ops {
+            let id = op["operationId"].as_str().unwrap();
+            assert!(ids.insert(id), "operationId {id} twice");
+            assert!(routes.insert((method, path)), "{method} {path} twice");
+            let in_path: BTreeSet<&str> = path
                 .split('/')
                 .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
                 .collect();
-            let declared: BTreeSet<&str> = op
-                .params
+            let no_params = Vec::new();
+            let declared: BTreeSet<&str> = op["parameters"]
+                .as_array()
+                .unwrap_or(&no_params)
                 .iter()
                 .filter(|p| p["in"] == "path")
                 .map(|p| p["name"].as_str().unwrap())
                 .collect();
-            assert_eq!(in_path, declared, "{} {}", op.method, op.path);
-            assert!(!op.responses.is_empty(), "{}", op.id);
-            let statuses: BTreeSet<u16> = op.responses.iter().map(|(s, _)| *s).collect();
-            assert_eq!(
-                statuses.len(),
-                op.responses.len(),
-                "{}: a status twice",
-                op.id
-            );
-            assert!(TAGS.iter().any(|(t, _)| *t == op.tag), "{}", op.id);
+            assert_eq!(in_path, declared, "{method} {path}");
+            assert!(!op["responses"].as_object().unwrap().is_empty(), "{id}");
+            let tag = op["tags"][0].as_str().unwrap();
+            assert!(TAGS.iter().any(|(t, _)| *t == tag), "{id}");
         }
     }
 
     #[test]
     fn problem_types_are_known_and_answered_with_their_status() {
-        for op in operations::all() {
-            for (status, response) in &op.responses {
+        for (_, _, op) in all_operations() {
+            let id = op["operationId"].as_str().unwrap();
+            for (status, response) in op["responses"].as_object().unwrap() {
                 let Some(schema) = response["content"].get(PROBLEM_JSON) else {
                     continue;
                 };
@@ -705,8 +715,8 @@ mod tests {
                     let p = PROBLEMS
                         .iter()
                         .find(|p| p.slug == slug)
-                        .unwrap_or_else(|| panic!("{}: unknown problem type {slug}", op.id));
-                    assert_eq!(p.status, *status, "{}: {slug}", op.id);
+                        .unwrap_or_else(|| panic!("{id}: unknown problem type {slug}"));
+                    assert_eq!(p.status.to_string(), *status, "{id}: {slug}");
                 }
             }
         }

@@ -5,14 +5,15 @@ use serde_json::json;
 
 use super::schemas::{cursor, d, one_of_strings, phone_number, r, string, text, time};
 use super::{Auth, JSON, Op, TEXT};
+use crate::http::idempotency::{CHECKED as IDEMPOTENT_BY_NATURE, STORED as IDEMPOTENCY};
 
-pub(super) const NATIVE: &str = "Native API";
-pub(super) const COMPAT_OLD: &str = "Compatible API (old family)";
-pub(super) const COMPAT_NEW: &str = "Compatible API (new family)";
-pub(super) const ADMIN: &str = "Admin API";
-pub(super) const WEBHOOKS: &str = "Meta webhooks";
-pub(super) const REFERENCE: &str = "Reference";
-pub(super) const OPERATIONS: &str = "Operations";
+pub(crate) const NATIVE: &str = "Native API";
+pub(crate) const COMPAT_OLD: &str = "Compatible API (old family)";
+pub(crate) const COMPAT_NEW: &str = "Compatible API (new family)";
+pub(crate) const ADMIN: &str = "Admin API";
+pub(crate) const WEBHOOKS: &str = "Meta webhooks";
+pub(crate) const REFERENCE: &str = "Reference";
+pub(crate) const OPERATIONS: &str = "Operations";
 
 pub(super) fn all() -> Vec<Op> {
     let mut ops = native();
@@ -35,20 +36,15 @@ fn json_content_type(op: Op) -> Op {
     if !takes_json || op.responses.iter().any(|(status, _)| *status == 415) {
         return op;
     }
-    op.problem(
-        415,
-        "The body's `Content-Type` is not `application/json` (a `charset` other than UTF-8 \
-         included; `application/*+json` is taken); `contentType` is the given one.",
-        &["unsupported-media-type"],
-    )
+    op.problem(415, UNSUPPORTED_JSON, &["unsupported-media-type"])
 }
 
-// --- Native API ----------------------------------------------------------------------------
+/// The 415 of every `/v1` operation that takes a JSON body.
+pub(super) const UNSUPPORTED_JSON: &str = "The body's `Content-Type` is not `application/json` \
+    (a `charset` other than UTF-8 included; `application/*+json` is taken); `contentType` is \
+    the given one.";
 
-const IDEMPOTENCY: &str = "Makes a retry safe: the same key with the same body answers the \
-    first response (and sends nothing new); the same key with a different body is a 422 \
-    `idempotency-key-reused`. Keys are scoped to the caller (channel token or API key) and \
-    expire after 24 hours (configurable).";
+// --- Native API ----------------------------------------------------------------------------
 
 const IDEMPOTENCY_ENDPOINT: &str = "Makes a retry safe: the same key with the same body \
     answers 201 with the endpoint the first request registered, the same id and secret (nothing \
@@ -56,10 +52,6 @@ const IDEMPOTENCY_ENDPOINT: &str = "Makes a retry safe: the same key with the sa
     422 `idempotency-key-reused` and registers nothing; a 404 `not-found` if that endpoint was \
     deleted since. The key keeps only the endpoint's id, never its secret. Keys are scoped to \
     the caller (channel token or API key) and expire after 24 hours (configurable).";
-
-const IDEMPOTENT_BY_NATURE: &str = "Accepted like on every POST and checked (a malformed key \
-    is a 400 `idempotency-key-invalid`), but not stored: this operation is safe to repeat by \
-    nature, so a retry with or without the key does no harm.";
 
 fn idempotency_key_schema() -> serde_json::Value {
     // 1 to 255 visible ASCII characters (no spaces): a 400 `idempotency-key-invalid` otherwise.
@@ -102,27 +94,6 @@ fn cursor_param(op: Op) -> Op {
         "cursor",
         cursor(),
         "`nextCursor` of the previous page (newest first).",
-    )
-}
-
-/// A batch action (`cancel`, `pause`, `resume`): safe to repeat, answers the batch's report.
-fn batch_op(path: &'static str, id: &'static str, summary: &'static str, doc: &'static str) -> Op {
-    internal(
-        v1("POST", path, id, summary)
-            .doc(doc)
-            .path_param("id", "The batch id.")
-            .header(
-                "Idempotency-Key",
-                idempotency_key_schema(),
-                IDEMPOTENT_BY_NATURE,
-            )
-            .json(200, "The batch's report.", r("Batch"))
-            .problem(
-                400,
-                "The Idempotency-Key is wrong.",
-                &["idempotency-key-invalid"],
-            )
-            .problem(404, "No such batch visible to the caller.", &["not-found"]),
     )
 }
 
@@ -192,16 +163,6 @@ fn native() -> Vec<Op> {
                 .problem(404, "No such message visible to the caller.", &["not-found"])
                 .problem(409, "The message cannot be cancelled any more; `messageStatus` is its status.", &["message-not-cancellable"]),
         ),
-        internal(
-            v1("GET", "/v1/batches/{id}", "getBatch", "Get a batch's report")
-                .doc("Counts by status, error code, template and hold reason, progress, whether it is paused, and an estimated completion time.")
-                .path_param("id", "The batch id.")
-                .json(200, "The batch.", r("Batch"))
-                .problem(404, "No such batch visible to the caller.", &["not-found"]),
-        ),
-        batch_op("/v1/batches/{id}/cancel", "cancelBatch", "Cancel a batch", "Cancels every message of the batch not yet handed to WhatsApp, as `POST /v1/messages/{id}/cancel` would; those the dispatcher already took go on. Answers the batch's report."),
-        batch_op("/v1/batches/{id}/pause", "pauseBatch", "Pause a batch", "The batch's messages not yet claimed by the dispatcher wait until it resumes (those already taken go on). Answers the batch's report."),
-        batch_op("/v1/batches/{id}/resume", "resumeBatch", "Resume a batch", "Its waiting messages go again, at the channel's rate. Answers the batch's report."),
         internal(limit_param(cursor_param(
             v1("GET", "/v1/conversations", "listConversations", "List conversations")
                 .doc("Newest first, filtered.")
