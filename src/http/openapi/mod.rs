@@ -1,9 +1,8 @@
 //! The OpenAPI 3.1 document of the HTTP surface (`GET /openapi.json`) and a reference page
 //! rendered from it (`GET /docs`, self-contained HTML, no scripts).
 //!
-//! The component schemas are derived from the API's types (`crate::api`, `utoipa::ToSchema`);
-//! the few request bodies not moved to types yet are still written in `schemas.rs` (a name is
-//! never both). The operations (method, path, parameters, which schema each status answers,
+//! The component schemas are derived from the API's types (`crate::api`, `utoipa::ToSchema`).
+//! The operations (method, path, parameters, which schema each status answers,
 //! problem types) are a table in `operations.rs` that names those components. Three tests keep
 //! the document true:
 //! - `tests/it/openapi.rs`: every route of the router is an operation of the document and every
@@ -593,21 +592,9 @@ fn build() -> Value {
     })
 }
 
-/// The component schemas: derived from the API's types ([`crate::api::schemas`]), and the
-/// hand-written ones of `schemas.rs` not derived yet. A name may not be both.
+/// The component schemas, derived from the API's types ([`crate::api::schemas`]).
 fn components() -> Value {
-    let Value::Object(mut all) = schemas::all() else {
-        unreachable!("schemas::all is an object")
-    };
-    for (name, schema) in crate::api::schemas() {
-        let schema = serde_json::to_value(schema).expect("a schema serializes");
-        let hand_written = all.insert(name.clone(), schema).is_some();
-        assert!(
-            !hand_written,
-            "component {name} is derived and hand-written"
-        );
-    }
-    Value::Object(all)
+    serde_json::to_value(crate::api::schemas()).expect("the schemas serialize")
 }
 
 /// `(METHOD, path)` of every operation, e.g. `("GET", "/v1/messages/{id}")`.
