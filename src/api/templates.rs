@@ -454,8 +454,8 @@ fn submit_offer() -> Schema {
 /// [`AdminTemplateSubmit`], as `service::authoring` reads them: the admin template fields
 /// (without `accountId`, `status`, `appId`, `groupName`, `active`), `examples`, the
 /// authentication options, and each media header's `sample` file, taken out of its header.
-/// `None` is a field left out; `header` and `limitedTimeOffer` given as `null` are
-/// `Some(None)`.
+/// A field left out is `None`; `parameterFormat`, `header`, `footer` and `limitedTimeOffer`
+/// given as `null` are `Some(None)`.
 macro_rules! template_submit {
     ($(#[$meta:meta])* pub struct $name:ident { $($head:tt)* }) => {
         #[derive(Debug, Clone, ToSchema)]
