@@ -230,9 +230,9 @@ pub async fn run_admin(
             Ok(new) => json_of(admin::create_group(app, new).await),
             Err(e) => Err(e),
         },
-        ("templates", "create") => admin::create_template(app, &body).await,
-        ("templates", "get") => admin::get_template(app, &need_id()?).await,
-        ("templates", "update") => admin::update_template(app, &need_id()?, &body).await,
+        ("templates", "create") => json_of(admin::create_template(app, &body).await),
+        ("templates", "get") => json_of(admin::get_template(app, &need_id()?).await),
+        ("templates", "update") => json_of(admin::update_template(app, &need_id()?, &body).await),
         ("templates", "sync") => {
             let channel = body["channel"]
                 .as_str()
@@ -270,7 +270,7 @@ pub async fn run_admin(
                     }),
                 );
             }
-            admin::submit_template(app, &channel, &body).await
+            json_of(admin::submit_template(app, &channel, &body).await)
         }
         ("templates", "delete") => {
             let at_meta = body["atMeta"].as_bool().unwrap_or(true);
@@ -347,11 +347,10 @@ pub async fn seed_demo(app: &App) -> anyhow::Result<DemoSetup> {
                             {"type": "QUICK_REPLY", "text": "No, gracias"}]}),
     )
     .await?;
-    let id = |v: &serde_json::Value| v["id"].as_str().unwrap_or_default().to_string();
     Ok(DemoSetup {
         public_token: channel.public_token,
-        template_id: id(&template),
-        image_template_id: id(&image_template),
+        template_id: template.id.to_string(),
+        image_template_id: image_template.id.to_string(),
     })
 }
 

@@ -27,11 +27,13 @@ pub(super) fn schemas(out: &mut Vec<(String, RefOr<Schema>)>) {
     super::collect::<TemplateCreate>(out);
     super::collect::<TemplateUpdate>(out);
     super::collect::<TemplatePreviewRequest>(out);
+    super::collect::<TemplateSubmit>(out);
+    super::collect::<AdminTemplateSubmit>(out);
 }
 
 /// The variants of `TemplateHeader` and `TemplateButton` are closed objects, as the server
-/// sends them, and `TemplateSample`, `TemplateCreate` and `TemplateUpdate` are closed as the
-/// server reads them (a key beyond their fields is refused, naming it). utoipa closes a struct with `#[serde(deny_unknown_fields)]` but has no
+/// sends them, and `TemplateSample`, `TemplateCreate`, `TemplateUpdate` and the submissions are
+/// closed as the server reads them (a key beyond their fields is refused, naming it). utoipa closes a struct with `#[serde(deny_unknown_fields)]` but has no
 /// way to say it of an enum's variants (serde takes that attribute on no variant) or of a type
 /// serde does not read, so it is said here.
 pub(super) fn close_variants(schemas: &mut BTreeMap<String, RefOr<Schema>>) {
@@ -52,6 +54,8 @@ pub(super) fn close_variants(schemas: &mut BTreeMap<String, RefOr<Schema>>) {
         "TemplateCreate",
         "TemplateUpdate",
         "TemplatePreviewRequest",
+        "TemplateSubmit",
+        "AdminTemplateSubmit",
     ] {
         if let Some(RefOr::T(Schema::Object(object))) = schemas.get_mut(name) {
             close(object);
@@ -376,6 +380,150 @@ impl TemplateCreate {
         };
         (self.account_id, fields)
     }
+}
+
+fn submit_category() -> Object {
+    Object::builder()
+        .schema_type(Type::String)
+        .enum_values(Some(
+            crate::service::admin::TEMPLATE_CATEGORIES.iter().copied(),
+        ))
+        .build()
+}
+
+fn submit_parameter_format() -> Object {
+    nullable_enum(
+        &["NAMED", "POSITIONAL"],
+        Some("Default: NAMED when the header or body has named placeholders."),
+    )
+}
+
+/// A submission's `header`: a string (a text header), a header object with its sample file, or
+/// null.
+fn submit_header() -> Schema {
+    let header = Object::builder()
+        .schema_type(Type::Object)
+        .property(
+            "format",
+            Object::builder()
+                .schema_type(Type::String)
+                .enum_values(Some([
+                    "TEXT", "IMAGE", "VIDEO", "GIF", "DOCUMENT", "LOCATION",
+                ])),
+        )
+        .property(
+            "text",
+            Object::builder()
+                .schema_type(Type::String)
+                .description(Some(
+                    "TEXT headers: at most 60 characters, one placeholder.",
+                )),
+        )
+        .property(
+            "sample",
+            utoipa::openapi::Ref::builder()
+                .ref_location_from_schema_name("TemplateSample")
+                .description(Some("Required for IMAGE, VIDEO, GIF and DOCUMENT headers.")),
+        )
+        .property("example", Object::with_type(Type::String))
+        .property("defaultMedia", super::component("MediaRef"))
+        .required("format");
+    utoipa::openapi::schema::AnyOfBuilder::new()
+        .item(Object::with_type(Type::String))
+        .item(header)
+        .item(Object::with_type(Type::Null))
+        .description(Some(
+            "A string is a text header. Not for AUTHENTICATION templates.",
+        ))
+        .build()
+        .into()
+}
+
+/// A submission's `limitedTimeOffer`: an offer or null (the description beside them, where the
+/// reference page shows it).
+fn submit_offer() -> Schema {
+    utoipa::openapi::schema::AnyOfBuilder::new()
+        .item(super::component("TemplateOffer"))
+        .item(Object::with_type(Type::Null))
+        .description(Some("MARKETING templates only."))
+        .build()
+        .into()
+}
+
+/// The fields of a template submission, shared by [`TemplateSubmit`] and
+/// [`AdminTemplateSubmit`], as `service::authoring` reads them: the admin template fields
+/// (without `accountId`, `status`, `appId`, `groupName`, `active`), `examples`, the
+/// authentication options, and each media header's `sample` file, taken out of its header.
+/// A field left out is `None`; `parameterFormat`, `header`, `footer` and `limitedTimeOffer`
+/// given as `null` are `Some(None)`.
+macro_rules! template_submit {
+    ($(#[$meta:meta])* pub struct $name:ident { $($head:tt)* }) => {
+        #[derive(Debug, Clone, ToSchema)]
+        $(#[$meta])*
+        #[schema(rename_all = "camelCase")]
+        pub struct $name {
+            $($head)*
+            /// At most 512 lowercase letters, digits and underscores.
+            #[schema(min_length = 1, max_length = 512, pattern = "^[a-z0-9_]+$")]
+            pub name: String,
+            /// Meta's language code: `es`, `en_US`…
+            #[schema(min_length = 1)]
+            pub language: String,
+            #[schema(schema_with = submit_category)]
+            pub category: String,
+            #[schema(schema_with = submit_parameter_format)]
+            pub parameter_format: Option<Option<String>>,
+            #[schema(schema_with = submit_header)]
+            pub header: Option<Option<Header>>,
+            /// The media header's sample file.
+            #[schema(ignore)]
+            pub header_sample: Option<crate::service::authoring::Sample>,
+            /// The body (at most 1024 characters); required except for AUTHENTICATION templates, whose body is Meta's.
+            #[schema(required = true)]
+            pub message: Option<String>,
+            /// At most 60 characters, no placeholders; not with a limited-time offer.
+            #[schema(value_type = Option<String>)]
+            pub footer: Option<Option<String>>,
+            /// At most 10: 2 URL, 1 PHONE_NUMBER, 1 COPY_CODE; quick replies grouped together; AUTHENTICATION: exactly one OTP (COPY_CODE).
+            pub buttons: Option<Vec<Button>>,
+            /// 2 to 10 cards; each card's header takes a `sample` like the template's.
+            pub carousel: Option<Vec<Card>>,
+            /// Each carousel card's sample file, in order.
+            #[schema(ignore)]
+            pub card_samples: Vec<Option<crate::service::authoring::Sample>>,
+            #[schema(schema_with = submit_offer)]
+            pub limited_time_offer: Option<Option<Offer>>,
+            /// One example per placeholder, keyed as the template's `params`: `{"name": "Ana", "1": "A-1", "card.0.1": "Tenis"}`. Required for every placeholder.
+            pub examples: Option<BTreeMap<String, String>>,
+            /// AUTHENTICATION templates only.
+            pub add_security_recommendation: Option<bool>,
+            /// AUTHENTICATION templates only.
+            #[schema(minimum = 1, maximum = 90)]
+            pub code_expiration_minutes: Option<i64>,
+        }
+    };
+}
+
+template_submit! {
+    /// A template to submit to WhatsApp (`POST /v1/templates`).
+    // The handler reads `channelId` first (it picks the channel, so the account the other
+    // fields are read for), then the fields of an `AdminTemplateSubmit`.
+    #[schema(examples(json!({"name": "invoice_ready", "language": "es", "category": "UTILITY",
+        "header": {"format": "DOCUMENT", "sample": {"data": "JVBERi0xLjQK",
+                   "mimeType": "application/pdf", "filename": "sample.pdf"}},
+        "message": "Hola {{name}}, tu factura {{invoice}} está lista.",
+        "examples": {"name": "Ana", "invoice": "F-77"},
+        "buttons": [{"type": "QUICK_REPLY", "text": "Pagar"}]})))]
+    pub struct TemplateSubmit {
+        /// The channel to submit through: required with an account API key; with a channel token, omit it or give that channel.
+        #[schema(nullable = false)]
+        pub channel_id: Option<String>,
+    }
+}
+
+template_submit! {
+    /// A template to submit to WhatsApp through the channel of the path.
+    pub struct AdminTemplateSubmit {}
 }
 
 // Read field by field by `http::native_send::send_value_parts` (every refusal names its

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::input::{FieldError, Fields};
 use super::views;
 use crate::api::admin as api;
-use crate::api::templates::{TemplateCreate, TemplateUpdate};
+use crate::api::templates::{Template as TemplateView, TemplateCreate, TemplateUpdate};
 use crate::app::{App, Event};
 use crate::domain::ids::{hash_token, new_id, new_secret};
 use crate::domain::status::CloseReason;
@@ -881,7 +881,7 @@ async fn template_create(app: &App, f: &Fields<'_>) -> Result<TemplateCreate, Ad
     })
 }
 
-pub async fn create_template(app: &App, body: &Value) -> AdminResult {
+pub async fn create_template(app: &App, body: &Value) -> Result<TemplateView, AdminError> {
     let f = Fields::of(body)?;
     f.only(TEMPLATE_FIELDS)?;
     let (account_id, fields) = template_create(app, &f).await?.into_fields();
@@ -920,18 +920,27 @@ pub(crate) async fn load_template(app: &App, id: &str) -> Result<Template, Admin
 }
 
 /// A template with its health, as every admin template answer shows it.
-async fn template_view(app: &App, template: &crate::store::Template) -> AdminResult {
+async fn template_view(
+    app: &App,
+    template: &crate::store::Template,
+) -> Result<TemplateView, AdminError> {
     let healths = app.store.template_healths(&template.account_id).await?;
-    let view = views::template_with_health(template, healths.get(&template.id));
-    serde_json::to_value(view).map_err(|e| AdminError::Internal(e.into()))
+    Ok(views::template_with_health(
+        template,
+        healths.get(&template.id),
+    ))
 }
 
-pub async fn get_template(app: &App, id: &str) -> AdminResult {
+pub async fn get_template(app: &App, id: &str) -> Result<TemplateView, AdminError> {
     let template = load_template(app, id).await?;
     template_view(app, &template).await
 }
 
-pub async fn update_template(app: &App, id: &str, body: &Value) -> AdminResult {
+pub async fn update_template(
+    app: &App,
+    id: &str,
+    body: &Value,
+) -> Result<TemplateView, AdminError> {
     let f = Fields::of(body)?;
     f.only(&TEMPLATE_FIELDS[1..])?;
     let mut template = load_template(app, id).await?;
@@ -945,7 +954,11 @@ pub async fn update_template(app: &App, id: &str, body: &Value) -> AdminResult {
 /// Submits a template to WhatsApp through a channel (see `service::authoring`): stored
 /// `PENDING` with Meta's id, followed to APPROVED/REJECTED by the status webhook and sync.
 /// `create_template` still registers a template locally without Meta.
-pub async fn submit_template(app: &App, channel_id: &str, body: &Value) -> AdminResult {
+pub async fn submit_template(
+    app: &App,
+    channel_id: &str,
+    body: &Value,
+) -> Result<TemplateView, AdminError> {
     use super::authoring;
     let channel = load_channel(app, channel_id).await?;
     let draft = authoring::parse(app, &channel.account_id, body)

@@ -38,6 +38,7 @@ use serde_json::{Map, Value, json};
 use super::admin::{AdminError, TEMPLATE_CATEGORIES, apply_template_fields, template_fields};
 use super::input::{FieldError, Fields};
 use super::views;
+use crate::api::templates::{AdminTemplateSubmit, TemplateUpdate};
 use crate::app::App;
 use crate::domain::ids::new_id;
 use crate::domain::meta_error::MetaError;
@@ -308,6 +309,17 @@ fn take_sample(header: &mut Value, at: &str) -> Result<Option<Sample>, AuthorErr
 
 /// Reads and checks a submission. Nothing is stored or sent.
 pub async fn parse(app: &App, account_id: &str, body: &Value) -> Result<Draft, AuthorError> {
+    let submission = read(app, account_id, body).await?;
+    draft(app, account_id, submission).await
+}
+
+/// Reads a submission's fields, each on its own and with the others, then the content they
+/// make (as the admin API checks it), then the examples.
+async fn read(
+    app: &App,
+    account_id: &str,
+    body: &Value,
+) -> Result<AdminTemplateSubmit, AuthorError> {
     let mut clean = body.clone();
     let obj = clean
         .as_object_mut()
@@ -328,7 +340,7 @@ pub async fn parse(app: &App, account_id: &str, body: &Value) -> Result<Draft, A
     }
     let f = Fields::of(&clean)?;
     f.only(SUBMIT_FIELDS)?;
-    let name = f.str("name")?.to_string();
+    f.str("name")?;
     f.str("language")?;
     if !f.has("category") {
         return Err(field(
@@ -341,7 +353,7 @@ pub async fn parse(app: &App, account_id: &str, body: &Value) -> Result<Draft, A
         .unwrap_or("UTILITY")
         .to_string();
     let auth = category == "AUTHENTICATION";
-    let add_security_recommendation = f.opt_bool("addSecurityRecommendation")?.unwrap_or(false);
+    let add_security_recommendation = f.opt_bool("addSecurityRecommendation")?;
     let code_expiration_minutes = f.opt_int("codeExpirationMinutes", 1, 90)?;
     if !auth {
         for key in ["addSecurityRecommendation", "codeExpirationMinutes"] {
@@ -376,21 +388,13 @@ pub async fn parse(app: &App, account_id: &str, body: &Value) -> Result<Draft, A
     }
 
     // The admin API's parsing (name, language, header, buttons, carousel, offer, parameter
-    // format; placeholders checked by `TemplateContent::validate`).
-    let mut t = blank_template(account_id);
+    // format; placeholders checked by `TemplateContent::validate`). The content is checked
+    // here, so that its errors come before the examples'; `draft` makes it again.
     let fields = template_fields(app, account_id, &f).await?;
-    apply_template_fields(&mut t, fields)?;
-    if auth {
-        t.message = AUTH_BODY.to_string();
-        if add_security_recommendation {
-            t.message.push_str(AUTH_SECURITY);
-        }
-        t.footer = code_expiration_minutes.map(|m| format!("This code expires in {m} minutes."));
-    }
-    let mut content = views::template_content(&t);
+    apply_template_fields(&mut blank_template(account_id), fields.clone())?;
 
     let examples = match f.raw("examples") {
-        None | Some(Value::Null) => BTreeMap::new(),
+        None | Some(Value::Null) => None,
         Some(Value::Object(map)) => {
             let mut out = BTreeMap::new();
             for (k, v) in map {
@@ -403,7 +407,7 @@ pub async fn parse(app: &App, account_id: &str, body: &Value) -> Result<Draft, A
                     }
                 }
             }
-            out
+            Some(out)
         }
         Some(_) => {
             return Err(field(
@@ -412,24 +416,75 @@ pub async fn parse(app: &App, account_id: &str, body: &Value) -> Result<Draft, A
             ));
         }
     };
-    let mut examples = examples;
+    Ok(AdminTemplateSubmit {
+        name: fields.name.unwrap_or_default(),
+        language: fields.language.unwrap_or_default(),
+        category,
+        parameter_format: fields.parameter_format,
+        header: fields.header,
+        header_sample,
+        message: fields.message,
+        footer: fields.footer,
+        buttons: fields.buttons,
+        carousel: fields.carousel,
+        card_samples,
+        limited_time_offer: fields.limited_time_offer,
+        examples,
+        add_security_recommendation,
+        code_expiration_minutes,
+    })
+}
+
+/// The draft of a read submission, checked as Meta reviews a template's shape, and refused
+/// when the account already has a template of its name and language.
+async fn draft(app: &App, account_id: &str, s: AdminTemplateSubmit) -> Result<Draft, AuthorError> {
+    let auth = s.category == "AUTHENTICATION";
+    let add_security_recommendation = s.add_security_recommendation.unwrap_or(false);
+    let mut t = blank_template(account_id);
+    apply_template_fields(
+        &mut t,
+        TemplateUpdate {
+            name: Some(s.name),
+            language: Some(s.language),
+            category: Some(s.category.clone()),
+            message: s.message,
+            header: s.header,
+            footer: s.footer,
+            buttons: s.buttons,
+            carousel: s.carousel,
+            limited_time_offer: s.limited_time_offer,
+            parameter_format: s.parameter_format,
+            ..TemplateUpdate::default()
+        },
+    )?;
+    if auth {
+        t.message = AUTH_BODY.to_string();
+        if add_security_recommendation {
+            t.message.push_str(AUTH_SECURITY);
+        }
+        t.footer = s
+            .code_expiration_minutes
+            .map(|m| format!("This code expires in {m} minutes."));
+    }
+    let mut content = views::template_content(&t);
+    let mut examples = s.examples.unwrap_or_default();
     if auth {
         // Meta makes up the code's example itself.
         examples
             .entry("1".into())
             .or_insert_with(|| "123456".into());
     }
-    content.extra.parameter_format = Some(parameter_format(&content, &f)?);
+    content.extra.parameter_format = Some(parameter_format(&content)?);
     let draft = Draft {
-        name,
+        name: t.name,
         language: t.language,
-        category,
+        category: s.category,
         content,
         examples,
-        header_sample,
-        card_samples,
+        header_sample: s.header_sample,
+        card_samples: s.card_samples,
         add_security_recommendation,
-        code_expiration_minutes,
+        code_expiration_minutes: s.code_expiration_minutes,
     };
     check(&draft)?;
     if app
@@ -488,7 +543,7 @@ fn is_positional(name: &str) -> bool {
 }
 
 /// `NAMED` or `POSITIONAL`: as given, else as the header and body's placeholders are.
-fn parameter_format(content: &TemplateContent, f: &Fields<'_>) -> Result<String, AuthorError> {
+fn parameter_format(content: &TemplateContent) -> Result<String, AuthorError> {
     let named = header_body_placeholders(content)
         .iter()
         .any(|p| !is_positional(p));
@@ -497,7 +552,7 @@ fn parameter_format(content: &TemplateContent, f: &Fields<'_>) -> Result<String,
             "parameterFormat",
             "is POSITIONAL but the header or message has named placeholders",
         )),
-        Some(given) if f.has("parameterFormat") => Ok(given.to_string()),
+        Some(given) => Ok(given.to_string()),
         _ => Ok(if named { "NAMED" } else { "POSITIONAL" }.to_string()),
     }
 }

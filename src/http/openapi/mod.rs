@@ -1,11 +1,10 @@
 //! The OpenAPI 3.1 document of the HTTP surface (`GET /openapi.json`) and a reference page
 //! rendered from it (`GET /docs`, self-contained HTML, no scripts).
 //!
-//! The component schemas are derived from the API's types (`crate::api`, `utoipa::ToSchema`);
-//! the few request bodies not moved to types yet are still written in `schemas.rs` (a name is
-//! never both). The operations are declared on their handlers with `#[utoipa::path]` (gathered
-//! and finished by `paths.rs`, which adds what every operation of an API shares); those not
-//! moved yet are a table in `operations.rs`. Three tests keep the document true:
+//! The component schemas are derived from the API's types (`crate::api`, `utoipa::ToSchema`).
+//! The operations are declared on their handlers with `#[utoipa::path]` (gathered and finished
+//! by `paths.rs`, which adds what every operation of an API shares); those not moved yet are a
+//! table in `operations.rs`. Three tests keep the document true:
 //! - `tests/it/openapi.rs`: every route of the router is an operation of the document and every
 //!   operation a route (methods included), and the committed `openapi.json` is the document
 //!   (so CI fails on drift);
@@ -597,18 +596,13 @@ fn build() -> Value {
 }
 
 /// The component schemas: derived from the API's types ([`crate::api::schemas`]) and from the
-/// types the operations' attributes name ([`paths::schemas`]), and the hand-written ones of
-/// `schemas.rs` not derived yet. A name may not be both derived and hand-written.
+/// types the operations' attributes name ([`paths::schemas`]).
 fn components(paths: &Value) -> Value {
-    let Value::Object(mut all) = schemas::all() else {
-        unreachable!("schemas::all is an object")
-    };
+    let mut all = Map::new();
     for (name, schema) in crate::api::schemas() {
-        let schema = serde_json::to_value(schema).expect("a schema serializes");
-        let hand_written = all.insert(name.clone(), schema).is_some();
-        assert!(
-            !hand_written,
-            "component {name} is derived and hand-written"
+        all.insert(
+            name,
+            serde_json::to_value(schema).expect("a schema serializes"),
         );
     }
     // Those the operations name that no type brought (an id type of a path parameter).
