@@ -8,7 +8,7 @@ use super::views;
 use crate::api::admin as api;
 use crate::api::templates::{TemplateCreate, TemplateUpdate};
 use crate::app::{App, Event};
-use crate::domain::ids::{hash_token, new_id, new_secret};
+use crate::domain::ids::{ChannelId, hash_token, new_id, new_secret};
 use crate::domain::status::CloseReason;
 use crate::domain::template::{
     Button, Card, Header, Offer, TemplateContent, TemplateExtra, first_control,
@@ -266,8 +266,8 @@ pub async fn create_api_key(
     let secret = new_secret("ak_");
     app.store.insert_api_key(&key, &hash_token(&secret)).await?;
     Ok(api::ApiKey {
-        id: key.id,
-        account_id: key.account_id,
+        id: key.id.into(),
+        account_id: key.account_id.into(),
         name: key.name,
         key: secret,
         created_at: crate::format_ms(key.created_at),
@@ -402,7 +402,7 @@ async fn existing_account(app: &App, f: &Fields<'_>) -> Result<Account, AdminErr
 pub fn channel_create(body: &Value) -> Result<api::ChannelCreate, AdminError> {
     let f = Fields::of(body)?;
     f.only(CHANNEL_FIELDS)?;
-    let account_id = f.str("accountId")?.to_string();
+    let account_id = f.str("accountId")?.into();
     if !f.has("provider") {
         return Err(invalid("provider", "is required: sandbox or cloud"));
     }
@@ -585,9 +585,11 @@ pub fn group_create(body: &Value) -> Result<api::GroupCreate, AdminError> {
     let f = Fields::of(body)?;
     f.only(&["accountId", "name", "channelIds"])?;
     Ok(api::GroupCreate {
-        account_id: f.str("accountId")?.to_string(),
+        account_id: f.str("accountId")?.into(),
         name: name_field(&f, "name")?,
-        channel_ids: f.opt_str_list("channelIds")?,
+        channel_ids: f
+            .opt_str_list("channelIds")?
+            .map(|ids| ids.into_iter().map(ChannelId::from).collect()),
     })
 }
 
@@ -626,7 +628,7 @@ pub async fn create_group(app: &App, new: api::GroupCreate) -> Result<api::Group
         id: new_id("grp"),
         account_id: account.id,
         name,
-        channel_ids,
+        channel_ids: channel_ids.into_iter().map(String::from).collect(),
         created_at: now_ms(),
     };
     app.store.insert_group(&group).await?;
