@@ -548,6 +548,20 @@ pub struct TokenRotated {
     pub public_token: String,
 }
 
+/// What `plantilla admin secrets reencrypt` did (a command's answer, not the HTTP API's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretsReencrypted {
+    /// The key the secrets are now encrypted with.
+    pub key_id: String,
+    /// Channels looked at.
+    pub channels: u64,
+    /// Channels whose secrets were rewritten under that key.
+    pub rewritten: u64,
+    /// How the channels' secrets are stored afterwards.
+    pub stored: crate::secrets::SealCensus,
+}
+
 // --- Groups ----------------------------------------------------------------------------------
 
 /// A team conversations are routed to.

@@ -1,11 +1,12 @@
 //! Setting up accounts, channels, groups and templates; looking at conversations and messages.
 //! The admin HTTP API and `plantilla admin` both call these with JSON objects.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::input::{FieldError, Fields};
 use super::views;
 use crate::api::admin as api;
+use crate::api::messages::Conversation;
 use crate::api::templates::{TemplateCreate, TemplateUpdate};
 use crate::app::{App, Event};
 use crate::domain::ids::{ChannelId, hash_token, new_id, new_secret};
@@ -543,7 +544,7 @@ pub async fn rotate_channel_token(app: &App, id: &str) -> Result<api::TokenRotat
 /// Rewrites every channel's secrets under the current encryption key, the step of a key
 /// rotation after which the old key can be removed. Answers what it did and how the secrets
 /// are stored afterwards.
-pub async fn reencrypt_secrets(app: &App) -> AdminResult {
+pub async fn reencrypt_secrets(app: &App) -> Result<api::SecretsReencrypted, AdminError> {
     let cipher = app.config.cipher()?;
     let Some(key_id) = cipher.current_key_id() else {
         return Err(invalid(
@@ -553,12 +554,12 @@ pub async fn reencrypt_secrets(app: &App) -> AdminResult {
     };
     let done = app.store.reseal_channel_secrets().await?;
     let census = app.store.seal_census().await?;
-    Ok(json!({
-        "keyId": key_id,
-        "channels": done.channels,
-        "rewritten": done.rewritten,
-        "stored": census,
-    }))
+    Ok(api::SecretsReencrypted {
+        key_id: key_id.to_string(),
+        channels: done.channels,
+        rewritten: done.rewritten,
+        stored: census,
+    })
 }
 
 pub async fn sync_templates(
@@ -969,7 +970,7 @@ pub async fn delete_template(app: &App, id: &str, at_meta: bool) -> Result<(), A
         .map_err(authoring::AuthorError::into_admin)
 }
 
-pub async fn get_conversation(app: &App, id: &str) -> AdminResult {
+pub async fn get_conversation(app: &App, id: &str) -> Result<Conversation, AdminError> {
     let c = app
         .store
         .conversation(id)
@@ -978,11 +979,11 @@ pub async fn get_conversation(app: &App, id: &str) -> AdminResult {
             kind: "conversation",
             id: id.into(),
         })?;
-    Ok(views::conversation(&c))
+    Ok(Conversation::from(&c))
 }
 
-pub async fn close_conversation(app: &App, id: &str) -> AdminResult {
-    Ok(views::conversation(&close(app, id).await?))
+pub async fn close_conversation(app: &App, id: &str) -> Result<Conversation, AdminError> {
+    Ok(Conversation::from(&close(app, id).await?))
 }
 
 /// Closes a conversation by the operator (the admin and native APIs): the closed conversation.
