@@ -4,11 +4,7 @@
 //! field as the API always has), which produce these types; the services take them and return
 //! the response types.
 
-use super::messages::{MessagePricing, StatusTimes};
-use crate::domain::ids::{
-    AccountId, ApiKeyId, ChannelId, ConversationId, GroupId, MessageId, TemplateId,
-};
-use crate::domain::status::MessageStatus;
+use crate::domain::ids::{AccountId, ApiKeyId, ChannelId, GroupId};
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -624,55 +620,12 @@ fn group_channels() -> ArrayBuilder {
 
 // --- Messages --------------------------------------------------------------------------------
 
-/// A message, as the operator sees it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AdminMessage {
-    /// Id (`msg_…`).
-    pub id: MessageId,
-    pub conversation_id: ConversationId,
-    pub channel_id: ChannelId,
-    pub template_id: TemplateId,
-    pub phone_number: String,
-    pub status: MessageStatus,
-    /// WhatsApp's message id (`wamid.…`).
-    #[schema(required = true)]
-    pub provider_message_id: Option<String>,
-    /// The recipient's WhatsApp id, as Meta reports it.
-    #[schema(required = true)]
-    pub wa_id: Option<String>,
-    #[schema(schema_with = params)]
-    pub params: std::collections::BTreeMap<String, String>,
-    /// Delivery attempts so far.
-    pub attempts: i64,
-    #[schema(schema_with = provider_error, required = true)]
-    pub error: Option<ProviderError>,
-    #[schema(required = true)]
-    pub pricing_category: Option<String>,
-    #[schema(required = true)]
-    pub pricing: Option<MessagePricing>,
-    pub status_times: StatusTimes,
-    /// When a scheduled send goes (its `sendAt`).
-    #[schema(required = true, format = DateTime)]
-    pub scheduled_for: Option<String>,
-    /// When a held message will go (quiet hours or the messaging limit).
-    #[schema(required = true, format = DateTime)]
-    pub held_until: Option<String>,
-    #[schema(schema_with = held_reason, required = true)]
-    pub held_reason: Option<String>,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[schema(format = DateTime)]
-    pub updated_at: String,
-}
-
-/// The params: names to values (without `propertyNames`, which says nothing more of JSON's
-/// string keys).
-fn params() -> ObjectBuilder {
-    ObjectBuilder::new()
-        .schema_type(Type::Object)
-        .additional_properties(Some(ObjectBuilder::new().schema_type(Type::String)))
-        .description(Some("The params the template was rendered with."))
+super::messages::sent_message! {
+    /// A message, as the operator sees it.
+    AdminMessage (m) {
+        #[schema(schema_with = provider_error, required = true)]
+        error: Option<ProviderError> = m.error.clone(),
+    }
 }
 
 fn provider_error() -> OneOfBuilder {
@@ -680,46 +633,4 @@ fn provider_error() -> OneOfBuilder {
         .item(super::component("ProviderError"))
         .item(ObjectBuilder::new().schema_type(Type::Null))
         .description(Some("The provider's last error."))
-}
-
-/// Why a message is held, or null.
-fn held_reason() -> ObjectBuilder {
-    ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
-            Type::String,
-            Type::Null,
-        ]))
-        .enum_values(Some([
-            serde_json::Value::from("quiet-hours"),
-            serde_json::Value::from("messaging-limit"),
-            serde_json::Value::Null,
-        ]))
-        .description(Some("Why the message is held."))
-}
-
-impl AdminMessage {
-    pub fn of(m: &crate::store::Message) -> Self {
-        let time = |ms: Option<i64>| ms.map(format_ms);
-        AdminMessage {
-            id: m.id.clone().into(),
-            conversation_id: m.conversation_id.clone().into(),
-            channel_id: m.channel_id.clone().into(),
-            template_id: m.template_id.clone().into(),
-            phone_number: m.phone_number.clone(),
-            status: m.status,
-            provider_message_id: m.provider_message_id.clone(),
-            wa_id: m.wa_id.clone(),
-            params: m.params.clone(),
-            attempts: m.attempts,
-            error: m.error.clone(),
-            pricing_category: m.pricing_category.clone(),
-            pricing: m.pricing.as_ref().map(MessagePricing::from),
-            status_times: StatusTimes::from(m),
-            scheduled_for: time(m.scheduled_for),
-            held_until: time(m.held_until),
-            held_reason: m.held_reason.clone(),
-            created_at: format_ms(m.queued_at),
-            updated_at: format_ms(m.updated_at),
-        }
-    }
 }

@@ -1015,7 +1015,7 @@ pub async fn get_message(app: &App, id: &str) -> Result<api::AdminMessage, Admin
             kind: "message",
             id: id.into(),
         })?;
-    Ok(api::AdminMessage::of(&m))
+    Ok(api::AdminMessage::new(&m))
 }
 
 #[cfg(test)]
