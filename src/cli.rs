@@ -278,10 +278,10 @@ pub async fn run_admin(
                 .await
                 .map(|()| serde_json::json!({"id": id, "deleted": true}))
         }
-        ("conversations", "get") => admin::get_conversation(app, &need_id()?).await,
-        ("conversations", "close") => admin::close_conversation(app, &need_id()?).await,
+        ("conversations", "get") => json_of(admin::get_conversation(app, &need_id()?).await),
+        ("conversations", "close") => json_of(admin::close_conversation(app, &need_id()?).await),
         ("messages", "get") => json_of(admin::get_message(app, &need_id()?).await),
-        ("secrets", "reencrypt") => admin::reencrypt_secrets(app).await,
+        ("secrets", "reencrypt") => json_of(admin::reencrypt_secrets(app).await),
         ("suppressions", "list") => suppressions::admin_list(app, &need_id()?, &body).await,
         ("suppressions", "add") => suppressions::admin_add(app, &need_id()?, &body).await,
         ("suppressions", "remove") => suppressions::admin_remove(app, &need_id()?, &body).await,

@@ -4,8 +4,7 @@
 //! field as the API always has), which produce these types; the services take them and return
 //! the response types.
 
-use super::messages::{MessagePricing, StatusTimes};
-use crate::domain::status::MessageStatus;
+use crate::domain::ids::{AccountId, ApiKeyId, ChannelId, GroupId};
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -65,7 +64,7 @@ fn name_text() -> ObjectBuilder {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Account {
     /// Id (`acc_…`).
-    pub id: String,
+    pub id: AccountId,
     pub name: String,
     /// New conversations per calendar month (UTC).
     pub conversation_limit: i64,
@@ -90,7 +89,7 @@ impl Account {
     /// A stored account, without its keyword lists.
     pub fn of(a: &crate::store::Account) -> Self {
         Account {
-            id: a.id.clone(),
+            id: a.id.clone().into(),
             name: a.name.clone(),
             conversation_limit: a.conversation_limit,
             quiet_hours: a.quiet_hours.map(QuietHours::of),
@@ -189,8 +188,8 @@ fn keyword_list(description: &str) -> ArrayBuilder {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApiKey {
     /// Id (`key_…`).
-    pub id: String,
-    pub account_id: String,
+    pub id: ApiKeyId,
+    pub account_id: AccountId,
     pub name: String,
     /// The key (`ak_…`): shown only now.
     pub key: String,
@@ -210,7 +209,7 @@ pub struct ApiKeyCreate {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CallbackSecret {
-    pub account_id: String,
+    pub account_id: AccountId,
     /// The new secret (`whsec_…`) signing deliveries to messages' `callbackUrl`: shown only now; the old one stops signing at once.
     pub secret: String,
 }
@@ -226,8 +225,8 @@ macro_rules! channel {
         #[serde(rename_all = "camelCase", deny_unknown_fields)]
         pub struct $name {
             /// Id (`ch_…`).
-            pub id: String,
-            pub account_id: String,
+            pub id: ChannelId,
+            pub account_id: AccountId,
             pub name: String,
             #[schema(inline)]
             pub provider: ProviderKind,
@@ -239,14 +238,12 @@ macro_rules! channel {
             pub access_token_set: bool,
             pub app_secret_set: bool,
             pub verify_token_set: bool,
-            // As stored: `connected` or `disconnected`, the only values the admin API writes.
-            #[schema(value_type = ChannelStatus, inline)]
-            pub status: String,
+            #[schema(inline)]
+            pub status: ChannelStatus,
             /// The channel's send rate.
             pub messages_per_second: i64,
-            // As stored: `ok` or `halted` (described by ChannelHealth).
-            #[schema(value_type = ChannelHealth, inline)]
-            pub health: String,
+            #[schema(inline)]
+            pub health: ChannelHealth,
             /// The error that halted the channel.
             #[schema(required = true)]
             pub health_error: Option<ProviderError>,
@@ -287,8 +284,8 @@ impl Channel {
     /// A stored channel without its secrets (only whether each is set) and without its quality.
     pub fn of(c: &crate::store::Channel) -> Self {
         Channel {
-            id: c.id.clone(),
-            account_id: c.account_id.clone(),
+            id: c.id.clone().into(),
+            account_id: c.account_id.clone().into(),
             name: c.name.clone(),
             provider: c.provider,
             phone_number_id: c.phone_number_id.clone(),
@@ -296,9 +293,9 @@ impl Channel {
             access_token_set: !c.access_token.is_empty(),
             app_secret_set: !c.app_secret.is_empty(),
             verify_token_set: !c.verify_token.is_empty(),
-            status: c.status.clone(),
+            status: ChannelStatus::of(&c.status),
             messages_per_second: c.messages_per_second,
-            health: c.health.clone(),
+            health: ChannelHealth::of(&c.health),
             health_error: c.health_error.clone(),
             messaging_limit: c.messaging_limit,
             created_at: format_ms(c.created_at),
@@ -381,6 +378,15 @@ impl ChannelStatus {
             ChannelStatus::Disconnected => "disconnected",
         }
     }
+
+    /// A stored status: `connected`, or anything else, which the dispatcher does not send on.
+    pub fn of(stored: &str) -> Self {
+        if stored == ChannelStatus::Connected.as_str() {
+            ChannelStatus::Connected
+        } else {
+            ChannelStatus::Disconnected
+        }
+    }
 }
 
 /// `halted` after an error no retry fixes: messages stay queued until a PATCH of the channel.
@@ -389,6 +395,17 @@ impl ChannelStatus {
 pub enum ChannelHealth {
     Ok,
     Halted,
+}
+
+impl ChannelHealth {
+    /// A stored health: `ok`, or anything else, which the dispatcher does not send on.
+    pub fn of(stored: &str) -> Self {
+        if stored == "ok" {
+            ChannelHealth::Ok
+        } else {
+            ChannelHealth::Halted
+        }
+    }
 }
 
 /// A number's quality as Meta last reported it.
@@ -426,8 +443,8 @@ impl ChannelQuality {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ChannelCreate {
-    #[schema(min_length = 1)]
-    pub account_id: String,
+    #[schema(value_type = String, min_length = 1)]
+    pub account_id: AccountId,
     #[schema(schema_with = name_text)]
     pub name: String,
     #[schema(schema_with = provider_choice)]
@@ -522,9 +539,23 @@ fn cloud_needs_credentials(schema: &mut RefOr<Schema>) {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TokenRotated {
-    pub id: String,
+    pub id: ChannelId,
     /// The new public token: shown only now; the old one stops working.
     pub public_token: String,
+}
+
+/// What `plantilla admin secrets reencrypt` did (a command's answer, not the HTTP API's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretsReencrypted {
+    /// The key the secrets are now encrypted with.
+    pub key_id: String,
+    /// Channels looked at.
+    pub channels: u64,
+    /// Channels whose secrets were rewritten under that key.
+    pub rewritten: u64,
+    /// How the channels' secrets are stored afterwards.
+    pub stored: crate::secrets::SealCensus,
 }
 
 // --- Groups ----------------------------------------------------------------------------------
@@ -534,11 +565,11 @@ pub struct TokenRotated {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Group {
     /// Id (`grp_…`).
-    pub id: String,
-    pub account_id: String,
+    pub id: GroupId,
+    pub account_id: AccountId,
     pub name: String,
     /// In association order; a channel's first group is its default.
-    pub channel_ids: Vec<String>,
+    pub channel_ids: Vec<ChannelId>,
     #[schema(format = DateTime)]
     pub created_at: String,
 }
@@ -546,10 +577,10 @@ pub struct Group {
 impl Group {
     pub fn of(g: &crate::store::Group) -> Self {
         Group {
-            id: g.id.clone(),
-            account_id: g.account_id.clone(),
+            id: g.id.clone().into(),
+            account_id: g.account_id.clone().into(),
             name: g.name.clone(),
-            channel_ids: g.channel_ids.clone(),
+            channel_ids: g.channel_ids.iter().cloned().map(ChannelId::from).collect(),
             created_at: format_ms(g.created_at),
         }
     }
@@ -559,13 +590,13 @@ impl Group {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GroupCreate {
-    #[schema(min_length = 1)]
-    pub account_id: String,
+    #[schema(value_type = String, min_length = 1)]
+    pub account_id: AccountId,
     #[schema(schema_with = group_name)]
     pub name: String,
     // Null or absent: none.
     #[schema(schema_with = group_channels)]
-    pub channel_ids: Option<Vec<String>>,
+    pub channel_ids: Option<Vec<ChannelId>>,
 }
 
 fn group_name() -> ObjectBuilder {
@@ -589,55 +620,12 @@ fn group_channels() -> ArrayBuilder {
 
 // --- Messages --------------------------------------------------------------------------------
 
-/// A message, as the operator sees it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AdminMessage {
-    /// Id (`msg_…`).
-    pub id: String,
-    pub conversation_id: String,
-    pub channel_id: String,
-    pub template_id: String,
-    pub phone_number: String,
-    pub status: MessageStatus,
-    /// WhatsApp's message id (`wamid.…`).
-    #[schema(required = true)]
-    pub provider_message_id: Option<String>,
-    /// The recipient's WhatsApp id, as Meta reports it.
-    #[schema(required = true)]
-    pub wa_id: Option<String>,
-    #[schema(schema_with = params)]
-    pub params: std::collections::BTreeMap<String, String>,
-    /// Delivery attempts so far.
-    pub attempts: i64,
-    #[schema(schema_with = provider_error, required = true)]
-    pub error: Option<ProviderError>,
-    #[schema(required = true)]
-    pub pricing_category: Option<String>,
-    #[schema(required = true)]
-    pub pricing: Option<MessagePricing>,
-    pub status_times: StatusTimes,
-    /// When a scheduled send goes (its `sendAt`).
-    #[schema(required = true, format = DateTime)]
-    pub scheduled_for: Option<String>,
-    /// When a held message will go (quiet hours or the messaging limit).
-    #[schema(required = true, format = DateTime)]
-    pub held_until: Option<String>,
-    #[schema(schema_with = held_reason, required = true)]
-    pub held_reason: Option<String>,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[schema(format = DateTime)]
-    pub updated_at: String,
-}
-
-/// The params: names to values (without `propertyNames`, which says nothing more of JSON's
-/// string keys).
-fn params() -> ObjectBuilder {
-    ObjectBuilder::new()
-        .schema_type(Type::Object)
-        .additional_properties(Some(ObjectBuilder::new().schema_type(Type::String)))
-        .description(Some("The params the template was rendered with."))
+super::messages::sent_message! {
+    /// A message, as the operator sees it.
+    AdminMessage (m) {
+        #[schema(schema_with = provider_error, required = true)]
+        error: Option<ProviderError> = m.error.clone(),
+    }
 }
 
 fn provider_error() -> OneOfBuilder {
@@ -645,46 +633,4 @@ fn provider_error() -> OneOfBuilder {
         .item(super::component("ProviderError"))
         .item(ObjectBuilder::new().schema_type(Type::Null))
         .description(Some("The provider's last error."))
-}
-
-/// Why a message is held, or null.
-fn held_reason() -> ObjectBuilder {
-    ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
-            Type::String,
-            Type::Null,
-        ]))
-        .enum_values(Some([
-            serde_json::Value::from("quiet-hours"),
-            serde_json::Value::from("messaging-limit"),
-            serde_json::Value::Null,
-        ]))
-        .description(Some("Why the message is held."))
-}
-
-impl AdminMessage {
-    pub fn of(m: &crate::store::Message) -> Self {
-        let time = |ms: Option<i64>| ms.map(format_ms);
-        AdminMessage {
-            id: m.id.clone(),
-            conversation_id: m.conversation_id.clone(),
-            channel_id: m.channel_id.clone(),
-            template_id: m.template_id.clone(),
-            phone_number: m.phone_number.clone(),
-            status: m.status,
-            provider_message_id: m.provider_message_id.clone(),
-            wa_id: m.wa_id.clone(),
-            params: m.params.clone(),
-            attempts: m.attempts,
-            error: m.error.clone(),
-            pricing_category: m.pricing_category.clone(),
-            pricing: m.pricing.as_ref().map(MessagePricing::from),
-            status_times: StatusTimes::from(m),
-            scheduled_for: time(m.scheduled_for),
-            held_until: time(m.held_until),
-            held_reason: m.held_reason.clone(),
-            created_at: format_ms(m.queued_at),
-            updated_at: format_ms(m.updated_at),
-        }
-    }
 }

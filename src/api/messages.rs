@@ -130,6 +130,19 @@ pub struct MessagePricing {
     pub billable: Option<bool>,
 }
 
+impl MessageError {
+    /// The provider's last error for `m`, if any, with when the next attempt goes (`next_attempt_at`, when one is scheduled).
+    fn of(m: &store::Message, next_attempt_at: Option<i64>) -> Option<Self> {
+        m.error.as_ref().map(|e| MessageError {
+            code: e.code,
+            title: e.title.clone(),
+            details: e.details.clone(),
+            will_retry: next_attempt_at.is_some(),
+            next_attempt_at: time(next_attempt_at),
+        })
+    }
+}
+
 impl From<&store::Pricing> for MessagePricing {
     fn from(p: &store::Pricing) -> Self {
         MessagePricing {
@@ -150,7 +163,7 @@ pub enum HeldReason {
 }
 
 impl HeldReason {
-    fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             store::HELD_QUIET_HOURS => Some(Self::QuietHours),
             store::HELD_MESSAGING_LIMIT => Some(Self::MessagingLimit),
@@ -173,20 +186,20 @@ pub enum Inbound {
     Inbound,
 }
 
-/// A message as the native API shows it, with `$extra` fields: [`Message`] and [`OutboundMessage`] (a closed object each, so one cannot be the other flattened).
-macro_rules! message_type {
-    ($(#[$attr:meta])* $name:ident { $($(#[$fattr:meta])* $field:ident: $ty:ty = $init:expr),* $(,)? }) => {
+/// A sent message's fields, as every view of one has them ([`Message`], [`OutboundMessage`], [`super::admin::AdminMessage`]), then `$extra` fields: a closed object each, so one cannot be another flattened. `new` makes the view of a stored message `$m` (and `$arg`s), each extra field as its expression says.
+macro_rules! sent_message {
+    ($(#[$attr:meta])* $name:ident ($m:ident $(, $arg:ident: $arg_ty:ty)*) { $($(#[$fattr:meta])* $field:ident: $ty:ty = $init:expr),* $(,)? }) => {
         $(#[$attr])*
-        #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+        #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
         #[serde(rename_all = "camelCase", deny_unknown_fields)]
         pub struct $name {
             /// Id (`msg_…`).
-            pub id: String,
-            pub conversation_id: String,
-            pub channel_id: String,
-            pub template_id: String,
+            pub id: crate::domain::ids::MessageId,
+            pub conversation_id: crate::domain::ids::ConversationId,
+            pub channel_id: crate::domain::ids::ChannelId,
+            pub template_id: crate::domain::ids::TemplateId,
             pub phone_number: String,
-            pub status: MessageStatus,
+            pub status: crate::domain::status::MessageStatus,
             /// WhatsApp's message id (`wamid.…`).
             #[schema(required = true)]
             pub provider_message_id: Option<String>,
@@ -194,14 +207,14 @@ macro_rules! message_type {
             #[schema(required = true)]
             pub wa_id: Option<String>,
             /// The params the template was rendered with.
-            pub params: BTreeMap<String, String>,
+            pub params: std::collections::BTreeMap<String, String>,
             /// Delivery attempts so far.
             pub attempts: i64,
             #[schema(required = true)]
             pub pricing_category: Option<String>,
             #[schema(required = true)]
-            pub pricing: Option<MessagePricing>,
-            pub status_times: StatusTimes,
+            pub pricing: Option<crate::api::messages::MessagePricing>,
+            pub status_times: crate::api::messages::StatusTimes,
             /// When a scheduled send goes (its `sendAt`).
             #[schema(format = DateTime, required = true)]
             pub scheduled_for: Option<String>,
@@ -210,59 +223,64 @@ macro_rules! message_type {
             pub held_until: Option<String>,
             /// Why the message is held.
             #[schema(inline, required = true)]
-            pub held_reason: Option<HeldReason>,
+            pub held_reason: Option<crate::api::messages::HeldReason>,
             #[schema(format = DateTime)]
             pub created_at: String,
             #[schema(format = DateTime)]
             pub updated_at: String,
-            /// The provider's last error.
-            #[schema(required = true)]
-            pub error: Option<MessageError>,
-            #[schema(required = true)]
-            pub batch_id: Option<String>,
-            /// The send's metadata, as given.
-            #[schema(value_type = Option<Object>, required = true)]
-            pub metadata: Option<Value>,
-            #[schema(required = true)]
-            pub callback_url: Option<String>,
             $($(#[$fattr])* pub $field: $ty,)*
         }
 
         impl $name {
-            /// `m` with its timeline and, when it has one, the provider's error and when the next attempt goes (`next_attempt_at`, when one is scheduled).
-            pub fn new(m: &store::Message, next_attempt_at: Option<i64>) -> Self {
-                let will_retry = next_attempt_at.is_some() && m.error.is_some();
+            /// The view of the stored message.
+            pub fn new($m: &crate::store::Message $(, $arg: $arg_ty)*) -> Self {
+                use crate::api::messages::{HeldReason, MessagePricing, StatusTimes};
+                let time = |ms: Option<i64>| ms.map(crate::format_ms);
                 $name {
-                    id: m.id.clone(),
-                    conversation_id: m.conversation_id.clone(),
-                    channel_id: m.channel_id.clone(),
-                    template_id: m.template_id.clone(),
-                    phone_number: m.phone_number.clone(),
-                    status: m.status,
-                    provider_message_id: m.provider_message_id.clone(),
-                    wa_id: m.wa_id.clone(),
-                    params: m.params.clone(),
-                    attempts: m.attempts,
-                    pricing_category: m.pricing_category.clone(),
-                    pricing: m.pricing.as_ref().map(MessagePricing::from),
-                    status_times: StatusTimes::from(m),
-                    scheduled_for: time(m.scheduled_for),
-                    held_until: time(m.held_until),
-                    held_reason: m.held_reason.as_deref().and_then(HeldReason::parse),
-                    created_at: format_ms(m.queued_at),
-                    updated_at: format_ms(m.updated_at),
-                    error: m.error.as_ref().map(|e| MessageError {
-                        code: e.code,
-                        title: e.title.clone(),
-                        details: e.details.clone(),
-                        will_retry,
-                        next_attempt_at: if will_retry { time(next_attempt_at) } else { None },
-                    }),
-                    batch_id: m.batch_id.clone(),
-                    metadata: m.metadata.clone(),
-                    callback_url: m.callback_url.clone(),
+                    id: $m.id.clone().into(),
+                    conversation_id: $m.conversation_id.clone().into(),
+                    channel_id: $m.channel_id.clone().into(),
+                    template_id: $m.template_id.clone().into(),
+                    phone_number: $m.phone_number.clone(),
+                    status: $m.status,
+                    provider_message_id: $m.provider_message_id.clone(),
+                    wa_id: $m.wa_id.clone(),
+                    params: $m.params.clone(),
+                    attempts: $m.attempts,
+                    pricing_category: $m.pricing_category.clone(),
+                    pricing: $m.pricing.as_ref().map(MessagePricing::from),
+                    status_times: StatusTimes::from($m),
+                    scheduled_for: time($m.scheduled_for),
+                    held_until: time($m.held_until),
+                    held_reason: $m.held_reason.as_deref().and_then(HeldReason::parse),
+                    created_at: crate::format_ms($m.queued_at),
+                    updated_at: crate::format_ms($m.updated_at),
                     $($field: $init,)*
                 }
+            }
+        }
+    };
+}
+pub(crate) use sent_message;
+
+/// A message as the native API shows it ([`sent_message`]): with the provider's error and when the next attempt goes (`next_attempt_at`, when one is scheduled), the send's batch, metadata and callback URL, then `$extra` fields.
+macro_rules! message_type {
+    ($(#[$attr:meta])* $name:ident { $($extra:tt)* }) => {
+        sent_message! {
+            $(#[$attr])*
+            #[derive(PartialEq)]
+            $name (m, next_attempt_at: Option<i64>) {
+                /// The provider's last error.
+                #[schema(required = true)]
+                error: Option<MessageError> = MessageError::of(m, next_attempt_at),
+                #[schema(required = true)]
+                batch_id: Option<String> = m.batch_id.clone(),
+                /// The send's metadata, as given.
+                #[schema(value_type = Option<Object>, required = true)]
+                metadata: Option<Value> = m.metadata.clone(),
+                #[schema(required = true)]
+                callback_url: Option<String> = m.callback_url.clone(),
+                $($extra)*
             }
         }
     };

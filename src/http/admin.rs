@@ -17,6 +17,7 @@ use super::caller::AdminToken;
 use super::problem::Problem;
 use super::typed_json;
 use crate::app::App;
+use crate::domain::ids::{AccountId, ChannelId, ConversationId, MessageId};
 use crate::service::admin::{self, AdminError};
 use crate::service::input::{FieldError, MAX_JSON_DEPTH, json_too_deep, too_deep_detail};
 
@@ -125,18 +126,18 @@ async fn create_account(State(app): State<App>, body: Bytes) -> Answer {
     created(admin::create_account(&app, new).await?)
 }
 /// An empty body is `{}`.
-async fn create_api_key(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Answer {
+async fn create_api_key(State(app): State<App>, Path(id): Path<AccountId>, body: Bytes) -> Answer {
     let body = if body.is_empty() { &b"{}"[..] } else { &body };
     let new = admin::api_key_create(&parse_body(body)?)?;
     created(admin::create_api_key(&app, &id, new).await?)
 }
-async fn rotate_callback_secret(State(app): State<App>, Path(id): Path<String>) -> Answer {
+async fn rotate_callback_secret(State(app): State<App>, Path(id): Path<AccountId>) -> Answer {
     ok(crate::service::callbacks::rotate_callback_secret(&app, &id).await?)
 }
-async fn get_account(State(app): State<App>, Path(id): Path<String>) -> Answer {
+async fn get_account(State(app): State<App>, Path(id): Path<AccountId>) -> Answer {
     ok(admin::get_account(&app, &id).await?)
 }
-async fn update_account(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Answer {
+async fn update_account(State(app): State<App>, Path(id): Path<AccountId>, body: Bytes) -> Answer {
     let change = admin::account_update(&parse_body(&body)?)?;
     ok(admin::update_account(&app, &id, change).await?)
 }
@@ -144,17 +145,17 @@ async fn create_channel(State(app): State<App>, body: Bytes) -> Answer {
     let new = admin::channel_create(&parse_body(&body)?)?;
     created(admin::create_channel(&app, new).await?)
 }
-async fn get_channel(State(app): State<App>, Path(id): Path<String>) -> Answer {
+async fn get_channel(State(app): State<App>, Path(id): Path<ChannelId>) -> Answer {
     ok(admin::get_channel(&app, &id).await?)
 }
-async fn update_channel(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Answer {
+async fn update_channel(State(app): State<App>, Path(id): Path<ChannelId>, body: Bytes) -> Answer {
     let change = admin::channel_update(&parse_body(&body)?)?;
     ok(admin::update_channel(&app, &id, change).await?)
 }
-async fn rotate_token(State(app): State<App>, Path(id): Path<String>) -> Answer {
+async fn rotate_token(State(app): State<App>, Path(id): Path<ChannelId>) -> Answer {
     ok(admin::rotate_channel_token(&app, &id).await?)
 }
-async fn sync_templates(State(app): State<App>, Path(id): Path<String>) -> Answer {
+async fn sync_templates(State(app): State<App>, Path(id): Path<ChannelId>) -> Answer {
     ok(admin::sync_templates(&app, &id).await?)
 }
 async fn create_group(State(app): State<App>, body: Bytes) -> Answer {
@@ -192,12 +193,12 @@ async fn get_template(State(app): State<App>, Path(id): Path<String>) -> Answer 
 async fn update_template(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Answer {
     ok(admin::update_template(&app, &id, &parse_body(&body)?).await?)
 }
-async fn get_conversation(State(app): State<App>, Path(id): Path<String>) -> Answer {
+async fn get_conversation(State(app): State<App>, Path(id): Path<ConversationId>) -> Answer {
     ok(admin::get_conversation(&app, &id).await?)
 }
-async fn close_conversation(State(app): State<App>, Path(id): Path<String>) -> Answer {
+async fn close_conversation(State(app): State<App>, Path(id): Path<ConversationId>) -> Answer {
     ok(admin::close_conversation(&app, &id).await?)
 }
-async fn get_message(State(app): State<App>, Path(id): Path<String>) -> Answer {
+async fn get_message(State(app): State<App>, Path(id): Path<MessageId>) -> Answer {
     ok(admin::get_message(&app, &id).await?)
 }

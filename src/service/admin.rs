@@ -1,14 +1,15 @@
 //! Setting up accounts, channels, groups and templates; looking at conversations and messages.
 //! The admin HTTP API and `plantilla admin` both call these with JSON objects.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::input::{FieldError, Fields};
 use super::views;
 use crate::api::admin as api;
+use crate::api::messages::Conversation;
 use crate::api::templates::{Template as TemplateView, TemplateCreate, TemplateUpdate};
 use crate::app::{App, Event};
-use crate::domain::ids::{hash_token, new_id, new_secret};
+use crate::domain::ids::{ChannelId, hash_token, new_id, new_secret};
 use crate::domain::status::CloseReason;
 use crate::domain::template::{
     Button, Card, Header, Offer, TemplateContent, TemplateExtra, first_control,
@@ -266,8 +267,8 @@ pub async fn create_api_key(
     let secret = new_secret("ak_");
     app.store.insert_api_key(&key, &hash_token(&secret)).await?;
     Ok(api::ApiKey {
-        id: key.id,
-        account_id: key.account_id,
+        id: key.id.into(),
+        account_id: key.account_id.into(),
         name: key.name,
         key: secret,
         created_at: crate::format_ms(key.created_at),
@@ -402,7 +403,7 @@ async fn existing_account(app: &App, f: &Fields<'_>) -> Result<Account, AdminErr
 pub fn channel_create(body: &Value) -> Result<api::ChannelCreate, AdminError> {
     let f = Fields::of(body)?;
     f.only(CHANNEL_FIELDS)?;
-    let account_id = f.str("accountId")?.to_string();
+    let account_id = f.str("accountId")?.into();
     if !f.has("provider") {
         return Err(invalid("provider", "is required: sandbox or cloud"));
     }
@@ -543,7 +544,7 @@ pub async fn rotate_channel_token(app: &App, id: &str) -> Result<api::TokenRotat
 /// Rewrites every channel's secrets under the current encryption key, the step of a key
 /// rotation after which the old key can be removed. Answers what it did and how the secrets
 /// are stored afterwards.
-pub async fn reencrypt_secrets(app: &App) -> AdminResult {
+pub async fn reencrypt_secrets(app: &App) -> Result<api::SecretsReencrypted, AdminError> {
     let cipher = app.config.cipher()?;
     let Some(key_id) = cipher.current_key_id() else {
         return Err(invalid(
@@ -553,12 +554,12 @@ pub async fn reencrypt_secrets(app: &App) -> AdminResult {
     };
     let done = app.store.reseal_channel_secrets().await?;
     let census = app.store.seal_census().await?;
-    Ok(json!({
-        "keyId": key_id,
-        "channels": done.channels,
-        "rewritten": done.rewritten,
-        "stored": census,
-    }))
+    Ok(api::SecretsReencrypted {
+        key_id: key_id.to_string(),
+        channels: done.channels,
+        rewritten: done.rewritten,
+        stored: census,
+    })
 }
 
 pub async fn sync_templates(
@@ -585,9 +586,11 @@ pub fn group_create(body: &Value) -> Result<api::GroupCreate, AdminError> {
     let f = Fields::of(body)?;
     f.only(&["accountId", "name", "channelIds"])?;
     Ok(api::GroupCreate {
-        account_id: f.str("accountId")?.to_string(),
+        account_id: f.str("accountId")?.into(),
         name: name_field(&f, "name")?,
-        channel_ids: f.opt_str_list("channelIds")?,
+        channel_ids: f
+            .opt_str_list("channelIds")?
+            .map(|ids| ids.into_iter().map(ChannelId::from).collect()),
     })
 }
 
@@ -626,7 +629,7 @@ pub async fn create_group(app: &App, new: api::GroupCreate) -> Result<api::Group
         id: new_id("grp"),
         account_id: account.id,
         name,
-        channel_ids,
+        channel_ids: channel_ids.into_iter().map(String::from).collect(),
         created_at: now_ms(),
     };
     app.store.insert_group(&group).await?;
@@ -980,7 +983,7 @@ pub async fn delete_template(app: &App, id: &str, at_meta: bool) -> Result<(), A
         .map_err(authoring::AuthorError::into_admin)
 }
 
-pub async fn get_conversation(app: &App, id: &str) -> AdminResult {
+pub async fn get_conversation(app: &App, id: &str) -> Result<Conversation, AdminError> {
     let c = app
         .store
         .conversation(id)
@@ -989,11 +992,11 @@ pub async fn get_conversation(app: &App, id: &str) -> AdminResult {
             kind: "conversation",
             id: id.into(),
         })?;
-    Ok(views::conversation(&c))
+    Ok(Conversation::from(&c))
 }
 
-pub async fn close_conversation(app: &App, id: &str) -> AdminResult {
-    Ok(views::conversation(&close(app, id).await?))
+pub async fn close_conversation(app: &App, id: &str) -> Result<Conversation, AdminError> {
+    Ok(Conversation::from(&close(app, id).await?))
 }
 
 /// Closes a conversation by the operator (the admin and native APIs): the closed conversation.
@@ -1025,7 +1028,7 @@ pub async fn get_message(app: &App, id: &str) -> Result<api::AdminMessage, Admin
             kind: "message",
             id: id.into(),
         })?;
-    Ok(api::AdminMessage::of(&m))
+    Ok(api::AdminMessage::new(&m))
 }
 
 #[cfg(test)]

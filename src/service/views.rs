@@ -103,7 +103,7 @@ pub fn conversation(c: &Conversation) -> Value {
 
 /// A message as the operator sees it ([`crate::api::admin::AdminMessage`]).
 pub fn message(m: &Message) -> Value {
-    json!(crate::api::admin::AdminMessage::of(m))
+    json!(crate::api::admin::AdminMessage::new(m))
 }
 
 /// An inbound message as listed in a conversation's thread (`direction: "inbound"`): the
