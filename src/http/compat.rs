@@ -139,7 +139,7 @@ impl utoipa::PartialSchema for OldListRefused {
 
 impl ToSchema for OldListRefused {}
 
-/// `page` of the template lists (here and on `GET /v1/templates`): 1 to [`MAX_PAGE`].
+/// `page` of a template list, as the document says it: 1 to [`MAX_PAGE`], 1 by default.
 pub(crate) struct PageNumber;
 
 impl utoipa::PartialSchema for PageNumber {

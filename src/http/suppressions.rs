@@ -54,9 +54,6 @@ pub fn admin_routes() -> Router<App> {
 
 type Answer = Result<Response, Problem>;
 
-/// The `{phoneNumber}` of a removal.
-const PHONE_NUMBER: &str = "The number, country code first, digits only (`50755667788`).";
-
 fn added_response(added: &Added) -> Answer {
     let status = match added {
         Added::New(_) => StatusCode::CREATED,
@@ -96,11 +93,11 @@ async fn list_suppressions(
     Query(q): Query<HashMap<String, String>>,
     caller: Caller,
 ) -> Answer {
-    let page = OldestFirst {
+    let query = OldestFirst {
         cursor: parse_cursor(&q)?,
         limit: parse_limit(&q)?,
     };
-    let page = suppressions::list(&app, caller.account_id(), page.cursor, page.limit).await?;
+    let page = suppressions::list(&app, caller.account_id(), query.cursor, query.limit).await?;
     Ok(typed_json(StatusCode::OK, &page))
 }
 
@@ -147,7 +144,7 @@ async fn add_suppression(
     tag = NATIVE,
     summary = "Remove a number from the suppression list",
     description = "Removes the number's entry, whatever its reason; `contact.opted_in` is sent (reason `api`).",
-    params(("phoneNumber" = String, Path, description = PHONE_NUMBER, min_length = 1, max_length = 15, pattern = "^[1-9][0-9]*$")),
+    params(("phoneNumber" = String, Path, description = "The number, country code first, digits only (`50755667788`).", min_length = 1, max_length = 15, pattern = "^[1-9][0-9]*$")),
     responses(
         (status = 204, description = "Removed."),
         (status = 400, description = "Not a phone number.", extensions(("x-problems" = json!(["validation"])))),
