@@ -36,7 +36,7 @@ pub(super) fn schemas(out: &mut Vec<(String, RefOr<Schema>)>) {
 /// closed as the server reads them (a key beyond their fields is refused, naming it). utoipa closes a struct with `#[serde(deny_unknown_fields)]` but has no
 /// way to say it of an enum's variants (serde takes that attribute on no variant) or of a type
 /// serde does not read, so it is said here.
-pub(super) fn close_variants(schemas: &mut BTreeMap<String, RefOr<Schema>>) {
+pub(crate) fn close_variants(schemas: &mut BTreeMap<String, RefOr<Schema>>) {
     let close = |object: &mut Object| {
         object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
     };

@@ -12,8 +12,12 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::Value;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+use utoipa::openapi::{Ref, RefOr, Schema};
 
+use super::openapi::{COMPAT_NEW, COMPAT_OLD};
 use super::{bearer, error_id, typed_json};
 use crate::api::compat::{
     CompatAlreadyPending, CompatEnvelope, CompatErrorBody, CompatInvalidBody, CompatLimitReached,
@@ -21,7 +25,7 @@ use crate::api::compat::{
     CompatTemplateList, ErrorContext, LIMIT_REACHED, Label, SendState,
 };
 use crate::app::App;
-use crate::domain::ids::hash_token;
+use crate::domain::ids::{TemplateId, hash_token};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::rate_limit::retry_after_secs;
 use crate::domain::template::first_control;
@@ -49,6 +53,146 @@ pub fn routes() -> Router<App> {
 
 type Answer = Result<Response, CompatError>;
 
+// --- The document ------------------------------------------------------------------------------
+
+/// The operations of this module the document derives from their `#[utoipa::path]`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(send_old, list_old, detail_old, send_new, list_new, detail_new))]
+pub(crate) struct Doc;
+
+/// Row 2 of the contract's send table, as each operation's 400 names it.
+macro_rules! unknown_token {
+    () => {
+        "The token names no channel (`Cannot find a channel associated with the public token Bearer`; the token is never echoed)."
+    };
+}
+
+const UNKNOWN_TOKEN: &str = unknown_token!();
+const SEND_SUMMARY: &str = "Send a template";
+const SEND_DOC: &str = "Sends a template to a number. Outcomes, checked in this order: no token (401), unknown token (400), bad body (400), template not found (404), template without appId or message (400), template not sendable (400), channel not connected (400), params missing or refused (400), unknown group (400), a MARKETING template to a number on the account's suppression list (400, `body.phoneNumber`, `The recipient has opted out of marketing messages`); then by the number's conversation: open → 200 `Sent`, pending → 202 (nothing sent), none and the plan's conversations used up → 401, none → 200 `Pending` (a pending conversation is created; it opens when WhatsApp confirms the message, and closes if it fails).";
+const SEND_BODY: &str = "The send.";
+const SENT: &str = "Stored and queued: `Pending` (new conversation) or `Sent` (open conversation).";
+const ALREADY_PENDING: &str = "The number has a pending conversation: nothing new is sent.";
+const SEND_REFUSED_OLD: &str = concat!(
+    unknown_token!(),
+    " Or the body is wrong (`No hay datos para enviar` with `detail`). Or the template, channel, params or group refuse the send, or the number opted out of marketing (the envelope)."
+);
+const SEND_REFUSED_NEW: &str = concat!(
+    unknown_token!(),
+    " Or the body is wrong, or the template, channel, params or group refuse the send, or the number opted out of marketing."
+);
+const LIST_SUMMARY: &str = "List templates";
+const LIST_DOC: &str = "The templates of the token's account, by page.";
+const A_PAGE: &str = "A page of templates.";
+const LIST_REFUSED: &str = concat!(
+    unknown_token!(),
+    " Or `page`/`size` is not a whole number in range (the envelope)."
+);
+const DETAIL_SUMMARY: &str = "Get a template";
+const TEMPLATE_ID: &str = "The template id.";
+const THE_TEMPLATE: &str = "The template.";
+const NO_SUCH_TEMPLATE: &str = "The account has no such template.";
+/// Row 1 of the contract's send table, old family: a text.
+const NO_TOKEN_TEXT: &str = "No Authorization header: the text `No authorization token found.`";
+/// Row 1, new family: the envelope.
+const NO_TOKEN: &str = "No Authorization header.";
+/// The per-token rate limit, checked before the token is looked up.
+const RATE_LIMITED: &str = "The token made more requests than its rate allows (`type` `Too Many Requests`); `Retry-After` says in how many seconds to retry.";
+const INTERNAL: &str =
+    "Something unexpected happened; `context.value` is the id of the log line with the cause.";
+
+/// One of `schemas` (components), for an answer of several shapes.
+fn one_of(schemas: &[std::borrow::Cow<'static, str>]) -> RefOr<Schema> {
+    schemas
+        .iter()
+        .fold(OneOfBuilder::new(), |one_of, name| {
+            one_of.item(Ref::from_schema_name(name.clone()))
+        })
+        .into()
+}
+
+/// The old family's 400 of a send: an unknown token (the bare error), a body it cannot send
+/// (row 3), or a refused send (the envelope).
+struct OldSendRefused;
+
+impl utoipa::PartialSchema for OldSendRefused {
+    fn schema() -> RefOr<Schema> {
+        one_of(&[
+            CompatErrorBody::name(),
+            CompatInvalidBody::name(),
+            CompatEnvelope::name(),
+        ])
+    }
+}
+
+impl ToSchema for OldSendRefused {}
+
+/// The old family's 400 of a list: an unknown token (the bare error) or a wrong `page`/`size`
+/// (the envelope).
+struct OldListRefused;
+
+impl utoipa::PartialSchema for OldListRefused {
+    fn schema() -> RefOr<Schema> {
+        one_of(&[CompatErrorBody::name(), CompatEnvelope::name()])
+    }
+}
+
+impl ToSchema for OldListRefused {}
+
+/// `page` of a template list, as the document says it: 1 to [`MAX_PAGE`], 1 by default.
+pub(crate) struct PageNumber;
+
+impl utoipa::PartialSchema for PageNumber {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(MAX_PAGE))
+            .default(Some(json!(1)))
+            .into()
+    }
+}
+
+impl ToSchema for PageNumber {}
+
+/// The query of a template list, as [`list`] reads it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// Page number.
+    #[param(value_type = Option<PageNumber>, inline)]
+    page: u32,
+    /// Templates per page.
+    // `isize`: an integer without a `format`.
+    #[param(value_type = Option<isize>, minimum = 1, maximum = 200, default = 50)]
+    size: u32,
+    /// Only templates with this status.
+    status: Option<String>,
+    /// Only templates with this name.
+    name: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/Template/SendMessage",
+    operation_id = "sendTemplateOld",
+    tag = COMPAT_OLD,
+    summary = SEND_SUMMARY,
+    description = SEND_DOC,
+    request_body(content = CompatSendRequest, description = SEND_BODY),
+    responses(
+        (status = 200, description = SENT, body = CompatSendAccepted),
+        (status = 202, description = ALREADY_PENDING, body = CompatAlreadyPending),
+        (status = 400, description = SEND_REFUSED_OLD, body = inline(OldSendRefused)),
+        (status = 401, description = "No Authorization header (the text `No authorization token found.`), or the plan's conversations are used up this month (JSON).", content(
+            (String = "text/plain"),
+            (CompatLimitReached = "application/json"),
+        )),
+        (status = 404, description = NO_SUCH_TEMPLATE, body = CompatEnvelope),
+        (status = 500, description = INTERNAL, body = CompatErrorBody),
+        (status = 429, description = RATE_LIMITED, body = CompatErrorBody),
+    ),
+)]
 async fn send_old(
     State(app): State<App>,
     TokenChannel(c, _): TokenChannel<SendOld>,
@@ -56,6 +200,24 @@ async fn send_old(
 ) -> Answer {
     send_template(&app, Family::Old, c, &body).await
 }
+#[utoipa::path(
+    post,
+    path = "/templates",
+    operation_id = "sendTemplateNew",
+    tag = COMPAT_NEW,
+    summary = SEND_SUMMARY,
+    description = SEND_DOC,
+    request_body(content = CompatSendRequestNew, description = SEND_BODY),
+    responses(
+        (status = 200, description = SENT, body = CompatSendAccepted),
+        (status = 202, description = ALREADY_PENDING, body = CompatAlreadyPending),
+        (status = 400, description = SEND_REFUSED_NEW, body = CompatEnvelope),
+        (status = 401, description = "No Authorization header, or the plan's conversations are used up this month (`context.label` `account.conversationLimit`).", body = CompatEnvelope),
+        (status = 404, description = NO_SUCH_TEMPLATE, body = CompatEnvelope),
+        (status = 500, description = INTERNAL, body = CompatEnvelope),
+        (status = 429, description = RATE_LIMITED, body = CompatEnvelope),
+    ),
+)]
 async fn send_new(
     State(app): State<App>,
     TokenChannel(c, _): TokenChannel<SendNew>,
@@ -63,6 +225,22 @@ async fn send_new(
 ) -> Answer {
     send_template(&app, Family::New, c, &body).await
 }
+#[utoipa::path(
+    get,
+    path = "/api/Template",
+    operation_id = "listTemplatesOld",
+    tag = COMPAT_OLD,
+    summary = LIST_SUMMARY,
+    description = LIST_DOC,
+    params(ListQuery),
+    responses(
+        (status = 200, description = A_PAGE, body = CompatTemplateList),
+        (status = 400, description = LIST_REFUSED, body = inline(OldListRefused)),
+        (status = 401, description = NO_TOKEN_TEXT, content_type = "text/plain", body = String),
+        (status = 500, description = INTERNAL, body = CompatErrorBody),
+        (status = 429, description = RATE_LIMITED, body = CompatErrorBody),
+    ),
+)]
 async fn list_old(
     State(app): State<App>,
     q: Query<HashMap<String, String>>,
@@ -70,6 +248,22 @@ async fn list_old(
 ) -> Answer {
     list(&app, Family::Old, c, &q).await
 }
+#[utoipa::path(
+    get,
+    path = "/templates",
+    operation_id = "listTemplatesNew",
+    tag = COMPAT_NEW,
+    summary = LIST_SUMMARY,
+    description = LIST_DOC,
+    params(ListQuery),
+    responses(
+        (status = 200, description = A_PAGE, body = CompatTemplateList),
+        (status = 400, description = LIST_REFUSED, body = CompatEnvelope),
+        (status = 401, description = NO_TOKEN, body = CompatEnvelope),
+        (status = 500, description = INTERNAL, body = CompatEnvelope),
+        (status = 429, description = RATE_LIMITED, body = CompatEnvelope),
+    ),
+)]
 async fn list_new(
     State(app): State<App>,
     q: Query<HashMap<String, String>>,
@@ -77,6 +271,23 @@ async fn list_new(
 ) -> Answer {
     list(&app, Family::New, c, &q).await
 }
+#[utoipa::path(
+    get,
+    path = "/api/Template/{templateId}",
+    operation_id = "getTemplateOld",
+    tag = COMPAT_OLD,
+    summary = DETAIL_SUMMARY,
+    description = "",
+    params(("templateId" = TemplateId, Path, description = TEMPLATE_ID)),
+    responses(
+        (status = 200, description = THE_TEMPLATE, body = CompatTemplateDetail),
+        (status = 400, description = UNKNOWN_TOKEN, body = CompatErrorBody),
+        (status = 404, description = NO_SUCH_TEMPLATE, body = CompatEnvelope),
+        (status = 401, description = NO_TOKEN_TEXT, content_type = "text/plain", body = String),
+        (status = 500, description = INTERNAL, body = CompatErrorBody),
+        (status = 429, description = RATE_LIMITED, body = CompatErrorBody),
+    ),
+)]
 async fn detail_old(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -84,6 +295,23 @@ async fn detail_old(
 ) -> Answer {
     detail(&app, Family::Old, c, &id).await
 }
+#[utoipa::path(
+    get,
+    path = "/templates/{templateId}",
+    operation_id = "getTemplateNew",
+    tag = COMPAT_NEW,
+    summary = DETAIL_SUMMARY,
+    description = "",
+    params(("templateId" = TemplateId, Path, description = TEMPLATE_ID)),
+    responses(
+        (status = 200, description = THE_TEMPLATE, body = CompatTemplateDetail),
+        (status = 400, description = UNKNOWN_TOKEN, body = CompatEnvelope),
+        (status = 404, description = NO_SUCH_TEMPLATE, body = CompatEnvelope),
+        (status = 401, description = NO_TOKEN, body = CompatEnvelope),
+        (status = 500, description = INTERNAL, body = CompatEnvelope),
+        (status = 429, description = RATE_LIMITED, body = CompatEnvelope),
+    ),
+)]
 async fn detail_new(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -622,9 +850,9 @@ fn parse_number(
 }
 
 async fn list(app: &App, family: Family, channel: Channel, q: &HashMap<String, String>) -> Answer {
-    let page = parse_number(q, "page", 1, MAX_PAGE)?;
-    let size = parse_number(q, "size", 50, MAX_PAGE_SIZE)?;
-    let filter = TemplateFilter {
+    let query = ListQuery {
+        page: parse_number(q, "page", 1, MAX_PAGE)?,
+        size: parse_number(q, "size", 50, MAX_PAGE_SIZE)?,
         status: q
             .get("status")
             .map(|s| s.trim().to_string())
@@ -633,6 +861,11 @@ async fn list(app: &App, family: Family, channel: Channel, q: &HashMap<String, S
             .get("name")
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty()),
+    };
+    let (page, size) = (query.page, query.size);
+    let filter = TemplateFilter {
+        status: query.status,
+        name: query.name,
         offset: (page - 1).saturating_mul(size),
         limit: size,
     };

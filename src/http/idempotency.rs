@@ -32,6 +32,15 @@ pub(crate) const CHECKED: &str = "Accepted like on every POST and checked (a mal
     is a 400 `idempotency-key-invalid`), but not stored: this operation is safe to repeat by \
     nature, so a retry with or without the key does no harm.";
 
+/// How the document describes the header of a webhook endpoint's registration, whose key keeps
+/// the endpoint it registered.
+const ENDPOINT: &str = "Makes a retry safe: the same key with the same body answers 201 with the \
+    endpoint the first request registered, the same id and secret (nothing new is registered, \
+    even for retries sent at once); the same key with a different body is a 422 \
+    `idempotency-key-reused` and registers nothing; a 404 `not-found` if that endpoint was \
+    deleted since. The key keeps only the endpoint's id, never its secret. Keys are scoped to \
+    the caller (channel token or API key) and expire after 24 hours (configurable).";
+
 /// The `Idempotency-Key` parameter of an operation that checks the key but stores nothing
 /// (`params(CheckedKey)` in its `#[utoipa::path]`).
 pub struct CheckedKey;
@@ -48,6 +57,16 @@ pub struct StoredKey;
 impl utoipa::IntoParams for StoredKey {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
         vec![key_parameter(STORED)]
+    }
+}
+
+/// The `Idempotency-Key` parameter of a webhook endpoint's registration (`POST
+/// /v1/webhook-endpoints`), which stores the key with the endpoint's id.
+pub struct EndpointKey;
+
+impl utoipa::IntoParams for EndpointKey {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![key_parameter(ENDPOINT)]
     }
 }
 

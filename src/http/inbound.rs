@@ -10,12 +10,99 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 
+use super::openapi::WEBHOOKS;
 use crate::api::events::MetaNotification;
 use crate::app::App;
+use crate::domain::ids::ChannelId;
 use crate::service::inbound as webhook;
 use crate::service::input::{MAX_JSON_DEPTH, json_too_deep, too_deep_detail};
 use crate::store::Channel;
+
+/// The operations of this module the document derives from their `#[utoipa::path]`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(verify_app, receive_app, verify_channel, receive_channel))]
+pub(crate) struct Doc;
+
+/// The description of a subscription check whose verify token is `$token`.
+macro_rules! verify_doc {
+    ($token:literal) => {
+        concat!(
+            "Meta's verification request when the callback URL is subscribed: answers `hub.challenge` when `hub.mode` is `subscribe` and `hub.verify_token` is ",
+            $token,
+            "."
+        )
+    };
+}
+
+/// The description of a notification's receipt, checked with `$secret`.
+macro_rules! receive_doc {
+    ($secret:literal $(, $more:literal)?) => {
+        concat!(
+            "Statuses update messages and conversations (idempotent, never backwards); inbound messages keep the contact's name; `message_template_status_update` updates template statuses. The signature is checked, in constant time, before the body is parsed, with ",
+            $secret,
+            "."
+            $(, " ", $more)?
+        )
+    };
+}
+
+const VERIFY_SUMMARY: &str = "Answer Meta's subscription check";
+const RECEIVE_SUMMARY: &str = "Receive a WhatsApp notification";
+const CHANNEL_ID: &str = "The channel whose secrets check the call.";
+const RECEIVE_BODY: &str = "Meta's notification.";
+const CHALLENGE: &str = "The challenge.";
+const VERIFICATION_FAILED: &str = "`verification failed`.";
+const NOT_JSON: &str = "`body is not JSON`.";
+const INVALID_SIGNATURE: &str = "`invalid signature`.";
+const RECEIVE_FAILED: &str =
+    "Something unexpected happened: an error id. Meta retries the notification.";
+
+/// The query of a subscription check, as [`challenge`] reads it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct Subscription {
+    /// `subscribe`.
+    #[param(rename = "hub.mode")]
+    mode: Option<String>,
+    /// The verify token.
+    #[param(rename = "hub.verify_token")]
+    verify_token: Option<String>,
+    /// Echoed back.
+    #[param(rename = "hub.challenge")]
+    challenge: Option<String>,
+}
+
+impl Subscription {
+    fn read(q: &HashMap<String, String>) -> Self {
+        Subscription {
+            mode: q.get("hub.mode").cloned(),
+            verify_token: q.get("hub.verify_token").cloned(),
+            challenge: q.get("hub.challenge").cloned(),
+        }
+    }
+}
+
+/// The `X-Hub-Signature-256` header of a notification.
+struct Signature;
+
+impl utoipa::IntoParams for Signature {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let schema = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("`sha256=<hex>`"));
+        vec![
+            ParameterBuilder::new()
+                .name("X-Hub-Signature-256")
+                .parameter_in(ParameterIn::Header)
+                .description(Some("HMAC-SHA256 of the raw body with the app secret."))
+                .schema(Some(schema))
+                .build(),
+        ]
+    }
+}
 
 pub fn routes() -> Router<App> {
     Router::new()
@@ -27,23 +114,33 @@ pub fn routes() -> Router<App> {
 }
 
 fn challenge(q: &HashMap<String, String>, expected: Option<&str>) -> Response {
-    let matches = match (q.get("hub.verify_token"), expected) {
+    let q = Subscription::read(q);
+    let matches = match (&q.verify_token, expected) {
         (Some(given), Some(expected)) if !expected.is_empty() => {
             crate::http::same_secret(given, expected)
         }
         _ => false,
     };
-    if q.get("hub.mode").map(String::as_str) == Some("subscribe") && matches {
-        (
-            StatusCode::OK,
-            q.get("hub.challenge").cloned().unwrap_or_default(),
-        )
-            .into_response()
+    if q.mode.as_deref() == Some("subscribe") && matches {
+        (StatusCode::OK, q.challenge.unwrap_or_default()).into_response()
     } else {
         (StatusCode::FORBIDDEN, "verification failed").into_response()
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/webhooks/whatsapp",
+    operation_id = "verifyWebhook",
+    tag = WEBHOOKS,
+    summary = VERIFY_SUMMARY,
+    description = verify_doc!("`PLANTILLA_META_VERIFY_TOKEN`"),
+    params(Subscription),
+    responses(
+        (status = 200, description = CHALLENGE, content_type = "text/plain", body = String),
+        (status = 403, description = VERIFICATION_FAILED, content_type = "text/plain", body = String),
+    ),
+)]
 async fn verify_app(State(app): State<App>, Query(q): Query<HashMap<String, String>>) -> Response {
     challenge(
         &q,
@@ -51,6 +148,20 @@ async fn verify_app(State(app): State<App>, Query(q): Query<HashMap<String, Stri
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/webhooks/whatsapp/{channelId}",
+    operation_id = "verifyChannelWebhook",
+    tag = WEBHOOKS,
+    summary = VERIFY_SUMMARY,
+    description = verify_doc!("the channel's `verifyToken`"),
+    params(("channelId" = ChannelId, Path, description = CHANNEL_ID), Subscription),
+    responses(
+        (status = 200, description = CHALLENGE, content_type = "text/plain", body = String),
+        (status = 403, description = VERIFICATION_FAILED, content_type = "text/plain", body = String),
+        (status = 500, description = "Something unexpected happened: an error id.", content_type = "text/plain", body = String),
+    ),
+)]
 async fn verify_channel(
     State(app): State<App>,
     Path(channel_id): Path<String>,
@@ -63,6 +174,22 @@ async fn verify_channel(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/webhooks/whatsapp",
+    operation_id = "receiveWebhook",
+    tag = WEBHOOKS,
+    summary = RECEIVE_SUMMARY,
+    description = receive_doc!("`PLANTILLA_META_APP_SECRET`", "Notifications are routed to channels by `phone_number_id`."),
+    params(Signature),
+    request_body(content = MetaNotification, description = RECEIVE_BODY),
+    responses(
+        (status = 200, description = "Applied."),
+        (status = 400, description = NOT_JSON, content_type = "text/plain", body = String),
+        (status = 401, description = INVALID_SIGNATURE, content_type = "text/plain", body = String),
+        (status = 500, description = RECEIVE_FAILED, content_type = "text/plain", body = String),
+    ),
+)]
 async fn receive_app(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
     let secret = app
         .config
@@ -72,6 +199,22 @@ async fn receive_app(State(app): State<App>, headers: HeaderMap, body: Bytes) ->
     receive(&app, secret.as_deref(), None, &headers, &body).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/webhooks/whatsapp/{channelId}",
+    operation_id = "receiveChannelWebhook",
+    tag = WEBHOOKS,
+    summary = RECEIVE_SUMMARY,
+    description = receive_doc!("the channel's `appSecret`"),
+    params(("channelId" = ChannelId, Path, description = CHANNEL_ID), Signature),
+    request_body(content = MetaNotification, description = RECEIVE_BODY),
+    responses(
+        (status = 200, description = "Applied."),
+        (status = 400, description = NOT_JSON, content_type = "text/plain", body = String),
+        (status = 401, description = INVALID_SIGNATURE, content_type = "text/plain", body = String),
+        (status = 500, description = RECEIVE_FAILED, content_type = "text/plain", body = String),
+    ),
+)]
 async fn receive_channel(
     State(app): State<App>,
     Path(channel_id): Path<String>,

@@ -7,10 +7,20 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
+use utoipa::openapi::extensions::Extensions;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::{RefOr, Schema};
 
+use super::openapi::OPERATIONS;
 use super::{bearer, json_response, same_secret};
+use crate::api::compat::CompatEnvelope;
 use crate::app::App;
 use crate::service::ops;
+
+/// The operations of this module the document derives from their `#[utoipa::path]`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(healthz, readyz, metrics))]
+pub(crate) struct Doc;
 
 pub fn routes() -> Router<App> {
     Router::new()
@@ -19,11 +29,92 @@ pub fn routes() -> Router<App> {
         .route("/metrics", get(metrics))
 }
 
+/// `/healthz`'s answer, for the document.
+struct Health;
+
+impl utoipa::PartialSchema for Health {
+    fn schema() -> RefOr<Schema> {
+        let ok = ObjectBuilder::new()
+            .schema_type(SchemaType::AnyValue)
+            .extensions(Some(Extensions::from_iter([("const", json!("ok"))])));
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("status", ok)
+            .required("status")
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Health {}
+
+/// `/readyz`'s answer ([`ops::Readiness::to_json`]), for the document.
+struct ReadinessBody;
+
+impl utoipa::PartialSchema for ReadinessBody {
+    fn schema() -> RefOr<Schema> {
+        let check = || {
+            ObjectBuilder::new().schema_type(Type::String).description(Some(
+                "`ok`, or why not (`unreachable`, `timed out`, `not applied`, `not running`, `in progress`).",
+            ))
+        };
+        let checks = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("database", check())
+            .property("migrations", check())
+            .property("dispatcher", check())
+            .property("shutdown", check())
+            .required("database")
+            .required("migrations")
+            .required("dispatcher");
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "status",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["ready", "not ready"])),
+            )
+            .property("checks", checks)
+            .property(
+                "notReady",
+                ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String)),
+            )
+            .required("status")
+            .required("checks")
+            .required("notReady")
+            .description(Some("Each check, and the names of those not `ok`."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ReadinessBody {}
+
 /// The process is up and answering.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "getHealth",
+    tag = OPERATIONS,
+    summary = "Liveness",
+    description = "Answers while the process runs.",
+    responses((status = 200, description = "The process is up.", body = inline(Health))),
+)]
 async fn healthz() -> Response {
     json_response(StatusCode::OK, &json!({"status": "ok"}))
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "getReadiness",
+    tag = OPERATIONS,
+    summary = "Readiness",
+    description = "Ready when the database answers (within 2 s), has every migration this binary embeds, the dispatcher loop runs and no shutdown is under way.",
+    responses(
+        (status = 200, description = "Ready.", body = inline(ReadinessBody)),
+        (status = 503, description = "Not ready: `notReady` names what is not.", body = inline(ReadinessBody)),
+    ),
+)]
 async fn readyz(State(app): State<App>) -> Response {
     let readiness = ops::readiness(&app).await;
     let status = if readiness.ready() {
@@ -34,6 +125,18 @@ async fn readyz(State(app): State<App>) -> Response {
     json_response(status, &readiness.to_json())
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "getMetrics",
+    tag = OPERATIONS,
+    summary = "Prometheus metrics",
+    description = "Prometheus' text format: requests by route template and status, send latency, messages by status, queue depth and oldest age per channel, provider errors by code, channel health, webhook lag. Never a token, a secret or a phone number. With `PLANTILLA_METRICS_TOKEN` set it takes `Authorization: Bearer <that token>`.",
+    responses(
+        (status = 200, description = "The metrics (`text/plain; version=0.0.4`).", content_type = "text/plain", body = String),
+        (status = 401, description = "`PLANTILLA_METRICS_TOKEN` is set and the request does not carry it.", body = CompatEnvelope),
+    ),
+)]
 async fn metrics(State(app): State<App>, headers: HeaderMap) -> Response {
     if let Some(expected) = &app.config.metrics_token {
         let given = bearer(&headers).unwrap_or("");

@@ -69,3 +69,17 @@ pub(crate) fn parse_cursor(q: &HashMap<String, String>) -> Result<Option<(i64, S
         })
         .transpose()
 }
+
+/// A page of a list read oldest first, as the query names it: what the handler read with
+/// [`parse_cursor`] and [`parse_limit`] (each in its own order, which decides the error).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct OldestFirst {
+    /// `nextCursor` of the previous page (oldest first).
+    #[param(value_type = Option<String>, min_length = 6, pattern = "^(3[0-9]){1,18}2e(3[0-9]|[46][1-9a-f]|[57][0-9a]|5f)+$")]
+    pub cursor: Option<(i64, String)>,
+    /// Items per page.
+    // `isize`: an integer without a `format`.
+    #[param(value_type = Option<isize>, minimum = 1, maximum = 200, default = 50)]
+    pub limit: u32,
+}

@@ -12,15 +12,22 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 
 use super::caller::Caller;
-use super::idempotency::IdempotencyHeader;
-use super::params::{parse_cursor, parse_json, parse_limit};
+use super::idempotency::{CheckedKey, IdempotencyHeader};
+use super::openapi::NATIVE;
+use super::params::{OldestFirst, parse_cursor, parse_json, parse_limit};
 use super::problem::Problem;
 use super::typed_json;
+use crate::api::events::{Suppression, SuppressionCreate, SuppressionPage};
 use crate::app::App;
 use crate::domain::opt_out::Reason;
 use crate::service::admin::AdminError;
 use crate::service::input::FieldError;
 use crate::service::suppressions::{self, Added};
+
+/// The operations of this module the document derives from their `#[utoipa::path]`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list_suppressions, add_suppression, remove_suppression))]
+pub(crate) struct Doc;
 
 /// The integrator's routes (native API).
 pub fn routes() -> Router<App> {
@@ -68,18 +75,48 @@ fn removed_response(removed: bool, phone: &str) -> Answer {
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/suppressions",
+    operation_id = "listSuppressions",
+    tag = NATIVE,
+    summary = "List the suppression list",
+    description = "The caller's account's opted-out numbers, oldest first: MARKETING templates are not sent to them (UTILITY and AUTHENTICATION still are). Entries come from the API (`api`), an inbound opt-out keyword (`keyword`), a click on a marketing template's opt-out button (`button`) and Meta's error 131050 (`meta_131050`); `automatic` is true for all but `api`.",
+    params(OldestFirst),
+    responses(
+        (status = 200, description = "A page of entries.", body = SuppressionPage),
+        (status = 400, description = "`limit` or `cursor` is wrong.", extensions(("x-problems" = json!(["validation"])))),
+    ),
+)]
 async fn list_suppressions(
     State(app): State<App>,
     Query(q): Query<HashMap<String, String>>,
     caller: Caller,
 ) -> Answer {
-    let after = parse_cursor(&q)?;
-    let limit = parse_limit(&q)?;
-    let page = suppressions::list(&app, caller.account_id(), after, limit).await?;
+    let query = OldestFirst {
+        cursor: parse_cursor(&q)?,
+        limit: parse_limit(&q)?,
+    };
+    let page = suppressions::list(&app, caller.account_id(), query.cursor, query.limit).await?;
     Ok(typed_json(StatusCode::OK, &page))
 }
 
 /// Adding twice is harmless: a key is checked, not stored.
+#[utoipa::path(
+    post,
+    path = "/v1/suppressions",
+    operation_id = "addSuppression",
+    tag = NATIVE,
+    summary = "Add a number to the suppression list",
+    description = "Adds the number (normalised and checked like a send's recipient) with reason `api`; `reason` in the body is free text kept as the entry's `note`. A number already on the list keeps its entry (200). `contact.opted_out` is sent to the account's endpoints.",
+    params(CheckedKey),
+    request_body(content = SuppressionCreate, description = "The number."),
+    responses(
+        (status = 201, description = "Added.", body = Suppression),
+        (status = 200, description = "Already on the list: its entry, unchanged.", body = Suppression),
+        (status = 400, description = "The body is wrong (`errors` names the field), or the Idempotency-Key is.", extensions(("x-problems" = json!(["validation", "idempotency-key-invalid"])))),
+    ),
+)]
 async fn add_suppression(
     State(app): State<App>,
     caller: Caller,
@@ -100,6 +137,20 @@ async fn add_suppression(
     added_response(&added)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/suppressions/{phoneNumber}",
+    operation_id = "removeSuppression",
+    tag = NATIVE,
+    summary = "Remove a number from the suppression list",
+    description = "Removes the number's entry, whatever its reason; `contact.opted_in` is sent (reason `api`).",
+    params(("phoneNumber" = String, Path, description = "The number, country code first, digits only (`50755667788`).", min_length = 1, max_length = 15, pattern = "^[1-9][0-9]*$")),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 400, description = "Not a phone number.", extensions(("x-problems" = json!(["validation"])))),
+        (status = 404, description = "The number is not on the account's list.", extensions(("x-problems" = json!(["not-found"])))),
+    ),
+)]
 async fn remove_suppression(
     State(app): State<App>,
     Path(phone): Path<String>,

@@ -24,7 +24,7 @@ mod operations;
 mod paths;
 mod schemas;
 
-pub(crate) use operations::{ADMIN, COMPAT_NEW, COMPAT_OLD, NATIVE};
+pub(crate) use operations::{ADMIN, COMPAT_NEW, COMPAT_OLD, NATIVE, OPERATIONS, WEBHOOKS};
 
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
@@ -34,6 +34,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{RefOr, Schema};
 
 use crate::app::App;
 
@@ -69,6 +71,34 @@ fn to_text(doc: &Value) -> String {
     text
 }
 
+/// The operations of this module the document derives from their `#[utoipa::path]`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(serve_document, serve_docs))]
+pub(crate) struct Doc;
+
+/// The answer of `GET /openapi.json`, for the document.
+struct OpenApiDocument;
+
+impl utoipa::PartialSchema for OpenApiDocument {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some("An OpenAPI 3.1 document."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for OpenApiDocument {}
+
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "getOpenApi",
+    tag = operations::REFERENCE,
+    summary = "This OpenAPI document",
+    description = "",
+    responses((status = 200, description = "The OpenAPI 3.1 document.", body = inline(OpenApiDocument))),
+)]
 async fn serve_document() -> Response {
     let mut r = (StatusCode::OK, document_text()).into_response();
     r.headers_mut().insert(
@@ -78,6 +108,15 @@ async fn serve_document() -> Response {
     r
 }
 
+#[utoipa::path(
+    get,
+    path = "/docs",
+    operation_id = "getDocs",
+    tag = operations::REFERENCE,
+    summary = "This reference as a page",
+    description = "",
+    responses((status = 200, description = "A self-contained HTML page rendered from this document.", content_type = "text/html", body = String)),
+)]
 async fn serve_docs() -> Response {
     let mut r = (StatusCode::OK, docs_html()).into_response();
     r.headers_mut().insert(
@@ -128,7 +167,6 @@ pub(crate) struct Op {
 
 pub(crate) const JSON: &str = "application/json";
 pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
-pub(crate) const TEXT: &str = "text/plain";
 pub(crate) const MULTIPART: &str = "multipart/form-data";
 
 impl Op {
@@ -240,11 +278,6 @@ impl Op {
         self.responses
             .push((status, paths::problem_response(description, types)));
         self
-    }
-
-    /// A `text/plain` response.
-    pub(crate) fn text(self, status: u16, description: &str) -> Op {
-        self.answer(status, description, &[(TEXT, json!({"type": "string"}))])
     }
 
     fn to_json(&self) -> Value {

@@ -11,6 +11,8 @@
 //! the security and the answers every operation of that API gives (native: 401, 429 and 500;
 //! admin: 401 and 500), and a 415 to every `/v1` operation that takes JSON.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value, json};
 use utoipa::openapi::OpenApi;
 
@@ -19,7 +21,15 @@ use super::{ADMIN, Auth, COMPAT_NEW, COMPAT_OLD, JSON, NATIVE, PROBLEM_JSON, PRO
 /// Each HTTP family's operations, as utoipa derives them from the `#[utoipa::path]` of its
 /// handlers (with the component schemas those name).
 fn docs() -> Vec<OpenApi> {
-    vec![<crate::http::native::Doc as utoipa::OpenApi>::openapi()]
+    vec![
+        <crate::http::native::Doc as utoipa::OpenApi>::openapi(),
+        <crate::http::callbacks::Doc as utoipa::OpenApi>::openapi(),
+        <crate::http::suppressions::Doc as utoipa::OpenApi>::openapi(),
+        <crate::http::compat::Doc as utoipa::OpenApi>::openapi(),
+        <crate::http::inbound::Doc as utoipa::OpenApi>::openapi(),
+        <super::Doc as utoipa::OpenApi>::openapi(),
+        <crate::http::ops::Doc as utoipa::OpenApi>::openapi(),
+    ]
 }
 
 /// Every operation declared on a handler: `(METHOD, path, operation)`, finished.
@@ -40,15 +50,19 @@ pub(super) fn all() -> Vec<(String, String, Value)> {
 }
 
 /// The component schemas the operations' attributes name (`BatchId` of a path parameter…), by
-/// name.
+/// name, closed as [`crate::api::schemas`] closes them (an enum's variants).
 /// Id types are named by path parameters, which utoipa does not collect: those are added
 /// too.
 pub(super) fn schemas() -> Vec<(String, Value)> {
     let ids = crate::domain::ids::schemas();
-    docs()
+    let mut named: BTreeMap<_, _> = docs()
         .into_iter()
         .filter_map(|doc| doc.components)
         .flat_map(|components| components.schemas)
+        .collect();
+    crate::api::templates::close_variants(&mut named);
+    named
+        .into_iter()
         .chain(ids)
         .map(|(name, schema)| {
             let schema = serde_json::to_value(schema).expect("a schema serializes");
