@@ -35,9 +35,3 @@ pub(crate) fn time() -> Value {
 pub(crate) fn one_of_strings(values: &[&str]) -> Value {
     json!({"type": "string", "enum": values})
 }
-
-/// `schema` with a description.
-pub(crate) fn d(mut schema: Value, description: &str) -> Value {
-    schema["description"] = json!(description);
-    schema
-}
