@@ -21,7 +21,7 @@ use crate::api::compat::{
     CompatTemplateList, ErrorContext, LIMIT_REACHED, Label, SendState,
 };
 use crate::app::App;
-use crate::domain::ids::hash_token;
+use crate::domain::ids::{TemplateId, hash_token};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::rate_limit::retry_after_secs;
 use crate::domain::template::first_control;
@@ -357,7 +357,7 @@ pub fn parse_send_body(body: &[u8], family: Family) -> Result<SendRequest, BodyE
             format!("the body must be a JSON object, got {}", describe(&value)),
         ));
     };
-    let template_id = required_string(obj, "templateId")?;
+    let template_id = TemplateId::from(required_string(obj, "templateId")?);
     let phone_raw = required_string(obj, "phoneNumber")?;
     let phone_number =
         PhoneNumber::parse(&phone_raw).map_err(|e| body_error("phoneNumber", e.to_string()))?;

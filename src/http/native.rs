@@ -104,7 +104,7 @@ fn accepted_body(outcome: &SendOutcome, channel_id: &str, to: &str) -> MessageAc
         id: message_id.clone(),
         status: AcceptedStatus::Queued,
         scheduled_for: None,
-        channel_id: channel_id.to_string(),
+        channel_id: channel_id.into(),
         to: to.to_string(),
         conversation: AcceptedConversation {
             id: conversation_id.clone(),
@@ -239,7 +239,7 @@ async fn create_batch(
     Ok(typed_json(
         StatusCode::ACCEPTED,
         &BatchAccepted {
-            batch_id: outcome.batch_id,
+            batch_id: outcome.batch_id.into(),
             total: results.len(),
             accepted,
             rejected: results.len() - accepted,
@@ -660,7 +660,7 @@ async fn preview_template(
         .map(|(key, message)| FieldError::new(native_field(key), message.clone()))
         .collect();
     let preview = crate::api::templates::TemplatePreview {
-        template_id: t.id,
+        template_id: t.id.into(),
         sendable: p.sendable,
         valid: errors.is_empty() && p.sendable,
         errors,

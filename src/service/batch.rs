@@ -219,8 +219,8 @@ pub async fn report(app: &App, id: &str) -> Result<Option<api::Batch>, StoreErro
         Some(report.last_due.map_or(at, |due| at.max(due)))
     };
     Ok(Some(api::Batch {
-        id: b.id,
-        channel_id: b.channel_id,
+        id: b.id.into(),
+        channel_id: b.channel_id.into(),
         total: b.total,
         accepted: b.accepted,
         rejected: b.rejected,
