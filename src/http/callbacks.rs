@@ -20,6 +20,7 @@ use super::problem::Problem;
 use super::typed_json;
 use crate::api::events::CallbackDeliveryPage;
 use crate::app::App;
+use crate::domain::ids::WebhookEndpointId;
 use crate::service::callbacks::{self, CallbackError};
 use crate::service::views;
 
@@ -80,19 +81,27 @@ async fn list_endpoints(State(app): State<App>, caller: Caller) -> Answer {
     Ok(typed_json(StatusCode::OK, &list))
 }
 
-async fn get_endpoint(State(app): State<App>, Path(id): Path<String>, caller: Caller) -> Answer {
+async fn get_endpoint(
+    State(app): State<App>,
+    Path(id): Path<WebhookEndpointId>,
+    caller: Caller,
+) -> Answer {
     let endpoint = callbacks::get_endpoint(&app, caller.account_id(), &id).await?;
     Ok(typed_json(StatusCode::OK, &endpoint))
 }
 
-async fn delete_endpoint(State(app): State<App>, Path(id): Path<String>, caller: Caller) -> Answer {
+async fn delete_endpoint(
+    State(app): State<App>,
+    Path(id): Path<WebhookEndpointId>,
+    caller: Caller,
+) -> Answer {
     callbacks::delete_endpoint(&app, caller.account_id(), &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn list_deliveries(
     State(app): State<App>,
-    Path(id): Path<String>,
+    Path(id): Path<WebhookEndpointId>,
     Query(q): Query<HashMap<String, String>>,
     caller: Caller,
 ) -> Answer {

@@ -79,14 +79,14 @@ async fn list_new(
 }
 async fn detail_old(
     State(app): State<App>,
-    Path(id): Path<String>,
+    Path(id): Path<TemplateId>,
     TokenChannel(c, _): TokenChannel<DetailOld>,
 ) -> Answer {
     detail(&app, Family::Old, c, &id).await
 }
 async fn detail_new(
     State(app): State<App>,
-    Path(id): Path<String>,
+    Path(id): Path<TemplateId>,
     TokenChannel(c, _): TokenChannel<DetailNew>,
 ) -> Answer {
     detail(&app, Family::New, c, &id).await

@@ -32,6 +32,7 @@ use crate::api::messages::{
     MessagePage, OutboundMessage, ThreadMessage,
 };
 use crate::app::App;
+use crate::domain::ids::{BatchId, ConversationId, MessageId, TemplateId};
 use crate::domain::status::MessageStatus;
 use crate::service::batch::{self, RecipientResult};
 use crate::service::input::FieldError;
@@ -257,7 +258,7 @@ fn rejected(index: usize, problem: Value) -> BatchRecipientResult {
     })
 }
 
-async fn get_message(State(app): State<App>, Path(id): Path<String>, caller: Caller) -> Answer {
+async fn get_message(State(app): State<App>, Path(id): Path<MessageId>, caller: Caller) -> Answer {
     let m = caller
         .message(&app, &id)
         .await?
@@ -307,7 +308,7 @@ async fn list_messages(
 
 async fn cancel_message(
     State(app): State<App>,
-    Path(id): Path<String>,
+    Path(id): Path<MessageId>,
     caller: Caller,
     _key: IdempotencyHeader,
 ) -> Answer {
@@ -349,14 +350,14 @@ async fn batch_report(app: &App, id: &str) -> Answer {
     typed_ok(&report)
 }
 
-async fn get_batch(State(app): State<App>, Path(id): Path<String>, caller: Caller) -> Answer {
+async fn get_batch(State(app): State<App>, Path(id): Path<BatchId>, caller: Caller) -> Answer {
     visible_batch(&app, &caller, &id).await?;
     batch_report(&app, &id).await
 }
 
 async fn cancel_batch(
     State(app): State<App>,
-    Path(id): Path<String>,
+    Path(id): Path<BatchId>,
     caller: Caller,
     _key: IdempotencyHeader,
 ) -> Answer {
@@ -367,7 +368,7 @@ async fn cancel_batch(
 
 async fn pause_batch(
     State(app): State<App>,
-    Path(id): Path<String>,
+    Path(id): Path<BatchId>,
     caller: Caller,
     _key: IdempotencyHeader,
 ) -> Answer {
@@ -378,7 +379,7 @@ async fn pause_batch(
 
 async fn resume_batch(
     State(app): State<App>,
-    Path(id): Path<String>,
+    Path(id): Path<BatchId>,
     caller: Caller,
     _key: IdempotencyHeader,
 ) -> Answer {
@@ -439,7 +440,7 @@ async fn visible_conversation(
 
 async fn get_conversation(
     State(app): State<App>,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     caller: Caller,
 ) -> Answer {
     let c = visible_conversation(&app, &caller, &id).await?;
@@ -450,7 +451,7 @@ async fn get_conversation(
 /// `GET /v1/messages` (`limit`, `cursor`); each item says its `direction`.
 async fn conversation_messages(
     State(app): State<App>,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     Query(q): Query<HashMap<String, String>>,
     caller: Caller,
 ) -> Answer {
@@ -484,7 +485,7 @@ async fn conversation_messages(
 /// answers the closed conversation either way.
 async fn close_conversation(
     State(app): State<App>,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     caller: Caller,
     _key: IdempotencyHeader,
 ) -> Answer {
@@ -618,7 +619,11 @@ async fn visible_template(
         .ok_or_else(|| Problem::not_found("template", id))
 }
 
-async fn get_template(State(app): State<App>, Path(id): Path<String>, caller: Caller) -> Answer {
+async fn get_template(
+    State(app): State<App>,
+    Path(id): Path<TemplateId>,
+    caller: Caller,
+) -> Answer {
     let t = visible_template(&app, &caller, &id).await?;
     let healths = app.store.template_healths(caller.account_id()).await?;
     Ok(typed_json(
@@ -631,7 +636,7 @@ async fn get_template(State(app): State<App>, Path(id): Path<String>, caller: Ca
 /// without sending anything.
 async fn preview_template(
     State(app): State<App>,
-    Path(id): Path<String>,
+    Path(id): Path<TemplateId>,
     caller: Caller,
     body: Bytes,
 ) -> Answer {
@@ -746,7 +751,11 @@ async fn create_template(
 }
 
 /// `DELETE /v1/templates/{id}`: removes the template at Meta, then locally.
-async fn delete_template(State(app): State<App>, Path(id): Path<String>, caller: Caller) -> Answer {
+async fn delete_template(
+    State(app): State<App>,
+    Path(id): Path<TemplateId>,
+    caller: Caller,
+) -> Answer {
     let t = visible_template(&app, &caller, &id).await?;
     authoring::delete(&app, &t, true)
         .await
