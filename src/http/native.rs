@@ -240,7 +240,7 @@ async fn create_batch(
     Ok(typed_json(
         StatusCode::ACCEPTED,
         &BatchAccepted {
-            batch_id: outcome.batch_id.into(),
+            batch_id: outcome.batch_id,
             total: results.len(),
             accepted,
             rejected: results.len() - accepted,
