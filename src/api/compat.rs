@@ -16,6 +16,7 @@ use utoipa::openapi::schema::{
 };
 use utoipa::openapi::{RefOr, Schema};
 
+use crate::domain::ids::{ConversationId, MessageId, TemplateId};
 use crate::domain::phone::PhoneNumber;
 use crate::service::send::{SendRequest, TemplateRef};
 
@@ -110,15 +111,17 @@ fn compat_params_schema() -> ObjectBuilder {
 // --- Send requests ---------------------------------------------------------------------------
 //
 // Read field by field by `http::compat::parse_send_body` (every refusal names its field in the
-// contract's words); these are what it yields.
+// contract's words); these are what it yields. `templateId` is looked up among the account's
+// templates' own ids (`tpl_…`); its schema is a string with `minLength` (a `$ref` to
+// `TemplateId` would drop the bound).
 
 /// A template send (old family).
 #[derive(Debug, Clone, ToSchema)]
 #[schema(rename_all = "camelCase")]
 pub struct CompatSendRequest {
     /// plantilla's template id.
-    #[schema(min_length = 1)]
-    pub template_id: String,
+    #[schema(value_type = String, min_length = 1)]
+    pub template_id: TemplateId,
     /// Country code and national number, digits only, no `+` or spaces: `50755667788`.
     #[schema(value_type = String, min_length = 1, max_length = 15, pattern = "^[1-9][0-9]*$")]
     pub phone_number: PhoneNumber,
@@ -138,8 +141,8 @@ pub struct CompatSendRequest {
 #[schema(rename_all = "camelCase")]
 pub struct CompatSendRequestNew {
     /// plantilla's template id.
-    #[schema(min_length = 1)]
-    pub template_id: String,
+    #[schema(value_type = String, min_length = 1)]
+    pub template_id: TemplateId,
     /// Country code and national number, digits only, no `+` or spaces: `50755667788`.
     #[schema(value_type = String, min_length = 1, max_length = 15, pattern = "^[1-9][0-9]*$")]
     pub phone_number: PhoneNumber,
@@ -223,12 +226,12 @@ pub struct CompatSendAccepted {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompatSendData {
-    conversation_id: String,
-    message_id: String,
+    conversation_id: ConversationId,
+    message_id: MessageId,
 }
 
 impl CompatSendAccepted {
-    pub fn new(state: SendState, conversation_id: String, message_id: String) -> Self {
+    pub fn new(state: SendState, conversation_id: ConversationId, message_id: MessageId) -> Self {
         Self {
             success: true,
             message: state,
@@ -246,13 +249,13 @@ impl CompatSendAccepted {
 pub struct CompatAlreadyPending {
     #[schema(schema_with = const_false)]
     success: bool,
-    conversation_id: String,
+    conversation_id: ConversationId,
     #[schema(schema_with = const_202)]
     status: u16,
 }
 
 impl CompatAlreadyPending {
-    pub fn new(conversation_id: String) -> Self {
+    pub fn new(conversation_id: ConversationId) -> Self {
         Self {
             success: false,
             conversation_id,

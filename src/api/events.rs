@@ -7,6 +7,7 @@ use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::{Array, Object, RefOr, Schema};
 
 use crate::domain::callback::EventType;
+use crate::domain::ids::{ChannelId, EventId, MessageId, TemplateId, WebhookEndpointId};
 use crate::domain::phone::PhoneNumber;
 use crate::provider::MediaFile;
 
@@ -44,7 +45,7 @@ pub struct Media {
     /// The file's size in bytes.
     pub size: u64,
     /// The channel it was uploaded through.
-    pub channel_id: String,
+    pub channel_id: ChannelId,
 }
 
 /// A media upload (`multipart/form-data`).
@@ -55,8 +56,9 @@ pub struct MediaUpload {
     #[schema(value_type = String, format = Binary, required = true)]
     pub file: Option<MediaFile>,
     /// The channel (with an account API key, unless given as a query parameter).
-    #[schema(min_length = 1, nullable = false)]
-    pub channel_id: Option<String>,
+    // A string with `minLength`: a `$ref` to `ChannelId` would drop the bound.
+    #[schema(value_type = Option<String>, min_length = 1, nullable = false)]
+    pub channel_id: Option<ChannelId>,
 }
 
 // --- Usage ---------------------------------------------------------------------------------
@@ -105,10 +107,10 @@ pub struct UsageRow {
     pub day: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
-    pub template_id: Option<String>,
+    pub template_id: Option<TemplateId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
-    pub channel_id: Option<String>,
+    pub channel_id: Option<ChannelId>,
     /// Meta's pricing category.
     pub category: String,
     /// Messages Meta charges.
@@ -174,7 +176,7 @@ pub struct Suppression {
     pub automatic: bool,
     /// The channel it came through, when known.
     #[schema(required = true)]
-    pub channel_id: Option<String>,
+    pub channel_id: Option<ChannelId>,
     #[schema(format = DateTime)]
     pub created_at: String,
 }
@@ -261,7 +263,7 @@ fn event_type_set() -> Array {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WebhookEndpoint {
     /// Id (`we_…`).
-    pub id: String,
+    pub id: WebhookEndpointId,
     pub url: String,
     pub event_types: Vec<EventType>,
     #[schema(required = true)]
@@ -275,7 +277,7 @@ pub struct WebhookEndpoint {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WebhookEndpointCreated {
     /// Id (`we_…`).
-    pub id: String,
+    pub id: WebhookEndpointId,
     pub url: String,
     pub event_types: Vec<EventType>,
     #[schema(required = true)]
@@ -318,11 +320,11 @@ impl DeliveryStatus {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CallbackDelivery {
     /// Sent as `webhook-id`; the same on every attempt.
-    pub id: String,
+    pub id: EventId,
     pub event_type: EventType,
     /// The message the event is about, if any.
     #[schema(required = true)]
-    pub message_id: Option<String>,
+    pub message_id: Option<MessageId>,
     #[schema(schema_with = delivery_status)]
     pub status: DeliveryStatus,
     /// Attempts made so far.

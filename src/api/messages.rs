@@ -11,6 +11,9 @@ use utoipa::openapi::schema::{
 use utoipa::openapi::{RefOr, Schema};
 
 use super::compat::{SendButton, SendCard, SendHeader, TypedParam};
+use crate::domain::ids::{
+    AccountId, BatchId, ChannelId, ConversationId, InboundMessageId, MessageId, TemplateId,
+};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::status::{CloseReason, ConversationStatus, MessageStatus};
 use crate::format_ms;
@@ -274,7 +277,7 @@ macro_rules! message_type {
                 #[schema(required = true)]
                 error: Option<MessageError> = MessageError::of(m, next_attempt_at),
                 #[schema(required = true)]
-                batch_id: Option<String> = m.batch_id.clone(),
+                batch_id: Option<BatchId> = m.batch_id.clone().map(BatchId::from),
                 /// The send's metadata, as given.
                 #[schema(value_type = Option<Object>, required = true)]
                 metadata: Option<Value> = m.metadata.clone(),
@@ -328,7 +331,7 @@ pub enum AcceptedConversationStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptedConversation {
-    pub id: String,
+    pub id: ConversationId,
     #[schema(inline)]
     pub status: AcceptedConversationStatus,
 }
@@ -338,13 +341,13 @@ pub struct AcceptedConversation {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MessageAccepted {
     /// The message id (`msg_…`).
-    pub id: String,
+    pub id: MessageId,
     #[schema(inline)]
     pub status: AcceptedStatus,
     /// When a scheduled send goes.
     #[schema(format = DateTime, required = true)]
     pub scheduled_for: Option<String>,
-    pub channel_id: String,
+    pub channel_id: ChannelId,
     pub to: String,
     #[schema(inline)]
     pub conversation: AcceptedConversation,
@@ -365,9 +368,9 @@ pub enum Assignee {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Conversation {
     /// Id (`conv_…`).
-    pub id: String,
-    pub account_id: String,
-    pub channel_id: String,
+    pub id: ConversationId,
+    pub account_id: AccountId,
+    pub channel_id: ChannelId,
     pub phone_number: String,
     #[schema(inline)]
     pub status: ConversationStatus,
@@ -394,9 +397,9 @@ pub struct Conversation {
 impl From<&store::Conversation> for Conversation {
     fn from(c: &store::Conversation) -> Self {
         Conversation {
-            id: c.id.clone(),
-            account_id: c.account_id.clone(),
-            channel_id: c.channel_id.clone(),
+            id: c.id.clone().into(),
+            account_id: c.account_id.clone().into(),
+            channel_id: c.channel_id.clone().into(),
             phone_number: c.phone_number.clone(),
             status: c.status,
             // The store takes only `agent` and `bot`.
@@ -462,13 +465,13 @@ pub struct InboundButton {
 })))]
 pub struct InboundMessage {
     /// Id (`in_…`).
-    pub id: String,
+    pub id: InboundMessageId,
     #[schema(inline)]
     pub direction: Inbound,
-    pub channel_id: String,
+    pub channel_id: ChannelId,
     /// The channel's pending or open conversation with the sender, else the latest one; null when there is none (nothing was ever sent to the number, or the sender is known only by a user id no contact has).
     #[schema(required = true)]
-    pub conversation_id: Option<String>,
+    pub conversation_id: Option<ConversationId>,
     /// The sender's number (digits); null when Meta gave only a user id that no contact has.
     #[schema(required = true)]
     pub from: Option<String>,
@@ -489,7 +492,7 @@ pub struct InboundMessage {
     pub button: Option<InboundButton>,
     /// plantilla's message replied to (or whose button was clicked): the message with Meta's `context.id` as its wamid on this channel.
     #[schema(required = true)]
-    pub reply_to: Option<String>,
+    pub reply_to: Option<MessageId>,
     /// Meta's `context.id`, as received.
     #[schema(required = true)]
     pub context_id: Option<String>,
@@ -530,17 +533,17 @@ impl From<&store::InboundMessage> for InboundMessage {
     fn from(m: &store::InboundMessage) -> Self {
         let content = |key: &str| m.content.get(key).cloned();
         InboundMessage {
-            id: m.id.clone(),
+            id: m.id.clone().into(),
             direction: Inbound::Inbound,
-            channel_id: m.channel_id.clone(),
-            conversation_id: m.conversation_id.clone(),
+            channel_id: m.channel_id.clone().into(),
+            conversation_id: m.conversation_id.clone().map(ConversationId::from),
             from: m.phone_number.clone(),
             user_id: m.user_id.clone(),
             contact_name: m.contact_name.clone(),
             kind: m.kind.clone(),
             text: m.text.clone(),
             button: content("button").and_then(|b| serde_json::from_value(b).ok()),
-            reply_to: m.reply_to.clone(),
+            reply_to: m.reply_to.clone().map(MessageId::from),
             context_id: m.context_id.clone(),
             provider_message_id: m.provider_message_id.clone(),
             timestamp: format_ms(m.sent_at),
@@ -591,8 +594,8 @@ pub struct BatchProgress {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Batch {
-    pub id: String,
-    pub channel_id: String,
+    pub id: BatchId,
+    pub channel_id: ChannelId,
     pub total: i64,
     pub accepted: i64,
     pub rejected: i64,
@@ -636,11 +639,11 @@ pub struct BatchRecipientAccepted {
     pub index: usize,
     #[schema(inline)]
     pub status: Accepted,
-    pub message_id: String,
+    pub message_id: MessageId,
     /// When a scheduled send goes.
     #[schema(format = DateTime, required = true)]
     pub scheduled_for: Option<String>,
-    pub channel_id: String,
+    pub channel_id: ChannelId,
     pub to: String,
     #[schema(inline)]
     pub conversation: AcceptedConversation,
@@ -670,7 +673,7 @@ pub enum BatchRecipientResult {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BatchAccepted {
     /// The batch id (`bat_…`); the same for a retry with the same Idempotency-Key.
-    pub batch_id: String,
+    pub batch_id: BatchId,
     pub total: usize,
     pub accepted: usize,
     pub rejected: usize,
@@ -682,7 +685,9 @@ pub struct BatchAccepted {
 // --- Send requests ---------------------------------------------------------------------------
 //
 // Read field by field by `http::native_send` (every refusal names its field, as the API always
-// has); these are what it yields, and what becomes the service's `send::SendRequest`.
+// has); these are what it yields, and what becomes the service's `send::SendRequest`. The ids
+// they name (`channelId`, `templateId`) are id types whose schema is a string with `minLength`:
+// a `$ref` to the id's component would drop the bound.
 
 /// A placeholder's value in a send: its text (numbers and booleans as written), or a typed
 /// parameter.
@@ -801,7 +806,11 @@ fn template_choice_rule(schema: &mut RefOr<Schema>) {
 }
 
 /// The template of a request built by [`SendRequest::new`] or [`BatchRequest::new`].
-fn template_of(id: Option<String>, name: Option<String>, language: Option<String>) -> TemplateRef {
+fn template_of(
+    id: Option<TemplateId>,
+    name: Option<String>,
+    language: Option<String>,
+) -> TemplateRef {
     match (id, name, language) {
         (Some(id), _, _) => TemplateRef::Id(id),
         (None, Some(name), Some(language)) => TemplateRef::Name { name, language },
@@ -810,7 +819,7 @@ fn template_of(id: Option<String>, name: Option<String>, language: Option<String
 }
 
 /// The wire fields of a template choice.
-fn template_fields(template: TemplateRef) -> (Option<String>, Option<String>, Option<String>) {
+fn template_fields(template: TemplateRef) -> (Option<TemplateId>, Option<String>, Option<String>) {
     match template {
         TemplateRef::Id(id) => (Some(id), None, None),
         TemplateRef::Name { name, language } => (None, Some(name), Some(language)),
@@ -862,12 +871,12 @@ with_recipient! {
     #[schema(rename_all = "camelCase")]
     pub struct SendRequest {
         /// The channel to send through: required with an account API key; with a channel token, omit it or give that channel.
-        #[schema(min_length = 1)]
-        pub channel_id: Option<String>,
+        #[schema(value_type = Option<String>, min_length = 1)]
+        pub channel_id: Option<ChannelId>,
         // Set together by `new`: one template.
         /// The template, by id…
-        #[schema(min_length = 1)]
-        template_id: Option<String>,
+        #[schema(value_type = Option<String>, min_length = 1)]
+        template_id: Option<TemplateId>,
         /// …or by name, with `language`.
         #[schema(min_length = 1)]
         template_name: Option<String>,
@@ -885,7 +894,7 @@ with_recipient! {
 
 impl SendRequest {
     /// The send of `recipient` through `channel_id` (or the caller's channel).
-    pub fn new(channel_id: Option<String>, template: TemplateRef, r: BatchRecipient) -> Self {
+    pub fn new(channel_id: Option<ChannelId>, template: TemplateRef, r: BatchRecipient) -> Self {
         let (template_id, template_name, language) = template_fields(template);
         SendRequest {
             channel_id,
@@ -956,12 +965,12 @@ impl BatchRecipient {
 #[schema(rename_all = "camelCase")]
 pub struct BatchRequest {
     /// The channel to send through: required with an account API key; with a channel token, omit it or give that channel.
-    #[schema(min_length = 1)]
-    pub channel_id: Option<String>,
+    #[schema(value_type = Option<String>, min_length = 1)]
+    pub channel_id: Option<ChannelId>,
     // Set together by `new`: one template.
     /// The template, by id…
-    #[schema(min_length = 1)]
-    template_id: Option<String>,
+    #[schema(value_type = Option<String>, min_length = 1)]
+    template_id: Option<TemplateId>,
     /// …or by name, with `language`.
     #[schema(min_length = 1)]
     template_name: Option<String>,
@@ -978,7 +987,7 @@ pub struct BatchRequest {
 
 impl BatchRequest {
     pub fn new(
-        channel_id: Option<String>,
+        channel_id: Option<ChannelId>,
         template: TemplateRef,
         send_at: Option<i64>,
         recipients: Vec<Result<BatchRecipient, Vec<FieldError>>>,

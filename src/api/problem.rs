@@ -6,6 +6,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 
+use super::templates::TemplateStatus;
+use crate::domain::ids::ConversationId;
 use crate::domain::status::MessageStatus;
 use crate::service::input::FieldError;
 use crate::store::ProviderError;
@@ -32,7 +34,7 @@ pub struct ProblemDocument {
     /// `conversation-pending`: the pending conversation.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
-    pub conversation_id: Option<String>,
+    pub conversation_id: Option<ConversationId>,
     /// `conversation-pending`: the field of the number (`to`, or `recipients[i].to` in a batch).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
@@ -43,8 +45,8 @@ pub struct ProblemDocument {
     pub missing: Option<Vec<String>>,
     /// `template-not-sendable`: the template's status.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub template_status: Option<String>,
+    #[schema(value_type = Option<String>, nullable = false)]
+    pub template_status: Option<TemplateStatus>,
     /// `upstream` of a template submission or deletion: Meta's error code.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]

@@ -14,6 +14,7 @@ use utoipa::openapi::{RefOr, Schema};
 
 use super::compat::{SendButton, SendCard, SendHeader};
 use super::messages::ParamValue;
+use crate::domain::ids::TemplateId;
 use crate::domain::template::{Button, Card, Header, Offer};
 use crate::format_ms;
 use crate::service::input::FieldError;
@@ -63,13 +64,6 @@ pub(crate) fn close_variants(schemas: &mut BTreeMap<String, RefOr<Schema>>) {
     }
 }
 
-fn tpl_id() -> Object {
-    Object::builder()
-        .schema_type(Type::String)
-        .description(Some("Id (`tpl_…`)."))
-        .build()
-}
-
 fn parameter_format() -> Object {
     Object::builder()
         .schema_type(Type::String)
@@ -82,16 +76,18 @@ fn parameter_format() -> Object {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Template {
-    #[schema(schema_with = tpl_id)]
-    pub id: String,
+    /// Id (`tpl_…`).
+    pub id: TemplateId,
     /// Meta's template name.
     pub name: String,
     /// Language code: `es`, `en_US`, `pt_BR`…
     pub language: String,
     /// MARKETING, UTILITY or AUTHENTICATION (as Meta reports it).
-    pub category: String,
+    #[schema(value_type = String)]
+    pub category: TemplateCategory,
     /// Meta's status: APPROVED, PENDING, REJECTED, PAUSED, DISABLED, …; only APPROVED templates are sent.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: TemplateStatus,
     /// The provider's template id.
     #[schema(required = true)]
     pub app_id: Option<String>,
@@ -145,6 +141,70 @@ pub struct TemplatePage {
     pub total: u64,
 }
 
+/// A template's category, written as Meta writes it. The store keeps what Meta reports (its
+/// template sync and category updates), so a category this list lacks is kept as sent
+/// (`Other`); the schema of a field of this type is a string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TemplateCategory {
+    Marketing,
+    Utility,
+    Authentication,
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl From<&str> for TemplateCategory {
+    /// The category of a stored template: a known one only when written exactly so.
+    fn from(s: &str) -> Self {
+        match s {
+            "MARKETING" => Self::Marketing,
+            "UTILITY" => Self::Utility,
+            "AUTHENTICATION" => Self::Authentication,
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+/// A template's status, written as Meta writes it (`crate::service::admin::TEMPLATE_STATUSES`).
+/// The store keeps what Meta's template sync reports, so a status this list lacks is kept as
+/// sent (`Other`); the schema of a field of this type is a string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TemplateStatus {
+    Approved,
+    Pending,
+    Rejected,
+    Paused,
+    Disabled,
+    InAppeal,
+    PendingDeletion,
+    Deleted,
+    LimitExceeded,
+    Archived,
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl From<&str> for TemplateStatus {
+    /// The status of a stored template: a known one only when written exactly so.
+    fn from(s: &str) -> Self {
+        match s {
+            "APPROVED" => Self::Approved,
+            "PENDING" => Self::Pending,
+            "REJECTED" => Self::Rejected,
+            "PAUSED" => Self::Paused,
+            "DISABLED" => Self::Disabled,
+            "IN_APPEAL" => Self::InAppeal,
+            "PENDING_DELETION" => Self::PendingDeletion,
+            "DELETED" => Self::Deleted,
+            "LIMIT_EXCEEDED" => Self::LimitExceeded,
+            "ARCHIVED" => Self::Archived,
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
 /// A template's health as Meta reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -180,8 +240,8 @@ pub struct TemplateHealth {
     pub previous_quality_score: Option<String>,
     #[schema(required = true, format = DateTime)]
     pub quality_updated_at: Option<String>,
-    #[schema(required = true)]
-    pub previous_category: Option<String>,
+    #[schema(required = true, value_type = Option<String>)]
+    pub previous_category: Option<TemplateCategory>,
     #[schema(required = true, format = DateTime)]
     pub category_updated_at: Option<String>,
     /// A category change Meta announced (`correct_category`) and has not made yet.
@@ -193,7 +253,8 @@ pub struct TemplateHealth {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PendingCategoryChange {
-    pub category: String,
+    #[schema(value_type = String)]
+    pub category: TemplateCategory,
     #[schema(required = true, format = DateTime)]
     pub effective_at: Option<String>,
     #[schema(required = true, format = DateTime)]
@@ -217,11 +278,11 @@ impl From<&crate::store::TemplateHealth> for TemplateHealth {
             quality_score: h.quality_score.clone(),
             previous_quality_score: h.previous_quality_score.clone(),
             quality_updated_at: time(h.quality_updated_at),
-            previous_category: h.previous_category.clone(),
+            previous_category: h.previous_category.as_deref().map(TemplateCategory::from),
             category_updated_at: time(h.category_updated_at),
             pending_category_change: h.pending_category.as_ref().map(|category| {
                 PendingCategoryChange {
-                    category: category.clone(),
+                    category: category.as_str().into(),
                     effective_at: time(h.pending_category_at),
                     notified_at: time(h.pending_category_notified_at),
                 }
@@ -234,8 +295,8 @@ impl From<&crate::store::TemplateHealth> for TemplateHealth {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TemplatePreview {
-    #[schema(schema_with = tpl_id)]
-    pub template_id: String,
+    /// Id (`tpl_…`).
+    pub template_id: TemplateId,
     pub sendable: bool,
     /// true when a send with these values would be accepted.
     pub valid: bool,
@@ -584,5 +645,36 @@ impl TemplatePreviewRequest {
             self.cards,
             self.offer_expires_at,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_categories_and_statuses_are_variants_written_as_before() {
+        for s in crate::service::admin::TEMPLATE_CATEGORIES {
+            let category = TemplateCategory::from(*s);
+            assert!(!matches!(category, TemplateCategory::Other(_)), "{s}");
+            assert_eq!(serde_json::to_value(&category).unwrap(), *s);
+        }
+        for s in crate::service::admin::TEMPLATE_STATUSES {
+            let status = TemplateStatus::from(*s);
+            assert!(!matches!(status, TemplateStatus::Other(_)), "{s}");
+            assert_eq!(serde_json::to_value(&status).unwrap(), *s);
+        }
+    }
+
+    #[test]
+    fn a_value_meta_sent_that_the_lists_lack_is_kept_as_sent() {
+        for s in ["IN_REVIEW", "approved", ""] {
+            assert_eq!(TemplateStatus::from(s), TemplateStatus::Other(s.into()));
+            assert_eq!(serde_json::to_value(TemplateStatus::from(s)).unwrap(), s);
+        }
+        for s in ["TRANSACTIONAL", "marketing"] {
+            assert_eq!(TemplateCategory::from(s), TemplateCategory::Other(s.into()));
+            assert_eq!(serde_json::to_value(TemplateCategory::from(s)).unwrap(), s);
+        }
     }
 }

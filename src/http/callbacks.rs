@@ -137,7 +137,11 @@ async fn list_endpoints(State(app): State<App>, caller: Caller) -> Answer {
         (status = 404, description = NO_SUCH_ENDPOINT, extensions(("x-problems" = json!(["not-found"])))),
     ),
 )]
-async fn get_endpoint(State(app): State<App>, Path(id): Path<String>, caller: Caller) -> Answer {
+async fn get_endpoint(
+    State(app): State<App>,
+    Path(id): Path<WebhookEndpointId>,
+    caller: Caller,
+) -> Answer {
     let endpoint = callbacks::get_endpoint(&app, caller.account_id(), &id).await?;
     Ok(typed_json(StatusCode::OK, &endpoint))
 }
@@ -155,7 +159,11 @@ async fn get_endpoint(State(app): State<App>, Path(id): Path<String>, caller: Ca
         (status = 404, description = NO_SUCH_ENDPOINT, extensions(("x-problems" = json!(["not-found"])))),
     ),
 )]
-async fn delete_endpoint(State(app): State<App>, Path(id): Path<String>, caller: Caller) -> Answer {
+async fn delete_endpoint(
+    State(app): State<App>,
+    Path(id): Path<WebhookEndpointId>,
+    caller: Caller,
+) -> Answer {
     callbacks::delete_endpoint(&app, caller.account_id(), &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -176,7 +184,7 @@ async fn delete_endpoint(State(app): State<App>, Path(id): Path<String>, caller:
 )]
 async fn list_deliveries(
     State(app): State<App>,
-    Path(id): Path<String>,
+    Path(id): Path<WebhookEndpointId>,
     Query(q): Query<HashMap<String, String>>,
     caller: Caller,
 ) -> Answer {

@@ -290,7 +290,7 @@ async fn list_new(
 )]
 async fn detail_old(
     State(app): State<App>,
-    Path(id): Path<String>,
+    Path(id): Path<TemplateId>,
     TokenChannel(c, _): TokenChannel<DetailOld>,
 ) -> Answer {
     detail(&app, Family::Old, c, &id).await
@@ -314,7 +314,7 @@ async fn detail_old(
 )]
 async fn detail_new(
     State(app): State<App>,
-    Path(id): Path<String>,
+    Path(id): Path<TemplateId>,
     TokenChannel(c, _): TokenChannel<DetailNew>,
 ) -> Answer {
     detail(&app, Family::New, c, &id).await
@@ -585,7 +585,7 @@ pub fn parse_send_body(body: &[u8], family: Family) -> Result<SendRequest, BodyE
             format!("the body must be a JSON object, got {}", describe(&value)),
         ));
     };
-    let template_id = required_string(obj, "templateId")?;
+    let template_id = TemplateId::from(required_string(obj, "templateId")?);
     let phone_raw = required_string(obj, "phoneNumber")?;
     let phone_number =
         PhoneNumber::parse(&phone_raw).map_err(|e| body_error("phoneNumber", e.to_string()))?;

@@ -48,14 +48,14 @@ pub(crate) async fn upload(
     })?;
     let form = read_form(&mut multipart).await?;
     let channel_id = match (q.get("channelId"), form.channel_id) {
-        (Some(a), Some(b)) if a != &b => {
+        (Some(a), Some(b)) if b != a.as_str() => {
             return Err(Problem::field(
                 "channelId",
                 "is given twice (query and form) with different values",
             ));
         }
         (Some(a), _) => Some(a.clone()),
-        (None, b) => b,
+        (None, b) => b.map(String::from),
     };
     let channel = caller.channel(&app, channel_id.as_deref()).await?;
     let file = form.file.ok_or_else(|| {
@@ -71,7 +71,7 @@ pub(crate) async fn upload(
         id,
         size: file.bytes.len() as u64,
         mime_type: file.mime_type,
-        channel_id: channel.id,
+        channel_id: channel.id.into(),
     };
     Ok(typed_json(StatusCode::CREATED, &media))
 }
@@ -155,7 +155,7 @@ async fn read_form(multipart: &mut Multipart) -> Result<MediaUpload, Problem> {
                 if text.is_empty() || text.len() > MAX_CHANNEL_ID {
                     return Err(Problem::field("channelId", "must be a channel id"));
                 }
-                form.channel_id = Some(text.to_string());
+                form.channel_id = Some(text.into());
             }
             _ => {}
         }

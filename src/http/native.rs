@@ -33,7 +33,7 @@ use crate::api::messages::{
     MessageAccepted, MessagePage, OutboundMessage, ThreadMessage,
 };
 use crate::app::App;
-use crate::domain::ids::BatchId;
+use crate::domain::ids::{BatchId, ConversationId, MessageId, TemplateId};
 use crate::domain::status::MessageStatus;
 use crate::service::batch::{self, RecipientResult};
 use crate::service::input::FieldError;
@@ -111,7 +111,7 @@ fn accepted_body(outcome: &SendOutcome, channel_id: &str, to: &str) -> MessageAc
         id: message_id.clone(),
         status: AcceptedStatus::Queued,
         scheduled_for: None,
-        channel_id: channel_id.to_string(),
+        channel_id: channel_id.into(),
         to: to.to_string(),
         conversation: AcceptedConversation {
             id: conversation_id.clone(),
@@ -264,7 +264,7 @@ fn rejected(index: usize, problem: Value) -> BatchRecipientResult {
     })
 }
 
-async fn get_message(State(app): State<App>, Path(id): Path<String>, caller: Caller) -> Answer {
+async fn get_message(State(app): State<App>, Path(id): Path<MessageId>, caller: Caller) -> Answer {
     let m = caller
         .message(&app, &id)
         .await?
@@ -314,7 +314,7 @@ async fn list_messages(
 
 async fn cancel_message(
     State(app): State<App>,
-    Path(id): Path<String>,
+    Path(id): Path<MessageId>,
     caller: Caller,
     _key: IdempotencyHeader,
 ) -> Answer {
@@ -369,7 +369,7 @@ async fn batch_report(app: &App, id: &str) -> Answer {
         (status = 404, description = "No such batch visible to the caller.", extensions(("x-problems" = json!(["not-found"])))),
     ),
 )]
-async fn get_batch(State(app): State<App>, Path(id): Path<String>, caller: Caller) -> Answer {
+async fn get_batch(State(app): State<App>, Path(id): Path<BatchId>, caller: Caller) -> Answer {
     visible_batch(&app, &caller, &id).await?;
     batch_report(&app, &id).await
 }
@@ -390,7 +390,7 @@ async fn get_batch(State(app): State<App>, Path(id): Path<String>, caller: Calle
 )]
 async fn cancel_batch(
     State(app): State<App>,
-    Path(id): Path<String>,
+    Path(id): Path<BatchId>,
     caller: Caller,
     _key: IdempotencyHeader,
 ) -> Answer {
@@ -415,7 +415,7 @@ async fn cancel_batch(
 )]
 async fn pause_batch(
     State(app): State<App>,
-    Path(id): Path<String>,
+    Path(id): Path<BatchId>,
     caller: Caller,
     _key: IdempotencyHeader,
 ) -> Answer {
@@ -440,7 +440,7 @@ async fn pause_batch(
 )]
 async fn resume_batch(
     State(app): State<App>,
-    Path(id): Path<String>,
+    Path(id): Path<BatchId>,
     caller: Caller,
     _key: IdempotencyHeader,
 ) -> Answer {
@@ -501,7 +501,7 @@ async fn visible_conversation(
 
 async fn get_conversation(
     State(app): State<App>,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     caller: Caller,
 ) -> Answer {
     let c = visible_conversation(&app, &caller, &id).await?;
@@ -512,7 +512,7 @@ async fn get_conversation(
 /// `GET /v1/messages` (`limit`, `cursor`); each item says its `direction`.
 async fn conversation_messages(
     State(app): State<App>,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     Query(q): Query<HashMap<String, String>>,
     caller: Caller,
 ) -> Answer {
@@ -546,7 +546,7 @@ async fn conversation_messages(
 /// answers the closed conversation either way.
 async fn close_conversation(
     State(app): State<App>,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     caller: Caller,
     _key: IdempotencyHeader,
 ) -> Answer {
@@ -680,7 +680,11 @@ async fn visible_template(
         .ok_or_else(|| Problem::not_found("template", id))
 }
 
-async fn get_template(State(app): State<App>, Path(id): Path<String>, caller: Caller) -> Answer {
+async fn get_template(
+    State(app): State<App>,
+    Path(id): Path<TemplateId>,
+    caller: Caller,
+) -> Answer {
     let t = visible_template(&app, &caller, &id).await?;
     let healths = app.store.template_healths(caller.account_id()).await?;
     Ok(typed_json(
@@ -693,7 +697,7 @@ async fn get_template(State(app): State<App>, Path(id): Path<String>, caller: Ca
 /// without sending anything.
 async fn preview_template(
     State(app): State<App>,
-    Path(id): Path<String>,
+    Path(id): Path<TemplateId>,
     caller: Caller,
     body: Bytes,
 ) -> Answer {
@@ -722,7 +726,7 @@ async fn preview_template(
         .map(|(key, message)| FieldError::new(native_field(key), message.clone()))
         .collect();
     let preview = crate::api::templates::TemplatePreview {
-        template_id: t.id,
+        template_id: t.id.into(),
         sendable: p.sendable,
         valid: errors.is_empty() && p.sendable,
         errors,
@@ -808,7 +812,11 @@ async fn create_template(
 }
 
 /// `DELETE /v1/templates/{id}`: removes the template at Meta, then locally.
-async fn delete_template(State(app): State<App>, Path(id): Path<String>, caller: Caller) -> Answer {
+async fn delete_template(
+    State(app): State<App>,
+    Path(id): Path<TemplateId>,
+    caller: Caller,
+) -> Answer {
     let t = visible_template(&app, &caller, &id).await?;
     authoring::delete(&app, &t, true)
         .await

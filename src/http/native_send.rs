@@ -11,6 +11,7 @@ use super::problem::Problem;
 use crate::api::compat::{Currency, DateTime, SendButton, SendCard, SendHeader, TypedParam};
 use crate::api::messages::{self as api, BatchRecipient, ParamValue};
 use crate::api::templates::TemplatePreviewRequest;
+use crate::domain::ids::{ChannelId, ConversationId};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::template::first_control;
 use crate::service::batch::MAX_RECIPIENTS;
@@ -41,7 +42,7 @@ pub fn send_problem(e: SendError, field_prefix: &str) -> Problem {
             "Template cannot be sent",
             reason,
         )
-        .with(|p| p.template_status = Some(status)),
+        .with(|p| p.template_status = Some(status.as_str().into())),
         SendError::TemplateUnsupported(reason) => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "template-not-sendable",
@@ -164,7 +165,7 @@ pub fn native_field(key: &str) -> String {
     }
 }
 
-pub(crate) fn pending_problem(conversation_id: &str, prefix: &str) -> Problem {
+pub(crate) fn pending_problem(conversation_id: &ConversationId, prefix: &str) -> Problem {
     Problem::new(
         StatusCode::CONFLICT,
         "conversation-pending",
@@ -172,7 +173,7 @@ pub(crate) fn pending_problem(conversation_id: &str, prefix: &str) -> Problem {
         "an earlier template to this number is not confirmed by WhatsApp yet; nothing was sent",
     )
     .with(|p| {
-        p.conversation_id = Some(conversation_id.to_string());
+        p.conversation_id = Some(conversation_id.clone());
         p.field = Some(format!("{prefix}to"));
     })
 }
@@ -212,7 +213,7 @@ pub(crate) fn template_ref(
     let name = opt_string(obj, "templateName", "", errors);
     let language = opt_string(obj, "language", "", errors);
     match (id, name, language) {
-        (Some(id), None, None) => Some(TemplateRef::Id(id)),
+        (Some(id), None, None) => Some(TemplateRef::Id(id.into())),
         (None, Some(name), Some(language)) => Some(TemplateRef::Name { name, language }),
         (None, Some(_), None) => {
             errors.push(FieldError::new("language", "is required with templateName"));
@@ -240,7 +241,7 @@ pub(crate) fn send_request(
     obj: &Map<String, Value>,
     errors: &mut Vec<FieldError>,
 ) -> Option<api::SendRequest> {
-    let channel_id = opt_string(obj, "channelId", "", errors);
+    let channel_id = opt_string(obj, "channelId", "", errors).map(ChannelId::from);
     let template = template_ref(obj, errors);
     let recipient = recipient(obj, "", errors);
     if !errors.is_empty() {
@@ -255,7 +256,7 @@ pub(crate) fn batch_request(
     obj: &Map<String, Value>,
     errors: &mut Vec<FieldError>,
 ) -> Option<api::BatchRequest> {
-    let channel_id = opt_string(obj, "channelId", "", errors);
+    let channel_id = opt_string(obj, "channelId", "", errors).map(ChannelId::from);
     let template = template_ref(obj, errors);
     let recipients = match obj.get("recipients") {
         Some(Value::Array(items)) if !items.is_empty() && items.len() <= MAX_RECIPIENTS => {

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use super::send::{self, SendError, SendOutcome, SendRequest};
 use crate::api::messages as api;
 use crate::app::{App, Event};
+use crate::domain::ids::BatchId;
 use crate::domain::status::MessageStatus;
 use crate::now_ms;
 use crate::store::{AcceptOutcome, AcceptSend, Batch, Channel, IdempotencyKey, StoreError};
@@ -28,7 +29,7 @@ pub enum RecipientResult {
 
 #[derive(Debug)]
 pub struct BatchOutcome {
-    pub batch_id: String,
+    pub batch_id: BatchId,
     pub results: Vec<RecipientResult>,
 }
 
@@ -49,13 +50,13 @@ impl BatchOutcome {
 }
 
 /// A batch's id: random, or derived from its idempotency key so a retried batch is the same.
-pub fn batch_id(idempotency: Option<&IdempotencyKey>) -> String {
+pub fn batch_id(idempotency: Option<&IdempotencyKey>) -> BatchId {
     match idempotency {
         Some(k) => {
             let digest = Sha256::digest(format!("{}\u{0}{}", k.scope, k.key).as_bytes());
-            format!("bat_{}", &hex::encode(digest)[..32])
+            format!("{}_{}", BatchId::PREFIX, &hex::encode(digest)[..32]).into()
         }
-        None => crate::domain::ids::new_id("bat"),
+        None => BatchId::generate(),
     }
 }
 
@@ -97,7 +98,7 @@ pub async fn send_batch(
             results[index] = Some(RecipientResult::Unparsed);
             continue;
         };
-        request.batch_id = Some(batch_id.clone());
+        request.batch_id = Some(batch_id.to_string());
         request.idempotency = idempotency
             .as_ref()
             .map(|k| recipient_key(k, index, &request));
@@ -135,7 +136,7 @@ pub async fn send_batch(
     let accepted = outcome.accepted() as i64;
     app.store
         .insert_batch(&Batch {
-            id: outcome.batch_id.clone(),
+            id: outcome.batch_id.to_string(),
             account_id: channel.account_id.clone(),
             channel_id: channel.id.clone(),
             total: total as i64,
@@ -219,8 +220,8 @@ pub async fn report(app: &App, id: &str) -> Result<Option<api::Batch>, StoreErro
         Some(report.last_due.map_or(at, |due| at.max(due)))
     };
     Ok(Some(api::Batch {
-        id: b.id,
-        channel_id: b.channel_id,
+        id: b.id.into(),
+        channel_id: b.channel_id.into(),
         total: b.total,
         accepted: b.accepted,
         rejected: b.rejected,

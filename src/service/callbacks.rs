@@ -272,7 +272,7 @@ fn event_type(name: &str, of: &str) -> Result<EventType, StoreError> {
 pub fn endpoint_view(e: &WebhookEndpoint) -> Result<api::WebhookEndpoint, StoreError> {
     let of = || format!("the webhook endpoint '{}'", e.id);
     Ok(api::WebhookEndpoint {
-        id: e.id.clone(),
+        id: e.id.clone().into(),
         url: e.url.clone(),
         event_types: e
             .event_types
@@ -290,9 +290,9 @@ pub fn delivery_view(d: &CallbackDelivery) -> Result<api::CallbackDelivery, Stor
         StoreError::Other(anyhow::anyhow!("{of} has an unknown status '{}'", d.status))
     })?;
     Ok(api::CallbackDelivery {
-        id: d.id.clone(),
+        id: d.id.clone().into(),
         event_type: event_type(&d.event_type, &of)?,
-        message_id: d.message_id.clone(),
+        message_id: d.message_id.clone().map(Into::into),
         status,
         attempts: d.attempts,
         last_response_status: d.last_response_status,

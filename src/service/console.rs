@@ -547,7 +547,7 @@ pub async fn send_test(app: &App, viewer: &Viewer, id: &str, body: &Value) -> Co
             )
         })?,
     };
-    let mut request = SendRequest::new(TemplateRef::Id(t.id.clone()), phone);
+    let mut request = SendRequest::new(TemplateRef::Id(t.id.clone().into()), phone);
     request.params = params;
     match send::send(app, &channel, request).await {
         Ok(send::SendOutcome::Sent {

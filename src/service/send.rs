@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::views::template_content;
 use crate::app::App;
-use crate::domain::ids::new_id;
+use crate::domain::ids::{ConversationId, MessageId, TemplateId, new_id};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::template_send::{InvalidValue, check_send};
 use crate::metrics::SendResult;
@@ -19,7 +19,7 @@ use crate::store::{
 /// Which template a send uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TemplateRef {
-    Id(String),
+    Id(TemplateId),
     /// Meta's template name and language, as the native API also accepts.
     Name {
         name: String,
@@ -30,7 +30,7 @@ pub enum TemplateRef {
 impl TemplateRef {
     fn describe(&self) -> String {
         match self {
-            TemplateRef::Id(id) => id.clone(),
+            TemplateRef::Id(id) => id.to_string(),
             TemplateRef::Name { name, language } => format!("{name} ({language})"),
         }
     }
@@ -78,16 +78,16 @@ impl SendRequest {
 pub enum SendOutcome {
     /// Queued on the number's open conversation.
     Sent {
-        conversation_id: String,
-        message_id: String,
+        conversation_id: ConversationId,
+        message_id: MessageId,
     },
     /// A pending conversation was created with the message queued.
     Pending {
-        conversation_id: String,
-        message_id: String,
+        conversation_id: ConversationId,
+        message_id: MessageId,
     },
     /// An earlier template to this number is not confirmed yet; nothing was sent.
-    AlreadyPending { conversation_id: String },
+    AlreadyPending { conversation_id: ConversationId },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -305,8 +305,8 @@ pub fn finish(
         } => {
             app.wake.notify_one();
             SendOutcome::Sent {
-                conversation_id,
-                message_id,
+                conversation_id: conversation_id.into(),
+                message_id: message_id.into(),
             }
         }
         AcceptOutcome::Pending {
@@ -315,13 +315,13 @@ pub fn finish(
         } => {
             app.wake.notify_one();
             SendOutcome::Pending {
-                conversation_id,
-                message_id,
+                conversation_id: conversation_id.into(),
+                message_id: message_id.into(),
             }
         }
-        AcceptOutcome::AlreadyPending { conversation_id } => {
-            SendOutcome::AlreadyPending { conversation_id }
-        }
+        AcceptOutcome::AlreadyPending { conversation_id } => SendOutcome::AlreadyPending {
+            conversation_id: conversation_id.into(),
+        },
         AcceptOutcome::LimitReached => {
             return Err(SendError::ConversationLimit {
                 limit: prepared.conversation_limit,

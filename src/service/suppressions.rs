@@ -32,7 +32,7 @@ pub fn view(s: &Suppression) -> Result<api::Suppression, StoreError> {
         reason,
         note: s.note.clone(),
         automatic: s.automatic,
-        channel_id: s.channel_id.clone(),
+        channel_id: s.channel_id.clone().map(Into::into),
         created_at: format_ms(s.created_at),
     })
 }

@@ -53,8 +53,8 @@ pub async fn report(
             let key = |by: GroupBy| (group_by == by).then(|| r.key.clone());
             UsageRow {
                 day: key(GroupBy::Day),
-                template_id: key(GroupBy::Template),
-                channel_id: key(GroupBy::Channel),
+                template_id: key(GroupBy::Template).map(Into::into),
+                channel_id: key(GroupBy::Channel).map(Into::into),
                 category: key(GroupBy::Category).unwrap_or(r.category),
                 key: r.key,
                 billable: r.billable,

@@ -42,11 +42,11 @@ pub fn template(t: &Template) -> crate::api::templates::Template {
     let unsendable = content.unsendable_reason();
     let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
     crate::api::templates::Template {
-        id: t.id.clone(),
+        id: t.id.clone().into(),
         name: t.name.clone(),
         language: t.language.clone(),
-        category: t.category.clone(),
-        status: t.status.clone(),
+        category: t.category.as_str().into(),
+        status: t.status.as_str().into(),
         app_id: non_empty(&t.app_id),
         message: non_empty(&t.message),
         params: content.params(),

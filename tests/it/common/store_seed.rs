@@ -111,7 +111,7 @@ pub fn request(s: &Seeded, phone: &str, client_name: Option<&str>) -> SendReques
         client_name: client_name.map(str::to_string),
         params: BTreeMap::from([("name".to_string(), "Ana".to_string())]),
         ..SendRequest::new(
-            TemplateRef::Id(s.template.id.clone()),
+            TemplateRef::Id(s.template.id.clone().into()),
             PhoneNumber::parse(phone).expect("valid phone"),
         )
     }

@@ -225,7 +225,7 @@ async fn a_concurrent_conversation_is_a_conflict_that_the_send_retries() {
         assert_eq!(
             racing.await.unwrap().expect("send"),
             SendOutcome::AlreadyPending {
-                conversation_id: winner
+                conversation_id: winner.into()
             }
         );
         assert_eq!(count(&store, "SELECT count(*) FROM messages").await, 0);
