@@ -35,10 +35,6 @@ pub(crate) fn boolean() -> Value {
     json!({"type": "boolean"})
 }
 
-pub(crate) fn time() -> Value {
-    json!({"type": "string", "format": "date-time"})
-}
-
 pub(crate) fn one_of_strings(values: &[&str]) -> Value {
     json!({"type": "string", "enum": values})
 }
