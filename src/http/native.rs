@@ -45,7 +45,8 @@ use crate::service::templates::SyncSummary;
 use crate::service::{authoring, templates, usage, views};
 use crate::store::{CancelOutcome, ConversationFilter, MessageFilter, TemplateFilter};
 
-/// The operations of this module the document derives from their `#[utoipa::path]`.
+/// The operations of this module, and `POST /v1/media` of `media.rs`, the document derives from
+/// their `#[utoipa::path]`.
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(
     create_message,
