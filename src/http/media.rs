@@ -15,7 +15,8 @@ use axum::response::Response;
 use bytes::BytesMut;
 
 use super::caller::Caller;
-use super::idempotency::IdempotencyHeader;
+use super::idempotency::{CheckedKey, IdempotencyHeader};
+use super::openapi::NATIVE;
 use super::problem::Problem;
 use super::typed_json;
 use crate::api::events::{Media, MediaUpload};
@@ -32,7 +33,38 @@ const HEAD: usize = 32;
 /// Longest file name kept; longer ones are cut (Meta shows at most 240 characters).
 const MAX_FILENAME: usize = 240;
 
+/// The query of `POST /v1/media`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+struct MediaQuery {
+    /// The channel: required with an account API key (here or as a `channelId` part); with a channel token, omit it or give that channel.
+    #[param(min_length = 1)]
+    channel_id: Option<String>,
+}
+
 /// Each upload makes a new media id, harmless to repeat: a key is checked, not stored.
+#[utoipa::path(
+    post,
+    path = "/v1/media",
+    operation_id = "uploadMedia",
+    tag = NATIVE,
+    summary = "Upload a media file",
+    description = "Uploads a file through a channel and answers its media id, to use as a template header's media (`header.id`). The body is `multipart/form-data` with the file in a part named `file`, its MIME type as the part's `Content-Type` (`curl -F 'file=@invoice.pdf;type=application/pdf'`; a part sent as `application/octet-stream` or without a type is typed by its file name's extension). WhatsApp's types and limits are checked while the file is read, before anything reaches Meta: audio 16 MB (`audio/aac`, `audio/amr`, `audio/mpeg`, `audio/mp4`, `audio/ogg` with OPUS), documents 100 MB (`text/plain`, `application/pdf`, Word, Excel and PowerPoint), images 5 MB (`image/jpeg`, `image/png`), stickers (`image/webp`) 100 KB or 500 KB animated, video 16 MB (`video/mp4`, `video/3gpp`). Cloud channels upload to Meta (`POST /{phone-number-id}/media`); Meta keeps the file 30 days. Sandbox channels answer a simulated id (`sandbox-media-…`). The body may be up to `PLANTILLA_MAX_MEDIA_BYTES` (100 MiB and the envelope). Each upload makes a new id (an Idempotency-Key is checked, not stored).",
+    params(MediaQuery, CheckedKey),
+    request_body(
+        description = "The file, and with an API key the channel.",
+        // The types WhatsApp accepts, the only ones the server takes (a 415 otherwise).
+        content((MediaUpload = "multipart/form-data", encoding(("file" = (content_type = media::accepted().join(", ")))))),
+    ),
+    responses(
+        (status = 201, description = "Uploaded: the media id, its type and size.", body = Media),
+        (status = 400, description = "No `file` part (or a multipart body that cannot be read, or an empty file), channelId is missing or wrong, or the Idempotency-Key is wrong.", extensions(("x-problems" = json!(["validation", "idempotency-key-invalid"])))),
+        (status = 409, description = "The channel is not connected.", extensions(("x-problems" = json!(["channel-not-connected"])))),
+        (status = 413, description = "The file is larger than WhatsApp takes for its type (`limit`), or the body is larger than `PLANTILLA_MAX_MEDIA_BYTES`.", extensions(("x-problems" = json!(["media-too-large", "payload-too-large"])))),
+        (status = 415, description = "The body is not `multipart/form-data` (`contentType` is its type), or the file's type is not one WhatsApp takes; `accepted` lists those it does.", extensions(("x-problems" = json!(["unsupported-media-type"])))),
+        (status = 502, description = "Meta's Graph API refused or failed the upload; `providerError` is its error.", extensions(("x-problems" = json!(["upstream"])))),
+    ),
+)]
 pub(crate) async fn upload(
     State(app): State<App>,
     Query(q): Query<HashMap<String, String>>,
@@ -40,6 +72,9 @@ pub(crate) async fn upload(
     _key: IdempotencyHeader,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, Problem> {
+    let q = MediaQuery {
+        channel_id: q.get("channelId").cloned(),
+    };
     let mut multipart = multipart.map_err(|_| {
         Problem::field(
             "file",
@@ -47,14 +82,14 @@ pub(crate) async fn upload(
         )
     })?;
     let form = read_form(&mut multipart).await?;
-    let channel_id = match (q.get("channelId"), form.channel_id) {
-        (Some(a), Some(b)) if b != a.as_str() => {
+    let channel_id = match (q.channel_id, form.channel_id) {
+        (Some(a), Some(b)) if a != b.as_str() => {
             return Err(Problem::field(
                 "channelId",
                 "is given twice (query and form) with different values",
             ));
         }
-        (Some(a), _) => Some(a.clone()),
+        (Some(a), _) => Some(a),
         (None, b) => b.map(String::from),
     };
     let channel = caller.channel(&app, channel_id.as_deref()).await?;

@@ -18,33 +18,70 @@ use axum::routing::{get, post};
 use serde_json::Value;
 
 use super::caller::Caller;
-use super::idempotency::{CheckedKey, IdempotencyHeader};
+use super::idempotency::{CheckedKey, IdempotencyHeader, StoredKey};
 use super::native_send::{
     batch_request, native_field, pending_problem, send_problem, send_request, send_value_parts,
 };
 use super::openapi::NATIVE;
-use super::params::{parse_cursor, parse_json, parse_limit, parse_time};
+use super::params::{Cursor, Enum, Limit, parse_cursor, parse_json, parse_limit, parse_time};
 use super::problem::Problem;
 use super::{json_response, typed_json};
+use crate::api::events::Usage;
 use crate::api::messages::{
     self as api, AcceptedConversation, AcceptedConversationStatus, AcceptedStatus, Batch,
     BatchAccepted, BatchRecipientAccepted, BatchRecipientRejected, BatchRecipientResult,
     Conversation, ConversationMessagePage, ConversationPage, InboundMessage, Message,
     MessageAccepted, MessagePage, OutboundMessage, ThreadMessage,
 };
+use crate::api::templates::{Template, TemplatePage, TemplatePreview, TemplatePreviewRequest};
 use crate::app::App;
 use crate::domain::ids::{BatchId, ConversationId, MessageId, TemplateId};
-use crate::domain::status::MessageStatus;
+use crate::domain::status::{ConversationStatus, MessageStatus};
+use crate::domain::usage::GroupBy;
 use crate::service::batch::{self, RecipientResult};
 use crate::service::input::FieldError;
 use crate::service::send::{self, SendOutcome, SendRequest};
+use crate::service::templates::SyncSummary;
 use crate::service::{authoring, templates, usage, views};
 use crate::store::{CancelOutcome, ConversationFilter, MessageFilter, TemplateFilter};
 
-/// The operations of this module the document derives from their `#[utoipa::path]`.
+/// The operations of this module, and `POST /v1/media` of `media.rs`, the document derives from
+/// their `#[utoipa::path]`.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(get_batch, cancel_batch, pause_batch, resume_batch))]
+#[openapi(paths(
+    create_message,
+    create_batch,
+    list_messages,
+    get_message,
+    cancel_message,
+    get_batch,
+    cancel_batch,
+    pause_batch,
+    resume_batch,
+    list_conversations,
+    get_conversation,
+    conversation_messages,
+    close_conversation,
+    list_templates,
+    create_template,
+    delete_template,
+    get_template,
+    preview_template,
+    sync_templates,
+    get_usage,
+    super::media::upload,
+))]
 pub(crate) struct Doc;
+
+/// Texts the document shares between operations.
+const MESSAGE_ID: &str = "The message id.";
+const NO_MESSAGE: &str = "No such message visible to the caller.";
+const CONVERSATION_ID: &str = "The conversation id.";
+const NO_CONVERSATION: &str = "No such conversation visible to the caller.";
+const TEMPLATE_ID: &str = "The template id.";
+const NO_TEMPLATE: &str = "The account has no such template.";
+const BAD_KEY: &str = "The Idempotency-Key is wrong.";
+const BAD_FILTER: &str = "A filter is wrong.";
 
 pub fn routes() -> Router<App> {
     Router::new()
@@ -140,6 +177,31 @@ async fn scheduled(
 }
 
 /// `POST /v1/messages`. The body is checked before the `Idempotency-Key`.
+#[utoipa::path(
+    post,
+    path = "/v1/messages",
+    operation_id = "createMessage",
+    tag = NATIVE,
+    summary = "Send a template",
+    description = "Accepts one template send: the message is stored and queued before the \
+        answer, then delivered at the channel's rate. The same rules as the \
+        compatible API, as problem types. A number with no conversation gets a \
+        `pending` conversation, opened when WhatsApp confirms the message; a \
+        number with an open conversation gets the message on it.",
+    params(StoredKey),
+    request_body(content = api::SendRequest, description = "The send."),
+    responses(
+        (status = 202, description = "Accepted: stored and queued.", body = MessageAccepted),
+        (status = 400, description = "The body or the Idempotency-Key is wrong.", extensions(("x-problems" = json!(["validation", "idempotency-key-invalid"])))),
+        (status = 402, description = "The plan's conversations are used up this month.", extensions(("x-problems" = json!(["conversation-limit"])))),
+        (status = 409, description = "The number has a pending conversation (nothing was sent), or the channel is not connected.", extensions(("x-problems" = json!(["conversation-pending", "channel-not-connected"])))),
+        (status = 422, description = "The template or params cannot be sent, `sendAt` is beyond the horizon, or the Idempotency-Key was used with another body.", extensions(("x-problems" = json!([
+            "template-not-found", "template-incomplete", "template-not-sendable",
+            "missing-params", "invalid-params", "group-not-found", "idempotency-key-reused",
+            "send-at-beyond-horizon", "recipient-opted-out",
+        ])))),
+    ),
+)]
 async fn create_message(
     State(app): State<App>,
     caller: Caller,
@@ -172,6 +234,24 @@ async fn create_message(
 }
 
 /// `POST /v1/messages/batch`. The body is checked before the `Idempotency-Key`.
+#[utoipa::path(
+    post,
+    path = "/v1/messages/batch",
+    operation_id = "createBatch",
+    tag = NATIVE,
+    summary = "Send a template to many recipients",
+    description = "Up to 10,000 recipients, each with its own params, accepted in one \
+        transaction per chunk. Each recipient is accepted or rejected on its own \
+        (a rejected one carries the problem a single send would have answered); \
+        results come in the request's order. With an Idempotency-Key, a retried \
+        batch resumes where it stopped and answers the same batch id.",
+    params(StoredKey),
+    request_body(content = api::BatchRequest, description = "The batch."),
+    responses(
+        (status = 202, description = "Accepted: per-recipient results.", body = BatchAccepted),
+        (status = 400, description = "The body (template, channel, recipients list) or the Idempotency-Key is wrong.", extensions(("x-problems" = json!(["validation", "idempotency-key-invalid"])))),
+    ),
+)]
 async fn create_batch(
     State(app): State<App>,
     caller: Caller,
@@ -264,6 +344,19 @@ fn rejected(index: usize, problem: Value) -> BatchRecipientResult {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/messages/{id}",
+    operation_id = "getMessage",
+    tag = NATIVE,
+    summary = "Get a message",
+    description = "The message with its status timeline and the provider's error: its code, title and details, whether it will be retried and when.",
+    params(("id" = MessageId, Path, description = MESSAGE_ID)),
+    responses(
+        (status = 200, description = "The message.", body = Message),
+        (status = 404, description = NO_MESSAGE, extensions(("x-problems" = json!(["not-found"])))),
+    ),
+)]
 async fn get_message(State(app): State<App>, Path(id): Path<MessageId>, caller: Caller) -> Answer {
     let m = caller
         .message(&app, &id)
@@ -273,31 +366,95 @@ async fn get_message(State(app): State<App>, Path(id): Path<MessageId>, caller: 
     typed_ok(&Message::new(&m, next))
 }
 
+/// The query of `GET /v1/messages`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+struct MessageQuery {
+    /// Only this channel's.
+    #[param(min_length = 1)]
+    channel_id: Option<String>,
+    /// Only messages in this status.
+    status: Option<MessageStatus>,
+    /// Only to this number.
+    phone_number: Option<String>,
+    /// Only this batch's.
+    batch_id: Option<String>,
+    /// Accepted at or after (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    from: Option<i64>,
+    /// Accepted before (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    to: Option<i64>,
+    /// `nextCursor` of the previous page (newest first).
+    #[param(value_type = Option<Cursor>, inline)]
+    cursor: Option<(i64, String)>,
+    /// Items per page.
+    #[param(value_type = Option<Limit>, inline)]
+    limit: u32,
+}
+
+impl MessageQuery {
+    /// Reads the query; the first wrong parameter is refused.
+    fn parse(q: &HashMap<String, String>) -> Result<Self, Problem> {
+        let from = parse_time(q, "from")?;
+        let to = parse_time(q, "to")?;
+        let cursor = parse_cursor(q)?;
+        let limit = parse_limit(q)?;
+        let status = q
+            .get("status")
+            .map(|status| {
+                status.parse::<MessageStatus>().map_err(|_| {
+                    let known: Vec<&str> = MessageStatus::ALL.iter().map(|s| s.as_str()).collect();
+                    Problem::field(
+                        "status",
+                        format!("'{status}' is not a message status ({})", known.join(", ")),
+                    )
+                })
+            })
+            .transpose()?;
+        Ok(MessageQuery {
+            channel_id: q.get("channelId").cloned(),
+            status,
+            phone_number: q.get("phoneNumber").cloned(),
+            batch_id: q.get("batchId").cloned(),
+            from,
+            to,
+            cursor,
+            limit,
+        })
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/messages",
+    operation_id = "listMessages",
+    tag = NATIVE,
+    summary = "List messages",
+    description = "Newest first, filtered; a channel token sees its channel's messages, an API key its account's.",
+    params(MessageQuery),
+    responses(
+        (status = 200, description = "A page of messages.", body = MessagePage),
+        (status = 400, description = BAD_FILTER, extensions(("x-problems" = json!(["validation"])))),
+    ),
+)]
 async fn list_messages(
     State(app): State<App>,
     Query(q): Query<HashMap<String, String>>,
     caller: Caller,
 ) -> Answer {
+    let q = MessageQuery::parse(&q)?;
     let mut filter = MessageFilter {
-        channel_id: q.get("channelId").cloned(),
-        status: q.get("status").cloned(),
-        phone_number: q.get("phoneNumber").cloned(),
-        batch_id: q.get("batchId").cloned(),
-        from: parse_time(&q, "from")?,
-        to: parse_time(&q, "to")?,
-        after: parse_cursor(&q)?,
-        limit: parse_limit(&q)?,
+        channel_id: q.channel_id,
+        status: q.status.map(|s| s.as_str().to_string()),
+        phone_number: q.phone_number,
+        batch_id: q.batch_id,
+        from: q.from,
+        to: q.to,
+        after: q.cursor,
+        limit: q.limit,
         ..MessageFilter::default()
     };
-    if let Some(status) = &filter.status
-        && status.parse::<MessageStatus>().is_err()
-    {
-        let known: Vec<&str> = MessageStatus::ALL.iter().map(|s| s.as_str()).collect();
-        return Err(Problem::field(
-            "status",
-            format!("'{status}' is not a message status ({})", known.join(", ")),
-        ));
-    }
     caller.scope_channel_filter(&mut filter.channel_id)?;
     let messages = app
         .store
@@ -312,6 +469,21 @@ async fn list_messages(
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/messages/{id}/cancel",
+    operation_id = "cancelMessage",
+    tag = NATIVE,
+    summary = "Cancel a message",
+    description = "Takes back a message not yet handed to WhatsApp (`scheduled` or `queued`, held ones included): it ends `cancelled`, a final status, and `message.cancelled` is sent to the callbacks. Decided in one conditional write that races the dispatcher safely: a message ends either sent or cancelled, never both. A message the dispatcher already took, or in a later status, is a 409 naming its status. A conversation the message had opened (pending) is closed.",
+    params(("id" = MessageId, Path, description = MESSAGE_ID), CheckedKey),
+    responses(
+        (status = 200, description = "The cancelled message.", body = Message),
+        (status = 400, description = BAD_KEY, extensions(("x-problems" = json!(["idempotency-key-invalid"])))),
+        (status = 404, description = NO_MESSAGE, extensions(("x-problems" = json!(["not-found"])))),
+        (status = 409, description = "The message cannot be cancelled any more; `messageStatus` is its status.", extensions(("x-problems" = json!(["message-not-cancellable"])))),
+    ),
+)]
 async fn cancel_message(
     State(app): State<App>,
     Path(id): Path<MessageId>,
@@ -451,29 +623,82 @@ async fn resume_batch(
 
 // --- Conversations -------------------------------------------------------------------------
 
+/// `status` of `GET /v1/conversations`, as the document shows it.
+type ConversationStatusEnum = Enum<ConversationStatus>;
+
+/// The query of `GET /v1/conversations`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+struct ConversationQuery {
+    /// Only this channel's.
+    #[param(min_length = 1)]
+    channel_id: Option<String>,
+    /// Only in this status.
+    #[param(value_type = Option<ConversationStatusEnum>, inline)]
+    status: Option<ConversationStatus>,
+    /// Only with this number.
+    phone_number: Option<String>,
+    /// `nextCursor` of the previous page (newest first).
+    #[param(value_type = Option<Cursor>, inline)]
+    cursor: Option<(i64, String)>,
+    /// Items per page.
+    #[param(value_type = Option<Limit>, inline)]
+    limit: u32,
+}
+
+impl ConversationQuery {
+    /// Reads the query; the first wrong parameter is refused.
+    fn parse(q: &HashMap<String, String>) -> Result<Self, Problem> {
+        let cursor = parse_cursor(q)?;
+        let limit = parse_limit(q)?;
+        let status = q
+            .get("status")
+            .map(|status| {
+                status.parse::<ConversationStatus>().map_err(|_| {
+                    Problem::field(
+                        "status",
+                        format!("'{status}' is not a conversation status (pending, open, closed)"),
+                    )
+                })
+            })
+            .transpose()?;
+        Ok(ConversationQuery {
+            channel_id: q.get("channelId").cloned(),
+            status,
+            phone_number: q.get("phoneNumber").cloned(),
+            cursor,
+            limit,
+        })
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/conversations",
+    operation_id = "listConversations",
+    tag = NATIVE,
+    summary = "List conversations",
+    description = "Newest first, filtered.",
+    params(ConversationQuery),
+    responses(
+        (status = 200, description = "A page of conversations.", body = ConversationPage),
+        (status = 400, description = BAD_FILTER, extensions(("x-problems" = json!(["validation"])))),
+    ),
+)]
 async fn list_conversations(
     State(app): State<App>,
     Query(q): Query<HashMap<String, String>>,
     caller: Caller,
 ) -> Answer {
+    let q = ConversationQuery::parse(&q)?;
     let mut filter = ConversationFilter {
-        channel_id: q.get("channelId").cloned(),
-        status: q.get("status").cloned(),
-        phone_number: q.get("phoneNumber").cloned(),
-        after: parse_cursor(&q)?,
-        limit: parse_limit(&q)?,
+        channel_id: q.channel_id,
+        status: q.status.map(|s| s.as_str().to_string()),
+        phone_number: q.phone_number,
+        after: q.cursor,
+        limit: q.limit,
         newest_first: false,
     };
-    if let Some(status) = &filter.status
-        && status
-            .parse::<crate::domain::status::ConversationStatus>()
-            .is_err()
-    {
-        return Err(Problem::field(
-            "status",
-            format!("'{status}' is not a conversation status (pending, open, closed)"),
-        ));
-    }
     caller.scope_channel_filter(&mut filter.channel_id)?;
     let list = app
         .store
@@ -499,6 +724,19 @@ async fn visible_conversation(
         .ok_or_else(|| Problem::not_found("conversation", id))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/conversations/{id}",
+    operation_id = "getConversation",
+    tag = NATIVE,
+    summary = "Get a conversation",
+    description = "",
+    params(("id" = ConversationId, Path, description = CONVERSATION_ID)),
+    responses(
+        (status = 200, description = "The conversation.", body = Conversation),
+        (status = 404, description = NO_CONVERSATION, extensions(("x-problems" = json!(["not-found"])))),
+    ),
+)]
 async fn get_conversation(
     State(app): State<App>,
     Path(id): Path<ConversationId>,
@@ -508,8 +746,43 @@ async fn get_conversation(
     typed_ok(&Conversation::from(&c))
 }
 
+/// The page of a list that takes no filter.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct PageQuery {
+    /// `nextCursor` of the previous page (newest first).
+    #[param(value_type = Option<Cursor>, inline)]
+    cursor: Option<(i64, String)>,
+    /// Items per page.
+    #[param(value_type = Option<Limit>, inline)]
+    limit: u32,
+}
+
+impl PageQuery {
+    /// Reads the query; the first wrong parameter is refused.
+    fn parse(q: &HashMap<String, String>) -> Result<Self, Problem> {
+        let cursor = parse_cursor(q)?;
+        let limit = parse_limit(q)?;
+        Ok(PageQuery { cursor, limit })
+    }
+}
+
 /// `GET /v1/conversations/{id}/messages`: both directions, oldest first, paged like
 /// `GET /v1/messages` (`limit`, `cursor`); each item says its `direction`.
+#[utoipa::path(
+    get,
+    path = "/v1/conversations/{id}/messages",
+    operation_id = "listConversationMessages",
+    tag = NATIVE,
+    summary = "List a conversation's messages, both directions",
+    description = "The templates plantilla sent (`direction: outbound`, as `GET /v1/messages/{id}` shows them) and what the customer wrote or clicked (`direction: inbound`, as `message.received` forwards it), oldest first: an outbound message by when it was accepted, an inbound one by when plantilla received it. Paged like `GET /v1/messages`. Inbound messages from a number with no conversation on the channel are forwarded but belong to no conversation.",
+    params(("id" = ConversationId, Path, description = CONVERSATION_ID), PageQuery),
+    responses(
+        (status = 200, description = "A page of the conversation's messages.", body = ConversationMessagePage),
+        (status = 400, description = "`limit` or `cursor` is wrong.", extensions(("x-problems" = json!(["validation"])))),
+        (status = 404, description = NO_CONVERSATION, extensions(("x-problems" = json!(["not-found"])))),
+    ),
+)]
 async fn conversation_messages(
     State(app): State<App>,
     Path(id): Path<ConversationId>,
@@ -517,8 +790,10 @@ async fn conversation_messages(
     caller: Caller,
 ) -> Answer {
     use crate::service::inbound::messages::{ThreadItem, thread};
-    let after = parse_cursor(&q)?;
-    let limit = parse_limit(&q)?;
+    let PageQuery {
+        cursor: after,
+        limit,
+    } = PageQuery::parse(&q)?;
     let c = visible_conversation(&app, &caller, &id).await?;
     let items = thread(&app, &c, after, limit).await?;
     let next = (items.len() == limit as usize)
@@ -544,6 +819,20 @@ async fn conversation_messages(
 
 /// Closing is idempotent by nature: a key is checked but not stored, and closing twice
 /// answers the closed conversation either way.
+#[utoipa::path(
+    post,
+    path = "/v1/conversations/{id}/close",
+    operation_id = "closeConversation",
+    tag = NATIVE,
+    summary = "Close a conversation",
+    description = "Closing a closed conversation is harmless: the answer is the closed conversation either way, so repeating a close is safe (an Idempotency-Key is checked, not needed). The next template to the number opens a new one.",
+    params(("id" = ConversationId, Path, description = CONVERSATION_ID), CheckedKey),
+    responses(
+        (status = 200, description = "The closed conversation.", body = Conversation),
+        (status = 400, description = BAD_KEY, extensions(("x-problems" = json!(["idempotency-key-invalid"])))),
+        (status = 404, description = NO_CONVERSATION, extensions(("x-problems" = json!(["not-found"])))),
+    ),
+)]
 async fn close_conversation(
     State(app): State<App>,
     Path(id): Path<ConversationId>,
@@ -564,47 +853,112 @@ async fn close_conversation(
 
 // --- Usage ---------------------------------------------------------------------------------
 
+/// A bound of `GET /v1/usage`: a date or an RFC 3339 instant.
+struct DateOrInstant;
+
+impl utoipa::PartialSchema for DateOrInstant {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type,
+        };
+        let string = |format| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(format)))
+        };
+        AnyOfBuilder::new()
+            .item(string(KnownFormat::Date))
+            .item(string(KnownFormat::DateTime))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for DateOrInstant {}
+
+/// `groupBy` of `GET /v1/usage`, as the document shows it.
+type GroupByEnum = Enum<GroupBy>;
+
+/// The query of `GET /v1/usage`: the window's bounds as given (see `parse_bound`).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+struct UsageQuery {
+    /// A date (`YYYY-MM-DD`, from the start of that UTC day) or an RFC 3339 instant. Default: the first day of the current UTC month.
+    #[param(value_type = Option<DateOrInstant>, inline)]
+    from: Option<i64>,
+    /// A date (`YYYY-MM-DD`, to the end of that UTC day) or an RFC 3339 instant; inclusive. Default: now. At most 366 days after `from`.
+    #[param(value_type = Option<DateOrInstant>, inline)]
+    to: Option<i64>,
+    /// How rows are grouped (default `day`).
+    #[param(value_type = Option<GroupByEnum>, inline)]
+    group_by: GroupBy,
+}
+
+impl UsageQuery {
+    /// Reads the query: an unknown parameter, then `groupBy`, `to` and `from` are refused in
+    /// that order.
+    fn parse(q: &HashMap<String, String>) -> Result<Self, Problem> {
+        use crate::domain::usage::parse_bound;
+        let known = ["from", "to", "groupBy"];
+        if let Some(unknown) = q.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(Problem::field(
+                unknown,
+                "is not a parameter of this endpoint (from, to, groupBy)",
+            ));
+        }
+        let group_by = match q.get("groupBy").map(String::as_str) {
+            None => GroupBy::Day,
+            Some(raw) => GroupBy::parse(raw).ok_or_else(|| {
+                Problem::field(
+                    "groupBy",
+                    format!("must be one of {}, got '{raw}'", GroupBy::NAMES.join(", ")),
+                )
+            })?,
+        };
+        let bound = |name: &str, is_end: bool| -> Result<Option<i64>, Problem> {
+            match q.get(name).map(String::as_str) {
+                None => Ok(None),
+                Some(raw) => parse_bound(raw, is_end).map(Some).ok_or_else(|| {
+                    Problem::field(
+                        name,
+                        format!("must be a date (YYYY-MM-DD) or an RFC 3339 instant, got '{raw}'"),
+                    )
+                }),
+            }
+        };
+        let to = bound("to", true)?;
+        let from = bound("from", false)?;
+        Ok(UsageQuery { from, to, group_by })
+    }
+}
+
 /// `GET /v1/usage?from=…&to=…&groupBy=day|template|channel|category`: the caller's messages
 /// Meta priced, billable and free, per group and category, with an estimated cost when the
 /// configuration has a price table. `from`/`to` are dates (`YYYY-MM-DD`, whole UTC days) or
 /// RFC 3339 instants, both inclusive; by default the current UTC month so far. `groupBy`
 /// defaults to `day`. A window is at most 366 days.
+#[utoipa::path(
+    get,
+    path = "/v1/usage",
+    operation_id = "getUsage",
+    tag = NATIVE,
+    summary = "What messages cost",
+    description = "Counts the account's messages Meta priced (each status's `pricing`), billable (`type` regular) and free (`free_customer_service`, `free_entry_point`), per group and pricing category. With a price table in the configuration (`PLANTILLA_PRICES`, per category and recipient calling code) each row has an estimated cost in `PLANTILLA_PRICE_CURRENCY`. A message counts at its first status time (sent, else delivered, else read). This is Meta's per-message billing, not the compatible API's plan limit (AtomChat's own meter of conversations).",
+    params(UsageQuery),
+    responses(
+        (status = 200, description = "The counts.", body = Usage),
+        (status = 400, description = "A parameter is wrong (`errors` names it): a bad date, `from` after `to`, a window over 366 days, an unknown `groupBy` or parameter.", extensions(("x-problems" = json!(["validation"])))),
+    ),
+)]
 async fn get_usage(
     State(app): State<App>,
     Query(q): Query<HashMap<String, String>>,
     caller: Caller,
 ) -> Answer {
-    use crate::domain::usage::{GroupBy, day_of, parse_bound};
-    let known = ["from", "to", "groupBy"];
-    if let Some(unknown) = q.keys().find(|k| !known.contains(&k.as_str())) {
-        return Err(Problem::field(
-            unknown,
-            "is not a parameter of this endpoint (from, to, groupBy)",
-        ));
-    }
-    let group_by = match q.get("groupBy").map(String::as_str) {
-        None => GroupBy::Day,
-        Some(raw) => GroupBy::parse(raw).ok_or_else(|| {
-            Problem::field(
-                "groupBy",
-                format!("must be one of {}, got '{raw}'", GroupBy::NAMES.join(", ")),
-            )
-        })?,
-    };
-    let bound = |name: &str, is_end: bool| -> Result<Option<i64>, Problem> {
-        match q.get(name).map(String::as_str) {
-            None => Ok(None),
-            Some(raw) => parse_bound(raw, is_end).map(Some).ok_or_else(|| {
-                Problem::field(
-                    name,
-                    format!("must be a date (YYYY-MM-DD) or an RFC 3339 instant, got '{raw}'"),
-                )
-            }),
-        }
-    };
+    use crate::domain::usage::{day_of, parse_bound};
+    let UsageQuery { from, to, group_by } = UsageQuery::parse(&q)?;
     let now = crate::now_ms();
-    let to = bound("to", true)?.unwrap_or(now + 1);
-    let from = match bound("from", false)? {
+    let to = to.unwrap_or(now + 1);
+    let from = match from {
         Some(from) => from,
         None => {
             let month = day_of(to - 1);
@@ -623,31 +977,96 @@ async fn get_usage(
 
 // --- Templates -----------------------------------------------------------------------------
 
+/// `page` of the template lists: 1 to [`MAX_PAGE`](crate::http::compat::MAX_PAGE), 1 by
+/// default.
+struct Page;
+
+impl utoipa::PartialSchema for Page {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(crate::http::compat::MAX_PAGE))
+            .default(Some(1.into()))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Page {}
+
+/// The query of `GET /v1/templates`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct TemplateQuery {
+    /// Page number.
+    #[param(value_type = Option<Page>, inline)]
+    page: u32,
+    /// Only templates with this status (e.g. APPROVED). Deleted templates are listed only with status=DELETED.
+    status: Option<String>,
+    /// Only templates with this name.
+    name: Option<String>,
+    /// Items per page.
+    #[param(value_type = Option<Limit>, inline)]
+    limit: u32,
+}
+
+impl TemplateQuery {
+    /// Reads the query; `limit` is refused before `page`.
+    fn parse(q: &HashMap<String, String>) -> Result<Self, Problem> {
+        let limit = parse_limit(q)?;
+        let page = match q.get("page") {
+            None => 1,
+            Some(raw) => raw
+                .parse::<u32>()
+                .ok()
+                .filter(|p| (1..=crate::http::compat::MAX_PAGE).contains(p))
+                .ok_or_else(|| {
+                    Problem::field(
+                        "page",
+                        format!(
+                            "must be a whole number from 1 to {}, got '{raw}'",
+                            crate::http::compat::MAX_PAGE
+                        ),
+                    )
+                })?,
+        };
+        Ok(TemplateQuery {
+            page,
+            status: q.get("status").cloned(),
+            name: q.get("name").cloned(),
+            limit,
+        })
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/templates",
+    operation_id = "listTemplates",
+    tag = NATIVE,
+    summary = "List templates",
+    description = "The account's templates, by page.",
+    params(TemplateQuery),
+    responses(
+        (status = 200, description = "A page of templates.", body = TemplatePage),
+        (status = 400, description = "A parameter is wrong.", extensions(("x-problems" = json!(["validation"])))),
+    ),
+)]
 async fn list_templates(
     State(app): State<App>,
     Query(q): Query<HashMap<String, String>>,
     caller: Caller,
 ) -> Answer {
-    let limit = parse_limit(&q)?;
-    let page = match q.get("page") {
-        None => 1,
-        Some(raw) => raw
-            .parse::<u32>()
-            .ok()
-            .filter(|p| (1..=crate::http::compat::MAX_PAGE).contains(p))
-            .ok_or_else(|| {
-                Problem::field(
-                    "page",
-                    format!(
-                        "must be a whole number from 1 to {}, got '{raw}'",
-                        crate::http::compat::MAX_PAGE
-                    ),
-                )
-            })?,
-    };
+    let TemplateQuery {
+        page,
+        status,
+        name,
+        limit,
+    } = TemplateQuery::parse(&q)?;
     let filter = TemplateFilter {
-        status: q.get("status").cloned(),
-        name: q.get("name").cloned(),
+        status,
+        name,
         offset: (page - 1).saturating_mul(limit),
         limit,
     };
@@ -660,7 +1079,7 @@ async fn list_templates(
         .iter()
         .map(|t| views::template_with_health(t, healths.get(&t.id)))
         .collect();
-    let page = crate::api::templates::TemplatePage {
+    let page = TemplatePage {
         data,
         page,
         limit,
@@ -680,6 +1099,19 @@ async fn visible_template(
         .ok_or_else(|| Problem::not_found("template", id))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/templates/{id}",
+    operation_id = "getTemplate",
+    tag = NATIVE,
+    summary = "Get a template",
+    description = "",
+    params(("id" = TemplateId, Path, description = TEMPLATE_ID)),
+    responses(
+        (status = 200, description = "The template.", body = Template),
+        (status = 404, description = NO_TEMPLATE, extensions(("x-problems" = json!(["not-found"])))),
+    ),
+)]
 async fn get_template(
     State(app): State<App>,
     Path(id): Path<TemplateId>,
@@ -695,6 +1127,21 @@ async fn get_template(
 
 /// `POST /v1/templates/{id}/preview`: what a send with these values would show and send,
 /// without sending anything.
+#[utoipa::path(
+    post,
+    path = "/v1/templates/{id}/preview",
+    operation_id = "previewTemplate",
+    tag = NATIVE,
+    summary = "Preview a send",
+    description = "Takes the values a send would give (`params`, `header`, `buttons`, `cards`, `offerExpiresAt`, as in `POST /v1/messages`) and answers what the recipient would see and the `components` plantilla would send to Meta, with every problem a send would be refused for. Nothing is stored or sent.",
+    params(("id" = TemplateId, Path, description = TEMPLATE_ID)),
+    request_body(content = TemplatePreviewRequest, description = "The values of a send."),
+    responses(
+        (status = 200, description = "The preview; `valid` is false when a send with these values would be refused (`errors` says why).", body = TemplatePreview),
+        (status = 400, description = "The body is not JSON or a value has the wrong shape.", extensions(("x-problems" = json!(["validation"])))),
+        (status = 404, description = NO_TEMPLATE, extensions(("x-problems" = json!(["not-found"])))),
+    ),
+)]
 async fn preview_template(
     State(app): State<App>,
     Path(id): Path<TemplateId>,
@@ -725,7 +1172,7 @@ async fn preview_template(
         .iter()
         .map(|(key, message)| FieldError::new(native_field(key), message.clone()))
         .collect();
-    let preview = crate::api::templates::TemplatePreview {
+    let preview = TemplatePreview {
         template_id: t.id.into(),
         sendable: p.sendable,
         valid: errors.is_empty() && p.sendable,
@@ -736,17 +1183,41 @@ async fn preview_template(
     Ok(typed_json(StatusCode::OK, &preview))
 }
 
+/// The query of `POST /v1/templates/sync`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+struct SyncQuery {
+    /// The channel: required with an account API key; with a channel token, omit it or give that channel.
+    #[param(min_length = 1)]
+    channel_id: Option<String>,
+}
+
 /// A repeated sync updates the same templates and creates none, so a key is checked but not
 /// stored.
+#[utoipa::path(
+    post,
+    path = "/v1/templates/sync",
+    operation_id = "syncTemplates",
+    tag = NATIVE,
+    summary = "Sync templates from WhatsApp",
+    description = "Reads the channel's WhatsApp Business Account templates from Meta and creates or updates plantilla's. Only cloud channels with a WABA id that are connected can sync. Repeating a sync is safe: templates are matched by name and language, so a repeat creates no duplicates; it reads Meta again and its summary counts what that run did (an Idempotency-Key is checked, not needed).",
+    params(SyncQuery, CheckedKey),
+    responses(
+        (status = 200, description = "What the sync did.", body = SyncSummary),
+        (status = 400, description = "The channel cannot sync (not a connected cloud channel with a WABA id), channelId is wrong, or the Idempotency-Key is wrong.", extensions(("x-problems" = json!(["validation", "idempotency-key-invalid"])))),
+        (status = 502, description = "Meta's Graph API refused.", extensions(("x-problems" = json!(["upstream"])))),
+    ),
+)]
 async fn sync_templates(
     State(app): State<App>,
     Query(q): Query<HashMap<String, String>>,
     caller: Caller,
     _key: IdempotencyHeader,
 ) -> Answer {
-    let channel = caller
-        .channel(&app, q.get("channelId").map(String::as_str))
-        .await?;
+    let q = SyncQuery {
+        channel_id: q.get("channelId").cloned(),
+    };
+    let channel = caller.channel(&app, q.channel_id.as_deref()).await?;
     let summary = crate::service::admin::sync_templates(&app, &channel.id)
         .await
         .map_err(|e| match e {
@@ -783,9 +1254,36 @@ fn authoring_problem(e: authoring::AuthorError) -> Problem {
     }
 }
 
+/// The body of `POST /v1/templates`: its schema `TemplateSubmit` is still written by hand
+/// (`openapi/schemas.rs`), not derived from a type.
+struct TemplateSubmitBody;
+
+impl utoipa::PartialSchema for TemplateSubmitBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::Ref::from_schema_name("TemplateSubmit").into()
+    }
+}
+
+impl utoipa::ToSchema for TemplateSubmitBody {}
+
 /// `POST /v1/templates`: submits a template to WhatsApp through a channel (the token's, or
 /// `channelId` with an account API key) and stores it `PENDING` with Meta's id. A repeat of a
 /// submission is refused (the name exists); a key is checked, not stored.
+#[utoipa::path(
+    post,
+    path = "/v1/templates",
+    operation_id = "submitTemplate",
+    tag = NATIVE,
+    summary = "Submit a template to WhatsApp",
+    description = "Checks the template as Meta reviews its shape (name, category rules, placeholders and their `examples`, button limits, a `sample` file for media headers), uploads media samples through Meta's resumable upload API (the app of `PLANTILLA_META_APP_ID`), submits it to the channel's WhatsApp Business Account and stores it `PENDING` with Meta's id as `appId`. Meta's review webhook (and sync) then moves it to APPROVED or REJECTED; only APPROVED templates can be sent. Sandbox channels submit nothing and approve it after `PLANTILLA_SANDBOX_APPROVE_DELAY_MS`. The body may be up to `PLANTILLA_MAX_BATCH_BODY_BYTES` (samples are inline). A repeat is refused (the name exists), so an Idempotency-Key is checked, not stored. Example: `{\"name\": \"promo_verano\", \"language\": \"es\", \"category\": \"MARKETING\", \"header\": {\"format\": \"IMAGE\", \"sample\": {\"data\": \"iVBORw0KGgo…\", \"mimeType\": \"image/png\", \"filename\": \"promo.png\"}}, \"message\": \"Hola {{name}}\", \"examples\": {\"name\": \"Ana\"}}`.",
+    params(CheckedKey),
+    request_body(content = inline(TemplateSubmitBody), description = "The template."),
+    responses(
+        (status = 201, description = "Submitted: the template, `PENDING`.", body = Template),
+        (status = 400, description = "A field is wrong (`errors` names it: `examples.name`, `header.sample`, `buttons[1].text`…), channelId is missing or wrong, or the Idempotency-Key is wrong. Nothing reached Meta.", extensions(("x-problems" = json!(["validation", "idempotency-key-invalid"])))),
+        (status = 502, description = "Meta refused the template or the upload (`metaCode`, `metaMessage`); nothing was stored.", extensions(("x-problems" = json!(["upstream"])))),
+    ),
+)]
 async fn create_template(
     State(app): State<App>,
     caller: Caller,
@@ -812,6 +1310,20 @@ async fn create_template(
 }
 
 /// `DELETE /v1/templates/{id}`: removes the template at Meta, then locally.
+#[utoipa::path(
+    delete,
+    path = "/v1/templates/{id}",
+    operation_id = "deleteTemplate",
+    tag = NATIVE,
+    summary = "Delete a template",
+    description = "Deletes the template at Meta (`DELETE /{waba-id}/message_templates?name=…&hsm_id=<appId>`, when it was submitted there), then here: it stays readable by id with status `DELETED` (messages refer to it) but leaves lists and cannot be sent.",
+    params(("id" = TemplateId, Path, description = TEMPLATE_ID)),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "The account has no such template (or it is already deleted).", extensions(("x-problems" = json!(["not-found"])))),
+        (status = 502, description = "Meta refused the deletion; nothing changed here.", extensions(("x-problems" = json!(["upstream"])))),
+    ),
+)]
 async fn delete_template(
     State(app): State<App>,
     Path(id): Path<TemplateId>,

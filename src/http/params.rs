@@ -1,10 +1,14 @@
 //! What the native API reads from a request besides its fields: the JSON body as an object,
 //! and a list's `limit`, `cursor` and time bounds. Each refusal is a 400 `validation` naming
-//! the parameter.
+//! the parameter. The schemas the document shows for those parameters are here too.
 
 use std::collections::HashMap;
+use std::marker::PhantomData;
 
 use serde_json::Value;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 
 use super::problem::Problem;
 use crate::service::input::{MAX_JSON_DEPTH, describe, json_too_deep, too_deep_detail};
@@ -83,3 +87,57 @@ pub(crate) struct OldestFirst {
     #[param(value_type = Option<isize>, minimum = 1, maximum = 200, default = 50)]
     pub limit: u32,
 }
+
+// --- The parameters as the document shows them --------------------------------------------
+// Types named by the query structs' fields (`#[param(value_type = Option<Limit>, inline)]`)
+// where the parsed type would not say the rule.
+
+/// `limit`: an integer from 1 to 200, 50 by default.
+pub(crate) struct Limit;
+
+impl PartialSchema for Limit {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(MAX_LIMIT))
+            .default(Some(50.into()))
+            .into()
+    }
+}
+
+impl ToSchema for Limit {}
+
+/// `cursor`: the `nextCursor` of a previous page, opaque (hex of `<ms>.<id>`).
+pub(crate) struct Cursor;
+
+impl PartialSchema for Cursor {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(6))
+            .pattern(Some(
+                "^(3[0-9]){1,18}2e(3[0-9]|[46][1-9a-f]|[57][0-9a]|5f)+$",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for Cursor {}
+
+/// The string enum `T` without the type's own description (the parameter has its own). Named
+/// through an alias (`type StatusEnum = Enum<Status>;`): utoipa inlines a generic type only
+/// through a trait of its own.
+pub(crate) struct Enum<T>(PhantomData<T>);
+
+impl<T: ToSchema> PartialSchema for Enum<T> {
+    fn schema() -> RefOr<Schema> {
+        let mut schema = T::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            object.description = None;
+        }
+        schema
+    }
+}
+
+impl<T: ToSchema> ToSchema for Enum<T> {}

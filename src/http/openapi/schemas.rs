@@ -28,10 +28,6 @@ pub(crate) fn cursor() -> Value {
     json!({"type": "string", "minLength": 6, "pattern": "^(3[0-9]){1,18}2e(3[0-9]|[46][1-9a-f]|[57][0-9a]|5f)+$"})
 }
 
-pub(crate) fn time() -> Value {
-    json!({"type": "string", "format": "date-time"})
-}
-
 pub(crate) fn one_of_strings(values: &[&str]) -> Value {
     json!({"type": "string", "enum": values})
 }
