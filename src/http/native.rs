@@ -1254,18 +1254,6 @@ fn authoring_problem(e: authoring::AuthorError) -> Problem {
     }
 }
 
-/// The body of `POST /v1/templates`: its schema `TemplateSubmit` is still written by hand
-/// (`openapi/schemas.rs`), not derived from a type.
-struct TemplateSubmitBody;
-
-impl utoipa::PartialSchema for TemplateSubmitBody {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::Ref::from_schema_name("TemplateSubmit").into()
-    }
-}
-
-impl utoipa::ToSchema for TemplateSubmitBody {}
-
 /// `POST /v1/templates`: submits a template to WhatsApp through a channel (the token's, or
 /// `channelId` with an account API key) and stores it `PENDING` with Meta's id. A repeat of a
 /// submission is refused (the name exists); a key is checked, not stored.
@@ -1277,7 +1265,7 @@ impl utoipa::ToSchema for TemplateSubmitBody {}
     summary = "Submit a template to WhatsApp",
     description = "Checks the template as Meta reviews its shape (name, category rules, placeholders and their `examples`, button limits, a `sample` file for media headers), uploads media samples through Meta's resumable upload API (the app of `PLANTILLA_META_APP_ID`), submits it to the channel's WhatsApp Business Account and stores it `PENDING` with Meta's id as `appId`. Meta's review webhook (and sync) then moves it to APPROVED or REJECTED; only APPROVED templates can be sent. Sandbox channels submit nothing and approve it after `PLANTILLA_SANDBOX_APPROVE_DELAY_MS`. The body may be up to `PLANTILLA_MAX_BATCH_BODY_BYTES` (samples are inline). A repeat is refused (the name exists), so an Idempotency-Key is checked, not stored. Example: `{\"name\": \"promo_verano\", \"language\": \"es\", \"category\": \"MARKETING\", \"header\": {\"format\": \"IMAGE\", \"sample\": {\"data\": \"iVBORw0KGgo…\", \"mimeType\": \"image/png\", \"filename\": \"promo.png\"}}, \"message\": \"Hola {{name}}\", \"examples\": {\"name\": \"Ana\"}}`.",
     params(CheckedKey),
-    request_body(content = inline(TemplateSubmitBody), description = "The template."),
+    request_body(content = crate::api::templates::TemplateSubmit, description = "The template."),
     responses(
         (status = 201, description = "Submitted: the template, `PENDING`.", body = Template),
         (status = 400, description = "A field is wrong (`errors` names it: `examples.name`, `header.sample`, `buttons[1].text`…), channelId is missing or wrong, or the Idempotency-Key is wrong. Nothing reached Meta.", extensions(("x-problems" = json!(["validation", "idempotency-key-invalid"])))),
