@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use serde_json::Value;
+use serde_json::{Value, json};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{RefOr, Schema};
 
 use super::problem::Problem;
 use crate::service::input::{MAX_JSON_DEPTH, describe, json_too_deep, too_deep_detail};
@@ -27,11 +29,12 @@ pub(crate) fn parse_json(body: &[u8]) -> Result<Value, Problem> {
 }
 
 const MAX_LIMIT: u32 = 200;
+const DEFAULT_LIMIT: u32 = 50;
 
 /// `limit`: 1 to 200, 50 by default.
 pub(crate) fn parse_limit(q: &HashMap<String, String>) -> Result<u32, Problem> {
     match q.get("limit") {
-        None => Ok(50),
+        None => Ok(DEFAULT_LIMIT),
         Some(raw) => match raw.parse::<u32>() {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
             _ => Err(Problem::field(
@@ -41,6 +44,23 @@ pub(crate) fn parse_limit(q: &HashMap<String, String>) -> Result<u32, Problem> {
         },
     }
 }
+
+/// `limit` as [`parse_limit`] takes it, for a query's `IntoParams`:
+/// `#[param(value_type = Limit, inline)]`.
+pub(crate) struct Limit;
+
+impl utoipa::PartialSchema for Limit {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(MAX_LIMIT))
+            .default(Some(json!(DEFAULT_LIMIT)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Limit {}
 
 /// An RFC 3339 time parameter, as milliseconds.
 pub(crate) fn parse_time(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, Problem> {
@@ -59,6 +79,25 @@ pub(crate) fn parse_time(q: &HashMap<String, String>, key: &str) -> Result<Optio
         })
         .transpose()
 }
+
+/// `cursor` as [`parse_cursor`] takes it, for a query's `IntoParams`:
+/// `#[param(value_type = Option<Cursor>, inline)]`. The `nextCursor` of a previous page,
+/// opaque (hex of `<ms>.<id>`, see [`views::cursor`]).
+pub(crate) struct Cursor;
+
+impl utoipa::PartialSchema for Cursor {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(6))
+            .pattern(Some(
+                "^(3[0-9]){1,18}2e(3[0-9]|[46][1-9a-f]|[57][0-9a]|5f)+$",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Cursor {}
 
 /// `cursor`: one this API returned (see [`views::cursor`]).
 pub(crate) fn parse_cursor(q: &HashMap<String, String>) -> Result<Option<(i64, String)>, Problem> {

@@ -196,15 +196,6 @@ impl Op {
         self
     }
 
-    /// A JSON request body that may be left out (the server reads none as `{}`).
-    pub(crate) fn optional_body(mut self, schema: Value, description: &str) -> Op {
-        self = self.body(schema, description);
-        if let Some(body) = self.body.as_mut() {
-            body["required"] = json!(false);
-        }
-        self
-    }
-
     /// A `multipart/form-data` request body; a part named `file` carries its own type.
     pub(crate) fn multipart_body(mut self, schema: Value, description: &str) -> Op {
         self.body = Some(json!({"required": true, "description": description,

@@ -9,7 +9,10 @@
 //! [`finish`] turns the slugs into the `application/problem+json` content (the `Problem` schema
 //! with `type` limited to those slugs' URIs) and lists them in the description. By tag, it adds
 //! the security and the answers every operation of that API gives (native: 401, 429 and 500;
-//! admin: 401 and 500), and a 415 to every `/v1` operation that takes JSON.
+//! admin: 401 and 500), and a 415 to every `/v1` operation that takes JSON. A request body is
+//! required unless the attribute reads it as `Option<T>` (then it is `T`, not required).
+
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 use utoipa::openapi::OpenApi;
@@ -19,7 +22,10 @@ use super::{ADMIN, Auth, COMPAT_NEW, COMPAT_OLD, JSON, NATIVE, PROBLEM_JSON, PRO
 /// Each HTTP family's operations, as utoipa derives them from the `#[utoipa::path]` of its
 /// handlers (with the component schemas those name).
 fn docs() -> Vec<OpenApi> {
-    vec![<crate::http::native::Doc as utoipa::OpenApi>::openapi()]
+    vec![
+        <crate::http::native::Doc as utoipa::OpenApi>::openapi(),
+        <crate::http::admin::Doc as utoipa::OpenApi>::openapi(),
+    ]
 }
 
 /// Every operation declared on a handler: `(METHOD, path, operation)`, finished.
@@ -42,13 +48,17 @@ pub(super) fn all() -> Vec<(String, String, Value)> {
 /// The component schemas the operations' attributes name (`BatchId` of a path parameter…), by
 /// name.
 /// Id types are named by path parameters, which utoipa does not collect: those are added
-/// too.
+/// too. Amended as the API's ([`crate::api::amend`]), so each is the API's schema of its type.
 pub(super) fn schemas() -> Vec<(String, Value)> {
     let ids = crate::domain::ids::schemas();
-    docs()
+    let mut named: BTreeMap<_, _> = docs()
         .into_iter()
         .filter_map(|doc| doc.components)
         .flat_map(|components| components.schemas)
+        .collect();
+    crate::api::amend(&mut named);
+    named
+        .into_iter()
         .chain(ids)
         .map(|(name, schema)| {
             let schema = serde_json::to_value(schema).expect("a schema serializes");
@@ -79,6 +89,21 @@ fn finish(path: &str, mut op: Value) -> Value {
                 p.as_object_mut().map(|o| o.remove("required"));
             }
         }
+    }
+    // A request body is required unless the attribute reads it as `Option<T>`: then it is `T`,
+    // not required (a body left out is not a JSON `null`).
+    if let Some(Value::Object(contents)) = op.pointer_mut("/requestBody/content") {
+        let mut required = true;
+        for media in contents.values_mut() {
+            if let Some(Value::Array(one_of)) = media["schema"].get("oneOf")
+                && let [schema, null] = one_of.as_slice()
+                && *null == json!({"type": "null"})
+            {
+                media["schema"] = schema.clone();
+                required = false;
+            }
+        }
+        op["requestBody"]["required"] = json!(required);
     }
     let responses = op["responses"]
         .as_object_mut()

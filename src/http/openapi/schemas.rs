@@ -26,9 +26,10 @@ pub(crate) fn phone_number() -> Value {
     json!({"type": "string", "minLength": 1, "maxLength": 15, "pattern": "^[1-9][0-9]*$"})
 }
 
-/// A list cursor: the `nextCursor` of a previous page, opaque (hex of `<ms>.<id>`).
+/// A list cursor ([`crate::http::params::Cursor`]).
 pub(crate) fn cursor() -> Value {
-    json!({"type": "string", "minLength": 6, "pattern": "^(3[0-9]){1,18}2e(3[0-9]|[46][1-9a-f]|[57][0-9a]|5f)+$"})
+    let schema = <crate::http::params::Cursor as utoipa::PartialSchema>::schema();
+    serde_json::to_value(schema).expect("a schema serializes")
 }
 
 pub(crate) fn boolean() -> Value {
