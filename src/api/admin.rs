@@ -4,6 +4,8 @@
 //! field as the API always has), which produce these types; the services take them and return
 //! the response types.
 
+use std::collections::BTreeMap;
+
 use crate::domain::ids::{AccountId, ApiKeyId, ChannelId, GroupId};
 use serde::Serialize;
 use serde_json::json;
@@ -26,9 +28,7 @@ pub(super) fn schemas(out: &mut Vec<(String, RefOr<Schema>)>) {
     super::collect::<Channel>(out);
     super::collect::<ChannelCreated>(out);
     super::collect::<ChannelQuality>(out);
-    let create = out.len();
     super::collect::<ChannelCreate>(out);
-    cloud_needs_credentials(&mut out[create].1);
     super::collect::<ChannelUpdate>(out);
     super::collect::<TokenRotated>(out);
     super::collect::<crate::service::templates::SyncSummary>(out);
@@ -512,6 +512,13 @@ impl From<ChannelCreate> for ChannelUpdate {
             messages_per_second: c.messages_per_second,
             messaging_limit: None,
         }
+    }
+}
+
+/// What this family's derived schemas cannot say ([`super::amend`]): [`ChannelCreate`]'s rule.
+pub(super) fn amend(schemas: &mut BTreeMap<String, RefOr<Schema>>) {
+    if let Some(create) = schemas.get_mut("ChannelCreate") {
+        cloud_needs_credentials(create);
     }
 }
 

@@ -50,8 +50,15 @@ pub fn schemas() -> BTreeMap<String, RefOr<Schema>> {
             assert!(same, "two types are named {name}");
         }
     }
-    templates::close_variants(&mut schemas);
+    amend(&mut schemas);
     schemas
+}
+
+/// Adds to derived schemas, by name, what their derive cannot say (closed enum variants, a
+/// conditional rule), so a type's schema is the same wherever it is collected.
+pub fn amend(schemas: &mut BTreeMap<String, RefOr<Schema>>) {
+    admin::amend(schemas);
+    templates::close_variants(schemas);
 }
 
 /// `T`'s schema under its name, and the schemas of the types it refers to.

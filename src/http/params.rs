@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::marker::PhantomData;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
@@ -31,11 +31,12 @@ pub(crate) fn parse_json(body: &[u8]) -> Result<Value, Problem> {
 }
 
 const MAX_LIMIT: u32 = 200;
+const DEFAULT_LIMIT: u32 = 50;
 
 /// `limit`: 1 to 200, 50 by default.
 pub(crate) fn parse_limit(q: &HashMap<String, String>) -> Result<u32, Problem> {
     match q.get("limit") {
-        None => Ok(50),
+        None => Ok(DEFAULT_LIMIT),
         Some(raw) => match raw.parse::<u32>() {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
             _ => Err(Problem::field(
@@ -45,6 +46,23 @@ pub(crate) fn parse_limit(q: &HashMap<String, String>) -> Result<u32, Problem> {
         },
     }
 }
+
+/// `limit` as [`parse_limit`] takes it, for a query's `IntoParams`:
+/// `#[param(value_type = Limit, inline)]`.
+pub(crate) struct Limit;
+
+impl utoipa::PartialSchema for Limit {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(MAX_LIMIT))
+            .default(Some(json!(DEFAULT_LIMIT)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Limit {}
 
 /// An RFC 3339 time parameter, as milliseconds.
 pub(crate) fn parse_time(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, Problem> {
@@ -63,6 +81,25 @@ pub(crate) fn parse_time(q: &HashMap<String, String>, key: &str) -> Result<Optio
         })
         .transpose()
 }
+
+/// `cursor` as [`parse_cursor`] takes it, for a query's `IntoParams`:
+/// `#[param(value_type = Option<Cursor>, inline)]`. The `nextCursor` of a previous page,
+/// opaque (hex of `<ms>.<id>`, see [`views::cursor`]).
+pub(crate) struct Cursor;
+
+impl utoipa::PartialSchema for Cursor {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(6))
+            .pattern(Some(
+                "^(3[0-9]){1,18}2e(3[0-9]|[46][1-9a-f]|[57][0-9a]|5f)+$",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Cursor {}
 
 /// `cursor`: one this API returned (see [`views::cursor`]).
 pub(crate) fn parse_cursor(q: &HashMap<String, String>) -> Result<Option<(i64, String)>, Problem> {
@@ -91,39 +128,6 @@ pub(crate) struct OldestFirst {
 // --- The parameters as the document shows them --------------------------------------------
 // Types named by the query structs' fields (`#[param(value_type = Option<Limit>, inline)]`)
 // where the parsed type would not say the rule.
-
-/// `limit`: an integer from 1 to 200, 50 by default.
-pub(crate) struct Limit;
-
-impl PartialSchema for Limit {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::Integer)
-            .minimum(Some(1))
-            .maximum(Some(MAX_LIMIT))
-            .default(Some(50.into()))
-            .into()
-    }
-}
-
-impl ToSchema for Limit {}
-
-/// `cursor`: the `nextCursor` of a previous page, opaque (hex of `<ms>.<id>`).
-pub(crate) struct Cursor;
-
-impl PartialSchema for Cursor {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .min_length(Some(6))
-            .pattern(Some(
-                "^(3[0-9]){1,18}2e(3[0-9]|[46][1-9a-f]|[57][0-9a]|5f)+$",
-            ))
-            .into()
-    }
-}
-
-impl ToSchema for Cursor {}
 
 /// The string enum `T` without the type's own description (the parameter has its own). Named
 /// through an alias (`type StatusEnum = Enum<Status>;`): utoipa inlines a generic type only

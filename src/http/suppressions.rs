@@ -11,14 +11,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 
+use super::admin::{ACCOUNT_ID, INVALID, NO_ACCOUNT};
 use super::caller::Caller;
 use super::idempotency::{CheckedKey, IdempotencyHeader};
-use super::openapi::NATIVE;
-use super::params::{OldestFirst, parse_cursor, parse_json, parse_limit};
+use super::openapi::{ADMIN, NATIVE};
+use super::params::{Cursor, Limit, OldestFirst, parse_cursor, parse_json, parse_limit};
 use super::problem::Problem;
 use super::typed_json;
 use crate::api::events::{Suppression, SuppressionCreate, SuppressionPage};
 use crate::app::App;
+use crate::domain::ids::AccountId;
 use crate::domain::opt_out::Reason;
 use crate::service::admin::AdminError;
 use crate::service::input::FieldError;
@@ -51,6 +53,9 @@ pub fn admin_routes() -> Router<App> {
             delete(admin_remove),
         )
 }
+
+/// A phone number path parameter.
+const PHONE: &str = "The number, country code first, digits only (`50755667788`).";
 
 type Answer = Result<Response, Problem>;
 
@@ -168,6 +173,27 @@ fn admin(e: impl Into<AdminError>) -> Problem {
     super::admin::problem(e.into())
 }
 
+/// `limit` and `cursor` of an account's suppression list.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AdminListQuery {
+    /// Items per page.
+    #[param(value_type = Limit, inline, required = false)]
+    limit: u32,
+    /// `nextCursor` of the previous page (oldest first).
+    #[param(value_type = Option<Cursor>, inline)]
+    cursor: Option<(i64, String)>,
+}
+
+impl AdminListQuery {
+    /// The cursor read first, as in `/v1`.
+    fn parse(q: &HashMap<String, String>) -> Result<Self, Problem> {
+        let cursor = parse_cursor(q)?;
+        let limit = parse_limit(q)?;
+        Ok(AdminListQuery { limit, cursor })
+    }
+}
+
 /// Refuses an account that does not exist.
 async fn account_exists(app: &App, id: &str) -> Result<(), Problem> {
     match app.store.account(id).await {
@@ -180,18 +206,47 @@ async fn account_exists(app: &App, id: &str) -> Result<(), Problem> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/accounts/{id}/suppressions",
+    operation_id = "adminListSuppressions",
+    tag = ADMIN,
+    summary = "List an account's suppression list",
+    description = "As `GET /v1/suppressions`, for any account.",
+    params(("id" = AccountId, Path, description = ACCOUNT_ID), AdminListQuery),
+    responses(
+        (status = 200, description = "A page of entries.", body = SuppressionPage),
+        (status = 400, description = "`limit` or `cursor` is wrong.", extensions(("x-problems" = json!(["validation"])))),
+        (status = 404, description = NO_ACCOUNT, extensions(("x-problems" = json!(["not-found"])))),
+    ),
+)]
 async fn admin_list(
     State(app): State<App>,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Answer {
     account_exists(&app, &id).await?;
-    let after = parse_cursor(&q)?;
-    let limit = parse_limit(&q)?;
-    let page = suppressions::list(&app, &id, after, limit).await?;
+    let AdminListQuery { limit, cursor } = AdminListQuery::parse(&q)?;
+    let page = suppressions::list(&app, &id, cursor, limit).await?;
     Ok(typed_json(StatusCode::OK, &page))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/accounts/{id}/suppressions",
+    operation_id = "adminAddSuppression",
+    tag = ADMIN,
+    summary = "Add a number to an account's suppression list",
+    description = "As `POST /v1/suppressions` (reason `api`).",
+    params(("id" = AccountId, Path, description = ACCOUNT_ID)),
+    request_body(content = SuppressionCreate, description = "The number."),
+    responses(
+        (status = 201, description = "Added.", body = Suppression),
+        (status = 200, description = "Already on the list: its entry, unchanged.", body = Suppression),
+        (status = 400, description = INVALID, extensions(("x-problems" = json!(["invalid-field"])))),
+        (status = 404, description = NO_ACCOUNT, extensions(("x-problems" = json!(["not-found"])))),
+    ),
+)]
 async fn admin_add(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Answer {
     account_exists(&app, &id).await?;
     let body: serde_json::Value = serde_json::from_slice(&body)
@@ -202,6 +257,23 @@ async fn admin_add(State(app): State<App>, Path(id): Path<String>, body: Bytes) 
     added_response(&added)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/accounts/{id}/suppressions/{phoneNumber}",
+    operation_id = "adminRemoveSuppression",
+    tag = ADMIN,
+    summary = "Remove a number from an account's suppression list",
+    description = "As `DELETE /v1/suppressions/{phoneNumber}`.",
+    params(
+        ("id" = AccountId, Path, description = ACCOUNT_ID),
+        ("phoneNumber" = String, Path, description = PHONE, min_length = 1, max_length = 15, pattern = "^[1-9][0-9]*$"),
+    ),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 400, description = INVALID, extensions(("x-problems" = json!(["invalid-field"])))),
+        (status = 404, description = "No such account, or the number is not on its list.", extensions(("x-problems" = json!(["not-found"])))),
+    ),
+)]
 async fn admin_remove(State(app): State<App>, Path((id, phone)): Path<(String, String)>) -> Answer {
     account_exists(&app, &id).await?;
     let number = suppressions::parse_phone("phoneNumber", &phone).map_err(admin)?;

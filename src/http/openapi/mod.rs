@@ -20,11 +20,7 @@
 //! `cargo run -- openapi > openapi.json`.
 
 mod html;
-mod operations;
 mod paths;
-mod schemas;
-
-pub(crate) use operations::{ADMIN, COMPAT_NEW, COMPAT_OLD, NATIVE, OPERATIONS, WEBHOOKS};
 
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
@@ -94,7 +90,7 @@ impl utoipa::ToSchema for OpenApiDocument {}
     get,
     path = "/openapi.json",
     operation_id = "getOpenApi",
-    tag = operations::REFERENCE,
+    tag = REFERENCE,
     summary = "This OpenAPI document",
     description = "",
     responses((status = 200, description = "The OpenAPI 3.1 document.", body = inline(OpenApiDocument))),
@@ -112,7 +108,7 @@ async fn serve_document() -> Response {
     get,
     path = "/docs",
     operation_id = "getDocs",
-    tag = operations::REFERENCE,
+    tag = REFERENCE,
     summary = "This reference as a page",
     description = "",
     responses((status = 200, description = "A self-contained HTML page rendered from this document.", content_type = "text/html", body = String)),
@@ -125,8 +121,6 @@ async fn serve_docs() -> Response {
     );
     r
 }
-
-// --- Operations ----------------------------------------------------------------------------
 
 /// Who may call an operation (`Authorization: Bearer …`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,147 +145,8 @@ impl Auth {
     }
 }
 
-/// One operation: a method on a path, what it takes and every status it answers.
-pub(crate) struct Op {
-    method: &'static str,
-    path: &'static str,
-    id: &'static str,
-    tag: &'static str,
-    summary: &'static str,
-    description: String,
-    auth: Auth,
-    params: Vec<Value>,
-    body: Option<Value>,
-    responses: Vec<(u16, Value)>,
-}
-
 pub(crate) const JSON: &str = "application/json";
 pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
-
-impl Op {
-    pub(crate) fn new(
-        method: &'static str,
-        path: &'static str,
-        id: &'static str,
-        tag: &'static str,
-        auth: Auth,
-        summary: &'static str,
-    ) -> Op {
-        Op {
-            method,
-            path,
-            id,
-            tag,
-            summary,
-            description: String::new(),
-            auth,
-            params: Vec::new(),
-            body: None,
-            responses: Vec::new(),
-        }
-    }
-
-    pub(crate) fn doc(mut self, text: &str) -> Op {
-        self.description = text.to_string();
-        self
-    }
-
-    pub(crate) fn path_param(mut self, name: &str, description: &str) -> Op {
-        self.params
-            .push(json!({"name": name, "in": "path", "required": true,
-                                "description": description, "schema": {"type": "string"}}));
-        self
-    }
-
-    /// A path parameter with its own schema (e.g. a phone number's pattern).
-    pub(crate) fn path_param_with(mut self, name: &str, schema: Value, description: &str) -> Op {
-        self.params
-            .push(json!({"name": name, "in": "path", "required": true,
-                                "description": description, "schema": schema}));
-        self
-    }
-
-    pub(crate) fn query(mut self, name: &str, schema: Value, description: &str) -> Op {
-        self.params.push(
-            json!({"name": name, "in": "query", "description": description, "schema": schema}),
-        );
-        self
-    }
-
-    pub(crate) fn header(mut self, name: &str, schema: Value, description: &str) -> Op {
-        self.params.push(
-            json!({"name": name, "in": "header", "description": description, "schema": schema}),
-        );
-        self
-    }
-
-    /// A JSON request body.
-    pub(crate) fn body(mut self, schema: Value, description: &str) -> Op {
-        self.body = Some(json!({"required": true, "description": description,
-                                "content": {JSON: {"schema": schema}}}));
-        self
-    }
-
-    /// A JSON request body that may be left out (the server reads none as `{}`).
-    pub(crate) fn optional_body(mut self, schema: Value, description: &str) -> Op {
-        self = self.body(schema, description);
-        if let Some(body) = self.body.as_mut() {
-            body["required"] = json!(false);
-        }
-        self
-    }
-
-    /// A response with one or more media types (`(media type, schema)`); none: no body.
-    pub(crate) fn answer(mut self, status: u16, description: &str, media: &[(&str, Value)]) -> Op {
-        let mut response = json!({"description": description});
-        if !media.is_empty() {
-            let content: Map<String, Value> = media
-                .iter()
-                .map(|(mt, schema)| (mt.to_string(), json!({"schema": schema})))
-                .collect();
-            response["content"] = Value::Object(content);
-        }
-        self.responses.push((status, response));
-        self
-    }
-
-    /// An `application/json` response.
-    pub(crate) fn json(self, status: u16, description: &str, schema: Value) -> Op {
-        self.answer(status, description, &[(JSON, schema)])
-    }
-
-    /// An `application/problem+json` response whose `type` is one of `types` (slugs of
-    /// [`PROBLEMS`], which must have this status).
-    pub(crate) fn problem(mut self, status: u16, description: &str, types: &[&str]) -> Op {
-        self.responses
-            .push((status, paths::problem_response(description, types)));
-        self
-    }
-
-    fn to_json(&self) -> Value {
-        let mut op = json!({
-            "operationId": self.id,
-            "tags": [self.tag],
-            "summary": self.summary,
-            "security": self.auth.security(),
-            "responses": self
-                .responses
-                .iter()
-                .map(|(status, r)| (status.to_string(), r.clone()))
-                .collect::<Map<String, Value>>(),
-        });
-        if !self.description.is_empty() {
-            op["description"] = json!(self.description);
-        }
-        if !self.params.is_empty() {
-            op["parameters"] = json!(self.params);
-        }
-        if let Some(body) = &self.body {
-            op["requestBody"] = body.clone();
-        }
-        op
-    }
-}
 
 // --- Problem types -------------------------------------------------------------------------
 
@@ -490,43 +345,48 @@ pub(crate) fn problem_types() -> impl Iterator<Item = &'static str> {
 
 // --- The document --------------------------------------------------------------------------
 
+pub(crate) const NATIVE: &str = "Native API";
+pub(crate) const COMPAT_OLD: &str = "Compatible API (old family)";
+pub(crate) const COMPAT_NEW: &str = "Compatible API (new family)";
+pub(crate) const ADMIN: &str = "Admin API";
+pub(crate) const WEBHOOKS: &str = "Meta webhooks";
+pub(crate) const REFERENCE: &str = "Reference";
+pub(crate) const OPERATIONS: &str = "Operations";
+
 /// Tags in the order the reference page shows them, with their descriptions.
 const TAGS: &[(&str, &str)] = &[
     (
-        operations::NATIVE,
+        NATIVE,
         "The native API for new integrations: sends with idempotency keys, bulk sends, message \
          status and timelines, conversations and templates. Authenticate with a channel's \
          public token (calls see that channel) or an account API key (`ak_…`, account-wide; \
          sends name their `channelId`). Errors are RFC 9457 `application/problem+json`.",
     ),
     (
-        operations::COMPAT_OLD,
+        COMPAT_OLD,
         "The AtomChat-compatible Template API, old family (`/api/Template…`). Authenticate \
          with a channel's public token. Paths are case-insensitive. Bodies follow AtomChat's \
          contract exactly, including its error shapes.",
     ),
     (
-        operations::COMPAT_NEW,
+        COMPAT_NEW,
         "The AtomChat-compatible Template API, new family (`/templates…`): the same \
          behaviour as the old family; every error is the `{code, body}` envelope.",
     ),
     (
-        operations::ADMIN,
+        ADMIN,
         "Setting up accounts, channels, groups, templates and API keys; looking at \
          conversations and messages. Mounted only when `PLANTILLA_ADMIN_TOKEN` is set; \
          authenticate with it. Errors are `application/problem+json` naming the field.",
     ),
     (
-        operations::WEBHOOKS,
+        WEBHOOKS,
         "Where Meta delivers WhatsApp notifications (statuses, inbound messages, template \
          status updates). Not for integrators; subscribe these URLs in Meta's app dashboard.",
     ),
+    (REFERENCE, "This document and its reference page."),
     (
-        operations::REFERENCE,
-        "This document and its reference page.",
-    ),
-    (
-        operations::OPERATIONS,
+        OPERATIONS,
         "Liveness, readiness and Prometheus metrics for operators. No token (`/metrics` \
          takes one when `PLANTILLA_METRICS_TOKEN` is set): do not expose them publicly.",
     ),
@@ -561,14 +421,9 @@ fn description() -> String {
     text
 }
 
-/// Every operation of the document: `(METHOD, path, operation)`, those declared on their
-/// handlers ([`paths`]) and those still in the table of `operations.rs`.
+/// Every operation of the document: `(METHOD, path, operation)`, as declared on its handler.
 fn all_operations() -> Vec<(String, String, Value)> {
-    let mut ops = paths::all();
-    for op in operations::all() {
-        ops.push((op.method.to_string(), op.path.to_string(), op.to_json()));
-    }
-    ops
+    paths::all()
 }
 
 fn build() -> Value {

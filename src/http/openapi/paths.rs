@@ -9,14 +9,15 @@
 //! [`finish`] turns the slugs into the `application/problem+json` content (the `Problem` schema
 //! with `type` limited to those slugs' URIs) and lists them in the description. By tag, it adds
 //! the security and the answers every operation of that API gives (native: 401, 429 and 500;
-//! admin: 401 and 500), and a 415 to every `/v1` operation that takes JSON.
+//! admin: 401 and 500), and a 415 to every `/v1` operation that takes JSON. A request body is
+//! required unless the attribute reads it as `Option<T>` (then it is `T`, not required).
 
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 use utoipa::openapi::OpenApi;
 
-use super::{ADMIN, Auth, COMPAT_NEW, COMPAT_OLD, JSON, NATIVE, PROBLEM_JSON, PROBLEMS, schemas};
+use super::{ADMIN, Auth, COMPAT_NEW, COMPAT_OLD, JSON, NATIVE, PROBLEM_JSON, PROBLEMS};
 
 /// Each HTTP family's operations, as utoipa derives them from the `#[utoipa::path]` of its
 /// handlers (with the component schemas those name).
@@ -29,6 +30,7 @@ fn docs() -> Vec<OpenApi> {
         <crate::http::inbound::Doc as utoipa::OpenApi>::openapi(),
         <super::Doc as utoipa::OpenApi>::openapi(),
         <crate::http::ops::Doc as utoipa::OpenApi>::openapi(),
+        <crate::http::admin::Doc as utoipa::OpenApi>::openapi(),
     ]
 }
 
@@ -52,7 +54,7 @@ pub(super) fn all() -> Vec<(String, String, Value)> {
 /// The component schemas the operations' attributes name (`BatchId` of a path parameter…), by
 /// name, closed as [`crate::api::schemas`] closes them (an enum's variants).
 /// Id types are named by path parameters, which utoipa does not collect: those are added
-/// too.
+/// too. Amended as the API's ([`crate::api::amend`]), so each is the API's schema of its type.
 pub(super) fn schemas() -> Vec<(String, Value)> {
     let ids = crate::domain::ids::schemas();
     let mut named: BTreeMap<_, _> = docs()
@@ -60,7 +62,7 @@ pub(super) fn schemas() -> Vec<(String, Value)> {
         .filter_map(|doc| doc.components)
         .flat_map(|components| components.schemas)
         .collect();
-    crate::api::templates::close_variants(&mut named);
+    crate::api::amend(&mut named);
     named
         .into_iter()
         .chain(ids)
@@ -93,6 +95,21 @@ fn finish(path: &str, mut op: Value) -> Value {
                 p.as_object_mut().map(|o| o.remove("required"));
             }
         }
+    }
+    // A request body is required unless the attribute reads it as `Option<T>`: then it is `T`,
+    // not required (a body left out is not a JSON `null`).
+    if let Some(Value::Object(contents)) = op.pointer_mut("/requestBody/content") {
+        let mut required = true;
+        for media in contents.values_mut() {
+            if let Some(Value::Array(one_of)) = media["schema"].get("oneOf")
+                && let [schema, null] = one_of.as_slice()
+                && *null == json!({"type": "null"})
+            {
+                media["schema"] = schema.clone();
+                required = false;
+            }
+        }
+        op["requestBody"]["required"] = json!(required);
     }
     let responses = op["responses"]
         .as_object_mut()
@@ -141,15 +158,15 @@ fn finish(path: &str, mut op: Value) -> Value {
             .as_object_mut()
             .expect("an operation has responses")
             .entry("415")
-            .or_insert_with(|| {
-                problem_response(
-                    super::operations::UNSUPPORTED_JSON,
-                    &["unsupported-media-type"],
-                )
-            });
+            .or_insert_with(|| problem_response(UNSUPPORTED_JSON, &["unsupported-media-type"]));
     }
     op
 }
+
+/// The 415 of every `/v1` operation that takes a JSON body.
+const UNSUPPORTED_JSON: &str = "The body's `Content-Type` is not `application/json` (a \
+    `charset` other than UTF-8 included; `application/*+json` is taken); `contentType` is the \
+    given one.";
 
 /// An `application/problem+json` response whose `type` is one of `slugs` (of [`PROBLEMS`]).
 pub(super) fn problem_response(description: &str, slugs: &[&str]) -> Value {
@@ -165,8 +182,7 @@ pub(super) fn problem_response(description: &str, slugs: &[&str]) -> Value {
         })
         .collect::<Vec<_>>()
         .join(", ");
-    let schema =
-        json!({"allOf": [schemas::r("Problem"), {"properties": {"type": {"enum": uris}}}]});
+    let schema = json!({"allOf": [json!({"$ref": "#/components/schemas/Problem"}), {"properties": {"type": {"enum": uris}}}]});
     let mut content = Map::new();
     content.insert(PROBLEM_JSON.to_string(), json!({"schema": schema}));
     json!({
