@@ -282,9 +282,13 @@ pub async fn run_admin(
         ("conversations", "close") => json_of(admin::close_conversation(app, &need_id()?).await),
         ("messages", "get") => json_of(admin::get_message(app, &need_id()?).await),
         ("secrets", "reencrypt") => json_of(admin::reencrypt_secrets(app).await),
-        ("suppressions", "list") => suppressions::admin_list(app, &need_id()?, &body).await,
-        ("suppressions", "add") => suppressions::admin_add(app, &need_id()?, &body).await,
-        ("suppressions", "remove") => suppressions::admin_remove(app, &need_id()?, &body).await,
+        ("suppressions", "list") => {
+            json_of(suppressions::admin_list(app, &need_id()?, &body).await)
+        }
+        ("suppressions", "add") => json_of(suppressions::admin_add(app, &need_id()?, &body).await),
+        ("suppressions", "remove") => {
+            json_of(suppressions::admin_remove(app, &need_id()?, &body).await)
+        }
         _ => bail!("unknown admin command '{resource} {action}'; see plantilla admin --help"),
     };
     result.map_err(|e| match e {

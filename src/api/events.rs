@@ -369,3 +369,18 @@ pub struct CallbackDeliveryPage {
 #[serde(transparent)]
 #[schema(value_type = Object)]
 pub struct MetaNotification(pub Value);
+
+/// What `plantilla admin suppressions add` did: the entry, and whether it is new (a command's
+/// answer, not the HTTP API's).
+#[derive(Debug, Clone, Serialize)]
+pub struct SuppressionAdded {
+    #[serde(flatten)]
+    pub entry: Suppression,
+    pub created: bool,
+}
+
+/// What `plantilla admin suppressions remove` removed (a command's answer).
+#[derive(Debug, Clone, Serialize)]
+pub struct SuppressionRemoved {
+    pub removed: Suppression,
+}

@@ -45,8 +45,6 @@ impl From<StoreError> for AdminError {
     }
 }
 
-pub type AdminResult = Result<Value, AdminError>;
-
 /// Template statuses Meta reports; only `APPROVED` can be sent.
 pub const TEMPLATE_STATUSES: &[&str] = &[
     "APPROVED",

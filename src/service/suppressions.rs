@@ -4,9 +4,9 @@
 //! (`service::send::prepare`). Every change queues `contact.opted_out` / `contact.opted_in`
 //! in its own transaction.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::admin::{AdminError, AdminResult};
+use super::admin::AdminError;
 use super::input::{FieldError, Fields, describe};
 use crate::api::events::{self as api, SuppressionCreate, SuppressionPage};
 use crate::app::App;
@@ -347,7 +347,11 @@ async fn need_account(app: &App, account_id: &str) -> Result<(), AdminError> {
 }
 
 /// `suppressions list <account> [limit:=N] [cursor=…]`: one page of the list.
-pub async fn admin_list(app: &App, account_id: &str, body: &Value) -> AdminResult {
+pub async fn admin_list(
+    app: &App,
+    account_id: &str,
+    body: &Value,
+) -> Result<SuppressionPage, AdminError> {
     need_account(app, account_id).await?;
     let f = Fields::of(body)?;
     f.only(&["limit", "cursor"])?;
@@ -359,29 +363,39 @@ pub async fn admin_list(app: &App, account_id: &str, body: &Value) -> AdminResul
                 .ok_or_else(|| FieldError::new("cursor", "is not a cursor this API returned"))?,
         ),
     };
-    let page = list(app, account_id, after, u32::try_from(limit).unwrap_or(50)).await?;
-    Ok(json!(page))
+    Ok(list(app, account_id, after, u32::try_from(limit).unwrap_or(50)).await?)
 }
 
 /// `suppressions add <account> phoneNumber=… [reason=…]`: adds the number (`api`).
-pub async fn admin_add(app: &App, account_id: &str, body: &Value) -> AdminResult {
+pub async fn admin_add(
+    app: &App,
+    account_id: &str,
+    body: &Value,
+) -> Result<api::SuppressionAdded, AdminError> {
     need_account(app, account_id).await?;
     let input = parse_add(body)?;
     let phone = input.phone_number.as_str();
     let added = add(app, account_id, phone, Reason::Api, input.reason, None).await?;
-    let mut v = json!(view(added.entry())?);
-    v["created"] = Value::Bool(matches!(added, Added::New(_)));
-    Ok(v)
+    Ok(api::SuppressionAdded {
+        entry: view(added.entry())?,
+        created: matches!(added, Added::New(_)),
+    })
 }
 
 /// `suppressions remove <account> phoneNumber=…`: removes the number's entry.
-pub async fn admin_remove(app: &App, account_id: &str, body: &Value) -> AdminResult {
+pub async fn admin_remove(
+    app: &App,
+    account_id: &str,
+    body: &Value,
+) -> Result<api::SuppressionRemoved, AdminError> {
     need_account(app, account_id).await?;
     let f = Fields::of(body)?;
     f.only(&["phoneNumber"])?;
     let phone = parse_phone("phoneNumber", f.str("phoneNumber")?)?;
     match remove(app, account_id, phone.as_str()).await? {
-        Some(removed) => Ok(json!({"removed": view(&removed)?})),
+        Some(removed) => Ok(api::SuppressionRemoved {
+            removed: view(&removed)?,
+        }),
         None => Err(AdminError::NotFound {
             kind: "suppression for number",
             id: phone.as_str().to_string(),
