@@ -385,8 +385,7 @@ async fn create_template(State(app): State<App>, body: Bytes) -> Answer {
     summary = "Submit a template to WhatsApp",
     description = "As `POST /v1/templates`, through the channel of the path. (`POST /v1/admin/templates` still registers a template here without Meta.)",
     params(("id" = ChannelId, Path, description = CHANNEL_ID)),
-    // Its schema is still written by hand (`openapi/schemas.rs`), not a type.
-    request_body(content = ref("#/components/schemas/AdminTemplateSubmit"), description = "The template."),
+    request_body(content = crate::api::templates::AdminTemplateSubmit, description = "The template."),
     responses(
         (status = 201, description = "Submitted: the template, `PENDING`.", body = Template),
         (status = 400, description = INVALID, extensions(("x-problems" = json!(["invalid-field"])))),
@@ -394,7 +393,7 @@ async fn create_template(State(app): State<App>, body: Bytes) -> Answer {
         (status = 502, description = "Meta refused the template or the upload; nothing was stored.", extensions(("x-problems" = json!(["upstream"])))),
     ),
 )]
-async fn submit_template(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Answer {
+async fn submit_template(State(app): State<App>, Path(id): Path<ChannelId>, body: Bytes) -> Answer {
     created(admin::submit_template(&app, &id, &parse_body(&body)?).await?)
 }
 /// The query of `DELETE /v1/admin/templates/{id}`.
@@ -441,7 +440,7 @@ impl DeleteQuery {
 )]
 async fn delete_template(
     State(app): State<App>,
-    Path(id): Path<String>,
+    Path(id): Path<TemplateId>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Answer {
     let DeleteQuery { at_meta } = DeleteQuery::parse(&q)?;
@@ -461,7 +460,7 @@ async fn delete_template(
         (status = 404, description = NO_TEMPLATE, extensions(("x-problems" = json!(["not-found"])))),
     ),
 )]
-async fn get_template(State(app): State<App>, Path(id): Path<String>) -> Answer {
+async fn get_template(State(app): State<App>, Path(id): Path<TemplateId>) -> Answer {
     ok(admin::get_template(&app, &id).await?)
 }
 #[utoipa::path(
@@ -479,7 +478,11 @@ async fn get_template(State(app): State<App>, Path(id): Path<String>) -> Answer 
         (status = 404, description = NO_TEMPLATE, extensions(("x-problems" = json!(["not-found"])))),
     ),
 )]
-async fn update_template(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Answer {
+async fn update_template(
+    State(app): State<App>,
+    Path(id): Path<TemplateId>,
+    body: Bytes,
+) -> Answer {
     ok(admin::update_template(&app, &id, &parse_body(&body)?).await?)
 }
 #[utoipa::path(

@@ -164,7 +164,7 @@ async fn verify_app(State(app): State<App>, Query(q): Query<HashMap<String, Stri
 )]
 async fn verify_channel(
     State(app): State<App>,
-    Path(channel_id): Path<String>,
+    Path(channel_id): Path<ChannelId>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     match app.store.channel(&channel_id).await {
@@ -217,7 +217,7 @@ async fn receive_app(State(app): State<App>, headers: HeaderMap, body: Bytes) ->
 )]
 async fn receive_channel(
     State(app): State<App>,
-    Path(channel_id): Path<String>,
+    Path(channel_id): Path<ChannelId>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {

@@ -23,7 +23,9 @@ use super::native_send::{
     batch_request, native_field, pending_problem, send_problem, send_request, send_value_parts,
 };
 use super::openapi::NATIVE;
-use super::params::{Cursor, Enum, Limit, parse_cursor, parse_json, parse_limit, parse_time};
+use super::params::{
+    Cursor, Enum, Limit, OldestFirst, parse_cursor, parse_json, parse_limit, parse_time,
+};
 use super::problem::Problem;
 use super::{json_response, typed_json};
 use crate::api::events::Usage;
@@ -746,27 +748,6 @@ async fn get_conversation(
     typed_ok(&Conversation::from(&c))
 }
 
-/// The page of a list that takes no filter.
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-struct PageQuery {
-    /// `nextCursor` of the previous page (newest first).
-    #[param(value_type = Option<Cursor>, inline)]
-    cursor: Option<(i64, String)>,
-    /// Items per page.
-    #[param(value_type = Option<Limit>, inline)]
-    limit: u32,
-}
-
-impl PageQuery {
-    /// Reads the query; the first wrong parameter is refused.
-    fn parse(q: &HashMap<String, String>) -> Result<Self, Problem> {
-        let cursor = parse_cursor(q)?;
-        let limit = parse_limit(q)?;
-        Ok(PageQuery { cursor, limit })
-    }
-}
-
 /// `GET /v1/conversations/{id}/messages`: both directions, oldest first, paged like
 /// `GET /v1/messages` (`limit`, `cursor`); each item says its `direction`.
 #[utoipa::path(
@@ -776,7 +757,7 @@ impl PageQuery {
     tag = NATIVE,
     summary = "List a conversation's messages, both directions",
     description = "The templates plantilla sent (`direction: outbound`, as `GET /v1/messages/{id}` shows them) and what the customer wrote or clicked (`direction: inbound`, as `message.received` forwards it), oldest first: an outbound message by when it was accepted, an inbound one by when plantilla received it. Paged like `GET /v1/messages`. Inbound messages from a number with no conversation on the channel are forwarded but belong to no conversation.",
-    params(("id" = ConversationId, Path, description = CONVERSATION_ID), PageQuery),
+    params(("id" = ConversationId, Path, description = CONVERSATION_ID), OldestFirst),
     responses(
         (status = 200, description = "A page of the conversation's messages.", body = ConversationMessagePage),
         (status = 400, description = "`limit` or `cursor` is wrong.", extensions(("x-problems" = json!(["validation"])))),
@@ -790,10 +771,13 @@ async fn conversation_messages(
     caller: Caller,
 ) -> Answer {
     use crate::service::inbound::messages::{ThreadItem, thread};
-    let PageQuery {
+    let OldestFirst {
         cursor: after,
         limit,
-    } = PageQuery::parse(&q)?;
+    } = OldestFirst {
+        cursor: parse_cursor(&q)?,
+        limit: parse_limit(&q)?,
+    };
     let c = visible_conversation(&app, &caller, &id).await?;
     let items = thread(&app, &c, after, limit).await?;
     let next = (items.len() == limit as usize)

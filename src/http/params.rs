@@ -117,11 +117,10 @@ pub(crate) fn parse_cursor(q: &HashMap<String, String>) -> Result<Option<(i64, S
 #[into_params(parameter_in = Query)]
 pub(crate) struct OldestFirst {
     /// `nextCursor` of the previous page (oldest first).
-    #[param(value_type = Option<String>, min_length = 6, pattern = "^(3[0-9]){1,18}2e(3[0-9]|[46][1-9a-f]|[57][0-9a]|5f)+$")]
+    #[param(value_type = Option<Cursor>, inline)]
     pub cursor: Option<(i64, String)>,
     /// Items per page.
-    // `isize`: an integer without a `format`.
-    #[param(value_type = Option<isize>, minimum = 1, maximum = 200, default = 50)]
+    #[param(value_type = Option<Limit>, inline)]
     pub limit: u32,
 }
 

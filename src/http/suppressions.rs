@@ -222,7 +222,7 @@ async fn account_exists(app: &App, id: &str) -> Result<(), Problem> {
 )]
 async fn admin_list(
     State(app): State<App>,
-    Path(id): Path<String>,
+    Path(id): Path<AccountId>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Answer {
     account_exists(&app, &id).await?;
@@ -247,7 +247,7 @@ async fn admin_list(
         (status = 404, description = NO_ACCOUNT, extensions(("x-problems" = json!(["not-found"])))),
     ),
 )]
-async fn admin_add(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Answer {
+async fn admin_add(State(app): State<App>, Path(id): Path<AccountId>, body: Bytes) -> Answer {
     account_exists(&app, &id).await?;
     let body: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| admin(FieldError::new("body", format!("is not valid JSON: {e}"))))?;
@@ -274,7 +274,10 @@ async fn admin_add(State(app): State<App>, Path(id): Path<String>, body: Bytes) 
         (status = 404, description = "No such account, or the number is not on its list.", extensions(("x-problems" = json!(["not-found"])))),
     ),
 )]
-async fn admin_remove(State(app): State<App>, Path((id, phone)): Path<(String, String)>) -> Answer {
+async fn admin_remove(
+    State(app): State<App>,
+    Path((id, phone)): Path<(AccountId, String)>,
+) -> Answer {
     account_exists(&app, &id).await?;
     let number = suppressions::parse_phone("phoneNumber", &phone).map_err(admin)?;
     let removed = suppressions::remove(&app, &id, number.as_str()).await?;

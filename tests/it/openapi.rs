@@ -98,7 +98,7 @@ async fn every_route_is_documented_and_every_operation_is_routed() {
     assert!(
         undocumented.is_empty() && unrouted.is_empty(),
         "the router and the OpenAPI document disagree.\n\
-         routes without an operation (add an Op in src/http/openapi/operations.rs): {undocumented:?}\n\
+         routes without an operation (put a #[utoipa::path] on the handler and list it in its module's Doc): {undocumented:?}\n\
          operations without a route: {unrouted:?}"
     );
 }

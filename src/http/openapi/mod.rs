@@ -3,8 +3,8 @@
 //!
 //! The component schemas are derived from the API's types (`crate::api`, `utoipa::ToSchema`).
 //! The operations are declared on their handlers with `#[utoipa::path]` (gathered and finished
-//! by `paths.rs`, which adds what every operation of an API shares); those not moved yet are a
-//! table in `operations.rs`. Three tests keep the document true:
+//! by `paths.rs`, which adds what every operation of an API shares). Three tests keep the
+//! document true:
 //! - `tests/it/openapi.rs`: every route of the router is an operation of the document and every
 //!   operation a route (methods included), and the committed `openapi.json` is the document
 //!   (so CI fails on drift);
