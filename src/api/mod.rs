@@ -28,6 +28,7 @@ pub mod admin;
 pub mod compat;
 pub mod events;
 pub mod messages;
+pub mod ops;
 pub mod problem;
 pub mod templates;
 

@@ -7,13 +7,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
-use utoipa::openapi::extensions::Extensions;
-use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
-use utoipa::openapi::{RefOr, Schema};
 
 use super::openapi::OPERATIONS;
-use super::{bearer, json_response, same_secret};
+use super::{bearer, json_response, same_secret, typed_json};
 use crate::api::compat::CompatEnvelope;
+use crate::api::ops::{Alive, Health, Readiness};
 use crate::app::App;
 use crate::service::ops;
 
@@ -29,66 +27,6 @@ pub fn routes() -> Router<App> {
         .route("/metrics", get(metrics))
 }
 
-/// `/healthz`'s answer, for the document.
-struct Health;
-
-impl utoipa::PartialSchema for Health {
-    fn schema() -> RefOr<Schema> {
-        let ok = ObjectBuilder::new()
-            .schema_type(SchemaType::AnyValue)
-            .extensions(Some(Extensions::from_iter([("const", json!("ok"))])));
-        ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .property("status", ok)
-            .required("status")
-            .into()
-    }
-}
-
-impl utoipa::ToSchema for Health {}
-
-/// `/readyz`'s answer ([`ops::Readiness::to_json`]), for the document.
-struct ReadinessBody;
-
-impl utoipa::PartialSchema for ReadinessBody {
-    fn schema() -> RefOr<Schema> {
-        let check = || {
-            ObjectBuilder::new().schema_type(Type::String).description(Some(
-                "`ok`, or why not (`unreachable`, `timed out`, `not applied`, `not running`, `in progress`).",
-            ))
-        };
-        let checks = ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .property("database", check())
-            .property("migrations", check())
-            .property("dispatcher", check())
-            .property("shutdown", check())
-            .required("database")
-            .required("migrations")
-            .required("dispatcher");
-        ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .property(
-                "status",
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .enum_values(Some(["ready", "not ready"])),
-            )
-            .property("checks", checks)
-            .property(
-                "notReady",
-                ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String)),
-            )
-            .required("status")
-            .required("checks")
-            .required("notReady")
-            .description(Some("Each check, and the names of those not `ok`."))
-            .into()
-    }
-}
-
-impl utoipa::ToSchema for ReadinessBody {}
-
 /// The process is up and answering.
 #[utoipa::path(
     get,
@@ -100,7 +38,7 @@ impl utoipa::ToSchema for ReadinessBody {}
     responses((status = 200, description = "The process is up.", body = inline(Health))),
 )]
 async fn healthz() -> Response {
-    json_response(StatusCode::OK, &json!({"status": "ok"}))
+    typed_json(StatusCode::OK, &Health { status: Alive::Ok })
 }
 
 #[utoipa::path(
@@ -111,8 +49,8 @@ async fn healthz() -> Response {
     summary = "Readiness",
     description = "Ready when the database answers (within 2 s), has every migration this binary embeds, the dispatcher loop runs and no shutdown is under way.",
     responses(
-        (status = 200, description = "Ready.", body = inline(ReadinessBody)),
-        (status = 503, description = "Not ready: `notReady` names what is not.", body = inline(ReadinessBody)),
+        (status = 200, description = "Ready.", body = inline(Readiness)),
+        (status = 503, description = "Not ready: `notReady` names what is not.", body = inline(Readiness)),
     ),
 )]
 async fn readyz(State(app): State<App>) -> Response {
@@ -122,7 +60,7 @@ async fn readyz(State(app): State<App>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    json_response(status, &readiness.to_json())
+    typed_json(status, &readiness)
 }
 
 #[utoipa::path(

@@ -7,46 +7,13 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use serde_json::{Value, json};
-
+use crate::api::ops::{Readiness, ReadinessChecks};
 use crate::app::App;
 use crate::metrics;
 use crate::now_ms;
 
 /// Longest a readiness probe or a scrape waits for the database.
 const STORE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The readiness checks: each `"ok"` or a short reason; ready when all are `"ok"`.
-#[derive(Debug, Clone)]
-pub struct Readiness {
-    pub checks: Vec<(&'static str, String)>,
-}
-
-impl Readiness {
-    pub fn ready(&self) -> bool {
-        self.checks.iter().all(|(_, state)| state == "ok")
-    }
-
-    /// `{"status": "ready" | "not ready", "checks": {name: state}, "notReady": [names]}`.
-    pub fn to_json(&self) -> Value {
-        let checks: serde_json::Map<String, Value> = self
-            .checks
-            .iter()
-            .map(|(name, state)| ((*name).to_string(), json!(state)))
-            .collect();
-        let not_ready: Vec<&str> = self
-            .checks
-            .iter()
-            .filter(|(_, state)| state != "ok")
-            .map(|(name, _)| *name)
-            .collect();
-        json!({
-            "status": if self.ready() { "ready" } else { "not ready" },
-            "checks": checks,
-            "notReady": not_ready,
-        })
-    }
-}
 
 /// Ready: the database answers, its migrations are applied, the dispatcher loop runs and the
 /// process is not shutting down.
@@ -68,15 +35,12 @@ pub async fn readiness(app: &App) -> Readiness {
     } else {
         "not running"
     };
-    let mut checks = vec![
-        ("database", database),
-        ("migrations", migrations),
-        ("dispatcher", dispatcher.to_string()),
-    ];
-    if app.run_state.stopping() {
-        checks.push(("shutdown", "in progress".to_string()));
-    }
-    Readiness { checks }
+    Readiness::of(ReadinessChecks {
+        database,
+        migrations,
+        dispatcher: dispatcher.to_string(),
+        shutdown: app.run_state.stopping().then(|| "in progress".to_string()),
+    })
 }
 
 /// The whole `/metrics` document: the in-process counters, then gauges read from the store
