@@ -26,6 +26,7 @@ use utoipa::openapi::{Ref, RefOr, Schema};
 
 pub mod admin;
 pub mod compat;
+pub mod console;
 pub mod events;
 pub mod messages;
 pub mod ops;

@@ -6,12 +6,15 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use super::admin::{self, AdminError};
 use super::input::FieldError;
 use super::send::{self, SendError, SendRequest, TemplateRef};
 use super::{callbacks, templates, views};
+use crate::api::admin::{Account, AdminMessage, Channel as ChannelView};
+use crate::api::console as api;
+use crate::api::messages::{Conversation, InboundMessage};
 use crate::app::App;
 use crate::domain::ids::{hash_token, new_secret, same_secret};
 use crate::domain::meta_error;
@@ -65,7 +68,7 @@ impl From<AdminError> for ConsoleError {
     }
 }
 
-pub type ConsoleResult = Result<Value, ConsoleError>;
+pub type ConsoleResult<T> = Result<T, ConsoleError>;
 
 fn not_found(kind: &'static str, id: &str) -> ConsoleError {
     ConsoleError::NotFound {
@@ -203,30 +206,34 @@ pub async fn sign_out(app: &App, viewer: &Viewer) -> Result<(), ConsoleError> {
 }
 
 /// What the page needs to know about its session: who, which accounts, the CSRF token.
-pub async fn session_view(app: &App, viewer: &Viewer) -> ConsoleResult {
-    let accounts: Vec<Value> = match &viewer.session.account_id {
+pub async fn session_view(app: &App, viewer: &Viewer) -> ConsoleResult<api::Session> {
+    let accounts: Vec<Account> = match &viewer.session.account_id {
         None => app
             .store
             .list_accounts()
             .await?
             .iter()
-            .map(views::account)
+            .map(Account::of)
             .collect(),
         Some(id) => app
             .store
             .account(id)
             .await?
             .iter()
-            .map(views::account)
+            .map(Account::of)
             .collect(),
     };
-    Ok(json!({
-        "role": if viewer.is_admin() { "admin" } else { "account" },
-        "accountId": viewer.session.account_id,
-        "accounts": accounts,
-        "csrfToken": viewer.session.csrf_token,
-        "expiresAt": format_ms(viewer.session.expires_at),
-    }))
+    Ok(api::Session {
+        role: if viewer.is_admin() {
+            "admin"
+        } else {
+            "account"
+        },
+        account_id: viewer.session.account_id.clone(),
+        accounts,
+        csrf_token: viewer.session.csrf_token.clone(),
+        expires_at: format_ms(viewer.session.expires_at),
+    })
 }
 
 // --- Overview --------------------------------------------------------------------------------
@@ -241,17 +248,25 @@ async fn account_channels(app: &App, account_id: &str) -> Result<Vec<Channel>, C
         .collect())
 }
 
-fn series(rows: Vec<(i64, String, i64)>, since: i64, bucket_ms: i64) -> Value {
-    let points: Vec<Value> = rows
+fn series(rows: Vec<(i64, String, i64)>, since: i64, bucket_ms: i64) -> api::Series {
+    let points = rows
         .into_iter()
-        .map(|(t, status, n)| json!({"t": t, "status": status, "n": n}))
+        .map(|(t, status, n)| api::Point { t, status, n })
         .collect();
-    json!({"since": since, "bucketMs": bucket_ms, "points": points})
+    api::Series {
+        since,
+        bucket_ms,
+        points,
+    }
 }
 
 /// The overview of an account: messages over time by status, the funnel, the commonest
 /// failures, the queues and the halted channels.
-pub async fn overview(app: &App, viewer: &Viewer, account: Option<&str>) -> ConsoleResult {
+pub async fn overview(
+    app: &App,
+    viewer: &Viewer,
+    account: Option<&str>,
+) -> ConsoleResult<api::Overview> {
     let account_id = viewer.account(app, account).await?;
     let now = now_ms();
     const MINUTE: i64 = 60_000;
@@ -267,50 +282,50 @@ pub async fn overview(app: &App, viewer: &Viewer, account: Option<&str>) -> Cons
         .message_series(&account_id, day_since, day_bucket)
         .await?;
     let funnel = app.store.message_funnel(&account_id, day_since).await?;
-    let failures: Vec<Value> = app
+    let failures = app
         .store
         .top_failures(&account_id, day_since, 5)
         .await?
         .into_iter()
         .map(|(code, title, n)| {
             let known = meta_error::lookup(code);
-            json!({
-                "code": code,
-                "title": known.map(|(_, t)| t.to_string()).or(title),
-                "class": known.map(|(c, _)| c.as_str()),
-                "messages": n,
-            })
+            api::Failure {
+                code,
+                title: known.map(|(_, t)| t.to_string()).or(title),
+                class: known.map(|(c, _)| c.as_str()),
+                messages: n,
+            }
         })
         .collect();
     let channels = account_channels(app, &account_id).await?;
     let queues = app.store.queues().await?;
-    let queues: Vec<Value> = channels
+    let queues = channels
         .iter()
         .map(|c| {
             let q = queues.iter().find(|q| q.channel_id == c.id);
-            json!({
-                "channelId": c.id,
-                "channelName": c.name,
-                "depth": q.map_or(0, |q| q.depth),
-                "oldestAgeSeconds": q.map(|q| (now - q.oldest_queued_at).max(0) / 1000),
-            })
+            api::Queue {
+                channel_id: c.id.clone(),
+                channel_name: c.name.clone(),
+                depth: q.map_or(0, |q| q.depth),
+                oldest_age_seconds: q.map(|q| (now - q.oldest_queued_at).max(0) / 1000),
+            }
         })
         .collect();
-    let halted: Vec<Value> = channels
+    let halted = channels
         .iter()
         .filter(|c| c.health != "ok")
-        .map(views::channel)
+        .map(ChannelView::of)
         .collect();
-    Ok(json!({
-        "accountId": account_id,
-        "now": now,
-        "hour": series(hour, hour_since, MINUTE),
-        "day": series(day, day_since, day_bucket),
-        "funnel": funnel,
-        "failures": failures,
-        "queues": queues,
-        "halted": halted,
-    }))
+    Ok(api::Overview {
+        account_id,
+        now,
+        hour: series(hour, hour_since, MINUTE),
+        day: series(day, day_since, day_bucket),
+        funnel,
+        failures,
+        queues,
+        halted,
+    })
 }
 
 // --- Messages --------------------------------------------------------------------------------
@@ -331,13 +346,18 @@ pub struct MessageQuery {
     pub limit: u32,
 }
 
-fn message_row(m: &crate::store::Message) -> Value {
-    let mut v = views::message(m);
-    v["batchId"] = json!(m.batch_id);
-    v
+fn message_row(m: &crate::store::Message) -> api::MessageRow {
+    api::MessageRow {
+        message: AdminMessage::new(m),
+        batch_id: m.batch_id.clone(),
+    }
 }
 
-pub async fn messages(app: &App, viewer: &Viewer, q: MessageQuery) -> ConsoleResult {
+pub async fn messages(
+    app: &App,
+    viewer: &Viewer,
+    q: MessageQuery,
+) -> ConsoleResult<api::MessagePage> {
     let account_id = viewer.account(app, q.account.as_deref()).await?;
     if let Some(status) = &q.status
         && status
@@ -369,73 +389,77 @@ pub async fn messages(app: &App, viewer: &Viewer, q: MessageQuery) -> ConsoleRes
     let next = (list.len() == filter.limit as usize)
         .then(|| list.last().map(|m| views::cursor(m.queued_at, &m.id)))
         .flatten();
-    Ok(json!({
-        "accountId": account_id,
-        "data": list.iter().map(message_row).collect::<Vec<_>>(),
-        "nextCursor": next,
-    }))
+    Ok(api::MessagePage {
+        account_id,
+        data: list.iter().map(message_row).collect(),
+        next_cursor: next,
+    })
 }
 
 /// A message with its timeline, its delivery attempts, what was sent to Meta and the
 /// callbacks delivered for it.
-pub async fn message(app: &App, viewer: &Viewer, id: &str) -> ConsoleResult {
+pub async fn message(app: &App, viewer: &Viewer, id: &str) -> ConsoleResult<api::MessageDetail> {
     let m = app
         .store
         .message(id)
         .await?
         .filter(|m| viewer.sees(&m.account_id))
         .ok_or_else(|| not_found("message", id))?;
-    let attempts: Vec<Value> = app
+    let attempts = app
         .store
         .message_attempts(&m.id)
         .await?
-        .iter()
-        .map(|a| {
-            json!({
-                "attempt": a.attempt,
-                "finishedAt": format_ms(a.finished_at),
-                "outcome": a.outcome,
-                "error": a.error,
-            })
+        .into_iter()
+        .map(|a| api::Attempt {
+            attempt: a.attempt,
+            finished_at: format_ms(a.finished_at),
+            outcome: a.outcome,
+            error: a.error,
         })
         .collect();
     let template = app.store.template(&m.template_id).await?;
     let (components, preview) = match &template {
         Some(t) => {
             let p = templates::preview(t, &m.params, now_ms());
-            (json!(p.components), p.preview)
+            (p.components, p.preview)
         }
-        None => (json!([]), Value::Null),
+        None => (Vec::new(), Value::Null),
     };
     let channel = app.store.channel(&m.channel_id).await?;
-    let callbacks: Vec<Value> = app
+    let callbacks = app
         .store
         .recent_deliveries(&m.account_id, None, Some(&m.id), 100)
         .await?
         .iter()
         .map(|d| {
-            let mut v = json!(callbacks::delivery_view(d)?);
-            v["url"] = json!(d.url);
-            Ok::<_, StoreError>(v)
+            Ok::<_, StoreError>(api::MessageCallback {
+                delivery: callbacks::delivery_view(d)?,
+                url: d.url.clone(),
+            })
         })
         .collect::<Result<_, _>>()?;
     let next_attempt = app.store.next_attempt_at(&m.id).await?;
-    let mut v = message_row(&m);
-    v["templateName"] = json!(template.as_ref().map(|t| &t.name));
-    v["channelName"] = json!(channel.as_ref().map(|c| &c.name));
-    v["nextAttemptAt"] = json!(next_attempt.map(format_ms));
-    v["attemptsList"] = Value::Array(attempts);
-    v["components"] = components;
-    v["preview"] = preview;
-    v["callbacks"] = Value::Array(callbacks);
-    v["metadata"] = json!(m.metadata);
-    v["callbackUrl"] = json!(m.callback_url);
-    Ok(v)
+    Ok(api::MessageDetail {
+        row: message_row(&m),
+        template_name: template.map(|t| t.name),
+        channel_name: channel.map(|c| c.name),
+        next_attempt_at: next_attempt.map(format_ms),
+        attempts_list: attempts,
+        components,
+        preview,
+        callbacks,
+        metadata: m.metadata,
+        callback_url: m.callback_url,
+    })
 }
 
 // --- Templates -------------------------------------------------------------------------------
 
-pub async fn templates(app: &App, viewer: &Viewer, account: Option<&str>) -> ConsoleResult {
+pub async fn templates(
+    app: &App,
+    viewer: &Viewer,
+    account: Option<&str>,
+) -> ConsoleResult<api::TemplateList> {
     let account_id = viewer.account(app, account).await?;
     let (list, total) = app
         .store
@@ -447,11 +471,11 @@ pub async fn templates(app: &App, viewer: &Viewer, account: Option<&str>) -> Con
             },
         )
         .await?;
-    Ok(json!({
-        "accountId": account_id,
-        "data": list.iter().map(views::template).collect::<Vec<_>>(),
-        "total": total,
-    }))
+    Ok(api::TemplateList {
+        account_id,
+        data: list.iter().map(views::template).collect(),
+        total,
+    })
 }
 
 async fn visible_template(
@@ -476,28 +500,37 @@ fn example_params(t: &crate::store::Template) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn preview_view(t: &crate::store::Template, params: &BTreeMap<String, String>) -> Value {
-    let p = templates::preview(t, params, now_ms());
-    json!({
-        "sendable": p.sendable,
-        "problems": p.problems.iter().map(|(k, m)| json!({"field": k, "message": m})).collect::<Vec<_>>(),
-        "preview": p.preview,
-        "components": p.components,
-        "params": params,
-    })
+fn preview_view(t: &crate::store::Template, params: BTreeMap<String, String>) -> api::Preview {
+    let p = templates::preview(t, &params, now_ms());
+    api::Preview {
+        sendable: p.sendable,
+        problems: p
+            .problems
+            .into_iter()
+            .map(|(k, m)| FieldError::new(k, m))
+            .collect(),
+        preview: p.preview,
+        components: p.components,
+        params,
+    }
 }
 
-pub async fn template(app: &App, viewer: &Viewer, id: &str) -> ConsoleResult {
+pub async fn template(app: &App, viewer: &Viewer, id: &str) -> ConsoleResult<api::TemplateDetail> {
     let t = visible_template(app, viewer, id).await?;
-    let channels: Vec<Value> = account_channels(app, &t.account_id)
+    let channels = account_channels(app, &t.account_id)
         .await?
-        .iter()
-        .map(|c| json!({"id": c.id, "name": c.name, "provider": c.provider}))
+        .into_iter()
+        .map(|c| api::ChannelName {
+            id: c.id,
+            name: c.name,
+            provider: c.provider,
+        })
         .collect();
-    let mut v = json!(views::template(&t));
-    v["preview"] = preview_view(&t, &example_params(&t));
-    v["channels"] = Value::Array(channels);
-    Ok(v)
+    Ok(api::TemplateDetail {
+        template: views::template(&t),
+        preview: preview_view(&t, example_params(&t)),
+        channels,
+    })
 }
 
 /// `{"field": "value"}` of strings, as the page's parameter form sends them.
@@ -515,17 +548,27 @@ fn string_map(body: &Value, field: &str) -> Result<BTreeMap<String, String>, Con
     }
 }
 
-pub async fn preview(app: &App, viewer: &Viewer, id: &str, body: &Value) -> ConsoleResult {
+pub async fn preview(
+    app: &App,
+    viewer: &Viewer,
+    id: &str,
+    body: &Value,
+) -> ConsoleResult<api::Preview> {
     let f = super::input::Fields::of(body)?;
     f.only(&["params"])?;
     let params = string_map(body, "params")?;
     let t = visible_template(app, viewer, id).await?;
-    Ok(preview_view(&t, &params))
+    Ok(preview_view(&t, params))
 }
 
 /// Sends the template to a number through one of its account's channels (a test send): the
 /// same send as every API's, with the same checks.
-pub async fn send_test(app: &App, viewer: &Viewer, id: &str, body: &Value) -> ConsoleResult {
+pub async fn send_test(
+    app: &App,
+    viewer: &Viewer,
+    id: &str,
+    body: &Value,
+) -> ConsoleResult<api::TestSent> {
     let f = super::input::Fields::of(body)?;
     f.only(&["to", "channelId", "params"])?;
     let to = f.str("to")?;
@@ -557,7 +600,10 @@ pub async fn send_test(app: &App, viewer: &Viewer, id: &str, body: &Value) -> Co
         | Ok(send::SendOutcome::Pending {
             message_id,
             conversation_id,
-        }) => Ok(json!({"messageId": message_id, "conversationId": conversation_id})),
+        }) => Ok(api::TestSent {
+            message_id,
+            conversation_id,
+        }),
         Ok(send::SendOutcome::AlreadyPending { conversation_id }) => {
             Err(ConsoleError::Invalid(FieldError::new(
                 "to",
@@ -571,7 +617,11 @@ pub async fn send_test(app: &App, viewer: &Viewer, id: &str, body: &Value) -> Co
 }
 
 /// Syncs the templates of every cloud channel of the account from WhatsApp now.
-pub async fn sync_templates(app: &App, viewer: &Viewer, account: Option<&str>) -> ConsoleResult {
+pub async fn sync_templates(
+    app: &App,
+    viewer: &Viewer,
+    account: Option<&str>,
+) -> ConsoleResult<api::TemplateSync> {
     let account_id = viewer.account(app, account).await?;
     let mut results = Vec::new();
     for c in account_channels(app, &account_id).await? {
@@ -579,34 +629,56 @@ pub async fn sync_templates(app: &App, viewer: &Viewer, account: Option<&str>) -
             continue;
         }
         let outcome = match admin::sync_templates(app, &c.id).await {
-            Ok(summary) => json!({"channelId": c.id, "ok": true, "summary": summary}),
+            Ok(summary) => api::ChannelSync {
+                channel_id: c.id,
+                ok: true,
+                summary: Some(summary),
+                error: None,
+            },
             Err(AdminError::Internal(e)) => return Err(ConsoleError::Internal(e)),
-            Err(e) => json!({"channelId": c.id, "ok": false, "error": e.to_string()}),
+            Err(e) => api::ChannelSync {
+                channel_id: c.id,
+                ok: false,
+                summary: None,
+                error: Some(e.to_string()),
+            },
         };
         results.push(outcome);
     }
-    Ok(json!({"accountId": account_id, "channels": results}))
+    Ok(api::TemplateSync {
+        account_id,
+        channels: results,
+    })
 }
 
 // --- Channels --------------------------------------------------------------------------------
 
-pub async fn channels(app: &App, viewer: &Viewer, account: Option<&str>) -> ConsoleResult {
+pub async fn channels(
+    app: &App,
+    viewer: &Viewer,
+    account: Option<&str>,
+) -> ConsoleResult<api::ChannelList> {
     let account_id = viewer.account(app, account).await?;
     let queues = app.store.queues().await?;
     let qualities = app.store.channel_qualities().await?;
     let now = now_ms();
-    let list: Vec<Value> = account_channels(app, &account_id)
+    let list = account_channels(app, &account_id)
         .await?
         .iter()
         .map(|c| {
-            let mut v = views::channel_with_quality(c, qualities.get(&c.id));
             let q = queues.iter().find(|q| q.channel_id == c.id);
-            v["queueDepth"] = json!(q.map_or(0, |q| q.depth));
-            v["oldestAgeSeconds"] = json!(q.map(|q| (now - q.oldest_queued_at).max(0) / 1000));
-            v
+            api::ChannelRow {
+                channel: ChannelView::with_quality(c, qualities.get(&c.id)),
+                queue_depth: q.map_or(0, |q| q.depth),
+                oldest_age_seconds: q.map(|q| (now - q.oldest_queued_at).max(0) / 1000),
+            }
         })
         .collect();
-    Ok(json!({"accountId": account_id, "canEdit": viewer.is_admin(), "data": list}))
+    Ok(api::ChannelList {
+        account_id,
+        can_edit: viewer.is_admin(),
+        data: list,
+    })
 }
 
 async fn admin_channel(app: &App, viewer: &Viewer, id: &str) -> Result<Channel, ConsoleError> {
@@ -618,7 +690,12 @@ async fn admin_channel(app: &App, viewer: &Viewer, id: &str) -> Result<Channel, 
 }
 
 /// Changes a channel's rate (the admin API's PATCH, which also resumes a halted channel).
-pub async fn update_channel(app: &App, viewer: &Viewer, id: &str, body: &Value) -> ConsoleResult {
+pub async fn update_channel(
+    app: &App,
+    viewer: &Viewer,
+    id: &str,
+    body: &Value,
+) -> ConsoleResult<ChannelView> {
     let f = super::input::Fields::of(body)?;
     f.only(&["messagesPerSecond"])?;
     if f.opt_int("messagesPerSecond", 1, 10_000)?.is_none() {
@@ -626,66 +703,82 @@ pub async fn update_channel(app: &App, viewer: &Viewer, id: &str, body: &Value) 
     }
     let change = admin::channel_update(body)?;
     admin_channel(app, viewer, id).await?;
-    Ok(json!(admin::update_channel(app, id, change).await?))
+    Ok(admin::update_channel(app, id, change).await?)
 }
 
 /// Resumes a halted channel: a PATCH with no change, as the admin API does it.
-pub async fn resume_channel(app: &App, viewer: &Viewer, id: &str) -> ConsoleResult {
+pub async fn resume_channel(app: &App, viewer: &Viewer, id: &str) -> ConsoleResult<ChannelView> {
     admin_channel(app, viewer, id).await?;
-    Ok(json!(
-        admin::update_channel(app, id, Default::default()).await?
-    ))
+    Ok(admin::update_channel(app, id, Default::default()).await?)
 }
 
-pub async fn rotate_token(app: &App, viewer: &Viewer, id: &str) -> ConsoleResult {
+pub async fn rotate_token(
+    app: &App,
+    viewer: &Viewer,
+    id: &str,
+) -> ConsoleResult<crate::api::admin::TokenRotated> {
     admin_channel(app, viewer, id).await?;
-    Ok(json!(admin::rotate_channel_token(app, id).await?))
+    Ok(admin::rotate_channel_token(app, id).await?)
 }
 
 // --- Batches, callbacks, conversations -------------------------------------------------------
 
-pub async fn batches(app: &App, viewer: &Viewer, account: Option<&str>) -> ConsoleResult {
+pub async fn batches(
+    app: &App,
+    viewer: &Viewer,
+    account: Option<&str>,
+) -> ConsoleResult<api::BatchList> {
     let account_id = viewer.account(app, account).await?;
     let mut list = Vec::new();
     for b in app.store.list_batches(&account_id, 50).await? {
-        let counts: Map<String, Value> = app
-            .store
-            .batch_counts(&b.id)
-            .await?
-            .into_iter()
-            .map(|(status, n)| (status, json!(n)))
-            .collect();
-        list.push(json!({
-            "id": b.id, "channelId": b.channel_id, "total": b.total, "accepted": b.accepted,
-            "rejected": b.rejected, "byStatus": counts, "createdAt": format_ms(b.created_at),
-        }));
+        let by_status = app.store.batch_counts(&b.id).await?.into_iter().collect();
+        list.push(api::Batch {
+            id: b.id,
+            channel_id: b.channel_id,
+            total: b.total,
+            accepted: b.accepted,
+            rejected: b.rejected,
+            by_status,
+            created_at: format_ms(b.created_at),
+        });
     }
-    Ok(json!({"accountId": account_id, "data": list}))
+    Ok(api::BatchList {
+        account_id,
+        data: list,
+    })
 }
 
-pub async fn callbacks(app: &App, viewer: &Viewer, account: Option<&str>) -> ConsoleResult {
+pub async fn callbacks(
+    app: &App,
+    viewer: &Viewer,
+    account: Option<&str>,
+) -> ConsoleResult<api::Callbacks> {
     let account_id = viewer.account(app, account).await?;
-    let endpoints: Vec<Value> = app
+    let endpoints = app
         .store
         .webhook_endpoints(&account_id)
         .await?
         .iter()
-        .map(|e| Ok::<_, StoreError>(json!(callbacks::endpoint_view(e)?)))
+        .map(callbacks::endpoint_view)
         .collect::<Result<_, _>>()?;
-    let deliveries: Vec<Value> = app
+    let deliveries = app
         .store
         .recent_deliveries(&account_id, None, None, 100)
         .await?
         .iter()
         .map(|d| {
-            let mut v = json!(callbacks::delivery_view(d)?);
-            v["endpointId"] = json!(d.endpoint_id);
-            v["url"] = json!(d.url);
-            v.as_object_mut().map(|o| o.remove("payload"));
-            Ok::<_, StoreError>(v)
+            Ok::<_, StoreError>(api::Delivery::of(
+                callbacks::delivery_view(d)?,
+                d.endpoint_id.clone(),
+                d.url.clone(),
+            ))
         })
         .collect::<Result<_, _>>()?;
-    Ok(json!({"accountId": account_id, "endpoints": endpoints, "deliveries": deliveries}))
+    Ok(api::Callbacks {
+        account_id,
+        endpoints,
+        deliveries,
+    })
 }
 
 pub async fn conversations(
@@ -694,7 +787,7 @@ pub async fn conversations(
     account: Option<&str>,
     status: Option<String>,
     phone_number: Option<String>,
-) -> ConsoleResult {
+) -> ConsoleResult<api::ConversationList> {
     let account_id = viewer.account(app, account).await?;
     if let Some(s) = &status
         && s.parse::<crate::domain::status::ConversationStatus>()
@@ -719,14 +812,18 @@ pub async fn conversations(
             },
         )
         .await?;
-    Ok(json!({
-        "accountId": account_id,
-        "data": list.iter().map(views::conversation).collect::<Vec<_>>(),
-    }))
+    Ok(api::ConversationList {
+        account_id,
+        data: list.iter().map(Conversation::from).collect(),
+    })
 }
 
 /// A conversation and its messages, oldest first.
-pub async fn conversation(app: &App, viewer: &Viewer, id: &str) -> ConsoleResult {
+pub async fn conversation(
+    app: &App,
+    viewer: &Viewer,
+    id: &str,
+) -> ConsoleResult<api::ConversationDetail> {
     let c = app
         .store
         .conversation(id)
@@ -752,17 +849,23 @@ pub async fn conversation(app: &App, viewer: &Viewer, id: &str) -> ConsoleResult
             let t = app.store.template(&m.template_id).await?;
             templates.insert(m.template_id.clone(), t);
         }
-        let mut row = message_row(m);
-        if let Some(Some(t)) = templates.get(&m.template_id) {
-            row["templateName"] = json!(t.name);
-            row["preview"] = templates::preview(t, &m.params, now_ms()).preview;
-        }
-        rows.push(row);
+        let rendered = match templates.get(&m.template_id) {
+            Some(Some(t)) => Some(api::Rendered {
+                template_name: t.name.clone(),
+                preview: templates::preview(t, &m.params, now_ms()).preview,
+            }),
+            _ => None,
+        };
+        rows.push(api::ThreadMessage {
+            row: message_row(m),
+            rendered,
+        });
     }
     // What the customer wrote or clicked (the page interleaves both by time).
     let inbound = app.store.conversation_inbound(&c.id, None, 200).await?;
-    let mut v = views::conversation(&c);
-    v["messages"] = Value::Array(rows);
-    v["inbound"] = inbound.iter().map(views::inbound_message).collect();
-    Ok(v)
+    Ok(api::ConversationDetail {
+        conversation: Conversation::from(&c),
+        messages: rows,
+        inbound: inbound.iter().map(InboundMessage::from).collect(),
+    })
 }

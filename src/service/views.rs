@@ -1,13 +1,8 @@
 //! The JSON shapes of stored things, shared by every adapter that shows them.
 
-use serde_json::{Value, json};
-
 use crate::domain::template::{Button, Header, TemplateContent, TemplateExtra};
 use crate::format_ms;
-use crate::store::{
-    Account, Channel, ChannelQuality, Conversation, InboundMessage, Message, Template,
-    TemplateHealth,
-};
+use crate::store::{Template, TemplateHealth};
 
 /// The typed content of a stored template (its header, buttons and extra were validated when
 /// stored).
@@ -77,37 +72,4 @@ pub fn template_with_health(
         health: health.map(Into::into),
         ..template(t)
     }
-}
-
-/// A channel with its quality as Meta last reported it
-/// ([`crate::api::admin::Channel::with_quality`]).
-pub fn channel_with_quality(c: &Channel, quality: Option<&ChannelQuality>) -> Value {
-    json!(crate::api::admin::Channel::with_quality(c, quality))
-}
-
-/// An account without its keyword lists ([`crate::api::admin::Account`]).
-pub fn account(a: &Account) -> Value {
-    json!(crate::api::admin::Account::of(a))
-}
-
-/// A channel without its secrets: only whether each is set
-/// ([`crate::api::admin::Channel::of`]).
-pub fn channel(c: &Channel) -> Value {
-    json!(crate::api::admin::Channel::of(c))
-}
-
-/// A conversation as every API shows it ([`crate::api::messages::Conversation`]).
-pub fn conversation(c: &Conversation) -> Value {
-    json!(crate::api::messages::Conversation::from(c))
-}
-
-/// A message as the operator sees it ([`crate::api::admin::AdminMessage`]).
-pub fn message(m: &Message) -> Value {
-    json!(crate::api::admin::AdminMessage::new(m))
-}
-
-/// An inbound message as listed in a conversation's thread (`direction: "inbound"`): the
-/// `message.received` data.
-pub fn inbound_message(m: &InboundMessage) -> Value {
-    json!(crate::api::messages::InboundMessage::from(m))
 }

@@ -19,11 +19,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::json_response;
 use super::native_send::send_problem;
 use super::params::{parse_cursor, parse_json, parse_limit, parse_time};
 use super::problem::Problem;
 use super::same_secret;
+use super::typed_json;
+use crate::api::console::SignedOut;
 use crate::app::App;
 use crate::service::console::{self as svc, ConsoleError, ConsoleResult, Viewer};
 
@@ -216,9 +217,9 @@ impl FromRequestParts<App> for Viewer {
     }
 }
 
-fn answer(result: ConsoleResult) -> Response {
+fn answer<T: serde::Serialize>(result: ConsoleResult<T>) -> Response {
     match result {
-        Ok(v) => no_store(json_response(StatusCode::OK, &v)),
+        Ok(v) => no_store(typed_json(StatusCode::OK, &v)),
         Err(e) => problem(e).into_response(),
     }
 }
@@ -269,7 +270,7 @@ async fn sign_out(State(app): State<App>, headers: HeaderMap, v: Viewer) -> Resp
     let mut r = answer(
         svc::sign_out(&app, &v)
             .await
-            .map(|()| json!({"signedOut": true})),
+            .map(|()| SignedOut { signed_out: true }),
     );
     r.headers_mut().insert(
         header::SET_COOKIE,
