@@ -182,7 +182,7 @@ impl ProviderKind {
 }
 
 /// A WhatsApp number of an account. Holds its secrets decrypted: never serialize it
-/// directly (`views::channel` shows it); its `Debug` leaves the secrets out.
+/// directly (`api::admin::Channel::of` shows it); its `Debug` leaves the secrets out.
 #[derive(Clone)]
 pub struct Channel {
     pub id: String,

@@ -51,10 +51,9 @@ pub(super) fn all() -> Vec<(String, String, Value)> {
     ops
 }
 
-/// The component schemas the operations' attributes name (`BatchId` of a path parameter…), by
-/// name, closed as [`crate::api::schemas`] closes them (an enum's variants).
-/// Id types are named by path parameters, which utoipa does not collect: those are added
-/// too. Amended as the API's ([`crate::api::amend`]), so each is the API's schema of its type.
+/// The component schemas the operations' attributes name, by name: those utoipa collects from
+/// bodies, amended as [`crate::api::schemas`] amends them (closed variants, added rules), and
+/// the id types, which path parameters name but utoipa does not collect.
 pub(super) fn schemas() -> Vec<(String, Value)> {
     let ids = crate::domain::ids::schemas();
     let mut named: BTreeMap<_, _> = docs()
