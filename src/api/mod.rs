@@ -58,7 +58,7 @@ pub fn schemas() -> BTreeMap<String, RefOr<Schema>> {
 
 /// Adds to derived schemas, by name, what their derive cannot say (closed enum variants, a
 /// conditional rule), so a type's schema is the same wherever it is collected.
-pub fn amend(schemas: &mut BTreeMap<String, RefOr<Schema>>) {
+fn amend(schemas: &mut BTreeMap<String, RefOr<Schema>>) {
     admin::amend(schemas);
     templates::close_variants(schemas);
 }

@@ -122,30 +122,6 @@ async fn serve_docs() -> Response {
     r
 }
 
-/// Who may call an operation (`Authorization: Bearer …`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Auth {
-    Public,
-    /// A channel's public token.
-    Channel,
-    /// A channel's public token or an account API key.
-    ChannelOrKey,
-    /// The admin token.
-    Admin,
-}
-
-impl Auth {
-    fn security(self) -> Value {
-        match self {
-            Auth::Public => json!([]),
-            Auth::Channel => json!([{"channelToken": []}]),
-            Auth::ChannelOrKey => json!([{"channelToken": []}, {"apiKey": []}]),
-            Auth::Admin => json!([{"adminToken": []}]),
-        }
-    }
-}
-
-pub(crate) const JSON: &str = "application/json";
 pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
 
 // --- Problem types -------------------------------------------------------------------------
@@ -421,14 +397,9 @@ fn description() -> String {
     text
 }
 
-/// Every operation of the document: `(METHOD, path, operation)`, as declared on its handler.
-fn all_operations() -> Vec<(String, String, Value)> {
-    paths::all()
-}
-
 fn build() -> Value {
     let mut paths = Map::new();
-    for (method, path, op) in all_operations() {
+    for (method, path, op) in paths::all() {
         let item = paths
             .entry(path.clone())
             .or_insert_with(|| Value::Object(Map::new()));
@@ -522,7 +493,7 @@ fn references(v: &Value, out: &mut Vec<String>) {
 
 /// `(METHOD, path)` of every operation, e.g. `("GET", "/v1/messages/{id}")`.
 pub fn operations() -> BTreeSet<(String, String)> {
-    all_operations()
+    paths::all()
         .into_iter()
         .map(|(method, path, _)| (method, path))
         .collect()
@@ -548,7 +519,7 @@ mod tests {
 
     #[test]
     fn operations_are_unique_and_declare_their_path_parameters() {
-        let ops = all_operations();
+        let ops = paths::all();
         let mut ids = BTreeSet::new();
         let mut routes = BTreeSet::new();
         for (method, path, op) in &ops {
@@ -576,7 +547,7 @@ mod tests {
 
     #[test]
     fn problem_types_are_known_and_answered_with_their_status() {
-        for (_, _, op) in all_operations() {
+        for (_, _, op) in paths::all() {
             let id = op["operationId"].as_str().unwrap();
             for (status, response) in op["responses"].as_object().unwrap() {
                 let Some(schema) = response["content"].get(PROBLEM_JSON) else {

@@ -12,12 +12,12 @@
 //! admin: 401 and 500), and a 415 to every `/v1` operation that takes JSON. A request body is
 //! required unless the attribute reads it as `Option<T>` (then it is `T`, not required).
 
-use std::collections::BTreeMap;
-
 use serde_json::{Map, Value, json};
 use utoipa::openapi::OpenApi;
 
-use super::{ADMIN, Auth, COMPAT_NEW, COMPAT_OLD, JSON, NATIVE, PROBLEM_JSON, PROBLEMS};
+use super::{ADMIN, COMPAT_NEW, COMPAT_OLD, NATIVE, PROBLEM_JSON, PROBLEMS};
+
+const JSON: &str = "application/json";
 
 /// Each HTTP family's operations, as utoipa derives them from the `#[utoipa::path]` of its
 /// handlers (with the component schemas those name).
@@ -52,19 +52,14 @@ pub(super) fn all() -> Vec<(String, String, Value)> {
 }
 
 /// The component schemas the operations' attributes name, by name: those utoipa collects from
-/// bodies, amended as [`crate::api::schemas`] amends them (closed variants, added rules), and
-/// the id types, which path parameters name but utoipa does not collect.
+/// bodies (a type of the API keeps its family's schema, see `components()`), and the id types,
+/// which path parameters name but utoipa does not collect.
 pub(super) fn schemas() -> Vec<(String, Value)> {
-    let ids = crate::domain::ids::schemas();
-    let mut named: BTreeMap<_, _> = docs()
+    docs()
         .into_iter()
         .filter_map(|doc| doc.components)
         .flat_map(|components| components.schemas)
-        .collect();
-    crate::api::amend(&mut named);
-    named
-        .into_iter()
-        .chain(ids)
+        .chain(crate::domain::ids::schemas())
         .map(|(name, schema)| {
             let schema = serde_json::to_value(schema).expect("a schema serializes");
             (name, schema)
@@ -75,14 +70,14 @@ pub(super) fn schemas() -> Vec<(String, Value)> {
 /// The conventions of the document, applied to one operation as utoipa wrote it.
 fn finish(path: &str, mut op: Value) -> Value {
     let tag = op["tags"][0].as_str().unwrap_or_default().to_string();
+    // Who may call it (`Authorization: Bearer …`), unless the attribute says.
     if op.get("security").is_none() {
-        let auth = match tag.as_str() {
-            NATIVE => Auth::ChannelOrKey,
-            ADMIN => Auth::Admin,
-            COMPAT_OLD | COMPAT_NEW => Auth::Channel,
-            _ => Auth::Public,
+        op["security"] = match tag.as_str() {
+            NATIVE => json!([{"channelToken": []}, {"apiKey": []}]),
+            ADMIN => json!([{"adminToken": []}]),
+            COMPAT_OLD | COMPAT_NEW => json!([{"channelToken": []}]),
+            _ => json!([]),
         };
-        op["security"] = auth.security();
     }
     if op["description"] == "" {
         op.as_object_mut().map(|o| o.remove("description"));
@@ -168,7 +163,7 @@ const UNSUPPORTED_JSON: &str = "The body's `Content-Type` is not `application/js
     given one.";
 
 /// An `application/problem+json` response whose `type` is one of `slugs` (of [`PROBLEMS`]).
-pub(super) fn problem_response(description: &str, slugs: &[&str]) -> Value {
+fn problem_response(description: &str, slugs: &[&str]) -> Value {
     let uris: Vec<String> = slugs.iter().map(|t| format!("/problems/{t}")).collect();
     let list = slugs
         .iter()
