@@ -8,6 +8,7 @@ pub mod console;
 pub mod health;
 mod lookups;
 pub mod postgres;
+pub mod sql;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -1107,6 +1108,10 @@ pub(crate) fn keywords_from_columns(
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// What both backends do alike: the statements written once (`sql`), with this
+    /// backend's pools, cipher and lookups. The methods with a body below are those.
+    fn shared(&self) -> &sql::Shared;
+
     // Operations
     /// A trivial round trip: `Ok(true)` when the database answers and has every migration this
     /// binary embeds, `Ok(false)` when it answers but its schema is behind, `Err` when it does
@@ -1118,34 +1123,62 @@ pub trait Store: Send + Sync + 'static {
     async fn message_counts(&self) -> StoreResult<Vec<(String, i64)>>;
 
     // Accounts
-    async fn insert_account(&self, account: &Account) -> StoreResult<()>;
-    async fn account(&self, id: &str) -> StoreResult<Option<Account>>;
+    async fn insert_account(&self, account: &Account) -> StoreResult<()> {
+        self.shared().insert_account(account).await
+    }
+    async fn account(&self, id: &str) -> StoreResult<Option<Account>> {
+        self.shared().account(id).await
+    }
 
     // Channels
-    async fn insert_channel(&self, channel: &Channel, token_hash: &str) -> StoreResult<()>;
-    async fn update_channel(&self, channel: &Channel) -> StoreResult<()>;
-    async fn set_channel_token(&self, id: &str, token_hash: &str, now: i64) -> StoreResult<bool>;
-    async fn channel(&self, id: &str) -> StoreResult<Option<Channel>>;
-    async fn channel_by_token(&self, token_hash: &str) -> StoreResult<Option<Channel>>;
+    async fn insert_channel(&self, channel: &Channel, token_hash: &str) -> StoreResult<()> {
+        self.shared().insert_channel(channel, token_hash).await
+    }
+    async fn update_channel(&self, channel: &Channel) -> StoreResult<()> {
+        self.shared().update_channel(channel).await
+    }
+    async fn set_channel_token(&self, id: &str, token_hash: &str, now: i64) -> StoreResult<bool> {
+        self.shared().set_channel_token(id, token_hash, now).await
+    }
+    async fn channel(&self, id: &str) -> StoreResult<Option<Channel>> {
+        self.shared().channel(id).await
+    }
+    async fn channel_by_token(&self, token_hash: &str) -> StoreResult<Option<Channel>> {
+        self.shared().channel_by_token(token_hash).await
+    }
     async fn channel_by_phone_number_id(
         &self,
         phone_number_id: &str,
-    ) -> StoreResult<Option<Channel>>;
-    async fn channels_by_waba(&self, waba_id: &str) -> StoreResult<Vec<Channel>>;
-    async fn list_channels(&self) -> StoreResult<Vec<Channel>>;
+    ) -> StoreResult<Option<Channel>> {
+        self.shared()
+            .channel_by_phone_number_id(phone_number_id)
+            .await
+    }
+    async fn channels_by_waba(&self, waba_id: &str) -> StoreResult<Vec<Channel>> {
+        self.shared().channels_by_waba(waba_id).await
+    }
+    async fn list_channels(&self) -> StoreResult<Vec<Channel>> {
+        self.shared().list_channels().await
+    }
     /// Halts a channel with the error that stopped it, or (`None`) marks it healthy again.
     async fn set_channel_health(
         &self,
         id: &str,
         halted: Option<&ProviderError>,
         now: i64,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<()> {
+        self.shared().set_channel_health(id, halted, now).await
+    }
     /// Rewrites the secrets of every channel whose secrets are not under the current
     /// encryption key (key rotation). Each rewrite is a compare-and-set on the stored values,
     /// so a concurrent change of the channel is never overwritten.
-    async fn reseal_channel_secrets(&self) -> StoreResult<Resealed>;
+    async fn reseal_channel_secrets(&self) -> StoreResult<Resealed> {
+        self.shared().reseal_channel_secrets().await
+    }
     /// How the channels' secrets are stored: unencrypted, or under which key.
-    async fn seal_census(&self) -> StoreResult<SealCensus>;
+    async fn seal_census(&self) -> StoreResult<SealCensus> {
+        self.shared().seal_census().await
+    }
 
     // Groups
     async fn insert_group(&self, group: &Group) -> StoreResult<()>;

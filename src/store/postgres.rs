@@ -125,9 +125,8 @@ const STARTUP_WAIT: Duration = Duration::from_secs(30);
 
 pub struct PgStore {
     pool: PgPool,
-    /// Seals channel secrets on write and opens them on read.
-    cipher: Arc<Cipher>,
-    lookups: super::lookups::Lookups,
+    lookups: Arc<Lookups>,
+    shared: super::sql::Shared,
 }
 
 impl PgStore {
@@ -339,16 +338,19 @@ impl PgStore {
             .await
             .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL at {place}: {e}"))?;
         migrate(&pool).await?;
+        let lookups = Arc::new(Lookups::default());
+        let shared =
+            super::sql::Shared::new(super::sql::Pools::Postgres(pool.clone()), lookups.clone());
         Ok(Self {
             pool,
-            cipher: Arc::new(Cipher::none()),
-            lookups: Default::default(),
+            lookups,
+            shared,
         })
     }
 
     /// Seals channel secrets with `cipher` (without one they are stored as given).
     pub fn with_cipher(mut self, cipher: Arc<Cipher>) -> Self {
-        self.cipher = cipher;
+        self.shared.cipher = cipher;
         self
     }
 
@@ -476,46 +478,6 @@ fn suppression_from_row(r: &PgRow) -> StoreResult<Suppression> {
         automatic: r.try_get("automatic")?,
         channel_id: r.try_get("channel_id")?,
         created_at: r.try_get("created_at")?,
-    })
-}
-
-fn channel_from_row(cipher: &Cipher, r: &PgRow) -> StoreResult<Channel> {
-    let provider: String = r.try_get("provider")?;
-    let id: String = r.try_get("id")?;
-    let stored: [String; 3] = [
-        r.try_get("access_token")?,
-        r.try_get("app_secret")?,
-        r.try_get("verify_token")?,
-    ];
-    let [access_token, app_secret, verify_token] =
-        open_secrets(cipher, &id, [&stored[0], &stored[1], &stored[2]])?;
-    Ok(Channel {
-        id,
-        account_id: r.try_get("account_id")?,
-        name: r.try_get("name")?,
-        provider: ProviderKind::parse(&provider)
-            .with_context(|| format!("unknown provider '{provider}' in database"))?,
-        phone_number_id: r.try_get("phone_number_id")?,
-        waba_id: r.try_get("waba_id")?,
-        access_token,
-        app_secret,
-        verify_token,
-        status: r.try_get("status")?,
-        messages_per_second: r.try_get("messages_per_second")?,
-        health: r.try_get("health")?,
-        health_error: match r.try_get::<Option<i64>, _>("health_code")? {
-            Some(code) => Some(ProviderError {
-                code,
-                title: r
-                    .try_get::<Option<String>, _>("health_detail")?
-                    .unwrap_or_default(),
-                details: None,
-            }),
-            None => None,
-        },
-        messaging_limit: r.try_get("messaging_limit")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
     })
 }
 
@@ -1236,6 +1198,10 @@ async fn cancel_in(
 
 #[async_trait]
 impl Store for PgStore {
+    fn shared(&self) -> &super::sql::Shared {
+        &self.shared
+    }
+
     async fn ping(&self) -> StoreResult<bool> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         let latest = MIGRATIONS.last().map_or(0, |(version, _, _)| *version);
@@ -1276,268 +1242,6 @@ impl Store for PgStore {
                 .fetch_all(&self.pool)
                 .await?,
         )
-    }
-
-    async fn insert_account(&self, a: &Account) -> StoreResult<()> {
-        let _changed = self.lookups.writing();
-        sqlx::query(
-            "INSERT INTO accounts (id, name, conversation_limit, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&a.id)
-        .bind(&a.name)
-        .bind(a.conversation_limit)
-        .bind(a.created_at)
-        .bind(a.updated_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn account(&self, id: &str) -> StoreResult<Option<Account>> {
-        self.lookups
-            .account
-            .get_or(&self.lookups, id, async {
-                let row = sqlx::query("SELECT * FROM accounts WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                row.map(|r| {
-                    Ok(Account {
-                        id: r.try_get("id")?,
-                        name: r.try_get("name")?,
-                        conversation_limit: r.try_get("conversation_limit")?,
-                        created_at: r.try_get("created_at")?,
-                        updated_at: r.try_get("updated_at")?,
-                        quiet_hours: r
-                            .try_get::<Option<i64>, _>("quiet_start")?
-                            .zip(r.try_get::<Option<i64>, _>("quiet_end")?),
-                    })
-                })
-                .transpose()
-            })
-            .await
-    }
-
-    async fn insert_channel(&self, c: &Channel, token_hash: &str) -> StoreResult<()> {
-        let _changed = self.lookups.writing();
-        let [access_token, app_secret, verify_token] =
-            seal_secrets(&self.cipher, &c.id, secrets_of(c));
-        sqlx::query(
-            "INSERT INTO channels (id, account_id, name, provider, phone_number_id, waba_id,
-                access_token, app_secret, verify_token, status, messages_per_second,
-                public_token_hash, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .bind(&c.id)
-        .bind(&c.account_id)
-        .bind(&c.name)
-        .bind(c.provider.as_str())
-        .bind(&c.phone_number_id)
-        .bind(&c.waba_id)
-        .bind(&access_token)
-        .bind(&app_secret)
-        .bind(&verify_token)
-        .bind(&c.status)
-        .bind(c.messages_per_second)
-        .bind(token_hash)
-        .bind(c.created_at)
-        .bind(c.updated_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn update_channel(&self, c: &Channel) -> StoreResult<()> {
-        let _changed = self.lookups.writing();
-        let [access_token, app_secret, verify_token] =
-            seal_secrets(&self.cipher, &c.id, secrets_of(c));
-        sqlx::query(
-            "UPDATE channels SET name = $1, provider = $2, phone_number_id = $3, waba_id = $4,
-                access_token = $5, app_secret = $6, verify_token = $7, status = $8,
-                messages_per_second = $9, updated_at = $10
-             WHERE id = $11",
-        )
-        .bind(&c.name)
-        .bind(c.provider.as_str())
-        .bind(&c.phone_number_id)
-        .bind(&c.waba_id)
-        .bind(&access_token)
-        .bind(&app_secret)
-        .bind(&verify_token)
-        .bind(&c.status)
-        .bind(c.messages_per_second)
-        .bind(c.updated_at)
-        .bind(&c.id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn set_channel_token(&self, id: &str, token_hash: &str, now: i64) -> StoreResult<bool> {
-        let _changed = self.lookups.writing();
-        let done = sqlx::query(
-            "UPDATE channels SET public_token_hash = $1, updated_at = $2 WHERE id = $3",
-        )
-        .bind(token_hash)
-        .bind(now)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn channel(&self, id: &str) -> StoreResult<Option<Channel>> {
-        self.lookups
-            .channel
-            .get_or(&self.lookups, id, async {
-                sqlx::query("SELECT * FROM channels WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .as_ref()
-                    .map(|r| channel_from_row(&self.cipher, r))
-                    .transpose()
-            })
-            .await
-    }
-
-    async fn channel_by_token(&self, token_hash: &str) -> StoreResult<Option<Channel>> {
-        self.lookups
-            .channel_by_token
-            .get_or(&self.lookups, token_hash, async {
-                sqlx::query("SELECT * FROM channels WHERE public_token_hash = $1")
-                    .bind(token_hash)
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .as_ref()
-                    .map(|r| channel_from_row(&self.cipher, r))
-                    .transpose()
-            })
-            .await
-    }
-
-    async fn channel_by_phone_number_id(&self, pnid: &str) -> StoreResult<Option<Channel>> {
-        self.lookups
-            .channel_by_phone_number_id
-            .get_or(&self.lookups, pnid, async {
-                sqlx::query(
-                    "SELECT * FROM channels WHERE phone_number_id = $1
-             ORDER BY created_at, id COLLATE \"C\" LIMIT 1",
-                )
-                .bind(pnid)
-                .fetch_optional(&self.pool)
-                .await?
-                .as_ref()
-                .map(|r| channel_from_row(&self.cipher, r))
-                .transpose()
-            })
-            .await
-    }
-
-    async fn channels_by_waba(&self, waba_id: &str) -> StoreResult<Vec<Channel>> {
-        sqlx::query(
-            "SELECT * FROM channels WHERE waba_id = $1 ORDER BY created_at, id COLLATE \"C\"",
-        )
-        .bind(waba_id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| channel_from_row(&self.cipher, r))
-        .collect()
-    }
-
-    async fn list_channels(&self) -> StoreResult<Vec<Channel>> {
-        sqlx::query("SELECT * FROM channels ORDER BY created_at, id COLLATE \"C\"")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| channel_from_row(&self.cipher, r))
-            .collect()
-    }
-
-    async fn reseal_channel_secrets(&self) -> StoreResult<Resealed> {
-        let _changed = self.lookups.writing();
-        let ids: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM channels ORDER BY created_at, id COLLATE \"C\"")
-                .fetch_all(&self.pool)
-                .await?;
-        let mut done = Resealed::default();
-        for id in ids {
-            done.channels += 1;
-            for attempt in 1..=RESEAL_TRIES {
-                let stored: Option<(String, String, String)> = sqlx::query_as(
-                    "SELECT access_token, app_secret, verify_token FROM channels WHERE id = $1",
-                )
-                .bind(&id)
-                .fetch_optional(&self.pool)
-                .await?;
-                let Some((a, s, v)) = stored else { break };
-                let Some([na, ns, nv]) = reseal(&self.cipher, &id, [&a, &s, &v])? else {
-                    break;
-                };
-                let written = sqlx::query(
-                    "UPDATE channels SET access_token = $1, app_secret = $2, verify_token = $3
-                     WHERE id = $4 AND access_token = $5 AND app_secret = $6
-                       AND verify_token = $7",
-                )
-                .bind(&na)
-                .bind(&ns)
-                .bind(&nv)
-                .bind(&id)
-                .bind(&a)
-                .bind(&s)
-                .bind(&v)
-                .execute(&self.pool)
-                .await?;
-                if written.rows_affected() == 1 {
-                    done.rewritten += 1;
-                    break;
-                }
-                if attempt == RESEAL_TRIES {
-                    return Err(anyhow::anyhow!(
-                        "channel {id} kept changing while its secrets were re-encrypted; run again"
-                    )
-                    .into());
-                }
-            }
-        }
-        Ok(done)
-    }
-
-    async fn seal_census(&self) -> StoreResult<SealCensus> {
-        let rows: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT access_token, app_secret, verify_token FROM channels")
-                .fetch_all(&self.pool)
-                .await?;
-        let mut census = SealCensus::default();
-        for (a, s, v) in &rows {
-            for stored in [a, s, v] {
-                census.count(stored);
-            }
-        }
-        Ok(census)
-    }
-
-    async fn set_channel_health(
-        &self,
-        id: &str,
-        halted: Option<&ProviderError>,
-        now: i64,
-    ) -> StoreResult<()> {
-        let _changed = self.lookups.writing();
-        sqlx::query(
-            "UPDATE channels SET health = $1, health_code = $2, health_detail = $3, health_at = $4
-             WHERE id = $5",
-        )
-        .bind(if halted.is_some() { "halted" } else { "ok" })
-        .bind(halted.map(|e| e.code))
-        .bind(halted.map(|e| e.title.as_str()))
-        .bind(now)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
     async fn insert_group(&self, g: &Group) -> StoreResult<()> {
