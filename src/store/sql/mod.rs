@@ -18,6 +18,10 @@
 //! next to the statement.
 
 mod accounts;
+mod callbacks;
+mod messages;
+mod templates;
+mod writes;
 
 use std::borrow::Cow;
 use std::sync::Arc;

@@ -1,0 +1,1 @@
+//! Webhook endpoints and the callback outbox, suppressions, inbound messages, template and number health.

@@ -1,0 +1,1 @@
+//! Conversations, messages and batches: what is read and listed, and the writes that are plain statements.

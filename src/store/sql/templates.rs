@@ -1,0 +1,1 @@
+//! Groups, templates, API keys and what the console reads.
