@@ -690,7 +690,7 @@ pub struct StatusUpdate {
     pub channel_id: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum StatusApplied {
     /// No message matches the update.
     UnknownMessage,
@@ -1373,6 +1373,11 @@ pub trait Store: Send + Sync + 'static {
     /// Applies a provider status to its message and conversation, monotonically. A status
     /// proves the provider took the message, so it also ends the message's delivery job.
     async fn apply_status(&self, update: &StatusUpdate) -> StoreResult<StatusApplied>;
+    /// Applies `updates` in their order, each as [`Store::apply_status`] applies it (several
+    /// statuses of one message apply one after the other), in one transaction: the results
+    /// in the same order, or an error and none of them applied. A webhook's statuses are
+    /// applied this way, one commit for all of them.
+    async fn apply_statuses(&self, updates: &[StatusUpdate]) -> StoreResult<Vec<StatusApplied>>;
     /// Takes or renews the right to send for a channel until `now + ttl_ms`: `true` when
     /// `owner` holds it (it was free, lapsed, or already `owner`'s). One instance sends for a
     /// channel at a time, so the channel's rate holds across instances.

@@ -19,7 +19,9 @@
 //! - `finish_attempt` and `apply_status` lock the job, then the message, then the
 //!   conversation. Every method that locks more than one of these takes them in that order
 //!   (job → message → conversation; conversation → usage counter → contact), so they cannot
-//!   deadlock with one another.
+//!   deadlock with one another. `apply_statuses` (a webhook's statuses in one transaction)
+//!   first locks all its jobs, then all its messages, then their pending conversations, each
+//!   kind in id order.
 //!
 //! - Status callbacks add no lock to that order. The transactions that change a message or a
 //!   conversation (and `set_template_status`, which locks the template's row alone) insert
@@ -696,6 +698,201 @@ async fn group_with_channels(pool: &PgPool, row: Option<PgRow>) -> StoreResult<O
 const MESSAGE_TO_MOVE: &str = "SELECT m.*, c.status = 'pending' AS conversation_pending
      FROM messages m JOIN conversations c ON c.id = m.conversation_id
      WHERE m.id = $1 FOR NO KEY UPDATE OF m";
+
+/// Applies a status (see `Store::apply_status`) in the caller's transaction, which takes the
+/// job, then the message, then the conversation. What it wrote is to be kept only when the
+/// status applied (`StatusApplied::Applied`): otherwise the caller rolls it back (a status past
+/// `sending` ended the job of a message it then found to be another channel's).
+async fn apply_in(
+    tx: &mut Transaction<'_, Postgres>,
+    lookups: &Lookups,
+    u: &StatusUpdate,
+) -> StoreResult<StatusApplied> {
+    // The message by its wamid, else by our id. Its job is locked first, the order
+    // `claim_jobs` and `finish_attempt` take them in; a status past `sending` ends the job
+    // (the provider has the message: no dispatcher may send it again), in the same
+    // statement. If the status turns out not to apply, the transaction is rolled back.
+    let ends_job = u.status != MessageStatus::Queued && u.status != MessageStatus::Sending;
+    let id: Option<String> = sqlx::query_scalar(if ends_job {
+        "WITH target AS (
+            SELECT coalesce((SELECT id FROM messages WHERE provider_message_id = $1),
+                            (SELECT id FROM messages WHERE id = $2)) AS id),
+         gone AS (DELETE FROM delivery_jobs WHERE message_id = (SELECT id FROM target))
+         SELECT id FROM target"
+    } else {
+        "SELECT coalesce((SELECT id FROM messages WHERE provider_message_id = $1),
+                         (SELECT id FROM messages WHERE id = $2))"
+    })
+    .bind(&u.provider_message_id)
+    .bind(&u.message_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let Some(id) = id else {
+        return Ok(StatusApplied::UnknownMessage);
+    };
+    if !ends_job {
+        sqlx::query("SELECT seq FROM delivery_jobs WHERE message_id = $1 FOR UPDATE")
+            .bind(&id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    }
+    // Then the message, decided on as it is now: two statuses for one message are applied
+    // one after the other.
+    let row = sqlx::query(MESSAGE_TO_MOVE)
+        .bind(&id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let message = message_from_row(&row)?;
+    let pending: bool = row.try_get("conversation_pending")?;
+    if u.channel_id
+        .as_ref()
+        .is_some_and(|channel| *channel != message.channel_id)
+    {
+        return Ok(StatusApplied::OtherChannel);
+    }
+    // The wamid when the message has none yet, the pricing when the status has one: in
+    // the status's own update where there is one.
+    let learns = (message.provider_message_id.is_none() && u.provider_message_id.is_some())
+        || u.pricing_category.is_some()
+        || u.pricing.is_some();
+    let pricing_type = u.pricing.as_ref().and_then(|p| p.pricing_type.as_deref());
+    let pricing_model = u.pricing.as_ref().and_then(|p| p.pricing_model.as_deref());
+    let pricing_billable = u.pricing.as_ref().and_then(|p| p.billable);
+    let changed = message.status.advances_to(u.status);
+    let mut conversation = None;
+    let timestamp_only =
+        message.status != MessageStatus::Failed && u.status != MessageStatus::Failed;
+    if changed && u.status != MessageStatus::Failed {
+        sqlx::query(&format!(
+            "UPDATE messages SET status = $1, {col} = coalesce({col}, $2), updated_at = $2,
+                provider_message_id = coalesce(provider_message_id, $4),
+                pricing_category = coalesce($5, pricing_category),
+                pricing_type = coalesce($6, pricing_type),
+                pricing_model = coalesce($7, pricing_model),
+                pricing_billable = coalesce($8, pricing_billable)
+             WHERE id = $3",
+            col = status_column(u.status)
+        ))
+        .bind(u.status.as_str())
+        .bind(u.at)
+        .bind(&message.id)
+        .bind(&u.provider_message_id)
+        .bind(&u.pricing_category)
+        .bind(pricing_type)
+        .bind(pricing_model)
+        .bind(pricing_billable)
+        .execute(&mut **tx)
+        .await?;
+        let event = message_event(&message, u.status, None, u.at);
+        queue_events(tx, lookups, &message.account_id, event.as_slice()).await?;
+        conversation = conversation_follows(tx, lookups, &message, u.status, u.at, pending).await?;
+    } else if !changed && timestamp_only {
+        // A late status keeps its time for the timeline but does not move the status.
+        sqlx::query(&format!(
+            "UPDATE messages SET {col} = coalesce({col}, $1),
+                provider_message_id = coalesce(provider_message_id, $3),
+                pricing_category = coalesce($4, pricing_category),
+                pricing_type = coalesce($5, pricing_type),
+                pricing_model = coalesce($6, pricing_model),
+                pricing_billable = coalesce($7, pricing_billable)
+             WHERE id = $2",
+            col = status_column(u.status)
+        ))
+        .bind(u.at)
+        .bind(&message.id)
+        .bind(&u.provider_message_id)
+        .bind(&u.pricing_category)
+        .bind(pricing_type)
+        .bind(pricing_model)
+        .bind(pricing_billable)
+        .execute(&mut **tx)
+        .await?;
+    } else {
+        if learns {
+            sqlx::query(
+                "UPDATE messages SET provider_message_id = coalesce(provider_message_id, $1),
+                    pricing_category = coalesce($2, pricing_category),
+                    pricing_type = coalesce($4, pricing_type),
+                    pricing_model = coalesce($5, pricing_model),
+                    pricing_billable = coalesce($6, pricing_billable)
+                 WHERE id = $3",
+            )
+            .bind(&u.provider_message_id)
+            .bind(&u.pricing_category)
+            .bind(&message.id)
+            .bind(pricing_type)
+            .bind(pricing_model)
+            .bind(pricing_billable)
+            .execute(&mut **tx)
+            .await?;
+        }
+        if changed {
+            let error = u.error.clone().unwrap_or(ProviderError {
+                code: 0,
+                title: "Failed without an error from the provider".into(),
+                details: None,
+            });
+            conversation = fail_message(tx, lookups, &message, &error, u.at, pending).await?;
+        }
+    }
+    Ok(StatusApplied::Applied {
+        status: if changed { u.status } else { message.status },
+        message_id: message.id,
+        changed,
+        conversation,
+    })
+}
+
+/// Takes, before a batch of statuses is applied (`apply_statuses`), the locks its statuses
+/// will take, in the order every method takes them: the jobs of all their messages, then the
+/// messages, then their pending conversations (the only ones a status moves), each kind by
+/// id. Applied one after the other, the statuses would take job, message and conversation of
+/// one message before the next message's job; the locks are already held then, so a batch
+/// waits for the others as one status does and cannot deadlock with them.
+async fn lock_for_statuses(
+    tx: &mut Transaction<'_, Postgres>,
+    updates: &[StatusUpdate],
+) -> StoreResult<()> {
+    let wamids: Vec<Option<&str>> = updates
+        .iter()
+        .map(|u| u.provider_message_id.as_deref())
+        .collect();
+    let ids: Vec<Option<&str>> = updates.iter().map(|u| u.message_id.as_deref()).collect();
+    // Each status's message as `apply_in` finds it: by its wamid, else by our id.
+    let messages: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT t.id FROM (
+             SELECT coalesce((SELECT id FROM messages WHERE provider_message_id = u.wamid),
+                             (SELECT id FROM messages WHERE id = u.id)) AS id
+             FROM unnest($1::TEXT[], $2::TEXT[]) AS u (wamid, id)) t
+         WHERE t.id IS NOT NULL",
+    )
+    .bind(&wamids)
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    if messages.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "SELECT seq FROM delivery_jobs WHERE message_id = ANY($1) ORDER BY message_id FOR UPDATE",
+    )
+    .bind(&messages)
+    .fetch_all(&mut **tx)
+    .await?;
+    sqlx::query("SELECT id FROM messages WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
+        .bind(&messages)
+        .fetch_all(&mut **tx)
+        .await?;
+    sqlx::query(
+        "SELECT id FROM conversations WHERE status = 'pending'
+           AND id IN (SELECT conversation_id FROM messages WHERE id = ANY($1))
+         ORDER BY id FOR NO KEY UPDATE",
+    )
+    .bind(&messages)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(())
+}
 
 /// The timestamp column a status sets.
 fn status_column(status: MessageStatus) -> &'static str {
@@ -2277,149 +2474,36 @@ impl Store for PgStore {
 
     async fn apply_status(&self, u: &StatusUpdate) -> StoreResult<StatusApplied> {
         let mut tx = self.pool.begin().await?;
-        // The message by its wamid, else by our id. Its job is locked first, the order
-        // `claim_jobs` and `finish_attempt` take them in; a status past `sending` ends the job
-        // (the provider has the message: no dispatcher may send it again), in the same
-        // statement. If the status turns out not to apply, the transaction is rolled back.
-        let ends_job = u.status != MessageStatus::Queued && u.status != MessageStatus::Sending;
-        let id: Option<String> = sqlx::query_scalar(if ends_job {
-            "WITH target AS (
-                SELECT coalesce((SELECT id FROM messages WHERE provider_message_id = $1),
-                                (SELECT id FROM messages WHERE id = $2)) AS id),
-             gone AS (DELETE FROM delivery_jobs WHERE message_id = (SELECT id FROM target))
-             SELECT id FROM target"
-        } else {
-            "SELECT coalesce((SELECT id FROM messages WHERE provider_message_id = $1),
-                             (SELECT id FROM messages WHERE id = $2))"
-        })
-        .bind(&u.provider_message_id)
-        .bind(&u.message_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let Some(id) = id else {
-            return Ok(StatusApplied::UnknownMessage);
-        };
-        if !ends_job {
-            sqlx::query("SELECT seq FROM delivery_jobs WHERE message_id = $1 FOR UPDATE")
-                .bind(&id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let applied = apply_in(&mut tx, &self.lookups, u).await?;
+        if matches!(applied, StatusApplied::Applied { .. }) {
+            tx.commit().await?;
         }
-        // Then the message, decided on as it is now: two statuses for one message are applied
-        // one after the other.
-        let row = sqlx::query(MESSAGE_TO_MOVE)
-            .bind(&id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let message = message_from_row(&row)?;
-        let pending: bool = row.try_get("conversation_pending")?;
-        if u.channel_id
-            .as_ref()
-            .is_some_and(|channel| *channel != message.channel_id)
-        {
-            return Ok(StatusApplied::OtherChannel);
+        Ok(applied)
+    }
+
+    async fn apply_statuses(&self, updates: &[StatusUpdate]) -> StoreResult<Vec<StatusApplied>> {
+        match updates {
+            [] => return Ok(Vec::new()),
+            [one] => return Ok(vec![self.apply_status(one).await?]),
+            _ => {}
         }
-        // The wamid when the message has none yet, the pricing when the status has one: in
-        // the status's own update where there is one.
-        let learns = (message.provider_message_id.is_none() && u.provider_message_id.is_some())
-            || u.pricing_category.is_some()
-            || u.pricing.is_some();
-        let pricing_type = u.pricing.as_ref().and_then(|p| p.pricing_type.as_deref());
-        let pricing_model = u.pricing.as_ref().and_then(|p| p.pricing_model.as_deref());
-        let pricing_billable = u.pricing.as_ref().and_then(|p| p.billable);
-        let changed = message.status.advances_to(u.status);
-        let mut conversation = None;
-        let timestamp_only =
-            message.status != MessageStatus::Failed && u.status != MessageStatus::Failed;
-        if changed && u.status != MessageStatus::Failed {
-            sqlx::query(&format!(
-                "UPDATE messages SET status = $1, {col} = coalesce({col}, $2), updated_at = $2,
-                    provider_message_id = coalesce(provider_message_id, $4),
-                    pricing_category = coalesce($5, pricing_category),
-                    pricing_type = coalesce($6, pricing_type),
-                    pricing_model = coalesce($7, pricing_model),
-                    pricing_billable = coalesce($8, pricing_billable)
-                 WHERE id = $3",
-                col = status_column(u.status)
-            ))
-            .bind(u.status.as_str())
-            .bind(u.at)
-            .bind(&message.id)
-            .bind(&u.provider_message_id)
-            .bind(&u.pricing_category)
-            .bind(pricing_type)
-            .bind(pricing_model)
-            .bind(pricing_billable)
-            .execute(&mut *tx)
-            .await?;
-            let event = message_event(&message, u.status, None, u.at);
-            queue_events(
-                &mut tx,
-                &self.lookups,
-                &message.account_id,
-                event.as_slice(),
-            )
-            .await?;
-            conversation =
-                conversation_follows(&mut tx, &self.lookups, &message, u.status, u.at, pending)
-                    .await?;
-        } else if !changed && timestamp_only {
-            // A late status keeps its time for the timeline but does not move the status.
-            sqlx::query(&format!(
-                "UPDATE messages SET {col} = coalesce({col}, $1),
-                    provider_message_id = coalesce(provider_message_id, $3),
-                    pricing_category = coalesce($4, pricing_category),
-                    pricing_type = coalesce($5, pricing_type),
-                    pricing_model = coalesce($6, pricing_model),
-                    pricing_billable = coalesce($7, pricing_billable)
-                 WHERE id = $2",
-                col = status_column(u.status)
-            ))
-            .bind(u.at)
-            .bind(&message.id)
-            .bind(&u.provider_message_id)
-            .bind(&u.pricing_category)
-            .bind(pricing_type)
-            .bind(pricing_model)
-            .bind(pricing_billable)
-            .execute(&mut *tx)
-            .await?;
-        } else {
-            if learns {
-                sqlx::query(
-                    "UPDATE messages SET provider_message_id = coalesce(provider_message_id, $1),
-                        pricing_category = coalesce($2, pricing_category),
-                        pricing_type = coalesce($4, pricing_type),
-                        pricing_model = coalesce($5, pricing_model),
-                        pricing_billable = coalesce($6, pricing_billable)
-                     WHERE id = $3",
-                )
-                .bind(&u.provider_message_id)
-                .bind(&u.pricing_category)
-                .bind(&message.id)
-                .bind(pricing_type)
-                .bind(pricing_model)
-                .bind(pricing_billable)
-                .execute(&mut *tx)
-                .await?;
+        let mut tx = self.pool.begin().await?;
+        lock_for_statuses(&mut tx, updates).await?;
+        let mut results = Vec::with_capacity(updates.len());
+        for u in updates {
+            // Each status in a savepoint, kept only if it applied, as its own transaction
+            // would be.
+            let mut one = Connection::begin(&mut *tx).await?;
+            let applied = apply_in(&mut one, &self.lookups, u).await?;
+            if matches!(applied, StatusApplied::Applied { .. }) {
+                one.commit().await?;
+            } else {
+                one.rollback().await?;
             }
-            if changed {
-                let error = u.error.clone().unwrap_or(ProviderError {
-                    code: 0,
-                    title: "Failed without an error from the provider".into(),
-                    details: None,
-                });
-                conversation =
-                    fail_message(&mut tx, &self.lookups, &message, &error, u.at, pending).await?;
-            }
+            results.push(applied);
         }
         tx.commit().await?;
-        Ok(StatusApplied::Applied {
-            status: if changed { u.status } else { message.status },
-            message_id: message.id,
-            changed,
-            conversation,
-        })
+        Ok(results)
     }
 
     async fn store_pending_status(&self, u: &StatusUpdate, now: i64) -> StoreResult<()> {

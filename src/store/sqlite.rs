@@ -221,7 +221,9 @@ impl SqliteStore {
 // ones before it; only the commit is shared. Nobody waits for a group to fill: a lone
 // write goes at once, and the writes that arrive during a commit make the next group. If any
 // operation of a group fails, the group is rolled back and each operation runs again in its
-// own transaction, so one failure is reported to its caller only.
+// own transaction, so one failure is reported to its caller only. A webhook's statuses are
+// one operation (`apply_statuses`): they are applied in order, in the same group, and fail
+// together.
 
 /// Most operations committed together.
 const MAX_GROUP: usize = 256;
@@ -229,13 +231,18 @@ const MAX_GROUP: usize = 256;
 enum WriteOp {
     Accept(Box<AcceptSend>, oneshot::Sender<StoreResult<AcceptOutcome>>),
     Finish(AttemptOutcome, oneshot::Sender<StoreResult<Finished>>),
-    Status(StatusUpdate, oneshot::Sender<StoreResult<StatusApplied>>),
+    /// A webhook's statuses (or one), applied in order: one write, so they share one
+    /// transaction and fail or commit together.
+    Statuses(
+        Vec<StatusUpdate>,
+        oneshot::Sender<StoreResult<Vec<StatusApplied>>>,
+    ),
 }
 
 enum Written {
     Accept(AcceptOutcome),
     Finish(Finished),
-    Status(StatusApplied),
+    Statuses(Vec<StatusApplied>),
 }
 
 impl WriteOp {
@@ -247,7 +254,13 @@ impl WriteOp {
         Ok(match self {
             WriteOp::Accept(send, _) => Written::Accept(accept_in(tx, send).await?),
             WriteOp::Finish(outcome, _) => Written::Finish(finish_in(tx, lookups, outcome).await?),
-            WriteOp::Status(update, _) => Written::Status(apply_in(tx, lookups, update).await?),
+            WriteOp::Statuses(updates, _) => {
+                let mut applied = Vec::with_capacity(updates.len());
+                for update in updates {
+                    applied.push(apply_in(tx, lookups, update).await?);
+                }
+                Written::Statuses(applied)
+            }
         })
     }
 
@@ -256,7 +269,7 @@ impl WriteOp {
         match self {
             WriteOp::Accept(_, to) => to.is_closed(),
             WriteOp::Finish(_, to) => to.is_closed(),
-            WriteOp::Status(_, to) => to.is_closed(),
+            WriteOp::Statuses(_, to) => to.is_closed(),
         }
     }
 
@@ -281,9 +294,9 @@ impl WriteOp {
                     _ => None,
                 }));
             }
-            WriteOp::Status(_, to) => {
+            WriteOp::Statuses(_, to) => {
                 let _ = to.send(pick(result, |w| match w {
-                    Written::Status(o) => Some(o),
+                    Written::Statuses(o) => Some(o),
                     _ => None,
                 }));
             }
@@ -1832,7 +1845,18 @@ impl Store for SqliteStore {
     }
 
     async fn apply_status(&self, u: &StatusUpdate) -> StoreResult<StatusApplied> {
-        self.write(|to| WriteOp::Status(u.clone(), to)).await
+        self.apply_statuses(std::slice::from_ref(u))
+            .await?
+            .pop()
+            .ok_or_else(|| anyhow::anyhow!("a status applied to nothing").into())
+    }
+
+    async fn apply_statuses(&self, updates: &[StatusUpdate]) -> StoreResult<Vec<StatusApplied>> {
+        if updates.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(|to| WriteOp::Statuses(updates.to_vec(), to))
+            .await
     }
 
     async fn ping(&self) -> StoreResult<bool> {

@@ -733,6 +733,93 @@ async fn statuses_for_unknown_messages_are_kept_once_and_expire() {
     assert_eq!(count().await, 0, "taken by the send's response");
 }
 
+both_databases!(one_webhook_with_many_statuses_applies_them_all_in_order);
+/// Meta batches statuses: one POST with sent, delivered and read of several messages (one
+/// of them read before delivered), a status of a message not known and one for a number
+/// that is not ours. Every message ends read with its timeline, the unknown status is kept
+/// for later, the recipient's user id is learned; the answers and counts are those of
+/// statuses applied one by one.
+async fn one_webhook_with_many_statuses_applies_them_all_in_order() {
+    let c = spawn_cloud().await;
+    c.fake.hold_webhooks(true);
+    let mut sent = Vec::new();
+    for i in 0..5 {
+        let (conversation, message) = c.send(&format!("5075566780{i}")).await;
+        sent.push((conversation, message));
+    }
+    c.t.drain().await;
+    let wamids = c.fake.sent();
+    assert_eq!(wamids.len(), 5);
+    let event = |i: usize, status: &str| {
+        c.fake.status_payload(&wamids[i], status)["entry"][0]["changes"][0]["value"]["statuses"][0]
+            .clone()
+    };
+    let mut statuses = Vec::new();
+    for status in ["sent", "delivered", "read"] {
+        for i in 0..5 {
+            // The first message's read comes before its delivered.
+            let status = match (i, status) {
+                (0, "delivered") => "read",
+                (0, "read") => "delivered",
+                _ => status,
+            };
+            statuses.push(event(i, status));
+        }
+    }
+    statuses[10]["recipient_user_id"] = json!("US.42");
+    let mut unknown = event(1, "delivered");
+    unknown["id"] = json!("wamid.not-ours");
+    unknown["biz_opaque_callback_data"] = Value::Null;
+    statuses.push(unknown);
+    let mut payload = c.fake.status_payload(&wamids[0], "sent");
+    payload["entry"][0]["changes"][0]["value"]["statuses"] = json!(statuses);
+    let mut elsewhere = payload["entry"][0]["changes"][0].clone();
+    elsewhere["value"]["metadata"]["phone_number_id"] = json!("9999999");
+    elsewhere["value"]["statuses"] = json!([event(2, "read")]);
+    payload["entry"][0]["changes"]
+        .as_array_mut()
+        .unwrap()
+        .push(elsewhere);
+
+    assert_eq!(c.fake.post_webhook(&payload).await, StatusCode::OK);
+    for (conversation, message) in &sent {
+        let m = c.t.message(message).await;
+        assert_eq!(m["status"], "read", "{m}");
+        for step in ["sent", "delivered", "read"] {
+            assert!(m["statusTimes"][step].is_string(), "{step}: {m}");
+        }
+        assert_eq!(c.t.conversation(conversation).await["status"], "open");
+    }
+    assert_eq!(
+        c.t.sql_strings("SELECT provider_message_id FROM pending_statuses")
+            .await,
+        ["wamid.not-ours"]
+    );
+    assert_eq!(
+        c.t.sql_strings("SELECT user_id FROM contacts WHERE phone_number LIKE '%55667800'")
+            .await,
+        ["US.42"]
+    );
+    // The same payload again (Meta's retry), counted: every status of ours applied (moving
+    // nothing now), the unknown one kept (once), the other number's ignored.
+    let applied = plantilla::service::inbound::apply(c.t.app(), None, &payload)
+        .await
+        .unwrap();
+    assert_eq!(
+        applied,
+        plantilla::service::inbound::Applied {
+            statuses: 15,
+            kept_for_later: 1,
+            ignored: 1,
+            ..Default::default()
+        }
+    );
+    assert_eq!(
+        c.t.sql_i64("SELECT COUNT(*) FROM pending_statuses").await,
+        1
+    );
+}
+
 both_databases!(a_webhook_with_an_empty_phone_number_id_matches_no_channel);
 async fn a_webhook_with_an_empty_phone_number_id_matches_no_channel() {
     let c = spawn_cloud().await;

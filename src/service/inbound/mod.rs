@@ -381,130 +381,226 @@ pub struct Applied {
 
 /// Applies a verified payload. `scope` is the channel of a per-channel endpoint: reports for
 /// other numbers are ignored there.
+///
+/// Reports are handled in their order. Statuses that follow one another are applied together
+/// (`Store::apply_statuses`, one commit), then followed up one by one as when each was applied
+/// alone; they are applied before any other report, or a status that may need more than the
+/// store (a marketing decline), is handled, and before an error is returned.
 pub async fn apply(app: &App, scope: Option<&Channel>, payload: &Value) -> StoreResult<Applied> {
     let mut applied = Applied::default();
+    let mut statuses = Vec::new();
     for report in parse(payload) {
-        match report {
-            Report::Status {
-                phone_number_id,
-                update,
-                recipient_user_id,
-            } => {
-                let Some(channel) = channel_for(app, scope, &phone_number_id).await? else {
-                    applied.ignored += 1;
-                    continue;
-                };
-                let update = StatusUpdate {
-                    provider_message_id: Some(update.wamid),
-                    message_id: update.callback,
-                    status: update.status,
-                    at: update.at,
-                    error: update.error.map(|(code, title, details)| ProviderError {
-                        code,
-                        title,
-                        details,
-                    }),
-                    pricing_category: update.pricing_category,
-                    pricing: update.pricing,
-                    channel_id: Some(channel.id),
-                };
-                match status::apply(app, &update).await? {
-                    StatusApplied::Applied { message_id, .. } => {
-                        app.metrics.webhook_lag(now_ms() - update.at);
-                        applied.statuses += 1;
-                        if let Some(user_id) = &recipient_user_id {
-                            messages::link_user_id(app, &message_id, user_id).await?;
-                        }
-                    }
-                    StatusApplied::UnknownMessage => {
-                        // Expired here, where the table grows: a cheap indexed delete, and
-                        // no kept status outlives its TTL by more than the next one's wait.
-                        let now = now_ms();
-                        let ttl =
-                            i64::try_from(app.config.pending_status_ttl_ms).unwrap_or(i64::MAX);
-                        app.store
-                            .expire_pending_statuses(now.saturating_sub(ttl))
-                            .await?;
-                        app.store.store_pending_status(&update, now).await?;
-                        applied.kept_for_later += 1;
-                    }
-                    // Another channel's message: never applied, never kept.
-                    StatusApplied::OtherChannel => applied.ignored += 1,
+        if let Err(e) = apply_report(app, scope, report, &mut statuses, &mut applied).await {
+            // The statuses read before would have been applied one by one already.
+            apply_statuses(app, &mut statuses, &mut applied).await?;
+            return Err(e);
+        }
+    }
+    apply_statuses(app, &mut statuses, &mut applied).await?;
+    Ok(applied)
+}
+
+/// A status read from a webhook, for its channel, with the recipient's business-scoped user
+/// id when given.
+type ReadStatus = (StatusUpdate, Option<String>);
+
+/// Applies the statuses waiting in `statuses` (emptied) in one go, then follows each up in
+/// order. If the store cannot apply them together (it applied none: a PostgreSQL deadlock, a
+/// failing write), they are applied one by one as they always were.
+async fn apply_statuses(
+    app: &App,
+    statuses: &mut Vec<ReadStatus>,
+    applied: &mut Applied,
+) -> StoreResult<()> {
+    let statuses = std::mem::take(statuses);
+    if statuses.is_empty() {
+        return Ok(());
+    }
+    let updates: Vec<StatusUpdate> = statuses.iter().map(|(u, _)| u.clone()).collect();
+    let results = match app.store.apply_statuses(&updates).await {
+        Ok(results) => results,
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                statuses = updates.len(),
+                "statuses applied one by one: applying them together failed"
+            );
+            for (update, user_id) in statuses {
+                let result = status::apply(app, &update).await?;
+                status_applied(app, &update, user_id.as_deref(), result, applied).await?;
+            }
+            return Ok(());
+        }
+    };
+    if results.len() != updates.len() {
+        return Err(anyhow::anyhow!(
+            "the store answered {} of {} statuses",
+            results.len(),
+            updates.len()
+        )
+        .into());
+    }
+    // All of them are applied: each is followed up even if one of them fails, and the first
+    // failure is returned.
+    let mut first_error = None;
+    for ((update, user_id), result) in statuses.iter().zip(results) {
+        status::followed_up(app, update, &result).await;
+        if let Err(e) = status_applied(app, update, user_id.as_deref(), result, applied).await {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// What the webhook does with a status once applied: the lag, the recipient's user id, a
+/// status for a message not known (yet) kept for later; counted in `applied`.
+async fn status_applied(
+    app: &App,
+    update: &StatusUpdate,
+    recipient_user_id: Option<&str>,
+    result: StatusApplied,
+    applied: &mut Applied,
+) -> StoreResult<()> {
+    match result {
+        StatusApplied::Applied { message_id, .. } => {
+            app.metrics.webhook_lag(now_ms() - update.at);
+            applied.statuses += 1;
+            if let Some(user_id) = recipient_user_id {
+                messages::link_user_id(app, &message_id, user_id).await?;
+            }
+        }
+        StatusApplied::UnknownMessage => {
+            // Expired here, where the table grows: a cheap indexed delete, and
+            // no kept status outlives its TTL by more than the next one's wait.
+            let now = now_ms();
+            let ttl = i64::try_from(app.config.pending_status_ttl_ms).unwrap_or(i64::MAX);
+            app.store
+                .expire_pending_statuses(now.saturating_sub(ttl))
+                .await?;
+            app.store.store_pending_status(update, now).await?;
+            applied.kept_for_later += 1;
+        }
+        // Another channel's message: never applied, never kept.
+        StatusApplied::OtherChannel => applied.ignored += 1,
+    }
+    Ok(())
+}
+
+/// Handles one report: a status is read into `statuses` to be applied with the ones that
+/// follow it; anything else first has the statuses before it applied.
+async fn apply_report(
+    app: &App,
+    scope: Option<&Channel>,
+    report: Report,
+    statuses: &mut Vec<ReadStatus>,
+    applied: &mut Applied,
+) -> StoreResult<()> {
+    if !matches!(report, Report::Status { .. }) {
+        apply_statuses(app, statuses, applied).await?;
+    }
+    match report {
+        Report::Status {
+            phone_number_id,
+            update,
+            recipient_user_id,
+        } => {
+            let Some(channel) = channel_for(app, scope, &phone_number_id).await? else {
+                applied.ignored += 1;
+                return Ok(());
+            };
+            let update = StatusUpdate {
+                provider_message_id: Some(update.wamid),
+                message_id: update.callback,
+                status: update.status,
+                at: update.at,
+                error: update.error.map(|(code, title, details)| ProviderError {
+                    code,
+                    title,
+                    details,
+                }),
+                pricing_category: update.pricing_category,
+                pricing: update.pricing,
+                channel_id: Some(channel.id),
+            };
+            if status::store_alone_applies(&update) {
+                statuses.push((update, recipient_user_id));
+            } else {
+                apply_statuses(app, statuses, applied).await?;
+                let result = status::apply(app, &update).await?;
+                status_applied(app, &update, recipient_user_id.as_deref(), result, applied).await?;
+            }
+        }
+        Report::Inbound {
+            phone_number_id,
+            message,
+        } => match channel_for(app, scope, &phone_number_id).await? {
+            Some(channel) => {
+                if messages::record(app, &channel, &message).await? {
+                    applied.inbound += 1;
+                } else {
+                    applied.duplicates += 1;
                 }
             }
-            Report::Inbound {
-                phone_number_id,
-                message,
-            } => match channel_for(app, scope, &phone_number_id).await? {
-                Some(channel) => {
-                    if messages::record(app, &channel, &message).await? {
-                        applied.inbound += 1;
-                    } else {
-                        applied.duplicates += 1;
-                    }
-                }
-                None => applied.ignored += 1,
-            },
-            Report::NumberQuality { waba_id, change } => {
-                let channels = match scope {
-                    _ if waba_id.trim().is_empty() => vec![],
-                    Some(c) if c.waba_id == waba_id => vec![c.clone()],
-                    Some(_) => vec![],
-                    None => app.store.channels_by_waba(&waba_id).await?,
-                };
-                let (channels, learn_display) =
-                    numbers_named(app, channels, change.display_phone_number.as_deref()).await?;
-                if channels.is_empty() {
-                    applied.ignored += 1;
-                }
-                let change = ChannelQualityChange {
-                    learn_display,
-                    ..change
-                };
-                for channel in channels {
+            None => applied.ignored += 1,
+        },
+        Report::NumberQuality { waba_id, change } => {
+            let channels = match scope {
+                _ if waba_id.trim().is_empty() => vec![],
+                Some(c) if c.waba_id == waba_id => vec![c.clone()],
+                Some(_) => vec![],
+                None => app.store.channels_by_waba(&waba_id).await?,
+            };
+            let (channels, learn_display) =
+                numbers_named(app, channels, change.display_phone_number.as_deref()).await?;
+            if channels.is_empty() {
+                applied.ignored += 1;
+            }
+            let change = ChannelQualityChange {
+                learn_display,
+                ..change
+            };
+            for channel in channels {
+                app.store
+                    .apply_channel_quality(&channel.id, &change, now_ms())
+                    .await?;
+                applied.limits += 1;
+            }
+            app.wake.notify_one();
+        }
+        Report::TemplateHealth {
+            waba_id,
+            template_id,
+            change,
+        } => {
+            let channels = match scope {
+                // An empty account id names no account: it matches nothing.
+                _ if waba_id.trim().is_empty() => vec![],
+                Some(c) if c.waba_id == waba_id => vec![c.clone()],
+                Some(_) => vec![],
+                None => app.store.channels_by_waba(&waba_id).await?,
+            };
+            let accounts: BTreeSet<String> = channels.into_iter().map(|c| c.account_id).collect();
+            let mut found = false;
+            for account_id in accounts {
+                if let Some(t) = app
+                    .store
+                    .template_by_app_id(&account_id, &template_id)
+                    .await?
+                {
+                    // Queues the template's events when something moves.
                     app.store
-                        .apply_channel_quality(&channel.id, &change, now_ms())
+                        .apply_template_health(&t.id, &change, now_ms())
                         .await?;
-                    applied.limits += 1;
+                    applied.templates += 1;
+                    found = true;
                 }
-                app.wake.notify_one();
             }
-            Report::TemplateHealth {
-                waba_id,
-                template_id,
-                change,
-            } => {
-                let channels = match scope {
-                    // An empty account id names no account: it matches nothing.
-                    _ if waba_id.trim().is_empty() => vec![],
-                    Some(c) if c.waba_id == waba_id => vec![c.clone()],
-                    Some(_) => vec![],
-                    None => app.store.channels_by_waba(&waba_id).await?,
-                };
-                let accounts: BTreeSet<String> =
-                    channels.into_iter().map(|c| c.account_id).collect();
-                let mut found = false;
-                for account_id in accounts {
-                    if let Some(t) = app
-                        .store
-                        .template_by_app_id(&account_id, &template_id)
-                        .await?
-                    {
-                        // Queues the template's events when something moves.
-                        app.store
-                            .apply_template_health(&t.id, &change, now_ms())
-                            .await?;
-                        applied.templates += 1;
-                        found = true;
-                    }
-                }
-                if !found {
-                    applied.ignored += 1;
-                }
+            if !found {
+                applied.ignored += 1;
             }
         }
     }
-    Ok(applied)
+    Ok(())
 }
 
 /// Of a WABA's `channels`, the ones a report about `display` (Meta's display number) is for:

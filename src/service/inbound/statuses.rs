@@ -4,14 +4,22 @@ use crate::app::{App, Event};
 use crate::domain::meta_error::{CODE_MARKETING_LIMIT, CODE_MARKETING_OPTED_OUT};
 use crate::domain::retry::marketing_retry_delay;
 use crate::domain::status::MessageStatus;
-use crate::store::{StatusApplied, StatusUpdate, StoreResult};
+use crate::store::{ProviderError, StatusApplied, StatusUpdate, StoreResult};
 
 pub async fn apply(app: &App, update: &StatusUpdate) -> StoreResult<StatusApplied> {
     if let Some(applied) = declined_for_engagement(app, update).await? {
         return Ok(applied);
     }
     let applied = app.store.apply_status(update).await?;
-    match &applied {
+    followed_up(app, update, &applied).await;
+    Ok(applied)
+}
+
+/// What follows a status the store applied (`applied`, the store's answer): its events, the
+/// suppression of a number that opted out, the warnings. Whether the store applied it alone
+/// (`apply`) or with others of its webhook (`Store::apply_statuses`), in their order.
+pub async fn followed_up(app: &App, update: &StatusUpdate, applied: &StatusApplied) {
+    match applied {
         StatusApplied::Applied {
             message_id,
             status,
@@ -54,7 +62,6 @@ pub async fn apply(app: &App, update: &StatusUpdate) -> StoreResult<StatusApplie
             );
         }
     }
-    Ok(applied)
 }
 
 /// A message failed with Meta's 131050 in a status webhook (the user stopped marketing
@@ -88,16 +95,7 @@ async fn declined_for_engagement(
     app: &App,
     update: &StatusUpdate,
 ) -> StoreResult<Option<StatusApplied>> {
-    let Some(error) = update
-        .error
-        .as_ref()
-        .filter(|e| update.status == MessageStatus::Failed && e.code == CODE_MARKETING_LIMIT)
-    else {
-        return Ok(None);
-    };
-    // The message is known by plantilla's id (`biz_opaque_callback_data`, which every send
-    // carries).
-    let Some(message_id) = update.message_id.as_deref() else {
+    let Some((error, message_id)) = engagement_decline(update) else {
         return Ok(None);
     };
     let declined_before = app
@@ -137,4 +135,23 @@ async fn declined_for_engagement(
         changed: true,
         conversation: None,
     }))
+}
+
+/// The error and message id of a status `declined_for_engagement` looks at: a `failed` with
+/// Meta's 131049, of a message known by plantilla's id (`biz_opaque_callback_data`, which
+/// every send carries).
+fn engagement_decline(update: &StatusUpdate) -> Option<(&ProviderError, &str)> {
+    let error = update
+        .error
+        .as_ref()
+        .filter(|e| update.status == MessageStatus::Failed && e.code == CODE_MARKETING_LIMIT)?;
+    Some((error, update.message_id.as_deref()?))
+}
+
+/// Whether `apply` may do something else with `update` than have the store apply it (a
+/// marketing decline may go back to the queue instead). Any other status is applied by the
+/// store alone, so it can be applied with others (`Store::apply_statuses`) and followed up
+/// (`followed_up`) as `apply` would.
+pub fn store_alone_applies(update: &StatusUpdate) -> bool {
+    engagement_decline(update).is_none()
 }

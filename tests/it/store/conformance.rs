@@ -573,6 +573,207 @@ async fn a_status_naming_another_channel_changes_nothing() {
     .await;
 }
 
+both_databases!(
+    a_batch_of_statuses_applies_as_one_by_one,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
+/// A webhook's statuses in one `apply_statuses`: several of one message (in order), of other
+/// messages, a late one, a failure, an unknown wamid, another channel's message, a queued
+/// message reached by our id (whose wamid the next status uses). Two alike sets of messages,
+/// one given the batch and one the same statuses one by one, end with the same answers and
+/// rows.
+async fn a_batch_of_statuses_applies_as_one_by_one() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        let s = seed(&store, 1000).await;
+        let now = plantilla::now_ms();
+        let mut sets = Vec::new();
+        for (n, batch) in [(1, true), (2, false)] {
+            let wamid = |i: usize| format!("wamid.{n}.{i}");
+            let mut messages = Vec::new();
+            for i in 0..4 {
+                messages
+                    .push(sent_message(&**store, &s, &format!("5075{n}00000{i}"), &wamid(i)).await);
+            }
+            let AcceptOutcome::Pending {
+                conversation_id,
+                message_id: queued,
+            } = store
+                .accept_send(&accept(&s, &format!("5075{n}000004"), now))
+                .await
+                .unwrap()
+            else {
+                panic!("expected pending");
+            };
+            messages.push((conversation_id, queued.clone()));
+            let mut failed = status(&wamid(2), MessageStatus::Failed, now + 20);
+            failed.error = Some(ProviderError {
+                code: 131026,
+                title: "Message undeliverable".into(),
+                details: Some("not on WhatsApp".into()),
+            });
+            let updates = vec![
+                status(&wamid(0), MessageStatus::Sent, now + 1),
+                status(&wamid(1), MessageStatus::Read, now + 5),
+                status(&wamid(0), MessageStatus::Delivered, now + 2),
+                StatusUpdate {
+                    pricing_category: Some("utility".into()),
+                    ..status(&wamid(1), MessageStatus::Delivered, now + 4)
+                },
+                failed,
+                status(&format!("wamid.{n}.unknown"), MessageStatus::Delivered, now),
+                status(&wamid(0), MessageStatus::Read, now + 3),
+                status(&wamid(2), MessageStatus::Delivered, now + 21),
+                StatusUpdate {
+                    channel_id: Some("ch_someone_else".into()),
+                    ..status(&wamid(3), MessageStatus::Read, now + 6)
+                },
+                StatusUpdate {
+                    message_id: Some(queued.clone()),
+                    ..status(&wamid(4), MessageStatus::Delivered, now + 7)
+                },
+                status(&wamid(4), MessageStatus::Read, now + 8),
+            ];
+            let results = if batch {
+                store.apply_statuses(&updates).await.unwrap()
+            } else {
+                let mut results = Vec::new();
+                for u in &updates {
+                    results.push(store.apply_status(u).await.unwrap());
+                }
+                results
+            };
+            // The answers and rows, with the ids of the set replaced by their place in it.
+            let place = |id: &str| {
+                messages
+                    .iter()
+                    .position(|(c, m)| c == id || m == id)
+                    .map_or(id.to_string(), |i| format!("#{i}"))
+            };
+            let answers: Vec<String> = results
+                .iter()
+                .map(|r| match r {
+                    StatusApplied::Applied {
+                        message_id,
+                        status,
+                        changed,
+                        conversation,
+                    } => format!(
+                        "{} {status} {changed} {:?}",
+                        place(message_id),
+                        conversation.as_ref().map(|(c, st)| (place(c), *st))
+                    ),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+            let mut rows = Vec::new();
+            for (conversation_id, message_id) in &messages {
+                let m = store.message(message_id).await.unwrap().unwrap();
+                let c = store.conversation(conversation_id).await.unwrap().unwrap();
+                rows.push(format!(
+                    "{} {:?} {:?} {:?} {:?} {:?} | {} {:?} {:?} {:?}",
+                    m.status,
+                    m.provider_message_id
+                        .map(|w| w.replace(&format!("wamid.{n}."), "wamid.")),
+                    (m.delivered_at, m.read_at, m.failed_at),
+                    m.error.map(|e| (e.code, e.title, e.details)),
+                    m.pricing_category,
+                    m.pricing,
+                    c.status,
+                    c.close_reason,
+                    c.opened_at,
+                    c.closed_at,
+                ));
+            }
+            let jobs = count(
+                &store,
+                &format!("SELECT count(*) FROM delivery_jobs WHERE message_id = '{queued}'"),
+            )
+            .await;
+            sets.push((answers, rows, jobs));
+        }
+        let (answers, rows, jobs) = &sets[0];
+        assert_eq!(sets[0], sets[1], "a batch applies as one by one");
+        assert_eq!(
+            answers[..3],
+            [
+                "#0 sent true Some((\"#0\", Open))",
+                "#1 read true Some((\"#1\", Open))",
+                "#0 delivered true None",
+            ],
+            "{answers:#?}"
+        );
+        assert_eq!(answers[5], "UnknownMessage");
+        assert_eq!(answers[6], "#0 read true None");
+        assert_eq!(answers[8], "OtherChannel");
+        assert_eq!(answers[10], "#4 read true None");
+        assert!(rows[0].starts_with("read "), "{rows:#?}");
+        assert!(rows[2].starts_with("failed "), "{rows:#?}");
+        assert!(rows[3].starts_with("sending "), "{rows:#?}");
+        assert!(rows[4].starts_with("read Some(\"wamid.4\")"), "{rows:#?}");
+        assert_eq!(*jobs, 0, "a status ends the queued message's job");
+    })
+    .await;
+}
+
+both_databases!(
+    concurrent_batches_naming_messages_in_any_order_all_apply,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
+/// Webhooks whose batches name the same messages in opposite orders, at once: every batch
+/// applies (on PostgreSQL none deadlocks: a batch takes its locks in one order), and every
+/// message ends read.
+async fn concurrent_batches_naming_messages_in_any_order_all_apply() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        let s = seed(&store, 1000).await;
+        let now = plantilla::now_ms();
+        let mut messages = Vec::new();
+        for i in 0..6 {
+            let wamid = format!("wamid.c{i}");
+            let (_, message_id) =
+                sent_message(&**store, &s, &format!("507770000{i}"), &wamid).await;
+            messages.push((wamid, message_id));
+        }
+        let messages = Arc::new(messages);
+        let mut webhooks = JoinSet::new();
+        for w in 0..12 {
+            let (store, messages) = (store.clone(), messages.clone());
+            webhooks.spawn(async move {
+                let mut order: Vec<usize> = (0..messages.len()).collect();
+                if w % 2 == 1 {
+                    order.reverse();
+                }
+                let updates: Vec<StatusUpdate> = order
+                    .iter()
+                    .flat_map(|&i| {
+                        [MessageStatus::Delivered, MessageStatus::Read]
+                            .map(|st| status(&messages[i].0, st, now + w))
+                    })
+                    .collect();
+                store.apply_statuses(&updates).await.expect("batch applied")
+            });
+        }
+        let mut changes = 0;
+        while let Some(done) = webhooks.join_next().await {
+            let results = done.unwrap();
+            assert_eq!(results.len(), 12);
+            changes += results
+                .iter()
+                .filter(|r| matches!(r, StatusApplied::Applied { changed: true, .. }))
+                .count();
+        }
+        assert_eq!(changes, 12, "each message delivered then read, once");
+        for (_, message_id) in messages.iter() {
+            let m = store.message(message_id).await.unwrap().unwrap();
+            assert_eq!(m.status, MessageStatus::Read);
+        }
+    })
+    .await;
+}
+
 both_databases!(concurrent_copies_of_an_inbound_message_store_and_forward_it_once);
 /// Meta's retries of one inbound webhook arriving at once on several instances: exactly one
 /// stores the message and queues `message.received`; the others see a duplicate. The reply
