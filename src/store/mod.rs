@@ -1181,35 +1181,57 @@ pub trait Store: Send + Sync + 'static {
     }
 
     // Groups
-    async fn insert_group(&self, group: &Group) -> StoreResult<()>;
-    async fn group_by_name(&self, account_id: &str, name: &str) -> StoreResult<Option<Group>>;
+    async fn insert_group(&self, group: &Group) -> StoreResult<()> {
+        self.shared().insert_group(group).await
+    }
+    async fn group_by_name(&self, account_id: &str, name: &str) -> StoreResult<Option<Group>> {
+        self.shared().group_by_name(account_id, name).await
+    }
     /// The first group associated with the channel.
-    async fn default_group(&self, channel_id: &str) -> StoreResult<Option<Group>>;
+    async fn default_group(&self, channel_id: &str) -> StoreResult<Option<Group>> {
+        self.shared().default_group(channel_id).await
+    }
 
     // Templates
-    async fn insert_template(&self, template: &Template) -> StoreResult<()>;
-    async fn update_template(&self, template: &Template) -> StoreResult<()>;
-    async fn template(&self, id: &str) -> StoreResult<Option<Template>>;
+    async fn insert_template(&self, template: &Template) -> StoreResult<()> {
+        self.shared().insert_template(template).await
+    }
+    async fn update_template(&self, template: &Template) -> StoreResult<()> {
+        self.shared().update_template(template).await
+    }
+    async fn template(&self, id: &str) -> StoreResult<Option<Template>> {
+        self.shared().template(id).await
+    }
     /// A template of one account (tenant-scoped: another account's id is `None`).
-    async fn account_template(&self, account_id: &str, id: &str) -> StoreResult<Option<Template>>;
+    async fn account_template(&self, account_id: &str, id: &str) -> StoreResult<Option<Template>> {
+        self.shared().account_template(account_id, id).await
+    }
     async fn template_by_app_id(
         &self,
         account_id: &str,
         app_id: &str,
-    ) -> StoreResult<Option<Template>>;
+    ) -> StoreResult<Option<Template>> {
+        self.shared().template_by_app_id(account_id, app_id).await
+    }
     /// The template with this name and language (one that is not `DELETED` first).
     async fn template_by_name(
         &self,
         account_id: &str,
         name: &str,
         language: &str,
-    ) -> StoreResult<Option<Template>>;
+    ) -> StoreResult<Option<Template>> {
+        self.shared()
+            .template_by_name(account_id, name, language)
+            .await
+    }
     /// The account's templates by page; `DELETED` ones only when `filter.status` asks for them.
     async fn list_templates(
         &self,
         account_id: &str,
         filter: &TemplateFilter,
-    ) -> StoreResult<(Vec<Template>, u64)>;
+    ) -> StoreResult<(Vec<Template>, u64)> {
+        self.shared().list_templates(account_id, filter).await
+    }
 
     // Conversations and messages
     async fn conversation(&self, id: &str) -> StoreResult<Option<Conversation>>;
@@ -1327,9 +1349,13 @@ pub trait Store: Send + Sync + 'static {
     async fn batch_report(&self, batch_id: &str) -> StoreResult<BatchReport>;
 
     // API keys
-    async fn insert_api_key(&self, key: &ApiKey, key_hash: &str) -> StoreResult<()>;
+    async fn insert_api_key(&self, key: &ApiKey, key_hash: &str) -> StoreResult<()> {
+        self.shared().insert_api_key(key, key_hash).await
+    }
     /// The live key with this hash.
-    async fn api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKey>>;
+    async fn api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKey>> {
+        self.shared().api_key(key_hash).await
+    }
 
     // Delivery
     /// Connected, healthy channels that have jobs due at `now`. A job whose lease expired (its dispatcher died
@@ -1551,32 +1577,50 @@ pub trait Store: Send + Sync + 'static {
 
     // The operator console (see `console`)
     /// Stores a session, forgetting expired ones.
-    async fn insert_console_session(&self, session: &console::ConsoleSession) -> StoreResult<()>;
+    async fn insert_console_session(&self, session: &console::ConsoleSession) -> StoreResult<()> {
+        self.shared().insert_console_session(session).await
+    }
     /// The live session with this token hash (an API key's only while the key is live).
     async fn console_session(
         &self,
         token_hash: &str,
         now: i64,
-    ) -> StoreResult<Option<console::ConsoleSession>>;
-    async fn delete_console_session(&self, token_hash: &str) -> StoreResult<()>;
-    async fn list_accounts(&self) -> StoreResult<Vec<Account>>;
+    ) -> StoreResult<Option<console::ConsoleSession>> {
+        self.shared().console_session(token_hash, now).await
+    }
+    async fn delete_console_session(&self, token_hash: &str) -> StoreResult<()> {
+        self.shared().delete_console_session(token_hash).await
+    }
+    async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
+        self.shared().list_accounts().await
+    }
     /// An account's newest batches.
-    async fn list_batches(&self, account_id: &str, limit: u32) -> StoreResult<Vec<Batch>>;
+    async fn list_batches(&self, account_id: &str, limit: u32) -> StoreResult<Vec<Batch>> {
+        self.shared().list_batches(account_id, limit).await
+    }
     /// `(bucket start, status, messages)` of an account's messages queued since `since`.
     async fn message_series(
         &self,
         account_id: &str,
         since: i64,
         bucket_ms: i64,
-    ) -> StoreResult<Vec<(i64, String, i64)>>;
-    async fn message_funnel(&self, account_id: &str, since: i64) -> StoreResult<console::Funnel>;
+    ) -> StoreResult<Vec<(i64, String, i64)>> {
+        self.shared()
+            .message_series(account_id, since, bucket_ms)
+            .await
+    }
+    async fn message_funnel(&self, account_id: &str, since: i64) -> StoreResult<console::Funnel> {
+        self.shared().message_funnel(account_id, since).await
+    }
     /// `(code, title, messages)` of the commonest errors of messages failed since `since`.
     async fn top_failures(
         &self,
         account_id: &str,
         since: i64,
         limit: u32,
-    ) -> StoreResult<Vec<(i64, Option<String>, i64)>>;
+    ) -> StoreResult<Vec<(i64, Option<String>, i64)>> {
+        self.shared().top_failures(account_id, since, limit).await
+    }
     /// An account's newest callback deliveries, of one endpoint (`Some("")`: messages' own
     /// `callbackUrl`) and/or one message when given.
     async fn recent_deliveries(
@@ -1585,5 +1629,9 @@ pub trait Store: Send + Sync + 'static {
         endpoint_id: Option<&str>,
         message_id: Option<&str>,
         limit: u32,
-    ) -> StoreResult<Vec<CallbackDelivery>>;
+    ) -> StoreResult<Vec<CallbackDelivery>> {
+        self.shared()
+            .recent_deliveries(account_id, endpoint_id, message_id, limit)
+            .await
+    }
 }

@@ -46,7 +46,6 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Executor, Postgres, Row, Transaction};
 
-use super::console::ConsoleSession;
 use super::lookups::Lookups;
 use super::*;
 use tokio::sync::Notify;
@@ -483,32 +482,6 @@ fn suppression_from_row(r: &PgRow) -> StoreResult<Suppression> {
     })
 }
 
-fn template_from_row(r: &PgRow) -> StoreResult<Template> {
-    let header: Option<String> = r.try_get("header")?;
-    let buttons: String = r.try_get("buttons")?;
-    Ok(Template {
-        id: r.try_get("id")?,
-        account_id: r.try_get("account_id")?,
-        name: r.try_get("name")?,
-        language: r.try_get("language")?,
-        category: r.try_get("category")?,
-        status: r.try_get("status")?,
-        app_id: r.try_get("app_id")?,
-        message: r.try_get("message")?,
-        header: header
-            .map(|h| serde_json::from_str(&h))
-            .transpose()
-            .context("template header")?,
-        footer: r.try_get("footer")?,
-        buttons: serde_json::from_str(&buttons).context("template buttons")?,
-        extra: serde_json::from_str(&r.try_get::<String, _>("extra")?).context("template extra")?,
-        group_name: r.try_get("group_name")?,
-        active: r.try_get("active")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-    })
-}
-
 const CONVERSATION_SELECT: &str = "SELECT c.*, g.name AS group_name, ct.user_id AS contact_user_id \
      FROM conversations c LEFT JOIN groups g ON g.id = c.group_id \
      LEFT JOIN contacts ct ON ct.account_id = c.account_id AND ct.phone_number = c.phone_number";
@@ -673,24 +646,6 @@ async fn record_attempt(
     .execute(&mut **tx)
     .await?;
     Ok(())
-}
-
-async fn group_with_channels(pool: &PgPool, row: Option<PgRow>) -> StoreResult<Option<Group>> {
-    let Some(r) = row else { return Ok(None) };
-    let id: String = r.try_get("id")?;
-    let channel_ids: Vec<String> = sqlx::query_scalar(
-        "SELECT channel_id FROM channel_groups WHERE group_id = $1 ORDER BY seq",
-    )
-    .bind(&id)
-    .fetch_all(pool)
-    .await?;
-    Ok(Some(Group {
-        id,
-        account_id: r.try_get("account_id")?,
-        name: r.try_get("name")?,
-        channel_ids,
-        created_at: r.try_get("created_at")?,
-    }))
 }
 
 /// A message locked for a status or an outcome (`$1` its id), with whether its conversation
@@ -1441,210 +1396,6 @@ impl Store for PgStore {
         )
     }
 
-    async fn insert_group(&self, g: &Group) -> StoreResult<()> {
-        let _changed = self.lookups.writing();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO groups (id, account_id, name, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&g.id)
-        .bind(&g.account_id)
-        .bind(&g.name)
-        .bind(g.created_at)
-        .execute(&mut *tx)
-        .await?;
-        for channel_id in &g.channel_ids {
-            sqlx::query("INSERT INTO channel_groups (channel_id, group_id) VALUES ($1, $2)")
-                .bind(channel_id)
-                .bind(&g.id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn group_by_name(&self, account_id: &str, name: &str) -> StoreResult<Option<Group>> {
-        let row = sqlx::query("SELECT * FROM groups WHERE account_id = $1 AND name = $2")
-            .bind(account_id)
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
-        group_with_channels(&self.pool, row).await
-    }
-
-    async fn default_group(&self, channel_id: &str) -> StoreResult<Option<Group>> {
-        self.lookups
-            .default_group
-            .get_or(&self.lookups, channel_id, async {
-                let row = sqlx::query(
-                    "SELECT g.* FROM channel_groups cg JOIN groups g ON g.id = cg.group_id
-             WHERE cg.channel_id = $1 ORDER BY cg.seq LIMIT 1",
-                )
-                .bind(channel_id)
-                .fetch_optional(&self.pool)
-                .await?;
-                group_with_channels(&self.pool, row).await
-            })
-            .await
-    }
-
-    async fn insert_template(&self, t: &Template) -> StoreResult<()> {
-        let _changed = self.lookups.writing();
-        sqlx::query(
-            "INSERT INTO templates (id, account_id, name, language, category, status, app_id,
-                message, header, footer, buttons, group_name, active, created_at, updated_at, extra)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-        )
-        .bind(&t.id)
-        .bind(&t.account_id)
-        .bind(&t.name)
-        .bind(&t.language)
-        .bind(&t.category)
-        .bind(&t.status)
-        .bind(&t.app_id)
-        .bind(&t.message)
-        .bind(t.header.as_ref().map(|h| h.to_string()))
-        .bind(&t.footer)
-        .bind(t.buttons.to_string())
-        .bind(&t.group_name)
-        .bind(t.active)
-        .bind(t.created_at)
-        .bind(t.updated_at)
-        .bind(t.extra.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn update_template(&self, t: &Template) -> StoreResult<()> {
-        let _changed = self.lookups.writing();
-        sqlx::query(
-            "UPDATE templates SET name = $1, language = $2, category = $3, status = $4,
-                app_id = $5, message = $6, header = $7, footer = $8, buttons = $9,
-                group_name = $10, active = $11, updated_at = $12, extra = $14
-             WHERE id = $13",
-        )
-        .bind(&t.name)
-        .bind(&t.language)
-        .bind(&t.category)
-        .bind(&t.status)
-        .bind(&t.app_id)
-        .bind(&t.message)
-        .bind(t.header.as_ref().map(|h| h.to_string()))
-        .bind(&t.footer)
-        .bind(t.buttons.to_string())
-        .bind(&t.group_name)
-        .bind(t.active)
-        .bind(t.updated_at)
-        .bind(&t.id)
-        .bind(t.extra.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn template(&self, id: &str) -> StoreResult<Option<Template>> {
-        sqlx::query("SELECT * FROM templates WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(template_from_row)
-            .transpose()
-    }
-
-    async fn account_template(&self, account_id: &str, id: &str) -> StoreResult<Option<Template>> {
-        self.lookups
-            .account_template
-            .get_or(&self.lookups, &format!("{account_id}\n{id}"), async {
-                sqlx::query("SELECT * FROM templates WHERE id = $1 AND account_id = $2")
-                    .bind(id)
-                    .bind(account_id)
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .as_ref()
-                    .map(template_from_row)
-                    .transpose()
-            })
-            .await
-    }
-
-    async fn template_by_app_id(
-        &self,
-        account_id: &str,
-        app_id: &str,
-    ) -> StoreResult<Option<Template>> {
-        sqlx::query(
-            "SELECT * FROM templates WHERE account_id = $1 AND app_id = $2
-             ORDER BY created_at, id COLLATE \"C\" LIMIT 1",
-        )
-        .bind(account_id)
-        .bind(app_id)
-        .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(template_from_row)
-        .transpose()
-    }
-
-    async fn template_by_name(
-        &self,
-        account_id: &str,
-        name: &str,
-        language: &str,
-    ) -> StoreResult<Option<Template>> {
-        sqlx::query(
-            "SELECT * FROM templates WHERE account_id = $1 AND name = $2 AND language = $3
-             ORDER BY (status = 'DELETED'), created_at, id COLLATE \"C\" LIMIT 1",
-        )
-        .bind(account_id)
-        .bind(name)
-        .bind(language)
-        .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(template_from_row)
-        .transpose()
-    }
-
-    async fn list_templates(
-        &self,
-        account_id: &str,
-        f: &TemplateFilter,
-    ) -> StoreResult<(Vec<Template>, u64)> {
-        // SQLite's NOCASE and lower() fold ASCII letters only; lower() under the "C"
-        // collation does the same here, whatever the database's locale. Ids order bytewise,
-        // as in SQLite.
-        const WHERE: &str = "WHERE account_id = $1
-             AND ($2::text IS NULL OR lower(status COLLATE \"C\") = lower($2 COLLATE \"C\"))
-             AND ($3::text IS NULL
-                  OR strpos(lower(name COLLATE \"C\"), lower($3 COLLATE \"C\")) > 0)
-             AND ($2::text IS NOT NULL OR status <> 'DELETED')";
-        let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM templates {WHERE}"))
-            .bind(account_id)
-            .bind(&f.status)
-            .bind(&f.name)
-            .fetch_one(&self.pool)
-            .await?;
-        let rows = sqlx::query(&format!(
-            "SELECT * FROM templates {WHERE} ORDER BY created_at, id COLLATE \"C\"
-             LIMIT $4 OFFSET $5"
-        ))
-        .bind(account_id)
-        .bind(&f.status)
-        .bind(&f.name)
-        .bind(i64::from(f.limit))
-        .bind(i64::from(f.offset))
-        .fetch_all(&self.pool)
-        .await?;
-        let templates = rows
-            .iter()
-            .map(template_from_row)
-            .collect::<StoreResult<_>>()?;
-        Ok((templates, total as u64))
-    }
-
     async fn conversation(&self, id: &str) -> StoreResult<Option<Conversation>> {
         sqlx::query(&format!("{CONVERSATION_SELECT} WHERE c.id = $1"))
             .bind(id)
@@ -2213,36 +1964,6 @@ impl Store for PgStore {
         })
     }
 
-    async fn insert_api_key(&self, k: &ApiKey, key_hash: &str) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO api_keys (id, account_id, name, key_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&k.id)
-        .bind(&k.account_id)
-        .bind(&k.name)
-        .bind(key_hash)
-        .bind(k.created_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKey>> {
-        let row = sqlx::query("SELECT * FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
-            .bind(key_hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| {
-            Ok(ApiKey {
-                id: r.try_get("id")?,
-                account_id: r.try_get("account_id")?,
-                name: r.try_get("name")?,
-                created_at: r.try_get("created_at")?,
-            })
-        })
-        .transpose()
-    }
-
     async fn due_channels(&self, now: i64, orphan_wait_ms: i64) -> StoreResult<Vec<String>> {
         // Due, and not leased or leased by a dispatcher that died more than the wait ago; on
         // a channel that can send. Per channel, so a long queue is not read on every pass:
@@ -2341,7 +2062,7 @@ impl Store for PgStore {
                         .bind(&message.template_id)
                         .fetch_one(&mut *tx)
                         .await?;
-                    let t = template_from_row(&row)?;
+                    let t = Template::from_row(&row)?;
                     templates.insert(t.id.clone(), t.clone());
                     t
                 }
@@ -2791,7 +2512,7 @@ impl Store for PgStore {
         else {
             return Ok(false);
         };
-        let mut template = template_from_row(&row)?;
+        let mut template = Template::from_row(&row)?;
         if template.status == status {
             return Ok(false);
         }
@@ -2994,7 +2715,7 @@ impl Store for PgStore {
         else {
             return Ok(false);
         };
-        let template = template_from_row(&row)?;
+        let template = Template::from_row(&row)?;
         let current: TemplateHealth = sqlx::query_scalar::<_, String>(
             "SELECT health FROM template_health WHERE template_id = $1",
         )
@@ -3299,118 +3020,6 @@ impl Store for PgStore {
         }
         tx.commit().await?;
         Ok(true)
-    }
-
-    async fn insert_console_session(&self, session: &ConsoleSession) -> StoreResult<()> {
-        sqlx::query(console::DELETE_EXPIRED_SESSIONS)
-            .bind(session.created_at)
-            .execute(&self.pool)
-            .await?;
-        sqlx::query(console::INSERT_SESSION)
-            .bind(&session.token_hash)
-            .bind(&session.account_id)
-            .bind(&session.key_hash)
-            .bind(&session.csrf_token)
-            .bind(session.created_at)
-            .bind(session.expires_at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn console_session(
-        &self,
-        token_hash: &str,
-        now: i64,
-    ) -> StoreResult<Option<ConsoleSession>> {
-        let row: Option<console::SessionRow> = sqlx::query_as(console::SESSION)
-            .bind(token_hash)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(ConsoleSession::from_row))
-    }
-
-    async fn delete_console_session(&self, token_hash: &str) -> StoreResult<()> {
-        sqlx::query(console::DELETE_SESSION)
-            .bind(token_hash)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
-        let rows: Vec<console::AccountRow> = sqlx::query_as(console::ACCOUNTS)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(console::account_from_row).collect())
-    }
-
-    async fn list_batches(&self, account_id: &str, limit: u32) -> StoreResult<Vec<Batch>> {
-        let rows: Vec<console::BatchRow> = sqlx::query_as(console::BATCHES)
-            .bind(account_id)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(console::batch_from_row).collect())
-    }
-
-    async fn message_series(
-        &self,
-        account_id: &str,
-        since: i64,
-        bucket_ms: i64,
-    ) -> StoreResult<Vec<(i64, String, i64)>> {
-        let rows: Vec<console::SeriesRow> = sqlx::query_as(console::SERIES)
-            .bind(account_id)
-            .bind(since)
-            .bind(bucket_ms.max(1))
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows)
-    }
-
-    async fn message_funnel(&self, account_id: &str, since: i64) -> StoreResult<console::Funnel> {
-        let row: console::FunnelRow = sqlx::query_as(console::FUNNEL)
-            .bind(account_id)
-            .bind(since)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(console::funnel_from_row(row))
-    }
-
-    async fn top_failures(
-        &self,
-        account_id: &str,
-        since: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<(i64, Option<String>, i64)>> {
-        let rows: Vec<console::FailureRow> = sqlx::query_as(console::FAILURES)
-            .bind(account_id)
-            .bind(since)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows)
-    }
-
-    async fn recent_deliveries(
-        &self,
-        account_id: &str,
-        endpoint_id: Option<&str>,
-        message_id: Option<&str>,
-        limit: u32,
-    ) -> StoreResult<Vec<CallbackDelivery>> {
-        sqlx::query(console::DELIVERIES)
-            .bind(account_id)
-            .bind(endpoint_id)
-            .bind(message_id)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(delivery_from_row)
-            .collect()
     }
 }
 
