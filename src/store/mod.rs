@@ -1118,9 +1118,13 @@ pub trait Store: Send + Sync + 'static {
     /// not answer.
     async fn ping(&self) -> StoreResult<bool>;
     /// Per channel with messages not yet taken by the provider: how many and since when.
-    async fn queues(&self) -> StoreResult<Vec<ChannelQueue>>;
+    async fn queues(&self) -> StoreResult<Vec<ChannelQueue>> {
+        self.shared().queues().await
+    }
     /// How many messages are in each status (statuses with none are left out).
-    async fn message_counts(&self) -> StoreResult<Vec<(String, i64)>>;
+    async fn message_counts(&self) -> StoreResult<Vec<(String, i64)>> {
+        self.shared().message_counts().await
+    }
 
     // Accounts
     async fn insert_account(&self, account: &Account) -> StoreResult<()> {
@@ -1234,15 +1238,21 @@ pub trait Store: Send + Sync + 'static {
     }
 
     // Conversations and messages
-    async fn conversation(&self, id: &str) -> StoreResult<Option<Conversation>>;
+    async fn conversation(&self, id: &str) -> StoreResult<Option<Conversation>> {
+        self.shared().conversation(id).await
+    }
     async fn close_conversation(
         &self,
         id: &str,
         reason: CloseReason,
         now: i64,
     ) -> StoreResult<Option<Conversation>>;
-    async fn message(&self, id: &str) -> StoreResult<Option<Message>>;
-    async fn message_attempts(&self, message_id: &str) -> StoreResult<Vec<AttemptRecord>>;
+    async fn message(&self, id: &str) -> StoreResult<Option<Message>> {
+        self.shared().message(id).await
+    }
+    async fn message_attempts(&self, message_id: &str) -> StoreResult<Vec<AttemptRecord>> {
+        self.shared().message_attempts(message_id).await
+    }
     /// An inbound message from a contact: keeps the contact's name and the time of their
     /// last message (WhatsApp's 24-hour window), and the conversation's activity.
     async fn record_inbound(
@@ -1266,7 +1276,11 @@ pub trait Store: Send + Sync + 'static {
         conversation_id: &str,
         after: Option<(i64, String)>,
         limit: u32,
-    ) -> StoreResult<Vec<InboundMessage>>;
+    ) -> StoreResult<Vec<InboundMessage>> {
+        self.shared()
+            .conversation_inbound(conversation_id, after, limit)
+            .await
+    }
     /// Keeps a status's business-scoped user id on the contact message `message_id` was sent
     /// to (one statement; nothing written when the contact has it already).
     async fn link_message_user_id(
@@ -1274,7 +1288,11 @@ pub trait Store: Send + Sync + 'static {
         message_id: &str,
         user_id: &str,
         now: i64,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<()> {
+        self.shared()
+            .link_message_user_id(message_id, user_id, now)
+            .await
+    }
 
     /// Decides and stores one send in a single transaction: the conversation (found, expired or
     /// created within the plan limit), the contact, the message and its delivery job.
@@ -1285,22 +1303,34 @@ pub trait Store: Send + Sync + 'static {
         &self,
         sends: &[AcceptSend],
     ) -> StoreResult<Vec<StoreResult<AcceptOutcome>>>;
-    async fn insert_batch(&self, batch: &Batch) -> StoreResult<()>;
-    async fn batch(&self, id: &str) -> StoreResult<Option<Batch>>;
+    async fn insert_batch(&self, batch: &Batch) -> StoreResult<()> {
+        self.shared().insert_batch(batch).await
+    }
+    async fn batch(&self, id: &str) -> StoreResult<Option<Batch>> {
+        self.shared().batch(id).await
+    }
     /// Messages of a batch by status.
-    async fn batch_counts(&self, id: &str) -> StoreResult<Vec<(String, i64)>>;
+    async fn batch_counts(&self, id: &str) -> StoreResult<Vec<(String, i64)>> {
+        self.shared().batch_counts(id).await
+    }
     async fn list_messages(
         &self,
         account_id: &str,
         filter: &MessageFilter,
-    ) -> StoreResult<Vec<Message>>;
+    ) -> StoreResult<Vec<Message>> {
+        self.shared().list_messages(account_id, filter).await
+    }
     async fn list_conversations(
         &self,
         account_id: &str,
         filter: &ConversationFilter,
-    ) -> StoreResult<Vec<Conversation>>;
+    ) -> StoreResult<Vec<Conversation>> {
+        self.shared().list_conversations(account_id, filter).await
+    }
     /// When a queued message's next attempt is due, if it has a delivery job.
-    async fn next_attempt_at(&self, message_id: &str) -> StoreResult<Option<i64>>;
+    async fn next_attempt_at(&self, message_id: &str) -> StoreResult<Option<i64>> {
+        self.shared().next_attempt_at(message_id).await
+    }
     async fn delete_expired_idempotency_keys(&self, now: i64) -> StoreResult<u64>;
 
     // Campaigns
@@ -1317,7 +1347,9 @@ pub trait Store: Send + Sync + 'static {
     async fn cancel_batch(&self, batch_id: &str, now: i64) -> StoreResult<Vec<String>>;
     /// Pauses or resumes a batch: its jobs not claimed are skipped by the dispatcher while
     /// paused. `false` when no such batch.
-    async fn set_batch_paused(&self, batch_id: &str, paused: bool) -> StoreResult<bool>;
+    async fn set_batch_paused(&self, batch_id: &str, paused: bool) -> StoreResult<bool> {
+        self.shared().set_batch_paused(batch_id, paused).await
+    }
     /// Gives a claimed job back until `until`, without counting the attempt, and shows the
     /// message as held for `reason`; fenced by the attempt.
     async fn hold_job(
@@ -1330,23 +1362,33 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// Recipients of the channel's messages that opened a new conversation, handed over since
     /// `since`.
-    async fn new_recipients(&self, channel_id: &str, since: i64) -> StoreResult<NewRecipients>;
+    async fn new_recipients(&self, channel_id: &str, since: i64) -> StoreResult<NewRecipients> {
+        self.shared().new_recipients(channel_id, since).await
+    }
     /// Sets (or with `None` clears) an account's quiet hours; `false` when no such account.
     async fn set_quiet_hours(
         &self,
         account_id: &str,
         window: Option<(i64, i64)>,
         now: i64,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<bool> {
+        self.shared().set_quiet_hours(account_id, window, now).await
+    }
     /// Sets (or with `None` clears) a channel's messaging limit; `false` when no such channel.
     async fn set_messaging_limit(
         &self,
         channel_id: &str,
         limit: Option<i64>,
         now: i64,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<bool> {
+        self.shared()
+            .set_messaging_limit(channel_id, limit, now)
+            .await
+    }
     /// A batch's figures by error code, template and hold reason.
-    async fn batch_report(&self, batch_id: &str) -> StoreResult<BatchReport>;
+    async fn batch_report(&self, batch_id: &str) -> StoreResult<BatchReport> {
+        self.shared().batch_report(batch_id).await
+    }
 
     // API keys
     async fn insert_api_key(&self, key: &ApiKey, key_hash: &str) -> StoreResult<()> {
@@ -1559,7 +1601,9 @@ pub trait Store: Send + Sync + 'static {
         account_id: &str,
         from: i64,
         to: i64,
-    ) -> StoreResult<Vec<PricedMessage>>;
+    ) -> StoreResult<Vec<PricedMessage>> {
+        self.shared().priced_messages(account_id, from, to).await
+    }
     /// Leases until `now + lease_ms` up to `limit` due deliveries, each the oldest pending
     /// one of its stream (endpoint and message), so a stream is never delivered out of order.
     /// A delivery to a `callbackUrl` comes with the account's callback secret, created here

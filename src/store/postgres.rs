@@ -482,123 +482,6 @@ fn suppression_from_row(r: &PgRow) -> StoreResult<Suppression> {
     })
 }
 
-const CONVERSATION_SELECT: &str = "SELECT c.*, g.name AS group_name, ct.user_id AS contact_user_id \
-     FROM conversations c LEFT JOIN groups g ON g.id = c.group_id \
-     LEFT JOIN contacts ct ON ct.account_id = c.account_id AND ct.phone_number = c.phone_number";
-
-fn conversation_from_row(r: &PgRow) -> StoreResult<Conversation> {
-    let status: String = r.try_get("status")?;
-    Ok(Conversation {
-        id: r.try_get("id")?,
-        account_id: r.try_get("account_id")?,
-        channel_id: r.try_get("channel_id")?,
-        phone_number: r.try_get("phone_number")?,
-        status: status.parse().map_err(anyhow::Error::msg)?,
-        assignee: r.try_get("assignee")?,
-        group_id: r.try_get("group_id")?,
-        group_name: r.try_get("group_name")?,
-        client_name: r.try_get("client_name")?,
-        first_message_id: r.try_get("first_message_id")?,
-        close_reason: r.try_get("close_reason")?,
-        created_at: r.try_get("created_at")?,
-        opened_at: r.try_get("opened_at")?,
-        closed_at: r.try_get("closed_at")?,
-        last_activity_at: r.try_get("last_activity_at")?,
-        user_id: r.try_get("contact_user_id")?,
-    })
-}
-
-fn inbound_from_row(r: &PgRow) -> StoreResult<InboundMessage> {
-    let json = |column: &str| -> StoreResult<Value> {
-        let text: String = r.try_get(column)?;
-        Ok(serde_json::from_str(&text).context("inbound message JSON")?)
-    };
-    Ok(InboundMessage {
-        id: r.try_get("id")?,
-        account_id: r.try_get("account_id")?,
-        channel_id: r.try_get("channel_id")?,
-        conversation_id: r.try_get("conversation_id")?,
-        provider_message_id: r.try_get("provider_message_id")?,
-        phone_number: r.try_get("phone_number")?,
-        user_id: r.try_get("user_id")?,
-        contact_name: r.try_get("contact_name")?,
-        kind: r.try_get("type")?,
-        text: r.try_get("text")?,
-        content: json("content")?,
-        raw: json("raw")?,
-        context_id: r.try_get("context_id")?,
-        reply_to: r.try_get("reply_to")?,
-        sent_at: r.try_get("sent_at")?,
-        received_at: r.try_get("received_at")?,
-    })
-}
-
-fn message_from_row(r: &PgRow) -> StoreResult<Message> {
-    let status: String = r.try_get("status")?;
-    let params: String = r.try_get("params")?;
-    let error_code: Option<i64> = r.try_get("error_code")?;
-    Ok(Message {
-        id: r.try_get("id")?,
-        account_id: r.try_get("account_id")?,
-        channel_id: r.try_get("channel_id")?,
-        conversation_id: r.try_get("conversation_id")?,
-        template_id: r.try_get("template_id")?,
-        phone_number: r.try_get("phone_number")?,
-        params: serde_json::from_str(&params).context("message params")?,
-        status: status.parse().map_err(anyhow::Error::msg)?,
-        provider_message_id: r.try_get("provider_message_id")?,
-        wa_id: r.try_get("wa_id")?,
-        attempts: r.try_get("attempts")?,
-        error: match error_code {
-            Some(code) => Some(ProviderError {
-                code,
-                title: r
-                    .try_get::<Option<String>, _>("error_title")?
-                    .unwrap_or_default(),
-                details: r.try_get("error_details")?,
-            }),
-            None => None,
-        },
-        queued_at: r.try_get("queued_at")?,
-        sending_at: r.try_get("sending_at")?,
-        sent_at: r.try_get("sent_at")?,
-        delivered_at: r.try_get("delivered_at")?,
-        read_at: r.try_get("read_at")?,
-        failed_at: r.try_get("failed_at")?,
-        pricing_category: r.try_get("pricing_category")?,
-        pricing: pricing_from_row(r)?,
-        batch_id: r.try_get("batch_id")?,
-        callback_url: r.try_get("callback_url")?,
-        metadata: r
-            .try_get::<Option<String>, _>("metadata")?
-            .map(|m| serde_json::from_str(&m))
-            .transpose()
-            .context("message metadata")?,
-        updated_at: r.try_get("updated_at")?,
-        scheduled_for: r.try_get("scheduled_for")?,
-        held_until: r.try_get("held_until")?,
-        held_reason: r.try_get("held_reason")?,
-        cancelled_at: r.try_get("cancelled_at")?,
-    })
-}
-
-/// The `pricing` of a message or kept status row: `None` when no status carried one (only
-/// `pricing_category` may be set then, by an older status).
-fn pricing_from_row(r: &PgRow) -> StoreResult<Option<Pricing>> {
-    let pricing_type: Option<String> = r.try_get("pricing_type")?;
-    let pricing_model: Option<String> = r.try_get("pricing_model")?;
-    let billable: Option<bool> = r.try_get("pricing_billable")?;
-    if pricing_type.is_none() && pricing_model.is_none() && billable.is_none() {
-        return Ok(None);
-    }
-    Ok(Some(Pricing {
-        pricing_type,
-        category: r.try_get("pricing_category")?,
-        pricing_model,
-        billable,
-    }))
-}
-
 fn status_from_pending_row(r: &PgRow) -> StoreResult<StatusUpdate> {
     let status: String = r.try_get("status")?;
     Ok(StatusUpdate {
@@ -617,7 +500,7 @@ fn status_from_pending_row(r: &PgRow) -> StoreResult<StatusUpdate> {
             None => None,
         },
         pricing_category: r.try_get("pricing_category")?,
-        pricing: pricing_from_row(r)?,
+        pricing: Pricing::from_row(r)?,
         // A kept status matched no message when it came; it is taken by its own message's
         // wamid or id only.
         channel_id: None,
@@ -697,7 +580,7 @@ async fn apply_in(
         .bind(&id)
         .fetch_one(&mut **tx)
         .await?;
-    let message = message_from_row(&row)?;
+    let message = Message::from_row(&row)?;
     let pending: bool = row.try_get("conversation_pending")?;
     if u.channel_id
         .as_ref()
@@ -1337,7 +1220,7 @@ async fn cancel_in(
             "message {id} moved to {status} while being cancelled"
         )));
     };
-    let cancelled = message_from_row(&row)?;
+    let cancelled = Message::from_row(&row)?;
     let event = message_event(&cancelled, MessageStatus::Cancelled, None, now);
     queue_events(tx, lookups, &cancelled.account_id, event.as_slice()).await?;
     let conversation =
@@ -1355,57 +1238,11 @@ impl Store for PgStore {
     }
 
     async fn ping(&self) -> StoreResult<bool> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
         let latest = MIGRATIONS.last().map_or(0, |(version, _, _)| *version);
-        let applied: Result<i64, sqlx::Error> =
-            sqlx::query_scalar("SELECT COUNT(*) FROM schema_migrations WHERE version = $1")
-                .bind(latest)
-                .fetch_one(&self.pool)
-                .await;
-        Ok(matches!(applied, Ok(n) if n > 0))
+        self.shared.ping(latest).await
     }
 
-    async fn queues(&self) -> StoreResult<Vec<ChannelQueue>> {
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            // Scheduled and held messages not due yet, and paused batches' messages, wait by
-            // design: they are not a backlog. A due one counts from its time.
-            "SELECT j.channel_id, COUNT(*),
-                    MIN(coalesce(m.held_until, m.scheduled_for, m.queued_at))
-             FROM delivery_jobs j JOIN messages m ON m.id = j.message_id
-             WHERE j.paused = 0 AND j.run_at <= CAST(extract(epoch FROM now()) * 1000 AS BIGINT) + 1000
-                OR (m.status <> 'scheduled' AND m.held_until IS NULL AND j.paused = 0)
-             GROUP BY j.channel_id ORDER BY j.channel_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(channel_id, depth, oldest_queued_at)| ChannelQueue {
-                channel_id,
-                depth,
-                oldest_queued_at,
-            })
-            .collect())
-    }
-
-    async fn message_counts(&self) -> StoreResult<Vec<(String, i64)>> {
-        Ok(
-            sqlx::query_as("SELECT status, COUNT(*) FROM messages GROUP BY status ORDER BY status")
-                .fetch_all(&self.pool)
-                .await?,
-        )
-    }
-
-    async fn conversation(&self, id: &str) -> StoreResult<Option<Conversation>> {
-        sqlx::query(&format!("{CONVERSATION_SELECT} WHERE c.id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(conversation_from_row)
-            .transpose()
-    }
-
+    /// Written once but for the outbox: `queue_events` runs in this backend's transaction.
     async fn close_conversation(
         &self,
         id: &str,
@@ -1413,74 +1250,14 @@ impl Store for PgStore {
         now: i64,
     ) -> StoreResult<Option<Conversation>> {
         let mut tx = self.pool.begin().await?;
-        let closed = sqlx::query(
-            "UPDATE conversations SET status = 'closed', closed_at = $1, close_reason = $2
-             WHERE id = $3 AND status != 'closed'",
-        )
-        .bind(now)
-        .bind(reason.as_str())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        let conversation = sqlx::query(&format!("{CONVERSATION_SELECT} WHERE c.id = $1"))
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .as_ref()
-            .map(conversation_from_row)
-            .transpose()?;
-        if let Some(c) = &conversation
-            && closed.rows_affected() == 1
-        {
-            let event = conversation_event(
-                &c.id,
-                &c.channel_id,
-                &c.phone_number,
-                c.status,
-                c.close_reason.as_deref(),
-                None,
-                now,
-            );
+        let mut db = super::sql::Db::PostgresConn(&mut tx);
+        let (conversation, event) =
+            super::sql::Shared::close_conversation_in(&mut db, id, reason, now).await?;
+        if let Some(c) = &conversation {
             queue_events(&mut tx, &self.lookups, &c.account_id, event.as_slice()).await?;
         }
         tx.commit().await?;
         Ok(conversation)
-    }
-
-    async fn message(&self, id: &str) -> StoreResult<Option<Message>> {
-        sqlx::query("SELECT * FROM messages WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(message_from_row)
-            .transpose()
-    }
-
-    async fn message_attempts(&self, message_id: &str) -> StoreResult<Vec<AttemptRecord>> {
-        let rows = sqlx::query("SELECT * FROM delivery_attempts WHERE message_id = $1 ORDER BY id")
-            .bind(message_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AttemptRecord {
-                    attempt: r.try_get("attempt")?,
-                    finished_at: r.try_get("finished_at")?,
-                    outcome: r.try_get("outcome")?,
-                    error: match r.try_get::<Option<i64>, _>("error_code")? {
-                        Some(code) => Some(ProviderError {
-                            code,
-                            title: r
-                                .try_get::<Option<String>, _>("error_title")?
-                                .unwrap_or_default(),
-                            details: r.try_get("error_details")?,
-                        }),
-                        None => None,
-                    },
-                })
-            })
-            .collect()
     }
 
     async fn record_inbound(
@@ -1511,46 +1288,6 @@ impl Store for PgStore {
                 other => return other,
             }
         }
-    }
-
-    async fn conversation_inbound(
-        &self,
-        conversation_id: &str,
-        after: Option<(i64, String)>,
-        limit: u32,
-    ) -> StoreResult<Vec<InboundMessage>> {
-        let (after_time, after_id) = after.unzip();
-        let rows = sqlx::query(
-            "SELECT * FROM inbound_messages WHERE conversation_id = $1
-               AND ($2::BIGINT IS NULL OR received_at > $2 OR (received_at = $2 AND id > $3))
-             ORDER BY received_at, id LIMIT $4",
-        )
-        .bind(conversation_id)
-        .bind(after_time)
-        .bind(after_id)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(inbound_from_row).collect()
-    }
-
-    async fn link_message_user_id(
-        &self,
-        message_id: &str,
-        user_id: &str,
-        now: i64,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE contacts c SET user_id = $1, updated_at = $2 FROM messages m
-             WHERE m.id = $3 AND c.account_id = m.account_id AND c.phone_number = m.phone_number
-               AND c.user_id IS DISTINCT FROM $1",
-        )
-        .bind(user_id)
-        .bind(now)
-        .bind(message_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
     async fn accept_send(&self, send: &AcceptSend) -> StoreResult<AcceptOutcome> {
@@ -1601,149 +1338,6 @@ impl Store for PgStore {
         }
         tx.commit().await?;
         Ok(outcomes)
-    }
-
-    async fn insert_batch(&self, b: &Batch) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO batches (id, account_id, channel_id, total, accepted, rejected, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (id) DO UPDATE SET total = excluded.total,
-                accepted = excluded.accepted, rejected = excluded.rejected",
-        )
-        .bind(&b.id)
-        .bind(&b.account_id)
-        .bind(&b.channel_id)
-        .bind(b.total)
-        .bind(b.accepted)
-        .bind(b.rejected)
-        .bind(b.created_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn batch(&self, id: &str) -> StoreResult<Option<Batch>> {
-        let row = sqlx::query("SELECT * FROM batches WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| {
-            Ok(Batch {
-                id: r.try_get("id")?,
-                account_id: r.try_get("account_id")?,
-                channel_id: r.try_get("channel_id")?,
-                total: r.try_get("total")?,
-                accepted: r.try_get("accepted")?,
-                rejected: r.try_get("rejected")?,
-                created_at: r.try_get("created_at")?,
-                paused: r.try_get::<i32, _>("paused")? != 0,
-            })
-        })
-        .transpose()
-    }
-
-    async fn batch_counts(&self, id: &str) -> StoreResult<Vec<(String, i64)>> {
-        Ok(sqlx::query_as(
-            "SELECT status, count(*) FROM messages WHERE batch_id = $1 GROUP BY status ORDER BY status",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    async fn list_messages(
-        &self,
-        account_id: &str,
-        f: &MessageFilter,
-    ) -> StoreResult<Vec<Message>> {
-        let mut q =
-            sqlx::QueryBuilder::<Postgres>::new("SELECT * FROM messages WHERE account_id = ");
-        q.push_bind(account_id);
-        let equal = [
-            ("channel_id", &f.channel_id),
-            ("status", &f.status),
-            ("phone_number", &f.phone_number),
-            ("batch_id", &f.batch_id),
-            ("template_id", &f.template_id),
-            ("conversation_id", &f.conversation_id),
-        ];
-        for (column, value) in equal {
-            if let Some(value) = value {
-                q.push(format_args!(" AND {column} = ")).push_bind(value);
-            }
-        }
-        if let Some(from) = f.from {
-            q.push(" AND queued_at >= ").push_bind(from);
-        }
-        if let Some(to) = f.to {
-            q.push(" AND queued_at < ").push_bind(to);
-        }
-        let (past, order) = if f.newest_first {
-            ("<", "DESC")
-        } else {
-            (">", "ASC")
-        };
-        if let Some((time, id)) = &f.after {
-            q.push(format_args!(" AND (queued_at {past} "))
-                .push_bind(time);
-            q.push(" OR (queued_at = ").push_bind(time);
-            q.push(format_args!(" AND id {past} "))
-                .push_bind(id)
-                .push("))");
-        }
-        q.push(format_args!(
-            " ORDER BY queued_at {order}, id {order} LIMIT "
-        ))
-        .push_bind(i64::from(f.limit));
-        let rows = q.build().fetch_all(&self.pool).await?;
-        rows.iter().map(message_from_row).collect()
-    }
-
-    async fn list_conversations(
-        &self,
-        account_id: &str,
-        f: &ConversationFilter,
-    ) -> StoreResult<Vec<Conversation>> {
-        let mut q = sqlx::QueryBuilder::<Postgres>::new(CONVERSATION_SELECT);
-        q.push(" WHERE c.account_id = ").push_bind(account_id);
-        let equal = [
-            ("c.channel_id", &f.channel_id),
-            ("c.status", &f.status),
-            ("c.phone_number", &f.phone_number),
-        ];
-        for (column, value) in equal {
-            if let Some(value) = value {
-                q.push(format_args!(" AND {column} = ")).push_bind(value);
-            }
-        }
-        let (past, order) = if f.newest_first {
-            ("<", "DESC")
-        } else {
-            (">", "ASC")
-        };
-        if let Some((time, id)) = &f.after {
-            q.push(format_args!(" AND (c.created_at {past} "))
-                .push_bind(time);
-            q.push(" OR (c.created_at = ").push_bind(time);
-            q.push(format_args!(" AND c.id {past} "))
-                .push_bind(id)
-                .push("))");
-        }
-        q.push(format_args!(
-            " ORDER BY c.created_at {order}, c.id {order} LIMIT "
-        ))
-        .push_bind(i64::from(f.limit));
-        let rows = q.build().fetch_all(&self.pool).await?;
-        rows.iter().map(conversation_from_row).collect()
-    }
-
-    async fn next_attempt_at(&self, message_id: &str) -> StoreResult<Option<i64>> {
-        Ok(
-            sqlx::query_scalar("SELECT run_at FROM delivery_jobs WHERE message_id = $1")
-                .bind(message_id)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
     }
 
     async fn delete_expired_idempotency_keys(&self, now: i64) -> StoreResult<u64> {
@@ -1812,27 +1406,6 @@ impl Store for PgStore {
         Ok(cancelled)
     }
 
-    async fn set_batch_paused(&self, batch_id: &str, paused: bool) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        let found = sqlx::query("UPDATE batches SET paused = $1 WHERE id = $2")
-            .bind(i32::from(paused))
-            .bind(batch_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            > 0;
-        sqlx::query(
-            "UPDATE delivery_jobs SET paused = $1
-             WHERE message_id IN (SELECT id FROM messages WHERE batch_id = $2)",
-        )
-        .bind(i32::from(paused))
-        .bind(batch_id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(found)
-    }
-
     async fn hold_job(
         &self,
         message_id: &str,
@@ -1870,98 +1443,6 @@ impl Store for PgStore {
         }
         tx.commit().await?;
         Ok(held)
-    }
-
-    async fn new_recipients(&self, channel_id: &str, since: i64) -> StoreResult<NewRecipients> {
-        let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT count(DISTINCT m.phone_number), min(m.sending_at) FROM messages m
-             JOIN conversations c ON c.first_message_id = m.id
-             WHERE m.channel_id = $1 AND m.sending_at >= $2",
-        )
-        .bind(channel_id)
-        .bind(since)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(NewRecipients { count, oldest })
-    }
-
-    async fn set_quiet_hours(
-        &self,
-        account_id: &str,
-        window: Option<(i64, i64)>,
-        now: i64,
-    ) -> StoreResult<bool> {
-        let _changed = self.lookups.writing();
-        let (start, end) = window.unzip();
-        Ok(sqlx::query(
-            "UPDATE accounts SET quiet_start = $1, quiet_end = $2, updated_at = $3 WHERE id = $4",
-        )
-        .bind(start)
-        .bind(end)
-        .bind(now)
-        .bind(account_id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected()
-            > 0)
-    }
-
-    async fn set_messaging_limit(
-        &self,
-        channel_id: &str,
-        limit: Option<i64>,
-        now: i64,
-    ) -> StoreResult<bool> {
-        let _changed = self.lookups.writing();
-        Ok(
-            sqlx::query("UPDATE channels SET messaging_limit = $1, updated_at = $2 WHERE id = $3")
-                .bind(limit)
-                .bind(now)
-                .bind(channel_id)
-                .execute(&self.pool)
-                .await?
-                .rows_affected()
-                > 0,
-        )
-    }
-
-    async fn batch_report(&self, batch_id: &str) -> StoreResult<BatchReport> {
-        let by_error_code = sqlx::query_as(
-            "SELECT error_code, count(*) FROM messages
-             WHERE batch_id = $1 AND status = 'failed' AND error_code IS NOT NULL
-             GROUP BY error_code ORDER BY error_code",
-        )
-        .bind(batch_id)
-        .fetch_all(&self.pool)
-        .await?;
-        let by_template = sqlx::query_as(
-            "SELECT template_id, status, count(*) FROM messages WHERE batch_id = $1
-             GROUP BY template_id, status ORDER BY template_id, status",
-        )
-        .bind(batch_id)
-        .fetch_all(&self.pool)
-        .await?;
-        let held = sqlx::query_as(
-            "SELECT held_reason, count(*) FROM messages
-             WHERE batch_id = $1 AND held_reason IS NOT NULL AND status = 'queued'
-             GROUP BY held_reason ORDER BY held_reason",
-        )
-        .bind(batch_id)
-        .fetch_all(&self.pool)
-        .await?;
-        let last_due = sqlx::query_scalar(
-            "SELECT max(j.run_at) FROM delivery_jobs j JOIN messages m ON m.id = j.message_id
-             WHERE m.batch_id = $1",
-        )
-        .bind(batch_id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(BatchReport {
-            by_error_code,
-            by_template,
-            held,
-            last_due,
-        })
     }
 
     async fn due_channels(&self, now: i64, orphan_wait_ms: i64) -> StoreResult<Vec<String>> {
@@ -2053,7 +1534,7 @@ impl Store for PgStore {
             .bind(&message_id)
             .fetch_one(&mut *tx)
             .await?;
-            let message = message_from_row(&row)?;
+            let message = Message::from_row(&row)?;
             // A claim's messages mostly share a template: read each once.
             let template = match templates.get(&message.template_id) {
                 Some(t) => Clone::clone(t),
@@ -2171,7 +1652,7 @@ impl Store for PgStore {
                     .bind(&o.message_id)
                     .fetch_one(&mut *tx)
                     .await?;
-                let message = message_from_row(&row)?;
+                let message = Message::from_row(&row)?;
                 if message.status.advances_to(MessageStatus::Failed) {
                     let pending = row.try_get("conversation_pending")?;
                     conversation =
@@ -2869,41 +2350,6 @@ impl Store for PgStore {
                 .await?;
         rows.into_iter()
             .map(|(id, q)| Ok((id, serde_json::from_str(&q).context("channel quality")?)))
-            .collect()
-    }
-
-    async fn priced_messages(
-        &self,
-        account_id: &str,
-        from: i64,
-        to: i64,
-    ) -> StoreResult<Vec<PricedMessage>> {
-        let rows = sqlx::query(
-            "SELECT * FROM (
-                SELECT coalesce(sent_at, delivered_at, read_at) AS at, template_id, channel_id,
-                    phone_number, pricing_type, pricing_category, pricing_model, pricing_billable
-                FROM messages
-                WHERE account_id = $1 AND pricing_category IS NOT NULL AND queued_at < $3) priced
-             WHERE at >= $2 AND at < $3 ORDER BY at",
-        )
-        .bind(account_id)
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PricedMessage {
-                    at: r.try_get("at")?,
-                    template_id: r.try_get("template_id")?,
-                    channel_id: r.try_get("channel_id")?,
-                    phone_number: r.try_get("phone_number")?,
-                    pricing: pricing_from_row(r)?.unwrap_or_else(|| Pricing {
-                        category: r.try_get("pricing_category").ok().flatten(),
-                        ..Pricing::default()
-                    }),
-                })
-            })
             .collect()
     }
 

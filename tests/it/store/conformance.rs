@@ -1448,3 +1448,306 @@ async fn every_method_round_trips() {
     })
     .await;
 }
+
+both_databases!(listings_batches_and_plain_writes_answer_alike);
+/// The listings' filters and cursors, a batch's life (upsert, pause, counts, report) and the
+/// plain writes, through the statements both databases share.
+async fn listings_batches_and_plain_writes_answer_alike() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        let s = seed(&store, 1000).await;
+        let now = plantilla::now_ms();
+        assert!(store.ping().await.unwrap());
+
+        let batch = Batch {
+            id: new_id("bat"),
+            account_id: s.account.id.clone(),
+            channel_id: s.channel.id.clone(),
+            total: 3,
+            accepted: 0,
+            rejected: 0,
+            created_at: now,
+            paused: false,
+        };
+        store.insert_batch(&batch).await.unwrap();
+        store
+            .insert_batch(&Batch {
+                accepted: 3,
+                ..batch.clone()
+            })
+            .await
+            .unwrap();
+        let got = store.batch(&batch.id).await.unwrap().unwrap();
+        assert_eq!((got.total, got.accepted, got.paused), (3, 3, false));
+        assert!(store.batch("bat_missing").await.unwrap().is_none());
+
+        // Four sends a millisecond apart, the first three in the batch.
+        let mut sent = Vec::new();
+        for i in 0..4_i64 {
+            let mut send = accept(&s, &format!("5076000000{i}"), now + i);
+            if i < 3 {
+                send.batch_id = Some(batch.id.clone());
+            }
+            let AcceptOutcome::Pending {
+                conversation_id,
+                message_id,
+            } = store.accept_send(&send).await.unwrap()
+            else {
+                panic!("expected pending");
+            };
+            sent.push((message_id, conversation_id));
+        }
+        let message_ids = |v: Vec<Message>| v.into_iter().map(|m| m.id).collect::<Vec<_>>();
+        let ids = |picked: &[usize]| {
+            picked
+                .iter()
+                .map(|&i| sent[i].0.clone())
+                .collect::<Vec<_>>()
+        };
+        let filter = MessageFilter {
+            limit: 10,
+            ..MessageFilter::default()
+        };
+        let list = |f: MessageFilter| {
+            let store = store.clone();
+            let account_id = s.account.id.clone();
+            async move { message_ids(store.list_messages(&account_id, &f).await.unwrap()) }
+        };
+        assert_eq!(list(filter.clone()).await, ids(&[0, 1, 2, 3]));
+        let newest = MessageFilter {
+            newest_first: true,
+            ..filter.clone()
+        };
+        assert_eq!(list(newest.clone()).await, ids(&[3, 2, 1, 0]));
+        assert_eq!(
+            list(MessageFilter {
+                after: Some((now + 1, sent[1].0.clone())),
+                ..filter.clone()
+            })
+            .await,
+            ids(&[2, 3])
+        );
+        assert_eq!(
+            list(MessageFilter {
+                after: Some((now + 2, sent[2].0.clone())),
+                ..newest.clone()
+            })
+            .await,
+            ids(&[1, 0])
+        );
+        assert_eq!(
+            list(MessageFilter {
+                batch_id: Some(batch.id.clone()),
+                ..filter.clone()
+            })
+            .await,
+            ids(&[0, 1, 2])
+        );
+        assert_eq!(
+            list(MessageFilter {
+                phone_number: Some("50760000003".into()),
+                status: Some("queued".into()),
+                channel_id: Some(s.channel.id.clone()),
+                template_id: Some(s.template.id.clone()),
+                ..filter.clone()
+            })
+            .await,
+            ids(&[3])
+        );
+        assert_eq!(
+            list(MessageFilter {
+                conversation_id: Some(sent[1].1.clone()),
+                ..filter.clone()
+            })
+            .await,
+            ids(&[1])
+        );
+        assert_eq!(
+            list(MessageFilter {
+                from: Some(now + 1),
+                to: Some(now + 3),
+                ..filter.clone()
+            })
+            .await,
+            ids(&[1, 2])
+        );
+        assert_eq!(
+            list(MessageFilter {
+                status: Some("sent".into()),
+                ..filter.clone()
+            })
+            .await,
+            ids(&[])
+        );
+        assert_eq!(
+            list(MessageFilter {
+                limit: 2,
+                ..filter.clone()
+            })
+            .await,
+            ids(&[0, 1])
+        );
+        assert!(
+            store
+                .list_messages("acc_other", &filter)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        let conversations = |f: ConversationFilter| {
+            let store = store.clone();
+            let account_id = s.account.id.clone();
+            async move {
+                store
+                    .list_conversations(&account_id, &f)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|c| c.id)
+                    .collect::<Vec<_>>()
+            }
+        };
+        let conversation_ids = |picked: &[usize]| {
+            picked
+                .iter()
+                .map(|&i| sent[i].1.clone())
+                .collect::<Vec<_>>()
+        };
+        let all = ConversationFilter {
+            limit: 10,
+            ..ConversationFilter::default()
+        };
+        assert_eq!(
+            conversations(all.clone()).await,
+            conversation_ids(&[0, 1, 2, 3])
+        );
+        assert_eq!(
+            conversations(ConversationFilter {
+                newest_first: true,
+                after: Some((now + 2, sent[2].1.clone())),
+                ..all.clone()
+            })
+            .await,
+            conversation_ids(&[1, 0])
+        );
+        assert_eq!(
+            conversations(ConversationFilter {
+                after: Some((now, sent[0].1.clone())),
+                limit: 2,
+                ..all.clone()
+            })
+            .await,
+            conversation_ids(&[1, 2])
+        );
+        assert_eq!(
+            conversations(ConversationFilter {
+                status: Some("pending".into()),
+                phone_number: Some("50760000002".into()),
+                channel_id: Some(s.channel.id.clone()),
+                ..all.clone()
+            })
+            .await,
+            conversation_ids(&[2])
+        );
+
+        // Counts, the queue, the batch paused and resumed.
+        assert_eq!(
+            store.message_counts().await.unwrap(),
+            [("queued".to_string(), 4)]
+        );
+        assert_eq!(
+            store.batch_counts(&batch.id).await.unwrap(),
+            [("queued".to_string(), 3)]
+        );
+        let queue = |depth, oldest_queued_at| {
+            vec![ChannelQueue {
+                channel_id: s.channel.id.clone(),
+                depth,
+                oldest_queued_at,
+            }]
+        };
+        assert_eq!(store.queues().await.unwrap(), queue(4, now));
+        assert!(store.set_batch_paused(&batch.id, true).await.unwrap());
+        assert!(store.batch(&batch.id).await.unwrap().unwrap().paused);
+        assert_eq!(store.queues().await.unwrap(), queue(1, now + 3));
+        assert!(!store.set_batch_paused("bat_missing", true).await.unwrap());
+        assert!(store.set_batch_paused(&batch.id, false).await.unwrap());
+        assert_eq!(store.queues().await.unwrap(), queue(4, now));
+        let report = store.batch_report(&batch.id).await.unwrap();
+        assert!(report.by_error_code.is_empty() && report.held.is_empty());
+        assert_eq!(
+            report.by_template,
+            [(s.template.id.clone(), "queued".to_string(), 3)]
+        );
+        assert!(report.last_due.is_some());
+        assert!(store.next_attempt_at(&sent[0].0).await.unwrap().is_some());
+        assert!(
+            store
+                .next_attempt_at("msg_missing")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            store.new_recipients(&s.channel.id, now).await.unwrap(),
+            NewRecipients::default()
+        );
+
+        // The plain writes.
+        store
+            .link_message_user_id(&sent[0].0, "PA.123", now)
+            .await
+            .unwrap();
+        let user_id = |i: usize| {
+            let store = store.clone();
+            let id = sent[i].1.clone();
+            async move { store.conversation(&id).await.unwrap().unwrap().user_id }
+        };
+        assert_eq!(user_id(0).await.as_deref(), Some("PA.123"));
+        assert_eq!(user_id(1).await, None);
+        assert!(
+            store
+                .set_quiet_hours(&s.account.id, Some((22, 7)), now)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store
+                .account(&s.account.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .quiet_hours,
+            Some((22, 7))
+        );
+        assert!(
+            !store
+                .set_quiet_hours("acc_missing", None, now)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .set_messaging_limit(&s.channel.id, Some(250), now)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store
+                .channel(&s.channel.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .messaging_limit,
+            Some(250)
+        );
+        assert!(
+            !store
+                .set_messaging_limit("chn_missing", None, now)
+                .await
+                .unwrap()
+        );
+    })
+    .await;
+}
