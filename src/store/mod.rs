@@ -1261,7 +1261,11 @@ pub trait Store: Send + Sync + 'static {
         phone_number: &str,
         name: Option<&str>,
         at: i64,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<()> {
+        self.shared()
+            .record_inbound(channel, phone_number, name, at)
+            .await
+    }
 
     /// Stores an inbound message once per (channel, wamid), in one transaction with: the
     /// contact (name, username, user id, the 24-hour window) when the sender's number is
@@ -1327,11 +1331,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Conversation>> {
         self.shared().list_conversations(account_id, filter).await
     }
+
+    async fn delete_expired_idempotency_keys(&self, now: i64) -> StoreResult<u64> {
+        self.shared().delete_expired_idempotency_keys(now).await
+    }
     /// When a queued message's next attempt is due, if it has a delivery job.
     async fn next_attempt_at(&self, message_id: &str) -> StoreResult<Option<i64>> {
         self.shared().next_attempt_at(message_id).await
     }
-    async fn delete_expired_idempotency_keys(&self, now: i64) -> StoreResult<u64>;
 
     // Campaigns
     /// Cancels a message of the account that no dispatcher holds and the provider does not
@@ -1468,14 +1475,27 @@ pub trait Store: Send + Sync + 'static {
 
     /// Keeps a status whose message is not known (yet), once per (wamid, status): a replay
     /// of a kept status changes nothing.
-    async fn store_pending_status(&self, update: &StatusUpdate, now: i64) -> StoreResult<()>;
+    async fn store_pending_status(&self, update: &StatusUpdate, now: i64) -> StoreResult<()> {
+        self.shared().store_pending_status(update, now).await?;
+        Ok(())
+    }
+
     /// Forgets kept statuses received before `received_before`; how many.
-    async fn expire_pending_statuses(&self, received_before: i64) -> StoreResult<u64>;
+    async fn expire_pending_statuses(&self, received_before: i64) -> StoreResult<u64> {
+        self.shared().expire_pending_statuses(received_before).await
+    }
+
     /// How many statuses are kept for messages not known (yet).
-    async fn pending_status_count(&self) -> StoreResult<i64>;
+    async fn pending_status_count(&self) -> StoreResult<i64> {
+        self.shared().pending_status_count().await
+    }
+
     /// Sandbox messages the simulator has not finished: accepted (a wamid, no delivery job)
     /// and `sending`, `sent` or `delivered`, oldest change first, at most `limit`.
-    async fn sandbox_in_flight(&self, limit: i64) -> StoreResult<Vec<SimulatedMessage>>;
+    async fn sandbox_in_flight(&self, limit: i64) -> StoreResult<Vec<SimulatedMessage>> {
+        self.shared().sandbox_in_flight(limit).await
+    }
+
     /// Takes the kept statuses of a message, by provider id or plantilla id, oldest first.
     async fn take_pending_statuses(
         &self,
@@ -1493,26 +1513,41 @@ pub trait Store: Send + Sync + 'static {
         endpoint: &WebhookEndpoint,
         idempotency: Option<&IdempotencyKey>,
     ) -> StoreResult<EndpointInsert>;
+
     /// The account's endpoints, oldest first.
-    async fn webhook_endpoints(&self, account_id: &str) -> StoreResult<Vec<WebhookEndpoint>>;
+    async fn webhook_endpoints(&self, account_id: &str) -> StoreResult<Vec<WebhookEndpoint>> {
+        self.shared().webhook_endpoints(account_id).await
+    }
     /// An endpoint of one account (tenant-scoped: another account's id is `None`).
     async fn webhook_endpoint(
         &self,
         account_id: &str,
         id: &str,
-    ) -> StoreResult<Option<WebhookEndpoint>>;
+    ) -> StoreResult<Option<WebhookEndpoint>> {
+        self.shared().webhook_endpoint(account_id, id).await
+    }
+
     /// Deletes an endpoint of the account with its deliveries; `false` when it has none.
-    async fn delete_webhook_endpoint(&self, account_id: &str, id: &str) -> StoreResult<bool>;
+    async fn delete_webhook_endpoint(&self, account_id: &str, id: &str) -> StoreResult<bool> {
+        self.shared().delete_webhook_endpoint(account_id, id).await
+    }
     /// An endpoint's deliveries in outbox order, after the one numbered `after_seq`.
     async fn callback_deliveries(
         &self,
         endpoint_id: &str,
         after_seq: Option<i64>,
         limit: u32,
-    ) -> StoreResult<Vec<CallbackDelivery>>;
+    ) -> StoreResult<Vec<CallbackDelivery>> {
+        self.shared()
+            .callback_deliveries(endpoint_id, after_seq, limit)
+            .await
+    }
+
     /// Replaces the secret that signs deliveries to messages' `callbackUrl`; `false` when no
     /// such account.
-    async fn set_callback_secret(&self, account_id: &str, secret: &str) -> StoreResult<bool>;
+    async fn set_callback_secret(&self, account_id: &str, secret: &str) -> StoreResult<bool> {
+        self.shared().set_callback_secret(account_id, secret).await
+    }
     /// Sets a template's status and, when it changed, queues `template.status_changed` in the
     /// same transaction. Returns whether it changed.
     async fn set_template_status(&self, id: &str, status: &str, now: i64) -> StoreResult<bool>;
@@ -1523,12 +1558,18 @@ pub trait Store: Send + Sync + 'static {
         account_id: &str,
         after: Option<(i64, String)>,
         limit: u32,
-    ) -> StoreResult<Vec<Suppression>>;
+    ) -> StoreResult<Vec<Suppression>> {
+        self.shared()
+            .list_suppressions(account_id, after, limit)
+            .await
+    }
     async fn suppression(
         &self,
         account_id: &str,
         phone_number: &str,
-    ) -> StoreResult<Option<Suppression>>;
+    ) -> StoreResult<Option<Suppression>> {
+        self.shared().suppression(account_id, phone_number).await
+    }
     /// Adds `entry` and queues `contact.opted_out` in the same transaction. A number already
     /// on the list keeps its entry: `Ok(Some(existing))`, nothing written. `Ok(None)`: added.
     async fn add_suppression(&self, entry: &Suppression) -> StoreResult<Option<Suppression>>;
@@ -1553,8 +1594,11 @@ pub trait Store: Send + Sync + 'static {
         run_at: i64,
         now: i64,
     ) -> StoreResult<bool>;
+
     /// The account's keyword lists; `None` when there is no such account.
-    async fn opt_keywords(&self, account_id: &str) -> StoreResult<Option<OptKeywords>>;
+    async fn opt_keywords(&self, account_id: &str) -> StoreResult<Option<OptKeywords>> {
+        self.shared().opt_keywords(account_id).await
+    }
     /// Sets the lists given (`Some(None)`: back to the defaults; `None`: unchanged). `false`
     /// when there is no such account.
     async fn set_opt_keywords(
@@ -1563,7 +1607,11 @@ pub trait Store: Send + Sync + 'static {
         opt_out: Option<Option<Vec<String>>>,
         opt_in: Option<Option<Vec<String>>>,
         now: i64,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<bool> {
+        self.shared()
+            .set_opt_keywords(account_id, opt_out, opt_in, now)
+            .await
+    }
 
     // Template and number health, usage (issue 15)
     /// Applies a health report from Meta to a template: its status, category and health
@@ -1580,7 +1628,9 @@ pub trait Store: Send + Sync + 'static {
     async fn template_healths(
         &self,
         account_id: &str,
-    ) -> StoreResult<std::collections::HashMap<String, TemplateHealth>>;
+    ) -> StoreResult<std::collections::HashMap<String, TemplateHealth>> {
+        self.shared().template_healths(account_id).await
+    }
     /// Applies a quality / messaging-limit report to a channel and queues
     /// `channel.quality_changed` in the same transaction. `false`: no such channel, or the
     /// report repeats what is known.
@@ -1593,7 +1643,9 @@ pub trait Store: Send + Sync + 'static {
     /// The quality of every channel that has one, by channel id.
     async fn channel_qualities(
         &self,
-    ) -> StoreResult<std::collections::HashMap<String, ChannelQuality>>;
+    ) -> StoreResult<std::collections::HashMap<String, ChannelQuality>> {
+        self.shared().channel_qualities().await
+    }
     /// The account's messages Meta priced (a status carried `pricing`) whose first status
     /// time (sent, else delivered, else read) is in `[from, to)` (Unix ms).
     async fn priced_messages(
@@ -1614,10 +1666,13 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
         lease_ms: i64,
     ) -> StoreResult<Vec<ClaimedCallback>>;
+
     /// Records an attempt's outcome if the delivery is still at that attempt; `false` when
     /// it is not (a newer claim owns it, or it is gone). A retry moves the later pending
     /// deliveries of its stream to its next attempt time too.
-    async fn finish_callback(&self, outcome: &CallbackOutcome) -> StoreResult<bool>;
+    async fn finish_callback(&self, outcome: &CallbackOutcome) -> StoreResult<bool> {
+        self.shared().finish_callback(outcome).await
+    }
 
     // The operator console (see `console`)
     /// Stores a session, forgetting expired ones.

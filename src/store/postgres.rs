@@ -38,15 +38,18 @@
 //! updates a message twice re-checks its `conversation_id`), which deadlocks two status
 //! updates of one conversation. Jobs, which are deleted, are locked `FOR UPDATE`.
 
+use std::ops::ControlFlow;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, Executor, Postgres, Row, Transaction};
 
 use super::lookups::Lookups;
+
+use super::sql::Db;
 use super::*;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -134,134 +137,22 @@ impl PgStore {
     /// One try of [`Store::record_inbound_message`]: `Duplicate` when the wamid is stored
     /// already, or when a concurrent transaction stored it first (this one is rolled back).
     async fn record_inbound_message_once(&self, m: &InboundInsert) -> StoreResult<InboundRecorded> {
-        let seen: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM inbound_messages WHERE channel_id = $1 AND provider_message_id = $2",
-        )
-        .bind(&m.channel_id)
-        .bind(&m.provider_message_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        if seen.is_some() {
+        if self
+            .shared
+            .inbound_seen(&mut Db::Postgres(&self.pool), m)
+            .await?
+        {
             return Ok(InboundRecorded::Duplicate);
         }
         let mut tx = self.pool.begin().await?;
-        // The sender's number: as given, else the contact that has this user id.
-        let phone: Option<String> = match (&m.phone_number, &m.user_id) {
-            (Some(p), _) => Some(p.clone()),
-            (None, Some(uid)) => {
-                sqlx::query_scalar(
-                    "SELECT phone_number FROM contacts WHERE account_id = $1 AND user_id = $2
-                     ORDER BY updated_at DESC LIMIT 1",
-                )
-                .bind(&m.account_id)
-                .bind(uid)
-                .fetch_optional(&mut *tx)
-                .await?
-            }
-            (None, None) => None,
-        };
-        let mut conversation_id = None;
-        if let Some(phone) = &phone {
-            // Conversation before contact: the order `accept_send` locks them in.
-            sqlx::query(
-                "UPDATE conversations SET last_activity_at = GREATEST(last_activity_at, $1)
-                 WHERE channel_id = $2 AND phone_number = $3 AND status = 'open'",
-            )
-            .bind(m.sent_at)
-            .bind(&m.channel_id)
-            .bind(phone)
-            .execute(&mut *tx)
+        let recorded = self
+            .shared
+            .record_inbound_in(&mut Db::PostgresConn(&mut tx), m)
             .await?;
-            sqlx::query(
-                "INSERT INTO contacts (account_id, phone_number, client_name, last_inbound_at,
-                    created_at, updated_at, user_id, username)
-                 VALUES ($1, $2, coalesce($3, $2), $4, $4, $4, $5, $6)
-                 ON CONFLICT (account_id, phone_number) DO UPDATE SET
-                    client_name = coalesce($3, contacts.client_name),
-                    last_inbound_at = GREATEST(coalesce(contacts.last_inbound_at, 0), $4),
-                    user_id = coalesce($5, contacts.user_id),
-                    username = coalesce($6, contacts.username),
-                    updated_at = GREATEST(contacts.updated_at, $4)",
-            )
-            .bind(&m.account_id)
-            .bind(phone)
-            .bind(&m.contact_name)
-            .bind(m.sent_at)
-            .bind(&m.user_id)
-            .bind(&m.username)
-            .execute(&mut *tx)
-            .await?;
-            conversation_id = sqlx::query_scalar(
-                "SELECT id FROM conversations WHERE channel_id = $1 AND phone_number = $2
-                 ORDER BY status IN ('pending', 'open') DESC, created_at DESC, id DESC LIMIT 1",
-            )
-            .bind(&m.channel_id)
-            .bind(phone)
-            .fetch_optional(&mut *tx)
-            .await?;
-        }
-        let replied: Option<(String, String)> = match &m.context_id {
-            Some(wamid) => {
-                sqlx::query_as(
-                    "SELECT id, template_id FROM messages
-                     WHERE provider_message_id = $1 AND channel_id = $2",
-                )
-                .bind(wamid)
-                .bind(&m.channel_id)
-                .fetch_optional(&mut *tx)
-                .await?
-            }
-            None => None,
-        };
-        let (reply_to, reply_to_template_id) = replied.unzip();
-        let message = InboundMessage {
-            id: m.id.clone(),
-            account_id: m.account_id.clone(),
-            channel_id: m.channel_id.clone(),
-            conversation_id,
-            provider_message_id: m.provider_message_id.clone(),
-            phone_number: phone,
-            user_id: m.user_id.clone(),
-            contact_name: m.contact_name.clone(),
-            kind: m.kind.clone(),
-            text: m.text.clone(),
-            content: m.content.clone(),
-            raw: m.raw.clone(),
-            context_id: m.context_id.clone(),
-            reply_to,
-            sent_at: m.sent_at,
-            received_at: m.received_at,
-        };
-        let inserted = sqlx::query(
-            "INSERT INTO inbound_messages (id, account_id, channel_id, conversation_id,
-                provider_message_id, phone_number, user_id, contact_name, type, text, content,
-                raw, context_id, reply_to, sent_at, received_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-             ON CONFLICT (channel_id, provider_message_id) DO NOTHING",
-        )
-        .bind(&message.id)
-        .bind(&message.account_id)
-        .bind(&message.channel_id)
-        .bind(&message.conversation_id)
-        .bind(&message.provider_message_id)
-        .bind(&message.phone_number)
-        .bind(&message.user_id)
-        .bind(&message.contact_name)
-        .bind(&message.kind)
-        .bind(&message.text)
-        .bind(message.content.to_string())
-        .bind(message.raw.to_string())
-        .bind(&message.context_id)
-        .bind(&message.reply_to)
-        .bind(message.sent_at)
-        .bind(message.received_at)
-        .execute(&mut *tx)
-        .await?;
-        if inserted.rows_affected() == 0 {
-            // A concurrent copy of the same webhook won: it is the one stored and forwarded.
+        let Some((message, reply_to_template_id)) = recorded else {
             tx.rollback().await?;
             return Ok(InboundRecorded::Duplicate);
-        }
+        };
         queue_events(
             &mut tx,
             &self.lookups,
@@ -274,43 +165,6 @@ impl PgStore {
             message: Box::new(message),
             reply_to_template_id,
         })
-    }
-
-    async fn record_inbound_once(
-        &self,
-        channel: &Channel,
-        phone: &str,
-        name: Option<&str>,
-        at: i64,
-    ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        // Conversation before contact: the order `accept_send` locks them in.
-        sqlx::query(
-            "UPDATE conversations SET last_activity_at = GREATEST(last_activity_at, $1)
-             WHERE channel_id = $2 AND phone_number = $3 AND status = 'open'",
-        )
-        .bind(at)
-        .bind(&channel.id)
-        .bind(phone)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO contacts (account_id, phone_number, client_name, last_inbound_at,
-                created_at, updated_at)
-             VALUES ($1, $2, coalesce($3, $2), $4, $4, $4)
-             ON CONFLICT (account_id, phone_number) DO UPDATE SET
-                client_name = coalesce($3, contacts.client_name),
-                last_inbound_at = GREATEST(coalesce(contacts.last_inbound_at, 0), $4),
-                updated_at = $4",
-        )
-        .bind(&channel.account_id)
-        .bind(phone)
-        .bind(name)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Connects (waiting up to 30 s for the server to come up), applies the migrations and
@@ -466,45 +320,6 @@ async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
         tracing::info!(version, name, "applied migration");
     }
     Ok(())
-}
-
-// Ties in `created_at` (and "the first" row where SQLite takes the first in insertion order)
-// are broken by id: ids are time-ordered UUIDs, compared bytewise as SQLite compares text.
-fn suppression_from_row(r: &PgRow) -> StoreResult<Suppression> {
-    Ok(Suppression {
-        account_id: r.try_get("account_id")?,
-        phone_number: r.try_get("phone_number")?,
-        reason: r.try_get("reason")?,
-        note: r.try_get("note")?,
-        automatic: r.try_get("automatic")?,
-        channel_id: r.try_get("channel_id")?,
-        created_at: r.try_get("created_at")?,
-    })
-}
-
-fn status_from_pending_row(r: &PgRow) -> StoreResult<StatusUpdate> {
-    let status: String = r.try_get("status")?;
-    Ok(StatusUpdate {
-        provider_message_id: r.try_get("provider_message_id")?,
-        message_id: r.try_get("message_id")?,
-        status: status.parse().map_err(anyhow::Error::msg)?,
-        at: r.try_get("at")?,
-        error: match r.try_get::<Option<i64>, _>("error_code")? {
-            Some(code) => Some(ProviderError {
-                code,
-                title: r
-                    .try_get::<Option<String>, _>("error_title")?
-                    .unwrap_or_default(),
-                details: r.try_get("error_details")?,
-            }),
-            None => None,
-        },
-        pricing_category: r.try_get("pricing_category")?,
-        pricing: Pricing::from_row(r)?,
-        // A kept status matched no message when it came; it is taken by its own message's
-        // wamid or id only.
-        channel_id: None,
-    })
 }
 
 async fn record_attempt(
@@ -860,69 +675,6 @@ async fn queue_events(
     Ok(())
 }
 
-/// The account's callback secret, created the first time it is needed (the account's row is
-/// locked only then).
-async fn account_callback_secret(
-    tx: &mut Transaction<'_, Postgres>,
-    account_id: &str,
-) -> StoreResult<Option<String>> {
-    let query = "SELECT callback_secret FROM accounts WHERE id = $1";
-    let secret: Option<String> = sqlx::query_scalar(query)
-        .bind(account_id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .flatten();
-    if secret.is_some() {
-        return Ok(secret);
-    }
-    sqlx::query(
-        "UPDATE accounts SET callback_secret = $1 WHERE id = $2 AND callback_secret IS NULL",
-    )
-    .bind(crate::domain::callback::new_signing_secret())
-    .bind(account_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(sqlx::query_scalar(query)
-        .bind(account_id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .flatten())
-}
-
-fn delivery_from_row(r: &PgRow) -> StoreResult<CallbackDelivery> {
-    let endpoint_id: String = r.try_get("endpoint_id")?;
-    Ok(CallbackDelivery {
-        seq: r.try_get("seq")?,
-        id: r.try_get("id")?,
-        account_id: r.try_get("account_id")?,
-        endpoint_id: (!endpoint_id.is_empty()).then_some(endpoint_id),
-        url: r.try_get("url")?,
-        message_id: r.try_get("message_id")?,
-        event_type: r.try_get("event_type")?,
-        payload: r.try_get("payload")?,
-        status: r.try_get("status")?,
-        attempts: r.try_get("attempts")?,
-        next_attempt_at: r.try_get("next_attempt_at")?,
-        last_response_status: r.try_get("last_response_status")?,
-        last_error: r.try_get("last_error")?,
-        created_at: r.try_get("created_at")?,
-        delivered_at: r.try_get("delivered_at")?,
-    })
-}
-
-fn endpoint_from_row(r: &PgRow) -> StoreResult<WebhookEndpoint> {
-    let types: String = r.try_get("event_types")?;
-    Ok(WebhookEndpoint {
-        id: r.try_get("id")?,
-        account_id: r.try_get("account_id")?,
-        url: r.try_get("url")?,
-        event_types: serde_json::from_str(&types).context("endpoint event types")?,
-        description: r.try_get("description")?,
-        secret: r.try_get("secret")?,
-        created_at: r.try_get("created_at")?,
-    })
-}
-
 /// Fails `message` (whose lock the caller holds, its job already gone) and moves its
 /// conversation; `pending` as in [`conversation_follows`].
 async fn fail_message(
@@ -1271,7 +1023,7 @@ impl Store for PgStore {
         // the same number; it only touches two rows, so trying again is safe.
         let mut tries = 0;
         loop {
-            match self.record_inbound_once(channel, phone, name, at).await {
+            match self.shared.record_inbound(channel, phone, name, at).await {
                 Err(StoreError::Conflict(_)) if tries < 3 => tries += 1,
                 other => return other,
             }
@@ -1338,16 +1090,6 @@ impl Store for PgStore {
         }
         tx.commit().await?;
         Ok(outcomes)
-    }
-
-    async fn delete_expired_idempotency_keys(&self, now: i64) -> StoreResult<u64> {
-        Ok(
-            sqlx::query("DELETE FROM idempotency_keys WHERE expires_at <= $1")
-                .bind(now)
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
-        )
     }
 
     async fn cancel_message(
@@ -1708,55 +1450,6 @@ impl Store for PgStore {
         Ok(results)
     }
 
-    async fn store_pending_status(&self, u: &StatusUpdate, now: i64) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO pending_statuses (provider_message_id, message_id, status, at,
-                error_code, error_title, error_details, pricing_category, received_at,
-                pricing_type, pricing_model, pricing_billable)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-             ON CONFLICT (provider_message_id, status) DO NOTHING",
-        )
-        .bind(&u.provider_message_id)
-        .bind(&u.message_id)
-        .bind(u.status.as_str())
-        .bind(u.at)
-        .bind(u.error.as_ref().map(|e| e.code))
-        .bind(u.error.as_ref().map(|e| e.title.as_str()))
-        .bind(u.error.as_ref().and_then(|e| e.details.as_deref()))
-        .bind(&u.pricing_category)
-        .bind(now)
-        .bind(u.pricing.as_ref().and_then(|p| p.pricing_type.as_deref()))
-        .bind(u.pricing.as_ref().and_then(|p| p.pricing_model.as_deref()))
-        .bind(u.pricing.as_ref().and_then(|p| p.billable))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn expire_pending_statuses(&self, received_before: i64) -> StoreResult<u64> {
-        Ok(
-            sqlx::query("DELETE FROM pending_statuses WHERE received_at < $1")
-                .bind(received_before)
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
-        )
-    }
-
-    async fn pending_status_count(&self) -> StoreResult<i64> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM pending_statuses")
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
-    async fn sandbox_in_flight(&self, limit: i64) -> StoreResult<Vec<SimulatedMessage>> {
-        let rows: Vec<SimulatedRow> = sqlx::query_as(&sandbox_in_flight_sql("$1"))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(SimulatedMessage::from_row).collect()
-    }
-
     async fn take_pending_statuses(
         &self,
         provider_message_id: &str,
@@ -1772,7 +1465,12 @@ impl Store for PgStore {
         .await?;
         let mut updates = rows
             .iter()
-            .map(|r| Ok((r.try_get::<i64, _>("id")?, status_from_pending_row(r)?)))
+            .map(|r| {
+                Ok((
+                    r.try_get::<i64, _>("id")?,
+                    StatusUpdate::from_pending_row(r)?,
+                ))
+            })
             .collect::<StoreResult<Vec<_>>>()?;
         updates.sort_by_key(|(id, _)| *id);
         Ok(updates.into_iter().map(|(_, u)| u).collect())
@@ -1872,113 +1570,18 @@ impl Store for PgStore {
                         "the idempotency key was forgotten meanwhile".into(),
                     ));
                 };
-                let Some(id) = endpoint_replay(&idem.fingerprint, &fingerprint, &outcome)? else {
-                    return Ok(EndpointInsert::KeyReused);
-                };
-                let created = sqlx::query(
-                    "SELECT * FROM webhook_endpoints WHERE id = $1 AND account_id = $2",
-                )
-                .bind(&id)
-                .bind(&e.account_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                return Ok(match created {
-                    Some(row) => EndpointInsert::Replayed(endpoint_from_row(&row)?),
-                    None => EndpointInsert::ReplayedDeleted { id },
-                });
+                let mut db = Db::PostgresConn(&mut tx);
+                return self
+                    .shared
+                    .endpoint_replay_in(&mut db, e, &idem.fingerprint, &fingerprint, &outcome)
+                    .await;
             }
         }
-        sqlx::query(
-            "INSERT INTO webhook_endpoints (id, account_id, url, event_types, description,
-                secret, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&e.id)
-        .bind(&e.account_id)
-        .bind(&e.url)
-        .bind(serde_json::to_string(&e.event_types).context("event types")?)
-        .bind(&e.description)
-        .bind(&e.secret)
-        .bind(e.created_at)
-        .execute(&mut *tx)
-        .await?;
+        self.shared
+            .insert_endpoint_in(&mut Db::PostgresConn(&mut tx), e)
+            .await?;
         tx.commit().await?;
         Ok(EndpointInsert::Created)
-    }
-
-    async fn webhook_endpoints(&self, account_id: &str) -> StoreResult<Vec<WebhookEndpoint>> {
-        sqlx::query("SELECT * FROM webhook_endpoints WHERE account_id = $1 ORDER BY created_at, id")
-            .bind(account_id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(endpoint_from_row)
-            .collect()
-    }
-
-    async fn webhook_endpoint(
-        &self,
-        account_id: &str,
-        id: &str,
-    ) -> StoreResult<Option<WebhookEndpoint>> {
-        sqlx::query("SELECT * FROM webhook_endpoints WHERE id = $1 AND account_id = $2")
-            .bind(id)
-            .bind(account_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(endpoint_from_row)
-            .transpose()
-    }
-
-    async fn delete_webhook_endpoint(&self, account_id: &str, id: &str) -> StoreResult<bool> {
-        let _changed = self.lookups.writing();
-        let mut tx = self.pool.begin().await?;
-        let deleted =
-            sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1 AND account_id = $2")
-                .bind(id)
-                .bind(account_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
-        if deleted {
-            sqlx::query("DELETE FROM callback_outbox WHERE endpoint_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(deleted)
-    }
-
-    async fn callback_deliveries(
-        &self,
-        endpoint_id: &str,
-        after_seq: Option<i64>,
-        limit: u32,
-    ) -> StoreResult<Vec<CallbackDelivery>> {
-        sqlx::query(
-            "SELECT * FROM callback_outbox
-             WHERE endpoint_id = $1 AND ($2::BIGINT IS NULL OR seq > $2)
-             ORDER BY seq LIMIT $3",
-        )
-        .bind(endpoint_id)
-        .bind(after_seq)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(delivery_from_row)
-        .collect()
-    }
-
-    async fn set_callback_secret(&self, account_id: &str, secret: &str) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE accounts SET callback_secret = $1 WHERE id = $2")
-            .bind(secret)
-            .bind(account_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
     }
 
     async fn set_template_status(&self, id: &str, status: &str, now: i64) -> StoreResult<bool> {
@@ -2010,82 +1613,19 @@ impl Store for PgStore {
         Ok(true)
     }
 
-    async fn list_suppressions(
-        &self,
-        account_id: &str,
-        after: Option<(i64, String)>,
-        limit: u32,
-    ) -> StoreResult<Vec<Suppression>> {
-        let (after_ms, after_phone) = after.unwrap_or((i64::MIN, String::new()));
-        let rows = sqlx::query(
-            "SELECT * FROM suppressions WHERE account_id = $1
-               AND (created_at > $2 OR (created_at = $2 AND phone_number > $3))
-             ORDER BY created_at, phone_number LIMIT $4",
-        )
-        .bind(account_id)
-        .bind(after_ms)
-        .bind(after_phone)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(suppression_from_row).collect()
-    }
-
-    async fn suppression(
-        &self,
-        account_id: &str,
-        phone_number: &str,
-    ) -> StoreResult<Option<Suppression>> {
-        let row =
-            sqlx::query("SELECT * FROM suppressions WHERE account_id = $1 AND phone_number = $2")
-                .bind(account_id)
-                .bind(phone_number)
-                .fetch_optional(&self.pool)
-                .await?;
-        row.as_ref().map(suppression_from_row).transpose()
-    }
-
     async fn add_suppression(&self, entry: &Suppression) -> StoreResult<Option<Suppression>> {
         let mut tx = self.pool.begin().await?;
-        // The primary key decides between two concurrent adds: the loser reads the winner's.
-        let inserted = sqlx::query(
-            "INSERT INTO suppressions (account_id, phone_number, reason, note, automatic,
-                channel_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (account_id, phone_number) DO NOTHING",
-        )
-        .bind(&entry.account_id)
-        .bind(&entry.phone_number)
-        .bind(&entry.reason)
-        .bind(&entry.note)
-        .bind(entry.automatic)
-        .bind(&entry.channel_id)
-        .bind(entry.created_at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !inserted {
-            let row = sqlx::query(
-                "SELECT * FROM suppressions WHERE account_id = $1 AND phone_number = $2",
-            )
-            .bind(&entry.account_id)
-            .bind(&entry.phone_number)
-            .fetch_optional(&mut *tx)
+        let added = self
+            .shared
+            .add_suppression_in(&mut Db::PostgresConn(&mut tx), entry)
             .await?;
-            tx.commit().await?;
-            return match row {
-                Some(row) => Ok(Some(suppression_from_row(&row)?)),
-                // Removed again in between: as good as added by the other writer.
-                None => Ok(None),
-            };
-        }
-        let event = contact_event(
-            EventType::ContactOptedOut,
-            entry,
-            &entry.reason,
-            entry.channel_id.as_deref(),
-            entry.created_at,
-        );
+        let event = match added {
+            ControlFlow::Continue(event) => event,
+            ControlFlow::Break(existing) => {
+                tx.commit().await?;
+                return Ok(existing);
+            }
+        };
         queue_events(&mut tx, &self.lookups, &entry.account_id, &[event]).await?;
         tx.commit().await?;
         Ok(None)
@@ -2098,27 +1638,18 @@ impl Store for PgStore {
         removal: &SuppressionRemoval,
     ) -> StoreResult<Option<Suppression>> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(
-            "DELETE FROM suppressions WHERE account_id = $1 AND phone_number = $2
-               AND (automatic OR NOT $3)
-             RETURNING *",
-        )
-        .bind(account_id)
-        .bind(phone_number)
-        .bind(removal.only_automatic)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
+        let removed = self
+            .shared
+            .remove_suppression_in(
+                &mut Db::PostgresConn(&mut tx),
+                account_id,
+                phone_number,
+                removal,
+            )
+            .await?;
+        let Some((removed, event)) = removed else {
             return Ok(None);
         };
-        let removed = suppression_from_row(&row)?;
-        let event = contact_event(
-            EventType::ContactOptedIn,
-            &removed,
-            &removal.reason,
-            removal.channel_id.as_deref(),
-            removal.now,
-        );
         queue_events(&mut tx, &self.lookups, account_id, &[event]).await?;
         tx.commit().await?;
         Ok(Some(removed))
@@ -2197,59 +1728,16 @@ impl Store for PgStore {
             return Ok(false);
         };
         let template = Template::from_row(&row)?;
-        let current: TemplateHealth = sqlx::query_scalar::<_, String>(
-            "SELECT health FROM template_health WHERE template_id = $1",
-        )
-        .bind(template_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|h| serde_json::from_str(&h))
-        .transpose()
-        .context("template health")?
-        .unwrap_or_default();
-        let Some(plan) = health::plan_template(&template, &current, change, now) else {
+        let mut db = Db::PostgresConn(&mut tx);
+        let planned = self
+            .shared
+            .apply_template_health_in(&mut db, &template, change, now);
+        let Some(events) = planned.await? else {
             return Ok(false);
         };
-        if plan.status != template.status || plan.category != template.category {
-            sqlx::query(
-                "UPDATE templates SET status = $1, category = $2, updated_at = $3 WHERE id = $4",
-            )
-            .bind(&plan.status)
-            .bind(&plan.category)
-            .bind(now)
-            .bind(template_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query(
-            "INSERT INTO template_health (template_id, health, updated_at) VALUES ($1, $2, $3)
-             ON CONFLICT (template_id) DO UPDATE SET health = excluded.health,
-                updated_at = excluded.updated_at",
-        )
-        .bind(template_id)
-        .bind(serde_json::to_string(&plan.health).context("template health")?)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        queue_events(&mut tx, &self.lookups, &template.account_id, &plan.events).await?;
+        queue_events(&mut tx, &self.lookups, &template.account_id, &events).await?;
         tx.commit().await?;
         Ok(true)
-    }
-
-    async fn template_healths(
-        &self,
-        account_id: &str,
-    ) -> StoreResult<std::collections::HashMap<String, TemplateHealth>> {
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT h.template_id, h.health FROM template_health h
-             JOIN templates t ON t.id = h.template_id WHERE t.account_id = $1",
-        )
-        .bind(account_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|(id, h)| Ok((id, serde_json::from_str(&h).context("template health")?)))
-            .collect()
     }
 
     async fn apply_channel_quality(
@@ -2269,88 +1757,16 @@ impl Store for PgStore {
         else {
             return Ok(false);
         };
-        let current: ChannelQuality = sqlx::query_scalar::<_, String>(
-            "SELECT quality FROM channel_quality WHERE channel_id = $1",
-        )
-        .bind(channel_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|q| serde_json::from_str(&q))
-        .transpose()
-        .context("channel quality")?
-        .unwrap_or_default();
-        let Some(plan) = health::plan_channel(channel_id, limit, &current, change, now) else {
+        let mut db = Db::PostgresConn(&mut tx);
+        let planned = self
+            .shared
+            .apply_channel_quality_in(&mut db, channel_id, limit, change, now);
+        let Some(event) = planned.await? else {
             return Ok(false);
         };
-        if let Some(limit) = plan.limit {
-            sqlx::query("UPDATE channels SET messaging_limit = $1, updated_at = $2 WHERE id = $3")
-                .bind(limit)
-                .bind(now)
-                .bind(channel_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query(
-            "INSERT INTO channel_quality (channel_id, quality, updated_at) VALUES ($1, $2, $3)
-             ON CONFLICT (channel_id) DO UPDATE SET quality = excluded.quality,
-                updated_at = excluded.updated_at",
-        )
-        .bind(channel_id)
-        .bind(serde_json::to_string(&plan.quality).context("channel quality")?)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        queue_events(&mut tx, &self.lookups, &account_id, &[plan.event]).await?;
+        queue_events(&mut tx, &self.lookups, &account_id, &[event]).await?;
         tx.commit().await?;
         Ok(true)
-    }
-
-    async fn opt_keywords(&self, account_id: &str) -> StoreResult<Option<OptKeywords>> {
-        let row: Option<(Option<String>, Option<String>)> =
-            sqlx::query_as("SELECT opt_out_keywords, opt_in_keywords FROM accounts WHERE id = $1")
-                .bind(account_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map(|(out, inn)| keywords_from_columns(out, inn))
-            .transpose()
-    }
-
-    async fn set_opt_keywords(
-        &self,
-        account_id: &str,
-        opt_out: Option<Option<Vec<String>>>,
-        opt_in: Option<Option<Vec<String>>>,
-        now: i64,
-    ) -> StoreResult<bool> {
-        let json = |v: &Option<Vec<String>>| v.as_ref().map(|l| serde_json::json!(l).to_string());
-        let done = sqlx::query(
-            "UPDATE accounts SET
-                opt_out_keywords = CASE WHEN $1 THEN $2 ELSE opt_out_keywords END,
-                opt_in_keywords = CASE WHEN $3 THEN $4 ELSE opt_in_keywords END,
-                updated_at = $5
-             WHERE id = $6",
-        )
-        .bind(opt_out.is_some())
-        .bind(opt_out.as_ref().and_then(json))
-        .bind(opt_in.is_some())
-        .bind(opt_in.as_ref().and_then(json))
-        .bind(now)
-        .bind(account_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn channel_qualities(
-        &self,
-    ) -> StoreResult<std::collections::HashMap<String, ChannelQuality>> {
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT channel_id, quality FROM channel_quality")
-                .fetch_all(&self.pool)
-                .await?;
-        rows.into_iter()
-            .map(|(id, q)| Ok((id, serde_json::from_str(&q).context("channel quality")?)))
-            .collect()
     }
 
     async fn claim_callbacks(
@@ -2383,89 +1799,16 @@ impl Store for PgStore {
         .bind(i64::from(limit))
         .fetch_all(&mut *tx)
         .await?;
-        let mut deliveries = rows
+        let deliveries = rows
             .iter()
-            .map(delivery_from_row)
+            .map(CallbackDelivery::from_row)
             .collect::<StoreResult<Vec<_>>>()?;
-        deliveries.sort_by_key(|d| d.seq);
-        let mut claimed = Vec::with_capacity(deliveries.len());
-        for delivery in deliveries {
-            let secret: Option<String> = match &delivery.endpoint_id {
-                Some(endpoint_id) => {
-                    sqlx::query_scalar("SELECT secret FROM webhook_endpoints WHERE id = $1")
-                        .bind(endpoint_id)
-                        .fetch_optional(&mut *tx)
-                        .await?
-                }
-                None => account_callback_secret(&mut tx, &delivery.account_id).await?,
-            };
-            claimed.push(ClaimedCallback { delivery, secret });
-        }
+        let claimed = self
+            .shared
+            .with_secrets(&mut Db::PostgresConn(&mut tx), deliveries)
+            .await?;
         tx.commit().await?;
         Ok(claimed)
-    }
-
-    async fn finish_callback(&self, o: &CallbackOutcome) -> StoreResult<bool> {
-        let (status, delivered_at, next_attempt_at, response_status, error) = match &o.result {
-            CallbackResult::Delivered { response_status } => {
-                ("delivered", Some(o.now), None, Some(*response_status), None)
-            }
-            CallbackResult::Retry {
-                response_status,
-                error,
-                next_attempt_at,
-            } => (
-                "pending",
-                None,
-                Some(*next_attempt_at),
-                *response_status,
-                Some(error.as_str()),
-            ),
-            CallbackResult::Failed {
-                response_status,
-                error,
-            } => ("failed", None, None, *response_status, Some(error.as_str())),
-        };
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE callback_outbox SET status = $1, delivered_at = $2,
-                next_attempt_at = coalesce($3, next_attempt_at), lease_until = NULL,
-                last_response_status = $4, last_error = $5
-             WHERE id = $6 AND attempts = $7 AND status = 'pending'
-             RETURNING endpoint_id, ordering_key, seq",
-        )
-        .bind(status)
-        .bind(delivered_at)
-        .bind(next_attempt_at)
-        .bind(response_status)
-        .bind(error)
-        .bind(&o.id)
-        .bind(o.attempt)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = done else {
-            return Ok(false);
-        };
-        if let Some(at) = next_attempt_at {
-            // The stream's later deliveries wait for this one: out of the due rows with it,
-            // so a failing receiver's backlog is not scanned by every claim.
-            let endpoint_id: String = row.try_get("endpoint_id")?;
-            let ordering_key: String = row.try_get("ordering_key")?;
-            let seq: i64 = row.try_get("seq")?;
-            sqlx::query(
-                "UPDATE callback_outbox SET next_attempt_at = $1
-                 WHERE endpoint_id = $2 AND ordering_key = $3 AND seq > $4
-                   AND status = 'pending' AND next_attempt_at < $1",
-            )
-            .bind(at)
-            .bind(endpoint_id)
-            .bind(ordering_key)
-            .bind(seq)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(true)
     }
 }
 

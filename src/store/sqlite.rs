@@ -6,6 +6,8 @@
 //! writes.
 
 use std::collections::{HashMap, HashSet};
+
+use std::ops::ControlFlow;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -18,6 +20,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::lookups::Lookups;
+
+use super::sql::Db;
 use super::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -462,43 +466,6 @@ async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn suppression_from_row(r: &SqliteRow) -> StoreResult<Suppression> {
-    Ok(Suppression {
-        account_id: r.try_get("account_id")?,
-        phone_number: r.try_get("phone_number")?,
-        reason: r.try_get("reason")?,
-        note: r.try_get("note")?,
-        automatic: r.try_get::<i64, _>("automatic")? != 0,
-        channel_id: r.try_get("channel_id")?,
-        created_at: r.try_get("created_at")?,
-    })
-}
-
-fn status_from_pending_row(r: &SqliteRow) -> StoreResult<StatusUpdate> {
-    let status: String = r.try_get("status")?;
-    Ok(StatusUpdate {
-        provider_message_id: r.try_get("provider_message_id")?,
-        message_id: r.try_get("message_id")?,
-        status: status.parse().map_err(anyhow::Error::msg)?,
-        at: r.try_get("at")?,
-        error: match r.try_get::<Option<i64>, _>("error_code")? {
-            Some(code) => Some(ProviderError {
-                code,
-                title: r
-                    .try_get::<Option<String>, _>("error_title")?
-                    .unwrap_or_default(),
-                details: r.try_get("error_details")?,
-            }),
-            None => None,
-        },
-        pricing_category: r.try_get("pricing_category")?,
-        pricing: Pricing::from_row(r)?,
-        // A kept status matched no message when it came; it is taken by its own message's
-        // wamid or id only.
-        channel_id: None,
-    })
-}
-
 async fn record_attempt(
     tx: &mut Transaction<'_, Sqlite>,
     message_id: &str,
@@ -707,66 +674,6 @@ async fn queue_events(
         }
     }
     Ok(())
-}
-
-/// The account's callback secret, created the first time it is needed.
-async fn account_callback_secret(
-    tx: &mut Transaction<'_, Sqlite>,
-    account_id: &str,
-) -> StoreResult<Option<String>> {
-    let query = "SELECT callback_secret FROM accounts WHERE id = ?";
-    let secret: Option<String> = sqlx::query_scalar(query)
-        .bind(account_id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .flatten();
-    if secret.is_some() {
-        return Ok(secret);
-    }
-    sqlx::query("UPDATE accounts SET callback_secret = ? WHERE id = ? AND callback_secret IS NULL")
-        .bind(crate::domain::callback::new_signing_secret())
-        .bind(account_id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(sqlx::query_scalar(query)
-        .bind(account_id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .flatten())
-}
-
-fn delivery_from_row(r: &SqliteRow) -> StoreResult<CallbackDelivery> {
-    let endpoint_id: String = r.try_get("endpoint_id")?;
-    Ok(CallbackDelivery {
-        seq: r.try_get("seq")?,
-        id: r.try_get("id")?,
-        account_id: r.try_get("account_id")?,
-        endpoint_id: (!endpoint_id.is_empty()).then_some(endpoint_id),
-        url: r.try_get("url")?,
-        message_id: r.try_get("message_id")?,
-        event_type: r.try_get("event_type")?,
-        payload: r.try_get("payload")?,
-        status: r.try_get("status")?,
-        attempts: r.try_get("attempts")?,
-        next_attempt_at: r.try_get("next_attempt_at")?,
-        last_response_status: r.try_get("last_response_status")?,
-        last_error: r.try_get("last_error")?,
-        created_at: r.try_get("created_at")?,
-        delivered_at: r.try_get("delivered_at")?,
-    })
-}
-
-fn endpoint_from_row(r: &SqliteRow) -> StoreResult<WebhookEndpoint> {
-    let types: String = r.try_get("event_types")?;
-    Ok(WebhookEndpoint {
-        id: r.try_get("id")?,
-        account_id: r.try_get("account_id")?,
-        url: r.try_get("url")?,
-        event_types: serde_json::from_str(&types).context("endpoint event types")?,
-        description: r.try_get("description")?,
-        secret: r.try_get("secret")?,
-        created_at: r.try_get("created_at")?,
-    })
 }
 
 async fn fail_message(
@@ -1718,164 +1625,17 @@ impl Store for SqliteStore {
         Ok(conversation)
     }
 
-    async fn record_inbound(
-        &self,
-        channel: &Channel,
-        phone: &str,
-        name: Option<&str>,
-        at: i64,
-    ) -> StoreResult<()> {
-        let mut tx = begin_write(&self.write).await?;
-        sqlx::query(
-            "INSERT INTO contacts (account_id, phone_number, client_name, last_inbound_at,
-                created_at, updated_at)
-             VALUES (?1, ?2, coalesce(?3, ?2), ?4, ?4, ?4)
-             ON CONFLICT (account_id, phone_number) DO UPDATE SET
-                client_name = coalesce(?3, client_name),
-                last_inbound_at = max(coalesce(last_inbound_at, 0), ?4),
-                updated_at = ?4",
-        )
-        .bind(&channel.account_id)
-        .bind(phone)
-        .bind(name)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE conversations SET last_activity_at = max(last_activity_at, ?)
-             WHERE channel_id = ? AND phone_number = ? AND status = 'open'",
-        )
-        .bind(at)
-        .bind(&channel.id)
-        .bind(phone)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     async fn record_inbound_message(&self, m: &InboundInsert) -> StoreResult<InboundRecorded> {
         let mut tx = begin_write(&self.write).await?;
-        let seen: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM inbound_messages WHERE channel_id = ? AND provider_message_id = ?",
-        )
-        .bind(&m.channel_id)
-        .bind(&m.provider_message_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if seen.is_some() {
+        let mut db = Db::SqliteConn(&mut tx);
+        if self.shared.inbound_seen(&mut db, m).await? {
             return Ok(InboundRecorded::Duplicate);
         }
-        // The sender's number: as given, else the contact that has this user id.
-        let phone: Option<String> = match (&m.phone_number, &m.user_id) {
-            (Some(p), _) => Some(p.clone()),
-            (None, Some(uid)) => {
-                sqlx::query_scalar(
-                    "SELECT phone_number FROM contacts WHERE account_id = ? AND user_id = ?
-                     ORDER BY updated_at DESC LIMIT 1",
-                )
-                .bind(&m.account_id)
-                .bind(uid)
-                .fetch_optional(&mut *tx)
-                .await?
-            }
-            (None, None) => None,
+        let Some((message, reply_to_template_id)) =
+            self.shared.record_inbound_in(&mut db, m).await?
+        else {
+            return Ok(InboundRecorded::Duplicate);
         };
-        let mut conversation_id = None;
-        if let Some(phone) = &phone {
-            sqlx::query(
-                "INSERT INTO contacts (account_id, phone_number, client_name, last_inbound_at,
-                    created_at, updated_at, user_id, username)
-                 VALUES (?1, ?2, coalesce(?3, ?2), ?4, ?4, ?4, ?5, ?6)
-                 ON CONFLICT (account_id, phone_number) DO UPDATE SET
-                    client_name = coalesce(?3, client_name),
-                    last_inbound_at = max(coalesce(last_inbound_at, 0), ?4),
-                    user_id = coalesce(?5, user_id),
-                    username = coalesce(?6, username),
-                    updated_at = max(updated_at, ?4)",
-            )
-            .bind(&m.account_id)
-            .bind(phone)
-            .bind(&m.contact_name)
-            .bind(m.sent_at)
-            .bind(&m.user_id)
-            .bind(&m.username)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE conversations SET last_activity_at = max(last_activity_at, ?)
-                 WHERE channel_id = ? AND phone_number = ? AND status = 'open'",
-            )
-            .bind(m.sent_at)
-            .bind(&m.channel_id)
-            .bind(phone)
-            .execute(&mut *tx)
-            .await?;
-            conversation_id = sqlx::query_scalar(
-                "SELECT id FROM conversations WHERE channel_id = ? AND phone_number = ?
-                 ORDER BY status IN ('pending', 'open') DESC, created_at DESC, id DESC LIMIT 1",
-            )
-            .bind(&m.channel_id)
-            .bind(phone)
-            .fetch_optional(&mut *tx)
-            .await?;
-        }
-        let replied: Option<(String, String)> = match &m.context_id {
-            Some(wamid) => {
-                sqlx::query_as(
-                    "SELECT id, template_id FROM messages
-                     WHERE provider_message_id = ? AND channel_id = ?",
-                )
-                .bind(wamid)
-                .bind(&m.channel_id)
-                .fetch_optional(&mut *tx)
-                .await?
-            }
-            None => None,
-        };
-        let (reply_to, reply_to_template_id) = replied.unzip();
-        let message = InboundMessage {
-            id: m.id.clone(),
-            account_id: m.account_id.clone(),
-            channel_id: m.channel_id.clone(),
-            conversation_id,
-            provider_message_id: m.provider_message_id.clone(),
-            phone_number: phone,
-            user_id: m.user_id.clone(),
-            contact_name: m.contact_name.clone(),
-            kind: m.kind.clone(),
-            text: m.text.clone(),
-            content: m.content.clone(),
-            raw: m.raw.clone(),
-            context_id: m.context_id.clone(),
-            reply_to,
-            sent_at: m.sent_at,
-            received_at: m.received_at,
-        };
-        sqlx::query(
-            "INSERT INTO inbound_messages (id, account_id, channel_id, conversation_id,
-                provider_message_id, phone_number, user_id, contact_name, type, text, content,
-                raw, context_id, reply_to, sent_at, received_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&message.id)
-        .bind(&message.account_id)
-        .bind(&message.channel_id)
-        .bind(&message.conversation_id)
-        .bind(&message.provider_message_id)
-        .bind(&message.phone_number)
-        .bind(&message.user_id)
-        .bind(&message.contact_name)
-        .bind(&message.kind)
-        .bind(&message.text)
-        .bind(message.content.to_string())
-        .bind(message.raw.to_string())
-        .bind(&message.context_id)
-        .bind(&message.reply_to)
-        .bind(message.sent_at)
-        .bind(message.received_at)
-        .execute(&mut *tx)
-        .await?;
         queue_events(
             &mut tx,
             &self.lookups,
@@ -1917,16 +1677,6 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(outcomes)
-    }
-
-    async fn delete_expired_idempotency_keys(&self, now: i64) -> StoreResult<u64> {
-        Ok(
-            sqlx::query("DELETE FROM idempotency_keys WHERE expires_at <= ?")
-                .bind(now)
-                .execute(&self.write)
-                .await?
-                .rows_affected(),
-        )
     }
 
     async fn cancel_message(
@@ -2068,55 +1818,17 @@ impl Store for SqliteStore {
     }
 
     async fn store_pending_status(&self, u: &StatusUpdate, now: i64) -> StoreResult<()> {
-        let done = sqlx::query(
-            "INSERT INTO pending_statuses (provider_message_id, message_id, status, at,
-                error_code, error_title, error_details, pricing_category, received_at,
-                pricing_type, pricing_model, pricing_billable)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (provider_message_id, status) DO NOTHING",
-        )
-        .bind(&u.provider_message_id)
-        .bind(&u.message_id)
-        .bind(u.status.as_str())
-        .bind(u.at)
-        .bind(u.error.as_ref().map(|e| e.code))
-        .bind(u.error.as_ref().map(|e| e.title.as_str()))
-        .bind(u.error.as_ref().and_then(|e| e.details.as_deref()))
-        .bind(&u.pricing_category)
-        .bind(now)
-        .bind(u.pricing.as_ref().and_then(|p| p.pricing_type.as_deref()))
-        .bind(u.pricing.as_ref().and_then(|p| p.pricing_model.as_deref()))
-        .bind(u.pricing.as_ref().and_then(|p| p.billable))
-        .execute(&self.write)
-        .await?;
-        let kept = i64::try_from(done.rows_affected()).unwrap_or(0);
-        self.kept_statuses.fetch_add(kept, Ordering::SeqCst);
+        let kept = self.shared.store_pending_status(u, now).await?;
+        self.kept_statuses
+            .fetch_add(i64::try_from(kept).unwrap_or(0), Ordering::SeqCst);
         Ok(())
     }
 
     async fn expire_pending_statuses(&self, received_before: i64) -> StoreResult<u64> {
-        let n = sqlx::query("DELETE FROM pending_statuses WHERE received_at < ?")
-            .bind(received_before)
-            .execute(&self.write)
-            .await?
-            .rows_affected();
+        let n = self.shared.expire_pending_statuses(received_before).await?;
         self.kept_statuses
             .fetch_sub(i64::try_from(n).unwrap_or(0), Ordering::SeqCst);
         Ok(n)
-    }
-
-    async fn pending_status_count(&self) -> StoreResult<i64> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM pending_statuses")
-            .fetch_one(&self.read)
-            .await?)
-    }
-
-    async fn sandbox_in_flight(&self, limit: i64) -> StoreResult<Vec<SimulatedMessage>> {
-        let rows: Vec<SimulatedRow> = sqlx::query_as(&sandbox_in_flight_sql("?"))
-            .bind(limit)
-            .fetch_all(&self.read)
-            .await?;
-        rows.into_iter().map(SimulatedMessage::from_row).collect()
     }
 
     async fn take_pending_statuses(
@@ -2139,7 +1851,12 @@ impl Store for SqliteStore {
         self.kept_statuses.fetch_sub(taken, Ordering::SeqCst);
         let mut updates = rows
             .iter()
-            .map(|r| Ok((r.try_get::<i64, _>("id")?, status_from_pending_row(r)?)))
+            .map(|r| {
+                Ok((
+                    r.try_get::<i64, _>("id")?,
+                    StatusUpdate::from_pending_row(r)?,
+                ))
+            })
             .collect::<StoreResult<Vec<_>>>()?;
         updates.sort_by_key(|(id, _)| *id);
         Ok(updates.into_iter().map(|(_, u)| u).collect())
@@ -2190,19 +1907,11 @@ impl Store for SqliteStore {
         let mut tx = begin_write(&self.write).await?;
         if let Some(idem) = idempotency {
             if let Some((fingerprint, outcome)) = earlier_use(&mut tx, idem, e.created_at).await? {
-                let Some(id) = endpoint_replay(&idem.fingerprint, &fingerprint, &outcome)? else {
-                    return Ok(EndpointInsert::KeyReused);
-                };
-                let created =
-                    sqlx::query("SELECT * FROM webhook_endpoints WHERE id = ? AND account_id = ?")
-                        .bind(&id)
-                        .bind(&e.account_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                return Ok(match created {
-                    Some(row) => EndpointInsert::Replayed(endpoint_from_row(&row)?),
-                    None => EndpointInsert::ReplayedDeleted { id },
-                });
+                let mut db = Db::SqliteConn(&mut tx);
+                return self
+                    .shared
+                    .endpoint_replay_in(&mut db, e, &idem.fingerprint, &fingerprint, &outcome)
+                    .await;
             }
             remember_key(
                 &mut tx,
@@ -2212,95 +1921,11 @@ impl Store for SqliteStore {
             )
             .await?;
         }
-        sqlx::query(
-            "INSERT INTO webhook_endpoints (id, account_id, url, event_types, description,
-                secret, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&e.id)
-        .bind(&e.account_id)
-        .bind(&e.url)
-        .bind(serde_json::to_string(&e.event_types).context("event types")?)
-        .bind(&e.description)
-        .bind(&e.secret)
-        .bind(e.created_at)
-        .execute(&mut *tx)
-        .await?;
+        self.shared
+            .insert_endpoint_in(&mut Db::SqliteConn(&mut tx), e)
+            .await?;
         tx.commit().await?;
         Ok(EndpointInsert::Created)
-    }
-
-    async fn webhook_endpoints(&self, account_id: &str) -> StoreResult<Vec<WebhookEndpoint>> {
-        sqlx::query("SELECT * FROM webhook_endpoints WHERE account_id = ? ORDER BY created_at, id")
-            .bind(account_id)
-            .fetch_all(&self.read)
-            .await?
-            .iter()
-            .map(endpoint_from_row)
-            .collect()
-    }
-
-    async fn webhook_endpoint(
-        &self,
-        account_id: &str,
-        id: &str,
-    ) -> StoreResult<Option<WebhookEndpoint>> {
-        sqlx::query("SELECT * FROM webhook_endpoints WHERE id = ? AND account_id = ?")
-            .bind(id)
-            .bind(account_id)
-            .fetch_optional(&self.read)
-            .await?
-            .as_ref()
-            .map(endpoint_from_row)
-            .transpose()
-    }
-
-    async fn delete_webhook_endpoint(&self, account_id: &str, id: &str) -> StoreResult<bool> {
-        let _changed = self.lookups.writing();
-        let mut tx = begin_write(&self.write).await?;
-        let deleted = sqlx::query("DELETE FROM webhook_endpoints WHERE id = ? AND account_id = ?")
-            .bind(id)
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            == 1;
-        if deleted {
-            sqlx::query("DELETE FROM callback_outbox WHERE endpoint_id = ?")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(deleted)
-    }
-
-    async fn callback_deliveries(
-        &self,
-        endpoint_id: &str,
-        after_seq: Option<i64>,
-        limit: u32,
-    ) -> StoreResult<Vec<CallbackDelivery>> {
-        sqlx::query(
-            "SELECT * FROM callback_outbox WHERE endpoint_id = ?1 AND (?2 IS NULL OR seq > ?2)
-             ORDER BY seq LIMIT ?3",
-        )
-        .bind(endpoint_id)
-        .bind(after_seq)
-        .bind(limit)
-        .fetch_all(&self.read)
-        .await?
-        .iter()
-        .map(delivery_from_row)
-        .collect()
-    }
-
-    async fn set_callback_secret(&self, account_id: &str, secret: &str) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE accounts SET callback_secret = ? WHERE id = ?")
-            .bind(secret)
-            .bind(account_id)
-            .execute(&self.write)
-            .await?;
-        Ok(done.rows_affected() == 1)
     }
 
     async fn set_template_status(&self, id: &str, status: &str, now: i64) -> StoreResult<bool> {
@@ -2330,72 +1955,16 @@ impl Store for SqliteStore {
         Ok(true)
     }
 
-    async fn list_suppressions(
-        &self,
-        account_id: &str,
-        after: Option<(i64, String)>,
-        limit: u32,
-    ) -> StoreResult<Vec<Suppression>> {
-        let (after_ms, after_phone) = after.unwrap_or((i64::MIN, String::new()));
-        let rows = sqlx::query(
-            "SELECT * FROM suppressions WHERE account_id = ?1
-               AND (created_at > ?2 OR (created_at = ?2 AND phone_number > ?3))
-             ORDER BY created_at, phone_number LIMIT ?4",
-        )
-        .bind(account_id)
-        .bind(after_ms)
-        .bind(after_phone)
-        .bind(i64::from(limit))
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter().map(suppression_from_row).collect()
-    }
-
-    async fn suppression(
-        &self,
-        account_id: &str,
-        phone_number: &str,
-    ) -> StoreResult<Option<Suppression>> {
-        let row =
-            sqlx::query("SELECT * FROM suppressions WHERE account_id = ? AND phone_number = ?")
-                .bind(account_id)
-                .bind(phone_number)
-                .fetch_optional(&self.read)
-                .await?;
-        row.as_ref().map(suppression_from_row).transpose()
-    }
-
     async fn add_suppression(&self, entry: &Suppression) -> StoreResult<Option<Suppression>> {
         let mut tx = begin_write(&self.write).await?;
-        let existing =
-            sqlx::query("SELECT * FROM suppressions WHERE account_id = ? AND phone_number = ?")
-                .bind(&entry.account_id)
-                .bind(&entry.phone_number)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if let Some(row) = existing {
-            return Ok(Some(suppression_from_row(&row)?));
-        }
-        sqlx::query(
-            "INSERT INTO suppressions (account_id, phone_number, reason, note, automatic,
-                channel_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&entry.account_id)
-        .bind(&entry.phone_number)
-        .bind(&entry.reason)
-        .bind(&entry.note)
-        .bind(i64::from(entry.automatic))
-        .bind(&entry.channel_id)
-        .bind(entry.created_at)
-        .execute(&mut *tx)
-        .await?;
-        let event = contact_event(
-            EventType::ContactOptedOut,
-            entry,
-            &entry.reason,
-            entry.channel_id.as_deref(),
-            entry.created_at,
-        );
+        let added = self
+            .shared
+            .add_suppression_in(&mut Db::SqliteConn(&mut tx), entry)
+            .await?;
+        let event = match added {
+            ControlFlow::Continue(event) => event,
+            ControlFlow::Break(existing) => return Ok(existing),
+        };
         queue_events(&mut tx, &self.lookups, &entry.account_id, &[event]).await?;
         tx.commit().await?;
         Ok(None)
@@ -2408,27 +1977,18 @@ impl Store for SqliteStore {
         removal: &SuppressionRemoval,
     ) -> StoreResult<Option<Suppression>> {
         let mut tx = begin_write(&self.write).await?;
-        let row = sqlx::query(
-            "DELETE FROM suppressions WHERE account_id = ? AND phone_number = ?
-               AND (automatic = 1 OR ? = 0)
-             RETURNING *",
-        )
-        .bind(account_id)
-        .bind(phone_number)
-        .bind(i64::from(removal.only_automatic))
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
+        let removed = self
+            .shared
+            .remove_suppression_in(
+                &mut Db::SqliteConn(&mut tx),
+                account_id,
+                phone_number,
+                removal,
+            )
+            .await?;
+        let Some((removed, event)) = removed else {
             return Ok(None);
         };
-        let removed = suppression_from_row(&row)?;
-        let event = contact_event(
-            EventType::ContactOptedIn,
-            &removed,
-            &removal.reason,
-            removal.channel_id.as_deref(),
-            removal.now,
-        );
         queue_events(&mut tx, &self.lookups, account_id, &[event]).await?;
         tx.commit().await?;
         Ok(Some(removed))
@@ -2505,59 +2065,16 @@ impl Store for SqliteStore {
             return Ok(false);
         };
         let template = Template::from_row(&row)?;
-        let current: TemplateHealth = sqlx::query_scalar::<_, String>(
-            "SELECT health FROM template_health WHERE template_id = ?",
-        )
-        .bind(template_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|h| serde_json::from_str(&h))
-        .transpose()
-        .context("template health")?
-        .unwrap_or_default();
-        let Some(plan) = health::plan_template(&template, &current, change, now) else {
+        let mut db = Db::SqliteConn(&mut tx);
+        let planned = self
+            .shared
+            .apply_template_health_in(&mut db, &template, change, now);
+        let Some(events) = planned.await? else {
             return Ok(false);
         };
-        if plan.status != template.status || plan.category != template.category {
-            sqlx::query(
-                "UPDATE templates SET status = ?, category = ?, updated_at = ? WHERE id = ?",
-            )
-            .bind(&plan.status)
-            .bind(&plan.category)
-            .bind(now)
-            .bind(template_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query(
-            "INSERT INTO template_health (template_id, health, updated_at) VALUES (?, ?, ?)
-             ON CONFLICT (template_id) DO UPDATE SET health = excluded.health,
-                updated_at = excluded.updated_at",
-        )
-        .bind(template_id)
-        .bind(serde_json::to_string(&plan.health).context("template health")?)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        queue_events(&mut tx, &self.lookups, &template.account_id, &plan.events).await?;
+        queue_events(&mut tx, &self.lookups, &template.account_id, &events).await?;
         tx.commit().await?;
         Ok(true)
-    }
-
-    async fn template_healths(
-        &self,
-        account_id: &str,
-    ) -> StoreResult<HashMap<String, TemplateHealth>> {
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT h.template_id, h.health FROM template_health h
-             JOIN templates t ON t.id = h.template_id WHERE t.account_id = ?",
-        )
-        .bind(account_id)
-        .fetch_all(&self.read)
-        .await?;
-        rows.into_iter()
-            .map(|(id, h)| Ok((id, serde_json::from_str(&h).context("template health")?)))
-            .collect()
     }
 
     async fn apply_channel_quality(
@@ -2576,86 +2093,16 @@ impl Store for SqliteStore {
         else {
             return Ok(false);
         };
-        let current: ChannelQuality = sqlx::query_scalar::<_, String>(
-            "SELECT quality FROM channel_quality WHERE channel_id = ?",
-        )
-        .bind(channel_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|q| serde_json::from_str(&q))
-        .transpose()
-        .context("channel quality")?
-        .unwrap_or_default();
-        let Some(plan) = health::plan_channel(channel_id, limit, &current, change, now) else {
+        let mut db = Db::SqliteConn(&mut tx);
+        let planned = self
+            .shared
+            .apply_channel_quality_in(&mut db, channel_id, limit, change, now);
+        let Some(event) = planned.await? else {
             return Ok(false);
         };
-        if let Some(limit) = plan.limit {
-            sqlx::query("UPDATE channels SET messaging_limit = ?, updated_at = ? WHERE id = ?")
-                .bind(limit)
-                .bind(now)
-                .bind(channel_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query(
-            "INSERT INTO channel_quality (channel_id, quality, updated_at) VALUES (?, ?, ?)
-             ON CONFLICT (channel_id) DO UPDATE SET quality = excluded.quality,
-                updated_at = excluded.updated_at",
-        )
-        .bind(channel_id)
-        .bind(serde_json::to_string(&plan.quality).context("channel quality")?)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        queue_events(&mut tx, &self.lookups, &account_id, &[plan.event]).await?;
+        queue_events(&mut tx, &self.lookups, &account_id, &[event]).await?;
         tx.commit().await?;
         Ok(true)
-    }
-
-    async fn opt_keywords(&self, account_id: &str) -> StoreResult<Option<OptKeywords>> {
-        let row: Option<(Option<String>, Option<String>)> =
-            sqlx::query_as("SELECT opt_out_keywords, opt_in_keywords FROM accounts WHERE id = ?")
-                .bind(account_id)
-                .fetch_optional(&self.read)
-                .await?;
-        row.map(|(out, inn)| keywords_from_columns(out, inn))
-            .transpose()
-    }
-
-    async fn set_opt_keywords(
-        &self,
-        account_id: &str,
-        opt_out: Option<Option<Vec<String>>>,
-        opt_in: Option<Option<Vec<String>>>,
-        now: i64,
-    ) -> StoreResult<bool> {
-        let json = |v: &Option<Vec<String>>| v.as_ref().map(|l| serde_json::json!(l).to_string());
-        let done = sqlx::query(
-            "UPDATE accounts SET
-                opt_out_keywords = CASE WHEN ?1 THEN ?2 ELSE opt_out_keywords END,
-                opt_in_keywords = CASE WHEN ?3 THEN ?4 ELSE opt_in_keywords END,
-                updated_at = ?5
-             WHERE id = ?6",
-        )
-        .bind(opt_out.is_some())
-        .bind(opt_out.as_ref().and_then(json))
-        .bind(opt_in.is_some())
-        .bind(opt_in.as_ref().and_then(json))
-        .bind(now)
-        .bind(account_id)
-        .execute(&self.write)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn channel_qualities(&self) -> StoreResult<HashMap<String, ChannelQuality>> {
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT channel_id, quality FROM channel_quality")
-                .fetch_all(&self.read)
-                .await?;
-        rows.into_iter()
-            .map(|(id, q)| Ok((id, serde_json::from_str(&q).context("channel quality")?)))
-            .collect()
     }
 
     async fn claim_callbacks(
@@ -2684,88 +2131,15 @@ impl Store for SqliteStore {
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
-        let mut deliveries = rows
+        let deliveries = rows
             .iter()
-            .map(delivery_from_row)
+            .map(CallbackDelivery::from_row)
             .collect::<StoreResult<Vec<_>>>()?;
-        deliveries.sort_by_key(|d| d.seq);
-        let mut claimed = Vec::with_capacity(deliveries.len());
-        for delivery in deliveries {
-            let secret: Option<String> = match &delivery.endpoint_id {
-                Some(endpoint_id) => {
-                    sqlx::query_scalar("SELECT secret FROM webhook_endpoints WHERE id = ?")
-                        .bind(endpoint_id)
-                        .fetch_optional(&mut *tx)
-                        .await?
-                }
-                None => account_callback_secret(&mut tx, &delivery.account_id).await?,
-            };
-            claimed.push(ClaimedCallback { delivery, secret });
-        }
+        let claimed = self
+            .shared
+            .with_secrets(&mut Db::SqliteConn(&mut tx), deliveries)
+            .await?;
         tx.commit().await?;
         Ok(claimed)
-    }
-
-    async fn finish_callback(&self, o: &CallbackOutcome) -> StoreResult<bool> {
-        let (status, delivered_at, next_attempt_at, response_status, error) = match &o.result {
-            CallbackResult::Delivered { response_status } => {
-                ("delivered", Some(o.now), None, Some(*response_status), None)
-            }
-            CallbackResult::Retry {
-                response_status,
-                error,
-                next_attempt_at,
-            } => (
-                "pending",
-                None,
-                Some(*next_attempt_at),
-                *response_status,
-                Some(error.as_str()),
-            ),
-            CallbackResult::Failed {
-                response_status,
-                error,
-            } => ("failed", None, None, *response_status, Some(error.as_str())),
-        };
-        let mut tx = begin_write(&self.write).await?;
-        let done = sqlx::query(
-            "UPDATE callback_outbox SET status = ?, delivered_at = ?,
-                next_attempt_at = coalesce(?, next_attempt_at), lease_until = NULL,
-                last_response_status = ?, last_error = ?
-             WHERE id = ? AND attempts = ? AND status = 'pending'
-             RETURNING endpoint_id, ordering_key, seq",
-        )
-        .bind(status)
-        .bind(delivered_at)
-        .bind(next_attempt_at)
-        .bind(response_status)
-        .bind(error)
-        .bind(&o.id)
-        .bind(o.attempt)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = done else {
-            return Ok(false);
-        };
-        if let Some(at) = next_attempt_at {
-            // The stream's later deliveries wait for this one: out of the due rows with it,
-            // so a failing receiver's backlog is not scanned by every claim.
-            let endpoint_id: String = row.try_get("endpoint_id")?;
-            let ordering_key: String = row.try_get("ordering_key")?;
-            let seq: i64 = row.try_get("seq")?;
-            sqlx::query(
-                "UPDATE callback_outbox SET next_attempt_at = ?1
-                 WHERE endpoint_id = ?2 AND ordering_key = ?3 AND seq > ?4
-                   AND status = 'pending' AND next_attempt_at < ?1",
-            )
-            .bind(at)
-            .bind(endpoint_id)
-            .bind(ordering_key)
-            .bind(seq)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(true)
     }
 }

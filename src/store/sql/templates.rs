@@ -72,28 +72,6 @@ fn batch_from_row(r: &impl Cols) -> StoreResult<Batch> {
     })
 }
 
-/// A `callback_outbox` row.
-fn delivery_from_row(r: &impl Cols) -> StoreResult<CallbackDelivery> {
-    let endpoint_id: String = r.get("endpoint_id")?;
-    Ok(CallbackDelivery {
-        seq: r.get("seq")?,
-        id: r.get("id")?,
-        account_id: r.get("account_id")?,
-        endpoint_id: (!endpoint_id.is_empty()).then_some(endpoint_id),
-        url: r.get("url")?,
-        message_id: r.get("message_id")?,
-        event_type: r.get("event_type")?,
-        payload: r.get("payload")?,
-        status: r.get("status")?,
-        attempts: r.get("attempts")?,
-        next_attempt_at: r.get("next_attempt_at")?,
-        last_response_status: r.get("last_response_status")?,
-        last_error: r.get("last_error")?,
-        created_at: r.get("created_at")?,
-        delivered_at: r.get("delivered_at")?,
-    })
-}
-
 impl Shared {
     pub(crate) async fn insert_group(&self, g: &Group) -> StoreResult<()> {
         let _changed = self.lookups.writing();
@@ -580,7 +558,7 @@ impl Shared {
             )
             .await?
             .iter()
-            .map(delivery_from_row)
+            .map(CallbackDelivery::from_row)
             .collect()
     }
 }
