@@ -812,6 +812,19 @@ fn event_payload(event_type: EventType, at: i64, data: Value) -> String {
     .to_string()
 }
 
+/// The timestamp column a status sets.
+pub(crate) fn status_column(status: MessageStatus) -> &'static str {
+    match status {
+        MessageStatus::Scheduled | MessageStatus::Queued => "queued_at",
+        MessageStatus::Sending => "sending_at",
+        MessageStatus::Sent => "sent_at",
+        MessageStatus::Delivered => "delivered_at",
+        MessageStatus::Read => "read_at",
+        MessageStatus::Failed => "failed_at",
+        MessageStatus::Cancelled => "cancelled_at",
+    }
+}
+
 /// The event of `message` reaching `status` (with its error, if it failed).
 pub(crate) fn message_event(
     message: &Message,
@@ -1366,7 +1379,11 @@ pub trait Store: Send + Sync + 'static {
         until: i64,
         reason: &str,
         now: i64,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<bool> {
+        self.shared()
+            .hold_job(message_id, attempt, until, reason, now)
+            .await
+    }
     /// Recipients of the channel's messages that opened a new conversation, handed over since
     /// `since`.
     async fn new_recipients(&self, channel_id: &str, since: i64) -> StoreResult<NewRecipients> {
@@ -1410,9 +1427,15 @@ pub trait Store: Send + Sync + 'static {
     /// Connected, healthy channels that have jobs due at `now`. A job whose lease expired (its dispatcher died
     /// mid-send) is due only `orphan_wait_ms` after the lease ended, giving a status webhook
     /// time to prove the send happened.
-    async fn due_channels(&self, now: i64, orphan_wait_ms: i64) -> StoreResult<Vec<String>>;
+    async fn due_channels(&self, now: i64, orphan_wait_ms: i64) -> StoreResult<Vec<String>> {
+        self.shared().due_channels(now, orphan_wait_ms).await
+    }
+
     /// When the earliest job becomes claimable (see `due_channels`), to sleep until.
-    async fn next_due(&self, orphan_wait_ms: i64) -> StoreResult<Option<i64>>;
+    async fn next_due(&self, orphan_wait_ms: i64) -> StoreResult<Option<i64>> {
+        self.shared().next_due(orphan_wait_ms).await
+    }
+
     /// Leases up to `limit` of the channel's oldest due jobs until `now + lease_ms` and marks
     /// their messages `sending`.
     async fn claim_jobs(
@@ -1462,9 +1485,16 @@ pub trait Store: Send + Sync + 'static {
         owner: &str,
         now: i64,
         ttl_ms: i64,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<bool> {
+        self.shared()
+            .own_channel(channel_id, owner, now, ttl_ms)
+            .await
+    }
+
     /// Gives up every channel `owner` holds (on shutdown).
-    async fn release_channels(&self, owner: &str) -> StoreResult<()>;
+    async fn release_channels(&self, owner: &str) -> StoreResult<()> {
+        self.shared().release_channels(owner).await
+    }
     /// Rings `wake` whenever another instance queues work, until `cancel` (a no-op where
     /// only one process sends).
     fn listen_for_work(
@@ -1593,7 +1623,11 @@ pub trait Store: Send + Sync + 'static {
         error: &ProviderError,
         run_at: i64,
         now: i64,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<bool> {
+        self.shared()
+            .requeue_declined(message_id, channel_id, error, run_at, now)
+            .await
+    }
 
     /// The account's keyword lists; `None` when there is no such account.
     async fn opt_keywords(&self, account_id: &str) -> StoreResult<Option<OptKeywords>> {

@@ -153,13 +153,13 @@ impl PgStore {
             tx.rollback().await?;
             return Ok(InboundRecorded::Duplicate);
         };
-        queue_events(
-            &mut tx,
-            &self.lookups,
-            &message.account_id,
-            &[inbound_event(&message)],
-        )
-        .await?;
+        Db::PostgresConn(&mut tx)
+            .queue_events(
+                &self.lookups,
+                &message.account_id,
+                &[inbound_event(&message)],
+            )
+            .await?;
         tx.commit().await?;
         Ok(InboundRecorded::Stored {
             message: Box::new(message),
@@ -322,30 +322,6 @@ async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn record_attempt(
-    tx: &mut Transaction<'_, Postgres>,
-    message_id: &str,
-    attempt: i64,
-    now: i64,
-    outcome: &str,
-    error: Option<&ProviderError>,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO delivery_attempts (message_id, attempt, finished_at, outcome, error_code,
-            error_title, error_details) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(message_id)
-    .bind(attempt)
-    .bind(now)
-    .bind(outcome)
-    .bind(error.map(|e| e.code))
-    .bind(error.map(|e| e.title.as_str()))
-    .bind(error.and_then(|e| e.details.as_deref()))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// A message locked for a status or an outcome (`$1` its id), with whether its conversation
 /// is pending (read without the conversation's lock; see [`conversation_follows`]).
 const MESSAGE_TO_MOVE: &str = "SELECT m.*, c.status = 'pending' AS conversation_pending
@@ -436,8 +412,9 @@ async fn apply_in(
         .bind(pricing_billable)
         .execute(&mut **tx)
         .await?;
-        let event = message_event(&message, u.status, None, u.at);
-        queue_events(tx, lookups, &message.account_id, event.as_slice()).await?;
+        Db::PostgresConn(tx)
+            .queue_message_event(lookups, &message, u.status, None, u.at)
+            .await?;
         conversation = conversation_follows(tx, lookups, &message, u.status, u.at, pending).await?;
     } else if !changed && timestamp_only {
         // A late status keeps its time for the timeline but does not move the status.
@@ -547,19 +524,6 @@ async fn lock_for_statuses(
     Ok(())
 }
 
-/// The timestamp column a status sets.
-fn status_column(status: MessageStatus) -> &'static str {
-    match status {
-        MessageStatus::Scheduled | MessageStatus::Queued => "queued_at",
-        MessageStatus::Sending => "sending_at",
-        MessageStatus::Sent => "sent_at",
-        MessageStatus::Delivered => "delivered_at",
-        MessageStatus::Read => "read_at",
-        MessageStatus::Failed => "failed_at",
-        MessageStatus::Cancelled => "cancelled_at",
-    }
-}
-
 /// Moves a pending conversation along after a status of one of its messages. The caller holds
 /// the message's lock; `pending` is whether the conversation was pending when the caller read
 /// it (unlocked: a conversation only moves forward, so one read as open or closed stays so).
@@ -609,70 +573,9 @@ async fn conversation_follows(
     if !moved {
         return Ok(None);
     }
-    let event = conversation_event(
-        &message.conversation_id,
-        &message.channel_id,
-        &message.phone_number,
-        next,
-        reason.map(CloseReason::as_str),
-        Some(message),
-        now,
-    );
-    queue_events(tx, lookups, &message.account_id, event.as_slice()).await?;
-    Ok(Some((message.conversation_id.clone(), next)))
-}
-
-/// Writes `events` to the outbox, in the caller's transaction, once per receiver: each of
-/// the account's endpoints subscribed to the event's type, and the message's `callbackUrl`.
-/// Endpoints come from a copy of at most [`lookups::TTL`] (most accounts have none, and a
-/// status then costs no statement here); a row for an endpoint is inserted only if the
-/// endpoint still exists. Endpoints are read without a lock and outbox rows only inserted:
-/// this adds no lock to the caller's order.
-async fn queue_events(
-    tx: &mut Transaction<'_, Postgres>,
-    lookups: &Lookups,
-    account_id: &str,
-    events: &[OutboxEvent],
-) -> StoreResult<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let endpoints = lookups
-        .endpoints
-        .get_or(lookups, account_id, async {
-            Ok(sqlx::query_as(
-                "SELECT id, url, event_types FROM webhook_endpoints WHERE account_id = $1
-                 ORDER BY created_at, id",
-            )
-            .bind(account_id)
-            .fetch_all(&mut **tx)
-            .await?)
-        })
-        .await?;
-    let now = crate::now_ms();
-    for event in events {
-        for (endpoint_id, url) in receivers(&endpoints, event) {
-            sqlx::query(
-                "INSERT INTO callback_outbox (id, account_id, endpoint_id, url, ordering_key,
-                    message_id, event_type, payload, next_attempt_at, created_at)
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
-                 WHERE $3 = '' OR EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = $3)",
-            )
-            .bind(crate::domain::ids::new_id("evt"))
-            .bind(account_id)
-            .bind(endpoint_id)
-            .bind(url)
-            .bind(&event.ordering_key)
-            .bind(&event.message_id)
-            .bind(event.event_type.as_str())
-            .bind(&event.payload)
-            .bind(now)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-        }
-    }
-    Ok(())
+    Db::PostgresConn(tx)
+        .queue_conversation_event(lookups, message, next, reason.map(CloseReason::as_str), now)
+        .await
 }
 
 /// Fails `message` (whose lock the caller holds, its job already gone) and moves its
@@ -685,50 +588,11 @@ async fn fail_message(
     now: i64,
     pending: bool,
 ) -> StoreResult<Option<(String, ConversationStatus)>> {
-    sqlx::query(
-        "UPDATE messages SET status = 'failed', failed_at = $1, updated_at = $1,
-            error_code = $2, error_title = $3, error_details = $4
-         WHERE id = $5",
-    )
-    .bind(now)
-    .bind(error.code)
-    .bind(&error.title)
-    .bind(&error.details)
-    .bind(&message.id)
-    .execute(&mut **tx)
-    .await?;
-    let event = message_event(message, MessageStatus::Failed, Some(error), now);
-    queue_events(tx, lookups, &message.account_id, event.as_slice()).await?;
-    conversation_follows(tx, lookups, message, MessageStatus::Failed, now, pending).await
-}
-
-/// Forgets `idem` if it has expired, so its next use counts as a first.
-async fn forget_expired_key(
-    tx: &mut Transaction<'_, Postgres>,
-    idem: &IdempotencyKey,
-    now: i64,
-) -> StoreResult<()> {
-    sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at <= $3")
-        .bind(&idem.scope)
-        .bind(&idem.key)
-        .bind(now)
-        .execute(&mut **tx)
+    let mut db = Db::PostgresConn(tx);
+    db.mark_failed(&message.id, error, now).await?;
+    db.queue_message_event(lookups, message, MessageStatus::Failed, Some(error), now)
         .await?;
-    Ok(())
-}
-
-/// What an idempotency key was stored with: (fingerprint, outcome).
-async fn stored_key(
-    tx: &mut Transaction<'_, Postgres>,
-    idem: &IdempotencyKey,
-) -> StoreResult<Option<(String, String)>> {
-    Ok(sqlx::query_as(
-        "SELECT fingerprint, outcome FROM idempotency_keys WHERE scope = $1 AND key = $2",
-    )
-    .bind(&idem.scope)
-    .bind(&idem.key)
-    .fetch_optional(&mut **tx)
-    .await?)
+    conversation_follows(tx, lookups, message, MessageStatus::Failed, now, pending).await
 }
 
 /// One send's decision inside the caller's transaction (see `Store::accept_send`).
@@ -736,31 +600,16 @@ async fn accept_in(
     tx: &mut Transaction<'_, Postgres>,
     send: &AcceptSend,
 ) -> StoreResult<AcceptOutcome> {
-    if let Some(idem) = &send.idempotency {
-        forget_expired_key(tx, idem, send.now).await?;
-        if let Some((fingerprint, outcome)) = stored_key(tx, idem).await? {
-            return replay(&idem.fingerprint, &fingerprint, &outcome);
-        }
-        sqlx::query(
-            "INSERT INTO idempotency_keys (scope, key, fingerprint, outcome, created_at, expires_at)
-             VALUES ($1, $2, $3, '{}', $4, $5)",
-        )
-        .bind(&idem.scope)
-        .bind(&idem.key)
-        .bind(&idem.fingerprint)
-        .bind(send.now)
-        .bind(idem.expires_at)
-        .execute(&mut **tx)
-        .await?;
+    if let Some(idem) = &send.idempotency
+        && let Some(replayed) = Db::PostgresConn(tx)
+            .replay_or_remember(idem, send.now)
+            .await?
+    {
+        return Ok(replayed);
     }
     let outcome = decide_send(tx, send).await?;
     if let Some(idem) = &send.idempotency {
-        sqlx::query("UPDATE idempotency_keys SET outcome = $1 WHERE scope = $2 AND key = $3")
-            .bind(serde_json::to_string(&outcome).context("outcome")?)
-            .bind(&idem.scope)
-            .bind(&idem.key)
-            .execute(&mut **tx)
-            .await?;
+        Db::PostgresConn(tx).keep_outcome(idem, &outcome).await?;
     }
     Ok(outcome)
 }
@@ -906,14 +755,9 @@ async fn decide_send(
             });
         }
         // Open past its window: closed as expired, and the send starts a new one.
-        sqlx::query(
-            "UPDATE conversations SET status = 'closed', closed_at = $1, close_reason = 'expired'
-             WHERE id = $2",
-        )
-        .bind(send.now)
-        .bind(&conversation_id)
-        .execute(&mut **tx)
-        .await?;
+        Db::PostgresConn(tx)
+            .close_expired(&conversation_id, send.now)
+            .await?;
     }
     let written = write_send(&mut **tx, send, None).await?;
     Ok(pending_or_limit(send, written))
@@ -944,13 +788,7 @@ async fn cancel_in(
     }
     // Only a job no dispatcher holds. A claim that locked it first makes this wait, then
     // see its lease and delete nothing; one that comes after skips the locked row.
-    let taken =
-        sqlx::query("DELETE FROM delivery_jobs WHERE message_id = $1 AND lease_until IS NULL")
-            .bind(id)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-    let row = if taken == 0 {
+    let row = if !Db::PostgresConn(tx).take_free_job(id).await? {
         None
     } else {
         sqlx::query(
@@ -973,8 +811,9 @@ async fn cancel_in(
         )));
     };
     let cancelled = Message::from_row(&row)?;
-    let event = message_event(&cancelled, MessageStatus::Cancelled, None, now);
-    queue_events(tx, lookups, &cancelled.account_id, event.as_slice()).await?;
+    Db::PostgresConn(tx)
+        .queue_message_event(lookups, &cancelled, MessageStatus::Cancelled, None, now)
+        .await?;
     let conversation =
         conversation_follows(tx, lookups, &cancelled, MessageStatus::Cancelled, now, true).await?;
     Ok(CancelOutcome::Cancelled {
@@ -1006,7 +845,9 @@ impl Store for PgStore {
         let (conversation, event) =
             super::sql::Shared::close_conversation_in(&mut db, id, reason, now).await?;
         if let Some(c) = &conversation {
-            queue_events(&mut tx, &self.lookups, &c.account_id, event.as_slice()).await?;
+            Db::PostgresConn(&mut tx)
+                .queue_events(&self.lookups, &c.account_id, event.as_slice())
+                .await?;
         }
         tx.commit().await?;
         Ok(conversation)
@@ -1148,80 +989,6 @@ impl Store for PgStore {
         Ok(cancelled)
     }
 
-    async fn hold_job(
-        &self,
-        message_id: &str,
-        attempt: i64,
-        until: i64,
-        reason: &str,
-        now: i64,
-    ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        let held = sqlx::query(
-            "UPDATE delivery_jobs SET run_at = $1, lease_until = NULL, tries = tries - 1
-             WHERE message_id = $2 AND attempt = $3",
-        )
-        .bind(until)
-        .bind(message_id)
-        .bind(attempt)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            > 0;
-        if held {
-            sqlx::query(
-                "UPDATE messages SET status = CASE WHEN status = 'sending' THEN 'queued'
-                        ELSE status END,
-                    attempts = attempts - 1, sending_at = NULL, held_until = $1,
-                    held_reason = $2, updated_at = $3
-                 WHERE id = $4",
-            )
-            .bind(until)
-            .bind(reason)
-            .bind(now)
-            .bind(message_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(held)
-    }
-
-    async fn due_channels(&self, now: i64, orphan_wait_ms: i64) -> StoreResult<Vec<String>> {
-        // Due, and not leased or leased by a dispatcher that died more than the wait ago; on
-        // a channel that can send. Per channel, so a long queue is not read on every pass:
-        // the index walk stops at the first due job.
-        Ok(sqlx::query_scalar(
-            "SELECT c.id FROM channels c
-             WHERE c.status = 'connected' AND c.health = 'ok' AND EXISTS (
-                SELECT 1 FROM delivery_jobs j WHERE j.channel_id = c.id AND j.run_at <= $1
-                  AND (j.lease_until IS NULL OR j.lease_until + $2 <= $1) AND j.paused = 0)",
-        )
-        .bind(now)
-        .bind(orphan_wait_ms)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    async fn next_due(&self, orphan_wait_ms: i64) -> StoreResult<Option<i64>> {
-        // The first unleased job of each channel, and the leases (few: the sends in flight).
-        Ok(sqlx::query_scalar(
-            "SELECT min(t) FROM (
-                SELECT (SELECT j.run_at FROM delivery_jobs j
-                        WHERE j.channel_id = c.id AND j.lease_until IS NULL AND j.paused = 0
-                        ORDER BY j.run_at LIMIT 1) AS t
-                FROM channels c WHERE c.status = 'connected' AND c.health = 'ok'
-                UNION ALL
-                SELECT GREATEST(j.run_at, j.lease_until + $1) FROM delivery_jobs j
-                JOIN channels c ON c.id = j.channel_id AND c.status = 'connected'
-                    AND c.health = 'ok'
-                WHERE j.lease_until IS NOT NULL) due",
-        )
-        .bind(orphan_wait_ms)
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
     async fn claim_jobs(
         &self,
         channel_id: &str,
@@ -1350,46 +1117,12 @@ impl Store for PgStore {
             (AttemptResult::Retry { run_at, error }, _)
             | (AttemptResult::Requeue { run_at, error }, _) => {
                 let requeue = matches!(o.result, AttemptResult::Requeue { .. });
-                sqlx::query(
-                    "UPDATE delivery_jobs SET run_at = $1, lease_until = NULL,
-                        tries = tries - $2 WHERE message_id = $3",
-                )
-                .bind(run_at)
-                .bind(i64::from(requeue))
-                .bind(&o.message_id)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE messages SET status = CASE WHEN status = 'sending' THEN 'queued'
-                            ELSE status END,
-                        attempts = attempts - $1,
-                        error_code = $2, error_title = $3, error_details = $4, updated_at = $5
-                     WHERE id = $6",
-                )
-                .bind(i64::from(requeue))
-                .bind(error.code)
-                .bind(&error.title)
-                .bind(&error.details)
-                .bind(o.now)
-                .bind(&o.message_id)
-                .execute(&mut *tx)
-                .await?;
-                let outcome = if requeue { "requeued" } else { "retry" };
-                record_attempt(
-                    &mut tx,
-                    &o.message_id,
-                    o.attempt,
-                    o.now,
-                    outcome,
-                    Some(error),
-                )
-                .await?;
+                Db::PostgresConn(&mut tx)
+                    .retry_attempt(&o.message_id, o.attempt, o.now, *run_at, error, requeue)
+                    .await?;
             }
             (AttemptResult::Failed { error }, _) => {
-                sqlx::query("DELETE FROM delivery_jobs WHERE message_id = $1")
-                    .bind(&o.message_id)
-                    .execute(&mut *tx)
-                    .await?;
+                Db::PostgresConn(&mut tx).end_job(&o.message_id).await?;
                 let row = sqlx::query(MESSAGE_TO_MOVE)
                     .bind(&o.message_id)
                     .fetch_one(&mut *tx)
@@ -1401,15 +1134,9 @@ impl Store for PgStore {
                         fail_message(&mut tx, &self.lookups, &message, error, o.now, pending)
                             .await?;
                 }
-                record_attempt(
-                    &mut tx,
-                    &o.message_id,
-                    o.attempt,
-                    o.now,
-                    "failed",
-                    Some(error),
-                )
-                .await?;
+                Db::PostgresConn(&mut tx)
+                    .record_attempt(&o.message_id, o.attempt, o.now, "failed", Some(error))
+                    .await?;
             }
         }
         tx.commit().await?;
@@ -1455,55 +1182,9 @@ impl Store for PgStore {
         provider_message_id: &str,
         message_id: &str,
     ) -> StoreResult<Vec<StatusUpdate>> {
-        let rows = sqlx::query(
-            "DELETE FROM pending_statuses WHERE provider_message_id = $1 OR message_id = $2
-             RETURNING *",
-        )
-        .bind(provider_message_id)
-        .bind(message_id)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut updates = rows
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get::<i64, _>("id")?,
-                    StatusUpdate::from_pending_row(r)?,
-                ))
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
-        updates.sort_by_key(|(id, _)| *id);
-        Ok(updates.into_iter().map(|(_, u)| u).collect())
-    }
-
-    async fn own_channel(
-        &self,
-        channel_id: &str,
-        owner: &str,
-        now: i64,
-        ttl_ms: i64,
-    ) -> StoreResult<bool> {
-        let row = sqlx::query(
-            "INSERT INTO channel_owners (channel_id, owner, until) VALUES ($1, $2, $3 + $4)
-             ON CONFLICT (channel_id) DO UPDATE SET owner = excluded.owner, until = excluded.until
-             WHERE channel_owners.owner = excluded.owner OR channel_owners.until <= $3
-             RETURNING owner",
-        )
-        .bind(channel_id)
-        .bind(owner)
-        .bind(now)
-        .bind(ttl_ms)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.is_some())
-    }
-
-    async fn release_channels(&self, owner: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM channel_owners WHERE owner = $1")
-            .bind(owner)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        Db::Postgres(&self.pool)
+            .take_pending(provider_message_id, message_id)
+            .await
     }
 
     fn listen_for_work(&self, wake: Arc<Notify>, cancel: CancellationToken) {
@@ -1545,7 +1226,9 @@ impl Store for PgStore {
         let _changed = self.lookups.writing();
         let mut tx = self.pool.begin().await?;
         if let Some(idem) = idempotency {
-            forget_expired_key(&mut tx, idem, e.created_at).await?;
+            Db::PostgresConn(&mut tx)
+                .forget_expired_key(idem, e.created_at)
+                .await?;
             // The key's primary key decides between concurrent creations: an insert that
             // meets a concurrent one waits for it to commit, then inserts nothing.
             let stored = sqlx::query(
@@ -1564,7 +1247,9 @@ impl Store for PgStore {
                 == 1;
             if !stored {
                 // READ COMMITTED: this statement sees the key the conflict waited for.
-                let Some((fingerprint, outcome)) = stored_key(&mut tx, idem).await? else {
+                let Some((fingerprint, outcome)) =
+                    Db::PostgresConn(&mut tx).stored_key(idem).await?
+                else {
                     // Forgotten (expired) between the two statements: decide again.
                     return Err(StoreError::Conflict(
                         "the idempotency key was forgotten meanwhile".into(),
@@ -1608,7 +1293,9 @@ impl Store for PgStore {
             .await?;
         let previous = std::mem::replace(&mut template.status, status.to_string());
         let event = template_event(&template, &previous, now);
-        queue_events(&mut tx, &self.lookups, &template.account_id, &[event]).await?;
+        Db::PostgresConn(&mut tx)
+            .queue_events(&self.lookups, &template.account_id, &[event])
+            .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -1626,7 +1313,9 @@ impl Store for PgStore {
                 return Ok(existing);
             }
         };
-        queue_events(&mut tx, &self.lookups, &entry.account_id, &[event]).await?;
+        Db::PostgresConn(&mut tx)
+            .queue_events(&self.lookups, &entry.account_id, &[event])
+            .await?;
         tx.commit().await?;
         Ok(None)
     }
@@ -1650,64 +1339,11 @@ impl Store for PgStore {
         let Some((removed, event)) = removed else {
             return Ok(None);
         };
-        queue_events(&mut tx, &self.lookups, account_id, &[event]).await?;
+        Db::PostgresConn(&mut tx)
+            .queue_events(&self.lookups, account_id, &[event])
+            .await?;
         tx.commit().await?;
         Ok(Some(removed))
-    }
-
-    async fn requeue_declined(
-        &self,
-        message_id: &str,
-        channel_id: Option<&str>,
-        error: &ProviderError,
-        run_at: i64,
-        now: i64,
-    ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(
-            "UPDATE messages SET status = 'queued', provider_message_id = NULL, sent_at = NULL,
-                error_code = $1, error_title = $2, error_details = $3, updated_at = $4
-             WHERE id = $5 AND status IN ('sending', 'sent')
-               AND ($6::text IS NULL OR channel_id = $6)
-             RETURNING channel_id, attempts",
-        )
-        .bind(error.code)
-        .bind(&error.title)
-        .bind(&error.details)
-        .bind(now)
-        .bind(message_id)
-        .bind(channel_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Ok(false);
-        };
-        let channel: String = row.try_get("channel_id")?;
-        let attempts: i64 = row.try_get("attempts")?;
-        sqlx::query(
-            "INSERT INTO delivery_jobs (message_id, channel_id, run_at, attempt, tries)
-             VALUES ($1, $2, $3, $4, $4)",
-        )
-        .bind(message_id)
-        .bind(&channel)
-        .bind(run_at)
-        .bind(attempts)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO delivery_attempts (message_id, attempt, finished_at, outcome, error_code,
-                error_title, error_details) VALUES ($1, $2, $3, 'retry', $4, $5, $6)",
-        )
-        .bind(message_id)
-        .bind(attempts)
-        .bind(now)
-        .bind(error.code)
-        .bind(&error.title)
-        .bind(&error.details)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(true)
     }
 
     async fn apply_template_health(
@@ -1735,7 +1371,9 @@ impl Store for PgStore {
         let Some(events) = planned.await? else {
             return Ok(false);
         };
-        queue_events(&mut tx, &self.lookups, &template.account_id, &events).await?;
+        Db::PostgresConn(&mut tx)
+            .queue_events(&self.lookups, &template.account_id, &events)
+            .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -1764,7 +1402,9 @@ impl Store for PgStore {
         let Some(event) = planned.await? else {
             return Ok(false);
         };
-        queue_events(&mut tx, &self.lookups, &account_id, &[event]).await?;
+        Db::PostgresConn(&mut tx)
+            .queue_events(&self.lookups, &account_id, &[event])
+            .await?;
         tx.commit().await?;
         Ok(true)
     }

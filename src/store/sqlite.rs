@@ -466,43 +466,6 @@ async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn record_attempt(
-    tx: &mut Transaction<'_, Sqlite>,
-    message_id: &str,
-    attempt: i64,
-    now: i64,
-    outcome: &str,
-    error: Option<&ProviderError>,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO delivery_attempts (message_id, attempt, finished_at, outcome, error_code,
-            error_title, error_details) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(message_id)
-    .bind(attempt)
-    .bind(now)
-    .bind(outcome)
-    .bind(error.map(|e| e.code))
-    .bind(error.map(|e| e.title.as_str()))
-    .bind(error.and_then(|e| e.details.as_deref()))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// The timestamp column a status sets.
-fn status_column(status: MessageStatus) -> &'static str {
-    match status {
-        MessageStatus::Scheduled | MessageStatus::Queued => "queued_at",
-        MessageStatus::Sending => "sending_at",
-        MessageStatus::Sent => "sent_at",
-        MessageStatus::Delivered => "delivered_at",
-        MessageStatus::Read => "read_at",
-        MessageStatus::Failed => "failed_at",
-        MessageStatus::Cancelled => "cancelled_at",
-    }
-}
-
 async fn insert_message_and_job(
     tx: &mut Transaction<'_, Sqlite>,
     send: &AcceptSend,
@@ -612,68 +575,9 @@ async fn conversation_follows(
         }
         ConversationStatus::Pending => return Ok(None),
     }
-    let event = conversation_event(
-        &message.conversation_id,
-        &message.channel_id,
-        &message.phone_number,
-        next,
-        reason.map(CloseReason::as_str),
-        Some(message),
-        now,
-    );
-    queue_events(tx, lookups, &message.account_id, event.as_slice()).await?;
-    Ok(Some((message.conversation_id.clone(), next)))
-}
-
-/// Writes `events` to the outbox, in the caller's transaction, once per receiver: each of
-/// the account's endpoints subscribed to the event's type, and the message's `callbackUrl`.
-/// Endpoints come from the lookups' copy (most accounts have none, and a status then costs
-/// no statement here); a row for an endpoint is inserted only if it still exists.
-async fn queue_events(
-    tx: &mut Transaction<'_, Sqlite>,
-    lookups: &Lookups,
-    account_id: &str,
-    events: &[OutboxEvent],
-) -> StoreResult<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let endpoints = lookups
-        .endpoints
-        .get_or(lookups, account_id, async {
-            Ok(sqlx::query_as(
-                "SELECT id, url, event_types FROM webhook_endpoints WHERE account_id = ?
-                 ORDER BY created_at, id",
-            )
-            .bind(account_id)
-            .fetch_all(&mut **tx)
-            .await?)
-        })
-        .await?;
-    let now = crate::now_ms();
-    for event in events {
-        for (endpoint_id, url) in receivers(&endpoints, event) {
-            sqlx::query(
-                "INSERT INTO callback_outbox (id, account_id, endpoint_id, url, ordering_key,
-                    message_id, event_type, payload, next_attempt_at, created_at)
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
-                 WHERE ?3 = '' OR EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = ?3)",
-            )
-            .bind(crate::domain::ids::new_id("evt"))
-            .bind(account_id)
-            .bind(endpoint_id)
-            .bind(url)
-            .bind(&event.ordering_key)
-            .bind(&event.message_id)
-            .bind(event.event_type.as_str())
-            .bind(&event.payload)
-            .bind(now)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-        }
-    }
-    Ok(())
+    Db::SqliteConn(tx)
+        .queue_conversation_event(lookups, message, next, reason.map(CloseReason::as_str), now)
+        .await
 }
 
 async fn fail_message(
@@ -683,70 +587,12 @@ async fn fail_message(
     error: &ProviderError,
     now: i64,
 ) -> StoreResult<Option<(String, ConversationStatus)>> {
-    sqlx::query(
-        "UPDATE messages SET status = 'failed', failed_at = ?, updated_at = ?,
-            error_code = ?, error_title = ?, error_details = ?
-         WHERE id = ?",
-    )
-    .bind(now)
-    .bind(now)
-    .bind(error.code)
-    .bind(&error.title)
-    .bind(&error.details)
-    .bind(&message.id)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query("DELETE FROM delivery_jobs WHERE message_id = ?")
-        .bind(&message.id)
-        .execute(&mut **tx)
+    let mut db = Db::SqliteConn(tx);
+    db.mark_failed(&message.id, error, now).await?;
+    db.end_job(&message.id).await?;
+    db.queue_message_event(lookups, message, MessageStatus::Failed, Some(error), now)
         .await?;
-    let event = message_event(message, MessageStatus::Failed, Some(error), now);
-    queue_events(tx, lookups, &message.account_id, event.as_slice()).await?;
     conversation_follows(tx, lookups, message, MessageStatus::Failed, now, None).await
-}
-
-/// What an idempotency key was stored with (fingerprint, outcome), once an expired one is
-/// forgotten.
-async fn earlier_use(
-    tx: &mut Transaction<'_, Sqlite>,
-    idem: &IdempotencyKey,
-    now: i64,
-) -> StoreResult<Option<(String, String)>> {
-    sqlx::query("DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND expires_at <= ?")
-        .bind(&idem.scope)
-        .bind(&idem.key)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-    Ok(sqlx::query_as(
-        "SELECT fingerprint, outcome FROM idempotency_keys WHERE scope = ? AND key = ?",
-    )
-    .bind(&idem.scope)
-    .bind(&idem.key)
-    .fetch_optional(&mut **tx)
-    .await?)
-}
-
-/// Stores a key's first use with `outcome`.
-async fn remember_key(
-    tx: &mut Transaction<'_, Sqlite>,
-    idem: &IdempotencyKey,
-    outcome: &str,
-    now: i64,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO idempotency_keys (scope, key, fingerprint, outcome, created_at, expires_at)
-         VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&idem.scope)
-    .bind(&idem.key)
-    .bind(&idem.fingerprint)
-    .bind(outcome)
-    .bind(now)
-    .bind(idem.expires_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 /// One send's decision inside the caller's transaction (see `Store::accept_send`).
@@ -754,20 +600,16 @@ async fn accept_in(
     tx: &mut Transaction<'_, Sqlite>,
     send: &AcceptSend,
 ) -> StoreResult<AcceptOutcome> {
-    if let Some(idem) = &send.idempotency {
-        if let Some((fingerprint, outcome)) = earlier_use(tx, idem, send.now).await? {
-            return replay(&idem.fingerprint, &fingerprint, &outcome);
-        }
-        remember_key(tx, idem, "{}", send.now).await?;
+    if let Some(idem) = &send.idempotency
+        && let Some(replayed) = Db::SqliteConn(tx)
+            .replay_or_remember(idem, send.now)
+            .await?
+    {
+        return Ok(replayed);
     }
     let outcome = decide_send(tx, send).await?;
     if let Some(idem) = &send.idempotency {
-        sqlx::query("UPDATE idempotency_keys SET outcome = ? WHERE scope = ? AND key = ?")
-            .bind(serde_json::to_string(&outcome).context("outcome")?)
-            .bind(&idem.scope)
-            .bind(&idem.key)
-            .execute(&mut **tx)
-            .await?;
+        Db::SqliteConn(tx).keep_outcome(idem, &outcome).await?;
     }
     Ok(outcome)
 }
@@ -789,14 +631,9 @@ async fn decide_send(
         && row.try_get::<i64, _>("last_activity_at")? < send.expire_before
     {
         // Its 24 hours are over: closed now, and this send opens a new one.
-        sqlx::query(
-            "UPDATE conversations SET status = 'closed', closed_at = ?, close_reason = 'expired'
-             WHERE id = ?",
-        )
-        .bind(send.now)
-        .bind(row.try_get::<String, _>("id")?)
-        .execute(&mut **tx)
-        .await?;
+        Db::SqliteConn(tx)
+            .close_expired(&row.try_get::<String, _>("id")?, send.now)
+            .await?;
         active = None;
     }
 
@@ -1026,14 +863,7 @@ async fn accept_many(
 
     // The writes, in the order `decide_send` makes them.
     for (id, now) in &expired {
-        sqlx::query(
-            "UPDATE conversations SET status = 'closed', closed_at = ?, close_reason = 'expired'
-             WHERE id = ?",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+        Db::SqliteConn(tx).close_expired(id, *now).await?;
     }
     for ((account_id, period), (_, added)) in &usage {
         if *added > 0 {
@@ -1229,38 +1059,17 @@ async fn finish_in(
             .bind(&o.message_id)
             .execute(&mut **tx)
             .await?;
-            record_attempt(tx, &o.message_id, o.attempt, o.now, "accepted", None).await?;
+            Db::SqliteConn(tx)
+                .record_attempt(&o.message_id, o.attempt, o.now, "accepted", None)
+                .await?;
         }
         (_, current) if current != Some(o.attempt) => return Ok(Finished::Stale),
         (AttemptResult::Retry { run_at, error }, _)
         | (AttemptResult::Requeue { run_at, error }, _) => {
             let requeue = matches!(o.result, AttemptResult::Requeue { .. });
-            sqlx::query(
-                "UPDATE delivery_jobs SET run_at = ?, lease_until = NULL,
-                    tries = tries - ? WHERE message_id = ?",
-            )
-            .bind(run_at)
-            .bind(i64::from(requeue))
-            .bind(&o.message_id)
-            .execute(&mut **tx)
-            .await?;
-            sqlx::query(
-                "UPDATE messages SET status = CASE WHEN status = 'sending' THEN 'queued'
-                        ELSE status END,
-                    attempts = attempts - ?,
-                    error_code = ?, error_title = ?, error_details = ?, updated_at = ?
-                 WHERE id = ?",
-            )
-            .bind(i64::from(requeue))
-            .bind(error.code)
-            .bind(&error.title)
-            .bind(&error.details)
-            .bind(o.now)
-            .bind(&o.message_id)
-            .execute(&mut **tx)
-            .await?;
-            let outcome = if requeue { "requeued" } else { "retry" };
-            record_attempt(tx, &o.message_id, o.attempt, o.now, outcome, Some(error)).await?;
+            Db::SqliteConn(tx)
+                .retry_attempt(&o.message_id, o.attempt, o.now, *run_at, error, requeue)
+                .await?;
         }
         (AttemptResult::Failed { error }, _) => {
             let row = sqlx::query("SELECT * FROM messages WHERE id = ?")
@@ -1271,12 +1080,11 @@ async fn finish_in(
             if message.status.advances_to(MessageStatus::Failed) {
                 conversation = fail_message(tx, lookups, &message, error, o.now).await?;
             } else {
-                sqlx::query("DELETE FROM delivery_jobs WHERE message_id = ?")
-                    .bind(&o.message_id)
-                    .execute(&mut **tx)
-                    .await?;
+                Db::SqliteConn(tx).end_job(&o.message_id).await?;
             }
-            record_attempt(tx, &o.message_id, o.attempt, o.now, "failed", Some(error)).await?;
+            Db::SqliteConn(tx)
+                .record_attempt(&o.message_id, o.attempt, o.now, "failed", Some(error))
+                .await?;
         }
     }
     Ok(Finished::Recorded { conversation })
@@ -1338,10 +1146,7 @@ async fn apply_in(
     {
         // The provider has the message: no dispatcher may send it again. (A job lives only
         // while its message is queued or sending.)
-        sqlx::query("DELETE FROM delivery_jobs WHERE message_id = ?")
-            .bind(&message.id)
-            .execute(&mut **tx)
-            .await?;
+        Db::SqliteConn(tx).end_job(&message.id).await?;
     }
     let changed = message.status.advances_to(u.status);
     let mut conversation = None;
@@ -1379,8 +1184,9 @@ async fn apply_in(
             .execute(&mut **tx)
             .await?;
             pricing_kept = true;
-            let event = message_event(&message, u.status, None, u.at);
-            queue_events(tx, lookups, &message.account_id, event.as_slice()).await?;
+            Db::SqliteConn(tx)
+                .queue_message_event(lookups, &message, u.status, None, u.at)
+                .await?;
             conversation =
                 conversation_follows(tx, lookups, &message, u.status, u.at, Some(known)).await?;
         }
@@ -1548,13 +1354,7 @@ async fn cancel_in(
         return Ok(CancelOutcome::NotCancellable(message.status));
     }
     // Only a job no dispatcher holds: a claimed one is the provider's to answer.
-    let taken =
-        sqlx::query("DELETE FROM delivery_jobs WHERE message_id = ? AND lease_until IS NULL")
-            .bind(id)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-    if taken == 0 {
+    if !Db::SqliteConn(tx).take_free_job(id).await? {
         return Ok(CancelOutcome::NotCancellable(message.status));
     }
     let row = sqlx::query(
@@ -1567,8 +1367,9 @@ async fn cancel_in(
     .fetch_one(&mut **tx)
     .await?;
     let cancelled = Message::from_row(&row)?;
-    let event = message_event(&cancelled, MessageStatus::Cancelled, None, now);
-    queue_events(tx, lookups, &cancelled.account_id, event.as_slice()).await?;
+    Db::SqliteConn(tx)
+        .queue_message_event(lookups, &cancelled, MessageStatus::Cancelled, None, now)
+        .await?;
     let conversation =
         conversation_follows(tx, lookups, &cancelled, MessageStatus::Cancelled, now, None).await?;
     Ok(CancelOutcome::Cancelled {
@@ -1619,7 +1420,9 @@ impl Store for SqliteStore {
         let (conversation, event) =
             super::sql::Shared::close_conversation_in(&mut db, id, reason, now).await?;
         if let Some(c) = &conversation {
-            queue_events(&mut tx, &self.lookups, &c.account_id, event.as_slice()).await?;
+            Db::SqliteConn(&mut tx)
+                .queue_events(&self.lookups, &c.account_id, event.as_slice())
+                .await?;
         }
         tx.commit().await?;
         Ok(conversation)
@@ -1636,13 +1439,13 @@ impl Store for SqliteStore {
         else {
             return Ok(InboundRecorded::Duplicate);
         };
-        queue_events(
-            &mut tx,
-            &self.lookups,
-            &message.account_id,
-            &[inbound_event(&message)],
-        )
-        .await?;
+        Db::SqliteConn(&mut tx)
+            .queue_events(
+                &self.lookups,
+                &message.account_id,
+                &[inbound_event(&message)],
+            )
+            .await?;
         tx.commit().await?;
         Ok(InboundRecorded::Stored {
             message: Box::new(message),
@@ -1713,80 +1516,6 @@ impl Store for SqliteStore {
         Ok(cancelled)
     }
 
-    async fn hold_job(
-        &self,
-        message_id: &str,
-        attempt: i64,
-        until: i64,
-        reason: &str,
-        now: i64,
-    ) -> StoreResult<bool> {
-        let mut tx = begin_write(&self.write).await?;
-        let held = sqlx::query(
-            "UPDATE delivery_jobs SET run_at = ?1, lease_until = NULL, tries = tries - 1
-             WHERE message_id = ?2 AND attempt = ?3",
-        )
-        .bind(until)
-        .bind(message_id)
-        .bind(attempt)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            > 0;
-        if held {
-            sqlx::query(
-                "UPDATE messages SET status = CASE WHEN status = 'sending' THEN 'queued'
-                        ELSE status END,
-                    attempts = attempts - 1, sending_at = NULL, held_until = ?1,
-                    held_reason = ?2, updated_at = ?3
-                 WHERE id = ?4",
-            )
-            .bind(until)
-            .bind(reason)
-            .bind(now)
-            .bind(message_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(held)
-    }
-
-    async fn due_channels(&self, now: i64, orphan_wait_ms: i64) -> StoreResult<Vec<String>> {
-        // Due, and not leased or leased by a dispatcher that died more than the wait ago; on
-        // a channel that can send. Per channel, so a long queue is not read on every pass:
-        // the index walk stops at the first due job.
-        Ok(sqlx::query_scalar(
-            "SELECT c.id FROM channels c
-             WHERE c.status = 'connected' AND c.health = 'ok' AND EXISTS (
-                SELECT 1 FROM delivery_jobs j WHERE j.channel_id = c.id AND j.run_at <= ?1
-                  AND (j.lease_until IS NULL OR j.lease_until + ?2 <= ?1) AND j.paused = 0)",
-        )
-        .bind(now)
-        .bind(orphan_wait_ms)
-        .fetch_all(&self.read)
-        .await?)
-    }
-
-    async fn next_due(&self, orphan_wait_ms: i64) -> StoreResult<Option<i64>> {
-        // The first unleased job of each channel, and the leases (few: the sends in flight).
-        Ok(sqlx::query_scalar(
-            "SELECT min(t) FROM (
-                SELECT (SELECT j.run_at FROM delivery_jobs j
-                        WHERE j.channel_id = c.id AND j.lease_until IS NULL AND j.paused = 0
-                        ORDER BY j.run_at LIMIT 1) AS t
-                FROM channels c WHERE c.status = 'connected' AND c.health = 'ok'
-                UNION ALL
-                SELECT max(j.run_at, j.lease_until + ?) FROM delivery_jobs j
-                JOIN channels c ON c.id = j.channel_id AND c.status = 'connected'
-                    AND c.health = 'ok'
-                WHERE j.lease_until IS NOT NULL)",
-        )
-        .bind(orphan_wait_ms)
-        .fetch_one(&self.read)
-        .await?)
-    }
-
     async fn claim_jobs(
         &self,
         channel_id: &str,
@@ -1839,57 +1568,12 @@ impl Store for SqliteStore {
         if self.kept_statuses.load(Ordering::SeqCst) <= 0 {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(
-            "DELETE FROM pending_statuses WHERE provider_message_id = ? OR message_id = ?
-             RETURNING *",
-        )
-        .bind(provider_message_id)
-        .bind(message_id)
-        .fetch_all(&self.write)
-        .await?;
-        let taken = i64::try_from(rows.len()).unwrap_or(i64::MAX);
-        self.kept_statuses.fetch_sub(taken, Ordering::SeqCst);
-        let mut updates = rows
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get::<i64, _>("id")?,
-                    StatusUpdate::from_pending_row(r)?,
-                ))
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
-        updates.sort_by_key(|(id, _)| *id);
-        Ok(updates.into_iter().map(|(_, u)| u).collect())
-    }
-
-    async fn own_channel(
-        &self,
-        channel_id: &str,
-        owner: &str,
-        now: i64,
-        ttl_ms: i64,
-    ) -> StoreResult<bool> {
-        let row = sqlx::query(
-            "INSERT INTO channel_owners (channel_id, owner, until) VALUES (?1, ?2, ?3 + ?4)
-             ON CONFLICT (channel_id) DO UPDATE SET owner = excluded.owner, until = excluded.until
-             WHERE channel_owners.owner = excluded.owner OR channel_owners.until <= ?3
-             RETURNING owner",
-        )
-        .bind(channel_id)
-        .bind(owner)
-        .bind(now)
-        .bind(ttl_ms)
-        .fetch_optional(&self.write)
-        .await?;
-        Ok(row.is_some())
-    }
-
-    async fn release_channels(&self, owner: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM channel_owners WHERE owner = ?")
-            .bind(owner)
-            .execute(&self.write)
+        let updates = Db::Sqlite(&self.write)
+            .take_pending(provider_message_id, message_id)
             .await?;
-        Ok(())
+        let taken = i64::try_from(updates.len()).unwrap_or(i64::MAX);
+        self.kept_statuses.fetch_sub(taken, Ordering::SeqCst);
+        Ok(updates)
     }
 
     fn listen_for_work(&self, _wake: Arc<Notify>, _cancel: CancellationToken) {
@@ -1906,20 +1590,19 @@ impl Store for SqliteStore {
         // concurrent creations with one key the first stores it and the others see it.
         let mut tx = begin_write(&self.write).await?;
         if let Some(idem) = idempotency {
-            if let Some((fingerprint, outcome)) = earlier_use(&mut tx, idem, e.created_at).await? {
+            if let Some((fingerprint, outcome)) = Db::SqliteConn(&mut tx)
+                .earlier_use(idem, e.created_at)
+                .await?
+            {
                 let mut db = Db::SqliteConn(&mut tx);
                 return self
                     .shared
                     .endpoint_replay_in(&mut db, e, &idem.fingerprint, &fingerprint, &outcome)
                     .await;
             }
-            remember_key(
-                &mut tx,
-                idem,
-                &EndpointOutcome::stored(&e.id)?,
-                e.created_at,
-            )
-            .await?;
+            Db::SqliteConn(&mut tx)
+                .remember_key(idem, &EndpointOutcome::stored(&e.id)?, e.created_at)
+                .await?;
         }
         self.shared
             .insert_endpoint_in(&mut Db::SqliteConn(&mut tx), e)
@@ -1950,7 +1633,9 @@ impl Store for SqliteStore {
             .await?;
         let previous = std::mem::replace(&mut template.status, status.to_string());
         let event = template_event(&template, &previous, now);
-        queue_events(&mut tx, &self.lookups, &template.account_id, &[event]).await?;
+        Db::SqliteConn(&mut tx)
+            .queue_events(&self.lookups, &template.account_id, &[event])
+            .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -1965,7 +1650,9 @@ impl Store for SqliteStore {
             ControlFlow::Continue(event) => event,
             ControlFlow::Break(existing) => return Ok(existing),
         };
-        queue_events(&mut tx, &self.lookups, &entry.account_id, &[event]).await?;
+        Db::SqliteConn(&mut tx)
+            .queue_events(&self.lookups, &entry.account_id, &[event])
+            .await?;
         tx.commit().await?;
         Ok(None)
     }
@@ -1989,64 +1676,11 @@ impl Store for SqliteStore {
         let Some((removed, event)) = removed else {
             return Ok(None);
         };
-        queue_events(&mut tx, &self.lookups, account_id, &[event]).await?;
+        Db::SqliteConn(&mut tx)
+            .queue_events(&self.lookups, account_id, &[event])
+            .await?;
         tx.commit().await?;
         Ok(Some(removed))
-    }
-
-    async fn requeue_declined(
-        &self,
-        message_id: &str,
-        channel_id: Option<&str>,
-        error: &ProviderError,
-        run_at: i64,
-        now: i64,
-    ) -> StoreResult<bool> {
-        let mut tx = begin_write(&self.write).await?;
-        let row = sqlx::query(
-            "UPDATE messages SET status = 'queued', provider_message_id = NULL, sent_at = NULL,
-                error_code = ?1, error_title = ?2, error_details = ?3, updated_at = ?4
-             WHERE id = ?5 AND status IN ('sending', 'sent')
-               AND (?6 IS NULL OR channel_id = ?6)
-             RETURNING channel_id, attempts",
-        )
-        .bind(error.code)
-        .bind(&error.title)
-        .bind(&error.details)
-        .bind(now)
-        .bind(message_id)
-        .bind(channel_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Ok(false);
-        };
-        let channel: String = row.try_get("channel_id")?;
-        let attempts: i64 = row.try_get("attempts")?;
-        sqlx::query(
-            "INSERT INTO delivery_jobs (message_id, channel_id, run_at, attempt, tries)
-             VALUES (?1, ?2, ?3, ?4, ?4)",
-        )
-        .bind(message_id)
-        .bind(&channel)
-        .bind(run_at)
-        .bind(attempts)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO delivery_attempts (message_id, attempt, finished_at, outcome, error_code,
-                error_title, error_details) VALUES (?1, ?2, ?3, 'retry', ?4, ?5, ?6)",
-        )
-        .bind(message_id)
-        .bind(attempts)
-        .bind(now)
-        .bind(error.code)
-        .bind(&error.title)
-        .bind(&error.details)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(true)
     }
 
     async fn apply_template_health(
@@ -2072,7 +1706,9 @@ impl Store for SqliteStore {
         let Some(events) = planned.await? else {
             return Ok(false);
         };
-        queue_events(&mut tx, &self.lookups, &template.account_id, &events).await?;
+        Db::SqliteConn(&mut tx)
+            .queue_events(&self.lookups, &template.account_id, &events)
+            .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -2100,7 +1736,9 @@ impl Store for SqliteStore {
         let Some(event) = planned.await? else {
             return Ok(false);
         };
-        queue_events(&mut tx, &self.lookups, &account_id, &[event]).await?;
+        Db::SqliteConn(&mut tx)
+            .queue_events(&self.lookups, &account_id, &[event])
+            .await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -112,28 +112,6 @@ impl StatusUpdate {
     }
 }
 
-/// The account's callback secret, created the first time it is needed.
-async fn account_callback_secret(db: &mut Db<'_>, account_id: &str) -> StoreResult<Option<String>> {
-    let read = "SELECT callback_secret FROM accounts WHERE id = $1";
-    let secret = match db.opt(sql(read).bind(account_id)).await? {
-        Some(r) => r.get::<Option<String>>("callback_secret")?,
-        None => None,
-    };
-    if secret.is_some() {
-        return Ok(secret);
-    }
-    db.run(
-        sql("UPDATE accounts SET callback_secret = $1 WHERE id = $2 AND callback_secret IS NULL")
-            .bind(&crate::domain::callback::new_signing_secret())
-            .bind(account_id),
-    )
-    .await?;
-    match db.opt(sql(read).bind(account_id)).await? {
-        Some(r) => r.get("callback_secret"),
-        None => Ok(None),
-    }
-}
-
 impl Shared {
     // Webhook endpoints and the outbox
 
@@ -299,7 +277,7 @@ impl Shared {
                     .await?
                     .map(|r| r.get("secret"))
                     .transpose()?,
-                None => account_callback_secret(db, &delivery.account_id).await?,
+                None => db.account_callback_secret(&delivery.account_id).await?,
             };
             claimed.push(ClaimedCallback { delivery, secret });
         }
