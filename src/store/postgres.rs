@@ -1323,8 +1323,8 @@ struct GroupEvent {
 }
 
 /// The messages of a status group's statuses, each by its wamid, else by our id, and the
-/// delivery jobs of those messages locked, by message id (the order `apply_statuses` takes
-/// them in; jobs come before messages in every method's order). A row per status, in order:
+/// delivery jobs of those messages locked, by message id (jobs come before messages in every
+/// method's order, and several are taken in one order). A row per status, in order:
 /// (the message with its wamid, the message with its id). A status whose message learns its
 /// wamid earlier in the group is resolved in memory ([`apply_group`]).
 const GROUP_MESSAGES: &str = "WITH u AS (
@@ -1340,8 +1340,7 @@ const GROUP_MESSAGES: &str = "WITH u AS (
 
 /// The messages of a status group, locked by id, with whether their conversation is pending
 /// and the conversation's first message (see [`MESSAGE_TO_MOVE`]).
-const GROUP_MESSAGES_TO_MOVE: &str =
-    "SELECT m.*, c.status = 'pending' AS conversation_pending,
+const GROUP_MESSAGES_TO_MOVE: &str = "SELECT m.*, c.status = 'pending' AS conversation_pending,
         c.first_message_id AS conversation_first_message_id
      FROM messages m JOIN conversations c ON c.id = m.conversation_id
      WHERE m.id = ANY($1) ORDER BY m.id FOR NO KEY UPDATE OF m";
@@ -1406,10 +1405,12 @@ const WRITE_GROUP: &str = "WITH changed AS (
 
 /// Applies `updates` in the caller's transaction as [`Store::apply_status`] would apply them
 /// one after the other in their order (each in its own transaction), with the same results
-/// and rows, in three statements whatever their number (two when nothing matches): their
-/// messages found and their jobs locked, the messages locked and read, everything they wrote
-/// (see [`WRITE_GROUP`]). Locks are taken job → message → conversation, each kind by id, as
-/// `apply_statuses` takes them.
+/// and rows, in three statements whatever their number: their messages found and their jobs
+/// locked, the messages locked and read, everything they wrote (see [`WRITE_GROUP`]); fewer
+/// when nothing matches or nothing changes, one more when the account's endpoints are not in
+/// `lookups`. Locks are taken job → message → conversation, each kind by id (a job by its
+/// message's), so a group waits for other groups and methods as one status does and cannot
+/// deadlock with them.
 async fn apply_group(
     tx: &mut Transaction<'_, Postgres>,
     lookups: &Lookups,
@@ -1536,7 +1537,7 @@ async fn apply_group(
             // The conversation, as `conversation_follows` moves it.
             let conversation = conversations
                 .get_mut(&message.conversation_id)
-                .expect("read with its message");
+                .ok_or_else(|| anyhow::anyhow!("conversation of {} not read", message.id))?;
             if conversation.0
                 && let Some((next, reason)) =
                     ConversationStatus::Pending.on_message_status(u.status, true)
@@ -1621,99 +1622,46 @@ async fn apply_group(
     if changed.is_empty() && ended_jobs.is_empty() && moves.is_empty() && rows.is_empty() {
         return Ok(results);
     }
-    let column = |f: fn(&StatusColumns) -> Option<i64>| -> Vec<Option<i64>> {
-        changed.iter().map(|g| f(&g.now)).collect()
-    };
-    let text = |f: fn(&StatusColumns) -> Option<&str>| -> Vec<Option<&str>> {
-        changed.iter().map(|g| f(&g.now)).collect()
-    };
-    let ended: Vec<&str> = ended_jobs.iter().map(String::as_str).collect();
-    let now = crate::now_ms();
+    // One array per column, in `WRITE_GROUP`'s order.
+    fn each<'a, T, U>(items: &'a [T], f: impl Fn(&'a T) -> U) -> Vec<U> {
+        items.iter().map(f).collect()
+    }
     let moved: Vec<String> = sqlx::query_scalar(WRITE_GROUP)
-        .bind(changed.iter().map(|g| g.message.id.as_str()).collect::<Vec<_>>())
-        .bind(
-            changed
-                .iter()
-                .map(|g| g.now.status.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(column(|c| c.queued_at))
-        .bind(column(|c| c.sending_at))
-        .bind(column(|c| c.sent_at))
-        .bind(column(|c| c.delivered_at))
-        .bind(column(|c| c.read_at))
-        .bind(column(|c| c.failed_at))
-        .bind(column(|c| c.cancelled_at))
-        .bind(column(|c| Some(c.updated_at)))
-        .bind(text(|c| c.provider_message_id.as_deref()))
-        .bind(text(|c| c.pricing_category.as_deref()))
-        .bind(text(|c| c.pricing_type.as_deref()))
-        .bind(text(|c| c.pricing_model.as_deref()))
-        .bind(
-            changed
-                .iter()
-                .map(|g| g.now.pricing_billable)
-                .collect::<Vec<_>>(),
-        )
-        .bind(column(|c| c.error_code))
-        .bind(text(|c| c.error_title.as_deref()))
-        .bind(text(|c| c.error_details.as_deref()))
-        .bind(&ended)
-        .bind(
-            moves
-                .iter()
-                .map(|m| m.conversation_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(moves.iter().map(|m| m.next.as_str()).collect::<Vec<_>>())
-        .bind(moves.iter().map(|m| m.at).collect::<Vec<_>>())
-        .bind(
-            moves
-                .iter()
-                .map(|m| m.reason.map(CloseReason::as_str))
-                .collect::<Vec<_>>(),
-        )
-        .bind(moves.iter().map(|m| m.first_only).collect::<Vec<_>>())
-        .bind(
-            moves
-                .iter()
-                .map(|m| m.message_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|_| crate::domain::ids::new_id("evt"))
-                .collect::<Vec<_>>(),
-        )
-        .bind(rows.iter().map(|r| r.account_id.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.endpoint_id.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.url.as_str()).collect::<Vec<_>>())
-        .bind(
-            rows.iter()
-                .map(|r| r.event.ordering_key.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|r| r.event.message_id.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|r| r.event.event_type.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|r| r.event.payload.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|r| r.conversation_id.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(now)
+        .bind(each(&changed, |g| g.message.id.as_str()))
+        .bind(each(&changed, |g| g.now.status.as_str()))
+        .bind(each(&changed, |g| g.now.queued_at))
+        .bind(each(&changed, |g| g.now.sending_at))
+        .bind(each(&changed, |g| g.now.sent_at))
+        .bind(each(&changed, |g| g.now.delivered_at))
+        .bind(each(&changed, |g| g.now.read_at))
+        .bind(each(&changed, |g| g.now.failed_at))
+        .bind(each(&changed, |g| g.now.cancelled_at))
+        .bind(each(&changed, |g| g.now.updated_at))
+        .bind(each(&changed, |g| g.now.provider_message_id.as_deref()))
+        .bind(each(&changed, |g| g.now.pricing_category.as_deref()))
+        .bind(each(&changed, |g| g.now.pricing_type.as_deref()))
+        .bind(each(&changed, |g| g.now.pricing_model.as_deref()))
+        .bind(each(&changed, |g| g.now.pricing_billable))
+        .bind(each(&changed, |g| g.now.error_code))
+        .bind(each(&changed, |g| g.now.error_title.as_deref()))
+        .bind(each(&changed, |g| g.now.error_details.as_deref()))
+        .bind(ended_jobs.iter().map(String::as_str).collect::<Vec<_>>())
+        .bind(each(&moves, |m| m.conversation_id.as_str()))
+        .bind(each(&moves, |m| m.next.as_str()))
+        .bind(each(&moves, |m| m.at))
+        .bind(each(&moves, |m| m.reason.map(CloseReason::as_str)))
+        .bind(each(&moves, |m| m.first_only))
+        .bind(each(&moves, |m| m.message_id.as_str()))
+        .bind(each(&rows, |_| crate::domain::ids::new_id("evt")))
+        .bind(each(&rows, |r| r.account_id.as_str()))
+        .bind(each(&rows, |r| r.endpoint_id.as_str()))
+        .bind(each(&rows, |r| r.url.as_str()))
+        .bind(each(&rows, |r| r.event.ordering_key.as_str()))
+        .bind(each(&rows, |r| r.event.message_id.as_deref()))
+        .bind(each(&rows, |r| r.event.event_type.as_str()))
+        .bind(each(&rows, |r| r.event.payload.as_str()))
+        .bind(each(&rows, |r| r.conversation_id.as_deref()))
+        .bind(crate::now_ms())
         .fetch_all(&mut **tx)
         .await?;
     for m in moves {

@@ -2,9 +2,10 @@
 //! against the same statuses applied one by one (`apply_status`) on a copy of the same
 //! database: the same results and the same rows, in a constant number of statements.
 
+use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::common::{pg_server_url, pg_url_for, store_seed};
@@ -96,23 +97,40 @@ where
     }
 }
 
-/// Counts the statements sqlx runs (BEGIN and COMMIT included) in what it is given.
+/// The statements sqlx runs (BEGIN and COMMIT included) in what it is given, by their
+/// first words.
 #[derive(Clone, Default)]
-struct Statements(Arc<AtomicUsize>);
+struct Statements(Arc<Mutex<Vec<String>>>);
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Statements {
     fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Summary(String);
+        impl tracing::field::Visit for Summary {
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                if field.name() == "summary" {
+                    self.0 = value.to_string();
+                }
+            }
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn Debug) {
+                if field.name() == "summary" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
         if event.metadata().target() == "sqlx::query" {
-            self.0.fetch_add(1, Ordering::SeqCst);
+            let mut summary = Summary(String::new());
+            event.record(&mut summary);
+            self.0.lock().unwrap().push(summary.0);
         }
     }
 }
 
-async fn counted<T>(work: impl Future<Output = T>) -> (T, usize) {
+async fn counted<T>(work: impl Future<Output = T>) -> (T, Vec<String>) {
     let statements = Statements::default();
     let subscriber = tracing_subscriber::registry().with(statements.clone());
     let out = work.with_subscriber(subscriber).await;
-    (out, statements.0.load(Ordering::SeqCst))
+    let ran = statements.0.lock().unwrap().clone();
+    (out, ran)
 }
 
 /// Every row a status may write, as JSON, table by table; an outbox row without what is new
@@ -125,11 +143,7 @@ async fn dump(store: &PgStore) -> Vec<(&'static str, serde_json::Value)> {
         ("delivery_jobs", "seq", "{}"),
         ("delivery_attempts", "id", "{}"),
         ("pending_statuses", "id", "{}"),
-        (
-            "callback_outbox",
-            "seq",
-            "{id,created_at,next_attempt_at}",
-        ),
+        ("callback_outbox", "seq", "{id,created_at,next_attempt_at}"),
     ] {
         let rows: String = sqlx::query_scalar(&format!(
             "SELECT coalesce(jsonb_agg(to_jsonb(t) - '{unstable}'::text[] ORDER BY t.{order}),
@@ -152,7 +166,10 @@ async fn compare(
     alone: &PgStore,
     updates: &[StatusUpdate],
 ) -> (Vec<StatusApplied>, usize, usize) {
+    let started = std::time::Instant::now();
     let (together, group_statements) = counted(grouped.apply_group_for_test(updates)).await;
+    let group_time = started.elapsed();
+    let started = std::time::Instant::now();
     let together = together.expect("apply the group");
     let (one_by_one, single_statements) = counted(async {
         let mut results = Vec::new();
@@ -162,6 +179,7 @@ async fn compare(
         results
     })
     .await;
+    let single_time = started.elapsed();
     assert_eq!(together.len(), updates.len());
     for (i, (g, a)) in together.iter().zip(&one_by_one).enumerate() {
         assert_eq!(
@@ -174,7 +192,13 @@ async fn compare(
     for ((table, g), (_, a)) in dump(grouped).await.into_iter().zip(dump(alone).await) {
         assert_eq!(g, a, "table {table}: group (left) and one by one (right)");
     }
-    (together, group_statements, single_statements)
+    // sqlx does not log BEGIN: one more each way per transaction.
+    eprintln!(
+        "{} statuses: as a group {group_time:?}, {:?}; one by one {single_time:?}",
+        updates.len(),
+        group_statements
+    );
+    (together, group_statements.len(), single_statements.len())
 }
 
 async fn endpoint(store: &PgStore, s: &Seeded) {
@@ -196,7 +220,10 @@ async fn endpoint(store: &PgStore, s: &Seeded) {
         secret: "whsec_test".into(),
         created_at: plantilla::now_ms(),
     };
-    store.insert_webhook_endpoint(&endpoint, None).await.unwrap();
+    store
+        .insert_webhook_endpoint(&endpoint, None)
+        .await
+        .unwrap();
 }
 
 /// A new queued message to `phone` (its conversation's first when `phone` has none).
@@ -284,7 +311,11 @@ async fn a_group_of_statuses_applies_exactly_as_one_by_one() {
         // A second message on an open conversation: O1.
         sent_message(&setup, &s, "50761000010", "wamid.O0").await;
         setup
-            .apply_status(&status("wamid.O0", MessageStatus::Delivered, 1_000))
+            .apply_status(&status(
+                "wamid.O0",
+                MessageStatus::Delivered,
+                plantilla::now_ms(),
+            ))
             .await
             .unwrap();
         let o1 = queued(&setup, &s, "50761000010", None).await;
@@ -319,6 +350,10 @@ async fn a_group_of_statuses_applies_exactly_as_one_by_one() {
         drop(setup);
         let (grouped, alone) = dbs.copy_and_open().await;
 
+        // Times from now on (an open conversation idle for a day would be closed by a send).
+        let t0 = plantilla::now_ms();
+        let status = |wamid: &str, st, at: i64| status(wamid, st, t0 + at);
+        let by_id = |id: &str, st, at: i64| by_id(id, st, t0 + at);
         let wamid = |i: usize, st, at| status(&p[i].0, st, at);
         let on = |mut u: StatusUpdate, channel: &str| {
             u.channel_id = Some(channel.to_string());
@@ -429,18 +464,41 @@ async fn a_group_of_statuses_applies_exactly_as_one_by_one() {
             std::collections::BTreeMap::from([
                 ("unknown".to_string(), 4),
                 ("other channel".to_string(), 2),
-                ("changed false, conversation None".to_string(), 10),
-                ("changed true, conversation None".to_string(), 10),
-                ("changed true, conversation Some(Open)".to_string(), 5),
+                ("changed false, conversation None".to_string(), 8),
+                ("changed true, conversation None".to_string(), 8),
+                ("changed true, conversation Some(Open)".to_string(), 6),
                 ("changed true, conversation Some(Closed)".to_string(), 1),
             ]),
             "{results:?}"
         );
+        // Events went out to the endpoint and to Q1's own callback URL, for messages and
+        // conversations.
+        let outbox: Vec<(String, String)> = sqlx::query_as(
+            "SELECT DISTINCT event_type, endpoint_id FROM callback_outbox ORDER BY 1, 2",
+        )
+        .fetch_all(grouped.pool())
+        .await
+        .unwrap();
+        for (event, endpoint) in [
+            ("conversation.opened", false),
+            ("conversation.closed", false),
+            ("message.failed", false),
+            ("message.read", true),
+        ] {
+            assert!(
+                outbox
+                    .iter()
+                    .any(|(e, id)| e == event && id.is_empty() == endpoint),
+                "{event} {endpoint}: {outbox:?}"
+            );
+        }
         eprintln!(
             "{} statuses: {group_statements} statements as a group, \
-             {single_statements} one by one",
+             {single_statements} one by one (BEGIN not counted)",
             updates.len()
         );
+        // Found and jobs locked, messages read, all written, COMMIT (BEGIN is not logged),
+        // and the account's endpoints, read once per copy's lifetime.
         assert!(group_statements <= 5, "{group_statements} statements");
     })
     .await;
@@ -484,11 +542,150 @@ async fn a_webhooks_worth_of_sent_delivered_read_as_a_group() {
         let (_, group_statements, single_statements) = compare(&grouped, &alone, &updates).await;
         eprintln!(
             "{} statuses: {group_statements} statements as a group, \
-             {single_statements} one by one",
+             {single_statements} one by one (BEGIN not counted)",
             updates.len()
         );
+        // Found and jobs locked, messages read, all written, COMMIT (BEGIN is not logged),
+        // and the account's endpoints, read once per copy's lifetime.
         assert!(group_statements <= 5, "{group_statements} statements");
-        assert!(single_statements >= 5 * updates.len(), "{single_statements}");
+        assert!(
+            single_statements >= 5 * updates.len(),
+            "{single_statements}"
+        );
+    })
+    .await;
+}
+
+postgres_only!(
+    concurrent_groups_and_claims_never_deadlock,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
+/// Groups of the same statuses in different orders, single statuses and dispatchers at once:
+/// every call succeeds (the locks are taken in one order), and each conversation opens once.
+async fn concurrent_groups_and_claims_never_deadlock() {
+    with_databases(|dbs| async move {
+        let store = Arc::new(PgStore::open(&dbs.url(&dbs.original), 16).await.unwrap());
+        let s = Arc::new(store_seed::seed(&*store, 1000).await);
+        endpoint(&store, &s).await;
+        let mut wamids = Vec::new();
+        for i in 0..24 {
+            let wamid = format!("wamid.C{i}");
+            sent_message(&*store, &s, &format!("507630000{i:02}"), &wamid).await;
+            wamids.push(wamid);
+        }
+        // Queued messages the dispatchers claim while statuses come for them by our id.
+        let mut queued_ids = Vec::new();
+        for i in 0..24 {
+            queued_ids.push(queued(&store, &s, &format!("507640000{i:02}"), None).await);
+        }
+        let now = plantilla::now_ms();
+        let mut all: Vec<StatusUpdate> = Vec::new();
+        for (k, st) in [
+            MessageStatus::Sent,
+            MessageStatus::Delivered,
+            MessageStatus::Read,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for wamid in &wamids {
+                all.push(status(wamid, st, now + k as i64));
+            }
+            for id in &queued_ids {
+                all.push(by_id(id, st, now + k as i64));
+            }
+        }
+        let all = Arc::new(all);
+        let mut tasks = tokio::task::JoinSet::new();
+        for t in 0..6usize {
+            let (store, all) = (store.clone(), all.clone());
+            tasks.spawn(async move {
+                // Each task its own order, in groups of 20.
+                let mut mine: Vec<StatusUpdate> = all.to_vec();
+                mine.rotate_left(t * 11 % all.len());
+                if t % 2 == 1 {
+                    mine.reverse();
+                }
+                for group in mine.chunks(20) {
+                    store.apply_group_for_test(group).await.expect("group");
+                }
+            });
+        }
+        {
+            let (store, all) = (store.clone(), all.clone());
+            tasks.spawn(async move {
+                for u in all.iter().rev() {
+                    store.apply_status(u).await.expect("status");
+                }
+            });
+        }
+        for _ in 0..2 {
+            let (store, s) = (store.clone(), s.clone());
+            tasks.spawn(async move {
+                for _ in 0..20 {
+                    let now = plantilla::now_ms();
+                    let jobs = store
+                        .claim_jobs(&s.channel.id, 3, now, LEASE, ORPHAN_WAIT)
+                        .await
+                        .expect("claim");
+                    for job in jobs {
+                        store
+                            .finish_attempt(&AttemptOutcome {
+                                message_id: job.message.id.clone(),
+                                attempt: job.attempt,
+                                now,
+                                result: AttemptResult::Accepted {
+                                    provider_message_id: format!("wamid.{}", job.message.id),
+                                    wa_id: None,
+                                },
+                            })
+                            .await
+                            .expect("finish");
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+        let count = |sql: &'static str| {
+            let store = store.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(sql)
+                    .fetch_one(store.pool())
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(
+            count("SELECT count(*) FROM messages WHERE status <> 'read'").await,
+            0,
+            "every message read"
+        );
+        assert_eq!(count("SELECT count(*) FROM delivery_jobs").await, 0);
+        assert_eq!(
+            count("SELECT count(*) FROM conversations WHERE status = 'open'").await,
+            48
+        );
+        // A conversation moves once, whoever moves it: one event each.
+        assert_eq!(
+            count("SELECT count(*) FROM callback_outbox WHERE event_type = 'conversation.opened'")
+                .await,
+            48
+        );
+        for event in ["message.sent", "message.delivered", "message.read"] {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM (SELECT message_id FROM callback_outbox
+                 WHERE event_type = $1 GROUP BY message_id HAVING count(*) > 1) twice",
+            )
+            .bind(event)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+            assert_eq!(n, 0, "{event} queued twice for a message");
+        }
     })
     .await;
 }
