@@ -689,3 +689,91 @@ async fn concurrent_groups_and_claims_never_deadlock() {
     })
     .await;
 }
+
+/// CPU time (ms) the server process behind `store`'s only connection has used.
+async fn backend_cpu_ms(store: &PgStore) -> f64 {
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("server on this host");
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    // utime and stime, in clock ticks (100 per second).
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks * 10.0
+}
+
+/// Measurement, not a check (run by name with `--ignored`): PostgreSQL CPU per status, one by
+/// one and in groups of 100. Needs the server on this host.
+#[tokio::test]
+#[ignore]
+async fn measure_status_cpu() {
+    with_databases(|dbs| async move {
+        let setup = PgStore::open(&dbs.url(&dbs.original), 4).await.unwrap();
+        let s = store_seed::seed(&setup, 100_000).await;
+        endpoint(&setup, &s).await;
+        let mut wamids = Vec::new();
+        for i in 0..1000 {
+            let wamid = format!("wamid.M{i}");
+            sent_message(&setup, &s, &format!("50765{i:06}"), &wamid).await;
+            wamids.push(wamid);
+        }
+        setup.pool().close().await;
+        drop(setup);
+        let mut admin = dbs.admin().await;
+        sqlx::query(&format!(
+            "CREATE DATABASE {} TEMPLATE {}",
+            dbs.copy, dbs.original
+        ))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+        let grouped = PgStore::open(&dbs.url(&dbs.original), 1).await.unwrap();
+        let alone = PgStore::open(&dbs.url(&dbs.copy), 1).await.unwrap();
+        let now = plantilla::now_ms();
+        let mut updates = Vec::new();
+        for chunk in wamids.chunks(100) {
+            for (k, st) in [
+                MessageStatus::Sent,
+                MessageStatus::Delivered,
+                MessageStatus::Read,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                for wamid in chunk {
+                    let mut u = status(wamid, st, now + k as i64);
+                    u.channel_id = Some(s.channel.id.clone());
+                    updates.push(u);
+                }
+            }
+        }
+        let before = backend_cpu_ms(&alone).await;
+        let started = std::time::Instant::now();
+        for u in &updates {
+            alone.apply_status(u).await.unwrap();
+        }
+        let single = (backend_cpu_ms(&alone).await - before, started.elapsed());
+        let before = backend_cpu_ms(&grouped).await;
+        let started = std::time::Instant::now();
+        for group in updates.chunks(100) {
+            grouped.apply_group_for_test(group).await.unwrap();
+        }
+        let group = (backend_cpu_ms(&grouped).await - before, started.elapsed());
+        let n = updates.len() as f64;
+        eprintln!(
+            "{n} statuses: one by one {:.0} µs PostgreSQL CPU per status ({:?} in all); \
+             in groups of 100 {:.0} µs per status ({:?} in all)",
+            single.0 * 1000.0 / n,
+            single.1,
+            group.0 * 1000.0 / n,
+            group.1
+        );
+    })
+    .await;
+}
