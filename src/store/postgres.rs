@@ -822,6 +822,499 @@ async fn cancel_in(
     })
 }
 
+// --- A group of statuses, set-based ----------------------------------------------------------
+//
+// `apply_status` costs about five statements per status. A webhook carries up to 100 statuses,
+// so [`apply_group`] applies a group of them with a constant number of statements: it finds
+// and locks everything the group touches, decides every status in memory in the group's order
+// by the rules of `apply_status`, and writes the outcome at once. The results and the rows
+// are those of the statuses applied one by one in that order.
+
+/// A message of a status group, read (and locked) once, then changed in memory status after
+/// status: the columns a status writes, as the row holds them.
+#[derive(Clone, PartialEq)]
+struct StatusColumns {
+    status: MessageStatus,
+    queued_at: Option<i64>,
+    sending_at: Option<i64>,
+    sent_at: Option<i64>,
+    delivered_at: Option<i64>,
+    read_at: Option<i64>,
+    failed_at: Option<i64>,
+    cancelled_at: Option<i64>,
+    updated_at: i64,
+    provider_message_id: Option<String>,
+    pricing_category: Option<String>,
+    pricing_type: Option<String>,
+    pricing_model: Option<String>,
+    pricing_billable: Option<bool>,
+    error_code: Option<i64>,
+    error_title: Option<String>,
+    error_details: Option<String>,
+}
+
+impl StatusColumns {
+    fn from_row(r: &PgRow) -> StoreResult<Self> {
+        let status: String = r.try_get("status")?;
+        Ok(Self {
+            status: status.parse().map_err(anyhow::Error::msg)?,
+            queued_at: r.try_get("queued_at")?,
+            sending_at: r.try_get("sending_at")?,
+            sent_at: r.try_get("sent_at")?,
+            delivered_at: r.try_get("delivered_at")?,
+            read_at: r.try_get("read_at")?,
+            failed_at: r.try_get("failed_at")?,
+            cancelled_at: r.try_get("cancelled_at")?,
+            updated_at: r.try_get("updated_at")?,
+            provider_message_id: r.try_get("provider_message_id")?,
+            pricing_category: r.try_get("pricing_category")?,
+            pricing_type: r.try_get("pricing_type")?,
+            pricing_model: r.try_get("pricing_model")?,
+            pricing_billable: r.try_get("pricing_billable")?,
+            error_code: r.try_get("error_code")?,
+            error_title: r.try_get("error_title")?,
+            error_details: r.try_get("error_details")?,
+        })
+    }
+
+    /// The timestamp column `status` sets (as [`status_column`] names it).
+    fn time_of(&mut self, status: MessageStatus) -> &mut Option<i64> {
+        match status {
+            MessageStatus::Scheduled | MessageStatus::Queued => &mut self.queued_at,
+            MessageStatus::Sending => &mut self.sending_at,
+            MessageStatus::Sent => &mut self.sent_at,
+            MessageStatus::Delivered => &mut self.delivered_at,
+            MessageStatus::Read => &mut self.read_at,
+            MessageStatus::Failed => &mut self.failed_at,
+            MessageStatus::Cancelled => &mut self.cancelled_at,
+        }
+    }
+
+    /// What every status writes, whatever it does to the status: the wamid when the message
+    /// has none yet, the pricing it carries.
+    fn learn(&mut self, u: &StatusUpdate) {
+        fn keep<T: Clone>(column: &mut Option<T>, value: Option<&T>) {
+            if let Some(v) = value {
+                *column = Some(v.clone());
+            }
+        }
+        if self.provider_message_id.is_none() {
+            self.provider_message_id.clone_from(&u.provider_message_id);
+        }
+        keep(&mut self.pricing_category, u.pricing_category.as_ref());
+        let pricing = u.pricing.as_ref();
+        keep(
+            &mut self.pricing_type,
+            pricing.and_then(|p| p.pricing_type.as_ref()),
+        );
+        keep(
+            &mut self.pricing_model,
+            pricing.and_then(|p| p.pricing_model.as_ref()),
+        );
+        keep(
+            &mut self.pricing_billable,
+            pricing.and_then(|p| p.billable.as_ref()),
+        );
+    }
+}
+
+/// A message of a status group: as read, what the statuses made of it, and whether its
+/// conversation is pending and which message created it (read without the conversation's
+/// lock, as [`MESSAGE_TO_MOVE`] reads it).
+struct GroupMessage {
+    message: Message,
+    read: StatusColumns,
+    now: StatusColumns,
+}
+
+/// A conversation a status of the group moves: the status's index, the move, the message.
+struct ConversationMove {
+    index: usize,
+    conversation_id: String,
+    next: ConversationStatus,
+    reason: Option<CloseReason>,
+    at: i64,
+    first_only: bool,
+    message_id: String,
+}
+
+/// An outbox row of the group; `conversation_id` when it is the event of a conversation's
+/// move, written only if the move is.
+struct GroupEvent {
+    account_id: String,
+    endpoint_id: String,
+    url: String,
+    event: OutboxEvent,
+    conversation_id: Option<String>,
+}
+
+/// The messages of a status group's statuses, each by its wamid, else by our id, and the
+/// delivery jobs of those messages locked, by message id (jobs come before messages in every
+/// method's order, and several are taken in one order). A row per status, in order:
+/// (the message with its wamid, the message with its id). A status whose message learns its
+/// wamid earlier in the group is resolved in memory ([`apply_group`]).
+const GROUP_MESSAGES: &str = "WITH u AS (
+        SELECT u.n,
+            (SELECT id FROM messages WHERE provider_message_id = u.wamid) AS by_wamid,
+            (SELECT id FROM messages WHERE id = u.id) AS by_id
+        FROM unnest($1::TEXT[], $2::TEXT[]) WITH ORDINALITY AS u (wamid, id, n)),
+     jobs AS (
+        SELECT message_id FROM delivery_jobs
+        WHERE message_id IN (SELECT coalesce(by_wamid, by_id) FROM u)
+        ORDER BY message_id FOR UPDATE)
+     SELECT u.by_wamid, u.by_id, (SELECT count(*) FROM jobs) AS jobs FROM u ORDER BY u.n";
+
+/// The messages of a status group, locked by id, with whether their conversation is pending
+/// and the conversation's first message (see [`MESSAGE_TO_MOVE`]).
+const GROUP_MESSAGES_TO_MOVE: &str = "SELECT m.*, c.status = 'pending' AS conversation_pending,
+        c.first_message_id AS conversation_first_message_id
+     FROM messages m JOIN conversations c ON c.id = m.conversation_id
+     WHERE m.id = ANY($1) ORDER BY m.id FOR NO KEY UPDATE OF m";
+
+/// What a status group decided, in one statement: the messages' new columns (`$1`–`$18`),
+/// the jobs the statuses ended (`$19`), the conversation moves (`$20`–`$25`, each guarded as
+/// [`conversation_follows`] guards it, the conversations locked by id: after the messages,
+/// as every method takes them) and the outbox rows in the statuses' order (`$26`–`$35`; a
+/// conversation's event only if its move was written). Returns the conversations moved.
+const WRITE_GROUP: &str = "WITH changed AS (
+        UPDATE messages m SET status = u.status, queued_at = u.queued_at,
+            sending_at = u.sending_at, sent_at = u.sent_at, delivered_at = u.delivered_at,
+            read_at = u.read_at, failed_at = u.failed_at, cancelled_at = u.cancelled_at,
+            updated_at = u.updated_at, provider_message_id = u.provider_message_id,
+            pricing_category = u.pricing_category, pricing_type = u.pricing_type,
+            pricing_model = u.pricing_model, pricing_billable = u.pricing_billable,
+            error_code = u.error_code, error_title = u.error_title,
+            error_details = u.error_details
+        FROM unnest($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[],
+                    $6::BIGINT[], $7::BIGINT[], $8::BIGINT[], $9::BIGINT[], $10::BIGINT[],
+                    $11::TEXT[], $12::TEXT[], $13::TEXT[], $14::TEXT[], $15::BOOLEAN[],
+                    $16::BIGINT[], $17::TEXT[], $18::TEXT[])
+            AS u (id, status, queued_at, sending_at, sent_at, delivered_at, read_at, failed_at,
+                  cancelled_at, updated_at, provider_message_id, pricing_category, pricing_type,
+                  pricing_model, pricing_billable, error_code, error_title, error_details)
+        WHERE m.id = u.id),
+     gone AS (DELETE FROM delivery_jobs WHERE message_id = ANY($19::TEXT[])),
+     plan AS (
+        SELECT * FROM unnest($20::TEXT[], $21::TEXT[], $22::BIGINT[], $23::TEXT[],
+                             $24::BOOLEAN[], $25::TEXT[])
+            AS p (conversation_id, status, at, close_reason, first_only, message_id)),
+     locked AS (
+        SELECT c.id FROM conversations c JOIN plan p ON p.conversation_id = c.id
+        WHERE c.status = 'pending' AND (NOT p.first_only OR c.first_message_id = p.message_id)
+        ORDER BY c.id FOR NO KEY UPDATE OF c),
+     moved AS (
+        UPDATE conversations c SET status = p.status,
+            opened_at = CASE WHEN p.status = 'open' THEN p.at ELSE c.opened_at END,
+            last_activity_at =
+                CASE WHEN p.status = 'open' THEN p.at ELSE c.last_activity_at END,
+            closed_at = CASE WHEN p.status = 'closed' THEN p.at ELSE c.closed_at END,
+            close_reason =
+                CASE WHEN p.status = 'closed' THEN p.close_reason ELSE c.close_reason END
+        FROM plan p
+        WHERE c.id = p.conversation_id AND c.id IN (SELECT id FROM locked)
+          AND c.status = 'pending' AND (NOT p.first_only OR c.first_message_id = p.message_id)
+        RETURNING c.id),
+     queued AS (
+        INSERT INTO callback_outbox (id, account_id, endpoint_id, url, ordering_key,
+            message_id, event_type, payload, next_attempt_at, created_at)
+        SELECT e.id, e.account_id, e.endpoint_id, e.url, e.ordering_key, e.message_id,
+            e.event_type, e.payload, $35, $35
+        FROM unnest($26::TEXT[], $27::TEXT[], $28::TEXT[], $29::TEXT[], $30::TEXT[],
+                    $31::TEXT[], $32::TEXT[], $33::TEXT[], $34::TEXT[]) WITH ORDINALITY
+            AS e (id, account_id, endpoint_id, url, ordering_key, message_id, event_type,
+                  payload, conversation_id, n)
+        WHERE (e.conversation_id IS NULL OR e.conversation_id IN (SELECT id FROM moved))
+          AND (e.endpoint_id = ''
+               OR EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = e.endpoint_id))
+        ORDER BY e.n)
+     SELECT id FROM moved";
+
+/// Applies `updates` in the caller's transaction as [`Store::apply_status`] would apply them
+/// one after the other in their order (each in its own transaction), with the same results
+/// and rows, in three statements whatever their number: their messages found and their jobs
+/// locked, the messages locked and read, everything they wrote (see [`WRITE_GROUP`]); fewer
+/// when nothing matches or nothing changes, one more when the account's endpoints are not in
+/// `lookups`. Locks are taken job → message → conversation, each kind by id (a job by its
+/// message's), so a group waits for other groups and methods as one status does and cannot
+/// deadlock with them.
+async fn apply_group(
+    tx: &mut Transaction<'_, Postgres>,
+    lookups: &Lookups,
+    updates: &[StatusUpdate],
+) -> StoreResult<Vec<StatusApplied>> {
+    use std::collections::{BTreeSet, HashMap};
+    if updates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let wamids: Vec<Option<&str>> = updates
+        .iter()
+        .map(|u| u.provider_message_id.as_deref())
+        .collect();
+    let ids: Vec<Option<&str>> = updates.iter().map(|u| u.message_id.as_deref()).collect();
+    let found: Vec<(Option<String>, Option<String>)> = sqlx::query(GROUP_MESSAGES)
+        .bind(&wamids)
+        .bind(&ids)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("by_wamid")?, r.try_get("by_id")?)))
+        .collect::<StoreResult<_>>()?;
+    let candidates: BTreeSet<&str> = found
+        .iter()
+        .filter_map(|(by_wamid, by_id)| by_wamid.as_deref().or(by_id.as_deref()))
+        .collect();
+    let mut messages: HashMap<String, GroupMessage> = HashMap::new();
+    // Conversation → (pending, its first message), as read with its messages.
+    let mut conversations: HashMap<String, (bool, Option<String>)> = HashMap::new();
+    if !candidates.is_empty() {
+        let candidates: Vec<&str> = candidates.into_iter().collect();
+        let rows = sqlx::query(GROUP_MESSAGES_TO_MOVE)
+            .bind(&candidates)
+            .fetch_all(&mut **tx)
+            .await?;
+        for row in &rows {
+            let message = message_from_row(row)?;
+            let columns = StatusColumns::from_row(row)?;
+            conversations.insert(
+                message.conversation_id.clone(),
+                (
+                    row.try_get("conversation_pending")?,
+                    row.try_get("conversation_first_message_id")?,
+                ),
+            );
+            messages.insert(
+                message.id.clone(),
+                GroupMessage {
+                    message,
+                    now: columns.clone(),
+                    read: columns,
+                },
+            );
+        }
+    }
+
+    // Each status in order, on the messages as the statuses before it left them.
+    let mut learned: HashMap<String, String> = HashMap::new();
+    let mut ended_jobs: BTreeSet<String> = BTreeSet::new();
+    let mut moves: Vec<ConversationMove> = Vec::new();
+    // (account, event, conversation whose move it reports), in the order they are queued.
+    let mut events: Vec<(String, OutboxEvent, Option<String>)> = Vec::new();
+    let mut results = Vec::with_capacity(updates.len());
+    for (index, (u, (by_wamid, by_id))) in updates.iter().zip(&found).enumerate() {
+        let id = by_wamid
+            .as_ref()
+            .or_else(|| {
+                u.provider_message_id
+                    .as_ref()
+                    .and_then(|wamid| learned.get(wamid))
+            })
+            .or(by_id.as_ref());
+        let Some(id) = id else {
+            results.push(StatusApplied::UnknownMessage);
+            continue;
+        };
+        let g = messages.get_mut(id).ok_or_else(|| {
+            StoreError::Other(anyhow::anyhow!("message {id} of a status group not read"))
+        })?;
+        let message = &g.message;
+        if u.channel_id
+            .as_ref()
+            .is_some_and(|channel| *channel != message.channel_id)
+        {
+            results.push(StatusApplied::OtherChannel);
+            continue;
+        }
+        if u.status != MessageStatus::Queued && u.status != MessageStatus::Sending {
+            ended_jobs.insert(message.id.clone());
+        }
+        let before = g.now.status;
+        let had_wamid = g.now.provider_message_id.is_some();
+        g.now.learn(u);
+        if !had_wamid && let Some(wamid) = &g.now.provider_message_id {
+            learned.insert(wamid.clone(), message.id.clone());
+        }
+        let changed = before.advances_to(u.status);
+        let mut error = None;
+        if changed && u.status == MessageStatus::Failed {
+            let e = u.error.clone().unwrap_or(ProviderError {
+                code: 0,
+                title: "Failed without an error from the provider".into(),
+                details: None,
+            });
+            g.now.status = MessageStatus::Failed;
+            g.now.failed_at = Some(u.at);
+            g.now.updated_at = u.at;
+            g.now.error_code = Some(e.code);
+            g.now.error_title = Some(e.title.clone());
+            g.now.error_details.clone_from(&e.details);
+            error = Some(e);
+        } else if changed {
+            g.now.status = u.status;
+            g.now.time_of(u.status).get_or_insert(u.at);
+            g.now.updated_at = u.at;
+        } else if before != MessageStatus::Failed && u.status != MessageStatus::Failed {
+            // A late status keeps its time for the timeline but does not move the status.
+            g.now.time_of(u.status).get_or_insert(u.at);
+        }
+        if changed {
+            if let Some(event) = message_event(message, u.status, error.as_ref(), u.at) {
+                events.push((message.account_id.clone(), event, None));
+            }
+            // The conversation, as `conversation_follows` moves it.
+            let conversation = conversations
+                .get_mut(&message.conversation_id)
+                .ok_or_else(|| anyhow::anyhow!("conversation of {} not read", message.id))?;
+            if conversation.0
+                && let Some((next, reason)) =
+                    ConversationStatus::Pending.on_message_status(u.status, true)
+                && next != ConversationStatus::Pending
+            {
+                let first_only = ConversationStatus::Pending
+                    .on_message_status(u.status, false)
+                    .is_none();
+                if !first_only || conversation.1.as_deref() == Some(message.id.as_str()) {
+                    conversation.0 = false;
+                    moves.push(ConversationMove {
+                        index,
+                        conversation_id: message.conversation_id.clone(),
+                        next,
+                        reason,
+                        at: u.at,
+                        first_only,
+                        message_id: message.id.clone(),
+                    });
+                    if let Some(event) = conversation_event(
+                        &message.conversation_id,
+                        &message.channel_id,
+                        &message.phone_number,
+                        next,
+                        reason.map(CloseReason::as_str),
+                        Some(message),
+                        u.at,
+                    ) {
+                        events.push((
+                            message.account_id.clone(),
+                            event,
+                            Some(message.conversation_id.clone()),
+                        ));
+                    }
+                }
+            }
+        }
+        results.push(StatusApplied::Applied {
+            status: if changed { u.status } else { before },
+            message_id: message.id.clone(),
+            changed,
+            conversation: None,
+        });
+    }
+
+    // The outbox rows: each event once per receiver (see `queue_events`).
+    let mut rows: Vec<GroupEvent> = Vec::new();
+    let mut endpoints: HashMap<String, Vec<(String, String, String)>> = HashMap::new();
+    for (account_id, event, conversation_id) in events {
+        if !endpoints.contains_key(&account_id) {
+            let loaded = lookups
+                .endpoints
+                .get_or(lookups, &account_id, async {
+                    Ok(sqlx::query_as(
+                        "SELECT id, url, event_types FROM webhook_endpoints WHERE account_id = $1
+                         ORDER BY created_at, id",
+                    )
+                    .bind(&account_id)
+                    .fetch_all(&mut **tx)
+                    .await?)
+                })
+                .await?;
+            endpoints.insert(account_id.clone(), loaded);
+        }
+        for (endpoint_id, url) in receivers(&endpoints[&account_id], &event) {
+            rows.push(GroupEvent {
+                account_id: account_id.clone(),
+                endpoint_id,
+                url,
+                event: event.clone(),
+                conversation_id: conversation_id.clone(),
+            });
+        }
+    }
+
+    let changed: Vec<&GroupMessage> = {
+        let mut changed: Vec<&GroupMessage> =
+            messages.values().filter(|g| g.now != g.read).collect();
+        changed.sort_by(|a, b| a.message.id.cmp(&b.message.id));
+        changed
+    };
+    if changed.is_empty() && ended_jobs.is_empty() && moves.is_empty() && rows.is_empty() {
+        return Ok(results);
+    }
+    // One array per column, in `WRITE_GROUP`'s order.
+    fn each<'a, T, U>(items: &'a [T], f: impl Fn(&'a T) -> U) -> Vec<U> {
+        items.iter().map(f).collect()
+    }
+    let moved: Vec<String> = sqlx::query_scalar(WRITE_GROUP)
+        .bind(each(&changed, |g| g.message.id.as_str()))
+        .bind(each(&changed, |g| g.now.status.as_str()))
+        .bind(each(&changed, |g| g.now.queued_at))
+        .bind(each(&changed, |g| g.now.sending_at))
+        .bind(each(&changed, |g| g.now.sent_at))
+        .bind(each(&changed, |g| g.now.delivered_at))
+        .bind(each(&changed, |g| g.now.read_at))
+        .bind(each(&changed, |g| g.now.failed_at))
+        .bind(each(&changed, |g| g.now.cancelled_at))
+        .bind(each(&changed, |g| g.now.updated_at))
+        .bind(each(&changed, |g| g.now.provider_message_id.as_deref()))
+        .bind(each(&changed, |g| g.now.pricing_category.as_deref()))
+        .bind(each(&changed, |g| g.now.pricing_type.as_deref()))
+        .bind(each(&changed, |g| g.now.pricing_model.as_deref()))
+        .bind(each(&changed, |g| g.now.pricing_billable))
+        .bind(each(&changed, |g| g.now.error_code))
+        .bind(each(&changed, |g| g.now.error_title.as_deref()))
+        .bind(each(&changed, |g| g.now.error_details.as_deref()))
+        .bind(ended_jobs.iter().map(String::as_str).collect::<Vec<_>>())
+        .bind(each(&moves, |m| m.conversation_id.as_str()))
+        .bind(each(&moves, |m| m.next.as_str()))
+        .bind(each(&moves, |m| m.at))
+        .bind(each(&moves, |m| m.reason.map(CloseReason::as_str)))
+        .bind(each(&moves, |m| m.first_only))
+        .bind(each(&moves, |m| m.message_id.as_str()))
+        .bind(each(&rows, |_| crate::domain::ids::new_id("evt")))
+        .bind(each(&rows, |r| r.account_id.as_str()))
+        .bind(each(&rows, |r| r.endpoint_id.as_str()))
+        .bind(each(&rows, |r| r.url.as_str()))
+        .bind(each(&rows, |r| r.event.ordering_key.as_str()))
+        .bind(each(&rows, |r| r.event.message_id.as_deref()))
+        .bind(each(&rows, |r| r.event.event_type.as_str()))
+        .bind(each(&rows, |r| r.event.payload.as_str()))
+        .bind(each(&rows, |r| r.conversation_id.as_deref()))
+        .bind(crate::now_ms())
+        .fetch_all(&mut **tx)
+        .await?;
+    for m in moves {
+        if moved.contains(&m.conversation_id)
+            && let StatusApplied::Applied { conversation, .. } = &mut results[m.index]
+        {
+            *conversation = Some((m.conversation_id, m.next));
+        }
+    }
+    Ok(results)
+}
+
+impl PgStore {
+    /// Test hook: applies `updates` as one group ([`apply_group`]) in a transaction of its
+    /// own, as a webhook's statuses are to be applied.
+    #[doc(hidden)]
+    pub async fn apply_group_for_test(
+        &self,
+        updates: &[StatusUpdate],
+    ) -> StoreResult<Vec<StatusApplied>> {
+        let mut tx = self.pool.begin().await?;
+        let applied = apply_group(&mut tx, &self.lookups, updates).await?;
+        tx.commit().await?;
+        Ok(applied)
+    }
+}
+
 #[async_trait]
 impl Store for PgStore {
     fn shared(&self) -> &super::sql::Shared {

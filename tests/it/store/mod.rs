@@ -4,4 +4,5 @@
 
 mod conformance;
 mod postgres_engine;
+mod postgres_status_group;
 mod sqlite_engine;
