@@ -473,57 +473,6 @@ async fn apply_in(
     })
 }
 
-/// Takes, before a batch of statuses is applied (`apply_statuses`), the locks its statuses
-/// will take, in the order every method takes them: the jobs of all their messages, then the
-/// messages, then their pending conversations (the only ones a status moves), each kind by
-/// id. Applied one after the other, the statuses would take job, message and conversation of
-/// one message before the next message's job; the locks are already held then, so a batch
-/// waits for the others as one status does and cannot deadlock with them.
-async fn lock_for_statuses(
-    tx: &mut Transaction<'_, Postgres>,
-    updates: &[StatusUpdate],
-) -> StoreResult<()> {
-    let wamids: Vec<Option<&str>> = updates
-        .iter()
-        .map(|u| u.provider_message_id.as_deref())
-        .collect();
-    let ids: Vec<Option<&str>> = updates.iter().map(|u| u.message_id.as_deref()).collect();
-    // Each status's message as `apply_in` finds it: by its wamid, else by our id.
-    let messages: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT t.id FROM (
-             SELECT coalesce((SELECT id FROM messages WHERE provider_message_id = u.wamid),
-                             (SELECT id FROM messages WHERE id = u.id)) AS id
-             FROM unnest($1::TEXT[], $2::TEXT[]) AS u (wamid, id)) t
-         WHERE t.id IS NOT NULL",
-    )
-    .bind(&wamids)
-    .bind(&ids)
-    .fetch_all(&mut **tx)
-    .await?;
-    if messages.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "SELECT seq FROM delivery_jobs WHERE message_id = ANY($1) ORDER BY message_id FOR UPDATE",
-    )
-    .bind(&messages)
-    .fetch_all(&mut **tx)
-    .await?;
-    sqlx::query("SELECT id FROM messages WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
-        .bind(&messages)
-        .fetch_all(&mut **tx)
-        .await?;
-    sqlx::query(
-        "SELECT id FROM conversations WHERE status = 'pending'
-           AND id IN (SELECT conversation_id FROM messages WHERE id = ANY($1))
-         ORDER BY id FOR NO KEY UPDATE",
-    )
-    .bind(&messages)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// Moves a pending conversation along after a status of one of its messages. The caller holds
 /// the message's lock; `pending` is whether the conversation was pending when the caller read
 /// it (unlocked: a conversation only moves forward, so one read as open or closed stays so).
@@ -1651,21 +1600,11 @@ impl Store for PgStore {
             [one] => return Ok(vec![self.apply_status(one).await?]),
             _ => {}
         }
+        // The whole webhook's statuses in a constant number of statements (`apply_group`).
+        // If it fails (a deadlock with another instance, a wamid recorded meanwhile), nothing
+        // was applied and the caller applies them one by one.
         let mut tx = self.pool.begin().await?;
-        lock_for_statuses(&mut tx, updates).await?;
-        let mut results = Vec::with_capacity(updates.len());
-        for u in updates {
-            // Each status in a savepoint, kept only if it applied, as its own transaction
-            // would be.
-            let mut one = Connection::begin(&mut *tx).await?;
-            let applied = apply_in(&mut one, &self.lookups, u).await?;
-            if matches!(applied, StatusApplied::Applied { .. }) {
-                one.commit().await?;
-            } else {
-                one.rollback().await?;
-            }
-            results.push(applied);
-        }
+        let results = apply_group(&mut tx, &self.lookups, updates).await?;
         tx.commit().await?;
         Ok(results)
     }
