@@ -50,6 +50,9 @@ use super::*;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+mod outcomes;
+pub use outcomes::OutcomeGroupStats;
+
 /// Embedded migrations, applied in order on open. Never edit one that has shipped: add a new one.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -127,6 +130,8 @@ pub struct PgStore {
     pool: PgPool,
     lookups: Arc<Lookups>,
     shared: super::sql::Shared,
+    /// Delivery outcomes, committed in groups (see `outcomes`).
+    outcomes: outcomes::Outcomes,
 }
 
 impl PgStore {
@@ -341,11 +346,26 @@ impl PgStore {
         let lookups = Arc::new(Lookups::default());
         let shared =
             super::sql::Shared::new(super::sql::Pools::Postgres(pool.clone()), lookups.clone());
+        let outcomes = outcomes::Outcomes::start(pool.clone(), lookups.clone());
         Ok(Self {
             pool,
             lookups,
             shared,
+            outcomes,
         })
+    }
+
+    /// How delivery outcomes were grouped (for tests and benchmarks).
+    pub fn outcome_group_stats(&self) -> &OutcomeGroupStats {
+        self.outcomes.stats()
+    }
+
+    /// Test hook: writes `outcomes` (one per message) as one group, the way concurrent
+    /// outcomes are (no commit is shared with anything else).
+    #[doc(hidden)]
+    pub async fn finish_group(&self, outcomes: &[AttemptOutcome]) -> StoreResult<Vec<Finished>> {
+        let outcomes: Vec<&AttemptOutcome> = outcomes.iter().collect();
+        outcomes::finish_group(&self.pool, &self.lookups, &outcomes, || false).await
     }
 
     /// Seals channel secrets with `cipher` (without one they are stored as given).
@@ -2160,119 +2180,8 @@ impl Store for PgStore {
     }
 
     async fn finish_attempt(&self, o: &AttemptOutcome) -> StoreResult<Finished> {
-        let mut tx = self.pool.begin().await?;
-        // The fence: holding the job's row, no claim or status can move it under us.
-        let current: Option<i64> = sqlx::query_scalar(
-            "SELECT attempt FROM delivery_jobs WHERE message_id = $1 FOR UPDATE",
-        )
-        .bind(&o.message_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let mut conversation = None;
-        match (&o.result, current) {
-            (
-                AttemptResult::Accepted {
-                    provider_message_id,
-                    wa_id,
-                },
-                current,
-            ) => {
-                // The job may already be gone: a status webhook that outran this response
-                // ended it. The provider ids are still ours to record. One statement ends
-                // the job, records the ids and the attempt (the job's lock is held already).
-                if current.is_some_and(|a| a != o.attempt) {
-                    return Ok(Finished::Stale);
-                }
-                sqlx::query(
-                    "WITH gone AS (DELETE FROM delivery_jobs WHERE message_id = $4),
-                     attempt AS (
-                        INSERT INTO delivery_attempts (message_id, attempt, finished_at, outcome)
-                        VALUES ($4, $5, $3, 'accepted'))
-                     UPDATE messages SET provider_message_id = coalesce(provider_message_id, $1),
-                        wa_id = coalesce(wa_id, $2), updated_at = $3,
-                        -- A success clears the last retry's error, unless a status webhook
-                        -- that outran this response already failed the message.
-                        error_code = CASE WHEN status = 'failed' THEN error_code END,
-                        error_title = CASE WHEN status = 'failed' THEN error_title END,
-                        error_details = CASE WHEN status = 'failed' THEN error_details END
-                     WHERE id = $4",
-                )
-                .bind(provider_message_id)
-                .bind(wa_id)
-                .bind(o.now)
-                .bind(&o.message_id)
-                .bind(o.attempt)
-                .execute(&mut *tx)
-                .await?;
-            }
-            (_, current) if current != Some(o.attempt) => return Ok(Finished::Stale),
-            (AttemptResult::Retry { run_at, error }, _)
-            | (AttemptResult::Requeue { run_at, error }, _) => {
-                let requeue = matches!(o.result, AttemptResult::Requeue { .. });
-                sqlx::query(
-                    "UPDATE delivery_jobs SET run_at = $1, lease_until = NULL,
-                        tries = tries - $2 WHERE message_id = $3",
-                )
-                .bind(run_at)
-                .bind(i64::from(requeue))
-                .bind(&o.message_id)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE messages SET status = CASE WHEN status = 'sending' THEN 'queued'
-                            ELSE status END,
-                        attempts = attempts - $1,
-                        error_code = $2, error_title = $3, error_details = $4, updated_at = $5
-                     WHERE id = $6",
-                )
-                .bind(i64::from(requeue))
-                .bind(error.code)
-                .bind(&error.title)
-                .bind(&error.details)
-                .bind(o.now)
-                .bind(&o.message_id)
-                .execute(&mut *tx)
-                .await?;
-                let outcome = if requeue { "requeued" } else { "retry" };
-                record_attempt(
-                    &mut tx,
-                    &o.message_id,
-                    o.attempt,
-                    o.now,
-                    outcome,
-                    Some(error),
-                )
-                .await?;
-            }
-            (AttemptResult::Failed { error }, _) => {
-                sqlx::query("DELETE FROM delivery_jobs WHERE message_id = $1")
-                    .bind(&o.message_id)
-                    .execute(&mut *tx)
-                    .await?;
-                let row = sqlx::query(MESSAGE_TO_MOVE)
-                    .bind(&o.message_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let message = message_from_row(&row)?;
-                if message.status.advances_to(MessageStatus::Failed) {
-                    let pending = row.try_get("conversation_pending")?;
-                    conversation =
-                        fail_message(&mut tx, &self.lookups, &message, error, o.now, pending)
-                            .await?;
-                }
-                record_attempt(
-                    &mut tx,
-                    &o.message_id,
-                    o.attempt,
-                    o.now,
-                    "failed",
-                    Some(error),
-                )
-                .await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(Finished::Recorded { conversation })
+        // Concurrent outcomes are committed in groups; a lone one runs at once.
+        self.outcomes.finish(o).await
     }
 
     async fn apply_status(&self, u: &StatusUpdate) -> StoreResult<StatusApplied> {
