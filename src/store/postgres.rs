@@ -19,7 +19,9 @@
 //! - `finish_attempt` and `apply_status` lock the job, then the message, then the
 //!   conversation. Every method that locks more than one of these takes them in that order
 //!   (job → message → conversation; conversation → usage counter → contact), so they cannot
-//!   deadlock with one another.
+//!   deadlock with one another. Concurrent outcomes are committed in groups (`outcomes`): a
+//!   group locks all its jobs first (in `seq` order, as claims do), then messages, then
+//!   conversations.
 //!
 //! - Status callbacks add no lock to that order. The transactions that change a message or a
 //!   conversation (and `set_template_status`, which locks the template's row alone) insert
