@@ -19,9 +19,11 @@
 //! - `finish_attempt` and `apply_status` lock the job, then the message, then the
 //!   conversation. Every method that locks more than one of these takes them in that order
 //!   (job → message → conversation; conversation → usage counter → contact), so they cannot
-//!   deadlock with one another. `apply_statuses` (a webhook's statuses in one transaction)
-//!   first locks all its jobs, then all its messages, then their pending conversations, each
-//!   kind in id order.
+//!   deadlock with one another. `apply_statuses` (a webhook's statuses in one transaction,
+//!   `apply_group`) first locks all its jobs, then all its messages, then their pending
+//!   conversations, each kind in id order. Concurrent outcomes are committed in groups
+//!   (`outcomes`): a group locks all its jobs first (in `seq` order, as claims do), then
+//!   messages, then conversations.
 //!
 //! - Status callbacks add no lock to that order. The transactions that change a message or a
 //!   conversation (and `set_template_status`, which locks the template's row alone) insert
@@ -44,7 +46,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Executor, Postgres, Row, Transaction};
 
 use super::lookups::Lookups;
@@ -53,6 +55,9 @@ use super::sql::Db;
 use super::*;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+mod outcomes;
+pub use outcomes::OutcomeGroupStats;
 
 /// Embedded migrations, applied in order on open. Never edit one that has shipped: add a new one.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -131,6 +136,8 @@ pub struct PgStore {
     pool: PgPool,
     lookups: Arc<Lookups>,
     shared: super::sql::Shared,
+    /// Delivery outcomes, committed in groups (see `outcomes`).
+    outcomes: outcomes::Outcomes,
 }
 
 impl PgStore {
@@ -196,11 +203,26 @@ impl PgStore {
         let lookups = Arc::new(Lookups::default());
         let shared =
             super::sql::Shared::new(super::sql::Pools::Postgres(pool.clone()), lookups.clone());
+        let outcomes = outcomes::Outcomes::start(pool.clone(), lookups.clone());
         Ok(Self {
             pool,
             lookups,
             shared,
+            outcomes,
         })
+    }
+
+    /// How delivery outcomes were grouped (for tests and benchmarks).
+    pub fn outcome_group_stats(&self) -> &OutcomeGroupStats {
+        self.outcomes.stats()
+    }
+
+    /// Test hook: writes `outcomes` (one per message) as one group, the way concurrent
+    /// outcomes are (no commit is shared with anything else).
+    #[doc(hidden)]
+    pub async fn finish_group(&self, outcomes: &[AttemptOutcome]) -> StoreResult<Vec<Finished>> {
+        let outcomes: Vec<&AttemptOutcome> = outcomes.iter().collect();
+        outcomes::finish_group(&self.pool, &self.lookups, &outcomes, || false).await
     }
 
     /// Seals channel secrets with `cipher` (without one they are stored as given).
@@ -1022,7 +1044,7 @@ async fn apply_group(
             .fetch_all(&mut **tx)
             .await?;
         for row in &rows {
-            let message = message_from_row(row)?;
+            let message = Message::from_row(row)?;
             let columns = StatusColumns::from_row(row)?;
             conversations.insert(
                 message.conversation_id.clone(),
@@ -1510,79 +1532,8 @@ impl Store for PgStore {
     }
 
     async fn finish_attempt(&self, o: &AttemptOutcome) -> StoreResult<Finished> {
-        let mut tx = self.pool.begin().await?;
-        // The fence: holding the job's row, no claim or status can move it under us.
-        let current: Option<i64> = sqlx::query_scalar(
-            "SELECT attempt FROM delivery_jobs WHERE message_id = $1 FOR UPDATE",
-        )
-        .bind(&o.message_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let mut conversation = None;
-        match (&o.result, current) {
-            (
-                AttemptResult::Accepted {
-                    provider_message_id,
-                    wa_id,
-                },
-                current,
-            ) => {
-                // The job may already be gone: a status webhook that outran this response
-                // ended it. The provider ids are still ours to record. One statement ends
-                // the job, records the ids and the attempt (the job's lock is held already).
-                if current.is_some_and(|a| a != o.attempt) {
-                    return Ok(Finished::Stale);
-                }
-                sqlx::query(
-                    "WITH gone AS (DELETE FROM delivery_jobs WHERE message_id = $4),
-                     attempt AS (
-                        INSERT INTO delivery_attempts (message_id, attempt, finished_at, outcome)
-                        VALUES ($4, $5, $3, 'accepted'))
-                     UPDATE messages SET provider_message_id = coalesce(provider_message_id, $1),
-                        wa_id = coalesce(wa_id, $2), updated_at = $3,
-                        -- A success clears the last retry's error, unless a status webhook
-                        -- that outran this response already failed the message.
-                        error_code = CASE WHEN status = 'failed' THEN error_code END,
-                        error_title = CASE WHEN status = 'failed' THEN error_title END,
-                        error_details = CASE WHEN status = 'failed' THEN error_details END
-                     WHERE id = $4",
-                )
-                .bind(provider_message_id)
-                .bind(wa_id)
-                .bind(o.now)
-                .bind(&o.message_id)
-                .bind(o.attempt)
-                .execute(&mut *tx)
-                .await?;
-            }
-            (_, current) if current != Some(o.attempt) => return Ok(Finished::Stale),
-            (AttemptResult::Retry { run_at, error }, _)
-            | (AttemptResult::Requeue { run_at, error }, _) => {
-                let requeue = matches!(o.result, AttemptResult::Requeue { .. });
-                Db::PostgresConn(&mut tx)
-                    .retry_attempt(&o.message_id, o.attempt, o.now, *run_at, error, requeue)
-                    .await?;
-            }
-            (AttemptResult::Failed { error }, _) => {
-                Db::PostgresConn(&mut tx).end_job(&o.message_id).await?;
-                let row = sqlx::query(MESSAGE_TO_MOVE)
-                    .bind(&o.message_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let message = Message::from_row(&row)?;
-                if message.status.advances_to(MessageStatus::Failed) {
-                    let pending = row.try_get("conversation_pending")?;
-                    conversation =
-                        fail_message(&mut tx, &self.lookups, &message, error, o.now, pending)
-                            .await?;
-                }
-                Db::PostgresConn(&mut tx)
-                    .record_attempt(&o.message_id, o.attempt, o.now, "failed", Some(error))
-                    .await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(Finished::Recorded { conversation })
+        // Concurrent outcomes are committed in groups; a lone one runs at once.
+        self.outcomes.finish(o).await
     }
 
     async fn apply_status(&self, u: &StatusUpdate) -> StoreResult<StatusApplied> {
