@@ -1491,23 +1491,38 @@ impl Store for PgStore {
             })
             .collect::<StoreResult<_>>()?;
         claimed.sort_by_key(|(seq, ..)| *seq);
+        if claimed.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        // Every claimed message moves to `sending` in one statement (the claim holds their
+        // jobs, which every other writer locks before a message, so the rows' order here
+        // cannot deadlock with anyone).
+        let ids: Vec<&str> = claimed.iter().map(|(_, id, ..)| id.as_str()).collect();
+        let tries: Vec<i64> = claimed.iter().map(|(.., tries)| *tries).collect();
+        let mut moved: std::collections::HashMap<String, Message> = sqlx::query(
+            "UPDATE messages m SET status = CASE WHEN m.status IN ('scheduled', 'queued', 'sending')
+                    THEN 'sending' ELSE m.status END,
+                sending_at = coalesce(m.sending_at, $1), attempts = c.tries, updated_at = $1,
+                held_until = NULL, held_reason = NULL
+             FROM unnest($2::text[], $3::bigint[]) AS c(id, tries)
+             WHERE m.id = c.id RETURNING m.*",
+        )
+        .bind(now)
+        .bind(&ids)
+        .bind(&tries)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| Message::from_row(r).map(|m| (m.id.clone(), m)))
+        .collect::<StoreResult<_>>()?;
         let mut jobs = Vec::with_capacity(claimed.len());
         let mut templates: std::collections::HashMap<String, Template> =
             std::collections::HashMap::new();
-        for (_, message_id, attempt, tries) in claimed {
-            let row = sqlx::query(
-                "UPDATE messages SET status = CASE WHEN status IN ('scheduled', 'queued', 'sending')
-                        THEN 'sending' ELSE status END,
-                    sending_at = coalesce(sending_at, $1), attempts = $2, updated_at = $1,
-                    held_until = NULL, held_reason = NULL
-                 WHERE id = $3 RETURNING *",
-            )
-            .bind(now)
-            .bind(tries)
-            .bind(&message_id)
-            .fetch_one(&mut *tx)
-            .await?;
-            let message = Message::from_row(&row)?;
+        for (_, message_id, attempt, _) in claimed {
+            let message = moved
+                .remove(&message_id)
+                .ok_or_else(|| anyhow::anyhow!("claimed message {message_id} not found"))?;
             // A claim's messages mostly share a template: read each once.
             let template = match templates.get(&message.template_id) {
                 Some(t) => Clone::clone(t),
