@@ -7,7 +7,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use std::ops::ControlFlow;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -21,7 +20,7 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::lookups::Lookups;
 
-use super::sql::Db;
+use super::sql::{Db, Tx, sql};
 use super::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -1439,18 +1438,9 @@ impl Store for SqliteStore {
         else {
             return Ok(InboundRecorded::Duplicate);
         };
-        Db::SqliteConn(&mut tx)
-            .queue_events(
-                &self.lookups,
-                &message.account_id,
-                &[inbound_event(&message)],
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(InboundRecorded::Stored {
-            message: Box::new(message),
-            reply_to_template_id,
-        })
+        self.shared
+            .inbound_stored(Tx::Sqlite(tx), message, reply_to_template_id)
+            .await
     }
 
     async fn accept_send(&self, send: &AcceptSend) -> StoreResult<AcceptOutcome> {
@@ -1611,147 +1601,15 @@ impl Store for SqliteStore {
         Ok(EndpointInsert::Created)
     }
 
-    async fn set_template_status(&self, id: &str, status: &str, now: i64) -> StoreResult<bool> {
-        let _changed = self.lookups.writing();
-        let mut tx = begin_write(&self.write).await?;
-        let Some(row) = sqlx::query("SELECT * FROM templates WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Ok(false);
-        };
-        let mut template = Template::from_row(&row)?;
-        if template.status == status {
-            return Ok(false);
-        }
-        sqlx::query("UPDATE templates SET status = ?, updated_at = ? WHERE id = ?")
-            .bind(status)
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let previous = std::mem::replace(&mut template.status, status.to_string());
-        let event = template_event(&template, &previous, now);
-        Db::SqliteConn(&mut tx)
-            .queue_events(&self.lookups, &template.account_id, &[event])
-            .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn add_suppression(&self, entry: &Suppression) -> StoreResult<Option<Suppression>> {
-        let mut tx = begin_write(&self.write).await?;
-        let added = self
-            .shared
-            .add_suppression_in(&mut Db::SqliteConn(&mut tx), entry)
-            .await?;
-        let event = match added {
-            ControlFlow::Continue(event) => event,
-            ControlFlow::Break(existing) => return Ok(existing),
-        };
-        Db::SqliteConn(&mut tx)
-            .queue_events(&self.lookups, &entry.account_id, &[event])
-            .await?;
-        tx.commit().await?;
-        Ok(None)
-    }
-
-    async fn remove_suppression(
-        &self,
-        account_id: &str,
-        phone_number: &str,
-        removal: &SuppressionRemoval,
-    ) -> StoreResult<Option<Suppression>> {
-        let mut tx = begin_write(&self.write).await?;
-        let removed = self
-            .shared
-            .remove_suppression_in(
-                &mut Db::SqliteConn(&mut tx),
-                account_id,
-                phone_number,
-                removal,
-            )
-            .await?;
-        let Some((removed, event)) = removed else {
-            return Ok(None);
-        };
-        Db::SqliteConn(&mut tx)
-            .queue_events(&self.lookups, account_id, &[event])
-            .await?;
-        tx.commit().await?;
-        Ok(Some(removed))
-    }
-
-    async fn apply_template_health(
-        &self,
-        template_id: &str,
-        change: &TemplateHealthChange,
-        now: i64,
-    ) -> StoreResult<bool> {
-        let _changed = self.lookups.writing();
-        let mut tx = begin_write(&self.write).await?;
-        let Some(row) = sqlx::query("SELECT * FROM templates WHERE id = ?")
-            .bind(template_id)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Ok(false);
-        };
-        let template = Template::from_row(&row)?;
-        let mut db = Db::SqliteConn(&mut tx);
-        let planned = self
-            .shared
-            .apply_template_health_in(&mut db, &template, change, now);
-        let Some(events) = planned.await? else {
-            return Ok(false);
-        };
-        Db::SqliteConn(&mut tx)
-            .queue_events(&self.lookups, &template.account_id, &events)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn apply_channel_quality(
-        &self,
-        channel_id: &str,
-        change: &ChannelQualityChange,
-        now: i64,
-    ) -> StoreResult<bool> {
-        let _changed = self.lookups.writing();
-        let mut tx = begin_write(&self.write).await?;
-        let Some((account_id, limit)): Option<(String, Option<i64>)> =
-            sqlx::query_as("SELECT account_id, messaging_limit FROM channels WHERE id = ?")
-                .bind(channel_id)
-                .fetch_optional(&mut *tx)
-                .await?
-        else {
-            return Ok(false);
-        };
-        let mut db = Db::SqliteConn(&mut tx);
-        let planned = self
-            .shared
-            .apply_channel_quality_in(&mut db, channel_id, limit, change, now);
-        let Some(event) = planned.await? else {
-            return Ok(false);
-        };
-        Db::SqliteConn(&mut tx)
-            .queue_events(&self.lookups, &account_id, &[event])
-            .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
     async fn claim_callbacks(
         &self,
         now: i64,
         limit: u32,
         lease_ms: i64,
     ) -> StoreResult<Vec<ClaimedCallback>> {
-        let mut tx = begin_write(&self.write).await?;
+        let mut tx = self.shared.begin().await?;
         // Due, not leased (or the lease lapsed), and the oldest pending row of its stream.
-        let rows = sqlx::query(
+        let claim = sql(
             "UPDATE callback_outbox SET attempts = attempts + 1, lease_until = ?1
              WHERE seq IN (
                 SELECT o.seq FROM callback_outbox o
@@ -1766,18 +1624,8 @@ impl Store for SqliteStore {
         )
         .bind(now + lease_ms)
         .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-        let deliveries = rows
-            .iter()
-            .map(CallbackDelivery::from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        let claimed = self
-            .shared
-            .with_secrets(&mut Db::SqliteConn(&mut tx), deliveries)
-            .await?;
-        tx.commit().await?;
-        Ok(claimed)
+        .bind(limit);
+        let rows = tx.db().all(claim).await?;
+        self.shared.claimed_callbacks(tx, &rows).await
     }
 }
