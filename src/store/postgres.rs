@@ -50,7 +50,7 @@ use sqlx::{Connection, Executor, Postgres, Row, Transaction};
 
 use super::lookups::Lookups;
 
-use super::sql::{Db, Tx, sql};
+use super::sql::{Db, Tx, accept_with, claimed_jobs, each_in_savepoint, sql};
 use super::*;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -561,18 +561,7 @@ async fn accept_in(
     tx: &mut Transaction<'_, Postgres>,
     send: &AcceptSend,
 ) -> StoreResult<AcceptOutcome> {
-    if let Some(idem) = &send.idempotency
-        && let Some(replayed) = Db::PostgresConn(tx)
-            .replay_or_remember(idem, send.now)
-            .await?
-    {
-        return Ok(replayed);
-    }
-    let outcome = decide_send(tx, send).await?;
-    if let Some(idem) = &send.idempotency {
-        Db::PostgresConn(tx).keep_outcome(idem, &outcome).await?;
-    }
-    Ok(outcome)
+    accept_with(tx, send, decide_send).await
 }
 
 /// The statement that writes an accepted send: the contact (its name when the sender gave
@@ -1368,21 +1357,8 @@ impl Store for PgStore {
         sends: &[AcceptSend],
     ) -> StoreResult<Vec<StoreResult<AcceptOutcome>>> {
         let mut tx = self.pool.begin().await?;
-        let mut outcomes = Vec::with_capacity(sends.len());
-        for send in sends {
-            // A savepoint per send: one send's failure leaves the others standing.
-            let mut one = sqlx::Acquire::begin(&mut tx).await?;
-            match accept_in(&mut one, send).await {
-                Ok(outcome) => {
-                    one.commit().await?;
-                    outcomes.push(Ok(outcome));
-                }
-                Err(e) => {
-                    one.rollback().await?;
-                    outcomes.push(Err(e));
-                }
-            }
-        }
+        // A savepoint per send: one send's failure leaves the others standing.
+        let outcomes = each_in_savepoint(&mut tx, sends, accept_in).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -1469,18 +1445,7 @@ impl Store for PgStore {
         .bind(orphan_wait_ms)
         .fetch_all(&mut *tx)
         .await?;
-        let mut claimed: Vec<(i64, String, i64, i64)> = claimed
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("seq")?,
-                    r.try_get("message_id")?,
-                    r.try_get("attempt")?,
-                    r.try_get("tries")?,
-                ))
-            })
-            .collect::<StoreResult<_>>()?;
-        claimed.sort_by_key(|(seq, ..)| *seq);
+        let claimed = claimed_jobs(&claimed)?;
         if claimed.is_empty() {
             tx.commit().await?;
             return Ok(Vec::new());
@@ -1650,11 +1615,7 @@ impl Store for PgStore {
                     .await;
             }
         }
-        self.shared
-            .insert_endpoint_in(&mut Db::PostgresConn(&mut tx), e)
-            .await?;
-        tx.commit().await?;
-        Ok(EndpointInsert::Created)
+        self.shared.endpoint_created(Tx::Postgres(tx), e).await
     }
 
     async fn claim_callbacks(

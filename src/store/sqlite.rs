@@ -20,7 +20,7 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::lookups::Lookups;
 
-use super::sql::{Db, Tx, sql};
+use super::sql::{Db, Tx, accept_with, claimed_jobs, each_in_savepoint, sql};
 use super::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -599,18 +599,7 @@ async fn accept_in(
     tx: &mut Transaction<'_, Sqlite>,
     send: &AcceptSend,
 ) -> StoreResult<AcceptOutcome> {
-    if let Some(idem) = &send.idempotency
-        && let Some(replayed) = Db::SqliteConn(tx)
-            .replay_or_remember(idem, send.now)
-            .await?
-    {
-        return Ok(replayed);
-    }
-    let outcome = decide_send(tx, send).await?;
-    if let Some(idem) = &send.idempotency {
-        Db::SqliteConn(tx).keep_outcome(idem, &outcome).await?;
-    }
-    Ok(outcome)
+    accept_with(tx, send, decide_send).await
 }
 
 async fn decide_send(
@@ -1258,18 +1247,7 @@ async fn claim_in(
     .bind(orphan_wait_ms)
     .fetch_all(&mut **tx)
     .await?;
-    let mut claimed: Vec<(i64, String, i64, i64)> = claimed
-        .iter()
-        .map(|r| {
-            Ok((
-                r.try_get("seq")?,
-                r.try_get("message_id")?,
-                r.try_get("attempt")?,
-                r.try_get("tries")?,
-            ))
-        })
-        .collect::<StoreResult<_>>()?;
-    claimed.sort_by_key(|(seq, ..)| *seq);
+    let claimed = claimed_jobs(&claimed)?;
     if claimed.is_empty() {
         return Ok(Vec::new());
     }
@@ -1453,21 +1431,8 @@ impl Store for SqliteStore {
         sends: &[AcceptSend],
     ) -> StoreResult<Vec<StoreResult<AcceptOutcome>>> {
         let mut tx = begin_write(&self.write).await?;
-        let mut outcomes = Vec::with_capacity(sends.len());
-        for send in sends {
-            // A savepoint per send: one send's failure leaves the others standing.
-            let mut one = sqlx::Acquire::begin(&mut tx).await?;
-            match accept_in(&mut one, send).await {
-                Ok(outcome) => {
-                    one.commit().await?;
-                    outcomes.push(Ok(outcome));
-                }
-                Err(e) => {
-                    one.rollback().await?;
-                    outcomes.push(Err(e));
-                }
-            }
-        }
+        // A savepoint per send: one send's failure leaves the others standing.
+        let outcomes = each_in_savepoint(&mut tx, sends, accept_in).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -1594,11 +1559,7 @@ impl Store for SqliteStore {
                 .remember_key(idem, &EndpointOutcome::stored(&e.id)?, e.created_at)
                 .await?;
         }
-        self.shared
-            .insert_endpoint_in(&mut Db::SqliteConn(&mut tx), e)
-            .await?;
-        tx.commit().await?;
-        Ok(EndpointInsert::Created)
+        self.shared.endpoint_created(Tx::Sqlite(tx), e).await
     }
 
     async fn claim_callbacks(

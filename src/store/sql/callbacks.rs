@@ -115,27 +115,28 @@ impl StatusUpdate {
 impl Shared {
     // Webhook endpoints and the outbox
 
-    /// Stores the endpoint, in the caller's transaction.
-    pub(crate) async fn insert_endpoint_in(
+    /// Ends `insert_webhook_endpoint` once the backend's transaction `tx` decided to create
+    /// the endpoint: stores it and commits.
+    pub(crate) async fn endpoint_created(
         &self,
-        db: &mut Db<'_>,
+        mut tx: Tx,
         e: &WebhookEndpoint,
-    ) -> StoreResult<()> {
-        db.run(
-            sql(
-                "INSERT INTO webhook_endpoints (id, account_id, url, event_types, description,
-                    secret, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&e.id)
-            .bind(&e.account_id)
-            .bind(&e.url)
-            .bind(&serde_json::to_string(&e.event_types).context("event types")?)
-            .bind(&e.description)
-            .bind(&e.secret)
-            .bind(e.created_at),
+    ) -> StoreResult<EndpointInsert> {
+        let event_types = serde_json::to_string(&e.event_types).context("event types")?;
+        let insert = sql(
+            "INSERT INTO webhook_endpoints (id, account_id, url, event_types, description,
+                secret, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
-        .await?;
-        Ok(())
+        .bind(&e.id)
+        .bind(&e.account_id)
+        .bind(&e.url)
+        .bind(&event_types)
+        .bind(&e.description)
+        .bind(&e.secret)
+        .bind(e.created_at);
+        tx.db().run(insert).await?;
+        tx.commit().await?;
+        Ok(EndpointInsert::Created)
     }
 
     /// What a creation with an idempotency key stored before (`fingerprint`, `outcome`)
