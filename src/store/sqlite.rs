@@ -20,7 +20,7 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::lookups::Lookups;
 
-use super::sql::{Db, Tx, accept_with, claimed_jobs, each_in_savepoint, sql};
+use super::sql::{Db, Tx, accept_with, claimed_jobs, each_in_savepoint, outcome_is_stale, sql};
 use super::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -1019,18 +1019,15 @@ async fn finish_in(
             .fetch_optional(&mut **tx)
             .await?
     };
+    if outcome_is_stale(o, current) {
+        return Ok(Finished::Stale);
+    }
     let mut conversation = None;
-    match (&o.result, current) {
-        (
-            AttemptResult::Accepted {
-                provider_message_id,
-                wa_id,
-            },
-            current,
-        ) => {
-            if current.is_some_and(|a| a != o.attempt) {
-                return Ok(Finished::Stale);
-            }
+    match &o.result {
+        AttemptResult::Accepted {
+            provider_message_id,
+            wa_id,
+        } => {
             sqlx::query(
                 "UPDATE messages SET provider_message_id = coalesce(provider_message_id, ?),
                     wa_id = coalesce(wa_id, ?), updated_at = ?,
@@ -1051,15 +1048,13 @@ async fn finish_in(
                 .record_attempt(&o.message_id, o.attempt, o.now, "accepted", None)
                 .await?;
         }
-        (_, current) if current != Some(o.attempt) => return Ok(Finished::Stale),
-        (AttemptResult::Retry { run_at, error }, _)
-        | (AttemptResult::Requeue { run_at, error }, _) => {
+        AttemptResult::Retry { run_at, error } | AttemptResult::Requeue { run_at, error } => {
             let requeue = matches!(o.result, AttemptResult::Requeue { .. });
             Db::SqliteConn(tx)
                 .retry_attempt(&o.message_id, o.attempt, o.now, *run_at, error, requeue)
                 .await?;
         }
-        (AttemptResult::Failed { error }, _) => {
+        AttemptResult::Failed { error } => {
             let row = sqlx::query("SELECT * FROM messages WHERE id = ?")
                 .bind(&o.message_id)
                 .fetch_one(&mut **tx)

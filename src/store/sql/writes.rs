@@ -15,8 +15,8 @@ use super::{Cols, Db, Shared, sql};
 use crate::domain::status::{ConversationStatus, MessageStatus};
 use crate::store::lookups::Lookups;
 use crate::store::{
-    AcceptOutcome, AcceptSend, IdempotencyKey, Message, OutboxEvent, ProviderError, StatusUpdate,
-    StoreResult, conversation_event, message_event, receivers,
+    AcceptOutcome, AcceptSend, AttemptOutcome, AttemptResult, IdempotencyKey, Message, OutboxEvent,
+    ProviderError, StatusUpdate, StoreResult, conversation_event, message_event, receivers,
 };
 
 impl Db<'_> {
@@ -654,4 +654,16 @@ pub(crate) fn claimed_jobs(rows: &[impl Cols]) -> StoreResult<Vec<(i64, String, 
         .collect::<StoreResult<Vec<_>>>()?;
     claimed.sort_by_key(|(seq, ..)| *seq);
     Ok(claimed)
+}
+
+/// Whether a delivery outcome is stale and writes nothing, `current` being the attempt of
+/// the message's job (`None`: the job is gone). A success is stale only when another attempt
+/// holds the job: a status webhook that outran the response may have ended it, and the
+/// provider ids are still ours to record. Any other outcome is stale unless the job is at
+/// its attempt.
+pub(crate) fn outcome_is_stale(o: &AttemptOutcome, current: Option<i64>) -> bool {
+    match o.result {
+        AttemptResult::Accepted { .. } => current.is_some_and(|a| a != o.attempt),
+        _ => current != Some(o.attempt),
+    }
 }
