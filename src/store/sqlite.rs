@@ -1466,20 +1466,6 @@ impl Store for SqliteStore {
         Ok(cancelled)
     }
 
-    async fn claim_jobs(
-        &self,
-        channel_id: &str,
-        limit: u32,
-        now: i64,
-        lease_ms: i64,
-        orphan_wait_ms: i64,
-    ) -> StoreResult<Vec<ClaimedJob>> {
-        let mut tx = begin_write(&self.write).await?;
-        let jobs = claim_in(&mut tx, channel_id, limit, now, lease_ms, orphan_wait_ms).await?;
-        tx.commit().await?;
-        Ok(jobs)
-    }
-
     async fn claim_many(
         &self,
         claims: &[(String, u32)],
@@ -1494,6 +1480,20 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(out)
+    }
+
+    async fn claim_jobs(
+        &self,
+        channel_id: &str,
+        limit: u32,
+        now: i64,
+        lease_ms: i64,
+        orphan_wait_ms: i64,
+    ) -> StoreResult<Vec<ClaimedJob>> {
+        // One channel's claim_many: the same transaction and statements.
+        let claims = [(channel_id.to_string(), limit)];
+        let claimed = self.claim_many(&claims, now, lease_ms, orphan_wait_ms);
+        Ok(claimed.await?.pop().unwrap_or_default())
     }
 
     async fn store_pending_status(&self, u: &StatusUpdate, now: i64) -> StoreResult<()> {
