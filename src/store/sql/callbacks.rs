@@ -8,10 +8,11 @@
 //! - `insert_webhook_endpoint`'s idempotency key: SQLite's single writer reads the key then
 //!   stores it; PostgreSQL lets the key's primary key decide between concurrent creations.
 //!   The endpoint's insert and a replay are here.
-//! - The transactions that queue events (`add_suppression`, `remove_suppression`,
-//!   `apply_template_health`, `apply_channel_quality`, `record_inbound_message`): the event
-//!   queue is still each backend's, and PostgreSQL locks the template's or channel's row
-//!   first. Their statements are here, as functions over the backend's transaction.
+//! - Nothing of the transactions that queue events (`add_suppression`, `remove_suppression`,
+//!   `apply_template_health`, `apply_channel_quality`): they are here whole; PostgreSQL's
+//!   lock of the template's or channel's row is the one clause [`Db::pick`] adds.
+//!   `record_inbound_message` begins in the backends (PostgreSQL's duplicate check and
+//!   retries) and ends here ([`Shared::inbound_stored`]).
 //! - SQLite counts kept statuses (`kept_statuses`, so a status costs no statement while
 //!   none are kept); PostgreSQL, with several instances, cannot.
 //! - PostgreSQL tries `record_inbound` and `record_inbound_message` again when chosen as a
