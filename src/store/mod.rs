@@ -1580,7 +1580,9 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Sets a template's status and, when it changed, queues `template.status_changed` in the
     /// same transaction. Returns whether it changed.
-    async fn set_template_status(&self, id: &str, status: &str, now: i64) -> StoreResult<bool>;
+    async fn set_template_status(&self, id: &str, status: &str, now: i64) -> StoreResult<bool> {
+        self.shared().set_template_status(id, status, now).await
+    }
     // Opt-outs
     /// The account's suppression list, oldest first, after the `(created_at, phone)` cursor.
     async fn list_suppressions(
@@ -1602,7 +1604,9 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Adds `entry` and queues `contact.opted_out` in the same transaction. A number already
     /// on the list keeps its entry: `Ok(Some(existing))`, nothing written. `Ok(None)`: added.
-    async fn add_suppression(&self, entry: &Suppression) -> StoreResult<Option<Suppression>>;
+    async fn add_suppression(&self, entry: &Suppression) -> StoreResult<Option<Suppression>> {
+        self.shared().add_suppression(entry).await
+    }
     /// Removes the number's entry (only an automatic one when `removal.only_automatic`) and
     /// queues `contact.opted_in` in the same transaction. The removed entry, if any.
     async fn remove_suppression(
@@ -1610,7 +1614,11 @@ pub trait Store: Send + Sync + 'static {
         account_id: &str,
         phone_number: &str,
         removal: &SuppressionRemoval,
-    ) -> StoreResult<Option<Suppression>>;
+    ) -> StoreResult<Option<Suppression>> {
+        self.shared()
+            .remove_suppression(account_id, phone_number, removal)
+            .await
+    }
     /// Meta declined an accepted MARKETING message with 131049 in a status webhook and it is
     /// retried at `run_at`: back to `queued` with the error kept, its provider id forgotten, a
     /// delivery job due then and the attempt recorded (`retry`), in one transaction. `false`
@@ -1657,7 +1665,11 @@ pub trait Store: Send + Sync + 'static {
         template_id: &str,
         change: &TemplateHealthChange,
         now: i64,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<bool> {
+        self.shared()
+            .apply_template_health(template_id, change, now)
+            .await
+    }
     /// The health of the account's templates that have one, by template id.
     async fn template_healths(
         &self,
@@ -1673,7 +1685,11 @@ pub trait Store: Send + Sync + 'static {
         channel_id: &str,
         change: &ChannelQualityChange,
         now: i64,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<bool> {
+        self.shared()
+            .apply_channel_quality(channel_id, change, now)
+            .await
+    }
     /// The quality of every channel that has one, by channel id.
     async fn channel_qualities(
         &self,

@@ -40,7 +40,6 @@
 //! updates a message twice re-checks its `conversation_id`), which deadlocks two status
 //! updates of one conversation. Jobs, which are deleted, are locked `FOR UPDATE`.
 
-use std::ops::ControlFlow;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -51,7 +50,7 @@ use sqlx::{Connection, Executor, Postgres, Row, Transaction};
 
 use super::lookups::Lookups;
 
-use super::sql::Db;
+use super::sql::{Db, Tx, accept_with, claimed_jobs, each_in_savepoint, sql};
 use super::*;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -160,18 +159,9 @@ impl PgStore {
             tx.rollback().await?;
             return Ok(InboundRecorded::Duplicate);
         };
-        Db::PostgresConn(&mut tx)
-            .queue_events(
-                &self.lookups,
-                &message.account_id,
-                &[inbound_event(&message)],
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(InboundRecorded::Stored {
-            message: Box::new(message),
-            reply_to_template_id,
-        })
+        self.shared
+            .inbound_stored(Tx::Postgres(tx), message, reply_to_template_id)
+            .await
     }
 
     /// Connects (waiting up to 30 s for the server to come up), applies the migrations and
@@ -571,18 +561,7 @@ async fn accept_in(
     tx: &mut Transaction<'_, Postgres>,
     send: &AcceptSend,
 ) -> StoreResult<AcceptOutcome> {
-    if let Some(idem) = &send.idempotency
-        && let Some(replayed) = Db::PostgresConn(tx)
-            .replay_or_remember(idem, send.now)
-            .await?
-    {
-        return Ok(replayed);
-    }
-    let outcome = decide_send(tx, send).await?;
-    if let Some(idem) = &send.idempotency {
-        Db::PostgresConn(tx).keep_outcome(idem, &outcome).await?;
-    }
-    Ok(outcome)
+    accept_with(tx, send, decide_send).await
 }
 
 /// The statement that writes an accepted send: the contact (its name when the sender gave
@@ -1378,21 +1357,8 @@ impl Store for PgStore {
         sends: &[AcceptSend],
     ) -> StoreResult<Vec<StoreResult<AcceptOutcome>>> {
         let mut tx = self.pool.begin().await?;
-        let mut outcomes = Vec::with_capacity(sends.len());
-        for send in sends {
-            // A savepoint per send: one send's failure leaves the others standing.
-            let mut one = sqlx::Acquire::begin(&mut tx).await?;
-            match accept_in(&mut one, send).await {
-                Ok(outcome) => {
-                    one.commit().await?;
-                    outcomes.push(Ok(outcome));
-                }
-                Err(e) => {
-                    one.rollback().await?;
-                    outcomes.push(Err(e));
-                }
-            }
-        }
+        // A savepoint per send: one send's failure leaves the others standing.
+        let outcomes = each_in_savepoint(&mut tx, sends, accept_in).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -1479,18 +1445,7 @@ impl Store for PgStore {
         .bind(orphan_wait_ms)
         .fetch_all(&mut *tx)
         .await?;
-        let mut claimed: Vec<(i64, String, i64, i64)> = claimed
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("seq")?,
-                    r.try_get("message_id")?,
-                    r.try_get("attempt")?,
-                    r.try_get("tries")?,
-                ))
-            })
-            .collect::<StoreResult<_>>()?;
-        claimed.sort_by_key(|(seq, ..)| *seq);
+        let claimed = claimed_jobs(&claimed)?;
         if claimed.is_empty() {
             tx.commit().await?;
             return Ok(Vec::new());
@@ -1660,151 +1615,7 @@ impl Store for PgStore {
                     .await;
             }
         }
-        self.shared
-            .insert_endpoint_in(&mut Db::PostgresConn(&mut tx), e)
-            .await?;
-        tx.commit().await?;
-        Ok(EndpointInsert::Created)
-    }
-
-    async fn set_template_status(&self, id: &str, status: &str, now: i64) -> StoreResult<bool> {
-        let _changed = self.lookups.writing();
-        let mut tx = self.pool.begin().await?;
-        // The template's row alone is locked: two status updates of it are applied one after
-        // the other, so their events are queued in the order they happened.
-        let Some(row) = sqlx::query("SELECT * FROM templates WHERE id = $1 FOR NO KEY UPDATE")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Ok(false);
-        };
-        let mut template = Template::from_row(&row)?;
-        if template.status == status {
-            return Ok(false);
-        }
-        sqlx::query("UPDATE templates SET status = $1, updated_at = $2 WHERE id = $3")
-            .bind(status)
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let previous = std::mem::replace(&mut template.status, status.to_string());
-        let event = template_event(&template, &previous, now);
-        Db::PostgresConn(&mut tx)
-            .queue_events(&self.lookups, &template.account_id, &[event])
-            .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn add_suppression(&self, entry: &Suppression) -> StoreResult<Option<Suppression>> {
-        let mut tx = self.pool.begin().await?;
-        let added = self
-            .shared
-            .add_suppression_in(&mut Db::PostgresConn(&mut tx), entry)
-            .await?;
-        let event = match added {
-            ControlFlow::Continue(event) => event,
-            ControlFlow::Break(existing) => {
-                tx.commit().await?;
-                return Ok(existing);
-            }
-        };
-        Db::PostgresConn(&mut tx)
-            .queue_events(&self.lookups, &entry.account_id, &[event])
-            .await?;
-        tx.commit().await?;
-        Ok(None)
-    }
-
-    async fn remove_suppression(
-        &self,
-        account_id: &str,
-        phone_number: &str,
-        removal: &SuppressionRemoval,
-    ) -> StoreResult<Option<Suppression>> {
-        let mut tx = self.pool.begin().await?;
-        let removed = self
-            .shared
-            .remove_suppression_in(
-                &mut Db::PostgresConn(&mut tx),
-                account_id,
-                phone_number,
-                removal,
-            )
-            .await?;
-        let Some((removed, event)) = removed else {
-            return Ok(None);
-        };
-        Db::PostgresConn(&mut tx)
-            .queue_events(&self.lookups, account_id, &[event])
-            .await?;
-        tx.commit().await?;
-        Ok(Some(removed))
-    }
-
-    async fn apply_template_health(
-        &self,
-        template_id: &str,
-        change: &TemplateHealthChange,
-        now: i64,
-    ) -> StoreResult<bool> {
-        let _changed = self.lookups.writing();
-        let mut tx = self.pool.begin().await?;
-        // The template's row is locked, as in `set_template_status`: two reports of one
-        // template are applied one after the other, their events queued in that order.
-        let Some(row) = sqlx::query("SELECT * FROM templates WHERE id = $1 FOR NO KEY UPDATE")
-            .bind(template_id)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Ok(false);
-        };
-        let template = Template::from_row(&row)?;
-        let mut db = Db::PostgresConn(&mut tx);
-        let planned = self
-            .shared
-            .apply_template_health_in(&mut db, &template, change, now);
-        let Some(events) = planned.await? else {
-            return Ok(false);
-        };
-        Db::PostgresConn(&mut tx)
-            .queue_events(&self.lookups, &template.account_id, &events)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn apply_channel_quality(
-        &self,
-        channel_id: &str,
-        change: &ChannelQualityChange,
-        now: i64,
-    ) -> StoreResult<bool> {
-        let _changed = self.lookups.writing();
-        let mut tx = self.pool.begin().await?;
-        let Some((account_id, limit)): Option<(String, Option<i64>)> = sqlx::query_as(
-            "SELECT account_id, messaging_limit FROM channels WHERE id = $1 FOR NO KEY UPDATE",
-        )
-        .bind(channel_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        else {
-            return Ok(false);
-        };
-        let mut db = Db::PostgresConn(&mut tx);
-        let planned = self
-            .shared
-            .apply_channel_quality_in(&mut db, channel_id, limit, change, now);
-        let Some(event) = planned.await? else {
-            return Ok(false);
-        };
-        Db::PostgresConn(&mut tx)
-            .queue_events(&self.lookups, &account_id, &[event])
-            .await?;
-        tx.commit().await?;
-        Ok(true)
+        self.shared.endpoint_created(Tx::Postgres(tx), e).await
     }
 
     async fn claim_callbacks(
@@ -1813,12 +1624,11 @@ impl Store for PgStore {
         limit: u32,
         lease_ms: i64,
     ) -> StoreResult<Vec<ClaimedCallback>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.shared.begin().await?;
         // Due, not leased (or the lease lapsed), and the oldest pending row of its stream.
         // A stream's rows are inserted under the lock of what they report (the message, the
         // template), so an older row of a stream is always committed before a newer one.
-        let rows = sqlx::query(
-            "WITH due AS (
+        let claim = sql("WITH due AS (
                 SELECT o.seq FROM callback_outbox o
                 WHERE o.status = 'pending' AND o.next_attempt_at <= $2
                   AND (o.lease_until IS NULL OR o.lease_until <= $2)
@@ -1830,23 +1640,12 @@ impl Store for PgStore {
                 FOR UPDATE OF o SKIP LOCKED)
              UPDATE callback_outbox c SET attempts = c.attempts + 1, lease_until = $1
              FROM due WHERE c.seq = due.seq
-             RETURNING c.*",
-        )
+             RETURNING c.*")
         .bind(now + lease_ms)
         .bind(now)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
-        let deliveries = rows
-            .iter()
-            .map(CallbackDelivery::from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        let claimed = self
-            .shared
-            .with_secrets(&mut Db::PostgresConn(&mut tx), deliveries)
-            .await?;
-        tx.commit().await?;
-        Ok(claimed)
+        .bind(limit);
+        let rows = tx.db().all(claim).await?;
+        self.shared.claimed_callbacks(tx, &rows).await
     }
 }
 

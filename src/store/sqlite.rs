@@ -7,7 +7,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use std::ops::ControlFlow;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -21,7 +20,7 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::lookups::Lookups;
 
-use super::sql::Db;
+use super::sql::{Db, Tx, accept_with, claimed_jobs, each_in_savepoint, outcome_is_stale, sql};
 use super::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -600,18 +599,7 @@ async fn accept_in(
     tx: &mut Transaction<'_, Sqlite>,
     send: &AcceptSend,
 ) -> StoreResult<AcceptOutcome> {
-    if let Some(idem) = &send.idempotency
-        && let Some(replayed) = Db::SqliteConn(tx)
-            .replay_or_remember(idem, send.now)
-            .await?
-    {
-        return Ok(replayed);
-    }
-    let outcome = decide_send(tx, send).await?;
-    if let Some(idem) = &send.idempotency {
-        Db::SqliteConn(tx).keep_outcome(idem, &outcome).await?;
-    }
-    Ok(outcome)
+    accept_with(tx, send, decide_send).await
 }
 
 async fn decide_send(
@@ -1031,18 +1019,15 @@ async fn finish_in(
             .fetch_optional(&mut **tx)
             .await?
     };
+    if outcome_is_stale(o, current) {
+        return Ok(Finished::Stale);
+    }
     let mut conversation = None;
-    match (&o.result, current) {
-        (
-            AttemptResult::Accepted {
-                provider_message_id,
-                wa_id,
-            },
-            current,
-        ) => {
-            if current.is_some_and(|a| a != o.attempt) {
-                return Ok(Finished::Stale);
-            }
+    match &o.result {
+        AttemptResult::Accepted {
+            provider_message_id,
+            wa_id,
+        } => {
             sqlx::query(
                 "UPDATE messages SET provider_message_id = coalesce(provider_message_id, ?),
                     wa_id = coalesce(wa_id, ?), updated_at = ?,
@@ -1063,15 +1048,13 @@ async fn finish_in(
                 .record_attempt(&o.message_id, o.attempt, o.now, "accepted", None)
                 .await?;
         }
-        (_, current) if current != Some(o.attempt) => return Ok(Finished::Stale),
-        (AttemptResult::Retry { run_at, error }, _)
-        | (AttemptResult::Requeue { run_at, error }, _) => {
+        AttemptResult::Retry { run_at, error } | AttemptResult::Requeue { run_at, error } => {
             let requeue = matches!(o.result, AttemptResult::Requeue { .. });
             Db::SqliteConn(tx)
                 .retry_attempt(&o.message_id, o.attempt, o.now, *run_at, error, requeue)
                 .await?;
         }
-        (AttemptResult::Failed { error }, _) => {
+        AttemptResult::Failed { error } => {
             let row = sqlx::query("SELECT * FROM messages WHERE id = ?")
                 .bind(&o.message_id)
                 .fetch_one(&mut **tx)
@@ -1259,18 +1242,7 @@ async fn claim_in(
     .bind(orphan_wait_ms)
     .fetch_all(&mut **tx)
     .await?;
-    let mut claimed: Vec<(i64, String, i64, i64)> = claimed
-        .iter()
-        .map(|r| {
-            Ok((
-                r.try_get("seq")?,
-                r.try_get("message_id")?,
-                r.try_get("attempt")?,
-                r.try_get("tries")?,
-            ))
-        })
-        .collect::<StoreResult<_>>()?;
-    claimed.sort_by_key(|(seq, ..)| *seq);
+    let claimed = claimed_jobs(&claimed)?;
     if claimed.is_empty() {
         return Ok(Vec::new());
     }
@@ -1439,18 +1411,9 @@ impl Store for SqliteStore {
         else {
             return Ok(InboundRecorded::Duplicate);
         };
-        Db::SqliteConn(&mut tx)
-            .queue_events(
-                &self.lookups,
-                &message.account_id,
-                &[inbound_event(&message)],
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(InboundRecorded::Stored {
-            message: Box::new(message),
-            reply_to_template_id,
-        })
+        self.shared
+            .inbound_stored(Tx::Sqlite(tx), message, reply_to_template_id)
+            .await
     }
 
     async fn accept_send(&self, send: &AcceptSend) -> StoreResult<AcceptOutcome> {
@@ -1463,21 +1426,8 @@ impl Store for SqliteStore {
         sends: &[AcceptSend],
     ) -> StoreResult<Vec<StoreResult<AcceptOutcome>>> {
         let mut tx = begin_write(&self.write).await?;
-        let mut outcomes = Vec::with_capacity(sends.len());
-        for send in sends {
-            // A savepoint per send: one send's failure leaves the others standing.
-            let mut one = sqlx::Acquire::begin(&mut tx).await?;
-            match accept_in(&mut one, send).await {
-                Ok(outcome) => {
-                    one.commit().await?;
-                    outcomes.push(Ok(outcome));
-                }
-                Err(e) => {
-                    one.rollback().await?;
-                    outcomes.push(Err(e));
-                }
-            }
-        }
+        // A savepoint per send: one send's failure leaves the others standing.
+        let outcomes = each_in_savepoint(&mut tx, sends, accept_in).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -1516,20 +1466,6 @@ impl Store for SqliteStore {
         Ok(cancelled)
     }
 
-    async fn claim_jobs(
-        &self,
-        channel_id: &str,
-        limit: u32,
-        now: i64,
-        lease_ms: i64,
-        orphan_wait_ms: i64,
-    ) -> StoreResult<Vec<ClaimedJob>> {
-        let mut tx = begin_write(&self.write).await?;
-        let jobs = claim_in(&mut tx, channel_id, limit, now, lease_ms, orphan_wait_ms).await?;
-        tx.commit().await?;
-        Ok(jobs)
-    }
-
     async fn claim_many(
         &self,
         claims: &[(String, u32)],
@@ -1544,6 +1480,20 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(out)
+    }
+
+    async fn claim_jobs(
+        &self,
+        channel_id: &str,
+        limit: u32,
+        now: i64,
+        lease_ms: i64,
+        orphan_wait_ms: i64,
+    ) -> StoreResult<Vec<ClaimedJob>> {
+        // One channel's claim_many: the same transaction and statements.
+        let claims = [(channel_id.to_string(), limit)];
+        let claimed = self.claim_many(&claims, now, lease_ms, orphan_wait_ms);
+        Ok(claimed.await?.pop().unwrap_or_default())
     }
 
     async fn store_pending_status(&self, u: &StatusUpdate, now: i64) -> StoreResult<()> {
@@ -1604,143 +1554,7 @@ impl Store for SqliteStore {
                 .remember_key(idem, &EndpointOutcome::stored(&e.id)?, e.created_at)
                 .await?;
         }
-        self.shared
-            .insert_endpoint_in(&mut Db::SqliteConn(&mut tx), e)
-            .await?;
-        tx.commit().await?;
-        Ok(EndpointInsert::Created)
-    }
-
-    async fn set_template_status(&self, id: &str, status: &str, now: i64) -> StoreResult<bool> {
-        let _changed = self.lookups.writing();
-        let mut tx = begin_write(&self.write).await?;
-        let Some(row) = sqlx::query("SELECT * FROM templates WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Ok(false);
-        };
-        let mut template = Template::from_row(&row)?;
-        if template.status == status {
-            return Ok(false);
-        }
-        sqlx::query("UPDATE templates SET status = ?, updated_at = ? WHERE id = ?")
-            .bind(status)
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let previous = std::mem::replace(&mut template.status, status.to_string());
-        let event = template_event(&template, &previous, now);
-        Db::SqliteConn(&mut tx)
-            .queue_events(&self.lookups, &template.account_id, &[event])
-            .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn add_suppression(&self, entry: &Suppression) -> StoreResult<Option<Suppression>> {
-        let mut tx = begin_write(&self.write).await?;
-        let added = self
-            .shared
-            .add_suppression_in(&mut Db::SqliteConn(&mut tx), entry)
-            .await?;
-        let event = match added {
-            ControlFlow::Continue(event) => event,
-            ControlFlow::Break(existing) => return Ok(existing),
-        };
-        Db::SqliteConn(&mut tx)
-            .queue_events(&self.lookups, &entry.account_id, &[event])
-            .await?;
-        tx.commit().await?;
-        Ok(None)
-    }
-
-    async fn remove_suppression(
-        &self,
-        account_id: &str,
-        phone_number: &str,
-        removal: &SuppressionRemoval,
-    ) -> StoreResult<Option<Suppression>> {
-        let mut tx = begin_write(&self.write).await?;
-        let removed = self
-            .shared
-            .remove_suppression_in(
-                &mut Db::SqliteConn(&mut tx),
-                account_id,
-                phone_number,
-                removal,
-            )
-            .await?;
-        let Some((removed, event)) = removed else {
-            return Ok(None);
-        };
-        Db::SqliteConn(&mut tx)
-            .queue_events(&self.lookups, account_id, &[event])
-            .await?;
-        tx.commit().await?;
-        Ok(Some(removed))
-    }
-
-    async fn apply_template_health(
-        &self,
-        template_id: &str,
-        change: &TemplateHealthChange,
-        now: i64,
-    ) -> StoreResult<bool> {
-        let _changed = self.lookups.writing();
-        let mut tx = begin_write(&self.write).await?;
-        let Some(row) = sqlx::query("SELECT * FROM templates WHERE id = ?")
-            .bind(template_id)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Ok(false);
-        };
-        let template = Template::from_row(&row)?;
-        let mut db = Db::SqliteConn(&mut tx);
-        let planned = self
-            .shared
-            .apply_template_health_in(&mut db, &template, change, now);
-        let Some(events) = planned.await? else {
-            return Ok(false);
-        };
-        Db::SqliteConn(&mut tx)
-            .queue_events(&self.lookups, &template.account_id, &events)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn apply_channel_quality(
-        &self,
-        channel_id: &str,
-        change: &ChannelQualityChange,
-        now: i64,
-    ) -> StoreResult<bool> {
-        let _changed = self.lookups.writing();
-        let mut tx = begin_write(&self.write).await?;
-        let Some((account_id, limit)): Option<(String, Option<i64>)> =
-            sqlx::query_as("SELECT account_id, messaging_limit FROM channels WHERE id = ?")
-                .bind(channel_id)
-                .fetch_optional(&mut *tx)
-                .await?
-        else {
-            return Ok(false);
-        };
-        let mut db = Db::SqliteConn(&mut tx);
-        let planned = self
-            .shared
-            .apply_channel_quality_in(&mut db, channel_id, limit, change, now);
-        let Some(event) = planned.await? else {
-            return Ok(false);
-        };
-        Db::SqliteConn(&mut tx)
-            .queue_events(&self.lookups, &account_id, &[event])
-            .await?;
-        tx.commit().await?;
-        Ok(true)
+        self.shared.endpoint_created(Tx::Sqlite(tx), e).await
     }
 
     async fn claim_callbacks(
@@ -1749,9 +1563,9 @@ impl Store for SqliteStore {
         limit: u32,
         lease_ms: i64,
     ) -> StoreResult<Vec<ClaimedCallback>> {
-        let mut tx = begin_write(&self.write).await?;
+        let mut tx = self.shared.begin().await?;
         // Due, not leased (or the lease lapsed), and the oldest pending row of its stream.
-        let rows = sqlx::query(
+        let claim = sql(
             "UPDATE callback_outbox SET attempts = attempts + 1, lease_until = ?1
              WHERE seq IN (
                 SELECT o.seq FROM callback_outbox o
@@ -1766,18 +1580,8 @@ impl Store for SqliteStore {
         )
         .bind(now + lease_ms)
         .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-        let deliveries = rows
-            .iter()
-            .map(CallbackDelivery::from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        let claimed = self
-            .shared
-            .with_secrets(&mut Db::SqliteConn(&mut tx), deliveries)
-            .await?;
-        tx.commit().await?;
-        Ok(claimed)
+        .bind(limit);
+        let rows = tx.db().all(claim).await?;
+        self.shared.claimed_callbacks(tx, &rows).await
     }
 }

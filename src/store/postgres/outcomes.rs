@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 use super::*;
+use crate::store::sql::outcome_is_stale;
 
 /// Most outcomes committed together.
 const MAX_GROUP: usize = 256;
@@ -316,21 +317,18 @@ async fn finish_in(
     o: &AttemptOutcome,
     current: Option<i64>,
 ) -> StoreResult<Finished> {
+    if outcome_is_stale(o, current) {
+        return Ok(Finished::Stale);
+    }
     let mut conversation = None;
-    match (&o.result, current) {
-        (
-            AttemptResult::Accepted {
-                provider_message_id,
-                wa_id,
-            },
-            current,
-        ) => {
+    match &o.result {
+        AttemptResult::Accepted {
+            provider_message_id,
+            wa_id,
+        } => {
             // The job may already be gone: a status webhook that outran this response
             // ended it. The provider ids are still ours to record. One statement ends
             // the job, records the ids and the attempt (the job's lock is held already).
-            if current.is_some_and(|a| a != o.attempt) {
-                return Ok(Finished::Stale);
-            }
             sqlx::query(
                 "WITH gone AS (DELETE FROM delivery_jobs WHERE message_id = $4),
                  attempt AS (
@@ -353,15 +351,13 @@ async fn finish_in(
             .execute(&mut **tx)
             .await?;
         }
-        (_, current) if current != Some(o.attempt) => return Ok(Finished::Stale),
-        (AttemptResult::Retry { run_at, error }, _)
-        | (AttemptResult::Requeue { run_at, error }, _) => {
+        AttemptResult::Retry { run_at, error } | AttemptResult::Requeue { run_at, error } => {
             let requeue = matches!(o.result, AttemptResult::Requeue { .. });
             Db::PostgresConn(tx)
                 .retry_attempt(&o.message_id, o.attempt, o.now, *run_at, error, requeue)
                 .await?;
         }
-        (AttemptResult::Failed { error }, _) => {
+        AttemptResult::Failed { error } => {
             Db::PostgresConn(tx).end_job(&o.message_id).await?;
             let row = sqlx::query(MESSAGE_TO_MOVE)
                 .bind(&o.message_id)

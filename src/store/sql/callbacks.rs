@@ -4,14 +4,15 @@
 //! What stays in the backends, and why:
 //! - `claim_callbacks`' claim: PostgreSQL leases with `FOR UPDATE … SKIP LOCKED` so several
 //!   instances claim side by side; SQLite's single writer needs no lock. The rows claimed
-//!   get their secrets here ([`Shared::with_secrets`]).
+//!   get their secrets here ([`Shared::claimed_callbacks`]).
 //! - `insert_webhook_endpoint`'s idempotency key: SQLite's single writer reads the key then
 //!   stores it; PostgreSQL lets the key's primary key decide between concurrent creations.
 //!   The endpoint's insert and a replay are here.
-//! - The transactions that queue events (`add_suppression`, `remove_suppression`,
-//!   `apply_template_health`, `apply_channel_quality`, `record_inbound_message`): the event
-//!   queue is still each backend's, and PostgreSQL locks the template's or channel's row
-//!   first. Their statements are here, as functions over the backend's transaction.
+//! - Nothing of the transactions that queue events (`add_suppression`, `remove_suppression`,
+//!   `apply_template_health`, `apply_channel_quality`): they are here whole; PostgreSQL's
+//!   lock of the template's or channel's row is the one clause [`Db::pick`] adds.
+//!   `record_inbound_message` begins in the backends (PostgreSQL's duplicate check and
+//!   retries) and ends here ([`Shared::inbound_stored`]).
 //! - SQLite counts kept statuses (`kept_statuses`, so a status costs no statement while
 //!   none are kept); PostgreSQL, with several instances, cannot.
 //! - PostgreSQL tries `record_inbound` and `record_inbound_message` again when chosen as a
@@ -22,16 +23,16 @@ use std::ops::ControlFlow;
 
 use anyhow::Context;
 
-use super::{Cols, Db, Shared, sql};
+use super::{Cols, Db, Row, Shared, Tx, sql};
 use crate::domain::callback::EventType;
 use crate::store::health::ChannelPlan;
 use crate::store::{
     CallbackDelivery, CallbackOutcome, CallbackResult, Channel, ChannelQuality,
     ChannelQualityChange, ClaimedCallback, EndpointInsert, InboundInsert, InboundMessage,
-    OptKeywords, OutboxEvent, Pricing, ProviderError, SimulatedMessage, SimulatedRow, StatusUpdate,
-    StoreResult, Suppression, SuppressionRemoval, Template, TemplateHealth, TemplateHealthChange,
-    WebhookEndpoint, contact_event, endpoint_replay, health, keywords_from_columns,
-    sandbox_in_flight_sql,
+    InboundRecorded, OptKeywords, OutboxEvent, Pricing, ProviderError, SimulatedMessage,
+    SimulatedRow, StatusUpdate, StoreResult, Suppression, SuppressionRemoval, Template,
+    TemplateHealth, TemplateHealthChange, WebhookEndpoint, contact_event, endpoint_replay, health,
+    inbound_event, keywords_from_columns, sandbox_in_flight_sql,
 };
 
 impl Suppression {
@@ -115,27 +116,28 @@ impl StatusUpdate {
 impl Shared {
     // Webhook endpoints and the outbox
 
-    /// Stores the endpoint, in the caller's transaction.
-    pub(crate) async fn insert_endpoint_in(
+    /// Ends `insert_webhook_endpoint` once the backend's transaction `tx` decided to create
+    /// the endpoint: stores it and commits.
+    pub(crate) async fn endpoint_created(
         &self,
-        db: &mut Db<'_>,
+        mut tx: Tx,
         e: &WebhookEndpoint,
-    ) -> StoreResult<()> {
-        db.run(
-            sql(
-                "INSERT INTO webhook_endpoints (id, account_id, url, event_types, description,
-                    secret, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&e.id)
-            .bind(&e.account_id)
-            .bind(&e.url)
-            .bind(&serde_json::to_string(&e.event_types).context("event types")?)
-            .bind(&e.description)
-            .bind(&e.secret)
-            .bind(e.created_at),
+    ) -> StoreResult<EndpointInsert> {
+        let event_types = serde_json::to_string(&e.event_types).context("event types")?;
+        let insert = sql(
+            "INSERT INTO webhook_endpoints (id, account_id, url, event_types, description,
+                secret, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
-        .await?;
-        Ok(())
+        .bind(&e.id)
+        .bind(&e.account_id)
+        .bind(&e.url)
+        .bind(&event_types)
+        .bind(&e.description)
+        .bind(&e.secret)
+        .bind(e.created_at);
+        tx.db().run(insert).await?;
+        tx.commit().await?;
+        Ok(EndpointInsert::Created)
     }
 
     /// What a creation with an idempotency key stored before (`fingerprint`, `outcome`)
@@ -259,9 +261,24 @@ impl Shared {
         Ok(done == 1)
     }
 
-    /// The claimed `deliveries` in outbox order, each with the secret that signs it (its
-    /// endpoint's, or the account's for a `callbackUrl`), read in the claim's transaction.
-    pub(crate) async fn with_secrets(
+    /// Ends `claim_callbacks`: the outbox `rows` the backend's claim leased in `tx`, in outbox
+    /// order, each with the secret that signs it (its endpoint's, or the account's for a
+    /// `callbackUrl`), read in the claim's transaction before it commits.
+    pub(crate) async fn claimed_callbacks(
+        &self,
+        mut tx: Tx,
+        rows: &[Row],
+    ) -> StoreResult<Vec<ClaimedCallback>> {
+        let deliveries = rows
+            .iter()
+            .map(CallbackDelivery::from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let claimed = self.with_secrets(&mut tx.db(), deliveries).await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn with_secrets(
         &self,
         db: &mut Db<'_>,
         mut deliveries: Vec<CallbackDelivery>,
@@ -474,6 +491,50 @@ impl Shared {
         Ok(Some((removed, event)))
     }
 
+    /// [`Store::add_suppression`](crate::store::Store::add_suppression): the entry and its
+    /// `contact.opted_out` in one transaction. When the number was on the list already
+    /// nothing was written, and the transaction ends at once.
+    pub(crate) async fn add_suppression(
+        &self,
+        entry: &Suppression,
+    ) -> StoreResult<Option<Suppression>> {
+        let mut tx = self.begin().await?;
+        let event = match self.add_suppression_in(&mut tx.db(), entry).await? {
+            ControlFlow::Continue(event) => event,
+            ControlFlow::Break(existing) => {
+                tx.commit().await?;
+                return Ok(existing);
+            }
+        };
+        tx.db()
+            .queue_events(&self.lookups, &entry.account_id, &[event])
+            .await?;
+        tx.commit().await?;
+        Ok(None)
+    }
+
+    /// [`Store::remove_suppression`](crate::store::Store::remove_suppression): the removal
+    /// and its `contact.opted_in` in one transaction.
+    pub(crate) async fn remove_suppression(
+        &self,
+        account_id: &str,
+        phone_number: &str,
+        removal: &SuppressionRemoval,
+    ) -> StoreResult<Option<Suppression>> {
+        let mut tx = self.begin().await?;
+        let removed = self
+            .remove_suppression_in(&mut tx.db(), account_id, phone_number, removal)
+            .await?;
+        let Some((removed, event)) = removed else {
+            return Ok(None);
+        };
+        tx.db()
+            .queue_events(&self.lookups, account_id, &[event])
+            .await?;
+        tx.commit().await?;
+        Ok(Some(removed))
+    }
+
     // Inbound messages
 
     pub(crate) async fn record_inbound(
@@ -529,6 +590,29 @@ impl Shared {
             )
             .await?
             .is_some())
+    }
+
+    /// Ends [`Store::record_inbound_message`](crate::store::Store::record_inbound_message)
+    /// once `record_inbound_in` stored `message` in `tx`: queues its `message.received` and
+    /// commits.
+    pub(crate) async fn inbound_stored(
+        &self,
+        mut tx: Tx,
+        message: InboundMessage,
+        reply_to_template_id: Option<String>,
+    ) -> StoreResult<InboundRecorded> {
+        tx.db()
+            .queue_events(
+                &self.lookups,
+                &message.account_id,
+                &[inbound_event(&message)],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(InboundRecorded::Stored {
+            message: Box::new(message),
+            reply_to_template_id,
+        })
     }
 
     /// [`Store::record_inbound_message`](crate::store::Store::record_inbound_message) in the
@@ -795,6 +879,66 @@ impl Shared {
         )
         .await?;
         Ok(Some(event))
+    }
+
+    /// [`Store::apply_template_health`](crate::store::Store::apply_template_health), in one
+    /// transaction. On PostgreSQL the template's row is locked first (as by
+    /// `set_template_status`): two reports of one template are applied one after the other,
+    /// their events queued in that order. SQLite's write transaction excludes every other
+    /// writer already.
+    pub(crate) async fn apply_template_health(
+        &self,
+        template_id: &str,
+        change: &TemplateHealthChange,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let _changed = self.lookups.writing();
+        let mut tx = self.begin().await?;
+        let mut db = tx.db();
+        let lock = db.pick("", " FOR NO KEY UPDATE");
+        let row = db
+            .opt(sql(format!("SELECT * FROM templates WHERE id = $1{lock}")).bind(template_id))
+            .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let template = Template::from_row(&row)?;
+        let planned = self.apply_template_health_in(&mut db, &template, change, now);
+        let Some(events) = planned.await? else {
+            return Ok(false);
+        };
+        db.queue_events(&self.lookups, &template.account_id, &events)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// [`Store::apply_channel_quality`](crate::store::Store::apply_channel_quality), in one
+    /// transaction; on PostgreSQL the channel's row is locked first.
+    pub(crate) async fn apply_channel_quality(
+        &self,
+        channel_id: &str,
+        change: &ChannelQualityChange,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let _changed = self.lookups.writing();
+        let mut tx = self.begin().await?;
+        let mut db = tx.db();
+        let lock = db.pick("", " FOR NO KEY UPDATE");
+        let text = format!("SELECT account_id, messaging_limit FROM channels WHERE id = $1{lock}");
+        let Some(row) = db.opt(sql(text).bind(channel_id)).await? else {
+            return Ok(false);
+        };
+        let account_id: String = row.get("account_id")?;
+        let limit: Option<i64> = row.get("messaging_limit")?;
+        let planned = self.apply_channel_quality_in(&mut db, channel_id, limit, change, now);
+        let Some(event) = planned.await? else {
+            return Ok(false);
+        };
+        db.queue_events(&self.lookups, &account_id, &[event])
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub(crate) async fn channel_qualities(&self) -> StoreResult<HashMap<String, ChannelQuality>> {

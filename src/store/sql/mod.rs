@@ -23,6 +23,8 @@ mod messages;
 mod templates;
 mod writes;
 
+pub(crate) use writes::{accept_with, claimed_jobs, each_in_savepoint, outcome_is_stale};
+
 use std::borrow::Cow;
 use std::sync::Arc;
 

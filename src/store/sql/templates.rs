@@ -7,6 +7,7 @@ use super::{Cols, Row, Shared, sql};
 use crate::store::console::{ConsoleSession, Funnel};
 use crate::store::{
     Account, ApiKey, Batch, CallbackDelivery, Group, StoreResult, Template, TemplateFilter,
+    template_event,
 };
 
 impl Template {
@@ -220,6 +221,45 @@ impl Shared {
             )
             .await?;
         Ok(())
+    }
+
+    /// [`Store::set_template_status`](crate::store::Store::set_template_status), in one
+    /// transaction. On PostgreSQL the template's row alone is locked first: two status
+    /// updates of it are applied one after the other, so their events are queued in the order
+    /// they happened. SQLite's write transaction excludes every other writer already.
+    pub(crate) async fn set_template_status(
+        &self,
+        id: &str,
+        status: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let _changed = self.lookups.writing();
+        let mut tx = self.begin().await?;
+        let mut db = tx.db();
+        let lock = db.pick("", " FOR NO KEY UPDATE");
+        let row = db
+            .opt(sql(format!("SELECT * FROM templates WHERE id = $1{lock}")).bind(id))
+            .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let mut template = Template::from_row(&row)?;
+        if template.status == status {
+            return Ok(false);
+        }
+        db.run(
+            sql("UPDATE templates SET status = $1, updated_at = $2 WHERE id = $3")
+                .bind(status)
+                .bind(now)
+                .bind(id),
+        )
+        .await?;
+        let previous = std::mem::replace(&mut template.status, status.to_string());
+        let event = template_event(&template, &previous, now);
+        db.queue_events(&self.lookups, &template.account_id, &[event])
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub(crate) async fn template(&self, id: &str) -> StoreResult<Option<Template>> {

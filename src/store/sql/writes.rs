@@ -15,8 +15,8 @@ use super::{Cols, Db, Shared, sql};
 use crate::domain::status::{ConversationStatus, MessageStatus};
 use crate::store::lookups::Lookups;
 use crate::store::{
-    AcceptOutcome, IdempotencyKey, Message, OutboxEvent, ProviderError, StatusUpdate, StoreResult,
-    conversation_event, message_event, receivers,
+    AcceptOutcome, AcceptSend, AttemptOutcome, AttemptResult, IdempotencyKey, Message, OutboxEvent,
+    ProviderError, StatusUpdate, StoreResult, conversation_event, message_event, receivers,
 };
 
 impl Db<'_> {
@@ -574,5 +574,96 @@ impl Shared {
             .run(sql("DELETE FROM channel_owners WHERE owner = $1").bind(owner))
             .await?;
         Ok(())
+    }
+}
+
+/// A transaction of either engine, as the [`Db`] its shared steps run on.
+pub(crate) trait InTx {
+    fn db(&mut self) -> Db<'_>;
+}
+
+impl InTx for sqlx::Transaction<'_, sqlx::Sqlite> {
+    fn db(&mut self) -> Db<'_> {
+        Db::SqliteConn(self)
+    }
+}
+
+impl InTx for sqlx::Transaction<'_, sqlx::Postgres> {
+    fn db(&mut self) -> Db<'_> {
+        Db::PostgresConn(self)
+    }
+}
+
+/// One send's decision inside the caller's transaction (see `Store::accept_send`): a send
+/// whose idempotency key was seen before replays that outcome; else `decide` (the engine's
+/// own statements) decides it, and the key keeps the outcome.
+pub(crate) async fn accept_with<T: InTx>(
+    tx: &mut T,
+    send: &AcceptSend,
+    decide: impl AsyncFnOnce(&mut T, &AcceptSend) -> StoreResult<AcceptOutcome>,
+) -> StoreResult<AcceptOutcome> {
+    if let Some(idem) = &send.idempotency
+        && let Some(replayed) = tx.db().replay_or_remember(idem, send.now).await?
+    {
+        return Ok(replayed);
+    }
+    let outcome = decide(tx, send).await?;
+    if let Some(idem) = &send.idempotency {
+        tx.db().keep_outcome(idem, &outcome).await?;
+    }
+    Ok(outcome)
+}
+
+/// `op` for each of `items` inside the caller's transaction, each in a savepoint of its
+/// own: one item's failure (its savepoint rolled back) leaves the others standing.
+pub(crate) async fn each_in_savepoint<DB: sqlx::Database, I, T>(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    items: &[I],
+    mut op: impl AsyncFnMut(&mut sqlx::Transaction<'_, DB>, &I) -> StoreResult<T>,
+) -> StoreResult<Vec<StoreResult<T>>> {
+    let mut results = Vec::with_capacity(items.len());
+    for item in items {
+        let mut one = sqlx::Acquire::begin(&mut *tx).await?;
+        match op(&mut one, item).await {
+            Ok(done) => {
+                one.commit().await?;
+                results.push(Ok(done));
+            }
+            Err(e) => {
+                one.rollback().await?;
+                results.push(Err(e));
+            }
+        }
+    }
+    Ok(results)
+}
+
+/// The jobs a claim's `RETURNING seq, message_id, attempt, tries` leased, as
+/// `(seq, message_id, attempt, tries)` in queue order.
+pub(crate) fn claimed_jobs(rows: &[impl Cols]) -> StoreResult<Vec<(i64, String, i64, i64)>> {
+    let mut claimed = rows
+        .iter()
+        .map(|r| {
+            Ok((
+                r.get("seq")?,
+                r.get("message_id")?,
+                r.get("attempt")?,
+                r.get("tries")?,
+            ))
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    claimed.sort_by_key(|(seq, ..)| *seq);
+    Ok(claimed)
+}
+
+/// Whether a delivery outcome is stale and writes nothing, `current` being the attempt of
+/// the message's job (`None`: the job is gone). A success is stale only when another attempt
+/// holds the job: a status webhook that outran the response may have ended it, and the
+/// provider ids are still ours to record. Any other outcome is stale unless the job is at
+/// its attempt.
+pub(crate) fn outcome_is_stale(o: &AttemptOutcome, current: Option<i64>) -> bool {
+    match o.result {
+        AttemptResult::Accepted { .. } => current.is_some_and(|a| a != o.attempt),
+        _ => current != Some(o.attempt),
     }
 }
