@@ -1509,8 +1509,13 @@ impl Store for PgStore {
     async fn apply_status(&self, u: &StatusUpdate) -> StoreResult<StatusApplied> {
         let mut tx = self.pool.begin().await?;
         let applied = apply_in(&mut tx, &self.lookups, u).await?;
+        // A status that does not apply may have ended its job already in this transaction:
+        // rolled back before answering, so the job's lock is gone when the caller goes on
+        // (a dropped transaction would roll back only when its connection is next used).
         if matches!(applied, StatusApplied::Applied { .. }) {
             tx.commit().await?;
+        } else {
+            tx.rollback().await?;
         }
         Ok(applied)
     }
