@@ -59,20 +59,6 @@ fn session_from_row(r: &impl Cols) -> StoreResult<ConsoleSession> {
     })
 }
 
-fn batch_from_row(r: &impl Cols) -> StoreResult<Batch> {
-    Ok(Batch {
-        id: r.get("id")?,
-        account_id: r.get("account_id")?,
-        channel_id: r.get("channel_id")?,
-        total: r.get("total")?,
-        accepted: r.get("accepted")?,
-        rejected: r.get("rejected")?,
-        created_at: r.get("created_at")?,
-        // An INTEGER on both databases.
-        paused: r.get::<i32>("paused")? != 0,
-    })
-}
-
 impl Shared {
     pub(crate) async fn insert_group(&self, g: &Group) -> StoreResult<()> {
         let _changed = self.lookups.writing();
@@ -495,7 +481,7 @@ impl Shared {
             )
             .await?
             .iter()
-            .map(batch_from_row)
+            .map(Batch::from_row)
             .collect()
     }
 
