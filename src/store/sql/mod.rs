@@ -1,16 +1,19 @@
 //! The SQL both backends share, written once.
 //!
 //! Most of what the store does is the same statement on SQLite and PostgreSQL: the CRUD of
-//! channels, templates, endpoints and keys, every listing and lookup, and the row mappings.
-//! Those are written here once, as methods of [`Shared`], with PostgreSQL's `$N`
-//! placeholders (sqlx binds `$N` on SQLite too). A statement is a [`Sql`] (its text and
-//! borrowed arguments), run by a [`Db`] (either database, a pool or a transaction), which
-//! answers [`Row`]s read by column name with one generic getter.
+//! channels, templates, endpoints and keys, every listing and lookup, the row mappings, and
+//! the steps of the hot writes that both engines take alike (`writes`). Those are written
+//! here once, as methods of [`Shared`] (or of [`Db`], for a step run inside an engine's own
+//! transaction), with PostgreSQL's `$N` placeholders (sqlx binds `$N` on SQLite too). A
+//! statement is a [`Sql`] (its text and borrowed arguments), run by a [`Db`] (either
+//! database, a pool or a transaction), which answers [`Row`]s; rows are read by column name
+//! through [`Cols`], which the drivers' own rows implement too.
 //!
-//! What the engines do differently stays in `sqlite.rs` and `postgres.rs`: SQLite's single
-//! writer and its group commit, PostgreSQL's lock order, `SKIP LOCKED` claims and
-//! `LISTEN/NOTIFY`. Where a shared statement needs one word that differs, [`Db::pick`]
-//! chooses the text.
+//! What the engines do differently stays in `sqlite.rs` and `postgres.rs` (and
+//! `postgres/outcomes.rs`): SQLite's single writer and its group commit, PostgreSQL's lock
+//! order, `SKIP LOCKED` claims, `LISTEN/NOTIFY` and its statements from arrays. Where a shared
+//! statement needs one word that differs (a collation, `max`/`GREATEST`, a row lock that only
+//! PostgreSQL needs), [`Db::pick`] chooses the text.
 //!
 //! Why an enum over the two drivers and not code generic over `sqlx::Database`: the
 //! generic form needs the same half-dozen higher-ranked bounds on every function, and a
