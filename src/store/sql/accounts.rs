@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 
-use super::{Cols, Shared, sql};
+use super::{Cols, Mapped, Shared, sql};
 use crate::secrets::{Cipher, SealCensus};
 use crate::store::{
     Account, Channel, ProviderError, ProviderKind, RESEAL_TRIES, Resealed, StoreResult,
@@ -89,9 +89,7 @@ impl Shared {
                 self.read()
                     .opt(sql("SELECT * FROM accounts WHERE id = $1").bind(id))
                     .await?
-                    .as_ref()
-                    .map(account_from_row)
-                    .transpose()
+                    .mapped(account_from_row)
             })
             .await
     }
@@ -179,18 +177,14 @@ impl Shared {
         self.read()
             .opt(q)
             .await?
-            .as_ref()
-            .map(|r| channel_from_row(&self.cipher, r))
-            .transpose()
+            .mapped(|r| channel_from_row(&self.cipher, r))
     }
 
     async fn channels(&self, q: super::Sql<'_>) -> StoreResult<Vec<Channel>> {
         self.read()
             .all(q)
             .await?
-            .iter()
-            .map(|r| channel_from_row(&self.cipher, r))
-            .collect()
+            .mapped(|r| channel_from_row(&self.cipher, r))
     }
 
     pub(crate) async fn channel(&self, id: &str) -> StoreResult<Option<Channel>> {

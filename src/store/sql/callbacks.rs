@@ -23,7 +23,7 @@ use std::ops::ControlFlow;
 
 use anyhow::Context;
 
-use super::{Cols, Db, Row, Shared, Tx, sql};
+use super::{Cols, Db, Mapped, Row, Shared, Tx, sql};
 use crate::domain::callback::EventType;
 use crate::store::health::ChannelPlan;
 use crate::store::{
@@ -177,9 +177,7 @@ impl Shared {
                 .bind(account_id),
             )
             .await?
-            .iter()
-            .map(WebhookEndpoint::from_row)
-            .collect()
+            .mapped(WebhookEndpoint::from_row)
     }
 
     pub(crate) async fn webhook_endpoint(
@@ -194,9 +192,7 @@ impl Shared {
                     .bind(account_id),
             )
             .await?
-            .as_ref()
-            .map(WebhookEndpoint::from_row)
-            .transpose()
+            .mapped(WebhookEndpoint::from_row)
     }
 
     pub(crate) async fn delete_webhook_endpoint(
@@ -240,9 +236,7 @@ impl Shared {
                 .bind(limit),
             )
             .await?
-            .iter()
-            .map(CallbackDelivery::from_row)
-            .collect()
+            .mapped(CallbackDelivery::from_row)
     }
 
     pub(crate) async fn set_callback_secret(
@@ -385,9 +379,7 @@ impl Shared {
                 .bind(limit),
             )
             .await?
-            .iter()
-            .map(Suppression::from_row)
-            .collect()
+            .mapped(Suppression::from_row)
     }
 
     pub(crate) async fn suppression(
@@ -402,9 +394,7 @@ impl Shared {
                     .bind(phone_number),
             )
             .await?
-            .as_ref()
-            .map(Suppression::from_row)
-            .transpose()
+            .mapped(Suppression::from_row)
     }
 
     /// [`Store::add_suppression`](crate::store::Store::add_suppression) in the caller's

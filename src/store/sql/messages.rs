@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use anyhow::Context;
 
-use super::{Arg, Cols, Db, Shared, Sql, sql};
+use super::{Arg, Cols, Db, Mapped, Shared, Sql, sql};
 use crate::domain::status::CloseReason;
 use crate::store::{
     AttemptRecord, Batch, BatchReport, ChannelQueue, Conversation, ConversationFilter,
@@ -293,9 +293,7 @@ impl Shared {
                 "SELECT status, COUNT(*) AS n FROM messages GROUP BY status ORDER BY status",
             ))
             .await?
-            .iter()
-            .map(|r| Ok((r.get("status")?, r.get("n")?)))
-            .collect()
+            .mapped(|r| Ok((r.get("status")?, r.get("n")?)))
     }
 
     pub(crate) async fn conversation(&self, id: &str) -> StoreResult<Option<Conversation>> {
@@ -303,9 +301,7 @@ impl Shared {
         self.read()
             .opt(sql(text).bind(id))
             .await?
-            .as_ref()
-            .map(Conversation::from_row)
-            .transpose()
+            .mapped(Conversation::from_row)
     }
 
     /// Closes a conversation unless it is closed already, in the caller's transaction: the
@@ -332,9 +328,7 @@ impl Shared {
         let conversation = db
             .opt(sql(text).bind(id))
             .await?
-            .as_ref()
-            .map(Conversation::from_row)
-            .transpose()?;
+            .mapped(Conversation::from_row)?;
         let event = match &conversation {
             Some(c) if closed == 1 => conversation_event(
                 &c.id,
@@ -354,9 +348,7 @@ impl Shared {
         self.read()
             .opt(sql("SELECT * FROM messages WHERE id = $1").bind(id))
             .await?
-            .as_ref()
-            .map(Message::from_row)
-            .transpose()
+            .mapped(Message::from_row)
     }
 
     pub(crate) async fn message_attempts(
@@ -369,9 +361,7 @@ impl Shared {
                     .bind(message_id),
             )
             .await?
-            .iter()
-            .map(AttemptRecord::from_row)
-            .collect()
+            .mapped(AttemptRecord::from_row)
     }
 
     pub(crate) async fn conversation_inbound(
@@ -397,9 +387,7 @@ impl Shared {
                 .bind(limit),
         )
         .await?
-        .iter()
-        .map(InboundMessage::from_row)
-        .collect()
+        .mapped(InboundMessage::from_row)
     }
 
     pub(crate) async fn link_message_user_id(
@@ -449,9 +437,7 @@ impl Shared {
         self.read()
             .opt(sql("SELECT * FROM batches WHERE id = $1").bind(id))
             .await?
-            .as_ref()
-            .map(Batch::from_row)
-            .transpose()
+            .mapped(Batch::from_row)
     }
 
     pub(crate) async fn batch_counts(&self, id: &str) -> StoreResult<Vec<(String, i64)>> {
@@ -464,9 +450,7 @@ impl Shared {
                 .bind(id),
             )
             .await?
-            .iter()
-            .map(|r| Ok((r.get("status")?, r.get("n")?)))
-            .collect()
+            .mapped(|r| Ok((r.get("status")?, r.get("n")?)))
     }
 
     pub(crate) async fn list_messages(
@@ -500,9 +484,7 @@ impl Shared {
         self.read()
             .all(q.into_sql())
             .await?
-            .iter()
-            .map(Message::from_row)
-            .collect()
+            .mapped(Message::from_row)
     }
 
     pub(crate) async fn list_conversations(
@@ -525,9 +507,7 @@ impl Shared {
         self.read()
             .all(q.into_sql())
             .await?
-            .iter()
-            .map(Conversation::from_row)
-            .collect()
+            .mapped(Conversation::from_row)
     }
 
     pub(crate) async fn next_attempt_at(&self, message_id: &str) -> StoreResult<Option<i64>> {

@@ -220,6 +220,27 @@ impl Cols for Row {
     }
 }
 
+/// What a statement answered, read with a row mapping (`Message::from_row`, …): the first row
+/// that does not map is the error.
+pub(crate) trait Mapped {
+    type Of<T>;
+    fn mapped<T>(&self, f: impl Fn(&Row) -> StoreResult<T>) -> StoreResult<Self::Of<T>>;
+}
+
+impl Mapped for Option<Row> {
+    type Of<T> = Option<T>;
+    fn mapped<T>(&self, f: impl Fn(&Row) -> StoreResult<T>) -> StoreResult<Option<T>> {
+        self.as_ref().map(f).transpose()
+    }
+}
+
+impl Mapped for Vec<Row> {
+    type Of<T> = Vec<T>;
+    fn mapped<T>(&self, f: impl Fn(&Row) -> StoreResult<T>) -> StoreResult<Vec<T>> {
+        self.iter().map(f).collect()
+    }
+}
+
 /// Where a statement runs: a pool or a connection (a transaction derefs to one) of either
 /// database.
 pub(crate) enum Db<'a> {

@@ -3,7 +3,7 @@
 use anyhow::Context;
 
 use super::accounts::account_from_row;
-use super::{Cols, Row, Shared, sql};
+use super::{Cols, Mapped, Row, Shared, sql};
 use crate::store::console::{ConsoleSession, Funnel};
 use crate::store::{
     Account, ApiKey, Batch, CallbackDelivery, Group, StoreResult, Template, TemplateFilter,
@@ -252,9 +252,7 @@ impl Shared {
         self.read()
             .opt(sql("SELECT * FROM templates WHERE id = $1").bind(id))
             .await?
-            .as_ref()
-            .map(Template::from_row)
-            .transpose()
+            .mapped(Template::from_row)
     }
 
     pub(crate) async fn account_template(
@@ -272,9 +270,7 @@ impl Shared {
                             .bind(account_id),
                     )
                     .await?
-                    .as_ref()
-                    .map(Template::from_row)
-                    .transpose()
+                    .mapped(Template::from_row)
             })
             .await
     }
@@ -293,9 +289,7 @@ impl Shared {
         );
         db.opt(sql(text).bind(account_id).bind(app_id))
             .await?
-            .as_ref()
-            .map(Template::from_row)
-            .transpose()
+            .mapped(Template::from_row)
     }
 
     pub(crate) async fn template_by_name(
@@ -312,9 +306,7 @@ impl Shared {
         );
         db.opt(sql(text).bind(account_id).bind(name).bind(language))
             .await?
-            .as_ref()
-            .map(Template::from_row)
-            .transpose()
+            .mapped(Template::from_row)
     }
 
     pub(crate) async fn list_templates(
@@ -392,9 +384,7 @@ impl Shared {
                     .bind(key_hash),
             )
             .await?
-            .as_ref()
-            .map(api_key_from_row)
-            .transpose()
+            .mapped(api_key_from_row)
     }
 
     pub(crate) async fn insert_console_session(&self, s: &ConsoleSession) -> StoreResult<()> {
@@ -437,9 +427,7 @@ impl Shared {
                 .bind(now),
             )
             .await?
-            .as_ref()
-            .map(session_from_row)
-            .transpose()
+            .mapped(session_from_row)
     }
 
     pub(crate) async fn delete_console_session(&self, token_hash: &str) -> StoreResult<()> {
@@ -457,9 +445,7 @@ impl Shared {
                  FROM accounts ORDER BY created_at, id",
             ))
             .await?
-            .iter()
-            .map(account_from_row)
-            .collect()
+            .mapped(account_from_row)
     }
 
     /// An account's newest batches.
@@ -480,9 +466,7 @@ impl Shared {
                 .bind(limit),
             )
             .await?
-            .iter()
-            .map(Batch::from_row)
-            .collect()
+            .mapped(Batch::from_row)
     }
 
     /// Messages queued since `since`, per bucket of `bucket_ms` and status:
@@ -505,9 +489,7 @@ impl Shared {
                 .bind(bucket_ms.max(1)),
             )
             .await?
-            .iter()
-            .map(|r| Ok((r.get("bucket")?, r.get("status")?, r.get("n")?)))
-            .collect()
+            .mapped(|r| Ok((r.get("bucket")?, r.get("status")?, r.get("n")?)))
     }
 
     /// How many of an account's messages queued since `since` were accepted and reached each
@@ -556,9 +538,7 @@ impl Shared {
                 .bind(limit),
             )
             .await?
-            .iter()
-            .map(|r| Ok((r.get("error_code")?, r.get("title")?, r.get("n")?)))
-            .collect()
+            .mapped(|r| Ok((r.get("error_code")?, r.get("title")?, r.get("n")?)))
     }
 
     /// An account's newest callback deliveries, optionally of one endpoint (`""`: messages'
@@ -583,8 +563,6 @@ impl Shared {
                 .bind(limit),
             )
             .await?
-            .iter()
-            .map(CallbackDelivery::from_row)
-            .collect()
+            .mapped(CallbackDelivery::from_row)
     }
 }

@@ -11,7 +11,7 @@
 
 use anyhow::Context;
 
-use super::{Cols, Db, Shared, sql};
+use super::{Cols, Db, Mapped, Shared, sql};
 use crate::domain::status::{ConversationStatus, MessageStatus};
 use crate::store::lookups::Lookups;
 use crate::store::{
@@ -45,9 +45,7 @@ impl Db<'_> {
                     .bind(account_id),
                 )
                 .await?
-                .iter()
-                .map(|r| Ok((r.get("id")?, r.get("url")?, r.get("event_types")?)))
-                .collect()
+                .mapped(|r| Ok((r.get("id")?, r.get("url")?, r.get("event_types")?)))
                 })
                 .await?;
         let now = crate::now_ms();
@@ -518,9 +516,7 @@ impl Shared {
                 .bind(orphan_wait_ms),
             )
             .await?
-            .iter()
-            .map(|r| r.get("id"))
-            .collect()
+            .mapped(|r| r.get("id"))
     }
 
     pub(crate) async fn next_due(&self, orphan_wait_ms: i64) -> StoreResult<Option<i64>> {
