@@ -271,7 +271,11 @@ async fn sigterm_under_load_loses_nothing_and_sends_nothing_twice() {
     let status = server
         .wait_exit(Duration::from_millis(SHUTDOWN_TIMEOUT_MS + 5_000))
         .expect("exits");
-    assert!(status.success());
+    assert!(
+        status.success(),
+        "exited with {status} after SIGTERM; its log:\n{}",
+        server.logs().join("\n")
+    );
     assert_eq!(fake.sent().len(), ids.len(), "nothing more after the stop");
 }
 
