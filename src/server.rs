@@ -46,7 +46,18 @@ pub async fn start(
         listener, service, limits, shutdown,
     ));
     if background_dispatch {
-        app.store.listen_for_work(app.wake.clone(), cancel.clone());
+        // Work queued by another instance (PostgreSQL's notifications): a wake for a pass.
+        let work = Arc::new(tokio::sync::Notify::new());
+        app.store.listen_for_work(work.clone(), cancel.clone());
+        let (app, cancel) = (app.clone(), cancel.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = work.notified() => app.wake_dispatcher(),
+                }
+            }
+        });
     }
     let worker = background_dispatch.then(|| tokio::spawn(dispatcher.clone().run(cancel.clone())));
     // A task of its own: a slow receiver never holds up the dispatcher.

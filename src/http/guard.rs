@@ -162,23 +162,25 @@ fn too_large(limit: usize) -> Refusal {
 pub async fn guard(State(app): State<App>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = request_id_of(req.headers().get(REQUEST_ID));
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
-        .to_string();
-    let method = req.method().as_str().to_string();
-    let path = req.uri().path().to_string();
+    // Shared, not copied: the matched path and the URI hold reference-counted bytes.
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched
+        .as_ref()
+        .map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let path = uri.path();
     let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
-    let mut response = handle(&app, &id, &path, &route, req, next)
+    let mut response = handle(&app, &id, path, route, req, next)
         .instrument(span.clone())
         .await;
     let status = response.status().as_u16();
     let took = started.elapsed();
-    app.metrics.http_request(&route, &method, status, took);
+    app.metrics
+        .http_request(route, method.as_str(), status, took);
     span.in_scope(|| {
         let latency_ms = took.as_secs_f64() * 1000.0;
-        if Surface::is_ops(&path) {
+        if Surface::is_ops(path) {
             tracing::debug!(status, latency_ms, path, "request answered");
         } else {
             tracing::info!(status, latency_ms, path, "request answered");
@@ -283,13 +285,27 @@ async fn handle(
 
 /// About the size of the request head as it came: request line, header lines, blank line.
 fn head_size(req: &Request) -> usize {
-    let line = req.method().as_str().len() + 1 + req.uri().to_string().len() + 11;
+    let line = req.method().as_str().len() + 1 + display_len(req.uri()) + 11;
     let headers: usize = req
         .headers()
         .iter()
         .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
         .sum();
     line + headers + 2
+}
+
+/// The length of what `value` displays, without writing it anywhere.
+fn display_len(value: &impl std::fmt::Display) -> usize {
+    struct Count(usize);
+    impl std::fmt::Write for Count {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0 += s.len();
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = std::fmt::write(&mut count, format_args!("{value}"));
+    count.0
 }
 
 fn head_too_large(limit: usize) -> Refusal {
@@ -495,6 +511,18 @@ mod tests {
             ..config
         };
         assert_eq!(body_limit(&small, MEDIA_ROUTE), 50);
+    }
+
+    #[test]
+    fn a_uri_is_measured_as_it_displays() {
+        for text in [
+            "/",
+            "/v1/messages?limit=5&x=%20",
+            "http://example.com:8080/a/b?c",
+        ] {
+            let uri: axum::http::Uri = text.parse().unwrap();
+            assert_eq!(display_len(&uri), uri.to_string().len(), "{text}");
+        }
     }
 
     #[test]

@@ -498,12 +498,14 @@ pub async fn update_channel(
     apply_channel_fields(&mut channel, &change)?;
     channel.updated_at = now_ms();
     app.store.update_channel(&channel).await?;
+    // Its rate may have changed: the dispatcher's pacer learns it at its next pass.
+    app.wake_dispatcher();
     if let Some(limit) = change.messaging_limit {
         app.store
             .set_messaging_limit(&channel.id, limit, channel.updated_at)
             .await?;
         channel.messaging_limit = limit;
-        app.wake.notify_one();
+        app.wake_dispatcher();
     }
     if channel.health != "ok" {
         // An operator acted on a halted channel (a new token, a paid bill): try again.
@@ -512,7 +514,7 @@ pub async fn update_channel(
             .await?;
         channel.health = "ok".into();
         channel.health_error = None;
-        app.wake.notify_one();
+        app.wake_dispatcher();
     }
     let qualities = app.store.channel_qualities().await?;
     Ok(api::Channel::with_quality(

@@ -163,7 +163,7 @@ pub async fn cancel(app: &App, id: &str) -> Result<(), StoreError> {
 /// Pauses or resumes batch `id`; a resumed batch wakes the dispatcher.
 pub async fn set_paused(app: &App, id: &str, paused: bool) -> Result<(), StoreError> {
     app.store.set_batch_paused(id, paused).await?;
-    app.wake.notify_one();
+    app.wake_dispatcher();
     Ok(())
 }
 

@@ -303,7 +303,7 @@ pub fn finish(
             conversation_id,
             message_id,
         } => {
-            app.wake.notify_one();
+            app.wake_for_channel(&prepared.channel_id);
             SendOutcome::Sent {
                 conversation_id: conversation_id.into(),
                 message_id: message_id.into(),
@@ -313,7 +313,7 @@ pub fn finish(
             conversation_id,
             message_id,
         } => {
-            app.wake.notify_one();
+            app.wake_for_channel(&prepared.channel_id);
             SendOutcome::Pending {
                 conversation_id: conversation_id.into(),
                 message_id: message_id.into(),

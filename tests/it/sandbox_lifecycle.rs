@@ -184,3 +184,73 @@ async fn simulated_statuses_survive_a_restart() {
     assert_eq!(failed["error"]["code"], 131026, "{failed}");
     assert_eq!(read["attempts"], 1, "resumed, not sent again");
 }
+
+both_databases!(a_channel_held_by_its_rate_neither_holds_up_another_nor_is_forgotten);
+async fn a_channel_held_by_its_rate_neither_holds_up_another_nor_is_forgotten() {
+    // The dispatcher skips the pass a send's wake-up would cause when the send's channel is
+    // held by its pacer; a send for another channel still gets its pass at once, and the
+    // held channel's message goes when its pacer allows.
+    use std::time::{Duration, Instant};
+    let mut t = spawn_app_dispatching().await;
+    let slow = t.seed().await;
+    let fast = t.seed().await;
+    let (status, body) = t
+        .admin(
+            "PATCH",
+            &format!("/v1/admin/channels/{}", slow.channel_id),
+            Some(serde_json::json!({"messagesPerSecond": 1})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut events = t.app().events.subscribe();
+    let send = async |seed: &Seed, phone: &str| {
+        let r = t.send_old(&seed.token, send_body(seed, phone)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        s(&r.json["data"]["message_id"])
+    };
+    // The first of the slow channel goes at once and uses its second.
+    let first = send(&slow, "50755667701").await;
+    sent_times(&mut events, std::slice::from_ref(&first)).await;
+    let started = Instant::now();
+    let waiting = send(&slow, "50755667702").await;
+    let other = send(&fast, "50755667703").await;
+    let at = sent_times(&mut events, &[waiting.clone(), other.clone()]).await;
+    let other_after = at[&other] - started;
+    let waiting_after = at[&waiting] - started;
+    assert!(
+        other_after < Duration::from_millis(500),
+        "the other channel's message waited {other_after:?}"
+    );
+    assert!(
+        at[&other] < at[&waiting],
+        "the held channel's message went first ({waiting_after:?} < {other_after:?})"
+    );
+    assert!(
+        waiting_after < Duration::from_secs(3),
+        "the held channel's message waited {waiting_after:?}"
+    );
+    t.server.take().unwrap().stop().await.unwrap();
+}
+
+/// When each of `ids` was seen `sent` on `events` (each waited for at most 10 s).
+async fn sent_times(
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    ids: &[String],
+) -> std::collections::HashMap<String, std::time::Instant> {
+    let mut at = std::collections::HashMap::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while at.len() < ids.len() {
+            if let Event::MessageStatus {
+                message_id,
+                status: MessageStatus::Sent,
+            } = events.recv().await.unwrap()
+                && ids.contains(&message_id)
+            {
+                at.entry(message_id).or_insert_with(std::time::Instant::now);
+            }
+        }
+    })
+    .await
+    .expect("every message sent");
+    at
+}

@@ -565,7 +565,7 @@ async fn apply_report(
                     .await?;
                 applied.limits += 1;
             }
-            app.wake.notify_one();
+            app.wake_dispatcher();
         }
         Report::TemplateHealth {
             waba_id,

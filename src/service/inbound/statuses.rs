@@ -128,7 +128,7 @@ async fn declined_for_engagement(
         retry_at = crate::format_ms(run_at),
         "marketing message declined by Meta (131049): retried later"
     );
-    app.wake.notify_one();
+    app.wake_dispatcher();
     Ok(Some(StatusApplied::Applied {
         message_id: message_id.to_string(),
         status: MessageStatus::Queued,

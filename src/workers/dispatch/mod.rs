@@ -103,7 +103,7 @@ impl Dispatcher {
     /// Runs passes until `cancel`, then waits for in-flight sends to record their outcome.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
         let _running = Running::mark(&self.app);
-        loop {
+        'passes: loop {
             let wait = match self.pass().await {
                 Ok(pacing) => self.until_next(pacing).await,
                 Err(e) => {
@@ -111,15 +111,51 @@ impl Dispatcher {
                     IDLE_POLL
                 }
             };
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = self.app.wake.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
+            let until = tokio::time::Instant::now() + wait;
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break 'passes,
+                    _ = self.app.wake.notified() => {
+                        if self.wake_needs_pass() {
+                            break;
+                        }
+                    }
+                    _ = tokio::time::sleep_until(until) => break,
+                }
             }
         }
         self.in_flight.close();
         self.in_flight.wait().await;
         self.release().await;
+    }
+
+    /// Whether what woke the dispatcher calls for a pass now. Not when it only tells of
+    /// messages queued for channels this instance holds and whose pacer lets nothing go yet:
+    /// that pass would send nothing (under load it would read the queue once per send), and
+    /// the timer set after the last pass ends the wait when the pacer allows more. Nor when
+    /// it tells nothing: its reasons were taken, and judged, at an earlier wake.
+    fn wake_needs_pass(&self) -> bool {
+        let reasons = self.app.take_wakes();
+        if reasons.any {
+            return true;
+        }
+        let ttl = i64::try_from(self.app.config.channel_lease_ms).unwrap_or(5_000);
+        let now_ms = self.app.clock.now_ms();
+        let held: Vec<bool> = {
+            let owned = self.owned.lock().expect("owned lock");
+            reasons
+                .channels
+                .iter()
+                .map(|c| owned.get(c).is_some_and(|until| until - now_ms > ttl / 2))
+                .collect()
+        };
+        let now = Instant::now();
+        let pacers = self.pacers.lock().expect("pacers lock");
+        reasons.channels.iter().zip(held).any(|(c, held)| {
+            // The pass asks the pacer the same (`take` on a copy: nothing is taken here).
+            let paced = pacers.get(c).is_some_and(|p| p.clone().take(now, 1) == 0);
+            !(held && paced)
+        })
     }
 
     /// Gives up this instance's channels, so another instance sends for them at once.
