@@ -264,6 +264,9 @@ const WRITE_GROUP: &str = "WITH contact AS (
      SELECT pg_notify($33, w.channel_id)
      FROM (SELECT DISTINCT unnest($34::TEXT[]) AS channel_id) w";
 
+/// The sends of a group that touch one contact, in order: the name each gave, its time.
+type Touches<'a> = Vec<(Option<&'a str>, i64)>;
+
 /// What one send of a group does, as decided in memory.
 enum Decided {
     /// Nothing written (`AlreadyPending`, `LimitReached`).
@@ -441,7 +444,7 @@ pub(super) async fn accept_group(
     }
 
     // 4. The contacts the written sends touch: (name given, time) per send, in order.
-    let mut touches: BTreeMap<(&str, &str), Vec<(Option<&str>, i64)>> = BTreeMap::new();
+    let mut touches: BTreeMap<(&str, &str), Touches> = BTreeMap::new();
     for (send, d) in sends.iter().zip(&decided) {
         if !matches!(d, Decided::Nothing) {
             touches
@@ -451,7 +454,7 @@ pub(super) async fn accept_group(
         }
     }
     // A contact's name after its touches, from the name it had (`None`: no contact).
-    let name_after = |phone: &str, had: Option<&str>, given: &[(Option<&str>, i64)]| {
+    let name_after = |phone: &str, had: Option<&str>, given: &Touches| {
         given
             .iter()
             .rev()
@@ -552,29 +555,6 @@ pub(super) async fn accept_group(
     let (activity_ids, activity_ats): (Vec<&str>, Vec<i64>) =
         activity.iter().map(|(id, at)| (id.as_str(), *at)).unzip();
 
-    let mut c: (
-        Vec<&str>,
-        Vec<&str>,
-        Vec<&str>,
-        Vec<&str>,
-        Vec<&str>,
-        Vec<Option<&str>>,
-        Vec<&str>,
-        Vec<&str>,
-        Vec<i64>,
-    ) = Default::default();
-    for (send, name) in &conversations {
-        c.0.push(&send.new_conversation_id);
-        c.1.push(&send.account_id);
-        c.2.push(&send.channel_id);
-        c.3.push(&send.phone_number);
-        c.4.push(send.assignee);
-        c.5.push(send.group_id.as_deref());
-        c.6.push(name);
-        c.7.push(&send.new_message_id);
-        c.8.push(send.now);
-    }
-
     let written: Vec<(&AcceptSend, &str)> = sends
         .iter()
         .zip(&decided)
@@ -584,34 +564,10 @@ pub(super) async fn accept_group(
             Decided::New => Some((send, send.new_conversation_id.as_str())),
         })
         .collect();
-    let mut m: (
-        Vec<&str>,
-        Vec<&str>,
-        Vec<&str>,
-        Vec<&str>,
-        Vec<&str>,
-        Vec<&str>,
-        Vec<String>,
-        Vec<i64>,
-        Vec<Option<&str>>,
-        Vec<Option<&str>>,
-        Vec<Option<String>>,
-        Vec<Option<i64>>,
-    ) = Default::default();
-    for (send, conversation) in &written {
-        m.0.push(&send.new_message_id);
-        m.1.push(&send.account_id);
-        m.2.push(&send.channel_id);
-        m.3.push(*conversation);
-        m.4.push(&send.template_id);
-        m.5.push(&send.phone_number);
-        m.6.push(serde_json::to_string(&send.params).context("params")?);
-        m.7.push(send.now);
-        m.8.push(send.batch_id.as_deref());
-        m.9.push(send.callback_url.as_deref());
-        m.10.push(send.metadata.as_ref().map(|v| v.to_string()));
-        m.11.push(send.send_at);
-    }
+    let params: Vec<String> = written
+        .iter()
+        .map(|(send, _)| serde_json::to_string(&send.params).context("params"))
+        .collect::<Result<_, _>>()?;
     let woken: Vec<&str> = written.iter().map(|(s, _)| s.channel_id.as_str()).collect();
 
     sqlx::query(WRITE_GROUP)
@@ -626,27 +582,29 @@ pub(super) async fn accept_group(
         .bind(&unused_counters.1)
         .bind(&activity_ids)
         .bind(&activity_ats)
-        .bind(&c.0)
-        .bind(&c.1)
-        .bind(&c.2)
-        .bind(&c.3)
-        .bind(&c.4)
-        .bind(&c.5)
-        .bind(&c.6)
-        .bind(&c.7)
-        .bind(&c.8)
-        .bind(&m.0)
-        .bind(&m.1)
-        .bind(&m.2)
-        .bind(&m.3)
-        .bind(&m.4)
-        .bind(&m.5)
-        .bind(&m.6)
-        .bind(&m.7)
-        .bind(&m.8)
-        .bind(&m.9)
-        .bind(&m.10)
-        .bind(&m.11)
+        .bind(col(&conversations, |(s, _)| s.new_conversation_id.as_str()))
+        .bind(col(&conversations, |(s, _)| s.account_id.as_str()))
+        .bind(col(&conversations, |(s, _)| s.channel_id.as_str()))
+        .bind(col(&conversations, |(s, _)| s.phone_number.as_str()))
+        .bind(col(&conversations, |(s, _)| s.assignee))
+        .bind(col(&conversations, |(s, _)| s.group_id.as_deref()))
+        .bind(col(&conversations, |(_, name)| name.as_str()))
+        .bind(col(&conversations, |(s, _)| s.new_message_id.as_str()))
+        .bind(col(&conversations, |(s, _)| s.now))
+        .bind(col(&written, |(s, _)| s.new_message_id.as_str()))
+        .bind(col(&written, |(s, _)| s.account_id.as_str()))
+        .bind(col(&written, |(s, _)| s.channel_id.as_str()))
+        .bind(col(&written, |(_, conversation)| *conversation))
+        .bind(col(&written, |(s, _)| s.template_id.as_str()))
+        .bind(col(&written, |(s, _)| s.phone_number.as_str()))
+        .bind(&params)
+        .bind(col(&written, |(s, _)| s.now))
+        .bind(col(&written, |(s, _)| s.batch_id.as_deref()))
+        .bind(col(&written, |(s, _)| s.callback_url.as_deref()))
+        .bind(col(&written, |(s, _)| {
+            s.metadata.as_ref().map(|v| v.to_string())
+        }))
+        .bind(col(&written, |(s, _)| s.send_at))
         .bind(WORK_CHANNEL)
         .bind(&woken)
         .execute(&mut *tx)
@@ -658,4 +616,9 @@ pub(super) async fn accept_group(
     }
     tx.commit().await?;
     Ok(outcomes)
+}
+
+/// One column of `rows`, for a statement that reads it as an array.
+fn col<'a, T, U>(rows: &'a [T], f: impl Fn(&'a T) -> U) -> Vec<U> {
+    rows.iter().map(f).collect()
 }
