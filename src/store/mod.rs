@@ -1468,6 +1468,32 @@ pub trait Store: Send + Sync + 'static {
     /// claim owns the job (the outcome is dropped).
     async fn finish_attempt(&self, outcome: &AttemptOutcome) -> StoreResult<Finished>;
 
+    /// [`Store::finish_attempt`], and when it recorded an accepted outcome, the statuses kept
+    /// for the message ([`Store::take_pending_statuses`] by the provider's id and ours),
+    /// taken for the caller to apply. The outcome is recorded even when the kept statuses
+    /// cannot be taken (the inner error). PostgreSQL takes them in the outcome's own
+    /// transaction.
+    async fn finish_and_take_kept(
+        &self,
+        outcome: &AttemptOutcome,
+    ) -> StoreResult<(Finished, StoreResult<Vec<StatusUpdate>>)> {
+        let finished = self.finish_attempt(outcome).await?;
+        let kept = match (&finished, &outcome.result) {
+            (
+                Finished::Recorded { .. },
+                AttemptResult::Accepted {
+                    provider_message_id,
+                    ..
+                },
+            ) => {
+                self.take_pending_statuses(provider_message_id, &outcome.message_id)
+                    .await
+            }
+            _ => Ok(Vec::new()),
+        };
+        Ok((finished, kept))
+    }
+
     /// Applies a provider status to its message and conversation, monotonically. A status
     /// proves the provider took the message, so it also ends the message's delivery job.
     async fn apply_status(&self, update: &StatusUpdate) -> StoreResult<StatusApplied>;

@@ -10,7 +10,9 @@
 //!   [`StoreError::Conflict`], which the send service retries once. A send to a number with no
 //!   active conversation is one statement in no transaction: the counter row is held only
 //!   while that statement and its commit run, since every new conversation of the account
-//!   waits for it.
+//!   waits for it. Concurrent sends without an idempotency key are committed in groups
+//!   (`sends`): a group locks its numbers' active conversations (in id order), then the
+//!   counters (in (account, period) order), then the contacts (in (account, number) order).
 //! - `insert_webhook_endpoint` with an idempotency key inserts the key first, `ON CONFLICT DO
 //!   NOTHING`: a concurrent creation with the same key waits on the key's primary key until
 //!   the first commits, then answers what the first created. It locks nothing else.
@@ -56,7 +58,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 mod outcomes;
+mod sends;
 pub use outcomes::OutcomeGroupStats;
+pub use sends::SendGroupStats;
 
 /// Embedded migrations, applied in order on open. Never edit one that has shipped: add a new one.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -137,6 +141,8 @@ pub struct PgStore {
     shared: super::sql::Shared,
     /// Delivery outcomes, committed in groups (see `outcomes`).
     outcomes: outcomes::Outcomes,
+    /// Sends without an idempotency key, committed in groups (see `sends`).
+    sends: sends::Sends,
 }
 
 impl PgStore {
@@ -194,11 +200,13 @@ impl PgStore {
         let shared =
             super::sql::Shared::new(super::sql::Pools::Postgres(pool.clone()), lookups.clone());
         let outcomes = outcomes::Outcomes::start(pool.clone(), lookups.clone());
+        let sends = sends::Sends::start(pool.clone());
         Ok(Self {
             pool,
             lookups,
             shared,
             outcomes,
+            sends,
         })
     }
 
@@ -207,11 +215,37 @@ impl PgStore {
         self.outcomes.stats()
     }
 
+    /// How sends were grouped (for tests and benchmarks).
+    pub fn send_group_stats(&self) -> &SendGroupStats {
+        self.sends.stats()
+    }
+
+    /// Test hook: decides `sends` (none with an idempotency key) as one group, the way
+    /// concurrent sends are (no commit is shared with anything else).
+    #[doc(hidden)]
+    pub async fn accept_group(&self, sends: &[AcceptSend]) -> StoreResult<Vec<AcceptOutcome>> {
+        let sends: Vec<&AcceptSend> = sends.iter().collect();
+        sends::accept_group(&self.pool, &sends, || false).await
+    }
+
     /// Test hook: writes `outcomes` (one per message) as one group, the way concurrent
     /// outcomes are (no commit is shared with anything else).
     #[doc(hidden)]
     pub async fn finish_group(&self, outcomes: &[AttemptOutcome]) -> StoreResult<Vec<Finished>> {
-        let outcomes: Vec<&AttemptOutcome> = outcomes.iter().collect();
+        let taken = self.finish_group_taking_kept(outcomes, false).await?;
+        Ok(taken.into_iter().map(|(finished, _)| finished).collect())
+    }
+
+    /// Test hook: [`PgStore::finish_group`], taking the kept statuses of the accepted
+    /// outcomes if `take_kept` (as [`Store::finish_and_take_kept`] does).
+    #[doc(hidden)]
+    pub async fn finish_group_taking_kept(
+        &self,
+        outcomes: &[AttemptOutcome],
+        take_kept: bool,
+    ) -> StoreResult<Vec<(Finished, Vec<StatusUpdate>)>> {
+        let outcomes: Vec<(&AttemptOutcome, bool)> =
+            outcomes.iter().map(|o| (o, take_kept)).collect();
         outcomes::finish_group(&self.pool, &self.lookups, &outcomes, || false).await
     }
 
@@ -1328,23 +1362,8 @@ impl Store for PgStore {
 
     async fn accept_send(&self, send: &AcceptSend) -> StoreResult<AcceptOutcome> {
         if send.idempotency.is_none() {
-            // A send to a number with no active conversation (read without a lock), the
-            // first message of every conversation, is one statement outside a transaction:
-            // counter, contact, conversation, message and job commit together. A conversation
-            // another send created meanwhile makes it fail on `conversations_one_active`
-            // (`StoreError::Conflict`), and the send service decides it again.
-            let active: Option<String> = sqlx::query_scalar(
-                "SELECT id FROM conversations
-                 WHERE channel_id = $1 AND phone_number = $2 AND status IN ('pending', 'open')",
-            )
-            .bind(&send.channel_id)
-            .bind(&send.phone_number)
-            .fetch_optional(&self.pool)
-            .await?;
-            if active.is_none() {
-                let written = write_send(&self.pool, send, None).await?;
-                return Ok(pending_or_limit(send, written));
-            }
+            // Concurrent sends are committed in groups; a lone one runs at once.
+            return self.sends.accept(send).await;
         }
         let mut tx = self.pool.begin().await?;
         let outcome = accept_in(&mut tx, send).await?;
@@ -1503,7 +1522,16 @@ impl Store for PgStore {
 
     async fn finish_attempt(&self, o: &AttemptOutcome) -> StoreResult<Finished> {
         // Concurrent outcomes are committed in groups; a lone one runs at once.
-        self.outcomes.finish(o).await
+        Ok(self.outcomes.finish(o, false).await?.0)
+    }
+
+    async fn finish_and_take_kept(
+        &self,
+        o: &AttemptOutcome,
+    ) -> StoreResult<(Finished, StoreResult<Vec<StatusUpdate>>)> {
+        // The kept statuses are taken by the outcome's own statement: no write of their own.
+        let (finished, kept) = self.outcomes.finish(o, true).await?;
+        Ok((finished, Ok(kept)))
     }
 
     async fn apply_status(&self, u: &StatusUpdate) -> StoreResult<StatusApplied> {

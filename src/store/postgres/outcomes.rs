@@ -8,8 +8,10 @@
 //! 1. the jobs of all the group's messages are locked in one statement, in `seq` order (the
 //!    order `claim_jobs` takes them in): the fence of every outcome at once;
 //! 2. the accepted outcomes (the common case) whose fence holds are written by one statement
-//!    from arrays: it deletes their jobs, records their attempts and updates their messages;
-//!    an accepted outcome of an attempt a newer claim owns is [`Finished::Stale`];
+//!    from arrays: it deletes their jobs, records their attempts, updates their messages and
+//!    takes the statuses kept for them (`Store::finish_and_take_kept`: the statuses that
+//!    arrived before the provider's response, for the dispatcher to apply); an accepted
+//!    outcome of an attempt a newer claim owns is [`Finished::Stale`];
 //! 3. the other outcomes (retries, halts, failures) run one by one, in arrival order, with the
 //!    code a lone outcome runs ([`finish_in`]).
 //!
@@ -46,10 +48,16 @@ pub struct OutcomeGroupStats {
     pub split: AtomicU64,
 }
 
+/// What an outcome decided, with the statuses kept for its message when it was an accepted
+/// one recorded and its caller asked for them.
+pub(super) type Taken = (Finished, Vec<StatusUpdate>);
+
 /// An outcome waiting for the group commit, with where its answer goes.
 struct Queued {
     outcome: AttemptOutcome,
-    to: oneshot::Sender<StoreResult<Finished>>,
+    /// Whether the statuses kept for the message are taken (an accepted outcome's).
+    take_kept: bool,
+    to: oneshot::Sender<StoreResult<Taken>>,
 }
 
 impl Queued {
@@ -78,12 +86,17 @@ impl Outcomes {
         &self.stats
     }
 
-    /// Queues `outcome` and waits for its answer.
-    pub(super) async fn finish(&self, outcome: &AttemptOutcome) -> StoreResult<Finished> {
+    /// Queues `outcome` and waits for its answer (with the kept statuses if `take_kept`).
+    pub(super) async fn finish(
+        &self,
+        outcome: &AttemptOutcome,
+        take_kept: bool,
+    ) -> StoreResult<Taken> {
         let (to, answer) = oneshot::channel();
         self.queue
             .send(Queued {
                 outcome: outcome.clone(),
+                take_kept,
                 to,
             })
             .await
@@ -132,7 +145,8 @@ async fn combine(
                 finish_alone(&pool, &lookups, q).await;
             }
             n => {
-                let outcomes: Vec<&AttemptOutcome> = group.iter().map(|q| &q.outcome).collect();
+                let outcomes: Vec<(&AttemptOutcome, bool)> =
+                    group.iter().map(|q| (&q.outcome, q.take_kept)).collect();
                 let abandoned = || group.iter().any(Queued::abandoned);
                 match finish_group(&pool, &lookups, &outcomes, abandoned).await {
                     Ok(results) => {
@@ -178,12 +192,12 @@ async fn finish_alone(pool: &PgPool, lookups: &Lookups, q: Queued) {
     let result = async {
         let mut tx = pool.begin().await?;
         let current = fence(&mut tx, &q.outcome.message_id).await?;
-        let finished = finish_in(&mut tx, lookups, &q.outcome, current).await?;
+        let finished = finish_in(&mut tx, lookups, &q.outcome, current, q.take_kept).await?;
         if q.abandoned() {
             tx.rollback().await?;
             return Ok(None);
         }
-        if let Finished::Recorded { .. } = finished {
+        if let (Finished::Recorded { .. }, _) = finished {
             tx.commit().await?;
         }
         Ok(Some(finished))
@@ -200,15 +214,19 @@ async fn finish_alone(pool: &PgPool, lookups: &Lookups, q: Queued) {
     }
 }
 
-/// `outcomes` (one per message) in one transaction, answered in their order; nothing is kept
-/// if any of it fails, or if `abandoned()` says a caller stopped waiting before the commit.
+/// `outcomes` (one per message, each with whether its kept statuses are taken) in one
+/// transaction, answered in their order; nothing is kept if any of it fails, or if
+/// `abandoned()` says a caller stopped waiting before the commit.
 pub(super) async fn finish_group(
     pool: &PgPool,
     lookups: &Lookups,
-    outcomes: &[&AttemptOutcome],
+    outcomes: &[(&AttemptOutcome, bool)],
     abandoned: impl Fn() -> bool,
-) -> StoreResult<Vec<Finished>> {
-    let ids: Vec<&str> = outcomes.iter().map(|o| o.message_id.as_str()).collect();
+) -> StoreResult<Vec<Taken>> {
+    let ids: Vec<&str> = outcomes
+        .iter()
+        .map(|(o, _)| o.message_id.as_str())
+        .collect();
     if ids.iter().collect::<HashSet<_>>().len() != ids.len() {
         return Err(anyhow::anyhow!("a group holds one outcome per message").into());
     }
@@ -227,11 +245,11 @@ pub(super) async fn finish_group(
         .collect();
     let current = |o: &AttemptOutcome| jobs.get(o.message_id.as_str()).map(|&(a, _)| a);
 
-    let mut results: Vec<Option<Finished>> = outcomes.iter().map(|_| None).collect();
+    let mut results: Vec<Option<Taken>> = outcomes.iter().map(|_| None).collect();
     // The accepted outcomes the fence lets through, in their jobs' order (the order claims
     // lock the messages in), then those whose job is gone.
-    let mut accepted: Vec<(i64, &AttemptOutcome, &str, Option<&str>)> = Vec::new();
-    for (i, o) in outcomes.iter().enumerate() {
+    let mut accepted: Vec<(i64, &AttemptOutcome, &str, Option<&str>, bool)> = Vec::new();
+    for (i, &(o, take_kept)) in outcomes.iter().enumerate() {
         if let AttemptResult::Accepted {
             provider_message_id,
             wa_id,
@@ -240,14 +258,14 @@ pub(super) async fn finish_group(
             // As in `finish_in`: the job may already be gone (a status that outran the
             // provider's response ended it); a newer claim's job makes the outcome stale.
             if current(o).is_some_and(|a| a != o.attempt) {
-                results[i] = Some(Finished::Stale);
+                results[i] = Some((Finished::Stale, Vec::new()));
                 continue;
             }
             let seq = jobs
                 .get(o.message_id.as_str())
                 .map_or(i64::MAX, |&(_, seq)| seq);
-            accepted.push((seq, o, provider_message_id, wa_id.as_deref()));
-            results[i] = Some(Finished::Recorded { conversation: None });
+            accepted.push((seq, o, provider_message_id, wa_id.as_deref(), take_kept));
+            results[i] = Some((Finished::Recorded { conversation: None }, Vec::new()));
         }
     }
     if !accepted.is_empty() {
@@ -257,32 +275,62 @@ pub(super) async fn finish_group(
         let ats: Vec<i64> = accepted.iter().map(|a| a.1.now).collect();
         let wamids: Vec<&str> = accepted.iter().map(|a| a.2).collect();
         let wa_ids: Vec<Option<&str>> = accepted.iter().map(|a| a.3).collect();
-        // `finish_in`'s statement for an accepted outcome, for all of them at once.
-        let updated = sqlx::query(
+        let takes: Vec<bool> = accepted.iter().map(|a| a.4).collect();
+        // `finish_in`'s statement for an accepted outcome, for all of them at once: one row
+        // with the number of messages updated, and one more per kept status taken.
+        let rows = sqlx::query(
             "WITH o AS (
                 SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[],
-                    $5::text[]) AS o(message_id, attempt, at, provider_message_id, wa_id)),
+                    $5::text[], $6::boolean[])
+                    AS o(message_id, attempt, at, provider_message_id, wa_id, take_kept)),
              gone AS (DELETE FROM delivery_jobs j USING o WHERE j.message_id = o.message_id),
              recorded AS (
                 INSERT INTO delivery_attempts (message_id, attempt, finished_at, outcome)
-                SELECT message_id, attempt, at, 'accepted' FROM o)
-             UPDATE messages m SET
-                provider_message_id = coalesce(m.provider_message_id, o.provider_message_id),
-                wa_id = coalesce(m.wa_id, o.wa_id), updated_at = o.at,
-                error_code = CASE WHEN m.status = 'failed' THEN m.error_code END,
-                error_title = CASE WHEN m.status = 'failed' THEN m.error_title END,
-                error_details = CASE WHEN m.status = 'failed' THEN m.error_details END
-             FROM o WHERE m.id = o.message_id",
+                SELECT message_id, attempt, at, 'accepted' FROM o),
+             updated AS (
+                UPDATE messages m SET
+                    provider_message_id = coalesce(m.provider_message_id, o.provider_message_id),
+                    wa_id = coalesce(m.wa_id, o.wa_id), updated_at = o.at,
+                    error_code = CASE WHEN m.status = 'failed' THEN m.error_code END,
+                    error_title = CASE WHEN m.status = 'failed' THEN m.error_title END,
+                    error_details = CASE WHEN m.status = 'failed' THEN m.error_details END
+                FROM o WHERE m.id = o.message_id RETURNING m.id),
+             kept AS (
+                DELETE FROM pending_statuses p USING o
+                WHERE o.take_kept AND (p.provider_message_id = o.provider_message_id
+                                       OR p.message_id = o.message_id)
+                RETURNING p.*, o.message_id AS taken_for)
+             SELECT (SELECT count(*) FROM updated) AS updated, kept.*
+             FROM (SELECT 1) AS one LEFT JOIN kept ON true",
         )
         .bind(&ids)
         .bind(&attempts)
         .bind(&ats)
         .bind(&wamids)
         .bind(&wa_ids)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated != ids.len() as u64 {
+        .bind(&takes)
+        .fetch_all(&mut *tx)
+        .await?;
+        let updated: i64 = match rows.first() {
+            Some(r) => r.try_get("updated")?,
+            None => 0,
+        };
+        let mut kept: HashMap<String, Vec<(i64, StatusUpdate)>> = HashMap::new();
+        for r in &rows {
+            if let Some(taken_for) = r.try_get::<Option<String>, _>("taken_for")? {
+                let status = (r.try_get("id")?, StatusUpdate::from_pending_row(r)?);
+                kept.entry(taken_for).or_default().push(status);
+            }
+        }
+        for (i, &(o, _)) in outcomes.iter().enumerate() {
+            if let (Some((Finished::Recorded { .. }, taken)), Some(mut statuses)) =
+                (results[i].as_mut(), kept.remove(&o.message_id))
+            {
+                statuses.sort_by_key(|(id, _)| *id);
+                *taken = statuses.into_iter().map(|(_, u)| u).collect();
+            }
+        }
+        if updated != ids.len() as i64 {
             return Err(anyhow::anyhow!(
                 "{updated} of {} accepted outcomes found their message",
                 ids.len()
@@ -291,9 +339,9 @@ pub(super) async fn finish_group(
         }
     }
     // The others, one by one in arrival order, as each would run alone.
-    for (i, o) in outcomes.iter().enumerate() {
+    for (i, &(o, take_kept)) in outcomes.iter().enumerate() {
         if results[i].is_none() {
-            results[i] = Some(finish_in(&mut tx, lookups, o, current(o)).await?);
+            results[i] = Some(finish_in(&mut tx, lookups, o, current(o), take_kept).await?);
         }
     }
     if abandoned() {
@@ -309,18 +357,20 @@ pub(super) async fn finish_group(
 }
 
 /// One outcome inside the caller's transaction, `current` being the attempt of the message's
-/// job as the caller's fence locked it (`None`: the job is gone). A stale outcome writes
-/// nothing.
+/// job as the caller's fence locked it (`None`: the job is gone), with the statuses kept for
+/// the message if it is accepted and `take_kept`. A stale outcome writes nothing.
 async fn finish_in(
     tx: &mut Transaction<'_, Postgres>,
     lookups: &Lookups,
     o: &AttemptOutcome,
     current: Option<i64>,
-) -> StoreResult<Finished> {
+    take_kept: bool,
+) -> StoreResult<Taken> {
     if outcome_is_stale(o, current) {
-        return Ok(Finished::Stale);
+        return Ok((Finished::Stale, Vec::new()));
     }
     let mut conversation = None;
+    let mut kept = Vec::new();
     match &o.result {
         AttemptResult::Accepted {
             provider_message_id,
@@ -328,28 +378,45 @@ async fn finish_in(
         } => {
             // The job may already be gone: a status webhook that outran this response
             // ended it. The provider ids are still ours to record. One statement ends
-            // the job, records the ids and the attempt (the job's lock is held already).
-            sqlx::query(
+            // the job, records the ids and the attempt (the job's lock is held already),
+            // and takes the statuses kept for the message when asked to.
+            let rows = sqlx::query(
                 "WITH gone AS (DELETE FROM delivery_jobs WHERE message_id = $4),
                  attempt AS (
                     INSERT INTO delivery_attempts (message_id, attempt, finished_at, outcome)
-                    VALUES ($4, $5, $3, 'accepted'))
-                 UPDATE messages SET provider_message_id = coalesce(provider_message_id, $1),
-                    wa_id = coalesce(wa_id, $2), updated_at = $3,
-                    -- A success clears the last retry's error, unless a status webhook
-                    -- that outran this response already failed the message.
-                    error_code = CASE WHEN status = 'failed' THEN error_code END,
-                    error_title = CASE WHEN status = 'failed' THEN error_title END,
-                    error_details = CASE WHEN status = 'failed' THEN error_details END
-                 WHERE id = $4",
+                    VALUES ($4, $5, $3, 'accepted')),
+                 updated AS (
+                    UPDATE messages SET provider_message_id = coalesce(provider_message_id, $1),
+                        wa_id = coalesce(wa_id, $2), updated_at = $3,
+                        -- A success clears the last retry's error, unless a status webhook
+                        -- that outran this response already failed the message.
+                        error_code = CASE WHEN status = 'failed' THEN error_code END,
+                        error_title = CASE WHEN status = 'failed' THEN error_title END,
+                        error_details = CASE WHEN status = 'failed' THEN error_details END
+                    WHERE id = $4)
+                 DELETE FROM pending_statuses
+                 WHERE $6 AND (provider_message_id = $1 OR message_id = $4)
+                 RETURNING *",
             )
             .bind(provider_message_id)
             .bind(wa_id)
             .bind(o.now)
             .bind(&o.message_id)
             .bind(o.attempt)
-            .execute(&mut **tx)
+            .bind(take_kept)
+            .fetch_all(&mut **tx)
             .await?;
+            let mut taken = rows
+                .iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get::<i64, _>("id")?,
+                        StatusUpdate::from_pending_row(r)?,
+                    ))
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+            taken.sort_by_key(|(id, _)| *id);
+            kept = taken.into_iter().map(|(_, u)| u).collect();
         }
         AttemptResult::Retry { run_at, error } | AttemptResult::Requeue { run_at, error } => {
             let requeue = matches!(o.result, AttemptResult::Requeue { .. });
@@ -373,5 +440,5 @@ async fn finish_in(
                 .await?;
         }
     }
-    Ok(Finished::Recorded { conversation })
+    Ok((Finished::Recorded { conversation }, kept))
 }

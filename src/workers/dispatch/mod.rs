@@ -31,7 +31,7 @@ use crate::service::inbound::statuses as status;
 use crate::service::suppressions;
 use crate::store::{
     AttemptOutcome, AttemptResult, Channel, ClaimedJob, Finished, HELD_MESSAGING_LIMIT,
-    HELD_QUIET_HOURS, ProviderError, ProviderKind,
+    HELD_QUIET_HOURS, ProviderError, ProviderKind, StatusUpdate, StoreResult,
 };
 use pacer::Pacer;
 
@@ -465,31 +465,21 @@ impl Deliverer {
         if self.crash_after_send.load(Ordering::SeqCst) {
             return;
         }
-        let (result, accepted_id) = match sent {
-            Err(None) => (
-                AttemptResult::Failed {
-                    error: ProviderError {
-                        code: CODE_OPTED_OUT,
-                        title: "Recipient opted out of marketing messages".into(),
-                        details: Some(
-                            "the number is on the account's suppression list; nothing was sent"
-                                .into(),
-                        ),
-                    },
+        let result = match sent {
+            Err(None) => AttemptResult::Failed {
+                error: ProviderError {
+                    code: CODE_OPTED_OUT,
+                    title: "Recipient opted out of marketing messages".into(),
+                    details: Some(
+                        "the number is on the account's suppression list; nothing was sent".into(),
+                    ),
                 },
-                None,
-            ),
-            Ok(accepted) => {
-                let id = accepted.provider_message_id.clone();
-                (
-                    AttemptResult::Accepted {
-                        provider_message_id: accepted.provider_message_id,
-                        wa_id: accepted.wa_id,
-                    },
-                    Some(id),
-                )
-            }
-            Err(Some(e)) => (self.on_error(&e, &job).await, None),
+            },
+            Ok(accepted) => AttemptResult::Accepted {
+                provider_message_id: accepted.provider_message_id,
+                wa_id: accepted.wa_id,
+            },
+            Err(Some(e)) => self.on_error(&e, &job).await,
         };
         let failed = matches!(result, AttemptResult::Failed { .. });
         // Meta's 131050: the user stopped marketing messages from the business.
@@ -505,8 +495,10 @@ impl Deliverer {
             now: self.app.clock.now_ms(),
             result,
         };
-        match self.app.store.finish_attempt(&outcome).await {
-            Ok(Finished::Recorded { conversation }) => {
+        // An accepted outcome comes back with the statuses that arrived before it (kept
+        // until its provider id was known), taken in the same write where the store can.
+        match self.app.store.finish_and_take_kept(&outcome).await {
+            Ok((Finished::Recorded { conversation }, kept)) => {
                 if failed {
                     self.app.publish(Event::MessageStatus {
                         message_id: message_id.clone(),
@@ -519,9 +511,7 @@ impl Deliverer {
                         status,
                     });
                 }
-                if let Some(wamid) = accepted_id {
-                    self.apply_early_statuses(&wamid, &message_id).await;
-                }
+                self.apply_early_statuses(kept, &message_id).await;
                 if let Some(details) = opted_out
                     && let Err(e) = suppressions::on_meta_opt_out(
                         &self.app,
@@ -535,7 +525,7 @@ impl Deliverer {
                     tracing::error!(message_id, error = %e, "cannot add an opted-out number to the suppression list");
                 }
             }
-            Ok(Finished::Stale) => {
+            Ok((Finished::Stale, _)) => {
                 tracing::warn!(message_id, attempt, "outcome of a stale attempt dropped");
             }
             Err(e) => {
@@ -565,14 +555,10 @@ impl Deliverer {
         }
     }
 
-    /// Statuses that arrived before the message's provider id was known.
-    async fn apply_early_statuses(&self, wamid: &str, message_id: &str) {
-        match self
-            .app
-            .store
-            .take_pending_statuses(wamid, message_id)
-            .await
-        {
+    /// Statuses that arrived before the message's provider id was known (none but for an
+    /// accepted outcome).
+    async fn apply_early_statuses(&self, kept: StoreResult<Vec<StatusUpdate>>, message_id: &str) {
+        match kept {
             Ok(updates) => {
                 for update in updates {
                     if let Err(e) = status::apply(&self.app, &update).await {

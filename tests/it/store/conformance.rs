@@ -961,6 +961,85 @@ async fn a_status_kept_for_later_keeps_its_pricing() {
     .await;
 }
 
+both_databases!(an_accepted_outcome_takes_the_statuses_kept_for_its_message);
+async fn an_accepted_outcome_takes_the_statuses_kept_for_its_message() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        let s = seed(&store, 1000).await;
+        let now = plantilla::now_ms();
+        let send = accept(&s, "50763000001", now);
+        store.accept_send(&send).await.unwrap();
+        let jobs = store
+            .claim_jobs(&s.channel.id, 10, now, LEASE, ORPHAN_WAIT)
+            .await
+            .unwrap();
+        assert_eq!(jobs.len(), 1);
+        // Statuses that outran the provider's response, and one for another message.
+        for (wamid, st) in [
+            ("wamid.kept", MessageStatus::Delivered),
+            ("wamid.kept", MessageStatus::Sent),
+            ("wamid.other", MessageStatus::Read),
+        ] {
+            store
+                .store_pending_status(&status(wamid, st, now), now)
+                .await
+                .unwrap();
+        }
+        let outcome = |attempt, result| AttemptOutcome {
+            message_id: send.new_message_id.clone(),
+            attempt,
+            now: now + 1,
+            result,
+        };
+        let accepted = AttemptResult::Accepted {
+            provider_message_id: "wamid.kept".into(),
+            wa_id: None,
+        };
+        let (finished, kept) = store
+            .finish_and_take_kept(&outcome(jobs[0].attempt, accepted))
+            .await
+            .unwrap();
+        assert_eq!(finished, Finished::Recorded { conversation: None });
+        let kept: Vec<(Option<String>, MessageStatus)> = kept
+            .unwrap()
+            .into_iter()
+            .map(|u| (u.provider_message_id, u.status))
+            .collect();
+        let wamid = Some("wamid.kept".to_string());
+        assert_eq!(
+            kept,
+            [
+                (wamid.clone(), MessageStatus::Delivered),
+                (wamid, MessageStatus::Sent)
+            ],
+            "the message's own, in arrival order"
+        );
+        // Taken once; the other message's status stays.
+        let again = store
+            .take_pending_statuses("wamid.kept", &send.new_message_id)
+            .await
+            .unwrap();
+        assert!(again.is_empty());
+        assert_eq!(store.pending_status_count().await.unwrap(), 1);
+        // A stale outcome takes nothing.
+        let failed = AttemptResult::Failed {
+            error: ProviderError {
+                code: 131_026,
+                title: "Undeliverable".into(),
+                details: None,
+            },
+        };
+        let (finished, kept) = store
+            .finish_and_take_kept(&outcome(jobs[0].attempt, failed))
+            .await
+            .unwrap();
+        assert_eq!(finished, Finished::Stale);
+        assert!(kept.unwrap().is_empty());
+        assert_eq!(store.pending_status_count().await.unwrap(), 1);
+    })
+    .await;
+}
+
 both_databases!(every_method_round_trips);
 async fn every_method_round_trips() {
     with_database(|url| async move {

@@ -23,9 +23,9 @@ const ORPHAN_WAIT: i64 = 120_000;
 const LEASE: i64 = 30_000;
 
 /// A database to build a state in, and the name of its copy.
-struct Databases {
+pub(super) struct Databases {
     server: String,
-    original: String,
+    pub(super) original: String,
     copy: String,
 }
 
@@ -41,12 +41,12 @@ impl Databases {
             .expect("connect to PostgreSQL")
     }
 
-    fn url(&self, name: &str) -> String {
+    pub(super) fn url(&self, name: &str) -> String {
         pg_url_for(&self.server, name)
     }
 
     /// Copies the original (no connection to it may be open) and opens both.
-    async fn copy_and_open(&self) -> (PgStore, PgStore) {
+    pub(super) async fn copy_and_open(&self) -> (PgStore, PgStore) {
         let mut admin = self.admin().await;
         sqlx::query(&format!(
             "CREATE DATABASE {} TEMPLATE {}",
@@ -65,7 +65,7 @@ impl Databases {
 
 /// Runs `body` with a fresh database and the name of its copy to be; both are dropped
 /// afterwards even when the body panics.
-async fn with_databases<F, Fut>(body: F)
+pub(super) async fn with_databases<F, Fut>(body: F)
 where
     F: FnOnce(Arc<Databases>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
@@ -125,7 +125,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Statements {
     }
 }
 
-async fn counted<T>(work: impl Future<Output = T>) -> (T, Vec<String>) {
+pub(super) async fn counted<T>(work: impl Future<Output = T>) -> (T, Vec<String>) {
     let statements = Statements::default();
     let subscriber = tracing_subscriber::registry().with(statements.clone());
     let out = work.with_subscriber(subscriber).await;
