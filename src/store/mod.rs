@@ -50,6 +50,22 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        // The same rule as sqlx's errors above, for statements run on SQLite's writer thread.
+        if let rusqlite::Error::SqliteFailure(code, message) = &e
+            && matches!(
+                code.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            )
+        {
+            return StoreError::Conflict(message.clone().unwrap_or_else(|| e.to_string()));
+        }
+        StoreError::Other(e.into())
+    }
+}
+
 /// Opens the store named by a database URL, applies its migrations and checks that every
 /// key the stored channel secrets need is configured.
 pub async fn open(config: &crate::config::Config) -> anyhow::Result<Arc<dyn Store>> {

@@ -13,14 +13,15 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Sqlite, Transaction};
 
 use super::lookups::Lookups;
 
-use super::sql::{Db, Tx, accept_with, claimed_jobs, each_in_savepoint, outcome_is_stale, sql};
+use super::sql::{
+    Cols, Db, Mapped, Tx, accept_with, claimed_jobs, each_in_savepoint, outcome_is_stale, sql,
+};
 use super::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -133,8 +134,13 @@ impl SqliteStore {
             .synchronous(sync)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        // The one write connection is never closed while the store is open: the group
+        // writer borrows its handle (`in_sync_tx`).
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(options.clone())
             .await
             .with_context(|| format!("cannot open SQLite database '{url}'"))?;
@@ -146,12 +152,7 @@ impl SqliteStore {
         let (writes, queue) = mpsc::channel(MAX_GROUP * 4);
         let stats = Arc::new(GroupStats::default());
         let lookups = Arc::new(Lookups::default());
-        tokio::spawn(combine(
-            write.clone(),
-            queue,
-            stats.clone(),
-            lookups.clone(),
-        ));
+        start_writer(write.clone(), queue, stats.clone(), lookups.clone())?;
         let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM pending_statuses")
             .fetch_one(&write)
             .await?;
@@ -217,7 +218,8 @@ impl SqliteStore {
 //
 // SQLite has one writer and every commit is an fsync (with `synchronous=full`). Sends,
 // delivery outcomes and statuses are the writes that come by the thousand, so they go to one
-// task that takes everything waiting (up to `MAX_GROUP`) and runs it in one transaction:
+// thread (`start_writer`) that takes everything waiting (up to `MAX_GROUP`) and runs it in one
+// transaction, each statement a plain call on that thread (`in_sync_tx`, `Db::Sync`):
 // outcomes and statuses in arrival order, then the plain sends together (`accept_many`). The
 // decisions are those of one transaction each in that order, since each operation sees the
 // ones before it; only the commit is shared. Nobody waits for a group to fill: a lone
@@ -248,18 +250,14 @@ enum Written {
 }
 
 impl WriteOp {
-    async fn run(
-        &self,
-        tx: &mut Transaction<'_, Sqlite>,
-        lookups: &Lookups,
-    ) -> StoreResult<Written> {
+    async fn run(&self, db: &mut Db<'_>, lookups: &Lookups) -> StoreResult<Written> {
         Ok(match self {
-            WriteOp::Accept(send, _) => Written::Accept(accept_in(tx, send).await?),
-            WriteOp::Finish(outcome, _) => Written::Finish(finish_in(tx, lookups, outcome).await?),
+            WriteOp::Accept(send, _) => Written::Accept(accept_in(db, send).await?),
+            WriteOp::Finish(outcome, _) => Written::Finish(finish_in(db, lookups, outcome).await?),
             WriteOp::Statuses(updates, _) => {
                 let mut applied = Vec::with_capacity(updates.len());
                 for update in updates {
-                    applied.push(apply_in(tx, lookups, update).await?);
+                    applied.push(apply_in(db, lookups, update).await?);
                 }
                 Written::Statuses(applied)
             }
@@ -314,6 +312,47 @@ async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, 
     pool.begin_with("BEGIN IMMEDIATE").await
 }
 
+/// Statements the group writer keeps prepared within one transaction: more than the group
+/// path has distinct texts (the multi-row ones differ by their row count).
+const PREPARED: usize = 64;
+
+/// The write connection as rusqlite sees it, for one transaction of the group writer. What
+/// it did not commit is rolled back when it is dropped, and its prepared statements are
+/// finalized then (rusqlite's `Drop`), before sqlx may use or close the handle again.
+struct SyncConn(rusqlite::Connection);
+
+impl Drop for SyncConn {
+    fn drop(&mut self) {
+        if !self.0.is_autocommit() {
+            let _ = self.0.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// Runs `f` in one write transaction (`BEGIN IMMEDIATE`) on the write connection, with every
+/// statement called on this thread: the pool's one connection is taken and its handle locked
+/// away from sqlx's worker thread for the whole transaction, so the statements are plain
+/// function calls with no handoff. `f` answering `None` rolls the transaction back.
+async fn in_sync_tx<T>(
+    pool: &SqlitePool,
+    f: impl AsyncFnOnce(&mut Db<'_>) -> StoreResult<Option<T>>,
+) -> StoreResult<Option<T>> {
+    let mut conn = pool.acquire().await?;
+    let mut handle = conn.lock_handle().await?;
+    // SAFETY: while `handle` lives, sqlx's worker thread makes no call on this connection;
+    // `c` (with its prepared statements) is dropped before `handle`, being declared after
+    // it, and rusqlite does not close a connection made `from_handle`.
+    let raw = handle.as_raw_handle().as_ptr();
+    let mut c = SyncConn(unsafe { rusqlite::Connection::from_handle(raw)? });
+    c.0.set_prepared_statement_cache_capacity(PREPARED);
+    c.0.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    let done = f(&mut Db::Sync(&mut c.0)).await?;
+    if done.is_some() {
+        c.0.prepare_cached("COMMIT")?.execute([])?;
+    }
+    Ok(done)
+}
+
 /// Runs `op` in a transaction of its own. A caller that stopped waiting before the commit
 /// (its request timed out, so it was told nothing was done) gets its write rolled back, as
 /// when its own future held the transaction.
@@ -321,22 +360,36 @@ async fn write_alone(pool: &SqlitePool, op: WriteOp, lookups: &Lookups) {
     if op.abandoned() {
         return;
     }
-    let result = async {
-        let mut tx = begin_write(pool).await?;
-        let written = op.run(&mut tx, lookups).await?;
-        if op.abandoned() {
-            tx.rollback().await?;
-            return Ok(None);
-        }
-        tx.commit().await?;
-        Ok(Some(written))
-    }
+    let result = in_sync_tx(pool, async |db| {
+        let written = op.run(db, lookups).await?;
+        Ok((!op.abandoned()).then_some(written))
+    })
     .await;
     match result {
         Ok(Some(written)) => op.reply(Ok(written)),
         Ok(None) => {}
         Err(e) => op.reply(Err(e)),
     }
+}
+
+/// Starts the group writer: a thread of its own ("sqlite-writer"), so the synchronous
+/// statements and the commit's fsync never hold up the runtime's workers, running
+/// [`combine`] until every sender is gone (the store dropped).
+fn start_writer(
+    pool: SqlitePool,
+    queue: mpsc::Receiver<WriteOp>,
+    stats: Arc<GroupStats>,
+    lookups: Arc<Lookups>,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("the SQLite writer's runtime")?;
+    std::thread::Builder::new()
+        .name("sqlite-writer".into())
+        .spawn(move || runtime.block_on(combine(pool, queue, stats, lookups)))
+        .context("the SQLite writer's thread")?;
+    Ok(())
 }
 
 /// Commits the queued writes in groups until every sender is gone.
@@ -385,7 +438,19 @@ async fn write_group(
     group: &[WriteOp],
     lookups: &Lookups,
 ) -> StoreResult<Vec<Written>> {
-    let mut tx = begin_write(pool).await?;
+    in_sync_tx(pool, async |db| {
+        group_in(db, group, lookups).await.map(Some)
+    })
+    .await?
+    .ok_or_else(|| anyhow::anyhow!("a group answered nothing").into())
+}
+
+/// `group`'s writes in the caller's transaction (see `write_group`).
+async fn group_in(
+    db: &mut Db<'_>,
+    group: &[WriteOp],
+    lookups: &Lookups,
+) -> StoreResult<Vec<Written>> {
     let mut results: Vec<Option<Written>> = group.iter().map(|_| None).collect();
     // Plain sends are decided together, after the group's other writes: all of them were
     // waiting at once, so any order is one they could have arrived in.
@@ -393,12 +458,12 @@ async fn write_group(
     for (i, op) in group.iter().enumerate() {
         match op {
             WriteOp::Accept(send, _) if send.idempotency.is_none() => plain.push((i, send)),
-            _ => results[i] = Some(op.run(&mut tx, lookups).await?),
+            _ => results[i] = Some(op.run(db, lookups).await?),
         }
     }
     if !plain.is_empty() {
         let sends: Vec<&AcceptSend> = plain.iter().map(|&(_, send)| send).collect();
-        for ((i, _), outcome) in plain.iter().zip(accept_many(&mut tx, &sends).await?) {
+        for ((i, _), outcome) in plain.iter().zip(accept_many(db, &sends).await?) {
             results[*i] = Some(Written::Accept(outcome));
         }
     }
@@ -407,11 +472,10 @@ async fn write_group(
         .map(|r| r.expect("every write ran"))
         .collect();
     if group.iter().any(WriteOp::abandoned) {
-        // Someone stopped waiting: their write must not commit, the others' may.
-        tx.rollback().await?;
+        // Someone stopped waiting: their write must not commit, the others' may (the
+        // transaction is rolled back, and each runs alone).
         return Err(anyhow::anyhow!("a caller stopped waiting").into());
     }
-    tx.commit().await?;
     Ok(results)
 }
 
@@ -466,38 +530,41 @@ async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
 }
 
 async fn insert_message_and_job(
-    tx: &mut Transaction<'_, Sqlite>,
+    db: &mut Db<'_>,
     send: &AcceptSend,
     conversation_id: &str,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO messages (id, account_id, channel_id, conversation_id, template_id,
-            phone_number, params, status, queued_at, updated_at, batch_id, callback_url, metadata,
-            scheduled_for)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&send.new_message_id)
-    .bind(&send.account_id)
-    .bind(&send.channel_id)
-    .bind(conversation_id)
-    .bind(&send.template_id)
-    .bind(&send.phone_number)
-    .bind(serde_json::to_string(&send.params).context("params")?)
-    .bind(send.initial_status().as_str())
-    .bind(send.now)
-    .bind(send.now)
-    .bind(&send.batch_id)
-    .bind(&send.callback_url)
-    .bind(send.metadata.as_ref().map(|m| m.to_string()))
-    .bind(send.send_at)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query("INSERT INTO delivery_jobs (message_id, channel_id, run_at) VALUES (?, ?, ?)")
+    let params = serde_json::to_string(&send.params).context("params")?;
+    let metadata = send.metadata.as_ref().map(|m| m.to_string());
+    db.run(
+        sql(
+            "INSERT INTO messages (id, account_id, channel_id, conversation_id, template_id,
+                phone_number, params, status, queued_at, updated_at, batch_id, callback_url,
+                metadata, scheduled_for)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13)",
+        )
         .bind(&send.new_message_id)
+        .bind(&send.account_id)
         .bind(&send.channel_id)
-        .bind(send.run_at())
-        .execute(&mut **tx)
-        .await?;
+        .bind(conversation_id)
+        .bind(&send.template_id)
+        .bind(&send.phone_number)
+        .bind(&params)
+        .bind(send.initial_status().as_str())
+        .bind(send.now)
+        .bind(&send.batch_id)
+        .bind(&send.callback_url)
+        .bind(&metadata)
+        .bind(send.send_at),
+    )
+    .await?;
+    db.run(
+        sql("INSERT INTO delivery_jobs (message_id, channel_id, run_at) VALUES ($1, $2, $3)")
+            .bind(&send.new_message_id)
+            .bind(&send.channel_id)
+            .bind(send.run_at()),
+    )
+    .await?;
     Ok(())
 }
 
@@ -509,13 +576,13 @@ struct KnownConversation {
 
 impl KnownConversation {
     /// From the columns `conversation_status` and `conversation_first`.
-    fn from_row(r: &SqliteRow) -> StoreResult<Self> {
+    fn from_row(r: &impl Cols) -> StoreResult<Self> {
         Ok(Self {
             status: r
-                .try_get::<String, _>("conversation_status")?
+                .get::<String>("conversation_status")?
                 .parse()
                 .map_err(anyhow::Error::msg)?,
-            first_message_id: r.try_get("conversation_first")?,
+            first_message_id: r.get("conversation_first")?,
         })
     }
 }
@@ -523,7 +590,7 @@ impl KnownConversation {
 /// Moves a pending conversation along after a status of one of its messages (`known`: its
 /// conversation, when the caller has read it already).
 async fn conversation_follows(
-    tx: &mut Transaction<'_, Sqlite>,
+    db: &mut Db<'_>,
     lookups: &Lookups,
     message: &Message,
     status: MessageStatus,
@@ -536,12 +603,13 @@ async fn conversation_follows(
     } = match known {
         Some(known) => known,
         None => KnownConversation::from_row(
-            &sqlx::query(
-                "SELECT status AS conversation_status, first_message_id AS conversation_first
-                 FROM conversations WHERE id = ?",
+            &db.one(
+                sql(
+                    "SELECT status AS conversation_status, first_message_id AS conversation_first
+                     FROM conversations WHERE id = $1",
+                )
+                .bind(&message.conversation_id),
             )
-            .bind(&message.conversation_id)
-            .fetch_one(&mut **tx)
             .await?,
         )?,
     };
@@ -551,97 +619,89 @@ async fn conversation_follows(
     };
     match next {
         ConversationStatus::Open => {
-            sqlx::query(
-                "UPDATE conversations SET status = 'open', opened_at = ?, last_activity_at = ?
-                 WHERE id = ? AND status = 'pending'",
+            db.run(
+                sql("UPDATE conversations SET status = 'open', opened_at = $1,
+                        last_activity_at = $1
+                     WHERE id = $2 AND status = 'pending'")
+                .bind(now)
+                .bind(&message.conversation_id),
             )
-            .bind(now)
-            .bind(now)
-            .bind(&message.conversation_id)
-            .execute(&mut **tx)
             .await?;
         }
         ConversationStatus::Closed => {
-            sqlx::query(
-                "UPDATE conversations SET status = 'closed', closed_at = ?, close_reason = ?
-                 WHERE id = ? AND status != 'closed'",
+            db.run(
+                sql(
+                    "UPDATE conversations SET status = 'closed', closed_at = $1, close_reason = $2
+                     WHERE id = $3 AND status != 'closed'",
+                )
+                .bind(now)
+                .bind(reason.map(CloseReason::as_str))
+                .bind(&message.conversation_id),
             )
-            .bind(now)
-            .bind(reason.map(CloseReason::as_str))
-            .bind(&message.conversation_id)
-            .execute(&mut **tx)
             .await?;
         }
         ConversationStatus::Pending => return Ok(None),
     }
-    Db::SqliteConn(tx)
-        .queue_conversation_event(lookups, message, next, reason.map(CloseReason::as_str), now)
+    db.queue_conversation_event(lookups, message, next, reason.map(CloseReason::as_str), now)
         .await
 }
 
 async fn fail_message(
-    tx: &mut Transaction<'_, Sqlite>,
+    db: &mut Db<'_>,
     lookups: &Lookups,
     message: &Message,
     error: &ProviderError,
     now: i64,
 ) -> StoreResult<Option<(String, ConversationStatus)>> {
-    let mut db = Db::SqliteConn(tx);
     db.mark_failed(&message.id, error, now).await?;
     db.end_job(&message.id).await?;
     db.queue_message_event(lookups, message, MessageStatus::Failed, Some(error), now)
         .await?;
-    conversation_follows(tx, lookups, message, MessageStatus::Failed, now, None).await
+    conversation_follows(db, lookups, message, MessageStatus::Failed, now, None).await
 }
 
 /// One send's decision inside the caller's transaction (see `Store::accept_send`).
-async fn accept_in(
-    tx: &mut Transaction<'_, Sqlite>,
-    send: &AcceptSend,
-) -> StoreResult<AcceptOutcome> {
-    accept_with(tx, send, decide_send).await
+async fn accept_in(db: &mut Db<'_>, send: &AcceptSend) -> StoreResult<AcceptOutcome> {
+    accept_with(db, send, decide_send).await
 }
 
-async fn decide_send(
-    tx: &mut Transaction<'_, Sqlite>,
-    send: &AcceptSend,
-) -> StoreResult<AcceptOutcome> {
-    let mut active = sqlx::query(
-        "SELECT id, status, last_activity_at FROM conversations
-         WHERE channel_id = ? AND phone_number = ? AND status IN ('pending', 'open')",
-    )
-    .bind(&send.channel_id)
-    .bind(&send.phone_number)
-    .fetch_optional(&mut **tx)
-    .await?;
+async fn decide_send(db: &mut Db<'_>, send: &AcceptSend) -> StoreResult<AcceptOutcome> {
+    let mut active = db
+        .opt(
+            sql("SELECT id, status, last_activity_at FROM conversations
+                 WHERE channel_id = $1 AND phone_number = $2 AND status IN ('pending', 'open')")
+            .bind(&send.channel_id)
+            .bind(&send.phone_number),
+        )
+        .await?;
     if let Some(row) = &active
-        && row.try_get::<String, _>("status")? == "open"
-        && row.try_get::<i64, _>("last_activity_at")? < send.expire_before
+        && row.get::<String>("status")? == "open"
+        && row.get::<i64>("last_activity_at")? < send.expire_before
     {
         // Its 24 hours are over: closed now, and this send opens a new one.
-        Db::SqliteConn(tx)
-            .close_expired(&row.try_get::<String, _>("id")?, send.now)
+        db.close_expired(&row.get::<String>("id")?, send.now)
             .await?;
         active = None;
     }
 
     if let Some(row) = active {
-        let conversation_id: String = row.try_get("id")?;
-        let status: String = row.try_get("status")?;
+        let conversation_id: String = row.get("id")?;
+        let status: String = row.get("status")?;
         if status == "pending" {
             // Nothing new is sent.
             return Ok(AcceptOutcome::AlreadyPending { conversation_id });
         }
         // The conversation's contact exists: only a new name changes it.
         if send.client_name.is_some() {
-            upsert_contact(tx, send).await?;
+            upsert_contact(db, send).await?;
         }
-        insert_message_and_job(tx, send, &conversation_id).await?;
-        sqlx::query("UPDATE conversations SET last_activity_at = ? WHERE id = ?")
-            .bind(send.now)
-            .bind(&conversation_id)
-            .execute(&mut **tx)
-            .await?;
+        insert_message_and_job(db, send, &conversation_id).await?;
+        db.run(
+            sql("UPDATE conversations SET last_activity_at = $1 WHERE id = $2")
+                .bind(send.now)
+                .bind(&conversation_id),
+        )
+        .await?;
         return Ok(AcceptOutcome::Sent {
             conversation_id,
             message_id: send.new_message_id.clone(),
@@ -649,53 +709,55 @@ async fn decide_send(
     }
 
     // The plan's counter first (every new conversation takes it before the contact).
-    sqlx::query(
-        "INSERT INTO conversation_usage (account_id, period, used) VALUES (?, ?, 0)
-         ON CONFLICT (account_id, period) DO NOTHING",
+    db.run(
+        sql(
+            "INSERT INTO conversation_usage (account_id, period, used) VALUES ($1, $2, 0)
+             ON CONFLICT (account_id, period) DO NOTHING",
+        )
+        .bind(&send.account_id)
+        .bind(&send.period),
     )
-    .bind(&send.account_id)
-    .bind(&send.period)
-    .execute(&mut **tx)
     .await?;
-    let counted = sqlx::query(
-        "UPDATE conversation_usage SET used = used + 1
-         WHERE account_id = ? AND period = ? AND used < ?",
-    )
-    .bind(&send.account_id)
-    .bind(&send.period)
-    .bind(send.conversation_limit)
-    .execute(&mut **tx)
-    .await?;
-    if counted.rows_affected() == 0 {
+    let counted = db
+        .run(
+            sql("UPDATE conversation_usage SET used = used + 1
+                 WHERE account_id = $1 AND period = $2 AND used < $3")
+            .bind(&send.account_id)
+            .bind(&send.period)
+            .bind(send.conversation_limit),
+        )
+        .await?;
+    if counted == 0 {
         return Ok(AcceptOutcome::LimitReached);
     }
 
-    upsert_contact(tx, send).await?;
-    let client_name: String = sqlx::query_scalar(
-        "SELECT client_name FROM contacts WHERE account_id = ? AND phone_number = ?",
+    upsert_contact(db, send).await?;
+    let client_name: String = db
+        .one(
+            sql("SELECT client_name FROM contacts WHERE account_id = $1 AND phone_number = $2")
+                .bind(&send.account_id)
+                .bind(&send.phone_number),
+        )
+        .await?
+        .get("client_name")?;
+    db.run(
+        sql(
+            "INSERT INTO conversations (id, account_id, channel_id, phone_number, status,
+                assignee, group_id, client_name, first_message_id, created_at, last_activity_at)
+             VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $9)",
+        )
+        .bind(&send.new_conversation_id)
+        .bind(&send.account_id)
+        .bind(&send.channel_id)
+        .bind(&send.phone_number)
+        .bind(send.assignee)
+        .bind(&send.group_id)
+        .bind(&client_name)
+        .bind(&send.new_message_id)
+        .bind(send.now),
     )
-    .bind(&send.account_id)
-    .bind(&send.phone_number)
-    .fetch_one(&mut **tx)
     .await?;
-    sqlx::query(
-        "INSERT INTO conversations (id, account_id, channel_id, phone_number, status,
-            assignee, group_id, client_name, first_message_id, created_at, last_activity_at)
-         VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&send.new_conversation_id)
-    .bind(&send.account_id)
-    .bind(&send.channel_id)
-    .bind(&send.phone_number)
-    .bind(send.assignee)
-    .bind(&send.group_id)
-    .bind(&client_name)
-    .bind(&send.new_message_id)
-    .bind(send.now)
-    .bind(send.now)
-    .execute(&mut **tx)
-    .await?;
-    insert_message_and_job(tx, send, &send.new_conversation_id).await?;
+    insert_message_and_job(db, send, &send.new_conversation_id).await?;
     Ok(AcceptOutcome::Pending {
         conversation_id: send.new_conversation_id.clone(),
         message_id: send.new_message_id.clone(),
@@ -709,14 +771,19 @@ struct ActiveConversation {
     last_activity_at: i64,
 }
 
+/// The `VALUES` list of a multi-row statement: `rows` rows of `cols` bare `?` each (bound
+/// in order). Not `$N`: SQLite looks each named parameter up by name while it prepares and
+/// binds, which is quadratic in a statement with thousands of them.
+fn values(rows: usize, cols: usize) -> String {
+    let row = format!("({})", vec!["?"; cols].join(", "));
+    vec![row; rows].join(", ")
+}
+
 /// Sends without an idempotency key, decided in order exactly as `decide_send` decides each
 /// one, in a fixed number of statements whatever their count: what they need is read in
 /// one statement per kind, the decisions are made in memory (each seeing the ones before
 /// it), and what they wrote goes in one multi-row statement per table.
-async fn accept_many(
-    tx: &mut Transaction<'_, Sqlite>,
-    sends: &[&AcceptSend],
-) -> StoreResult<Vec<AcceptOutcome>> {
+async fn accept_many(db: &mut Db<'_>, sends: &[&AcceptSend]) -> StoreResult<Vec<AcceptOutcome>> {
     use serde_json::json;
     let keys = serde_json::to_string(
         &sends
@@ -726,41 +793,43 @@ async fn accept_many(
     )
     .context("keys")?;
     let mut active: HashMap<(String, String), ActiveConversation> = HashMap::new();
-    for r in sqlx::query(
-        "SELECT DISTINCT c.id, c.channel_id, c.phone_number, c.status, c.last_activity_at
-         FROM json_each(?) j JOIN conversations c
-           ON c.channel_id = json_extract(j.value, '$.c')
-          AND c.phone_number = json_extract(j.value, '$.p')
-          AND c.status IN ('pending', 'open')",
-    )
-    .bind(&keys)
-    .fetch_all(&mut **tx)
-    .await?
+    for r in db
+        .all(
+            sql(
+                "SELECT DISTINCT c.id, c.channel_id, c.phone_number, c.status, c.last_activity_at
+                 FROM json_each($1) j JOIN conversations c
+                   ON c.channel_id = json_extract(j.value, '$.c')
+                  AND c.phone_number = json_extract(j.value, '$.p')
+                  AND c.status IN ('pending', 'open')",
+            )
+            .bind(&keys),
+        )
+        .await?
     {
         active.insert(
-            (r.try_get("channel_id")?, r.try_get("phone_number")?),
+            (r.get("channel_id")?, r.get("phone_number")?),
             ActiveConversation {
-                id: r.try_get("id")?,
-                pending: r.try_get::<String, _>("status")? == "pending",
-                last_activity_at: r.try_get("last_activity_at")?,
+                id: r.get("id")?,
+                pending: r.get::<String>("status")? == "pending",
+                last_activity_at: r.get("last_activity_at")?,
             },
         );
     }
     // Contacts: `Some(name)` when the row exists.
     let mut contacts: HashMap<(String, String), Option<String>> = HashMap::new();
-    for r in sqlx::query(
-        "SELECT DISTINCT k.account_id, k.phone_number, k.client_name
-         FROM json_each(?) j JOIN contacts k
-           ON k.account_id = json_extract(j.value, '$.a')
-          AND k.phone_number = json_extract(j.value, '$.p')",
-    )
-    .bind(&keys)
-    .fetch_all(&mut **tx)
-    .await?
+    for r in db
+        .all(
+            sql("SELECT DISTINCT k.account_id, k.phone_number, k.client_name
+                 FROM json_each($1) j JOIN contacts k
+                   ON k.account_id = json_extract(j.value, '$.a')
+                  AND k.phone_number = json_extract(j.value, '$.p')")
+            .bind(&keys),
+        )
+        .await?
     {
         contacts.insert(
-            (r.try_get("account_id")?, r.try_get("phone_number")?),
-            Some(r.try_get("client_name")?),
+            (r.get("account_id")?, r.get("phone_number")?),
+            Some(r.get("client_name")?),
         );
     }
     // The plan's counters, read when first needed.
@@ -815,13 +884,15 @@ async fn accept_many(
             None => {
                 let usage_key = (send.account_id.clone(), send.period.clone());
                 if !usage.contains_key(&usage_key) {
-                    let used: Option<i64> = sqlx::query_scalar(
-                        "SELECT used FROM conversation_usage WHERE account_id = ? AND period = ?",
-                    )
-                    .bind(&send.account_id)
-                    .bind(&send.period)
-                    .fetch_optional(&mut **tx)
-                    .await?;
+                    let used: Option<i64> = db
+                        .opt(
+                            sql("SELECT used FROM conversation_usage
+                                 WHERE account_id = $1 AND period = $2")
+                            .bind(&send.account_id)
+                            .bind(&send.period),
+                        )
+                        .await?
+                        .mapped(|r| r.get("used"))?;
                     usage.insert(usage_key.clone(), (used.unwrap_or(0), 0));
                 }
                 let (used, added) = usage.get_mut(&usage_key).expect("read above");
@@ -851,18 +922,19 @@ async fn accept_many(
 
     // The writes, in the order `decide_send` makes them.
     for (id, now) in &expired {
-        Db::SqliteConn(tx).close_expired(id, *now).await?;
+        db.close_expired(id, *now).await?;
     }
     for ((account_id, period), (_, added)) in &usage {
         if *added > 0 {
-            sqlx::query(
-                "INSERT INTO conversation_usage (account_id, period, used) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (account_id, period) DO UPDATE SET used = used + ?3",
+            db.run(
+                sql(
+                    "INSERT INTO conversation_usage (account_id, period, used) VALUES ($1, $2, $3)
+                     ON CONFLICT (account_id, period) DO UPDATE SET used = used + $3",
+                )
+                .bind(account_id)
+                .bind(period)
+                .bind(*added),
             )
-            .bind(account_id)
-            .bind(period)
-            .bind(added)
-            .execute(&mut **tx)
             .await?;
         }
     }
@@ -874,125 +946,145 @@ async fn accept_many(
             .and_modify(|(_, last)| *last = *now)
             .or_insert((*now, *now));
     }
-    for chunk in written.iter().collect::<Vec<_>>().chunks(CHUNK) {
-        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
-            "INSERT INTO contacts (account_id, phone_number, client_name, created_at, updated_at) ",
-        );
-        q.push_values(chunk, |mut b, ((account_id, phone), (first, last))| {
+    // (account and number, name, first and last touch)
+    let written: Vec<_> = written
+        .into_iter()
+        .map(|(key, times)| {
             let name = contacts
-                .get(&(account_id.clone(), phone.clone()))
+                .get(key)
                 .cloned()
                 .flatten()
-                .unwrap_or_else(|| phone.clone());
-            b.push_bind(account_id.clone())
-                .push_bind(phone.clone())
-                .push_bind(name)
-                .push_bind(*first)
-                .push_bind(*last);
-        });
-        q.push(
-            " ON CONFLICT (account_id, phone_number) DO UPDATE
-              SET client_name = excluded.client_name, updated_at = excluded.updated_at",
+                .unwrap_or_else(|| key.1.clone());
+            (key, name, times)
+        })
+        .collect::<Vec<(&(String, String), String, (i64, i64))>>();
+    for chunk in written.chunks(CHUNK) {
+        let text = format!(
+            "INSERT INTO contacts (account_id, phone_number, client_name, created_at, updated_at)
+             VALUES {}
+             ON CONFLICT (account_id, phone_number) DO UPDATE
+             SET client_name = excluded.client_name, updated_at = excluded.updated_at",
+            values(chunk.len(), 5)
         );
-        q.build().execute(&mut **tx).await?;
+        let mut q = sql(text);
+        for ((account_id, phone), name, (first, last)) in chunk {
+            q = q
+                .bind(account_id)
+                .bind(phone)
+                .bind(name)
+                .bind(*first)
+                .bind(*last);
+        }
+        db.run(q).await?;
     }
     for chunk in new_conversations.chunks(CHUNK) {
-        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+        let text = format!(
             "INSERT INTO conversations (id, account_id, channel_id, phone_number, status,
-                assignee, group_id, client_name, first_message_id, created_at, last_activity_at) ",
+                assignee, group_id, client_name, first_message_id, created_at, last_activity_at)
+             VALUES {}",
+            values(chunk.len(), 11)
         );
-        q.push_values(chunk, |mut b, (send, name)| {
-            b.push_bind(send.new_conversation_id.clone())
-                .push_bind(send.account_id.clone())
-                .push_bind(send.channel_id.clone())
-                .push_bind(send.phone_number.clone())
-                .push_bind("pending")
-                .push_bind(send.assignee)
-                .push_bind(send.group_id.clone())
-                .push_bind(name.clone())
-                .push_bind(send.new_message_id.clone())
-                .push_bind(send.now)
-                .push_bind(send.now);
-        });
-        q.build().execute(&mut **tx).await?;
+        let mut q = sql(text);
+        for (send, name) in chunk {
+            q = q
+                .bind(&send.new_conversation_id)
+                .bind(&send.account_id)
+                .bind(&send.channel_id)
+                .bind(&send.phone_number)
+                .bind("pending")
+                .bind(send.assignee)
+                .bind(&send.group_id)
+                .bind(name)
+                .bind(&send.new_message_id)
+                .bind(send.now)
+                .bind(send.now);
+        }
+        db.run(q).await?;
     }
     for chunk in messages.chunks(CHUNK) {
-        let mut rows = Vec::with_capacity(chunk.len());
-        for (send, conversation_id) in chunk {
-            rows.push((
-                *send,
-                conversation_id,
+        let mut owned = Vec::with_capacity(chunk.len());
+        for (send, _) in chunk {
+            owned.push((
                 serde_json::to_string(&send.params).context("params")?,
+                send.metadata.as_ref().map(|m| m.to_string()),
             ));
         }
-        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+        let text = format!(
             "INSERT INTO messages (id, account_id, channel_id, conversation_id, template_id,
                 phone_number, params, status, queued_at, updated_at, batch_id, callback_url,
-                metadata, scheduled_for) ",
+                metadata, scheduled_for)
+             VALUES {}",
+            values(chunk.len(), 14)
         );
-        q.push_values(&rows, |mut b, (send, conversation_id, params)| {
-            b.push_bind(send.new_message_id.clone())
-                .push_bind(send.account_id.clone())
-                .push_bind(send.channel_id.clone())
-                .push_bind((*conversation_id).clone())
-                .push_bind(send.template_id.clone())
-                .push_bind(send.phone_number.clone())
-                .push_bind(params.clone())
-                .push_bind(send.initial_status().as_str())
-                .push_bind(send.now)
-                .push_bind(send.now)
-                .push_bind(send.batch_id.clone())
-                .push_bind(send.callback_url.clone())
-                .push_bind(send.metadata.as_ref().map(|m| m.to_string()))
-                .push_bind(send.send_at);
-        });
-        q.build().execute(&mut **tx).await?;
-        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
-            "INSERT INTO delivery_jobs (message_id, channel_id, run_at) ",
+        let mut q = sql(text);
+        for ((send, conversation_id), (params, metadata)) in chunk.iter().zip(&owned) {
+            q = q
+                .bind(&send.new_message_id)
+                .bind(&send.account_id)
+                .bind(&send.channel_id)
+                .bind(conversation_id)
+                .bind(&send.template_id)
+                .bind(&send.phone_number)
+                .bind(params)
+                .bind(send.initial_status().as_str())
+                .bind(send.now)
+                .bind(send.now)
+                .bind(&send.batch_id)
+                .bind(&send.callback_url)
+                .bind(metadata)
+                .bind(send.send_at);
+        }
+        db.run(q).await?;
+        let text = format!(
+            "INSERT INTO delivery_jobs (message_id, channel_id, run_at) VALUES {}",
+            values(chunk.len(), 3)
         );
-        q.push_values(chunk, |mut b, (send, _)| {
-            b.push_bind(send.new_message_id.clone())
-                .push_bind(send.channel_id.clone())
-                .push_bind(send.run_at());
-        });
-        q.build().execute(&mut **tx).await?;
+        let mut q = sql(text);
+        for (send, _) in chunk {
+            q = q
+                .bind(&send.new_message_id)
+                .bind(&send.channel_id)
+                .bind(send.run_at());
+        }
+        db.run(q).await?;
     }
     if !activity.is_empty() {
-        sqlx::query(
-            "UPDATE conversations SET last_activity_at = j.value
-             FROM json_each(?) AS j WHERE conversations.id = j.key",
+        let activity = Value::Object(activity).to_string();
+        db.run(
+            sql("UPDATE conversations SET last_activity_at = j.value
+                 FROM json_each($1) AS j WHERE conversations.id = j.key")
+            .bind(&activity),
         )
-        .bind(Value::Object(activity).to_string())
-        .execute(&mut **tx)
         .await?;
     }
     Ok(outcomes)
 }
 
-/// Rows per multi-row statement (SQLite allows 32,766 bound values; messages take 13 each).
+/// Rows per multi-row statement (SQLite allows 32,766 bound values; messages take 14 each).
 const CHUNK: usize = 256;
 
 /// The contact of a send: its name when the sender gave one, else the number (kept if the
 /// contact exists).
-async fn upsert_contact(tx: &mut Transaction<'_, Sqlite>, send: &AcceptSend) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO contacts (account_id, phone_number, client_name, created_at, updated_at)
-         VALUES (?1, ?2, coalesce(?3, ?2), ?4, ?4)
-         ON CONFLICT (account_id, phone_number) DO UPDATE
-         SET client_name = coalesce(?3, contacts.client_name), updated_at = ?4",
+async fn upsert_contact(db: &mut Db<'_>, send: &AcceptSend) -> StoreResult<()> {
+    db.run(
+        sql(
+            "INSERT INTO contacts (account_id, phone_number, client_name, created_at, updated_at)
+             VALUES ($1, $2, coalesce($3, $2), $4, $4)
+             ON CONFLICT (account_id, phone_number) DO UPDATE
+             SET client_name = coalesce($3, contacts.client_name), updated_at = $4",
+        )
+        .bind(&send.account_id)
+        .bind(&send.phone_number)
+        .bind(&send.client_name)
+        .bind(send.now),
     )
-    .bind(&send.account_id)
-    .bind(&send.phone_number)
-    .bind(&send.client_name)
-    .bind(send.now)
-    .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
 /// Records a send's outcome (see `Store::finish_attempt`) in the caller's transaction.
 async fn finish_in(
-    tx: &mut Transaction<'_, Sqlite>,
+    db: &mut Db<'_>,
     lookups: &Lookups,
     o: &AttemptOutcome,
 ) -> StoreResult<Finished> {
@@ -1001,12 +1093,12 @@ async fn finish_in(
     // provider ids are still ours to record).
     let ended = match &o.result {
         AttemptResult::Accepted { .. } => {
-            sqlx::query("DELETE FROM delivery_jobs WHERE message_id = ? AND attempt = ?")
-                .bind(&o.message_id)
-                .bind(o.attempt)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected()
+            db.run(
+                sql("DELETE FROM delivery_jobs WHERE message_id = $1 AND attempt = $2")
+                    .bind(&o.message_id)
+                    .bind(o.attempt),
+            )
+            .await?
                 > 0
         }
         _ => false,
@@ -1014,10 +1106,9 @@ async fn finish_in(
     let current: Option<i64> = if ended {
         Some(o.attempt)
     } else {
-        sqlx::query_scalar("SELECT attempt FROM delivery_jobs WHERE message_id = ?")
-            .bind(&o.message_id)
-            .fetch_optional(&mut **tx)
+        db.opt(sql("SELECT attempt FROM delivery_jobs WHERE message_id = $1").bind(&o.message_id))
             .await?
+            .mapped(|r| r.get("attempt"))?
     };
     if outcome_is_stale(o, current) {
         return Ok(Finished::Stale);
@@ -1028,45 +1119,42 @@ async fn finish_in(
             provider_message_id,
             wa_id,
         } => {
-            sqlx::query(
-                "UPDATE messages SET provider_message_id = coalesce(provider_message_id, ?),
-                    wa_id = coalesce(wa_id, ?), updated_at = ?,
-                    -- A success clears the last retry's error, unless a status webhook
-                    -- that outran this response already failed the message.
-                    error_code = CASE WHEN status = 'failed' THEN error_code END,
-                    error_title = CASE WHEN status = 'failed' THEN error_title END,
-                    error_details = CASE WHEN status = 'failed' THEN error_details END
-                 WHERE id = ?",
+            db.run(
+                sql(
+                    "UPDATE messages SET provider_message_id = coalesce(provider_message_id, $1),
+                        wa_id = coalesce(wa_id, $2), updated_at = $3,
+                        -- A success clears the last retry's error, unless a status webhook
+                        -- that outran this response already failed the message.
+                        error_code = CASE WHEN status = 'failed' THEN error_code END,
+                        error_title = CASE WHEN status = 'failed' THEN error_title END,
+                        error_details = CASE WHEN status = 'failed' THEN error_details END
+                     WHERE id = $4",
+                )
+                .bind(provider_message_id)
+                .bind(wa_id)
+                .bind(o.now)
+                .bind(&o.message_id),
             )
-            .bind(provider_message_id)
-            .bind(wa_id)
-            .bind(o.now)
-            .bind(&o.message_id)
-            .execute(&mut **tx)
             .await?;
-            Db::SqliteConn(tx)
-                .record_attempt(&o.message_id, o.attempt, o.now, "accepted", None)
+            db.record_attempt(&o.message_id, o.attempt, o.now, "accepted", None)
                 .await?;
         }
         AttemptResult::Retry { run_at, error } | AttemptResult::Requeue { run_at, error } => {
             let requeue = matches!(o.result, AttemptResult::Requeue { .. });
-            Db::SqliteConn(tx)
-                .retry_attempt(&o.message_id, o.attempt, o.now, *run_at, error, requeue)
+            db.retry_attempt(&o.message_id, o.attempt, o.now, *run_at, error, requeue)
                 .await?;
         }
         AttemptResult::Failed { error } => {
-            let row = sqlx::query("SELECT * FROM messages WHERE id = ?")
-                .bind(&o.message_id)
-                .fetch_one(&mut **tx)
+            let row = db
+                .one(sql("SELECT * FROM messages WHERE id = $1").bind(&o.message_id))
                 .await?;
             let message = Message::from_row(&row)?;
             if message.status.advances_to(MessageStatus::Failed) {
-                conversation = fail_message(tx, lookups, &message, error, o.now).await?;
+                conversation = fail_message(db, lookups, &message, error, o.now).await?;
             } else {
-                Db::SqliteConn(tx).end_job(&o.message_id).await?;
+                db.end_job(&o.message_id).await?;
             }
-            Db::SqliteConn(tx)
-                .record_attempt(&o.message_id, o.attempt, o.now, "failed", Some(error))
+            db.record_attempt(&o.message_id, o.attempt, o.now, "failed", Some(error))
                 .await?;
         }
     }
@@ -1075,30 +1163,27 @@ async fn finish_in(
 
 /// Applies a status (see `Store::apply_status`) in the caller's transaction.
 async fn apply_in(
-    tx: &mut Transaction<'_, Sqlite>,
+    db: &mut Db<'_>,
     lookups: &Lookups,
     u: &StatusUpdate,
 ) -> StoreResult<StatusApplied> {
     // The message with its conversation, found by provider id else by our id.
-    const WITH_CONVERSATION: &str = "SELECT m.*, c.status AS conversation_status,
+    const BY_PROVIDER_ID: &str = "SELECT m.*, c.status AS conversation_status,
             c.first_message_id AS conversation_first
-         FROM messages m JOIN conversations c ON c.id = m.conversation_id";
+         FROM messages m JOIN conversations c ON c.id = m.conversation_id
+         WHERE m.provider_message_id = $1";
+    const BY_ID: &str = "SELECT m.*, c.status AS conversation_status,
+            c.first_message_id AS conversation_first
+         FROM messages m JOIN conversations c ON c.id = m.conversation_id
+         WHERE m.id = $1";
     let mut row = None;
     if let Some(wamid) = &u.provider_message_id {
-        row = sqlx::query(&format!(
-            "{WITH_CONVERSATION} WHERE m.provider_message_id = ?"
-        ))
-        .bind(wamid)
-        .fetch_optional(&mut **tx)
-        .await?;
+        row = db.opt(sql(BY_PROVIDER_ID).bind(wamid)).await?;
     }
     if row.is_none()
         && let Some(id) = &u.message_id
     {
-        row = sqlx::query(&format!("{WITH_CONVERSATION} WHERE m.id = ?"))
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?;
+        row = db.opt(sql(BY_ID).bind(id)).await?;
     }
     let Some(row) = row else {
         return Ok(StatusApplied::UnknownMessage);
@@ -1114,11 +1199,12 @@ async fn apply_in(
     if message.provider_message_id.is_none()
         && let Some(wamid) = &u.provider_message_id
     {
-        sqlx::query("UPDATE messages SET provider_message_id = ? WHERE id = ?")
-            .bind(wamid)
-            .bind(&message.id)
-            .execute(&mut **tx)
-            .await?;
+        db.run(
+            sql("UPDATE messages SET provider_message_id = $1 WHERE id = $2")
+                .bind(wamid)
+                .bind(&message.id),
+        )
+        .await?;
     }
     if u.status != MessageStatus::Queued
         && u.status != MessageStatus::Sending
@@ -1129,7 +1215,7 @@ async fn apply_in(
     {
         // The provider has the message: no dispatcher may send it again. (A job lives only
         // while its message is queued or sending.)
-        Db::SqliteConn(tx).end_job(&message.id).await?;
+        db.end_job(&message.id).await?;
     }
     let changed = message.status.advances_to(u.status);
     let mut conversation = None;
@@ -1145,69 +1231,72 @@ async fn apply_in(
                 title: "Failed without an error from the provider".into(),
                 details: None,
             });
-            conversation = fail_message(tx, lookups, &message, &error, u.at).await?;
+            conversation = fail_message(db, lookups, &message, &error, u.at).await?;
         } else {
-            sqlx::query(&format!(
-                "UPDATE messages SET status = ?, {col} = coalesce({col}, ?), updated_at = ?,
-                    pricing_category = coalesce(?, pricing_category),
-                    pricing_type = coalesce(?, pricing_type),
-                    pricing_model = coalesce(?, pricing_model),
-                    pricing_billable = coalesce(?, pricing_billable)
-                 WHERE id = ?",
+            let text = format!(
+                "UPDATE messages SET status = $1, {col} = coalesce({col}, $2), updated_at = $2,
+                    pricing_category = coalesce($3, pricing_category),
+                    pricing_type = coalesce($4, pricing_type),
+                    pricing_model = coalesce($5, pricing_model),
+                    pricing_billable = coalesce($6, pricing_billable)
+                 WHERE id = $7",
                 col = status_column(u.status)
-            ))
-            .bind(u.status.as_str())
-            .bind(u.at)
-            .bind(u.at)
-            .bind(&u.pricing_category)
-            .bind(pricing_type)
-            .bind(pricing_model)
-            .bind(pricing_billable)
-            .bind(&message.id)
-            .execute(&mut **tx)
+            );
+            db.run(
+                sql(text)
+                    .bind(u.status.as_str())
+                    .bind(u.at)
+                    .bind(&u.pricing_category)
+                    .bind(pricing_type)
+                    .bind(pricing_model)
+                    .bind(pricing_billable)
+                    .bind(&message.id),
+            )
             .await?;
             pricing_kept = true;
-            Db::SqliteConn(tx)
-                .queue_message_event(lookups, &message, u.status, None, u.at)
+            db.queue_message_event(lookups, &message, u.status, None, u.at)
                 .await?;
             conversation =
-                conversation_follows(tx, lookups, &message, u.status, u.at, Some(known)).await?;
+                conversation_follows(db, lookups, &message, u.status, u.at, Some(known)).await?;
         }
     } else if message.status != MessageStatus::Failed && u.status != MessageStatus::Failed {
         // A late status keeps its time for the timeline but does not move the status.
-        sqlx::query(&format!(
-            "UPDATE messages SET {col} = coalesce({col}, ?),
-                pricing_category = coalesce(?, pricing_category),
-                pricing_type = coalesce(?, pricing_type),
-                pricing_model = coalesce(?, pricing_model),
-                pricing_billable = coalesce(?, pricing_billable)
-             WHERE id = ?",
+        let text = format!(
+            "UPDATE messages SET {col} = coalesce({col}, $1),
+                pricing_category = coalesce($2, pricing_category),
+                pricing_type = coalesce($3, pricing_type),
+                pricing_model = coalesce($4, pricing_model),
+                pricing_billable = coalesce($5, pricing_billable)
+             WHERE id = $6",
             col = status_column(u.status)
-        ))
-        .bind(u.at)
-        .bind(&u.pricing_category)
-        .bind(pricing_type)
-        .bind(pricing_model)
-        .bind(pricing_billable)
-        .bind(&message.id)
-        .execute(&mut **tx)
+        );
+        db.run(
+            sql(text)
+                .bind(u.at)
+                .bind(&u.pricing_category)
+                .bind(pricing_type)
+                .bind(pricing_model)
+                .bind(pricing_billable)
+                .bind(&message.id),
+        )
         .await?;
         pricing_kept = true;
     }
     if !pricing_kept && (u.pricing_category.is_some() || u.pricing.is_some()) {
-        sqlx::query(
-            "UPDATE messages SET pricing_category = coalesce(?, pricing_category),
-                pricing_type = coalesce(?, pricing_type),
-                pricing_model = coalesce(?, pricing_model),
-                pricing_billable = coalesce(?, pricing_billable)
-             WHERE id = ?",
+        db.run(
+            sql(
+                "UPDATE messages SET pricing_category = coalesce($1, pricing_category),
+                    pricing_type = coalesce($2, pricing_type),
+                    pricing_model = coalesce($3, pricing_model),
+                    pricing_billable = coalesce($4, pricing_billable)
+                 WHERE id = $5",
+            )
+            .bind(&u.pricing_category)
+            .bind(pricing_type)
+            .bind(pricing_model)
+            .bind(pricing_billable)
+            .bind(&message.id),
         )
-        .bind(&u.pricing_category)
-        .bind(pricing_type)
-        .bind(pricing_model)
-        .bind(pricing_billable)
-        .bind(&message.id)
-        .execute(&mut **tx)
         .await?;
     }
     Ok(StatusApplied::Applied {
@@ -1305,19 +1394,19 @@ async fn claim_in(
 
 /// Cancels one message (see `Store::cancel_message`) in the caller's transaction.
 async fn cancel_in(
-    tx: &mut Transaction<'_, Sqlite>,
+    db: &mut Db<'_>,
     lookups: &Lookups,
     account_id: Option<&str>,
     id: &str,
     now: i64,
 ) -> StoreResult<CancelOutcome> {
-    let Some(row) = sqlx::query(
-        "SELECT * FROM messages WHERE id = ?1 AND account_id = coalesce(?2, account_id)",
-    )
-    .bind(id)
-    .bind(account_id)
-    .fetch_optional(&mut **tx)
-    .await?
+    let Some(row) = db
+        .opt(
+            sql("SELECT * FROM messages WHERE id = $1 AND account_id = coalesce($2, account_id)")
+                .bind(id)
+                .bind(account_id),
+        )
+        .await?
     else {
         return Ok(CancelOutcome::NotFound);
     };
@@ -1326,24 +1415,25 @@ async fn cancel_in(
         return Ok(CancelOutcome::NotCancellable(message.status));
     }
     // Only a job no dispatcher holds: a claimed one is the provider's to answer.
-    if !Db::SqliteConn(tx).take_free_job(id).await? {
+    if !db.take_free_job(id).await? {
         return Ok(CancelOutcome::NotCancellable(message.status));
     }
-    let row = sqlx::query(
-        "UPDATE messages SET status = 'cancelled', cancelled_at = ?1, updated_at = ?1,
-            held_until = NULL, held_reason = NULL
-         WHERE id = ?2 RETURNING *",
-    )
-    .bind(now)
-    .bind(id)
-    .fetch_one(&mut **tx)
-    .await?;
+    let row = db
+        .one(
+            sql(
+                "UPDATE messages SET status = 'cancelled', cancelled_at = $1, updated_at = $1,
+                    held_until = NULL, held_reason = NULL
+                 WHERE id = $2 RETURNING *",
+            )
+            .bind(now)
+            .bind(id),
+        )
+        .await?;
     let cancelled = Message::from_row(&row)?;
-    Db::SqliteConn(tx)
-        .queue_message_event(lookups, &cancelled, MessageStatus::Cancelled, None, now)
+    db.queue_message_event(lookups, &cancelled, MessageStatus::Cancelled, None, now)
         .await?;
     let conversation =
-        conversation_follows(tx, lookups, &cancelled, MessageStatus::Cancelled, now, None).await?;
+        conversation_follows(db, lookups, &cancelled, MessageStatus::Cancelled, now, None).await?;
     Ok(CancelOutcome::Cancelled {
         message: Box::new(cancelled),
         conversation,
@@ -1427,7 +1517,10 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<StoreResult<AcceptOutcome>>> {
         let mut tx = begin_write(&self.write).await?;
         // A savepoint per send: one send's failure leaves the others standing.
-        let outcomes = each_in_savepoint(&mut tx, sends, accept_in).await?;
+        let outcomes = each_in_savepoint(&mut tx, sends, async |tx, send| {
+            accept_in(&mut Db::SqliteConn(tx), send).await
+        })
+        .await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -1439,7 +1532,14 @@ impl Store for SqliteStore {
         now: i64,
     ) -> StoreResult<CancelOutcome> {
         let mut tx = begin_write(&self.write).await?;
-        let outcome = cancel_in(&mut tx, &self.lookups, Some(account_id), id, now).await?;
+        let outcome = cancel_in(
+            &mut Db::SqliteConn(&mut tx),
+            &self.lookups,
+            Some(account_id),
+            id,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -1457,7 +1557,7 @@ impl Store for SqliteStore {
         let mut cancelled = Vec::with_capacity(ids.len());
         for id in ids {
             if let CancelOutcome::Cancelled { .. } =
-                cancel_in(&mut tx, &self.lookups, None, &id, now).await?
+                cancel_in(&mut Db::SqliteConn(&mut tx), &self.lookups, None, &id, now).await?
             {
                 cancelled.push(id);
             }

@@ -584,6 +584,13 @@ impl InTx for sqlx::Transaction<'_, sqlx::Sqlite> {
     }
 }
 
+/// A place a step already runs on (SQLite's group writer hands its steps a `Db`).
+impl InTx for Db<'_> {
+    fn db(&mut self) -> Db<'_> {
+        self.reborrow()
+    }
+}
+
 impl InTx for sqlx::Transaction<'_, sqlx::Postgres> {
     fn db(&mut self) -> Db<'_> {
         Db::PostgresConn(self)
