@@ -122,7 +122,7 @@ postgres_only!(a_sent_message_moves_to_delivered_and_read_without_index_writes);
 async fn a_sent_message_moves_to_delivered_and_read_without_index_writes() {
     with_database(|url| async move {
         let store = open(&url).await;
-        let s = seed(&*store, 10).await;
+        let s = seed(&store, 10).await;
         let (_, message_id) = sent_message(&*store, &s, "+34600000001", "wamid.HOT").await;
         // What a status group writes for `delivered`, then `read`: every column written,
         // only the status and its times changed. No index of `messages` may cover them, so
