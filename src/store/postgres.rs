@@ -124,6 +124,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "health",
         include_str!("../../migrations/postgres/0012_health.sql"),
     ),
+    (
+        13,
+        "hot_message_updates",
+        include_str!("../../migrations/postgres/0013_hot_message_updates.sql"),
+    ),
 ];
 
 /// The channel every instance listens on; accepted sends notify it (on commit).

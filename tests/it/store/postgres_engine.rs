@@ -88,7 +88,7 @@ fn app(store: Arc<PgStore>, url: &str) -> App {
 }
 
 /// Migrations embedded for PostgreSQL (one row each in `schema_migrations`).
-const MIGRATIONS: i64 = 12;
+const MIGRATIONS: i64 = 13;
 
 postgres_only!(migrations_apply_twice_and_from_instances_starting_together);
 async fn migrations_apply_twice_and_from_instances_starting_together() {
@@ -114,6 +114,41 @@ async fn migrations_apply_twice_and_from_instances_starting_together() {
             count(&second, "SELECT count(*) FROM schema_migrations").await,
             MIGRATIONS
         );
+    })
+    .await;
+}
+
+postgres_only!(a_sent_message_moves_to_delivered_and_read_without_index_writes);
+async fn a_sent_message_moves_to_delivered_and_read_without_index_writes() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        let s = seed(&store, 10).await;
+        let (_, message_id) = sent_message(&*store, &s, "+34600000001", "wamid.HOT").await;
+        // What a status group writes for `delivered`, then `read`: every column written,
+        // only the status and its times changed. No index of `messages` may cover them, so
+        // each is a HOT update (no entry in any of the table's indexes).
+        let mut tx = store.pool().begin().await.unwrap();
+        for (status, column) in [("delivered", "delivered_at"), ("read", "read_at")] {
+            sqlx::query(&format!(
+                "UPDATE messages SET status = $2, {column} = $3, updated_at = $3,
+                    provider_message_id = provider_message_id, sending_at = sending_at,
+                    queued_at = queued_at
+                 WHERE id = $1"
+            ))
+            .bind(&message_id)
+            .bind(status)
+            .bind(plantilla::now_ms())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        let hot: i64 =
+            sqlx::query_scalar("SELECT pg_stat_get_xact_tuples_hot_updated('messages'::regclass)")
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+        assert_eq!(hot, 2, "delivered and read must be HOT updates of messages");
+        tx.rollback().await.unwrap();
     })
     .await;
 }
