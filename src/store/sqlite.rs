@@ -1120,20 +1120,11 @@ async fn finish_in(
             wa_id,
         } => {
             db.run(
-                sql(
-                    "UPDATE messages SET provider_message_id = coalesce(provider_message_id, $1),
-                        wa_id = coalesce(wa_id, $2), updated_at = $3,
-                        -- A success clears the last retry's error, unless a status webhook
-                        -- that outran this response already failed the message.
-                        error_code = CASE WHEN status = 'failed' THEN error_code END,
-                        error_title = CASE WHEN status = 'failed' THEN error_title END,
-                        error_details = CASE WHEN status = 'failed' THEN error_details END
-                     WHERE id = $4",
-                )
-                .bind(provider_message_id)
-                .bind(wa_id)
-                .bind(o.now)
-                .bind(&o.message_id),
+                sql(super::sql::record_accepted_sql!())
+                    .bind(provider_message_id)
+                    .bind(wa_id)
+                    .bind(o.now)
+                    .bind(&o.message_id),
             )
             .await?;
             db.record_attempt(&o.message_id, o.attempt, o.now, "accepted", None)

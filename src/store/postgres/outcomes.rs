@@ -380,24 +380,18 @@ async fn finish_in(
             // ended it. The provider ids are still ours to record. One statement ends
             // the job, records the ids and the attempt (the job's lock is held already),
             // and takes the statuses kept for the message when asked to.
-            let rows = sqlx::query(
+            let rows = sqlx::query(concat!(
                 "WITH gone AS (DELETE FROM delivery_jobs WHERE message_id = $4),
                  attempt AS (
                     INSERT INTO delivery_attempts (message_id, attempt, finished_at, outcome)
                     VALUES ($4, $5, $3, 'accepted')),
-                 updated AS (
-                    UPDATE messages SET provider_message_id = coalesce(provider_message_id, $1),
-                        wa_id = coalesce(wa_id, $2), updated_at = $3,
-                        -- A success clears the last retry's error, unless a status webhook
-                        -- that outran this response already failed the message.
-                        error_code = CASE WHEN status = 'failed' THEN error_code END,
-                        error_title = CASE WHEN status = 'failed' THEN error_title END,
-                        error_details = CASE WHEN status = 'failed' THEN error_details END
-                    WHERE id = $4)
+                 updated AS (",
+                crate::store::sql::record_accepted_sql!(),
+                ")
                  DELETE FROM pending_statuses
                  WHERE $6 AND (provider_message_id = $1 OR message_id = $4)
-                 RETURNING *",
-            )
+                 RETURNING *"
+            ))
             .bind(provider_message_id)
             .bind(wa_id)
             .bind(o.now)

@@ -885,14 +885,9 @@ impl Shared {
         let _changed = self.lookups.writing();
         let mut tx = self.begin().await?;
         let mut db = tx.db();
-        let lock = db.pick("", " FOR NO KEY UPDATE");
-        let row = db
-            .opt(sql(format!("SELECT * FROM templates WHERE id = $1{lock}")).bind(template_id))
-            .await?;
-        let Some(row) = row else {
+        let Some(template) = db.template_for_update(template_id).await? else {
             return Ok(false);
         };
-        let template = Template::from_row(&row)?;
         let planned = self.apply_template_health_in(&mut db, &template, change, now);
         let Some(events) = planned.await? else {
             return Ok(false);

@@ -26,7 +26,9 @@ mod messages;
 mod templates;
 mod writes;
 
-pub(crate) use writes::{accept_with, claimed_jobs, each_in_savepoint, outcome_is_stale};
+pub(crate) use writes::{
+    accept_with, claimed_jobs, each_in_savepoint, outcome_is_stale, record_accepted_sql,
+};
 
 use std::borrow::Cow;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 use anyhow::Context;
 
 use super::accounts::account_from_row;
-use super::{Cols, Mapped, Row, Shared, sql};
+use super::{Cols, Db, Mapped, Row, Shared, sql};
 use crate::store::console::{ConsoleSession, Funnel};
 use crate::store::{
     Account, ApiKey, Batch, CallbackDelivery, Group, StoreResult, Template, TemplateFilter,
@@ -57,6 +57,18 @@ fn session_from_row(r: &impl Cols) -> StoreResult<ConsoleSession> {
         created_at: r.get("created_at")?,
         expires_at: r.get("expires_at")?,
     })
+}
+
+impl Db<'_> {
+    /// The template `id`, its row locked until the transaction ends on PostgreSQL (SQLite's
+    /// write transaction excludes every other writer already): changes of one template are
+    /// applied one after the other.
+    pub(crate) async fn template_for_update(&mut self, id: &str) -> StoreResult<Option<Template>> {
+        let lock = self.pick("", " FOR NO KEY UPDATE");
+        self.opt(sql(format!("SELECT * FROM templates WHERE id = $1{lock}")).bind(id))
+            .await?
+            .mapped(Template::from_row)
+    }
 }
 
 impl Shared {
@@ -222,14 +234,9 @@ impl Shared {
         let _changed = self.lookups.writing();
         let mut tx = self.begin().await?;
         let mut db = tx.db();
-        let lock = db.pick("", " FOR NO KEY UPDATE");
-        let row = db
-            .opt(sql(format!("SELECT * FROM templates WHERE id = $1{lock}")).bind(id))
-            .await?;
-        let Some(row) = row else {
+        let Some(mut template) = db.template_for_update(id).await? else {
             return Ok(false);
         };
-        let mut template = Template::from_row(&row)?;
         if template.status == status {
             return Ok(false);
         }

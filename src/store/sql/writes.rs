@@ -573,6 +573,23 @@ impl Shared {
     }
 }
 
+/// The statement that records an accepted send's provider ids on its message (`$1` the
+/// wamid, `$2` the WhatsApp id, `$3` now, `$4` the message id), as a literal so that
+/// PostgreSQL's outcome can embed it in its one statement (`concat!`).
+macro_rules! record_accepted_sql {
+    () => {
+        "UPDATE messages SET provider_message_id = coalesce(provider_message_id, $1),
+            wa_id = coalesce(wa_id, $2), updated_at = $3,
+            -- A success clears the last retry's error, unless a status webhook
+            -- that outran this response already failed the message.
+            error_code = CASE WHEN status = 'failed' THEN error_code END,
+            error_title = CASE WHEN status = 'failed' THEN error_title END,
+            error_details = CASE WHEN status = 'failed' THEN error_details END
+         WHERE id = $4"
+    };
+}
+pub(crate) use record_accepted_sql;
+
 /// A transaction of either engine, as the [`Db`] its shared steps run on.
 pub(crate) trait InTx {
     fn db(&mut self) -> Db<'_>;
