@@ -18,7 +18,7 @@ use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
 use utoipa::openapi::{Ref, RefOr, Schema};
 
 use super::openapi::{COMPAT_NEW, COMPAT_OLD};
-use super::{bearer, error_id, typed_json};
+use super::{bearer, error_id, sorted_json, typed_json};
 use crate::api::compat::{
     CompatAlreadyPending, CompatEnvelope, CompatErrorBody, CompatInvalidBody, CompatLimitReached,
     CompatSendAccepted, CompatSendRequest, CompatSendRequestNew, CompatTemplateDetail,
@@ -975,18 +975,18 @@ async fn send_template(app: &App, family: Family, channel: Channel, body: &[u8])
         SendOutcome::Sent {
             conversation_id,
             message_id,
-        } => typed_json(
+        } => sorted_json(
             StatusCode::OK,
             &CompatSendAccepted::new(SendState::Sent, conversation_id, message_id),
         ),
         SendOutcome::Pending {
             conversation_id,
             message_id,
-        } => typed_json(
+        } => sorted_json(
             StatusCode::OK,
             &CompatSendAccepted::new(SendState::Pending, conversation_id, message_id),
         ),
-        SendOutcome::AlreadyPending { conversation_id } => typed_json(
+        SendOutcome::AlreadyPending { conversation_id } => sorted_json(
             StatusCode::ACCEPTED,
             &CompatAlreadyPending::new(conversation_id),
         ),
