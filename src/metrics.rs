@@ -10,6 +10,9 @@
 //! The registry appends `_total` to counter names and a `.` to help texts: names and help are
 //! registered without them.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::RwLock;
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -76,11 +79,49 @@ impl EncodeLabelValue for SendResult {
     }
 }
 
+/// Borrowed for the known routes and methods, so counting a request copies no text.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct RequestLabels {
-    route: String,
-    method: String,
+    route: Cow<'static, str>,
+    method: Cow<'static, str>,
     status: u16,
+}
+
+/// Route templates kept as `&'static str` at most: the router's routes are far fewer (past
+/// this, a route label is copied per request as before).
+const MAX_ROUTES: usize = 1_000;
+
+/// The route templates seen, each kept once for the life of the process.
+#[derive(Debug, Default)]
+struct Routes(RwLock<HashSet<&'static str>>);
+
+impl Routes {
+    fn label(&self, route: &str) -> Cow<'static, str> {
+        if let Some(kept) = self.0.read().expect("routes lock").get(route) {
+            return Cow::Borrowed(kept);
+        }
+        let mut routes = self.0.write().expect("routes lock");
+        if let Some(kept) = routes.get(route) {
+            return Cow::Borrowed(kept);
+        }
+        if routes.len() >= MAX_ROUTES {
+            return Cow::Owned(route.to_string());
+        }
+        let kept: &'static str = Box::leak(route.into());
+        routes.insert(kept);
+        Cow::Borrowed(kept)
+    }
+}
+
+/// A method's label: the standard ones without a copy.
+fn method_label(method: &str) -> Cow<'static, str> {
+    const METHODS: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    match METHODS.iter().find(|m| **m == method) {
+        Some(m) => Cow::Borrowed(m),
+        None => Cow::Owned(method.to_string()),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -109,6 +150,7 @@ pub const UNMATCHED_ROUTE: &str = "unmatched";
 pub struct Metrics {
     registry: Registry,
     http_requests: Family<RequestLabels, Counter>,
+    routes: Routes,
     http_duration: Histogram,
     send_latency: Histogram,
     sends: Family<SendLabels, Counter>,
@@ -124,6 +166,7 @@ impl Default for Metrics {
         let mut m = Self {
             registry: Registry::default(),
             http_requests: Family::default(),
+            routes: Routes::default(),
             http_duration: Histogram::new(LATENCY_BUCKETS),
             send_latency: Histogram::new(LATENCY_BUCKETS),
             sends: Family::default(),
@@ -189,8 +232,8 @@ impl Metrics {
     pub fn http_request(&self, route: &str, method: &str, status: u16, took: Duration) {
         self.http_requests
             .get_or_create(&RequestLabels {
-                route: route.to_string(),
-                method: method.to_string(),
+                route: self.routes.label(route),
+                method: method_label(method),
                 status,
             })
             .inc();
@@ -289,5 +332,38 @@ mod tests {
             "help registered with its own '.': {out}"
         );
         assert!(!out.contains("# EOF"), "the OpenMetrics encoder: {out}");
+    }
+
+    #[test]
+    fn route_and_method_labels_are_kept_or_copied_alike() {
+        let m = Metrics::default();
+        let route = String::from("/templates/{id}");
+        m.http_request(&route, "GET", 200, Duration::from_millis(1));
+        m.http_request("/templates/{id}", "GET", 200, Duration::from_millis(1));
+        m.http_request("/templates/{id}", "PURGE", 200, Duration::from_millis(1));
+        m.http_request(UNMATCHED_ROUTE, "get", 404, Duration::from_millis(1));
+        // Past the kept routes, labels are copied and count as the same series.
+        for i in 0..MAX_ROUTES {
+            m.routes.label(&format!("/r{i}"));
+        }
+        m.http_request("/templates/{id}", "GET", 200, Duration::from_millis(1));
+        m.http_request("/late", "GET", 200, Duration::from_millis(1));
+        m.http_request("/late", "GET", 200, Duration::from_millis(1));
+        assert!(matches!(m.routes.label("/late"), Cow::Owned(_)));
+        assert!(matches!(
+            m.routes.label("/templates/{id}"),
+            Cow::Borrowed(_)
+        ));
+        let mut out = String::new();
+        m.render(&mut out);
+        for line in [
+            "plantilla_http_requests_total{route=\"/templates/{id}\",method=\"GET\",status=\"200\"} 3\n",
+            "plantilla_http_requests_total{route=\"/templates/{id}\",method=\"PURGE\",status=\"200\"} 1\n",
+            "plantilla_http_requests_total{route=\"unmatched\",method=\"get\",status=\"404\"} 1\n",
+            "plantilla_http_requests_total{route=\"/late\",method=\"GET\",status=\"200\"} 2\n",
+            "plantilla_http_request_duration_seconds_count 7\n",
+        ] {
+            assert!(out.contains(line), "{line:?} not in\n{out}");
+        }
     }
 }

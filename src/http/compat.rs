@@ -18,7 +18,7 @@ use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
 use utoipa::openapi::{Ref, RefOr, Schema};
 
 use super::openapi::{COMPAT_NEW, COMPAT_OLD};
-use super::{bearer, error_id, typed_json};
+use super::{bearer, error_id, sorted_json, typed_json};
 use crate::api::compat::{
     CompatAlreadyPending, CompatEnvelope, CompatErrorBody, CompatInvalidBody, CompatLimitReached,
     CompatSendAccepted, CompatSendRequest, CompatSendRequestNew, CompatTemplateDetail,
@@ -29,7 +29,7 @@ use crate::domain::ids::{TemplateId, hash_token};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::rate_limit::retry_after_secs;
 use crate::domain::template::first_control;
-use crate::service::input::{MAX_JSON_DEPTH, describe, json_too_deep, too_deep_detail};
+use crate::service::input::{AnyJson, MAX_JSON_DEPTH, describe, json_too_deep, too_deep_detail};
 use crate::service::send::{self, SendError, SendOutcome, SendRequest};
 use crate::service::views;
 use crate::store::{Channel, TemplateFilter};
@@ -530,22 +530,48 @@ fn body_error(field: &str, detail: impl Into<String>) -> BodyError {
     }
 }
 
-fn optional_string(
-    obj: &serde_json::Map<String, Value>,
-    key: &str,
-) -> Result<Option<String>, BodyError> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(v) => Err(body_error(
-            key,
-            format!("{key} must be a string, got {}", describe(v)),
-        )),
+/// Where a send body's fields are read from, in [`read_send_body`]'s order: a parsed
+/// `serde_json::Value` object (every type refused with the field's message) or the typed
+/// fast path's fields (already of the right types).
+trait SendFields {
+    /// `key` as a string: absent and null are `None`.
+    fn string(&mut self, key: &'static str) -> Result<Option<String>, BodyError>;
+    /// `assign`.
+    fn flag(&mut self, key: &'static str) -> Result<Option<bool>, BodyError>;
+    /// `params`: `{name: value}`, each value as its text (null values left out).
+    fn params(&mut self) -> Result<Option<BTreeMap<String, String>>, BodyError>;
+}
+
+impl SendFields for &serde_json::Map<String, Value> {
+    fn string(&mut self, key: &'static str) -> Result<Option<String>, BodyError> {
+        match self.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(v) => Err(body_error(
+                key,
+                format!("{key} must be a string, got {}", describe(v)),
+            )),
+        }
+    }
+
+    fn flag(&mut self, key: &'static str) -> Result<Option<bool>, BodyError> {
+        match self.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(v) => Err(body_error(
+                key,
+                format!("{key} must be true or false, got {}", describe(v)),
+            )),
+        }
+    }
+
+    fn params(&mut self) -> Result<Option<BTreeMap<String, String>>, BodyError> {
+        compat_params(self)
     }
 }
 
-fn required_string(obj: &serde_json::Map<String, Value>, key: &str) -> Result<String, BodyError> {
-    match optional_string(obj, key)? {
+fn required_string(fields: &mut impl SendFields, key: &'static str) -> Result<String, BodyError> {
+    match fields.string(key)? {
         Some(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
         Some(_) => Err(body_error(key, format!("{key} must not be empty"))),
         None => Err(body_error(key, format!("{key} is required"))),
@@ -555,10 +581,10 @@ fn required_string(obj: &serde_json::Map<String, Value>, key: &str) -> Result<St
 /// An optional string that is stored (a contact's name): refused with a control character,
 /// which WhatsApp does not accept either.
 fn no_control(
-    obj: &serde_json::Map<String, Value>,
-    key: &str,
+    fields: &mut impl SendFields,
+    key: &'static str,
 ) -> Result<Option<String>, BodyError> {
-    let value = optional_string(obj, key)?;
+    let value = fields.string(key)?;
     if let Some(c) = value.as_deref().and_then(first_control) {
         return Err(body_error(
             key,
@@ -573,10 +599,24 @@ fn no_control(
 
 /// Parses a send body of either family ([`CompatSendRequest`], [`CompatSendRequestNew`]) into
 /// a [`SendRequest`].
+///
+/// A body whose fields all have their types is read straight into [`TypedSendBody`] (no
+/// `serde_json::Value` tree); any other body (not JSON, not an object, a field of the wrong
+/// type, a key given twice) is parsed into a `Value` and read as it always was, so every
+/// refusal is the same. Both read the fields in one order ([`read_send_body`]).
 pub fn parse_send_body(body: &[u8], family: Family) -> Result<SendRequest, BodyError> {
     if json_too_deep(body, MAX_JSON_DEPTH) {
         return Err(body_error("body", too_deep_detail()));
     }
+    if let Ok(mut typed) = serde_json::from_slice::<TypedSendBody>(body) {
+        return read_send_body(&mut typed, family);
+    }
+    parse_send_value(body, family)
+}
+
+/// [`parse_send_body`] through a `serde_json::Value`: what every body took before the typed
+/// fast path, and what a body the fast path does not take still takes.
+fn parse_send_value(body: &[u8], family: Family) -> Result<SendRequest, BodyError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| body_error("body", format!("the body is not valid JSON: {e}")))?;
     let Value::Object(obj) = &value else {
@@ -585,27 +625,26 @@ pub fn parse_send_body(body: &[u8], family: Family) -> Result<SendRequest, BodyE
             format!("the body must be a JSON object, got {}", describe(&value)),
         ));
     };
-    let template_id = TemplateId::from(required_string(obj, "templateId")?);
-    let phone_raw = required_string(obj, "phoneNumber")?;
+    read_send_body(&mut &*obj, family)
+}
+
+/// The fields of a send body, checked in the contract's order: the first wrong one refuses.
+fn read_send_body(fields: &mut impl SendFields, family: Family) -> Result<SendRequest, BodyError> {
+    let template_id = TemplateId::from(required_string(fields, "templateId")?);
+    let phone_raw = required_string(fields, "phoneNumber")?;
     let phone_number =
         PhoneNumber::parse(&phone_raw).map_err(|e| body_error("phoneNumber", e.to_string()))?;
-    let client_name = no_control(obj, "clientName")?;
+    let client_name = no_control(fields, "clientName")?;
     let names = match family {
         Family::Old => None,
-        Family::New => Some((no_control(obj, "firstName")?, no_control(obj, "lastName")?)),
+        Family::New => Some((
+            no_control(fields, "firstName")?,
+            no_control(fields, "lastName")?,
+        )),
     };
-    let group_name = optional_string(obj, "groupName")?;
-    let assign = match obj.get("assign") {
-        None | Some(Value::Null) => None,
-        Some(Value::Bool(b)) => Some(*b),
-        Some(v) => {
-            return Err(body_error(
-                "assign",
-                format!("assign must be true or false, got {}", describe(v)),
-            ));
-        }
-    };
-    let params = compat_params(obj)?;
+    let group_name = fields.string("groupName")?;
+    let assign = fields.flag("assign")?;
+    let params = fields.params()?;
     Ok(match names {
         None => CompatSendRequest {
             template_id,
@@ -669,6 +708,249 @@ fn compat_params(
     Ok(Some(params))
 }
 
+/// A send body whose every known field has its type: the fast path of [`parse_send_body`].
+/// Deserializing fails (and the body goes the `Value` way) on anything else: a body that is
+/// not an object, a known field of another type, a key (or a param) given twice, a number
+/// `serde_json` would not keep as a number. Unknown keys are skipped, as the `Value` way
+/// ignores them.
+#[derive(Debug, Default)]
+struct TypedSendBody {
+    template_id: Option<String>,
+    phone_number: Option<String>,
+    client_name: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    group_name: Option<String>,
+    assign: Option<bool>,
+    params: Option<BTreeMap<String, String>>,
+}
+
+impl SendFields for TypedSendBody {
+    fn string(&mut self, key: &'static str) -> Result<Option<String>, BodyError> {
+        Ok(match key {
+            "templateId" => self.template_id.take(),
+            "phoneNumber" => self.phone_number.take(),
+            "clientName" => self.client_name.take(),
+            "firstName" => self.first_name.take(),
+            "lastName" => self.last_name.take(),
+            "groupName" => self.group_name.take(),
+            _ => unreachable!("a send body has no string field {key}"),
+        })
+    }
+
+    fn flag(&mut self, _key: &'static str) -> Result<Option<bool>, BodyError> {
+        Ok(self.assign)
+    }
+
+    fn params(&mut self) -> Result<Option<BTreeMap<String, String>>, BodyError> {
+        Ok(self.params.take())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TypedSendBody {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(TypedSendBodyVisitor)
+    }
+}
+
+struct TypedSendBodyVisitor;
+
+/// A key of a send body, matched without copying it.
+enum SendKey {
+    TemplateId,
+    PhoneNumber,
+    ClientName,
+    FirstName,
+    LastName,
+    GroupName,
+    Assign,
+    Params,
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for SendKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl serde::de::Visitor<'_> for KeyVisitor {
+            type Value = SendKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<SendKey, E> {
+                Ok(match key {
+                    "templateId" => SendKey::TemplateId,
+                    "phoneNumber" => SendKey::PhoneNumber,
+                    "clientName" => SendKey::ClientName,
+                    "firstName" => SendKey::FirstName,
+                    "lastName" => SendKey::LastName,
+                    "groupName" => SendKey::GroupName,
+                    "assign" => SendKey::Assign,
+                    "params" => SendKey::Params,
+                    _ => SendKey::Other,
+                })
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+/// Marks a key as given: a key given twice goes the `Value` way (where the last one wins).
+fn first_time<E: serde::de::Error>(seen: &mut bool) -> Result<(), E> {
+    if std::mem::replace(seen, true) {
+        return Err(E::custom("a key given twice"));
+    }
+    Ok(())
+}
+
+impl<'de> serde::de::Visitor<'de> for TypedSendBodyVisitor {
+    type Value = TypedSendBody;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a send body")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> Result<TypedSendBody, A::Error> {
+        let mut body = TypedSendBody::default();
+        // Which keys were given (a null value counts).
+        let mut seen = [false; 8];
+        while let Some(key) = map.next_key::<SendKey>()? {
+            match key {
+                SendKey::TemplateId => {
+                    let v: Option<String> = map.next_value()?;
+                    first_time(&mut seen[0])?;
+                    body.template_id = v;
+                }
+                SendKey::PhoneNumber => {
+                    let v: Option<String> = map.next_value()?;
+                    first_time(&mut seen[1])?;
+                    body.phone_number = v;
+                }
+                SendKey::ClientName => {
+                    let v: Option<String> = map.next_value()?;
+                    first_time(&mut seen[2])?;
+                    body.client_name = v;
+                }
+                SendKey::FirstName => {
+                    let v: Option<String> = map.next_value()?;
+                    first_time(&mut seen[3])?;
+                    body.first_name = v;
+                }
+                SendKey::LastName => {
+                    let v: Option<String> = map.next_value()?;
+                    first_time(&mut seen[4])?;
+                    body.last_name = v;
+                }
+                SendKey::GroupName => {
+                    let v: Option<String> = map.next_value()?;
+                    first_time(&mut seen[5])?;
+                    body.group_name = v;
+                }
+                SendKey::Assign => {
+                    let v: Option<bool> = map.next_value()?;
+                    first_time(&mut seen[6])?;
+                    body.assign = v;
+                }
+                SendKey::Params => {
+                    let v: Option<TypedParams> = map.next_value()?;
+                    first_time(&mut seen[7])?;
+                    body.params = v.map(|p| p.0);
+                }
+                SendKey::Other => {
+                    map.next_value::<AnyJson>()?;
+                }
+            }
+        }
+        Ok(body)
+    }
+}
+
+/// `params` of the fast path: an object of strings, numbers, booleans and nulls, each
+/// non-null value as [`compat_params`] writes it; a name given twice is refused.
+struct TypedParams(BTreeMap<String, String>);
+
+impl<'de> serde::Deserialize<'de> for TypedParams {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ParamsVisitor;
+        impl<'de> serde::de::Visitor<'de> for ParamsVisitor {
+            type Value = TypedParams;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of params")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<TypedParams, A::Error> {
+                let mut params = BTreeMap::new();
+                // Null values are left out, but their names count as given.
+                let mut nulls = std::collections::BTreeSet::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    let value: ParamText = map.next_value()?;
+                    if params.contains_key(&name) || nulls.contains(&name) {
+                        return Err(serde::de::Error::custom("a param given twice"));
+                    }
+                    match value.0 {
+                        Some(text) => {
+                            params.insert(name, text);
+                        }
+                        None => {
+                            nulls.insert(name);
+                        }
+                    }
+                }
+                Ok(TypedParams(params))
+            }
+        }
+        d.deserialize_map(ParamsVisitor)
+    }
+}
+
+/// A param's value as its text (`Value::Number`'s and `bool`'s own), `None` for null.
+struct ParamText(Option<String>);
+
+impl<'de> serde::Deserialize<'de> for ParamText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl serde::de::Visitor<'_> for TextVisitor {
+            type Value = ParamText;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string, number, boolean or null")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ParamText, E> {
+                Ok(ParamText(Some(v.to_string())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<ParamText, E> {
+                Ok(ParamText(Some(v)))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<ParamText, E> {
+                Ok(ParamText(Some(v.to_string())))
+            }
+            // As `serde_json::Value` keeps numbers, then as `compat_params` writes them.
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ParamText, E> {
+                Ok(ParamText(Some(serde_json::Number::from(v).to_string())))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ParamText, E> {
+                Ok(ParamText(Some(serde_json::Number::from(v).to_string())))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<ParamText, E> {
+                // `Value` keeps a number it cannot hold as null, which is left out.
+                Ok(ParamText(
+                    serde_json::Number::from_f64(v).map(|n| n.to_string()),
+                ))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<ParamText, E> {
+                Ok(ParamText(None))
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<ParamText, E> {
+                Ok(ParamText(None))
+            }
+        }
+        d.deserialize_any(TextVisitor)
+    }
+}
+
 const SEND_CONTROLLER: &str = "SendTemplateController";
 
 async fn send_template(app: &App, family: Family, channel: Channel, body: &[u8]) -> Answer {
@@ -693,18 +975,18 @@ async fn send_template(app: &App, family: Family, channel: Channel, body: &[u8])
         SendOutcome::Sent {
             conversation_id,
             message_id,
-        } => typed_json(
+        } => sorted_json(
             StatusCode::OK,
             &CompatSendAccepted::new(SendState::Sent, conversation_id, message_id),
         ),
         SendOutcome::Pending {
             conversation_id,
             message_id,
-        } => typed_json(
+        } => sorted_json(
             StatusCode::OK,
             &CompatSendAccepted::new(SendState::Pending, conversation_id, message_id),
         ),
-        SendOutcome::AlreadyPending { conversation_id } => typed_json(
+        SendOutcome::AlreadyPending { conversation_id } => sorted_json(
             StatusCode::ACCEPTED,
             &CompatAlreadyPending::new(conversation_id),
         ),
@@ -1002,6 +1284,158 @@ mod tests {
             assert_eq!(e.field, field, "{body}: {}", e.detail);
             assert!(!e.detail.is_empty());
         }
+    }
+
+    /// The typed fast path and the `Value` way give the same request or the same refusal.
+    fn same_both_ways(body: &str) {
+        for family in [Family::Old, Family::New] {
+            let fast = format!("{:?}", parse_send_body(body.as_bytes(), family));
+            let value = format!("{:?}", parse_send_value(body.as_bytes(), family));
+            assert_eq!(fast, value, "{family:?} {body}");
+        }
+    }
+
+    /// Whether `body` takes the typed fast path.
+    fn fast(body: &str) -> bool {
+        serde_json::from_slice::<TypedSendBody>(body.as_bytes()).is_ok()
+    }
+
+    #[test]
+    fn the_fast_path_takes_well_typed_bodies_and_answers_as_the_value_way() {
+        let taken = [
+            r#"{"templateId":"tpl_1","phoneNumber":"50755667788"}"#,
+            r#"{"templateId":" tpl_1 ","phoneNumber":"50755667788","clientName":"Ana","groupName":" Ventas ","assign":false,"params":{"b":"x","a":1.50,"c":-3,"d":true,"e":null,"f":18446744073709551615,"g":1e3,"h":"\u00e9\n"}}"#,
+            r#"{"templateId":"t","phoneNumber":"50755667788","firstName":" Ana ","lastName":"Pérez","other":{"deep":[1,{"x":null}]},"clientName":null}"#,
+            r#"{"templateId":"t","phoneNumber":"50755667788","clientName":"   ","firstName":"","lastName":"B"}"#,
+            r#" { "phoneNumber" : "50755667788" , "template\u0049d" : "t" , "assign" : null , "params" : null } "#,
+            r#"{"templateId":"t","phoneNumber":"50755667788","params":{}}"#,
+            // Refused after the types: the same order and message.
+            r#"{"phoneNumber":"50755667788"}"#,
+            r#"{"templateId":"  ","phoneNumber":"50755667788"}"#,
+            r#"{"templateId":"t"}"#,
+            r#"{"templateId":"t","phoneNumber":""}"#,
+            r#"{"templateId":"t","phoneNumber":"+50755667788"}"#,
+            r#"{"templateId":"t","phoneNumber":"55667788"}"#,
+            r#"{"templateId":"t","phoneNumber":"50755667788","clientName":"A\u0007"}"#,
+            r#"{"templateId":"t","phoneNumber":"50755667788","firstName":"A\tB"}"#,
+            r#"{"templateId":"t","phoneNumber":"50755667788","lastName":"\u0000"}"#,
+            r#"{"templateId":"","phoneNumber":"x","clientName":"\u0001"}"#,
+            r#"{}"#,
+            r#"{"templateId":"t","phoneNumber":"50755667788","x":[1,-2,3.5e300,{"y":null,"z":"\u00e9\ud83d\ude00"}],"y":false}"#,
+        ];
+        for body in taken {
+            assert!(fast(body), "not taken: {body}");
+            same_both_ways(body);
+        }
+        let not_taken = [
+            "",
+            "not json",
+            "null",
+            "[1,2]",
+            r#"["t","50755667788"]"#,
+            r#""templateId""#,
+            r#"{"templateId":"t","phoneNumber":"50755667788"} x"#,
+            r#"{"templateId":"t","phoneNumber":"50755667788""#,
+            r#"{"templateId":5,"phoneNumber":"50755667788"}"#,
+            r#"{"templateId":"t","phoneNumber":50755667788}"#,
+            r#"{"templateId":"t","phoneNumber":"50755667788","assign":"yes"}"#,
+            r#"{"templateId":"t","phoneNumber":"50755667788","assign":1}"#,
+            r#"{"templateId":"t","phoneNumber":"50755667788","clientName":1}"#,
+            r#"{"templateId":"t","phoneNumber":"50755667788","firstName":[]}"#,
+            r#"{"templateId":"t","phoneNumber":"50755667788","lastName":{}}"#,
+            r#"{"templateId":"t","phoneNumber":"50755667788","groupName":true}"#,
+            r#"{"templateId":"t","phoneNumber":"50755667788","params":[1]}"#,
+            r#"{"templateId":"t","phoneNumber":"50755667788","params":"a=1"}"#,
+            r#"{"templateId":"t","phoneNumber":"50755667788","params":{"a":{}}}"#,
+            r#"{"templateId":"t","phoneNumber":"50755667788","params":{"a":"x","b":[1]}}"#,
+            // A wrong type after a refusal the `Value` way checks first.
+            r#"{"templateId":"","phoneNumber":"50755667788","clientName":1}"#,
+            r#"{"templateId":"t","phoneNumber":"1","assign":"no"}"#,
+            // Keys given twice: the last one wins the `Value` way.
+            r#"{"templateId":"a","templateId":"b","phoneNumber":"50755667788"}"#,
+            r#"{"templateId":1,"templateId":"b","phoneNumber":"50755667788"}"#,
+            r#"{"templateId":"b","phoneNumber":"50755667788","assign":true,"assign":null}"#,
+            r#"{"templateId":"b","phoneNumber":"50755667788","params":{"a":"1","a":null}}"#,
+            r#"{"templateId":"b","phoneNumber":"50755667788","params":{"a":null,"a":2}}"#,
+            r#"{"templateId":"b","phoneNumber":"50755667788","params":{"a":1},"params":null}"#,
+            // Not valid JSON inside an unknown key, or a lone surrogate.
+            r#"{"templateId":"t","phoneNumber":"50755667788","x":[1,]}"#,
+            r#"{"templateId":"\ud800","phoneNumber":"50755667788"}"#,
+            r#"{"templateId":"t","phoneNumber":"50755667788","params":{"a":1e999}}"#,
+            // What `Value` refuses under a key nobody reads.
+            r#"{"templateId":"t","phoneNumber":"50755667788","x":1e999}"#,
+            r#"{"templateId":"t","phoneNumber":"50755667788","x":[{"y":-1e400}]}"#,
+            r#"{"templateId":"t","phoneNumber":"50755667788","x":"\udc00"}"#,
+            r#"{"templateId":"t","phoneNumber":"50755667788","x":{"\ud800":1}}"#,
+            r#"{"templateId":"t","phoneNumber":"50755667788","x":"\u12"}"#,
+            r#"{"templateId":"t","phoneNumber":"50755667788","x":01}"#,
+            r#"{"templateId":"t","phoneNumber":"50755667788","x":tru}"#,
+        ];
+        for body in not_taken {
+            assert!(!fast(body), "taken: {body}");
+            same_both_ways(body);
+        }
+    }
+
+    #[test]
+    fn the_fast_path_answers_as_the_value_way_on_generated_bodies() {
+        let keys = [
+            "templateId",
+            "phoneNumber",
+            "clientName",
+            "firstName",
+            "lastName",
+            "groupName",
+            "assign",
+            "params",
+            "other",
+        ];
+        let values = [
+            r#""tpl_1""#,
+            r#""50755667788""#,
+            r#"" ""#,
+            r#""""#,
+            r#""A\u0007""#,
+            r#""Ana Pérez""#,
+            "null",
+            "true",
+            "false",
+            "0",
+            "-1",
+            "2.5",
+            "1e2",
+            "[]",
+            "{}",
+            r#"{"a":"1","b":2,"c":null,"d":false}"#,
+            r#"{"a":[]}"#,
+            r#"{"a":1,"a":2}"#,
+        ];
+        // A fixed linear congruential sequence: the same bodies every run.
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: usize| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) as usize % n
+        };
+        let mut taken = 0;
+        for _ in 0..5_000 {
+            let mut parts = Vec::new();
+            for _ in 0..next(7) {
+                let key = keys[next(keys.len())];
+                // Mostly well-typed values for the known keys, so many bodies get far.
+                let value = match (key, next(3)) {
+                    ("templateId", 0) => r#""tpl_1""#,
+                    ("phoneNumber", 0) => r#""50755667788""#,
+                    _ => values[next(values.len())],
+                };
+                parts.push(format!("\"{key}\":{value}"));
+            }
+            let body = format!("{{{}}}", parts.join(","));
+            taken += usize::from(fast(&body));
+            same_both_ways(&body);
+        }
+        assert!(taken > 500, "only {taken} bodies took the fast path");
     }
 
     #[test]

@@ -191,12 +191,8 @@ async fn verify_channel(
     ),
 )]
 async fn receive_app(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
-    let secret = app
-        .config
-        .meta_app_secret
-        .as_ref()
-        .map(|s| s.expose().to_string());
-    receive(&app, secret.as_deref(), None, &headers, &body).await
+    let secret = app.config.meta_app_secret.as_ref().map(|s| s.expose());
+    receive(&app, secret, None, &headers, &body).await
 }
 
 #[utoipa::path(
@@ -246,10 +242,17 @@ async fn receive(
     if json_too_deep(body, MAX_JSON_DEPTH) {
         return (StatusCode::BAD_REQUEST, too_deep_detail()).into_response();
     }
-    let Ok(MetaNotification(payload)) = serde_json::from_slice(body) else {
-        return (StatusCode::BAD_REQUEST, "body is not JSON").into_response();
+    // A body of statuses alone is read without a `Value` tree; any other the `Value` way.
+    let reports = match webhook::fast::statuses(body) {
+        Some(reports) => reports,
+        None => {
+            let Ok(MetaNotification(payload)) = serde_json::from_slice(body) else {
+                return (StatusCode::BAD_REQUEST, "body is not JSON").into_response();
+            };
+            webhook::parse(&payload)
+        }
     };
-    match webhook::apply(app, scope, &payload).await {
+    match webhook::apply_reports(app, scope, reports).await {
         Ok(applied) => {
             tracing::debug!(?applied, "webhook applied");
             StatusCode::OK.into_response()

@@ -27,7 +27,7 @@ use serde_json::Value;
 use tower::Layer;
 use tower::util::{MapRequest, MapRequestLayer};
 
-use crate::api::compat::{CompatErrorBody, ErrorContext};
+use crate::api::compat::{CompatErrorBody, ErrorContext, SortedKeys};
 use crate::app::App;
 
 /// The whole HTTP surface, matching paths case-insensitively (the original AtomChat server
@@ -145,7 +145,12 @@ pub const JSON_UTF8: &str = "application/json; charset=utf-8";
 
 /// A JSON response with the content type the original API sent.
 pub fn json_response(status: StatusCode, body: &Value) -> Response {
-    let mut response = (status, body.to_string()).into_response();
+    json_text_response(status, body.to_string())
+}
+
+/// JSON text as [`json_response`] answers it.
+fn json_text_response(status: StatusCode, text: String) -> Response {
+    let mut response = (status, text).into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
@@ -157,6 +162,15 @@ pub fn json_response(status: StatusCode, body: &Value) -> Response {
 pub fn typed_json<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
     match serde_json::to_value(body) {
         Ok(value) => json_response(status, &value),
+        Err(e) => problem::Problem::internal(&e.into()).into_response(),
+    }
+}
+
+/// A typed body whose keys are already in `Value`'s order ([`SortedKeys`]) as [`typed_json`]
+/// answers it, serialized straight to text.
+pub fn sorted_json<T: SortedKeys>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_string(&body.sorted()) {
+        Ok(text) => json_text_response(status, text),
         Err(e) => problem::Problem::internal(&e.into()).into_response(),
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 
 use super::views::template_content;
 use crate::app::App;
@@ -137,10 +137,13 @@ impl From<StoreError> for SendError {
 
 /// `YYYY-MM` of a time, UTC: the plan limit's period.
 pub fn period_of(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .format("%Y-%m")
-        .to_string()
+    let at = DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
+    // Every send asks: written without parsing a format string, as `%Y-%m` writes the years
+    // 0 to 9999 (others, signed and wider, by chrono itself).
+    match at.year() {
+        year @ 0..=9999 => format!("{year:04}-{:02}", at.month()),
+        _ => at.format("%Y-%m").to_string(),
+    }
 }
 
 /// Decides and, when accepted, stores a send through `channel`; counted and timed in the
@@ -389,5 +392,35 @@ mod tests {
         // 2026-01-31T23:59:59.999Z and one millisecond later.
         assert_eq!(period_of(1_769_903_999_999), "2026-01");
         assert_eq!(period_of(1_769_904_000_000), "2026-02");
+    }
+
+    #[test]
+    fn period_is_what_chronos_format_writes() {
+        let chrono_way = |ms: i64| {
+            DateTime::<Utc>::from_timestamp_millis(ms)
+                .unwrap_or_default()
+                .format("%Y-%m")
+                .to_string()
+        };
+        let year_ms = 31_556_952_000_i64;
+        for ms in [
+            0,
+            -1,
+            i64::MIN,
+            i64::MAX,
+            1_769_903_999_999,
+            -62_167_219_200_000,    // 0000-01-01
+            -62_167_219_200_001,    // -0001-12
+            253_402_300_799_999,    // 9999-12-31
+            253_402_300_800_000,    // 10000-01
+            8_210_266_876_799_999,  // chrono's last time
+            8_210_266_876_800_000,  // past it: the epoch
+            -8_334_601_228_800_001, // before chrono's first
+        ]
+        .into_iter()
+        .chain((-200..200).map(|i| i * year_ms / 7))
+        {
+            assert_eq!(period_of(ms), chrono_way(ms), "{ms}");
+        }
     }
 }

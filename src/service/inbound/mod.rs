@@ -11,6 +11,7 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
+pub mod fast;
 pub mod messages;
 pub mod statuses;
 
@@ -171,6 +172,11 @@ fn seconds_to_ms(v: &Value) -> i64 {
         Value::Number(n) => n.as_i64(),
         _ => None,
     };
+    text_secs_to_ms(secs)
+}
+
+/// Unix seconds as milliseconds; without them, now.
+fn text_secs_to_ms(secs: Option<i64>) -> i64 {
     secs.map(|s| s.saturating_mul(1000)).unwrap_or_else(now_ms)
 }
 
@@ -387,9 +393,18 @@ pub struct Applied {
 /// alone; they are applied before any other report, or a status that may need more than the
 /// store (a marketing decline), is handled, and before an error is returned.
 pub async fn apply(app: &App, scope: Option<&Channel>, payload: &Value) -> StoreResult<Applied> {
+    apply_reports(app, scope, parse(payload)).await
+}
+
+/// [`apply`] of a payload's reports, as [`parse`] (or [`fast::statuses`]) read them.
+pub async fn apply_reports(
+    app: &App,
+    scope: Option<&Channel>,
+    reports: Vec<Report>,
+) -> StoreResult<Applied> {
     let mut applied = Applied::default();
     let mut statuses = Vec::new();
-    for report in parse(payload) {
+    for report in reports {
         if let Err(e) = apply_report(app, scope, report, &mut statuses, &mut applied).await {
             // The statuses read before would have been applied one by one already.
             apply_statuses(app, &mut statuses, &mut applied).await?;
