@@ -75,9 +75,24 @@ pub struct Lookups {
     /// An account's webhook endpoints as (id, url, event types), read by every status that
     /// queues an event. Outbox rows for a copied endpoint are inserted only if it still exists.
     pub endpoints: Table<Vec<(String, String, String)>>,
+    /// Bumped by every write that queues an outbox row, before its commit: the callback
+    /// worker skips the pass a status event would cause when nothing was queued since its
+    /// last one (a wasted write transaction on SQLite's one connection otherwise).
+    outbox_queued: AtomicU64,
 }
 
 impl Lookups {
+    /// Called by a write that queues outbox rows, before it commits (a rolled-back one
+    /// costs a pass that finds nothing).
+    pub fn outbox_queued(&self) {
+        self.outbox_queued.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// How many writes have queued outbox rows since the store opened.
+    pub fn outbox_writes(&self) -> u64 {
+        self.outbox_queued.load(Ordering::SeqCst)
+    }
+
     /// Called after every write to accounts, channels, groups, templates or webhook
     /// endpoints: no copy read before it is used again.
     pub fn changed(&self) {

@@ -1141,6 +1141,12 @@ pub trait Store: Send + Sync + 'static {
     /// backend's pools, cipher and lookups. The methods with a body below are those.
     fn shared(&self) -> &sql::Shared;
 
+    /// How many writes of this process have queued callback outbox rows (counted before
+    /// their commit): the callback worker skips a status event's pass when it has not moved.
+    fn outbox_writes(&self) -> u64 {
+        self.shared().lookups.outbox_writes()
+    }
+
     // Operations
     /// A trivial round trip: `Ok(true)` when the database answers and has every migration this
     /// binary embeds, `Ok(false)` when it answers but its schema is behind, `Err` when it does

@@ -1228,6 +1228,10 @@ async fn apply_group(
         }
     }
 
+    if !rows.is_empty() {
+        lookups.outbox_queued();
+    }
+
     let changed: Vec<&GroupMessage> = {
         let mut changed: Vec<&GroupMessage> =
             messages.values().filter(|g| g.now != g.read).collect();

@@ -93,14 +93,33 @@ impl CallbackWorker {
         // Status changes are published after their commit: a wake-up to look at the outbox.
         let mut events = self.app.events.subscribe();
         loop {
+            // Read before the pass: a row queued during it bumps the count again.
+            let queued = self.app.store.outbox_writes();
             if let Err(e) = self.pass(now_ms()).await {
                 tracing::error!(error = format!("{e:#}"), "callback pass failed");
             }
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = self.done.notified() => {}
-                _ = events.recv() => {}
-                _ = tokio::time::sleep(IDLE_POLL) => {}
+            // One deadline for the wait, however many events are skipped in it: retries
+            // fall due without a wake-up.
+            let idle = tokio::time::sleep(IDLE_POLL);
+            tokio::pin!(idle);
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = self.done.notified() => {}
+                    _ = events.recv() => {
+                        // A status event whose write queued no outbox row (no endpoint, no
+                        // callbackUrl) has nothing for a pass: the count is bumped before
+                        // the commit the event follows.
+                        if self.app.store.outbox_writes() == queued {
+                            continue;
+                        }
+                    }
+                    _ = &mut idle => {}
+                }
+                break;
+            }
+            if cancel.is_cancelled() {
+                break;
             }
             // Many events at once make one pass.
             while !matches!(

@@ -51,6 +51,7 @@ impl Db<'_> {
         let now = crate::now_ms();
         for event in events {
             for (endpoint_id, url) in receivers(&endpoints, event) {
+                lookups.outbox_queued();
                 let id = crate::domain::ids::new_id("evt");
                 self.run(
                     sql(

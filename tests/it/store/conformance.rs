@@ -1830,3 +1830,66 @@ async fn listings_batches_and_plain_writes_answer_alike() {
     })
     .await;
 }
+
+both_databases!(a_status_counts_as_queuing_callbacks_only_when_it_queued_some);
+/// The callback worker skips the pass a status event causes when the store says no write
+/// queued an outbox row since its last pass (`outbox_writes`): a status with no receiver
+/// must not move the count, one with a receiver must, alone and in a webhook's group.
+async fn a_status_counts_as_queuing_callbacks_only_when_it_queued_some() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        let s = seed(&store, 1000).await;
+        let now = plantilla::now_ms();
+        sent_message(&**store, &s, "50755660001", "wamid.q1").await;
+        sent_message(&**store, &s, "50755660002", "wamid.q2").await;
+        let before = store.outbox_writes();
+        store
+            .apply_status(&status("wamid.q1", MessageStatus::Delivered, now + 1))
+            .await
+            .unwrap();
+        store
+            .apply_statuses(&[status("wamid.q2", MessageStatus::Delivered, now + 1)])
+            .await
+            .unwrap();
+        assert_eq!(store.outbox_writes(), before, "nobody to call back");
+        assert_eq!(
+            count(&store, "SELECT count(*) FROM callback_outbox").await,
+            0
+        );
+
+        store
+            .insert_webhook_endpoint(
+                &WebhookEndpoint {
+                    id: new_id("we"),
+                    account_id: s.account.id.clone(),
+                    url: "http://127.0.0.1:9/hooks".into(),
+                    event_types: vec!["message.read".into()],
+                    description: None,
+                    secret: plantilla::domain::callback::new_signing_secret(),
+                    created_at: now,
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        store
+            .apply_status(&status("wamid.q1", MessageStatus::Read, now + 2))
+            .await
+            .unwrap();
+        let after_one = store.outbox_writes();
+        assert!(after_one > before, "a queued callback is counted");
+        store
+            .apply_statuses(&[status("wamid.q2", MessageStatus::Read, now + 2)])
+            .await
+            .unwrap();
+        assert!(
+            store.outbox_writes() > after_one,
+            "also in a webhook's group"
+        );
+        assert_eq!(
+            count(&store, "SELECT count(*) FROM callback_outbox").await,
+            2
+        );
+    })
+    .await;
+}
