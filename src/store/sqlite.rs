@@ -197,14 +197,16 @@ impl SqliteStore {
                 WriteOp::Accept(Box::new(send.clone()), to)
             })
             .collect();
-        write_group(&self.write, &ops, &self.lookups)
-            .await?
-            .into_iter()
-            .map(|w| match w {
-                Written::Accept(outcome) => Ok(outcome),
-                _ => Err(anyhow::anyhow!("a send answered as another write").into()),
-            })
-            .collect()
+        with_sync_conn(&self.write, async |c| {
+            write_group(c, &ops, &self.lookups).await
+        })
+        .await??
+        .into_iter()
+        .map(|w| match w {
+            Written::Accept(outcome) => Ok(outcome),
+            _ => Err(anyhow::anyhow!("a send answered as another write").into()),
+        })
+        .collect()
     }
 
     /// Seals channel secrets with `cipher` (without one they are stored as given).
@@ -312,12 +314,19 @@ async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, 
     pool.begin_with("BEGIN IMMEDIATE").await
 }
 
-/// Statements the group writer keeps prepared within one transaction: more than the group
-/// path has distinct texts (the multi-row ones differ by their row count).
-const PREPARED: usize = 64;
+/// Statements the group writer keeps prepared within one session: more than the group path
+/// has fixed texts, and room for the multi-row ones (which differ by their row count).
+const PREPARED: usize = 128;
 
-/// The write connection as rusqlite sees it, for one transaction of the group writer. What
-/// it did not commit is rolled back when it is dropped, and its prepared statements are
+/// Longest the group writer holds the write connection while its queue keeps it busy, and
+/// most transactions it commits before it lets the connection go: the writes that go
+/// through sqlx (claims, admin, everything outside the group writer) wait for that
+/// connection, and get it then.
+const SESSION_TIME: Duration = Duration::from_millis(5);
+const SESSION_TRANSACTIONS: u32 = 32;
+
+/// The write connection as rusqlite sees it, for one session of the group writer. What it
+/// did not commit is rolled back when it is dropped, and its prepared statements are
 /// finalized then (rusqlite's `Drop`), before sqlx may use or close the handle again.
 struct SyncConn(rusqlite::Connection);
 
@@ -329,14 +338,14 @@ impl Drop for SyncConn {
     }
 }
 
-/// Runs `f` in one write transaction (`BEGIN IMMEDIATE`) on the write connection, with every
-/// statement called on this thread: the pool's one connection is taken and its handle locked
-/// away from sqlx's worker thread for the whole transaction, so the statements are plain
-/// function calls with no handoff. `f` answering `None` rolls the transaction back.
-async fn in_sync_tx<T>(
+/// Runs `f` with the write connection held for the group writer: the pool's one connection
+/// is taken and its handle locked away from sqlx's worker thread until `f` is done, so every
+/// statement `f` makes is a plain call on this thread, and the statements it prepares stay
+/// prepared until then (and are finalized before the connection goes back to the pool).
+async fn with_sync_conn<R>(
     pool: &SqlitePool,
-    f: impl AsyncFnOnce(&mut Db<'_>) -> StoreResult<Option<T>>,
-) -> StoreResult<Option<T>> {
+    f: impl AsyncFnOnce(&mut rusqlite::Connection) -> R,
+) -> StoreResult<R> {
     let mut conn = pool.acquire().await?;
     let mut handle = conn.lock_handle().await?;
     // SAFETY: while `handle` lives, sqlx's worker thread makes no call on this connection;
@@ -345,22 +354,40 @@ async fn in_sync_tx<T>(
     let raw = handle.as_raw_handle().as_ptr();
     let mut c = SyncConn(unsafe { rusqlite::Connection::from_handle(raw)? });
     c.0.set_prepared_statement_cache_capacity(PREPARED);
-    c.0.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-    let done = f(&mut Db::Sync(&mut c.0)).await?;
-    if done.is_some() {
-        c.0.prepare_cached("COMMIT")?.execute([])?;
+    Ok(f(&mut c.0).await)
+}
+
+/// Runs `f` in one write transaction (`BEGIN IMMEDIATE`) on the group writer's connection.
+/// `f` answering `None` or failing rolls the transaction back.
+async fn in_sync_tx<T>(
+    c: &mut rusqlite::Connection,
+    f: impl AsyncFnOnce(&mut Db<'_>) -> StoreResult<Option<T>>,
+) -> StoreResult<Option<T>> {
+    c.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    let done = async {
+        let done = f(&mut Db::Sync(c)).await?;
+        if done.is_some() {
+            c.prepare_cached("COMMIT")?.execute([])?;
+        }
+        Ok(done)
     }
-    Ok(done)
+    .await;
+    if !c.is_autocommit() {
+        // Failed, refused or not committed: nothing of it is kept. A connection still in a
+        // transaction after this ends the session (`SyncConn`'s drop tries again).
+        let _ = c.prepare_cached("ROLLBACK").and_then(|mut s| s.execute([]));
+    }
+    done
 }
 
 /// Runs `op` in a transaction of its own. A caller that stopped waiting before the commit
 /// (its request timed out, so it was told nothing was done) gets its write rolled back, as
 /// when its own future held the transaction.
-async fn write_alone(pool: &SqlitePool, op: WriteOp, lookups: &Lookups) {
+async fn write_alone(c: &mut rusqlite::Connection, op: WriteOp, lookups: &Lookups) {
     if op.abandoned() {
         return;
     }
-    let result = in_sync_tx(pool, async |db| {
+    let result = in_sync_tx(c, async |db| {
         let written = op.run(db, lookups).await?;
         Ok((!op.abandoned()).then_some(written))
     })
@@ -392,7 +419,11 @@ fn start_writer(
     Ok(())
 }
 
-/// Commits the queued writes in groups until every sender is gone.
+/// Commits the queued writes in groups until every sender is gone. The write connection is
+/// held (a session, `with_sync_conn`) while the queue has work, so consecutive groups keep
+/// their prepared statements and cost no round trip to sqlx's worker; it goes back to the
+/// pool when the queue is empty, and after `SESSION_TIME` or `SESSION_TRANSACTIONS`, so the
+/// writes waiting on the pool take their turn.
 async fn combine(
     pool: SqlitePool,
     mut queue: mpsc::Receiver<WriteOp>,
@@ -401,48 +432,92 @@ async fn combine(
 ) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
-        // A caller that stopped waiting (its request timed out) was told nothing was done:
-        // its write must not happen later behind its back.
-        group.retain(|op| !op.abandoned());
-        if group.is_empty() {
-            continue;
-        }
-        if group.len() == 1 {
-            write_alone(&pool, group.pop().expect("one"), &lookups).await;
-            continue;
-        }
-        match write_group(&pool, &group, &lookups).await {
-            Ok(results) => {
-                stats.groups.fetch_add(1, Ordering::Relaxed);
-                stats
-                    .grouped_writes
-                    .fetch_add(results.len() as u64, Ordering::Relaxed);
-                for (op, result) in group.drain(..).zip(results) {
-                    op.reply(Ok(result));
+        let session = with_sync_conn(&pool, async |c| {
+            let started = std::time::Instant::now();
+            let mut transactions = 0;
+            loop {
+                transactions += commit_queued(c, &mut group, &stats, &lookups).await;
+                if transactions >= SESSION_TRANSACTIONS
+                    || started.elapsed() >= SESSION_TIME
+                    || !c.is_autocommit()
+                {
+                    return;
+                }
+                // What came during the commit makes the next group.
+                while group.len() < MAX_GROUP
+                    && let Ok(op) = queue.try_recv()
+                {
+                    group.push(op);
+                }
+                if group.is_empty() {
+                    return;
                 }
             }
-            Err(e) => {
-                stats.split.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, writes = group.len(), "group commit failed; writing one by one");
-                for op in group.drain(..) {
-                    write_alone(&pool, op, &lookups).await;
-                }
+        })
+        .await;
+        if let Err(e) = session {
+            // No connection: every write waiting is told.
+            tracing::warn!(error = %e, writes = group.len(), "the SQLite writer has no connection");
+            for op in group.drain(..) {
+                op.reply(Err(
+                    anyhow::anyhow!("the SQLite write connection: {e}").into()
+                ));
             }
+        }
+    }
+}
+
+/// Commits `group` (emptied) on `c`, in one transaction when it can; the transactions it
+/// took.
+async fn commit_queued(
+    c: &mut rusqlite::Connection,
+    group: &mut Vec<WriteOp>,
+    stats: &GroupStats,
+    lookups: &Lookups,
+) -> u32 {
+    // A caller that stopped waiting (its request timed out) was told nothing was done: its
+    // write must not happen later behind its back.
+    group.retain(|op| !op.abandoned());
+    match group.len() {
+        0 => return 0,
+        1 => {
+            write_alone(c, group.pop().expect("one"), lookups).await;
+            return 1;
+        }
+        _ => {}
+    }
+    match write_group(c, group, lookups).await {
+        Ok(results) => {
+            stats.groups.fetch_add(1, Ordering::Relaxed);
+            stats
+                .grouped_writes
+                .fetch_add(results.len() as u64, Ordering::Relaxed);
+            for (op, result) in group.drain(..).zip(results) {
+                op.reply(Ok(result));
+            }
+            1
+        }
+        Err(e) => {
+            stats.split.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, writes = group.len(), "group commit failed; writing one by one");
+            let transactions = 1 + group.len() as u32;
+            for op in group.drain(..) {
+                write_alone(c, op, lookups).await;
+            }
+            transactions
         }
     }
 }
 
 /// `group` in one transaction; nothing is kept if any of it fails.
 async fn write_group(
-    pool: &SqlitePool,
+    c: &mut rusqlite::Connection,
     group: &[WriteOp],
     lookups: &Lookups,
 ) -> StoreResult<Vec<Written>> {
-    in_sync_tx(pool, async |db| {
-        group_in(db, group, lookups).await.map(Some)
-    })
-    .await?
-    .ok_or_else(|| anyhow::anyhow!("a group answered nothing").into())
+    in_sync_tx(c, async |db| group_in(db, group, lookups).await.map(Some))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("a group answered nothing").into())
 }
 
 /// `group`'s writes in the caller's transaction (see `write_group`).
@@ -1674,5 +1749,166 @@ impl Store for SqliteStore {
         .bind(limit);
         let rows = tx.db().all(claim).await?;
         self.shared.claimed_callbacks(tx, &rows).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    async fn open(dir: &tempfile::TempDir) -> Arc<SqliteStore> {
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        Arc::new(SqliteStore::open(&url, "full").await.expect("open"))
+    }
+
+    /// A status for no message: the group writer looks for it (its statements run) and
+    /// writes nothing.
+    fn unknown(i: usize) -> StatusUpdate {
+        StatusUpdate {
+            provider_message_id: Some(format!("wamid.unknown.{i}")),
+            message_id: None,
+            status: MessageStatus::Delivered,
+            at: 1,
+            error: None,
+            pricing_category: None,
+            pricing: None,
+            channel_id: None,
+        }
+    }
+
+    /// The texts of the statements prepared on the write connection, read through sqlx's own
+    /// use of it (so only once the group writer has let it go).
+    async fn prepared_on_write_connection(store: &SqliteStore) -> Vec<String> {
+        let mut conn = store.write.acquire().await.unwrap();
+        let mut handle = conn.lock_handle().await.unwrap();
+        let db = handle.as_raw_handle().as_ptr();
+        let mut texts = Vec::new();
+        // SAFETY: the handle is locked away from sqlx's worker; the statements are only
+        // looked at, and their texts copied.
+        unsafe {
+            let mut stmt = rusqlite::ffi::sqlite3_next_stmt(db, std::ptr::null_mut());
+            while !stmt.is_null() {
+                let text = rusqlite::ffi::sqlite3_sql(stmt);
+                if !text.is_null() {
+                    texts.push(
+                        std::ffi::CStr::from_ptr(text)
+                            .to_string_lossy()
+                            .into_owned(),
+                    );
+                }
+                stmt = rusqlite::ffi::sqlite3_next_stmt(db, stmt);
+            }
+        }
+        texts
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_writer_finalizes_its_statements_before_it_lets_the_connection_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        // A burst: many groups, committed while the queue stays busy.
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..400 {
+            let store = store.clone();
+            tasks.spawn(async move { store.apply_status(&unknown(i)).await });
+        }
+        while let Some(done) = tasks.join_next().await {
+            assert_eq!(done.unwrap().unwrap(), StatusApplied::UnknownMessage);
+        }
+        assert!(store.group_stats().groups.load(Ordering::Relaxed) > 0);
+
+        let left: Vec<String> = prepared_on_write_connection(&store)
+            .await
+            .into_iter()
+            .filter(|text| text.contains("wamid") || text.contains("provider_message_id"))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "the group writer's statements outlived its hold on the connection: {left:?}"
+        );
+
+        // sqlx uses the connection as its own, writes on it, and closes it cleanly (SQLite
+        // refuses to close a connection with statements left, and sqlx reports that).
+        store.ping().await.unwrap();
+        sqlx::query("CREATE TABLE after_burst (x INTEGER)")
+            .execute(&store.write)
+            .await
+            .unwrap();
+        let conn = store.write.acquire().await.unwrap().detach();
+        sqlx::Connection::close(conn)
+            .await
+            .expect("the write connection closes after a burst");
+        // The pool opens a new one, and the group writer takes it.
+        assert_eq!(
+            store.apply_status(&unknown(0)).await.unwrap(),
+            StatusApplied::UnknownMessage
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_write_outside_the_group_writer_is_not_held_up_while_it_is_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        sqlx::query("CREATE TABLE side (x INTEGER)")
+            .execute(&store.write)
+            .await
+            .unwrap();
+        // The queue kept full (it holds four groups): the group writer always has work.
+        let busy = CancellationToken::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let feeder = {
+            let (store, busy) = (store.clone(), busy.clone());
+            tokio::spawn(async move {
+                let (mut sent, mut waiting) = (0_usize, Vec::new());
+                while !busy.is_cancelled() && Instant::now() < deadline {
+                    let (to, answer) = oneshot::channel();
+                    waiting.push(answer);
+                    let op = WriteOp::Statuses(vec![unknown(sent)], to);
+                    store.writes.send(op).await.unwrap();
+                    sent += 1;
+                    if waiting.len() >= MAX_GROUP * 8 {
+                        // Keep only the unanswered (a dropped answer abandons its write).
+                        waiting.retain_mut(|a| {
+                            matches!(a.try_recv(), Err(oneshot::error::TryRecvError::Empty))
+                        });
+                    }
+                }
+                sent
+            })
+        };
+        // Wait until the group writer is busy.
+        while store.group_stats().groups.load(Ordering::Relaxed) < 3 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let groups_before = store.group_stats().groups.load(Ordering::Relaxed);
+        let mut slowest = Duration::ZERO;
+        for x in 0..20 {
+            let started = Instant::now();
+            sqlx::query("INSERT INTO side (x) VALUES (?)")
+                .bind(x)
+                .execute(&store.write)
+                .await
+                .unwrap();
+            slowest = slowest.max(started.elapsed());
+        }
+        let groups_during = store.group_stats().groups.load(Ordering::Relaxed) - groups_before;
+        let still_busy = Instant::now() < deadline;
+        busy.cancel();
+        let sent = feeder.await.unwrap();
+        assert!(still_busy, "the side writes waited for the load to end");
+        assert!(groups_during > 0, "the group writer stood still meanwhile");
+        assert!(sent > 3 * MAX_GROUP, "{sent}");
+        // Each side write waits for at most one turn of the group writer (`SESSION_TIME`
+        // and one group): far below this on any machine.
+        assert!(
+            slowest < Duration::from_secs(2),
+            "a side write waited {slowest:?}"
+        );
+        let side: i64 = sqlx::query_scalar("SELECT count(*) FROM side")
+            .fetch_one(&store.write)
+            .await
+            .unwrap();
+        assert_eq!(side, 20);
     }
 }
