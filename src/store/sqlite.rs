@@ -649,6 +649,43 @@ async fn insert_message_and_job(
     Ok(())
 }
 
+/// The pending conversation a send opens.
+async fn insert_conversation(
+    db: &mut Db<'_>,
+    send: &AcceptSend,
+    client_name: &str,
+) -> StoreResult<()> {
+    db.run(
+        sql(
+            "INSERT INTO conversations (id, account_id, channel_id, phone_number, status,
+                assignee, group_id, client_name, first_message_id, created_at, last_activity_at)
+             VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $9)",
+        )
+        .bind(&send.new_conversation_id)
+        .bind(&send.account_id)
+        .bind(&send.channel_id)
+        .bind(&send.phone_number)
+        .bind(send.assignee)
+        .bind(&send.group_id)
+        .bind(client_name)
+        .bind(&send.new_message_id)
+        .bind(send.now),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A send went out in an open conversation: its 24 hours count from now.
+async fn touch_conversation(db: &mut Db<'_>, conversation_id: &str, now: i64) -> StoreResult<()> {
+    db.run(
+        sql("UPDATE conversations SET last_activity_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(conversation_id),
+    )
+    .await?;
+    Ok(())
+}
+
 /// A message's conversation as read in the same transaction.
 struct KnownConversation {
     status: ConversationStatus,
@@ -777,12 +814,7 @@ async fn decide_send(db: &mut Db<'_>, send: &AcceptSend) -> StoreResult<AcceptOu
             upsert_contact(db, send).await?;
         }
         insert_message_and_job(db, send, &conversation_id).await?;
-        db.run(
-            sql("UPDATE conversations SET last_activity_at = $1 WHERE id = $2")
-                .bind(send.now)
-                .bind(&conversation_id),
-        )
-        .await?;
+        touch_conversation(db, &conversation_id, send.now).await?;
         return Ok(AcceptOutcome::Sent {
             conversation_id,
             message_id: send.new_message_id.clone(),
@@ -821,23 +853,7 @@ async fn decide_send(db: &mut Db<'_>, send: &AcceptSend) -> StoreResult<AcceptOu
         )
         .await?
         .get("client_name")?;
-    db.run(
-        sql(
-            "INSERT INTO conversations (id, account_id, channel_id, phone_number, status,
-                assignee, group_id, client_name, first_message_id, created_at, last_activity_at)
-             VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $9)",
-        )
-        .bind(&send.new_conversation_id)
-        .bind(&send.account_id)
-        .bind(&send.channel_id)
-        .bind(&send.phone_number)
-        .bind(send.assignee)
-        .bind(&send.group_id)
-        .bind(&client_name)
-        .bind(&send.new_message_id)
-        .bind(send.now),
-    )
-    .await?;
+    insert_conversation(db, send, &client_name).await?;
     insert_message_and_job(db, send, &send.new_conversation_id).await?;
     Ok(AcceptOutcome::Pending {
         conversation_id: send.new_conversation_id.clone(),
@@ -852,18 +868,13 @@ struct ActiveConversation {
     last_activity_at: i64,
 }
 
-/// The `VALUES` list of a multi-row statement: `rows` rows of `cols` bare `?` each (bound
-/// in order). Not `$N`: SQLite looks each named parameter up by name while it prepares and
-/// binds, which is quadratic in a statement with thousands of them.
-fn values(rows: usize, cols: usize) -> String {
-    let row = format!("({})", vec!["?"; cols].join(", "));
-    vec![row; rows].join(", ")
-}
-
 /// Sends without an idempotency key, decided in order exactly as `decide_send` decides each
-/// one, in a fixed number of statements whatever their count: what they need is read in
-/// one statement per kind, the decisions are made in memory (each seeing the ones before
-/// it), and what they wrote goes in one multi-row statement per table.
+/// one: what they need is read in one statement per kind whatever their count, the
+/// decisions are made in memory (each seeing the ones before it), and what they wrote goes
+/// row by row through the statements `decide_send` uses. On the group writer a statement is
+/// a plain call, prepared once per session; a multi-row statement was a new text to prepare
+/// for each group size, and needed a statement journal (the undo of a statement that fails
+/// half way), which single-row writes do not.
 async fn accept_many(db: &mut Db<'_>, sends: &[&AcceptSend]) -> StoreResult<Vec<AcceptOutcome>> {
     use serde_json::json;
     let keys = serde_json::to_string(
@@ -921,7 +932,8 @@ async fn accept_many(db: &mut Db<'_>, sends: &[&AcceptSend]) -> StoreResult<Vec<
     let mut touched_contacts: Vec<((String, String), i64)> = Vec::new();
     let mut new_conversations: Vec<(&AcceptSend, String)> = Vec::new();
     let mut messages: Vec<(&AcceptSend, String)> = Vec::new();
-    let mut activity: serde_json::Map<String, Value> = serde_json::Map::new();
+    // Each open conversation's last send (the time it is left with).
+    let mut activity: HashMap<String, i64> = HashMap::new();
     for &send in sends {
         let key = (send.channel_id.clone(), send.phone_number.clone());
         if let Some(c) = active.get(&key)
@@ -955,7 +967,7 @@ async fn accept_many(db: &mut Db<'_>, sends: &[&AcceptSend]) -> StoreResult<Vec<
                     upsert_contact(&mut contacts);
                 }
                 c.last_activity_at = send.now;
-                activity.insert(c.id.clone(), send.now.into());
+                activity.insert(c.id.clone(), send.now);
                 messages.push((send, c.id.clone()));
                 outcomes.push(AcceptOutcome::Sent {
                     conversation_id: c.id.clone(),
@@ -1039,110 +1051,33 @@ async fn accept_many(db: &mut Db<'_>, sends: &[&AcceptSend]) -> StoreResult<Vec<
             (key, name, times)
         })
         .collect::<Vec<(&(String, String), String, (i64, i64))>>();
-    for chunk in written.chunks(CHUNK) {
-        let text = format!(
-            "INSERT INTO contacts (account_id, phone_number, client_name, created_at, updated_at)
-             VALUES {}
-             ON CONFLICT (account_id, phone_number) DO UPDATE
-             SET client_name = excluded.client_name, updated_at = excluded.updated_at",
-            values(chunk.len(), 5)
-        );
-        let mut q = sql(text);
-        for ((account_id, phone), name, (first, last)) in chunk {
-            q = q
-                .bind(account_id)
-                .bind(phone)
-                .bind(name)
-                .bind(*first)
-                .bind(*last);
-        }
-        db.run(q).await?;
-    }
-    for chunk in new_conversations.chunks(CHUNK) {
-        let text = format!(
-            "INSERT INTO conversations (id, account_id, channel_id, phone_number, status,
-                assignee, group_id, client_name, first_message_id, created_at, last_activity_at)
-             VALUES {}",
-            values(chunk.len(), 11)
-        );
-        let mut q = sql(text);
-        for (send, name) in chunk {
-            q = q
-                .bind(&send.new_conversation_id)
-                .bind(&send.account_id)
-                .bind(&send.channel_id)
-                .bind(&send.phone_number)
-                .bind("pending")
-                .bind(send.assignee)
-                .bind(&send.group_id)
-                .bind(name)
-                .bind(&send.new_message_id)
-                .bind(send.now)
-                .bind(send.now);
-        }
-        db.run(q).await?;
-    }
-    for chunk in messages.chunks(CHUNK) {
-        let mut owned = Vec::with_capacity(chunk.len());
-        for (send, _) in chunk {
-            owned.push((
-                serde_json::to_string(&send.params).context("params")?,
-                send.metadata.as_ref().map(|m| m.to_string()),
-            ));
-        }
-        let text = format!(
-            "INSERT INTO messages (id, account_id, channel_id, conversation_id, template_id,
-                phone_number, params, status, queued_at, updated_at, batch_id, callback_url,
-                metadata, scheduled_for)
-             VALUES {}",
-            values(chunk.len(), 14)
-        );
-        let mut q = sql(text);
-        for ((send, conversation_id), (params, metadata)) in chunk.iter().zip(&owned) {
-            q = q
-                .bind(&send.new_message_id)
-                .bind(&send.account_id)
-                .bind(&send.channel_id)
-                .bind(conversation_id)
-                .bind(&send.template_id)
-                .bind(&send.phone_number)
-                .bind(params)
-                .bind(send.initial_status().as_str())
-                .bind(send.now)
-                .bind(send.now)
-                .bind(&send.batch_id)
-                .bind(&send.callback_url)
-                .bind(metadata)
-                .bind(send.send_at);
-        }
-        db.run(q).await?;
-        let text = format!(
-            "INSERT INTO delivery_jobs (message_id, channel_id, run_at) VALUES {}",
-            values(chunk.len(), 3)
-        );
-        let mut q = sql(text);
-        for (send, _) in chunk {
-            q = q
-                .bind(&send.new_message_id)
-                .bind(&send.channel_id)
-                .bind(send.run_at());
-        }
-        db.run(q).await?;
-    }
-    if !activity.is_empty() {
-        let activity = Value::Object(activity).to_string();
+    for ((account_id, phone), name, (first, last)) in &written {
         db.run(
-            sql("UPDATE conversations SET last_activity_at = j.value
-                 FROM json_each($1) AS j WHERE conversations.id = j.key")
-            .bind(&activity),
+            sql(
+                "INSERT INTO contacts (account_id, phone_number, client_name, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (account_id, phone_number) DO UPDATE
+                 SET client_name = excluded.client_name, updated_at = excluded.updated_at",
+            )
+            .bind(account_id)
+            .bind(phone)
+            .bind(name)
+            .bind(*first)
+            .bind(*last),
         )
         .await?;
     }
+    for (send, name) in &new_conversations {
+        insert_conversation(db, send, name).await?;
+    }
+    for (send, conversation_id) in &messages {
+        insert_message_and_job(db, send, conversation_id).await?;
+    }
+    for (conversation_id, now) in &activity {
+        touch_conversation(db, conversation_id, *now).await?;
+    }
     Ok(outcomes)
 }
-
-/// Rows per multi-row statement (SQLite allows 32,766 bound values; messages take 14 each).
-const CHUNK: usize = 256;
 
 /// The contact of a send: its name when the sender gave one, else the number (kept if the
 /// contact exists).
