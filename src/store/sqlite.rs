@@ -135,13 +135,19 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         // The one write connection is never closed while the store is open: the group
-        // writer borrows its handle (`in_sync_tx`).
+        // writer borrows its handle (`with_sync_conn`).
+        //
+        // Its statement journals (the undo of one statement inside a transaction, for a
+        // multi-row write that fails half way) stay in memory instead of spilling to a temp
+        // file past 64 KiB: a group's multi-row inserts touch more pages than that, and the
+        // spill's writes were 18 % of the group writer's time. Only what a statement changes
+        // is held, and only while it runs. Durability is the WAL's, unchanged.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("temp_store", "memory"))
             .await
             .with_context(|| format!("cannot open SQLite database '{url}'"))?;
         migrate(&write).await?;
@@ -197,14 +203,16 @@ impl SqliteStore {
                 WriteOp::Accept(Box::new(send.clone()), to)
             })
             .collect();
-        write_group(&self.write, &ops, &self.lookups)
-            .await?
-            .into_iter()
-            .map(|w| match w {
-                Written::Accept(outcome) => Ok(outcome),
-                _ => Err(anyhow::anyhow!("a send answered as another write").into()),
-            })
-            .collect()
+        with_sync_conn(&self.write, async |c| {
+            write_group(c, &ops, &self.lookups).await
+        })
+        .await??
+        .into_iter()
+        .map(|w| match w {
+            Written::Accept(outcome) => Ok(outcome),
+            _ => Err(anyhow::anyhow!("a send answered as another write").into()),
+        })
+        .collect()
     }
 
     /// Seals channel secrets with `cipher` (without one they are stored as given).
@@ -312,12 +320,19 @@ async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, 
     pool.begin_with("BEGIN IMMEDIATE").await
 }
 
-/// Statements the group writer keeps prepared within one transaction: more than the group
-/// path has distinct texts (the multi-row ones differ by their row count).
-const PREPARED: usize = 64;
+/// Statements the group writer keeps prepared within one session: more than the group path
+/// has fixed texts, and room for the multi-row ones (which differ by their row count).
+const PREPARED: usize = 128;
 
-/// The write connection as rusqlite sees it, for one transaction of the group writer. What
-/// it did not commit is rolled back when it is dropped, and its prepared statements are
+/// Longest the group writer holds the write connection while its queue keeps it busy, and
+/// most transactions it commits before it lets the connection go: the writes that go
+/// through sqlx (claims, admin, everything outside the group writer) wait for that
+/// connection, and get it then.
+const SESSION_TIME: Duration = Duration::from_millis(5);
+const SESSION_TRANSACTIONS: u32 = 32;
+
+/// The write connection as rusqlite sees it, for one session of the group writer. What it
+/// did not commit is rolled back when it is dropped, and its prepared statements are
 /// finalized then (rusqlite's `Drop`), before sqlx may use or close the handle again.
 struct SyncConn(rusqlite::Connection);
 
@@ -329,14 +344,14 @@ impl Drop for SyncConn {
     }
 }
 
-/// Runs `f` in one write transaction (`BEGIN IMMEDIATE`) on the write connection, with every
-/// statement called on this thread: the pool's one connection is taken and its handle locked
-/// away from sqlx's worker thread for the whole transaction, so the statements are plain
-/// function calls with no handoff. `f` answering `None` rolls the transaction back.
-async fn in_sync_tx<T>(
+/// Runs `f` with the write connection held for the group writer: the pool's one connection
+/// is taken and its handle locked away from sqlx's worker thread until `f` is done, so every
+/// statement `f` makes is a plain call on this thread, and the statements it prepares stay
+/// prepared until then (and are finalized before the connection goes back to the pool).
+async fn with_sync_conn<R>(
     pool: &SqlitePool,
-    f: impl AsyncFnOnce(&mut Db<'_>) -> StoreResult<Option<T>>,
-) -> StoreResult<Option<T>> {
+    f: impl AsyncFnOnce(&mut rusqlite::Connection) -> R,
+) -> StoreResult<R> {
     let mut conn = pool.acquire().await?;
     let mut handle = conn.lock_handle().await?;
     // SAFETY: while `handle` lives, sqlx's worker thread makes no call on this connection;
@@ -345,22 +360,40 @@ async fn in_sync_tx<T>(
     let raw = handle.as_raw_handle().as_ptr();
     let mut c = SyncConn(unsafe { rusqlite::Connection::from_handle(raw)? });
     c.0.set_prepared_statement_cache_capacity(PREPARED);
-    c.0.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-    let done = f(&mut Db::Sync(&mut c.0)).await?;
-    if done.is_some() {
-        c.0.prepare_cached("COMMIT")?.execute([])?;
+    Ok(f(&mut c.0).await)
+}
+
+/// Runs `f` in one write transaction (`BEGIN IMMEDIATE`) on the group writer's connection.
+/// `f` answering `None` or failing rolls the transaction back.
+async fn in_sync_tx<T>(
+    c: &mut rusqlite::Connection,
+    f: impl AsyncFnOnce(&mut Db<'_>) -> StoreResult<Option<T>>,
+) -> StoreResult<Option<T>> {
+    c.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    let done = async {
+        let done = f(&mut Db::Sync(c)).await?;
+        if done.is_some() {
+            c.prepare_cached("COMMIT")?.execute([])?;
+        }
+        Ok(done)
     }
-    Ok(done)
+    .await;
+    if !c.is_autocommit() {
+        // Failed, refused or not committed: nothing of it is kept. A connection still in a
+        // transaction after this ends the session (`SyncConn`'s drop tries again).
+        let _ = c.prepare_cached("ROLLBACK").and_then(|mut s| s.execute([]));
+    }
+    done
 }
 
 /// Runs `op` in a transaction of its own. A caller that stopped waiting before the commit
 /// (its request timed out, so it was told nothing was done) gets its write rolled back, as
 /// when its own future held the transaction.
-async fn write_alone(pool: &SqlitePool, op: WriteOp, lookups: &Lookups) {
+async fn write_alone(c: &mut rusqlite::Connection, op: WriteOp, lookups: &Lookups) {
     if op.abandoned() {
         return;
     }
-    let result = in_sync_tx(pool, async |db| {
+    let result = in_sync_tx(c, async |db| {
         let written = op.run(db, lookups).await?;
         Ok((!op.abandoned()).then_some(written))
     })
@@ -392,7 +425,11 @@ fn start_writer(
     Ok(())
 }
 
-/// Commits the queued writes in groups until every sender is gone.
+/// Commits the queued writes in groups until every sender is gone. The write connection is
+/// held (a session, `with_sync_conn`) while the queue has work, so consecutive groups keep
+/// their prepared statements and cost no round trip to sqlx's worker; it goes back to the
+/// pool when the queue is empty, and after `SESSION_TIME` or `SESSION_TRANSACTIONS`, so the
+/// writes waiting on the pool take their turn.
 async fn combine(
     pool: SqlitePool,
     mut queue: mpsc::Receiver<WriteOp>,
@@ -401,48 +438,92 @@ async fn combine(
 ) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
-        // A caller that stopped waiting (its request timed out) was told nothing was done:
-        // its write must not happen later behind its back.
-        group.retain(|op| !op.abandoned());
-        if group.is_empty() {
-            continue;
-        }
-        if group.len() == 1 {
-            write_alone(&pool, group.pop().expect("one"), &lookups).await;
-            continue;
-        }
-        match write_group(&pool, &group, &lookups).await {
-            Ok(results) => {
-                stats.groups.fetch_add(1, Ordering::Relaxed);
-                stats
-                    .grouped_writes
-                    .fetch_add(results.len() as u64, Ordering::Relaxed);
-                for (op, result) in group.drain(..).zip(results) {
-                    op.reply(Ok(result));
+        let session = with_sync_conn(&pool, async |c| {
+            let started = std::time::Instant::now();
+            let mut transactions = 0;
+            loop {
+                transactions += commit_queued(c, &mut group, &stats, &lookups).await;
+                if transactions >= SESSION_TRANSACTIONS
+                    || started.elapsed() >= SESSION_TIME
+                    || !c.is_autocommit()
+                {
+                    return;
+                }
+                // What came during the commit makes the next group.
+                while group.len() < MAX_GROUP
+                    && let Ok(op) = queue.try_recv()
+                {
+                    group.push(op);
+                }
+                if group.is_empty() {
+                    return;
                 }
             }
-            Err(e) => {
-                stats.split.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, writes = group.len(), "group commit failed; writing one by one");
-                for op in group.drain(..) {
-                    write_alone(&pool, op, &lookups).await;
-                }
+        })
+        .await;
+        if let Err(e) = session {
+            // No connection: every write waiting is told.
+            tracing::warn!(error = %e, writes = group.len(), "the SQLite writer has no connection");
+            for op in group.drain(..) {
+                op.reply(Err(
+                    anyhow::anyhow!("the SQLite write connection: {e}").into()
+                ));
             }
+        }
+    }
+}
+
+/// Commits `group` (emptied) on `c`, in one transaction when it can; the transactions it
+/// took.
+async fn commit_queued(
+    c: &mut rusqlite::Connection,
+    group: &mut Vec<WriteOp>,
+    stats: &GroupStats,
+    lookups: &Lookups,
+) -> u32 {
+    // A caller that stopped waiting (its request timed out) was told nothing was done: its
+    // write must not happen later behind its back.
+    group.retain(|op| !op.abandoned());
+    match group.len() {
+        0 => return 0,
+        1 => {
+            write_alone(c, group.pop().expect("one"), lookups).await;
+            return 1;
+        }
+        _ => {}
+    }
+    match write_group(c, group, lookups).await {
+        Ok(results) => {
+            stats.groups.fetch_add(1, Ordering::Relaxed);
+            stats
+                .grouped_writes
+                .fetch_add(results.len() as u64, Ordering::Relaxed);
+            for (op, result) in group.drain(..).zip(results) {
+                op.reply(Ok(result));
+            }
+            1
+        }
+        Err(e) => {
+            stats.split.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, writes = group.len(), "group commit failed; writing one by one");
+            let transactions = 1 + group.len() as u32;
+            for op in group.drain(..) {
+                write_alone(c, op, lookups).await;
+            }
+            transactions
         }
     }
 }
 
 /// `group` in one transaction; nothing is kept if any of it fails.
 async fn write_group(
-    pool: &SqlitePool,
+    c: &mut rusqlite::Connection,
     group: &[WriteOp],
     lookups: &Lookups,
 ) -> StoreResult<Vec<Written>> {
-    in_sync_tx(pool, async |db| {
-        group_in(db, group, lookups).await.map(Some)
-    })
-    .await?
-    .ok_or_else(|| anyhow::anyhow!("a group answered nothing").into())
+    in_sync_tx(c, async |db| group_in(db, group, lookups).await.map(Some))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("a group answered nothing").into())
 }
 
 /// `group`'s writes in the caller's transaction (see `write_group`).
@@ -563,6 +644,43 @@ async fn insert_message_and_job(
             .bind(&send.new_message_id)
             .bind(&send.channel_id)
             .bind(send.run_at()),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The pending conversation a send opens.
+async fn insert_conversation(
+    db: &mut Db<'_>,
+    send: &AcceptSend,
+    client_name: &str,
+) -> StoreResult<()> {
+    db.run(
+        sql(
+            "INSERT INTO conversations (id, account_id, channel_id, phone_number, status,
+                assignee, group_id, client_name, first_message_id, created_at, last_activity_at)
+             VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $9)",
+        )
+        .bind(&send.new_conversation_id)
+        .bind(&send.account_id)
+        .bind(&send.channel_id)
+        .bind(&send.phone_number)
+        .bind(send.assignee)
+        .bind(&send.group_id)
+        .bind(client_name)
+        .bind(&send.new_message_id)
+        .bind(send.now),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A send went out in an open conversation: its 24 hours count from now.
+async fn touch_conversation(db: &mut Db<'_>, conversation_id: &str, now: i64) -> StoreResult<()> {
+    db.run(
+        sql("UPDATE conversations SET last_activity_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(conversation_id),
     )
     .await?;
     Ok(())
@@ -696,12 +814,7 @@ async fn decide_send(db: &mut Db<'_>, send: &AcceptSend) -> StoreResult<AcceptOu
             upsert_contact(db, send).await?;
         }
         insert_message_and_job(db, send, &conversation_id).await?;
-        db.run(
-            sql("UPDATE conversations SET last_activity_at = $1 WHERE id = $2")
-                .bind(send.now)
-                .bind(&conversation_id),
-        )
-        .await?;
+        touch_conversation(db, &conversation_id, send.now).await?;
         return Ok(AcceptOutcome::Sent {
             conversation_id,
             message_id: send.new_message_id.clone(),
@@ -740,23 +853,7 @@ async fn decide_send(db: &mut Db<'_>, send: &AcceptSend) -> StoreResult<AcceptOu
         )
         .await?
         .get("client_name")?;
-    db.run(
-        sql(
-            "INSERT INTO conversations (id, account_id, channel_id, phone_number, status,
-                assignee, group_id, client_name, first_message_id, created_at, last_activity_at)
-             VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $9)",
-        )
-        .bind(&send.new_conversation_id)
-        .bind(&send.account_id)
-        .bind(&send.channel_id)
-        .bind(&send.phone_number)
-        .bind(send.assignee)
-        .bind(&send.group_id)
-        .bind(&client_name)
-        .bind(&send.new_message_id)
-        .bind(send.now),
-    )
-    .await?;
+    insert_conversation(db, send, &client_name).await?;
     insert_message_and_job(db, send, &send.new_conversation_id).await?;
     Ok(AcceptOutcome::Pending {
         conversation_id: send.new_conversation_id.clone(),
@@ -771,18 +868,13 @@ struct ActiveConversation {
     last_activity_at: i64,
 }
 
-/// The `VALUES` list of a multi-row statement: `rows` rows of `cols` bare `?` each (bound
-/// in order). Not `$N`: SQLite looks each named parameter up by name while it prepares and
-/// binds, which is quadratic in a statement with thousands of them.
-fn values(rows: usize, cols: usize) -> String {
-    let row = format!("({})", vec!["?"; cols].join(", "));
-    vec![row; rows].join(", ")
-}
-
 /// Sends without an idempotency key, decided in order exactly as `decide_send` decides each
-/// one, in a fixed number of statements whatever their count: what they need is read in
-/// one statement per kind, the decisions are made in memory (each seeing the ones before
-/// it), and what they wrote goes in one multi-row statement per table.
+/// one: what they need is read in one statement per kind whatever their count, the
+/// decisions are made in memory (each seeing the ones before it), and what they wrote goes
+/// row by row through the statements `decide_send` uses. On the group writer a statement is
+/// a plain call, prepared once per session; a multi-row statement was a new text to prepare
+/// for each group size, and needed a statement journal (the undo of a statement that fails
+/// half way), which single-row writes do not.
 async fn accept_many(db: &mut Db<'_>, sends: &[&AcceptSend]) -> StoreResult<Vec<AcceptOutcome>> {
     use serde_json::json;
     let keys = serde_json::to_string(
@@ -840,7 +932,8 @@ async fn accept_many(db: &mut Db<'_>, sends: &[&AcceptSend]) -> StoreResult<Vec<
     let mut touched_contacts: Vec<((String, String), i64)> = Vec::new();
     let mut new_conversations: Vec<(&AcceptSend, String)> = Vec::new();
     let mut messages: Vec<(&AcceptSend, String)> = Vec::new();
-    let mut activity: serde_json::Map<String, Value> = serde_json::Map::new();
+    // Each open conversation's last send (the time it is left with).
+    let mut activity: HashMap<String, i64> = HashMap::new();
     for &send in sends {
         let key = (send.channel_id.clone(), send.phone_number.clone());
         if let Some(c) = active.get(&key)
@@ -874,7 +967,7 @@ async fn accept_many(db: &mut Db<'_>, sends: &[&AcceptSend]) -> StoreResult<Vec<
                     upsert_contact(&mut contacts);
                 }
                 c.last_activity_at = send.now;
-                activity.insert(c.id.clone(), send.now.into());
+                activity.insert(c.id.clone(), send.now);
                 messages.push((send, c.id.clone()));
                 outcomes.push(AcceptOutcome::Sent {
                     conversation_id: c.id.clone(),
@@ -958,110 +1051,33 @@ async fn accept_many(db: &mut Db<'_>, sends: &[&AcceptSend]) -> StoreResult<Vec<
             (key, name, times)
         })
         .collect::<Vec<(&(String, String), String, (i64, i64))>>();
-    for chunk in written.chunks(CHUNK) {
-        let text = format!(
-            "INSERT INTO contacts (account_id, phone_number, client_name, created_at, updated_at)
-             VALUES {}
-             ON CONFLICT (account_id, phone_number) DO UPDATE
-             SET client_name = excluded.client_name, updated_at = excluded.updated_at",
-            values(chunk.len(), 5)
-        );
-        let mut q = sql(text);
-        for ((account_id, phone), name, (first, last)) in chunk {
-            q = q
-                .bind(account_id)
-                .bind(phone)
-                .bind(name)
-                .bind(*first)
-                .bind(*last);
-        }
-        db.run(q).await?;
-    }
-    for chunk in new_conversations.chunks(CHUNK) {
-        let text = format!(
-            "INSERT INTO conversations (id, account_id, channel_id, phone_number, status,
-                assignee, group_id, client_name, first_message_id, created_at, last_activity_at)
-             VALUES {}",
-            values(chunk.len(), 11)
-        );
-        let mut q = sql(text);
-        for (send, name) in chunk {
-            q = q
-                .bind(&send.new_conversation_id)
-                .bind(&send.account_id)
-                .bind(&send.channel_id)
-                .bind(&send.phone_number)
-                .bind("pending")
-                .bind(send.assignee)
-                .bind(&send.group_id)
-                .bind(name)
-                .bind(&send.new_message_id)
-                .bind(send.now)
-                .bind(send.now);
-        }
-        db.run(q).await?;
-    }
-    for chunk in messages.chunks(CHUNK) {
-        let mut owned = Vec::with_capacity(chunk.len());
-        for (send, _) in chunk {
-            owned.push((
-                serde_json::to_string(&send.params).context("params")?,
-                send.metadata.as_ref().map(|m| m.to_string()),
-            ));
-        }
-        let text = format!(
-            "INSERT INTO messages (id, account_id, channel_id, conversation_id, template_id,
-                phone_number, params, status, queued_at, updated_at, batch_id, callback_url,
-                metadata, scheduled_for)
-             VALUES {}",
-            values(chunk.len(), 14)
-        );
-        let mut q = sql(text);
-        for ((send, conversation_id), (params, metadata)) in chunk.iter().zip(&owned) {
-            q = q
-                .bind(&send.new_message_id)
-                .bind(&send.account_id)
-                .bind(&send.channel_id)
-                .bind(conversation_id)
-                .bind(&send.template_id)
-                .bind(&send.phone_number)
-                .bind(params)
-                .bind(send.initial_status().as_str())
-                .bind(send.now)
-                .bind(send.now)
-                .bind(&send.batch_id)
-                .bind(&send.callback_url)
-                .bind(metadata)
-                .bind(send.send_at);
-        }
-        db.run(q).await?;
-        let text = format!(
-            "INSERT INTO delivery_jobs (message_id, channel_id, run_at) VALUES {}",
-            values(chunk.len(), 3)
-        );
-        let mut q = sql(text);
-        for (send, _) in chunk {
-            q = q
-                .bind(&send.new_message_id)
-                .bind(&send.channel_id)
-                .bind(send.run_at());
-        }
-        db.run(q).await?;
-    }
-    if !activity.is_empty() {
-        let activity = Value::Object(activity).to_string();
+    for ((account_id, phone), name, (first, last)) in &written {
         db.run(
-            sql("UPDATE conversations SET last_activity_at = j.value
-                 FROM json_each($1) AS j WHERE conversations.id = j.key")
-            .bind(&activity),
+            sql(
+                "INSERT INTO contacts (account_id, phone_number, client_name, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (account_id, phone_number) DO UPDATE
+                 SET client_name = excluded.client_name, updated_at = excluded.updated_at",
+            )
+            .bind(account_id)
+            .bind(phone)
+            .bind(name)
+            .bind(*first)
+            .bind(*last),
         )
         .await?;
     }
+    for (send, name) in &new_conversations {
+        insert_conversation(db, send, name).await?;
+    }
+    for (send, conversation_id) in &messages {
+        insert_message_and_job(db, send, conversation_id).await?;
+    }
+    for (conversation_id, now) in &activity {
+        touch_conversation(db, conversation_id, *now).await?;
+    }
     Ok(outcomes)
 }
-
-/// Rows per multi-row statement (SQLite allows 32,766 bound values; messages take 14 each).
-const CHUNK: usize = 256;
 
 /// The contact of a send: its name when the sender gave one, else the number (kept if the
 /// contact exists).
@@ -1674,5 +1690,166 @@ impl Store for SqliteStore {
         .bind(limit);
         let rows = tx.db().all(claim).await?;
         self.shared.claimed_callbacks(tx, &rows).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    async fn open(dir: &tempfile::TempDir) -> Arc<SqliteStore> {
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        Arc::new(SqliteStore::open(&url, "full").await.expect("open"))
+    }
+
+    /// A status for no message: the group writer looks for it (its statements run) and
+    /// writes nothing.
+    fn unknown(i: usize) -> StatusUpdate {
+        StatusUpdate {
+            provider_message_id: Some(format!("wamid.unknown.{i}")),
+            message_id: None,
+            status: MessageStatus::Delivered,
+            at: 1,
+            error: None,
+            pricing_category: None,
+            pricing: None,
+            channel_id: None,
+        }
+    }
+
+    /// The texts of the statements prepared on the write connection, read through sqlx's own
+    /// use of it (so only once the group writer has let it go).
+    async fn prepared_on_write_connection(store: &SqliteStore) -> Vec<String> {
+        let mut conn = store.write.acquire().await.unwrap();
+        let mut handle = conn.lock_handle().await.unwrap();
+        let db = handle.as_raw_handle().as_ptr();
+        let mut texts = Vec::new();
+        // SAFETY: the handle is locked away from sqlx's worker; the statements are only
+        // looked at, and their texts copied.
+        unsafe {
+            let mut stmt = rusqlite::ffi::sqlite3_next_stmt(db, std::ptr::null_mut());
+            while !stmt.is_null() {
+                let text = rusqlite::ffi::sqlite3_sql(stmt);
+                if !text.is_null() {
+                    texts.push(
+                        std::ffi::CStr::from_ptr(text)
+                            .to_string_lossy()
+                            .into_owned(),
+                    );
+                }
+                stmt = rusqlite::ffi::sqlite3_next_stmt(db, stmt);
+            }
+        }
+        texts
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_writer_finalizes_its_statements_before_it_lets_the_connection_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        // A burst: many groups, committed while the queue stays busy.
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..400 {
+            let store = store.clone();
+            tasks.spawn(async move { store.apply_status(&unknown(i)).await });
+        }
+        while let Some(done) = tasks.join_next().await {
+            assert_eq!(done.unwrap().unwrap(), StatusApplied::UnknownMessage);
+        }
+        assert!(store.group_stats().groups.load(Ordering::Relaxed) > 0);
+
+        let left: Vec<String> = prepared_on_write_connection(&store)
+            .await
+            .into_iter()
+            .filter(|text| text.contains("wamid") || text.contains("provider_message_id"))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "the group writer's statements outlived its hold on the connection: {left:?}"
+        );
+
+        // sqlx uses the connection as its own, writes on it, and closes it cleanly (SQLite
+        // refuses to close a connection with statements left, and sqlx reports that).
+        store.ping().await.unwrap();
+        sqlx::query("CREATE TABLE after_burst (x INTEGER)")
+            .execute(&store.write)
+            .await
+            .unwrap();
+        let conn = store.write.acquire().await.unwrap().detach();
+        sqlx::Connection::close(conn)
+            .await
+            .expect("the write connection closes after a burst");
+        // The pool opens a new one, and the group writer takes it.
+        assert_eq!(
+            store.apply_status(&unknown(0)).await.unwrap(),
+            StatusApplied::UnknownMessage
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_write_outside_the_group_writer_is_not_held_up_while_it_is_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        sqlx::query("CREATE TABLE side (x INTEGER)")
+            .execute(&store.write)
+            .await
+            .unwrap();
+        // The queue kept full (it holds four groups): the group writer always has work.
+        let busy = CancellationToken::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let feeder = {
+            let (store, busy) = (store.clone(), busy.clone());
+            tokio::spawn(async move {
+                let (mut sent, mut waiting) = (0_usize, Vec::new());
+                while !busy.is_cancelled() && Instant::now() < deadline {
+                    let (to, answer) = oneshot::channel();
+                    waiting.push(answer);
+                    let op = WriteOp::Statuses(vec![unknown(sent)], to);
+                    store.writes.send(op).await.unwrap();
+                    sent += 1;
+                    if waiting.len() >= MAX_GROUP * 8 {
+                        // Keep only the unanswered (a dropped answer abandons its write).
+                        waiting.retain_mut(|a| {
+                            matches!(a.try_recv(), Err(oneshot::error::TryRecvError::Empty))
+                        });
+                    }
+                }
+                sent
+            })
+        };
+        // Wait until the group writer is busy.
+        while store.group_stats().groups.load(Ordering::Relaxed) < 3 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let groups_before = store.group_stats().groups.load(Ordering::Relaxed);
+        let mut slowest = Duration::ZERO;
+        for x in 0..20 {
+            let started = Instant::now();
+            sqlx::query("INSERT INTO side (x) VALUES (?)")
+                .bind(x)
+                .execute(&store.write)
+                .await
+                .unwrap();
+            slowest = slowest.max(started.elapsed());
+        }
+        let groups_during = store.group_stats().groups.load(Ordering::Relaxed) - groups_before;
+        let still_busy = Instant::now() < deadline;
+        busy.cancel();
+        let sent = feeder.await.unwrap();
+        assert!(still_busy, "the side writes waited for the load to end");
+        assert!(groups_during > 0, "the group writer stood still meanwhile");
+        assert!(sent > 3 * MAX_GROUP, "{sent}");
+        // Each side write waits for at most one turn of the group writer (`SESSION_TIME`
+        // and one group): far below this on any machine.
+        assert!(
+            slowest < Duration::from_secs(2),
+            "a side write waited {slowest:?}"
+        );
+        let side: i64 = sqlx::query_scalar("SELECT count(*) FROM side")
+            .fetch_one(&store.write)
+            .await
+            .unwrap();
+        assert_eq!(side, 20);
     }
 }
