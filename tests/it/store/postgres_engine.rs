@@ -509,11 +509,11 @@ async fn tables_that_grew_are_analyzed_so_plans_made_on_small_tables_are_made_ag
         // A connection of the store's pool (generic plans, as every statement of the store
         // has) prepares a lookup while the table is empty: its plan scans the table.
         let mut conn = store.pool().acquire().await.unwrap();
-        sqlx::raw_sql(
+        sqlx::Executor::execute(
+            &mut *conn,
             "PREPARE kept(TEXT[]) AS
              SELECT id FROM pending_statuses WHERE provider_message_id = ANY($1)",
         )
-        .execute(&mut *conn)
         .await
         .unwrap();
         async fn plan(conn: &mut sqlx::PgConnection) -> String {
@@ -550,9 +550,11 @@ async fn tables_that_grew_are_analyzed_so_plans_made_on_small_tables_are_made_ag
         assert!(!replanned.contains("Seq Scan"), "{replanned}");
         // Analyzed once per doubling: not again while it has not grown.
         let again = store.analyze_grown_tables().await.unwrap();
-        assert!(!again.contains(&"pending_statuses".to_string()), "{again:?}");
-        sqlx::raw_sql("DEALLOCATE kept")
-            .execute(&mut *conn)
+        assert!(
+            !again.contains(&"pending_statuses".to_string()),
+            "{again:?}"
+        );
+        sqlx::Executor::execute(&mut *conn, "DEALLOCATE kept")
             .await
             .unwrap();
     })
