@@ -57,6 +57,7 @@ use super::*;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+mod analyze;
 mod outcomes;
 mod sends;
 pub use outcomes::OutcomeGroupStats;
@@ -148,6 +149,8 @@ pub struct PgStore {
     outcomes: outcomes::Outcomes,
     /// Sends without an idempotency key, committed in groups (see `sends`).
     sends: sends::Sends,
+    /// Stops the task that analyzes grown tables where autovacuum is off (see `analyze`).
+    _analyze: Option<tokio_util::sync::DropGuard>,
 }
 
 impl PgStore {
@@ -206,12 +209,14 @@ impl PgStore {
             super::sql::Shared::new(super::sql::Pools::Postgres(pool.clone()), lookups.clone());
         let outcomes = outcomes::Outcomes::start(pool.clone(), lookups.clone());
         let sends = sends::Sends::start(pool.clone());
+        let analyze = analyze::start(pool.clone()).await?;
         Ok(Self {
             pool,
             lookups,
             shared,
             outcomes,
             sends,
+            _analyze: analyze,
         })
     }
 
@@ -258,6 +263,13 @@ impl PgStore {
     pub fn with_cipher(mut self, cipher: Arc<Cipher>) -> Self {
         self.shared.cipher = cipher;
         self
+    }
+
+    /// Test hook: analyzes the tables that have grown since their statistics were taken, as
+    /// the store does every second where the server's autovacuum is off; returns their names.
+    #[doc(hidden)]
+    pub async fn analyze_grown_tables(&self) -> StoreResult<Vec<String>> {
+        analyze::analyze_grown(&self.pool).await
     }
 
     /// The pool, for tests and tools.

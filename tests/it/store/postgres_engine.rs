@@ -501,3 +501,62 @@ fn test_database_urls_keep_the_server_and_options() {
     );
     assert_eq!(pg_url_for("postgres://h:1", "x"), "postgres://h:1/x");
 }
+
+postgres_only!(tables_that_grew_are_analyzed_so_plans_made_on_small_tables_are_made_again);
+async fn tables_that_grew_are_analyzed_so_plans_made_on_small_tables_are_made_again() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        // A connection of the store's pool (generic plans, as every statement of the store
+        // has) prepares a lookup while the table is empty: its plan scans the table.
+        let mut conn = store.pool().acquire().await.unwrap();
+        sqlx::Executor::execute(
+            &mut *conn,
+            "PREPARE kept(TEXT[]) AS
+             SELECT id FROM pending_statuses WHERE provider_message_id = ANY($1)",
+        )
+        .await
+        .unwrap();
+        async fn plan(conn: &mut sqlx::PgConnection) -> String {
+            let lines: Vec<String> = sqlx::query_scalar("EXPLAIN EXECUTE kept('{wamid.7}')")
+                .fetch_all(conn)
+                .await
+                .unwrap();
+            lines.join("\n")
+        }
+        assert!(plan(&mut conn).await.contains("Seq Scan"));
+        let autovacuum: String = sqlx::query_scalar("SELECT current_setting('autovacuum')")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO pending_statuses (provider_message_id, status, at, received_at)
+             SELECT 'wamid.' || g, 'sent', 0, 0 FROM generate_series(1, 5000) AS g",
+        )
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        if autovacuum == "off" {
+            // Nothing tells PostgreSQL to plan it again: the table is scanned for every lookup.
+            assert!(plan(&mut conn).await.contains("Seq Scan"));
+        }
+        // The store analyzes the table that grew (every second where autovacuum is off; the
+        // hook runs that step now), which makes the connection plan the lookup again.
+        let analyzed = store.analyze_grown_tables().await.unwrap();
+        assert!(
+            analyzed.contains(&"pending_statuses".to_string()),
+            "{analyzed:?}"
+        );
+        let replanned = plan(&mut conn).await;
+        assert!(!replanned.contains("Seq Scan"), "{replanned}");
+        // Analyzed once per doubling: not again while it has not grown.
+        let again = store.analyze_grown_tables().await.unwrap();
+        assert!(
+            !again.contains(&"pending_statuses".to_string()),
+            "{again:?}"
+        );
+        sqlx::Executor::execute(&mut *conn, "DEALLOCATE kept")
+            .await
+            .unwrap();
+    })
+    .await;
+}
