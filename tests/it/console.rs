@@ -552,8 +552,8 @@ async fn an_account_key_cannot_open_another_accounts_message_in_a_browser() {
     b.goto(&format!("{}/console#/messages/{other_message}", t.base))
         .await;
     // By keyboard: the token field has the focus; Enter submits.
-    let focused = b.execute("return document.activeElement.id").await;
-    assert_eq!(focused, "signin-token");
+    b.wait_value("return document.activeElement.id", "signin-token".into())
+        .await;
     b.type_into("#signin-token", &format!("{key}\u{E007}"))
         .await;
     b.wait_for("[data-testid=not-found]").await;

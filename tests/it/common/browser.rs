@@ -193,6 +193,22 @@ impl Browser {
         }
     }
 
+    /// Waits until `script` answers `expected` (the page sets things up after it loads:
+    /// asserting at once races with it); panics with the last answer after `WAIT`.
+    pub async fn wait_value(&self, script: &str, expected: Value) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let got = self.execute(script).await;
+            if got == expected {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("'{script}' answers {got}, not {expected}, after {WAIT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits until no element matches `css`.
     pub async fn wait_gone(&self, css: &str) {
         let deadline = Instant::now() + WAIT;
