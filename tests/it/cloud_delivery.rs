@@ -657,6 +657,80 @@ async fn a_channel_never_exceeds_its_rate_plus_burst() {
     );
 }
 
+impl Cloud {
+    /// Sets the seeded channel's rate.
+    async fn set_rate(&self, per_second: u32) {
+        let (status, body) = self
+            .t
+            .admin(
+                "PATCH",
+                &format!("/v1/admin/channels/{}", self.seed.channel_id),
+                Some(json!({"messagesPerSecond": per_second})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}
+
+both_databases!(a_busy_channel_is_claimed_ahead_and_each_message_waits_for_its_slot);
+async fn a_busy_channel_is_claimed_ahead_and_each_message_waits_for_its_slot() {
+    use plantilla::workers::dispatch::pacer::LOOKAHEAD;
+    let c = spawn_cloud().await;
+    c.set_rate(20).await;
+    for i in 0..15 {
+        c.send(&format!("5075566{i:04}")).await;
+    }
+    // One pass claims what the lookahead holds at 20/s (a slot every 50 ms, no burst), and
+    // its messages go at their slots, not at once.
+    c.dispatcher().pass_and_settle().await.unwrap();
+    let interval = Duration::from_millis(50);
+    let claimed = usize::try_from(LOOKAHEAD.as_millis() / interval.as_millis()).unwrap() + 1;
+    let sent = c.fake.sent();
+    assert_eq!(sent.len(), claimed, "one pass, one claim for the lookahead");
+    let mut at: Vec<_> = sent.iter().map(|m| m.received).collect();
+    at.sort();
+    let span = at[claimed - 1] - at[0];
+    assert!(
+        span >= interval * u32::try_from(claimed - 2).unwrap(),
+        "{claimed} messages of one claim went over {span:?}"
+    );
+    c.settle().await;
+    assert_eq!(c.fake.sent().len(), 15);
+    let max = c.fake.max_per_second(PN);
+    assert!(
+        max <= 20 + 2,
+        "at most rate + burst (2) in any second: {max}"
+    );
+}
+
+both_databases!(a_throughput_error_holds_the_messages_claimed_ahead_of_it);
+async fn a_throughput_error_holds_the_messages_claimed_ahead_of_it() {
+    // A 130429 pauses the channel for at least a second (the throughput floor).
+    let c = spawn_cloud_with(|c| c.retry_max_ms = 2_000).await;
+    c.set_rate(5).await;
+    c.fake.add_rule(Rule::once(Action::throughput()));
+    for i in 0..3 {
+        c.send(&format!("5075566{i:04}")).await;
+    }
+    // The pass claims all three (slots 200 ms apart); the first goes at once and meets the
+    // throughput error, the other two were to go 200 and 400 ms later: they wait for the
+    // pause and the halved rate.
+    c.dispatcher().pass_and_settle().await.unwrap();
+    let requests = c.fake.requests();
+    let throttled = requests.first().expect("the first send").received;
+    let sent = c.fake.sent();
+    assert_eq!(sent.len(), 2, "the two claimed after the first went");
+    for m in &sent {
+        let after = m.received - throttled;
+        assert!(
+            after >= Duration::from_secs(1),
+            "a message claimed ahead went {after:?} after the 130429, inside the pause"
+        );
+    }
+    c.settle().await;
+    assert_eq!(c.fake.sent().len(), 3);
+}
+
 /// A signed-ready status payload for `wamid` on phone number id `pnid`.
 fn status_for(pnid: &str, wamid: &str, status: &str) -> Value {
     json!({"object": "whatsapp_business_account", "entry": [{"id": DEFAULT_WABA_ID, "changes": [{
