@@ -152,8 +152,8 @@ impl Dispatcher {
         let now = Instant::now();
         let pacers = self.pacers.lock().expect("pacers lock");
         reasons.channels.iter().zip(held).any(|(c, held)| {
-            // The pass asks the pacer the same.
-            let paced = pacers.get(c).is_some_and(|p| !p.refill_in(now).is_zero());
+            // The pass asks the pacer the same (`take` on a copy: nothing is taken here).
+            let paced = pacers.get(c).is_some_and(|p| p.clone().take(now, 1) == 0);
             !(held && paced)
         })
     }
@@ -269,7 +269,7 @@ impl Dispatcher {
             let Some(channel) = store.channel(&channel_id).await? else {
                 continue;
             };
-            let rate = channel_rate(&channel);
+            let rate = u32::try_from(channel.messages_per_second).unwrap_or(1);
             let now = Instant::now();
             let allowed = {
                 let mut pacers = self.pacers.lock().expect("pacers lock");
@@ -277,15 +277,11 @@ impl Dispatcher {
                     .entry(channel.id.clone())
                     .or_insert_with(|| Pacer::new(rate, now));
                 pacer.set_rate(rate);
-                // What was claimed before still covers the time until `refill`: claiming
-                // now would take only a slot or two.
-                let refill = pacer.refill_in(now);
-                if refill.is_zero() {
-                    pacer.ahead(now, pacer::LOOKAHEAD, self.app.config.dispatch_batch)
-                } else {
-                    note(refill);
-                    0
+                let allowed = pacer.take(now, self.app.config.dispatch_batch);
+                if allowed == 0 {
+                    note(pacer.wait(now));
                 }
+                allowed
             };
             if allowed == 0 {
                 continue;
@@ -308,23 +304,18 @@ impl Dispatcher {
         for ((channel, allowed), jobs) in wanted.into_iter().zip(claimed) {
             let jobs = self.hold(&channel, jobs, now).await?;
             let claimed = u32::try_from(jobs.len()).unwrap_or(u32::MAX).min(allowed);
-            // The slots are taken now the jobs are claimed, from now: slots taken before the
-            // claim would have passed while it ran, and their jobs would all go at once.
-            let (slots, throttles) = {
+            {
                 let mut pacers = self.pacers.lock().expect("pacers lock");
-                let now = Instant::now();
-                let pacer = pacers
-                    .entry(channel.id.clone())
-                    .or_insert_with(|| Pacer::new(channel_rate(&channel), now));
-                let slots = pacer.take_slots(now, claimed);
-                if claimed == allowed {
-                    note(pacer.refill_in(now));
+                if let Some(pacer) = pacers.get_mut(&channel.id) {
+                    pacer.give_back(allowed - claimed);
+                    if claimed == allowed {
+                        note(pacer.wait(Instant::now()));
+                    }
                 }
-                (slots, pacer.throttles())
-            };
+            }
             let provider = self.provider_for(channel.provider);
             let channel = Arc::new(channel);
-            for (job, at) in jobs.into_iter().zip(slots) {
+            for job in jobs {
                 let deliverer = Deliverer {
                     app: self.app.clone(),
                     policy: self.policy,
@@ -333,18 +324,12 @@ impl Dispatcher {
                     channel: channel.clone(),
                     crash_after_send: self.crash_after_send.clone(),
                 };
-                let slot = Slot { at, throttles };
                 self.in_flight
-                    .spawn(async move { deliverer.deliver(job, slot).await });
+                    .spawn(async move { deliverer.deliver(job).await });
             }
         }
         Ok(next)
     }
-}
-
-/// A channel's configured rate, in messages per second.
-fn channel_rate(channel: &Channel) -> u32 {
-    u32::try_from(channel.messages_per_second).unwrap_or(1)
 }
 
 /// `drain` does not wait for jobs due later than this (scheduled or held messages).
@@ -466,42 +451,8 @@ struct Deliverer {
     crash_after_send: Arc<AtomicBool>,
 }
 
-/// When a claimed job may go: its pacer's slot, and how many throughput errors that pacer had
-/// seen when the slot was given.
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    at: Instant,
-    throttles: u64,
-}
-
 impl Deliverer {
-    /// Waits for the job's slot. A throughput error on the channel since the slot was given
-    /// halved its rate and paused it: the job then takes a new slot from the pacer.
-    async fn wait_for(&self, slot: Slot) {
-        if slot.at <= Instant::now() {
-            return;
-        }
-        tokio::time::sleep_until(slot.at.into()).await;
-        loop {
-            let wait = {
-                let mut pacers = self.pacers.lock().expect("pacers lock");
-                match pacers.get_mut(&self.channel.id) {
-                    Some(pacer) if pacer.throttles() != slot.throttles => {
-                        let now = Instant::now();
-                        if pacer.take(now, 1) == 1 {
-                            return;
-                        }
-                        pacer.wait(now)
-                    }
-                    _ => return,
-                }
-            };
-            tokio::time::sleep(wait).await;
-        }
-    }
-
-    async fn deliver(&self, job: ClaimedJob, slot: Slot) {
-        self.wait_for(slot).await;
+    async fn deliver(&self, job: ClaimedJob) {
         let message_id = job.message.id.clone();
         let attempt = job.attempt;
         // A MARKETING message accepted (or scheduled) before its number opted out is not
