@@ -1190,6 +1190,7 @@ async fn detail(app: &App, family: Family, channel: Channel, id: &str) -> Answer
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::{Rng, SeedableRng};
 
     fn parse(body: &str, family: Family) -> Result<SendRequest, BodyError> {
         parse_send_body(body.as_bytes(), family)
@@ -1410,14 +1411,9 @@ mod tests {
             r#"{"a":[]}"#,
             r#"{"a":1,"a":2}"#,
         ];
-        // A fixed linear congruential sequence: the same bodies every run.
-        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = |n: usize| {
-            seed = seed
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (seed >> 33) as usize % n
-        };
+        // A seeded generator: the same bodies every run.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x2545_f491_4f6c_dd1d);
+        let mut next = |n: usize| rng.gen_range(0..n);
         let mut taken = 0;
         for _ in 0..5_000 {
             let mut parts = Vec::new();
