@@ -139,8 +139,9 @@ impl SqliteStore {
         //
         // Its statement journals (the undo of one statement inside a transaction, for a
         // multi-row write that fails half way) stay in memory instead of spilling to a temp
-        // file past 64 KiB: a group's multi-row inserts touch more pages than that, and the
-        // spill's writes were 18 % of the group writer's time. Only what a statement changes
+        // file past 64 KiB: a group's multi-row inserts (since written row by row) touched
+        // more pages than that, and the spill's writes were 18 % of the group writer's time;
+        // the `json_each` updates of a group still use one. Only what a statement changes
         // is held, and only while it runs. Durability is the WAL's, unchanged.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
@@ -321,7 +322,7 @@ async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, 
 }
 
 /// Statements the group writer keeps prepared within one session: more than the group path
-/// has fixed texts, and room for the multi-row ones (which differ by their row count).
+/// has texts (every one of them is fixed now; a multi-row text per group size once was).
 const PREPARED: usize = 128;
 
 /// Longest the group writer holds the write connection while its queue keeps it busy, and

@@ -97,6 +97,25 @@ async fn seed(store: &TestStore, conversation_limit: i64) -> Seeded {
     store_seed::seed(&**store, conversation_limit).await
 }
 
+/// An endpoint of the seeded account for `event_type`, at an address nobody answers.
+async fn add_endpoint(store: &TestStore, s: &Seeded, event_type: &str) {
+    store
+        .insert_webhook_endpoint(
+            &WebhookEndpoint {
+                id: new_id("we"),
+                account_id: s.account.id.clone(),
+                url: "http://127.0.0.1:9/hooks".into(),
+                event_types: vec![event_type.into()],
+                description: None,
+                secret: plantilla::domain::callback::new_signing_secret(),
+                created_at: plantilla::now_ms(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+}
+
 fn app(store: Arc<TestStore>, url: &str) -> App {
     let config = Config {
         database_url: url.to_string(),
@@ -784,21 +803,7 @@ async fn concurrent_copies_of_an_inbound_message_store_and_forward_it_once() {
         let s = seed(&store, 1000).await;
         let (conversation_id, message_id) =
             sent_message(&**store, &s, "50755661234", "wamid.template-1").await;
-        store
-            .insert_webhook_endpoint(
-                &WebhookEndpoint {
-                    id: new_id("we"),
-                    account_id: s.account.id.clone(),
-                    url: "http://127.0.0.1:9/hooks".into(),
-                    event_types: vec!["message.received".into()],
-                    description: None,
-                    secret: plantilla::domain::callback::new_signing_secret(),
-                    created_at: plantilla::now_ms(),
-                },
-                None,
-            )
-            .await
-            .unwrap();
+        add_endpoint(&store, &s, "message.received").await;
         let copies = 12;
         let barrier = Arc::new(Barrier::new(copies));
         let mut tasks = JoinSet::new();
@@ -1857,21 +1862,7 @@ async fn a_status_counts_as_queuing_callbacks_only_when_it_queued_some() {
             0
         );
 
-        store
-            .insert_webhook_endpoint(
-                &WebhookEndpoint {
-                    id: new_id("we"),
-                    account_id: s.account.id.clone(),
-                    url: "http://127.0.0.1:9/hooks".into(),
-                    event_types: vec!["message.read".into()],
-                    description: None,
-                    secret: plantilla::domain::callback::new_signing_secret(),
-                    created_at: now,
-                },
-                None,
-            )
-            .await
-            .unwrap();
+        add_endpoint(&store, &s, "message.read").await;
         store
             .apply_status(&status("wamid.q1", MessageStatus::Read, now + 2))
             .await
