@@ -29,8 +29,20 @@ pub enum Event {
     },
 }
 
+/// Cheap to clone (one reference count): handlers, workers and every delivery take their own.
+/// Its parts are reached through [`AppParts`] (`app.store`, `app.config`, …).
 #[derive(Clone)]
-pub struct App {
+pub struct App(Arc<AppParts>);
+
+impl std::ops::Deref for App {
+    type Target = AppParts;
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+#[derive(Clone)]
+pub struct AppParts {
     pub store: Arc<dyn Store>,
     pub config: Arc<Config>,
     pub events: broadcast::Sender<Event>,
@@ -116,7 +128,7 @@ impl App {
 
     pub fn with_store(store: Arc<dyn Store>, config: Config) -> anyhow::Result<App> {
         let (events, _) = broadcast::channel(4096);
-        Ok(App {
+        Ok(App(Arc::new(AppParts {
             store,
             graph: Arc::new(CloudProvider::new(&config)?),
             metrics: Arc::new(Metrics::default()),
@@ -127,7 +139,15 @@ impl App {
             wake: Arc::new(Notify::new()),
             wakes: Arc::new(Wakes::default()),
             clock: Arc::new(Clock::default()),
-        })
+        })))
+    }
+
+    /// The same application on another clock (tests: two instances that move together).
+    pub fn with_clock(&self, clock: Arc<Clock>) -> App {
+        App(Arc::new(AppParts {
+            clock,
+            ..(*self.0).clone()
+        }))
     }
 
     /// Wakes the dispatcher for a pass, whatever it knows of the channels' pacing.

@@ -1,5 +1,7 @@
 //! The JSON shapes of stored things, shared by every adapter that shows them.
 
+use serde::Deserialize;
+
 use crate::domain::template::{Button, Header, TemplateContent, TemplateExtra};
 use crate::format_ms;
 use crate::store::{Template, TemplateHealth};
@@ -8,14 +10,12 @@ use crate::store::{Template, TemplateHealth};
 /// stored).
 pub fn template_content(t: &Template) -> TemplateContent {
     TemplateContent {
-        header: t
-            .header
-            .as_ref()
-            .and_then(|h| serde_json::from_value::<Header>(h.clone()).ok()),
+        // Read from the stored values in place: every send builds this.
+        header: t.header.as_ref().and_then(|h| Header::deserialize(h).ok()),
         body: t.message.clone(),
         footer: t.footer.clone(),
-        buttons: serde_json::from_value::<Vec<Button>>(t.buttons.clone()).unwrap_or_default(),
-        extra: serde_json::from_value::<TemplateExtra>(t.extra.clone()).unwrap_or_default(),
+        buttons: Vec::<Button>::deserialize(&t.buttons).unwrap_or_default(),
+        extra: TemplateExtra::deserialize(&t.extra).unwrap_or_default(),
     }
 }
 

@@ -170,12 +170,12 @@ async fn a_scheduled_send_waits_for_its_time_and_goes_once_across_a_restart_and_
     let t = t.restart().await;
     let c = Campaign { t, seed };
     c.app().clock.set(at + 1_000);
-    let mut other = if on_postgres() {
+    let other = if on_postgres() {
         App::open(c.t.config.clone()).await.unwrap()
     } else {
         c.app().clone()
-    };
-    other.clock = c.app().clock.clone();
+    }
+    .with_clock(c.app().clock.clone());
     let second = Arc::new(Dispatcher::new(
         other.clone(),
         Arc::new(Sandbox::new(other.clone(), std::time::Duration::ZERO)),

@@ -404,8 +404,18 @@ pub async fn apply_reports(
 ) -> StoreResult<Applied> {
     let mut applied = Applied::default();
     let mut statuses = Vec::new();
+    let mut channels = StatusChannels::default();
     for report in reports {
-        if let Err(e) = apply_report(app, scope, report, &mut statuses, &mut applied).await {
+        if let Err(e) = apply_report(
+            app,
+            scope,
+            report,
+            &mut channels,
+            &mut statuses,
+            &mut applied,
+        )
+        .await
+        {
             // The statuses read before would have been applied one by one already.
             apply_statuses(app, &mut statuses, &mut applied).await?;
             return Err(e);
@@ -427,11 +437,11 @@ async fn apply_statuses(
     statuses: &mut Vec<ReadStatus>,
     applied: &mut Applied,
 ) -> StoreResult<()> {
-    let statuses = std::mem::take(statuses);
     if statuses.is_empty() {
         return Ok(());
     }
-    let updates: Vec<StatusUpdate> = statuses.iter().map(|(u, _)| u.clone()).collect();
+    let (updates, user_ids): (Vec<StatusUpdate>, Vec<Option<String>>) =
+        std::mem::take(statuses).into_iter().unzip();
     let results = match app.store.apply_statuses(&updates).await {
         Ok(results) => results,
         Err(e) => {
@@ -440,9 +450,9 @@ async fn apply_statuses(
                 statuses = updates.len(),
                 "statuses applied one by one: applying them together failed"
             );
-            for (update, user_id) in statuses {
-                let result = status::apply(app, &update).await?;
-                status_applied(app, &update, user_id.as_deref(), result, applied).await?;
+            for (update, user_id) in updates.iter().zip(&user_ids) {
+                let result = status::apply(app, update).await?;
+                status_applied(app, update, user_id.as_deref(), result, applied).await?;
             }
             return Ok(());
         }
@@ -458,7 +468,7 @@ async fn apply_statuses(
     // All of them are applied: each is followed up even if one of them fails, and the first
     // failure is returned.
     let mut first_error = None;
-    for ((update, user_id), result) in statuses.iter().zip(results) {
+    for ((update, user_id), result) in updates.iter().zip(&user_ids).zip(results) {
         status::followed_up(app, update, &result).await;
         if let Err(e) = status_applied(app, update, user_id.as_deref(), result, applied).await {
             first_error.get_or_insert(e);
@@ -507,6 +517,7 @@ async fn apply_report(
     app: &App,
     scope: Option<&Channel>,
     report: Report,
+    channels: &mut StatusChannels,
     statuses: &mut Vec<ReadStatus>,
     applied: &mut Applied,
 ) -> StoreResult<()> {
@@ -519,7 +530,7 @@ async fn apply_report(
             update,
             recipient_user_id,
         } => {
-            let Some(channel) = channel_for(app, scope, &phone_number_id).await? else {
+            let Some(channel_id) = channels.id(app, scope, phone_number_id).await? else {
                 applied.ignored += 1;
                 return Ok(());
             };
@@ -535,7 +546,7 @@ async fn apply_report(
                 }),
                 pricing_category: update.pricing_category,
                 pricing: update.pricing,
-                channel_id: Some(channel.id),
+                channel_id: Some(channel_id),
             };
             if status::store_alone_applies(&update) {
                 statuses.push((update, recipient_user_id));
@@ -657,6 +668,35 @@ async fn numbers_named(
             .collect(),
         false,
     ))
+}
+
+/// The channel of the last phone number id a webhook's statuses named: Meta batches a
+/// number's statuses together, so one lookup serves a run of them instead of a copy of the
+/// whole channel per status.
+#[derive(Default)]
+struct StatusChannels {
+    last: Option<(String, Option<String>)>,
+}
+
+impl StatusChannels {
+    /// The id of the channel `phone_number_id` names (as [`channel_for`] finds it).
+    async fn id(
+        &mut self,
+        app: &App,
+        scope: Option<&Channel>,
+        phone_number_id: String,
+    ) -> StoreResult<Option<String>> {
+        if let Some((number, id)) = &self.last
+            && *number == phone_number_id
+        {
+            return Ok(id.clone());
+        }
+        let id = channel_for(app, scope, &phone_number_id)
+            .await?
+            .map(|c| c.id);
+        self.last = Some((phone_number_id, id.clone()));
+        Ok(id)
+    }
 }
 
 async fn channel_for(
