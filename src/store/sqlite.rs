@@ -5,7 +5,7 @@
 //! number have a conversation" cannot race; reads use a separate pool and never wait for
 //! writes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -19,9 +19,9 @@ use sqlx::{Sqlite, Transaction};
 
 use super::lookups::Lookups;
 
-use super::sql::{
-    Cols, Db, Mapped, Tx, accept_with, claimed_jobs, each_in_savepoint, outcome_is_stale, sql,
-};
+mod claim;
+
+use super::sql::{Cols, Db, Mapped, Tx, accept_with, each_in_savepoint, outcome_is_stale, sql};
 use super::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -1315,91 +1315,6 @@ async fn apply_in(
     })
 }
 
-/// Claims a channel's due jobs (see `Store::claim_jobs`) in the caller's transaction.
-async fn claim_in(
-    tx: &mut Transaction<'_, Sqlite>,
-    channel_id: &str,
-    limit: u32,
-    now: i64,
-    lease_ms: i64,
-    orphan_wait_ms: i64,
-) -> StoreResult<Vec<ClaimedJob>> {
-    let claimed = sqlx::query(
-        "UPDATE delivery_jobs SET attempt = attempt + 1, tries = tries + 1, lease_until = ?1
-         WHERE seq IN (
-            SELECT seq FROM delivery_jobs WHERE channel_id = ?2 AND run_at <= ?3
-              AND (lease_until IS NULL OR lease_until + ?5 <= ?3) AND paused = 0
-            ORDER BY seq LIMIT ?4)
-         RETURNING seq, message_id, attempt, tries",
-    )
-    .bind(now + lease_ms)
-    .bind(channel_id)
-    .bind(now)
-    .bind(limit)
-    .bind(orphan_wait_ms)
-    .fetch_all(&mut **tx)
-    .await?;
-    let claimed = claimed_jobs(&claimed)?;
-    if claimed.is_empty() {
-        return Ok(Vec::new());
-    }
-    // The claimed messages and their templates in one statement each, whatever the count.
-    let ids = serde_json::to_string(
-        &claimed
-            .iter()
-            .map(|(_, id, ..)| id.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .context("claimed ids")?;
-    let rows = sqlx::query(
-        "UPDATE messages SET status = CASE WHEN status IN ('scheduled', 'queued', 'sending')
-                THEN 'sending' ELSE status END,
-            sending_at = coalesce(sending_at, ?1), held_until = NULL, held_reason = NULL,
-            attempts = (SELECT tries FROM delivery_jobs j WHERE j.message_id = messages.id),
-            updated_at = ?1
-         WHERE id IN (SELECT value FROM json_each(?2)) RETURNING *",
-    )
-    .bind(now)
-    .bind(&ids)
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut messages = rows
-        .iter()
-        .map(|r| Message::from_row(r).map(|m| (m.id.clone(), m)))
-        .collect::<StoreResult<HashMap<_, _>>>()?;
-    let template_ids = serde_json::to_string(
-        &messages
-            .values()
-            .map(|m| m.template_id.as_str())
-            .collect::<HashSet<_>>(),
-    )
-    .context("template ids")?;
-    let templates =
-        sqlx::query("SELECT * FROM templates WHERE id IN (SELECT value FROM json_each(?))")
-            .bind(&template_ids)
-            .fetch_all(&mut **tx)
-            .await?
-            .iter()
-            .map(|r| Template::from_row(r).map(|t| (t.id.clone(), t)))
-            .collect::<StoreResult<HashMap<_, _>>>()?;
-    let mut jobs = Vec::with_capacity(claimed.len());
-    for (_, message_id, attempt, _) in claimed {
-        let message = messages
-            .remove(&message_id)
-            .with_context(|| format!("claimed job without message {message_id}"))?;
-        let template = templates
-            .get(&message.template_id)
-            .with_context(|| format!("message {message_id} without its template"))?
-            .clone();
-        jobs.push(ClaimedJob {
-            template,
-            message,
-            attempt,
-        });
-    }
-    Ok(jobs)
-}
-
 /// Cancels one message (see `Store::cancel_message`) in the caller's transaction.
 async fn cancel_in(
     db: &mut Db<'_>,
@@ -1581,13 +1496,7 @@ impl Store for SqliteStore {
         lease_ms: i64,
         orphan_wait_ms: i64,
     ) -> StoreResult<Vec<Vec<ClaimedJob>>> {
-        let mut tx = begin_write(&self.write).await?;
-        let mut out = Vec::with_capacity(claims.len());
-        for (channel_id, limit) in claims {
-            out.push(claim_in(&mut tx, channel_id, *limit, now, lease_ms, orphan_wait_ms).await?);
-        }
-        tx.commit().await?;
-        Ok(out)
+        claim::claim_many(&self.write, claims, now, lease_ms, orphan_wait_ms).await
     }
 
     async fn claim_jobs(
