@@ -26,7 +26,10 @@ use super::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use tokio::sync::{Notify, mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+mod checkpoint;
+pub use checkpoint::Checkpoints;
 
 /// Embedded migrations, applied in order on open. Never edit one that has shipped: add a new one.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -108,6 +111,10 @@ pub struct SqliteStore {
     stats: Arc<GroupStats>,
     lookups: Arc<Lookups>,
     shared: super::sql::Shared,
+    /// The write connection's commits as the checkpointer sees them.
+    wal: Arc<checkpoint::WalWatch>,
+    /// Stops the checkpointer when the store goes.
+    _checkpointer: DropGuard,
 }
 
 /// What the group-commit task has done since the store opened.
@@ -143,14 +150,27 @@ impl SqliteStore {
         // more pages than that, and the spill's writes were 18 % of the group writer's time;
         // the `json_each` updates of a group still use one. Only what a statement changes
         // is held, and only while it runs. Durability is the WAL's, unchanged.
+        //
+        // It does not checkpoint: its commits wake the checkpointer instead (`checkpoint`).
+        let wal = Arc::new(checkpoint::WalWatch::default());
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
             .idle_timeout(None)
             .max_lifetime(None)
+            .after_connect({
+                let wal = wal.clone();
+                move |conn, _| {
+                    let wal = wal.clone();
+                    Box::pin(async move { checkpoint::watch_commits(conn, &wal).await })
+                }
+            })
             .connect_with(options.clone().pragma("temp_store", "memory"))
             .await
             .with_context(|| format!("cannot open SQLite database '{url}'"))?;
+        let stop = CancellationToken::new();
+        checkpoint::start(options.clone(), wal.clone(), stop.clone());
+        let checkpointer = stop.drop_guard();
         migrate(&write).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
@@ -178,7 +198,15 @@ impl SqliteStore {
             stats,
             lookups,
             shared,
+            wal,
+            _checkpointer: checkpointer,
         })
+    }
+
+    /// What the WAL checkpointer has done, as it changes (for tests).
+    #[doc(hidden)]
+    pub fn checkpoints(&self) -> tokio::sync::watch::Receiver<Checkpoints> {
+        self.wal.checkpoints()
     }
 
     /// How the hot writes were grouped (for tests and benchmarks).
