@@ -74,7 +74,9 @@ impl WalWatch {
         let due = {
             let mut s = self.sizes.lock().unwrap_or_else(PoisonError::into_inner);
             if pages < s.pages {
-                // The WAL started over: everything in it is new.
+                // The WAL started over: everything in it is new. (A first commit after the
+                // start longer than the whole WAL before it goes unnoticed: the next
+                // checkpoint then comes at most `CHECKPOINT_PAGES` late.)
                 s.checked = 0;
                 s.restarts += 1;
             }
