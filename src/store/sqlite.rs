@@ -26,7 +26,10 @@ use super::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use tokio::sync::{Notify, mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+mod checkpoint;
+pub use checkpoint::Checkpoints;
 
 /// Embedded migrations, applied in order on open. Never edit one that has shipped: add a new one.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -108,6 +111,10 @@ pub struct SqliteStore {
     stats: Arc<GroupStats>,
     lookups: Arc<Lookups>,
     shared: super::sql::Shared,
+    /// The write connection's commits as the checkpointer sees them.
+    wal: Arc<checkpoint::WalWatch>,
+    /// Stops the checkpointer when the store goes.
+    _checkpointer: DropGuard,
 }
 
 /// What the group-commit task has done since the store opened.
@@ -143,14 +150,27 @@ impl SqliteStore {
         // more pages than that, and the spill's writes were 18 % of the group writer's time;
         // the `json_each` updates of a group still use one. Only what a statement changes
         // is held, and only while it runs. Durability is the WAL's, unchanged.
+        //
+        // It does not checkpoint: its commits wake the checkpointer instead (`checkpoint`).
+        let wal = Arc::new(checkpoint::WalWatch::default());
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
             .idle_timeout(None)
             .max_lifetime(None)
+            .after_connect({
+                let wal = wal.clone();
+                move |conn, _| {
+                    let wal = wal.clone();
+                    Box::pin(async move { checkpoint::watch_commits(conn, &wal).await })
+                }
+            })
             .connect_with(options.clone().pragma("temp_store", "memory"))
             .await
             .with_context(|| format!("cannot open SQLite database '{url}'"))?;
+        let stop = CancellationToken::new();
+        checkpoint::start(options.clone(), wal.clone(), stop.clone());
+        let checkpointer = stop.drop_guard();
         migrate(&write).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
@@ -178,7 +198,15 @@ impl SqliteStore {
             stats,
             lookups,
             shared,
+            wal,
+            _checkpointer: checkpointer,
         })
+    }
+
+    /// What the WAL checkpointer has done, as it changes (for tests).
+    #[doc(hidden)]
+    pub fn checkpoints(&self) -> tokio::sync::watch::Receiver<Checkpoints> {
+        self.wal.checkpoints()
     }
 
     /// How the hot writes were grouped (for tests and benchmarks).
@@ -1652,6 +1680,103 @@ mod tests {
             }
         }
         texts
+    }
+
+    /// `(mxFrame, nBackfill)` as the wal-index (the `-shm` file) holds them: pages in the WAL,
+    /// and how many of them a checkpoint has copied into the database file (SQLite's WAL
+    /// format: the header's `mxFrame` at byte 16, the checkpoint info's `nBackfill` at 96).
+    fn wal_index(dir: &tempfile::TempDir) -> (u32, u32) {
+        let shm = std::fs::read(dir.path().join("store.db-shm")).expect("the wal-index");
+        let word = |at: usize| u32::from_ne_bytes(shm[at..at + 4].try_into().unwrap());
+        (word(16), word(96))
+    }
+
+    /// Commits `rows` rows of 3,000 random bytes (a page each) in one transaction on the
+    /// write connection.
+    async fn fill(store: &SqliteStore, rows: u32) {
+        let mut tx = begin_write(&store.write).await.unwrap();
+        sqlx::query("CREATE TABLE IF NOT EXISTS filler (x BLOB)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+             INSERT INTO filler (x) SELECT randomblob(3000) FROM n",
+        )
+        .bind(rows)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_write_connection_does_not_checkpoint_when_it_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        // Well past SQLite's auto-checkpoint (1,000 pages), short of the checkpointer's turn.
+        for _ in 0..4 {
+            fill(&store, 500).await;
+        }
+        // A group of the writer's commits on top.
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..100 {
+            let store = store.clone();
+            tasks.spawn(async move { store.apply_status(&unknown(i)).await });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap().unwrap();
+        }
+        let (pages, copied) = wal_index(&dir);
+        assert!(
+            (1_500..checkpoint::CHECKPOINT_PAGES).contains(&pages),
+            "{pages} pages in the WAL"
+        );
+        assert_eq!(copied, 0, "a commit checkpointed the WAL");
+        assert_eq!(store.checkpoints().borrow().runs, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_checkpointer_copies_the_wal_and_keeps_it_from_growing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let mut done = store.checkpoints();
+        for round in 1..=4 {
+            // Each time the checkpointer's turn: it copies the WAL, and the next write
+            // starts the WAL over instead of making it longer.
+            for _ in 0..4 {
+                fill(&store, checkpoint::CHECKPOINT_PAGES / 4).await;
+            }
+            let checked =
+                tokio::time::timeout(Duration::from_secs(60), done.wait_for(|d| d.runs >= round))
+                    .await
+                    .expect("the checkpointer ran")
+                    .unwrap()
+                    .to_owned();
+            assert_eq!(checked.restarts, 0);
+            assert!(
+                checked.wal_pages >= i64::from(checkpoint::CHECKPOINT_PAGES),
+                "{checked:?}"
+            );
+            assert_eq!(checked.copied_pages, checked.wal_pages, "{checked:?}");
+            let (pages, copied) = wal_index(&dir);
+            assert_eq!(copied, pages);
+        }
+        // Four times the checkpointer's turn written, the WAL file as long as one (and what
+        // each round's transaction adds besides its rows: interior pages, the table).
+        let wal = std::fs::metadata(dir.path().join("store.db-wal"))
+            .unwrap()
+            .len();
+        let most = 32 + 2 * u64::from(checkpoint::CHECKPOINT_PAGES) * (24 + 4096);
+        assert!(
+            wal <= most,
+            "the WAL file grew to {wal} bytes (at most {most})"
+        );
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM filler")
+            .fetch_one(&store.read)
+            .await
+            .unwrap();
+        assert_eq!(rows, 4 * i64::from(checkpoint::CHECKPOINT_PAGES));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
