@@ -130,6 +130,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "hot_message_updates",
         include_str!("../../migrations/postgres/0013_hot_message_updates.sql"),
     ),
+    (
+        14,
+        "hot_claims",
+        include_str!("../../migrations/postgres/0014_hot_claims.sql"),
+    ),
 ];
 
 /// The channel every instance listens on; accepted sends notify it (on commit).
@@ -1495,13 +1500,26 @@ impl Store for PgStore {
         // cannot deadlock with anyone).
         let ids: Vec<&str> = claimed.iter().map(|(_, id, ..)| id.as_str()).collect();
         let tries: Vec<i64> = claimed.iter().map(|(.., tries)| *tries).collect();
+        // A first message that moves to `sending` for the first time starts its conversation
+        // for the messaging limit (`recipient_starts`): `before` reads the rows as they were
+        // (the statement's snapshot), the update's new versions are not visible to it.
         let mut moved: std::collections::HashMap<String, Message> = sqlx::query(
-            "UPDATE messages m SET status = CASE WHEN m.status IN ('scheduled', 'queued', 'sending')
-                    THEN 'sending' ELSE m.status END,
-                sending_at = coalesce(m.sending_at, $1), attempts = c.tries, updated_at = $1,
-                held_until = NULL, held_reason = NULL
-             FROM unnest($2::text[], $3::bigint[]) AS c(id, tries)
-             WHERE m.id = c.id RETURNING m.*",
+            "WITH before AS (
+                SELECT id FROM messages WHERE id = ANY($2) AND sending_at IS NULL),
+             moved AS (
+                UPDATE messages m SET
+                    status = CASE WHEN m.status IN ('scheduled', 'queued', 'sending')
+                        THEN 'sending' ELSE m.status END,
+                    sending_at = coalesce(m.sending_at, $1), attempts = c.tries, updated_at = $1,
+                    held_until = NULL, held_reason = NULL
+                FROM unnest($2::text[], $3::bigint[]) AS c(id, tries)
+                WHERE m.id = c.id RETURNING m.*),
+             started AS (
+                INSERT INTO recipient_starts (channel_id, started_at, phone_number, message_id)
+                SELECT m.channel_id, m.sending_at, m.phone_number, m.id
+                FROM moved m JOIN conversations c ON c.id = m.conversation_id
+                WHERE c.first_message_id = m.id AND m.id IN (SELECT id FROM before))
+             SELECT * FROM moved",
         )
         .bind(now)
         .bind(&ids)

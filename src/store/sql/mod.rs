@@ -359,6 +359,11 @@ impl Db<'_> {
         }
     }
 
+    /// Whether this is PostgreSQL (for a statement only its schema needs).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Db::Postgres(_) | Db::PostgresConn(_))
+    }
+
     /// The same place, borrowed again (to hand to a step while keeping this one).
     pub fn reborrow(&mut self) -> Db<'_> {
         match self {

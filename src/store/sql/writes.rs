@@ -417,6 +417,17 @@ impl Shared {
             .await?
             > 0;
         if held {
+            if db.is_postgres() {
+                // The conversation this message started (if it is a first message) no longer
+                // counts against the messaging limit: its `sending_at` is cleared below.
+                db.run(
+                    sql("DELETE FROM recipient_starts r USING messages m
+                         WHERE m.id = $1 AND r.channel_id = m.channel_id
+                           AND r.started_at = m.sending_at AND r.message_id = m.id")
+                    .bind(message_id),
+                )
+                .await?;
+            }
             db.run(
                 sql(
                     "UPDATE messages SET status = CASE WHEN status = 'sending' THEN 'queued'

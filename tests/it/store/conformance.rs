@@ -1884,3 +1884,100 @@ async fn a_status_counts_as_queuing_callbacks_only_when_it_queued_some() {
     })
     .await;
 }
+
+both_databases!(new_recipients_are_first_messages_handed_over_and_not_held_back);
+async fn new_recipients_are_first_messages_handed_over_and_not_held_back() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        let s = seed(&store, 1000).await;
+        let recipients = |since: i64| {
+            let store = store.clone();
+            let channel = s.channel.id.clone();
+            async move { store.new_recipients(&channel, since).await.unwrap() }
+        };
+        let counted = |count, oldest| NewRecipients {
+            count,
+            oldest: Some(oldest),
+        };
+        // A conversation started and opened by its first message.
+        let (_, first) = sent_message(&**store, &s, "50761000001", "wamid.nr1").await;
+        let started = store.message(&first).await.unwrap().unwrap().sending_at;
+        let started = started.expect("claimed");
+        let now = plantilla::now_ms().max(started) + 10;
+        store
+            .apply_status(&status("wamid.nr1", MessageStatus::Sent, now))
+            .await
+            .unwrap();
+        assert_eq!(recipients(0).await, counted(1, started));
+
+        // A second message on it is no new recipient; a new number's first message is.
+        let AcceptOutcome::Sent { .. } = store
+            .accept_send(&accept(&s, "50761000001", now))
+            .await
+            .unwrap()
+        else {
+            panic!("expected a message on the open conversation");
+        };
+        let AcceptOutcome::Pending { message_id, .. } = store
+            .accept_send(&accept(&s, "50761000002", now))
+            .await
+            .unwrap()
+        else {
+            panic!("expected a pending conversation");
+        };
+        let jobs = store
+            .claim_jobs(&s.channel.id, 10, now + 20, LEASE, ORPHAN_WAIT)
+            .await
+            .unwrap();
+        assert_eq!(jobs.len(), 2);
+        assert_eq!(recipients(0).await, counted(2, started));
+        assert_eq!(recipients(now + 20).await, counted(1, now + 20));
+        assert_eq!(recipients(now + 21).await, NewRecipients::default());
+
+        // Held back (the messaging limit): it no longer counts.
+        let attempt = jobs
+            .iter()
+            .find(|j| j.message.id == message_id)
+            .expect("claimed")
+            .attempt;
+        assert!(
+            store
+                .hold_job(
+                    &message_id,
+                    attempt,
+                    now + 1000,
+                    "messaging-limit",
+                    now + 30
+                )
+                .await
+                .unwrap()
+        );
+        assert_eq!(recipients(0).await, counted(1, started));
+        assert_eq!(recipients(now + 20).await, NewRecipients::default());
+
+        // Claimed again when the hold ends: it counts from then, and a later claim of the
+        // same message (its lease ran out) does not move it.
+        let again = store
+            .claim_jobs(&s.channel.id, 10, now + 2000, LEASE, ORPHAN_WAIT)
+            .await
+            .unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(recipients(0).await, counted(2, started));
+        assert_eq!(recipients(now + 1500).await, counted(1, now + 2000));
+        let late = now + 2000 + LEASE + ORPHAN_WAIT + 1;
+        let third = store
+            .claim_jobs(&s.channel.id, 10, late, LEASE, ORPHAN_WAIT)
+            .await
+            .unwrap();
+        // (The second message's lease ran out too.)
+        assert_eq!(third.len(), 2);
+        assert!(
+            third
+                .iter()
+                .any(|j| j.message.id == message_id && j.attempt == 3)
+        );
+        assert_eq!(recipients(now + 1500).await, counted(1, now + 2000));
+        assert_eq!(recipients(late).await, NewRecipients::default());
+    })
+    .await;
+}
