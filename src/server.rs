@@ -64,7 +64,7 @@ pub async fn start(
     let callback_worker =
         background_dispatch.then(|| tokio::spawn(callbacks.clone().run(cancel.clone())));
     if background_dispatch {
-        tokio::spawn(crate::workers::housekeeping::forget_idempotency_keys(
+        tokio::spawn(crate::workers::housekeeping::forget_expired(
             app.clone(),
             cancel.clone(),
         ));

@@ -30,11 +30,3 @@ WHERE m.sending_at IS NOT NULL;
 -- for every row version. Every query of it asks for one batch (`batch_id = $1`).
 DROP INDEX messages_batch;
 CREATE INDEX messages_batch ON messages(batch_id) WHERE batch_id IS NOT NULL;
-
--- Foreign keys whose check is a query (and a row lock on the parent, a WAL record) per row
--- inserted, for parents that are written with the child or read in the same transaction and
--- are never deleted: a job is inserted with its message, an attempt is recorded for a
--- claimed message, a message is inserted with or onto its conversation.
-ALTER TABLE delivery_jobs DROP CONSTRAINT delivery_jobs_message_id_fkey;
-ALTER TABLE delivery_attempts DROP CONSTRAINT delivery_attempts_message_id_fkey;
-ALTER TABLE messages DROP CONSTRAINT messages_conversation_id_fkey;

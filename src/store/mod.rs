@@ -1386,6 +1386,11 @@ pub trait Store: Send + Sync + 'static {
         self.shared().list_conversations(account_id, filter).await
     }
 
+    /// Deletes what the messaging limit no longer reads: conversation starts older than
+    /// `before` (PostgreSQL's `recipient_starts`; nothing on SQLite).
+    async fn forget_recipient_starts(&self, before: i64) -> StoreResult<u64> {
+        self.shared().forget_recipient_starts(before).await
+    }
     async fn delete_expired_idempotency_keys(&self, now: i64) -> StoreResult<u64> {
         self.shared().delete_expired_idempotency_keys(now).await
     }

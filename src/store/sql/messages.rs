@@ -565,6 +565,17 @@ impl Shared {
         })
     }
 
+    /// Deletes PostgreSQL's conversation starts older than `before` (the messaging limit
+    /// reads the last 24 hours of them); SQLite reads `messages` and keeps no such rows.
+    pub(crate) async fn forget_recipient_starts(&self, before: i64) -> StoreResult<u64> {
+        let mut db = self.write();
+        if !db.is_postgres() {
+            return Ok(0);
+        }
+        db.run(sql("DELETE FROM recipient_starts WHERE started_at < $1").bind(before))
+            .await
+    }
+
     pub(crate) async fn set_quiet_hours(
         &self,
         account_id: &str,

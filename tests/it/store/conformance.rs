@@ -1978,6 +1978,19 @@ async fn new_recipients_are_first_messages_handed_over_and_not_held_back() {
         );
         assert_eq!(recipients(now + 1500).await, counted(1, now + 2000));
         assert_eq!(recipients(late).await, NewRecipients::default());
+
+        // Housekeeping forgets the starts older than the window it reads: the first number's
+        // start goes on PostgreSQL (which keeps them apart from `messages`), the later one
+        // stays and still counts.
+        let forgotten = store.forget_recipient_starts(now + 1500).await.unwrap();
+        if url.starts_with("postgres") {
+            assert_eq!(forgotten, 1);
+            assert_eq!(recipients(0).await, counted(1, now + 2000));
+        } else {
+            assert_eq!(forgotten, 0);
+            assert_eq!(recipients(0).await, counted(2, started));
+        }
+        assert_eq!(recipients(now + 1500).await, counted(1, now + 2000));
     })
     .await;
 }
