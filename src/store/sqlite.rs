@@ -1779,6 +1779,165 @@ mod tests {
         assert_eq!(rows, 4 * i64::from(checkpoint::CHECKPOINT_PAGES));
     }
 
+    /// A reader that keeps its snapshot open pins the WAL: PASSIVE checkpoints cannot copy
+    /// what came after it, and the WAL cannot start over. Once the WAL reaches the RESTART
+    /// size the checkpointer waits for the reader, writers waiting meanwhile, but only for
+    /// `RESTART_WAIT`; it loses nothing, and once the reader is done the WAL starts over.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_reader_pinning_the_wal_holds_a_restart_up_for_its_bound_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        // A checkpoint every 40 new pages, a RESTART from 400 pages in the WAL.
+        let every = 40;
+        store.wal.checkpoint_every(every);
+        let restart_at = every * (checkpoint::RESTART_PAGES / checkpoint::CHECKPOINT_PAGES);
+        use sqlx::{ConnectOptions, Connection};
+        async fn wait_runs(
+            done: &mut tokio::sync::watch::Receiver<Checkpoints>,
+            runs: u64,
+        ) -> Checkpoints {
+            tokio::time::timeout(Duration::from_secs(30), done.wait_for(|d| d.runs >= runs))
+                .await
+                .expect("the checkpointer ran")
+                .unwrap()
+                .to_owned()
+        }
+        let mut done = store.checkpoints();
+        let mut runs = done.borrow().runs;
+        let mut written = 0;
+
+        // The WAL copied and started over, then a few pages in it (short of a wake-up).
+        fill(&store, every).await;
+        written += every;
+        runs = wait_runs(&mut done, runs + 1).await.runs;
+        fill(&store, 5).await;
+        written += 5;
+        let (pinned_at, copied) = wal_index(&dir);
+        assert!(
+            pinned_at < every && copied == 0,
+            "{pinned_at} pages, {copied} copied"
+        );
+
+        // A reader whose snapshot is those pages.
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        let mut reader = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .read_only(true)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query("BEGIN").execute(&mut reader).await.unwrap();
+        let snapshot = "SELECT count(*), sum(length(x)) FROM filler";
+        let seen: (i64, i64) = sqlx::query_as(snapshot)
+            .fetch_one(&mut reader)
+            .await
+            .unwrap();
+        assert_eq!(seen, (i64::from(written), i64::from(written) * 3000));
+
+        // PASSIVE checkpoints while the WAL grows: each copies what the reader's snapshot
+        // holds, none lets the WAL start over.
+        let mut last = pinned_at;
+        loop {
+            fill(&store, every).await;
+            written += every;
+            let (pages, _) = wal_index(&dir);
+            assert!(
+                pages > last,
+                "the WAL started over under a reader ({pages} pages)"
+            );
+            last = pages;
+            if pages >= restart_at {
+                break;
+            }
+            let d = wait_runs(&mut done, runs + 1).await;
+            runs = d.runs;
+            assert_eq!(d.restarts, 0, "{d:?}");
+            assert_eq!(d.wal_pages, i64::from(pages), "{d:?}");
+            assert!(d.copied_pages <= i64::from(pinned_at), "{d:?}");
+        }
+
+        // The WAL past the RESTART size: the checkpointer takes the write lock and waits for
+        // the reader. A commit meanwhile waits for it, not for ever.
+        let began = Instant::now();
+        tokio::time::timeout(Duration::from_secs(30), done.wait_for(|d| d.started > runs))
+            .await
+            .expect("the RESTART began")
+            .unwrap();
+        let commit = Instant::now();
+        fill(&store, 1).await;
+        written += 1;
+        let commit_waited = commit.elapsed();
+        let d = wait_runs(&mut done, runs + 1).await;
+        let restart_took = began.elapsed();
+        // (The commit above may have woken another RESTART, which waits for the reader too.)
+        assert!(d.restarts >= 1, "{d:?}");
+        assert!(d.wal_pages >= i64::from(last), "{d:?}");
+        assert!(
+            d.copied_pages <= i64::from(pinned_at),
+            "the RESTART copied past the reader's snapshot: {d:?}"
+        );
+        let most = 4 * checkpoint::RESTART_WAIT;
+        assert!(
+            restart_took >= checkpoint::RESTART_WAIT / 2,
+            "the RESTART gave up after {restart_took:?} without waiting for the reader"
+        );
+        assert!(
+            restart_took <= most && commit_waited <= most,
+            "the RESTART took {restart_took:?}, a commit meanwhile waited {commit_waited:?} \
+             (RESTART_WAIT {:?})",
+            checkpoint::RESTART_WAIT
+        );
+        // The reader still reads its snapshot, every page of it.
+        let still: (i64, i64) = sqlx::query_as(snapshot)
+            .fetch_one(&mut reader)
+            .await
+            .unwrap();
+        assert_eq!(still, seen);
+
+        // The reader done, the next checkpoint copies everything and the WAL starts over at
+        // the next write, its file no longer growing.
+        sqlx::query("COMMIT").execute(&mut reader).await.unwrap();
+        reader.close().await.unwrap();
+        let begun = done.borrow().started;
+        fill(&store, every).await;
+        written += every;
+        let d = wait_runs(&mut done, begun + 1).await;
+        assert_eq!(d.copied_pages, d.wal_pages, "{d:?}");
+        let wal_file = || {
+            std::fs::metadata(dir.path().join("store.db-wal"))
+                .unwrap()
+                .len()
+        };
+        let longest = wal_file();
+        fill(&store, 1).await;
+        written += 1;
+        let (pages, copied) = wal_index(&dir);
+        assert!(
+            pages < every && copied == 0,
+            "the WAL did not start over: {pages} pages"
+        );
+        for _ in 0..3 {
+            fill(&store, every).await;
+            written += every;
+        }
+        assert_eq!(
+            wal_file(),
+            longest,
+            "the WAL file grew after it started over"
+        );
+
+        let rows: (i64, i64) = sqlx::query_as(snapshot)
+            .fetch_one(&store.read)
+            .await
+            .unwrap();
+        assert_eq!(rows, (i64::from(written), i64::from(written) * 3000));
+        let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(&store.read)
+            .await
+            .unwrap();
+        assert_eq!(check, "ok");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn the_writer_finalizes_its_statements_before_it_lets_the_connection_go() {
         let dir = tempfile::tempdir().unwrap();

@@ -293,20 +293,20 @@ impl CpuMeter {
         self
     }
 
-    /// One line: each process's CPU seconds, plantilla's, the fake's (and PostgreSQL's) per
-    /// operation, and how busy the machine's cores were.
-    pub fn finish(&self, ops: u64, unit: &str) -> String {
+    /// Each process's CPU seconds, plantilla's, the fake's (and PostgreSQL's) per operation,
+    /// and how busy the machine's cores were.
+    pub fn finish(&self, ops: u64, unit: &str) -> CpuUse {
         let wall = self.started.elapsed().as_secs_f64();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
         let mut parts = Vec::new();
+        let mut per_op = Vec::new();
         let mut total = 0.0;
-        let mut used_by = |name: &str, used: f64, per_op: bool| {
+        let mut used_by = |name: &'static str, used: f64, counted: bool| {
             total += used;
-            if per_op && ops > 0 {
-                parts.push(format!(
-                    "{name} {used:.2} s ({:.0} µs per {unit})",
-                    used * 1e6 / ops as f64
-                ));
+            if counted && ops > 0 {
+                let us = used * 1e6 / ops as f64;
+                per_op.push((name, us));
+                parts.push(format!("{name} {used:.2} s ({us:.0} µs per {unit})"));
             } else {
                 parts.push(format!("{name} {used:.2} s"));
             }
@@ -320,10 +320,30 @@ impl CpuMeter {
         {
             used_by("PostgreSQL", now - before, true);
         }
-        format!(
-            "CPU over {wall:.1} s: {}; together {:.0} % of {cores} cores",
-            parts.join(", "),
-            100.0 * total / (wall * cores)
-        )
+        CpuUse {
+            line: format!(
+                "CPU over {wall:.1} s: {}; together {:.0} % of {cores} cores",
+                parts.join(", "),
+                100.0 * total / (wall * cores)
+            ),
+            per_op,
+        }
+    }
+}
+
+/// What [`CpuMeter::finish`] found.
+pub struct CpuUse {
+    /// One line for the details.
+    pub line: String,
+    /// µs per operation of plantilla, the fake (and PostgreSQL), by name.
+    pub per_op: Vec<(&'static str, f64)>,
+}
+
+impl CpuUse {
+    pub fn per_op_us(&self, name: &str) -> Option<f64> {
+        self.per_op
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, us)| us)
     }
 }

@@ -43,5 +43,16 @@ fn quick_bench_run_passes_its_checks_and_prints_the_table() {
     ] {
         assert!(stdout.contains(needle), "no {needle:?} in:\n{stdout}");
     }
+    // Issue 13's targets: one a line, those of the scenarios not run said so.
+    let target = |start: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no target line {start:?} in:\n{stdout}"))
+    };
+    assert!(target("| webhooks ≥ 12,000 req/s ").ends_with(" not run |"));
+    let cpu = target("| plantilla CPU per full-cycle message ≤ 300 µs on SQLite ");
+    assert!(cpu.contains(" µs"), "{cpu}");
+    assert!(!cpu.contains("not run"), "{cpu}");
     assert!(!stdout.contains("FAILED"), "{stdout}");
 }

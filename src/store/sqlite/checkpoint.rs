@@ -47,8 +47,10 @@ pub(crate) struct WalWatch {
     sizes: Mutex<Sizes>,
     wake: Notify,
     done: watch::Sender<Checkpoints>,
-    /// New pages that wake the checkpointer ([`CHECKPOINT_PAGES`]; tests set more).
+    /// New pages that wake the checkpointer ([`CHECKPOINT_PAGES`]; tests set others).
     every: AtomicU32,
+    /// Pages in the WAL from which it runs a RESTART ([`RESTART_PAGES`]; tests set others).
+    restart_at: AtomicU32,
 }
 
 impl Default for WalWatch {
@@ -58,6 +60,7 @@ impl Default for WalWatch {
             wake: Notify::new(),
             done: watch::Sender::default(),
             every: AtomicU32::new(CHECKPOINT_PAGES),
+            restart_at: AtomicU32::new(RESTART_PAGES),
         }
     }
 }
@@ -75,6 +78,8 @@ struct Sizes {
 /// What the checkpointer has done since the store opened (for tests and logs).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Checkpoints {
+    /// Checkpoints begun: ahead of `runs` while one runs (or after one failed).
+    pub started: u64,
     /// Checkpoints run (PASSIVE and RESTART).
     pub runs: u64,
     /// Of those, RESTART checkpoints.
@@ -104,10 +109,15 @@ impl WalWatch {
         }
     }
 
-    /// Test hook: the checkpointer wakes every `pages` new pages instead.
+    /// Test hook: the checkpointer wakes every `pages` new pages instead, and runs a RESTART
+    /// from as many times that as [`RESTART_PAGES`] is [`CHECKPOINT_PAGES`].
     #[cfg(test)]
     pub(crate) fn checkpoint_every(&self, pages: u32) {
         self.every.store(pages, Ordering::Relaxed);
+        self.restart_at.store(
+            pages.saturating_mul(RESTART_PAGES / CHECKPOINT_PAGES),
+            Ordering::Relaxed,
+        );
     }
 
     /// What the checkpointer has done so far, as it changes.
@@ -184,12 +194,13 @@ async fn checkpoint(
         None => conn.insert(options.connect().await?),
     };
     let restarts_before = lock(watch).restarts;
-    let restart = lock(watch).pages >= RESTART_PAGES;
+    let restart = lock(watch).pages >= watch.restart_at.load(Ordering::Relaxed);
     let statement = if restart {
         "PRAGMA wal_checkpoint(RESTART)"
     } else {
         "PRAGMA wal_checkpoint(PASSIVE)"
     };
+    watch.done.send_modify(|done| done.started += 1);
     // (busy, pages in the WAL, pages copied): busy when a RESTART could not wait long
     // enough, or another process was checkpointing.
     let (_busy, wal_pages, copied_pages): (i64, i64, i64) =
