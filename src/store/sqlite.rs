@@ -98,6 +98,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "health",
         include_str!("../../migrations/sqlite/0013_health.sql"),
     ),
+    (
+        14,
+        "partial_indexes",
+        include_str!("../../migrations/sqlite/0014_partial_indexes.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
