@@ -103,6 +103,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "partial_indexes",
         include_str!("../../migrations/sqlite/0014_partial_indexes.sql"),
     ),
+    (
+        15,
+        "messages_by_conversation",
+        include_str!("../../migrations/sqlite/0015_messages_by_conversation.sql"),
+    ),
 ];
 
 pub struct SqliteStore {

@@ -463,7 +463,7 @@ async fn a_plain_send_writes_no_batch_or_sending_entry() {
     assert_eq!(index_entries(&store, "messages_batch").await, 0);
     assert_eq!(index_entries(&store, "messages_channel_sending").await, 0);
     // Every other index of the table has one entry per message (the count is honest).
-    assert_eq!(index_entries(&store, "messages_phone").await, 3);
+    assert_eq!(index_entries(&store, "messages_account_time").await, 3);
 
     let mut in_batch = accept(&s, "50764000009", now);
     in_batch.batch_id = Some(batch.id.clone());
