@@ -98,6 +98,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "health",
         include_str!("../../migrations/sqlite/0013_health.sql"),
     ),
+    (
+        14,
+        "partial_indexes",
+        include_str!("../../migrations/sqlite/0014_partial_indexes.sql"),
+    ),
+    (
+        15,
+        "messages_by_conversation",
+        include_str!("../../migrations/sqlite/0015_messages_by_conversation.sql"),
+    ),
 ];
 
 pub struct SqliteStore {

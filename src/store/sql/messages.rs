@@ -458,12 +458,31 @@ impl Shared {
         account_id: &str,
         f: &MessageFilter,
     ) -> StoreResult<Vec<Message>> {
-        let mut q = Filtered::new("SELECT * FROM messages WHERE account_id = ");
-        let p = q.arg(account_id);
-        q.push(&p);
+        let mut db = self.read();
+        // On SQLite a number's messages are found through its conversations (a message's
+        // number is its conversation's): it has no index of `messages` by number, whose
+        // entry for each new message went to a random page that every group commit wrote to
+        // the WAL. Its planner, without statistics, would rather walk the account's messages
+        // in time order, so it is told which index to read. PostgreSQL keeps its index.
+        let by_conversations = f.phone_number.is_some() && !db.is_postgres();
+        let mut q = Filtered::new(if by_conversations {
+            "SELECT * FROM messages INDEXED BY messages_conversation WHERE account_id = "
+        } else {
+            "SELECT * FROM messages WHERE account_id = "
+        });
+        let account = q.arg(account_id);
+        q.push(&account);
         q.equal("channel_id", &f.channel_id);
         q.equal("status", &f.status);
         q.equal("phone_number", &f.phone_number);
+        if by_conversations && let Some(phone) = &f.phone_number {
+            let p = q.arg(phone);
+            let _ = write!(
+                q.text,
+                " AND conversation_id IN
+                    (SELECT id FROM conversations WHERE account_id = {account} AND phone_number = {p})"
+            );
+        }
         q.equal("batch_id", &f.batch_id);
         q.equal("template_id", &f.template_id);
         q.equal("conversation_id", &f.conversation_id);
@@ -481,10 +500,7 @@ impl Shared {
         q.push(&format!(
             " ORDER BY queued_at {order}, id {order} LIMIT {p}"
         ));
-        self.read()
-            .all(q.into_sql())
-            .await?
-            .mapped(Message::from_row)
+        db.all(q.into_sql()).await?.mapped(Message::from_row)
     }
 
     pub(crate) async fn list_conversations(

@@ -1533,6 +1533,76 @@ async fn every_method_round_trips() {
     .await;
 }
 
+both_databases!(a_numbers_messages_are_listed_across_its_conversations);
+/// The listing's filter by number reads the number's conversations (SQLite keeps no index of
+/// messages by number): each of the number's conversations counts, another number or account
+/// does not.
+async fn a_numbers_messages_are_listed_across_its_conversations() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        let s = seed(&store, 1000).await;
+        let other = seed(&store, 1000).await;
+        let now = plantilla::now_ms();
+        let pending = |o: AcceptOutcome| match o {
+            AcceptOutcome::Pending {
+                conversation_id,
+                message_id,
+            } => (conversation_id, message_id),
+            o => panic!("expected a pending conversation: {o:?}"),
+        };
+        let phone = "50765000001";
+        let (first_conversation, first) =
+            pending(store.accept_send(&accept(&s, phone, now)).await.unwrap());
+        store
+            .close_conversation(&first_conversation, CloseReason::Operator, now + 1)
+            .await
+            .unwrap()
+            .expect("closed");
+        let (_, second) = pending(
+            store
+                .accept_send(&accept(&s, phone, now + 2))
+                .await
+                .unwrap(),
+        );
+        pending(
+            store
+                .accept_send(&accept(&s, "50765000002", now + 3))
+                .await
+                .unwrap(),
+        );
+        pending(
+            store
+                .accept_send(&accept(&other, phone, now + 4))
+                .await
+                .unwrap(),
+        );
+        let listed = |newest_first| {
+            let store = store.clone();
+            let account_id = s.account.id.clone();
+            async move {
+                store
+                    .list_messages(
+                        &account_id,
+                        &MessageFilter {
+                            phone_number: Some(phone.into()),
+                            newest_first,
+                            limit: 10,
+                            ..MessageFilter::default()
+                        },
+                    )
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|m| m.id)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(listed(false).await, [first.clone(), second.clone()]);
+        assert_eq!(listed(true).await, [second, first]);
+    })
+    .await;
+}
+
 both_databases!(listings_batches_and_plain_writes_answer_alike);
 /// The listings' filters and cursors, a batch's life (upsert, pause, counts, report) and the
 /// plain writes, through the statements both databases share.

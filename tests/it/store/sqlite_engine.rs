@@ -410,3 +410,107 @@ async fn a_group_of_sends_decides_exactly_as_the_same_sends_one_by_one() {
     );
     assert_eq!(dump(&grouped).await, dump(&alone).await);
 }
+
+/// Entries in the index `name`: the cells of its leaf pages, as SQLite's `dbstat` counts them.
+async fn index_entries(store: &SqliteStore, name: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT coalesce(sum(ncell), 0) FROM dbstat WHERE name = $1 AND pagetype = 'leaf'",
+    )
+    .bind(name)
+    .fetch_one(store.read_pool())
+    .await
+    .unwrap()
+}
+
+/// The indexes SQLite's planner picks for `query` (its `EXPLAIN QUERY PLAN`).
+async fn plan(store: &SqliteStore, query: &str) -> String {
+    let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {query}"))
+        .fetch_all(store.read_pool())
+        .await
+        .unwrap();
+    rows.into_iter()
+        .map(|(.., detail)| detail)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A message outside a batch and not yet claimed writes no entry in `messages_batch` or
+/// `messages_channel_sending` (two of the nine indexes each accepted send paid for), and the
+/// queries those indexes serve still find their rows through them.
+#[tokio::test]
+async fn a_plain_send_writes_no_batch_or_sending_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let s = seed(&store, 1000).await;
+    let now = plantilla::now_ms();
+    let batch = Batch {
+        id: plantilla::domain::ids::new_id("bat"),
+        account_id: s.account.id.clone(),
+        channel_id: s.channel.id.clone(),
+        total: 1,
+        accepted: 1,
+        rejected: 0,
+        created_at: now,
+        paused: false,
+    };
+    store.insert_batch(&batch).await.unwrap();
+    for i in 0..3 {
+        store
+            .accept_send(&accept(&s, &format!("5076400000{i}"), now))
+            .await
+            .unwrap();
+    }
+    assert_eq!(index_entries(&store, "messages_batch").await, 0);
+    assert_eq!(index_entries(&store, "messages_channel_sending").await, 0);
+    // Every other index of the table has one entry per message (the count is honest).
+    assert_eq!(index_entries(&store, "messages_account_time").await, 3);
+
+    let mut in_batch = accept(&s, "50764000009", now);
+    in_batch.batch_id = Some(batch.id.clone());
+    store.accept_send(&in_batch).await.unwrap();
+    assert_eq!(index_entries(&store, "messages_batch").await, 1);
+    assert_eq!(
+        store.batch_counts(&batch.id).await.unwrap(),
+        [("queued".to_string(), 1)]
+    );
+
+    // The claim sets `sending_at`: each claimed message gets its entry then.
+    let jobs = store
+        .claim_jobs(&s.channel.id, 2, now, LEASE, ORPHAN_WAIT)
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 2);
+    assert_eq!(index_entries(&store, "messages_channel_sending").await, 2);
+    assert_eq!(
+        store
+            .new_recipients(&s.channel.id, now)
+            .await
+            .unwrap()
+            .count,
+        2
+    );
+
+    // The store's queries (as `store::sql` writes them) are answered from the partial indexes:
+    // SQLite uses one only where the query implies its `IS NOT NULL`.
+    let batch_plan = plan(
+        &store,
+        "SELECT status, count(*) AS n FROM messages WHERE batch_id = $1 GROUP BY status",
+    )
+    .await;
+    assert!(
+        batch_plan.contains("USING INDEX messages_batch"),
+        "{batch_plan}"
+    );
+    let recipients_plan = plan(
+        &store,
+        "SELECT count(DISTINCT m.phone_number) AS n, min(m.sending_at) AS oldest
+         FROM messages m JOIN conversations c ON c.first_message_id = m.id
+         WHERE m.channel_id = $1 AND m.sending_at >= $2",
+    )
+    .await;
+    assert!(
+        recipients_plan
+            .contains("USING INDEX messages_channel_sending (channel_id=? AND sending_at>?)"),
+        "{recipients_plan}"
+    );
+}
