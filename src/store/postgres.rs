@@ -135,6 +135,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "hot_claims",
         include_str!("../../migrations/postgres/0014_hot_claims.sql"),
     ),
+    (
+        15,
+        "ids_collate_c",
+        include_str!("../../migrations/postgres/0015_ids_collate_c.sql"),
+    ),
 ];
 
 /// The channel every instance listens on; accepted sends notify it (on commit).
