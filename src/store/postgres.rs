@@ -140,6 +140,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "ids_collate_c",
         include_str!("../../migrations/postgres/0015_ids_collate_c.sql"),
     ),
+    (
+        16,
+        "hot_conversation_open",
+        include_str!("../../migrations/postgres/0016_hot_conversation_open.sql"),
+    ),
 ];
 
 /// The channel every instance listens on; accepted sends notify it (on commit).
@@ -742,7 +747,7 @@ async fn decide_send(
 ) -> StoreResult<AcceptOutcome> {
     let active = sqlx::query(
         "SELECT id, status, last_activity_at FROM conversations
-         WHERE channel_id = $1 AND phone_number = $2 AND status IN ('pending', 'open')
+         WHERE channel_id = $1 AND phone_number = $2 AND active
          FOR NO KEY UPDATE",
     )
     .bind(&send.channel_id)

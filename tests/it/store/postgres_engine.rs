@@ -88,7 +88,7 @@ fn app(store: Arc<PgStore>, url: &str) -> App {
 }
 
 /// Migrations embedded for PostgreSQL (one row each in `schema_migrations`).
-const MIGRATIONS: i64 = 15;
+const MIGRATIONS: i64 = 16;
 
 postgres_only!(migrations_apply_twice_and_from_instances_starting_together);
 async fn migrations_apply_twice_and_from_instances_starting_together() {
