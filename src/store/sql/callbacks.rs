@@ -683,14 +683,17 @@ impl Shared {
                 .map(|r| r.get::<String>("id"))
                 .transpose()?;
         }
+        // PostgreSQL finds a wamid's message in `message_wamids` (its migration 0017).
+        let by_wamid = db.pick(
+            "SELECT id, template_id FROM messages
+             WHERE provider_message_id = $1 AND channel_id = $2",
+            "SELECT id, template_id FROM messages
+             WHERE id = (SELECT message_id FROM message_wamids WHERE wamid = $1)
+               AND channel_id = $2",
+        );
         let replied = match &m.context_id {
             Some(wamid) => db
-                .opt(
-                    sql("SELECT id, template_id FROM messages
-                         WHERE provider_message_id = $1 AND channel_id = $2")
-                    .bind(wamid)
-                    .bind(&m.channel_id),
-                )
+                .opt(sql(by_wamid).bind(wamid).bind(&m.channel_id))
                 .await?
                 .map(|r| StoreResult::Ok((r.get::<String>("id")?, r.get::<String>("template_id")?)))
                 .transpose()?,
