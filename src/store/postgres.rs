@@ -135,6 +135,21 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "hot_claims",
         include_str!("../../migrations/postgres/0014_hot_claims.sql"),
     ),
+    (
+        15,
+        "ids_collate_c",
+        include_str!("../../migrations/postgres/0015_ids_collate_c.sql"),
+    ),
+    (
+        16,
+        "hot_conversation_open",
+        include_str!("../../migrations/postgres/0016_hot_conversation_open.sql"),
+    ),
+    (
+        17,
+        "message_wamids",
+        include_str!("../../migrations/postgres/0017_message_wamids.sql"),
+    ),
 ];
 
 /// The channel every instance listens on; accepted sends notify it (on commit).
@@ -412,12 +427,12 @@ async fn apply_in(
     let ends_job = u.status != MessageStatus::Queued && u.status != MessageStatus::Sending;
     let id: Option<String> = sqlx::query_scalar(if ends_job {
         "WITH target AS (
-            SELECT coalesce((SELECT id FROM messages WHERE provider_message_id = $1),
+            SELECT coalesce((SELECT message_id FROM message_wamids WHERE wamid = $1),
                             (SELECT id FROM messages WHERE id = $2)) AS id),
          gone AS (DELETE FROM delivery_jobs WHERE message_id = (SELECT id FROM target))
          SELECT id FROM target"
     } else {
-        "SELECT coalesce((SELECT id FROM messages WHERE provider_message_id = $1),
+        "SELECT coalesce((SELECT message_id FROM message_wamids WHERE wamid = $1),
                          (SELECT id FROM messages WHERE id = $2))"
     })
     .bind(&u.provider_message_id)
@@ -737,7 +752,7 @@ async fn decide_send(
 ) -> StoreResult<AcceptOutcome> {
     let active = sqlx::query(
         "SELECT id, status, last_activity_at FROM conversations
-         WHERE channel_id = $1 AND phone_number = $2 AND status IN ('pending', 'open')
+         WHERE channel_id = $1 AND phone_number = $2 AND active
          FOR NO KEY UPDATE",
     )
     .bind(&send.channel_id)
@@ -961,7 +976,7 @@ struct GroupEvent {
 /// wamid earlier in the group is resolved in memory ([`apply_group`]).
 const GROUP_MESSAGES: &str = "WITH u AS (
         SELECT u.n,
-            (SELECT id FROM messages WHERE provider_message_id = u.wamid) AS by_wamid,
+            (SELECT message_id FROM message_wamids WHERE wamid = u.wamid) AS by_wamid,
             (SELECT id FROM messages WHERE id = u.id) AS by_id
         FROM unnest($1::TEXT[], $2::TEXT[]) WITH ORDINALITY AS u (wamid, id, n)),
      jobs AS (

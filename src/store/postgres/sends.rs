@@ -153,7 +153,7 @@ async fn answer_alone(pool: &PgPool, q: Queued) {
 pub(super) async fn accept_alone(pool: &PgPool, send: &AcceptSend) -> StoreResult<AcceptOutcome> {
     let active: Option<String> = sqlx::query_scalar(
         "SELECT id FROM conversations
-         WHERE channel_id = $1 AND phone_number = $2 AND status IN ('pending', 'open')",
+         WHERE channel_id = $1 AND phone_number = $2 AND active",
     )
     .bind(&send.channel_id)
     .bind(&send.phone_number)
@@ -181,7 +181,7 @@ const ACTIVE_CONVERSATIONS: &str = "SELECT c.id, c.channel_id, c.phone_number,
         c.status = 'pending' AS pending, c.last_activity_at
      FROM conversations c JOIN unnest($1::TEXT[], $2::TEXT[]) AS k (channel_id, phone_number)
        ON c.channel_id = k.channel_id AND c.phone_number = k.phone_number
-     WHERE c.status IN ('pending', 'open')
+     WHERE c.active
      ORDER BY c.id FOR NO KEY UPDATE OF c";
 
 /// The open conversations past their window closed as expired (`$1`, `$2`), and the plan's

@@ -35,6 +35,11 @@ use crate::store::{
     inbound_event, keywords_from_columns, sandbox_in_flight_sql,
 };
 
+/// A conversation that is open. PostgreSQL's `conversations_one_active` (channel, number)
+/// holds only active ones, and its planner cannot infer `active` from `status`.
+const OPEN_SQLITE: &str = "status = 'open'";
+const OPEN_POSTGRES: &str = "active AND status = 'open'";
+
 impl Suppression {
     pub(crate) fn from_row(r: &impl Cols) -> StoreResult<Suppression> {
         Ok(Suppression {
@@ -537,10 +542,11 @@ impl Shared {
         let mut tx = self.begin().await?;
         let mut db = tx.db();
         let greatest = db.pick("max", "GREATEST");
+        let open = db.pick(OPEN_SQLITE, OPEN_POSTGRES);
         // Conversation before contact: the order `accept_send` locks them in on PostgreSQL.
         let text = format!(
             "UPDATE conversations SET last_activity_at = {greatest}(last_activity_at, $1)
-             WHERE channel_id = $2 AND phone_number = $3 AND status = 'open'"
+             WHERE channel_id = $2 AND phone_number = $3 AND {open}"
         );
         db.run(sql(text).bind(at).bind(&channel.id).bind(phone_number))
             .await?;
@@ -634,10 +640,11 @@ impl Shared {
         let mut conversation_id = None;
         if let Some(phone) = &phone {
             let greatest = db.pick("max", "GREATEST");
+            let open = db.pick(OPEN_SQLITE, OPEN_POSTGRES);
             // Conversation before contact: the order `accept_send` locks them in on PostgreSQL.
             let text = format!(
                 "UPDATE conversations SET last_activity_at = {greatest}(last_activity_at, $1)
-                 WHERE channel_id = $2 AND phone_number = $3 AND status = 'open'"
+                 WHERE channel_id = $2 AND phone_number = $3 AND {open}"
             );
             db.run(sql(text).bind(m.sent_at).bind(&m.channel_id).bind(phone))
                 .await?;
@@ -676,14 +683,17 @@ impl Shared {
                 .map(|r| r.get::<String>("id"))
                 .transpose()?;
         }
+        // PostgreSQL finds a wamid's message in `message_wamids` (its migration 0017).
+        let by_wamid = db.pick(
+            "SELECT id, template_id FROM messages
+             WHERE provider_message_id = $1 AND channel_id = $2",
+            "SELECT id, template_id FROM messages
+             WHERE id = (SELECT message_id FROM message_wamids WHERE wamid = $1)
+               AND channel_id = $2",
+        );
         let replied = match &m.context_id {
             Some(wamid) => db
-                .opt(
-                    sql("SELECT id, template_id FROM messages
-                         WHERE provider_message_id = $1 AND channel_id = $2")
-                    .bind(wamid)
-                    .bind(&m.channel_id),
-                )
+                .opt(sql(by_wamid).bind(wamid).bind(&m.channel_id))
                 .await?
                 .map(|r| StoreResult::Ok((r.get::<String>("id")?, r.get::<String>("template_id")?)))
                 .transpose()?,

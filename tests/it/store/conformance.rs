@@ -552,6 +552,99 @@ async fn statuses_are_monotonic_and_failed_is_final() {
     .await;
 }
 
+both_databases!(a_status_finds_its_message_by_the_wamid_it_has_now);
+async fn a_status_finds_its_message_by_the_wamid_it_has_now() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        let s = seed(&store, 1000).await;
+        let now = plantilla::now_ms();
+        let (_, message_id) = sent_message(&**store, &s, "50755667788", "wamid.first").await;
+        // Meta declined it (131049): back to the queue, its wamid forgotten.
+        let error = ProviderError {
+            code: 131049,
+            title: "Not delivered to maintain healthy ecosystem engagement".into(),
+            details: None,
+        };
+        assert!(
+            store
+                .requeue_declined(&message_id, None, &error, now, now)
+                .await
+                .unwrap()
+        );
+        for update in [
+            vec![status("wamid.first", MessageStatus::Delivered, now + 1)],
+            vec![
+                status("wamid.first", MessageStatus::Delivered, now + 1),
+                status("wamid.first", MessageStatus::Read, now + 2),
+            ],
+        ] {
+            let applied = store.apply_statuses(&update).await.unwrap();
+            assert!(
+                applied
+                    .iter()
+                    .all(|a| matches!(a, StatusApplied::UnknownMessage)),
+                "the forgotten wamid still finds the message: {applied:?}"
+            );
+        }
+        assert!(matches!(
+            store
+                .apply_status(&status("wamid.first", MessageStatus::Read, now + 2))
+                .await
+                .unwrap(),
+            StatusApplied::UnknownMessage
+        ));
+
+        // Sent again: the new wamid finds it, alone and in a group.
+        let jobs = store
+            .claim_jobs(&s.channel.id, 10, now + 10, 30_000, 120_000)
+            .await
+            .unwrap();
+        let job = jobs.iter().find(|j| j.message.id == message_id).unwrap();
+        let accepted = store
+            .finish_attempt(&AttemptOutcome {
+                message_id: message_id.clone(),
+                attempt: job.attempt,
+                now: now + 20,
+                result: AttemptResult::Accepted {
+                    provider_message_id: "wamid.second".into(),
+                    wa_id: None,
+                },
+            })
+            .await
+            .unwrap();
+        assert!(
+            matches!(accepted, Finished::Recorded { .. }),
+            "{accepted:?}"
+        );
+        let StatusApplied::Applied { status: st, .. } = store
+            .apply_status(&status("wamid.second", MessageStatus::Delivered, now + 30))
+            .await
+            .unwrap()
+        else {
+            panic!("the new wamid does not find its message");
+        };
+        assert_eq!(st, MessageStatus::Delivered);
+        let applied = store
+            .apply_statuses(&[status("wamid.second", MessageStatus::Read, now + 40)])
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                applied[..],
+                [StatusApplied::Applied {
+                    status: MessageStatus::Read,
+                    ..
+                }]
+            ),
+            "{applied:?}"
+        );
+        let m = store.message(&message_id).await.unwrap().unwrap();
+        assert_eq!(m.provider_message_id.as_deref(), Some("wamid.second"));
+        assert_eq!(m.status, MessageStatus::Read);
+    })
+    .await;
+}
+
 both_databases!(a_status_naming_another_channel_changes_nothing);
 async fn a_status_naming_another_channel_changes_nothing() {
     with_database(|url| async move {

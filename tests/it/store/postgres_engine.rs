@@ -88,7 +88,7 @@ fn app(store: Arc<PgStore>, url: &str) -> App {
 }
 
 /// Migrations embedded for PostgreSQL (one row each in `schema_migrations`).
-const MIGRATIONS: i64 = 14;
+const MIGRATIONS: i64 = 17;
 
 postgres_only!(migrations_apply_twice_and_from_instances_starting_together);
 async fn migrations_apply_twice_and_from_instances_starting_together() {
@@ -161,10 +161,10 @@ postgres_only!(no_index_of_messages_covers_what_a_claim_or_a_status_changes);
 async fn no_index_of_messages_covers_what_a_claim_or_a_status_changes() {
     with_database(|url| async move {
         let store = open(&url).await;
-        // The claim's update (status, `sending_at`, attempts, hold) and the statuses' (status,
-        // their times, pricing) stay HOT only while no index of `messages` names one of their
-        // columns, in its keys or its predicate. The wamid (`provider_message_id`) is indexed:
-        // the outcome that records it is the one update of a message that is not HOT.
+        // The claim's update (status, `sending_at`, attempts, hold), the outcome's (the wamid,
+        // the WhatsApp id, the retry's error) and the statuses' (status, their times, pricing)
+        // stay HOT only while no index of `messages` names one of their columns, in its keys or
+        // its predicate. Wamids are looked up in `message_wamids`.
         let indexes: Vec<String> = sqlx::query_scalar(
             "SELECT pg_get_indexdef(indexrelid) FROM pg_index
              WHERE indrelid = 'messages'::regclass",
@@ -184,6 +184,9 @@ async fn no_index_of_messages_covers_what_a_claim_or_a_status_changes() {
             "held_until",
             "held_reason",
             "pricing_category",
+            "provider_message_id",
+            "wa_id",
+            "error_code",
         ];
         for index in &indexes {
             let words: Vec<&str> = index
@@ -197,6 +200,113 @@ async fn no_index_of_messages_covers_what_a_claim_or_a_status_changes() {
             }
         }
         assert!(indexes.len() >= 5, "{indexes:?}");
+    })
+    .await;
+}
+
+postgres_only!(no_index_of_conversations_covers_what_opening_one_changes);
+async fn no_index_of_conversations_covers_what_opening_one_changes() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        // Every first message opens its conversation (pending -> open): a HOT update only
+        // while no index names what the move changes. One active conversation per (channel,
+        // number) is kept by `conversations_one_active` on `active`, which it does not change.
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT pg_get_indexdef(indexrelid) FROM pg_index
+             WHERE indrelid = 'conversations'::regclass",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        for index in &indexes {
+            let words: Vec<&str> = index
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .collect();
+            for column in ["status", "opened_at", "last_activity_at"] {
+                assert!(
+                    !words.contains(&column),
+                    "{index} covers {column}, which opening a conversation changes"
+                );
+            }
+        }
+        assert!(
+            indexes
+                .iter()
+                .any(|i| i.contains("conversations_one_active") && i.contains("WHERE active")),
+            "{indexes:?}"
+        );
+        // A row's `active` follows its status.
+        let s = seed(&store, 10).await;
+        let (conversation_id, _) = sent_message(&*store, &s, "+34600000001", "wamid.OPEN").await;
+        let active = "SELECT active FROM conversations WHERE id = $1";
+        for (status, expected) in [("open", true), ("closed", false)] {
+            sqlx::query("UPDATE conversations SET status = $2 WHERE id = $1")
+                .bind(&conversation_id)
+                .bind(status)
+                .execute(store.pool())
+                .await
+                .unwrap();
+            let now: bool = sqlx::query_scalar(active)
+                .bind(&conversation_id)
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+            assert_eq!(now, expected, "{status}");
+        }
+    })
+    .await;
+}
+
+postgres_only!(a_wamid_names_one_message_and_follows_it);
+async fn a_wamid_names_one_message_and_follows_it() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        let s = seed(&store, 10).await;
+        let (_, first) = sent_message(&*store, &s, "+34600000001", "wamid.ONE").await;
+        let (_, second) = sent_message(&*store, &s, "+34600000002", "wamid.TWO").await;
+        let wamids = |store: Arc<PgStore>| async move {
+            sqlx::query_as::<_, (String, String)>(
+                "SELECT wamid, message_id FROM message_wamids ORDER BY wamid",
+            )
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+        };
+        assert_eq!(
+            wamids(store.clone()).await,
+            [
+                ("wamid.ONE".to_string(), first.clone()),
+                ("wamid.TWO".to_string(), second.clone())
+            ]
+        );
+        // A wamid is on one message at most, as the unique index on messages kept it.
+        let taken =
+            sqlx::query("UPDATE messages SET provider_message_id = 'wamid.ONE' WHERE id = $1")
+                .bind(&second)
+                .execute(store.pool())
+                .await
+                .unwrap_err();
+        assert!(
+            taken
+                .as_database_error()
+                .is_some_and(|e| e.is_unique_violation()),
+            "{taken:?}"
+        );
+        // Cleared and set again by any statement, the table follows.
+        sqlx::query("UPDATE messages SET provider_message_id = NULL WHERE id = $1")
+            .bind(&first)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        sqlx::query("UPDATE messages SET provider_message_id = 'wamid.ONE' WHERE id = $1")
+            .bind(&second)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            wamids(store.clone()).await,
+            [("wamid.ONE".to_string(), second.clone())]
+        );
     })
     .await;
 }
