@@ -254,14 +254,26 @@ async fn three_instances_share_the_work_and_survive_a_sigkill() {
     }
     assert_eq!(sent.len() as i64, stored);
 
-    // Every message in the database reached sent (or beyond) after the webhooks.
-    let unsent: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM messages WHERE status NOT IN ('sent', 'delivered', 'read')",
+    // Every message in the database reached sent (or beyond) after the webhooks. A failure
+    // names each one with what would say why: its wamid, attempts, whether its job is still
+    // there (and leased) and how many of its statuses were kept as early.
+    // (id, status, wamid, attempts, job lease, kept statuses)
+    type Unsent = (String, String, Option<String>, i64, Option<i64>, i64);
+    let unsent: Vec<Unsent> = sqlx::query_as(
+        "SELECT m.id, m.status, m.provider_message_id, m.attempts::BIGINT, j.lease_until,
+            (SELECT count(*) FROM pending_statuses p
+             WHERE p.message_id = m.id OR p.provider_message_id = m.provider_message_id)
+         FROM messages m LEFT JOIN delivery_jobs j ON j.message_id = m.id
+         WHERE m.status NOT IN ('sent', 'delivered', 'read')",
     )
-    .fetch_one(&pool)
+    .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(unsent, 0);
+    assert!(
+        unsent.is_empty(),
+        "not sent after the webhooks (id, status, wamid, attempts, job lease, kept statuses): \
+         {unsent:?}"
+    );
 
     // No channel over its rate plus its burst in any one-second window.
     let burst = RATE / 10;
