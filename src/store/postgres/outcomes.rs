@@ -358,8 +358,9 @@ pub(super) async fn finish_group(
     Ok(outcomes
         .iter()
         .zip(finished)
-        .map(|(&(o, _), f)| {
+        .map(|(&(o, take_kept), f)| {
             let taken = match &mut kept {
+                _ if takes_kept(o, take_kept, &f).is_none() => Ok(Vec::new()),
                 Ok(kept) => Ok(kept.remove(&o.message_id).unwrap_or_default()),
                 Err(e) => Err(anyhow::anyhow!("taking the kept statuses: {e}").into()),
             };
