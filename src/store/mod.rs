@@ -1575,11 +1575,19 @@ pub trait Store: Send + Sync + 'static {
         cancel: tokio_util::sync::CancellationToken,
     );
 
-    /// Keeps a status whose message is not known (yet), once per (wamid, status): a replay
-    /// of a kept status changes nothing.
-    async fn store_pending_status(&self, update: &StatusUpdate, now: i64) -> StoreResult<()> {
+    /// Keeps a status whose message was not known, once per (wamid, status): a replay of a
+    /// kept status is not kept twice. If the message has become known meanwhile (its send's
+    /// response was recorded since the status was looked up), the statuses kept for it (this
+    /// one among them) are taken back and returned, oldest first, for the caller to apply:
+    /// the outcome that recorded the wamid may have taken the kept statuses before this one
+    /// was kept (see `Shared::take_known_pending`). Empty: the status is kept.
+    async fn store_pending_status(
+        &self,
+        update: &StatusUpdate,
+        now: i64,
+    ) -> StoreResult<Vec<StatusUpdate>> {
         self.shared().store_pending_status(update, now).await?;
-        Ok(())
+        self.shared().take_known_pending(update).await
     }
 
     /// Forgets kept statuses received before `received_before`; how many.

@@ -276,7 +276,11 @@ impl PgStore {
     ) -> StoreResult<Vec<(Finished, Vec<StatusUpdate>)>> {
         let outcomes: Vec<(&AttemptOutcome, bool)> =
             outcomes.iter().map(|o| (o, take_kept)).collect();
-        outcomes::finish_group(&self.pool, &self.lookups, &outcomes, || false).await
+        outcomes::finish_group(&self.pool, &self.lookups, &outcomes, || false)
+            .await?
+            .into_iter()
+            .map(|(finished, kept)| Ok((finished, kept?)))
+            .collect()
     }
 
     /// Seals channel secrets with `cipher` (without one they are stored as given).
@@ -1583,9 +1587,9 @@ impl Store for PgStore {
         &self,
         o: &AttemptOutcome,
     ) -> StoreResult<(Finished, StoreResult<Vec<StatusUpdate>>)> {
-        // The kept statuses are taken by the outcome's own statement: no write of their own.
-        let (finished, kept) = self.outcomes.finish(o, true).await?;
-        Ok((finished, Ok(kept)))
+        // The kept statuses are taken by the outcome writer right after its commit, for the
+        // whole group in one statement.
+        self.outcomes.finish(o, true).await
     }
 
     async fn apply_status(&self, u: &StatusUpdate) -> StoreResult<StatusApplied> {

@@ -1551,11 +1551,23 @@ impl Store for SqliteStore {
         Ok(claimed.await?.pop().unwrap_or_default())
     }
 
-    async fn store_pending_status(&self, u: &StatusUpdate, now: i64) -> StoreResult<()> {
+    async fn store_pending_status(
+        &self,
+        u: &StatusUpdate,
+        now: i64,
+    ) -> StoreResult<Vec<StatusUpdate>> {
         let kept = self.shared.store_pending_status(u, now).await?;
+        // Counted before the message is looked for again: an outcome that reads the count
+        // before this sees none and takes nothing, but it committed its wamid before that,
+        // so the look below finds the message and takes the status back.
         self.kept_statuses
             .fetch_add(i64::try_from(kept).unwrap_or(0), Ordering::SeqCst);
-        Ok(())
+        let taken = self.shared.take_known_pending(u).await?;
+        self.kept_statuses.fetch_sub(
+            i64::try_from(taken.len()).unwrap_or(i64::MAX),
+            Ordering::SeqCst,
+        );
+        Ok(taken)
     }
 
     async fn expire_pending_statuses(&self, received_before: i64) -> StoreResult<u64> {

@@ -500,6 +500,12 @@ async fn handle_messages(
             },
         };
         incoming.record(&mut state, now, outcome);
+        // Its webhooks are pending from the moment the send shows in `sent`: counted under
+        // the lock that records it, so no one sees the send (`wait_for_sent`) and then no
+        // webhook pending (`wait_webhooks_idle`) before they are posted.
+        if let Ok((_, Some(_))) = &result {
+            shared.pending_webhooks.fetch_add(1, Ordering::SeqCst);
+        }
         result
     };
     match outcome {

@@ -53,13 +53,14 @@ impl StatusPlan {
 }
 
 /// Posts the plan's statuses in the background. `first_done` is signalled
-/// once the first status was posted (or given up).
+/// once the first status was posted (or given up). The caller counted the plan in
+/// `pending_webhooks` already, under the state lock that recorded its send; it is
+/// uncounted here once its statuses are posted (or given up).
 pub(crate) fn spawn_statuses(
     shared: Arc<Shared>,
     plan: StatusPlan,
     first_done: Option<oneshot::Sender<()>>,
 ) {
-    shared.pending_webhooks.fetch_add(1, Ordering::SeqCst);
     tokio::spawn(async move {
         let cancel = shared.cancel.clone();
         tokio::select! {

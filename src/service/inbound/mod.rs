@@ -502,8 +502,19 @@ async fn status_applied(
             app.store
                 .expire_pending_statuses(now.saturating_sub(ttl))
                 .await?;
-            app.store.store_pending_status(update, now).await?;
-            applied.kept_for_later += 1;
+            let known = app.store.store_pending_status(update, now).await?;
+            if known.is_empty() {
+                applied.kept_for_later += 1;
+            } else {
+                // The send's response recorded the wamid after the lookup and took the
+                // message's kept statuses before this one was kept: the store gave it back,
+                // with any other status kept for the message, to apply now.
+                for kept in &known {
+                    if let StatusApplied::Applied { .. } = status::apply(app, kept).await? {
+                        applied.statuses += 1;
+                    }
+                }
+            }
         }
         // Another channel's message: never applied, never kept.
         StatusApplied::OtherChannel => applied.ignored += 1,

@@ -8,12 +8,16 @@
 //! 1. the jobs of all the group's messages are locked in one statement, in `seq` order (the
 //!    order `claim_jobs` takes them in): the fence of every outcome at once;
 //! 2. the accepted outcomes (the common case) whose fence holds are written by one statement
-//!    from arrays: it deletes their jobs, records their attempts, updates their messages and
-//!    takes the statuses kept for them (`Store::finish_and_take_kept`: the statuses that
-//!    arrived before the provider's response, for the dispatcher to apply); an accepted
-//!    outcome of an attempt a newer claim owns is [`Finished::Stale`];
+//!    from arrays: it deletes their jobs, records their attempts and updates their messages;
+//!    an accepted outcome of an attempt a newer claim owns is [`Finished::Stale`];
 //! 3. the other outcomes (retries, halts, failures) run one by one, in arrival order, with the
 //!    code a lone outcome runs ([`finish_in`]).
+//!
+//! After the commit, one statement takes the statuses kept for the accepted outcomes' messages
+//! (`Store::finish_and_take_kept`: statuses that arrived before the provider's response, for
+//! the dispatcher to apply). Not before: a status kept after this transaction's snapshot,
+//! whose lookup ran before the wamid committed, would be seen by neither (see
+//! [`take_kept_after_commit`]).
 //!
 //! Locks are taken in the store's order: jobs (all of them first), then messages (the
 //! accepted ones in their jobs' order, then each other outcome's), then conversations. A
@@ -49,8 +53,9 @@ pub struct OutcomeGroupStats {
 }
 
 /// What an outcome decided, with the statuses kept for its message when it was an accepted
-/// one recorded and its caller asked for them.
-pub(super) type Taken = (Finished, Vec<StatusUpdate>);
+/// one recorded and its caller asked for them. They are taken after the commit, so failing to
+/// take them (the inner error) leaves the outcome recorded.
+pub(super) type Taken = (Finished, StoreResult<Vec<StatusUpdate>>);
 
 /// An outcome waiting for the group commit, with where its answer goes.
 struct Queued {
@@ -192,12 +197,12 @@ async fn finish_alone(pool: &PgPool, lookups: &Lookups, q: Queued) {
     let result = async {
         let mut tx = pool.begin().await?;
         let current = fence(&mut tx, &q.outcome.message_id).await?;
-        let finished = finish_in(&mut tx, lookups, &q.outcome, current, q.take_kept).await?;
+        let finished = finish_in(&mut tx, lookups, &q.outcome, current).await?;
         if q.abandoned() {
             tx.rollback().await?;
             return Ok(None);
         }
-        if let (Finished::Recorded { .. }, _) = finished {
+        if let Finished::Recorded { .. } = finished {
             tx.commit().await?;
         }
         Ok(Some(finished))
@@ -205,7 +210,17 @@ async fn finish_alone(pool: &PgPool, lookups: &Lookups, q: Queued) {
     .await;
     match result {
         Ok(Some(finished)) => {
-            let _ = q.to.send(Ok(finished));
+            let kept = match takes_kept(&q.outcome, q.take_kept, &finished) {
+                // A caller that stopped waiting would drop what is taken for it: left kept.
+                Some(wamid) if !q.abandoned() => {
+                    let outcome = [(q.outcome.message_id.as_str(), wamid)];
+                    take_kept_after_commit(pool, &outcome)
+                        .await
+                        .map(|mut taken| taken.remove(&q.outcome.message_id).unwrap_or_default())
+                }
+                _ => Ok(Vec::new()),
+            };
+            let _ = q.to.send(Ok((finished, kept)));
         }
         Ok(None) => {}
         Err(e) => {
@@ -216,7 +231,8 @@ async fn finish_alone(pool: &PgPool, lookups: &Lookups, q: Queued) {
 
 /// `outcomes` (one per message, each with whether its kept statuses are taken) in one
 /// transaction, answered in their order; nothing is kept if any of it fails, or if
-/// `abandoned()` says a caller stopped waiting before the commit.
+/// `abandoned()` says a caller stopped waiting before the commit. The kept statuses are
+/// taken after the commit.
 pub(super) async fn finish_group(
     pool: &PgPool,
     lookups: &Lookups,
@@ -245,11 +261,11 @@ pub(super) async fn finish_group(
         .collect();
     let current = |o: &AttemptOutcome| jobs.get(o.message_id.as_str()).map(|&(a, _)| a);
 
-    let mut results: Vec<Option<Taken>> = outcomes.iter().map(|_| None).collect();
+    let mut results: Vec<Option<Finished>> = outcomes.iter().map(|_| None).collect();
     // The accepted outcomes the fence lets through, in their jobs' order (the order claims
     // lock the messages in), then those whose job is gone.
-    let mut accepted: Vec<(i64, &AttemptOutcome, &str, Option<&str>, bool)> = Vec::new();
-    for (i, &(o, take_kept)) in outcomes.iter().enumerate() {
+    let mut accepted: Vec<(i64, &AttemptOutcome, &str, Option<&str>)> = Vec::new();
+    for (i, &(o, _)) in outcomes.iter().enumerate() {
         if let AttemptResult::Accepted {
             provider_message_id,
             wa_id,
@@ -258,14 +274,14 @@ pub(super) async fn finish_group(
             // As in `finish_in`: the job may already be gone (a status that outran the
             // provider's response ended it); a newer claim's job makes the outcome stale.
             if current(o).is_some_and(|a| a != o.attempt) {
-                results[i] = Some((Finished::Stale, Vec::new()));
+                results[i] = Some(Finished::Stale);
                 continue;
             }
             let seq = jobs
                 .get(o.message_id.as_str())
                 .map_or(i64::MAX, |&(_, seq)| seq);
-            accepted.push((seq, o, provider_message_id, wa_id.as_deref(), take_kept));
-            results[i] = Some((Finished::Recorded { conversation: None }, Vec::new()));
+            accepted.push((seq, o, provider_message_id, wa_id.as_deref()));
+            results[i] = Some(Finished::Recorded { conversation: None });
         }
     }
     if !accepted.is_empty() {
@@ -275,14 +291,12 @@ pub(super) async fn finish_group(
         let ats: Vec<i64> = accepted.iter().map(|a| a.1.now).collect();
         let wamids: Vec<&str> = accepted.iter().map(|a| a.2).collect();
         let wa_ids: Vec<Option<&str>> = accepted.iter().map(|a| a.3).collect();
-        let takes: Vec<bool> = accepted.iter().map(|a| a.4).collect();
-        // `finish_in`'s statement for an accepted outcome, for all of them at once: one row
-        // with the number of messages updated, and one more per kept status taken.
-        let rows = sqlx::query(
+        // `finish_in`'s statement for an accepted outcome, for all of them at once; answers
+        // the number of messages updated.
+        let updated: i64 = sqlx::query_scalar(
             "WITH o AS (
                 SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[],
-                    $5::text[], $6::boolean[])
-                    AS o(message_id, attempt, at, provider_message_id, wa_id, take_kept)),
+                    $5::text[]) AS o(message_id, attempt, at, provider_message_id, wa_id)),
              gone AS (DELETE FROM delivery_jobs j USING o WHERE j.message_id = o.message_id),
              recorded AS (
                 INSERT INTO delivery_attempts (message_id, attempt, finished_at, outcome)
@@ -294,42 +308,16 @@ pub(super) async fn finish_group(
                     error_code = CASE WHEN m.status = 'failed' THEN m.error_code END,
                     error_title = CASE WHEN m.status = 'failed' THEN m.error_title END,
                     error_details = CASE WHEN m.status = 'failed' THEN m.error_details END
-                FROM o WHERE m.id = o.message_id RETURNING m.id),
-             kept AS (
-                DELETE FROM pending_statuses p USING o
-                WHERE o.take_kept AND (p.provider_message_id = o.provider_message_id
-                                       OR p.message_id = o.message_id)
-                RETURNING p.*, o.message_id AS taken_for)
-             SELECT (SELECT count(*) FROM updated) AS updated, kept.*
-             FROM (SELECT 1) AS one LEFT JOIN kept ON true",
+                FROM o WHERE m.id = o.message_id RETURNING m.id)
+             SELECT count(*) FROM updated",
         )
         .bind(&ids)
         .bind(&attempts)
         .bind(&ats)
         .bind(&wamids)
         .bind(&wa_ids)
-        .bind(&takes)
-        .fetch_all(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
-        let updated: i64 = match rows.first() {
-            Some(r) => r.try_get("updated")?,
-            None => 0,
-        };
-        let mut kept: HashMap<String, Vec<(i64, StatusUpdate)>> = HashMap::new();
-        for r in &rows {
-            if let Some(taken_for) = r.try_get::<Option<String>, _>("taken_for")? {
-                let status = (r.try_get("id")?, StatusUpdate::from_pending_row(r)?);
-                kept.entry(taken_for).or_default().push(status);
-            }
-        }
-        for (i, &(o, _)) in outcomes.iter().enumerate() {
-            if let (Some((Finished::Recorded { .. }, taken)), Some(mut statuses)) =
-                (results[i].as_mut(), kept.remove(&o.message_id))
-            {
-                statuses.sort_by_key(|(id, _)| *id);
-                *taken = statuses.into_iter().map(|(_, u)| u).collect();
-            }
-        }
         if updated != ids.len() as i64 {
             return Err(anyhow::anyhow!(
                 "{updated} of {} accepted outcomes found their message",
@@ -339,9 +327,9 @@ pub(super) async fn finish_group(
         }
     }
     // The others, one by one in arrival order, as each would run alone.
-    for (i, &(o, take_kept)) in outcomes.iter().enumerate() {
+    for (i, &(o, _)) in outcomes.iter().enumerate() {
         if results[i].is_none() {
-            results[i] = Some(finish_in(&mut tx, lookups, o, current(o), take_kept).await?);
+            results[i] = Some(finish_in(&mut tx, lookups, o, current(o)).await?);
         }
     }
     if abandoned() {
@@ -350,27 +338,102 @@ pub(super) async fn finish_group(
         return Err(anyhow::anyhow!("a caller stopped waiting").into());
     }
     tx.commit().await?;
-    Ok(results
+    let finished: Vec<Finished> = results
         .into_iter()
         .map(|r| r.expect("every outcome decided"))
+        .collect();
+    // Committed: from here on nothing fails the group (its outcomes must not run again).
+    let taking: Vec<(&str, &str)> = outcomes
+        .iter()
+        .zip(&finished)
+        .filter_map(|(&(o, take_kept), f)| {
+            takes_kept(o, take_kept, f).map(|wamid| (o.message_id.as_str(), wamid))
+        })
+        .collect();
+    let mut kept = if taking.is_empty() {
+        Ok(HashMap::new())
+    } else {
+        take_kept_after_commit(pool, &taking).await
+    };
+    Ok(outcomes
+        .iter()
+        .zip(finished)
+        .map(|(&(o, take_kept), f)| {
+            let taken = match &mut kept {
+                _ if takes_kept(o, take_kept, &f).is_none() => Ok(Vec::new()),
+                Ok(kept) => Ok(kept.remove(&o.message_id).unwrap_or_default()),
+                Err(e) => Err(anyhow::anyhow!("taking the kept statuses: {e}").into()),
+            };
+            (f, taken)
+        })
         .collect())
 }
 
+/// The wamid by which an outcome takes the statuses kept for its message: an accepted one
+/// that was recorded, whose caller asked for them.
+fn takes_kept<'o>(o: &'o AttemptOutcome, take_kept: bool, finished: &Finished) -> Option<&'o str> {
+    match (&o.result, finished) {
+        (
+            AttemptResult::Accepted {
+                provider_message_id,
+                ..
+            },
+            Finished::Recorded { .. },
+        ) if take_kept => Some(provider_message_id),
+        _ => None,
+    }
+}
+
+/// Takes the statuses kept for `outcomes` (message id, wamid), accepted outcomes that have
+/// committed, by wamid or message id: by message id, each message's oldest first.
+///
+/// After the commit, not in the outcome's transaction: the status's side looks the message up
+/// (by wamid), finds nothing, keeps the status, commits, then looks again
+/// (`Shared::take_known_pending`). Under READ COMMITTED a take inside the outcome's
+/// transaction reads a snapshot that may precede the keep's commit while the keep's second
+/// look precedes the outcome's commit: the status would be kept for nobody until it expires.
+/// Here each side has committed its write before it reads the other's, so the later of the
+/// two reads sees the other's write and takes the status; `DELETE … RETURNING` gives it to
+/// one of them only.
+async fn take_kept_after_commit(
+    pool: &PgPool,
+    outcomes: &[(&str, &str)],
+) -> StoreResult<HashMap<String, Vec<StatusUpdate>>> {
+    let (ids, wamids): (Vec<&str>, Vec<&str>) = outcomes.iter().copied().unzip();
+    let rows = sqlx::query(
+        "WITH o AS (SELECT * FROM unnest($1::text[], $2::text[]) AS o(message_id, wamid))
+         DELETE FROM pending_statuses p USING o
+         WHERE p.provider_message_id = o.wamid OR p.message_id = o.message_id
+         RETURNING p.*, o.message_id AS taken_for",
+    )
+    .bind(&ids)
+    .bind(&wamids)
+    .fetch_all(pool)
+    .await?;
+    let mut by_message: HashMap<String, Vec<PgRow>> = HashMap::new();
+    for r in rows {
+        let taken_for: String = r.try_get("taken_for")?;
+        by_message.entry(taken_for).or_default().push(r);
+    }
+    by_message
+        .into_iter()
+        .map(|(id, rows)| Ok((id, crate::store::sql::pending_in_order(&rows)?)))
+        .collect()
+}
+
 /// One outcome inside the caller's transaction, `current` being the attempt of the message's
-/// job as the caller's fence locked it (`None`: the job is gone), with the statuses kept for
-/// the message if it is accepted and `take_kept`. A stale outcome writes nothing.
+/// job as the caller's fence locked it (`None`: the job is gone). A stale outcome writes
+/// nothing.
 async fn finish_in(
     tx: &mut Transaction<'_, Postgres>,
     lookups: &Lookups,
     o: &AttemptOutcome,
     current: Option<i64>,
-    take_kept: bool,
-) -> StoreResult<Taken> {
+) -> StoreResult<Finished> {
     if outcome_is_stale(o, current) {
-        return Ok((Finished::Stale, Vec::new()));
+        return Ok(Finished::Stale);
     }
     let mut conversation = None;
-    let mut kept = Vec::new();
     match &o.result {
         AttemptResult::Accepted {
             provider_message_id,
@@ -378,39 +441,22 @@ async fn finish_in(
         } => {
             // The job may already be gone: a status webhook that outran this response
             // ended it. The provider ids are still ours to record. One statement ends
-            // the job, records the ids and the attempt (the job's lock is held already),
-            // and takes the statuses kept for the message when asked to.
-            let rows = sqlx::query(concat!(
+            // the job, records the ids and the attempt (the job's lock is held already).
+            sqlx::query(concat!(
                 "WITH gone AS (DELETE FROM delivery_jobs WHERE message_id = $4),
                  attempt AS (
                     INSERT INTO delivery_attempts (message_id, attempt, finished_at, outcome)
-                    VALUES ($4, $5, $3, 'accepted')),
-                 updated AS (",
+                    VALUES ($4, $5, $3, 'accepted'))
+                 ",
                 crate::store::sql::record_accepted_sql!(),
-                ")
-                 DELETE FROM pending_statuses
-                 WHERE $6 AND (provider_message_id = $1 OR message_id = $4)
-                 RETURNING *"
             ))
             .bind(provider_message_id)
             .bind(wa_id)
             .bind(o.now)
             .bind(&o.message_id)
             .bind(o.attempt)
-            .bind(take_kept)
-            .fetch_all(&mut **tx)
+            .execute(&mut **tx)
             .await?;
-            let mut taken = rows
-                .iter()
-                .map(|r| {
-                    Ok((
-                        r.try_get::<i64, _>("id")?,
-                        StatusUpdate::from_pending_row(r)?,
-                    ))
-                })
-                .collect::<StoreResult<Vec<_>>>()?;
-            taken.sort_by_key(|(id, _)| *id);
-            kept = taken.into_iter().map(|(_, u)| u).collect();
         }
         AttemptResult::Retry { run_at, error } | AttemptResult::Requeue { run_at, error } => {
             let requeue = matches!(o.result, AttemptResult::Requeue { .. });
@@ -434,5 +480,5 @@ async fn finish_in(
                 .await?;
         }
     }
-    Ok((Finished::Recorded { conversation }, kept))
+    Ok(Finished::Recorded { conversation })
 }

@@ -118,6 +118,16 @@ impl StatusUpdate {
     }
 }
 
+/// Kept statuses, as `DELETE … RETURNING *` took them from `pending_statuses`, oldest first.
+pub(crate) fn pending_in_order(rows: &[impl Cols]) -> StoreResult<Vec<StatusUpdate>> {
+    let mut taken = rows
+        .iter()
+        .map(|r| Ok((r.get::<i64>("id")?, StatusUpdate::from_pending_row(r)?)))
+        .collect::<StoreResult<Vec<_>>>()?;
+    taken.sort_by_key(|(id, _)| *id);
+    Ok(taken.into_iter().map(|(_, u)| u).collect())
+}
+
 impl Shared {
     // Webhook endpoints and the outbox
 
@@ -1028,6 +1038,42 @@ impl Shared {
                 .bind(pricing.and_then(|p| p.billable)),
             )
             .await
+    }
+
+    /// Takes back the statuses kept for `u`'s message (by its wamid or our id) if the message
+    /// is known now: the second half of keeping a status, run after the keep committed.
+    ///
+    /// A status is kept because its lookup found no message; the send's response may record
+    /// the wamid after that lookup, and take the message's kept statuses, before the keep
+    /// commits: nothing would take the kept status then. So the two sides each write, commit,
+    /// then read what the other writes: the keep commits, then this looks for the message;
+    /// the outcome commits the wamid, then takes the kept statuses (PostgreSQL's outcome
+    /// writer after its commit, SQLite's `finish_and_take_kept` after `finish_attempt`). Of
+    /// two such reads, the later sees the other's write, since each side's write committed
+    /// before its own read began; so every kept status is taken by one of them, and the
+    /// `DELETE … RETURNING` gives each to only one.
+    pub(crate) async fn take_known_pending(
+        &self,
+        u: &StatusUpdate,
+    ) -> StoreResult<Vec<StatusUpdate>> {
+        let mut db = self.write();
+        // PostgreSQL finds a wamid's message in `message_wamids` (its migration 0017).
+        let text = db.pick(
+            "DELETE FROM pending_statuses
+             WHERE (provider_message_id = $1
+                    AND EXISTS (SELECT 1 FROM messages WHERE provider_message_id = $1))
+                OR (message_id = $2 AND EXISTS (SELECT 1 FROM messages WHERE id = $2))
+             RETURNING *",
+            "DELETE FROM pending_statuses
+             WHERE (provider_message_id = $1
+                    AND EXISTS (SELECT 1 FROM message_wamids WHERE wamid = $1))
+                OR (message_id = $2 AND EXISTS (SELECT 1 FROM messages WHERE id = $2))
+             RETURNING *",
+        );
+        let rows = db
+            .all(sql(text).bind(&u.provider_message_id).bind(&u.message_id))
+            .await?;
+        pending_in_order(&rows)
     }
 
     pub(crate) async fn expire_pending_statuses(&self, received_before: i64) -> StoreResult<u64> {

@@ -26,6 +26,7 @@ mod messages;
 mod templates;
 mod writes;
 
+pub(crate) use callbacks::pending_in_order;
 pub(crate) use writes::{
     accept_with, claimed_jobs, each_in_savepoint, outcome_is_stale, record_accepted_sql,
 };

@@ -384,12 +384,7 @@ impl Db<'_> {
                 .bind(message_id),
             )
             .await?;
-        let mut updates = rows
-            .iter()
-            .map(|r| Ok((r.get::<i64>("id")?, StatusUpdate::from_pending_row(r)?)))
-            .collect::<StoreResult<Vec<_>>>()?;
-        updates.sort_by_key(|(id, _)| *id);
-        Ok(updates.into_iter().map(|(_, u)| u).collect())
+        super::pending_in_order(&rows)
     }
 }
 

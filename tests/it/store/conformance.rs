@@ -1138,6 +1138,62 @@ async fn an_accepted_outcome_takes_the_statuses_kept_for_its_message() {
     .await;
 }
 
+both_databases!(a_status_kept_after_its_outcome_took_the_kept_ones_is_handed_back);
+/// A status looked up before its message's outcome recorded the wamid, and kept after the
+/// outcome committed and took the message's kept statuses: keeping it finds the message known
+/// and hands the status back to be applied, instead of keeping it for nobody until it expires.
+async fn a_status_kept_after_its_outcome_took_the_kept_ones_is_handed_back() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        let s = seed(&store, 1000).await;
+        let now = plantilla::now_ms();
+        let send = accept(&s, "50763000002", now);
+        store.accept_send(&send).await.unwrap();
+        let jobs = store
+            .claim_jobs(&s.channel.id, 10, now, LEASE, ORPHAN_WAIT)
+            .await
+            .unwrap();
+        assert_eq!(jobs.len(), 1);
+        // The status's lookup: no message has the wamid yet.
+        let early = status("wamid.late_keep", MessageStatus::Delivered, now + 1);
+        assert_eq!(
+            store.apply_status(&early).await.unwrap(),
+            StatusApplied::UnknownMessage
+        );
+        // The send's response: recorded, nothing kept to take yet.
+        let (finished, kept) = store
+            .finish_and_take_kept(&AttemptOutcome {
+                message_id: send.new_message_id.clone(),
+                attempt: jobs[0].attempt,
+                now: now + 2,
+                result: AttemptResult::Accepted {
+                    provider_message_id: "wamid.late_keep".into(),
+                    wa_id: None,
+                },
+            })
+            .await
+            .unwrap();
+        assert_eq!(finished, Finished::Recorded { conversation: None });
+        assert!(kept.unwrap().is_empty());
+        // Then the status is kept: its message is known now, so it comes back.
+        let known = store.store_pending_status(&early, now + 3).await.unwrap();
+        assert_eq!(
+            store.pending_status_count().await.unwrap(),
+            0,
+            "kept for nobody"
+        );
+        let known: Vec<_> = known
+            .iter()
+            .map(|u| (u.provider_message_id.as_deref(), u.status, u.at))
+            .collect();
+        assert_eq!(
+            known,
+            [(Some("wamid.late_keep"), MessageStatus::Delivered, now + 1)]
+        );
+    })
+    .await;
+}
+
 both_databases!(every_method_round_trips);
 async fn every_method_round_trips() {
     with_database(|url| async move {

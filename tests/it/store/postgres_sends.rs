@@ -2,7 +2,8 @@
 //! the same sends one by one (`accept_send`) on a copy of the same database, and concurrent
 //! groups from two instances sharing a database keep one pending conversation per number
 //! and the plan's limit. And the statuses kept for a message are taken by its accepted
-//! outcome's own write (`finish_and_take_kept`), alone or in a group.
+//! outcome right after its commit (`finish_and_take_kept`), alone or in a group, also those
+//! kept while the outcome was being written.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -374,9 +375,9 @@ postgres_only!(
     flavor = "multi_thread",
     worker_threads = 4
 );
-/// Statuses that arrived before the provider's response are taken by the accepted outcome's
-/// write, each message its own in arrival order, once: alone, in a group, and not by a
-/// stale outcome or by `finish_attempt`.
+/// Statuses that arrived before the provider's response are taken by the accepted outcome
+/// (right after its commit), each message its own in arrival order, once: alone, in a group,
+/// and not by a stale outcome or by `finish_attempt`.
 async fn accepted_outcomes_take_their_kept_statuses_in_their_own_write() {
     let db = create_pg_database().await;
     let store = PgStore::open(&db.url(), 8).await.unwrap();
@@ -460,6 +461,115 @@ async fn accepted_outcomes_take_their_kept_statuses_in_their_own_write() {
         ),
         arrival(1)
     );
+    drop(store);
+    drop(db);
+}
+
+postgres_only!(
+    a_status_kept_while_its_outcome_is_written_is_taken_by_the_outcome,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
+/// A status looked up while its message's outcome is being written (the wamid not committed:
+/// the message is unknown) and kept after the outcome's statement took its snapshot: the
+/// outcome still takes it, alone and in a group, and nothing stays kept. The test holds the
+/// outcome inside its statement by locking one of its messages' rows, and lets it go once
+/// the status is kept.
+async fn a_status_kept_while_its_outcome_is_written_is_taken_by_the_outcome() {
+    let db = create_pg_database().await;
+    let store = Arc::new(PgStore::open(&db.url(), 8).await.unwrap());
+    let s = store_seed::seed(&*store, 1000).await;
+    let now = plantilla::now_ms();
+    for n in 0..3 {
+        let mut a = accept(&s, &format!("5079100000{n}"), now);
+        a.new_message_id = format!("msg_r{n}");
+        store.accept_send(&a).await.unwrap();
+    }
+    let jobs = store
+        .claim_jobs(&s.channel.id, 10, now, LEASE, ORPHAN_WAIT)
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 3);
+    let outcome = |n: usize| AttemptOutcome {
+        message_id: format!("msg_r{n}"),
+        attempt: 1,
+        now: now + 10,
+        result: AttemptResult::Accepted {
+            provider_message_id: format!("wamid.r{n}"),
+            wa_id: None,
+        },
+    };
+    // msg_r0's outcome alone, then msg_r1's and msg_r2's as a group (held at msg_r2).
+    for (messages, held) in [(vec![0], 0), (vec![1, 2], 2)] {
+        let mut blocker = store.pool().begin().await.unwrap();
+        let blocker_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut *blocker)
+            .await
+            .unwrap();
+        sqlx::query("SELECT 1 FROM messages WHERE id = $1 FOR UPDATE")
+            .bind(format!("msg_r{held}"))
+            .execute(&mut *blocker)
+            .await
+            .unwrap();
+        let writer = {
+            let store = store.clone();
+            let group: Vec<AttemptOutcome> = messages.iter().map(|&n| outcome(n)).collect();
+            tokio::spawn(async move {
+                if let [one] = &group[..] {
+                    let (finished, kept) = store.finish_and_take_kept(one).await.unwrap();
+                    vec![(finished, kept.unwrap())]
+                } else {
+                    store.finish_group_taking_kept(&group, true).await.unwrap()
+                }
+            })
+        };
+        // The outcome's statement has its snapshot and waits for the message's row.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let waiting: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                                WHERE $1 = ANY (pg_blocking_pids(pid)))",
+            )
+            .bind(blocker_pid)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+            if waiting {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the outcome never waited for the row"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        // Meanwhile a status of each message comes: its wamid is not committed, so the
+        // message is unknown and the status is kept (after the outcome's snapshot).
+        for &n in &messages {
+            let early = status(&format!("wamid.r{n}"), MessageStatus::Sent, now + 5);
+            assert_eq!(
+                store.apply_status(&early).await.unwrap(),
+                StatusApplied::UnknownMessage
+            );
+            let known = store.store_pending_status(&early, now + 5).await.unwrap();
+            assert!(known.is_empty(), "msg_r{n}'s outcome has not committed");
+        }
+        blocker.rollback().await.unwrap();
+        let taken = writer.await.unwrap();
+        for (&n, (finished, kept)) in messages.iter().zip(&taken) {
+            assert_eq!(*finished, Finished::Recorded { conversation: None });
+            let kept: Vec<_> = kept
+                .iter()
+                .map(|u| (u.provider_message_id.clone(), u.status))
+                .collect();
+            assert_eq!(
+                kept,
+                [(Some(format!("wamid.r{n}")), MessageStatus::Sent)],
+                "msg_r{n}'s outcome takes the status kept while it was written"
+            );
+        }
+        assert_eq!(store.pending_status_count().await.unwrap(), 0);
+    }
     drop(store);
     drop(db);
 }
