@@ -710,11 +710,52 @@ async fn tables_that_grew_are_analyzed_so_plans_made_on_small_tables_are_made_ag
         );
         let replanned = plan(&mut conn).await;
         assert!(!replanned.contains("Seq Scan"), "{replanned}");
-        // Analyzed once per doubling: not again while it has not grown.
+        // Analyzed again at four times its pages, not before: not while it has not grown, nor
+        // when it has doubled.
         let again = store.analyze_grown_tables().await.unwrap();
         assert!(
             !again.contains(&"pending_statuses".to_string()),
             "{again:?}"
+        );
+        let pages = async |conn: &mut sqlx::PgConnection| -> i64 {
+            sqlx::query_scalar(
+                "SELECT pg_relation_size('pending_statuses') / current_setting('block_size')::BIGINT",
+            )
+            .fetch_one(conn)
+            .await
+            .unwrap()
+        };
+        let analyzed_at = pages(&mut conn).await;
+        let mut added = 5000;
+        while pages(&mut conn).await < 2 * analyzed_at {
+            sqlx::query(
+                "INSERT INTO pending_statuses (provider_message_id, status, at, received_at)
+                 SELECT 'wamid.' || g, 'delivered', 0, 0 FROM generate_series($1, $1 + 999) AS g",
+            )
+            .bind(added)
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+            added += 1000;
+        }
+        assert!(pages(&mut conn).await < 4 * analyzed_at);
+        let doubled = store.analyze_grown_tables().await.unwrap();
+        assert!(
+            !doubled.contains(&"pending_statuses".to_string()),
+            "{doubled:?}"
+        );
+        sqlx::query(
+            "INSERT INTO pending_statuses (provider_message_id, status, at, received_at)
+             SELECT 'wamid.' || g, 'read', 0, 0 FROM generate_series(1, 4 * $1::INT) AS g",
+        )
+        .bind(added)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        let grown = store.analyze_grown_tables().await.unwrap();
+        assert!(
+            grown.contains(&"pending_statuses".to_string()),
+            "{grown:?}"
         );
         sqlx::Executor::execute(&mut *conn, "DEALLOCATE kept")
             .await
