@@ -51,8 +51,10 @@ impl Db<'_> {
             .endpoints
             .get_or(lookups, account_id, async {
                 self.all(
-                    sql("SELECT id, url, event_types FROM webhook_endpoints WHERE account_id = $1
-                         ORDER BY created_at, id")
+                    sql(
+                        "SELECT id, url, event_types FROM webhook_endpoints WHERE account_id = $1
+                         ORDER BY created_at, id",
+                    )
                     .bind(account_id),
                 )
                 .await?
