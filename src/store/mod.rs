@@ -642,12 +642,13 @@ pub struct SimulatedMessage {
 }
 
 /// The SQL of [`Store::sandbox_in_flight`] with the backend's placeholder for its limit: the
-/// two backends run the same query.
+/// two backends run the same query. Its status test is written as SQLite's `messages_in_flight`
+/// predicate is (with `OR`, not `IN`), or SQLite would not use that index.
 pub(crate) fn sandbox_in_flight_sql(limit_placeholder: &str) -> String {
     format!(
         "SELECT m.id, m.channel_id, m.provider_message_id, m.phone_number, m.status, m.updated_at
            FROM messages m
-          WHERE m.status IN ('sending', 'sent', 'delivered')
+          WHERE (m.status = 'sending' OR m.status = 'sent' OR m.status = 'delivered')
             AND m.provider_message_id IS NOT NULL
             AND m.channel_id IN (SELECT id FROM channels WHERE provider = 'sandbox')
             AND NOT EXISTS (SELECT 1 FROM delivery_jobs j WHERE j.message_id = m.id)

@@ -108,6 +108,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "messages_by_conversation",
         include_str!("../../migrations/sqlite/0015_messages_by_conversation.sql"),
     ),
+    (
+        16,
+        "in_flight_without_in_list",
+        include_str!("../../migrations/sqlite/0016_in_flight_without_in_list.sql"),
+    ),
 ];
 
 pub struct SqliteStore {

@@ -12,6 +12,7 @@
 use anyhow::Context;
 
 use super::{Cols, Db, Mapped, Shared, sql};
+use crate::domain::callback::EventType;
 use crate::domain::status::{ConversationStatus, MessageStatus};
 use crate::store::lookups::Lookups;
 use crate::store::{
@@ -35,22 +36,44 @@ impl Db<'_> {
         if events.is_empty() {
             return Ok(());
         }
-        let endpoints =
-            lookups
-                .endpoints
-                .get_or(lookups, account_id, async {
-                    self.all(
-                    sql("SELECT id, url, event_types FROM webhook_endpoints WHERE account_id = $1
-                         ORDER BY created_at, id")
+        let endpoints = self.endpoints(lookups, account_id).await?;
+        self.queue_events_to(lookups, account_id, &endpoints, events)
+            .await
+    }
+
+    /// The account's webhook endpoints as (id, url, event types JSON), from the lookups' copy.
+    async fn endpoints(
+        &mut self,
+        lookups: &Lookups,
+        account_id: &str,
+    ) -> StoreResult<Vec<(String, String, String)>> {
+        lookups
+            .endpoints
+            .get_or(lookups, account_id, async {
+                self.all(
+                    sql(
+                        "SELECT id, url, event_types FROM webhook_endpoints WHERE account_id = $1
+                         ORDER BY created_at, id",
+                    )
                     .bind(account_id),
                 )
                 .await?
                 .mapped(|r| Ok((r.get("id")?, r.get("url")?, r.get("event_types")?)))
-                })
-                .await?;
+            })
+            .await
+    }
+
+    /// [`Db::queue_events`] to `endpoints`, the account's.
+    async fn queue_events_to(
+        &mut self,
+        lookups: &Lookups,
+        account_id: &str,
+        endpoints: &[(String, String, String)],
+        events: &[OutboxEvent],
+    ) -> StoreResult<()> {
         let now = crate::now_ms();
         for event in events {
-            for (endpoint_id, url) in receivers(&endpoints, event) {
+            for (endpoint_id, url) in receivers(endpoints, event) {
                 lookups.outbox_queued();
                 let id = crate::domain::ids::new_id("evt");
                 self.run(
@@ -87,8 +110,16 @@ impl Db<'_> {
         error: Option<&ProviderError>,
         at: i64,
     ) -> StoreResult<()> {
+        let Some(event_type) = EventType::of_message(status) else {
+            return Ok(());
+        };
+        let endpoints = self.endpoints(lookups, &message.account_id).await?;
+        // Most messages have no receiver: their event is not even built (issue 13).
+        if !has_receiver(&endpoints, event_type, message.callback_url.as_deref()) {
+            return Ok(());
+        }
         let event = message_event(message, status, error, at);
-        self.queue_events(lookups, &message.account_id, event.as_slice())
+        self.queue_events_to(lookups, &message.account_id, &endpoints, event.as_slice())
             .await
     }
 
@@ -102,6 +133,13 @@ impl Db<'_> {
         close_reason: Option<&str>,
         now: i64,
     ) -> StoreResult<Option<(String, ConversationStatus)>> {
+        let Some(event_type) = EventType::of_conversation(status) else {
+            return Ok(Some((message.conversation_id.clone(), status)));
+        };
+        let endpoints = self.endpoints(lookups, &message.account_id).await?;
+        if !has_receiver(&endpoints, event_type, message.callback_url.as_deref()) {
+            return Ok(Some((message.conversation_id.clone(), status)));
+        }
         let event = conversation_event(
             &message.conversation_id,
             &message.channel_id,
@@ -111,7 +149,7 @@ impl Db<'_> {
             Some(message),
             now,
         );
-        self.queue_events(lookups, &message.account_id, event.as_slice())
+        self.queue_events_to(lookups, &message.account_id, &endpoints, event.as_slice())
             .await?;
         Ok(Some((message.conversation_id.clone(), status)))
     }
@@ -693,4 +731,18 @@ pub(crate) fn outcome_is_stale(o: &AttemptOutcome, current: Option<i64>) -> bool
         AttemptResult::Accepted { .. } => current.is_some_and(|a| a != o.attempt),
         _ => current != Some(o.attempt),
     }
+}
+
+/// Whether an event of `event_type` has a receiver: one of `endpoints` subscribed to its type
+/// or the message's `callback_url` (as [`receivers`] picks them).
+fn has_receiver(
+    endpoints: &[(String, String, String)],
+    event_type: EventType,
+    callback_url: Option<&str>,
+) -> bool {
+    callback_url.is_some()
+        || endpoints.iter().any(|(_, _, types)| {
+            serde_json::from_str::<Vec<String>>(types)
+                .is_ok_and(|t| t.iter().any(|t| t == event_type.as_str()))
+        })
 }

@@ -514,3 +514,40 @@ async fn a_plain_send_writes_no_batch_or_sending_entry() {
         "{recipients_plan}"
     );
 }
+
+/// A message's status changes build no temporary B-tree for `messages_in_flight`'s
+/// predicate (an `IN` list of three constants did, twice per update), and the sandbox's
+/// resume query, written as the store writes it, is still answered from that index.
+#[tokio::test]
+async fn a_status_update_builds_no_temporary_table_and_resume_uses_the_in_flight_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let opcodes: Vec<String> = sqlx::query(
+        "EXPLAIN UPDATE messages SET status = $1, sent_at = coalesce(sent_at, $2),
+            updated_at = $2 WHERE id = $3",
+    )
+    .fetch_all(store.read_pool())
+    .await
+    .unwrap()
+    .iter()
+    .map(|op| sqlx::Row::get(op, "opcode"))
+    .collect();
+    assert!(opcodes.iter().any(|op| op == "IdxInsert"), "{opcodes:?}");
+    assert!(!opcodes.iter().any(|op| op == "OpenEphemeral"), "{opcodes:?}");
+
+    let resume_plan = plan(
+        &store,
+        "SELECT m.id, m.channel_id, m.provider_message_id, m.phone_number, m.status, m.updated_at
+           FROM messages m
+          WHERE (m.status = 'sending' OR m.status = 'sent' OR m.status = 'delivered')
+            AND m.provider_message_id IS NOT NULL
+            AND m.channel_id IN (SELECT id FROM channels WHERE provider = 'sandbox')
+            AND NOT EXISTS (SELECT 1 FROM delivery_jobs j WHERE j.message_id = m.id)
+          ORDER BY m.updated_at LIMIT $1",
+    )
+    .await;
+    assert!(
+        resume_plan.contains("USING INDEX messages_in_flight (channel_id=?)"),
+        "{resume_plan}"
+    );
+}
