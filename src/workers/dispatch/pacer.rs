@@ -14,7 +14,19 @@ pub struct Pacer {
     rate: u32,
     effective: f64,
     adjusted_at: Instant,
+    /// Throughput errors so far: a slot given out before the latest one is not kept.
+    throttles: u64,
 }
+
+/// How far ahead a pass claims a busy channel's messages ([`Pacer::ahead`]): each claimed
+/// message gets the instant of its slot ([`Pacer::take_slots`]) and waits for it, so a busy
+/// channel costs a claim per [`REFILL`], not one per slot (at 80/s, one every 12.5 ms), and a
+/// pass that comes late loses none of the channel's slots.
+pub const LOOKAHEAD: Duration = Duration::from_millis(400);
+
+/// A channel's next pass is due when its next free slot is this close
+/// ([`Pacer::refill_in`]): what was claimed before covers the pass's own time.
+pub const REFILL: Duration = Duration::from_millis(200);
 
 /// After a throughput error the rate halves, then climbs back by this share of the configured
 /// rate per second (from half to full in ten seconds).
@@ -43,6 +55,7 @@ impl Pacer {
             rate,
             effective: f64::from(rate),
             adjusted_at: now,
+            throttles: 0,
         }
     }
 
@@ -71,6 +84,7 @@ impl Pacer {
         self.recover(now);
         self.effective = (self.effective / 2.0).max(1.0);
         self.burst = 1;
+        self.throttles += 1;
         self.adjusted_at = now;
         self.update_interval();
         self.pause(now, pause);
@@ -104,6 +118,50 @@ impl Pacer {
             n += 1;
         }
         n
+    }
+
+    /// How many messages have a slot from `now` to `horizon` (at most `max`): what a pass
+    /// claims. Nothing is taken: [`Pacer::take_slots`] takes them once they are claimed.
+    pub fn ahead(&self, now: Instant, horizon: Instant, max: u32) -> u32 {
+        let slots = self.clone().slots(now, Some(horizon), max);
+        u32::try_from(slots.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Takes the next `n` slots: for each message, the instant it may go, in order, none
+    /// before `now`. Each is the instant [`Pacer::take`] would first let that message go, so
+    /// messages sent at (or after) their slots keep the rate and burst exactly as if each had
+    /// been taken at its instant.
+    pub fn take_slots(&mut self, now: Instant, n: u32) -> Vec<Instant> {
+        self.slots(now, None, n)
+    }
+
+    fn slots(&mut self, now: Instant, horizon: Option<Instant>, max: u32) -> Vec<Instant> {
+        self.recover(now);
+        let mut slots = Vec::new();
+        while u32::try_from(slots.len()).unwrap_or(u32::MAX) < max {
+            let at = self
+                .tat
+                .checked_sub(self.tolerance())
+                .map_or(now, |earliest| earliest.max(now));
+            if horizon.is_some_and(|h| at > h) {
+                break;
+            }
+            slots.push(at);
+            self.tat = self.tat.max(at) + self.interval;
+        }
+        slots
+    }
+
+    /// How long until a pass should claim more for this channel: until its next free slot
+    /// is [`REFILL`] away (zero: now).
+    pub fn refill_in(&self, now: Instant) -> Duration {
+        self.wait(now).saturating_sub(REFILL)
+    }
+
+    /// How many throughput errors throttled this pacer: a slot taken ahead before a newer
+    /// one is taken again ([`Pacer::take`]) at the lower rate.
+    pub fn throttles(&self) -> u64 {
+        self.throttles
     }
 
     /// Gives back `n` messages taken but not sent (fewer jobs than allowed were due).
@@ -183,6 +241,120 @@ mod tests {
         assert_eq!(p.take(now, 10), 5);
         p.give_back(3);
         assert_eq!(p.take(now, 10), 3);
+    }
+
+    /// Passes as the dispatcher runs them: one when `refill_in` says so and the last claim
+    /// is done, claiming up to `LOOKAHEAD` and taking the slots when the claim (`claim_ms`)
+    /// returns. Returns the slots (ms) over `secs` seconds.
+    fn simulate_ahead(rate: u32, secs: u64, claim_ms: u64) -> Vec<u64> {
+        let start = Instant::now();
+        let mut p = Pacer::new(rate, start);
+        let mut sent = Vec::new();
+        let mut claim: Option<(u64, u32)> = None;
+        for ms in 0..secs * 1000 {
+            let now = start + Duration::from_millis(ms);
+            if let Some((done, n)) = claim
+                && done == ms
+            {
+                for slot in p.take_slots(now, n) {
+                    assert!(slot >= now, "a slot before its claim returned");
+                    sent.push(u64::try_from((slot - start).as_millis()).unwrap());
+                }
+                claim = None;
+            }
+            if claim.is_none() && p.refill_in(now).is_zero() {
+                claim = Some((ms + claim_ms, p.ahead(now, now + LOOKAHEAD, 100)));
+            }
+        }
+        sent.retain(|t| *t < secs * 1000);
+        sent
+    }
+
+    #[test]
+    fn slots_taken_ahead_keep_the_rate_and_the_burst() {
+        for claim_ms in [1, 20, 150, 350] {
+            for rate in [1u32, 80, 1000] {
+                let sent = simulate_ahead(rate, 10, claim_ms);
+                let limit = (rate + pacing_burst(rate)) as usize;
+                for (i, &t) in sent.iter().enumerate() {
+                    let in_window = sent[i..].iter().take_while(|&&u| u < t + 1000).count();
+                    assert!(
+                        in_window <= limit,
+                        "rate {rate}, claims of {claim_ms} ms: {in_window} in a window from {t} ms"
+                    );
+                }
+                // The rate holds while a claim returns before the slots of the one before
+                // run out (at 1,000/s a claim of 100 covers 100 ms).
+                if claim_ms <= 20 {
+                    let n = sent.len() as f64;
+                    let want = f64::from(rate) * 10.0;
+                    assert!(
+                        (n - want).abs() <= want * 0.02 + 2.0,
+                        "rate {rate}, claims of {claim_ms} ms: {n} in 10 s"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn slots_are_where_take_would_let_each_message_go() {
+        let now = Instant::now();
+        let mut p = Pacer::new(80, now);
+        p.take(now, 2);
+        let before = p.clone();
+        let slots = p.take_slots(now, 10);
+        assert_eq!(slots.len(), 10);
+        assert_eq!(slots[0], now, "the rest of the burst goes at once");
+        let mut by_take = before;
+        for (k, &slot) in slots.iter().enumerate() {
+            if slot > now {
+                let early = slot - Duration::from_micros(500);
+                assert_eq!(
+                    by_take.clone().take(early, 1),
+                    0,
+                    "slot {k} is the earliest"
+                );
+            }
+            assert_eq!(by_take.take(slot, 1), 1, "slot {k} is allowed");
+        }
+        assert_eq!(
+            p.tat, by_take.tat,
+            "taking the slots is taking those messages"
+        );
+    }
+
+    #[test]
+    fn ahead_takes_nothing_stops_at_its_horizon_and_refill_waits_for_the_claimed_slots() {
+        let now = Instant::now();
+        let mut p = Pacer::new(80, now);
+        assert!(p.refill_in(now).is_zero());
+        let n = p.ahead(now, now + LOOKAHEAD, 1000);
+        assert_eq!(n, p.ahead(now, now + LOOKAHEAD, 1000), "nothing taken");
+        // 400 ms at 12.5 ms a slot, and the burst's 3 more at once.
+        assert_eq!(n, 32 + 1 + 3);
+        assert_eq!(p.ahead(now, now + LOOKAHEAD, 10), 10);
+        // A nearer horizon (the channel's lease ends sooner) claims less: 100 ms' worth.
+        assert_eq!(
+            p.ahead(now, now + Duration::from_millis(100), 1000),
+            8 + 1 + 3
+        );
+        let slots = p.take_slots(now, n);
+        let last = *slots.last().unwrap();
+        assert_eq!(last, now + LOOKAHEAD);
+        // The next pass is due when the next free slot is REFILL away.
+        let refill = p.refill_in(now);
+        assert_eq!(refill, LOOKAHEAD + p.interval - REFILL);
+        assert!(p.refill_in(now + refill).is_zero());
+    }
+
+    #[test]
+    fn a_throttle_is_counted() {
+        let now = Instant::now();
+        let mut p = Pacer::new(100, now);
+        assert_eq!(p.throttles(), 0);
+        p.throttle(now, Duration::from_secs(1));
+        assert_eq!(p.throttles(), 1);
     }
 
     #[test]
