@@ -53,6 +53,7 @@
 //!
 //! The `fake-graph` binary (`src/main.rs` of this crate) runs it as a process.
 
+mod arrival;
 mod authoring;
 mod check;
 pub mod error;
