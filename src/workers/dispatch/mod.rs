@@ -4,8 +4,9 @@
 //! A pass claims, per channel with due jobs, the jobs whose pacer slots come within
 //! `pacer::LOOKAHEAD` (a short write transaction that leases them), and never past the time this
 //! instance's lease on the channel is sure to last; each job waits for its slot, checks the lease
-//! again, is sent outside any transaction, and its outcome recorded with an update fenced by
-//! the attempt number. What an error means is
+//! again, is sent outside any transaction (or, more than `pacer::LATE` after its slot, takes a
+//! new one), and its outcome recorded with an update fenced by the attempt number. What an
+//! error means is
 //! decided by Meta's error class (`domain::meta_error`) and the retry policy
 //! (`domain::retry`).
 
@@ -35,7 +36,7 @@ use crate::store::{
     AttemptOutcome, AttemptResult, Channel, ClaimedJob, Finished, HELD_MESSAGING_LIMIT,
     HELD_QUIET_HOURS, ProviderError, ProviderKind, StatusUpdate, StoreResult,
 };
-use pacer::Pacer;
+use pacer::{Pacer, Slot};
 
 /// Longest the dispatcher sleeps when nothing wakes it.
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -348,7 +349,7 @@ impl Dispatcher {
             let claimed = u32::try_from(jobs.len()).unwrap_or(u32::MAX).min(allowed);
             // The slots are taken now the jobs are claimed, from now: slots taken before the
             // claim would have passed while it ran, and their jobs would all go at once.
-            let (slots, throttles) = {
+            let slots = {
                 let mut pacers = self.pacers.lock().expect("pacers lock");
                 let now = Instant::now();
                 let pacer = pacers
@@ -358,11 +359,11 @@ impl Dispatcher {
                 if claimed == allowed {
                     note(pacer.refill_in(now));
                 }
-                (slots, pacer.throttles())
+                slots
             };
             let provider = self.provider_for(channel.provider);
             let channel = Arc::new(channel);
-            for (job, at) in jobs.into_iter().zip(slots) {
+            for (job, slot) in jobs.into_iter().zip(slots) {
                 let deliverer = Deliverer {
                     app: self.app.clone(),
                     policy: self.policy,
@@ -373,7 +374,6 @@ impl Dispatcher {
                     channel: channel.clone(),
                     crash_after_send: self.crash_after_send.clone(),
                 };
-                let slot = Slot { at, throttles };
                 self.in_flight
                     .spawn(async move { deliverer.deliver(job, slot).await });
             }
@@ -509,37 +509,21 @@ struct Deliverer {
     crash_after_send: Arc<AtomicBool>,
 }
 
-/// When a claimed job may go: its pacer's slot, and how many throughput errors that pacer had
-/// seen when the slot was given.
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    at: Instant,
-    throttles: u64,
-}
-
 impl Deliverer {
-    /// Waits for the job's slot. A throughput error on the channel since the slot was given
-    /// halved its rate and paused it: the job then takes a new slot from the pacer.
-    async fn wait_for(&self, slot: Slot) {
-        if slot.at <= Instant::now() {
-            return;
-        }
-        tokio::time::sleep_until(slot.at.into()).await;
-        loop {
-            let wait = {
-                let mut pacers = self.pacers.lock().expect("pacers lock");
-                match pacers.get_mut(&self.channel.id) {
-                    Some(pacer) if pacer.throttles() != slot.throttles => {
-                        let now = Instant::now();
-                        if pacer.take(now, 1) == 1 {
-                            return;
-                        }
-                        pacer.wait(now)
-                    }
-                    _ => return,
-                }
-            };
-            tokio::time::sleep(wait).await;
+    /// Whether the job may go now by its slot, else when to ask again ([`Pacer::go`]: a slot
+    /// passed by more than `pacer::LATE`, or given before a throughput error, is exchanged for
+    /// the next free one).
+    fn go(&self, slot: &mut Slot) -> Option<Instant> {
+        let mut pacers = self.pacers.lock().expect("pacers lock");
+        pacers
+            .get_mut(&self.channel.id)
+            .and_then(|pacer| pacer.go(slot, Instant::now()))
+    }
+
+    /// Waits until the job's slot (or the one it was given for it) lets it go.
+    async fn wait_for(&self, slot: &mut Slot) {
+        while let Some(at) = self.go(slot) {
+            tokio::time::sleep_until(at.into()).await;
         }
     }
 
@@ -586,21 +570,32 @@ impl Deliverer {
         }
     }
 
-    async fn deliver(&self, job: ClaimedJob, slot: Slot) {
-        self.wait_for(slot).await;
+    async fn deliver(&self, job: ClaimedJob, mut slot: Slot) {
         let message_id = job.message.id.clone();
         let attempt = job.attempt;
-        if !self.may_send().await {
-            tracing::warn!(
-                message_id,
-                channel_id = self.channel.id,
-                "another instance took the channel before this message's slot; it goes once its lease has passed"
-            );
-            return;
-        }
         // A MARKETING message accepted (or scheduled) before its number opted out is not
         // sent: it fails with plantilla's own code instead.
-        let sent = if self.opted_out_of_marketing(&job).await {
+        let mut opted_out = None;
+        loop {
+            self.wait_for(&mut slot).await;
+            if !self.may_send().await {
+                tracing::warn!(
+                    message_id,
+                    channel_id = self.channel.id,
+                    "another instance took the channel before this message's slot; it goes once its lease has passed"
+                );
+                return;
+            }
+            if opted_out.is_none() {
+                opted_out = Some(self.opted_out_of_marketing(&job).await);
+            }
+            // The lease's renewal or the suppression list may have taken long enough for
+            // the slot to pass: asked again right before the send.
+            if self.go(&mut slot).is_none() {
+                break;
+            }
+        }
+        let sent = if opted_out == Some(true) {
             Err(None)
         } else {
             self.provider.send(&self.channel, &job).await.map_err(Some)

@@ -28,6 +28,24 @@ pub const LOOKAHEAD: Duration = Duration::from_millis(400);
 /// ([`Pacer::refill_in`]): what was claimed before covers the pass's own time.
 pub const REFILL: Duration = Duration::from_millis(200);
 
+/// How late after its slot a claimed message may still go ([`Pacer::go`]). A message that
+/// comes later (its instance stalled: a blocked runtime, a slow lease renewal) gives its slot
+/// up and takes a new one, so a stall never releases a run of passed slots at once: sent
+/// together after a 500 ms stall at 20/s they put 25 messages in one second (limit 22).
+/// The pacer schedules with half the allowed burst, so a one-second window of its slots holds
+/// more than 50 ms' worth of slots fewer than rate + burst at any rate (at 20/s two slots,
+/// 100 ms); messages sent up to `LATE` after their slots use half of that at most, leaving
+/// the rest for the way to the provider.
+pub const LATE: Duration = Duration::from_millis(25);
+
+/// A claimed message's slot: when it may go, and how many throughput errors its pacer had seen
+/// when the slot was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    pub at: Instant,
+    throttles: u64,
+}
+
 /// After a throughput error the rate halves, then climbs back by this share of the configured
 /// rate per second (from half to full in ten seconds).
 const RECOVERY_PER_SEC: f64 = 0.05;
@@ -131,8 +149,30 @@ impl Pacer {
     /// before `now`. Each is the instant [`Pacer::take`] would first let that message go, so
     /// messages sent at (or after) their slots keep the rate and burst exactly as if each had
     /// been taken at its instant.
-    pub fn take_slots(&mut self, now: Instant, n: u32) -> Vec<Instant> {
+    pub fn take_slots(&mut self, now: Instant, n: u32) -> Vec<Slot> {
+        let throttles = self.throttles;
         self.slots(now, None, n)
+            .into_iter()
+            .map(|at| Slot { at, throttles })
+            .collect()
+    }
+
+    /// Whether a message holding `slot` goes at `now` (`None`) or waits until an instant and
+    /// asks again. A slot that passed more than [`LATE`] ago, or was given before a throughput
+    /// error (the rate halved and sending paused since), is given up for the next free one,
+    /// written to `slot`: a late message goes as a new one would, never in a run of old slots.
+    pub fn go(&mut self, slot: &mut Slot, now: Instant) -> Option<Instant> {
+        if slot.throttles == self.throttles {
+            if now < slot.at {
+                return Some(slot.at);
+            }
+            if now.duration_since(slot.at) <= LATE {
+                return None;
+            }
+        }
+        let renewed = self.take_slots(now, 1)[0];
+        *slot = renewed;
+        (renewed.at > now).then_some(renewed.at)
     }
 
     fn slots(&mut self, now: Instant, horizon: Option<Instant>, max: u32) -> Vec<Instant> {
@@ -257,8 +297,8 @@ mod tests {
                 && done == ms
             {
                 for slot in p.take_slots(now, n) {
-                    assert!(slot >= now, "a slot before its claim returned");
-                    sent.push(u64::try_from((slot - start).as_millis()).unwrap());
+                    assert!(slot.at >= now, "a slot before its claim returned");
+                    sent.push(u64::try_from((slot.at - start).as_millis()).unwrap());
                 }
                 claim = None;
             }
@@ -303,7 +343,7 @@ mod tests {
         let mut p = Pacer::new(80, now);
         p.take(now, 2);
         let before = p.clone();
-        let slots = p.take_slots(now, 10);
+        let slots: Vec<Instant> = p.take_slots(now, 10).iter().map(|s| s.at).collect();
         assert_eq!(slots.len(), 10);
         assert_eq!(slots[0], now, "the rest of the burst goes at once");
         let mut by_take = before;
@@ -340,12 +380,124 @@ mod tests {
             8 + 1 + 3
         );
         let slots = p.take_slots(now, n);
-        let last = *slots.last().unwrap();
+        let last = slots.last().unwrap().at;
         assert_eq!(last, now + LOOKAHEAD);
         // The next pass is due when the next free slot is REFILL away.
         let refill = p.refill_in(now);
         assert_eq!(refill, LOOKAHEAD + p.interval - REFILL);
         assert!(p.refill_in(now + refill).is_zero());
+    }
+
+    /// Every 1-s window of `sent` (ms) holds at most `limit` sends.
+    fn assert_windows(sent: &[u64], limit: u32, what: &str) {
+        for (i, &t) in sent.iter().enumerate() {
+            let in_window = sent[i..].iter().take_while(|&&u| u < t + 1000).count();
+            assert!(
+                in_window <= limit as usize,
+                "{what}: {in_window} in the second from {t} ms (limit {limit})"
+            );
+        }
+    }
+
+    /// The dispatcher as [`simulate_ahead`] runs it (claims of `claim_ms`, up to 100 jobs), each
+    /// claimed message asking [`Pacer::go`] when its wake-up comes, with the runtime blocked
+    /// for `stall_ms` from `stall_at` (ms): nothing runs meanwhile (no pass, no claim returning,
+    /// no message), and everything that came due runs when it ends, in slot order. Returns the
+    /// sends (ms) over `secs` seconds.
+    fn simulate_stall(
+        rate: u32,
+        secs: u64,
+        claim_ms: u64,
+        stall_at: u64,
+        stall_ms: u64,
+    ) -> Vec<u64> {
+        let start = Instant::now();
+        let mut p = Pacer::new(rate, start);
+        let mut waiting: Vec<(Instant, Slot)> = Vec::new();
+        let mut sent = Vec::new();
+        let mut claim: Option<(u64, u32)> = None;
+        for ms in 0..secs * 1000 {
+            if (stall_at..stall_at + stall_ms).contains(&ms) {
+                continue;
+            }
+            let now = start + Duration::from_millis(ms);
+            if let Some((done, n)) = claim
+                && done <= ms
+            {
+                waiting.extend(p.take_slots(now, n).into_iter().map(|s| (s.at, s)));
+                claim = None;
+            }
+            if claim.is_none() && p.refill_in(now).is_zero() {
+                claim = Some((ms + claim_ms, p.ahead(now, now + LOOKAHEAD, 100)));
+            }
+            waiting.sort_by_key(|(wake, slot)| (*wake, slot.at));
+            let mut still = Vec::new();
+            for (wake, mut slot) in waiting.drain(..) {
+                if wake > now {
+                    still.push((wake, slot));
+                    continue;
+                }
+                match p.go(&mut slot, now) {
+                    None => sent.push(ms),
+                    Some(next) => still.push((next, slot)),
+                }
+            }
+            waiting = still;
+        }
+        sent
+    }
+
+    #[test]
+    fn a_stalled_instance_sends_no_run_of_passed_slots_at_once() {
+        for rate in [20u32, 80, 1000] {
+            for stall_ms in [30, 60, 120, 250, 500, 900] {
+                for claim_ms in [1, 20] {
+                    let what =
+                        format!("rate {rate}, claims of {claim_ms} ms, a stall of {stall_ms} ms");
+                    let sent = simulate_stall(rate, 6, claim_ms, 2_003, stall_ms);
+                    assert_windows(&sent, rate + default_burst(rate), &what);
+                    // What the stall did not take is sent at the rate.
+                    let want = f64::from(rate) * (6.0 - stall_ms as f64 / 1000.0);
+                    let n = sent.len() as f64;
+                    assert!(
+                        n >= want * 0.97 - 2.0 && n <= want * 1.02 + f64::from(default_burst(rate)),
+                        "{what}: {n} sent in 6 s, {want} expected"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_late_or_throttled_slot_is_given_up_for_the_next_free_one() {
+        let ms = Duration::from_millis;
+        let now = Instant::now();
+        let mut p = Pacer::new(20, now);
+        // A burst of one at 20/s: slots 50 ms apart.
+        let slots = p.take_slots(now, 3);
+        let at: Vec<Instant> = slots.iter().map(|s| s.at).collect();
+        assert_eq!(at, [now, now + ms(50), now + ms(100)]);
+        let mut first = slots[0];
+        assert_eq!(
+            p.go(&mut first, now + LATE),
+            None,
+            "LATE after its slot it goes"
+        );
+        assert_eq!(first, slots[0]);
+        let mut second = slots[1];
+        assert_eq!(p.go(&mut second, now), Some(at[1]), "it waits for its slot");
+        // Later than that, it takes the next free slot (after the three taken) and waits for
+        // it; once there it goes.
+        let late = at[1] + LATE + ms(1);
+        assert_eq!(p.go(&mut second, late), Some(now + ms(150)));
+        assert_eq!(second.at, now + ms(150));
+        assert_eq!(p.go(&mut second, now + ms(150)), None);
+        // A slot given out before a throughput error is given up too, for one after the pause.
+        p.throttle(now + ms(60), Duration::from_secs(1));
+        let mut third = slots[2];
+        let renewed = p.go(&mut third, at[2]).expect("a new slot");
+        assert!(renewed >= now + ms(1060), "after the pause");
+        assert_eq!(p.go(&mut third, renewed), None);
     }
 
     #[test]
