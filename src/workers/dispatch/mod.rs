@@ -4,9 +4,9 @@
 //! A pass claims, per channel with due jobs, the jobs whose pacer slots come within
 //! `pacer::LOOKAHEAD` (a short write transaction that leases them), and never past the time this
 //! instance's lease on the channel is sure to last; each job waits for its slot, checks the lease
-//! again, is sent outside any transaction (or, more than `pacer::LATE` after its slot, takes a
-//! new one), and its outcome recorded with an update fenced by the attempt number. What an
-//! error means is
+//! again, is sent outside any transaction (late, only while the channel's sends leave room for
+//! it, else it takes a new slot: `pacer::LATE`), and its outcome recorded with an update fenced
+//! by the attempt number. What an error means is
 //! decided by Meta's error class (`domain::meta_error`) and the retry policy
 //! (`domain::retry`).
 
@@ -510,21 +510,14 @@ struct Deliverer {
 }
 
 impl Deliverer {
-    /// Whether the job may go now by its slot, else when to ask again ([`Pacer::go`]: a slot
-    /// passed by more than `pacer::LATE`, or given before a throughput error, is exchanged for
-    /// the next free one).
+    /// Whether the job is sent now (`None`: the pacer counts it as sent), else when to ask
+    /// again ([`Pacer::go`]: a job past its slot goes while the channel's sends leave room,
+    /// else waits for room or, more than `pacer::LATE` late, takes the next free slot).
     fn go(&self, slot: &mut Slot) -> Option<Instant> {
         let mut pacers = self.pacers.lock().expect("pacers lock");
         pacers
             .get_mut(&self.channel.id)
             .and_then(|pacer| pacer.go(slot, Instant::now()))
-    }
-
-    /// Waits until the job's slot (or the one it was given for it) lets it go.
-    async fn wait_for(&self, slot: &mut Slot) {
-        while let Some(at) = self.go(slot) {
-            tokio::time::sleep_until(at.into()).await;
-        }
     }
 
     /// Whether this instance still holds the channel, with `HANDOVER_MARGIN_MS` to spare, now
@@ -576,8 +569,9 @@ impl Deliverer {
         // A MARKETING message accepted (or scheduled) before its number opted out is not
         // sent: it fails with plantilla's own code instead.
         let mut opted_out = None;
+        let mut next = slot.at;
         loop {
-            self.wait_for(&mut slot).await;
+            tokio::time::sleep_until(next.into()).await;
             if !self.may_send().await {
                 tracing::warn!(
                     message_id,
@@ -589,10 +583,11 @@ impl Deliverer {
             if opted_out.is_none() {
                 opted_out = Some(self.opted_out_of_marketing(&job).await);
             }
-            // The lease's renewal or the suppression list may have taken long enough for
-            // the slot to pass: asked again right before the send.
-            if self.go(&mut slot).is_none() {
-                break;
+            // Asked right before the send: the lease's renewal or the suppression list may
+            // have taken a while.
+            match self.go(&mut slot) {
+                None => break,
+                Some(at) => next = at,
             }
         }
         let sent = if opted_out == Some(true) {

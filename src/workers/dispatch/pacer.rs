@@ -16,6 +16,9 @@ pub struct Pacer {
     adjusted_at: Instant,
     /// Throughput errors so far: a slot given out before the latest one is not kept.
     throttles: u64,
+    /// Theoretical arrival time of the next send, over the messages actually sent
+    /// ([`Pacer::go`]): the same cell rate algorithm with [`LATE`] more tolerance.
+    sent_tat: Instant,
 }
 
 /// How far ahead a pass claims a busy channel's messages ([`Pacer::ahead`]): each claimed
@@ -28,14 +31,16 @@ pub const LOOKAHEAD: Duration = Duration::from_millis(400);
 /// ([`Pacer::refill_in`]): what was claimed before covers the pass's own time.
 pub const REFILL: Duration = Duration::from_millis(200);
 
-/// How late after its slot a claimed message may still go ([`Pacer::go`]). A message that
-/// comes later (its instance stalled: a blocked runtime, a slow lease renewal) gives its slot
-/// up and takes a new one, so a stall never releases a run of passed slots at once: sent
-/// together after a 500 ms stall at 20/s they put 25 messages in one second (limit 22).
+/// How much later than their slots the sends themselves may come ([`Pacer::go`]). Each send is
+/// checked against the sends before it by the pacer's own algorithm with this much more
+/// tolerance: messages sent up to `LATE` after their slots always pass, and so does a late one
+/// while the channel's sends have room for it; a late one that would make a run (its instance
+/// stalled: a blocked runtime, a slow lease renewal, and every message whose slot passed
+/// meanwhile wakes at once) gives its slot up and takes the next free one. Sent together after
+/// a 120 ms stall at 20/s, passed slots put 23 messages in one second (limit 22).
 /// The pacer schedules with half the allowed burst, so a one-second window of its slots holds
 /// more than 50 ms' worth of slots fewer than rate + burst at any rate (at 20/s two slots,
-/// 100 ms); messages sent up to `LATE` after their slots use half of that at most, leaving
-/// the rest for the way to the provider.
+/// 100 ms); the sends use half of that at most, leaving the rest for the way to the provider.
 pub const LATE: Duration = Duration::from_millis(25);
 
 /// A claimed message's slot: when it may go, and how many throughput errors its pacer had seen
@@ -74,6 +79,7 @@ impl Pacer {
             effective: f64::from(rate),
             adjusted_at: now,
             throttles: 0,
+            sent_tat: now,
         }
     }
 
@@ -157,22 +163,31 @@ impl Pacer {
             .collect()
     }
 
-    /// Whether a message holding `slot` goes at `now` (`None`) or waits until an instant and
-    /// asks again. A slot that passed more than [`LATE`] ago, or was given before a throughput
-    /// error (the rate halved and sending paused since), is given up for the next free one,
-    /// written to `slot`: a late message goes as a new one would, never in a run of old slots.
+    /// Whether a message holding `slot` is sent at `now` (`None`: it is counted as sent) or
+    /// waits until an instant and asks again. It goes once its slot has come and the sends
+    /// before it leave room for it (see [`LATE`]); short of room it waits for it, or, more
+    /// than `LATE` after its slot, gives the slot up for the next free one, written to `slot`.
+    /// A slot given before a throughput error (the rate halved and sending paused since) is
+    /// given up too.
     pub fn go(&mut self, slot: &mut Slot, now: Instant) -> Option<Instant> {
         if slot.throttles == self.throttles {
             if now < slot.at {
                 return Some(slot.at);
             }
-            if now.duration_since(slot.at) <= LATE {
+            let room_at = self
+                .sent_tat
+                .checked_sub(self.tolerance() + LATE)
+                .unwrap_or(now);
+            if room_at <= now {
+                self.sent_tat = self.sent_tat.max(now) + self.interval;
                 return None;
             }
+            if now.duration_since(slot.at) <= LATE {
+                return Some(room_at);
+            }
         }
-        let renewed = self.take_slots(now, 1)[0];
-        *slot = renewed;
-        (renewed.at > now).then_some(renewed.at)
+        *slot = self.take_slots(now, 1)[0];
+        Some(slot.at.max(now))
     }
 
     fn slots(&mut self, now: Instant, horizon: Option<Instant>, max: u32) -> Vec<Instant> {
@@ -399,23 +414,25 @@ mod tests {
         }
     }
 
-    /// The dispatcher as [`simulate_ahead`] runs it (claims of `claim_ms`, up to 100 jobs), each
-    /// claimed message asking [`Pacer::go`] when its wake-up comes, with the runtime blocked
-    /// for `stall_ms` from `stall_at` (ms): nothing runs meanwhile (no pass, no claim returning,
+    /// The dispatcher as [`simulate_ahead`] runs it (claims of `claim_ms`, up to 100 jobs),
+    /// each claimed message waking `jitter(k)` ms after its slot (k: the message's number) and
+    /// asking [`Pacer::go`], and again at each instant it answers; the runtime blocked for
+    /// `stall_ms` from `stall_at` (ms): nothing runs meanwhile (no pass, no claim returning,
     /// no message), and everything that came due runs when it ends, in slot order. Returns the
     /// sends (ms) over `secs` seconds.
-    fn simulate_stall(
+    fn simulate_go(
         rate: u32,
         secs: u64,
         claim_ms: u64,
-        stall_at: u64,
-        stall_ms: u64,
+        (stall_at, stall_ms): (u64, u64),
+        jitter: impl Fn(u64) -> u64,
     ) -> Vec<u64> {
         let start = Instant::now();
         let mut p = Pacer::new(rate, start);
         let mut waiting: Vec<(Instant, Slot)> = Vec::new();
         let mut sent = Vec::new();
         let mut claim: Option<(u64, u32)> = None;
+        let mut claimed = 0u64;
         for ms in 0..secs * 1000 {
             if (stall_at..stall_at + stall_ms).contains(&ms) {
                 continue;
@@ -424,7 +441,10 @@ mod tests {
             if let Some((done, n)) = claim
                 && done <= ms
             {
-                waiting.extend(p.take_slots(now, n).into_iter().map(|s| (s.at, s)));
+                for slot in p.take_slots(now, n) {
+                    claimed += 1;
+                    waiting.push((slot.at + Duration::from_millis(jitter(claimed)), slot));
+                }
                 claim = None;
             }
             if claim.is_none() && p.refill_in(now).is_zero() {
@@ -447,6 +467,16 @@ mod tests {
         sent
     }
 
+    /// `n` sends in `secs` seconds are `rate` a second, within 2 % (and the burst).
+    fn assert_rate(n: usize, rate: u32, secs: f64, what: &str) {
+        let want = f64::from(rate) * secs;
+        let n = n as f64;
+        assert!(
+            n >= want * 0.98 - 1.0 && n <= want * 1.02 + f64::from(default_burst(rate)),
+            "{what}: {n} sent, {want} expected"
+        );
+    }
+
     #[test]
     fn a_stalled_instance_sends_no_run_of_passed_slots_at_once() {
         for rate in [20u32, 80, 1000] {
@@ -454,29 +484,37 @@ mod tests {
                 for claim_ms in [1, 20] {
                     let what =
                         format!("rate {rate}, claims of {claim_ms} ms, a stall of {stall_ms} ms");
-                    let sent = simulate_stall(rate, 6, claim_ms, 2_003, stall_ms);
+                    let sent = simulate_go(rate, 6, claim_ms, (2_003, stall_ms), |_| 0);
                     assert_windows(&sent, rate + default_burst(rate), &what);
                     // What the stall did not take is sent at the rate.
-                    let want = f64::from(rate) * (6.0 - stall_ms as f64 / 1000.0);
-                    let n = sent.len() as f64;
-                    assert!(
-                        n >= want * 0.97 - 2.0 && n <= want * 1.02 + f64::from(default_burst(rate)),
-                        "{what}: {n} sent in 6 s, {want} expected"
-                    );
+                    assert_rate(sent.len(), rate, 6.0 - stall_ms as f64 / 1000.0, &what);
                 }
             }
         }
     }
 
     #[test]
-    fn a_late_or_throttled_slot_is_given_up_for_the_next_free_one() {
+    fn messages_sent_late_keep_the_rate_and_the_burst() {
+        // Each message 0-40 ms after its slot (a loaded machine), spread by a fixed sequence.
+        let jitter = |k: u64| (k * 7_919) % 41;
+        for rate in [20u32, 80, 1000] {
+            let what = format!("rate {rate}, 0-40 ms late");
+            let sent = simulate_go(rate, 6, 1, (0, 0), jitter);
+            assert_windows(&sent, rate + default_burst(rate), &what);
+            // 6 s less the last message's lateness.
+            assert_rate(sent.len(), rate, 5.96, &what);
+        }
+    }
+
+    #[test]
+    fn a_message_goes_at_its_slot_while_the_sends_have_room_else_at_the_next_free_one() {
         let ms = Duration::from_millis;
         let now = Instant::now();
         let mut p = Pacer::new(20, now);
         // A burst of one at 20/s: slots 50 ms apart.
-        let slots = p.take_slots(now, 3);
+        let slots = p.take_slots(now, 4);
         let at: Vec<Instant> = slots.iter().map(|s| s.at).collect();
-        assert_eq!(at, [now, now + ms(50), now + ms(100)]);
+        assert_eq!(at, [now, now + ms(50), now + ms(100), now + ms(150)]);
         let mut first = slots[0];
         assert_eq!(
             p.go(&mut first, now + LATE),
@@ -486,18 +524,30 @@ mod tests {
         assert_eq!(first, slots[0]);
         let mut second = slots[1];
         assert_eq!(p.go(&mut second, now), Some(at[1]), "it waits for its slot");
-        // Later than that, it takes the next free slot (after the three taken) and waits for
-        // it; once there it goes.
-        let late = at[1] + LATE + ms(1);
-        assert_eq!(p.go(&mut second, late), Some(now + ms(150)));
-        assert_eq!(second.at, now + ms(150));
-        assert_eq!(p.go(&mut second, now + ms(150)), None);
+        // Later than LATE, it still goes while the sends leave room: the first went at 25 ms.
+        assert_eq!(p.go(&mut second, now + ms(80)), None);
+        assert_eq!(second, slots[1]);
+        // A stall: the last two wake together at 300 ms. The third goes (the second went at
+        // 80 ms), the fourth has no room for 25 ms more and, late, takes the next free slot:
+        // now, since the schedule ran out meanwhile; there it waits for room.
+        let (mut third, mut fourth) = (slots[2], slots[3]);
+        let woke = now + ms(300);
+        assert_eq!(p.go(&mut third, woke), None);
+        assert_eq!(p.go(&mut fourth, woke), Some(woke));
+        assert_eq!(fourth.at, woke, "a new slot");
+        assert_eq!(
+            p.go(&mut fourth, woke),
+            Some(woke + LATE),
+            "room 25 ms later"
+        );
+        assert_eq!(p.go(&mut fourth, woke + LATE), None);
         // A slot given out before a throughput error is given up too, for one after the pause.
-        p.throttle(now + ms(60), Duration::from_secs(1));
-        let mut third = slots[2];
-        let renewed = p.go(&mut third, at[2]).expect("a new slot");
-        assert!(renewed >= now + ms(1060), "after the pause");
-        assert_eq!(p.go(&mut third, renewed), None);
+        let mut fifth = p.take_slots(woke, 1)[0];
+        p.throttle(woke, Duration::from_secs(1));
+        let due = fifth.at;
+        let renewed = p.go(&mut fifth, due).expect("a new slot");
+        assert!(renewed >= woke + Duration::from_secs(1), "after the pause");
+        assert_eq!(p.go(&mut fifth, renewed), None);
     }
 
     #[test]
