@@ -657,6 +657,67 @@ async fn a_channel_never_exceeds_its_rate_plus_burst() {
     );
 }
 
+// Two instances on one database, one taking a channel over when the other's lease on it
+// lapses: the first claims messages ahead of their pacer slots, and must not send any of them
+// once the second may have started (both would send at once: 26/s on a channel at 20/s in the
+// three-instance test, when slots were claimed 400 ms ahead whatever the lease).
+both_databases!(an_instance_sends_nothing_for_a_channel_after_its_lease_on_it_ends);
+async fn an_instance_sends_nothing_for_a_channel_after_its_lease_on_it_ends() {
+    use plantilla::provider::sandbox::Sandbox;
+    use plantilla::workers::dispatch::Dispatcher;
+    const LEASE_MS: u64 = 300;
+    let c = spawn_cloud_with(|cfg| cfg.channel_lease_ms = LEASE_MS).await;
+    let (status, _) =
+        c.t.admin(
+            "PATCH",
+            &format!("/v1/admin/channels/{}", c.seed.channel_id),
+            Some(json!({"messagesPerSecond": 80})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for i in 0..60 {
+        c.send(&format!("5075577{i:04}")).await;
+    }
+    // Two dispatchers with names of their own: two instances as `channel_owners` sees them.
+    let app = c.t.app().clone();
+    let instance = || {
+        let sandbox = std::sync::Arc::new(Sandbox::new(app.clone(), Duration::ZERO));
+        Dispatcher::new(app.clone(), sandbox, app.graph.clone())
+    };
+    let (first, second) = (instance(), instance());
+    // The first takes the channel and claims what its pacer and its lease allow, then makes
+    // no further pass (as if stalled): its lease lapses while its messages wait for slots.
+    first.pass().await.unwrap();
+    let claimed_by_first =
+        c.t.sql_strings("SELECT id FROM messages WHERE sending_at IS NOT NULL ORDER BY id")
+            .await;
+    assert!(!claimed_by_first.is_empty(), "the first instance claimed");
+    tokio::time::sleep(Duration::from_millis(LEASE_MS)).await;
+    // The second takes the channel over as soon as it may, and sends the rest.
+    second.drain().await.unwrap();
+    first.settle().await;
+    assert!(
+        c.fake.wait_for_sent(60, Duration::from_secs(10)).await,
+        "every message sent: {}",
+        c.fake.sent().len()
+    );
+    // In the order the Graph API received them, every message of the first instance comes
+    // before any of the second's.
+    let order: Vec<bool> = c
+        .fake
+        .sent()
+        .iter()
+        .map(|m| claimed_by_first.contains(m.biz_opaque_callback_data.as_ref().expect("our id")))
+        .collect();
+    let first_of_second = order.iter().position(|by_first| !by_first);
+    let last_of_first = order.iter().rposition(|by_first| *by_first);
+    assert!(
+        first_of_second.is_none_or(|f| last_of_first.is_none_or(|l| l < f)),
+        "the first instance sent after the second took the channel over: {order:?}"
+    );
+    assert_eq!(order.len(), 60, "each message once");
+}
+
 /// A signed-ready status payload for `wamid` on phone number id `pnid`.
 fn status_for(pnid: &str, wamid: &str, status: &str) -> Value {
     json!({"object": "whatsapp_business_account", "entry": [{"id": DEFAULT_WABA_ID, "changes": [{

@@ -53,6 +53,7 @@
 //!
 //! The `fake-graph` binary (`src/main.rs` of this crate) runs it as a process.
 
+mod arrival;
 mod authoring;
 mod check;
 pub mod error;
@@ -459,6 +460,8 @@ pub struct RequestRecord {
     /// The JSON body (`Null` when it was not JSON).
     pub body: Value,
     pub authorization: Option<String>,
+    /// When its bytes reached the fake's socket (on Linux the kernel's receive time, not
+    /// when the fake got to handle it), on the wall clock and on `Instant`'s.
     pub received_at: DateTime<Utc>,
     pub received: Instant,
     pub outcome: RequestOutcome,
@@ -482,6 +485,7 @@ pub struct SentMessage {
     pub biz_opaque_callback_data: Option<String>,
     /// The whole request body.
     pub body: Value,
+    /// When its request reached the fake's socket, as [`RequestRecord::received_at`].
     pub received_at: DateTime<Utc>,
     pub received: Instant,
     /// The error code its `failed` webhook reports ([`Action::AcceptThenFail`]).

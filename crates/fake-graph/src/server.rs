@@ -24,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
+use super::arrival::{self, Arrival};
 use super::error::GraphError;
 use super::payload::{self, BusinessIds, StatusError};
 use super::webhook::{self, StatusPlan};
@@ -45,6 +46,8 @@ pub(crate) struct Conn {
     #[allow(dead_code)]
     pub(crate) remote: SocketAddr,
     kill: Arc<AtomicBool>,
+    /// When the bytes last read from the connection arrived.
+    arrival: Arrival,
 }
 
 impl Conn {
@@ -56,6 +59,7 @@ impl Conn {
 pub(crate) struct KillableStream {
     inner: TcpStream,
     kill: Arc<AtomicBool>,
+    arrival: Arrival,
 }
 
 fn killed() -> io::Error {
@@ -74,7 +78,8 @@ impl AsyncRead for KillableStream {
         if self.kill.load(Ordering::SeqCst) {
             return Poll::Ready(Err(killed()));
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let this = &mut *self;
+        arrival::poll_read(&mut this.inner, &this.arrival, cx, buf)
     }
 }
 
@@ -127,14 +132,17 @@ impl Listener for KillableListener {
                 Ok((stream, remote)) => {
                     let _ = stream.set_nodelay(true);
                     let kill = Arc::new(AtomicBool::new(false));
+                    let arrival = Arrival::default();
                     let conn = Conn {
                         remote,
                         kill: kill.clone(),
+                        arrival: arrival.clone(),
                     };
                     return (
                         KillableStream {
                             inner: stream,
                             kill,
+                            arrival,
                         },
                         conn,
                     );
@@ -151,6 +159,7 @@ impl Listener for KillableListener {
         Ok(Conn {
             remote: self.0.local_addr()?,
             kill: Arc::new(AtomicBool::new(false)),
+            arrival: Arrival::default(),
         })
     }
 }
@@ -163,6 +172,7 @@ impl Connected<IncomingStream<'_, KillableListener>> for Conn {
 
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let cancel = shared.cancel.clone();
+    arrival::enable(&listener);
     let app = router(shared.clone())
         .merge(super::authoring::router(shared.clone()))
         .merge(super::health::router(shared));
@@ -391,9 +401,12 @@ async fn spawn_messages(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // Read as the handler starts: the time the request's last bytes reached the socket.
+    let arrived = conn.arrival.at();
     let task = tokio::spawn(handle_messages(
         shared,
         conn,
+        arrived,
         phone_number_id,
         query,
         headers,
@@ -406,6 +419,7 @@ async fn spawn_messages(
 async fn handle_messages(
     shared: Arc<Shared>,
     conn: Conn,
+    (received_at, received): (chrono::DateTime<chrono::Utc>, Instant),
     phone_number_id: String,
     query: HashMap<String, String>,
     headers: HeaderMap,
@@ -426,7 +440,7 @@ async fn handle_messages(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
         token: token(&headers, &query),
-        received_at: chrono::Utc::now(),
+        received_at,
         phone_number_id,
     };
 
@@ -460,13 +474,13 @@ async fn handle_messages(
             };
             incoming.record(
                 &mut shared.lock(),
-                Instant::now(),
+                received,
                 RequestOutcome::Rejected { status, code },
             );
             return error.into_response();
         }
         Some(Action::DropConnection) => {
-            incoming.record(&mut shared.lock(), Instant::now(), RequestOutcome::Dropped);
+            incoming.record(&mut shared.lock(), received, RequestOutcome::Dropped);
             conn.kill();
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
@@ -488,7 +502,9 @@ async fn handle_messages(
 
     let outcome = {
         let mut state = shared.lock();
-        let now = Instant::now();
+        // Timed by arrival, as the records are: a request the fake got to late (its tasks
+        // waited for a thread, or a delay fault) counts in the second it came in.
+        let now = received;
         let result = accept(&mut state, &incoming, now, fail_with);
         let outcome = match &result {
             Ok((answer, _)) => RequestOutcome::Accepted {

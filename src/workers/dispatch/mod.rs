@@ -1,9 +1,12 @@
 //! The dispatcher: takes queued messages, oldest first per channel, and hands them to the
 //! channel's provider, never faster than the channel's rate.
 //!
-//! A pass claims, per channel with due jobs, as many jobs as the channel's pacer allows now
-//! (a short write transaction that leases them), then sends each outside any transaction and
-//! records the outcome with an update fenced by the attempt number. What an error means is
+//! A pass claims, per channel with due jobs, the jobs whose pacer slots come within
+//! `pacer::LOOKAHEAD` (a short write transaction that leases them), and never past the time this
+//! instance's lease on the channel is sure to last; each job waits for its slot, checks the lease
+//! again, is sent outside any transaction (late, only while the channel's sends leave room for
+//! it, else it takes a new slot: `pacer::LATE`), and its outcome recorded with an update fenced
+//! by the attempt number. What an error means is
 //! decided by Meta's error class (`domain::meta_error`) and the retry policy
 //! (`domain::retry`).
 
@@ -33,12 +36,20 @@ use crate::store::{
     AttemptOutcome, AttemptResult, Channel, ClaimedJob, Finished, HELD_MESSAGING_LIMIT,
     HELD_QUIET_HOURS, ProviderError, ProviderKind, StatusUpdate, StoreResult,
 };
-use pacer::Pacer;
+use pacer::{Pacer, Slot};
 
 /// Longest the dispatcher sleeps when nothing wakes it.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
 type Pacers = Arc<Mutex<HashMap<String, Pacer>>>;
+
+/// Channels this instance holds, and until when (ms, the app's clock).
+type Owned = Arc<Mutex<HashMap<String, i64>>>;
+
+/// How long before this instance's lease on a channel ends its last message must have left:
+/// another instance may take the channel the moment the lease ends, and the two must not
+/// send at once (a message sent at its slot reaches the provider a few milliseconds later).
+const HANDOVER_MARGIN_MS: i64 = 100;
 
 pub struct Dispatcher {
     app: App,
@@ -46,7 +57,7 @@ pub struct Dispatcher {
     owner: String,
     /// Channels this instance holds, and until when (ms): renewed at half-life, so a busy
     /// channel costs one write per half lease, not one per pass.
-    owned: Mutex<HashMap<String, i64>>,
+    owned: Owned,
     sandbox: Arc<Sandbox>,
     cloud: Arc<CloudProvider>,
     pacers: Pacers,
@@ -66,7 +77,7 @@ impl Dispatcher {
         Self {
             app,
             owner: crate::domain::ids::new_id("inst"),
-            owned: Mutex::new(HashMap::new()),
+            owned: Arc::new(Mutex::new(HashMap::new())),
             sandbox,
             cloud,
             pacers: Arc::new(Mutex::new(HashMap::new())),
@@ -81,6 +92,10 @@ impl Dispatcher {
             ProviderKind::Sandbox => self.sandbox.clone(),
             ProviderKind::Cloud => self.cloud.clone(),
         }
+    }
+
+    fn channel_lease_ms(&self) -> i64 {
+        i64::try_from(self.app.config.channel_lease_ms).unwrap_or(5_000)
     }
 
     fn orphan_wait_ms(&self) -> i64 {
@@ -152,8 +167,8 @@ impl Dispatcher {
         let now = Instant::now();
         let pacers = self.pacers.lock().expect("pacers lock");
         reasons.channels.iter().zip(held).any(|(c, held)| {
-            // The pass asks the pacer the same (`take` on a copy: nothing is taken here).
-            let paced = pacers.get(c).is_some_and(|p| p.clone().take(now, 1) == 0);
+            // The pass asks the pacer the same.
+            let paced = pacers.get(c).is_some_and(|p| !p.refill_in(now).is_zero());
             !(held && paced)
         })
     }
@@ -168,7 +183,7 @@ impl Dispatcher {
 
     /// Whether this instance may send for `channel_id` now (taking or renewing the lease).
     async fn owns(&self, channel_id: &str) -> anyhow::Result<bool> {
-        let ttl = i64::try_from(self.app.config.channel_lease_ms).unwrap_or(5_000);
+        let ttl = self.channel_lease_ms();
         let now = self.app.clock.now_ms();
         let held_until = self
             .owned
@@ -193,6 +208,21 @@ impl Dispatcher {
         Ok(owns)
     }
 
+    /// How long this instance's lease on `channel_id` is sure to last, less the handover
+    /// margin: a claimed message's slot must come before then.
+    fn lease_left(&self, channel_id: &str) -> Duration {
+        let until = self
+            .owned
+            .lock()
+            .expect("owned lock")
+            .get(channel_id)
+            .copied();
+        let left = until.map_or(0, |until| {
+            until - self.app.clock.now_ms() - HANDOVER_MARGIN_MS
+        });
+        Duration::from_millis(u64::try_from(left).unwrap_or(0))
+    }
+
     /// How long to sleep, at most `IDLE_POLL`: until pacing allows more or another instance's
     /// channel may be free (`waiting`), else until the next job is due.
     async fn until_next(&self, waiting: Option<Duration>) -> Duration {
@@ -212,10 +242,16 @@ impl Dispatcher {
     /// Test hook: one pass, then waits until its sends have recorded their outcome.
     pub async fn pass_and_settle(&self) -> anyhow::Result<()> {
         self.pass().await?;
+        self.settle().await;
+        Ok(())
+    }
+
+    /// Test hook: waits until the jobs already claimed have been sent (each at its slot) and
+    /// their outcomes recorded; no pass is made.
+    pub async fn settle(&self) {
         self.in_flight.close();
         self.in_flight.wait().await;
         self.in_flight.reopen();
-        Ok(())
     }
 
     /// Test hook: runs passes until no job is left (waiting for scheduled retries and for
@@ -269,7 +305,9 @@ impl Dispatcher {
             let Some(channel) = store.channel(&channel_id).await? else {
                 continue;
             };
-            let rate = u32::try_from(channel.messages_per_second).unwrap_or(1);
+            let rate = channel_rate(&channel);
+            // Claimed no further ahead than the lease is sure to last (see `Deliverer::may_send`).
+            let lease_left = self.lease_left(&channel.id);
             let now = Instant::now();
             let allowed = {
                 let mut pacers = self.pacers.lock().expect("pacers lock");
@@ -277,11 +315,16 @@ impl Dispatcher {
                     .entry(channel.id.clone())
                     .or_insert_with(|| Pacer::new(rate, now));
                 pacer.set_rate(rate);
-                let allowed = pacer.take(now, self.app.config.dispatch_batch);
-                if allowed == 0 {
-                    note(pacer.wait(now));
+                // What was claimed before still covers the time until `refill`: claiming
+                // now would take only a slot or two.
+                let refill = pacer.refill_in(now);
+                if refill.is_zero() {
+                    let horizon = now + pacer::LOOKAHEAD.min(lease_left);
+                    pacer.ahead(now, horizon, self.app.config.dispatch_batch)
+                } else {
+                    note(refill);
+                    0
                 }
-                allowed
             };
             if allowed == 0 {
                 continue;
@@ -304,32 +347,44 @@ impl Dispatcher {
         for ((channel, allowed), jobs) in wanted.into_iter().zip(claimed) {
             let jobs = self.hold(&channel, jobs, now).await?;
             let claimed = u32::try_from(jobs.len()).unwrap_or(u32::MAX).min(allowed);
-            {
+            // The slots are taken now the jobs are claimed, from now: slots taken before the
+            // claim would have passed while it ran, and their jobs would all go at once.
+            let slots = {
                 let mut pacers = self.pacers.lock().expect("pacers lock");
-                if let Some(pacer) = pacers.get_mut(&channel.id) {
-                    pacer.give_back(allowed - claimed);
-                    if claimed == allowed {
-                        note(pacer.wait(Instant::now()));
-                    }
+                let now = Instant::now();
+                let pacer = pacers
+                    .entry(channel.id.clone())
+                    .or_insert_with(|| Pacer::new(channel_rate(&channel), now));
+                let slots = pacer.take_slots(now, claimed);
+                if claimed == allowed {
+                    note(pacer.refill_in(now));
                 }
-            }
+                slots
+            };
             let provider = self.provider_for(channel.provider);
             let channel = Arc::new(channel);
-            for job in jobs {
+            for (job, slot) in jobs.into_iter().zip(slots) {
                 let deliverer = Deliverer {
                     app: self.app.clone(),
                     policy: self.policy,
                     pacers: self.pacers.clone(),
+                    owned: self.owned.clone(),
+                    owner: self.owner.clone(),
                     provider: provider.clone(),
                     channel: channel.clone(),
                     crash_after_send: self.crash_after_send.clone(),
                 };
                 self.in_flight
-                    .spawn(async move { deliverer.deliver(job).await });
+                    .spawn(async move { deliverer.deliver(job, slot).await });
             }
         }
         Ok(next)
     }
+}
+
+/// A channel's configured rate, in messages per second.
+fn channel_rate(channel: &Channel) -> u32 {
+    u32::try_from(channel.messages_per_second).unwrap_or(1)
 }
 
 /// `drain` does not wait for jobs due later than this (scheduled or held messages).
@@ -446,18 +501,96 @@ struct Deliverer {
     app: App,
     policy: RetryPolicy,
     pacers: Pacers,
+    /// The dispatcher's leases on channels, and its name in `channel_owners`.
+    owned: Owned,
+    owner: String,
     provider: Arc<dyn Provider>,
     channel: Arc<Channel>,
     crash_after_send: Arc<AtomicBool>,
 }
 
 impl Deliverer {
-    async fn deliver(&self, job: ClaimedJob) {
+    /// Whether the job is sent now (`None`: the pacer counts it as sent), else when to ask
+    /// again ([`Pacer::go`]: a job past its slot goes while the channel's sends leave room,
+    /// else waits for room or, more than `pacer::LATE` late, takes the next free slot).
+    fn go(&self, slot: &mut Slot) -> Option<Instant> {
+        let mut pacers = self.pacers.lock().expect("pacers lock");
+        pacers
+            .get_mut(&self.channel.id)
+            .and_then(|pacer| pacer.go(slot, Instant::now()))
+    }
+
+    /// Whether this instance still holds the channel, with `HANDOVER_MARGIN_MS` to spare, now
+    /// that the job's slot has come. The pass claims no further ahead than that, but a late
+    /// pass or a slow claim may have pushed the slot past it: the lease is then renewed, and
+    /// when another instance holds the channel (this one's lease lapsed) the job does not
+    /// go: it stays leased, and is sent again as an orphan once its lease has passed.
+    async fn may_send(&self) -> bool {
+        let now = self.app.clock.now_ms();
+        let until = self
+            .owned
+            .lock()
+            .expect("owned lock")
+            .get(&self.channel.id)
+            .copied();
+        if until.is_some_and(|until| until - now >= HANDOVER_MARGIN_MS) {
+            return true;
+        }
+        let ttl = i64::try_from(self.app.config.channel_lease_ms).unwrap_or(5_000);
+        match self
+            .app
+            .store
+            .own_channel(&self.channel.id, &self.owner, now, ttl)
+            .await
+        {
+            Ok(true) => {
+                let mut owned = self.owned.lock().expect("owned lock");
+                let until = owned.entry(self.channel.id.clone()).or_insert(now + ttl);
+                *until = (*until).max(now + ttl);
+                true
+            }
+            Ok(false) => {
+                self.owned
+                    .lock()
+                    .expect("owned lock")
+                    .remove(&self.channel.id);
+                false
+            }
+            Err(e) => {
+                tracing::error!(channel_id = self.channel.id, error = %e, "cannot renew the lease on a channel");
+                false
+            }
+        }
+    }
+
+    async fn deliver(&self, job: ClaimedJob, mut slot: Slot) {
         let message_id = job.message.id.clone();
         let attempt = job.attempt;
         // A MARKETING message accepted (or scheduled) before its number opted out is not
         // sent: it fails with plantilla's own code instead.
-        let sent = if self.opted_out_of_marketing(&job).await {
+        let mut opted_out = None;
+        let mut next = slot.at;
+        loop {
+            tokio::time::sleep_until(next.into()).await;
+            if !self.may_send().await {
+                tracing::warn!(
+                    message_id,
+                    channel_id = self.channel.id,
+                    "another instance took the channel before this message's slot; it goes once its lease has passed"
+                );
+                return;
+            }
+            if opted_out.is_none() {
+                opted_out = Some(self.opted_out_of_marketing(&job).await);
+            }
+            // Asked right before the send: the lease's renewal or the suppression list may
+            // have taken a while.
+            match self.go(&mut slot) {
+                None => break,
+                Some(at) => next = at,
+            }
+        }
+        let sent = if opted_out == Some(true) {
             Err(None)
         } else {
             self.provider.send(&self.channel, &job).await.map_err(Some)

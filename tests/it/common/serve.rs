@@ -17,6 +17,9 @@ pub struct ServeProcess {
     pub base: String,
     pub pid: u32,
     logs: Arc<Mutex<Vec<String>>>,
+    /// The thread keeping the log lines: done once the process has exited and its last
+    /// lines are kept.
+    reader: std::thread::JoinHandle<()>,
 }
 
 impl ServeProcess {
@@ -46,7 +49,7 @@ impl ServeProcess {
         let logs = Arc::new(Mutex::new(Vec::new()));
         let stderr = child.stderr.take().expect("stderr");
         let kept = logs.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 kept.lock().unwrap().push(line);
@@ -80,6 +83,7 @@ impl ServeProcess {
             base: format!("http://{addr}"),
             pid,
             logs,
+            reader,
         }
     }
 
@@ -97,6 +101,12 @@ impl ServeProcess {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // The lines written before the exit may still be in the pipe: wait (at most
+                // 5 s) until the reader has kept them all, so `logs` after this sees them.
+                let read = Instant::now();
+                while !self.reader.is_finished() && read.elapsed() < Duration::from_secs(5) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 return Some(status);
             }
             if started.elapsed() >= timeout {
