@@ -533,7 +533,10 @@ async fn a_status_update_builds_no_temporary_table_and_resume_uses_the_in_flight
     .map(|op| sqlx::Row::get(op, "opcode"))
     .collect();
     assert!(opcodes.iter().any(|op| op == "IdxInsert"), "{opcodes:?}");
-    assert!(!opcodes.iter().any(|op| op == "OpenEphemeral"), "{opcodes:?}");
+    assert!(
+        !opcodes.iter().any(|op| op == "OpenEphemeral"),
+        "{opcodes:?}"
+    );
 
     let resume_plan = plan(
         &store,
