@@ -643,8 +643,10 @@ pub struct SimulatedMessage {
 
 /// The SQL of [`Store::sandbox_in_flight`] with the backend's placeholder for its limit: the
 /// two backends run the same query. Its status test is written as SQLite's `messages_in_flight`
-/// predicate is (with `OR`, not `IN`), or SQLite would not use that index.
-pub(crate) fn sandbox_in_flight_sql(limit_placeholder: &str) -> String {
+/// predicate is (with `OR`, not `IN`), or SQLite would not use that index. Public (hidden)
+/// for the test that checks SQLite's plan of this very text.
+#[doc(hidden)]
+pub fn sandbox_in_flight_sql(limit_placeholder: &str) -> String {
     format!(
         "SELECT m.id, m.channel_id, m.provider_message_id, m.phone_number, m.status, m.updated_at
            FROM messages m

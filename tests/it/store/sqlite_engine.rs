@@ -538,17 +538,7 @@ async fn a_status_update_builds_no_temporary_table_and_resume_uses_the_in_flight
         "{opcodes:?}"
     );
 
-    let resume_plan = plan(
-        &store,
-        "SELECT m.id, m.channel_id, m.provider_message_id, m.phone_number, m.status, m.updated_at
-           FROM messages m
-          WHERE (m.status = 'sending' OR m.status = 'sent' OR m.status = 'delivered')
-            AND m.provider_message_id IS NOT NULL
-            AND m.channel_id IN (SELECT id FROM channels WHERE provider = 'sandbox')
-            AND NOT EXISTS (SELECT 1 FROM delivery_jobs j WHERE j.message_id = m.id)
-          ORDER BY m.updated_at LIMIT $1",
-    )
-    .await;
+    let resume_plan = plan(&store, &plantilla::store::sandbox_in_flight_sql("$1")).await;
     assert!(
         resume_plan.contains("USING INDEX messages_in_flight (channel_id=?)"),
         "{resume_plan}"
