@@ -88,7 +88,7 @@ fn app(store: Arc<PgStore>, url: &str) -> App {
 }
 
 /// Migrations embedded for PostgreSQL (one row each in `schema_migrations`).
-const MIGRATIONS: i64 = 17;
+const MIGRATIONS: i64 = 18;
 
 postgres_only!(migrations_apply_twice_and_from_instances_starting_together);
 async fn migrations_apply_twice_and_from_instances_starting_together() {
@@ -217,6 +217,84 @@ async fn no_index_of_messages_covers_what_a_claim_or_a_status_changes() {
             panic!("{index} covers {column}, which claims or statuses change");
         }
         assert!(indexes.len() >= 5, "{indexes:?}");
+    })
+    .await;
+}
+
+postgres_only!(no_index_is_served_by_another_one);
+async fn no_index_is_served_by_another_one() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        // Every index costs an entry per row written. One whose key columns lead another
+        // index of the same table (same predicate) serves nothing the longer one does not,
+        // unless it is unique and the other is not (then it enforces a rule).
+        let redundant: Vec<(String, String)> = sqlx::query_as(
+            "SELECT pg_get_indexdef(a.indexrelid), pg_get_indexdef(b.indexrelid)
+             FROM pg_index a
+             JOIN pg_index b ON b.indrelid = a.indrelid AND b.indexrelid <> a.indexrelid
+             JOIN pg_class t ON t.oid = a.indrelid
+             WHERE t.relnamespace = 'public'::regnamespace
+               AND a.indnatts <= b.indnatts
+               AND (b.indkey::int2[])[0:a.indnatts - 1] = (a.indkey::int2[])[0:a.indnatts - 1]
+               AND (NOT a.indisunique OR b.indisunique)
+               AND pg_get_expr(a.indpred, a.indrelid) IS NOT DISTINCT FROM
+                   pg_get_expr(b.indpred, b.indrelid)",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert!(redundant.is_empty(), "{redundant:#?}");
+    })
+    .await;
+}
+
+postgres_only!(a_message_s_attempts_are_one_index_entry_each_and_read_by_it);
+async fn a_message_s_attempts_are_one_index_entry_each_and_read_by_it() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        // Attempts are only read by message, in the order written: one index serves that.
+        assert_eq!(
+            index_definitions(&store, "delivery_attempts").await,
+            ["CREATE UNIQUE INDEX delivery_attempts_pkey ON public.delivery_attempts \
+              USING btree (message_id, id)"]
+        );
+        let s = seed(&store, 10).await;
+        let (_, message_id) = sent_message(&*store, &s, "+34600000001", "wamid.TRIES").await;
+        let other = sent_message(&*store, &s, "+34600000002", "wamid.OTHER").await.1;
+        for (id, attempt, outcome) in [
+            (&message_id, 2, "failed"),
+            (&other, 2, "failed"),
+            (&message_id, 3, "accepted"),
+        ] {
+            sqlx::query(
+                "INSERT INTO delivery_attempts (message_id, attempt, finished_at, outcome)
+                 VALUES ($1, $2, 0, $3)",
+            )
+            .bind(id)
+            .bind(attempt)
+            .bind(outcome)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+        let attempts = store.message_attempts(&message_id).await.unwrap();
+        let attempts: Vec<i64> = attempts.iter().map(|a| a.attempt).collect();
+        assert_eq!(attempts, [1, 2, 3]);
+        // The store's plan (generic, as on every connection of its pool) reads that index.
+        let mut conn = store.pool().acquire().await.unwrap();
+        sqlx::Executor::execute(
+            &mut *conn,
+            "PREPARE tries(TEXT) AS
+             SELECT * FROM delivery_attempts WHERE message_id = $1 ORDER BY id",
+        )
+        .await
+        .unwrap();
+        let plan: Vec<String> = sqlx::query_scalar("EXPLAIN EXECUTE tries('x')")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        let plan = plan.join("\n");
+        assert!(plan.contains("delivery_attempts_pkey"), "{plan}");
     })
     .await;
 }
