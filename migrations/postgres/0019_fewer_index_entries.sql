@@ -14,3 +14,14 @@ ALTER TABLE delivery_attempts ADD CONSTRAINT delivery_attempts_pkey PRIMARY KEY 
 -- lookup by wamid (its leading column), so `pending_statuses_wamid` only cost an entry per
 -- kept status.
 DROP INDEX pending_statuses_wamid;
+
+-- More room on each page for a row's next versions, so its updates stay HOT (no entry in any
+-- of the table's indexes). A message's row is written six times within a second or so
+-- (accepted, claimed, outcome, sent, delivered, read) and a conversation's twice (pending,
+-- open), by rows inserted together on the same pages. Counted over full-cycle-pg
+-- (pg_stat_user_tables): at fillfactor 70 / 80, 18 % of the updates of `messages` and 37 %
+-- of those of `conversations` found no room and were not HOT, each writing an entry in all
+-- of the table's indexes (six and three). Pages written from now on; the cost is a larger
+-- heap for the same rows.
+ALTER TABLE messages SET (fillfactor = 50);
+ALTER TABLE conversations SET (fillfactor = 50);
