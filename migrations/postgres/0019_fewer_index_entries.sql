@@ -21,7 +21,7 @@ DROP INDEX pending_statuses_wamid;
 -- open), by rows inserted together on the same pages. Counted over full-cycle-pg
 -- (pg_stat_user_tables): at fillfactor 70 / 80, 18 % of the updates of `messages` and 37 %
 -- of those of `conversations` found no room and were not HOT, each writing an entry in all
--- of the table's indexes (six and three). Pages written from now on; the cost is a larger
--- heap for the same rows.
+-- of the table's indexes (six and three); at 50, 8 % and none. Pages written from now on;
+-- the cost is a larger heap for the same rows.
 ALTER TABLE messages SET (fillfactor = 50);
 ALTER TABLE conversations SET (fillfactor = 50);
