@@ -327,12 +327,16 @@ async fn a_message_s_attempts_are_one_index_entry_each_and_read_by_it() {
         // Attempts are only read by message, in the order written: one index serves that.
         assert_eq!(
             index_definitions(&store, "delivery_attempts").await,
-            ["CREATE UNIQUE INDEX delivery_attempts_pkey ON public.delivery_attempts \
-              USING btree (message_id, id)"]
+            [
+                "CREATE UNIQUE INDEX delivery_attempts_pkey ON public.delivery_attempts \
+              USING btree (message_id, id)"
+            ]
         );
         let s = seed(&store, 10).await;
         let (_, message_id) = sent_message(&*store, &s, "+34600000001", "wamid.TRIES").await;
-        let other = sent_message(&*store, &s, "+34600000002", "wamid.OTHER").await.1;
+        let other = sent_message(&*store, &s, "+34600000002", "wamid.OTHER")
+            .await
+            .1;
         for (id, attempt, outcome) in [
             (&message_id, 2, "failed"),
             (&other, 2, "failed"),
