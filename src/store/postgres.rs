@@ -150,6 +150,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "message_wamids",
         include_str!("../../migrations/postgres/0017_message_wamids.sql"),
     ),
+    (
+        19,
+        "fewer_index_entries",
+        include_str!("../../migrations/postgres/0019_fewer_index_entries.sql"),
+    ),
 ];
 
 /// The channel every instance listens on; accepted sends notify it (on commit).

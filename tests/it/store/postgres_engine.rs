@@ -88,7 +88,7 @@ fn app(store: Arc<PgStore>, url: &str) -> App {
 }
 
 /// Migrations embedded for PostgreSQL (one row each in `schema_migrations`).
-const MIGRATIONS: i64 = 17;
+const MIGRATIONS: i64 = 18;
 
 postgres_only!(migrations_apply_twice_and_from_instances_starting_together);
 async fn migrations_apply_twice_and_from_instances_starting_together() {
@@ -217,6 +217,160 @@ async fn no_index_of_messages_covers_what_a_claim_or_a_status_changes() {
             panic!("{index} covers {column}, which claims or statuses change");
         }
         assert!(indexes.len() >= 5, "{indexes:?}");
+    })
+    .await;
+}
+
+postgres_only!(rows_written_together_have_room_on_their_pages_for_their_next_versions);
+async fn rows_written_together_have_room_on_their_pages_for_their_next_versions() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        let s = seed(&store, 1000).await;
+        // Sends written together fill the same pages, and their rows are updated again soon
+        // after (a message six times, its conversation once), often before pruning can take
+        // the old versions back. An update is HOT (no entry in the table's indexes) only if
+        // the new version fits on the row's page: each page must keep room for a new version
+        // of every row on it. 60 copies of a real message and its conversation (more than a
+        // page of each), written in one transaction, then each updated once in it (nothing
+        // can be pruned meanwhile), without growing (every time column already set).
+        let (conversation_id, message_id) =
+            sent_message(&*store, &s, "+34600000001", "wamid.PAGE").await;
+        let mut tx = store.pool().begin().await.unwrap();
+        for statement in [
+            "CREATE TEMP TABLE copies ON COMMIT DROP AS
+             SELECT m.*, g FROM messages m, generate_series(1, 60) AS g WHERE m.id = $1",
+            "UPDATE copies SET id = id || '-' || g,
+                provider_message_id = provider_message_id || '-' || g,
+                sending_at = 1, sent_at = 1, delivered_at = 1, read_at = 1, failed_at = 1",
+            "ALTER TABLE copies DROP COLUMN g",
+            "INSERT INTO messages SELECT * FROM copies",
+            "INSERT INTO conversations (id, account_id, channel_id, phone_number, status,
+                assignee, group_id, client_name, first_message_id, close_reason, created_at,
+                opened_at, closed_at, last_activity_at)
+             SELECT c.id || '-' || g, account_id, channel_id, phone_number || '-' || g,
+                'pending', assignee, group_id, client_name, first_message_id, 'a reason', 1,
+                1, 1, 1
+             FROM conversations c, generate_series(1, 60) AS g WHERE c.id = $2",
+        ] {
+            sqlx::query(statement)
+                .bind(&message_id)
+                .bind(&conversation_id)
+                .execute(&mut *tx)
+                .await
+                .unwrap_or_else(|e| panic!("{statement}: {e}"));
+        }
+        for (table, update) in [
+            (
+                "messages",
+                "UPDATE messages SET status = 'read', read_at = 2, updated_at = 2
+                 WHERE id LIKE $1 || '-%'",
+            ),
+            (
+                "conversations",
+                "UPDATE conversations SET status = 'open', opened_at = 2, last_activity_at = 2
+                 WHERE id LIKE $2 || '-%'",
+            ),
+        ] {
+            let counts = format!(
+                "SELECT pg_stat_get_xact_tuples_updated('{table}'::regclass),
+                        pg_stat_get_xact_tuples_hot_updated('{table}'::regclass)"
+            );
+            let (updated, hot): (i64, i64) =
+                sqlx::query_as(&counts).fetch_one(&mut *tx).await.unwrap();
+            sqlx::query(update)
+                .bind(&message_id)
+                .bind(&conversation_id)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            let (updated_after, hot_after): (i64, i64) =
+                sqlx::query_as(&counts).fetch_one(&mut *tx).await.unwrap();
+            assert_eq!(updated_after - updated, 60, "{table}");
+            assert_eq!(hot_after - hot, 60, "{table}: updates that were not HOT");
+        }
+        tx.rollback().await.unwrap();
+    })
+    .await;
+}
+
+postgres_only!(no_index_is_served_by_another_one);
+async fn no_index_is_served_by_another_one() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        // Every index costs an entry per row written. One whose key columns lead another
+        // index of the same table (same predicate) serves nothing the longer one does not,
+        // unless it is unique and the other is not (then it enforces a rule).
+        let redundant: Vec<(String, String)> = sqlx::query_as(
+            "SELECT pg_get_indexdef(a.indexrelid), pg_get_indexdef(b.indexrelid)
+             FROM pg_index a
+             JOIN pg_index b ON b.indrelid = a.indrelid AND b.indexrelid <> a.indexrelid
+             JOIN pg_class t ON t.oid = a.indrelid
+             WHERE t.relnamespace = 'public'::regnamespace
+               AND a.indnatts <= b.indnatts
+               AND (b.indkey::int2[])[0:a.indnatts - 1] = (a.indkey::int2[])[0:a.indnatts - 1]
+               AND (NOT a.indisunique OR b.indisunique)
+               AND pg_get_expr(a.indpred, a.indrelid) IS NOT DISTINCT FROM
+                   pg_get_expr(b.indpred, b.indrelid)",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert!(redundant.is_empty(), "{redundant:#?}");
+    })
+    .await;
+}
+
+postgres_only!(a_message_s_attempts_are_one_index_entry_each_and_read_by_it);
+async fn a_message_s_attempts_are_one_index_entry_each_and_read_by_it() {
+    with_database(|url| async move {
+        let store = open(&url).await;
+        // Attempts are only read by message, in the order written: one index serves that.
+        assert_eq!(
+            index_definitions(&store, "delivery_attempts").await,
+            [
+                "CREATE UNIQUE INDEX delivery_attempts_pkey ON public.delivery_attempts \
+              USING btree (message_id, id)"
+            ]
+        );
+        let s = seed(&store, 10).await;
+        let (_, message_id) = sent_message(&*store, &s, "+34600000001", "wamid.TRIES").await;
+        let other = sent_message(&*store, &s, "+34600000002", "wamid.OTHER")
+            .await
+            .1;
+        for (id, attempt, outcome) in [
+            (&message_id, 2, "failed"),
+            (&other, 2, "failed"),
+            (&message_id, 3, "accepted"),
+        ] {
+            sqlx::query(
+                "INSERT INTO delivery_attempts (message_id, attempt, finished_at, outcome)
+                 VALUES ($1, $2, 0, $3)",
+            )
+            .bind(id)
+            .bind(attempt)
+            .bind(outcome)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+        let attempts = store.message_attempts(&message_id).await.unwrap();
+        let attempts: Vec<i64> = attempts.iter().map(|a| a.attempt).collect();
+        assert_eq!(attempts, [1, 2, 3]);
+        // The store's plan (generic, as on every connection of its pool) reads that index.
+        let mut conn = store.pool().acquire().await.unwrap();
+        sqlx::Executor::execute(
+            &mut *conn,
+            "PREPARE tries(TEXT) AS
+             SELECT * FROM delivery_attempts WHERE message_id = $1 ORDER BY id",
+        )
+        .await
+        .unwrap();
+        let plan: Vec<String> = sqlx::query_scalar("EXPLAIN EXECUTE tries('x')")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        let plan = plan.join("\n");
+        assert!(plan.contains("delivery_attempts_pkey"), "{plan}");
     })
     .await;
 }
