@@ -2,9 +2,11 @@
 //! (`conformance`), and what one engine adds (`sqlite_engine`: the SQLite group commit;
 //! `postgres_engine`: migrations, concurrency without a single writer, prepared statements;
 //! `postgres_outcomes`, `postgres_sends` and `postgres_status_group`: PostgreSQL's group
-//! commit of delivery outcomes, of sends and of a webhook's statuses).
+//! commit of delivery outcomes, of sends and of a webhook's statuses; `postgres_cancel_batch`:
+//! its set-based cancel of a batch).
 
 mod conformance;
+mod postgres_cancel_batch;
 mod postgres_engine;
 mod postgres_outcomes;
 mod postgres_sends;
