@@ -741,6 +741,9 @@ impl Cancelled {
     }
 }
 
+/// An event to queue: `(account, event, conversation whose move it reports)`.
+pub(crate) type QueuedEvent = (String, OutboxEvent, Option<String>);
+
 /// The move of a conversation a cancel closes: `(index in the cancelled, next status, its
 /// reason, whether it holds only for the conversation's first message)`.
 pub(crate) type CancelMove = (usize, ConversationStatus, Option<CloseReason>, bool);
@@ -753,7 +756,7 @@ pub(crate) type CancelMove = (usize, ConversationStatus, Option<CloseReason>, bo
 pub(crate) fn cancels_follow(
     cancelled: &[Cancelled],
     now: i64,
-) -> (Vec<(String, OutboxEvent, Option<String>)>, Vec<CancelMove>) {
+) -> (Vec<QueuedEvent>, Vec<CancelMove>) {
     let status = MessageStatus::Cancelled;
     let follows = ConversationStatus::Pending
         .on_message_status(status, true)
