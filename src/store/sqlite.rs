@@ -21,7 +21,10 @@ use super::lookups::Lookups;
 
 mod claim;
 
-use super::sql::{Cols, Db, Mapped, Tx, accept_with, each_in_savepoint, outcome_is_stale, sql};
+use super::sql::{
+    Cancelled, Cols, Db, Mapped, Tx, accept_with, cancels_follow, each_in_savepoint,
+    outcome_is_stale, sql,
+};
 use super::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -1406,6 +1409,84 @@ async fn cancel_in(
     })
 }
 
+/// Cancels every message of batch `batch_id` that no dispatcher holds and that is `scheduled`
+/// or `queued`, in the caller's write transaction, as `cancel_in` would cancel each in turn in
+/// the order of their jobs (its job, its status, its event, and the pending conversation it
+/// created closed with its event), in four statements whatever their number, and one per
+/// outbox row (none when nobody listens). The single writer decides alone: nothing moves
+/// between these statements. Returns the ids cancelled, in their jobs' order.
+async fn cancel_group(
+    db: &mut Db<'_>,
+    lookups: &Lookups,
+    batch_id: &str,
+    now: i64,
+) -> StoreResult<Vec<String>> {
+    let mut jobs: Vec<(i64, String)> = db
+        .all(
+            sql(
+                "DELETE FROM delivery_jobs WHERE lease_until IS NULL AND message_id IN (
+                    SELECT id FROM messages
+                    WHERE batch_id = $1 AND status IN ('scheduled', 'queued'))
+                 RETURNING seq, message_id",
+            )
+            .bind(batch_id),
+        )
+        .await?
+        .mapped(|r| Ok((r.get("seq")?, r.get("message_id")?)))?;
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    jobs.sort();
+    let ids =
+        serde_json::to_string(&jobs.iter().map(|(_, id)| id).collect::<Vec<_>>()).context("ids")?;
+    db.run(
+        sql(
+            "UPDATE messages SET status = 'cancelled', cancelled_at = $1, updated_at = $1,
+                held_until = NULL, held_reason = NULL
+             WHERE id IN (SELECT value FROM json_each($2))",
+        )
+        .bind(now)
+        .bind(&ids),
+    )
+    .await?;
+    let mut read: HashMap<String, Cancelled> = db
+        .all(
+            sql("SELECT m.*, c.status = 'pending' AS conversation_pending,
+                    c.first_message_id AS conversation_first_message_id
+                 FROM messages m JOIN conversations c ON c.id = m.conversation_id
+                 WHERE m.id IN (SELECT value FROM json_each($1))")
+            .bind(&ids),
+        )
+        .await?
+        .mapped(|r| Cancelled::from_row(r).map(|c| (c.message.id.clone(), c)))?
+        .into_iter()
+        .collect();
+    let cancelled: Vec<Cancelled> = jobs.iter().filter_map(|(_, id)| read.remove(id)).collect();
+    let (events, moves) = cancels_follow(&cancelled, now);
+    // A cancel only closes the conversation its message created (all moves are that one).
+    if let Some(&(_, _, reason, _)) = moves.first() {
+        let closed: Vec<&str> = moves
+            .iter()
+            .map(|(i, ..)| cancelled[*i].message.conversation_id.as_str())
+            .collect();
+        db.run(
+            sql(
+                "UPDATE conversations SET status = 'closed', closed_at = $1, close_reason = $2
+                 WHERE status = 'pending' AND id IN (SELECT value FROM json_each($3))",
+            )
+            .bind(now)
+            .bind(reason.map(CloseReason::as_str))
+            .bind(&serde_json::to_string(&closed).context("conversations")?),
+        )
+        .await?;
+    }
+    for (account_id, event, _) in &events {
+        db.queue_events(lookups, account_id, std::slice::from_ref(event))
+            .await?;
+    }
+    Ok(cancelled.into_iter().map(|c| c.message.id).collect())
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn shared(&self) -> &super::sql::Shared {
@@ -1512,22 +1593,8 @@ impl Store for SqliteStore {
 
     async fn cancel_batch(&self, batch_id: &str, now: i64) -> StoreResult<Vec<String>> {
         let mut tx = begin_write(&self.write).await?;
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT m.id FROM messages m JOIN delivery_jobs j ON j.message_id = m.id
-             WHERE m.batch_id = ? AND m.status IN ('scheduled', 'queued')
-               AND j.lease_until IS NULL",
-        )
-        .bind(batch_id)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut cancelled = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let CancelOutcome::Cancelled { .. } =
-                cancel_in(&mut Db::SqliteConn(&mut tx), &self.lookups, None, &id, now).await?
-            {
-                cancelled.push(id);
-            }
-        }
+        let cancelled =
+            cancel_group(&mut Db::SqliteConn(&mut tx), &self.lookups, batch_id, now).await?;
         tx.commit().await?;
         Ok(cancelled)
     }

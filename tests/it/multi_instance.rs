@@ -205,9 +205,14 @@ async fn three_instances_share_the_work_and_survive_a_sigkill() {
             None
         });
         if i == MESSAGES * 2 / 5 && !killed.load(Ordering::SeqCst) {
-            // SIGKILL: no shutdown, in-flight sends and leases are abandoned.
-            instances[2].child.kill().unwrap();
-            instances[2].child.wait().unwrap();
+            // SIGKILL: no shutdown, in-flight sends and leases are abandoned. Reaped on a
+            // blocking thread: `wait` would hold up a runtime worker (and the sends on it).
+            let mut third = instances.pop().expect("three instances");
+            third.child.kill().unwrap();
+            tokio::task::spawn_blocking(move || third.child.wait())
+                .await
+                .unwrap()
+                .unwrap();
             killed.store(true, Ordering::SeqCst);
         }
     }

@@ -28,7 +28,8 @@ mod writes;
 
 pub(crate) use callbacks::pending_in_order;
 pub(crate) use writes::{
-    accept_with, claimed_jobs, each_in_savepoint, outcome_is_stale, record_accepted_sql,
+    Cancelled, accept_with, cancels_follow, claimed_jobs, each_in_savepoint, outcome_is_stale,
+    record_accepted_sql,
 };
 
 use std::borrow::Cow;

@@ -13,7 +13,7 @@ use anyhow::Context;
 
 use super::{Cols, Db, Mapped, Shared, sql};
 use crate::domain::callback::EventType;
-use crate::domain::status::{ConversationStatus, MessageStatus};
+use crate::domain::status::{CloseReason, ConversationStatus, MessageStatus};
 use crate::store::lookups::Lookups;
 use crate::store::{
     AcceptOutcome, AcceptSend, AttemptOutcome, AttemptResult, IdempotencyKey, Message, OutboxEvent,
@@ -719,6 +719,80 @@ pub(crate) fn claimed_jobs(rows: &[impl Cols]) -> StoreResult<Vec<(i64, String, 
         .collect::<StoreResult<Vec<_>>>()?;
     claimed.sort_by_key(|(seq, ..)| *seq);
     Ok(claimed)
+}
+
+/// A message a batch's cancel cancelled, with its conversation as read in the same
+/// transaction: whether it was pending, and the message that created it.
+pub(crate) struct Cancelled {
+    pub(crate) message: Message,
+    pub(crate) pending: bool,
+    pub(crate) first_message_id: Option<String>,
+}
+
+impl Cancelled {
+    /// From a cancelled message's row with the columns `conversation_pending` and
+    /// `conversation_first_message_id`.
+    pub(crate) fn from_row(r: &impl Cols) -> StoreResult<Self> {
+        Ok(Self {
+            message: Message::from_row(r)?,
+            pending: r.flag("conversation_pending")?,
+            first_message_id: r.get("conversation_first_message_id")?,
+        })
+    }
+}
+
+/// An event to queue: `(account, event, conversation whose move it reports)`.
+pub(crate) type QueuedEvent = (String, OutboxEvent, Option<String>);
+
+/// The move of a conversation a cancel closes: `(index in the cancelled, next status, its
+/// reason, whether it holds only for the conversation's first message)`.
+pub(crate) type CancelMove = (usize, ConversationStatus, Option<CloseReason>, bool);
+
+/// What cancelling each of `cancelled` (in order) queues and moves besides the message, as a
+/// cancel of one message does (`conversation_follows`): the message's event; then, when its
+/// conversation was pending and the message created it, the conversation's move and its
+/// event. The events are `(account, event, conversation whose move it reports)`, in the order
+/// they are queued.
+pub(crate) fn cancels_follow(
+    cancelled: &[Cancelled],
+    now: i64,
+) -> (Vec<QueuedEvent>, Vec<CancelMove>) {
+    let status = MessageStatus::Cancelled;
+    let follows = ConversationStatus::Pending
+        .on_message_status(status, true)
+        .filter(|(next, _)| *next != ConversationStatus::Pending);
+    let first_only = ConversationStatus::Pending
+        .on_message_status(status, false)
+        .is_none();
+    let mut events = Vec::new();
+    let mut moves = Vec::new();
+    for (index, c) in cancelled.iter().enumerate() {
+        let m = &c.message;
+        if let Some(event) = message_event(m, status, None, now) {
+            events.push((m.account_id.clone(), event, None));
+        }
+        let Some((next, reason)) = follows else {
+            continue;
+        };
+        if !c.pending || (first_only && c.first_message_id.as_deref() != Some(m.id.as_str())) {
+            continue;
+        }
+        let (conversation, reason_text) = (&m.conversation_id, reason.map(CloseReason::as_str));
+        let event = conversation_event(
+            conversation,
+            &m.channel_id,
+            &m.phone_number,
+            next,
+            reason_text,
+            Some(m),
+            now,
+        );
+        if let Some(event) = event {
+            events.push((m.account_id.clone(), event, Some(conversation.clone())));
+        }
+        moves.push((index, next, reason, first_only));
+    }
+    (events, moves)
 }
 
 /// Whether a delivery outcome is stale and writes nothing, `current` being the attempt of

@@ -2,8 +2,10 @@
 //! (`conformance`), and what one engine adds (`sqlite_engine`: the SQLite group commit;
 //! `postgres_engine`: migrations, concurrency without a single writer, prepared statements;
 //! `postgres_outcomes`, `postgres_sends` and `postgres_status_group`: PostgreSQL's group
-//! commit of delivery outcomes, of sends and of a webhook's statuses).
+//! commit of delivery outcomes, of sends and of a webhook's statuses); `cancel_batch`: the
+//! set-based cancel of a batch against its messages cancelled one by one, on both.
 
+mod cancel_batch;
 mod conformance;
 mod postgres_engine;
 mod postgres_outcomes;

@@ -135,7 +135,7 @@ pub(super) async fn counted<T>(work: impl Future<Output = T>) -> (T, Vec<String>
 
 /// Every row a status may write, as JSON, table by table; an outbox row without what is new
 /// each time it is written (its id and the times of its writing).
-async fn dump(store: &PgStore) -> Vec<(&'static str, serde_json::Value)> {
+pub(super) async fn dump(store: &PgStore) -> Vec<(&'static str, serde_json::Value)> {
     let mut tables = Vec::new();
     for (table, order, unstable) in [
         ("messages", "id", "{}"),
