@@ -39,7 +39,9 @@ impl fmt::Debug for Secret {
 pub struct Config {
     /// `sqlite://path/to/file.db` (created if missing) or `postgres://user@host:port/db`.
     pub database_url: String,
-    /// Most connections in the PostgreSQL pool (per instance).
+    /// Most connections in the PostgreSQL pool (per instance). Few: the hot paths write in
+    /// groups, so a few connections carry the load, and each connection costs the server
+    /// (its start, its caches, every prepared statement planned again after an ANALYZE).
     pub database_max_connections: u32,
     /// Address the HTTP server listens on.
     pub listen: SocketAddr,
@@ -168,7 +170,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             database_url: "sqlite://plantilla.db".into(),
-            database_max_connections: 16,
+            database_max_connections: 4,
             listen: "127.0.0.1:8080".parse().expect("static address"),
             admin_token: None,
             sqlite_synchronous: "full".into(),
