@@ -157,6 +157,36 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    /// Waits until the kernel stamps a packet. Linux switches receive timestamps on for the
+    /// whole machine in a deferred work item when the first socket asks for them, so on a
+    /// machine where no socket had them, bytes sent right after `enable` may come unstamped
+    /// (timed when read) until that item has run, later on a loaded machine.
+    async fn stamped_once(listener: &TcpListener) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut client = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            client.write_all(b"warm").await.unwrap();
+            let (mut server, _) = listener.accept().await.unwrap();
+            let arrival = Arrival::default();
+            let mut buf = [0u8; 16];
+            let mut read = ReadBuf::new(&mut buf);
+            std::future::poll_fn(|cx| poll_read(&mut server, &arrival, cx, &mut read))
+                .await
+                .unwrap();
+            if arrival.0.load(Ordering::SeqCst) > 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the kernel stamped no packet within 10 s of SO_TIMESTAMPNS"
+            );
+            // No event says when the kernel's work item has run: try again shortly.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Bytes that wait in the socket (here 300 ms, before and after `accept`) keep the time
     /// they arrived, not the time they are read.
     #[cfg(target_os = "linux")]
@@ -164,6 +194,7 @@ mod tests {
     async fn bytes_keep_the_time_the_kernel_received_them() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         enable(&listener);
+        stamped_once(&listener).await;
         let mut client = TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
