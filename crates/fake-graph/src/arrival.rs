@@ -157,10 +157,23 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    /// One read of `server` through [`poll_read`]: the bytes, and their arrival as noted.
+    #[cfg(target_os = "linux")]
+    async fn read_timed(server: &mut TcpStream) -> (Vec<u8>, Arrival) {
+        let arrival = Arrival::default();
+        let mut buf = [0u8; 16];
+        let mut read = ReadBuf::new(&mut buf);
+        std::future::poll_fn(|cx| poll_read(server, &arrival, cx, &mut read))
+            .await
+            .unwrap();
+        (read.filled().to_vec(), arrival)
+    }
+
     /// Waits until the kernel stamps a packet. Linux switches receive timestamps on for the
     /// whole machine in a deferred work item when the first socket asks for them, so on a
     /// machine where no socket had them, bytes sent right after `enable` may come unstamped
     /// (timed when read) until that item has run, later on a loaded machine.
+    #[cfg(target_os = "linux")]
     async fn stamped_once(listener: &TcpListener) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -169,12 +182,7 @@ mod tests {
                 .unwrap();
             client.write_all(b"warm").await.unwrap();
             let (mut server, _) = listener.accept().await.unwrap();
-            let arrival = Arrival::default();
-            let mut buf = [0u8; 16];
-            let mut read = ReadBuf::new(&mut buf);
-            std::future::poll_fn(|cx| poll_read(&mut server, &arrival, cx, &mut read))
-                .await
-                .unwrap();
+            let (_, arrival) = read_timed(&mut server).await;
             if arrival.0.load(Ordering::SeqCst) > 0 {
                 return;
             }
@@ -203,13 +211,8 @@ mod tests {
         std::thread::sleep(Duration::from_millis(150));
         let (mut server, _) = listener.accept().await.unwrap();
         std::thread::sleep(Duration::from_millis(150));
-        let arrival = Arrival::default();
-        let mut buf = [0u8; 16];
-        let mut read = ReadBuf::new(&mut buf);
-        std::future::poll_fn(|cx| poll_read(&mut server, &arrival, cx, &mut read))
-            .await
-            .unwrap();
-        assert_eq!(read.filled(), b"first");
+        let (bytes, arrival) = read_timed(&mut server).await;
+        assert_eq!(bytes, b"first");
         let (_, received) = arrival.at();
         assert!(
             received.saturating_duration_since(written) < Duration::from_millis(100),
