@@ -169,3 +169,21 @@ pub fn status(wamid: &str, status: MessageStatus, at: i64) -> StatusUpdate {
         channel_id: None,
     }
 }
+
+/// A webhook endpoint of `s`'s account for `event_types` (its URL refuses connections: the
+/// store-level tests only look at the outbox rows it makes the store queue).
+pub async fn endpoint(store: &dyn Store, s: &Seeded, event_types: &[&str]) {
+    let endpoint = WebhookEndpoint {
+        id: new_id("we"),
+        account_id: s.account.id.clone(),
+        url: "http://127.0.0.1:9/hook".into(),
+        event_types: event_types.iter().map(|e| e.to_string()).collect(),
+        description: None,
+        secret: "whsec_test".into(),
+        created_at: plantilla::now_ms(),
+    };
+    store
+        .insert_webhook_endpoint(&endpoint, None)
+        .await
+        .unwrap();
+}

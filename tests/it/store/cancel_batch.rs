@@ -19,25 +19,6 @@ const ORPHAN_WAIT: i64 = 120_000;
 const LEASE: i64 = 30_000;
 const HOUR: i64 = 3_600_000;
 
-/// An endpoint for every event a cancel queues.
-async fn endpoint<S: Store>(store: &S, s: &Seeded) {
-    let endpoint = WebhookEndpoint {
-        id: new_id("we"),
-        account_id: s.account.id.clone(),
-        url: "http://127.0.0.1:9/hook".into(),
-        event_types: ["message.cancelled", "conversation.closed"]
-            .map(String::from)
-            .to_vec(),
-        description: None,
-        secret: "whsec_test".into(),
-        created_at: plantilla::now_ms(),
-    };
-    store
-        .insert_webhook_endpoint(&endpoint, None)
-        .await
-        .unwrap();
-}
-
 /// A new message of `batch` to `phone`, due at `send_at` (queued when `None`).
 async fn in_batch<S: Store>(
     store: &S,
@@ -104,7 +85,7 @@ struct Mixed {
 /// events a cancel queues.
 async fn mixed_batch<S: Store>(store: &S, url: &str) -> (Seeded, Mixed) {
     let s = store_seed::seed(store, 1000).await;
-    endpoint(store, &s).await;
+    store_seed::endpoint(store, &s, &["message.cancelled", "conversation.closed"]).await;
     let batch = new_id("bat");
     let later = plantilla::now_ms() + HOUR;
     // An open conversation (its first message sent and delivered, not in the batch).

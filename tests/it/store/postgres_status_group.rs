@@ -201,29 +201,21 @@ async fn compare(
     (together, group_statements.len(), single_statements.len())
 }
 
+/// An endpoint for every event a status group queues.
 async fn endpoint(store: &PgStore, s: &Seeded) {
-    let endpoint = WebhookEndpoint {
-        id: new_id("we"),
-        account_id: s.account.id.clone(),
-        url: "http://127.0.0.1:9/hook".into(),
-        event_types: [
+    store_seed::endpoint(
+        store,
+        s,
+        &[
             "message.sent",
             "message.delivered",
             "message.read",
             "message.failed",
             "conversation.opened",
             "conversation.closed",
-        ]
-        .map(String::from)
-        .to_vec(),
-        description: None,
-        secret: "whsec_test".into(),
-        created_at: plantilla::now_ms(),
-    };
-    store
-        .insert_webhook_endpoint(&endpoint, None)
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
 }
 
 /// A new queued message to `phone` (its conversation's first when `phone` has none).
